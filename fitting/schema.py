@@ -1,0 +1,254 @@
+"""Column names and validation of the tables shared by the three packages.
+
+Every package refers to columns through the constants here, never through string
+literals, so that a renamed column is renamed everywhere (see DESIGN.md, "The tables").
+
+The samples table holds one row per generated sample (or per strategy execution).
+``fitting`` owns this schema; ``profiling`` writes it and ``planner`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+__all__ = [
+    "SchemaError",
+    "SAMPLES_SCHEMA",
+    "REQUIRED_SAMPLE_COLUMNS",
+    "validate_samples",
+    "read_samples",
+    "GROUP_KEYS",
+]
+
+# ---- samples table -------------------------------------------------------------------------
+RUN_ID = "run_id"
+MODEL = "model"
+BACKEND = "backend"
+TASK = "task"
+STRATEGY = "strategy"
+CONFIG = "config"  # JSON string of the strategy's knobs (n, width, rounds, budget, temperature, ...)
+QUESTION_ID = "question_id"
+DIFFICULTY = "difficulty"  # string label: task-given level, or a bin assigned later
+SAMPLE_IDX = "sample_idx"
+ANSWER = "answer"  # extracted final answer; null when none could be extracted (abstention)
+REFERENCE = "reference"  # reference answer of the question (optional; lets majority vote be scored)
+CORRECT = "correct"
+PROMPT_TOKENS = "prompt_tokens"
+COMPLETION_TOKENS = "completion_tokens"
+LATENCY_S = "latency_s"
+TTFT_S = "ttft_s"
+KV_BYTES_PEAK = "kv_bytes_peak"
+KV_SOURCE = "kv_source"  # how kv_bytes_peak was measured (e.g. "hf-cache-tensors", "cuda-allocator-peak")
+FLOPS = "flops"  # optional: present when imported; derived by the planner for profiled rows
+LOGPROB = "logprob"  # mean token log-probability of the completion
+REWARD = "reward"  # verifier / reward-model score where one was used
+
+# Column -> pyarrow type. Order is the canonical column order of written tables.
+SAMPLES_SCHEMA: dict[str, pa.DataType] = {
+    RUN_ID: pa.string(),
+    MODEL: pa.string(),
+    BACKEND: pa.string(),
+    TASK: pa.string(),
+    STRATEGY: pa.string(),
+    CONFIG: pa.string(),
+    QUESTION_ID: pa.string(),
+    DIFFICULTY: pa.string(),
+    SAMPLE_IDX: pa.int64(),
+    ANSWER: pa.string(),
+    REFERENCE: pa.string(),
+    CORRECT: pa.bool_(),
+    PROMPT_TOKENS: pa.int64(),
+    COMPLETION_TOKENS: pa.int64(),
+    LATENCY_S: pa.float64(),
+    TTFT_S: pa.float64(),
+    KV_BYTES_PEAK: pa.float64(),
+    KV_SOURCE: pa.string(),
+    FLOPS: pa.float64(),
+    LOGPROB: pa.float64(),
+    REWARD: pa.float64(),
+}
+REQUIRED_SAMPLE_COLUMNS = (QUESTION_ID, CORRECT)
+
+# Defaults for identifying columns that an imported file may omit.
+IDENTITY_DEFAULTS = {
+    RUN_ID: "imported",
+    MODEL: "unknown",
+    BACKEND: "import",
+    TASK: "unknown",
+    STRATEGY: "pool",
+    CONFIG: "{}",
+    DIFFICULTY: "all",
+}
+
+# A curve is one (model, strategy, config, difficulty) group of the samples table.
+GROUP_KEYS = (MODEL, STRATEGY, CONFIG, DIFFICULTY)
+
+# ---- curves table ----------------------------------------------------------------------------
+METRIC = "metric"  # pass@k, majority@k, best_of@k, weighted@k, ...
+K = "k"  # the compute knob (samples k, beam width, rounds, token budget)
+ACCURACY = "accuracy"
+ACCURACY_LO = "accuracy_lo"
+ACCURACY_HI = "accuracy_hi"
+N_QUESTIONS = "n_questions"
+POOL_SIZE = "pool_size"
+MEAN_PROMPT_TOKENS = "mean_prompt_tokens"
+MEAN_COMPLETION_TOKENS = "mean_completion_tokens"
+MEAN_TOKENS = "mean_tokens"
+MEAN_FLOPS = "mean_flops"
+MEAN_LATENCY_S = "mean_latency_s"
+MEAN_KV_BYTES = "mean_kv_bytes"
+
+
+class SchemaError(ValueError):
+    """A table or file does not follow the samples schema.
+
+    The message names the source (file and line where known), the field, what was
+    expected and what was found.
+    """
+
+
+def _where(source: str | None) -> str:
+    return f"{source}: " if source else ""
+
+
+def validate_samples(df: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """Check a samples DataFrame and return it normalized to :data:`SAMPLES_SCHEMA`.
+
+    Missing optional columns are added (identity columns with defaults, measurements
+    as null); ``sample_idx`` is numbered 0.. within each question when absent; extra
+    columns are kept at the end. Raises :class:`SchemaError` on a missing required
+    column, a wrong dtype, or a duplicate ``(run, model, strategy, config, question_id,
+    sample_idx)``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = validate_samples(pd.DataFrame({"question_id": ["q1", "q1"], "correct": [True, False]}))
+    >>> df["sample_idx"].tolist()
+    [0, 1]
+    """
+    where = _where(source)
+    missing = [c for c in REQUIRED_SAMPLE_COLUMNS if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{where}missing required column(s) {missing}; have {list(df.columns)}")
+    out = df.copy()
+    for col, default in IDENTITY_DEFAULTS.items():
+        if col not in out.columns:
+            out[col] = default
+    out[QUESTION_ID] = out[QUESTION_ID].astype(str)
+    out[DIFFICULTY] = out[DIFFICULTY].astype("string").fillna(IDENTITY_DEFAULTS[DIFFICULTY]).astype(str)
+    if SAMPLE_IDX not in out.columns:
+        keys = [RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID]
+        out[SAMPLE_IDX] = out.groupby(keys, sort=False).cumcount()
+    for col, typ in SAMPLES_SCHEMA.items():
+        if col not in out.columns:
+            out[col] = pd.Series([None] * len(out), dtype=_pandas_dtype(typ), index=out.index)
+            continue
+        out[col] = _coerce(out[col], typ, col, where)
+    dup = out.duplicated([RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID, SAMPLE_IDX], keep=False)
+    if dup.any():
+        first = out.loc[dup, [QUESTION_ID, SAMPLE_IDX]].iloc[0]
+        raise SchemaError(
+            f"{where}duplicate (question_id, sample_idx) = ({first[QUESTION_ID]!r}, {first[SAMPLE_IDX]}) "
+            f"for the same run, model, strategy and config"
+        )
+    extra = [c for c in out.columns if c not in SAMPLES_SCHEMA]
+    return out[list(SAMPLES_SCHEMA) + extra].reset_index(drop=True)
+
+
+def _pandas_dtype(typ: pa.DataType):
+    if pa.types.is_boolean(typ):
+        return "boolean"
+    if pa.types.is_integer(typ):
+        return "Int64"
+    if pa.types.is_floating(typ):
+        return "float64"
+    return "string"
+
+
+def _coerce(col: pd.Series, typ: pa.DataType, name: str, where: str) -> pd.Series:
+    dtype = _pandas_dtype(typ)
+    if dtype == "boolean":
+        if col.dtype == bool or str(col.dtype) == "boolean":
+            if name == CORRECT and col.isna().any():
+                raise SchemaError(f"{where}column 'correct' has missing values; every sample needs a verdict")
+            return col.astype("boolean")
+        bad = col[~col.map(lambda v: isinstance(v, (bool, np.bool_)) or (v is None and name != CORRECT))]
+        if len(bad):
+            raise SchemaError(f"{where}column {name!r} must be true/false, got {bad.iloc[0]!r}")
+        return col.astype("boolean")
+    if dtype in ("Int64", "float64"):
+        try:
+            num = pd.to_numeric(col, errors="raise")
+        except (ValueError, TypeError) as exc:
+            raise SchemaError(f"{where}column {name!r} must be numeric: {exc}") from None
+        if dtype == "Int64":
+            nonnull = num.dropna()
+            if len(nonnull) and not np.all(np.equal(np.mod(nonnull.astype(float), 1), 0)):
+                raise SchemaError(f"{where}column {name!r} must hold integers, got {nonnull.iloc[0]!r}")
+            return num.astype("Int64")
+        return num.astype("float64")
+    if name == CONFIG:
+        return col.map(_config_to_json).astype("string")
+    return col.astype("string")
+
+
+def _config_to_json(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "{}"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    text = str(value)
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        raise SchemaError(f"column 'config' must be a JSON object, got {text!r}") from None
+    if not isinstance(parsed, dict):
+        raise SchemaError(f"column 'config' must be a JSON object, got {text!r}")
+    return json.dumps(parsed, sort_keys=True)
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    """A validated samples DataFrame as a pyarrow Table with the canonical schema."""
+    fields = [pa.field(c, t) for c, t in SAMPLES_SCHEMA.items()]
+    extra = [c for c in df.columns if c not in SAMPLES_SCHEMA]
+    base = pa.Table.from_pandas(df[list(SAMPLES_SCHEMA)], schema=pa.schema(fields), preserve_index=False)
+    for c in extra:
+        base = base.append_column(c, pa.array(df[c].tolist()))
+    return base
+
+
+def shard_paths(folder: str | Path) -> list[Path]:
+    """Parquet shards of a samples folder (or the single file given), sorted."""
+    p = Path(folder)
+    if p.is_file():
+        return [p]
+    if not p.exists():
+        raise SchemaError(f"{p}: no such samples folder")
+    shards = sorted(q for q in p.rglob("*.parquet") if not q.name.startswith((".", "_tmp")))
+    if not shards:
+        raise SchemaError(f"{p}: no Parquet shards found (expected files like samples-*.parquet)")
+    return shards
+
+
+def read_samples(folder: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Read every Parquet shard of a samples folder into one validated DataFrame.
+
+    Examples
+    --------
+    >>> df = read_samples("examples/samples")  # doctest: +SKIP
+    """
+    frames = []
+    for path in shard_paths(folder):
+        try:
+            frames.append(pd.read_parquet(path, columns=list(columns) if columns else None))
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise SchemaError(f"{path}: cannot read Parquet shard: {exc}") from None
+    df = pd.concat(frames, ignore_index=True)
+    return validate_samples(df, source=str(folder))

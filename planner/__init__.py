@@ -1,0 +1,1 @@
+"""Decide: cost model, catalog, Optuna search, allocation, reports and the ``ttc`` CLI."""

@@ -1,0 +1,38 @@
+"""The ``ttc`` command line. Each subcommand lives in its own small module and registers
+itself here; heavy imports (torch, transformers, optuna, altair) happen inside the
+command bodies so that ``ttc --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="ttc",
+    help=(
+        "ttc-planner: measure, fit and plan test-time compute.\n\n"
+        "Typical flow: `ttc profile` (or `ttc import`) writes a samples folder, `ttc fit` turns it into "
+        "curves and scaling laws, `ttc recommend` picks model, strategy and knobs for a budget."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+
+# Subcommand modules: each defines register(app). Keep this list in the order of the workflow.
+_COMMAND_MODULES: list[str] = []
+
+
+def _register_all() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(app)
+
+
+_register_all()
+
+
+def main() -> None:  # console-script entry point
+    app()
