@@ -20,8 +20,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Keeps `ttc` a command group even while only one subcommand is registered."""
+
+
 # Subcommand modules: each defines register(app). Keep this list in the order of the workflow.
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES = ["import_cmd"]
 
 
 def _register_all() -> None:
