@@ -1,0 +1,456 @@
+"""Hugging Face ``transformers`` backend: batched sampling with a KV cache on CPU or CUDA.
+
+How a call to :meth:`HFBackend.generate` runs
+---------------------------------------------
+* Requests are packed, in order, into batches of at most ``max_batch_rows`` rows (a request
+  with ``n`` samples takes ``n`` rows and is never split, so its ``n`` samples are always ONE
+  ``generate`` call). Each request's prompt is repeated ``n`` times; prompts of different
+  lengths are left-padded.
+* Sampling is done per row by :class:`_RowSampler`, a logits processor run inside an
+  otherwise greedy ``generate`` (``do_sample=False``): it applies the row's temperature and
+  top-p, draws the token with the row's request's own ``torch.Generator`` (seeded with
+  ``request.seed``), records the model's log-probability of the drawn token and masks every
+  other token, so the greedy pick is the sampled one. One generator per request makes a seeded
+  request's samples independent of what it is batched with (up to floating-point differences
+  that padding can cause in the attention sums).
+* Log-probabilities are those of the model's raw distribution (log-softmax of the logits
+  before temperature and top-p, as vLLM V1 reports by default); ``Completion.logprob`` is their
+  mean over the tokens counted in ``completion_tokens``.
+* Stopping is per row (:class:`_RowStopper`): EOS, one of the request's stop strings (found by
+  decoding the row's last few tokens after each step), or the request's ``max_new_tokens``.
+  A row that stops is padded while the rest of the batch continues.
+
+What is measured
+----------------
+* ``completion_tokens``: every token the model generated for that sequence, up to and
+  including the EOS token or the token that completed a stop string (padding after it is not
+  counted). The returned text is the decoded tokens without special tokens, cut before the
+  first stop string, so ``count_tokens(text) <= completion_tokens``.
+* ``prompt_tokens``: the prompt's tokens as fed (chat template included, padding excluded).
+* ``latency_s``: wall time (``time.perf_counter``, with ``torch.cuda.synchronize`` on CUDA) of
+  the whole batch, from tokenization to decoded text, attributed to the batch's requests in
+  proportion to their generated tokens: :math:`t_i = T \\cdot g_i / \\sum_j g_j`, so the
+  requests' latencies add up to the batch's wall time. ``ttft_s``: time from the batch's
+  start until its first token was drawn (the batch's prefill), the same for every request of
+  a batch. ``extra`` holds the batch's wall time and size.
+* ``kv_bytes_peak``: bytes of the key and value tensors held in the cache that ``generate``
+  returns (``kv_source="hf-cache-tensors"``). The cache only grows during one call, so its
+  final size is the peak. It holds every row at the padded length:
+  :math:`\\text{KV} = 2 \\cdot L \\cdot H_{kv} \\cdot d_{head} \\cdot b \\cdot R \\cdot (P + T - 1)`
+  bytes for ``L`` layers, ``R`` rows, padded prompt ``P`` and ``T`` generation steps (the last
+  token drawn is never fed back). A request's share is its rows' share, ``KV * n_i / R``.
+  On CUDA, ``extra["cuda_alloc_peak_delta_bytes"]`` also reports the allocator's peak over the
+  call minus what was allocated before it (KV plus activations and logits), shared the same
+  way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._base import Backend, Completion, GenerationRequest, GenerationResult
+
+__all__ = ["HFBackend", "cache_tensor_bytes", "pack_batches"]
+
+KV_SOURCE = "hf-cache-tensors"
+
+
+def pack_batches(rows_per_request: Sequence[int], max_batch_rows: int) -> list[list[int]]:
+    """Group request indices, in order, into batches of at most ``max_batch_rows`` rows.
+
+    A request larger than ``max_batch_rows`` gets a batch of its own (it is never split).
+
+    Examples
+    --------
+    >>> pack_batches([4, 4, 4, 70, 1], max_batch_rows=8)
+    [[0, 1], [2], [3], [4]]
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    rows = 0
+    for i, n in enumerate(rows_per_request):
+        if current and rows + n > max_batch_rows:
+            batches.append(current)
+            current, rows = [], 0
+        current.append(i)
+        rows += n
+    if current:
+        batches.append(current)
+    return batches
+
+
+def cache_tensor_bytes(cache: Any) -> int | None:
+    """Bytes of the key/value tensors a ``transformers`` cache holds, or None if unreadable.
+
+    Reads ``cache.layers[i].keys/values`` (transformers 5), ``cache.key_cache/value_cache``
+    (transformers 4) or a legacy tuple of ``(key, value)`` pairs.
+    """
+    tensors: list[Any] = []
+    if hasattr(cache, "layers"):
+        for layer in cache.layers:
+            tensors += [getattr(layer, "keys", None), getattr(layer, "values", None)]
+    elif hasattr(cache, "key_cache") and hasattr(cache, "value_cache"):
+        tensors = list(cache.key_cache) + list(cache.value_cache)
+    elif isinstance(cache, (tuple, list)):
+        tensors = [t for pair in cache for t in pair]
+    else:
+        return None
+    tensors = [t for t in tensors if t is not None and hasattr(t, "element_size")]
+    if not tensors:
+        return None
+    return int(sum(t.numel() * t.element_size() for t in tensors))
+
+
+class _RowSampler:
+    """Logits processor that samples each row with its request's settings and generator.
+
+    ``groups`` holds one ``(start, stop, temperature, top_p, generator)`` per request. Called
+    once per step with the raw logits ``scores`` (rows x vocab); returns a mask that leaves
+    only the drawn token finite.
+    """
+
+    def __init__(self, groups: list[tuple[int, int, float, float, Any]], sync: Any | None) -> None:
+        self.groups = groups
+        self.sync = sync
+        self.step_logprobs: list[Any] = []
+        self.first_token_time: float | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        scores = scores.float()
+        chosen = torch.empty(scores.shape[0], dtype=torch.long, device=scores.device)
+        for start, stop, temperature, top_p, generator in self.groups:
+            logits = scores[start:stop]
+            if temperature <= 0.0:
+                chosen[start:stop] = logits.argmax(dim=-1)
+                continue
+            probs = torch.softmax(logits / temperature, dim=-1)
+            if top_p < 1.0:
+                sorted_p, order = probs.sort(dim=-1, descending=True)
+                # drop a token when the mass before it already reaches top_p (the first always stays)
+                drop_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) >= top_p
+                probs = probs.masked_fill(torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted), 0.0)
+            chosen[start:stop] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        logprobs = torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)
+        self.step_logprobs.append(logprobs)
+        if self.first_token_time is None:
+            if self.sync is not None:
+                self.sync()
+            self.first_token_time = time.perf_counter()
+        masked = torch.full_like(scores, float("-inf"))
+        masked.scatter_(1, chosen[:, None], 0.0)
+        return masked
+
+
+class _RowStopper:
+    """Stopping criterion with a per-row EOS / stop-string / length rule.
+
+    Records ``finish_len[r]`` (tokens generated by row ``r`` when it stopped, the stopping
+    token included) and ``finish_reason[r]``; returns a per-row done mask.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        prompt_len: int,
+        max_new: list[int],
+        stops: list[tuple[str, ...]],
+        eos_ids: set[int],
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+        self.max_new = max_new
+        self.stops = stops
+        self.eos_ids = eos_ids
+        rows = len(max_new)
+        self.finish_len = [-1] * rows
+        self.finish_reason = ["length"] * rows
+        # a stop string must end in the newest token, so it lies in the last len(stop) tokens
+        # (if every token decodes to at least one character); a margin covers empty tokens
+        self.window = [max((len(s) for s in row), default=0) + 4 for row in stops]
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        t = input_ids.shape[1] - self.prompt_len
+        last = input_ids[:, -1].tolist()
+        for r, token in enumerate(last):
+            if self.finish_len[r] >= 0:
+                continue
+            reason = None
+            if token in self.eos_ids:
+                reason = "stop"
+            elif self.stops[r]:
+                lo = max(self.prompt_len, input_ids.shape[1] - self.window[r])
+                tail = self.tokenizer.decode(input_ids[r, lo:].tolist(), skip_special_tokens=True)
+                if any(s in tail for s in self.stops[r]):
+                    reason = "stop"
+            if reason is None and t >= self.max_new[r]:
+                reason = "length"
+            if reason is not None:
+                self.finish_len[r] = t
+                self.finish_reason[r] = reason
+        done = [n >= 0 for n in self.finish_len]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _truncate_at_stop(text: str, stops: Sequence[str]) -> str:
+    """``text`` cut before the earliest occurrence of any stop string."""
+    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    return text if cut < 0 else text[:cut]
+
+
+def _validate(request: GenerationRequest, index: int) -> None:
+    if not isinstance(request.prompt, str):
+        raise TypeError(f"request {index}: prompt must be a string, got {type(request.prompt).__name__}")
+    if request.n < 1:
+        raise ValueError(f"request {index}: n must be >= 1, got {request.n}")
+    if request.max_new_tokens < 1:
+        raise ValueError(f"request {index}: max_new_tokens must be >= 1, got {request.max_new_tokens}")
+    if request.temperature < 0:
+        raise ValueError(f"request {index}: temperature must be >= 0, got {request.temperature}")
+    if not 0.0 < request.top_p <= 1.0:
+        raise ValueError(f"request {index}: top_p must be in (0, 1], got {request.top_p}")
+
+
+class HFBackend(Backend):
+    """A causal LM checkpoint run with ``transformers`` (see the module docstring for what is measured).
+
+    Parameters
+    ----------
+    path : str or Path
+        A local checkpoint folder (``config.json``, weights, tokenizer files).
+    device : str, optional
+        ``"cuda"``, ``"cuda:1"``, ``"cpu"``...; default CUDA when available, else CPU.
+    dtype : str, default "auto"
+        ``"auto"`` (the checkpoint's dtype), ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+    chat : bool, default False
+        Apply the tokenizer's chat template to each prompt (as one user message, with the
+        generation prompt). Raises ``ValueError`` when the tokenizer has no template.
+    max_batch_rows : int, default 64
+        Most rows (prompt copies) per ``generate`` call; requests are never split.
+    model_name : str, optional
+        Name written to the samples table; default the checkpoint folder's name.
+
+    Examples
+    --------
+    >>> backend = HFBackend("profiling/lab/checkpoints/lab-s", device="cpu")  # doctest: +SKIP
+    >>> [r] = backend.generate([GenerationRequest("3+4=", n=8, temperature=1.0, seed=0)])  # doctest: +SKIP
+    >>> len(r.completions), r.kv_source  # doctest: +SKIP
+    (8, 'hf-cache-tensors')
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        device: str | None = None,
+        dtype: str = "auto",
+        chat: bool = False,
+        max_batch_rows: int = 64,
+        model_name: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: not a checkpoint folder (no config.json)")
+        if max_batch_rows < 1:
+            raise ValueError(f"max_batch_rows must be >= 1, got {max_batch_rows}")
+        dtypes = {
+            "auto": "auto",
+            "float32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "float16": torch.float16,
+        }
+        if dtype not in dtypes:
+            raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
+        self.path = path
+        self.model_name = model_name or path.name
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.max_batch_rows = int(max_batch_rows)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if chat and not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(f"{path}: chat=True but the tokenizer has no chat template")
+        self.chat = bool(chat)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype]).to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self.eos_ids = {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None}
+        self._cuda = self.device.type == "cuda"
+
+    # ---- contract -------------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the checkpoint's tokenizer, without added special tokens."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def metadata(self) -> dict[str, Any]:
+        """Model config (``model.config.to_dict()``), dtype, device, versions, parameter count."""
+        import torch
+        import transformers
+
+        return {
+            **super().metadata(),
+            "path": str(self.path),
+            "config": self.model.config.to_dict(),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "num_parameters": int(sum(p.numel() for p in self.model.parameters())),
+            "torch_version": torch.__version__,
+            "transformers_version": transformers.__version__,
+            "chat_template_applied": self.chat,
+            "max_batch_rows": self.max_batch_rows,
+            "logprob": "mean log-softmax of raw logits (before temperature/top-p) of the drawn tokens",
+        }
+
+    def close(self) -> None:
+        """Drop the model (and free CUDA memory)."""
+        self.model = None
+        if self._cuda:
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        """Run ``requests`` in batches; one result per request, in order (see the module docstring)."""
+        if self.model is None:
+            raise RuntimeError("HFBackend.generate called after close()")
+        for i, request in enumerate(requests):
+            _validate(request, i)
+        results: list[GenerationResult | None] = [None] * len(requests)
+        for batch in pack_batches([r.n for r in requests], self.max_batch_rows):
+            for i, result in zip(batch, self._generate_batch([requests[i] for i in batch]), strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    # ---- internals ------------------------------------------------------------------------
+    def _prompt_text(self, prompt: str) -> str:
+        if not self.chat:
+            return prompt
+        messages = [{"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _sync(self) -> None:
+        if self._cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+    def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        self._sync()
+        if self._cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+            alloc_before = torch.cuda.memory_allocated(self.device)
+        t0 = time.perf_counter()
+
+        texts = [self._prompt_text(r.prompt) for r in requests]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not self.chat)
+        prompt_tokens = [int(x) for x in enc["attention_mask"].sum(dim=1)]
+        for i, count in enumerate(prompt_tokens):
+            if count == 0:
+                raise ValueError(f"request prompt {requests[i].prompt!r} tokenizes to no tokens")
+        counts = torch.tensor([r.n for r in requests])
+        input_ids = enc["input_ids"].repeat_interleave(counts, dim=0).to(self.device)
+        attention_mask = enc["attention_mask"].repeat_interleave(counts, dim=0).to(self.device)
+        prompt_len = int(input_ids.shape[1])
+
+        groups, seeds, start = [], [], 0
+        for r in requests:
+            seed = r.seed if r.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+            generator = torch.Generator(device=self.device).manual_seed(int(seed))
+            groups.append((start, start + r.n, float(r.temperature), float(r.top_p), generator))
+            seeds.append(int(seed))
+            start += r.n
+        rows = start
+        sampler = _RowSampler(groups, self._sync if self._cuda else None)
+        stopper = _RowStopper(
+            self.tokenizer,
+            prompt_len,
+            max_new=[r.max_new_tokens for r in requests for _ in range(r.n)],
+            stops=[tuple(s for s in r.stop if s) for r in requests for _ in range(r.n)],
+            eos_ids=self.eos_ids,
+        )
+        config = GenerationConfig(
+            do_sample=False,
+            max_new_tokens=max(r.max_new_tokens for r in requests),
+            eos_token_id=sorted(self.eos_ids) or None,
+            pad_token_id=self.tokenizer.pad_token_id,
+            return_dict_in_generate=True,
+            use_cache=True,
+        )
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=config,
+                logits_processor=LogitsProcessorList([sampler]),
+                stopping_criteria=StoppingCriteriaList([stopper]),
+            )
+        cache = getattr(out, "cache", None)
+        if cache is None:
+            cache = getattr(out, "past_key_values", None)
+        kv_total = cache_tensor_bytes(cache) if cache is not None else None
+        del cache
+        self._sync()
+        alloc_peak = torch.cuda.max_memory_allocated(self.device) - alloc_before if self._cuda else None
+
+        sequences = out.sequences[:, prompt_len:].tolist()
+        steps = len(sampler.step_logprobs)
+        logprobs = torch.stack(sampler.step_logprobs).T.tolist() if steps else [[] for _ in range(rows)]
+        completions: list[Completion] = []
+        for row, ids in enumerate(sequences):
+            length = stopper.finish_len[row] if stopper.finish_len[row] >= 0 else len(ids)
+            text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
+            text = _truncate_at_stop(text, stopper.stops[row])
+            mean_lp = float(np.mean(logprobs[row][:length])) if length else None
+            completions.append(Completion(text, int(length), mean_lp, stopper.finish_reason[row]))
+        wall_s = time.perf_counter() - t0
+        ttft_s = sampler.first_token_time - t0 if sampler.first_token_time is not None else None
+
+        generated = [sum(c.completion_tokens for c in completions[g[0] : g[1]]) for g in groups]
+        total_generated = sum(generated)
+        results = []
+        for i, (r, g) in enumerate(zip(requests, groups, strict=True)):
+            token_share = generated[i] / total_generated if total_generated else r.n / rows
+            row_share = r.n / rows
+            extra: dict[str, Any] = {
+                "seed": seeds[i],
+                "batch_latency_s": wall_s,
+                "batch_requests": len(requests),
+                "batch_rows": rows,
+                "padded_prompt_tokens": prompt_len,
+                "generation_steps": steps,
+            }
+            if alloc_peak is not None:
+                extra["cuda_alloc_peak_delta_bytes"] = alloc_peak * row_share
+                extra["batch_cuda_alloc_peak_delta_bytes"] = alloc_peak
+            results.append(
+                GenerationResult(
+                    completions=completions[g[0] : g[1]],
+                    prompt_tokens=prompt_tokens[i],
+                    latency_s=wall_s * token_share,
+                    ttft_s=ttft_s,
+                    kv_bytes_peak=None if kv_total is None else kv_total * row_share,
+                    kv_source=KV_SOURCE
+                    if kv_total is not None
+                    else "unavailable: cache tensors not readable",
+                    extra=extra,
+                )
+            )
+        return results
