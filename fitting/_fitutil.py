@@ -1,0 +1,95 @@
+"""Small numeric helpers shared by the law modules: input checks, weights, log-space
+line fits for initial guesses, and JSON-safe conversion."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def binomial_weights(accuracy, n_questions, floor: float | None = None) -> np.ndarray:
+    """Inverse-variance weights for accuracies measured on ``n_questions`` questions.
+
+    .. math:: w_i = n_i / (p_i (1 - p_i)),\\qquad p_i \\in [\\tfrac{1}{2n_i}, 1 - \\tfrac{1}{2n_i}]
+
+    With these as ``sample_weight`` the weighted residuals of a law are on a common
+    (homoscedastic) scale: a point measured on more questions, or nearer 0 or 1, counts more.
+    The clip keeps a point measured at exactly 0 or 1 from getting infinite weight.
+
+    Examples
+    --------
+    >>> binomial_weights([0.5, 0.9], [100, 100]).round(1).tolist()
+    [400.0, 1111.1]
+    """
+    p = np.asarray(accuracy, dtype=float)
+    n = np.broadcast_to(np.asarray(n_questions, dtype=float), p.shape)
+    if np.any(n <= 0) or not np.all(np.isfinite(n)):
+        raise ValueError(f"n_questions must be positive and finite, got {n_questions!r}")
+    lo = 0.5 / n if floor is None else np.full_like(n, floor)
+    p = np.clip(p, lo, 1.0 - lo)
+    return n / (p * (1.0 - p))
+
+
+def as_1d(name: str, values, n: int | None = None) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} values but x has {n}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise ValueError(f"{name}[{bad}] = {arr[bad]!r} is not finite")
+    return arr
+
+
+def json_safe(value: Any) -> Any:
+    """Turn numpy scalars into Python ones and non-finite floats into None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value
+
+
+def fmt_params(params: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in params.items())
+
+
+def line_fit(t: np.ndarray, z: np.ndarray) -> tuple[float, float]:
+    """Least-squares line ``z = intercept + slope * t`` (the log-space guesses)."""
+    ok = np.isfinite(t) & np.isfinite(z)
+    if ok.sum() < 2 or np.ptp(t[ok]) == 0:
+        return float(np.mean(z[ok])) if ok.any() else 0.0, 0.0
+    slope, intercept = np.polyfit(t[ok], z[ok], 1)
+    return float(intercept), float(slope)
+
+
+def ceiling_candidates(y: np.ndarray, bounds: tuple[float, float]) -> list[float]:
+    """Plausible ceilings just above the data, clipped inside ``bounds``."""
+    top = float(np.max(y))
+    span = float(np.ptp(y)) or max(abs(top), 1.0) * 0.1
+    lo, hi = bounds
+    out = []
+    for f in (0.05, 0.25, 1.0, 0.01, 3.0):
+        c = min(top + f * span, hi - 1e-9 * max(1.0, abs(hi)))
+        c = max(c, lo + 1e-9 * max(1.0, abs(lo)))
+        if all(abs(c - d) > 1e-12 for d in out):
+            out.append(c)
+    return out
+
+
+def accuracy_bounds(y: np.ndarray) -> tuple[float, float]:
+    """Ceiling bounds: [0, 1] when the data look like accuracies, else a wide data-driven range."""
+    if np.all((y >= 0) & (y <= 1)):
+        return (0.0, 1.0)
+    span = float(np.ptp(y)) or 1.0
+    return (float(np.min(y) - 10 * span), float(np.max(y) + 10 * span))

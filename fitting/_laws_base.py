@@ -1,0 +1,437 @@
+"""The machinery shared by every one-variable scaling law: robust bounded least squares
+from several data-driven starts, bound bookkeeping, reports and JSON summaries.
+
+A law is an estimator in the scikit-learn sense (STYLE.md): ``__init__`` only stores
+keyword-only settings, :meth:`Law.fit` returns ``self``, and learned state ends in ``_``
+(``params_``, ``converged_``, ``rmse_``, ``aic_``, ...). A failed or degenerate fit is
+never returned silently: it sets ``converged_ = False``, explains why in
+``convergence_message_`` and raises a :class:`ConvergenceWarning`.
+
+Fitting happens on ``u = x / x_ref`` (``x_ref`` the geometric mean of ``x`` for the
+power-type laws, ``max(x)`` for the exponential), so that compute measured in FLOPs
+(1e12..1e18) and samples (1..256) are equally well conditioned; every default bound is
+invariant under that rescaling, and ``params_`` are always reported for the raw ``x``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from ._fitutil import as_1d, binomial_weights, fmt_params, json_safe
+
+__all__ = [
+    "ConvergenceWarning",
+    "UnreachableTargetWarning",
+    "NotFittedError",
+    "Law",
+    "binomial_weights",
+]
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit did not converge, or converged to a degenerate solution (a shape parameter
+    stuck at a search bound). The estimator's ``converged_`` is False and its
+    ``convergence_message_`` says why."""
+
+
+class UnreachableTargetWarning(UserWarning):
+    """A requested target lies at or above the fitted ceiling: no finite compute reaches it."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A method that needs fitted parameters was called before ``fit``."""
+
+
+class Law(ABC):
+    """A monotone accuracy-versus-compute curve with named parameters.
+
+    Subclasses define the formula (:meth:`formula` and its Jacobian), a data-driven
+    :meth:`guess`, default bounds and the closed-form :meth:`inverse`.
+
+    Parameters
+    ----------
+    loss : {"soft_l1", "huber", "cauchy", "arctan", "linear"}
+        Robust loss of ``scipy.optimize.least_squares`` applied to the weighted residuals
+        ``sqrt(w_i) * (f(x_i) - y_i)``; "linear" is ordinary least squares.
+    f_scale : float or None
+        Residual size where the robust loss turns from quadratic to linear. None picks
+        it from the data: 1.35 robust standard deviations (MAD) of a first least-squares fit.
+    n_starts : int
+        How many starting points (data-driven guesses for several ceilings, then seeded
+        random perturbations of the best guess).
+    bounds : dict or None
+        ``{param: (lo, hi)}`` overriding the default bounds. Only parameters that do not
+        change when ``x`` is rescaled may be bounded (the ceiling and exponents); hitting
+        a bound you set is reported, not treated as failure.
+    max_nfev : int
+        Evaluation budget of each ``least_squares`` run.
+    warm_start : bool
+        If True and the law was fitted before, refit from the previous ``params_`` only
+        (one start, same ``f_scale_``): how the bootstrap refits quickly.
+    random_state : int
+        Seed of the ``numpy.random.Generator`` drawing the perturbed starts.
+    """
+
+    name: ClassVar[str] = ""
+    param_names: ClassVar[tuple[str, ...]] = ()
+    #: Parameters unchanged by rescaling x (the only ones a user may bound).
+    invariant_params: ClassVar[tuple[str, ...]] = ()
+    #: Parameters whose default bound on the y scale comes from the data (the ceiling).
+    level_params: ClassVar[tuple[str, ...]] = ()
+    x_must_be_positive: ClassVar[bool] = True
+    formula_text: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        loss: str = "soft_l1",
+        f_scale: float | None = None,
+        n_starts: int = 6,
+        bounds: dict[str, tuple[float, float]] | None = None,
+        max_nfev: int = 2000,
+        warm_start: bool = False,
+        random_state: int = 0,
+    ) -> None:
+        self.loss = loss
+        self.f_scale = f_scale
+        self.n_starts = n_starts
+        self.bounds = bounds
+        self.max_nfev = max_nfev
+        self.warm_start = warm_start
+        self.random_state = random_state
+
+    # ---- to be defined by each law -----------------------------------------------------------
+    @staticmethod
+    @abstractmethod
+    def formula(x: np.ndarray, *params: float) -> np.ndarray:
+        """The curve at ``x`` for parameters in :attr:`param_names` order."""
+
+    @staticmethod
+    @abstractmethod
+    def jacobian(x: np.ndarray, *params: float) -> np.ndarray:
+        """d formula / d params, shape (len(x), n_params)."""
+
+    @staticmethod
+    @abstractmethod
+    def rescale(params: dict[str, float], factor: float) -> dict[str, float]:
+        """Parameters describing the same curve in the variable ``x / factor``."""
+
+    @abstractmethod
+    def _default_bounds(self, y: np.ndarray) -> dict[str, tuple[float, float]]:
+        """Search bounds on the rescaled problem; must be invariant under rescaling."""
+
+    @abstractmethod
+    def _guesses(self, u: np.ndarray, y: np.ndarray, bounds) -> list[dict[str, float]]:
+        """Data-driven starts (log-space line fits) on the rescaled variable ``u``."""
+
+    @abstractmethod
+    def _inverse(self, target: np.ndarray, params: dict[str, float]) -> np.ndarray:
+        """Compute reaching ``target`` (inf above the ceiling, 0 below the zero-compute value)."""
+
+    @abstractmethod
+    def asymptote(self) -> float:
+        """The accuracy approached at infinite compute (the ceiling)."""
+
+    # ---- sklearn-style plumbing --------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """The constructor settings (not the fitted parameters)."""
+        sig = inspect.signature(type(self).__init__)
+        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
+
+    def set_params(self, **settings: Any) -> Law:
+        valid = self.get_params()
+        for k, v in settings.items():
+            if k not in valid:
+                raise ValueError(f"{type(self).__name__} has no setting {k!r}; valid: {sorted(valid)}")
+            setattr(self, k, v)
+        return self
+
+    def clone(self) -> Law:
+        """An unfitted copy with the same settings."""
+        return type(self)(**self.get_params())
+
+    def with_params(self, params: dict[str, float]) -> Law:
+        """A copy whose fitted parameters are ``params`` (for bootstrap replicates and tests)."""
+        law = self.clone()
+        law.params_ = {k: float(params[k]) for k in self.param_names}
+        law.converged_ = True
+        law.convergence_message_ = "parameters set directly"
+        law.at_bounds_ = []
+        return law
+
+    def _check_fitted(self) -> dict[str, float]:
+        params = getattr(self, "params_", None)
+        if params is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(x, y) first")
+        return params
+
+    def _check_x(self, x, name: str = "x") -> np.ndarray:
+        arr = np.asarray(x, dtype=float)
+        if self.x_must_be_positive and np.any(arr <= 0):
+            raise ValueError(
+                f"{type(self).__name__}: {name} must be positive (compute), got min {arr.min()!r}"
+            )
+        if not self.x_must_be_positive and np.any(arr < 0):
+            raise ValueError(f"{type(self).__name__}: {name} must be non-negative, got min {arr.min()!r}")
+        return arr
+
+    def _x_ref(self, x: np.ndarray) -> float:
+        return float(np.exp(np.mean(np.log(x))))
+
+    def guess(self, x, y) -> dict[str, float]:
+        """A data-driven starting point: the best of the log-space line fits.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fitting.laws import PowerLaw
+        >>> x = np.array([1.0, 2, 4, 8, 16])
+        >>> g = PowerLaw().guess(x, 0.9 - 0.5 * x**-0.5)
+        >>> round(g["alpha"], 1)
+        0.5
+        """
+        x = self._check_x(as_1d("x", x))
+        y = as_1d("y", y, len(x))
+        x_ref = self._x_ref(x)
+        u = x / x_ref
+        bounds = self._bounds(y)
+        best = min(self._guesses(u, y, bounds), key=lambda g: self._sse(u, y, g))
+        return self.rescale(best, 1.0 / x_ref)
+
+    def _sse(self, u, y, params) -> float:
+        r = self.formula(u, *[params[k] for k in self.param_names]) - y
+        return float(np.sum(r * r)) if np.all(np.isfinite(r)) else math.inf
+
+    def _bounds(self, y: np.ndarray) -> dict[str, tuple[float, float]]:
+        bounds = dict(self._default_bounds(y))
+        for k, (lo, hi) in (self.bounds or {}).items():
+            if k not in self.param_names:
+                raise ValueError(f"{type(self).__name__}: bounds for unknown parameter {k!r}")
+            if k not in self.invariant_params:
+                raise ValueError(
+                    f"{type(self).__name__}: bounds on {k!r} are not supported (it changes when x is "
+                    f"rescaled); boundable: {list(self.invariant_params)}"
+                )
+            if not lo < hi:
+                raise ValueError(
+                    f"{type(self).__name__}: bounds for {k!r} must satisfy lo < hi, got {(lo, hi)}"
+                )
+            bounds[k] = (float(lo), float(hi))
+        return bounds
+
+    # ---- fitting ------------------------------------------------------------------------------
+    def fit(self, x, y, sample_weight=None) -> Law:
+        """Fit the law to points ``(x_i, y_i)`` by robust weighted least squares.
+
+        Parameters
+        ----------
+        x : array of shape (n,)
+            Compute (samples k, tokens, FLOPs...): positive (non-negative for exponential decay).
+        y : array of shape (n,)
+            Accuracy at each x.
+        sample_weight : array of shape (n,) or None
+            Inverse-variance weights (e.g. :func:`binomial_weights`); only ratios matter.
+
+        Returns
+        -------
+        self
+        """
+        x = self._check_x(as_1d("x", x))
+        y = as_1d("y", y, len(x))
+        k = len(self.param_names)
+        if len(x) < k:
+            raise ValueError(f"{type(self).__name__} has {k} parameters but got only {len(x)} points")
+        if sample_weight is None:
+            w = np.ones_like(y)
+        else:
+            w = as_1d("sample_weight", sample_weight, len(x))
+            if np.any(w < 0) or w.sum() <= 0:
+                raise ValueError("sample_weight must be non-negative with a positive sum")
+        w = w / w.mean()
+        sw = np.sqrt(w)
+        x_ref = self._x_ref(x)
+        u = x / x_ref
+        bounds = self._bounds(y)
+        lo = np.array([bounds[p][0] for p in self.param_names])
+        hi = np.array([bounds[p][1] for p in self.param_names])
+
+        def resid(theta):
+            return sw * (self.formula(u, *theta) - y)
+
+        def jac(theta):
+            return sw[:, None] * self.jacobian(u, *theta)
+
+        def run(theta0, loss, f_scale):
+            theta0 = _inside(np.asarray(theta0, dtype=float), lo, hi)
+            with np.errstate(all="ignore"):
+                return least_squares(
+                    resid, theta0, jac=jac, bounds=(lo, hi), loss=loss, f_scale=f_scale,
+                    method="trf", x_scale="jac", max_nfev=self.max_nfev,
+                )  # fmt: skip
+
+        previous = getattr(self, "params_", None)
+        if self.warm_start and previous is not None:
+            scaled = self.rescale(previous, x_ref)
+            starts = [np.array([scaled[p] for p in self.param_names])]
+            f_scale = self.f_scale if self.f_scale is not None else getattr(self, "f_scale_", 1.0)
+            best = run(starts[0], self.loss, f_scale)
+        else:
+            starts = self._starts(u, y, bounds, lo, hi)
+            two_stage = self.loss != "linear" and self.f_scale is None
+            first_loss = "linear" if two_stage else self.loss
+            f_scale = 1.0 if self.f_scale is None else float(self.f_scale)
+            results = [run(s, first_loss, f_scale) for s in starts]
+            best = min(results, key=lambda r: r.cost if np.isfinite(r.cost) else math.inf)
+            if two_stage:
+                r0 = best.fun
+                mad = 1.4826 * float(np.median(np.abs(r0 - np.median(r0))))
+                span = float(np.ptp(y)) or 1.0
+                f_scale = max(1.35 * mad, 1e-6 * span)
+                best = run(best.x, self.loss, f_scale)
+        self.f_scale_ = float(f_scale)
+        self._finish(best, x, y, w, x_ref, lo, hi, bounds)
+        return self
+
+    def _starts(self, u, y, bounds, lo, hi) -> list[np.ndarray]:
+        guesses = self._guesses(u, y, bounds)
+        guesses.sort(key=lambda g: self._sse(u, y, g))
+        starts = [np.array([g[p] for p in self.param_names], dtype=float) for g in guesses]
+        starts = [s for s in starts if np.all(np.isfinite(s))][: max(1, self.n_starts)]
+        if not starts:
+            starts = [_inside(np.where(np.isfinite(lo + hi), (lo + hi) / 2, np.maximum(lo, 0) + 1.0), lo, hi)]
+        rng = np.random.default_rng(self.random_state)
+        base = starts[0]
+        while len(starts) < self.n_starts:
+            starts.append(base * np.exp(rng.normal(0.0, 0.5, size=base.shape)))
+        return starts
+
+    def _finish(self, res, x, y, w, x_ref, lo, hi, bounds) -> None:
+        theta = res.x
+        internal = dict(zip(self.param_names, (float(t) for t in theta), strict=True))
+        self.params_ = self.rescale(internal, 1.0 / x_ref)
+        self.n_points_ = len(x)
+        self.x_range_ = (float(x.min()), float(x.max()))
+        user = set(self.bounds or {})
+        hits, failures = [], []
+        for i, p in enumerate(self.param_names):
+            for side, b in (("lower", lo[i]), ("upper", hi[i])):
+                if np.isfinite(b) and abs(theta[i] - b) <= 1e-6 * max(1.0, abs(b)):
+                    legit = p in user or (p in self.level_params and side == "upper" and b == 1.0)
+                    known = p in self.invariant_params or b == 0.0
+                    hits.append((p, side, float(b) if known else None, legit))
+                    if not legit:
+                        failures.append(f"{p} stuck at its {side} search bound")
+        self.at_bounds_ = [(p, side, b) for p, side, b, _ in hits]
+        pred = self.predict(x)
+        ok = bool(res.status > 0) and np.all(np.isfinite(theta)) and np.all(np.isfinite(pred))
+        reasons = []
+        if not res.status > 0:
+            reasons.append(f"least_squares stopped: {res.message}")
+        if not np.all(np.isfinite(pred)):
+            reasons.append("non-finite predictions")
+        reasons += failures
+        self.converged_ = bool(ok and not failures)
+        self.convergence_message_ = "; ".join(reasons) if reasons else f"ok ({res.message})"
+        resid = pred - y
+        self.rmse_ = float(np.sqrt(np.mean(resid**2)))
+        wrss = float(np.sum(w * resid**2))
+        n, k = len(y), len(self.param_names)
+        self.aic_ = float(n * np.log(max(wrss / n, 1e-300)) + 2 * k)
+        self.cost_ = float(res.cost)
+        self.nfev_ = int(res.nfev)
+        if not self.converged_:
+            warnings.warn(
+                f"{type(self).__name__} fit did not converge: {self.convergence_message_} "
+                f"(params {fmt_params(self.params_)})",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    # ---- using a fitted law -------------------------------------------------------------------
+    def predict(self, x) -> np.ndarray:
+        """The fitted curve at ``x``."""
+        params = self._check_fitted()
+        x = self._check_x(x)
+        return self.formula(x, *[params[k] for k in self.param_names])
+
+    def inverse(self, target) -> np.ndarray:
+        """Compute needed to reach accuracy ``target``: the inverse of :meth:`predict`.
+
+        Returns inf (with an :class:`UnreachableTargetWarning` naming the ceiling) for
+        targets at or above the ceiling, and 0 for targets already met at zero compute.
+        """
+        params = self._check_fitted()
+        t = np.asarray(target, dtype=float)
+        out = self._inverse(t, params)
+        ceiling = self.asymptote()
+        unreachable = np.atleast_1d(t >= ceiling)
+        if np.any(unreachable):
+            worst = float(np.max(np.atleast_1d(t)[unreachable]))
+            warnings.warn(
+                f"target {worst:.4g} is at or above the fitted ceiling {ceiling:.4g} of {type(self).__name__}: "
+                "no finite compute reaches it (returned inf)",
+                UnreachableTargetWarning,
+                stacklevel=2,
+            )
+        return out
+
+    def report(self) -> str:
+        """A human-readable fit report naming parameters stuck at a bound."""
+        params = self._check_fitted()
+        lines = [f"{type(self).__name__}: {self.formula_text}"]
+        if hasattr(self, "n_points_"):
+            lines.append(
+                f"  {self.n_points_} points, x in [{self.x_range_[0]:.4g}, {self.x_range_[1]:.4g}], "
+                f"loss {self.loss} (f_scale {self.f_scale_:.3g})"
+            )
+        width = max(len(p) for p in self.param_names)
+        for p in self.param_names:
+            lines.append(f"  {p:<{width}} = {params[p]:.6g}")
+        if hasattr(self, "rmse_"):
+            lines.append(f"  rmse {self.rmse_:.4g}, AIC {self.aic_:.4g}, ceiling {self.asymptote():.4g}")
+        lines.append(f"  converged: {'yes' if self.converged_ else 'NO'} ({self.convergence_message_})")
+        for p, side, b in getattr(self, "at_bounds_", []):
+            where = f" {b:.4g}" if b is not None else ""
+            lines.append(f"  at a bound: {p} = {params[p]:.6g} (its {side} bound{where})")
+        return "\n".join(lines)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe description of the fit (non-finite numbers become None)."""
+        params = self._check_fitted()
+        return json_safe(
+            {
+                "law": self.name,
+                "formula": self.formula_text,
+                "params": dict(params),
+                "ceiling": self.asymptote(),
+                "converged": self.converged_,
+                "message": self.convergence_message_,
+                "at_bounds": [
+                    {"param": p, "side": s, "bound": b} for p, s, b in getattr(self, "at_bounds_", [])
+                ],
+                "rmse": getattr(self, "rmse_", None),
+                "aic": getattr(self, "aic_", None),
+                "n_points": getattr(self, "n_points_", None),
+                "x_range": list(getattr(self, "x_range_", ())) or None,
+            }
+        )
+
+    def __repr__(self) -> str:
+        fitted = getattr(self, "params_", None)
+        return f"{type(self).__name__}({fmt_params(fitted) if fitted else 'unfitted'})"
+
+
+def _inside(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Move a start strictly inside the bounds (least_squares requires it)."""
+    with np.errstate(invalid="ignore"):
+        span = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(np.abs(np.nan_to_num(theta)), 1.0))
+        mid = np.where(np.isfinite(lo + hi), (lo + hi) / 2, np.where(np.isfinite(lo), lo + 1.0, 0.0))
+    margin = 1e-9 * span + 1e-12
+    return np.clip(np.where(np.isfinite(theta), theta, mid), lo + margin, hi - margin)
