@@ -1,0 +1,291 @@
+"""What every strategy shares: knobs, measured cost accumulation, outcomes and seeds.
+
+A strategy turns a batch of problems into :class:`Outcome` objects (one per row of the
+samples table) by talking only to the :class:`~profiling.backends._base.Backend`
+interface. The runner (:mod:`profiling.runner`) adds the identity columns (run, model,
+backend, task, strategy, config) and writes the rows.
+
+Cost attribution rules shared by all strategies (each strategy's docstring says which
+apply):
+
+* ``completion_tokens`` — tokens generated for the row, as the backend measured them,
+  summed over every call attributed to the row.
+* ``prompt_tokens`` — prompt tokens of every call attributed to the row, summed. For a
+  one-call strategy that is the question's prompt; multi-call strategies (beam, refine,
+  budget) resend the prompt plus the partial solution on each call, and the sum is the
+  prefill work those calls did (without prefix caching).
+* ``latency_s`` — the wall time of the row's calls, summed; a call that produced ``n``
+  samples for ``n`` rows contributes ``latency_s / n`` to each (equal split).
+* ``kv_bytes_peak`` — the largest KV footprint the row's work held at one time. Calls
+  that run concurrently for one row (the beams of one step) add up; sequential calls
+  (rounds, phases, steps) take the maximum. A call that produced ``n`` samples for ``n``
+  rows contributes ``kv_bytes_peak / n`` to each (equal split), so the rows of one request
+  add back up to the request's measured peak. ``None`` when the backend cannot see its
+  cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..backends._base import Backend, GenerationResult
+from ..strategy_spec import StrategySpec
+from ..tasks._base import Problem, Task
+
+__all__ = ["Knob", "Cost", "Outcome", "RunContext", "Strategy", "derive_seed", "mean_logprob"]
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One tunable parameter of a strategy: its default, type and valid range."""
+
+    default: Any
+    kind: type  # int, float, bool or str
+    help: str
+    check: Callable[[Any], bool] | None = None  # extra validity test on the converted value
+    expect: str = ""  # what ``check`` requires, for the error message ("an integer >= 1")
+
+    def convert(self, strategy: str, name: str, value: Any) -> Any:
+        """``value`` as this knob's type, or ``ValueError`` saying what was expected."""
+        want = self.expect or f"a {self.kind.__name__}"
+        ok = True
+        if self.kind is bool:
+            ok = isinstance(value, bool)
+        elif self.kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        elif self.kind is str:
+            value = str(value)
+        if ok and self.check is not None:
+            ok = bool(self.check(value))
+        if not ok:
+            raise ValueError(f"strategy {strategy!r}: knob {name!r} must be {want}, got {value!r}")
+        return value
+
+
+@dataclass
+class Cost:
+    """Measured cost attributed to one row, accumulated over backend calls.
+
+    See the module docstring for the attribution rules.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    kv_bytes_peak: float | None = None
+    kv_source: str | None = None
+    calls: int = 0
+    _kv_known: bool = True
+
+    def add_call(self, result: GenerationResult, completion_tokens: int, share: float = 1.0) -> None:
+        """Count one call: its prompt, ``completion_tokens`` of its output and ``share`` of its time.
+
+        The call's KV is not observed here (see :meth:`observe_kv`) because whether calls add
+        up or overlap depends on the strategy.
+        """
+        self.prompt_tokens += int(result.prompt_tokens)
+        self.completion_tokens += int(completion_tokens)
+        self.latency_s += float(result.latency_s) * share
+        if self.calls == 0 and result.ttft_s is not None:
+            self.ttft_s = float(result.ttft_s)
+        self.calls += 1
+
+    def observe_kv(self, kv_bytes: float | None, source: str | None) -> None:
+        """Record a KV footprint held at one time; the row keeps the maximum.
+
+        One unknown (``None``) observation makes the row's peak unknown: a maximum over
+        partly unseen work would understate it.
+        """
+        if kv_bytes is None:
+            self._kv_known = False
+            self.kv_bytes_peak = None
+            return
+        if source is not None:
+            self.kv_source = source
+        if not self._kv_known:
+            return
+        self.kv_bytes_peak = max(float(kv_bytes), self.kv_bytes_peak or 0.0)
+
+    def observe_call(self, result: GenerationResult, completion_tokens: int, share: float = 1.0) -> None:
+        """:meth:`add_call` plus :meth:`observe_kv` of ``share`` of the call's peak (a call
+        that ran on its own for this row)."""
+        self.add_call(result, completion_tokens, share)
+        self.observe_kv(concurrent_kv([result], share), result.kv_source)
+
+
+def concurrent_kv(results: Sequence[GenerationResult], share: float = 1.0) -> float | None:
+    """KV bytes held by calls that ran at the same time: ``share * sum(peaks)``; None if any is unknown."""
+    peaks = [r.kv_bytes_peak for r in results]
+    if not peaks or any(p is None for p in peaks):
+        return None
+    return share * float(sum(peaks))
+
+
+def mean_logprob(parts: Sequence[tuple[float | None, int]]) -> float | None:
+    """Token-weighted mean log-prob of a text generated in pieces ``(mean_logprob, tokens)``.
+
+    .. math:: \\bar\\ell = \\frac{\\sum_i \\bar\\ell_i t_i}{\\sum_i t_i}
+
+    None when any piece with tokens has no log-prob, or when there are no tokens.
+
+    Examples
+    --------
+    >>> mean_logprob([(-1.0, 2), (-4.0, 1)])
+    -2.0
+    """
+    total = sum(t for _, t in parts)
+    if total <= 0 or any(lp is None for lp, t in parts if t > 0):
+        return None
+    return float(sum(lp * t for lp, t in parts if t > 0) / total)
+
+
+@dataclass
+class Outcome:
+    """One row of the samples table, before the runner adds the identity columns."""
+
+    problem: Problem
+    sample_idx: int
+    text: str  # the model's full completion (after the prompt), across all calls
+    answer: str | None
+    correct: bool
+    cost: Cost
+    logprob: float | None = None
+    reward: float | None = None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Run-wide settings a strategy needs besides its knobs."""
+
+    seed: int = 0
+    max_new_tokens: int = 256
+    #: model name, part of every unit's seed so that two models never share a random stream
+    model: str = ""
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed determined by ``parts`` (strings, ints), independent of Python's hash salt.
+
+    Examples
+    --------
+    >>> derive_seed(0, "q1") == derive_seed(0, "q1") != derive_seed(1, "q1")
+    True
+    """
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+class Strategy(ABC):
+    """A test-time compute strategy over the backend interface.
+
+    Subclasses declare :attr:`name`, :attr:`KNOBS` and implement :meth:`run`. Construct
+    with keyword knobs; unknown knobs and bad values raise ``ValueError`` listing the
+    valid ones.
+    """
+
+    name: ClassVar[str] = ""
+    #: one line for ``ttc profile --help`` and error messages
+    summary: ClassVar[str] = ""
+    KNOBS: ClassVar[dict[str, Knob]] = {}
+
+    def __init__(self, **knobs: Any) -> None:
+        unknown = sorted(set(knobs) - set(self.KNOBS))
+        if unknown:
+            valid = ", ".join(f"{k} (default {_fmt(v.default)})" for k, v in self.KNOBS.items()) or "none"
+            raise ValueError(
+                f"strategy {self.name!r} has no knob(s) {', '.join(unknown)}; valid knobs: {valid}"
+            )
+        self.params: dict[str, Any] = {
+            k: knob.convert(self.name, k, knobs.get(k, knob.default)) for k, knob in self.KNOBS.items()
+        }
+
+    # ---- identity -------------------------------------------------------------------------
+    def labels(self) -> dict[str, Any]:
+        """Derived, non-knob facts stored in ``config`` (e.g. that a reward is simulated)."""
+        return {}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Every knob (defaults filled in) plus :meth:`labels`: the ``config`` column's content."""
+        return {**self.params, **self.labels()}
+
+    def config_json(self) -> str:
+        """The canonical JSON string stored in the samples table's ``config`` column."""
+        return json.dumps(self.config, sort_keys=True)
+
+    @property
+    def spec(self) -> StrategySpec:
+        """The full spec (every knob) that reproduces this strategy."""
+        return StrategySpec(self.name, dict(self.params))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec})"
+
+    def unit_seed(self, ctx: RunContext, problem: Problem) -> int:
+        """Seed of one (model, strategy, config, question) unit: independent of batching,
+        sharding and resumption, so a rerun regenerates the same unit."""
+        return derive_seed(ctx.seed, ctx.model, self.name, self.config_json(), problem.id)
+
+    # ---- behaviour ------------------------------------------------------------------------
+    def check_task(self, task: Task) -> None:  # noqa: B027 - optional hook
+        """Raise ``ValueError`` when this strategy cannot run on ``task`` (before any work)."""
+
+    @abstractmethod
+    def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
+        """Run on a batch of problems; return every row of every problem.
+
+        A problem's rows are complete when this returns (a unit is never split).
+        """
+
+    # ---- helpers for subclasses -----------------------------------------------------------
+    @staticmethod
+    def outcome(
+        task: Task,
+        problem: Problem,
+        sample_idx: int,
+        text: str,
+        cost: Cost,
+        logprob: float | None = None,
+        reward: float | None = None,
+    ) -> Outcome:
+        """Extract and verify the answer of ``text`` and wrap it as an :class:`Outcome`."""
+        answer = task.extract_answer(text)
+        return Outcome(
+            problem, sample_idx, text, answer, bool(task.is_correct(answer, problem)), cost, logprob, reward
+        )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def rng_for(seed: int) -> np.random.Generator:
+    """A numpy Generator for one unit's seed."""
+    return np.random.default_rng(seed)
+
+
+def split_steps(text: str, delimiter: str) -> list[str]:
+    """Steps of a chain: ``text`` split on ``delimiter`` (a trailing delimiter adds no step).
+
+    Examples
+    --------
+    >>> split_steps("1+2=3\\n3+4=7\\n", "\\n")
+    ['1+2=3', '3+4=7']
+    """
+    parts = text.split(delimiter)
+    if parts and parts[-1] == "":
+        parts.pop()
+    return parts

@@ -1,0 +1,92 @@
+"""``pool``: n independent samples per question from ONE batched request (shared prompt prefix).
+
+The pool is the input of every parallel strategy: pass@k, best-of-N (by reward or mean
+log-prob), majority and weighted vote are estimated in :mod:`fitting` for every k <= n
+from this one pool, never by regenerating for each k (DESIGN.md, "Sample once, estimate
+every k").
+
+Knobs: ``n`` (samples per question), ``temperature``, ``top_p``, ``cot``, and ``reward``
+(``none`` by default; ``oracle``, ``noisy:SIGMA`` or a callable, see
+:mod:`profiling.strategies.rewards`) — an outcome score of each full sample stored in the
+``reward`` column for best-of-N and weighted vote. The mean token log-prob is always
+stored in ``logprob`` when the backend reports it.
+
+Rows: one per sample, ``sample_idx`` 0..n-1. Attribution (equal split): each row carries
+its own measured ``completion_tokens``; ``prompt_tokens`` is the question's prompt (shared
+by the n rows: with prefix sharing the prompt is processed once per question, so a
+k-subset costs one prompt plus its rows' completion tokens); ``latency_s`` and
+``kv_bytes_peak`` are the request's measured wall time and KV peak divided by n, so the n
+rows add back up to the request's totals and k rows cost k/n of them.
+"""
+
+from __future__ import annotations
+
+from ..backends._base import Backend, GenerationRequest
+from ..tasks._base import Problem, Task
+from ._base import Cost, Knob, Outcome, RunContext, Strategy, concurrent_kv
+from .rewards import get_reward, is_valid_reward_spec
+
+__all__ = ["Pool"]
+
+
+class Pool(Strategy):
+    name = "pool"
+    summary = "n samples per question in one batched request (input of pass@k, best-of-N, votes)"
+    KNOBS = {
+        "n": Knob(16, int, "samples per question", lambda v: v >= 1, "an integer >= 1"),
+        "temperature": Knob(1.0, float, "sampling temperature", lambda v: v >= 0, "a number >= 0"),
+        "top_p": Knob(1.0, float, "nucleus sampling mass", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        "cot": Knob(True, bool, "chain-of-thought prompt (false: direct answer)"),
+        "reward": Knob(
+            "none",
+            str,
+            "outcome score per sample: none|oracle|noisy:SIGMA|module:function",
+            is_valid_reward_spec,
+            "none, oracle, noisy:SIGMA, a registered name or module:function",
+        ),
+    }
+
+    def labels(self) -> dict[str, object]:
+        reward = get_reward(self.params["reward"], task=None)
+        return {} if reward is None else {"reward_source": reward.source}
+
+    def check_task(self, task: Task) -> None:
+        if not self.params["cot"] and not task.supports_direct:
+            raise ValueError(
+                f"pool:cot=false needs a direct-answer prompt, which task {task.name!r} does not have"
+            )
+
+    def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
+        n = self.params["n"]
+        scorer = get_reward(self.params["reward"], task, seed=ctx.seed)
+        requests = [
+            GenerationRequest(
+                task.format_prompt(p, cot=self.params["cot"]),
+                n=n,
+                max_new_tokens=ctx.max_new_tokens,
+                temperature=self.params["temperature"],
+                top_p=self.params["top_p"],
+                seed=self.unit_seed(ctx, p),
+            )
+            for p in problems
+        ]
+        out = []
+        for problem, result in zip(problems, backend.generate(requests), strict=True):
+            if len(result.completions) != n:
+                raise RuntimeError(
+                    f"backend {backend.name!r} returned {len(result.completions)} completions for a request of n={n}"
+                )
+            kv_share = concurrent_kv([result], 1.0 / n)
+            for idx, completion in enumerate(result.completions):
+                cost = Cost()
+                cost.add_call(result, completion.completion_tokens, share=1.0 / n)
+                cost.observe_kv(kv_share, result.kv_source)
+                reward = None if scorer is None else scorer.score(problem, completion.text)
+                if scorer is not None and reward is None:
+                    raise ValueError(
+                        f"pool:reward={self.params['reward']} needs a step checker, which task {task.name!r} lacks"
+                    )
+                out.append(
+                    self.outcome(task, problem, idx, completion.text, cost, completion.logprob, reward)
+                )
+        return out
