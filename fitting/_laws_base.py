@@ -290,11 +290,16 @@ class Law(ABC):
             results = [run(s, first_loss, f_scale) for s in starts]
             best = min(results, key=lambda r: r.cost if np.isfinite(r.cost) else math.inf)
             if two_stage:
-                r0 = best.fun
-                mad = 1.4826 * float(np.median(np.abs(r0 - np.median(r0))))
-                span = float(np.ptp(y)) or 1.0
-                f_scale = max(1.35 * mad, 1e-6 * span)
-                best = run(best.x, self.loss, f_scale)
+                # f_scale from the residuals' robust spread (MAD), re-estimated from the robust
+                # fit's own residuals until it settles: an outlier inflates the first estimate.
+                floor = 1e-6 * (float(np.ptp(y)) or 1.0)
+                for _ in range(4):
+                    r0 = best.fun
+                    new = max(1.35 * 1.4826 * float(np.median(np.abs(r0 - np.median(r0)))), floor)
+                    if first_loss == self.loss and abs(new - f_scale) <= 0.1 * f_scale:
+                        break
+                    f_scale, first_loss = new, self.loss
+                    best = run(best.x, self.loss, f_scale)
         self.f_scale_ = float(f_scale)
         self._finish(best, x, y, w, x_ref, lo, hi, bounds)
         return self
