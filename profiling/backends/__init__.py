@@ -111,6 +111,9 @@ def load_backend(spec: str, **kwargs: Any) -> Backend:
         from .openai import OpenAIBackend
 
         base_url, model = split_openai_spec(spec.removeprefix("openai:"))
+        lab = _lab_checkpoint(model)
+        if lab is not None:  # a served lab model: count tokens with its own tokenizer
+            kwargs.setdefault("tokenizer", str(lab))
         return OpenAIBackend(base_url, model, **kwargs)
     if spec.startswith("vllm:"):
         from .vllm import VLLMBackend
