@@ -4,7 +4,7 @@ NOT a model: :class:`ScriptedBackend` writes the chain of thought of :class:`Tin
 by rule, with seeded step errors, so strategy tests have known answers. It is never used
 to produce profile data.
 
-The task: ``Q: 3+4+5`` -> completion ``3+4=7\\n7+5=12\\nAnswer: 12``; one character is one
+The task: ``q: 3+4+5`` -> completion ``3+4=7\\n7+5=12\\nAnswer: 12``; one character is one
 token (like the lab's character-level tokenizer).
 """
 
@@ -51,7 +51,7 @@ class TinyChainTask(Task):
                 count += 1
 
     def format_prompt(self, problem: Problem, cot: bool = True) -> str:
-        return f"Q: {problem.question}\n" + ("" if cot else "Answer: ")
+        return f"q: {problem.question}\n" + ("" if cot else "Answer: ")
 
     def extract_answer(self, completion: str) -> str | None:
         m = re.search(r"Answer: ?(-?\d+)", completion) or re.fullmatch(r"\s*(-?\d+)\s*", completion)
@@ -77,7 +77,7 @@ class TinyChainTask(Task):
 def parse_prompt(prompt: str) -> tuple[list[int], list[str], bool]:
     """Terms, the lines already written after the question, and whether the prompt is direct."""
     head, _, rest = prompt.partition("\n")
-    terms = [int(t) for t in head.removeprefix("Q: ").split("+")]
+    terms = [int(t) for t in head.removeprefix("q: ").split("+")]
     direct = rest.startswith("Answer: ") and "=" not in rest
     return terms, rest.split("\n"), direct
 

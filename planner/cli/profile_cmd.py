@@ -1,0 +1,193 @@
+"""``ttc profile`` (measure strategies on models over a task) and ``ttc merge`` (combine run folders)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from ._common import console, fail
+
+PROFILE_HELP = """Measure test-time compute strategies on models and write the samples table.
+
+Every row records measured tokens, latency and KV bytes, the extracted answer and its verdict,
+as Parquet shards in the --out folder (readable by `ttc fit` and fitting.schema.read_samples),
+with run.json beside them (model config, dtype, device, versions, seeds, command line).
+
+Example (the built-in lab: a tiny model on synthetic multi-step arithmetic):
+
+    ttc profile --model lab-s --task lab-arith --strategy greedy --strategy pool:n=64,temperature=1.0 --strategy beam:width=4 --questions 200 --out runs/lab-s
+
+**Strategies** (`--strategy NAME:key=value,...`, repeatable; `key=a|b|c` sweeps a knob, e.g.
+`budget:tokens=16|32|64` is three configs):
+
+STRATEGIES
+
+**Questions**: `--questions N` takes the first N questions of each difficulty level (default),
+or the first N overall with `--questions-overall`.
+
+**Resume and scale**: rerunning the same command skips every finished (model, strategy, config,
+question) unit, so an interrupted run (Ctrl-C, kill -9) loses at most the last few seconds.
+`--shard i/n` keeps the questions whose id hashes to worker i of n; give each worker its own
+--out and combine them with `ttc merge`.
+"""
+
+
+def _strategies_help() -> str:
+    # strategies are light modules (no torch), so listing them keeps `ttc --help` fast
+    from profiling.strategies import describe_strategies
+
+    return "\n".join(f"* {line}" for line in describe_strategies().splitlines())
+
+
+def _load(spec: str, device: str | None):
+    from profiling.backends import load_backend
+
+    if device is not None:
+        if spec.startswith(("openai:", "vllm:")):
+            raise ValueError(f"--device applies to local hf models only, not to {spec!r}")
+        return load_backend(spec, device=device)
+    return load_backend(spec)
+
+
+def _check_model_spec(spec: str) -> None:
+    """Fail before any work when a model spec can name no model (a typo in a lab name or path)."""
+    if spec.startswith(("openai:", "vllm:")):
+        if spec.startswith("openai:"):
+            from profiling.backends import split_openai_spec
+
+            split_openai_spec(spec.removeprefix("openai:"))
+        return
+    location = spec.removeprefix("hf:")
+    if Path(location).expanduser().exists():
+        return
+    import profiling.lab as lab
+
+    names: list[str] = list(getattr(lab, "LAB_MODELS", []) or [])
+    path_of = getattr(lab, "checkpoint_path", None)
+    if path_of is not None:
+        try:
+            if Path(path_of(location)).exists():
+                return
+        except (KeyError, ValueError, FileNotFoundError):
+            pass
+    known = f"a lab model ({', '.join(names)})" if names else "a lab model name"
+    raise ValueError(
+        f"unknown model {spec!r}: expected {known}, a local checkpoint folder, 'vllm:PATH_OR_NAME' "
+        "or 'openai:http://HOST:PORT/v1/MODEL'"
+    )
+
+
+def profile_command(
+    model: list[str] = typer.Option(
+        ..., "--model", "-m", help="Lab name (lab-s), checkpoint folder, or openai:URL/MODEL. Repeatable."
+    ),
+    task: str = typer.Option(..., "--task", "-t", help="Built-in task (lab-arith) or a JSONL file path."),
+    strategy: list[str] = typer.Option(
+        ["greedy"], "--strategy", "-s", help="NAME:key=value,... (repeatable); see the list above."
+    ),
+    questions: int = typer.Option(
+        20, "--questions", "-q", min=1, help="First N questions per difficulty level."
+    ),
+    questions_overall: bool = typer.Option(
+        False, "--questions-overall", help="Take the first --questions questions overall, not per level."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (created; rerun to resume)."),
+    seed: int = typer.Option(0, "--seed", help="Run seed; each unit's sampling seed derives from it."),
+    device: str | None = typer.Option(
+        None, "--device", help="hf models: cpu, cuda, cuda:1 (default: cuda if any)."
+    ),
+    max_new_tokens: int = typer.Option(
+        256, "--max-new-tokens", min=1, help="Token cap of each generation call."
+    ),
+    shard: str = typer.Option("0/1", "--shard", help="i/n: profile only the questions of worker i of n."),
+    batch_size: int = typer.Option(
+        8, "--batch-size", min=1, help="Questions per strategy call (batched requests)."
+    ),
+    split: str = typer.Option("eval", "--split", help="Task split to draw questions from."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+) -> None:
+    from profiling.runner import profile
+    from profiling.storage import RunMismatch, parse_shard
+    from profiling.strategies import expand_specs
+    from profiling.tasks import get_task
+
+    try:
+        shard_spec = parse_shard(shard)
+        strategies = expand_specs(strategy)
+        task_obj = get_task(task)
+        for s in strategies:
+            s.check_task(task_obj)
+        for spec in model:
+            _check_model_spec(spec)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    except ImportError as exc:  # a registered module that cannot be imported (broken install)
+        fail(f"cannot load {task!r}: {exc}")
+    try:
+        result = profile(
+            model,
+            task_obj,
+            strategies,
+            out,
+            per_level=None if questions_overall else questions,
+            limit=questions if questions_overall else None,
+            split=split,
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            shard=shard_spec,
+            device=device,
+            progress=progress,
+            command=["ttc", *sys.argv[1:]],
+            loader=_load,
+        )
+    except KeyboardInterrupt:
+        fail(f"interrupted; finished units are saved in {out}; rerun the same command to resume", code=130)
+    except (ValueError, FileNotFoundError, RunMismatch) as exc:
+        fail(str(exc))
+    rate = result.completion_tokens / result.elapsed_s if result.elapsed_s > 0 else 0.0
+    console.print(
+        f"profiled {result.units_run} unit(s) ({result.units_skipped} already done) -> {result.rows_written} rows, "
+        f"{result.completion_tokens:,} tokens in {result.elapsed_s:.1f} s ({rate:,.0f} tok/s); "
+        f"run {result.run_id} in {out}"
+    )
+    console.print(f"next: ttc fit {out}", highlight=False)
+
+
+def merge_command(
+    out: Path = typer.Argument(..., help="New folder for the merged run."),
+    inputs: list[Path] = typer.Argument(
+        ..., help="Run folders to combine (e.g. the workers of --shard i/n)."
+    ),
+) -> None:
+    """Combine run folders written by `ttc profile` (e.g. the workers of `--shard i/n`).
+
+    Refuses runs that differ in task, seed, max new tokens, strategy set or a shared model's
+    config, and inputs that hold the same unit twice.
+
+    Example:
+
+        ttc profile -m lab-s -t lab-arith -s pool:n=16 --shard 0/2 --out runs/w0 &
+        ttc profile -m lab-s -t lab-arith -s pool:n=16 --shard 1/2 --out runs/w1; wait
+        ttc merge runs/lab-s runs/w0 runs/w1
+    """
+    from profiling.storage import RunMismatch, merge_runs
+
+    try:
+        report = merge_runs(out, list(inputs))
+    except (RunMismatch, ValueError) as exc:
+        fail(str(exc))
+    console.print(
+        f"merged {len(report.inputs)} run folder(s): {report.units} units, {report.rows} rows -> {report.out}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "profile",
+        help=PROFILE_HELP.replace("STRATEGIES", _strategies_help()),
+        short_help="Measure strategies on models over a task (samples table).",
+    )(profile_command)
+    app.command("merge", short_help="Combine run folders of `ttc profile` (e.g. shards).")(merge_command)

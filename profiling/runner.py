@@ -1,0 +1,330 @@
+"""The profile loop: models x strategies x questions -> samples shards (resumable).
+
+For each model (loaded one at a time), each strategy, and each batch of ``batch_size``
+questions not yet in the output folder, run the strategy and buffer its rows by unit;
+:class:`~profiling.storage.ShardWriter` writes them atomically every few seconds. A rerun of
+the same command skips finished units; ``shard=(i, n)`` keeps only the questions this worker
+owns (:func:`~profiling.storage.shard_of`).
+
+Example (a test double stands in for a model here; ``ttc profile`` loads real ones)::
+
+    from profiling.runner import profile
+    result = profile(["lab-s"], "lab-arith", ["greedy", "pool:n=16"], "runs/lab", per_level=20)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fitting import schema as S
+
+from .backends._base import Backend
+from .storage import (
+    ShardWriter,
+    check_model,
+    check_same_run,
+    command_line,
+    finished_units,
+    new_run_metadata,
+    read_run,
+    run_signature,
+    shard_of,
+    write_run,
+)
+from .strategies import Outcome, RunContext, Strategy, expand_specs
+from .tasks._base import Problem, Task
+
+__all__ = ["profile", "ProfileResult", "outcome_rows"]
+
+
+@dataclass
+class ProfileResult:
+    """What a :func:`profile` call did."""
+
+    out: Path
+    run_id: str
+    units_total: int = 0
+    units_skipped: int = 0  # already in the folder (resumed)
+    units_run: int = 0
+    rows_written: int = 0
+    completion_tokens: int = 0
+    elapsed_s: float = 0.0
+    shards: list[Path] = field(default_factory=list)
+
+
+def outcome_rows(
+    outcomes: Sequence[Outcome], *, run_id: str, backend: Backend, task: Task, strategy: Strategy
+) -> list[dict]:
+    """Samples-table rows (schema column names) of a strategy's outcomes."""
+    config = strategy.config_json()
+    rows = []
+    for o in outcomes:
+        c = o.cost
+        rows.append(
+            {
+                S.RUN_ID: run_id,
+                S.MODEL: backend.model_name,
+                S.BACKEND: backend.name,
+                S.TASK: task.name,
+                S.STRATEGY: strategy.name,
+                S.CONFIG: config,
+                S.QUESTION_ID: o.problem.id,
+                S.DIFFICULTY: o.problem.difficulty,
+                S.SAMPLE_IDX: o.sample_idx,
+                S.ANSWER: o.answer,
+                S.REFERENCE: task.normalize(o.problem.answer),
+                S.CORRECT: bool(o.correct),
+                S.PROMPT_TOKENS: c.prompt_tokens,
+                S.COMPLETION_TOKENS: c.completion_tokens,
+                S.LATENCY_S: c.latency_s,
+                S.TTFT_S: c.ttft_s,
+                S.KV_BYTES_PEAK: c.kv_bytes_peak,
+                S.KV_SOURCE: c.kv_source if c.kv_bytes_peak is not None else None,
+                S.FLOPS: None,
+                S.LOGPROB: o.logprob,
+                S.REWARD: o.reward,
+            }
+        )
+    return rows
+
+
+def _load_task(task: str | Task) -> tuple[Task, str]:
+    if isinstance(task, Task):
+        return task, task.name
+    from .tasks import get_task
+
+    return get_task(task), str(task)
+
+
+def _default_loader(spec: str, device: str | None) -> Backend:
+    from .backends import load_backend
+
+    return load_backend(spec) if device is None else load_backend(spec, device=device)
+
+
+def select_problems(
+    task: Task, *, per_level: int | None, limit: int | None, split: str, shard: tuple[int, int]
+) -> list[Problem]:
+    """The questions of this worker: the first ``per_level`` per level (or ``limit`` overall),
+    then those whose id hashes to ``shard[0]`` of ``shard[1]``; duplicate ids are an error."""
+    problems = list(task.problems(split=split, per_level=per_level, limit=limit))
+    ids = [p.id for p in problems]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"task {task.name!r}: question id {dup!r} appears twice; ids must be unique")
+    index, count = shard
+    return [p for p in problems if shard_of(p.id, count) == index]
+
+
+def profile(
+    models: Sequence[str | Backend],
+    task: str | Task,
+    strategies: Sequence[str | Strategy],
+    out: str | Path,
+    *,
+    per_level: int | None = None,
+    limit: int | None = None,
+    split: str = "eval",
+    seed: int = 0,
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+    shard: tuple[int, int] = (0, 1),
+    device: str | None = None,
+    progress: bool = False,
+    command: list[str] | None = None,
+    flush_every_s: float = 5.0,
+    flush_every_units: int = 32,
+    loader: Callable[[str, str | None], Backend] | None = None,
+    on_unit: Callable[[ProfileResult], Any] | None = None,
+) -> ProfileResult:
+    """Profile ``models`` x ``strategies`` on ``task`` into the run folder ``out`` (resumable).
+
+    Parameters
+    ----------
+    models : model specs (lab name, checkpoint path, ``openai:URL/MODEL``; loaded one at a time
+        with :func:`profiling.backends.load_backend`) or ready :class:`Backend` objects
+    task : task name / JSONL path, or a :class:`Task`
+    strategies : specs (``"pool:n=16"``, alternatives ``"budget:tokens=16|32"``) or strategies
+    out : the run folder (created; a rerun resumes it)
+    per_level, limit : the first ``per_level`` questions of each difficulty level, or the
+        first ``limit`` overall (``per_level`` wins when both are given)
+    seed : run seed; each unit's sampling seed derives from it, the model, the strategy config
+        and the question id, so results do not depend on batching, sharding or resumption
+    max_new_tokens : token cap of each generation call
+    batch_size : questions per strategy call (each call batches their requests)
+    shard : ``(i, n)``: keep the questions whose id hashes to worker ``i`` of ``n``
+    progress : show a rich progress bar (units, tokens/s, ETA) on stderr
+    flush_every_s, flush_every_units : shard flush policy (see :class:`ShardWriter`)
+    on_unit : called after each unit with the running :class:`ProfileResult` (tests, hooks)
+
+    Raises
+    ------
+    ValueError for an unknown strategy/knob or a strategy the task cannot run;
+    :class:`~profiling.storage.RunMismatch` when ``out`` holds a different run.
+    """
+    t_start = time.perf_counter()
+    task_obj, _task_spec = _load_task(task)
+    strats = [s for s in strategies if isinstance(s, Strategy)]
+    strats += expand_specs([s for s in strategies if not isinstance(s, Strategy)])
+    if not strats:
+        raise ValueError("no strategy given; e.g. greedy or pool:n=16")
+    for s in strats:
+        s.check_task(task_obj)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    problems = select_problems(task_obj, per_level=per_level, limit=limit, split=split, shard=shard)
+    out = Path(out)
+    signature = run_signature(
+        task_obj.name, seed, max_new_tokens, [(s.name, s.config_json()) for s in strats]
+    )
+    fresh = new_run_metadata(
+        signature,
+        task={"name": task_obj.name, "spec": _task_spec, "split": split},
+        strategies=[{"name": s.name, "spec": str(s.spec), "config": s.config} for s in strats],
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        device=device,
+    )
+    meta = read_run(out)
+    if meta is None:
+        meta = fresh
+    else:
+        check_same_run(meta, fresh, f"the run in {out}", "this command")
+    selection = {"split": split, "per_level": per_level, "limit": limit if per_level is None else None}
+    for key, value in (
+        ("questions", selection),
+        ("shards", f"{shard[0]}/{shard[1]}"),
+        ("commands", command or command_line()),
+    ):
+        if value not in meta.setdefault(key, []):
+            meta[key].append(value)
+    meta.setdefault("batch_sizes", [])
+    if batch_size not in meta["batch_sizes"]:
+        meta["batch_sizes"].append(batch_size)
+    write_run(out, meta)
+
+    run_id = meta["run_id"]
+    done = finished_units(out)
+    result = ProfileResult(out, run_id, units_total=len(models) * len(strats) * len(problems))
+    writer = ShardWriter(
+        out, f"w{shard[0]}of{shard[1]}", every_s=flush_every_s, every_units=flush_every_units
+    )
+    bar = _Progress(result) if progress else None
+    load = loader or _default_loader
+    try:
+        with writer:
+            for model in models:
+                if isinstance(model, str):  # skip loading a model whose units are all done
+                    name = meta.get("model_specs", {}).get(model)
+                    if name is not None and all(
+                        (name, task_obj.name, s.name, s.config_json(), p.id) in done
+                        for s in strats
+                        for p in problems
+                    ):
+                        _skip(result, len(strats) * len(problems), bar)
+                        continue
+                backend = load(model, device) if isinstance(model, str) else model
+                try:
+                    _register_model(out, meta, model, backend)
+                    ctx = RunContext(seed=seed, max_new_tokens=max_new_tokens, model=backend.model_name)
+                    for strategy in strats:
+                        key = (backend.model_name, task_obj.name, strategy.name, strategy.config_json())
+                        todo = [p for p in problems if (*key, p.id) not in done]
+                        _skip(result, len(problems) - len(todo), bar)
+                        last_batch_s = 0.0
+                        for start in range(0, len(todo), batch_size):
+                            writer.maybe_flush(wait_s=last_batch_s)
+                            batch = todo[start : start + batch_size]
+                            t_batch = time.perf_counter()
+                            outcomes = strategy.run(backend, task_obj, batch, ctx)
+                            rows = outcome_rows(
+                                outcomes, run_id=run_id, backend=backend, task=task_obj, strategy=strategy
+                            )
+                            for p in batch:
+                                unit = [r for r in rows if r[S.QUESTION_ID] == p.id]
+                                if not unit:
+                                    raise RuntimeError(
+                                        f"strategy {strategy.name} returned no row for question {p.id!r}"
+                                    )
+                                writer.add_unit(unit)
+                                result.units_run += 1
+                                result.completion_tokens += sum(r[S.COMPLETION_TOKENS] for r in unit)
+                                if on_unit is not None:
+                                    on_unit(result)
+                            last_batch_s = time.perf_counter() - t_batch
+                            if bar is not None:
+                                bar.update()
+                finally:
+                    if isinstance(model, str):
+                        backend.close()
+    finally:
+        result.rows_written = writer.rows_written
+        result.shards = list(writer.shards)
+        result.elapsed_s = time.perf_counter() - t_start
+        if bar is not None:
+            bar.close()
+    return result
+
+
+def _skip(result: ProfileResult, count: int, bar: _Progress | None) -> None:
+    result.units_skipped += count
+    if bar is not None and count:
+        bar.skip(count)
+
+
+def _register_model(out: Path, meta: dict, spec: str | Backend, backend: Backend) -> None:
+    """Record the model's metadata in ``run.json``; refuse a model whose config changed."""
+    info = dict(backend.metadata())
+    info.setdefault("backend", backend.name)
+    info.setdefault("model", backend.model_name)
+    known = meta.setdefault("models", {}).get(backend.model_name)
+    if known is not None:
+        check_model(known, info, f"the run in {out}", "this command")
+    else:
+        meta["models"][backend.model_name] = info
+    if isinstance(spec, str):
+        meta.setdefault("model_specs", {})[spec] = backend.model_name
+    write_run(out, meta)
+
+
+class _Progress:
+    """A rich progress bar on stderr: units run of the units left to run, tokens/s and ETA.
+
+    Units found already done are taken off the total rather than counted as progress, so the
+    rate and ETA describe the work actually being done.
+    """
+
+    def __init__(self, result: ProfileResult) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.result = result
+        self.t0 = time.perf_counter()
+        self.progress = Progress(
+            TextColumn("profiling"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("units"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self.task = self.progress.add_task("units", total=result.units_total, rate="")
+        self.progress.start()
+
+    def skip(self, count: int) -> None:
+        self.progress.update(self.task, total=self.result.units_total - self.result.units_skipped)
+
+    def update(self) -> None:
+        r = self.result
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        rate = f"{r.completion_tokens / elapsed:,.0f} tok/s"
+        self.progress.update(self.task, completed=r.units_run, rate=rate)
+
+    def close(self) -> None:
+        self.update()
+        self.progress.stop()

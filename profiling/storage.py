@@ -1,0 +1,452 @@
+"""Where profile results live: atomic Parquet shards, run metadata, resume and merge.
+
+An output folder holds one *run*::
+
+    runs/lab/
+      run.json                                  run metadata (below)
+      samples-w0of1-1764383000123456789-3fa2c1.parquet
+      samples-w0of1-1764383005234567890-9b00de.parquet
+      ...
+
+Guarantees:
+
+* **Atomic shards.** A shard is written to ``_tmp-*.parquet`` in the same folder, flushed,
+  ``fsync``-ed and renamed with ``os.replace``; readers (:func:`fitting.schema.read_samples`)
+  ignore ``_tmp-*`` files, so a crash never leaves half a shard.
+* **Units.** A unit is one (model, task, strategy, config, question): all its rows are in one
+  shard and it is written once. A rerun reads the unit keys of the existing shards
+  (:func:`finished_units`) and skips them, so Ctrl-C or ``kill -9`` loses at most the units
+  not yet flushed (:class:`ShardWriter` flushes every few seconds or units).
+* **Run metadata.** ``run.json`` keeps what the planner needs to derive costs (each model's
+  config, dtype, device, library versions) and what makes runs comparable: the
+  *signature* (task, seed, max new tokens, set of strategy configs). Its hash is the
+  ``run_id`` column, so every worker of one sharded run writes the same ``run_id``.
+  A rerun into a folder with a different signature, or a model whose config changed, is
+  refused (:class:`RunMismatch`), as is merging such runs (:func:`merge_runs`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import metadata as _metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from fitting import schema as S
+
+__all__ = [
+    "UNIT_KEYS",
+    "RUN_FILE",
+    "RunMismatch",
+    "run_signature",
+    "run_id_of",
+    "new_run_metadata",
+    "read_run",
+    "write_run",
+    "check_same_run",
+    "check_model",
+    "write_shard",
+    "finished_units",
+    "ShardWriter",
+    "shard_of",
+    "parse_shard",
+    "merge_runs",
+    "library_versions",
+]
+
+#: the columns that identify a unit (written once, skipped on rerun)
+UNIT_KEYS = (S.MODEL, S.TASK, S.STRATEGY, S.CONFIG, S.QUESTION_ID)
+RUN_FILE = "run.json"
+RUN_FORMAT = "ttc-profile-run/1"
+#: model metadata fields that must agree between a rerun / merged runs of the same model name
+MODEL_IDENTITY = ("backend", "config", "dtype")
+_SIGNATURE_FIELDS = ("task", "seed", "max_new_tokens", "strategies")
+
+
+class RunMismatch(ValueError):
+    """Two runs (or a run and an output folder) differ in what makes their samples comparable."""
+
+
+# ---- run metadata ------------------------------------------------------------------------------
+def run_signature(task: str, seed: int, max_new_tokens: int, strategies: Iterable[tuple[str, str]]) -> dict:
+    """What must match for samples to belong to one run: task name, seed, token cap and the
+    *set* of ``(strategy name, config JSON)`` pairs (sorted)."""
+    return {
+        "task": task,
+        "seed": int(seed),
+        "max_new_tokens": int(max_new_tokens),
+        "strategies": sorted([name, config] for name, config in strategies),
+    }
+
+
+def run_id_of(signature: dict) -> str:
+    """Short stable id of a signature: ``"r"`` + 12 hex digits of its SHA-256.
+
+    Examples
+    --------
+    >>> run_id_of(run_signature("t", 0, 8, [("greedy", "{}")]))[:1]
+    'r'
+    """
+    text = json.dumps(signature, sort_keys=True)
+    return "r" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of Python and the libraries that shape measurements (without importing them)."""
+    out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("ttc-planner", "torch", "transformers", "vllm", "numpy", "pandas", "pyarrow"):
+        try:
+            out[dist] = _metadata.version(dist)
+        except _metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_metadata(signature: dict, **fields: Any) -> dict:
+    """A fresh ``run.json`` document for ``signature`` plus ``fields`` (strategies, device...)."""
+    meta = {
+        "format": RUN_FORMAT,
+        "run_id": run_id_of(signature),
+        "signature": signature,
+        "models": {},
+        "model_specs": {},
+        "questions": [],
+        "shards": [],
+        "commands": [],
+        "versions": library_versions(),
+        "created": _now(),
+    }
+    meta.update(fields)
+    return meta
+
+
+def read_run(folder: str | Path) -> dict | None:
+    """The ``run.json`` of ``folder``, or None when there is none."""
+    path = Path(folder) / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunMismatch(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT or "signature" not in meta:
+        raise RunMismatch(f"{path}: not a ttc profile run file (expected format {RUN_FORMAT!r})")
+    return meta
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix="_tmp-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_run(folder: str | Path, meta: dict) -> Path:
+    """Write ``run.json`` atomically (``updated`` is set to now)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "updated": _now()}
+    path = folder / RUN_FILE
+    _atomic_write_bytes(path, (json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n").encode())
+    return path
+
+
+def check_same_run(a: dict, b: dict, a_name: str, b_name: str) -> None:
+    """Raise :class:`RunMismatch` naming the first field where two runs' signatures or shared
+    models differ; different *sets* of models are fine (a merge can combine models)."""
+    sa, sb = a["signature"], b["signature"]
+    for key in _SIGNATURE_FIELDS:
+        if sa.get(key) != sb.get(key):
+            va, vb = sa.get(key), sb.get(key)
+            if key == "strategies":
+                only_a = [f"{n}:{c}" for n, c in va if [n, c] not in vb]
+                only_b = [f"{n}:{c}" for n, c in vb if [n, c] not in va]
+                va, vb = f"only here: {only_a}", f"only there: {only_b}"
+            raise RunMismatch(f"{b_name} differs from {a_name} in {key!r}: {vb} vs {va}")
+    for name in sorted(set(a.get("models", {})) & set(b.get("models", {}))):
+        check_model(a["models"][name], b["models"][name], f"{a_name} model {name!r}", f"{b_name}")
+
+
+def check_model(known: dict, new: dict, known_name: str, new_name: str) -> None:
+    """Raise :class:`RunMismatch` when two metadata dicts of one model name differ in identity."""
+    for key in MODEL_IDENTITY:
+        if json.dumps(known.get(key), sort_keys=True, default=str) != json.dumps(
+            new.get(key), sort_keys=True, default=str
+        ):
+            raise RunMismatch(
+                f"{new_name}: model {new.get('model', '?')!r} has a different {key!r} than {known_name}: "
+                f"{_short(new.get(key))} vs {_short(known.get(key))}"
+            )
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---- shards --------------------------------------------------------------------------------------
+def write_shard(folder: str | Path, rows: pd.DataFrame | list[dict], tag: str = "w0of1") -> Path:
+    """Validate ``rows`` against the samples schema and write them as one new shard, atomically.
+
+    The shard is ``samples-{tag}-{time_ns}-{random}.parquet``: unique without coordination, so
+    workers sharing a folder never collide. Returns its path.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    df = S.validate_samples(pd.DataFrame(rows) if isinstance(rows, list) else rows, source=str(folder))
+    table = S.to_arrow(df)
+    target = folder / f"samples-{tag}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.parquet"
+    fd, tmp = tempfile.mkstemp(prefix=f"_tmp-{tag}-", suffix=".parquet", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    _fsync_dir(folder)
+    return target
+
+
+def shard_files(folder: str | Path) -> list[Path]:
+    """The finished shards of a run folder (``samples-*.parquet``), sorted by name (time)."""
+    folder = Path(folder)
+    return sorted(folder.glob("samples-*.parquet")) if folder.is_dir() else []
+
+
+def finished_units(folder: str | Path) -> set[tuple[str, ...]]:
+    """Unit keys (:data:`UNIT_KEYS`) present in the shards of ``folder``."""
+    units: set[tuple[str, ...]] = set()
+    for path in shard_files(folder):
+        table = pq.read_table(path, columns=list(UNIT_KEYS))
+        cols = [table.column(c).to_pylist() for c in UNIT_KEYS]
+        units.update(zip(*cols, strict=True))
+    return units
+
+
+def unit_key(row: dict) -> tuple[str, ...]:
+    return tuple(str(row[c]) for c in UNIT_KEYS)
+
+
+class ShardWriter:
+    """Buffer finished units and write them as shards every ``every_s`` seconds or ``every_units`` units.
+
+    Only whole units enter the buffer, so a flush never splits one. Use as a context manager:
+    leaving the block normally or by an exception (Ctrl-C included) flushes what is buffered.
+
+    Parameters
+    ----------
+    folder : the run folder
+    tag : worker tag in shard names (``w{i}of{n}``)
+    every_s, every_units : flush when the oldest buffered unit is this old, or this many are buffered
+    clock : time source (seconds), injectable for tests
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        tag: str = "w0of1",
+        every_s: float = 5.0,
+        every_units: int = 32,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.folder = Path(folder)
+        self.tag = tag
+        self.every_s = every_s
+        self.every_units = every_units
+        self.clock = clock
+        self._rows: list[dict] = []
+        self._units = 0
+        self._since: float | None = None
+        self.shards: list[Path] = []
+        self.units_written = 0
+        self.rows_written = 0
+        for stale in self.folder.glob(f"_tmp-{tag}-*.parquet"):  # left by a killed writer of this tag
+            stale.unlink(missing_ok=True)
+
+    def add_unit(self, rows: list[dict]) -> None:
+        """Buffer one finished unit's rows; flush if the buffer is due."""
+        if not rows:
+            raise ValueError("a unit must have at least one row")
+        if self._since is None:
+            self._since = self.clock()
+        self._rows.extend(rows)
+        self._units += 1
+        if self._units >= self.every_units or self.clock() - self._since >= self.every_s:
+            self.flush()
+
+    def maybe_flush(self, wait_s: float = 0.0) -> Path | None:
+        """Flush if the buffered units would be older than ``every_s`` after waiting ``wait_s``
+        more (call before work that takes about ``wait_s``, e.g. the next batch)."""
+        if self._since is not None and self.clock() - self._since + wait_s >= self.every_s:
+            return self.flush()
+        return None
+
+    @property
+    def pending_units(self) -> int:
+        return self._units
+
+    def flush(self) -> Path | None:
+        """Write the buffered units as one shard now; None when the buffer is empty."""
+        if not self._rows:
+            return None
+        path = write_shard(self.folder, self._rows, self.tag)
+        self.shards.append(path)
+        self.units_written += self._units
+        self.rows_written += len(self._rows)
+        self._rows, self._units, self._since = [], 0, None
+        return path
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+
+# ---- sharding questions across workers -------------------------------------------------------------
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; ``ValueError`` otherwise.
+
+    Examples
+    --------
+    >>> parse_shard("1/4")
+    (1, 4)
+    """
+    i, sep, n = str(text).partition("/")
+    try:
+        index, count = int(i), int(n)
+    except ValueError:
+        index, count = -1, 0
+    if not sep or count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
+    return index, count
+
+
+def shard_of(question_id: str, count: int) -> int:
+    """The worker (0..count-1) that owns a question: SHA-256 of its id modulo ``count``.
+
+    Deterministic across machines and Python processes (unlike ``hash``).
+
+    Examples
+    --------
+    >>> shard_of("q1", 1)
+    0
+    """
+    digest = hashlib.sha256(str(question_id).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+# ---- merge ------------------------------------------------------------------------------------------
+@dataclass
+class MergeReport:
+    out: Path
+    inputs: list[Path]
+    rows: int
+    units: int
+    shards: list[Path]
+
+
+def merge_runs(out: str | Path, inputs: list[str | Path], rows_per_shard: int = 200_000) -> MergeReport:
+    """Combine run folders (e.g. the workers of ``--shard i/n``) into ``out``.
+
+    Refuses (:class:`RunMismatch`) inputs whose signatures differ (task, seed, token cap,
+    strategy set) or that hold the same model name with a different config, dtype or
+    backend; refuses a unit present in two inputs (the same questions profiled twice) and an
+    ``out`` that already has shards. ``run.json`` of ``out`` unions the inputs' models,
+    question selections, shards and command lines.
+    """
+    out = Path(out)
+    if len(inputs) < 1:
+        raise ValueError("merge needs at least one input folder")
+    metas = []
+    for folder in map(Path, inputs):
+        meta = read_run(folder)
+        if meta is None:
+            raise RunMismatch(f"{folder}: no {RUN_FILE}; not a ttc profile output folder")
+        metas.append((folder, meta))
+    if not any(shard_files(folder) for folder, _ in metas):
+        raise RunMismatch(
+            f"no samples-*.parquet shards in any of {[str(f) for f, _ in metas]}; nothing to merge"
+        )
+    first_folder, merged = metas[0][0], json.loads(json.dumps(metas[0][1]))
+    for folder, meta in metas[1:]:
+        check_same_run(merged, meta, str(first_folder), str(folder))
+        for name, model in meta.get("models", {}).items():
+            merged["models"].setdefault(name, model)
+        merged.setdefault("model_specs", {}).update(meta.get("model_specs", {}))
+        for key in ("questions", "shards", "commands"):
+            merged[key] = list(merged.get(key, [])) + [
+                v for v in meta.get(key, []) if v not in merged.get(key, [])
+            ]
+    if out.exists() and (shard_files(out) or (out / RUN_FILE).exists()):
+        raise RunMismatch(f"{out}: already holds a run; merge into a new folder")
+    frames, owner = [], {}
+    for folder, _ in metas:
+        if not shard_files(folder):  # a worker that owned no question
+            continue
+        df = pd.concat([pd.read_parquet(p) for p in shard_files(folder)], ignore_index=True)
+        for key in df[list(UNIT_KEYS)].drop_duplicates().itertuples(index=False, name=None):
+            key = tuple(map(str, key))
+            if key in owner:
+                raise RunMismatch(
+                    f"unit (model, task, strategy, config, question) = {key} is in both {owner[key]} and {folder}; "
+                    "the inputs overlap (profiled the same questions twice?)"
+                )
+            owner[key] = folder
+        frames.append(df)
+    data = pd.concat(frames, ignore_index=True)
+    data = data.sort_values(list(UNIT_KEYS) + [S.SAMPLE_IDX], kind="stable").reset_index(drop=True)
+    merged["merged_from"] = [str(f) for f, _ in metas]
+    out.mkdir(parents=True, exist_ok=True)
+    shards = [
+        write_shard(out, data.iloc[start : start + rows_per_shard], tag="merged")
+        for start in range(0, len(data), rows_per_shard)
+    ]
+    write_run(out, merged)
+    return MergeReport(out, [f for f, _ in metas], len(data), len(owner), shards)
+
+
+def command_line() -> list[str]:
+    """This process's command line (``sys.argv``) with the program name shortened."""
+    argv = list(sys.argv)
+    if argv:
+        argv[0] = Path(argv[0]).name
+    return argv
