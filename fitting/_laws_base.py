@@ -194,8 +194,8 @@ class Law(ABC):
         >>> from fitting.laws import PowerLaw
         >>> x = np.array([1.0, 2, 4, 8, 16])
         >>> g = PowerLaw().guess(x, 0.9 - 0.5 * x**-0.5)
-        >>> round(g["alpha"], 1)
-        0.5
+        >>> 0.3 < g["alpha"] < 1.0  # a start for the optimizer, not the fit (0.5)
+        True
         """
         x = self._check_x(as_1d("x", x))
         y = as_1d("y", y, len(x))

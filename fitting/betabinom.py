@@ -67,8 +67,8 @@ class BetaBinomial:
     >>> rng = np.random.default_rng(0)
     >>> p = rng.beta(0.5, 2.0, size=2000)
     >>> law = BetaBinomial().fit_counts(np.full(2000, 32), rng.binomial(32, p))
-    >>> round(law.params_["a"], 1), round(law.params_["b"], 1)
-    (0.5, 2.0)
+    >>> abs(law.params_["a"] - 0.5) < 0.05, abs(law.params_["b"] - 2.0) < 0.2
+    (True, True)
     """
 
     param_names = ("a", "b")

@@ -65,7 +65,7 @@ def fit_curve(
     holdout_frac : float
         Fraction of points (at least one) held out at the high-compute end. A law whose
         low-compute part has fewer points than its parameters plus one is not scored
-        (``extrapolation_error`` NaN) and AIC alone decides.
+        (``extrapolation_error`` NaN); then AIC alone decides between all candidates.
     tie_tol : float
         Relative tolerance under which extrapolation errors are considered equal.
 
@@ -152,7 +152,7 @@ def _select(table: pd.DataFrame, tie_tol: float) -> int:
         ok = np.ones(len(table), dtype=bool)
     cand = table[ok]
     err = cand["extrapolation_error"]
-    if err.notna().any():
+    if err.notna().all():  # else some law could not be scored: AIC alone compares them fairly
         best = float(err.min())
         cand = cand[err <= best * (1.0 + tie_tol) + 1e-12]
     return int(cand["aic"].idxmin())

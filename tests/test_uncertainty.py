@@ -1,0 +1,120 @@
+"""Bootstrap over questions, the saturation point N* and compute-to-target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fitting.laws import ExpDecay, ExpPowerLaw, Logistic, PowerLaw, UnreachableTargetWarning
+from fitting.uncertainty import bootstrap_questions, compute_to_target, question_weights, saturation_point
+
+K = 2.0 ** np.arange(0, 7)  # 1..64
+
+
+def _brute_force_saturation(law, epsilon, x_min, doublings=40, points=600_000):
+    """The last x on a dense log grid where a doubling still gains >= epsilon."""
+    x = x_min * np.exp2(np.linspace(0, doublings, points))
+    gain = law.predict(2 * x) - law.predict(x)
+    above = np.flatnonzero(gain >= epsilon)
+    return x_min if len(above) == 0 else x[above[-1]]
+
+
+@pytest.mark.parametrize(
+    ("law", "x_min"),
+    [
+        (PowerLaw().with_params({"ceiling": 0.9, "scale": 0.5, "alpha": 0.4}), 1.0),
+        (ExpDecay().with_params({"ceiling": 0.85, "scale": 0.6, "rate": 0.02}), 1.0),
+        (Logistic().with_params({"ceiling": 0.8, "midpoint": 2.5, "slope": 1.2}), 1e-3),
+        (ExpPowerLaw().with_params({"a": 1.5, "b": 0.5}), 0.01),
+    ],
+    ids=["power", "exp_decay", "logistic", "exp_power"],
+)
+def test_saturation_point_matches_a_brute_force_scan(law, x_min):
+    eps = 0.005
+    n_star = saturation_point(law, eps, x_min=x_min)
+    brute = _brute_force_saturation(law, eps, x_min)
+    assert n_star == pytest.approx(brute, rel=1e-4)  # the scan's resolution is 4.6e-5
+    assert law.predict(2 * n_star) - law.predict(n_star) == pytest.approx(eps, abs=1e-9)
+
+
+def test_saturation_point_of_a_power_law_has_a_closed_form():
+    c, s, a = 0.9, 0.5, 0.4
+    law = PowerLaw().with_params({"ceiling": c, "scale": s, "alpha": a})
+    # gain(x) = s x^-a (1 - 2^-a) is decreasing, so N* = (s (1 - 2^-a) / eps)^(1/a)
+    assert saturation_point(law, 0.005) == pytest.approx((s * (1 - 2**-a) / 0.005) ** (1 / a), rel=1e-9)
+
+
+def test_saturation_ignores_slow_gains_before_an_s_curve_takes_off():
+    law = Logistic().with_params({"ceiling": 0.8, "midpoint": 2.5, "slope": 1.2})
+    x_min = 1e-3
+    assert law.predict(2 * x_min) - law.predict(x_min) < 0.005  # flat at first
+    assert saturation_point(law, 0.005, x_min=x_min) > 100  # yet saturates only after the rise
+
+
+def test_saturation_edge_cases():
+    flat = PowerLaw().with_params({"ceiling": 0.9, "scale": 0.001, "alpha": 0.5})
+    assert saturation_point(flat, 0.005, x_min=1.0) == 1.0  # never gains epsilon per doubling
+    slow = PowerLaw().with_params({"ceiling": 0.9, "scale": 0.5, "alpha": 0.01})
+    assert saturation_point(slow, 1e-4, x_min=1.0, max_doublings=10) == np.inf
+
+
+def test_compute_to_target_is_the_inverse_and_inf_above_the_ceiling():
+    law = PowerLaw().with_params({"ceiling": 0.9, "scale": 0.5, "alpha": 0.4})
+    assert compute_to_target(law, float(law.predict(50.0))) == pytest.approx(50.0)
+    with pytest.warns(UnreachableTargetWarning):
+        assert compute_to_target(law, 0.95) == np.inf
+
+
+def _population(rng, n_questions, a=0.6, b=2.0):
+    p = rng.beta(a, b, size=n_questions)
+    return 1.0 - (1.0 - p[:, None]) ** K  # each question's expected pass@k
+
+
+def test_bootstrap_spread_matches_the_spread_over_fresh_question_sets():
+    """Resampling questions must reproduce the sampling spread of a new eval set of the same size."""
+    rng = np.random.default_rng(0)
+    fresh = []
+    for _ in range(30):
+        m = _population(rng, 300)
+        fresh.append(ExpPowerLaw().fit(K, m.mean(0), question_weights(m)).params_["b"])
+    res = bootstrap_questions("exp_power_law", _population(rng, 300), K, n_boot=200, rng=1)
+    ratio = res.param_samples["b"].std() / np.std(fresh, ddof=1)
+    assert 0.5 < ratio < 2.0, ratio
+    assert res.n_failed == 0
+
+
+def test_bootstrap_result_contents_and_seeding():
+    m = _population(np.random.default_rng(2), 200)
+    frame = pd.DataFrame(m, columns=K)  # columns are the compute values
+    res = bootstrap_questions(PowerLaw(), frame, n_boot=100, targets=[0.8, 0.999], rng=3)
+    assert list(res.params.columns) == ["estimate", "lo", "hi"]
+    assert (res.params["lo"] <= res.params["estimate"] + 1e-12).all()
+    assert (res.params["estimate"] <= res.params["hi"] + 1e-12).all()
+    band = res.prediction
+    assert ((band["lo"] <= band["estimate"] + 1e-9) & (band["estimate"] <= band["hi"] + 1e-9)).all()
+    assert band["x"].max() == pytest.approx(16 * K.max())
+    sat = res.saturation
+    assert sat.lo <= sat.estimate <= sat.hi and np.isfinite(sat.estimate)
+    assert sat.estimate == pytest.approx(saturation_point(res.law, 0.005, x_min=1.0))
+    tt = res.to_target.set_index("target")
+    assert tt.loc[0.8, "lo"] <= tt.loc[0.8, "estimate"] <= tt.loc[0.8, "hi"]
+    again = bootstrap_questions(PowerLaw(), frame, n_boot=100, targets=[0.8, 0.999], rng=3)
+    pd.testing.assert_frame_equal(res.params, again.params)
+    other = bootstrap_questions(PowerLaw(), frame, n_boot=100, rng=4)
+    assert not np.allclose(res.param_samples["alpha"], other.param_samples["alpha"])
+
+
+def test_identical_questions_give_zero_width_intervals():
+    row = 1.0 - 0.7 * K**-0.5
+    m = np.tile(row, (50, 1))  # every resample of questions is the same curve
+    res = bootstrap_questions("power_law", m, K, n_boot=20, epsilon=None)
+    np.testing.assert_allclose(res.params["lo"], res.params["hi"], rtol=1e-6, atol=1e-9)
+    assert res.saturation is None
+
+
+def test_bootstrap_input_errors():
+    with pytest.raises(ValueError, match="2-D"):
+        bootstrap_questions("power_law", np.ones(5), K[:5])
+    with pytest.raises(ValueError, match="columns"):
+        bootstrap_questions("power_law", np.ones((5, 3)), K)
