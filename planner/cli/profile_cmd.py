@@ -116,11 +116,11 @@ def profile_command(
     try:
         shard_spec = parse_shard(shard)
         strategies = expand_specs(strategy)
+        for spec in model:
+            _check_model_spec(spec)
         task_obj = get_task(task)
         for s in strategies:
             s.check_task(task_obj)
-        for spec in model:
-            _check_model_spec(spec)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     except ImportError as exc:  # a registered module that cannot be imported (broken install)

@@ -1,0 +1,112 @@
+"""``ttc profile`` / ``ttc merge``: help, clear errors, and end-to-end runs on real hf models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from scripted_backend import ScriptedBackend, TinyChainTask
+from typer.testing import CliRunner
+
+from fitting import schema as S
+from planner.cli import app
+from profiling.runner import profile
+from profiling.strategies import STRATEGIES
+
+runner = CliRunner()
+
+
+def flat(text: str) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def ttc(*args: str):
+    return runner.invoke(app, list(args))
+
+
+# ---- help and errors --------------------------------------------------------------------------------
+def test_help_teaches_with_a_real_example_and_lists_every_strategy():
+    result = ttc("profile", "--help")
+    assert result.exit_code == 0
+    text = flat(result.output)
+    assert "ttc profile --model lab-s --task lab-arith --strategy greedy --strategy pool:n=64" in text
+    for name in STRATEGIES:
+        assert f"{name}:" in text
+    for option in (
+        "--questions-overall",
+        "--seed",
+        "--device",
+        "--max-new-tokens",
+        "--shard",
+        "--batch-size",
+    ):
+        assert option in text
+    assert "profile" in ttc("--help").output and "merge" in ttc("--help").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["-s", "bestof:n=4"],
+            "unknown strategy 'bestof'; valid strategies: greedy, pool, beam, refine, budget, hybrid",
+        ),
+        (["-s", "beam:widht=4"], "strategy 'beam' has no knob(s) widht; valid knobs: width (default 4)"),
+        (["-s", "pool:n=zero"], "knob 'n' must be an integer >= 1, got 'zero'"),
+        (["--shard", "2/2"], "--shard must be i/n with 0 <= i < n"),
+        (["-t", "no-such-task"], "unknown task 'no-such-task': expected a built-in name"),
+        (["-m", "lab-xl"], "unknown model 'lab-xl': expected a lab model"),
+        (["-m", "openai:lab-s"], "openai spec needs a URL and a model"),
+    ],
+)
+def test_bad_input_stops_with_a_clear_message_before_any_work(tmp_path, args, message):
+    options = {"-m": "openai:http://127.0.0.1:9/v1/x", "-t": "no-such-task", "-s": "greedy", "--shard": "0/1"}
+    options.update(dict(zip(args[::2], args[1::2], strict=True)))
+    argv = ["profile", "--out", str(tmp_path / "out")] + [x for item in options.items() for x in item]
+    result = ttc(*argv)
+    assert result.exit_code == 2, result.output
+    assert message in flat(result.output)
+    assert not (tmp_path / "out").exists()
+
+
+def test_merge_cli_combines_shards_and_refuses_mismatches(tmp_path):
+    task = TinyChainTask()
+    for i in range(2):
+        profile([ScriptedBackend()], task, ["greedy"], tmp_path / f"w{i}", per_level=3, shard=(i, 2))
+    profile([ScriptedBackend()], task, ["greedy"], tmp_path / "other", per_level=3, shard=(1, 2), seed=3)
+    ok = ttc("merge", str(tmp_path / "all"), str(tmp_path / "w0"), str(tmp_path / "w1"))
+    assert ok.exit_code == 0, ok.output
+    assert "9 units" in flat(ok.output)
+    assert len(S.read_samples(tmp_path / "all")) == 9
+    bad = ttc("merge", str(tmp_path / "bad"), str(tmp_path / "w0"), str(tmp_path / "other"))
+    assert bad.exit_code == 2
+    assert "differs from" in flat(bad.output) and "'seed': 3 vs 0" in flat(bad.output)
+
+
+# ---- real hf backend ------------------------------------------------------------------------------------
+def test_real_hf_backend_rows_carry_measured_tokens_latency_and_kv(tmp_path):
+    from profiling.backends.hf import HFBackend
+    from profiling.backends.tiny import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
+    backend = HFBackend(ckpt, device="cpu")
+    specs = [
+        "greedy",
+        "pool:n=3",
+        "beam:width=2,max_steps=2",
+        "refine:rounds=1",
+        "budget:tokens=4",
+        "hybrid:n=2,rounds=1",
+    ]
+    result = profile([backend], TinyChainTask(), specs, tmp_path / "run", per_level=1, max_new_tokens=12)
+    df = S.read_samples(tmp_path / "run")
+    assert result.units_run == 6 * 3 and len(df) == 3 * (1 + 3 + 1 + 1 + 1 + 2)
+    for col in (S.PROMPT_TOKENS, S.COMPLETION_TOKENS, S.LATENCY_S, S.KV_BYTES_PEAK):
+        assert df[col].notna().all() and (df[col] > 0).all(), col
+    assert (df[S.KV_SOURCE] == "hf-cache-tensors").all() and (df[S.BACKEND] == "hf").all()
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (
+        meta["models"]["tiny"]["config"]["num_hidden_layers"] == 2
+        and meta["models"]["tiny"]["dtype"] == "float32"
+    )
