@@ -56,7 +56,7 @@ def test_bad_knob_values_say_what_was_expected():
         get_strategy("pool:n=0")
     with pytest.raises(ValueError, match="knob 'cot' must be a bool, got 'maybe'"):
         get_strategy("greedy:cot=maybe")
-    with pytest.raises(ValueError, match="knob 'prm' must be oracle, noisy:SIGMA"):
+    with pytest.raises(ValueError, match="knob 'prm' must be oracle, noisy:P"):
         get_strategy("beam:prm=noisy:abc")
 
 
@@ -259,15 +259,20 @@ def test_beam_forces_an_answer_when_steps_run_out():
     )
 
 
-def test_noisy_prm_is_deterministic_and_zero_noise_equals_the_oracle():
+def test_noisy_prm_flips_verdicts_at_its_rate_deterministically():
     p = problems(level="3")[0]
     text = "8+1=10\n10+2=12\n"
+    oracle = get_reward("oracle", TASK).step_scores(p, text)
     noisy = get_reward("noisy:0.3", TASK, seed=0)
     assert noisy.step_scores(p, text) == noisy.step_scores(p, text)
     assert (
         noisy.step_scores(p, text)[0] == noisy.step_scores(p, text[:7])[0]
-    )  # a step's noise depends on its prefix
-    assert get_reward("noisy:0", TASK).step_scores(p, text) == get_reward("oracle", TASK).step_scores(p, text)
+    )  # a step's flip depends on its prefix
+    assert get_reward("noisy:0", TASK).step_scores(p, text) == oracle
+    assert get_reward("noisy:1", TASK).step_scores(p, text) == [1.0 - v for v in oracle]
+    texts = [f"{9 + i % 7}+1={i}\n" for i in range(2000)]  # distinct one-step partials
+    flips = sum(noisy.step_scores(p, t) != get_reward("oracle", TASK).step_scores(p, t) for t in texts)
+    assert abs(flips / 2000 - 0.3) < 0.035  # binomial sd 0.010
 
 
 def test_callable_rewards_plug_in_by_name_or_module_path():

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 
 from ..strategy_spec import StrategySpec, _parse_value, parse_strategy_spec
-from ._base import Cost, Knob, Outcome, RunContext, Strategy
+from ._base import Cost, Knob, Outcome, RunContext, Strategy, derive_seed
 from .beam import BeamSearch
 from .budget import BudgetForcing
 from .greedy import Greedy
@@ -40,6 +40,7 @@ __all__ = [
     "Cost",
     "Outcome",
     "RunContext",
+    "derive_seed",
     "get_strategy",
     "expand_spec",
     "expand_specs",

@@ -15,7 +15,7 @@ Algorithm (one question; all questions of a batch advance together, one backend 
    :attr:`Task.answer_trigger` and generating (those tokens count too).
 
 Knobs: ``width``, ``expansions`` (per beam), ``max_steps``, ``prm`` (``oracle`` = the task's
-step checker, a perfect PRM on the lab; ``noisy:SIGMA`` = a SIMULATED imperfect PRM, labelled
+step checker, a perfect PRM on the lab; ``noisy:P`` = a SIMULATED imperfect PRM, labelled
 ``simulated`` in ``config``; or a callable for real reward models — see
 :mod:`profiling.strategies.rewards`), ``temperature``, ``top_p``.
 
@@ -72,7 +72,7 @@ class _Search:
 
 class BeamSearch(Strategy):
     name = "beam"
-    summary = "step-level beam search scored by a process reward (prm=oracle|noisy:SIGMA|callable)"
+    summary = "step-level beam search scored by a process reward (prm=oracle|noisy:P|callable)"
     KNOBS = {
         "width": Knob(4, int, "beams kept after each step", lambda v: v >= 1, "an integer >= 1"),
         "expansions": Knob(
@@ -84,9 +84,9 @@ class BeamSearch(Strategy):
         "prm": Knob(
             "oracle",
             str,
-            "process reward: oracle|noisy:SIGMA|module:function",
+            "process reward: oracle|noisy:P|module:function",
             is_valid_reward_spec,
-            "oracle, noisy:SIGMA, a registered name or module:function",
+            "oracle, noisy:P, a registered name or module:function",
         ),
         "temperature": Knob(
             1.0, float, "sampling temperature of each step", lambda v: v >= 0, "a number >= 0"
@@ -100,9 +100,7 @@ class BeamSearch(Strategy):
 
     def check_task(self, task: Task) -> None:
         if self.params["prm"] == "none":
-            raise ValueError(
-                "beam needs a process reward: prm=oracle, prm=noisy:SIGMA or prm=module:function"
-            )
+            raise ValueError("beam needs a process reward: prm=oracle, prm=noisy:P or prm=module:function")
 
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
         width, expand = self.params["width"], self.params["expansions"]

@@ -6,7 +6,7 @@ from this one pool, never by regenerating for each k (DESIGN.md, "Sample once, e
 every k").
 
 Knobs: ``n`` (samples per question), ``temperature``, ``top_p``, ``cot``, and ``reward``
-(``none`` by default; ``oracle``, ``noisy:SIGMA`` or a callable, see
+(``none`` by default; ``oracle``, ``noisy:P`` or a callable, see
 :mod:`profiling.strategies.rewards`) — an outcome score of each full sample stored in the
 ``reward`` column for best-of-N and weighted vote. The mean token log-prob is always
 stored in ``logprob`` when the backend reports it.
@@ -40,9 +40,9 @@ class Pool(Strategy):
         "reward": Knob(
             "none",
             str,
-            "outcome score per sample: none|oracle|noisy:SIGMA|module:function",
+            "outcome score per sample: none|oracle|noisy:P|module:function",
             is_valid_reward_spec,
-            "none, oracle, noisy:SIGMA, a registered name or module:function",
+            "none, oracle, noisy:P, a registered name or module:function",
         ),
     }
 

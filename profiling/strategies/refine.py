@@ -8,7 +8,7 @@ step but no answer (cut by the token limit) is continued. ``rounds=0`` is one sa
 
 The verifier (``verifier`` knob) is a process reward from
 :mod:`profiling.strategies.rewards`: ``oracle`` (the task's step checker; exact on the lab),
-``noisy:SIGMA`` (a SIMULATED imperfect checker, labelled ``simulated`` in ``config``), or a
+``noisy:P`` (a SIMULATED imperfect checker, labelled ``simulated`` in ``config``), or a
 callable. Fallback for tasks without a step checker (``Task.check_steps`` returns None, e.g.
 chat models on GSM8K-style files): critique and revise — each round sends
 ``prompt + previous attempt + CRITIQUE_PROMPT`` and the revision replaces the attempt; with no
@@ -68,9 +68,9 @@ def _verifier_knob() -> Knob:
     return Knob(
         "oracle",
         str,
-        "step verifier: oracle|noisy:SIGMA|module:function",
+        "step verifier: oracle|noisy:P|module:function",
         is_valid_reward_spec,
-        "oracle, noisy:SIGMA, a registered name or module:function",
+        "oracle, noisy:P, a registered name or module:function",
     )
 
 

@@ -9,12 +9,14 @@ Three kinds, chosen by a knob value (``prm=...``, ``verifier=...``, ``reward=...
     The task's exact step checker (:meth:`Task.check_steps`): a step scores 1 when it is
     right and 0 when it is wrong. On the lab this is a *perfect* process reward model;
     no real PRM is that good, so results with it are an upper bound.
-``noisy:SIGMA``
-    A **simulated** imperfect PRM: each oracle step verdict plus Gaussian noise,
-    ``s_i = clip(v_i + e_i, 0, 1)`` with ``e_i ~ N(0, SIGMA^2)``. The noise of step ``i`` is a
-    deterministic function of the run seed, the question and the text up to step ``i``,
-    so the same partial always gets the same score (as a real PRM would). Rows produced
-    with it say ``simulated`` in their ``config``.
+``noisy:P``
+    A **simulated** imperfect PRM: each oracle step verdict flipped with probability ``P``
+    (a right step scored 0, a wrong step scored 1). The flip of step ``i`` is a
+    deterministic function of the run seed, the question and the text up to step ``i``, so
+    the same partial always gets the same scores (as a real PRM would) and extending a
+    partial does not change its earlier steps' scores. Same definition as
+    :func:`profiling.lab.task.simulated_noisy_step_checker`. Rows produced with it say
+    ``simulated`` in their ``config``.
 ``NAME`` or ``module:function``
     Any callable ``score(problem, partial_text) -> float`` (higher is better): a name
     registered with :func:`register_reward`, or a function imported from a module. This is
@@ -116,15 +118,15 @@ class OracleReward(ProcessReward):
 
 
 class NoisyOracleReward(OracleReward):
-    """SIMULATED imperfect PRM: oracle verdicts plus seeded Gaussian noise, clipped to [0, 1]."""
+    """SIMULATED imperfect PRM: oracle verdicts, each flipped with probability ``flip_prob``."""
 
-    def __init__(self, task: Task, sigma: float, seed: int) -> None:
+    def __init__(self, task: Task, flip_prob: float, seed: int) -> None:
         super().__init__(task)
-        if not sigma >= 0:
-            raise ValueError(f"noisy reward: sigma must be >= 0, got {sigma!r}")
-        self.sigma = float(sigma)
+        if not 0.0 <= flip_prob <= 1.0:
+            raise ValueError(f"noisy reward: flip probability must be in [0, 1], got {flip_prob!r}")
+        self.flip_prob = float(flip_prob)
         self.seed = int(seed)
-        self.source = f"simulated:noisy-oracle(sigma={self.sigma:g})"
+        self.source = f"simulated:noisy-oracle(flip_prob={self.flip_prob:g})"
 
     def step_scores(self, problem: Problem, text: str) -> list[float] | None:
         clean = super().step_scores(problem, text)
@@ -134,8 +136,8 @@ class NoisyOracleReward(OracleReward):
         out = []
         for i, v in enumerate(clean):
             prefix = self.delimiter.join(steps[: i + 1])
-            noise = np.random.default_rng(derive_seed(self.seed, problem.id, prefix)).normal(0.0, self.sigma)
-            out.append(float(np.clip(v + noise, 0.0, 1.0)))
+            u = np.random.default_rng(derive_seed(self.seed, problem.id, prefix)).random()
+            out.append(1.0 - v if u < self.flip_prob else v)
         return out
 
 
@@ -172,10 +174,12 @@ def get_reward(spec: str, task: Task | None, seed: int = 0) -> ProcessReward | N
         return OracleReward(task)
     if text.startswith("noisy:"):
         try:
-            sigma = float(text.partition(":")[2])
+            flip_prob = float(text.partition(":")[2])
         except ValueError:
-            raise ValueError(f"reward {spec!r}: expected noisy:SIGMA with a number, e.g. noisy:0.2") from None
-        return NoisyOracleReward(task, sigma, seed)
+            raise ValueError(
+                f"reward {spec!r}: expected noisy:P with a probability, e.g. noisy:0.2"
+            ) from None
+        return NoisyOracleReward(task, flip_prob, seed)
     if text in _REGISTRY:
         return CallableReward(_REGISTRY[text], text, task)
     module, sep, attr = text.partition(":")
@@ -189,7 +193,7 @@ def get_reward(spec: str, task: Task | None, seed: int = 0) -> ProcessReward | N
         if not callable(fn):
             raise ValueError(f"reward {spec!r}: {module}.{attr} is not callable")
         return CallableReward(fn, text, task)
-    known = ", ".join(["oracle", "noisy:SIGMA", "module:function", *sorted(_REGISTRY)])
+    known = ", ".join(["oracle", "noisy:P", "module:function", *sorted(_REGISTRY)])
     raise ValueError(f"unknown reward {spec!r}; expected one of: {known}")
 
 
@@ -200,7 +204,7 @@ def is_valid_reward_spec(value: str) -> bool:
         return True
     if text.startswith("noisy:"):
         try:
-            return float(text[6:]) >= 0
+            return 0.0 <= float(text[6:]) <= 1.0
         except ValueError:
             return False
     module, sep, attr = text.partition(":")
