@@ -101,6 +101,14 @@ def fit_curve(
     for spec in laws:
         law = get_law(spec)
         k = len(law.param_names)
+        try:
+            law._check_x(x)
+        except ValueError as exc:  # e.g. a power law cannot take x = 0: skip it, say why
+            rows.append({"law": law.name, "params": {}, "rmse": math.nan, "aic": math.nan,
+                         "extrapolation_error": math.nan, "converged": False, "holdout_converged": None,
+                         "message": f"not applicable: {exc}"})  # fmt: skip
+            fitted.append(None)
+            continue
         extrap, hold_ok, notes = math.nan, None, []
         if n_hold and n_fit >= k + 1:
             low = law.clone()
@@ -143,13 +151,15 @@ def fit_curve(
 
 def _select(table: pd.DataFrame, tie_tol: float) -> int:
     ok = table["converged"].to_numpy(bool) & (table["holdout_converged"].fillna(True).to_numpy(bool))
+    if not table["aic"].notna().any():
+        raise ValueError(f"fit_curve: no candidate law applies to these data: {'; '.join(table['message'])}")
     if not ok.any():
         warnings.warn(
             "fit_curve: no candidate law converged; returning the least bad one (see the table's message column)",
             ConvergenceWarning,
             stacklevel=3,
         )
-        ok = np.ones(len(table), dtype=bool)
+        ok = table["aic"].notna().to_numpy()
     cand = table[ok]
     err = cand["extrapolation_error"]
     if err.notna().all():  # else some law could not be scored: AIC alone compares them fairly

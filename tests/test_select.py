@@ -76,3 +76,14 @@ def test_no_converged_candidate_warns_and_still_returns_the_table():
         law, table = fit_curve(K, y, laws=["power_law"])
     assert not table.loc[0, "converged"] and "stuck" in table.loc[0, "message"]
     assert law.converged_ is False
+
+
+def test_laws_that_cannot_take_zero_compute_are_skipped_with_a_reason():
+    x = np.arange(0.0, 12.0)
+    y = ExpDecay.formula(x, 0.85, 0.6, 0.2)
+    law, table = fit_curve(x, y)
+    assert law.name == "exp_decay"
+    skipped = table.set_index("law").loc["power_law"]
+    assert not skipped["converged"] and skipped["message"].startswith("not applicable")
+    with pytest.raises(ValueError, match="no candidate law applies"):
+        fit_curve(x, y, laws=["power_law"])
