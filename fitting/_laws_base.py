@@ -61,7 +61,9 @@ class Law(ABC):
         Robust loss of ``scipy.optimize.least_squares`` applied to the weighted residuals
         ``sqrt(w_i) * (f(x_i) - y_i)``; "linear" is ordinary least squares.
     f_scale : float or None
-        Residual size where the robust loss turns from quadratic to linear. None picks
+        Residual size where the robust loss turns from quadratic to linear, in units of y
+        (weights are normalized to mean 1, so a weighted residual is ``sqrt(w_i / mean w)``
+        times the raw one). None picks
         it from the data: 1.35 robust standard deviations (MAD) of a first least-squares fit.
     n_starts : int
         How many starting points (data-driven guesses for several ceilings, then seeded
