@@ -73,12 +73,16 @@ def split_openai_spec(rest: str) -> tuple[str, str]:
 
 
 def _lab_checkpoint(name: str) -> Path | None:
-    """The lab checkpoint for ``name``, or None when ``name`` is not a lab model."""
-    try:
-        lab = importlib.import_module("profiling.lab")
-    except ImportError:
-        return None
-    checkpoint_path = getattr(lab, "checkpoint_path", None)
+    """The lab checkpoint folder for ``name`` (which may not be trained yet), or None when
+    ``name`` is not a lab model."""
+    checkpoint_path = None
+    for module in ("profiling.lab", "profiling.lab.models"):
+        try:
+            checkpoint_path = getattr(importlib.import_module(module), "checkpoint_path", None)
+        except ImportError:
+            continue
+        if checkpoint_path is not None:
+            break
     if checkpoint_path is None:
         return None
     try:
@@ -123,6 +127,10 @@ def load_backend(spec: str, **kwargs: Any) -> Backend:
             kwargs.setdefault("model_name", lab_name)
         return VLLMBackend(location, **kwargs)
     location, lab_name = _local_or_lab(spec.removeprefix("hf:"))
+    if lab_name is not None and not Path(location).is_dir():
+        raise FileNotFoundError(
+            f"lab model {lab_name!r} has no checkpoint at {location} yet (train the lab models first)"
+        )
     if Path(location).is_dir():
         from .hf import HFBackend
 
