@@ -251,3 +251,22 @@ def test_stop_string_kept_by_a_server_is_cut_from_the_text():
             [GenerationRequest("p", stop=("\nQ:",))]
         )
     assert r.completions[0].text == "12" and r.completions[0].completion_tokens == 9
+
+
+def test_chat_endpoint_sends_messages_and_reads_deltas_and_logprobs():
+    def handler(body, headers):
+        lp = {"content": [{"token": "h", "logprob": -0.25}, {"token": "i", "logprob": -0.75}]}
+        return 200, {}, [
+            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+            {"choices": [{"index": 0, "delta": {"content": "hi"}, "logprobs": lp, "finish_reason": "stop"}]},
+            {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
+        ]  # fmt: skip
+
+    with ScriptedServer(handler) as srv:
+        b = OpenAIBackend(srv.base_url, "m", chat=True)
+        [r] = b.generate([GenerationRequest("say hi", max_new_tokens=4)])
+        body, _ = srv.requests[0]
+    assert body["messages"] == [{"role": "user", "content": "say hi"}] and body["logprobs"] is True
+    assert "prompt" not in body
+    c = r.completions[0]
+    assert (c.text, c.completion_tokens, c.logprob, c.finish_reason) == ("hi", 2, -0.5, "stop")
