@@ -51,28 +51,37 @@ def _load(spec: str, device: str | None):
     return load_backend(spec)
 
 
-def _check_model_spec(spec: str) -> None:
-    """Fail before any work when a model spec can name no model (a typo in a lab name or path)."""
-    if spec.startswith(("openai:", "vllm:")):
-        if spec.startswith("openai:"):
-            from profiling.backends import split_openai_spec
+def _lab_models() -> dict:
+    """Lab model name -> spec, or {} when the lab package does not define them."""
+    try:
+        from profiling.lab.models import LAB_MODELS
+    except ImportError:
+        return {}
+    return dict(LAB_MODELS)
 
-            split_openai_spec(spec.removeprefix("openai:"))
+
+def _check_model_spec(spec: str) -> None:
+    """Fail before any work when a model spec names no model (a typo in a lab name or a path)."""
+    if spec.startswith("openai:"):
+        from profiling.backends import split_openai_spec
+
+        split_openai_spec(spec.removeprefix("openai:"))
+        return
+    if spec.startswith("vllm:"):
         return
     location = spec.removeprefix("hf:")
     if Path(location).expanduser().exists():
         return
-    import profiling.lab as lab
+    lab = _lab_models()
+    if location in lab:
+        from profiling.lab.models import checkpoint_path
 
-    names: list[str] = list(getattr(lab, "LAB_MODELS", []) or [])
-    path_of = getattr(lab, "checkpoint_path", None)
-    if path_of is not None:
-        try:
-            if Path(path_of(location)).exists():
-                return
-        except (KeyError, ValueError, FileNotFoundError):
-            pass
-    known = f"a lab model ({', '.join(names)})" if names else "a lab model name"
+        if not checkpoint_path(location).is_dir():
+            raise FileNotFoundError(
+                f"lab model {location!r} has no checkpoint at {checkpoint_path(location)} yet (train the lab models first)"
+            )
+        return
+    known = f"a lab model ({', '.join(lab)})" if lab else "a lab model name"
     raise ValueError(
         f"unknown model {spec!r}: expected {known}, a local checkpoint folder, 'vllm:PATH_OR_NAME' "
         "or 'openai:http://HOST:PORT/v1/MODEL'"
