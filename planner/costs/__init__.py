@@ -1,0 +1,87 @@
+"""The cost model: the single source of cost numbers the planner and reports use.
+
+It prices a strategy execution from token counts (measured by the profiler, or assumed for a
+what-if) and the model's spec (:class:`ModelSpec`, from the run metadata, a HF config or the
+catalog): FLOPs (prefill and decode), KV-cache bytes at the peak, memory traffic per decode
+step, Kinetics-style effective FLOPs, roofline latency on an accelerator, dollars (GPU time or
+API tokens) and the GPUs a target QPS needs. Each formula, with its units and source, is in
+the docstring of the module that implements it:
+
+* :mod:`.spec` — parameters (total, active) and KV bytes per token from a config
+* :mod:`.flops` — forward FLOPs
+* :mod:`.memory` — KV bytes, weight and KV traffic, effective FLOPs
+* :mod:`.workload` — the execution shape of each strategy (:class:`Workload`, :class:`Phase`)
+* :mod:`.latency` — roofline latency
+* :mod:`.dollars` — self-hosted and API dollars
+* :mod:`.estimate` — everything for one execution (:func:`estimate_cost`)
+* :mod:`.capacity` — GPUs for a target QPS (:func:`plan_capacity`)
+* :mod:`.samples` — FLOPs of measured rows of the samples table (:func:`price_samples`)
+
+Importing this package does not import torch (only :func:`planner.catalog.calibrate_cpu` does).
+"""
+
+from __future__ import annotations
+
+from ..catalog import ApiPrice, HardwareSpec, calibrate_cpu, get_api_price, get_hardware
+from .capacity import CapacityPlan, plan_capacity
+from .dollars import ApiCost, api_cost, api_usd, gpu_seconds, self_hosted_usd
+from .estimate import CostEstimate, auto_tp, estimate_cost, kv_peak_bytes
+from .flops import decode_flops, forward_flops, prefill_flops, sum_capped, token_flops
+from .latency import LatencyBreakdown, StepTrace, estimate_latency, roofline_time_s, workload_steps
+from .memory import decode_step_bytes, effective_flops, experts_touched, kv_cache_bytes, weight_bytes_read
+from .samples import price_samples
+from .spec import DTYPE_BYTES, SUPPORTED_MODEL_TYPES, LayerSpec, ModelSpec, SpecError, lab_checkpoint_dirs
+from .workload import STRATEGY_KNOBS, Phase, Workload
+
+__all__ = [
+    # spec
+    "ModelSpec",
+    "LayerSpec",
+    "SpecError",
+    "SUPPORTED_MODEL_TYPES",
+    "DTYPE_BYTES",
+    "lab_checkpoint_dirs",
+    # flops
+    "forward_flops",
+    "prefill_flops",
+    "decode_flops",
+    "token_flops",
+    "sum_capped",
+    # memory
+    "kv_cache_bytes",
+    "experts_touched",
+    "weight_bytes_read",
+    "decode_step_bytes",
+    "effective_flops",
+    # workload
+    "Workload",
+    "Phase",
+    "STRATEGY_KNOBS",
+    # latency
+    "StepTrace",
+    "LatencyBreakdown",
+    "workload_steps",
+    "roofline_time_s",
+    "estimate_latency",
+    # dollars
+    "ApiCost",
+    "gpu_seconds",
+    "self_hosted_usd",
+    "api_usd",
+    "api_cost",
+    # estimate and capacity
+    "CostEstimate",
+    "estimate_cost",
+    "kv_peak_bytes",
+    "auto_tp",
+    "CapacityPlan",
+    "plan_capacity",
+    # samples
+    "price_samples",
+    # catalog, re-exported for convenience
+    "HardwareSpec",
+    "ApiPrice",
+    "get_hardware",
+    "get_api_price",
+    "calibrate_cpu",
+]
