@@ -35,7 +35,7 @@ def test_sampling_params_carry_every_request_field():
     }
     assert vb.sampling_params_kwargs(GenerationRequest("p"), logprobs=False)["logprobs"] is None
     assert vb.sampling_params_kwargs(GenerationRequest("p"))["stop"] is None
-    with pytest.raises(ValueError, match="invalid request"):
+    with pytest.raises(ValueError, match="n must be >= 1"):
         vb.sampling_params_kwargs(GenerationRequest("p", n=0))
 
 

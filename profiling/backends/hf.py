@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from ._base import Backend, Completion, GenerationRequest, GenerationResult
+from ._checks import check_request
 
 __all__ = ["HFBackend", "cache_tensor_bytes", "pack_batches"]
 
@@ -206,19 +207,6 @@ def _truncate_at_stop(text: str, stops: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
-def _validate(request: GenerationRequest, index: int) -> None:
-    if not isinstance(request.prompt, str):
-        raise TypeError(f"request {index}: prompt must be a string, got {type(request.prompt).__name__}")
-    if request.n < 1:
-        raise ValueError(f"request {index}: n must be >= 1, got {request.n}")
-    if request.max_new_tokens < 1:
-        raise ValueError(f"request {index}: max_new_tokens must be >= 1, got {request.max_new_tokens}")
-    if request.temperature < 0:
-        raise ValueError(f"request {index}: temperature must be >= 0, got {request.temperature}")
-    if not 0.0 < request.top_p <= 1.0:
-        raise ValueError(f"request {index}: top_p must be in (0, 1], got {request.top_p}")
-
-
 class HFBackend(Backend):
     """A causal LM checkpoint run with ``transformers`` (see the module docstring for what is measured).
 
@@ -329,7 +317,7 @@ class HFBackend(Backend):
         if self.model is None:
             raise RuntimeError("HFBackend.generate called after close()")
         for i, request in enumerate(requests):
-            _validate(request, i)
+            check_request(request, i)
         results: list[GenerationResult | None] = [None] * len(requests)
         for batch in pack_batches([r.n for r in requests], self.max_batch_rows):
             for i, result in zip(batch, self._generate_batch([requests[i] for i in batch]), strict=True):

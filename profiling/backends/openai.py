@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from ._base import Backend, Completion, GenerationRequest, GenerationResult
+from ._checks import check_request
 
 __all__ = ["OpenAIBackend", "OpenAIBackendError", "derive_subseed", "backoff_delay_s"]
 
@@ -359,10 +360,7 @@ class OpenAIBackend(Backend):
     def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         """One result per request, in order; calls run concurrently (see the module docstring)."""
         for i, r in enumerate(requests):
-            if r.n < 1 or r.max_new_tokens < 1 or r.temperature < 0 or not 0 < r.top_p <= 1:
-                raise ValueError(
-                    f"request {i}: need n >= 1, max_new_tokens >= 1, temperature >= 0, 0 < top_p <= 1"
-                )
+            check_request(r, i)
         calls: list[list[_CallResult]] = [[] for _ in requests]
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             pending = list(range(len(requests)))

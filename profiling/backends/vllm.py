@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ._base import Backend, Completion, GenerationRequest, GenerationResult
+from ._checks import check_request
 
 __all__ = [
     "VLLMBackend",
@@ -60,10 +61,7 @@ def sampling_params_kwargs(request: GenerationRequest, *, logprobs: bool = True)
     >>> kw["n"], kw["seed"], kw["stop"], kw["logprobs"], kw["max_tokens"]
     (4, 3, ['\\n'], 0, 256)
     """
-    if request.n < 1 or request.max_new_tokens < 1 or request.temperature < 0 or not 0 < request.top_p <= 1:
-        raise ValueError(
-            f"invalid request: need n >= 1, max_new_tokens >= 1, temperature >= 0, 0 < top_p <= 1; got {request}"
-        )
+    check_request(request)
     return {
         "n": int(request.n),
         "temperature": float(request.temperature),
