@@ -190,7 +190,8 @@ def _resolve(name: str, table: dict[str, Any], what: str) -> str:
         if want == _norm(key) or want in {_norm(a) for a in _aliases(entry)}:
             return key
     listing = ", ".join(
-        key + (f" ({', '.join(_aliases(table[key]))})" if _aliases(table[key]) else "") for key in sorted(table)
+        key + (f" ({', '.join(_aliases(table[key]))})" if _aliases(table[key]) else "")
+        for key in sorted(table)
     )
     raise CatalogError(f"unknown {what} {name!r}; known: {listing}")
 
@@ -228,8 +229,12 @@ def _hardware_from_raw(name: str, raw: dict[str, Any], where: str | None = None)
         price_date=str(raw.get("price_date", "")),
         price_source=str(raw.get("price_source", "")),
         spec_source=str(raw.get("spec_source", "")),
-        step_overhead_s=_check_number(where, "step_overhead_s", raw.get("step_overhead_s", 0.0), positive=False),
-        layer_overhead_s=_check_number(where, "layer_overhead_s", raw.get("layer_overhead_s", 0.0), positive=False),
+        step_overhead_s=_check_number(
+            where, "step_overhead_s", raw.get("step_overhead_s", 0.0), positive=False
+        ),
+        layer_overhead_s=_check_number(
+            where, "layer_overhead_s", raw.get("layer_overhead_s", 0.0), positive=False
+        ),
         measured=bool(raw.get("measured", False)),
         aliases=tuple(raw.get("aliases", ())),
     )
@@ -261,8 +266,12 @@ def _api_from_raw(name: str, raw: dict[str, Any], where: str) -> ApiPrice:
     return ApiPrice(
         name=name,
         provider=str(raw.get("provider", "")),
-        input_usd_per_mtok=_check_number(where, "input_usd_per_mtok", raw["input_usd_per_mtok"], positive=False),
-        output_usd_per_mtok=_check_number(where, "output_usd_per_mtok", raw["output_usd_per_mtok"], positive=False),
+        input_usd_per_mtok=_check_number(
+            where, "input_usd_per_mtok", raw["input_usd_per_mtok"], positive=False
+        ),
+        output_usd_per_mtok=_check_number(
+            where, "output_usd_per_mtok", raw["output_usd_per_mtok"], positive=False
+        ),
         cached_input_usd_per_mtok=None
         if cached is None
         else _check_number(where, "cached_input_usd_per_mtok", cached, positive=False),
@@ -276,7 +285,9 @@ def _api_from_raw(name: str, raw: dict[str, Any], where: str) -> ApiPrice:
 def _model_from_raw(name: str, raw: dict[str, Any], where: str) -> ModelEntry:
     cfg = raw.get("config")
     if not isinstance(cfg, dict) or "model_type" not in cfg:
-        raise CatalogError(f"{where}: needs a [config] table with the config.json fields (at least model_type)")
+        raise CatalogError(
+            f"{where}: needs a [config] table with the config.json fields (at least model_type)"
+        )
     return ModelEntry(
         name=name,
         config=dict(cfg),

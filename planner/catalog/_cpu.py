@@ -92,19 +92,24 @@ def _decode_step_s(layers: int, torch: Any, repeats: int) -> float:
     return statistics.median(times[2:])
 
 
+def _matmul_time_s(torch: Any, dtype: Any, n: int, repeats: int) -> float:
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(dtype)
+    b = torch.randn(n, n, generator=gen).to(dtype)
+    return _median_time_s(lambda: torch.matmul(a, b), repeats)
+
+
+def _sum_time_s(torch: Any, dtype: Any, n_bytes: int, repeats: int) -> tuple[float, int]:
+    x = torch.ones(n_bytes * 8 // torch.finfo(dtype).bits, dtype=dtype)
+    return _median_time_s(lambda: x.sum(), repeats), x.numel() * x.element_size()
+
+
 def _measure(dtype_name: str, matmul_n: int, bandwidth_bytes: int, repeats: int) -> dict[str, Any]:
     import torch
 
     dtype = getattr(torch, dtype_name)
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(matmul_n, matmul_n, generator=gen).to(dtype)
-    b = torch.randn(matmul_n, matmul_n, generator=gen).to(dtype)
-    t_mm = _median_time_s(lambda: torch.matmul(a, b), repeats)
-    del a, b
-    x = torch.ones(bandwidth_bytes // torch.finfo(dtype).bits * 8, dtype=dtype)
-    t_bw = _median_time_s(lambda: x.sum(), repeats)
-    n_bytes = x.numel() * x.element_size()
-    del x
+    t_mm = _matmul_time_s(torch, dtype, matmul_n, repeats)
+    t_bw, n_bytes = _sum_time_s(torch, dtype, bandwidth_bytes, repeats)
     t1 = _decode_step_s(1, torch, repeats=20)
     t4 = _decode_step_s(4, torch, repeats=20)
     layer_s = max((t4 - t1) / 3.0, 0.0)

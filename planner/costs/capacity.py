@@ -92,14 +92,19 @@ def _replica(
         rows.append((c, lat.latency_s, lat.throughput_qps))
     allowed = [r for r in rows if latency_slo_s is None or r[1] <= latency_slo_s]
     if not allowed:
-        return {"infeasible": f"latency {rows[0][1]:.3g} s at concurrency 1 already exceeds the target {latency_slo_s} s"}
+        return {
+            "infeasible": f"latency {rows[0][1]:.3g} s at concurrency 1 already exceeds the target {latency_slo_s} s"
+        }
     best_thr = max(r[2] for r in allowed)
     c, lat_s, thr = next(r for r in allowed if r[2] >= 0.99 * best_thr)
     flops = _flops_per_execution(spec, workload, lat_kw.get("mla", "absorbed"))
     eff = lat_kw.get("compute_efficiency", 1.0) * tp * (lat_kw.get("tp_efficiency", 1.0) if tp > 1 else 1.0)
     roof = hardware.peak_flops * eff / flops if flops > 0 else float("inf")
     if thr >= _ROOF_SHARE * roof:
-        binding, reason = "compute", f"throughput {thr:.3g}/s is within {1 - _ROOF_SHARE:.0%} of the compute roof {roof:.3g}/s"
+        binding, reason = (
+            "compute",
+            f"throughput {thr:.3g}/s is within {1 - _ROOF_SHARE:.0%} of the compute roof {roof:.3g}/s",
+        )
     elif len(allowed) < len(rows) and max(r[2] for r in rows) > best_thr:
         binding, reason = "latency_slo", f"the {latency_slo_s} s latency target caps concurrency at {c}"
     elif c_cap == c_mem and c == c_cap:
@@ -154,12 +159,19 @@ def plan_capacity(
         raise ValueError(f"memory_utilization must be in (0, 1], got {memory_utilization!r}")
     kv_peak = kv_peak_bytes(spec, workload)
     lat_kw = dict(
-        tp_efficiency=tp_efficiency, compute_efficiency=compute_efficiency, memory_efficiency=memory_efficiency, mla=mla
+        tp_efficiency=tp_efficiency,
+        compute_efficiency=compute_efficiency,
+        memory_efficiency=memory_efficiency,
+        mla=mla,
     )
     if tp is not None:
         options = [tp]
     else:
-        fitting = [t for t in _TP_CHOICES if t * hardware.memory_bytes * memory_utilization >= spec.weight_bytes + kv_peak]
+        fitting = [
+            t
+            for t in _TP_CHOICES
+            if t * hardware.memory_bytes * memory_utilization >= spec.weight_bytes + kv_peak
+        ]
         options = fitting[:3]
     plans = []
     problems = []

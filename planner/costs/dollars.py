@@ -66,7 +66,9 @@ def api_usd(
         cached_price = price.input_usd_per_mtok
     new = input_tokens - cached_input_tokens
     return 1e-6 * (
-        new * price.input_usd_per_mtok + cached_input_tokens * cached_price + output_tokens * price.output_usd_per_mtok
+        new * price.input_usd_per_mtok
+        + cached_input_tokens * cached_price
+        + output_tokens * price.output_usd_per_mtok
     )
 
 

@@ -49,7 +49,12 @@ def kv_peak_bytes(spec: ModelSpec, workload: Workload) -> float:
 
 
 def auto_tp(
-    spec: ModelSpec, kv_bytes: float, hardware: HardwareSpec, *, concurrency: int = 1, memory_utilization: float = 0.9
+    spec: ModelSpec,
+    kv_bytes: float,
+    hardware: HardwareSpec,
+    *,
+    concurrency: int = 1,
+    memory_utilization: float = 0.9,
 ) -> int:
     """Smallest tensor-parallel degree (1, 2, 4, ..., 64) whose GPUs hold the weights plus
     ``concurrency`` executions' KV within ``memory_utilization`` of their memory.
@@ -213,4 +218,3 @@ def estimate_cost(
         memory_available_bytes=have,
         fits_in_memory=bool(need <= have),
     )
-

@@ -121,7 +121,9 @@ def forward_flops(
     return float(out) if np.ndim(out) == 0 else out
 
 
-def prefill_flops(spec: ModelSpec, prompt_tokens, past_tokens=0, *, attention: str = "causal", mla: str = "absorbed"):
+def prefill_flops(
+    spec: ModelSpec, prompt_tokens, past_tokens=0, *, attention: str = "causal", mla: str = "absorbed"
+):
     """FLOPs to prefill ``prompt_tokens`` on top of ``past_tokens`` cached, logits of the last
     position only (generation): :func:`forward_flops` with ``logits_tokens=1``."""
     return forward_flops(spec, prompt_tokens, past_tokens, attention=attention, mla=mla)

@@ -76,7 +76,11 @@ def workload_steps(
         if ph.prefill_chunks and ph.prefill_tokens:
             chunks = c * ph.prefill_chunks
             past = ph.context_tokens - ph.prefill_tokens
-            flops.append(np.array([chunks * forward_flops(spec, ph.prefill_tokens, past, attention=attention, mla=mla)]))
+            flops.append(
+                np.array(
+                    [chunks * forward_flops(spec, ph.prefill_tokens, past, attention=attention, mla=mla)]
+                )
+            )
             kv = chunks * kv_cache_bytes(spec, ph.context_tokens)
             mem.append(np.array([weight_bytes_read(spec, chunks * ph.prefill_tokens) + kv]))
             pre.append(np.array([True]))
@@ -91,9 +95,7 @@ def workload_steps(
     if not flops:
         empty = np.zeros(0)
         return StepTrace(empty, empty, np.zeros(0, dtype=bool), np.zeros(0, dtype=int), c)
-    return StepTrace(
-        np.concatenate(flops), np.concatenate(mem), np.concatenate(pre), np.concatenate(seqs), c
-    )
+    return StepTrace(np.concatenate(flops), np.concatenate(mem), np.concatenate(pre), np.concatenate(seqs), c)
 
 
 def roofline_time_s(
@@ -119,12 +121,16 @@ def roofline_time_s(
     _check_parallel(tp, tp_efficiency, compute_efficiency, memory_efficiency)
     scale = tp * (tp_efficiency if tp > 1 else 1.0)
     t_c = np.asarray(flops, dtype=float) / (hardware.peak_flops * compute_efficiency * scale)
-    t_m = np.asarray(memory_bytes, dtype=float) / (hardware.memory_bandwidth_bytes_per_s * memory_efficiency * scale)
+    t_m = np.asarray(memory_bytes, dtype=float) / (
+        hardware.memory_bandwidth_bytes_per_s * memory_efficiency * scale
+    )
     out = np.maximum(t_c, t_m) + hardware.step_overhead_s + hardware.layer_overhead_s * num_layers
     return float(out) if np.ndim(out) == 0 else out
 
 
-def _check_parallel(tp: int, tp_efficiency: float, compute_efficiency: float, memory_efficiency: float) -> None:
+def _check_parallel(
+    tp: int, tp_efficiency: float, compute_efficiency: float, memory_efficiency: float
+) -> None:
     if isinstance(tp, bool) or not isinstance(tp, (int, np.integer)) or tp < 1:
         raise ValueError(f"tp (tensor-parallel degree) must be an integer >= 1, got {tp!r}")
     for name, value in (
@@ -182,8 +188,17 @@ def estimate_latency(
     >>> round(lat.latency_s * 1e3, 2)  # one memory-bound step: 15 GB of weights (all but the embedding table) at 3.35 TB/s
     4.48
     """
-    tr = trace if trace is not None else workload_steps(spec, workload, concurrency, attention=attention, mla=mla)
-    kw = dict(tp=tp, tp_efficiency=tp_efficiency, compute_efficiency=compute_efficiency, memory_efficiency=memory_efficiency)
+    tr = (
+        trace
+        if trace is not None
+        else workload_steps(spec, workload, concurrency, attention=attention, mla=mla)
+    )
+    kw = dict(
+        tp=tp,
+        tp_efficiency=tp_efficiency,
+        compute_efficiency=compute_efficiency,
+        memory_efficiency=memory_efficiency,
+    )
     times = np.asarray(roofline_time_s(tr.flops, tr.memory_bytes, hardware, num_layers=spec.num_layers, **kw))
     scale = tp * (tp_efficiency if tp > 1 else 1.0)
     t_c = tr.flops / (hardware.peak_flops * compute_efficiency * scale)

@@ -66,7 +66,10 @@ def price_samples(samples: pd.DataFrame, spec: ModelSpec, *, mla: str = "absorbe
     completion = pd.to_numeric(out[S.COMPLETION_TOKENS], errors="coerce").astype(float).to_numpy()
     if S.STRATEGY in out.columns:
         configs = out[S.CONFIG] if S.CONFIG in out.columns else pd.Series(["{}"] * len(out), index=out.index)
-        calls = np.array([calls_per_row(str(s), str(c)) for s, c in zip(out[S.STRATEGY], configs)], dtype=float)
+        calls = np.array(
+            [calls_per_row(str(s), str(c)) for s, c in zip(out[S.STRATEGY], configs, strict=True)],
+            dtype=float,
+        )
     else:
         calls = np.ones(len(out))
     pre, dec = token_flops(spec, np.nan_to_num(prompt), np.nan_to_num(completion), calls, mla=mla)

@@ -47,7 +47,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelSpec", "LayerSpec", "SpecError", "SUPPORTED_MODEL_TYPES", "DTYPE_BYTES", "lab_checkpoint_dirs"]
+__all__ = [
+    "ModelSpec",
+    "LayerSpec",
+    "SpecError",
+    "SUPPORTED_MODEL_TYPES",
+    "DTYPE_BYTES",
+    "lab_checkpoint_dirs",
+]
 
 SUPPORTED_MODEL_TYPES = (
     "llama",
@@ -306,12 +313,16 @@ class ModelSpec:
         return _build(cfg, source=source, name=name, dtype=dtype, kv_dtype=kv_dtype)
 
     @classmethod
-    def from_catalog(cls, name: str, *, extra_file: str | Path | None = None, dtype: str | None = None) -> ModelSpec:
+    def from_catalog(
+        cls, name: str, *, extra_file: str | Path | None = None, dtype: str | None = None
+    ) -> ModelSpec:
         """Spec of a catalog model (``llama-3.1-70b``, ``qwen3-30b-a3b``, ``deepseek-v3``...)."""
         from ..catalog import get_model_entry
 
         entry = get_model_entry(name, extra_file=extra_file)
-        return _build(dict(entry.config), source=entry.source or f"catalog:{entry.name}", name=entry.name, dtype=dtype)
+        return _build(
+            dict(entry.config), source=entry.source or f"catalog:{entry.name}", name=entry.name, dtype=dtype
+        )
 
     @classmethod
     def from_run_metadata(cls, meta: Mapping[str, Any] | str | Path) -> ModelSpec:
@@ -345,7 +356,9 @@ class ModelSpec:
         return spec
 
     @classmethod
-    def resolve(cls, model: str | Path, *, extra_file: str | Path | None = None, dtype: str | None = None) -> ModelSpec:
+    def resolve(
+        cls, model: str | Path, *, extra_file: str | Path | None = None, dtype: str | None = None
+    ) -> ModelSpec:
         """Spec for ``model``: a catalog name, else a path to a config folder/file, else the name
         of a lab checkpoint under ``profiling/lab/checkpoints/``. The error lists what is known."""
         from ..catalog import CatalogError
@@ -362,7 +375,9 @@ class ModelSpec:
                 return cls.from_hf_config(ckpt, name=ckpt.name, dtype=dtype)
         labs = [p.name for p in lab_checkpoint_dirs()]
         extra = f"; lab checkpoints: {', '.join(labs)}" if labs else ""
-        raise SpecError(f"{catalog_error.replace('unknown model', 'unknown model (not a path either)')}{extra}")
+        raise SpecError(
+            f"{catalog_error.replace('unknown model', 'unknown model (not a path either)')}{extra}"
+        )
 
 
 def lab_checkpoint_dirs() -> list[Path]:
@@ -390,7 +405,9 @@ def _load_config(config: Any) -> tuple[dict[str, Any], str]:
         try:
             return json.loads(path.read_text()), str(path)
         except FileNotFoundError:
-            raise SpecError(f"{path}: no such config file (expected a HF config.json or a folder holding one)") from None
+            raise SpecError(
+                f"{path}: no such config file (expected a HF config.json or a folder holding one)"
+            ) from None
         except json.JSONDecodeError as exc:
             raise SpecError(f"{path}: not valid JSON: {exc}") from None
     if isinstance(config, Mapping):
@@ -425,7 +442,9 @@ class _Cfg:
 def _dtype_bytes(name: Any, where: str, field_name: str) -> tuple[str, float]:
     text = str(name).removeprefix("torch.").lower()
     if text not in DTYPE_BYTES:
-        raise SpecError(f"{where}: field {field_name!r}: unknown dtype {name!r}; known: {', '.join(sorted(DTYPE_BYTES))}")
+        raise SpecError(
+            f"{where}: field {field_name!r}: unknown dtype {name!r}; known: {', '.join(sorted(DTYPE_BYTES))}"
+        )
     return text, DTYPE_BYTES[text]
 
 
@@ -466,13 +485,17 @@ def _build(
     n_heads = c.int("num_attention_heads")
     n_kv = c.int("num_key_value_heads", n_heads)
     if n_heads == 0 or n_kv == 0 or n_heads % n_kv:
-        raise SpecError(f"{source}: num_attention_heads={n_heads} must be a positive multiple of num_key_value_heads={n_kv}")
+        raise SpecError(
+            f"{source}: num_attention_heads={n_heads} must be a positive multiple of num_key_value_heads={n_kv}"
+        )
     head_dim = c.int("head_dim", h // n_heads)
     vocab = c.int("vocab_size")
     tie = bool(c.get("tie_word_embeddings", False))
     sliding, window = _layer_types(c, n_layers)
 
-    dtype_name, dtype_b = _dtype_bytes(dtype or c.get("dtype", None, "torch_dtype") or "bfloat16", source, "dtype")
+    dtype_name, dtype_b = _dtype_bytes(
+        dtype or c.get("dtype", None, "torch_dtype") or "bfloat16", source, "dtype"
+    )
     weight_b = dtype_b
     quant = c.get("quantization_config", None)
     if dtype is None and isinstance(quant, Mapping):

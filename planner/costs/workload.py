@@ -75,7 +75,14 @@ class Phase:
     kv_tokens_start: int
 
     def __post_init__(self) -> None:
-        for name in ("sequences", "context_tokens", "gen_tokens", "prefill_chunks", "prefill_tokens", "kv_tokens_start"):
+        for name in (
+            "sequences",
+            "context_tokens",
+            "gen_tokens",
+            "prefill_chunks",
+            "prefill_tokens",
+            "kv_tokens_start",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Phase.{name} must be a non-negative integer, got {value!r}")
@@ -161,7 +168,9 @@ class Workload:
         spec = parse_strategy_spec(strategy) if isinstance(strategy, str) else strategy
         name = spec.name
         if name not in STRATEGY_KNOBS:
-            raise ValueError(f"unknown strategy {name!r} in {str(spec)!r}; known: {', '.join(STRATEGY_KNOBS)}")
+            raise ValueError(
+                f"unknown strategy {name!r} in {str(spec)!r}; known: {', '.join(STRATEGY_KNOBS)}"
+            )
         knobs = dict(STRATEGY_KNOBS[name])
         aliases = _KNOB_ALIASES.get(name, {})
         for key, value in spec.knobs.items():
@@ -170,12 +179,16 @@ class Workload:
                 continue
             if key not in knobs:
                 allowed = sorted(set(knobs) | set(aliases) | _IGNORED_KNOBS)
-                raise ValueError(f"strategy {str(spec)!r}: unknown knob {key!r}; {name} accepts {', '.join(allowed)}")
+                raise ValueError(
+                    f"strategy {str(spec)!r}: unknown knob {key!r}; {name} accepts {', '.join(allowed)}"
+                )
             want = type(knobs[key])
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if isinstance(value, bool) or not isinstance(value, want):
-                raise ValueError(f"strategy {str(spec)!r}: knob {key!r} must be a {want.__name__}, got {value!r}")
+                raise ValueError(
+                    f"strategy {str(spec)!r}: knob {key!r} must be a {want.__name__}, got {value!r}"
+                )
             knobs[key] = value
         base: dict[str, Any] = dict(
             strategy=name,
@@ -188,7 +201,9 @@ class Workload:
             if name == "pool":
                 return cls(samples=knobs["n"], **base)
             if name == "beam":
-                return cls(samples=knobs["width"], expansions=knobs["expansions"], steps=knobs["steps"], **base)
+                return cls(
+                    samples=knobs["width"], expansions=knobs["expansions"], steps=knobs["steps"], **base
+                )
             if name == "refine":
                 return cls(rounds=knobs["rounds"], keep=knobs["keep"], **base)
             if name == "hybrid":
