@@ -279,3 +279,40 @@ def test_load_backend_resolves_paths_and_lab_names(ckpt, monkeypatch):
     assert isinstance(lab, HFBackend) and lab.model_name == "lab-test"
     with pytest.raises(ValueError, match="unknown backend spec"):
         load_backend("no-such-model")
+
+
+def test_moe_checkpoint_kv_follows_the_same_formula(tmp_path):
+    moe = HFBackend(make_tiny_checkpoint(tmp_path / "moe", experts=4), device="cpu")
+    assert type(moe.model).__name__ == "MixtralForCausalLM"
+    [r] = moe.generate([GenerationRequest("9-4=", n=3, max_new_tokens=8, temperature=1.0, seed=0)])
+    steps = max(c.completion_tokens for c in r.completions)
+    assert r.kv_bytes_peak == kv_formula_bytes(3, r.prompt_tokens + steps - 1)
+
+
+LAB_NAMES = ["lab-s", "lab-m", "lab-l", "lab-moe"]
+
+
+def _lab_dir(name):
+    from profiling.backends import _lab_checkpoint
+
+    path = _lab_checkpoint(name)
+    return path if path is not None and (path / "config.json").is_file() else None
+
+
+@pytest.mark.parametrize("name", LAB_NAMES)
+def test_lab_checkpoint_kv_equals_cache_formula(name):
+    if _lab_dir(name) is None:
+        pytest.skip(f"lab checkpoint {name} not trained yet")
+    b = load_backend(name, device="cpu")
+    cfg = b.metadata()["config"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    [r] = b.generate([GenerationRequest("Q: 2+3\n", n=4, max_new_tokens=16, temperature=1.0, seed=0)])
+    steps = r.extra["generation_steps"]
+    assert steps == max(c.completion_tokens for c in r.completions)
+    live = 4 * (r.prompt_tokens + steps - 1)
+    dtype_bytes = torch.empty(0, dtype=b.model.dtype).element_size()
+    assert (
+        r.kv_bytes_peak
+        == 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * head_dim * dtype_bytes * live
+    )
+    assert b.model_name == name

@@ -33,9 +33,11 @@ def make_tiny_checkpoint(
     kv_heads: int = 2,
     seed: int = 0,
     chat_template: bool = False,
+    experts: int = 0,
 ) -> Path:
     """Write a random ``LlamaForCausalLM`` (``layers`` x ``hidden``, grouped-query attention
-    with ``kv_heads``) and its character tokenizer to ``path``; return ``path``.
+    with ``kv_heads``) and its character tokenizer to ``path``; return ``path``. With
+    ``experts > 0`` the model is a ``MixtralForCausalLM`` routing 2 of ``experts`` experts per token.
 
     ``generation_config.json`` sets ``do_sample=true`` so that servers which start from the
     checkpoint's generation config (``transformers serve``) sample when asked for a temperature.
@@ -46,7 +48,13 @@ def make_tiny_checkpoint(
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        AutoModelForCausalLM,
+        GenerationConfig,
+        LlamaConfig,
+        MixtralConfig,
+        PreTrainedTokenizerFast,
+    )
 
     path = Path(path)
     vocab = {"</s>": 0}
@@ -58,7 +66,10 @@ def make_tiny_checkpoint(
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="</s>", pad_token="</s>")
     if chat_template:
         tokenizer.chat_template = TINY_CHAT_TEMPLATE
-    config = LlamaConfig(
+    config_class = MixtralConfig if experts else LlamaConfig
+    moe = dict(num_local_experts=experts, num_experts_per_tok=min(2, experts)) if experts else {}
+    config = config_class(
+        **moe,
         vocab_size=len(vocab),
         hidden_size=hidden,
         intermediate_size=2 * hidden,
@@ -71,7 +82,7 @@ def make_tiny_checkpoint(
         pad_token_id=0,
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config)
     model.generation_config = GenerationConfig(do_sample=True, bos_token_id=0, eos_token_id=0, pad_token_id=0)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
