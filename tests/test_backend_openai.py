@@ -270,3 +270,23 @@ def test_chat_endpoint_sends_messages_and_reads_deltas_and_logprobs():
     assert "prompt" not in body
     c = r.completions[0]
     assert (c.text, c.completion_tokens, c.logprob, c.finish_reason) == ("hi", 2, -0.5, "stop")
+
+
+def test_without_usage_or_logprobs_a_local_tokenizer_counts_and_says_so(tmp_path):
+    ckpt = make_tiny_checkpoint(tmp_path / "tok")
+
+    def handler(body, headers):
+        return (
+            200,
+            {},
+            {"choices": [{"index": 0, "text": "12+3", "finish_reason": "stop"}]},
+        )  # no usage at all
+
+    with ScriptedServer(handler) as srv:
+        without = OpenAIBackend(srv.base_url, "m", stream=False)
+        with pytest.raises(OpenAIBackendError, match="pass tokenizer="):
+            without.generate([GenerationRequest("abc", max_new_tokens=4)])
+        b = OpenAIBackend(srv.base_url, "m", stream=False, tokenizer=ckpt)
+        [r] = b.generate([GenerationRequest("abc", max_new_tokens=4)])
+    assert r.completions[0].completion_tokens == 4 and r.prompt_tokens == 3
+    assert r.extra["token_counts"] == "local tokenizer for 2 count(s) the server did not report"

@@ -406,22 +406,34 @@ class OpenAIBackend(Backend):
 
     def _result(self, request: GenerationRequest, calls: list[_CallResult]) -> GenerationResult:
         usable = self._usable(calls, request.n)
+        counted_locally = 0
+        if len(usable) < request.n and self._load_tokenizer() is not None:
+            # the server gave no token counts for these choices: count their text with the tokenizer
+            have = {id(c) for c, _ in usable}
+            extra_choices = [(c, call) for call in calls for c in call.choices if id(c) not in have]
+            usable += extra_choices[: request.n - len(usable)]
+            counted_locally = sum(1 for c, _ in usable if id(c) not in have)
         if len(usable) < request.n:
             raise OpenAIBackendError(
                 f"{self.base_url}: got {len(usable)} usable completions of {request.n} "
-                "(choices without a token count)"
+                "(choices without a token count; pass tokenizer= to count them locally)"
             )
         completions = []
         for choice, call in usable:
-            tokens = choice.tokens if choice.tokens is not None else int(call.completion_tokens or 0)
-            if choice.logprobs:
-                self.logprobs_returned = True
-            elif self.logprobs and self.logprobs_returned is None:
-                self.logprobs_returned = False
             text = choice.text
             for s in request.stop:  # servers that keep the stop string in the text
                 if s and s in text:
                     text = text[: text.find(s)]
+            if choice.tokens is not None:
+                tokens = choice.tokens
+            elif len(call.choices) == 1 and call.completion_tokens is not None:
+                tokens = int(call.completion_tokens)
+            else:
+                tokens = self.count_tokens(text)
+            if choice.logprobs:
+                self.logprobs_returned = True
+            elif self.logprobs and self.logprobs_returned is None:
+                self.logprobs_returned = False
             completions.append(
                 Completion(
                     text=text,
@@ -431,6 +443,9 @@ class OpenAIBackend(Backend):
                 )
             )
         prompt_tokens = next((c.prompt_tokens for c in calls if c.prompt_tokens is not None), None)
+        if prompt_tokens is None and self._load_tokenizer() is not None:
+            prompt_tokens = self.count_tokens(request.prompt)
+            counted_locally += 1
         if prompt_tokens is None:
             raise OpenAIBackendError(f"{self.base_url}: the server reported no usage.prompt_tokens")
         first = min(c.start_s for c in calls)
@@ -441,6 +456,10 @@ class OpenAIBackend(Backend):
             "seeds": [c.seed for c in calls],
             "usage_completion_tokens": sum(int(c.completion_tokens or 0) for c in calls),
         }
+        if counted_locally:
+            extra["token_counts"] = (
+                f"local tokenizer for {counted_locally} count(s) the server did not report"
+            )
         if self.n_fallback_reason and request.n > 1:
             extra["n_fallback"] = self.n_fallback_reason
         if self.logprobs and all(c.logprob is None for c in completions):
