@@ -1,0 +1,468 @@
+"""Search the option space: an exhaustive enumerator and an Optuna study over the same grid.
+
+Both maximize the predicted accuracy (``risk="expected"``) or its lower interval end
+(``risk="conservative"``) of one option, subject to per-query budgets on any cost key
+(``flops``, ``tokens``, ``usd``, ``latency_s``, ``kv_bytes``, ``memory_bytes``): an option is
+feasible when every cost is at most its limit. Ties go to the less speculative source
+(measured, then fitted, then extrapolated), then to the cheaper option.
+
+The Optuna study (Optuna 5) has two parameters: ``arm`` (categorical: model, strategy and
+fixed knobs) and ``position`` in ``[0, 1]``, the knob's place in that arm's sorted grid
+(shared across arms, so the sampler learns how far up the grids the budget allows). Each
+budget is a constraint ``(cost - limit) / limit <= 0`` set with ``trial.set_constraint``
+(``constraints_func`` is deprecated). After the sampler's trials, a short *polish* runs
+on the best arms found: a binary search for the largest affordable knob value (costs grow
+with the knob) and its neighbours, enqueued as trials of the same study. With ``storage``
+(an RDB URL such as ``sqlite:///study.db``, or ``journal:PATH`` for several processes on
+one machine) several workers share one study and each reads every worker's trials.
+
+Multi-objective mode (NSGA-II) returns the Pareto front of accuracy against one cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .options import COST_KEYS
+from .space import OptionSpace
+
+__all__ = [
+    "RISKS",
+    "Budget",
+    "SearchResult",
+    "search",
+    "search_exhaustive",
+    "search_optuna",
+    "pareto_exhaustive",
+    "pareto_optuna",
+    "open_storage",
+    "binding_constraint",
+    "ENUMERATE_MAX_OPTIONS",
+]
+
+RISKS = {"expected": "accuracy", "conservative": "accuracy_lo"}
+#: spaces up to this many options are enumerated by ``method="auto"`` (see benchmarks/optimizer.py)
+ENUMERATE_MAX_OPTIONS = 20_000
+_BUDGET_KEYS = (*COST_KEYS, "memory_bytes")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-query limits on cost keys, e.g. ``Budget({"flops": 1e13, "latency_s": 5})``."""
+
+    limits: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        for k, v in self.limits.items():
+            if k not in _BUDGET_KEYS:
+                raise ValueError(f"unknown budget {k!r}; valid: {', '.join(_BUDGET_KEYS)}")
+            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+                raise ValueError(f"budget {k} must be a positive number, got {v!r}")
+
+    def excess(self, costs: Mapping[str, float]) -> dict[str, float]:
+        """``(cost - limit) / limit`` per limit (<= 0 is within budget); a missing cost is an error."""
+        out = {}
+        for k, lim in self.limits.items():
+            c = costs.get(k)
+            if c is None or not math.isfinite(float(c)):
+                raise ValueError(f"budget on {k!r} but the cost model gives no {k} for this option")
+            out[k] = (float(c) - lim) / lim
+        return out
+
+    def feasible(self, table: pd.DataFrame) -> np.ndarray:
+        """Boolean mask of the rows of an option table within every limit."""
+        mask = np.ones(len(table), dtype=bool)
+        for k, lim in self.limits.items():
+            if k not in table:
+                raise ValueError(
+                    f"budget on {k!r} but the cost model gives no {k} (columns: {list(table.columns)})"
+                )
+            vals = table[k].to_numpy(float)
+            if np.any(~np.isfinite(vals)):
+                raise ValueError(f"budget on {k!r} but the cost model gives no {k} for some options")
+            mask &= vals <= lim * (1 + 1e-12)
+        return mask
+
+    def primary(self) -> str:
+        """The first limit given (the cost used for tie-breaks and Pareto fronts)."""
+        return next(iter(self.limits))
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.limits.items()}
+
+
+@dataclass
+class SearchResult:
+    """What a search returns. ``ranked`` holds the feasible options it evaluated, best first."""
+
+    ranked: pd.DataFrame
+    method: str
+    evaluations: int
+    seconds: float
+    objective: str
+    budget: Budget
+    binding: str = "none"
+    evaluated: pd.DataFrame | None = None
+    study: object = None
+    pareto: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best(self) -> pd.Series | None:
+        return None if self.ranked.empty else self.ranked.iloc[0]
+
+
+def _rank(table: pd.DataFrame, objective: str, cost_key: str) -> pd.DataFrame:
+    t = table.copy()
+    if "source_rank" not in t:
+        from .predict import SOURCES
+
+        t["source_rank"] = t["source"].map(SOURCES.index)
+    t["_obj"] = t[objective].round(12)
+    t = t.sort_values(
+        ["_obj", "source_rank", cost_key, "arm", "x"], ascending=[False, True, True, True, True]
+    )
+    return t.drop(columns="_obj").reset_index(drop=True)
+
+
+def binding_constraint(
+    evaluated: pd.DataFrame, best: pd.Series | None, budget: Budget, objective: str
+) -> str:
+    """The limit that keeps a better option out: the one whose removal (alone) lets the most
+    accurate evaluated option in. ``"none"`` if the best option overall is affordable;
+    ``"several"`` if no single limit's removal helps but removing all does."""
+    if best is None:
+        return "infeasible"
+    better = evaluated[evaluated[objective] > best[objective] + 1e-12]
+    if better.empty:
+        return "none"
+    gains = {}
+    for k in budget.limits:
+        others = Budget({j: v for j, v in budget.limits.items() if j != k})
+        ok = others.feasible(better) if others.limits else np.ones(len(better), dtype=bool)
+        if ok.any():
+            gains[k] = float(better.loc[ok, objective].max())
+    return max(gains, key=gains.get) if gains else "several"
+
+
+def search_exhaustive(
+    space: OptionSpace, target: Mapping[str, float], budget: Budget, risk: str = "expected"
+) -> SearchResult:
+    """Evaluate every option of the grid and return the feasible ones, best first."""
+    objective = _objective(risk)
+    t0 = time.perf_counter()
+    table = space.table(target)
+    mask = budget.feasible(table) if len(table) else np.zeros(0, dtype=bool)
+    ranked = _rank(table[mask], objective, budget.primary())
+    seconds = time.perf_counter() - t0
+    best = None if ranked.empty else ranked.iloc[0]
+    binding = binding_constraint(table, best, budget, objective)
+    return SearchResult(ranked, "exhaustive", len(table), seconds, objective, budget, binding, table)
+
+
+def _objective(risk: str) -> str:
+    if risk not in RISKS:
+        raise ValueError(f"risk must be one of {list(RISKS)}, got {risk!r}")
+    return RISKS[risk]
+
+
+def open_storage(url: str | None):
+    """An Optuna storage for ``url``: None (in memory), ``journal:PATH`` (a journal file that
+    several processes on one machine can share), or any RDB URL Optuna accepts
+    (``sqlite:///study.db``, ``postgresql://user@host/db``)."""
+    if url is None:
+        return None
+    if url.startswith("journal:"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = url.removeprefix("journal:")
+        if not path:
+            raise ValueError("journal storage needs a path: journal:PATH")
+        return JournalStorage(JournalFileBackend(path))
+    return url
+
+
+def _study_name(space: OptionSpace, target, budget: Budget, objective: str, kind: str, arms) -> str:
+    text = json.dumps(
+        [kind, objective, budget.as_dict(), target, [a.key for a in arms], space.density], sort_keys=True
+    )
+    return f"ttc-{kind}-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class _Evaluator:
+    """Caches option evaluations of one study and turns them into trial values."""
+
+    def __init__(self, space: OptionSpace, target, arms):
+        self.space, self.target = space, target
+        self.arms = {a.key: a for a in arms}
+        self.grids = {a.key: space.grid(a, target) for a in arms}
+        self.cache: dict[tuple[str, int], dict] = {}
+
+    def index(self, key: str, position: float) -> int:
+        return int(round(position * (len(self.grids[key]) - 1)))
+
+    def __call__(self, key: str, i: int) -> dict:
+        hit = self.cache.get((key, i))
+        if hit is None:
+            arm = self.arms[key]
+            ev = self.space.evaluate_values(arm, [self.grids[key][i]], self.target)
+            hit = {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in ev.items()}
+            hit.update(arm=key, model=arm.model, architecture=arm.architecture, strategy=arm.strategy,
+                       knob=arm.knob, simulated=arm.simulated or "")  # fmt: skip
+            self.cache[(key, i)] = hit
+        return hit
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.cache.values()))
+
+
+def _quiet_optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+def search_optuna(
+    space: OptionSpace,
+    target: Mapping[str, float],
+    budget: Budget,
+    risk: str = "expected",
+    *,
+    n_trials: int = 200,
+    seed: int = 0,
+    storage: str | None = None,
+    study_name: str | None = None,
+    polish: bool = True,
+    polish_arms: int = 3,
+) -> SearchResult:
+    """Optuna TPE study over (arm, knob position) with the budgets as constraints.
+
+    ``n_trials`` sampler trials, then (``polish``) a binary search for the largest affordable
+    knob value of the ``polish_arms`` best arms found, plus its two lower neighbours. The
+    result ranks every feasible option the study evaluated (from every worker sharing
+    ``storage``).
+    """
+    optuna = _quiet_optuna()
+    objective = _objective(risk)
+    t0 = time.perf_counter()
+    arms = [a for a in space.arms(target) if len(space.grid(a, target))]
+    if not arms:
+        raise ValueError("no option is available for this difficulty")
+    ev = _Evaluator(space, target, arms)
+    keys = [a.key for a in arms]
+    name = study_name or _study_name(space, target, budget, objective, "single", arms)
+    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min(20, n_trials))
+    study = optuna.create_study(
+        study_name=name,
+        storage=open_storage(storage),
+        sampler=sampler,
+        direction="maximize",
+        load_if_exists=True,
+    )
+
+    def run(trial) -> float:
+        key = trial.suggest_categorical("arm", keys)
+        i = ev.index(key, trial.suggest_float("position", 0.0, 1.0))
+        row = ev(key, i)
+        for k, v in budget.excess(row).items():
+            trial.set_constraint(k, v)
+        trial.set_user_attr("x", float(row["x"]))
+        return float(row[objective])
+
+    study.optimize(run, n_trials=n_trials)
+    if polish:
+        _polish(study, run, ev, budget, objective, polish_arms)
+    table = _study_table(study, ev, objective)
+    mask = budget.feasible(table) if len(table) else np.zeros(0, dtype=bool)
+    ranked = _rank(table[mask], objective, budget.primary())
+    best = None if ranked.empty else ranked.iloc[0]
+    binding = binding_constraint(table, best, budget, objective)
+    seconds = time.perf_counter() - t0
+    return SearchResult(ranked, "optuna", len(ev.cache), seconds, objective, budget, binding, table, study)
+
+
+def _study_table(study, ev: _Evaluator, objective: str) -> pd.DataFrame:
+    """Every completed trial of the study (all workers) as option rows, deduplicated."""
+    rows = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state.name != "COMPLETE" or "arm" not in t.params or t.params["arm"] not in ev.grids:
+            continue
+        i = ev.index(t.params["arm"], t.params["position"])
+        rows[(t.params["arm"], i)] = ev(t.params["arm"], i)
+    return pd.DataFrame(list(rows.values()))
+
+
+def _polish(study, run, ev: _Evaluator, budget: Budget, objective: str, n_arms: int) -> None:
+    """Largest affordable knob value (binary search; costs grow with the knob) of the best arms."""
+    best_by_arm: dict[str, float] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state.name != "COMPLETE" or t.params.get("arm") not in ev.grids:
+            continue
+        if all(v <= 0 for v in t.constraints.values()):
+            best_by_arm[t.params["arm"]] = max(best_by_arm.get(t.params["arm"], -1.0), t.value)
+    top = sorted(best_by_arm, key=best_by_arm.get, reverse=True)[:n_arms]
+
+    def evaluate(key: str, i: int) -> dict:
+        n = len(ev.grids[key])
+        study.enqueue_trial({"arm": key, "position": i / (n - 1) if n > 1 else 0.0}, skip_if_exists=True)
+        study.optimize(run, n_trials=1)
+        return ev(key, i)
+
+    for key in top:
+        lo, hi = 0, len(ev.grids[key]) - 1
+        if not all(v <= 0 for v in budget.excess(evaluate(key, lo)).values()):
+            continue
+        while lo < hi:  # largest feasible index
+            mid = (lo + hi + 1) // 2
+            if all(v <= 0 for v in budget.excess(evaluate(key, mid)).values()):
+                lo = mid
+            else:
+                hi = mid - 1
+        for j in (lo - 1, lo - 2):
+            if j >= 0:
+                evaluate(key, j)
+
+
+def search(
+    space: OptionSpace,
+    target: Mapping[str, float],
+    budget: Budget,
+    risk: str = "expected",
+    *,
+    method: str = "auto",
+    **optuna_kwargs,
+) -> SearchResult:
+    """``method="auto"`` enumerates spaces up to :data:`ENUMERATE_MAX_OPTIONS` options (and
+    always when a storage is not given and the space is small), else runs Optuna;
+    ``"exhaustive"`` or ``"optuna"`` force one."""
+    if method not in ("auto", "exhaustive", "optuna"):
+        raise ValueError(f"method must be auto, exhaustive or optuna, got {method!r}")
+    if method == "auto":
+        use_optuna = optuna_kwargs.get("storage") is not None or space.size(target) > ENUMERATE_MAX_OPTIONS
+        method = "optuna" if use_optuna else "exhaustive"
+    if method == "exhaustive":
+        return search_exhaustive(space, target, budget, risk)
+    return search_optuna(space, target, budget, risk, **optuna_kwargs)
+
+
+# ---- multi-objective -------------------------------------------------------------------------
+def _front(table: pd.DataFrame, objective: str, cost_key: str) -> pd.DataFrame:
+    """Non-dominated rows: sorted by cost, each strictly more accurate than every cheaper one."""
+    t = _rank(table, objective, cost_key).sort_values(
+        [cost_key, objective], ascending=[True, False], kind="stable"
+    )
+    keep, best = [], -np.inf
+    for idx, v in zip(t.index, t[objective].to_numpy(float), strict=True):
+        if v > best + 1e-12:
+            keep.append(idx)
+            best = v
+    return t.loc[keep].reset_index(drop=True)
+
+
+def pareto_exhaustive(
+    space: OptionSpace,
+    target: Mapping[str, float],
+    budget: Budget,
+    cost_key: str | None = None,
+    risk: str = "expected",
+) -> SearchResult:
+    """The exact Pareto front (accuracy up, ``cost_key`` down) of the feasible options."""
+    objective = _objective(risk)
+    cost_key = cost_key or budget.primary()
+    t0 = time.perf_counter()
+    table = space.table(target)
+    feas = table[budget.feasible(table)]
+    front = _front(feas, objective, cost_key)
+    res = SearchResult(
+        _rank(feas, objective, cost_key),
+        "exhaustive",
+        len(table),
+        time.perf_counter() - t0,
+        objective,
+        budget,
+    )
+    res.pareto = front
+    return res
+
+
+def pareto_optuna(
+    space: OptionSpace,
+    target: Mapping[str, float],
+    budget: Budget,
+    cost_key: str | None = None,
+    risk: str = "expected",
+    *,
+    n_trials: int = 600,
+    population_size: int = 40,
+    seed: int = 0,
+    storage: str | None = None,
+    study_name: str | None = None,
+) -> SearchResult:
+    """NSGA-II study maximizing accuracy and minimizing ``log10(cost_key)``, budgets as constraints.
+
+    Returns the Pareto front of the feasible options the study evaluated (``pareto``).
+    """
+    optuna = _quiet_optuna()
+    objective = _objective(risk)
+    cost_key = cost_key or budget.primary()
+    t0 = time.perf_counter()
+    arms = [a for a in space.arms(target) if len(space.grid(a, target))]
+    ev = _Evaluator(space, target, arms)
+    keys = [a.key for a in arms]
+    name = study_name or _study_name(space, target, budget, objective, f"pareto-{cost_key}", arms)
+    sampler = optuna.samplers.NSGAIISampler(population_size=population_size, seed=seed)
+    study = optuna.create_study(
+        study_name=name, storage=open_storage(storage), sampler=sampler,
+        directions=["maximize", "minimize"], load_if_exists=True,
+    )  # fmt: skip
+
+    def run(trial):
+        key = trial.suggest_categorical("arm", keys)
+        row = ev(key, ev.index(key, trial.suggest_float("position", 0.0, 1.0)))
+        for k, v in budget.excess(row).items():
+            trial.set_constraint(k, v)
+        return float(row[objective]), math.log10(max(float(row[cost_key]), 1e-300))
+
+    study.optimize(run, n_trials=n_trials)
+    table = _study_table(study, ev, objective)
+    feas = table[budget.feasible(table)] if len(table) else table
+    res = SearchResult(
+        _rank(feas, objective, cost_key),
+        "optuna-nsga2",
+        len(ev.cache),
+        time.perf_counter() - t0,
+        objective,
+        budget,
+        study=study,
+    )
+    res.evaluated = table
+    res.pareto = _front(feas, objective, cost_key) if len(feas) else feas
+    return res
+
+
+def hypervolume_2d(front: pd.DataFrame, objective: str, cost_key: str, ref_cost: float) -> float:
+    """Area dominated by a (cost up-is-worse, accuracy up-is-better) front, in ``log10(cost)`` x
+    accuracy, against the reference point (``ref_cost``, accuracy 0)."""
+    if front.empty:
+        return 0.0
+    f = front.sort_values(cost_key)
+    c = np.log10(f[cost_key].to_numpy(float))
+    a = f[objective].to_numpy(float)
+    edges = np.append(c, math.log10(ref_cost))
+    best = np.maximum.accumulate(a)
+    return float(np.sum(np.diff(edges) * best))
+
+
+__all__ += ["hypervolume_2d"]

@@ -1,0 +1,367 @@
+"""Predicted accuracy of an option, with an interval and a label saying where it comes from.
+
+Three sources, in order of trust (DESIGN.md, "Measured, then modeled"):
+
+``measured``
+    The knob value was profiled: the curve's own point and confidence interval.
+``fitted``
+    Between profiled knob values: the curve's fitted law (or, when a curve has too few
+    points for a law, linear interpolation in ``log k``), with the law's bootstrap band.
+``extrapolated``
+    Beyond the largest profiled knob value, up to ``max_factor`` times it (4 by default), or
+    a model of a profiled family that was not profiled (a :class:`FamilyPredictor`: a joint
+    law in model size and compute fitted across the family's profiled sizes). Intervals
+    are widened (see each class). Anything further out is refused with
+    :class:`ExtrapolationRefused`, never silently predicted.
+
+All predictors take and return numpy arrays so the exhaustive enumerator can evaluate a
+whole knob grid in one call.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "SOURCES",
+    "MAX_EXTRAPOLATION",
+    "ExtrapolationRefused",
+    "Predictions",
+    "CurvePredictor",
+    "FamilyPredictor",
+    "worst_source",
+]
+
+#: source labels, least to most speculative
+SOURCES = ("measured", "fitted", "extrapolated")
+#: default limit of extrapolation in the compute knob: 4x the largest profiled value
+MAX_EXTRAPOLATION = 4.0
+#: z of a two-sided 90 % normal interval (used where an interval is built from an RMSE)
+_Z90 = 1.6448536269514722
+
+
+class ExtrapolationRefused(ValueError):
+    """A prediction was asked for outside the range the planner is allowed to extrapolate to."""
+
+
+def worst_source(sources) -> str:
+    """The most speculative label among ``sources`` (``measured`` < ``fitted`` < ``extrapolated``)."""
+    return SOURCES[max(SOURCES.index(s) for s in sources)]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Predictions at several knob values (arrays of one length)."""
+
+    x: np.ndarray
+    accuracy: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    source: np.ndarray  # of str, one of SOURCES
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def _interp_log(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Linear interpolation in ``log x`` (xp sorted, positive); flat outside the range."""
+    return np.interp(np.log(x), np.log(xp), fp)
+
+
+class CurvePredictor:
+    r"""Accuracy versus one compute knob for one curve (model, strategy, config, metric, difficulty).
+
+    Parameters
+    ----------
+    x, accuracy, lo, hi : arrays of shape (n,)
+        The profiled knob values (positive) and the measured accuracy with its interval.
+    law : object with ``predict(x)`` or None
+        The curve's fitted law (e.g. from :func:`fitting.fit_curve` or the ``ttc fit`` fits).
+        None: values between profiled points are interpolated linearly in ``log x`` and
+        nothing beyond the largest is predicted.
+    band : mapping with arrays ``x``, ``lo``, ``hi`` (and ``estimate``) or None
+        The law's bootstrap prediction band. Offsets ``lo - estimate`` and ``hi - estimate``
+        are interpolated in ``log x`` and added to the law's value. Without a band, the
+        offsets of the measured intervals are interpolated instead (a stated approximation:
+        the law is taken to be as uncertain as the nearest measurements).
+    extrapolation_error : float
+        The law's held-out extrapolation RMSE (accuracy units; 0 if unknown). Beyond the
+        profiled range, an interval is widened by it times the number of doublings past
+        the largest profiled value.
+    max_factor : float
+        Largest knob value predicted, as a multiple of the largest profiled value.
+
+    Notes
+    -----
+    Beyond the profiled range (``x_max < x <= max_factor * x_max``) the interval is
+
+    .. math:: [\hat y + (o_{lo}(x) - e\,d),\ \hat y + (o_{hi}(x) + e\,d)],\qquad
+              d = 1 + \log_2(x / x_{max}),
+
+    with :math:`o` the band offsets (or the measured offsets at ``x_max`` multiplied by
+    ``d``) and :math:`e` the extrapolation error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = CurvePredictor([1, 2, 4], [0.5, 0.6, 0.7], [0.45, 0.55, 0.65], [0.55, 0.65, 0.75])
+    >>> pr = p.predict([2, 3])
+    >>> pr.source.tolist(), round(float(pr.accuracy[1]), 3)
+    (['measured', 'fitted'], 0.658)
+    """
+
+    def __init__(
+        self,
+        x,
+        accuracy,
+        lo,
+        hi,
+        *,
+        law=None,
+        band: Mapping[str, np.ndarray] | None = None,
+        extrapolation_error: float = 0.0,
+        max_factor: float = MAX_EXTRAPOLATION,
+        label: str = "",
+    ) -> None:
+        x = np.asarray(x, dtype=float)
+        order = np.argsort(x)
+        self.x_ = x[order]
+        self.accuracy_ = np.asarray(accuracy, dtype=float)[order]
+        self.lo_ = np.asarray(lo, dtype=float)[order]
+        self.hi_ = np.asarray(hi, dtype=float)[order]
+        if len(self.x_) == 0:
+            raise ValueError(f"CurvePredictor{_where(label)}: no profiled points")
+        if np.any(self.x_ <= 0) or np.any(np.diff(self.x_) == 0):
+            raise ValueError(f"CurvePredictor{_where(label)}: knob values must be positive and distinct")
+        bad_ci = ~np.isfinite(self.lo_) | ~np.isfinite(self.hi_)
+        self.lo_ = np.where(bad_ci, self.accuracy_, self.lo_)
+        self.hi_ = np.where(bad_ci, self.accuracy_, self.hi_)
+        self.law = law
+        self.band = None if band is None else {k: np.asarray(v, dtype=float) for k, v in band.items()}
+        self.extrapolation_error = float(extrapolation_error) if math.isfinite(extrapolation_error) else 0.0
+        if max_factor < 1:
+            raise ValueError(f"max_factor must be >= 1, got {max_factor}")
+        self.max_factor = float(max_factor)
+        self.label = label
+
+    @property
+    def x_min(self) -> float:
+        return float(self.x_[0])
+
+    @property
+    def x_max(self) -> float:
+        return float(self.x_[-1])
+
+    @property
+    def x_limit(self) -> float:
+        """The largest knob value this predictor answers for."""
+        return self.x_max * self.max_factor if self.law is not None else self.x_max
+
+    def _law(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(self.law.predict(x), dtype=float)
+
+    def _offsets(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.band is not None:
+            b = self.band
+            est = b.get("estimate")
+            if est is None:
+                est = self._law(b["x"])
+            return _interp_log(x, b["x"], b["lo"] - est), _interp_log(x, b["x"], b["hi"] - est)
+        return (
+            _interp_log(x, self.x_, self.lo_ - self.accuracy_),
+            _interp_log(x, self.x_, self.hi_ - self.accuracy_),
+        )
+
+    def predict(self, x) -> Predictions:
+        """Predictions at knob values ``x`` (raises :class:`ExtrapolationRefused` outside the range)."""
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        if np.any(x < self.x_min * (1 - 1e-9)):
+            raise ExtrapolationRefused(
+                f"{self.label or 'curve'}: knob value {float(x.min()):g} is below the smallest profiled "
+                f"value {self.x_min:g}; the planner does not extrapolate downwards"
+            )
+        if np.any(x > self.x_limit * (1 + 1e-9)):
+            why = (
+                f"{self.max_factor:g}x the largest profiled value {self.x_max:g}"
+                if self.law is not None
+                else f"the largest profiled value {self.x_max:g} (no fitted law to extrapolate with)"
+            )
+            raise ExtrapolationRefused(
+                f"{self.label or 'curve'}: knob value {float(x.max()):g} is beyond {why}"
+            )
+        idx = np.searchsorted(self.x_, x)
+        idx_c = np.minimum(idx, len(self.x_) - 1)
+        measured = np.isclose(self.x_[idx_c], x, rtol=1e-9, atol=0)
+        beyond = x > self.x_max * (1 + 1e-9)
+        acc = np.empty_like(x)
+        lo = np.empty_like(x)
+        hi = np.empty_like(x)
+        source = np.where(measured, "measured", np.where(beyond, "extrapolated", "fitted")).astype(object)
+        acc[measured] = self.accuracy_[idx_c[measured]]
+        lo[measured] = self.lo_[idx_c[measured]]
+        hi[measured] = self.hi_[idx_c[measured]]
+        other = ~measured
+        if other.any():
+            xo = x[other]
+            if self.law is None:
+                est = _interp_log(xo, self.x_, self.accuracy_)
+                o_lo = _interp_log(xo, self.x_, self.lo_ - self.accuracy_)
+                o_hi = _interp_log(xo, self.x_, self.hi_ - self.accuracy_)
+            else:
+                est = self._law(xo)
+                o_lo, o_hi = self._offsets(xo)
+                past = xo > self.x_max
+                d = 1.0 + np.log2(np.maximum(xo / self.x_max, 1.0))
+                if self.band is None:  # measured offsets at x_max, scaled by the doublings
+                    o_lo = np.where(past, o_lo * d, o_lo)
+                    o_hi = np.where(past, o_hi * d, o_hi)
+                widen = np.where(past, self.extrapolation_error * d, 0.0)
+                o_lo, o_hi = o_lo - widen, o_hi + widen
+            est = np.clip(est, 0.0, 1.0)
+            acc[other] = est
+            lo[other] = np.clip(est + np.minimum(o_lo, 0.0), 0.0, 1.0)
+            hi[other] = np.clip(est + np.maximum(o_hi, 0.0), 0.0, 1.0)
+        return Predictions(x, acc, lo, hi, source.astype(str))
+
+
+def _where(label: str) -> str:
+    return f" ({label})" if label else ""
+
+
+class FamilyPredictor:
+    r"""Accuracy of an unprofiled model size of a family, from a joint law in size and compute.
+
+    Fits :class:`fitting.JointPowerLaw` to every profiled point of one (strategy, config,
+    metric, difficulty) across the family's profiled models:
+
+    .. math:: 1 - \mathrm{acc}(P, k) = E + A P^{-\alpha} + B k^{-\beta}
+
+    with ``P`` the parameter count (active parameters for an MoE family) and ``k`` the
+    compute knob (Wu et al. 2024, "Inference scaling laws"). Every prediction is labelled
+    ``extrapolated``.
+
+    The interval is built from a leave-one-size-out test: the law is refitted without each
+    profiled size in turn and the RMSE of its predictions of that size's measured points,
+    :math:`r`, measures how well the family law predicts a size it has not seen: held-out
+    interior sizes give :math:`r` for sizes inside the profiled range (interpolation), the
+    held-out smallest and largest sizes for sizes outside it (extrapolation; with three
+    sizes that rests on two, so it is usually wide, as it should be). The
+    interval is :math:`\hat y \pm z_{0.95}\, r\, (1 + \log_2 f)`, ``f >= 1`` the factor by
+    which ``P`` lies outside the profiled sizes (1 inside) times the one by which ``k``
+    lies beyond the profiled knob values. It also never is narrower than the widest
+    measured interval of the family at that knob value.
+
+    Parameters
+    ----------
+    sizes : mapping model -> parameter count
+    points : mapping model -> (k, accuracy, lo, hi) arrays
+    max_size_factor, max_factor : float
+        Sizes are predicted in ``[min / f, max * f]`` of the profiled sizes, knob values up to
+        ``max_factor`` times the largest profiled one; anything else is refused.
+
+    Raises
+    ------
+    ValueError
+        With fewer than 3 profiled sizes (the leave-one-size-out check needs 2 left).
+    """
+
+    def __init__(
+        self,
+        sizes: Mapping[str, float],
+        points: Mapping[str, tuple],
+        *,
+        max_size_factor: float = MAX_EXTRAPOLATION,
+        max_factor: float = MAX_EXTRAPOLATION,
+        label: str = "",
+    ) -> None:
+        from fitting import JointPowerLaw
+
+        models = [m for m in points if m in sizes]
+        if len({float(sizes[m]) for m in models}) < 3:
+            raise ValueError(
+                f"FamilyPredictor{_where(label)}: needs at least 3 profiled sizes, got {sorted(models)}"
+            )
+        self.label = label
+        self.sizes = {m: float(sizes[m]) for m in models}
+        rows = []
+        for m in models:
+            k, acc, lo, hi = (np.asarray(a, dtype=float) for a in points[m])
+            rows += [
+                (m, self.sizes[m], ki, ai, li, hi_) for ki, ai, li, hi_ in zip(k, acc, lo, hi, strict=True)
+            ]
+        self._rows = rows
+        P = np.array([r[1] for r in rows])
+        K = np.array([r[2] for r in rows])
+        y = 1.0 - np.array([r[3] for r in rows])
+        self.space_ = "log" if np.all(y > 0) else "linear"
+        delta = 1e-3 if self.space_ == "log" else 1e-2
+        # a coarser grid and fewer starts than the defaults: 4 fits per predictor, ~0.1 s each
+        self._make = lambda: JointPowerLaw(
+            space=self.space_, delta=delta, grid_size=16, n_refine=3, max_iter=3000
+        )
+        self.law_ = self._fit(P, K, y)
+        self.k_max = float(K.max())
+        self.k_min = float(K.min())
+        self.p_min, self.p_max = float(P.min()), float(P.max())
+        self.max_size_factor = float(max_size_factor)
+        self.max_factor = float(max_factor)
+        # leave-one-size-out RMSE: interior sizes test interpolation, the end sizes extrapolation
+        owner = np.array([r[0] for r in rows])
+        inside, outside = [], []
+        for m in models:
+            keep = owner != m
+            law = self._fit(P[keep], K[keep], y[keep])
+            pred = np.clip(law.predict(np.column_stack([P[~keep], K[~keep]])), 0.0, 1.0)
+            interior = self.p_min < self.sizes[m] < self.p_max
+            (inside if interior else outside).append((pred - y[~keep]) ** 2)
+        self.loo_rmse_inside_ = float(np.sqrt(np.mean(np.concatenate(inside))))
+        self.loo_rmse_outside_ = float(np.sqrt(np.mean(np.concatenate(outside))))
+        self.loo_rmse_ = max(self.loo_rmse_inside_, self.loo_rmse_outside_)
+        half = np.array([(r[5] - r[4]) / 2.0 for r in rows])
+        self._half_k = K
+        self._half = half
+
+    def _fit(self, P, K, y):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y = np.maximum(y, 1e-6) if self.space_ == "log" else y
+            return self._make().fit(np.column_stack([P, K]), y)
+
+    def check(self, size: float, k) -> None:
+        """Raise :class:`ExtrapolationRefused` if ``(size, k)`` is outside the stated range."""
+        k = np.atleast_1d(np.asarray(k, dtype=float))
+        lo_p, hi_p = self.p_min / self.max_size_factor, self.p_max * self.max_size_factor
+        if not lo_p <= size <= hi_p:
+            raise ExtrapolationRefused(
+                f"{self.label or 'family'}: model size {size:.3g} parameters is outside "
+                f"[{lo_p:.3g}, {hi_p:.3g}] ({self.max_size_factor:g}x the profiled sizes)"
+            )
+        if np.any(k > self.k_max * self.max_factor) or np.any(k < self.k_min):
+            raise ExtrapolationRefused(
+                f"{self.label or 'family'}: knob value outside [{self.k_min:g}, "
+                f"{self.max_factor:g} x {self.k_max:g}]"
+            )
+
+    def predict(self, size: float, k) -> Predictions:
+        """Predictions for a model of ``size`` parameters at knob values ``k``."""
+        k = np.atleast_1d(np.asarray(k, dtype=float))
+        self.check(size, k)
+        err = self.law_.predict(np.column_stack([np.full_like(k, size), k]))
+        acc = np.clip(1.0 - err, 0.0, 1.0)
+        f_size = max(size / self.p_max, self.p_min / size, 1.0)
+        f_k = np.maximum(k / self.k_max, 1.0)
+        rmse = self.loo_rmse_inside_ if f_size == 1.0 else self.loo_rmse_outside_
+        half = _Z90 * rmse * (1.0 + np.log2(f_size * f_k))
+        widest = np.array([self._half[np.isclose(self._half_k, ki)].max(initial=0.0) for ki in k])
+        half = np.maximum(half, widest)
+        return Predictions(
+            k, acc, np.clip(acc - half, 0.0, 1.0), np.clip(acc + half, 0.0, 1.0),
+            np.full(len(k), "extrapolated"),
+        )  # fmt: skip

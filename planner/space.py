@@ -1,0 +1,430 @@
+"""The evaluated option space: arms with predictors and costs, for one difficulty target.
+
+:class:`OptionSpace` is what the searches (:mod:`planner.optimize`, :mod:`planner.allocate`)
+talk to. It answers two questions: *evaluate this option* (one arm at one knob value: the
+Optuna path, one trial at a time) and *evaluate every option* (the exhaustive enumerator,
+vectorized per arm). Both return the same numbers for the same option.
+
+A difficulty *target* is a mapping ``{difficulty label: weight}`` (weights sum to 1): one
+bin (``{"4": 1.0}``), every question (``{"all": 1.0}``) or a mix. Accuracy and cost of an
+option under a mix are the weighted means over the bins (costs are per query, averaged).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fitting import schema as S
+
+from .options import (
+    COST_KEYS,
+    Arm,
+    ArmCurve,
+    Coster,
+    Option,
+    arm_display_knobs,
+    arms_from_curves,
+    knob_grid,
+    mix_predictions,
+)
+from .predict import (
+    MAX_EXTRAPOLATION,
+    SOURCES,
+    CurvePredictor,
+    ExtrapolationRefused,
+    FamilyPredictor,
+    Predictions,
+)
+
+__all__ = ["OptionSpace", "ExtraModel", "parse_target", "predictor_for_points", "ALL"]
+
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class ExtraModel:
+    """A model that was not profiled but belongs to a profiled family (predicted by the joint law).
+
+    ``params`` is the parameter count the family law uses (active parameters for MoE).
+    """
+
+    name: str
+    family: str
+    params: float
+    architecture: str = "dense"
+
+
+def parse_target(spec: str | Mapping[str, float] | None, bins: Mapping[str, float]) -> dict[str, float]:
+    """A difficulty target as ``{label: weight}`` (weights sum to 1).
+
+    ``spec`` is a label (``"4"``), ``"all"`` (every question: the ``all`` curve when the table
+    has one, else the bins weighted by their question counts ``bins``), a mix string
+    ``"1:0.2,3:0.5,5:0.3"`` or a mapping.
+
+    Examples
+    --------
+    >>> parse_target("1:1,2:3", {"1": 10, "2": 10})
+    {'1': 0.25, '2': 0.75}
+    """
+    if spec is None or spec == ALL:
+        if ALL in bins:
+            return {ALL: 1.0}
+        spec = dict(bins)
+    if isinstance(spec, str):
+        if ":" in spec:
+            out: dict[str, float] = {}
+            for part in spec.split(","):
+                label, _, w = part.partition(":")
+                try:
+                    out[label.strip()] = float(w)
+                except ValueError:
+                    raise ValueError(
+                        f"difficulty mix {spec!r}: weight of {label!r} must be a number, got {w!r}"
+                    ) from None
+            spec = out
+        else:
+            spec = {spec.strip(): 1.0}
+    total = float(sum(spec.values()))
+    if not total > 0 or any(w < 0 for w in spec.values()):
+        raise ValueError(f"difficulty weights must be non-negative with a positive sum, got {dict(spec)}")
+    unknown = [d for d in spec if d not in bins]
+    if unknown:
+        raise ValueError(f"unknown difficulty {unknown[0]!r}; profiled difficulties: {sorted(bins)}")
+    return {d: float(w) / total for d, w in spec.items() if w > 0}
+
+
+def predictor_for_points(
+    points: pd.DataFrame,
+    fit: Mapping | None = None,
+    *,
+    fit_if_missing: bool = True,
+    max_factor: float = MAX_EXTRAPOLATION,
+    label: str = "",
+) -> tuple[CurvePredictor, str]:
+    """A :class:`CurvePredictor` for an arm's profiled points and a note on its law.
+
+    ``fit`` is a fit record of ``ttc fit`` (``law``, ``params``, optional ``band`` and
+    ``extrapolation_error``). Without one, and with ``fit_if_missing``, a law is selected
+    with :func:`fitting.fit_curve` (binomial weights) when there are at least 4 points;
+    a law that does not converge is not used (interpolation only, nothing beyond the
+    largest profiled value).
+    """
+    from fitting import ConvergenceWarning, binomial_weights, fit_curve, get_law
+
+    args = (points["x"], points["accuracy"], points["lo"], points["hi"])
+    if fit is not None and fit.get("law"):
+        law = get_law(fit["law"]).with_params(fit["params"])
+        band = _band(fit.get("band"))
+        err = fit.get("extrapolation_error") or 0.0
+        pred = CurvePredictor(
+            *args, law=law, band=band, extrapolation_error=err, max_factor=max_factor, label=label
+        )
+        return pred, f"law {fit['law']} (ttc fit)"
+    x = points["x"].to_numpy(float)
+    if fit_if_missing and len(x) >= 4:
+        nq = points["n_questions"].fillna(points["n_questions"].max()).fillna(100).to_numpy(float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            law, table = fit_curve(
+                x, points["accuracy"].to_numpy(float), sample_weight=binomial_weights(points["accuracy"], nq)
+            )
+        if law.converged_:
+            err = float(table.loc[table["selected"], "extrapolation_error"].iloc[0])
+            pred = CurvePredictor(*args, law=law, extrapolation_error=err, max_factor=max_factor, label=label)
+            return pred, f"law {law.name} (fitted here, no band: measured intervals used)"
+        return CurvePredictor(
+            *args, max_factor=max_factor, label=label
+        ), "no converged law: interpolation only"
+    return CurvePredictor(*args, max_factor=max_factor, label=label), f"{len(x)} points: interpolation only"
+
+
+def _band(band) -> dict[str, np.ndarray] | None:
+    if band is None:
+        return None
+    df = pd.DataFrame(band)
+    if "x" not in df and S.K in df:
+        df = df.rename(columns={S.K: "x"})
+    if not {"x", "lo", "hi"} <= set(df.columns):
+        return None
+    df = df.sort_values("x")
+    return {c: df[c].to_numpy(float) for c in ("x", "estimate", "lo", "hi") if c in df}
+
+
+class _FamilyCurve:
+    """An unprofiled model's arm curve: the family law's predictions, the nearest profiled
+    size's measured usage (tokens are assumed to carry over; labelled extrapolated)."""
+
+    def __init__(self, arm: Arm, difficulty: str, family: FamilyPredictor, size: float, nearest: ArmCurve):
+        self.arm, self.difficulty, self.family, self.size = arm, difficulty, family, size
+        self.points = nearest.points
+        self._nearest = nearest
+        self.fit_note = (
+            f"joint law over sizes (leave-one-size-out RMSE {family.loo_rmse_:.3f}); "
+            f"tokens of {nearest.arm.model}"
+        )
+
+    @property
+    def predictor(self):
+        return self
+
+    @property
+    def x_limit(self) -> float:
+        return self.family.k_max * self.family.max_factor
+
+    def predict(self, x) -> Predictions:
+        return self.family.predict(self.size, x)
+
+    def usage(self, x):
+        return self._nearest.usage(x)
+
+
+@dataclass
+class OptionSpace:
+    """Arms with predictors and a coster; evaluates options for a difficulty target.
+
+    Build it with :meth:`from_curves`. ``curves[arm][difficulty]`` is an
+    :class:`~planner.options.ArmCurve` (or a family curve for an unprofiled model).
+    """
+
+    curves: dict[Arm, dict[str, ArmCurve]]
+    coster: Coster
+    bins: dict[str, float]
+    density: str = "coarse"
+    notes: list[str] = field(default_factory=list)
+    evaluations: int = 0
+
+    # ---- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_curves(
+        cls,
+        curves: pd.DataFrame,
+        coster: Coster,
+        *,
+        fits: Iterable[Mapping] | None = None,
+        architectures: Mapping[str, str] | None = None,
+        include_simulated: bool = False,
+        extra_models: Iterable[ExtraModel] = (),
+        model_params: Mapping[str, float] | None = None,
+        families: Mapping[str, str] | None = None,
+        density: str = "coarse",
+        max_factor: float = MAX_EXTRAPOLATION,
+        fit_if_missing: bool = True,
+    ) -> OptionSpace:
+        """Read arms off a curves table, attach predictors (fits when given) and the coster.
+
+        Parameters
+        ----------
+        curves : DataFrame
+            The curves table (columns of ``fitting/schema.py``).
+        coster : callable
+            ``coster(model, usage) -> {cost key: array}`` (see :mod:`planner.costing`).
+        fits : iterable of dict
+            Fit records of ``ttc fit`` keyed by model, strategy, config, metric, difficulty.
+        extra_models, model_params, families
+            Unprofiled models to predict with a family law; the parameter count and family
+            of each profiled model (needed only with ``extra_models``).
+        density : {"coarse", "fine"}
+            Knob grid (see :func:`planner.options.knob_grid`).
+        """
+        sources, notes = arms_from_curves(
+            curves, architectures=architectures, include_simulated=include_simulated
+        )
+        fit_index = {}
+        for f in fits or ():
+            fit_index[(f[S.MODEL], f[S.STRATEGY], f[S.CONFIG], f[S.METRIC], str(f[S.DIFFICULTY]))] = f
+        out: dict[Arm, dict[str, ArmCurve]] = {}
+        for src in sources:
+            fit = fit_index.get(src.curve_keys[0]) if len(src.curve_keys) == 1 else None
+            label = f"{src.arm.key} [{src.difficulty}]"
+            pred, note = predictor_for_points(
+                src.points, fit, fit_if_missing=fit_if_missing, max_factor=max_factor, label=label
+            )
+            out.setdefault(src.arm, {})[src.difficulty] = ArmCurve(
+                src.arm, src.difficulty, src.points, pred, note
+            )
+        bins = (
+            curves.groupby(S.DIFFICULTY)[S.N_QUESTIONS].max().astype(float).to_dict()
+            if S.N_QUESTIONS in curves
+            else dict.fromkeys(curves[S.DIFFICULTY].unique(), 1.0)
+        )
+        space = cls(out, coster, {str(k): v for k, v in bins.items()}, density, notes)
+        if extra_models:
+            space._add_family_models(list(extra_models), model_params or {}, families or {}, max_factor)
+        return space
+
+    def _add_family_models(self, extra, model_params, families, max_factor) -> None:
+        by_sig: dict[tuple, dict[str, dict[str, ArmCurve]]] = {}
+        for arm, per_diff in self.curves.items():
+            if arm.model not in model_params:
+                continue
+            sig = (
+                families.get(arm.model),
+                arm.architecture,
+                arm.strategy,
+                arm.fixed,
+                arm.metric,
+                arm.curve_strategy,
+            )
+            by_sig.setdefault(sig, {})[arm.model] = per_diff
+        for em in extra:
+            if em.name in model_params:
+                raise ValueError(f"extra model {em.name!r} is profiled; predict it from its own curves")
+            made = 0
+            for sig, members in by_sig.items():
+                if sig[0] != em.family or sig[1] != em.architecture or len(members) < 3:
+                    continue
+                ref_arm = next(iter(members.values()))
+                arm0 = next(iter(ref_arm.values())).arm
+                arm = Arm(
+                    em.name,
+                    arm0.strategy,
+                    arm0.knob,
+                    arm0.fixed,
+                    arm0.curve_strategy,
+                    arm0.metric,
+                    em.architecture,
+                    arm0.simulated,
+                )
+                for diff in set.intersection(*(set(m) for m in members.values())):
+                    pts = {
+                        m: (
+                            c[diff].points["x"],
+                            c[diff].points["accuracy"],
+                            c[diff].points["lo"],
+                            c[diff].points["hi"],
+                        )
+                        for m, c in members.items()
+                    }
+                    fam = FamilyPredictor(
+                        {m: model_params[m] for m in members}, pts, max_size_factor=max_factor,
+                        max_factor=max_factor, label=f"{arm.key} [{diff}]",
+                    )  # fmt: skip
+                    nearest = min(members, key=lambda m: abs(math.log(model_params[m] / em.params)))
+                    self.curves.setdefault(arm, {})[diff] = _FamilyCurve(
+                        arm, diff, fam, em.params, members[nearest][diff]
+                    )
+                    made += 1
+            if not made:
+                self.notes.append(
+                    f"extra model {em.name}: no arm of family {em.family!r} ({em.architecture}) has 3 profiled sizes"
+                )
+
+    # ---- queries ---------------------------------------------------------------------------
+    def target(self, spec: str | Mapping[str, float] | None) -> dict[str, float]:
+        """Parse a difficulty target against this space's bins (see :func:`parse_target`)."""
+        return parse_target(spec, self.bins)
+
+    def arms(self, target: Mapping[str, float]) -> list[Arm]:
+        """Arms that have a curve in every bin of ``target``, in a stable order."""
+        return sorted(
+            (a for a, per in self.curves.items() if all(d in per for d in target)), key=lambda a: a.key
+        )
+
+    def grid(self, arm: Arm, target: Mapping[str, float]) -> np.ndarray:
+        """The knob values of ``arm`` valid in every bin of ``target``."""
+        grids = []
+        for d in target:
+            c = self.curves[arm][d]
+            limit = c.predictor.x_limit
+            xs = c.points["x"].to_numpy(float)
+            integer = bool(np.all(np.equal(np.mod(xs, 1), 0)))
+            factor = limit / xs.max()
+            g = knob_grid(
+                xs,
+                integer=integer,
+                can_extrapolate=factor > 1,
+                max_factor=max(factor, 1.0),
+                density=self.density,
+            )
+            grids.append(g)
+        out = grids[0]
+        for g in grids[1:]:
+            out = np.intersect1d(out, g)
+        return out
+
+    def size(self, target: Mapping[str, float]) -> int:
+        """Number of options for ``target``."""
+        return int(sum(len(self.grid(a, target)) for a in self.arms(target)))
+
+    def evaluate_values(self, arm: Arm, values, target: Mapping[str, float]) -> dict[str, np.ndarray]:
+        """Accuracy, interval, source and costs of ``arm`` at knob ``values`` (vectorized)."""
+        values = np.atleast_1d(np.asarray(values, dtype=float))
+        preds, costs = [], {k: np.zeros(len(values)) for k in COST_KEYS}
+        for d, w in target.items():
+            c = self.curves[arm][d]
+            preds.append((w, c.predict(values)))
+            cost = self.coster(arm.model, c.usage(values))
+            for k in cost:
+                costs[k] = costs.get(k, np.zeros(len(values))) + w * np.asarray(cost[k], dtype=float)
+        p = preds[0][1] if len(preds) == 1 else mix_predictions(preds)
+        self.evaluations += len(values)
+        return {
+            "x": values,
+            "accuracy": p.accuracy,
+            "accuracy_lo": p.lo,
+            "accuracy_hi": p.hi,
+            "source": p.source,
+            **costs,
+        }
+
+    def evaluate(self, option: Option, target: Mapping[str, float]) -> dict[str, object]:
+        """One option as a dict (the Optuna path)."""
+        out = self.evaluate_values(option.arm, [option.value], target)
+        return {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in out.items()}
+
+    def table(self, target: Mapping[str, float]) -> pd.DataFrame:
+        """Every option for ``target`` with its prediction and costs (the exhaustive enumeration).
+
+        Columns: ``arm`` (key), ``model``, ``architecture``, ``strategy``, ``knob``, ``x``,
+        ``accuracy``, ``accuracy_lo``, ``accuracy_hi``, ``source``, ``source_rank``,
+        ``simulated`` and one column per cost key.
+        """
+        frames = []
+        for arm in self.arms(target):
+            grid = self.grid(arm, target)
+            if len(grid) == 0:
+                continue
+            try:
+                ev = self.evaluate_values(arm, grid, target)
+            except ExtrapolationRefused as exc:  # a bin with a narrower range
+                self.notes.append(str(exc))
+                continue
+            df = pd.DataFrame(ev)
+            df.insert(0, "arm", arm.key)
+            df.insert(1, "model", arm.model)
+            df.insert(2, "architecture", arm.architecture)
+            df.insert(3, "strategy", arm.strategy)
+            df.insert(4, "knob", arm.knob)
+            df["simulated"] = arm.simulated or ""
+            frames.append(df)
+        if not frames:
+            return pd.DataFrame(columns=["arm", "model", "x", "accuracy", *COST_KEYS])
+        out = pd.concat(frames, ignore_index=True)
+        out["source_rank"] = out["source"].map(SOURCES.index)
+        return out
+
+    def arm_by_key(self, key: str) -> Arm:
+        for arm in self.curves:
+            if arm.key == key:
+                return arm
+        raise KeyError(f"no arm {key!r}")
+
+    def display_knobs(self) -> dict[Arm, tuple[str, ...]]:
+        return arm_display_knobs(self.curves)
+
+    def option_choice(self, arm: Arm, value: float) -> dict[str, object]:
+        return Option(arm, float(value)).choice(self.display_knobs().get(arm, ()))
+
+
+def timed(fn, *args, **kwargs):
+    """``(result, seconds)`` of one call (``time.perf_counter``)."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
