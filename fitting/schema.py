@@ -103,6 +103,9 @@ MEAN_TOKENS = "mean_tokens"
 MEAN_FLOPS = "mean_flops"
 MEAN_LATENCY_S = "mean_latency_s"
 MEAN_KV_BYTES = "mean_kv_bytes"
+KNOB = "knob"  # what k counts: "samples" (pools), "width", "rounds", "tokens" (one point per config)
+SCORE_SOURCE = "score_source"  # column that ranked samples for best_of@k ("reward" or "logprob")
+MC_SE = "mc_se"  # Monte Carlo standard error of the accuracy (0 for exact estimators)
 
 
 class SchemaError(ValueError):
