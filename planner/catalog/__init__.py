@@ -323,7 +323,7 @@ def _merge(base: dict[str, dict[str, Any]], extra: dict[str, Any], kind: str, pa
 
 
 @functools.lru_cache(maxsize=8)
-def _load(extra: str | None) -> Catalog:
+def _load(extra: str | None, _mtime_ns: int = 0) -> Catalog:  # mtime: an edited user file is reread
     raw = {kind: dict(_read_toml(_HERE / fname).get(kind, {})) for kind, fname in _FILES.items()}
     raw = copy.deepcopy(raw)
     if extra:
@@ -350,7 +350,10 @@ def load_catalog(extra_file: str | os.PathLike[str] | None = None) -> Catalog:
     Raises :class:`CatalogError` naming the file and field on bad input.
     """
     extra = extra_file if extra_file is not None else os.environ.get(CATALOG_ENV) or None
-    return _load(str(Path(extra).resolve()) if extra else None)
+    if not extra:
+        return _load(None)
+    path = Path(extra).resolve()
+    return _load(str(path), path.stat().st_mtime_ns if path.exists() else 0)
 
 
 def get_hardware(

@@ -1,0 +1,236 @@
+"""``ttc costs``: predicted cost of one strategy execution (FLOPs, KV bytes, latency, $)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ._common import console, fail
+
+_EXAMPLE = (
+    "ttc costs --model llama-3.1-70b --gpu h100 --strategy pool:n=16 --prompt-tokens 512 --gen-tokens 2048"
+)
+
+
+def _si(value: float, unit: str) -> str:
+    for factor, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _usd(value: float) -> str:
+    return f"${value:.4g}"
+
+
+def costs(
+    model: str = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Catalog name (e.g. llama-3.1-70b), a config.json folder/file, or a lab checkpoint.",
+    ),
+    gpu: str = typer.Option(
+        None, "--gpu", "-g", help="Accelerator from the catalog (h100, a100, h200, l4, mi300x, b200, cpu)."
+    ),
+    strategy: str = typer.Option(
+        "greedy",
+        "--strategy",
+        "-s",
+        help="NAME:key=value,... e.g. pool:n=16, beam:width=4,expansions=2,steps=8.",
+    ),
+    prompt_tokens: int = typer.Option(..., "--prompt-tokens", "-p", min=0, help="Prompt tokens P."),
+    gen_tokens: int = typer.Option(
+        ...,
+        "--gen-tokens",
+        "-n",
+        min=0,
+        help="Generated tokens per chain G (sample, beam solution, attempt).",
+    ),
+    concurrency: int = typer.Option(
+        1, "--concurrency", "-c", min=1, help="Executions served together on one replica."
+    ),
+    tp: int = typer.Option(None, "--tp", min=1, help="Tensor-parallel degree (default: smallest that fits)."),
+    tp_efficiency: float = typer.Option(
+        1.0, "--tp-efficiency", help="ASSUMED efficiency of tensor parallelism, (0, 1]."
+    ),
+    prefix_sharing: bool = typer.Option(
+        True,
+        "--prefix-sharing/--no-prefix-sharing",
+        help="The backend shares common prefixes (vLLM/SGLang) or not (HF generate).",
+    ),
+    price_usd_per_hour: float = typer.Option(
+        None, "--price-usd-per-hour", min=0.0, help="Override the GPU's $/GPU-hour."
+    ),
+    api: str = typer.Option(
+        None, "--api", help="Also price on a hosted API (deepseek-r1, o1, o3, o3-mini, o4-mini)."
+    ),
+    qps: float = typer.Option(
+        None, "--qps", help="Also plan capacity: GPUs for this many executions per second."
+    ),
+    latency_slo_s: float = typer.Option(
+        None, "--latency-slo-s", help="Latency target per execution for --qps."
+    ),
+    dtype: str = typer.Option(None, "--dtype", help="Override weight and KV dtype (bf16, fp16, fp8, fp32)."),
+    catalog_file: Path = typer.Option(
+        None, "--catalog-file", help="User TOML catalog ([hardware.X], [api.X], [models.X])."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Predict what one execution of a strategy costs: FLOPs, KV-cache bytes, memory traffic,
+    roofline latency and dollars (self-hosted GPU time, or API tokens with `--api`).
+
+    Every number is PREDICTED by the analytic cost model (planner.costs) from the token counts
+    and the model's architecture; nothing is measured. Prices come from the catalog (dated,
+    with sources; `--price-usd-per-hour` or `--catalog-file` override them).
+
+    Example:
+
+        ttc costs --model llama-3.1-70b --gpu h100 --strategy pool:n=16 --prompt-tokens 512 --gen-tokens 2048
+
+        ttc costs --api deepseek-r1 --strategy pool:n=8 --prompt-tokens 300 --gen-tokens 4000 --json
+    """
+    from planner.catalog import CatalogError, load_catalog
+    from planner.costs import ModelSpec, SpecError, Workload, estimate_cost, plan_capacity
+
+    try:
+        catalog = load_catalog(catalog_file)
+        price = catalog.api_price(api) if api else None
+        hardware = catalog.gpu(gpu) if gpu else None
+    except CatalogError as exc:
+        fail(str(exc))
+    if hardware is not None and price_usd_per_hour is not None:
+        hardware = hardware.with_price(price_usd_per_hour)
+    if model is None and price is not None and price.model:
+        model = price.model
+    if model is None:
+        fail(
+            "--model is required (or --api naming an API whose open model is in the catalog); e.g.\n  "
+            + _EXAMPLE
+        )
+    try:
+        spec = ModelSpec.resolve(model, extra_file=catalog_file, dtype=dtype)
+        work = Workload.from_strategy(strategy, prompt_tokens, gen_tokens, prefix_sharing=prefix_sharing)
+        est = estimate_cost(
+            spec, work, hardware, concurrency=concurrency, tp=tp, tp_efficiency=tp_efficiency, api=price
+        )
+        plan = None
+        if qps is not None:
+            if hardware is None:
+                fail("--qps needs --gpu")
+            plan = plan_capacity(
+                spec, work, hardware, qps, tp=tp, latency_slo_s=latency_slo_s, tp_efficiency=tp_efficiency
+            )
+    except (SpecError, CatalogError, ValueError) as exc:
+        fail(str(exc))
+
+    if as_json:
+        out = {"estimate": est.to_dict(), "model_spec": spec.summary(), "workload": _workload_dict(work)}
+        if hardware is not None:
+            out["hardware"] = {
+                "name": hardware.name,
+                "peak_flops": hardware.peak_flops,
+                "memory_bandwidth_bytes_per_s": hardware.memory_bandwidth_bytes_per_s,
+                "memory_bytes": hardware.memory_bytes,
+                "usd_per_gpu_hour": hardware.usd_per_gpu_hour,
+                "price_date": hardware.price_date,
+                "price_source": hardware.price_source,
+                "measured": hardware.measured,
+            }
+        if plan is not None:
+            out["capacity"] = plan.to_dict()
+        typer.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    _print_table(spec, work, est, hardware, plan)
+
+
+def _workload_dict(work) -> dict[str, object]:
+    return {
+        "strategy": work.describe(),
+        "prompt_tokens": work.prompt_tokens,
+        "gen_tokens": work.gen_tokens,
+        "prefix_sharing": work.prefix_sharing,
+        "phases": [vars(ph) for ph in work.phases()],
+    }
+
+
+def _print_table(spec, work, est, hardware, plan) -> None:
+    from rich.table import Table
+
+    title = f"{spec.name} ({spec.architecture}, {spec.params_active / 1e9:.3g}B active of {spec.params_total / 1e9:.3g}B) · {work.describe()}"
+    table = Table(
+        title=title, caption="predicted by the analytic cost model (planner.costs); nothing here is measured"
+    )
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_column("notes")
+    sharing = "shared prefix" if work.prefix_sharing else "no prefix sharing"
+    table.add_row(
+        "tokens generated", f"{est.generated_tokens:,}", f"P={work.prompt_tokens}, G={work.gen_tokens}"
+    )
+    table.add_row("tokens prefilled", f"{est.prefilled_tokens:,}", sharing)
+    table.add_row("prefill FLOPs", _si(est.prefill_flops, "FLOP"), "")
+    table.add_row("decode FLOPs", _si(est.decode_flops, "FLOP"), "2 x active params per token + attention")
+    table.add_row("total FLOPs", _si(est.flops, "FLOP"), "")
+    table.add_row(
+        "KV cache at peak", _si(est.kv_bytes_peak, "B"), f"{spec.kv_bytes_per_token:,.0f} B per token"
+    )
+    table.add_row("weights", _si(est.weight_bytes, "B"), f"{spec.weight_bytes_per_param:g} B per parameter")
+    table.add_row("memory traffic", _si(est.memory_bytes, "B"), "weights per step + KV reads")
+    if hardware is not None:
+        table.add_section()
+        hw_note = "measured on this machine" if hardware.measured else "datasheet"
+        table.add_row("hardware", f"{est.tp} x {hardware.name}", f"tensor parallel; {hw_note}")
+        table.add_row(
+            "effective FLOPs",
+            _si(est.effective_flops, "FLOP"),
+            f"FLOPs + bytes x {hardware.flops_per_byte:.0f} FLOP/B (Kinetics)",
+        )
+        table.add_row("prefill latency", f"{est.prefill_s:.4g} s", "")
+        table.add_row("decode latency", f"{est.decode_s:.4g} s", f"concurrency {est.concurrency}")
+        table.add_row(
+            "latency", f"{est.latency_s:.4g} s", f"{est.compute_bound_fraction:.0%} of the time compute-bound"
+        )
+        table.add_row("GPU-seconds", f"{est.gpu_seconds:.4g}", "tp x latency / concurrency")
+        fits = "fits" if est.fits_in_memory else "DOES NOT FIT"
+        table.add_row(
+            "memory needed",
+            _si(est.memory_needed_bytes, "B"),
+            f"{fits} in {_si(est.memory_available_bytes, 'B')} usable",
+        )
+        table.add_row(
+            "cost (self-hosted)",
+            _usd(est.cost_usd),
+            f"at ${hardware.usd_per_gpu_hour:g}/GPU-h ({hardware.price_date or 'undated'})",
+        )
+    if est.api is not None:
+        table.add_section()
+        a = est.api
+        table.add_row(
+            f"API input tokens ({a.api})",
+            f"{a.input_tokens:,}",
+            f"{a.cached_input_tokens:,} at the cached price",
+        )
+        table.add_row("API output tokens", f"{a.output_tokens:,}", "reasoning tokens bill as output")
+        table.add_row("cost (API)", _usd(a.usd), f"prices of {a.price_date}")
+    if plan is not None:
+        table.add_section()
+        table.add_row(
+            "capacity", f"{plan.gpus} GPUs", f"{plan.replicas} replica(s) x tp {plan.tp} for {plan.qps:g} QPS"
+        )
+        table.add_row("binding constraint", plan.binding, plan.reason)
+        table.add_row(
+            "per replica",
+            f"{plan.throughput_qps_per_replica:.3g} QPS",
+            f"concurrency {plan.concurrency}, latency {plan.latency_s:.3g} s",
+        )
+        table.add_row(
+            "$ per 1k queries", _usd(plan.usd_per_1k_queries), f"{plan.utilization:.0%} utilization"
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("costs", epilog="Example: " + _EXAMPLE)(costs)
