@@ -221,17 +221,26 @@ def _short(value: Any, limit: int = 160) -> str:
 
 
 # ---- shards --------------------------------------------------------------------------------------
-def write_shard(folder: str | Path, rows: pd.DataFrame | list[dict], tag: str = "w0of1") -> Path:
+def new_shard_path(folder: str | Path, tag: str = "w0of1") -> Path:
+    """A fresh shard name ``samples-{tag}-{time_ns}-{random}.parquet``: unique without
+    coordination, so workers sharing a folder never collide, and sorted by time."""
+    return Path(folder) / f"samples-{tag}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.parquet"
+
+
+def write_shard(
+    folder: str | Path, rows: pd.DataFrame | list[dict], tag: str = "w0of1", target: Path | None = None
+) -> Path:
     """Validate ``rows`` against the samples schema and write them as one new shard, atomically.
 
-    The shard is ``samples-{tag}-{time_ns}-{random}.parquet``: unique without coordination, so
-    workers sharing a folder never collide. Returns its path.
+    The shard goes to ``target`` (default :func:`new_shard_path`): a temp file in the same
+    folder is written, fsync-ed and renamed, so ``target`` exists only when complete.
+    Returns its path.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     df = S.validate_samples(pd.DataFrame(rows) if isinstance(rows, list) else rows, source=str(folder))
     table = S.to_arrow(df)
-    target = folder / f"samples-{tag}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.parquet"
+    target = target or new_shard_path(folder, tag)
     fd, tmp = tempfile.mkstemp(prefix=f"_tmp-{tag}-", suffix=".parquet", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -327,11 +336,20 @@ class ShardWriter:
         """Write the buffered units as one shard now; None when the buffer is empty."""
         if not self._rows:
             return None
-        path = write_shard(self.folder, self._rows, self.tag)
-        self.shards.append(path)
-        self.units_written += self._units
-        self.rows_written += len(self._rows)
+        rows, units, since = self._rows, self._units, self._since
         self._rows, self._units, self._since = [], 0, None
+        path = new_shard_path(self.folder, self.tag)
+        try:
+            write_shard(self.folder, rows, self.tag, target=path)
+        except BaseException:
+            # Ctrl-C (or an error) mid-write: keep the units for the exit flush unless the shard
+            # was already renamed into place, so a unit is never written twice
+            if not path.exists():
+                self._rows, self._units, self._since = rows + self._rows, units + self._units, since
+            raise
+        self.shards.append(path)
+        self.units_written += units
+        self.rows_written += len(rows)
         return path
 
     def __enter__(self) -> ShardWriter:

@@ -82,6 +82,34 @@ def test_writer_flushes_whole_units_by_count_and_by_age(tmp_path):
     assert finished_units(tmp_path) == {("m", "t", "greedy", "{}", q) for q in "abcdef"}
 
 
+@pytest.mark.parametrize("where", ["before_rename", "after_rename"])
+def test_ctrl_c_during_a_flush_never_loses_or_duplicates_a_unit(tmp_path, monkeypatch, where):
+    real_write, real_sync = storage.pq.write_table, storage._fsync_dir
+    hits = []
+
+    def interrupt_once(real):
+        def wrapped(*args, **kwargs):
+            if not hits:
+                hits.append(1)
+                if where == "before_rename":
+                    raise KeyboardInterrupt
+                real(*args, **kwargs)
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        return wrapped
+
+    if where == "before_rename":
+        monkeypatch.setattr(storage.pq, "write_table", interrupt_once(real_write))
+    else:
+        monkeypatch.setattr(storage, "_fsync_dir", interrupt_once(real_sync))
+    with pytest.raises(KeyboardInterrupt):
+        with ShardWriter(tmp_path, every_units=2) as writer:
+            writer.add_unit(rows(["a"]))
+            writer.add_unit(rows(["b"]))  # flush -> interrupted
+    assert_every_unit_once(tmp_path, 2)
+
+
 # ---- resume ---------------------------------------------------------------------------------------
 def test_rerun_skips_finished_units_and_extends_to_new_questions(tmp_path):
     backend = ScriptedBackend(err=0.3)
