@@ -186,7 +186,9 @@ def _enumerate(onehot, w, target, n_labels, k, tol) -> float:
     combos = itertools.combinations(range(n), k)
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
     while True:
-        flat = np.fromiter(itertools.chain.from_iterable(itertools.islice(combos, rows_per_chunk)), dtype=np.int64)
+        flat = np.fromiter(
+            itertools.chain.from_iterable(itertools.islice(combos, rows_per_chunk)), dtype=np.int64
+        )
         if flat.size == 0:
             break
         idx = flat.reshape(-1, k)
@@ -212,9 +214,9 @@ def _monte_carlo(onehot, w, target, n_labels, ks, n_draws, tol, rng) -> tuple[np
         perm = np.argsort(rng.random((m, n)), axis=1)  # (m, n): a uniform random order per draw
         cum_w = np.cumsum(vote_w[perm], axis=1)[:, ks - 1, :]  # (m, n_k, A): totals of the first k
         cum_c = np.cumsum(vote_c[perm], axis=1)[:, ks - 1, :] > 0
-        value = _vote_value(
-            cum_w.reshape(-1, n_labels), cum_c.reshape(-1, n_labels), target, tol
-        ).reshape(m, len(ks))
+        value = _vote_value(cum_w.reshape(-1, n_labels), cum_c.reshape(-1, n_labels), target, tol).reshape(
+            m, len(ks)
+        )
         sums += value.sum(axis=0)
         sq += (value**2).sum(axis=0)
         done += m

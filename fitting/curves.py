@@ -1,0 +1,427 @@
+"""The curves table: accuracy and cost against a compute knob, per (model, strategy, config, difficulty).
+
+:func:`curves_from_samples` turns a samples table into curves (DESIGN.md, "The tables"):
+
+* **Pool strategies** (``pool``, ``hybrid``, and any strategy with several rows per
+  question): one row per metric and k = 1..K with the all-k estimators of
+  :mod:`fitting.estimators` — ``pass@k`` (unbiased), ``majority@k`` (exact), ``best_of@k``
+  (exact, ranked by ``reward`` when the group has rewards, else by ``logprob``; the
+  ``score_source`` column says which) and ``weighted@k`` (weights = ``reward``; exact for
+  small subsets counts, else Monte Carlo with its standard error in ``mc_se``). K is the
+  SMALLEST pool size among the group's questions (``pool_size``); every question
+  contributes its unbiased/exact estimate from its whole pool at each k <= K (an estimate
+  from n samples is valid for any k <= n, and using all of them lowers its variance).
+* **One execution per question** (``greedy``, ``beam``, ``refine``, ``budget``): one point
+  per config, metric ``accuracy``, at k = the strategy's compute knob read from ``config``
+  (:data:`SINGLE_POINT_KNOBS`; greedy: k = 1). Repeated rows of a question are averaged.
+
+Accuracy is the mean over questions of each question's expected accuracy; its interval is
+a percentile bootstrap over QUESTIONS (the per-question matrix is computed once, each
+replicate is a multinomial reweighting of its rows, so replicates cost one matrix product).
+
+Costs (means over questions of per-question means, so every question weighs the same as
+in the accuracy), for a k-subset of a pool:
+
+* ``mean_prompt_tokens``: the prompt prefix shared by the pool is processed once; the
+  smallest ``prompt_tokens`` of a question's rows is taken as that shared prefix and any
+  excess of a row over it (e.g. a hybrid chain's revision prompts) counts per row:
+  ``shared + k * mean(excess)``.
+* ``mean_completion_tokens``: ``k * mean(completion_tokens)`` (exact expectation for a
+  random k-subset).
+* ``mean_latency_s``, ``mean_kv_bytes``, ``mean_flops``: ``k *`` the row mean. Pool rows
+  carry an equal 1/n share of their batched request's measured wall time and KV peak, so
+  k rows are attributed k/n of them (sequential attribution: a batched request of k
+  samples is assumed to cost k/n of the n-sample one; the planner's roofline model is
+  the better guide for real batching). FLOPs only when the table has them.
+* ``mean_tokens`` = prompt + completion.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import schema as S
+from ._majority import majority_all_k
+from .estimators import _best_of_levels, pass_at_k, weighted_vote_at_k
+
+__all__ = [
+    "curves_from_samples",
+    "per_question_curves",
+    "difficulty_bins",
+    "assign_difficulty",
+    "SINGLE_POINT_KNOBS",
+    "POOL_STRATEGIES",
+    "METRICS",
+    "CURVE_COLUMNS",
+]
+
+PASS = "pass@k"
+MAJORITY = "majority@k"
+BEST_OF = "best_of@k"
+WEIGHTED = "weighted@k"
+ACCURACY_METRIC = "accuracy"
+#: the pool metrics, in output order
+METRICS = (PASS, MAJORITY, BEST_OF, WEIGHTED)
+#: strategies whose rows are a pool of interchangeable samples per question
+POOL_STRATEGIES = ("pool", "hybrid")
+#: strategy with one execution per question -> config knob giving its k (None: k = 1).
+#: ``refine``'s k is its number of revision rounds (0 = one attempt), as in its config.
+SINGLE_POINT_KNOBS: dict[str, str | None] = {
+    "greedy": None,
+    "beam": "width",
+    "refine": "rounds",
+    "budget": "tokens",
+}
+#: the column order of the curves table
+CURVE_COLUMNS = (
+    *S.GROUP_KEYS,
+    S.METRIC,
+    S.K,
+    S.KNOB,
+    S.ACCURACY,
+    S.ACCURACY_LO,
+    S.ACCURACY_HI,
+    S.MC_SE,
+    S.N_QUESTIONS,
+    S.POOL_SIZE,
+    S.SCORE_SOURCE,
+    S.MEAN_PROMPT_TOKENS,
+    S.MEAN_COMPLETION_TOKENS,
+    S.MEAN_TOKENS,
+    S.MEAN_LATENCY_S,
+    S.MEAN_KV_BYTES,
+    S.MEAN_FLOPS,
+)
+
+_CORRECT = ("<the correct answer>",)  # vote key of correct samples: a tuple never equals a string answer
+
+
+def curves_from_samples(
+    samples_df: pd.DataFrame,
+    *,
+    metrics: Sequence[str] = METRICS,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    weighted_draws: int = 2000,
+) -> pd.DataFrame:
+    """Accuracy and cost curves of every (model, strategy, config, difficulty) group.
+
+    Parameters
+    ----------
+    samples_df : DataFrame
+        A samples table (validated with :func:`fitting.schema.validate_samples`).
+    metrics : sequence of str
+        Pool metrics to compute, among :data:`METRICS`. ``best_of@k`` needs ``reward`` or
+        ``logprob`` values, ``weighted@k`` needs ``reward`` values; groups without them
+        get no such rows.
+    n_boot : int
+        Bootstrap replicates over questions (0: no interval, lo = hi = NaN).
+    level : float
+        Coverage of the percentile intervals.
+    seed : int
+        Seeds the bootstrap and the Monte Carlo of ``weighted@k`` (per group and question,
+        so results do not depend on which other groups are in the table).
+    weighted_draws : int
+        Monte Carlo draws per question for ``weighted@k`` where enumeration is too large.
+
+    Returns
+    -------
+    DataFrame with columns :data:`CURVE_COLUMNS`, one row per (group, metric, k).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fitting import schema as S
+    >>> df = pd.DataFrame({S.QUESTION_ID: ["q1"] * 3 + ["q2"] * 3, S.ANSWER: ["7", "7", "3", "1", "2", "2"],
+    ...                    S.REFERENCE: ["7"] * 3 + ["1"] * 3, S.CORRECT: [True, True, False, True, False, False]})
+    >>> c = curves_from_samples(df, metrics=["pass@k", "majority@k"], n_boot=0)
+    >>> c[[S.METRIC, S.K, S.ACCURACY]].round(4).values.tolist()
+    [['pass@k', 1, 0.5], ['pass@k', 2, 0.8333], ['pass@k', 3, 1.0], ['majority@k', 1, 0.5], \
+['majority@k', 2, 0.5], ['majority@k', 3, 0.5]]
+    """
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ValueError(f"curves_from_samples: unknown metric(s) {bad}; valid: {list(METRICS)}")
+    if not 0 < level < 1:
+        raise ValueError(f"curves_from_samples: level must be in (0, 1), got {level}")
+    df = S.validate_samples(samples_df)
+    rows: list[dict] = []
+    for key, group in df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
+        base = dict(zip(S.GROUP_KEYS, key, strict=True))
+        gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
+        for metric, per_q, ks, extra in _group_curves(group, base, metrics, gseed, weighted_draws):
+            rows += _summarize(base, metric, per_q, ks, extra, n_boot, level, np.random.default_rng(gseed))
+    out = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+    return out.astype({S.K: "int64", S.N_QUESTIONS: "int64", S.POOL_SIZE: "int64"})
+
+
+def per_question_curves(
+    samples_df: pd.DataFrame, *, metrics: Sequence[str] = METRICS, seed: int = 0, weighted_draws: int = 2000
+) -> dict[tuple[str, ...], pd.DataFrame]:
+    """Each question's expected accuracy at every k, per group and metric.
+
+    The input of :func:`fitting.bootstrap_questions` (rows questions, columns k).
+
+    Returns
+    -------
+    dict
+        ``(model, strategy, config, difficulty, metric) -> DataFrame`` indexed by
+        ``question_id`` with one column per k.
+    """
+    df = S.validate_samples(samples_df)
+    out = {}
+    for key, group in df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
+        base = dict(zip(S.GROUP_KEYS, key, strict=True))
+        gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
+        for metric, per_q, ks, extra in _group_curves(group, base, metrics, gseed, weighted_draws):
+            frame = pd.DataFrame(per_q, index=pd.Index(extra["questions"], name=S.QUESTION_ID), columns=ks)
+            out[(*map(str, key), metric)] = frame
+    return out
+
+
+# ---- one group ---------------------------------------------------------------------------------
+
+
+def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draws):
+    """Yield (metric, per-question matrix (Q, K), ks, extra) for one group."""
+    strategy = str(base[S.STRATEGY])
+    by_q = group.groupby(S.QUESTION_ID, sort=True).indices
+    questions = list(by_q)
+    sizes = np.array([len(by_q[q]) for q in questions])
+    single = strategy in SINGLE_POINT_KNOBS or (strategy not in POOL_STRATEGIES and sizes.max() == 1)
+    correct = group[S.CORRECT].to_numpy(dtype=bool)
+    costs = {
+        c: _floats(group, c)
+        for c in (S.PROMPT_TOKENS, S.COMPLETION_TOKENS, S.LATENCY_S, S.KV_BYTES_PEAK, S.FLOPS)
+    }
+    if single:
+        knob, k = _single_point_k(strategy, str(base[S.CONFIG]), base)
+        per_q = np.array([[correct[by_q[q]].mean()] for q in questions])
+        cost = _cost_columns(costs, by_q, questions, np.array([1]), pooled=False)
+        yield ACCURACY_METRIC, per_q, np.array([k]), _extra(questions, knob, int(sizes.min()), cost)
+        return
+    k_max = int(sizes.min())
+    ks = np.arange(1, k_max + 1)
+    cost = _cost_columns(costs, by_q, questions, ks, pooled=True)
+    answers = group[S.ANSWER].to_numpy(dtype=object, na_value=None)
+    refs = group[S.REFERENCE].to_numpy(dtype=object, na_value=None)
+    reward = _floats(group, S.REWARD)
+    logprob = _floats(group, S.LOGPROB)
+    for metric in METRICS:
+        if metric not in metrics:
+            continue
+        source, mc_se = None, 0.0
+        if metric == PASS:
+            per_q = pass_at_k(sizes, [int(correct[by_q[q]].sum()) for q in questions], ks)
+        elif metric == MAJORITY:
+            per_q = np.stack(
+                [majority_all_k(*_vote_counts(answers, refs, correct, by_q[q]))[:k_max] for q in questions]
+            )
+        elif metric == BEST_OF:
+            source = (
+                S.REWARD if np.isfinite(reward).any() else S.LOGPROB if np.isfinite(logprob).any() else None
+            )
+            if source is None:
+                continue
+            score = reward if source == S.REWARD else logprob
+            per_q = np.stack([_best_of_levels(score[by_q[q]], correct[by_q[q]], ks) for q in questions])
+        else:
+            if not np.isfinite(reward).any():
+                continue
+            source = S.REWARD
+            per_q, se = _weighted(answers, refs, correct, reward, by_q, questions, ks, gseed, weighted_draws)
+            mc_se = np.sqrt((se**2).sum(axis=0)) / len(questions)
+        yield metric, per_q, ks, _extra(questions, "samples", k_max, cost, source, mc_se)
+
+
+def _extra(questions, knob, pool_size, cost, source=None, mc_se=0.0) -> dict:
+    return {
+        "questions": questions,
+        "knob": knob,
+        "pool_size": pool_size,
+        "cost": cost,
+        "source": source,
+        "mc_se": mc_se,
+    }
+
+
+def _single_point_k(strategy: str, config: str, base: dict) -> tuple[str, float]:
+    knob = SINGLE_POINT_KNOBS.get(strategy)
+    if knob is None:
+        return "samples", 1
+    cfg = json.loads(config)
+    if knob not in cfg:
+        where = ", ".join(f"{k}={v!r}" for k, v in base.items())
+        raise ValueError(
+            f"curves_from_samples: group ({where}): strategy {strategy!r} has one execution per question "
+            f"and its k is the config knob {knob!r}, which config {config} lacks; add it to the config column"
+        )
+    value = cfg[knob]
+    return knob, int(value) if float(value).is_integer() else float(value)
+
+
+def _vote_counts(answers, refs, correct, idx) -> tuple[int, np.ndarray, int]:
+    """(correct count, rival counts, abstentions) of one question for majority vote."""
+    keys = _vote_keys(answers, refs, correct, idx)
+    c0 = sum(1 for a in keys if a is _CORRECT)
+    n_abstain = sum(1 for a in keys if a is None)
+    rivals: dict = {}
+    for a in keys:
+        if a is not None and a is not _CORRECT:
+            rivals[a] = rivals.get(a, 0) + 1
+    return c0, np.fromiter(rivals.values(), dtype=np.int64, count=len(rivals)), n_abstain
+
+
+def _vote_keys(answers, refs, correct, idx) -> list:
+    """Vote keys of one question's samples.
+
+    The correct answer is the ``reference`` when given, else the answer of a sample marked
+    correct. A sample votes for it when the verifier marked it correct (equivalent forms
+    such as "0.5" and "1/2" count as one answer) or its answer equals the reference; other
+    answers vote as themselves; no answer (None) abstains. With no reference and no
+    correct sample, no vote can be right.
+    """
+    ref = next((refs[i] for i in idx if refs[i] is not None), None)
+    if ref is None:
+        ref = next((answers[i] for i in idx if correct[i] and answers[i] is not None), None)
+    out = []
+    for i in idx:
+        a = answers[i]
+        out.append(_CORRECT if correct[i] or (ref is not None and a == ref) else a)
+    return out
+
+
+def _weighted(answers, refs, correct, reward, by_q, questions, ks, gseed, draws):
+    per_q = np.zeros((len(questions), len(ks)))
+    se = np.zeros_like(per_q)
+    for j, q in enumerate(questions):
+        idx = by_q[q]
+        keys = _vote_keys(answers, refs, correct, idx)
+        w = np.nan_to_num(reward[idx], nan=0.0)  # a sample without a reward adds nothing to its answer
+        qseed = zlib.crc32(f"{gseed}/{q}".encode())
+        est = weighted_vote_at_k(keys, w, _CORRECT, ks, n_draws=draws, seed=qseed)
+        per_q[j], se[j] = est.mean, est.se
+    return per_q, se
+
+
+def _floats(group: pd.DataFrame, col: str) -> np.ndarray:
+    return group[col].to_numpy(dtype=float, na_value=np.nan)
+
+
+def _qmean(values: np.ndarray) -> float:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else np.nan
+
+
+def _cost_columns(costs, by_q, questions, ks, pooled: bool) -> dict[str, np.ndarray]:
+    """Mean cost at each k (see the module docstring for the attribution)."""
+    kf = ks.astype(float)
+
+    def mean_over_q(col):
+        per_q = np.array([_qmean(costs[col][by_q[q]]) for q in questions])
+        return float(np.nanmean(per_q)) if np.isfinite(per_q).any() else np.nan
+
+    out = {}
+    if pooled:
+        shared, excess = [], []
+        for q in questions:
+            p = costs[S.PROMPT_TOKENS][by_q[q]]
+            if np.isfinite(p).any():
+                shared.append(np.nanmin(p))
+                excess.append(np.nanmean(p) - np.nanmin(p))
+        prompt = float(np.mean(shared)) + kf * float(np.mean(excess)) if shared else np.full(len(ks), np.nan)
+        out[S.MEAN_PROMPT_TOKENS] = np.broadcast_to(prompt, kf.shape).astype(float)
+        scale = kf
+    else:
+        out[S.MEAN_PROMPT_TOKENS] = np.full(len(ks), mean_over_q(S.PROMPT_TOKENS))
+        scale = np.ones(len(ks))
+    out[S.MEAN_COMPLETION_TOKENS] = scale * mean_over_q(S.COMPLETION_TOKENS)
+    out[S.MEAN_TOKENS] = out[S.MEAN_PROMPT_TOKENS] + out[S.MEAN_COMPLETION_TOKENS]
+    out[S.MEAN_LATENCY_S] = scale * mean_over_q(S.LATENCY_S)
+    out[S.MEAN_KV_BYTES] = scale * mean_over_q(S.KV_BYTES_PEAK)
+    out[S.MEAN_FLOPS] = scale * mean_over_q(S.FLOPS)
+    return out
+
+
+def _summarize(base, metric, per_q, ks, extra, n_boot, level, rng) -> list[dict]:
+    q = per_q.shape[0]
+    point = per_q.mean(axis=0)
+    if n_boot > 0:
+        counts = rng.multinomial(q, np.full(q, 1.0 / q), size=n_boot)  # (n_boot, q) question weights
+        boot = counts @ per_q / q  # (n_boot, K)
+        alpha = (1.0 - level) / 2.0
+        lo = np.quantile(boot, alpha, axis=0, method="lower")
+        hi = np.quantile(boot, 1.0 - alpha, axis=0, method="higher")
+    else:
+        lo = hi = np.full(len(ks), np.nan)
+    mc_se = np.broadcast_to(np.asarray(extra["mc_se"], dtype=float), point.shape)
+    rows = []
+    for j, k in enumerate(ks):
+        row = dict(base)
+        row.update({S.METRIC: metric, S.K: k, S.KNOB: extra["knob"], S.ACCURACY: float(point[j])})
+        row.update({S.ACCURACY_LO: float(lo[j]), S.ACCURACY_HI: float(hi[j]), S.MC_SE: float(mc_se[j])})
+        row.update({S.N_QUESTIONS: q, S.POOL_SIZE: extra["pool_size"], S.SCORE_SOURCE: extra["source"]})
+        row.update({c: float(v[j]) for c, v in extra["cost"].items()})
+        rows.append(row)
+    return rows
+
+
+# ---- difficulty ----------------------------------------------------------------------------------
+
+
+def difficulty_bins(samples_df: pd.DataFrame, n_bins: int = 5, method: str = "pass_rate") -> dict[str, str]:
+    """A difficulty label per question: quantile bins of pass rate, or the task's labels.
+
+    ``method="pass_rate"`` is the oracle difficulty of Snell et al. (2024, "Scaling LLM
+    test-time compute optimally..."): each question's pass rate is the fraction of its
+    rows marked correct (give the rows of ONE model to bin by that model's difficulty);
+    questions are ranked from easiest (highest pass rate) to hardest and split into
+    ``n_bins`` equal-count bins labelled "1" (easiest) .. ``str(n_bins)`` (hardest). Tied
+    pass rates share their average rank, so a tie never straddles two bins (bins can then
+    be unequal). ``method="label"`` returns the task-given ``difficulty`` of each question.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"question_id": list("aabbccdd"), "correct": [1, 1, 1, 0, 0, 0, 0, 0]})
+    >>> difficulty_bins(df.astype({"correct": bool}), n_bins=2)
+    {'a': '1', 'b': '1', 'c': '2', 'd': '2'}
+    """
+    if method not in ("pass_rate", "label"):
+        raise ValueError(f"difficulty_bins: method must be 'pass_rate' or 'label', got {method!r}")
+    if n_bins < 1:
+        raise ValueError(f"difficulty_bins: n_bins must be >= 1, got {n_bins}")
+    df = S.validate_samples(samples_df)
+    if method == "label":
+        labels = df.groupby(S.QUESTION_ID, sort=True)[S.DIFFICULTY].unique()
+        mixed = labels[labels.map(len) > 1]
+        if len(mixed):
+            raise ValueError(
+                f"difficulty_bins: question {mixed.index[0]!r} has several difficulty labels {list(mixed.iloc[0])}"
+            )
+        return {str(q): str(v[0]) for q, v in labels.items()}
+    rate = df.groupby(S.QUESTION_ID, sort=True)[S.CORRECT].mean().astype(float)
+    rank = (-rate).rank(method="average")  # 1 = easiest
+    bins = np.floor(n_bins * (rank.to_numpy() - 0.5) / len(rate)).astype(int) + 1
+    return {str(q): str(int(b)) for q, b in zip(rate.index, np.clip(bins, 1, n_bins), strict=True)}
+
+
+def assign_difficulty(samples_df: pd.DataFrame, bins: dict[str, str]) -> pd.DataFrame:
+    """A copy of the samples table with ``difficulty`` set from a question -> label mapping.
+
+    Raises ValueError naming a question the mapping lacks.
+    """
+    out = samples_df.copy()
+    qids = out[S.QUESTION_ID].astype(str)
+    missing = sorted(set(qids) - set(bins))
+    if missing:
+        raise ValueError(
+            f"assign_difficulty: no difficulty for question(s) {missing[:5]} (of {len(missing)})"
+        )
+    out[S.DIFFICULTY] = qids.map(bins)
+    return out
