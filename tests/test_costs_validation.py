@@ -64,7 +64,8 @@ def check_model(model, spec: ModelSpec, contexts=CONTEXTS, vocab: int | None = N
     for t in contexts:
         ids = torch.randint(0, vocab or spec.vocab_size, (1, t), generator=gen)
         f_pre, out = counted_flops(model, input_ids=ids)
-        kv_prefill = cache_bytes(out.past_key_values)  # measured now: the decode step grows the cache in place
+        # measured now: the decode step below grows the cache in place
+        kv_prefill = cache_bytes(out.past_key_values)
         f_dec, out2 = counted_flops(model, input_ids=ids[:, :1], **{cache_kw(model): out.past_key_values})
         rows.append(
             dict(

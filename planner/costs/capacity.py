@@ -65,6 +65,7 @@ class CapacityPlan:
     source: str = SOURCE
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of the plan."""
         return asdict(self)
 
 

@@ -85,6 +85,7 @@ class ApiCost:
     price_source: str
 
     def to_dict(self) -> dict[str, object]:
+        """JSON-safe dict of the bill."""
         return asdict(self)
 
 

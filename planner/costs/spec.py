@@ -110,10 +110,12 @@ class LayerSpec:
 
     @property
     def params_total(self) -> int:
+        """Every parameter of the layer (all experts)."""
         return self.attn_matmul + self.dense_matmul + self.num_experts * self.expert_matmul + self.other
 
     @property
     def params_active(self) -> int:
+        """Parameters one token uses in the layer (``experts_per_token`` routed experts)."""
         return self.attn_matmul + self.dense_matmul + self.experts_per_token * self.expert_matmul + self.other
 
     @property
@@ -205,14 +207,17 @@ class ModelSpec:
 
     @property
     def is_moe(self) -> bool:
+        """True when some layer routes tokens to experts."""
         return any(la.num_experts for la in self.layers)
 
     @property
     def num_experts(self) -> int:
+        """Routed experts per MoE layer (0 for dense models)."""
         return max((la.num_experts for la in self.layers), default=0)
 
     @property
     def experts_per_token(self) -> int:
+        """Routed experts each token runs per MoE layer (0 for dense models)."""
         return max((la.experts_per_token for la in self.layers), default=0)
 
     @property
@@ -241,6 +246,7 @@ class ModelSpec:
 
     @property
     def num_sliding_layers(self) -> int:
+        """Layers with sliding-window attention (they hold at most ``sliding_window`` tokens)."""
         return sum(la.sliding for la in self.layers)
 
     # ---- attention FLOPs coefficient ---------------------------------------------------------
