@@ -118,14 +118,22 @@ def roofline_time_s(
     >>> round(roofline_time_s(0.0, 3.35e12, h100), 6)  # 3.35 TB at 3.35 TB/s
     1.0
     """
+    t_c, t_m = _times_s(
+        flops, memory_bytes, hardware, tp, tp_efficiency, compute_efficiency, memory_efficiency
+    )
+    out = np.maximum(t_c, t_m) + hardware.step_overhead_s + hardware.layer_overhead_s * num_layers
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def _times_s(flops, memory_bytes, hardware, tp, tp_efficiency, compute_efficiency, memory_efficiency):
+    """(compute seconds, memory seconds) of steps, before the max and the overheads."""
     _check_parallel(tp, tp_efficiency, compute_efficiency, memory_efficiency)
     scale = tp * (tp_efficiency if tp > 1 else 1.0)
     t_c = np.asarray(flops, dtype=float) / (hardware.peak_flops * compute_efficiency * scale)
     t_m = np.asarray(memory_bytes, dtype=float) / (
         hardware.memory_bandwidth_bytes_per_s * memory_efficiency * scale
     )
-    out = np.maximum(t_c, t_m) + hardware.step_overhead_s + hardware.layer_overhead_s * num_layers
-    return float(out) if np.ndim(out) == 0 else out
+    return t_c, t_m
 
 
 def _check_parallel(
@@ -193,16 +201,10 @@ def estimate_latency(
         if trace is not None
         else workload_steps(spec, workload, concurrency, attention=attention, mla=mla)
     )
-    kw = dict(
-        tp=tp,
-        tp_efficiency=tp_efficiency,
-        compute_efficiency=compute_efficiency,
-        memory_efficiency=memory_efficiency,
+    t_c, t_m = _times_s(
+        tr.flops, tr.memory_bytes, hardware, tp, tp_efficiency, compute_efficiency, memory_efficiency
     )
-    times = np.asarray(roofline_time_s(tr.flops, tr.memory_bytes, hardware, num_layers=spec.num_layers, **kw))
-    scale = tp * (tp_efficiency if tp > 1 else 1.0)
-    t_c = tr.flops / (hardware.peak_flops * compute_efficiency * scale)
-    t_m = tr.memory_bytes / (hardware.memory_bandwidth_bytes_per_s * memory_efficiency * scale)
+    times = np.maximum(t_c, t_m) + hardware.step_overhead_s + hardware.layer_overhead_s * spec.num_layers
     total = float(times.sum())
     bound = float(times[t_c >= t_m].sum() / total) if total > 0 else 0.0
     return LatencyBreakdown(
