@@ -63,6 +63,22 @@ def test_api_pricing_uses_the_api_model_when_no_model_is_given():
     assert table.exit_code == 0 and "cost (API)" in table.output
 
 
+def test_api_price_overrides_and_custom_api():
+    res = run("costs --model llama-3.1-8b --api o1 --output-usd-per-mtok 30 -p 1000 -n 1000 --json".split())
+    assert res.exit_code == 0, res.output
+    api = json.loads(res.output)["estimate"]["api"]
+    assert (
+        api["usd"] == pytest.approx(1e-6 * (1000 * 15 + 1000 * 30))
+        and "user override of o1" in api["price_source"]
+    )
+    res = run(
+        "costs --model llama-3.1-8b --input-usd-per-mtok 1 --output-usd-per-mtok 2 -p 1000 -n 500 --json".split()
+    )
+    assert json.loads(res.output)["estimate"]["api"]["usd"] == pytest.approx(1e-6 * (1000 + 1000))
+    res = run("costs --model llama-3.1-8b --input-usd-per-mtok 1 -p 1 -n 1".split())
+    assert res.exit_code == 2 and "needs both" in res.output
+
+
 def test_capacity_and_price_override():
     res = run(EXAMPLE + ["--qps", "2", "--price-usd-per-hour", "2", "--json"])
     assert res.exit_code == 0, res.output

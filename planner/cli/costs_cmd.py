@@ -67,6 +67,15 @@ def costs(
     api: str = typer.Option(
         None, "--api", help="Also price on a hosted API (deepseek-r1, o1, o3, o3-mini, o4-mini)."
     ),
+    input_usd_per_mtok: float = typer.Option(
+        None,
+        "--input-usd-per-mtok",
+        min=0.0,
+        help="Override the API's input price ($/M tokens); alone: a custom API.",
+    ),
+    output_usd_per_mtok: float = typer.Option(
+        None, "--output-usd-per-mtok", min=0.0, help="Override the API's output price ($/M tokens)."
+    ),
     qps: float = typer.Option(
         None, "--qps", help="Also plan capacity: GPUs for this many executions per second."
     ),
@@ -101,6 +110,8 @@ def costs(
         hardware = catalog.gpu(gpu) if gpu else None
     except CatalogError as exc:
         fail(str(exc))
+    if input_usd_per_mtok is not None or output_usd_per_mtok is not None:
+        price = _override_api(price, input_usd_per_mtok, output_usd_per_mtok)
     if hardware is not None and price_usd_per_hour is not None:
         hardware = hardware.with_price(price_usd_per_hour)
     if model is None and price is not None and price.model:
@@ -144,6 +155,26 @@ def costs(
         typer.echo(json.dumps(out, indent=2, sort_keys=True))
         return
     _print_table(spec, work, est, hardware, plan)
+
+
+def _override_api(price, input_usd: float | None, output_usd: float | None):
+    """The API price with user-given token prices (a "custom" API when none was named)."""
+    from dataclasses import replace
+
+    from planner.catalog import ApiPrice
+
+    if price is None:
+        if input_usd is None or output_usd is None:
+            fail(
+                "a custom API price needs both --input-usd-per-mtok and --output-usd-per-mtok (or name one with --api)"
+            )
+        return ApiPrice("custom", "user", input_usd, output_usd, source="user override")
+    changes = {"source": f"user override of {price.name} ({price.source})", "price_date": ""}
+    if input_usd is not None:
+        changes.update(input_usd_per_mtok=input_usd, cached_input_usd_per_mtok=None)
+    if output_usd is not None:
+        changes["output_usd_per_mtok"] = output_usd
+    return replace(price, **changes)
 
 
 def _workload_dict(work) -> dict[str, object]:
