@@ -165,3 +165,18 @@ def test_resolve_catalog_then_path_then_error_listing_names(tmp_path):
     assert ModelSpec.resolve(tmp_path).model_type == "llama"
     with pytest.raises(SpecError, match=r"unknown model .*known: .*llama-3\.1-70b"):
         ModelSpec.resolve("no-such-model")
+
+
+def test_resolve_finds_lab_checkpoints_by_name(tmp_path, monkeypatch):
+    import planner.costs.spec as spec_module
+
+    folder = tmp_path / "lab-x"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "llama", **_BASE, "tie_word_embeddings": True})
+    )
+    monkeypatch.setattr(spec_module, "lab_checkpoint_dirs", lambda: [folder])
+    spec = ModelSpec.resolve("lab-x")
+    assert spec.name == "lab-x" and spec.tie_word_embeddings
+    with pytest.raises(SpecError, match="lab checkpoints: lab-x"):
+        ModelSpec.resolve("lab-y")
