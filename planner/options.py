@@ -153,6 +153,8 @@ class Usage:
         expansions of a beam step, 1 for sequential strategies).
     latency_s : measured wall time per query on the profiling machine (NaN if unknown).
     kv_bytes : measured peak KV-cache bytes per query on the profiling machine (NaN if unknown).
+    base_prompt_tokens : the question's prompt length (what a cost workload starts from); the
+        measured ``prompt_tokens`` of a multi-call strategy sums every call's resent context.
     """
 
     prompt_tokens: np.ndarray
@@ -160,13 +162,18 @@ class Usage:
     sequences: np.ndarray
     latency_s: np.ndarray
     kv_bytes: np.ndarray
+    base_prompt_tokens: np.ndarray | None = None  # the question's prompt (multi-call strategies resend it)
+
+    def __post_init__(self) -> None:
+        if self.base_prompt_tokens is None:
+            object.__setattr__(self, "base_prompt_tokens", self.prompt_tokens)
 
     def __len__(self) -> int:
         return len(self.prompt_tokens)
 
 
-#: a coster: (model name, usage over knob values) -> {cost key: array}
-Coster = Callable[[str, Usage], Mapping[str, np.ndarray]]
+#: a coster: (arm, knob values, measured usage at those values) -> {cost key: array}
+Coster = Callable[["Arm", np.ndarray, Usage], Mapping[str, np.ndarray]]
 
 
 def _extrap_linear(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -193,6 +200,7 @@ class ArmCurve:
     points: pd.DataFrame
     predictor: CurvePredictor
     fit_note: str = ""
+    base_prompt_tokens: float | None = None  # the question prompt, from a one-call arm of the model
 
     def usage(self, x) -> Usage:
         """Measured usage at knob values ``x``: interpolated linearly between profiled values,
@@ -221,8 +229,11 @@ class ArmCurve:
             seqs = np.broadcast_to(np.asarray(seqs, dtype=float), x.shape)
         else:
             seqs = np.ones_like(x)
+        base = None
+        if self.base_prompt_tokens is not None and self.arm.curve_strategy not in ("pool", "greedy"):
+            base = np.full(len(x), float(self.base_prompt_tokens))
         return Usage(
-            prompt, completion, np.asarray(seqs, dtype=float), col(S.MEAN_LATENCY_S), col(S.MEAN_KV_BYTES)
+            prompt, completion, np.asarray(seqs, dtype=float), col(S.MEAN_LATENCY_S), col(S.MEAN_KV_BYTES), base
         )
 
     def predict(self, x) -> Predictions:
@@ -344,8 +355,9 @@ def arms_from_curves(
             notes.append(f"{model} {strategy} {metric} {config}: left out, simulated ({sim})")
             continue
         if df[S.K].nunique() > 1:  # a pool-like curve: one arm, x = k
-            name = POOL_METRICS.get(metric) or f"{strategy}+{metric.split('@')[0]}"
-            drop = {"n", *_LABEL_KEYS} | (set(_SCORER_KNOBS) if name == "majority" else set())
+            stem = POOL_METRICS.get(metric) or metric.split("@")[0]
+            name = stem if strategy == "pool" else f"{strategy}+{stem}"
+            drop = {"n", *_LABEL_KEYS} | (set(_SCORER_KNOBS) if stem == "majority" else set())
             fixed = tuple(sorted((k, v) for k, v in cfg.items() if k not in drop))
             arm = Arm(model, name, "n", fixed, strategy, metric, arch, sim)
             pts = _points(df, df[S.K])

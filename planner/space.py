@@ -157,6 +157,21 @@ def _band(band) -> dict[str, np.ndarray] | None:
     return {c: df[c].to_numpy(float) for c in ("x", "estimate", "lo", "hi") if c in df}
 
 
+def _set_base_prompts(curves: dict[Arm, dict[str, ArmCurve]]) -> None:
+    """Give multi-call arms the question prompt length measured by a one-call arm (pool or
+    greedy) of the same model and difficulty (their summed prompt counts resent contexts)."""
+    base: dict[tuple[str, str], float] = {}
+    for arm, per in curves.items():
+        if arm.curve_strategy in ("pool", "greedy"):
+            for d, c in per.items():
+                v = c.points[S.MEAN_PROMPT_TOKENS].dropna() if S.MEAN_PROMPT_TOKENS in c.points else []
+                if len(v):
+                    base[(arm.model, d)] = float(v.mean())
+    for arm, per in curves.items():
+        for d, c in per.items():
+            c.base_prompt_tokens = base.get((arm.model, d))
+
+
 class _FamilyCurve:
     """An unprofiled model's arm curve: the family law's predictions, the nearest profiled
     size's measured usage (tokens are assumed to carry over; labelled extrapolated)."""
@@ -224,7 +239,7 @@ class OptionSpace:
         curves : DataFrame
             The curves table (columns of ``fitting/schema.py``).
         coster : callable
-            ``coster(model, usage) -> {cost key: array}`` (see :mod:`planner.costing`).
+            ``coster(arm, values, usage) -> {cost key: array}`` (see :mod:`planner.costing`).
         fits : iterable of dict
             Fit records of ``ttc fit`` keyed by model, strategy, config, metric, difficulty.
         extra_models, model_params, families
@@ -249,6 +264,7 @@ class OptionSpace:
             out.setdefault(src.arm, {})[src.difficulty] = ArmCurve(
                 src.arm, src.difficulty, src.points, pred, note
             )
+        _set_base_prompts(out)
         bins = (
             curves.groupby(S.DIFFICULTY)[S.N_QUESTIONS].max().astype(float).to_dict()
             if S.N_QUESTIONS in curves
@@ -360,7 +376,7 @@ class OptionSpace:
         for d, w in target.items():
             c = self.curves[arm][d]
             preds.append((w, c.predict(values)))
-            cost = self.coster(arm.model, c.usage(values))
+            cost = self.coster(arm, values, c.usage(values))
             for k in cost:
                 costs[k] = costs.get(k, np.zeros(len(values))) + w * np.asarray(cost[k], dtype=float)
         p = preds[0][1] if len(preds) == 1 else mix_predictions(preds)

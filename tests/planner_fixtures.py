@@ -114,8 +114,8 @@ def toy_coster(params=PARAMS):
     """A transparent cost model for tests: 2 P FLOPs per token, $1e-6 per token per million
     parameters, 1 kB of KV per token held, decode latency 1 ms per sequential token."""
 
-    def cost(model, u):
-        P = params[model]
+    def cost(arm, x, u):
+        P = params[arm.model]
         tokens = u.prompt_tokens + u.completion_tokens
         return {
             "flops": 2.0 * P * tokens,
