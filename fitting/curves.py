@@ -150,7 +150,7 @@ def curves_from_samples(
         raise ValueError(f"curves_from_samples: unknown metric(s) {bad}; valid: {list(METRICS)}")
     if not 0 < level < 1:
         raise ValueError(f"curves_from_samples: level must be in (0, 1), got {level}")
-    df = S.validate_samples(samples_df)
+    df = _validated(samples_df)
     rows: list[dict] = []
     for key, group in df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
         base = dict(zip(S.GROUP_KEYS, key, strict=True))
@@ -174,7 +174,7 @@ def per_question_curves(
         ``(model, strategy, config, difficulty, metric) -> DataFrame`` indexed by
         ``question_id`` with one column per k.
     """
-    df = S.validate_samples(samples_df)
+    df = _validated(samples_df)
     out = {}
     for key, group in df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
         base = dict(zip(S.GROUP_KEYS, key, strict=True))
@@ -183,6 +183,15 @@ def per_question_curves(
             frame = pd.DataFrame(per_q, index=pd.Index(extra["questions"], name=S.QUESTION_ID), columns=ks)
             out[(*map(str, key), metric)] = frame
     return out
+
+
+def _validated(samples_df: pd.DataFrame) -> pd.DataFrame:
+    """The validated table, missing group keys filled with the schema's identity defaults."""
+    df = S.validate_samples(samples_df)
+    for col in S.GROUP_KEYS:
+        if df[col].isna().any():
+            df[col] = df[col].fillna(S.IDENTITY_DEFAULTS[col])
+    return df
 
 
 # ---- one group ---------------------------------------------------------------------------------

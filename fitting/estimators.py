@@ -30,6 +30,9 @@ from ._combin import check_k, comb_ratio
 from ._majority import MAX_EXACT_POOL, majority_all_k
 from ._vote import VoteEstimate, weighted_vote_at_k
 
+#: above this many (question, k) terms pass_at_k switches from log1p sums to log-gamma
+_CUMSUM_LIMIT = 20_000_000
+
 __all__ = [
     "pass_at_k",
     "majority_at_k",
@@ -77,16 +80,28 @@ def pass_at_k(n, c, k) -> np.ndarray | float:
     if c_arr.size and (c_arr.min() < 0 or np.any(c_arr > n_arr)):
         raise ValueError("pass_at_k: correct counts c must satisfy 0 <= c <= n")
     n_min = int(n_arr.min()) if n_arr.size else 1
-    k_arr, scalar_k = check_k(k, n_min, "pass_at_k")
+    k_arr, _ = check_k(k, n_min, "pass_at_k")
     shape = n_arr.shape
-    nn = n_arr.reshape(shape + (1,) * k_arr.ndim).astype(float)
-    cc = c_arr.reshape(shape + (1,) * k_arr.ndim).astype(float)
-    kk = k_arr.reshape((1,) * len(shape) + k_arr.shape).astype(float)
-    fail = nn - cc
-    certain = fail < kk
-    ff = np.where(certain, kk, fail)
-    log_miss = gammaln(ff + 1) - gammaln(ff - kk + 1) - gammaln(nn + 1) + gammaln(nn - kk + 1)
-    out = np.where(certain, 1.0, -np.expm1(np.minimum(log_miss, 0.0))) + 0.0  # + 0.0: no -0.0
+    nn = n_arr.reshape(-1, 1).astype(float)
+    cc = c_arr.reshape(-1, 1).astype(float)
+    kk = k_arr.reshape(1, -1).astype(float)
+    k_top = int(k_arr.max()) if k_arr.size else 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if nn.shape[0] * k_top <= _CUMSUM_LIMIT:
+            # log C(n-c,k)/C(n,k) = sum_{i<k} log1p(-c/(n-i)): every term keeps full relative
+            # precision, so a tiny pass@k (c/n small) is not lost to cancellation
+            steps = np.log1p(-cc / (nn - np.arange(k_top)[None, :]))
+            cum = np.concatenate((np.zeros((nn.shape[0], 1)), np.cumsum(steps, axis=1)), axis=1)
+            log_miss = np.take_along_axis(
+                cum, np.broadcast_to(k_arr.reshape(1, -1), (nn.shape[0], kk.shape[1])), 1
+            )
+        else:
+            ff = np.maximum(nn - cc, kk)
+            log_miss = gammaln(ff + 1) - gammaln(ff - kk + 1) - gammaln(nn + 1) + gammaln(nn - kk + 1)
+    certain = (nn - cc) < kk
+    log_miss = np.minimum(np.where(certain, 0.0, log_miss), 0.0)
+    out = np.where(certain, 1.0, np.where(cc == 0, 0.0, -np.expm1(log_miss))) + 0.0  # + 0.0: no -0.0
+    out = out.reshape(shape + k_arr.shape)
     return float(out) if out.ndim == 0 else out
 
 
