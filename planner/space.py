@@ -119,6 +119,10 @@ def predictor_for_points(
     from fitting import ConvergenceWarning, binomial_weights, fit_curve, get_law
 
     args = (points["x"], points["accuracy"], points["lo"], points["hi"])
+    if fit is not None and not fit.get("law"):
+        return CurvePredictor(*args, max_factor=max_factor, label=label), fit.get(
+            "note", "interpolation only"
+        )
     if fit is not None and fit.get("law"):
         law = get_law(fit["law"]).with_params(fit["params"])
         band = _band(fit.get("band"))
@@ -126,7 +130,7 @@ def predictor_for_points(
         pred = CurvePredictor(
             *args, law=law, band=band, extrapolation_error=err, max_factor=max_factor, label=label
         )
-        return pred, f"law {fit['law']} (ttc fit)"
+        return pred, fit.get("note") or f"law {fit['law']} (ttc fit)"
     x = points["x"].to_numpy(float)
     if fit_if_missing and len(x) >= 4:
         nq = points["n_questions"].fillna(points["n_questions"].max()).fillna(100).to_numpy(float)
@@ -143,6 +147,13 @@ def predictor_for_points(
             *args, max_factor=max_factor, label=label
         ), "no converged law: interpolation only"
     return CurvePredictor(*args, max_factor=max_factor, label=label), f"{len(x)} points: interpolation only"
+
+
+def _points_hash(points: pd.DataFrame) -> str:
+    import hashlib
+
+    data = points[["x", "accuracy", "lo", "hi"]].to_numpy(float).round(12).tobytes()
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _band(band) -> dict[str, np.ndarray] | None:
@@ -214,6 +225,7 @@ class OptionSpace:
     density: str = "coarse"
     notes: list[str] = field(default_factory=list)
     evaluations: int = 0
+    measured_only: bool = False
 
     # ---- construction ----------------------------------------------------------------------
     @classmethod
@@ -231,6 +243,8 @@ class OptionSpace:
         density: str = "coarse",
         max_factor: float = MAX_EXTRAPOLATION,
         fit_if_missing: bool = True,
+        fit_cache: dict[str, dict] | None = None,
+        measured_only: bool = False,
     ) -> OptionSpace:
         """Read arms off a curves table, attach predictors (fits when given) and the coster.
 
@@ -247,6 +261,13 @@ class OptionSpace:
             of each profiled model (needed only with ``extra_models``).
         density : {"coarse", "fine"}
             Knob grid (see :func:`planner.options.knob_grid`).
+        fit_cache : dict or None
+            Laws selected here for arms without a ``ttc fit`` record, keyed by arm,
+            difficulty and a hash of the points; read and updated in place (the caller
+            may persist it), so a second build skips the fitting.
+        measured_only : bool
+            Knob grids hold only profiled values (no interpolation or extrapolation): what
+            an honest held-out evaluation can check.
         """
         sources, notes = arms_from_curves(
             curves, architectures=architectures, include_simulated=include_simulated
@@ -258,9 +279,19 @@ class OptionSpace:
         for src in sources:
             fit = fit_index.get(src.curve_keys[0]) if len(src.curve_keys) == 1 else None
             label = f"{src.arm.key} [{src.difficulty}]"
+            ckey = f"{label}|{_points_hash(src.points)}"
+            if fit is None and fit_cache is not None and ckey in fit_cache:
+                fit = fit_cache[ckey]
             pred, note = predictor_for_points(
                 src.points, fit, fit_if_missing=fit_if_missing, max_factor=max_factor, label=label
             )
+            if fit_cache is not None and fit is None and fit_if_missing:
+                law = pred.law
+                fit_cache[ckey] = (
+                    {"law": law.name, "params": dict(law.params_), "extrapolation_error": pred.extrapolation_error,
+                     "note": note}
+                    if law is not None else {"law": None, "note": note}
+                )  # fmt: skip
             out.setdefault(src.arm, {})[src.difficulty] = ArmCurve(
                 src.arm, src.difficulty, src.points, pred, note
             )
@@ -270,7 +301,8 @@ class OptionSpace:
             if S.N_QUESTIONS in curves
             else dict.fromkeys(curves[S.DIFFICULTY].unique(), 1.0)
         )
-        space = cls(out, coster, {str(k): v for k, v in bins.items()}, density, notes)
+        space = cls(out, coster, {str(k): v for k, v in bins.items()}, density, sorted(set(notes)))
+        space.measured_only = measured_only
         if extra_models:
             space._add_family_models(list(extra_models), model_params or {}, families or {}, max_factor)
         return space
@@ -351,6 +383,9 @@ class OptionSpace:
             limit = c.predictor.x_limit
             xs = c.points["x"].to_numpy(float)
             integer = bool(np.all(np.equal(np.mod(xs, 1), 0)))
+            if self.measured_only:
+                grids.append(xs)
+                continue
             factor = limit / xs.max()
             g = knob_grid(
                 xs,

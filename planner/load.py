@@ -1,0 +1,171 @@
+"""Load a samples folder for planning: samples, curves, model specs, and a cache beside it.
+
+``ttc recommend --profile DIR`` and ``ttc evaluate --profile DIR`` take a folder written by
+``ttc profile`` or ``ttc import``. The curves table (and the laws the planner selects for
+curves without a ``ttc fit`` record) are computed on demand and cached in ``DIR/.ttc-cache/``
+under a fingerprint of the shards (names, sizes, modification times), ``run.json`` and the
+settings, so a new or rewritten shard invalidates the cache. Cache files start with a dot,
+so the samples readers never mistake them for shards. A read-only folder is simply not
+cached.
+
+Model specs come from ``run.json`` (the HF config the profiler recorded for each model,
+:meth:`planner.costs.ModelSpec.from_run_metadata`), else from ``model_specs`` given by the
+caller (catalog names or config paths), else by resolving the model name itself (catalog
+name, config path or lab checkpoint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from fitting import schema as S
+
+__all__ = ["Profile", "load_profile", "profile_from_tables", "CACHE_DIR"]
+
+CACHE_DIR = ".ttc-cache"
+_CACHE_VERSION = 1
+
+
+@dataclass
+class Profile:
+    """Everything the planner needs from one samples folder."""
+
+    samples: pd.DataFrame
+    curves: pd.DataFrame
+    specs: dict[str, object]
+    folder: Path | None = None
+    run: dict | None = None
+    fits: list[dict] | None = None
+    fit_cache: dict[str, dict] = field(default_factory=dict)
+    _cache_path: Path | None = None
+
+    @property
+    def architectures(self) -> dict[str, str]:
+        return {m: s.architecture for m, s in self.specs.items()}
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Parameters a family law uses: active parameters (all of them for dense models)."""
+        return {m: float(s.params_active) for m, s in self.specs.items()}
+
+    @property
+    def models(self) -> list[str]:
+        return sorted(self.samples[S.MODEL].unique())
+
+    def save_fit_cache(self) -> None:
+        """Persist the laws selected while building option spaces (no-op without a folder)."""
+        if self._cache_path is None:
+            return
+        path = self._cache_path.with_suffix(".fits.json")
+        _write_quietly(path, json.dumps(self.fit_cache, sort_keys=True).encode())
+
+
+def _fingerprint(folder: Path, extra: dict) -> str:
+    h = hashlib.sha256(json.dumps([_CACHE_VERSION, extra], sort_keys=True).encode())
+    for p in S.shard_paths(folder):
+        st = p.stat()
+        h.update(f"{p.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    run = folder / "run.json"
+    if run.exists():
+        h.update(run.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def _write_quietly(path: Path, data: bytes) -> None:
+    """Atomic write that gives up silently on a read-only folder (the cache is optional)."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _specs(models, run: dict | None, model_specs: Mapping[str, str] | None) -> dict[str, object]:
+    from planner.costs import ModelSpec, SpecError
+
+    out, missing = {}, []
+    known = (run or {}).get("models", {})
+    for m in models:
+        try:
+            if model_specs and m in model_specs:
+                out[m] = ModelSpec.resolve(model_specs[m])
+            elif m in known and isinstance(known[m].get("config"), Mapping):
+                meta = {**known[m], "model": m}
+                out[m] = ModelSpec.from_run_metadata(meta)
+            else:
+                out[m] = ModelSpec.resolve(m)
+        except SpecError as exc:
+            missing.append(f"{m} ({exc})")
+    if missing:
+        raise ValueError(
+            "no model spec for: "
+            + "; ".join(missing)
+            + ". Profiles written by `ttc profile` keep each model's "
+            "config in run.json; for imported samples pass --model-spec NAME=CATALOG_NAME_OR_CONFIG_PATH"
+        )
+    return out
+
+
+def load_profile(
+    folder: str | Path,
+    *,
+    model_specs: Mapping[str, str] | None = None,
+    n_boot: int = 500,
+    seed: int = 0,
+    use_cache: bool = True,
+) -> Profile:
+    """Read a samples folder, its curves (cached) and its models' specs.
+
+    Raises :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError
+    for models without a spec.
+    """
+    from fitting.curves import curves_from_samples
+    from profiling.storage import read_run
+
+    folder = Path(folder)
+    samples = S.read_samples(folder)
+    run = read_run(folder) if (folder / "run.json").exists() else None
+    specs = _specs(sorted(samples[S.MODEL].unique()), run, model_specs)
+    fp = _fingerprint(folder, {"n_boot": n_boot, "seed": seed})
+    cache = folder / CACHE_DIR / f".curves-{fp}.parquet"
+    curves = None
+    if use_cache and cache.exists():
+        try:
+            curves = pd.read_parquet(cache)
+        except Exception:  # a damaged cache is recomputed
+            curves = None
+    if curves is None:
+        curves = curves_from_samples(samples, n_boot=n_boot, seed=seed)
+        if use_cache:
+            import io
+
+            buf = io.BytesIO()
+            curves.to_parquet(buf, index=False)
+            _write_quietly(cache, buf.getvalue())
+    fit_cache: dict[str, dict] = {}
+    fits_path = cache.with_suffix(".fits.json")
+    if use_cache and fits_path.exists():
+        try:
+            fit_cache = json.loads(fits_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            fit_cache = {}
+    return Profile(samples, curves, specs, folder, run, None, fit_cache, cache if use_cache else None)
+
+
+def profile_from_tables(
+    samples: pd.DataFrame, specs: Mapping[str, object], *, n_boot: int = 200, seed: int = 0
+) -> Profile:
+    """A profile from in-memory tables (no folder, no cache): for tests and notebooks."""
+    from fitting.curves import curves_from_samples
+
+    samples = S.validate_samples(samples)
+    return Profile(samples, curves_from_samples(samples, n_boot=n_boot, seed=seed), dict(specs))
