@@ -144,11 +144,18 @@ def validate_samples(df: pd.DataFrame, source: str | None = None) -> pd.DataFram
     for col, default in IDENTITY_DEFAULTS.items():
         if col not in out.columns:
             out[col] = default
+        elif out[col].isna().any():
+            out[col] = out[col].astype(object).where(out[col].notna(), default)
     out[QUESTION_ID] = out[QUESTION_ID].astype(str)
     out[DIFFICULTY] = out[DIFFICULTY].astype("string").fillna(IDENTITY_DEFAULTS[DIFFICULTY]).astype(str)
-    if SAMPLE_IDX not in out.columns:
+    if SAMPLE_IDX not in out.columns or out[SAMPLE_IDX].isna().any():
+        # number the rows without an index 0.. within their (run, model, strategy, config, question)
         keys = [RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID]
-        out[SAMPLE_IDX] = out.groupby(keys, sort=False).cumcount()
+        if SAMPLE_IDX not in out.columns:
+            out[SAMPLE_IDX] = pd.NA
+        missing = out[SAMPLE_IDX].isna()
+        numbered = out.loc[missing].assign(**{CONFIG: out.loc[missing, CONFIG].astype(str)})
+        out.loc[missing, SAMPLE_IDX] = numbered.groupby(keys, sort=False, dropna=False).cumcount()
     for col, typ in SAMPLES_SCHEMA.items():
         if col not in out.columns:
             out[col] = pd.Series([None] * len(out), dtype=_pandas_dtype(typ), index=out.index)
