@@ -178,24 +178,29 @@ def _vote_value(totals: np.ndarray, present: np.ndarray, target: int, tol: float
 
 
 def _enumerate(onehot, w, target, n_labels, k, tol) -> float:
+    """Average vote value over every k-subset, enumerating the smaller of subset and complement."""
     n = len(w)
     vote_w = onehot[:, :n_labels] * w[:, None]
     vote_c = onehot[:, :n_labels]
-    total = 0.0
-    count = 0
-    combos = itertools.combinations(range(n), k)
-    rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
+    side = min(k, n - k)
+    flip = side < k  # enumerate the (n - k)-subsets left out: totals = pool totals - left-out totals
+    all_w, all_c = vote_w.sum(axis=0), vote_c.sum(axis=0)
+    if side == 0:
+        return float(_vote_value(all_w[None, :], all_c[None, :] > 0.5, target, tol)[0])
+    total, count = 0.0, 0
+    combos = itertools.combinations(range(n), side)
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // (side * max(n_labels, 1)))
     while True:
         flat = np.fromiter(
             itertools.chain.from_iterable(itertools.islice(combos, rows_per_chunk)), dtype=np.int64
         )
         if flat.size == 0:
             break
-        idx = flat.reshape(-1, k)
-        inc = np.zeros((idx.shape[0], n))
-        np.put_along_axis(inc, idx, 1.0, axis=1)
-        value = _vote_value(inc @ vote_w, (inc @ vote_c) > 0, target, tol)
-        total += float(value.sum())
+        idx = flat.reshape(-1, side)
+        tw, tc = vote_w[idx].sum(axis=1), vote_c[idx].sum(axis=1)  # (subsets, answers)
+        if flip:
+            tw, tc = all_w - tw, all_c - tc
+        total += float(_vote_value(tw, tc > 0.5, target, tol).sum())
         count += idx.shape[0]
     return total / count
 

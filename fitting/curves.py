@@ -108,7 +108,7 @@ def curves_from_samples(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
-    weighted_draws: int = 2000,
+    weighted_draws: int = 500,
 ) -> pd.DataFrame:
     """Accuracy and cost curves of every (model, strategy, config, difficulty) group.
 
@@ -162,7 +162,7 @@ def curves_from_samples(
 
 
 def per_question_curves(
-    samples_df: pd.DataFrame, *, metrics: Sequence[str] = METRICS, seed: int = 0, weighted_draws: int = 2000
+    samples_df: pd.DataFrame, *, metrics: Sequence[str] = METRICS, seed: int = 0, weighted_draws: int = 500
 ) -> dict[tuple[str, ...], pd.DataFrame]:
     """Each question's expected accuracy at every k, per group and metric.
 

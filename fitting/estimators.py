@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 from scipy.special import gammaln
@@ -32,6 +33,8 @@ from ._vote import VoteEstimate, weighted_vote_at_k
 
 #: above this many (question, k) terms pass_at_k switches from log1p sums to log-gamma
 _CUMSUM_LIMIT = 20_000_000
+#: best-of-k caches a (n+1) x n table of binomial ratios for pools up to this size
+_RATIO_TABLE_MAX_N = 2048
 
 __all__ = [
     "pass_at_k",
@@ -238,12 +241,24 @@ def _best_of_levels(scores: np.ndarray, correct: np.ndarray, ks: np.ndarray) -> 
     levels, inverse = np.unique(np.where(np.isnan(scores), -np.inf, scores), return_inverse=True)
     m = np.bincount(inverse, minlength=len(levels)).astype(float)
     r = np.bincount(inverse, weights=correct.astype(float), minlength=len(levels))
-    n_le = np.cumsum(m)
-    n_lt = n_le - m
-    n = float(len(scores))
-    kk = ks.astype(float)[None, :]
-    p_top = comb_ratio(n_le[:, None], n, kk) - comb_ratio(n_lt[:, None], n, kk)  # (levels, k)
-    return np.clip((p_top * (r / m)[:, None]).sum(axis=0), 0.0, 1.0)
+    n_le = np.cumsum(m).astype(np.int64)
+    n_lt = n_le - m.astype(np.int64)
+    n = len(scores)
+    if n <= _RATIO_TABLE_MAX_N:  # one table per pool size, shared by every question of that size
+        table = _ratio_table(n)[:, ks - 1]
+        p_top = table[n_le] - table[n_lt]  # (levels, k)
+    else:
+        kk = ks.astype(float)[None, :]
+        p_top = comb_ratio(n_le[:, None], n, kk) - comb_ratio(n_lt[:, None], n, kk)
+    return np.clip((r / m) @ p_top, 0.0, 1.0)
+
+
+@lru_cache(maxsize=8)
+def _ratio_table(n: int) -> np.ndarray:
+    """``table[m, k - 1] = C(m, k) / C(n, k)`` for m = 0..n, k = 1..n (read-only)."""
+    table = comb_ratio(np.arange(n + 1)[:, None], n, np.arange(1, n + 1)[None, :])
+    table.setflags(write=False)
+    return table
 
 
 def _check_scored(scores, correct, where: str) -> tuple[np.ndarray, np.ndarray]:

@@ -358,3 +358,12 @@ def test_weighted_vote_rejects_bad_input():
     with pytest.raises(ValueError, match="too many"):
         weighted_vote_at_k(["r"] * 40, np.ones(40), "r", 20, method="exact")
     assert weighted_vote_at_k([None, None], [1.0, 2.0], "r", 2).mean == 0.0
+
+
+def test_best_of_k_cached_table_and_direct_formula_agree(monkeypatch):
+    rng = np.random.default_rng(2)
+    scores, correct = np.round(rng.normal(size=300), 1), rng.random(300) < 0.4
+    ks = np.array([1, 3, 50, 299, 300])
+    cached = best_of_k(scores, correct, ks)
+    monkeypatch.setattr("fitting.estimators._RATIO_TABLE_MAX_N", 0)
+    np.testing.assert_allclose(best_of_k(scores, correct, ks), cached, atol=1e-12)
