@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 from scipy.special import gammaln
 
 LN2 = float(np.log(2.0))
@@ -57,3 +58,8 @@ def check_k(k, n: int, where: str) -> tuple[np.ndarray, bool]:
         bad = arr[(arr < 1) | (arr > n)].ravel()[0]
         raise ValueError(f"{where}: k must be in [1, n] = [1, {n}] (the pool size), got k = {bad}")
     return arr, arr.ndim == 0
+
+
+def is_missing(answer) -> bool:
+    """True for an abstention: None, pandas NA or a float NaN."""
+    return answer is None or answer is pd.NA or (isinstance(answer, float) and answer != answer)

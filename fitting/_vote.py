@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._combin import check_k
+from ._combin import check_k, is_missing
 
 __all__ = ["VoteEstimate", "weighted_vote_at_k", "MAX_ENUMERATED_SUBSETS", "TIE_RTOL"]
 
@@ -159,10 +159,10 @@ def weighted_vote_at_k(
 def _encode(answers, correct_answer) -> tuple[np.ndarray, int, int]:
     """Integer labels 0..A-1 for answers, A for None; the correct answer's label (-1 if absent)."""
     codes: dict[Hashable, int] = {}
-    raw = [codes.setdefault(a, len(codes)) if a is not None else -1 for a in answers]
+    raw = [-1 if is_missing(a) else codes.setdefault(a, len(codes)) for a in answers]
     n_labels = len(codes)
     labels = np.array([n_labels if r < 0 else r for r in raw], dtype=np.int64)
-    target = codes.get(correct_answer, -1) if correct_answer is not None else -1
+    target = -1 if is_missing(correct_answer) else codes.get(correct_answer, -1)
     return labels, n_labels, target
 
 

@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import gammaln
 
-from ._combin import check_k, comb_ratio
+from ._combin import check_k, comb_ratio, is_missing
 from ._majority import MAX_EXACT_POOL, majority_all_k
 from ._vote import VoteEstimate, weighted_vote_at_k
 
@@ -128,7 +128,7 @@ def majority_at_k(answers: Sequence[Hashable | None], correct_answer: Hashable, 
     Parameters
     ----------
     answers : sequence of hashable or None
-        The pool's extracted answers; None where none could be extracted.
+        The pool's extracted answers; None (or NaN, pandas NA) where none could be extracted.
     correct_answer : hashable
         The reference answer (compared with ``==``).
     k : int or array of int
@@ -156,9 +156,9 @@ def majority_at_k(answers: Sequence[Hashable | None], correct_answer: Hashable, 
 
 
 def _majority_pool(answers: Sequence[Hashable | None], correct_answer: Hashable) -> np.ndarray:
-    counts = Counter(answers)
+    counts = Counter(None if is_missing(a) else a for a in answers)
     n_abstain = counts.pop(None, 0)
-    c0 = counts.pop(correct_answer, 0) if correct_answer is not None else 0
+    c0 = 0 if is_missing(correct_answer) else counts.pop(correct_answer, 0)
     return majority_all_k(c0, np.fromiter(counts.values(), dtype=np.int64, count=len(counts)), n_abstain)
 
 

@@ -367,3 +367,15 @@ def test_best_of_k_cached_table_and_direct_formula_agree(monkeypatch):
     cached = best_of_k(scores, correct, ks)
     monkeypatch.setattr("fitting.estimators._RATIO_TABLE_MAX_N", 0)
     np.testing.assert_allclose(best_of_k(scores, correct, ks), cached, atol=1e-12)
+
+
+def test_nan_and_pandas_na_abstain_like_none():
+    import pandas as pd
+
+    ks = [1, 2, 3, 4]
+    with_none = majority_at_k(["r", None, "a", None], "r", ks)
+    np.testing.assert_allclose(majority_at_k(["r", np.nan, "a", pd.NA], "r", ks), with_none)
+    est = weighted_vote_at_k(["r", float("nan"), "a", pd.NA], [1.0, 5.0, 0.5, 5.0], "r", ks)
+    np.testing.assert_allclose(
+        est.mean, weighted_vote_at_k(["r", None, "a", None], [1.0, 5.0, 0.5, 5.0], "r", ks).mean
+    )
