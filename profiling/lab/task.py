@@ -241,12 +241,33 @@ class LabArithTask(Task):
         rest = completion[at + len(self._marker) :].split(self.step_delimiter, 1)[0].strip()
         return str(int(rest)) if _ANSWER_RE.fullmatch(rest) else None
 
+    def is_well_formed(self, completion: str, cot: bool = True) -> bool:
+        """Whether ``completion`` has the trained format, right or wrong: for CoT, one or
+        more lines ``a<op>b=c`` then ``Answer: <integer>``; for direct, the answer line only.
+
+        Examples
+        --------
+        >>> LabArithTask().is_well_formed("5+3=9\\nAnswer: 9")
+        True
+        >>> LabArithTask().is_well_formed("5+3=\\nAnswer: 9")
+        False
+        """
+        segments = completion.strip().split(self.step_delimiter)
+        *steps, last = segments
+        answer_ok = last.startswith(self._marker) and self.extract_answer(last) is not None
+        if not cot:
+            return answer_ok and not steps
+        return answer_ok and bool(steps) and all(_STEP_RE.fullmatch(s) for s in steps)
+
     def check_steps(self, completion: str, problem: Problem) -> list[bool]:
         """One verdict per segment of ``completion`` split on :attr:`step_delimiter`
         (a trailing delimiter adds no segment), as
         :func:`profiling.strategies._base.split_steps` splits it.
 
-        - An answer segment (starting with ``"Answer:"``) is right when its answer is.
+        - An answer segment (starting with ``"Answer:"``) is right when its answer is; it
+          is always judged as final (``"Answer: 9"`` is wrong when the answer is 93). An
+          unfinished last segment that is a prefix of ``"Answer:"`` (or the bare marker)
+          is right: the answer is still coming.
         - The i-th other segment is right when it equals the i-th reference step
           ``a<op>b=c`` exactly (so a step that carries a wrong earlier result forward is
           wrong too); a segment past the last reference step is wrong.
@@ -274,11 +295,14 @@ class LabArithTask(Task):
         step_i = 0
         for k, seg in enumerate(segments):
             text = seg.strip()
+            nxt_is_answer = k + 1 < len(segments) and segments[k + 1].strip().startswith(self._marker)
+            unfinished = (k == len(segments) - 1 and not complete_tail) or nxt_is_answer
+            if unfinished and text and self._marker.startswith(text):  # "Answ": the answer is coming
+                out.append(True)
+                continue
             if text.startswith(self._marker):
                 out.append(self.is_correct(self.extract_answer(seg), problem))
                 continue
-            nxt_is_answer = k + 1 < len(segments) and segments[k + 1].strip().startswith(self._marker)
-            unfinished = (k == len(segments) - 1 and not complete_tail) or nxt_is_answer
             target = ref[step_i] if step_i < len(ref) else None
             if target is None:
                 ok = unfinished and text == ""
