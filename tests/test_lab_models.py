@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from profiling.lab import LAB_MODELS, LabArithTask, build_tokenizer, checkpoint_path, param_counts
-from profiling.lab.evaluate import generate, load, pass_at_k
+from profiling.lab.evaluate import _max_tokens, generate, load, pass_at_k
 from profiling.lab.models import CHECKPOINT_DIR, LAB_CHARS
 from profiling.lab.train import Recipe, lr_at, make_batches, make_examples, train_model
 
@@ -155,8 +155,8 @@ def test_checkpoint_loads_offline_and_greedy_output_is_well_formed(name, task, m
     assert sum(p.numel() for p in model.parameters()) == param_counts(name)["total"]
     tok.padding_side = "left"
     probs = list(task.problems("eval", per_level=2))
-    cot = generate(model.eval(), tok, [task.format_prompt(p) for p in probs], 66)
-    direct = generate(model, tok, [task.format_prompt(p, cot=False) for p in probs], 16)
+    cot = generate(model.eval(), tok, [task.format_prompt(p) for p in probs], _max_tokens(5, True))
+    direct = generate(model, tok, [task.format_prompt(p, cot=False) for p in probs], _max_tokens(5, False))
     for p, (c,), (d,) in zip(probs, cot, direct, strict=True):
         assert task.is_well_formed(c), (name, p.question, c)
         assert task.is_well_formed(d, cot=False), (name, p.question, d)
@@ -167,6 +167,6 @@ def test_checkpoint_loads_offline_and_greedy_output_is_well_formed(name, task, m
 def test_largest_dense_model_solves_most_level_1_problems(task):
     model, tok = load("lab-l", threads=2)
     probs = list(task.problems("eval", per_level=40))[:40]  # level 1
-    outs = generate(model, tok, [task.format_prompt(p) for p in probs], 26)
+    outs = generate(model, tok, [task.format_prompt(p) for p in probs], _max_tokens(1, True))
     acc = np.mean([task.is_correct(task.extract_answer(o), p) for (o,), p in zip(outs, probs, strict=True)])
     assert acc >= 0.6, acc

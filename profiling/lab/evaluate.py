@@ -33,7 +33,7 @@ from scipy.special import comb
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .models import LAB_MODELS, checkpoint_path
-from .task import LEVELS, LabArithTask
+from .task import LEVELS, MAX_VALUE, LabArithTask
 
 __all__ = ["pass_at_k", "load", "generate", "evaluate_model", "format_table", "main"]
 
@@ -101,9 +101,11 @@ def generate(
     return out
 
 
-def _max_tokens(level: int, cot: bool) -> int:
-    # a CoT step is at most 9 characters + delimiter; the answer line is "Answer: " + 2 digits
-    return (10 * level if cot else 0) + 16
+def _max_tokens(level: int, cot: bool, max_value: int = MAX_VALUE) -> int:
+    # a CoT step "a+b=c" is at most 3 numbers + 2 symbols + the delimiter; the answer line is
+    # "Answer: " + a number; a margin of 4 lets a model that rambles show it
+    digits = len(str(max_value))
+    return ((3 * digits + 3) * level if cot else 0) + 8 + digits + 4
 
 
 def evaluate_model(
@@ -159,7 +161,7 @@ def _budget_accuracy(task: LabArithTask, model, tok, probs, prompts, budget: int
     else:
         think = [""] * len(prompts)
     think = [t.split(marker, 1)[0].rstrip() + trigger for t in think]
-    answers = generate(model, tok, [p + t for p, t in zip(prompts, think, strict=True)], 4)
+    answers = generate(model, tok, [p + t for p, t in zip(prompts, think, strict=True)], 6)
     return float(
         np.mean(
             [

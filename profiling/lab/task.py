@@ -1,7 +1,7 @@
 """``lab-arith``: multi-step integer arithmetic with a checkable scratchpad.
 
-A problem is a chain of ``L`` additions and subtractions of numbers in ``[0, 99]`` whose
-running value stays in ``[0, 99]`` (so no modulus and no negative numbers), e.g. at level 3::
+A problem is a chain of ``L`` additions and subtractions of numbers in ``[0, 999]`` whose
+running value stays in ``[0, 999]`` (so no modulus and no negative numbers), e.g. at level 3::
 
     question   "23+45-17+8"
     cot prompt "Q: 23+45-17+8 (steps)\\n"
@@ -46,26 +46,30 @@ __all__ = [
 LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 #: size of the eval split per level (distinct questions)
 EVAL_PER_LEVEL = 1000
-#: operands and every running value lie in [0, MAX_VALUE]
-MAX_VALUE = 99
+#: operands and every running value lie in [0, MAX_VALUE] (the default; the lab checkpoints'
+#: task). Three-digit numbers make each step hard enough that even the largest lab model
+#: errs on some: with two digits the 0.09M model already solved 84% of 1-step problems.
+MAX_VALUE = 999
 
 _ANSWER_RE = re.compile(r"[+-]?\d+")
 _STEP_RE = re.compile(r"(\d+)([+-])(\d+)=(\d+)")
 _SPLIT_CODES = {"eval": 0, "train": 1}
 
 
-def _draw_problem(rng: np.random.Generator, level: int) -> tuple[list[int], list[str]]:
+def _draw_problem(
+    rng: np.random.Generator, level: int, max_value: int = MAX_VALUE
+) -> tuple[list[int], list[str]]:
     """Operands ``[a0, b1, .., bL]`` and operators ``[op1, .., opL]`` of one problem.
 
-    ``a0`` is uniform on [0, 99]; each operator is ``+`` or ``-`` with equal probability
-    and the next operand is uniform on the range that keeps the running value in [0, 99]
-    (``[0, 99 - v]`` for ``+``, ``[0, v]`` for ``-``).
+    ``a0`` is uniform on [0, max_value]; each operator is ``+`` or ``-`` with equal
+    probability and the next operand is uniform on the range that keeps the running value
+    ``v`` in [0, max_value] (``[0, max_value - v]`` for ``+``, ``[0, v]`` for ``-``).
     """
-    value = int(rng.integers(0, MAX_VALUE + 1))
+    value = int(rng.integers(0, max_value + 1))
     operands, ops = [value], []
     for _ in range(level):
         op = "+" if rng.random() < 0.5 else "-"
-        b = int(rng.integers(0, (MAX_VALUE - value if op == "+" else value) + 1))
+        b = int(rng.integers(0, (max_value - value if op == "+" else value) + 1))
         value = value + b if op == "+" else value - b
         operands.append(b)
         ops.append(op)
@@ -93,6 +97,9 @@ class LabArithTask(Task):
     ----------
     seed : int
         Seed of both splits. The lab checkpoints were trained with ``seed=0``.
+    max_value : int
+        Operands and running values lie in ``[0, max_value]``; the lab checkpoints were
+        trained with the default, 999.
 
     Examples
     --------
@@ -109,8 +116,11 @@ class LabArithTask(Task):
     step_delimiter = "\n"
     supports_direct = True
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, max_value: int = MAX_VALUE) -> None:
+        if not isinstance(max_value, int) or max_value < 9:
+            raise ValueError(f"lab-arith: max_value must be an integer >= 9, got {max_value!r}")
         self.seed = int(seed)
+        self.max_value = max_value
 
     # ---- problems ---------------------------------------------------------------------------
     def _make(self, split: str, level: int, index: int, operands: list[int], ops: list[str]) -> Problem:
@@ -131,7 +141,7 @@ class LabArithTask(Task):
             seen: set[str] = set()
             probs: list[Problem] = []
             while len(probs) < EVAL_PER_LEVEL:
-                operands, ops = _draw_problem(rng, level)
+                operands, ops = _draw_problem(rng, level, self.max_value)
                 q = _question(operands, ops)
                 if q not in seen:
                     seen.add(q)
@@ -153,7 +163,7 @@ class LabArithTask(Task):
         held_out = self.eval_questions
         index = 0
         while True:
-            operands, ops = _draw_problem(rng, level)
+            operands, ops = _draw_problem(rng, level, self.max_value)
             if _question(operands, ops) in held_out:
                 continue
             yield self._make("train", level, index, operands, ops)
