@@ -136,6 +136,23 @@ def test_rerun_with_another_seed_or_model_config_is_refused(tmp_path):
         profile([ScriptedBackend(err=0.5)], TinyChainTask(), STRATS, tmp_path, per_level=1)
 
 
+def test_several_models_are_profiled_in_turn_and_a_finished_model_is_not_even_loaded(tmp_path):
+    loads = []
+
+    def loader(spec, device):
+        loads.append(spec)
+        return ScriptedBackend(err=0.2, model_name=f"model-{spec}")
+
+    first = profile(["a", "b"], TinyChainTask(), STRATS, tmp_path, per_level=1, loader=loader)
+    assert loads == ["a", "b"] and first.units_run == 2 * 2 * 3
+    df = assert_every_unit_once(tmp_path, 12)
+    assert sorted(df[S.MODEL].unique()) == ["model-a", "model-b"]
+    again = profile(["a", "b"], TinyChainTask(), STRATS, tmp_path, per_level=1, loader=loader)
+    assert loads == ["a", "b"] and again.units_skipped == 12  # run.json maps each spec to its model name
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["model_specs"] == {"a": "model-a", "b": "model-b"}
+
+
 WORKER = textwrap.dedent(
     """
     import sys
