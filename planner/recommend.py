@@ -211,7 +211,7 @@ def plan(
     objective: str = "accuracy",
     method: str = "auto",
     storage: str | None = None,
-    n_trials: int = 200,
+    n_trials: int = 60,
     seed: int = 0,
     include_simulated: bool = False,
     extra_models: Sequence[ExtraModel] = (),

@@ -55,7 +55,7 @@ def test_optuna_is_within_half_a_point_of_the_exhaustive_optimum(space, difficul
     for flops in (5e8, 2e9, 1e10):
         budget = Budget({"flops": flops, "latency_s": 0.5})
         exact = search_exhaustive(space, target, budget)
-        found = search_optuna(space, target, budget, n_trials=120, seed=1)
+        found = search_optuna(space, target, budget, n_trials=40, seed=1)
         assert found.best["flops"] <= flops and found.best["latency_s"] <= 0.5
         assert exact.best["accuracy"] - found.best["accuracy"] <= 0.005
         assert found.evaluations < exact.evaluations
@@ -122,7 +122,7 @@ def test_two_worker_processes_share_one_journal_study(space, tmp_path):
         from planner.space import OptionSpace
         space = OptionSpace.from_curves(F.curves_table(n_questions=30, pool=16), F.toy_coster(),
                                         architectures=F.ARCH, fit_if_missing=False)
-        res = search_optuna(space, space.target("2"), Budget({{"flops": 2e9}}), n_trials=25, polish=False,
+        res = search_optuna(space, space.target("2"), Budget({{"flops": 2e9}}), n_trials=12,
                             seed=int(sys.argv[1]), storage="journal:{journal}", study_name="shared")
         print(len(res.study.trials))
         """
@@ -146,7 +146,7 @@ def test_two_worker_processes_share_one_journal_study(space, tmp_path):
     from planner.optimize import open_storage
 
     study = optuna.load_study(study_name="shared", storage=open_storage(f"journal:{journal}"))
-    assert len(study.trials) == 50
-    assert max(int(o.strip()) for o, _ in outs) == 50  # the later worker saw the other's trials
-    values = {t.params["arm"] for t in study.trials}
+    assert len(study.trials) == 24
+    assert max(int(o.strip()) for o, _ in outs) == 24  # the later worker saw the other's trials
+    values = {t.user_attrs["arm"] for t in study.trials}
     assert len(values) > 1

@@ -87,7 +87,7 @@ def recommend(
         "--storage",
         help="Optuna storage shared by workers: sqlite:///x.db, postgresql://..., journal:PATH.",
     ),
-    trials: int = typer.Option(200, "--trials", min=1, help="Optuna trials (per worker)."),
+    trials: int = typer.Option(60, "--trials", min=1, help="Optuna trials (per worker)."),
     seed: int = typer.Option(0, "--seed", help="Seed of samplers and splits (give workers different seeds)."),
     allow_simulated: bool = typer.Option(
         False, "--allow-simulated", help="Also consider strategies scored by an oracle or simulated verifier."
