@@ -155,6 +155,7 @@ def main() -> None:
             (4, 2, 32, "fine"),
             (7, 3, 32, "fine"),
             (7, 6, 64, "fine"),
+            (7, 12, 64, "fine"),
         ):
             curves = synthetic_curves(n_models, n_temps, pool)
             specs = {f"m{i}": ModelSpec.from_catalog(QWEN[i % len(QWEN)]) for i in range(n_models)}
