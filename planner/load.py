@@ -1,8 +1,9 @@
 """Load a samples folder for planning: samples, curves, model specs, and a cache beside it.
 
 ``ttc recommend --profile DIR`` and ``ttc evaluate --profile DIR`` take a folder written by
-``ttc profile`` or ``ttc import``. The curves table (and the laws the planner selects for
-curves without a ``ttc fit`` record) are computed on demand and cached in ``DIR/.ttc-cache/``
+``ttc profile`` or ``ttc import``. The curves table and the ``ttc fit`` records (laws with
+question-bootstrap prediction bands, :func:`fitting.pipeline.fit_samples`), plus the laws the
+planner selects itself for curves without a record, are computed on demand and cached in ``DIR/.ttc-cache/``
 under a fingerprint of the shards (names, sizes, modification times), ``run.json`` and the
 settings, so a new or rewritten shard invalidates the cache. Cache files start with a dot,
 so the samples readers never mistake them for shards. A read-only folder is simply not
@@ -30,7 +31,9 @@ from fitting import schema as S
 __all__ = ["Profile", "load_profile", "profile_from_tables", "CACHE_DIR"]
 
 CACHE_DIR = ".ttc-cache"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+#: metrics the planner can deploy (pass@k needs an oracle to pick the sample)
+DEPLOYABLE_METRICS = ("majority@k", "best_of@k", "weighted@k")
 
 
 @dataclass
@@ -119,7 +122,7 @@ def load_profile(
     folder: str | Path,
     *,
     model_specs: Mapping[str, str] | None = None,
-    n_boot: int = 500,
+    n_boot: int = 200,
     seed: int = 0,
     use_cache: bool = True,
 ) -> Profile:
@@ -128,7 +131,6 @@ def load_profile(
     Raises :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError
     for models without a spec.
     """
-    from fitting.curves import curves_from_samples
     from profiling.storage import read_run
 
     folder = Path(folder)
@@ -143,14 +145,22 @@ def load_profile(
             curves = pd.read_parquet(cache)
         except Exception:  # a damaged cache is recomputed
             curves = None
-    if curves is None:
-        curves = curves_from_samples(samples, n_boot=n_boot, seed=seed)
+    fits_file = folder / CACHE_DIR / f".ttcfit-{fp}.json"
+    fits = None
+    if curves is not None and fits_file.exists():
+        try:
+            fits = json.loads(fits_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            fits = None
+    if curves is None or fits is None:
+        curves, fits = _fit(samples, n_boot, seed)
         if use_cache:
             import io
 
             buf = io.BytesIO()
             curves.to_parquet(buf, index=False)
             _write_quietly(cache, buf.getvalue())
+            _write_quietly(fits_file, json.dumps(fits).encode())
     fit_cache: dict[str, dict] = {}
     fits_path = cache.with_suffix(".fits.json")
     if use_cache and fits_path.exists():
@@ -158,14 +168,22 @@ def load_profile(
             fit_cache = json.loads(fits_path.read_text())
         except (OSError, json.JSONDecodeError):
             fit_cache = {}
-    return Profile(samples, curves, specs, folder, run, None, fit_cache, cache if use_cache else None)
+    return Profile(samples, curves, specs, folder, run, fits, fit_cache, cache if use_cache else None)
+
+
+def _fit(samples: pd.DataFrame, n_boot: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
+    """Curves and ``ttc fit`` records (laws with question-bootstrap bands) of the deployable
+    metrics (pass@k needs an oracle, so it is left out)."""
+    from fitting.pipeline import fit_samples
+
+    out = fit_samples(samples, n_boot=n_boot, seed=seed, metrics=DEPLOYABLE_METRICS)
+    return out.curves, out.fits
 
 
 def profile_from_tables(
-    samples: pd.DataFrame, specs: Mapping[str, object], *, n_boot: int = 200, seed: int = 0
+    samples: pd.DataFrame, specs: Mapping[str, object], *, n_boot: int = 100, seed: int = 0
 ) -> Profile:
     """A profile from in-memory tables (no folder, no cache): for tests and notebooks."""
-    from fitting.curves import curves_from_samples
-
     samples = S.validate_samples(samples)
-    return Profile(samples, curves_from_samples(samples, n_boot=n_boot, seed=seed), dict(specs))
+    curves, fits = _fit(samples, n_boot, seed)
+    return Profile(samples, curves, dict(specs), fits=fits)

@@ -12,6 +12,7 @@ option under a mix are the weighted means over the bins (costs are per query, av
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -149,6 +150,25 @@ def predictor_for_points(
     return CurvePredictor(*args, max_factor=max_factor, label=label), f"{len(x)} points: interpolation only"
 
 
+def _fit_for(src, fit_index: dict) -> Mapping | None:
+    """The ``ttc fit`` record of an arm's curve: by its curve key for a pool metric; for a
+    sweep of one-execution configs by the config without the swept knob (refinement sweeps
+    are fitted here instead: their x axis is rounds + 1, the record's is rounds)."""
+    if not fit_index:
+        return None
+    if len(src.curve_keys) == 1 and src.arm.knob == "n":
+        return fit_index.get((src.arm.model, *src.curve_keys[0]))
+    if src.arm.knob is None or src.arm.curve_strategy == "refine":
+        return None
+    strategy, config, metric, diff = src.curve_keys[0]
+    try:
+        cfg = json.loads(config)
+    except json.JSONDecodeError:
+        return None
+    cfg.pop(src.arm.knob, None)
+    return fit_index.get((src.arm.model, strategy, json.dumps(cfg, sort_keys=True), metric, diff))
+
+
 def _points_hash(points: pd.DataFrame) -> str:
     import hashlib
 
@@ -277,7 +297,7 @@ class OptionSpace:
             fit_index[(f[S.MODEL], f[S.STRATEGY], f[S.CONFIG], f[S.METRIC], str(f[S.DIFFICULTY]))] = f
         out: dict[Arm, dict[str, ArmCurve]] = {}
         for src in sources:
-            fit = fit_index.get(src.curve_keys[0]) if len(src.curve_keys) == 1 else None
+            fit = _fit_for(src, fit_index)
             label = f"{src.arm.key} [{src.difficulty}]"
             ckey = f"{label}|{_points_hash(src.points)}"
             if fit is None and fit_cache is not None and ckey in fit_cache:

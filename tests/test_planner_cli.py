@@ -42,8 +42,10 @@ def profile_dir(tmp_path_factory):
 
 
 def run(*args):
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "220"})
-    return result
+    args = list(args)
+    if args[0] in ("recommend", "evaluate") and "--n-boot" not in args:
+        args += ["--n-boot", "30"]  # fewer bootstrap replicates: the tests check plumbing, not intervals
+    return CliRunner().invoke(app, args, env={"COLUMNS": "220"})
 
 
 def test_recommend_json_is_the_design_object_and_respects_the_budget(profile_dir):
@@ -166,12 +168,12 @@ def test_curves_are_cached_and_a_new_shard_invalidates_the_cache(profile_dir, tm
 
     folder = tmp_path / "p"
     shutil.copytree(profile_dir, folder)
-    load_profile(folder)
+    load_profile(folder, n_boot=30)
     cached = sorted((folder / CACHE_DIR).glob(".curves-*.parquet"))
     assert len(cached) == 1
     assert len(S.shard_paths(folder)) == 1  # the cache is never read as a shard
     extra = F.samples_table(n_questions=2, pool=16, difficulties=("4",), seed=9)
     write_shard(folder, extra.assign(**{S.QUESTION_ID: extra[S.QUESTION_ID] + "-new"}))
-    prof = load_profile(folder)
+    prof = load_profile(folder, n_boot=30)
     assert "4" in set(prof.curves[S.DIFFICULTY])
     assert len(sorted((folder / CACHE_DIR).glob(".curves-*.parquet"))) == 2

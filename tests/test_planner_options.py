@@ -181,3 +181,31 @@ def test_arm_knobs_show_compute_knob_and_distinguishing_fixed_knobs():
     assert json.dumps(Option(arm, 16).choice()) == (
         '{"model": "m", "architecture": "dense", "strategy": "majority", "knobs": {"n": 16}}'
     )
+
+
+def test_ttc_fit_records_are_used_for_pool_curves_and_knob_sweeps(curves):
+    from fitting.pipeline import fit_curves
+
+    sub = curves[(curves[S.MODEL] == "lab-m") & (curves[S.METRIC] != "pass@k")].copy()
+    sub[S.KNOB] = np.where(
+        sub[S.STRATEGY] == "beam", "width", np.where(sub[S.STRATEGY] == "pool", "samples", None)
+    )
+    sub.loc[sub[S.STRATEGY] == "beam", S.K] = [
+        json.loads(c)["width"] for c in sub.loc[sub[S.STRATEGY] == "beam", S.CONFIG]
+    ]
+    fits = fit_curves(sub, None, n_boot=0)
+    pool_fit = next(f for f in fits if f[S.METRIC] == "majority@k" and f[S.DIFFICULTY] == "2")
+    pool_fit["band"] = {"x": [1.0, 64.0], "estimate": [0.5, 0.5], "lo": [0.45, 0.40], "hi": [0.55, 0.60]}
+    pool_fit["note"] = "from ttc fit"
+    sp = OptionSpace.from_curves(sub, F.toy_coster(), fits=fits)
+    maj = next(a for a in sp.curves if a.strategy == "majority")
+    assert sp.curves[maj]["2"].fit_note == "from ttc fit"
+    pr = sp.curves[maj]["2"].predict([64.0])
+    law = sp.curves[maj]["2"].predictor.law
+    # band offset at x = 64, widened by the held-out extrapolation error x (1 + log2(64 / 16)) doublings
+    widen = 3 * pool_fit["extrapolation_error"]
+    assert pr.lo[0] == pytest.approx(float(law.predict(np.array([64.0]))[0]) - 0.10 - widen)
+    beam = next(a for a in sp.curves if a.strategy == "beam")
+    beam_fit = next(f for f in fits if f[S.STRATEGY] == "beam" and f[S.DIFFICULTY] == "2")
+    assert sp.curves[beam]["2"].predictor.law.name == beam_fit["law"]  # the sweep record, by its base config
+    assert sp.curves[beam]["2"].fit_note == beam_fit["note"]

@@ -101,6 +101,9 @@ def recommend(
         None, "--model-spec", help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG (imported samples)."
     ),
     catalog_file: Path = typer.Option(None, "--catalog-file", help="User TOML catalog."),
+    n_boot: int = typer.Option(
+        200, "--n-boot", min=0, help="Question-bootstrap replicates of curves and laws."
+    ),
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Recompute curves and laws (do not read or write the cache)."
     ),
@@ -139,7 +142,10 @@ def recommend(
     hardware = gpu or (None if api else "h100")
     try:
         prof = load_profile(
-            profile, model_specs=_parse_pairs(model_spec, "--model-spec"), use_cache=not no_cache
+            profile,
+            model_specs=_parse_pairs(model_spec, "--model-spec"),
+            n_boot=n_boot,
+            use_cache=not no_cache,
         )
         extras, extra_specs = _extra_models(
             _parse_pairs(extra_model, "--extra-model"), prof, family_of, ExtraModel
@@ -261,6 +267,7 @@ def evaluate(
     model_spec: list[str] = typer.Option(
         None, "--model-spec", help="NAME=CATALOG_NAME_OR_CONFIG (imported samples)."
     ),
+    n_boot: int = typer.Option(200, "--n-boot", min=0, help="Question-bootstrap replicates of the curves."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON records."),
 ) -> None:
     """Check the planner on held-out questions: plan on a seeded half of the questions,
@@ -279,7 +286,7 @@ def evaluate(
     except ValueError:
         fail(f"--budgets must be comma-separated numbers, got {budgets!r}")
     try:
-        prof = load_profile(profile, model_specs=_parse_pairs(model_spec, "--model-spec"))
+        prof = load_profile(profile, model_specs=_parse_pairs(model_spec, "--model-spec"), n_boot=n_boot)
         table = evaluate_profile(prof, values, cost_key=cost_key, hardware=gpu or (None if api else "h100"), api=api,
                                  risk=risk, seed=seed, include_simulated=allow_simulated)  # fmt: skip
     except ValueError as exc:
