@@ -58,10 +58,13 @@ def split_questions(question_ids: Sequence[str], difficulty: Mapping[str, str] |
     for q in qs:
         groups.setdefault(str(difficulty.get(q, "")) if difficulty else "", []).append(q)
     train: set[str] = set()
+    flip = int(rng.integers(0, 2))  # odd-sized groups give their extra question to alternate halves
     for label in sorted(groups):
         members = groups[label]
         order = rng.permutation(len(members))
-        half = (len(members) + int(rng.integers(0, 2))) // 2
+        half = (len(members) + flip) // 2
+        if len(members) % 2:
+            flip ^= 1
         train.update(members[i] for i in order[:half])
     return train, set(qs) - train
 
@@ -256,6 +259,11 @@ def adaptive_policies(
     col = {"tokens": 1, "flops": 2}[cost_key]
     train, test = split or split_questions(replay.questions, replay.difficulty, seed)
     train, test = sorted(train & set(replay.questions)), sorted(test & set(replay.questions))
+    if len(train) < 2 or len(test) < 2:
+        raise ValueError(
+            f"adaptive policies need at least 4 questions with pools of every model (2 per half), got "
+            f"{len(replay.questions)}"
+        )
     options = [(m, n) for m, N in replay.pool_size.items() for n in range(1, N + 1)]
     rows = []
 
@@ -321,10 +329,12 @@ def adaptive_policies(
         alloc = allocate_exact(tables, weights, budget, cost_key)
         plan = {b: (r["model"], int(r["x"])) for b, r in alloc.choice.items()}
         by_bin = {q: plan.get(replay.difficulty[q]) for q in test}
-        te = np.array([replay.fixed([q], *by_bin[q])[0] for q in test if by_bin[q]])
+        # test questions of a bin with no training question have no planned option: left out
+        te = np.array([replay.fixed([q], *by_bin[q])[0] for q in test if by_bin[q]]).reshape(-1, 3)
         trn = np.array([replay.fixed([q], *plan[replay.difficulty[q]])[0] for q in train])
         desc = ", ".join(f"bin {b}->{mo} n={n}" for b, (mo, n) in sorted(plan.items()))
-        rows.append(_summ("oracle_bins", desc, trn, te, cost_key))
+        if len(te):
+            rows.append(_summ("oracle_bins", desc, trn, te, cost_key))
     except InfeasibleBudget:
         pass
     out = pd.DataFrame(rows)

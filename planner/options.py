@@ -104,11 +104,12 @@ class Arm:
         return f"{self.model}|{self.strategy}" + (f"|{fixed}" if fixed else "")
 
     def knobs(self, value: float | None, show: Iterable[str] = ()) -> dict[str, object]:
-        """The option's knobs: the compute knob's value plus the fixed knobs named in ``show``."""
+        """The option's knobs: the compute knob's value, the fixed knobs named in ``show``, and
+        for best-of and weighted vote the ``score`` that ranks the samples (reward or logprob)."""
         out: dict[str, object] = {}
         if self.knob is not None and value is not None:
             out[self.knob] = int(value) if float(value).is_integer() else float(value)
-        out.update({k: v for k, v in self.fixed if k in set(show)})
+        out.update({k: v for k, v in self.fixed if k in set(show) or k == "score"})
         return out
 
 
@@ -233,7 +234,12 @@ class ArmCurve:
         if self.base_prompt_tokens is not None and self.arm.curve_strategy not in ("pool", "greedy"):
             base = np.full(len(x), float(self.base_prompt_tokens))
         return Usage(
-            prompt, completion, np.asarray(seqs, dtype=float), col(S.MEAN_LATENCY_S), col(S.MEAN_KV_BYTES), base
+            prompt,
+            completion,
+            np.asarray(seqs, dtype=float),
+            col(S.MEAN_LATENCY_S),
+            col(S.MEAN_KV_BYTES),
+            base,
         )
 
     def predict(self, x) -> Predictions:
@@ -352,13 +358,18 @@ def arms_from_curves(
             continue  # pass@k: needs an oracle to pick the sample
         sim = simulated_reason(cfg, metric)
         if sim and not include_simulated:
-            notes.append(f"{model} {strategy} {metric} {config}: left out, simulated ({sim})")
+            notes.append(
+                f"{model} {strategy} ({metric}): left out, simulated {sim} (--allow-simulated keeps it)"
+            )
             continue
         if df[S.K].nunique() > 1:  # a pool-like curve: one arm, x = k
             stem = POOL_METRICS.get(metric) or metric.split("@")[0]
             name = stem if strategy == "pool" else f"{strategy}+{stem}"
             drop = {"n", *_LABEL_KEYS} | (set(_SCORER_KNOBS) if stem == "majority" else set())
-            fixed = tuple(sorted((k, v) for k, v in cfg.items() if k not in drop))
+            fixed = {k: v for k, v in cfg.items() if k not in drop}
+            if stem in ("best_of", "weighted") and S.SCORE_SOURCE in df and df[S.SCORE_SOURCE].notna().any():
+                fixed["score"] = str(df[S.SCORE_SOURCE].dropna().iloc[0])  # what ranks the samples
+            fixed = tuple(sorted(fixed.items()))
             arm = Arm(model, name, "n", fixed, strategy, metric, arch, sim)
             pts = _points(df, df[S.K])
             key = (arm, diff)

@@ -71,10 +71,11 @@ class Recommendation:
 
 
 def _num(v):
+    """A JSON number with 6 significant digits (None for missing or non-finite)."""
     if v is None:
         return None
     v = float(v)
-    return round(v, 6) if math.isfinite(v) and abs(v) < 1e4 else (v if math.isfinite(v) else None)
+    return float(f"{v:.6g}") if math.isfinite(v) else None
 
 
 def family_of(name: str) -> str:
