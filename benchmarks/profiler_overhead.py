@@ -26,6 +26,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# idle OpenMP threads sleep rather than spin (as `ttc profile` does): spinning on a shared CPU
+# slows torch many times over; set before torch loads, the environment wins
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def bare_generate(

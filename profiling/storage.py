@@ -74,6 +74,8 @@ RUN_FORMAT = "ttc-profile-run/1"
 #: model metadata fields that must agree between a rerun / merged runs of the same model name
 MODEL_IDENTITY = ("backend", "config", "dtype")
 _SIGNATURE_FIELDS = ("task", "seed", "max_new_tokens", "strategies")
+#: environment variables that change measured latency, recorded in run.json
+_ENV_KEYS = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 
 
 class RunMismatch(ValueError):
@@ -131,6 +133,7 @@ def new_run_metadata(signature: dict, **fields: Any) -> dict:
         "shards": [],
         "commands": [],
         "versions": library_versions(),
+        "environment": {k: os.environ.get(k) for k in _ENV_KEYS},
         "created": _now(),
     }
     meta.update(fields)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 from scripted_backend import ScriptedBackend, TinyChainTask
@@ -110,3 +113,42 @@ def test_real_hf_backend_rows_carry_measured_tokens_latency_and_kv(tmp_path):
         meta["models"]["tiny"]["config"]["num_hidden_layers"] == 2
         and meta["models"]["tiny"]["dtype"] == "float32"
     )
+
+
+# ---- end to end on the lab ------------------------------------------------------------------------------
+E2E_STRATEGIES = ["greedy", "pool:n=4", "beam:width=2", "refine:rounds=2", "budget:tokens=8", "hybrid"]
+
+
+def run_ttc(*args: str) -> subprocess.CompletedProcess:
+    """``ttc ARGS`` in a fresh process (the console-script entry point), as a user runs it."""
+    code = "from planner.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_ttc_profile_on_the_lab_end_to_end_and_resume(tmp_path):
+    out = tmp_path / "lab-s"
+    argv = ["profile", "--model", "lab-s", "--task", "lab-arith", "--questions", "2", "--out", str(out)]
+    argv += [x for s in E2E_STRATEGIES for x in ("--strategy", s)] + ["--device", "cpu"]
+    t0 = time.perf_counter()
+    result = run_ttc(*argv)
+    elapsed_s = time.perf_counter() - t0
+    assert result.returncode == 0, result.stderr
+    assert elapsed_s < 120  # 10-20 s on 2 cores
+    assert "60/60 units" in result.stderr  # the progress bar
+    df = S.read_samples(out)
+    rows_per_question = {"greedy": 1, "pool": 4, "beam": 1, "refine": 1, "budget": 1, "hybrid": 4}
+    assert df.groupby(S.STRATEGY).size().to_dict() == {k: 10 * v for k, v in rows_per_question.items()}
+    assert sorted(df[S.DIFFICULTY].unique()) == ["1", "2", "3", "4", "5"]
+    for col in (S.PROMPT_TOKENS, S.COMPLETION_TOKENS, S.LATENCY_S, S.KV_BYTES_PEAK):
+        assert df[col].notna().all() and (df[col] > 0).all(), col
+    assert (df[S.KV_SOURCE] == "hf-cache-tensors").all() and (df[S.MODEL] == "lab-s").all()
+    assert df[S.REFERENCE].notna().all() and df[S.LOGPROB].notna().all()
+    meta = json.loads((out / "run.json").read_text())
+    assert (
+        meta["models"]["lab-s"]["config"]["model_type"] == "llama"
+        and meta["models"]["lab-s"]["device"] == "cpu"
+    )
+    assert meta["commands"][0][:3] == ["ttc", "profile", "--model"]
+    again = run_ttc(*argv)
+    assert again.returncode == 0 and "profiled 0 unit(s) (60 already done)" in flat(again.stdout)
+    assert len(S.read_samples(out)) == len(df)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -117,6 +118,9 @@ def profile_command(
     split: str = typer.Option("eval", "--split", help="Task split to draw questions from."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
 ) -> None:
+    # Idle OpenMP threads sleep instead of spinning: on shared or busy CPUs spinning threads
+    # slow torch down many times over. Must be set before torch loads; the environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from profiling.runner import profile
     from profiling.storage import RunMismatch, parse_shard
     from profiling.strategies import expand_specs
