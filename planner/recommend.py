@@ -317,7 +317,7 @@ def plan(
              "cost": {k: _num(v) for k, v in _cost(r).items()}}
             for _, r in res.pareto.iterrows()
         ]  # fmt: skip
-    if len(target) > 1 and "all" not in target:
+    if isinstance(difficulty, str) and ":" in difficulty and len(target) > 1:  # an explicit mix
         rec.mode["allocation"] = _allocation(space, target, full, risk, seed)
     return rec
 

@@ -44,6 +44,13 @@ def test_recommend_on_a_real_profile_prices_the_lab_model_from_run_json(lab_prof
     assert strategies <= {"greedy", "majority", "best_of", "budget"}
 
 
+def test_optuna_matches_the_enumerator_on_a_real_profile(lab_profile):
+    base = ["recommend", "--profile", str(lab_profile), "--budget-tokens", "250", "--json"]
+    exact = json.loads(run(*base, "--method", "exhaustive").output)
+    found = json.loads(run(*base, "--method", "optuna").output)
+    assert exact["expected_accuracy"] - found["expected_accuracy"] <= 0.005
+
+
 def test_evaluate_on_a_real_profile(lab_profile):
     r = run("evaluate", "--profile", str(lab_profile), "--budget-key", "tokens", "--json")
     assert r.exit_code == 0, r.output
