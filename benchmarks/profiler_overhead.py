@@ -1,21 +1,23 @@
 """What does the profiler cost on top of the model? ``pool`` through ``ttc profile`` vs bare ``generate``.
 
-Both sides run the same batch on the same model in the same process: the first ``--questions``
-prompts of the task, ``--n`` samples each, ``--max-new-tokens``, temperature 1.
+All three sides run the same work on the same model in the same process: the first
+``--questions`` prompts of the task in batches of ``--batch-size`` questions, ``--n`` samples
+each, ``--max-new-tokens``, temperature 1.
 
-* **profiler**: :func:`profiling.runner.profile` with ``pool:n=N`` into a fresh folder — the whole
-  path: request building, the hf backend's per-row sampling and measurement, answer
-  extraction, rows, schema validation, the atomic Parquet shard and ``run.json``.
-* **bare**: the tokenizer, ``model.generate(do_sample=True, temperature=1)`` on the same
-  prompts repeated n times (left padding), and decoding — nothing else.
+* **bare**: per batch, the tokenizer, ``model.generate(do_sample=True, temperature=1)`` on the
+  batch's prompts repeated n times (left padding), and decoding — nothing else.
+* **hf backend**: per batch, ``HFBackend.generate`` of the batch's requests (per-row seeded
+  sampling, log-probs, per-row stopping, measured tokens, latency and KV).
+* **profiler**: one :func:`profiling.runner.profile` run with ``pool:n=N`` into a fresh folder
+  — everything ``ttc profile`` does: run.json, request building, the hf backend, answer
+  extraction, rows, schema validation, atomic fsync-ed Parquet shards.
 
-The hf backend is loaded with ``max_batch_rows = questions * n`` so that both sides run the
-whole batch as ONE ``generate`` call.
-
-After ``--warmup`` untimed runs of each, the two alternate for ``--reps`` repetitions; the
-script prints the median wall time of each, their ratio, and the ratio per generation step
-(the batch's decode steps differ between runs with sampled lengths; time per step removes
-that noise). Timings use ``time.perf_counter`` (plus ``torch.cuda.synchronize`` on CUDA).
+The hf backend is loaded with ``max_batch_rows = batch_size * n`` so every side makes ONE
+``generate`` call per batch. After ``--warmup`` untimed rounds, the sides alternate for
+``--reps`` rounds (machine-load drifts hit all alike); the script prints median wall times
+and their ratios to bare (the headline), and median wall time per median decode step
+(sampled lengths make the number of decode steps differ a little between sides). ``time.perf_counter``, with
+``torch.cuda.synchronize`` on CUDA.
 
 Run::
 
@@ -40,76 +42,110 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def bare_generate(
-    backend, prompts: list[str], n: int, max_new_tokens: int, seed: int
+    backend, batches: list[list[str]], n: int, max_new_tokens: int, seed: int
 ) -> tuple[float, int, int]:
-    """Tokenize, ``model.generate`` with plain sampling, decode. Returns (seconds, steps, tokens)."""
+    """Tokenize, ``model.generate`` with plain sampling, decode, per batch. Returns (seconds, steps, tokens)."""
     import torch
 
     model, tok = backend.model, backend.tokenizer
     sync = torch.cuda.synchronize if backend.device.type == "cuda" else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    enc = tok(prompts, return_tensors="pt", padding=True)
-    ids = enc["input_ids"].repeat_interleave(n, dim=0).to(backend.device)
-    mask = enc["attention_mask"].repeat_interleave(n, dim=0).to(backend.device)
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        out = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            do_sample=True,
-            temperature=1.0,
-            top_p=1.0,
-            top_k=0,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tok.pad_token_id,
-        )
-    new = out[:, ids.shape[1] :]
-    tok.batch_decode(new, skip_special_tokens=True)
-    sync()
-    elapsed = time.perf_counter() - t0
-    eos = torch.tensor(sorted(backend.eos_ids), device=new.device)
-    is_eos = torch.isin(new, eos)
-    ended = is_eos.any(dim=1)
-    lengths = torch.where(ended, is_eos.int().argmax(dim=1) + 1, new.shape[1])  # up to and including EOS
-    return elapsed, int(new.shape[1]), int(lengths.sum())
+    eos = torch.tensor(sorted(backend.eos_ids), device=backend.device)
+    elapsed, steps, tokens = 0.0, 0, 0
+    for b, prompts in enumerate(batches):
+        sync()
+        t0 = time.perf_counter()
+        enc = tok(prompts, return_tensors="pt", padding=True)
+        ids = enc["input_ids"].repeat_interleave(n, dim=0).to(backend.device)
+        mask = enc["attention_mask"].repeat_interleave(n, dim=0).to(backend.device)
+        torch.manual_seed(seed * 1000 + b)
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=True,
+                temperature=1.0,
+                top_p=1.0,
+                top_k=0,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+            )
+        new = out[:, ids.shape[1] :]
+        tok.batch_decode(new, skip_special_tokens=True)
+        sync()
+        elapsed += time.perf_counter() - t0
+        is_eos = torch.isin(new, eos)
+        ended = is_eos.any(dim=1)
+        lengths = torch.where(ended, is_eos.int().argmax(dim=1) + 1, new.shape[1])  # up to and including EOS
+        steps += int(new.shape[1])
+        tokens += int(lengths.sum())
+    return elapsed, steps, tokens
 
 
-def profiler_pool(
-    backend, task, n: int, questions: int, max_new_tokens: int, seed: int
+def _counting(backend):
+    """Wrap ``backend.generate`` to collect each call's decode steps; returns the list."""
+    steps: list[int] = []
+    original = type(backend).generate
+
+    def generate(requests):
+        results = original(backend, requests)
+        steps.append(results[0].extra.get("generation_steps", 0))
+        return results
+
+    backend.generate = generate
+    return steps
+
+
+def backend_generate(
+    backend, batches: list[list[str]], n: int, max_new_tokens: int, seed: int
 ) -> tuple[float, int, int]:
-    """The full ``ttc profile`` path for ``pool:n=N`` into a fresh folder. Returns (seconds, steps, tokens)."""
+    """``HFBackend.generate`` per batch. Returns (seconds, steps, tokens)."""
+    from profiling.backends import GenerationRequest
+
+    steps = _counting(backend)
+    elapsed, tokens = 0.0, 0
+    try:
+        for b, prompts in enumerate(batches):
+            requests = [
+                GenerationRequest(
+                    p, n=n, max_new_tokens=max_new_tokens, temperature=1.0, seed=seed * 1000 + b * 100 + i
+                )
+                for i, p in enumerate(prompts)
+            ]
+            t0 = time.perf_counter()
+            results = backend.generate(requests)
+            elapsed += time.perf_counter() - t0
+            tokens += sum(c.completion_tokens for r in results for c in r.completions)
+    finally:
+        del backend.generate
+    return elapsed, sum(steps), tokens
+
+
+def profiler_pool(backend, task, args, seed: int) -> tuple[float, int, int]:
+    """One full ``ttc profile`` run of ``pool:n=N`` into a fresh folder. Returns (seconds, steps, tokens)."""
     from fitting.schema import read_samples
     from profiling.runner import profile
 
-    steps = []
-    original = backend.generate
-
-    def spy(requests):
-        results = original(requests)
-        steps.extend(r.extra.get("generation_steps", 0) for r in results[:1])
-        return results
-
-    backend.generate = spy
+    steps = _counting(backend)
     try:
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
             result = profile(
                 [backend],
                 task,
-                [f"pool:n={n}"],
+                [f"pool:n={args.n}"],
                 out,
-                limit=questions,
+                limit=args.questions,
                 seed=seed,
-                max_new_tokens=max_new_tokens,
-                batch_size=questions,
+                max_new_tokens=args.max_new_tokens,
+                batch_size=args.batch_size,
             )
             elapsed = time.perf_counter() - t0
-            if len(read_samples(out)) != n * questions:
-                raise RuntimeError(f"profiler wrote {len(read_samples(out))} rows, expected {n * questions}")
+            rows = len(read_samples(out))
     finally:
-        backend.generate = original
-    return elapsed, max(steps), result.completion_tokens
+        del backend.generate
+    if rows != args.n * args.questions:
+        raise RuntimeError(f"profiler wrote {rows} rows, expected {args.n * args.questions}")
+    return elapsed, sum(steps), result.completion_tokens
 
 
 def main() -> None:
@@ -117,7 +153,8 @@ def main() -> None:
     parser.add_argument("--model", default="lab-s")
     parser.add_argument("--task", default="lab-arith")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--questions", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=8, help="questions per batch (generate call)")
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=2)
@@ -127,42 +164,51 @@ def main() -> None:
     from profiling.backends import load_backend
     from profiling.tasks import get_task
 
-    # one backend batch for the whole pool, as in the bare call (the default packs 64 rows per call)
-    backend = load_backend(args.model, device=args.device, max_batch_rows=args.questions * args.n)
+    backend = load_backend(args.model, device=args.device, max_batch_rows=args.batch_size * args.n)
     task = get_task(args.task)
-    problems = list(task.problems(limit=args.questions))
-    prompts = [task.format_prompt(p, cot=True) for p in problems]
+    prompts = [task.format_prompt(p, cot=True) for p in task.problems(limit=args.questions)]
+    batches = [prompts[i : i + args.batch_size] for i in range(0, len(prompts), args.batch_size)]
     print(
         f"model {backend.model_name} ({backend.metadata().get('num_parameters', '?')} params) on {args.device}; "
-        f"{len(prompts)} questions x n={args.n}, max_new_tokens={args.max_new_tokens}"
+        f"{len(prompts)} questions in {len(batches)} batches x n={args.n}, max_new_tokens={args.max_new_tokens}; "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
     )
+    sides = {
+        "bare generate": lambda seed: bare_generate(backend, batches, args.n, args.max_new_tokens, seed),
+        "hf backend": lambda seed: backend_generate(backend, batches, args.n, args.max_new_tokens, seed),
+        "profiler pool": lambda seed: profiler_pool(backend, task, args, seed),
+    }
     for i in range(args.warmup):
-        bare_generate(backend, prompts, args.n, args.max_new_tokens, seed=1000 + i)
-        profiler_pool(backend, task, args.n, args.questions, args.max_new_tokens, seed=1000 + i)
-    bare, prof = [], []
-    for rep in range(args.reps):  # alternate so drifts in machine load hit both sides alike
-        bare.append(bare_generate(backend, prompts, args.n, args.max_new_tokens, seed=rep))
-        prof.append(profiler_pool(backend, task, args.n, args.questions, args.max_new_tokens, seed=rep))
+        for run in sides.values():
+            run(10_000 + i)
+    measured = {name: [] for name in sides}
+    for rep in range(args.reps):  # alternate so drifts in machine load hit every side alike
+        for name, run in sides.items():
+            measured[name].append(run(rep))
 
-    def med(rows, i):
-        return statistics.median(r[i] for r in rows)
+    def wall(name):
+        return statistics.median(r[0] for r in measured[name])
 
-    def per_step(rows):
-        return statistics.median(r[0] / max(r[1], 1) for r in rows)
+    def steps(name):
+        return statistics.median(r[1] for r in measured[name])
 
-    print(f"{'':24}{'bare generate':>16}{'profiler pool':>16}{'ratio':>10}")
+    def per_step(name):
+        return wall(name) / max(steps(name), 1)
+
     print(
-        f"{'median wall time (s)':24}{med(bare, 0):16.4f}{med(prof, 0):16.4f}{med(prof, 0) / med(bare, 0):10.3f}"
+        f"{'':16}{'wall s':>10}{'decode steps':>14}{'tokens':>9}{'ms/step':>9}{'wall/bare':>11}{'step/bare':>11}"
     )
-    print(f"{'median decode steps':24}{med(bare, 1):16.0f}{med(prof, 1):16.0f}")
-    print(f"{'median tokens':24}{med(bare, 2):16.0f}{med(prof, 2):16.0f}")
+    for name in sides:
+        tokens = statistics.median(r[2] for r in measured[name])
+        print(
+            f"{name:16}{wall(name):10.4f}{steps(name):14.0f}{tokens:9.0f}{1e3 * per_step(name):9.3f}"
+            f"{wall(name) / wall('bare generate'):11.3f}{per_step(name) / per_step('bare generate'):11.3f}"
+        )
     print(
-        f"{'median time/step (ms)':24}{1e3 * per_step(bare):16.3f}{1e3 * per_step(prof):16.3f}"
-        f"{per_step(prof) / per_step(bare):10.3f}"
-    )
-    print(
-        f"overhead ratio (time per decode step, profiler / bare): {per_step(prof) / per_step(bare):.3f} "
-        f"(target < 1.10); wall-time ratio {med(prof, 0) / med(bare, 0):.3f}; {args.reps} reps, medians"
+        f"profiler overhead ratio (median wall time, profiler / bare): {wall('profiler pool') / wall('bare generate'):.3f}"
+        f" (target < 1.10); per decode step {per_step('profiler pool') / per_step('bare generate'):.3f}; "
+        f"of which hf backend / bare {wall('hf backend') / wall('bare generate'):.3f} and "
+        f"profiler / hf backend {wall('profiler pool') / wall('hf backend'):.3f}; medians of {args.reps} reps"
     )
     backend.close()
 

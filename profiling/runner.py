@@ -137,7 +137,7 @@ def profile(
     progress: bool = False,
     command: list[str] | None = None,
     flush_every_s: float = 5.0,
-    flush_every_units: int = 32,
+    flush_every_units: int = 512,
     loader: Callable[[str, str | None], Backend] | None = None,
     on_unit: Callable[[ProfileResult], Any] | None = None,
 ) -> ProfileResult:
@@ -205,7 +205,9 @@ def profile(
     meta.setdefault("batch_sizes", [])
     if batch_size not in meta["batch_sizes"]:
         meta["batch_sizes"].append(batch_size)
-    write_run(out, meta)
+    # run.json is written when each model registers (before its first shard) or, when every
+    # model is skipped as done, once at the end
+    registered: list[str] = []
 
     run_id = meta["run_id"]
     done = finished_units(out)
@@ -230,6 +232,7 @@ def profile(
                 backend = load(model, device) if isinstance(model, str) else model
                 try:
                     _register_model(out, meta, model, backend)
+                    registered.append(backend.model_name)
                     ctx = RunContext(seed=seed, max_new_tokens=max_new_tokens, model=backend.model_name)
                     for strategy in strats:
                         key = (backend.model_name, task_obj.name, strategy.name, strategy.config_json())
@@ -261,6 +264,8 @@ def profile(
                 finally:
                     if isinstance(model, str):
                         backend.close()
+        if not registered:
+            write_run(out, meta)
     finally:
         result.rows_written = writer.rows_written
         result.shards = list(writer.shards)

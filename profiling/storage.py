@@ -28,6 +28,7 @@ Guarantees:
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -106,15 +107,20 @@ def run_id_of(signature: dict) -> str:
     return "r" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def library_versions() -> dict[str, str | None]:
-    """Versions of Python and the libraries that shape measurements (without importing them)."""
+@functools.cache
+def _versions() -> tuple[tuple[str, str | None], ...]:
     out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
     for dist in ("ttc-planner", "torch", "transformers", "vllm", "numpy", "pandas", "pyarrow"):
         try:
             out[dist] = _metadata.version(dist)
         except _metadata.PackageNotFoundError:
             out[dist] = None
-    return out
+    return tuple(out.items())
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of Python and the libraries that shape measurements (without importing them)."""
+    return dict(_versions())
 
 
 def _now() -> str:
@@ -296,7 +302,7 @@ class ShardWriter:
         folder: str | Path,
         tag: str = "w0of1",
         every_s: float = 5.0,
-        every_units: int = 32,
+        every_units: int = 512,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.folder = Path(folder)
