@@ -20,6 +20,7 @@ whole knob grid in one call.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Mapping
@@ -265,6 +266,9 @@ class FamilyPredictor:
     max_size_factor, max_factor : float
         Sizes are predicted in ``[min / f, max * f]`` of the profiled sizes, knob values up to
         ``max_factor`` times the largest profiled one; anything else is refused.
+    cache : dict or None
+        Fitted parameters and leave-one-size-out errors by a hash of the points; read and
+        updated in place (the caller may persist it).
 
     Raises
     ------
@@ -280,6 +284,7 @@ class FamilyPredictor:
         max_size_factor: float = MAX_EXTRAPOLATION,
         max_factor: float = MAX_EXTRAPOLATION,
         label: str = "",
+        cache: dict | None = None,
     ) -> None:
         from fitting import JointPowerLaw
 
@@ -306,23 +311,39 @@ class FamilyPredictor:
         self._make = lambda: JointPowerLaw(
             space=self.space_, delta=delta, grid_size=16, n_refine=3, max_iter=3000
         )
-        self.law_ = self._fit(P, K, y)
+        key = (
+            "family|"
+            + hashlib.sha256(np.array([r[1:] for r in rows], dtype=float).round(12).tobytes()).hexdigest()[
+                :20
+            ]
+        )
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:  # a previous fit of the same points (the laws are deterministic)
+            self.law_ = self._make()
+            self.law_.params_ = dict(hit["params"])
+            self.loo_rmse_inside_, self.loo_rmse_outside_ = hit["loo_inside"], hit["loo_outside"]
+        else:
+            self.law_ = self._fit(P, K, y)
         self.k_max = float(K.max())
         self.k_min = float(K.min())
         self.p_min, self.p_max = float(P.min()), float(P.max())
         self.max_size_factor = float(max_size_factor)
         self.max_factor = float(max_factor)
-        # leave-one-size-out RMSE: interior sizes test interpolation, the end sizes extrapolation
-        owner = np.array([r[0] for r in rows])
-        inside, outside = [], []
-        for m in models:
-            keep = owner != m
-            law = self._fit(P[keep], K[keep], y[keep])
-            pred = np.clip(law.predict(np.column_stack([P[~keep], K[~keep]])), 0.0, 1.0)
-            interior = self.p_min < self.sizes[m] < self.p_max
-            (inside if interior else outside).append((pred - y[~keep]) ** 2)
-        self.loo_rmse_inside_ = float(np.sqrt(np.mean(np.concatenate(inside))))
-        self.loo_rmse_outside_ = float(np.sqrt(np.mean(np.concatenate(outside))))
+        if hit is None:
+            # leave-one-size-out RMSE: interior sizes test interpolation, the end sizes extrapolation
+            owner = np.array([r[0] for r in rows])
+            inside, outside = [], []
+            for m in models:
+                keep = owner != m
+                law = self._fit(P[keep], K[keep], y[keep])
+                pred = np.clip(law.predict(np.column_stack([P[~keep], K[~keep]])), 0.0, 1.0)
+                interior = self.p_min < self.sizes[m] < self.p_max
+                (inside if interior else outside).append((pred - y[~keep]) ** 2)
+            self.loo_rmse_inside_ = float(np.sqrt(np.mean(np.concatenate(inside))))
+            self.loo_rmse_outside_ = float(np.sqrt(np.mean(np.concatenate(outside))))
+            if cache is not None:
+                cache[key] = {"params": dict(self.law_.params_), "loo_inside": self.loo_rmse_inside_,
+                              "loo_outside": self.loo_rmse_outside_}  # fmt: skip
         self.loo_rmse_ = max(self.loo_rmse_inside_, self.loo_rmse_outside_)
         half = np.array([(r[5] - r[4]) / 2.0 for r in rows])
         self._half_k = K

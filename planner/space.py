@@ -324,10 +324,12 @@ class OptionSpace:
         space = cls(out, coster, {str(k): v for k, v in bins.items()}, density, sorted(set(notes)))
         space.measured_only = measured_only
         if extra_models:
-            space._add_family_models(list(extra_models), model_params or {}, families or {}, max_factor)
+            space._add_family_models(
+                list(extra_models), model_params or {}, families or {}, max_factor, fit_cache
+            )
         return space
 
-    def _add_family_models(self, extra, model_params, families, max_factor) -> None:
+    def _add_family_models(self, extra, model_params, families, max_factor, cache=None) -> None:
         by_sig: dict[tuple, dict[str, dict[str, ArmCurve]]] = {}
         for arm, per_diff in self.curves.items():
             if arm.model not in model_params:
@@ -372,7 +374,7 @@ class OptionSpace:
                     }
                     fam = FamilyPredictor(
                         {m: model_params[m] for m in members}, pts, max_size_factor=max_factor,
-                        max_factor=max_factor, label=f"{arm.key} [{diff}]",
+                        max_factor=max_factor, label=f"{arm.key} [{diff}]", cache=cache,
                     )  # fmt: skip
                     nearest = min(members, key=lambda m: abs(math.log(model_params[m] / em.params)))
                     self.curves.setdefault(arm, {})[diff] = _FamilyCurve(

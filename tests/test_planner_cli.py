@@ -177,3 +177,31 @@ def test_curves_are_cached_and_a_new_shard_invalidates_the_cache(profile_dir, tm
     prof = load_profile(folder, n_boot=30)
     assert "4" in set(prof.curves[S.DIFFICULTY])
     assert len(sorted((folder / CACHE_DIR).glob(".curves-*.parquet"))) == 2
+
+
+def test_extra_model_of_a_profiled_family_is_predicted_and_labelled_extrapolated(profile_dir):
+    from planner.costing import CostModel
+    from planner.costs import ModelSpec
+    from planner.load import load_profile
+    from planner.recommend import build_space
+    from planner.space import ExtraModel
+
+    r = run("recommend", "--profile", str(profile_dir), "--budget-flops", "5e14", "--extra-model",
+            "lab-xl=qwen2.5-14b", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    prof = load_profile(profile_dir, n_boot=30)
+    spec = ModelSpec.from_catalog("qwen2.5-14b")
+    extra = [ExtraModel("lab-xl", "lab", float(spec.params_active))]
+    space = build_space(prof, CostModel({**prof.specs, "lab-xl": spec}), extra_models=extra)
+    tab = space.table(space.target("2"))
+    assert set(tab.loc[tab["model"] == "lab-xl", "source"]) == {"extrapolated"}
+    r = run(
+        "recommend",
+        "--profile",
+        str(profile_dir),
+        "--budget-flops",
+        "5e14",
+        "--extra-model",
+        "other-7b=qwen2.5-7b",
+    )
+    assert r.exit_code == 2 and "family 'other' has no profiled model" in r.output
