@@ -115,6 +115,42 @@ def test_real_hf_backend_rows_carry_measured_tokens_latency_and_kv(tmp_path):
     )
 
 
+def test_cli_options_reach_the_run_overall_questions_shard_seed_and_batch(tmp_path):
+    from profiling.backends.tiny import make_tiny_checkpoint
+    from profiling.storage import shard_of
+    from profiling.tasks import get_task
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
+    out = tmp_path / "run"
+    args = ["profile", "-m", str(ckpt), "-t", "lab-arith", "-q", "6", "--questions-overall", "--shard", "1/2"]
+    args += [
+        "--seed",
+        "5",
+        "--batch-size",
+        "2",
+        "--max-new-tokens",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
+    result = ttc(*args, "-s", "greedy", "-s", "budget:tokens=1|2")
+    assert result.exit_code == 0, result.output
+    first6 = [p.id for p in get_task("lab-arith").problems(limit=6)]
+    mine = [q for q in first6 if shard_of(q, 2) == 1]
+    df = S.read_samples(out)
+    assert sorted(df[S.QUESTION_ID].unique()) == sorted(mine) and len(df) == 3 * len(mine)
+    assert (df[S.COMPLETION_TOKENS][df[S.STRATEGY] == "greedy"] <= 3).all()
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["seed"] == 5 and meta["shards"] == ["1/2"] and meta["batch_sizes"] == [2]
+    assert meta["questions"] == [{"split": "eval", "per_level": None, "limit": 6}]
+    assert sorted(s["spec"] for s in meta["strategies"])[:2] == [
+        "budget:tokens=1,answer_tokens=32,temperature=0.0",
+        "budget:tokens=2,answer_tokens=32,temperature=0.0",
+    ]
+
+
 # ---- end to end on the lab ------------------------------------------------------------------------------
 E2E_STRATEGIES = ["greedy", "pool:n=4", "beam:width=2", "refine:rounds=2", "budget:tokens=8", "hybrid"]
 
