@@ -22,6 +22,8 @@ apply):
   rows contributes ``kv_bytes_peak / n`` to each (equal split), so the rows of one request
   add back up to the request's measured peak. ``None`` when the backend cannot see its
   cache.
+* ``ttft_s`` — time to first token of the row's first call (not split: every sample of a
+  request waits for the same prefill). ``None`` when the backend does not report it.
 """
 
 from __future__ import annotations
