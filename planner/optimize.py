@@ -19,7 +19,8 @@ sampler rarely hit the narrow affordable band of the right arm (benchmarks/optim
 (an RDB URL such as ``sqlite:///study.db``, or ``journal:PATH`` for several processes on
 one machine) several workers share one study and each reads every worker's trials.
 
-Multi-objective mode (NSGA-II) returns the Pareto front of accuracy against one cost.
+The multi-objective mode (NSGA-II, the Pareto front of accuracy against one cost) is in
+:mod:`planner.pareto`.
 """
 
 from __future__ import annotations
@@ -45,8 +46,6 @@ __all__ = [
     "search",
     "search_exhaustive",
     "search_optuna",
-    "pareto_exhaustive",
-    "pareto_optuna",
     "open_storage",
     "binding_constraint",
     "ENUMERATE_MAX_OPTIONS",
@@ -443,111 +442,3 @@ def search(
     if method == "exhaustive":
         return search_exhaustive(space, target, budget, risk)
     return search_optuna(space, target, budget, risk, **optuna_kwargs)
-
-
-# ---- multi-objective -------------------------------------------------------------------------
-def _front(table: pd.DataFrame, objective: str, cost_key: str) -> pd.DataFrame:
-    """Non-dominated rows: sorted by cost, each strictly more accurate than every cheaper one."""
-    t = _rank(table, objective, cost_key).sort_values(
-        [cost_key, objective], ascending=[True, False], kind="stable"
-    )
-    keep, best = [], -np.inf
-    for idx, v in zip(t.index, t[objective].to_numpy(float), strict=True):
-        if v > best + 1e-12:
-            keep.append(idx)
-            best = v
-    return t.loc[keep].reset_index(drop=True)
-
-
-def pareto_exhaustive(
-    space: OptionSpace,
-    target: Mapping[str, float],
-    budget: Budget,
-    cost_key: str | None = None,
-    risk: str = "expected",
-) -> SearchResult:
-    """The exact Pareto front (accuracy up, ``cost_key`` down) of the feasible options."""
-    objective = _objective(risk)
-    cost_key = cost_key or budget.primary()
-    t0 = time.perf_counter()
-    table = space.table(target)
-    feas = table[budget.feasible(table)]
-    front = _front(feas, objective, cost_key)
-    res = SearchResult(
-        _rank(feas, objective, cost_key),
-        "exhaustive",
-        len(table),
-        time.perf_counter() - t0,
-        objective,
-        budget,
-    )
-    res.pareto = front
-    return res
-
-
-def pareto_optuna(
-    space: OptionSpace,
-    target: Mapping[str, float],
-    budget: Budget,
-    cost_key: str | None = None,
-    risk: str = "expected",
-    *,
-    n_trials: int = 600,
-    population_size: int = 40,
-    seed: int = 0,
-    storage: str | None = None,
-    study_name: str | None = None,
-) -> SearchResult:
-    """NSGA-II study maximizing accuracy and minimizing ``log10(cost_key)``, budgets as constraints.
-
-    Returns the Pareto front of the feasible options the study evaluated (``pareto``).
-    """
-    optuna = _quiet_optuna()
-    objective = _objective(risk)
-    cost_key = cost_key or budget.primary()
-    t0 = time.perf_counter()
-    arms = [a for a in space.arms(target) if len(space.grid(a, target))]
-    ev = _Evaluator(space, target, arms)
-    name = study_name or _study_name(space, target, budget, objective, f"pareto-{cost_key}", arms)
-    sampler = optuna.samplers.NSGAIISampler(population_size=population_size, seed=seed)
-    study = optuna.create_study(
-        study_name=name, storage=open_storage(storage), sampler=sampler,
-        directions=["maximize", "minimize"], load_if_exists=True,
-    )  # fmt: skip
-    worst = (-1.0, 400.0)
-    run = _trial_fn(
-        ev, budget,
-        lambda row: worst if row is None else (float(row[objective]), math.log10(max(float(row[cost_key]), 1e-300))),
-    )  # fmt: skip
-
-    study.optimize(run, n_trials=n_trials)
-    table = _study_table(study, ev)
-    feas = table[budget.feasible(table)] if len(table) else table
-    res = SearchResult(
-        _rank(feas, objective, cost_key),
-        "optuna-nsga2",
-        len(ev.cache),
-        time.perf_counter() - t0,
-        objective,
-        budget,
-        study=study,
-    )
-    res.evaluated = table
-    res.pareto = _front(feas, objective, cost_key) if len(feas) else feas
-    return res
-
-
-def hypervolume_2d(front: pd.DataFrame, objective: str, cost_key: str, ref_cost: float) -> float:
-    """Area dominated by a (cost up-is-worse, accuracy up-is-better) front, in ``log10(cost)`` x
-    accuracy, against the reference point (``ref_cost``, accuracy 0)."""
-    if front.empty:
-        return 0.0
-    f = front.sort_values(cost_key)
-    c = np.log10(f[cost_key].to_numpy(float))
-    a = f[objective].to_numpy(float)
-    edges = np.append(c, math.log10(ref_cost))
-    best = np.maximum.accumulate(a)
-    return float(np.sum(np.diff(edges) * best))
-
-
-__all__ += ["hypervolume_2d"]

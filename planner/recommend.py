@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .optimize import Budget, SearchResult, pareto_exhaustive, pareto_optuna, search
+from .optimize import Budget, SearchResult, search
 from .options import COST_KEYS
+from .pareto import pareto_exhaustive, pareto_optuna
 from .space import ExtraModel, OptionSpace
 
 __all__ = ["Recommendation", "PlanError", "plan", "family_of", "build_space"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -494,10 +493,3 @@ class OptionSpace:
 
     def option_choice(self, arm: Arm, value: float) -> dict[str, object]:
         return Option(arm, float(value)).choice(self.display_knobs().get(arm, ()))
-
-
-def timed(fn, *args, **kwargs):
-    """``(result, seconds)`` of one call (``time.perf_counter``)."""
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0

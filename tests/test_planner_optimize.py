@@ -14,15 +14,8 @@ import numpy as np
 import planner_fixtures as F
 import pytest
 
-from planner.optimize import (
-    Budget,
-    hypervolume_2d,
-    pareto_exhaustive,
-    pareto_optuna,
-    search,
-    search_exhaustive,
-    search_optuna,
-)
+from planner.optimize import Budget, search, search_exhaustive, search_optuna
+from planner.pareto import hypervolume_2d, pareto_exhaustive, pareto_optuna
 from planner.space import OptionSpace
 
 ROOT = Path(__file__).resolve().parents[1]
