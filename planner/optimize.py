@@ -58,6 +58,10 @@ RISKS = {"expected": "accuracy", "conservative": "accuracy_lo"}
 #: versus 1.3 s (both found the optimum in every case).
 ENUMERATE_MAX_OPTIONS = 500
 _BUDGET_KEYS = (*COST_KEYS, "memory_bytes")
+_HINT = {
+    "latency_s": " (roofline latency needs an accelerator: --gpu)",
+    "usd": " (dollars need --gpu or --api)",
+}
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,9 @@ class Budget:
         for k, lim in self.limits.items():
             c = costs.get(k)
             if c is None or not math.isfinite(float(c)):
-                raise ValueError(f"budget on {k!r} but the cost model gives no {k} for this option")
+                raise ValueError(
+                    f"budget on {k!r} but the cost model gives no {k} for this option{_HINT.get(k, '')}"
+                )
             out[k] = (float(c) - lim) / lim
         return out
 
@@ -93,7 +99,9 @@ class Budget:
                 )
             vals = table[k].to_numpy(float)
             if np.any(~np.isfinite(vals)):
-                raise ValueError(f"budget on {k!r} but the cost model gives no {k} for some options")
+                raise ValueError(
+                    f"budget on {k!r} but the cost model gives no {k} for some options{_HINT.get(k, '')}"
+                )
             mask &= vals <= lim * (1 + 1e-12)
         return mask
 

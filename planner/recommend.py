@@ -218,6 +218,7 @@ def plan(
     include_simulated: bool = False,
     extra_models: Sequence[ExtraModel] = (),
     extra_specs: Mapping[str, object] | None = None,
+    models: Sequence[str] | None = None,
     catalog_file: str | None = None,
 ) -> Recommendation:
     """Recommend an option (or a policy, or an allocation) for ``budget`` and ``difficulty``.
@@ -239,6 +240,8 @@ def plan(
         ``pareto`` also returns the accuracy-versus-cost front (NSGA-II on large spaces).
     method, storage, n_trials, seed
         Search settings (see :func:`planner.optimize.search`).
+    models : sequence of str or None
+        Consider only these models (profiled or ``extra_models``).
     """
     from planner.catalog import CatalogError, load_catalog
 
@@ -271,6 +274,15 @@ def plan(
         return _plan_auto(profile, specs, b, request, seed)
 
     space = build_space(profile, coster, include_simulated=include_simulated, extra_models=extra_models)
+    if models:
+        known = sorted({a.model for a in space.curves})
+        unknown = [m for m in models if m not in known]
+        if unknown:
+            raise PlanError(
+                f"unknown model {unknown[0]!r}; the profile (and --extra-model) has: {', '.join(known)}"
+            )
+        space.curves = {a: c for a, c in space.curves.items() if a.model in set(models)}
+        request["models"] = list(models)
     try:
         target = space.target(difficulty)
     except ValueError as exc:

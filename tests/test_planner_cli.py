@@ -83,6 +83,16 @@ def test_bad_requests_get_clear_messages(profile_dir):
     assert r.exit_code == 2 and "unknown difficulty '9'" in r.output
     r = run("recommend", "--profile", str(profile_dir))
     assert r.exit_code == 2 and "give at least one budget" in r.output
+    r = run("recommend", "--profile", str(profile_dir), "--budget-flops", "1e13", "--model", "gpt-9")
+    assert r.exit_code == 2 and "unknown model 'gpt-9'" in r.output and "lab-m" in r.output
+    r = run(
+        "recommend", "--profile", str(profile_dir), "--budget-usd", "1", "--latency-s", "1", "--api", "o1"
+    )
+    assert r.exit_code == 2 and "needs an accelerator: --gpu" in r.output
+    r = run(
+        "recommend", "--profile", str(profile_dir), "--budget-flops", "1e14", "--model", "lab-s", "--json"
+    )
+    assert json.loads(r.output)["choice"]["model"] == "lab-s"
     r = run("recommend", "--profile", str(profile_dir / "nope"), "--budget-flops", "1e13")
     assert r.exit_code == 2 and "no such samples folder" in r.output
 

@@ -92,6 +92,7 @@ def recommend(
     allow_simulated: bool = typer.Option(
         False, "--allow-simulated", help="Also consider strategies scored by an oracle or simulated verifier."
     ),
+    model: list[str] = typer.Option(None, "--model", "-m", help="Consider only this model (repeatable)."),
     extra_model: list[str] = typer.Option(
         None,
         "--extra-model",
@@ -153,7 +154,7 @@ def recommend(
         rec = plan(
             prof, budget, difficulty=mix or difficulty, hardware=hardware, api=api, concurrency=concurrency, tp=tp,
             risk=risk, objective=objective, method=method, storage=storage, n_trials=trials, seed=seed,
-            include_simulated=allow_simulated, extra_models=extras, extra_specs=extra_specs,
+            include_simulated=allow_simulated, extra_models=extras, extra_specs=extra_specs, models=model or None,
             catalog_file=str(catalog_file) if catalog_file else None,
         )  # fmt: skip
     except PlanError as exc:
