@@ -55,7 +55,7 @@ def test_answers_and_steps_match_brute_force_evaluation(task):
         for op, b, line in zip(ops, p.meta["operands"][1:], p.meta["steps"], strict=True):
             new = value + b if op == "+" else value - b
             assert 0 <= new <= MAX_VALUE and 0 <= b <= MAX_VALUE
-            assert MAX_VALUE == task.max_value == 999
+            assert MAX_VALUE == task.max_value == 99
             assert line == f"{value}{op}{b}={new}"
             value = new
 
@@ -71,16 +71,15 @@ def test_eval_split_has_distinct_questions_and_unique_ids(task):
 
 
 def test_train_split_is_disjoint_from_eval_and_the_rejection_is_needed(task):
-    train = [p.question for p in task.problems("train", per_level=3000)]
-    assert not task.eval_questions.intersection(train)
-    # with two-digit numbers level 1 has only 100 * 101 questions, so raw draws of the train
-    # stream hit eval questions often: the rejection is what keeps the splits apart
-    small = LabArithTask(max_value=99)
-    held_out = small.eval_questions
-    assert not held_out.intersection(p.question for p in small.problems("train", per_level=3000))
+    held_out = task.eval_questions
+    assert not held_out.intersection(p.question for p in task.problems("train", per_level=3000))
+    # level 1 has only 100 * 101 questions, so raw draws of the train stream hit eval
+    # questions often: the rejection is what keeps the splits apart
     rng = np.random.default_rng([0, 1, 1])
     raw = {_question(*_draw_problem(rng, 1, 99)) for _ in range(3000)}
     assert len(raw & held_out) > 50
+    big = LabArithTask(max_value=999)
+    assert not big.eval_questions.intersection(p.question for p in big.problems("train", per_level=500))
 
 
 def test_problems_limits_and_errors(task):

@@ -32,7 +32,7 @@ __all__ = [
 #: characters of the vocabulary (after the special tokens <pad>, <s>, </s>, <unk>)
 LAB_CHARS = "0123456789+-*/=()?:;.,!' \nabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
-#: longest sequence the models are built for (a level-5 CoT example is ~90 tokens)
+#: longest sequence the models are built for (a level-5 CoT example is ~110 tokens)
 MAX_POSITIONS = 256
 #: where ``save_pretrained`` folders live: ``CHECKPOINT_DIR / name``
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"

@@ -1,7 +1,7 @@
 """``lab-arith``: multi-step integer arithmetic with a checkable scratchpad.
 
-A problem is a chain of ``L`` additions and subtractions of numbers in ``[0, 999]`` whose
-running value stays in ``[0, 999]`` (so no modulus and no negative numbers), e.g. at level 3::
+A problem is a chain of ``L`` additions and subtractions of numbers in ``[0, 99]`` whose
+running value stays in ``[0, 99]`` (so no modulus and no negative numbers), e.g. at level 3::
 
     question   "23+45-17+8"
     cot prompt "Q: 23+45-17+8 (steps)\\n"
@@ -47,9 +47,9 @@ LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 #: size of the eval split per level (distinct questions)
 EVAL_PER_LEVEL = 1000
 #: operands and every running value lie in [0, MAX_VALUE] (the default; the lab checkpoints'
-#: task). Three-digit numbers make each step hard enough that even the largest lab model
-#: errs on some: with two digits the 0.09M model already solved 84% of 1-step problems.
-MAX_VALUE = 999
+#: task). With three digits (999) no lab model learned a single step in 1,200 training steps
+#: (about 2% of 1-step problems right, answers off in the last two digits).
+MAX_VALUE = 99
 
 _ANSWER_RE = re.compile(r"[+-]?\d+")
 _STEP_RE = re.compile(r"(\d+)([+-])(\d+)=(\d+)")
@@ -99,7 +99,7 @@ class LabArithTask(Task):
         Seed of both splits. The lab checkpoints were trained with ``seed=0``.
     max_value : int
         Operands and running values lie in ``[0, max_value]``; the lab checkpoints were
-        trained with the default, 999.
+        trained with the default, 99.
 
     Examples
     --------
