@@ -1,0 +1,137 @@
+"""``ttc demo``: the whole pipeline on the built-in lab, in one command.
+
+profile (lab models x main strategies x every difficulty level) -> fit (curves and laws) ->
+plan (budget x difficulty grid, allocation, MoE vs dense) -> report (HTML + PNG + Markdown),
+then print the report's path and three headline findings computed from what was measured.
+
+Everything is written under one output folder::
+
+    OUT/profile/     samples shards + run.json (resumable: a rerun reuses what is measured)
+    OUT/fit/         curves.parquet, curves.csv, fits.json
+    OUT/report.html  the capacity-planning report (+ OUT/report_files/ PNGs, OUT/report.md)
+    OUT/findings.md  the headline findings
+
+Two presets: the default is sized to finish in about five minutes on two CPU cores; ``full``
+profiles more questions, larger pools and every strategy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DemoPreset", "PRESETS", "DemoResult", "run_demo"]
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """What the demo profiles. ``per_level`` questions of each difficulty level."""
+
+    models: tuple[str, ...]
+    strategies: tuple[str, ...]
+    per_level: int
+    n_boot: int = 200
+
+
+PRESETS: dict[str, DemoPreset] = {
+    # about five minutes on 2 CPU cores (measured time in the README)
+    "quick": DemoPreset(
+        models=("lab-s", "lab-m", "lab-l", "lab-moe"),
+        strategies=(
+            "greedy",
+            "greedy:cot=false",
+            "pool:n=16,temperature=1.0",
+            "budget:tokens=4|8|16|32",
+        ),
+        per_level=16,
+    ),
+    # the thorough version: more questions, bigger pools, every strategy family
+    "full": DemoPreset(
+        models=("lab-s", "lab-m", "lab-l", "lab-moe"),
+        strategies=(
+            "greedy",
+            "greedy:cot=false",
+            "pool:n=64,temperature=1.0",
+            "budget:tokens=4|8|16|32|64",
+            "beam:width=2|4|8",
+            "refine:rounds=1|2|4",
+            "hybrid:n=8,rounds=2",
+        ),
+        per_level=60,
+        n_boot=500,
+    ),
+}
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    report: Path | None
+    findings: list[str]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_demo(
+    out: str | Path,
+    *,
+    preset: str = "quick",
+    gpu: str = "h100",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> DemoResult:
+    """Run profile -> fit -> plan -> report on the lab under ``out`` (see the module doc)."""
+    from fitting.pipeline import fit_samples
+    from fitting.schema import read_samples
+    from profiling.runner import profile
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown demo preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    out = Path(out)
+    prof_dir, fit_dir = out / "profile", out / "fit"
+    seconds: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    log(
+        f"[1/4] profiling {', '.join(p.models)} on lab-arith ({p.per_level} questions per level) -> {prof_dir}"
+    )
+    profile(
+        list(p.models), "lab-arith", list(p.strategies), prof_dir, per_level=p.per_level, progress=progress
+    )
+    seconds["profile"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    log(f"[2/4] fitting curves and laws -> {fit_dir}")
+    fitted = fit_samples(read_samples(prof_dir), n_boot=p.n_boot)
+    fit_dir.mkdir(parents=True, exist_ok=True)
+    fitted.curves.to_parquet(fit_dir / "curves.parquet", index=False)
+    fitted.curves.to_csv(fit_dir / "curves.csv", index=False)
+    (fit_dir / "fits.json").write_text(json.dumps(fitted.fits, indent=1) + "\n")
+    seconds["fit"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    log("[3/4] planning and writing the report")
+    report, findings = _report_and_findings(prof_dir, out, gpu=gpu, n_boot=p.n_boot)
+    seconds["report"] = time.perf_counter() - t0
+    (out / "findings.md").write_text("# Headline findings\n\n" + "\n".join(f"- {f}" for f in findings) + "\n")
+    log("[4/4] done")
+    return DemoResult(out=out, report=report, findings=findings, seconds=seconds)
+
+
+def _report_and_findings(
+    prof_dir: Path, out: Path, *, gpu: str, n_boot: int
+) -> tuple[Path | None, list[str]]:
+    from .findings import headline_findings
+    from .load import load_profile
+
+    prof = load_profile(prof_dir, n_boot=n_boot)
+    findings = headline_findings(prof, gpu=gpu)
+    try:
+        from .report import build_report
+    except ImportError:  # the report package is optional for the findings
+        return None, findings
+    report = build_report(prof_dir, out / "report.html", gpu=gpu)
+    return Path(getattr(report, "html", report)), findings
