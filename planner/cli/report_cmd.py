@@ -1,0 +1,87 @@
+"""``ttc report``: the capacity-planning report of a profile folder (HTML, PNGs, Markdown)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._common import console, fail
+
+
+def _pairs(values: list[str] | None) -> dict[str, str]:
+    out = {}
+    for v in values or []:
+        name, sep, spec = v.partition("=")
+        if not sep or not name or not spec:
+            fail(f"--model-spec must look like NAME=CATALOG_NAME_OR_CONFIG, got {v!r}")
+        out[name.strip()] = spec.strip()
+    return out
+
+
+def report(
+    profile: Path = typer.Argument(..., help="Samples folder (from `ttc profile` or `ttc import`)."),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
+    gpu: str = typer.Option("h100", "--gpu", "-g", help="Accelerator from the catalog to price on."),
+    budget_key: str = typer.Option(
+        "flops", "--budget-key", help="Budgeted cost: flops, tokens, usd, latency_s."
+    ),
+    budgets: str = typer.Option(
+        None, "--budgets", help="Comma-separated per-query budgets (default: five from cheap to dear)."
+    ),
+    mix: str = typer.Option(None, "--mix", help="Difficulty mix LABEL:WEIGHT,... (default: every question)."),
+    qps: float = typer.Option(10.0, "--qps", help="Target queries per second of the capacity table."),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Queries served together."),
+    risk: str = typer.Option("expected", "--risk", help="expected | conservative."),
+    allow_simulated: bool = typer.Option(
+        False, "--allow-simulated", help="Also consider strategies scored by an oracle or simulated verifier."
+    ),
+    model_spec: list[str] = typer.Option(
+        None, "--model-spec", help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG (imported samples)."
+    ),
+    n_boot: int = typer.Option(
+        200, "--n-boot", min=0, help="Question-bootstrap replicates of curves and laws."
+    ),
+    no_png: bool = typer.Option(False, "--no-png", help="Do not write the PNGs."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute curves and laws."),
+) -> None:
+    """Write the capacity-planning report: one self-contained HTML page (opens offline), a PNG
+    of every chart and a Markdown summary. It shows the best option per budget and difficulty,
+    accuracy versus compute with fitted laws and saturation points, the Pareto front, the
+    per-difficulty allocation, dense versus MoE, KV-cache memory and a capacity table, and what
+    was measured versus predicted.
+
+    Example:
+
+        ttc report runs/lab --out runs/lab/report.html --gpu h100 --qps 50
+
+        ttc report runs/lab --budget-key usd --budgets 1e-6,1e-5,1e-4
+    """
+    from planner.report import build_report
+
+    if risk not in ("expected", "conservative"):
+        fail(f"--risk must be expected or conservative, got {risk!r}")
+    try:
+        values = [float(v) for v in budgets.split(",")] if budgets else None
+    except ValueError:
+        fail(f"--budgets must be comma-separated numbers, got {budgets!r}")
+    try:
+        files = build_report(
+            profile, out, gpu=gpu, budgets=values, budget_key=budget_key, mix=mix, qps=qps, concurrency=concurrency,
+            risk=risk, include_simulated=allow_simulated, model_specs=_pairs(model_spec), n_boot=n_boot,
+            use_cache=not no_cache, png=not no_png,
+        )  # fmt: skip
+    except (ValueError, LookupError) as exc:  # SchemaError, SpecError, CatalogError, PlanError, bad requests
+        fail(str(exc))
+    console.print(f"report: {files.html}", highlight=False)
+    if files.markdown:
+        console.print(f"summary: {files.markdown}", highlight=False)
+    if files.pngs:
+        console.print(
+            f"charts: {len(files.pngs)} PNGs in {next(iter(files.pngs.values())).parent}", highlight=False
+        )
+    console.print(f"built in {files.seconds['total']:.1f} s", style="dim", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report", help="Write the capacity-planning report (HTML, PNGs, Markdown).")(report)
