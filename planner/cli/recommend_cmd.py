@@ -311,5 +311,5 @@ def evaluate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("recommend", help="Recommend model, strategy and knobs for a budget.")(recommend)
-    app.command("evaluate", help="Plan on half the questions, measure on the other half.")(evaluate)
+    app.command("recommend", short_help="Recommend model, strategy and knobs for a budget.")(recommend)
+    app.command("evaluate", short_help="Plan on half the questions, measure on the other half.")(evaluate)
