@@ -172,12 +172,17 @@ def _budget_accuracy(task: LabArithTask, model, tok, probs, prompts, budget: int
     )
 
 
-def format_table(rows: list[dict], n_samples: int = 16) -> str:
-    """The model-card table (Markdown), one row per model and level."""
-    extra = sorted(
+def format_table(rows: list[dict], n_samples: int = 16, budget: bool = False) -> str:
+    """The model-card table (Markdown), one row per model and level: accuracies, or with
+    ``budget`` the budget-forcing accuracies (``forced@T=..`` columns) of rows that have them."""
+    forced = sorted(
         {k for r in rows for k in r if k.startswith("forced@")}, key=lambda k: int(k.split("=")[1])
     )
-    cols = ["greedy_cot", "greedy_direct", "pass@1", f"pass@{n_samples}", "well_formed", *extra]
+    if budget:
+        cols = ["greedy_cot", *forced]
+        rows = [r for r in rows if any(k in r for k in forced)]
+    else:
+        cols = ["greedy_cot", "greedy_direct", "pass@1", f"pass@{n_samples}", "well_formed"]
     head = "| model | level | n | " + " | ".join(cols) + " |"
     lines = [head, "|" + "---|" * (3 + len(cols))]
     for r in rows:
@@ -211,6 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.extend(evaluate_model(name, args.per_level, args.samples, budgets, args.seed, args.threads))
         print(f"{name}: evaluated in {time.perf_counter() - t0:.0f}s", flush=True)
     print(format_table(rows, args.samples))
+    if budgets:
+        print("\nbudget forcing (greedy scratchpad capped at T tokens, then the answer trigger):")
+        print(format_table(rows, args.samples, budget=True))
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
