@@ -14,6 +14,7 @@ and a 30B-total / 3B-active MoE).
 
 from __future__ import annotations
 
+import html.parser
 import json
 from pathlib import Path
 
@@ -41,6 +42,8 @@ POOL_CONFIG = json.dumps(
 GREEDY_CONFIG = json.dumps({"cot": True})
 BUDGET_TOKENS = (16, 32, 64)
 KV_SOURCE = "synthetic-fixture"
+#: the charts of a report whose profile has an MoE model
+CHART_KEYS = {"budget_map", "accuracy", "pareto", "allocation", "moe", "kv"}
 
 
 def budget_config(tokens: int) -> str:
@@ -104,3 +107,30 @@ def write_profile(folder: Path, models=tuple(MODELS), n_questions: int = 8, seed
                              "backend": "fixture"}  # fmt: skip
     write_run(folder, meta)
     return folder
+
+
+class SpecParser(html.parser.HTMLParser):
+    """Collects the embedded JSON specs (``(data-target, text)``), script sources and link targets of
+    a report page (a test helper, not a fixture of numbers)."""
+
+    def __init__(self):
+        super().__init__()
+        self.specs: list[tuple[str, str]] = []
+        self.srcs: list[str] = []
+        self._target = None
+        self._buf = ""
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.srcs += [v for k, v in a.items() if k in ("src", "href") and v is not None]
+        if tag == "script" and a.get("type") == "application/json":
+            self._target, self._buf = a.get("data-target"), ""
+
+    def handle_endtag(self, tag):
+        if tag == "script" and self._target is not None:
+            self.specs.append((self._target, self._buf))
+            self._target = None
+
+    def handle_data(self, data):
+        if self._target is not None:
+            self._buf += data

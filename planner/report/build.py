@@ -55,9 +55,16 @@ class ReportContent:
     sections: list[Section]
     frames: dict[str, pd.DataFrame]
     seconds: dict[str, float] = field(default_factory=dict)
+    _specs: dict[str, dict] | None = field(default=None, repr=False)
 
     def charts(self) -> dict[str, alt.TopLevelMixin]:
         return {s.key: s.chart for s in self.sections if s.chart is not None}
+
+    def specs(self) -> dict[str, dict]:
+        """Each chart's Vega-Lite spec (``chart.to_dict()``, validated by Altair once, then cached)."""
+        if self._specs is None:
+            self._specs = {k: c.to_dict() for k, c in self.charts().items()}
+        return self._specs
 
 
 def vega_lite_version() -> str | None:
@@ -262,7 +269,7 @@ def _capacity_table(cap: pd.DataFrame) -> pd.DataFrame:
     out = cap[[c for c in cols if c in cap]].rename(columns=cols)
     usd = lambda v: f"${float(v):.3g}"  # noqa: E731
     for c, f in (("expected accuracy", _pct), ("latency (s)", _g), ("US$ per 1k queries at this load", usd),
-                 ("US$ per 1k queries at full load", usd), ("utilization", lambda v: f"{float(v):.0%}"),
+                 ("US$ per 1k queries at full load", usd), ("utilization", lambda v: f"{100 * float(v):.2g}%"),
                  ("max queries/s per GPU", _g)):  # fmt: skip
         if c in out:
             out[c] = out[c].map(lambda v, f=f: "-" if v is None or pd.isna(v) else f(v))
@@ -361,9 +368,9 @@ _RENDER_JS = """
 """
 
 
-def _spec_json(chart: alt.TopLevelMixin) -> str:
-    """The chart's Vega-Lite spec as JSON safe inside a <script> element."""
-    text = json.dumps(chart.to_dict(), allow_nan=False, separators=(",", ":"))
+def _spec_json(spec: dict) -> str:
+    """A Vega-Lite spec as JSON safe inside a <script> element."""
+    text = json.dumps(spec, allow_nan=False, separators=(",", ":"))
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
@@ -422,7 +429,7 @@ def write_html(content: ReportContent, path: Path) -> Path:
         if s.chart is not None:
             parts.append(f"<div class='chart' id='chart-{s.key}' data-chart='{s.key}'></div>")
             parts.append(f"<script type='application/json' class='vl-spec' data-target='chart-{s.key}'>"
-                         f"{_spec_json(s.chart)}</script>")  # fmt: skip
+                         f"{_spec_json(content.specs()[s.key])}</script>")  # fmt: skip
         parts += [_table_html(cap, df) for cap, df in s.tables]
         parts.append("</section>")
     parts.append(f"<script>{_RENDER_JS}</script></body></html>")
@@ -440,10 +447,8 @@ def write_pngs(content: ReportContent, folder: Path, scale: float = 1.0) -> dict
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     version = vega_lite_version()
-    for key, chart in content.charts().items():
-        png = vl_convert.vegalite_to_png(
-            chart.to_dict(), vl_version=version, scale=scale, allowed_base_urls=[]
-        )
+    for key, spec in content.specs().items():
+        png = vl_convert.vegalite_to_png(spec, vl_version=version, scale=scale, allowed_base_urls=[])
         p = folder / f"{key}.png"
         p.write_bytes(png)
         out[key] = p

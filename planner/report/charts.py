@@ -57,6 +57,16 @@ _PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#
 _NONE_COLOR = "#e0e0e0"
 
 
+def _axis(cost_key: str) -> alt.Axis:
+    """A log axis for a cost: SI prefixes for counts (FLOPs, tokens, bytes), dollars and seconds
+    in short scientific notation."""
+    if cost_key == "usd":
+        return alt.Axis(format="$.2~g", labelOverlap="greedy", labelSeparation=6)
+    if cost_key == "latency_s":
+        return alt.Axis(format=".2~g", labelOverlap="greedy", labelSeparation=6)
+    return _SI
+
+
 def _data(df: pd.DataFrame) -> alt.Data:
     """Inline values (NaN -> null) of a frame."""
     return alt.Data(values=json.loads(df.to_json(orient="records", double_precision=12)))
@@ -269,7 +279,7 @@ def plot_allocation(curves: pd.DataFrame, cost_key: str) -> alt.LayerChart:
         x=alt.X(
             f"{COST}:Q",
             scale=alt.Scale(type="log"),
-            axis=_SI,
+            axis=_axis(cost_key),
             title=f"average {COST_LABELS.get(cost_key, cost_key)} (predicted)",
         ),
         y=_acc_axis("expected accuracy over the mix (predicted)"),
@@ -297,7 +307,7 @@ def plot_allocation(curves: pd.DataFrame, cost_key: str) -> alt.LayerChart:
             alt.Tooltip("cost2:Q", title="single option cost", format=".3g"),
         ],  # fmt: skip
     )
-    labels = saving.mark_text(dy=11, color="#2ca02c", fontSize=_FONT, fontWeight="bold").encode(
+    labels = saving.mark_text(dy=-8, color="#2ca02c", fontSize=_FONT, fontWeight="bold").encode(
         x=alt.X("cost_mid:Q"), text="label:N"
     )
     return alt.layer(lines, rules, labels).properties(
@@ -312,42 +322,46 @@ def plot_allocation(curves: pd.DataFrame, cost_key: str) -> alt.LayerChart:
     )
 
 
-def plot_moe(fronts: pd.DataFrame) -> alt.FacetChart:
+def plot_moe(fronts: pd.DataFrame) -> alt.VConcatChart:
     """Each model's accuracy-cost front (best option of the model at each cost) for the MoE
-    and the dense models of equal active and equal total parameters, in FLOPs and in US$.
+    and the dense models of equal active and equal total parameters: one row per MoE model,
+    FLOPs on the left and US$ on the GPU on the right.
 
-    ``fronts`` is the first frame of :func:`planner.report.data.moe_frames`.
+    ``fronts`` is the first frame of :func:`planner.report.tradeoffs.moe_frames`.
     """
-    df = fronts.assign(cost_axis=fronts["cost_key"].map(lambda k: f"{COST_LABELS.get(k, k)} (predicted)"))
-    base = alt.Chart().encode(
-        x=alt.X(f"{COST}:Q", scale=alt.Scale(type="log"), axis=_SI, title=None),
-        y=_acc_axis("best accuracy of the model"),
-        color=alt.Color(f"{SERIES}:N", title=None, legend=alt.Legend(orient="bottom", direction="vertical")),
-    )
-    lines = base.mark_line(interpolate="step-after", strokeWidth=1.8)
-    points = base.mark_point(filled=True, size=45).encode(
-        shape=alt.Shape(f"{SOURCE}:N", title="accuracy source"),
-        tooltip=[
-            alt.Tooltip(f"{OPTION}:N", title="option"),
-            alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"),
-            alt.Tooltip(f"{COST}:Q", format=".3g"),
-            alt.Tooltip(f"{SOURCE}:N"),
-        ],  # fmt: skip
-    )
-    return (
-        alt.layer(lines, points, data=_data(df))
-        .properties(width=370, height=260)
-        .facet(
-            column=alt.Column("cost_axis:N", title=None, header=alt.Header(labelFontSize=_FONT)),
-            row=alt.Row("moe:N", title="MoE model"),
-            title=_title(
-                "Dense versus MoE at equal active and at equal total parameters",
-                "each model's best accuracy at each cost (its own Pareto front over strategies and knobs); "
-                "accuracy measured or fitted from the profile; costs PREDICTED by the cost model",
-                "US$ on the GPU counts memory traffic: an MoE reads the weights of every expert a batch touches",
-            ),
+    rows = []
+    for moe, part in fronts.groupby("moe", sort=True):
+        panels = []
+        for key in (S.FLOPS, "usd"):
+            df = part[part["cost_key"] == key]
+            if df.empty:
+                continue
+            base = alt.Chart(_data(df)).encode(
+                x=alt.X(f"{COST}:Q", scale=alt.Scale(type="log"), axis=_axis(key),
+                        title=f"{COST_LABELS.get(key, key)} (predicted)"),
+                y=_acc_axis(f"best accuracy ({moe} and its dense pairs)"),
+                color=alt.Color(f"{SERIES}:N", title=None, legend=alt.Legend(orient="bottom", direction="vertical",
+                                                                             labelLimit=400)),
+            )  # fmt: skip
+            lines = base.mark_line(interpolate="step-after", strokeWidth=1.8)
+            points = base.mark_point(filled=True, size=45).encode(
+                shape=alt.Shape(f"{SOURCE}:N", title="accuracy source"),
+                tooltip=[
+                    alt.Tooltip(f"{OPTION}:N", title="option"),
+                    alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"),
+                    alt.Tooltip(f"{COST}:Q", title=key, format=".3g"),
+                    alt.Tooltip(f"{SOURCE}:N"),
+                ],  # fmt: skip
+            )
+            panels.append(alt.layer(lines, points).properties(width=370, height=260))
+        rows.append(alt.hconcat(*panels))
+    return alt.vconcat(*rows).properties(
+        title=_title(
+            "Dense versus MoE at equal active and at equal total parameters",
+            "each model's best accuracy at each cost (its own Pareto front over strategies and knobs); "
+            "accuracy measured or fitted from the profile; costs PREDICTED by the cost model",
+            "US$ on the GPU counts memory traffic: an MoE reads the weights of every expert a batch touches",
         )
-        .resolve_scale(x="independent")
     )
 
 

@@ -79,9 +79,16 @@ def allocation_frames(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.Da
                             "cost2": cmp["single_cost"], S.ACCURACY: cmp["single_accuracy"],
                             "cost_mid": math.sqrt(cmp["cost_to_match"] * cmp["single_cost"]),
                             "label": f"{tag}: {cmp['compute_ratio']:.2f}x"})  # fmt: skip
-    curves.append(
-        pd.DataFrame(savings, columns=[SERIES, KIND, COST, "cost2", "cost_mid", S.ACCURACY, "label"])
-    )
+    saving = pd.DataFrame(savings, columns=[SERIES, KIND, COST, "cost2", "cost_mid", S.ACCURACY, "label"])
+    if len(saving):  # budgets that share a segment share its label: "B1,B2: 1.08x"
+        saving["tag"] = saving["label"].str.split(":").str[0]
+        saving["ratio"] = saving["label"].str.split(": ").str[1]
+        saving = saving.groupby([COST, "cost2", S.ACCURACY], as_index=False, sort=False).agg(
+            {SERIES: "first", KIND: "first", "cost_mid": "first", "tag": ",".join, "ratio": "first"}
+        )
+        saving["label"] = saving["tag"] + ": " + saving["ratio"]
+        saving = saving.drop(columns=["tag", "ratio"])
+    curves.append(saving)
     return pd.concat(curves, ignore_index=True), pd.DataFrame(rows), ""
 
 
