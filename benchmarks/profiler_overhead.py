@@ -7,7 +7,9 @@ each, ``--max-new-tokens``, temperature 1.
 * **bare**: per batch, the tokenizer, ``model.generate(do_sample=True, temperature=1)`` on the
   batch's prompts repeated n times (left padding), and decoding — nothing else.
 * **hf backend**: per batch, ``HFBackend.generate`` of the batch's requests (per-row seeded
-  sampling, log-probs, per-row stopping, measured tokens, latency and KV).
+  sampling, log-probs, per-row stopping, measured tokens, latency and KV) — the very requests
+  the profiler sends, same seeds, so these two sides draw identical samples and their
+  difference is the profiler's own cost.
 * **profiler**: one :func:`profiling.runner.profile` run with ``pool:n=N`` into a fresh folder
   — everything ``ttc profile`` does: run.json, request building, the hf backend, answer
   extraction, rows, schema validation, atomic fsync-ed Parquet shards.
@@ -15,8 +17,10 @@ each, ``--max-new-tokens``, temperature 1.
 The hf backend is loaded with ``max_batch_rows = batch_size * n`` so every side makes ONE
 ``generate`` call per batch. After ``--warmup`` untimed rounds, the sides alternate for
 ``--reps`` rounds (machine-load drifts hit all alike); the script prints median wall times
-and their ratios to bare (the headline), and median wall time per median decode step
-(sampled lengths make the number of decode steps differ a little between sides). ``time.perf_counter``, with
+and their ratios to bare (the headline), the same for CPU time (``time.process_time``, all
+threads of this process: steadier than wall time on a shared machine, where other
+processes steal cycles), and wall time per decode step (sampled lengths make the number of
+decode steps differ a little between sides). ``time.perf_counter``, with
 ``torch.cuda.synchronize`` on CUDA.
 
 Run::
@@ -50,10 +54,10 @@ def bare_generate(
     model, tok = backend.model, backend.tokenizer
     sync = torch.cuda.synchronize if backend.device.type == "cuda" else (lambda: None)
     eos = torch.tensor(sorted(backend.eos_ids), device=backend.device)
-    elapsed, steps, tokens = 0.0, 0, 0
+    elapsed, cpu, steps, tokens = 0.0, 0.0, 0, 0
     for b, prompts in enumerate(batches):
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         enc = tok(prompts, return_tensors="pt", padding=True)
         ids = enc["input_ids"].repeat_interleave(n, dim=0).to(backend.device)
         mask = enc["attention_mask"].repeat_interleave(n, dim=0).to(backend.device)
@@ -73,12 +77,13 @@ def bare_generate(
         tok.batch_decode(new, skip_special_tokens=True)
         sync()
         elapsed += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         is_eos = torch.isin(new, eos)
         ended = is_eos.any(dim=1)
         lengths = torch.where(ended, is_eos.int().argmax(dim=1) + 1, new.shape[1])  # up to and including EOS
         steps += int(new.shape[1])
         tokens += int(lengths.sum())
-    return elapsed, steps, tokens
+    return elapsed, cpu, steps, tokens
 
 
 def _counting(backend):
@@ -95,40 +100,49 @@ def _counting(backend):
     return steps
 
 
-def backend_generate(
-    backend, batches: list[list[str]], n: int, max_new_tokens: int, seed: int
-) -> tuple[float, int, int]:
-    """``HFBackend.generate`` per batch. Returns (seconds, steps, tokens)."""
-    from profiling.backends import GenerationRequest
+def backend_generate(backend, task, problems: list, args, seed: int) -> tuple:
+    """``HFBackend.generate`` per batch, with exactly the requests ``pool`` sends in a profile run
+    with run seed ``seed`` (same prompts, n, seeds), so both sides draw the same samples.
 
+    Returns (wall s, CPU s, decode steps, generated tokens)."""
+    from profiling.backends import GenerationRequest
+    from profiling.strategies import RunContext, get_strategy
+
+    pool = get_strategy(f"pool:n={args.n}")
+    ctx = RunContext(seed=seed, max_new_tokens=args.max_new_tokens, model=backend.model_name)
     steps = _counting(backend)
-    elapsed, tokens = 0.0, 0
+    elapsed, cpu, tokens = 0.0, 0.0, 0
     try:
-        for b, prompts in enumerate(batches):
+        for start in range(0, len(problems), args.batch_size):
             requests = [
                 GenerationRequest(
-                    p, n=n, max_new_tokens=max_new_tokens, temperature=1.0, seed=seed * 1000 + b * 100 + i
+                    task.format_prompt(p, cot=True),
+                    n=args.n,
+                    max_new_tokens=args.max_new_tokens,
+                    temperature=1.0,
+                    seed=pool.unit_seed(ctx, p),
                 )
-                for i, p in enumerate(prompts)
+                for p in problems[start : start + args.batch_size]
             ]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             results = backend.generate(requests)
             elapsed += time.perf_counter() - t0
+            cpu += time.process_time() - c0
             tokens += sum(c.completion_tokens for r in results for c in r.completions)
     finally:
         del backend.generate
-    return elapsed, sum(steps), tokens
+    return elapsed, cpu, sum(steps), tokens
 
 
-def profiler_pool(backend, task, args, seed: int) -> tuple[float, int, int]:
-    """One full ``ttc profile`` run of ``pool:n=N`` into a fresh folder. Returns (seconds, steps, tokens)."""
+def profiler_pool(backend, task, args, seed: int) -> tuple:
+    """One full ``ttc profile`` run of ``pool:n=N`` into a fresh folder. Returns (wall s, CPU s, steps, tokens)."""
     from fitting.schema import read_samples
     from profiling.runner import profile
 
     steps = _counting(backend)
     try:
         with tempfile.TemporaryDirectory() as out:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = profile(
                 [backend],
                 task,
@@ -139,13 +153,13 @@ def profiler_pool(backend, task, args, seed: int) -> tuple[float, int, int]:
                 max_new_tokens=args.max_new_tokens,
                 batch_size=args.batch_size,
             )
-            elapsed = time.perf_counter() - t0
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             rows = len(read_samples(out))
     finally:
         del backend.generate
     if rows != args.n * args.questions:
         raise RuntimeError(f"profiler wrote {rows} rows, expected {args.n * args.questions}")
-    return elapsed, sum(steps), result.completion_tokens
+    return elapsed, cpu, sum(steps), result.completion_tokens
 
 
 def main() -> None:
@@ -166,7 +180,8 @@ def main() -> None:
 
     backend = load_backend(args.model, device=args.device, max_batch_rows=args.batch_size * args.n)
     task = get_task(args.task)
-    prompts = [task.format_prompt(p, cot=True) for p in task.problems(limit=args.questions)]
+    problems = list(task.problems(limit=args.questions))
+    prompts = [task.format_prompt(p, cot=True) for p in problems]
     batches = [prompts[i : i + args.batch_size] for i in range(0, len(prompts), args.batch_size)]
     print(
         f"model {backend.model_name} ({backend.metadata().get('num_parameters', '?')} params) on {args.device}; "
@@ -175,7 +190,7 @@ def main() -> None:
     )
     sides = {
         "bare generate": lambda seed: bare_generate(backend, batches, args.n, args.max_new_tokens, seed),
-        "hf backend": lambda seed: backend_generate(backend, batches, args.n, args.max_new_tokens, seed),
+        "hf backend": lambda seed: backend_generate(backend, task, problems, args, seed),
         "profiler pool": lambda seed: profiler_pool(backend, task, args, seed),
     }
     for i in range(args.warmup):
@@ -186,29 +201,25 @@ def main() -> None:
         for name, run in sides.items():
             measured[name].append(run(rep))
 
-    def wall(name):
-        return statistics.median(r[0] for r in measured[name])
+    def med(name, i):
+        return statistics.median(r[i] for r in measured[name])
 
-    def steps(name):
-        return statistics.median(r[1] for r in measured[name])
-
-    def per_step(name):
-        return wall(name) / max(steps(name), 1)
-
+    bare = "bare generate"
     print(
-        f"{'':16}{'wall s':>10}{'decode steps':>14}{'tokens':>9}{'ms/step':>9}{'wall/bare':>11}{'step/bare':>11}"
+        f"{'':16}{'wall s':>9}{'CPU s':>9}{'steps':>7}{'tokens':>8}{'wall/bare':>11}{'CPU/bare':>10}{'step/bare':>11}"
     )
     for name in sides:
-        tokens = statistics.median(r[2] for r in measured[name])
+        per_step = (med(name, 0) / med(name, 2)) / (med(bare, 0) / med(bare, 2))
         print(
-            f"{name:16}{wall(name):10.4f}{steps(name):14.0f}{tokens:9.0f}{1e3 * per_step(name):9.3f}"
-            f"{wall(name) / wall('bare generate'):11.3f}{per_step(name) / per_step('bare generate'):11.3f}"
+            f"{name:16}{med(name, 0):9.4f}{med(name, 1):9.4f}{med(name, 2):7.0f}{med(name, 3):8.0f}"
+            f"{med(name, 0) / med(bare, 0):11.3f}{med(name, 1) / med(bare, 1):10.3f}{per_step:11.3f}"
         )
+    prof, hf = "profiler pool", "hf backend"
     print(
-        f"profiler overhead ratio (median wall time, profiler / bare): {wall('profiler pool') / wall('bare generate'):.3f}"
-        f" (target < 1.10); per decode step {per_step('profiler pool') / per_step('bare generate'):.3f}; "
-        f"of which hf backend / bare {wall('hf backend') / wall('bare generate'):.3f} and "
-        f"profiler / hf backend {wall('profiler pool') / wall('hf backend'):.3f}; medians of {args.reps} reps"
+        f"profiler overhead ratio, profiler / bare: wall {med(prof, 0) / med(bare, 0):.3f}, "
+        f"CPU {med(prof, 1) / med(bare, 1):.3f} (target < 1.10); of which hf backend / bare: wall "
+        f"{med(hf, 0) / med(bare, 0):.3f}, CPU {med(hf, 1) / med(bare, 1):.3f}; profiler / hf backend: wall "
+        f"{med(prof, 0) / med(hf, 0):.3f}, CPU {med(prof, 1) / med(hf, 1):.3f}; medians of {args.reps} reps"
     )
     backend.close()
 
