@@ -50,8 +50,8 @@ def main() -> None:
     backend = load_backend(args.model, device=args.device)
     task = get_task(args.task)
     one_per_level = list(task.problems(per_level=1))
-    step = max(1, len(one_per_level) // args.questions)
-    problems = one_per_level[::step][: args.questions]
+    q = min(args.questions, len(one_per_level))  # evenly spread: first and last level included
+    problems = [one_per_level[round(i * (len(one_per_level) - 1) / max(q - 1, 1))] for i in range(q)]
     ctx = RunContext(seed=args.seed, max_new_tokens=args.max_new_tokens, model=backend.model_name)
     print(f"model {backend.model_name}; questions {[p.id for p in problems]}; N = {args.n}")
 
