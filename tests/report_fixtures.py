@@ -91,11 +91,17 @@ def samples_table(models=tuple(MODELS), n_questions: int = 8, seed: int = 0) -> 
     return S.validate_samples(pd.DataFrame(rows))
 
 
-def write_profile(folder: Path, models=tuple(MODELS), n_questions: int = 8, seed: int = 0) -> Path:
-    """Write the fixture as a profile folder (one shard and a run.json with each model's config)."""
+def write_profile(
+    folder: Path, models=tuple(MODELS), n_questions: int = 8, seed: int = 0, single_bin: bool = False
+) -> Path:
+    """Write the fixture as a profile folder (one shard and a run.json with each model's config);
+    ``single_bin`` labels every question's difficulty "all" (as an import without labels)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_shard(folder, samples_table(models, n_questions, seed))
+    samples = samples_table(models, n_questions, seed)
+    if single_bin:
+        samples[S.DIFFICULTY] = "all"
+    write_shard(folder, samples)
     strategies = [("pool", POOL_CONFIG), ("greedy", GREEDY_CONFIG)] + [
         ("budget", budget_config(t)) for t in BUDGET_TOKENS
     ]

@@ -351,18 +351,18 @@ def test_allocation_moe_and_kv_charts(built):
 
 
 # ---- variants and the command line ----------------------------------------------------------------------
-def test_a_profile_without_moe_omits_that_section_with_a_note(tmp_path):
-    folder = F.write_profile(tmp_path / "dense", models=("fix-s", "fix-m"), n_questions=5)
+def test_a_profile_without_moe_or_difficulty_bins_omits_those_sections_with_a_note(tmp_path):
+    folder = F.write_profile(tmp_path / "dense", models=("fix-s", "fix-m"), n_questions=5, single_bin=True)
     files = build_report(folder, tmp_path / "r.html", n_boot=0, png=False)
-    moe = next(s for s in files.content.sections if s.key == "moe")
-    assert moe.chart is None and moe.notes == [
-        "the profile has no MoE model: the dense-vs-MoE comparison is omitted"
-    ]
+    notes = {s.key: (s.chart, s.notes) for s in files.content.sections}
+    assert notes["moe"] == (None, ["the profile has no MoE model: the dense-vs-MoE comparison is omitted"])
+    assert notes["allocation"] == (None, ["the profile has a single difficulty bin: nothing to allocate"])
     parser = F.SpecParser()
     page = files.html.read_text()
     parser.feed(page)
-    assert {t.removeprefix("chart-") for t, _ in parser.specs} == CHARTS - {"moe"}
+    assert {t.removeprefix("chart-") for t, _ in parser.specs} == CHARTS - {"moe", "allocation"}
     assert "the profile has no MoE model" in page and files.pngs == {}
+    assert set(files.content.frames["budget_grid"][D.TARGET]) == {"all"}
 
 
 def test_cli_writes_the_report_and_rejects_bad_requests(profile_dir, tmp_path):
