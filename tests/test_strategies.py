@@ -58,6 +58,10 @@ def test_bad_knob_values_say_what_was_expected():
         get_strategy("greedy:cot=maybe")
     with pytest.raises(ValueError, match="knob 'prm' must be oracle, noisy:P"):
         get_strategy("beam:prm=noisy:abc")
+    with pytest.raises(ValueError, match="knob 'prm' must be oracle, noisy:P"):
+        get_strategy("beam:prm=none")  # beam needs a process reward
+    with pytest.raises(ValueError, match="knob 'verifier' must be oracle"):
+        get_strategy("refine:verifier=none")
 
 
 def test_config_fills_defaults_so_equal_strategies_share_one_config():

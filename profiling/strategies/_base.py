@@ -240,8 +240,15 @@ class Strategy(ABC):
         return derive_seed(ctx.seed, ctx.model, self.name, self.config_json(), problem.id)
 
     # ---- behaviour ------------------------------------------------------------------------
-    def check_task(self, task: Task) -> None:  # noqa: B027 - optional hook
-        """Raise ``ValueError`` when this strategy cannot run on ``task`` (before any work)."""
+    def check_task(self, task: Task) -> None:
+        """Raise ``ValueError`` when this strategy cannot run on ``task`` (before any work).
+
+        Here: a ``cot=false`` knob needs a task with a direct-answer prompt.
+        """
+        if self.params.get("cot") is False and not task.supports_direct:
+            raise ValueError(
+                f"{self.name}:cot=false needs a direct-answer prompt, which task {task.name!r} does not have"
+            )
 
     @abstractmethod
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:

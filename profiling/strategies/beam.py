@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from ..backends._base import Backend, GenerationRequest, GenerationResult
 from ..tasks._base import Problem, Task
 from ._base import Cost, Knob, Outcome, RunContext, Strategy, concurrent_kv, derive_seed, mean_logprob
-from .rewards import ProcessReward, get_reward, is_valid_reward_spec
+from .rewards import ProcessReward, get_reward, is_required_reward_spec
 
 __all__ = ["BeamSearch"]
 
@@ -85,7 +85,7 @@ class BeamSearch(Strategy):
             "oracle",
             str,
             "process reward: oracle|noisy:P|module:function",
-            is_valid_reward_spec,
+            is_required_reward_spec,
             "oracle, noisy:P, a registered name or module:function",
         ),
         "temperature": Knob(
@@ -97,10 +97,6 @@ class BeamSearch(Strategy):
     def labels(self) -> dict[str, object]:
         prm = get_reward(self.params["prm"], task=None)
         return {"prm_source": prm.source}
-
-    def check_task(self, task: Task) -> None:
-        if self.params["prm"] == "none":
-            raise ValueError("beam needs a process reward: prm=oracle, prm=noisy:P or prm=module:function")
 
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
         width, expand = self.params["width"], self.params["expansions"]

@@ -21,12 +21,6 @@ class Greedy(Strategy):
     summary = "one greedy completion per question (cot=true|false)"
     KNOBS = {"cot": Knob(True, bool, "chain-of-thought prompt (false: direct answer)")}
 
-    def check_task(self, task: Task) -> None:
-        if not self.params["cot"] and not task.supports_direct:
-            raise ValueError(
-                f"greedy:cot=false needs a direct-answer prompt, which task {task.name!r} does not have"
-            )
-
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
         cot = self.params["cot"]
         requests = [

@@ -50,12 +50,6 @@ class Pool(Strategy):
         reward = get_reward(self.params["reward"], task=None)
         return {} if reward is None else {"reward_source": reward.source}
 
-    def check_task(self, task: Task) -> None:
-        if not self.params["cot"] and not task.supports_direct:
-            raise ValueError(
-                f"pool:cot=false needs a direct-answer prompt, which task {task.name!r} does not have"
-            )
-
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
         n = self.params["n"]
         scorer = get_reward(self.params["reward"], task, seed=ctx.seed)

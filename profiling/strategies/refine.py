@@ -40,7 +40,7 @@ from ._base import (
     mean_logprob,
     split_steps,
 )
-from .rewards import ProcessReward, get_reward, is_valid_reward_spec
+from .rewards import ProcessReward, get_reward, is_required_reward_spec
 
 __all__ = ["Refine", "refine_chains", "CRITIQUE_PROMPT", "ACCEPT_THRESHOLD"]
 
@@ -69,7 +69,7 @@ def _verifier_knob() -> Knob:
         "oracle",
         str,
         "step verifier: oracle|noisy:P|module:function",
-        is_valid_reward_spec,
+        is_required_reward_spec,
         "oracle, noisy:P, a registered name or module:function",
     )
 

@@ -197,6 +197,11 @@ def get_reward(spec: str, task: Task | None, seed: int = 0) -> ProcessReward | N
     raise ValueError(f"unknown reward {spec!r}; expected one of: {known}")
 
 
+def is_required_reward_spec(value: str) -> bool:
+    """:func:`is_valid_reward_spec` without ``none``: for knobs that need a reward (beam, refine)."""
+    return str(value).strip() not in ("", "none") and is_valid_reward_spec(value)
+
+
 def is_valid_reward_spec(value: str) -> bool:
     """Cheap syntactic check used by knob validation (imports happen later)."""
     text = str(value).strip()
