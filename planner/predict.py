@@ -86,9 +86,9 @@ class CurvePredictor:
         None: values between profiled points are interpolated linearly in ``log x`` and
         nothing beyond the largest is predicted.
     band : mapping with arrays ``x``, ``lo``, ``hi`` (and ``estimate``) or None
-        The law's bootstrap prediction band. Offsets ``lo - estimate`` and ``hi - estimate``
-        are interpolated in ``log x`` and added to the law's value. Without a band, the
-        offsets of the measured intervals are interpolated instead (a stated approximation:
+        The law's bootstrap prediction band. Its ``estimate`` (interpolated in ``log x``) is
+        the prediction, and ``lo``/``hi`` its interval. Without a band, the law's value with
+        the offsets of the measured intervals interpolated around it (a stated approximation:
         the law is taken to be as uncertain as the nearest measurements).
     extrapolation_error : float
         The law's held-out extrapolation RMSE (accuracy units; 0 if unknown). Beyond the
@@ -104,8 +104,9 @@ class CurvePredictor:
     .. math:: [\hat y + (o_{lo}(x) - e\,d),\ \hat y + (o_{hi}(x) + e\,d)],\qquad
               d = 1 + \log_2(x / x_{max}),
 
-    with :math:`o` the band offsets (or the measured offsets at ``x_max`` multiplied by
-    ``d``) and :math:`e` the extrapolation error.
+    with :math:`o` the wider of the band offsets and the measured offsets at ``x_max``
+    multiplied by ``d``, and :math:`e` the held-out extrapolation error (0 when the law's
+    extrapolation could not be tested).
 
     Examples
     --------
@@ -168,6 +169,20 @@ class CurvePredictor:
             warnings.simplefilter("ignore")
             return np.asarray(self.law.predict(x), dtype=float)
 
+    def _center(self, x: np.ndarray) -> np.ndarray:
+        """The predicted accuracy: the band's own point estimate where there is a band (so the
+        interval is centred on the curve it was bootstrapped around), else the law."""
+        b = self.band
+        if b is not None and "estimate" in b:
+            return _interp_log(x, b["x"], b["estimate"])
+        return self._law(x)
+
+    def _measured_offsets(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            _interp_log(x, self.x_, self.lo_ - self.accuracy_),
+            _interp_log(x, self.x_, self.hi_ - self.accuracy_),
+        )
+
     def _offsets(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.band is not None:
             b = self.band
@@ -175,10 +190,7 @@ class CurvePredictor:
             if est is None:
                 est = self._law(b["x"])
             return _interp_log(x, b["x"], b["lo"] - est), _interp_log(x, b["x"], b["hi"] - est)
-        return (
-            _interp_log(x, self.x_, self.lo_ - self.accuracy_),
-            _interp_log(x, self.x_, self.hi_ - self.accuracy_),
-        )
+        return self._measured_offsets(x)
 
     def predict(self, x) -> Predictions:
         """Predictions at knob values ``x`` (raises :class:`ExtrapolationRefused` outside the range)."""
@@ -216,13 +228,15 @@ class CurvePredictor:
                 o_lo = _interp_log(xo, self.x_, self.lo_ - self.accuracy_)
                 o_hi = _interp_log(xo, self.x_, self.hi_ - self.accuracy_)
             else:
-                est = self._law(xo)
+                est = self._center(xo)
                 o_lo, o_hi = self._offsets(xo)
                 past = xo > self.x_max
                 d = 1.0 + np.log2(np.maximum(xo / self.x_max, 1.0))
-                if self.band is None:  # measured offsets at x_max, scaled by the doublings
-                    o_lo = np.where(past, o_lo * d, o_lo)
-                    o_hi = np.where(past, o_hi * d, o_hi)
+                # beyond the profiled range never narrower than the measured interval at x_max
+                # scaled by the doublings (a bootstrap band can collapse on step-like curves)
+                m_lo, m_hi = self._measured_offsets(xo)
+                o_lo = np.where(past, np.minimum(o_lo, m_lo * d), o_lo)
+                o_hi = np.where(past, np.maximum(o_hi, m_hi * d), o_hi)
                 widen = np.where(past, self.extrapolation_error * d, 0.0)
                 o_lo, o_hi = o_lo - widen, o_hi + widen
             est = np.clip(est, 0.0, 1.0)

@@ -200,11 +200,14 @@ def test_ttc_fit_records_are_used_for_pool_curves_and_knob_sweeps(curves):
     sp = OptionSpace.from_curves(sub, F.toy_coster(), fits=fits)
     maj = next(a for a in sp.curves if a.strategy == "majority")
     assert sp.curves[maj]["2"].fit_note == "from ttc fit"
-    pr = sp.curves[maj]["2"].predict([64.0])
-    law = sp.curves[maj]["2"].predictor.law
-    # band offset at x = 64, widened by the held-out extrapolation error x (1 + log2(64 / 16)) doublings
-    widen = 3 * pool_fit["extrapolation_error"]
-    assert pr.lo[0] == pytest.approx(float(law.predict(np.array([64.0]))[0]) - 0.10 - widen)
+    curve = sp.curves[maj]["2"]
+    pr = curve.predict([64.0])
+    assert pr.accuracy[0] == pytest.approx(0.5)  # the band's own estimate is the prediction
+    # at x = 64 (two doublings past 16): the wider of the band offset and 3x the measured offset
+    # at 16, widened by the held-out extrapolation error times 3
+    last = curve.points.iloc[-1]
+    offset = min(-0.10, 3 * (last["lo"] - last["accuracy"]))
+    assert pr.lo[0] == pytest.approx(0.5 + offset - 3 * pool_fit["extrapolation_error"])
     beam = next(a for a in sp.curves if a.strategy == "beam")
     beam_fit = next(f for f in fits if f[S.STRATEGY] == "beam" and f[S.DIFFICULTY] == "2")
     assert sp.curves[beam]["2"].predictor.law.name == beam_fit["law"]  # the sweep record, by its base config
