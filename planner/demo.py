@@ -8,7 +8,7 @@ Everything is written under one output folder::
 
     OUT/profile/     samples shards + run.json (resumable: a rerun reuses what is measured)
     OUT/fit/         curves.parquet, curves.csv, fits.json
-    OUT/report.html  the capacity-planning report (+ OUT/report_files/ PNGs, OUT/report.md)
+    OUT/report.html  the capacity-planning report (+ OUT/report-charts/ PNGs, OUT/report.md)
     OUT/findings.md  the headline findings
 
 Two presets: the default is sized to finish in about five minutes on two CPU cores; ``full``
@@ -47,6 +47,7 @@ PRESETS: dict[str, DemoPreset] = {
             "budget:tokens=4|8|16|32",
         ),
         per_level=16,
+        n_boot=100,
     ),
     # the thorough version: more questions, bigger pools, every strategy family
     "full": DemoPreset(
@@ -69,7 +70,7 @@ PRESETS: dict[str, DemoPreset] = {
 @dataclass
 class DemoResult:
     out: Path
-    report: Path | None
+    report: Path
     findings: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -83,9 +84,11 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run profile -> fit -> plan -> report on the lab under ``out`` (see the module doc)."""
-    from fitting.pipeline import fit_samples
-    from fitting.schema import read_samples
     from profiling.runner import profile
+
+    from .findings import headline_findings
+    from .load import load_profile
+    from .report import build_report
 
     if preset not in PRESETS:
         raise ValueError(f"unknown demo preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -105,33 +108,21 @@ def run_demo(
 
     t0 = time.perf_counter()
     log(f"[2/4] fitting curves and laws -> {fit_dir}")
-    fitted = fit_samples(read_samples(prof_dir), n_boot=p.n_boot)
+    prof = load_profile(prof_dir, n_boot=p.n_boot)  # fits cached beside the profile, reused below
     fit_dir.mkdir(parents=True, exist_ok=True)
-    fitted.curves.to_parquet(fit_dir / "curves.parquet", index=False)
-    fitted.curves.to_csv(fit_dir / "curves.csv", index=False)
-    (fit_dir / "fits.json").write_text(json.dumps(fitted.fits, indent=1) + "\n")
+    prof.curves.to_parquet(fit_dir / "curves.parquet", index=False)
+    prof.curves.to_csv(fit_dir / "curves.csv", index=False)
+    (fit_dir / "fits.json").write_text(json.dumps(prof.fits, indent=1) + "\n")
     seconds["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    log("[3/4] planning and writing the report")
-    report, findings = _report_and_findings(prof_dir, out, gpu=gpu, n_boot=p.n_boot)
+    log("[3/4] planning: headline findings")
+    findings = headline_findings(prof, gpu=gpu)
+    seconds["plan"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    log("[4/4] writing the report")
+    files = build_report(prof_dir, out / "report.html", gpu=gpu, n_boot=p.n_boot)
     seconds["report"] = time.perf_counter() - t0
     (out / "findings.md").write_text("# Headline findings\n\n" + "\n".join(f"- {f}" for f in findings) + "\n")
-    log("[4/4] done")
-    return DemoResult(out=out, report=report, findings=findings, seconds=seconds)
-
-
-def _report_and_findings(
-    prof_dir: Path, out: Path, *, gpu: str, n_boot: int
-) -> tuple[Path | None, list[str]]:
-    from .findings import headline_findings
-    from .load import load_profile
-
-    prof = load_profile(prof_dir, n_boot=n_boot)
-    findings = headline_findings(prof, gpu=gpu)
-    try:
-        from .report import build_report
-    except ImportError:  # the report package is optional for the findings
-        return None, findings
-    report = build_report(prof_dir, out / "report.html", gpu=gpu)
-    return Path(getattr(report, "html", report)), findings
+    return DemoResult(out=out, report=Path(files.html), findings=findings, seconds=seconds)

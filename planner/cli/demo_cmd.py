@@ -1,0 +1,53 @@
+"""``ttc demo``: profile -> fit -> plan -> report on the built-in lab, in one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._common import console, fail
+
+
+def demo(
+    out: Path = typer.Option(
+        Path("ttc-demo"), "--out", "-o", help="Folder for the profile, fits and report."
+    ),
+    full: bool = typer.Option(
+        False, "--full", help="The thorough version: more questions, bigger pools, all strategies."
+    ),
+    gpu: str = typer.Option("h100", "--gpu", "-g", help="Accelerator from the catalog to price options on."),
+) -> None:
+    """Run the whole pipeline on the built-in lab and print the headline findings.
+
+    Profiles the lab models (three dense sizes and one mixture-of-experts) with the main
+    strategies on every difficulty level, fits curves and laws, plans over a grid of budgets
+    and difficulties, writes the capacity-planning report, and prints its path and three
+    findings with numbers. Rerunning reuses everything already measured.
+
+    Example:
+
+        ttc demo --out ttc-demo && xdg-open ttc-demo/report.html
+    """
+    from planner.demo import PRESETS, run_demo
+    from profiling.lab import LAB_MODELS, checkpoint_path
+
+    missing = [m for m in LAB_MODELS if not (checkpoint_path(m) / "config.json").is_file()]
+    if missing:
+        fail(
+            f"lab checkpoints missing: {', '.join(missing)}; train them with python -m profiling.lab.train --model all"
+        )
+    result = run_demo(out, preset="full" if full else "quick", gpu=gpu, log=console.print)
+    total = sum(result.seconds.values())
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+    console.print(
+        f"\n[bold]report:[/] {result.report}   ({total:.0f} s: {steps}; preset {'full' if full else 'quick'}:"
+        f" {PRESETS['full' if full else 'quick'].per_level} questions per level)"
+    )
+    console.print("[bold]headline findings[/] (accuracies measured on the lab; costs from the cost model):")
+    for i, finding in enumerate(result.findings, 1):
+        console.print(f"  {i}. {finding}", soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo", help="Run the whole pipeline on the built-in lab (profile, fit, plan, report).")(demo)
