@@ -50,4 +50,4 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo", help="Run the whole pipeline on the built-in lab (profile, fit, plan, report).")(demo)
+    app.command("demo", short_help="Run the whole pipeline on the built-in lab (profile, fit, plan, report).")(demo)

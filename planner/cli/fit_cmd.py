@@ -99,4 +99,4 @@ def _print_table(result) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("fit", help="Fit curves and scaling laws to a samples folder.")(fit)
+    app.command("fit", short_help="Fit curves and scaling laws to a samples folder.")(fit)

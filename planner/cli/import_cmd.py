@@ -41,4 +41,4 @@ def import_samples(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("import", help="Import per-sample results (JSONL/CSV) into a samples folder.")(import_samples)
+    app.command("import", short_help="Import per-sample results (JSONL/CSV) into a samples folder.")(import_samples)

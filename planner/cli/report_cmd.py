@@ -84,4 +84,4 @@ def report(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("report", help="Write the capacity-planning report (HTML, PNGs, Markdown).")(report)
+    app.command("report", short_help="Write the capacity-planning report (HTML, PNGs, Markdown).")(report)
