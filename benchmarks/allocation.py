@@ -12,7 +12,8 @@
    oracle-difficulty allocation, chosen on half the questions and measured on the other
    half, at several average token budgets.
 
-Weights: the profile's question counts per difficulty. Without ``--profile`` the inputs
+Options are the profiled knob values (measured accuracies) unless ``--predicted`` adds the
+fitted and extrapolated ones. Weights: the profile's question counts per difficulty. Without ``--profile`` the inputs
 are SYNTHETIC (tests/planner_fixtures.py: known per-question probabilities, exact
 majority@k; priced as Qwen2.5 0.5B/1.5B/7B and Qwen3-30B-A3B); their numbers only
 exercise the code.
@@ -83,11 +84,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--trials", type=int, default=300, help="Optuna trials of the allocation study")
     ap.add_argument("--allow-simulated", action="store_true")
+    ap.add_argument(
+        "--predicted",
+        action="store_true",
+        help="also use fitted and extrapolated knob values (default: profiled values only, measured accuracies)",
+    )
     args = ap.parse_args()
     prof, what = _profile(args)
     print(f"inputs: {what}")
     coster = CostModel(prof.specs, hardware=get_hardware("h100"))
-    space = build_space(prof, coster, include_simulated=args.allow_simulated)
+    space = build_space(
+        prof, coster, include_simulated=args.allow_simulated, measured_only=not args.predicted
+    )
+    print("options:", "profiled knob values only (measured accuracies)" if not args.predicted
+          else "fitted and extrapolated knob values too (model predictions)")  # fmt: skip
     weights = space.target(None)
     print("bins and weights:", {b: round(w, 3) for b, w in weights.items()})
     tables = bin_tables(space, weights)

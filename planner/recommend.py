@@ -118,6 +118,11 @@ def _why_not(row, choice_row, budget: Budget, objective: str) -> str:
         return f"over budget: {k} {v:.3g} > {lim:.3g}"
     a, b = float(row[objective]), float(choice_row[objective])
     name = "expected accuracy" if objective == "accuracy" else "lower bound of accuracy"
+    if a < b - 1e-12 and row["source"] == "measured" and choice_row["source"] != "measured":
+        return (
+            f"{name} {a:.3f} < {b:.3f}, but measured; the choice is {choice_row['source']} "
+            f"(interval {choice_row['accuracy_lo']:.3f}-{choice_row['accuracy_hi']:.3f})"
+        )
     if a < b - 1e-12:
         key = budget.primary()
         ratio = choice_row[key] / row[key] if row[key] > 0 else math.inf
@@ -129,13 +134,20 @@ def _why_not(row, choice_row, budget: Budget, objective: str) -> str:
 
 
 def _runners_up(space: OptionSpace, res: SearchResult, best, budget: Budget, n: int = 2) -> list[dict]:
-    """The best feasible option of another model or strategy, and the best over-budget option
-    that would have been more accurate (or the next feasible one)."""
+    """Two runners-up: when the choice is not measured, the best MEASURED feasible option first
+    (what is known for sure); then the best feasible option of another model or strategy, the
+    best over-budget option that would have been more accurate, or the next feasible one."""
     obj = res.objective
     picks = []
     ranked = res.ranked
+    if best["source"] != "measured":
+        measured = ranked[ranked["source"] == "measured"]
+        if len(measured):
+            picks.append(measured.iloc[0])
     other = ranked[(ranked["model"] != best["model"]) | (ranked["strategy"] != best["strategy"])]
-    if len(other):
+    if len(other) and (
+        not picks or (other.iloc[0]["arm"], other.iloc[0]["x"]) != (picks[0]["arm"], picks[0]["x"])
+    ):
         picks.append(other.iloc[0])
     ev = res.evaluated if res.evaluated is not None else ranked
     if len(ev):
