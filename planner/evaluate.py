@@ -45,6 +45,13 @@ def _halves(profile, seed: int):
     return halves, (train, test)
 
 
+def _label(space: OptionSpace, row) -> str:
+    """``model strategy knob=value,...`` of an option row (with the knobs that tell arms apart)."""
+    c = space.option_choice(space.arm_by_key(row["arm"]), row["x"])
+    knobs = ",".join(f"{k}={v}" for k, v in c["knobs"].items())
+    return f"{c['model']} {c['strategy']}" + (f" {knobs}" if knobs else "")
+
+
 def _lookup(table: pd.DataFrame, arm: str, x: float) -> pd.Series | None:
     hit = table[(table["arm"] == arm) & np.isclose(table["x"], x)]
     return None if hit.empty else hit.iloc[0]
@@ -113,16 +120,14 @@ def evaluate_profile(
         best = plan.best
         real = _lookup(t_test, best["arm"], best["x"])
         row.update(
-            choice=f"{best['model']} {best['strategy']}" + (f" {best['knob']}={best['x']:g}" if best["knob"] else ""),
+            choice=_label(sp_train, best),
             predicted_accuracy=float(best["accuracy"]),
             realized_accuracy=float(real["accuracy"]) if real is not None else np.nan,
             realized_cost=float(real[cost_key]) if real is not None else np.nan,
         )  # fmt: skip
         if hind.best is not None:
             h = hind.best
-            row["hindsight_best"] = f"{h['model']} {h['strategy']}" + (
-                f" {h['knob']}={h['x']:g}" if h["knob"] else ""
-            )
+            row["hindsight_best"] = _label(sp_test, h)
             row["hindsight_accuracy"] = float(h["accuracy"])
             row["regret"] = float(h["accuracy"]) - row["realized_accuracy"]
         for name, (strategy, x) in BASELINES.items():
