@@ -90,10 +90,11 @@ class CurvePredictor:
         the prediction, and ``lo``/``hi`` its interval. Without a band, the law's value with
         the offsets of the measured intervals interpolated around it (a stated approximation:
         the law is taken to be as uncertain as the nearest measurements).
-    extrapolation_error : float
-        The law's held-out extrapolation RMSE (accuracy units; 0 if unknown). Beyond the
-        profiled range, an interval is widened by it times the number of doublings past
-        the largest profiled value.
+    extrapolation_error : float or None
+        The law's held-out extrapolation RMSE (accuracy units). Beyond the profiled range, an
+        interval is widened by it times the number of doublings past the largest profiled
+        value. None or NaN (the curve had too few points to hold any out) means the law's
+        extrapolation is untested: the predictor then interpolates only.
     max_factor : float
         Largest knob value predicted, as a multiple of the largest profiled value.
 
@@ -126,7 +127,7 @@ class CurvePredictor:
         *,
         law=None,
         band: Mapping[str, np.ndarray] | None = None,
-        extrapolation_error: float = 0.0,
+        extrapolation_error: float | None = 0.0,
         max_factor: float = MAX_EXTRAPOLATION,
         label: str = "",
     ) -> None:
@@ -145,7 +146,11 @@ class CurvePredictor:
         self.hi_ = np.where(bad_ci, self.accuracy_, self.hi_)
         self.law = law
         self.band = None if band is None else {k: np.asarray(v, dtype=float) for k, v in band.items()}
-        self.extrapolation_error = float(extrapolation_error) if math.isfinite(extrapolation_error) else 0.0
+        # a law whose extrapolation was never tested on held-out points (None/NaN: too few
+        # points) interpolates only: it is not trusted beyond the profiled range
+        tested = extrapolation_error is not None and math.isfinite(float(extrapolation_error))
+        self.extrapolation_error = float(extrapolation_error) if tested else 0.0
+        self.extrapolation_tested = tested
         if max_factor < 1:
             raise ValueError(f"max_factor must be >= 1, got {max_factor}")
         self.max_factor = float(max_factor)
@@ -162,7 +167,9 @@ class CurvePredictor:
     @property
     def x_limit(self) -> float:
         """The largest knob value this predictor answers for."""
-        return self.x_max * self.max_factor if self.law is not None else self.x_max
+        return (
+            self.x_max * self.max_factor if self.law is not None and self.extrapolation_tested else self.x_max
+        )
 
     def _law(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -201,11 +208,12 @@ class CurvePredictor:
                 f"value {self.x_min:g}; the planner does not extrapolate downwards"
             )
         if np.any(x > self.x_limit * (1 + 1e-9)):
-            why = (
-                f"{self.max_factor:g}x the largest profiled value {self.x_max:g}"
-                if self.law is not None
-                else f"the largest profiled value {self.x_max:g} (no fitted law to extrapolate with)"
-            )
+            if self.law is None:
+                why = f"the largest profiled value {self.x_max:g} (no fitted law to extrapolate with)"
+            elif not self.extrapolation_tested:
+                why = f"the largest profiled value {self.x_max:g} (the law's extrapolation was never tested)"
+            else:
+                why = f"{self.max_factor:g}x the largest profiled value {self.x_max:g}"
             raise ExtrapolationRefused(
                 f"{self.label or 'curve'}: knob value {float(x.max()):g} is beyond {why}"
             )

@@ -91,6 +91,10 @@ def test_curve_predictor_labels_measured_fitted_extrapolated_and_refuses_beyond_
         p.predict([33])
     with pytest.raises(ExtrapolationRefused, match="below the smallest"):
         p.predict([0.5])
+    untested = CurvePredictor(x, y, y - 0.02, y + 0.02, law=law, extrapolation_error=None)
+    assert untested.predict([5]).source[0] == "fitted" and untested.x_limit == 8
+    with pytest.raises(ExtrapolationRefused, match="extrapolation was never tested"):
+        untested.predict([9])
     no_law = CurvePredictor(x, y, y, y)
     assert no_law.predict([3]).source[0] == "fitted"
     with pytest.raises(ExtrapolationRefused, match="no fitted law"):
