@@ -210,12 +210,12 @@ def test_sigkill_mid_run_loses_only_units_in_flight_and_rerun_completes_exactly_
 
 def test_ctrl_c_flushes_the_finished_units_it_buffered(tmp_path):
     out = tmp_path / "run"
-    # 0.3 s per batched backend call (8 questions): ~16 calls, so the run takes ~5 s in all
-    proc = start_worker(tmp_path, out, delay=0.3, every=1000)  # no flush until the end
+    # 0.1 s per backend request: 120 units take ~12 s, so the worker is mid-run when interrupted
+    proc = start_worker(tmp_path, out, delay=0.1, every=1000)  # no flush until the end
     deadline = time.monotonic() + 60
     while not (out / "run.json").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(1.0)  # a few batches done, none flushed
+    time.sleep(1.5)  # ~15 units done, none flushed
     assert proc.poll() is None, "the worker finished before it could be interrupted"
     assert not list(out.glob("samples-*.parquet"))
     proc.send_signal(signal.SIGINT)
