@@ -372,7 +372,9 @@ def search_optuna(
     a model or a variant carries over to the arms that share it); its knob value is the best
     of :func:`_frontier` (a binary search for the largest value within every budget, plus a
     few values below it), and its constraints are the budgets' excess at that value (all
-    positive when even the smallest value is over budget). The result ranks every feasible
+    positive when even the smallest value is over budget). When there are at most
+    ``n_trials / 2`` arms, each is enqueued once before the sampler's own trials. The result
+    ranks every feasible
     option evaluated; with ``storage``, the best option of every worker's trials is included.
     """
     optuna = _quiet_optuna()
@@ -406,6 +408,11 @@ def search_optuna(
         trial.set_user_attr("index", i)
         return float(row[objective])
 
+    if len(arms) <= n_trials // 2 and not study.trials:
+        # few arms: cover each once first (a sampler can miss a lone variant, e.g. the only
+        # affordable model's direct-answer greedy); the rest of the trials are the sampler's
+        for key in ev.arms:
+            study.enqueue_trial(ev.arm_params(key))
     study.optimize(run, n_trials=n_trials)
     table = _study_table(study, ev)
     if len(ev.cache):
