@@ -23,12 +23,20 @@ def _fmt_flops(x: float) -> str:
     return f"{x:.2g} FLOPs"
 
 
-def _label(row: pd.Series) -> str:
-    knob = row.get("knob")
-    x = row.get("x")
-    if row["strategy"] in ("greedy", "greedy-cot", "greedy-direct") or not isinstance(knob, str) or not knob:
-        return f"{row['model']} {row['strategy']}"
-    return f"{row['model']} {row['strategy']}@{x:g}"
+def _label(space, row: pd.Series) -> str:
+    """An option row of the table in words: model strategy knobs."""
+    return _choice_label(space, f"{row['arm']} x={row['x']:g}")
+
+
+def _choice_label(space, option: str) -> str:
+    """``"ARM_KEY x=V"`` (as the allocator names an option) in words: model strategy knobs."""
+    key, _, x = option.rpartition(" x=")
+    try:
+        choice = space.option_choice(space.arm_by_key(key), float(x))
+    except (KeyError, ValueError):
+        return option
+    knobs = ",".join(f"{k}={v}" for k, v in (choice.get("knobs") or {}).items())
+    return f"{choice['model']} {choice['strategy']}" + (f" {knobs}" if knobs else "")
 
 
 def _hardest(space) -> str:
@@ -60,11 +68,11 @@ def small_vs_large(space, params: dict[str, float], architectures: dict[str, str
     ref = greedy.sort_values("accuracy").iloc[-1]
     smaller = table[table["model"].isin([m for m in dense if dense[m] < dense[largest]])]
     match = smaller[smaller["accuracy"] >= ref["accuracy"]].sort_values("flops")
-    head = f"level {difficulty}: {_label(ref)} reaches {_pct(ref['accuracy'])} (measured) at {_fmt_flops(ref['flops'])}/query"
+    head = f"level {difficulty}: {_label(space, ref)} reaches {_pct(ref['accuracy'])} (measured) at {_fmt_flops(ref['flops'])}/query"
     if match.empty:
         best = smaller.sort_values("accuracy").iloc[-1] if len(smaller) else None
         tail = (
-            f"; no smaller dense model matched it (best: {_label(best)} {_pct(best['accuracy'])})"
+            f"; no smaller dense model matched it (best: {_label(space, best)} {_pct(best['accuracy'])})"
             if best is not None
             else ""
         )
@@ -73,7 +81,7 @@ def small_vs_large(space, params: dict[str, float], architectures: dict[str, str
     ratio = ref["flops"] / m["flops"]
     cheaper = f"{ratio:.1f}x less compute" if ratio >= 1 else f"{1 / ratio:.1f}x more compute"
     return (
-        f"{head}; {_label(m)} reaches {_pct(m['accuracy'])} at {_fmt_flops(m['flops'])}/query, {cheaper} "
+        f"{head}; {_label(space, m)} reaches {_pct(m['accuracy'])} at {_fmt_flops(m['flops'])}/query, {cheaper} "
         f"(costs predicted by the cost model from measured tokens)."
     )
 
@@ -95,8 +103,9 @@ def allocation_saving(space, budget_quantile: float = 0.5) -> str:
     if cmp.get("single_accuracy") is None:
         return f"at {_fmt_flops(budget)}/query no single option is affordable in every bin."
     ratio = cmp.get("compute_ratio")
+    single = _choice_label(space, cmp["single_option"])
     saved = (
-        f"it needs {ratio:.1f}x less compute to match the best single option ({cmp['single_option']})"
+        f"it needs {ratio:.1f}x less compute to match the best single option ({single})"
         if ratio is not None and math.isfinite(ratio)
         else "no cheaper allocation matches the best single option"
     )
