@@ -7,7 +7,9 @@ from typing import NoReturn
 
 from rich.console import Console
 
-console = Console()
+# Tables stay readable when output is piped or logged (rich would otherwise fall back to 80 columns).
+_PIPE_WIDTH = None if sys.stdout.isatty() else 200
+console = Console(width=_PIPE_WIDTH)
 err_console = Console(stderr=True)
 
 
