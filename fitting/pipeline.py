@@ -189,6 +189,9 @@ def fit_curves(
                 n_boot=n_boot,
                 level=level,
                 grid=grid,
+                # the same binomial weights as the selection fit, so the band is centred on the
+                # same law as ``params`` (the default "auto" weights could pick another optimum)
+                sample_weight=binomial_weights(matrix.mean(axis=0).to_numpy(float), nq.max()),
                 epsilon=epsilon,
                 rng=seed,
             )

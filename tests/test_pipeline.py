@@ -69,6 +69,14 @@ def test_fit_samples_gives_one_record_per_curve_with_band_and_saturation():
     assert curve[S.ACCURACY].iloc[0] == pytest.approx(
         df[df[S.STRATEGY] == "pool"][S.CORRECT].mean(), abs=1e-9
     )
+    # the band is centred on the same law as the reported params
+    from fitting import get_law
+
+    law = get_law(f["law"]).with_params(f["params"])
+    inside = np.array(band["x"]) <= f["k_max"]
+    assert np.allclose(
+        law.predict(np.array(band["x"])[inside]), np.array(band["estimate"])[inside], atol=1e-6
+    )
     sweep = by[("budget", "accuracy")]
     assert sweep["knob"] == "tokens" and sweep["config"] == "{}" and sweep["n_points"] == 5
     json.dumps(out.fits)  # JSON-safe
