@@ -183,10 +183,10 @@ fits the candidate laws (power law, exponential decay, exp-power law, logistic),
 that **extrapolates** best to held-out high-k points (AIC breaks ties), and bootstraps it over
 questions for parameter intervals and the saturation point N*. A curve that no law fits gets a
 record with `law` empty and a note saying why — never a silent bad fit. The laws' values are
-**predicted**.
+**predicted**. `ttc fit` fits every metric; here only majority@k, to keep the notebook quick.
 """),
     code("""
-fits = fit_samples(samples, n_boot=50)
+fits = fit_samples(samples, n_boot=50, metrics=["majority@k"])
 table = fits.fits_frame()
 table[[S.MODEL, S.STRATEGY, S.METRIC, S.DIFFICULTY, "law", "rmse", "extrapolation_error", "saturation", "note"]]
 """),
@@ -244,8 +244,8 @@ from profiling.runner import profile
     md("""
 ## A small profile
 
-`lab-m` and `lab-l` with greedy decoding, a pool of 8 samples (scored as pass@k, majority@k and
-best-of-k from the one pool) and budget forcing at 8 and 16 thinking tokens, on 4 questions per
+`lab-m` and `lab-l` with greedy decoding, a pool of 8 samples (which the planner scores as
+majority vote and as best-of-k by log-probability, for every k up to 8) and budget forcing at 8 and 16 thinking tokens, on 4 questions per
 level.
 """),
     code("""
@@ -415,8 +415,10 @@ pd.DataFrame(rows)
 ## Latency versus concurrency (roofline)
 
 Decoding is memory-bound: each step reads the weights once for the whole batch, plus every
-sequence's KV cache. Batching more executions raises throughput until the KV reads dominate,
-and stops where the KV cache no longer fits in the GPU's memory.
+sequence's KV cache. Batching more executions raises throughput (executions per second)
+until the KV reads dominate, at the price of each execution's latency; from the row where
+`fits_in_memory` turns False the batch's KV cache no longer fits in one H100, so those rows are
+out of reach on `tp=1`.
 """),
     code("""
 rows = []
