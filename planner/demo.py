@@ -101,9 +101,11 @@ def run_demo(
     log(
         f"[1/4] profiling {', '.join(p.models)} on lab-arith ({p.per_level} questions per level) -> {prof_dir}"
     )
+    # 128 new tokens: a level-5 scratchpad and answer take ~60; longer is a model that lost the format
     profile(
-        list(p.models), "lab-arith", list(p.strategies), prof_dir, per_level=p.per_level, progress=progress
-    )
+        list(p.models), "lab-arith", list(p.strategies), prof_dir, per_level=p.per_level, progress=progress,
+        max_new_tokens=128,
+    )  # fmt: skip
     seconds["profile"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
