@@ -33,7 +33,7 @@ class DemoPreset:
     models: tuple[str, ...]
     strategies: tuple[str, ...]
     per_level: int
-    n_boot: int = 200
+    n_boot: int = 200  # the CLI's default too, so `ttc recommend`/`ttc report` reuse the demo's cached fits
 
 
 PRESETS: dict[str, DemoPreset] = {
@@ -47,7 +47,6 @@ PRESETS: dict[str, DemoPreset] = {
             "budget:tokens=8|16|32|64",
         ),
         per_level=16,
-        n_boot=100,
     ),
     # the thorough version: more questions, bigger pools, every strategy family
     "full": DemoPreset(
@@ -62,7 +61,6 @@ PRESETS: dict[str, DemoPreset] = {
             "hybrid:n=8,rounds=2",
         ),
         per_level=60,
-        n_boot=500,
     ),
 }
 
