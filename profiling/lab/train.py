@@ -184,7 +184,11 @@ def train_model(name: str, r: Recipe = Recipe(), out: Path | None = None, quiet:
     if moe:
         model.config.output_router_logits = False
     ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    model.generation_config = GenerationConfig(**ids, pad_token_id=tokenizer.pad_token_id, max_new_tokens=96)
+    # do_sample: servers such as `transformers serve` only sample when the checkpoint says so
+    # (they decode greedily at every temperature otherwise); temperature 0 still means greedy there
+    model.generation_config = GenerationConfig(
+        **ids, pad_token_id=tokenizer.pad_token_id, max_new_tokens=96, do_sample=True
+    )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
