@@ -8,8 +8,8 @@ How a call to :meth:`HFBackend.generate` runs
   lengths are left-padded.
 * Sampling is done per row by :class:`_RowSampler`, a logits processor run inside an
   otherwise greedy ``generate`` (``do_sample=False``): it applies the row's temperature and
-  top-p, draws the token with the row's request's own ``torch.Generator`` (seeded with
-  ``request.seed``), records the model's log-probability of the drawn token and masks every
+  top-p to all rows at once and draws each row's token by inverse CDF at a uniform taken from
+  the row's request's own ``torch.Generator`` (seeded with ``request.seed``), records the model's log-probability of the drawn token and masks every
   other token, so the greedy pick is the sampled one. One generator per request makes a seeded
   request's samples independent of what it is batched with (up to floating-point differences
   that padding can cause in the attention sums).
@@ -120,24 +120,46 @@ class _RowSampler:
         self.sync = sync
         self.step_logprobs: list[Any] = []
         self.first_token_time: float | None = None
+        self._rows: dict[str, Any] | None = None  # per-row settings as tensors, built on the first step
+
+    def _row_settings(self, scores: Any) -> dict[str, Any]:
+        import torch
+
+        rows = scores.shape[0]
+        temperature = torch.ones(rows, 1, device=scores.device)
+        top_p = torch.ones(rows, 1, device=scores.device)
+        sampled = torch.zeros(rows, dtype=torch.bool, device=scores.device)
+        for start, stop, t, p, _ in self.groups:
+            if t > 0.0:
+                temperature[start:stop], top_p[start:stop], sampled[start:stop] = t, p, True
+        hot = [(start, stop, g) for start, stop, t, _, g in self.groups if t > 0.0]
+        return {"temperature": temperature, "top_p": top_p, "sampled": sampled, "hot": hot,
+                "any_top_p": bool((top_p < 1.0).any())}  # fmt: skip
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
         scores = scores.float()
-        chosen = torch.empty(scores.shape[0], dtype=torch.long, device=scores.device)
-        for start, stop, temperature, top_p, generator in self.groups:
-            logits = scores[start:stop]
-            if temperature <= 0.0:
-                chosen[start:stop] = logits.argmax(dim=-1)
-                continue
-            probs = torch.softmax(logits / temperature, dim=-1)
-            if top_p < 1.0:
+        if self._rows is None:
+            self._rows = self._row_settings(scores)
+        rs = self._rows
+        chosen = scores.argmax(dim=-1)
+        if rs["hot"]:
+            # every sampled row at once: softmax at the row's temperature, top-p mask, then the
+            # inverse CDF at one uniform per row drawn from that row's request generator (so a
+            # seeded request samples the same whatever it is batched with)
+            probs = torch.softmax(scores / rs["temperature"], dim=-1)
+            if rs["any_top_p"]:
                 sorted_p, order = probs.sort(dim=-1, descending=True)
                 # drop a token when the mass before it already reaches top_p (the first always stays)
-                drop_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) >= top_p
+                drop_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) >= rs["top_p"]
                 probs = probs.masked_fill(torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted), 0.0)
-            chosen[start:stop] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            u = torch.zeros(scores.shape[0], 1, device=scores.device)
+            for start, stop, generator in rs["hot"]:
+                u[start:stop, 0] = torch.rand(stop - start, generator=generator, device=scores.device)
+            cdf = probs.cumsum(dim=-1)
+            drawn = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1).clamp_(max=scores.shape[1] - 1)
+            chosen = torch.where(rs["sampled"], drawn, chosen)
         logprobs = torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)
         self.step_logprobs.append(logprobs)
         if self.first_token_time is None:
