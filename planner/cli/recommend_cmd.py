@@ -8,23 +8,10 @@ from pathlib import Path
 
 import typer
 
+from ..units import format_cost
 from ._common import console, fail
 
 _EXAMPLE = "ttc recommend --profile runs/lab --budget-flops 1e13 --difficulty 4 --gpu h100"
-
-
-def _fmt(key: str, v) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    if key == "usd":
-        return f"${v:.3g}"
-    if key == "latency_s":
-        return f"{v:.3g} s"
-    if key == "tokens":
-        return f"{v:,.0f}"
-    if key in ("kv_bytes", "memory_bytes"):
-        return f"{v / 1e6:.3g} MB"
-    return f"{v:.3g}"
 
 
 def _choice_text(choice: dict) -> str:
@@ -189,7 +176,7 @@ def _print(rec) -> None:
     d = rec.to_json()
     req = d["request"]
     where = req.get("hardware") or req.get("api") or "?"
-    budget = ", ".join(f"{k} <= {_fmt(k, v)}" for k, v in req["budget"].items())
+    budget = ", ".join(f"{k} <= {format_cost(k, v)}" for k, v in req["budget"].items())
     lo, hi = d["accuracy_interval"]
     t = Table(title=f"Recommendation · {budget} · difficulty {req['difficulty']} · {where}", show_header=True)
     t.add_column("")
@@ -205,7 +192,7 @@ def _print(rec) -> None:
         ilo, ihi = item["accuracy_interval"]
         cost = item["cost"]
         t.add_row(label, _choice_text(item["choice"]), f"{a:.3f} [{ilo:.3f}, {ihi:.3f}]", item["source"],
-                  *(_fmt(k, cost.get(k)) for k in ("flops", "tokens", "latency_s", "usd", "kv_bytes")), why)  # fmt: skip
+                  *(format_cost(k, cost.get(k)) for k in ("flops", "tokens", "latency_s", "usd", "kv_bytes")), why)  # fmt: skip
 
     add("choice", d)
     for i, r in enumerate(d["runners_up"], 1):
@@ -220,16 +207,16 @@ def _print(rec) -> None:
     if "allocation" in d:
         a = d["allocation"]
         at = Table(
-            title=f"per-difficulty allocation (average {a['budget_key']} <= {_fmt(a['budget_key'], a['average_budget'])})"
+            title=f"per-difficulty allocation (average {a['budget_key']} <= {format_cost(a['budget_key'], a['average_budget'])})"
         )
         for c in ("difficulty", "weight", "option", "expected accuracy", "source", a["budget_key"]):
             at.add_column(c)
         for b in a["bins"]:
             at.add_row(b["difficulty"], f"{b['weight']:.2f}", _choice_text(b["choice"]), f"{b['expected_accuracy']:.3f}",
-                       b["source"], _fmt(a["budget_key"], b["cost"].get(a["budget_key"])))  # fmt: skip
+                       b["source"], format_cost(a["budget_key"], b["cost"].get(a["budget_key"])))  # fmt: skip
         console.print(at)
         console.print(
-            f"allocation: {a['expected_accuracy']:.3f} at {_fmt(a['budget_key'], a['average_cost'])} per query "
+            f"allocation: {a['expected_accuracy']:.3f} at {format_cost(a['budget_key'], a['average_cost'])} per query "
             f"(Optuna {a['optuna_expected_accuracy']:.3f}, gap {a['optuna_gap']:.4f}); best single option "
             f"{a['best_single_option']}: {a['best_single_accuracy']}; compute ratio at equal accuracy "
             f"{a['compute_ratio_at_equal_accuracy']}", highlight=False,
@@ -240,7 +227,7 @@ def _print(rec) -> None:
             pt.add_column(c)
         for r in d["pareto"]:
             pt.add_row(_choice_text(r["choice"]), f"{r['expected_accuracy']:.3f}", r["source"],
-                       _fmt("flops", r["cost"]["flops"]), _fmt("usd", r["cost"]["usd"]))  # fmt: skip
+                       format_cost("flops", r["cost"]["flops"]), format_cost("usd", r["cost"]["usd"]))  # fmt: skip
         console.print(pt)
     if "policy" in d:
         console.print(f"adaptive policy ({d['policy']['note']})", style="dim")
@@ -301,7 +288,7 @@ def evaluate(
     for c in table.columns:
         t.add_column(c, justify="right" if table[c].dtype.kind in "fi" else "left")
     for _, r in table.iterrows():
-        t.add_row(*(_fmt(cost_key, v) if c.startswith("budget_") or c == "realized_cost"
+        t.add_row(*(format_cost(cost_key, v) if c.startswith("budget_") or c == "realized_cost"
                     else (f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else ("-" if isinstance(v, float) else str(v)))
                     for c, v in r.items()))  # fmt: skip
     console.print(t)

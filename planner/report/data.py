@@ -34,6 +34,8 @@ import pandas as pd
 
 from fitting import schema as S
 
+from ..units import format_cost
+
 __all__ = [
     "PlanContext",
     "planning_context",
@@ -82,28 +84,6 @@ COST_LABELS = {
     "latency_s": "latency per query (s)",
     "kv_bytes": "KV-cache bytes",
 }
-
-
-def format_cost(key: str, value: float | None) -> str:
-    """A cost for people: ``$1.2e-05``, ``0.12 s``, ``1,234`` tokens, ``3.4 MB``, ``1.2e+10``.
-
-    Examples
-    --------
-    >>> format_cost("usd", 1.234e-5), format_cost("tokens", 1234.4), format_cost("flops", 2e10)
-    ('$1.23e-05', '1,234', '2e+10')
-    """
-    if value is None or not math.isfinite(float(value)):
-        return "-"
-    v = float(value)
-    if key == "usd":
-        return f"${v:.3g}"
-    if key == "latency_s":
-        return f"{v:.3g} s"
-    if key == "tokens":
-        return f"{v:,.0f}"
-    if key in ("kv_bytes", "memory_bytes"):
-        return f"{v / 1e6:.3g} MB"
-    return f"{v:.3g}"
 
 
 def _diff_order(labels) -> list[str]:
