@@ -55,9 +55,15 @@ def _measured_table(space, difficulty: str) -> pd.DataFrame:
     return table[table["flops"].notna()]
 
 
-def small_vs_large(space, params: dict[str, float], architectures: dict[str, str], difficulty: str) -> str:
+def small_vs_large(
+    space,
+    params: dict[str, float],
+    architectures: dict[str, str],
+    difficulty: str,
+    tables: dict | None = None,
+) -> str:
     """Cheapest option of a smaller model that matches the largest dense model's greedy accuracy."""
-    table = _measured_table(space, difficulty)
+    table = tables[difficulty] if tables else _measured_table(space, difficulty)
     dense = {m: p for m, p in params.items() if architectures.get(m) == "dense" and m in set(table["model"])}
     if len(dense) < 2:
         return f"level {difficulty}: fewer than two dense models profiled; no size comparison."
@@ -86,14 +92,14 @@ def small_vs_large(space, params: dict[str, float], architectures: dict[str, str
     )
 
 
-def allocation_saving(space, budget_quantile: float = 0.5) -> str:
+def allocation_saving(space, budget_quantile: float = 0.5, tables: dict | None = None) -> str:
     """Per-difficulty allocation versus the best single option at the same average FLOPs."""
     from .allocate import compare_with_single
 
     bins = [b for b in space.bins if b != "all"]
     if len(bins) < 2:
         return "one difficulty bin only: no per-difficulty allocation."
-    tables = {b: _measured_table(space, b) for b in bins}
+    tables = {b: tables[b] if tables else _measured_table(space, b) for b in bins}
     tables = {b: t for b, t in tables.items() if len(t)}
     if len(tables) < 2:
         return "too few measured options per difficulty for an allocation."
@@ -117,9 +123,9 @@ def allocation_saving(space, budget_quantile: float = 0.5) -> str:
 
 
 def moe_vs_dense(space, params_active: dict[str, float], params_total: dict[str, float],
-                 architectures: dict[str, str], difficulty: str) -> str:  # fmt: skip
+                 architectures: dict[str, str], difficulty: str, tables: dict | None = None) -> str:  # fmt: skip
     """The MoE against the dense models closest in active and in total parameters (greedy CoT)."""
-    table = _measured_table(space, difficulty)
+    table = tables[difficulty] if tables else _measured_table(space, difficulty)
     moes = [m for m, a in architectures.items() if a == "moe" and m in set(table["model"])]
     dense = [m for m, a in architectures.items() if a == "dense" and m in set(table["model"])]
     if not moes or not dense:
@@ -158,8 +164,11 @@ def headline_findings(profile, *, gpu: str = "h100") -> list[str]:
     active = {m: float(s.params_active) for m, s in specs.items()}
     total = {m: float(s.params_total) for m, s in specs.items()}
     arch = dict(profile.architectures)
+    # each level's option table once (enumerating and pricing every option is the costly part)
+    levels = {b for b in space.bins if b != "all"} | {hardest}
+    tables = {b: _measured_table(space, b) for b in sorted(levels)}
     return [
-        small_vs_large(space, total, arch, hardest),
-        allocation_saving(space),
-        moe_vs_dense(space, active, total, arch, hardest),
+        small_vs_large(space, total, arch, hardest, tables),
+        allocation_saving(space, tables=tables),
+        moe_vs_dense(space, active, total, arch, hardest, tables),
     ]
