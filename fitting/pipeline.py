@@ -29,6 +29,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,16 @@ class FitOutput:
 
     curves: pd.DataFrame
     fits: list[dict]
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write ``curves.parquet``, ``curves.csv`` and ``fits.json`` (what ``ttc fit`` writes)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / "curves.parquet", out / "curves.csv", out / "fits.json"]
+        self.curves.to_parquet(paths[0], index=False)
+        self.curves.to_csv(paths[1], index=False)
+        paths[2].write_text(json.dumps(self.fits, indent=1) + "\n")
+        return paths
 
     def fits_frame(self) -> pd.DataFrame:
         """The fit records as a table (one row per curve; nested fields as JSON text)."""

@@ -17,7 +17,6 @@ profiles more questions, larger pools and every strategy.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +81,7 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run profile -> fit -> plan -> report on the lab under ``out`` (see the module doc)."""
+    from fitting.pipeline import FitOutput
     from profiling.runner import profile
 
     from .findings import headline_findings
@@ -109,10 +109,7 @@ def run_demo(
     t0 = time.perf_counter()
     log(f"[2/4] fitting curves and laws -> {fit_dir}")
     prof = load_profile(prof_dir, n_boot=p.n_boot)  # fits cached beside the profile, reused below
-    fit_dir.mkdir(parents=True, exist_ok=True)
-    prof.curves.to_parquet(fit_dir / "curves.parquet", index=False)
-    prof.curves.to_csv(fit_dir / "curves.csv", index=False)
-    (fit_dir / "fits.json").write_text(json.dumps(prof.fits, indent=1) + "\n")
+    FitOutput(curves=prof.curves, fits=prof.fits).write(fit_dir)
     seconds["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

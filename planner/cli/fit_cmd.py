@@ -34,7 +34,6 @@ def fit(
 
         ttc fit examples/samples.jsonl --out out/fit
     """
-    import json
 
     from fitting.curves import assign_difficulty, difficulty_bins
     from fitting.importer import read_records
@@ -52,12 +51,9 @@ def fit(
         df = assign_difficulty(df, difficulty_bins(df, n_bins=by_pass_rate, method="pass_rate"))
     with console.status(f"fitting {len(df)} samples ({df['question_id'].nunique()} questions)..."):
         result = fit_samples(df, n_boot=n_boot, level=level, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    result.curves.to_parquet(out / "curves.parquet", index=False)
-    result.curves.to_csv(out / "curves.csv", index=False)
-    (out / "fits.json").write_text(json.dumps(result.fits, indent=1) + "\n")
+    parquet, csv, fits = result.write(out)
     _print_table(result)
-    console.print(f"wrote {out / 'curves.parquet'}, {out / 'curves.csv'} and {out / 'fits.json'}")
+    console.print(f"wrote {parquet}, {csv} and {fits}")
 
 
 def _fmt(value, spec: str = ".3g") -> str:
