@@ -29,11 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fitting import LAWS, BetaBinomial, ConvergenceWarning, fit_curve  # noqa: E402
+from fitting import LAWS, BetaBinomial, ConvergenceWarning, fit_curve, pass_at_k  # noqa: E402
 from fitting.schema import CORRECT, GROUP_KEYS, QUESTION_ID, SAMPLE_IDX, STRATEGY, read_samples  # noqa: E402
 from fitting.uncertainty import question_weights  # noqa: E402
 
@@ -47,21 +46,6 @@ POOLS = [
 ]
 
 
-def pass_at_k(n, c, ks) -> np.ndarray:
-    """Unbiased pass@k per question (Chen et al. 2021): 1 - C(n - c, k) / C(n, k).
-
-    Local copy (via scipy.special.gammaln) until ``fitting.estimators`` provides it.
-    Returns shape (len(c), len(ks)).
-    """
-    n = np.broadcast_to(np.asarray(n, dtype=float), np.shape(c))[:, None]
-    c = np.asarray(c, dtype=float)[:, None]
-    k = np.asarray(ks, dtype=float)[None, :]
-    fail = n - c
-    with np.errstate(invalid="ignore"):
-        log_ratio = gammaln(fail + 1) - gammaln(fail - k + 1) - gammaln(n + 1) + gammaln(n - k + 1)
-    return np.where(fail < k, 1.0, -np.expm1(np.where(fail < k, 0.0, log_ratio)))
-
-
 def score(correct: np.ndarray, fraction: int) -> dict[str, float]:
     """Signed error at k = n of every law fitted on the first n/fraction samples.
 
@@ -71,8 +55,8 @@ def score(correct: np.ndarray, fraction: int) -> dict[str, float]:
     m = n // fraction
     measured = float(np.mean(correct.any(axis=1)))  # pass@n on all n samples
     c_small = correct[:, :m].sum(axis=1)
-    ks = np.arange(1, m + 1, dtype=float)
-    per_q = pass_at_k(m, c_small, ks)
+    ks = np.arange(1, m + 1)
+    per_q = pass_at_k(m, c_small, ks)  # shape (questions, len(ks))
     curve = per_q.mean(axis=0)
     w = question_weights(per_q)
     out = {"measured": measured, "pass@m": float(curve[-1])}
