@@ -89,7 +89,8 @@ def test_capacity_and_price_override():
 
 def test_unknown_model_gpu_api_and_strategy_are_clear_errors():
     res = run("costs --model llama-9 --gpu h100 -p 1 -n 1".split())
-    assert res.exit_code == 2 and "unknown model" in res.output and "llama-3.1-70b" in res.output
+    assert res.exit_code == 2 and "unknown model" in res.output and "closest: llama-3" in res.output
+    assert "qwen3" not in res.output  # one line, not the whole catalog
     res = run("costs --model llama-3.1-8b --gpu h999 -p 1 -n 1".split())
     assert res.exit_code == 2 and "unknown GPU 'h999'" in res.output and "H100-SXM" in res.output
     res = run("costs --model llama-3.1-8b --api gpt-9 -p 1 -n 1".split())

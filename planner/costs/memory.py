@@ -97,7 +97,7 @@ def weight_bytes_read(spec: ModelSpec, batch_tokens):
             experts = experts + experts_touched(la.num_experts, la.experts_per_token, b) * la.expert_matmul
     head = spec.vocab_size * spec.hidden_size  # LM head (the embedding matrix when tied)
     rows = 0.0 if spec.tie_word_embeddings else np.minimum(b, spec.vocab_size) * spec.hidden_size
-    out = spec.weight_bytes_per_param * (fixed + head + spec.hidden_size + experts + rows)
+    out = spec.weight_bytes_per_param * (fixed + head + spec.params_final_norm + experts + rows)
     return float(out) if np.ndim(out) == 0 else out
 
 
