@@ -69,7 +69,10 @@ TINY = {
     "phi3": ("phi3", dict(_IDS)),
     "phi3-tied-sliding": ("phi3", dict(_IDS, tie_word_embeddings=True, sliding_window=8)),
     "gpt-neox": ("gpt_neox", dict(num_key_value_heads=4)),
-    "gpt-neox-tied-no-bias": ("gpt_neox", dict(num_key_value_heads=4, tie_word_embeddings=True, attention_bias=False)),
+    "gpt-neox-tied-no-bias": (
+        "gpt_neox",
+        dict(num_key_value_heads=4, tie_word_embeddings=True, attention_bias=False),
+    ),
     "deepseek-v3": ("deepseek_v3", dict(_MLA, q_lora_rank=24)),
     "deepseek-v2": ("deepseek_v2", dict(_MLA, q_lora_rank=None)),
 }

@@ -24,10 +24,10 @@ from planner.costs import (
     estimate_cost,
     estimate_latency,
     experts_touched,
-    kv_read_bytes,
     forward_flops,
     kv_cache_bytes,
     kv_peak_bytes,
+    kv_read_bytes,
     plan_capacity,
     price_samples,
     roofline_time_s,
@@ -222,7 +222,9 @@ def test_decode_at_batch_one_is_memory_bound_and_tp_divides_time():
     tr = workload_steps(LLAMA8, w)
     assert one.compute_bound_fraction == 0.0
     assert one.latency_s == pytest.approx(tr.memory_bytes.sum() / h100.memory_bandwidth_bytes_per_s)
-    assert estimate_latency(LLAMA8, w, h100, concurrency=1, tp=4).latency_s == pytest.approx(one.latency_s / 4)
+    assert estimate_latency(LLAMA8, w, h100, concurrency=1, tp=4).latency_s == pytest.approx(
+        one.latency_s / 4
+    )
     assert estimate_latency(
         LLAMA8, w, h100, concurrency=1, tp=4, tp_efficiency=0.8
     ).latency_s == pytest.approx(one.latency_s / 3.2)

@@ -220,9 +220,13 @@ def test_every_pythia_size_is_in_the_catalog_with_its_exact_count(size):
 def test_gemma_layer_patterns_without_layer_types():
     """Configs written before transformers listed ``layer_types`` (Gemma 2's and Gemma 3's
     config.json) slide on even layers (Gemma 2) or on 5 of every 6 (Gemma 3)."""
-    g2 = ModelSpec.from_hf_config({"model_type": "gemma2", **_BASE, "num_hidden_layers": 4, "sliding_window": 16})
+    g2 = ModelSpec.from_hf_config(
+        {"model_type": "gemma2", **_BASE, "num_hidden_layers": 4, "sliding_window": 16}
+    )
     assert [la.sliding for la in g2.layers] == [True, False, True, False]
-    g3 = ModelSpec.from_hf_config({"model_type": "gemma3_text", **_BASE, "num_hidden_layers": 12, "sliding_window": 16})
+    g3 = ModelSpec.from_hf_config(
+        {"model_type": "gemma3_text", **_BASE, "num_hidden_layers": 12, "sliding_window": 16}
+    )
     assert [la.sliding for la in g3.layers] == [True] * 5 + [False] + [True] * 5 + [False]
     wrapped = ModelSpec.from_hf_config(
         {"model_type": "gemma3", "text_config": {**_BASE, "num_hidden_layers": 12, "sliding_window": 16}}
@@ -233,7 +237,9 @@ def test_gemma_layer_patterns_without_layer_types():
 def test_context_limit_from_max_positions_and_rope_scaling():
     assert ModelSpec.from_catalog("llama-3-8b").max_context_tokens == 8192
     yarn = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
-    spec = ModelSpec.from_hf_config({"model_type": "qwen3", **_BASE, "max_position_embeddings": 40960, "rope_scaling": yarn})
+    spec = ModelSpec.from_hf_config(
+        {"model_type": "qwen3", **_BASE, "max_position_embeddings": 40960, "rope_scaling": yarn}
+    )
     assert spec.max_context_tokens == 131072
     assert ModelSpec.from_hf_config({"model_type": "llama", **_BASE}).max_context_tokens is None
 
@@ -246,27 +252,46 @@ def test_given_numbers_price_an_unknown_architecture():
     assert spec.matmul_params_active + spec.params_final_norm == 8_000_000_000  # 2N FLOPs per token
     assert spec.num_heads == 32 and any("ESTIMATED" in a for a in spec.assumptions)
     exact = ModelSpec.resolve("params:8e9,layers:32,kv_heads:8,head_dim:128,heads:32,context:8192", name="x")
-    assert exact.name == "x" and exact.max_context_tokens == 8192 and not any("ESTIMATED" in a for a in exact.assumptions)
+    assert (
+        exact.name == "x"
+        and exact.max_context_tokens == 8192
+        and not any("ESTIMATED" in a for a in exact.assumptions)
+    )
 
 
 def test_given_numbers_for_a_moe_keep_totals_and_active_parameters():
     spec = ModelSpec.from_numbers(
-        "moe", params=46.7e9, active_params=12.9e9, layers=32, kv_heads=8, head_dim=128, experts=8, experts_per_token=2
+        "moe",
+        params=46.7e9,
+        active_params=12.9e9,
+        layers=32,
+        kv_heads=8,
+        head_dim=128,
+        experts=8,
+        experts_per_token=2,
     )
     assert spec.params_total == 46_700_000_000 and spec.is_moe
     assert abs(spec.params_active - 12.9e9) <= 32 * 8
     with pytest.raises(SpecError, match="needs experts and experts_per_token"):
-        ModelSpec.from_numbers("moe", params=46.7e9, active_params=12.9e9, layers=32, kv_heads=8, head_dim=128)
+        ModelSpec.from_numbers(
+            "moe", params=46.7e9, active_params=12.9e9, layers=32, kv_heads=8, head_dim=128
+        )
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
         ("x=params:8e9,layers:32", r"missing field\(s\) kv_heads, head_dim \(expected NAME=params:8\.0e9"),
-        ("x=params:8e9,layers:32,kv_heads:8,head_dim:128,colour:3", r"unknown field\(s\) colour; known: params"),
+        (
+            "x=params:8e9,layers:32,kv_heads:8,head_dim:128,colour:3",
+            r"unknown field\(s\) colour; known: params",
+        ),
         ("x=params:lots,layers:32,kv_heads:8,head_dim:128", r"field 'params' must be a number"),
         ("x=params:8e9,layers:32.5,kv_heads:8,head_dim:128", r"field 'layers' must be a whole number"),
-        ("x=params:8e9,layers:32,kv_heads:8,head_dim:128,heads:12", r"heads \(12\) must be a multiple of kv_heads"),
+        (
+            "x=params:8e9,layers:32,kv_heads:8,head_dim:128,heads:12",
+            r"heads \(12\) must be a multiple of kv_heads",
+        ),
     ],
 )
 def test_given_numbers_errors_are_one_line_and_name_the_fields(text, message):
@@ -277,9 +302,15 @@ def test_given_numbers_errors_are_one_line_and_name_the_fields(text, message):
 
 def test_a_catalog_file_entry_can_give_numbers_instead_of_a_config(tmp_path):
     user = tmp_path / "mine.toml"
-    user.write_text("[models.my-model]\nparams = 7.0e9\nlayers = 28\nkv_heads = 4\nhead_dim = 128\nheads = 28\n")
+    user.write_text(
+        "[models.my-model]\nparams = 7.0e9\nlayers = 28\nkv_heads = 4\nhead_dim = 128\nheads = 28\n"
+    )
     spec = ModelSpec.resolve("my-model", extra_file=user)
-    assert spec.params_total == 7_000_000_000 and spec.num_heads == 28 and spec.kv_bytes_per_token == 2 * 4 * 128 * 28 * 2
+    assert (
+        spec.params_total == 7_000_000_000
+        and spec.num_heads == 28
+        and spec.kv_bytes_per_token == 2 * 4 * 128 * 28 * 2
+    )
     bad = tmp_path / "bad.toml"
     bad.write_text("[models.half]\nparams = 7.0e9\nlayers = 28\n")
     from planner.catalog import CatalogError

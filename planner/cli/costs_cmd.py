@@ -35,7 +35,11 @@ def _parse_lengths(text: str):
         if raw.startswith("@"):
             path = Path(raw[1:])
             try:
-                lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+                lines = [
+                    ln.strip()
+                    for ln in path.read_text().splitlines()
+                    if ln.strip() and not ln.startswith("#")
+                ]
             except OSError as exc:
                 fail(f"--gen-tokens {raw}: cannot read {path}: {exc.strerror or exc}")
             values = []
@@ -49,7 +53,9 @@ def _parse_lengths(text: str):
             fields = dict(part.split("=", 1) for part in raw.split(",") if "=" in part)
             missing = [k for k in ("mean", "mean_sq", "max") if k not in fields]
             if missing:
-                fail(f"--gen-tokens {raw!r}: moments need {', '.join(missing)} (e.g. mean=5050,mean_sq=5.0005e7,max=10000)")
+                fail(
+                    f"--gen-tokens {raw!r}: moments need {', '.join(missing)} (e.g. mean=5050,mean_sq=5.0005e7,max=10000)"
+                )
             count = fields.get("count")
             return TokenLengths.from_moments(
                 float(fields["mean"]), float(fields["mean_sq"]), float(fields["max"]),
@@ -208,7 +214,9 @@ def costs(
     concurrency = DEFAULT_CONCURRENCY if concurrency is None else concurrency
     max_gpus = DEFAULT_MAX_GPUS if max_gpus is None else max_gpus
     try:
-        spec = given[model] if model in given else ModelSpec.resolve(model, extra_file=catalog_file, dtype=dtype)
+        spec = (
+            given[model] if model in given else ModelSpec.resolve(model, extra_file=catalog_file, dtype=dtype)
+        )
         work = Workload.from_strategy(strategy, prompt_tokens, lengths, prefix_sharing=prefix_sharing)
         est = estimate_cost(
             spec,
@@ -316,7 +324,9 @@ def _print_table(spec, work, est, hardware, plan) -> None:
         f"weights {_si(est.memory_bytes_weights, 'B')} (read once per step, shared by {est.concurrency} sequences)"
         f" + KV {_si(est.memory_bytes_kv, 'B')} + prefill",
     )
-    table.add_row("decode steps", f"{est.decode_steps:,.0f}", "of the longest chain(s): what latency waits for")
+    table.add_row(
+        "decode steps", f"{est.decode_steps:,.0f}", "of the longest chain(s): what latency waits for"
+    )
     if hardware is not None:
         table.add_section()
         hw_note = "measured on this machine" if hardware.measured else "datasheet"
@@ -333,11 +343,15 @@ def _print_table(spec, work, est, hardware, plan) -> None:
             f"FLOPs + bytes x {hardware.flops_per_byte:.0f} FLOP/B (Kinetics)",
         )
         table.add_row("prefill latency", f"{est.prefill_s:.4g} s", "")
-        table.add_row("decode latency", f"{est.decode_s:.4g} s", f"{est.decode_steps:,.0f} steps of the full batch")
+        table.add_row(
+            "decode latency", f"{est.decode_s:.4g} s", f"{est.decode_steps:,.0f} steps of the full batch"
+        )
         table.add_row(
             "latency", f"{est.latency_s:.4g} s", f"{est.compute_bound_fraction:.0%} of the time compute-bound"
         )
-        table.add_row("GPU-seconds", f"{est.gpu_seconds:.4g}", "tp x this execution's share of the replica's time")
+        table.add_row(
+            "GPU-seconds", f"{est.gpu_seconds:.4g}", "tp x this execution's share of the replica's time"
+        )
         fits = "fits" if est.fits_in_memory else "DOES NOT FIT"
         table.add_row(
             "memory needed",

@@ -33,7 +33,14 @@ from .estimate import CostEstimate, auto_tp, estimate_cost, memory_needed_bytes
 from .execution import Tally, check_context, kv_peak_bytes, tally
 from .flops import decode_flops, forward_flops, prefill_flops, sum_capped, token_flops
 from .given import parse_model_spec
-from .latency import LatencyBreakdown, StepTrace, estimate_latency, roofline_time_s, traffic_bytes, workload_steps
+from .latency import (
+    LatencyBreakdown,
+    StepTrace,
+    estimate_latency,
+    roofline_time_s,
+    traffic_bytes,
+    workload_steps,
+)
 from .lengths import TokenLengths
 from .memory import (
     decode_step_bytes,

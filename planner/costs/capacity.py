@@ -202,7 +202,11 @@ def plan_capacity(
         replicas = max(1, math.ceil(qps / rep["thr"]))
         plans.append((replicas * t, t, replicas, rep))
     if not plans:
-        detail = "; ".join(problems) if problems else f"even {max_gpus} GPUs cannot hold the weights and one execution's KV"
+        detail = (
+            "; ".join(problems)
+            if problems
+            else f"even {max_gpus} GPUs cannot hold the weights and one execution's KV"
+        )
         raise ValueError(f"{spec.name} on {hardware.name}: no feasible deployment ({detail})")
     gpus, t, replicas, rep = min(plans, key=lambda p: (p[0], p[1]))
     usd_h = gpus * hardware.usd_per_gpu_hour

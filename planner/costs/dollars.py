@@ -109,7 +109,9 @@ def api_cost(workload: Workload, price: ApiPrice) -> ApiCost:
     if workload.prefix_sharing and price.cached_input_usd_per_mtok is not None:
         cached = max(requests - 1, 0) * workload.prompt_tokens
     outputs = workload.generated_tokens
-    inputs, cached, outputs = (int(x) if float(x).is_integer() else float(x) for x in (inputs, cached, outputs))
+    inputs, cached, outputs = (
+        int(x) if float(x).is_integer() else float(x) for x in (inputs, cached, outputs)
+    )
     return ApiCost(
         api=price.name,
         input_tokens=inputs,

@@ -209,7 +209,9 @@ def estimate_cost(
     need = memory_needed_bytes(spec, tl, batch)
     if tp is None:
         what = f"weights + KV of {batch} sequences"
-        tp = choose_tp(spec, need, hardware, memory_utilization=memory_utilization, max_gpus=max_gpus, what=what)
+        tp = choose_tp(
+            spec, need, hardware, memory_utilization=memory_utilization, max_gpus=max_gpus, what=what
+        )
         tp_source = "auto"
     else:
         check_tp(spec, tp, max_gpus=max_gpus, hardware=hardware.name)

@@ -7,9 +7,9 @@ generated tokens) and an expectation over :attr:`Workload.length_distribution`:
 * additive quantities (FLOPs, tokens, KV bytes read) are the atom-weighted average of the
   scalar workload at each atom's length, so each chain is priced at its own length (the
   attention terms see ``E[L^2]``, :mod:`planner.costs.lengths`);
-* decode steps (what latency waits for): the phases of the workload at the length of its
-  longest independent chain, ``E[max of n]`` for a pool or hybrid of ``n`` chains, ``E[L]``
-  for single-chain strategies;
+* decode steps (what latency waits for): for a pool or hybrid of ``n`` chains, the phases of
+  the workload at the length of its longest chain, ``E[max of n]``; for single-chain
+  strategies the expected steps over the length;
 * peak KV: :func:`kv_peak_bytes`.
 """
 
@@ -86,13 +86,18 @@ def tally(spec: ModelSpec, workload: Workload, *, mla: str = "absorbed", attenti
                 f = forward_flops(spec, ph.prefill_tokens, past, attention=attention, mla=mla)
                 pre_f += w * ph.prefill_chunks * f
                 pre_tok += w * ph.prefill_chunks * ph.prefill_tokens
-                prefills.append((w, ph.prefill_chunks, float(ph.prefill_tokens), float(f), float(ph.context_tokens)))
+                prefills.append(
+                    (w, ph.prefill_chunks, float(ph.prefill_tokens), float(f), float(ph.context_tokens))
+                )
             if ph.gen_tokens:
                 dec_f += w * ph.sequences * decode_flops(spec, ph.context_tokens, ph.gen_tokens, mla=mla)
                 kv_read += w * ph.sequences * kv_read_bytes(spec, ph.context_tokens, ph.gen_tokens)
                 dec_tok += w * ph.sequences * ph.gen_tokens
-    longest = dist.expected_max(workload.independent_chains)
-    steps = float(sum(ph.gen_tokens for ph in workload.at_length(longest).phases()))
+    if workload.independent_chains > 1:
+        longest = dist.expected_max(workload.independent_chains)
+        steps = float(sum(ph.gen_tokens for ph in workload.at_length(longest).phases()))
+    else:
+        steps = workload.expect(lambda w: float(sum(ph.gen_tokens for ph in w.phases())))
     return Tally(
         prefill_flops=pre_f,
         decode_flops=dec_f,
@@ -155,7 +160,12 @@ def kv_peak_bytes(spec: ModelSpec, workload: Workload) -> float:
     if dist.is_constant:
         return _scalar_peak(spec, workload.at_length(dist.max))
     if workload.independent_chains == 1:
-        return float(sum(w * _scalar_peak(spec, workload.at_length(float(v))) for v, w in zip(dist.values, dist.weights, strict=True)))
+        return float(
+            sum(
+                w * _scalar_peak(spec, workload.at_length(float(v)))
+                for v, w in zip(dist.values, dist.weights, strict=True)
+            )
+        )
     b = spec.kv_bytes_per_token_per_layer
     n_slid = spec.num_sliding_layers
     n_full = spec.num_layers - n_slid

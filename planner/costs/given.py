@@ -85,7 +85,7 @@ def parse_model_spec(text: str, *, name: str | None = None, dtype: str | None = 
     ('mine', 32, 131072.0)
     """
     where = f"--model-spec {text!r}"
-    label, body = (text.split("=", 1) if "=" in text else (None, text))
+    label, body = text.split("=", 1) if "=" in text else (None, text)
     fields: dict[str, Any] = {}
     for part in body.split(","):
         if not part.strip():
@@ -97,9 +97,7 @@ def parse_model_spec(text: str, *, name: str | None = None, dtype: str | None = 
     return spec_from_fields((name or (label or "").strip() or "given"), fields, where=where, dtype=dtype)
 
 
-def spec_from_fields(
-    name: str, fields: dict[str, Any], *, where: str, dtype: str | None = None
-) -> ModelSpec:
+def spec_from_fields(name: str, fields: dict[str, Any], *, where: str, dtype: str | None = None) -> ModelSpec:
     """A :class:`ModelSpec` from a mapping of :data:`FIELDS` (strings or numbers), as parsed from
     the command line or read from a catalog table; errors name ``where`` and the fields."""
     fields = {_ALIASES.get(k, k): v for k, v in fields.items()}
@@ -190,7 +188,9 @@ def spec_from_numbers(
     hidden = hidden or heads * head_dim
     dtype_name = str(dtype or "bfloat16").removeprefix("torch.").lower()
     if dtype_name not in DTYPE_BYTES:
-        raise SpecError(f"{where}: field 'dtype': unknown dtype {dtype!r}; known: {', '.join(sorted(DTYPE_BYTES))}")
+        raise SpecError(
+            f"{where}: field 'dtype': unknown dtype {dtype!r}; known: {', '.join(sorted(DTYPE_BYTES))}"
+        )
     layer = LayerSpec(
         attn_matmul=0, dense_matmul=dense, expert_matmul=expert, num_experts=n_exp, experts_per_token=top_k
     )

@@ -223,7 +223,9 @@ def _prefill_steps(spec: ModelSpec, tl: Tally, execs: float) -> tuple[np.ndarray
     if not tl.prefills:
         z = np.zeros(0)
         return z, z, z
-    w, chunks, tokens, chunk_flops, context = (np.array(col, dtype=float) for col in zip(*tl.prefills, strict=True))
+    w, chunks, tokens, chunk_flops, context = (
+        np.array(col, dtype=float) for col in zip(*tl.prefills, strict=True)
+    )
     flops = execs * chunks * chunk_flops
     mem = weight_bytes_read(spec, execs * chunks * tokens) + execs * chunks * kv_cache_bytes(spec, context)
     return w, np.atleast_1d(flops), np.atleast_1d(mem)

@@ -118,7 +118,9 @@ class TokenLengths:
             raise ValueError(f"max length {top:g} is below the mean {mean:g}")
         if var <= tol or top - mean <= tol:
             if var > tol:
-                raise ValueError(f"max length {top:g} equals the mean but the lengths vary (mean_sq {mean_sq:g})")
+                raise ValueError(
+                    f"max length {top:g} equals the mean but the lengths vary (mean_sq {mean_sq:g})"
+                )
             out = cls.constant(mean)
             return cls(out.values, out.weights, count, "moments")
         if var > mean * (top - mean) * (1 + 1e-9):
