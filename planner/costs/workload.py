@@ -210,7 +210,7 @@ class Workload:
                 )
             knobs[key] = value
         lengths = None
-        if isinstance(gen_tokens, TokenLengths) or np_ndim(gen_tokens) > 0:
+        if isinstance(gen_tokens, TokenLengths) or _ndim(gen_tokens) > 0:
             lengths = TokenLengths.coerce(gen_tokens)  # type: ignore[arg-type]
             mean = lengths.mean
             gen_tokens = int(mean) if float(mean).is_integer() else mean
@@ -339,7 +339,7 @@ class Workload:
         return f"{self.strategy}:{knobs}" if knobs else self.strategy
 
 
-def np_ndim(value: Any) -> int:
+def _ndim(value: Any) -> int:
     """Dimensions of a number or sequence (0 for scalars), without importing numpy eagerly."""
     import numpy as np
 
