@@ -11,6 +11,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from costs_helpers import _BASE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,18 +30,7 @@ from planner.costs import (
 )
 
 LLAMA8 = ModelSpec.from_catalog("llama-3.1-8b")
-SLIDING = ModelSpec.from_hf_config(
-    dict(
-        model_type="mistral",
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=100,
-        sliding_window=8,
-    )
-)
+SLIDING = ModelSpec.from_hf_config({"model_type": "mistral", **_BASE, "sliding_window": 8})
 H100 = get_hardware("h100")
 lengths_st = st.lists(st.integers(0, 60), min_size=1, max_size=7)
 

@@ -372,23 +372,10 @@ class ModelSpec:
         return spec
 
     @classmethod
-    def from_numbers(
-        cls,
-        name: str,
-        *,
-        params: float,
-        layers: int,
-        kv_heads: int,
-        head_dim: int,
-        active_params: float | None = None,
-        heads: int | None = None,
-        hidden: int | None = None,
-        experts: int | None = None,
-        experts_per_token: int | None = None,
-        context: int | None = None,
-        dtype: str | None = None,
-    ) -> ModelSpec:
-        """Spec of an architecture no config covers, from a few given numbers (see
+    def from_numbers(cls, name: str, **numbers: Any) -> ModelSpec:
+        """Spec of an architecture no config covers, from a few given numbers: ``params``,
+        ``layers``, ``kv_heads``, ``head_dim`` and optionally ``active_params``, ``heads``,
+        ``hidden``, ``experts``, ``experts_per_token``, ``context``, ``dtype`` (see
         :func:`planner.costs.given.spec_from_numbers` for what is assumed).
 
         Examples
@@ -399,20 +386,7 @@ class ModelSpec:
         """
         from .given import spec_from_numbers
 
-        return spec_from_numbers(
-            name,
-            params=params,
-            layers=layers,
-            kv_heads=kv_heads,
-            head_dim=head_dim,
-            active_params=active_params,
-            heads=heads,
-            hidden=hidden,
-            experts=experts,
-            experts_per_token=experts_per_token,
-            context=context,
-            dtype=dtype,
-        )
+        return spec_from_numbers(name, **numbers)
 
     @classmethod
     def resolve(
