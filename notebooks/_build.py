@@ -391,7 +391,8 @@ print(f"llama-3.1-8b: {kv_cache_bytes(llama, 1000) / 1e6:.0f} MB of KV cache per
 16 samples of 2,048 generated tokens after a 512-token prompt (the prompt is prefilled once
 and shared, as vLLM and SGLang do). The API comparison uses DeepSeek-R1 — the same open model
 is in the catalog, so its self-hosted price is like for like. Self-hosted dollars depend on how
-many executions share the GPUs (`concurrency`): one alone wastes them.
+many sequences share each decode step of the GPUs (`concurrency`, 64 by default; a pool of 16
+fills 16 of them): one pool alone wastes them.
 """),
     code("""
 h100 = get_hardware("h100")
@@ -403,7 +404,7 @@ pd.Series(est.to_dict()).drop(["api"])
 r1_price = get_api_price("deepseek-r1")
 r1 = ModelSpec.from_catalog(r1_price.model)
 rows = []
-for concurrency in (1, 16, 64):
+for concurrency in (16, 64, 256):
     e = estimate_cost(r1, work, h100, concurrency=concurrency, api=r1_price)
     rows.append({"concurrency": concurrency, "tp (H100s)": e.tp, "latency_s": e.latency_s,
                  "self-hosted usd": e.cost_usd, "API usd": e.api.usd, "fits": e.fits_in_memory})
@@ -415,14 +416,14 @@ pd.DataFrame(rows)
 ## Latency versus concurrency (roofline)
 
 Decoding is memory-bound: each step reads the weights once for the whole batch, plus every
-sequence's KV cache. Batching more executions raises throughput (executions per second)
+sequence's KV cache. Batching more sequences raises throughput (executions per second)
 until the KV reads dominate, at the price of each execution's latency; from the row where
 `fits_in_memory` turns False the batch's KV cache no longer fits in one H100, so those rows are
 out of reach on `tp=1`.
 """),
     code("""
 rows = []
-for concurrency in (1, 2, 4, 8, 16, 32):
+for concurrency in (16, 32, 64, 128, 256, 512):  # sequences per step: 1 to 32 pools of 16
     e = estimate_cost(llama, work, h100, concurrency=concurrency, tp=1)
     rows.append({"concurrency": concurrency, "latency_s": e.latency_s, "throughput_qps": e.throughput_qps,
                  "compute_bound_fraction": e.compute_bound_fraction, "fits_in_memory": e.fits_in_memory})

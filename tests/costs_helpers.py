@@ -28,6 +28,8 @@ _MLA = dict(
     topk_group=1,
 )
 
+_IDS = dict(pad_token_id=0, bos_token_id=1, eos_token_id=1)  # Phi-3's defaults exceed the tiny vocabulary
+
 # (model_type, extra config fields): tiny configs covering every counted parameter kind
 TINY = {
     "llama": ("llama", {}),
@@ -60,6 +62,16 @@ TINY = {
     "qwen3-moe": (
         "qwen3_moe",
         dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, head_dim=16),
+    ),
+    "gemma": ("gemma", dict(head_dim=32)),
+    "gemma2": ("gemma2", dict(head_dim=32)),
+    "gemma3": ("gemma3_text", dict(head_dim=32, num_hidden_layers=7, attention_bias=True)),
+    "phi3": ("phi3", dict(_IDS)),
+    "phi3-tied-sliding": ("phi3", dict(_IDS, tie_word_embeddings=True, sliding_window=8)),
+    "gpt-neox": ("gpt_neox", dict(num_key_value_heads=4)),
+    "gpt-neox-tied-no-bias": (
+        "gpt_neox",
+        dict(num_key_value_heads=4, tie_word_embeddings=True, attention_bias=False),
     ),
     "deepseek-v3": ("deepseek_v3", dict(_MLA, q_lora_rank=24)),
     "deepseek-v2": ("deepseek_v2", dict(_MLA, q_lora_rank=None)),

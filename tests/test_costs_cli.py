@@ -89,7 +89,8 @@ def test_capacity_and_price_override():
 
 def test_unknown_model_gpu_api_and_strategy_are_clear_errors():
     res = run("costs --model llama-9 --gpu h100 -p 1 -n 1".split())
-    assert res.exit_code == 2 and "unknown model" in res.output and "llama-3.1-70b" in res.output
+    assert res.exit_code == 2 and "unknown model" in res.output and "closest: llama-3" in res.output
+    assert "qwen3" not in res.output  # one line, not the whole catalog
     res = run("costs --model llama-3.1-8b --gpu h999 -p 1 -n 1".split())
     assert res.exit_code == 2 and "unknown GPU 'h999'" in res.output and "H100-SXM" in res.output
     res = run("costs --model llama-3.1-8b --api gpt-9 -p 1 -n 1".split())
@@ -104,3 +105,58 @@ def test_help_shows_the_example():
     res = run(["costs", "--help"])
     assert res.exit_code == 0
     assert "ttc costs --model llama-3.1-70b --gpu h100 --strategy pool:n=16" in res.output
+
+
+# ---- per-sample lengths, closed forms, given numbers, TP ------------------------------------------
+GIVEN = "mine=params:8.0e9,layers:32,kv_heads:8,head_dim:128"
+
+
+def test_gen_tokens_takes_per_sample_lengths_a_file_and_moments(tmp_path):
+    base = "costs --model qwen3-8b --gpu h100 --strategy pool:n=2 --json --gen-tokens".split()
+    listed = json.loads(run(base + ["100,10000"]).output)["estimate"]
+    (tmp_path / "lengths.txt").write_text("# per-sample generated tokens\n100\n10000\n")
+    from_file = json.loads(run(base + [f"@{tmp_path / 'lengths.txt'}"]).output)["estimate"]
+    moments = json.loads(run(base + ["mean=5050,mean_sq=50005000,max=10000"]).output)["estimate"]
+    mean = json.loads(run(base + ["5050"]).output)["estimate"]
+    assert listed["flops"] == from_file["flops"] == pytest.approx(moments["flops"], rel=1e-12)
+    assert (
+        listed["flops"] > mean["flops"] and listed["decode_steps"] == 10_000 and mean["decode_steps"] == 5050
+    )
+    assert listed["gen_lengths"]["mean_sq"] == 50_005_000 and mean["gen_lengths"] is None
+    bad = run(base + ["lots"])
+    assert bad.exit_code == 2 and "expected a number" in bad.output
+
+
+def test_huge_gen_tokens_answer_in_closed_form():
+    res = run(["costs", "--model-spec", GIVEN, "--gen-tokens", "1e12", "--json"])
+    assert res.exit_code == 0, res.output
+    est = json.loads(res.output)["estimate"]
+    assert est["decode_steps"] == 1e12 and est["generated_tokens"] == 10**12
+
+
+def test_prompt_tokens_are_optional_and_the_table_says_so():
+    res = run("costs --model llama-3.1-8b --gpu h100 --gen-tokens 500".split())
+    assert res.exit_code == 0, res.output
+    assert "no prompt tokens given" in res.output and "smallest that fits" in res.output
+
+
+def test_given_numbers_price_a_model_the_catalog_lacks():
+    res = run(["costs", "--model-spec", GIVEN, "--gpu", "h100", "-n", "4096", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["model_spec"]["params_total"] == 8_000_000_000 and out["estimate"]["model"] == "mine"
+    assert any("ESTIMATED" in n for n in out["estimate"]["notes"])
+    res = run(["costs", "--model", "mine=params:8e9,layers:32", "-n", "10"])
+    assert res.exit_code == 2 and "missing field(s) kv_heads, head_dim" in res.output
+    assert res.output.count("\n") <= 2
+
+
+def test_context_overflow_and_unusable_tp_are_one_line_errors():
+    res = run("costs --model llama-3-8b --gen-tokens 9000".split())
+    assert res.exit_code == 2 and "exceeds the model's context of 8,192 tokens" in res.output
+    res = run("costs --model llama-3.1-70b --gpu h100 --tp 3 -n 10 -p 10".split())
+    assert res.exit_code == 2 and "--tp 3 does not divide llama-3.1-70b's 64 attention heads" in res.output
+    res = run("costs --model llama-3.1-70b --gpu h100 --tp 16 --max-gpus 8 -n 10 -p 10".split())
+    assert res.exit_code == 2 and "exceeds the 8 GPUs" in res.output
+    res = run(EXAMPLE + ["--tp", "8", "--json"])
+    assert json.loads(res.output)["estimate"]["tp_source"] == "given"

@@ -27,6 +27,7 @@ from planner.costs import (
     forward_flops,
     kv_cache_bytes,
     kv_peak_bytes,
+    kv_read_bytes,
     plan_capacity,
     price_samples,
     roofline_time_s,
@@ -192,7 +193,9 @@ def test_sampling_knobs_are_ignored_and_unknown_knobs_are_errors():
 
 
 # ---- latency ----------------------------------------------------------------------------------
-def test_roofline_latency_equals_a_step_by_step_loop():
+def test_roofline_latency_equals_a_step_by_step_loop_when_every_step_is_memory_bound():
+    """Two pools of 3 in lockstep are a batch of 6 sequences; the closed form's roofline of the
+    mean decode token equals the per-step sum because every step is memory-bound."""
     w = Workload.from_strategy("pool:n=3", 20, 12)
     h100 = get_hardware("h100")
     total = 0.0
@@ -206,28 +209,32 @@ def test_roofline_latency_equals_a_step_by_step_loop():
         for j in range(ph.gen_tokens):
             flops = b * forward_flops(LLAMA8, 1, ph.context_tokens + j)
             total += roofline_time_s(flops, decode_step_bytes(LLAMA8, b, ph.context_tokens + j), h100)
-    lat = estimate_latency(LLAMA8, w, h100, concurrency=2)
+    lat = estimate_latency(LLAMA8, w, h100, concurrency=6)
     assert lat.latency_s == pytest.approx(total, rel=1e-12)
-    assert lat.steps == 1 + 12
+    assert lat.steps == 1 + 12 and lat.compute_bound_fraction == 0.0
+    assert lat.replica_s == pytest.approx(total / 2, rel=1e-12)  # two executions share the steps
 
 
 def test_decode_at_batch_one_is_memory_bound_and_tp_divides_time():
     w = Workload.from_strategy("greedy", 0, 100)
     h100 = get_hardware("h100")
-    one = estimate_latency(LLAMA8, w, h100)
+    one = estimate_latency(LLAMA8, w, h100, concurrency=1)
     tr = workload_steps(LLAMA8, w)
     assert one.compute_bound_fraction == 0.0
     assert one.latency_s == pytest.approx(tr.memory_bytes.sum() / h100.memory_bandwidth_bytes_per_s)
-    assert estimate_latency(LLAMA8, w, h100, tp=4).latency_s == pytest.approx(one.latency_s / 4)
-    assert estimate_latency(LLAMA8, w, h100, tp=4, tp_efficiency=0.8).latency_s == pytest.approx(
-        one.latency_s / 3.2
+    assert estimate_latency(LLAMA8, w, h100, concurrency=1, tp=4).latency_s == pytest.approx(
+        one.latency_s / 4
     )
+    assert estimate_latency(
+        LLAMA8, w, h100, concurrency=1, tp=4, tp_efficiency=0.8
+    ).latency_s == pytest.approx(one.latency_s / 3.2)
 
 
 def test_large_batches_turn_compute_bound_and_overhead_adds_per_step():
     w = Workload.from_strategy("pool:n=64", 16, 8)
-    lat = estimate_latency(LLAMA8, w, TOY_HW, concurrency=64)
+    lat = estimate_latency(LLAMA8, w, TOY_HW, concurrency=4096)
     assert lat.compute_bound_fraction == 1.0  # 4096 sequences on a 100 FLOP/byte machine
+    assert estimate_latency(LLAMA8, w, TOY_HW, concurrency=1).concurrency == 64  # never below one pool
     slow = HardwareSpec("slow", 1e12, 1e10, 1e11, 1.0, step_overhead_s=0.01, layer_overhead_s=0.001)
     base = estimate_latency(LLAMA8, w, HardwareSpec("fast", 1e12, 1e10, 1e11, 1.0))
     assert estimate_latency(LLAMA8, w, slow).latency_s == pytest.approx(
@@ -279,22 +286,30 @@ def test_estimate_auto_tp_fits_weights_and_kv():
     spec = ModelSpec.from_catalog("llama-3.1-70b")
     w = Workload.from_strategy("pool:n=16", 512, 2048)
     est = estimate_cost(spec, w, get_hardware("h100"))
-    assert est.tp == 4 and est.fits_in_memory  # 141 GB weights + 10.9 GB KV > 2 x 72 GB usable
-    assert est.memory_needed_bytes == pytest.approx(spec.weight_bytes + est.kv_bytes_peak)
+    # 141 GB of weights + the KV of 64 sequences holding 512 + 1,024 tokens on average
+    # (32 GB; one pool's peak is 10.9 GB) > 2 x 72 GB usable
+    assert est.tp == 4 and est.tp_source == "auto" and est.fits_in_memory and est.concurrency == 64
+    mean_kv = kv_read_bytes(spec, 512, 2048) / 2048
+    assert est.memory_needed_bytes == pytest.approx(spec.weight_bytes + 64 * mean_kv)
     assert est.effective_flops > est.flops
+    one_pool = estimate_cost(spec, w, get_hardware("h100"), concurrency=16)
+    assert one_pool.memory_needed_bytes == pytest.approx(spec.weight_bytes + est.kv_bytes_peak)
     cramped = estimate_cost(spec, w, get_hardware("h100"), tp=1)
-    assert not cramped.fits_in_memory
+    assert not cramped.fits_in_memory and cramped.tp_source == "given"
 
 
 def test_capacity_kv_memory_binds_for_long_contexts_and_compute_for_short_ones():
     h100 = get_hardware("h100")
-    long = plan_capacity(LLAMA8, Workload.from_strategy("pool:n=16", 4096, 8192), h100, qps=1.0, tp=1)
+    work = Workload.from_strategy("pool:n=16", 4096, 8192)
+    long = plan_capacity(LLAMA8, work, h100, qps=1.0, tp=1)
     assert long.binding == "kv_memory"
+    per_sequence = kv_read_bytes(LLAMA8, 4096, 8192) / 8192  # mean KV a decode token's sequence holds
     assert (
         long.concurrency
         == long.concurrency_memory_limit
-        == math.floor((80e9 * 0.9 - LLAMA8.weight_bytes) / long.kv_bytes_per_query)
+        == math.floor((80e9 * 0.9 - LLAMA8.weight_bytes) / per_sequence)
     )
+    assert long.executions_in_flight == pytest.approx(long.concurrency / 16)
     short = plan_capacity(LLAMA8, Workload.from_strategy("greedy", 64, 64), h100, qps=50.0, tp=1)
     assert short.binding == "compute"
     assert short.throughput_qps_per_replica >= 0.9 * short.compute_roof_qps_per_replica

@@ -159,12 +159,16 @@ def test_run_metadata_builds_the_spec_and_warns_on_parameter_mismatch(tmp_path):
         ModelSpec.from_run_metadata({"model": "x"})
 
 
-def test_resolve_catalog_then_path_then_error_listing_names(tmp_path):
+def test_resolve_catalog_then_path_then_one_line_error_naming_close_matches(tmp_path):
     assert ModelSpec.resolve("Llama-3.1-8B").name == "llama-3.1-8b"
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", **_BASE}))
     assert ModelSpec.resolve(tmp_path).model_type == "llama"
-    with pytest.raises(SpecError, match=r"unknown model .*known: .*llama-3\.1-70b"):
-        ModelSpec.resolve("no-such-model")
+    with pytest.raises(SpecError) as err:
+        ModelSpec.resolve("llama-3.1-7b")
+    msg = str(err.value)
+    assert "\n" not in msg and "closest: " in msg and "llama-3.1-8b" in msg and "params:" in msg
+    # never the whole catalog (the old message listed all of it)
+    assert len(msg) < 300 and "qwen3-32b" not in msg and "deepseek" not in msg
 
 
 def test_resolve_finds_lab_checkpoints_by_name(tmp_path, monkeypatch):
@@ -178,5 +182,138 @@ def test_resolve_finds_lab_checkpoints_by_name(tmp_path, monkeypatch):
     monkeypatch.setattr(spec_module, "lab_checkpoint_dirs", lambda: [folder])
     spec = ModelSpec.resolve("lab-x")
     assert spec.name == "lab-x" and spec.tie_word_embeddings
-    with pytest.raises(SpecError, match="lab checkpoints: lab-x"):
+    with pytest.raises(SpecError, match=r"closest: .*lab-x"):
         ModelSpec.resolve("lab-y")
+
+
+# ---- new families ----------------------------------------------------------------------------
+PYTHIA_12B = dict(
+    model_type="gpt_neox",
+    hidden_size=5120,
+    intermediate_size=20480,
+    num_hidden_layers=36,
+    num_attention_heads=40,
+    vocab_size=50688,
+    rotary_pct=0.25,
+    use_parallel_residual=True,
+    tie_word_embeddings=False,
+    max_position_embeddings=2048,
+)
+
+
+def test_pythia_12b_has_its_published_parameter_count():
+    # Biderman et al. 2023, Table 1: 11,846,072,320 (untied embed_in and embed_out, LayerNorms with bias)
+    assert ModelSpec.from_hf_config(PYTHIA_12B).params_total == 11_846_072_320
+    spec = ModelSpec.from_catalog("pythia-12b")
+    assert spec.params_total == 11_846_072_320 and spec.attention == "MHA"
+    assert spec.max_context_tokens == 2048 and spec.weight_bytes_per_param == 2.0  # float16
+    # MHA: 2 x 40 heads x 128 x 36 layers x 2 bytes
+    assert spec.kv_bytes_per_token == 2 * 40 * 128 * 36 * 2
+
+
+@pytest.mark.parametrize("size", ["14m", "70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b"])
+def test_every_pythia_size_is_in_the_catalog_with_its_exact_count(size):
+    entry = load_catalog().model(f"pythia-{size}-deduped")
+    assert ModelSpec.from_catalog(entry.name).params_total == entry.headline_params
+
+
+def test_gemma_layer_patterns_without_layer_types():
+    """Configs written before transformers listed ``layer_types`` (Gemma 2's and Gemma 3's
+    config.json) slide on even layers (Gemma 2) or on 5 of every 6 (Gemma 3)."""
+    g2 = ModelSpec.from_hf_config(
+        {"model_type": "gemma2", **_BASE, "num_hidden_layers": 4, "sliding_window": 16}
+    )
+    assert [la.sliding for la in g2.layers] == [True, False, True, False]
+    g3 = ModelSpec.from_hf_config(
+        {"model_type": "gemma3_text", **_BASE, "num_hidden_layers": 12, "sliding_window": 16}
+    )
+    assert [la.sliding for la in g3.layers] == [True] * 5 + [False] + [True] * 5 + [False]
+    wrapped = ModelSpec.from_hf_config(
+        {"model_type": "gemma3", "text_config": {**_BASE, "num_hidden_layers": 12, "sliding_window": 16}}
+    )
+    assert wrapped.params_total == g3.params_total and "vision tower is not counted" in wrapped.source
+
+
+def test_context_limit_from_max_positions_and_rope_scaling():
+    assert ModelSpec.from_catalog("llama-3-8b").max_context_tokens == 8192
+    yarn = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    spec = ModelSpec.from_hf_config(
+        {"model_type": "qwen3", **_BASE, "max_position_embeddings": 40960, "rope_scaling": yarn}
+    )
+    assert spec.max_context_tokens == 131072
+    assert ModelSpec.from_hf_config({"model_type": "llama", **_BASE}).max_context_tokens is None
+
+
+# ---- given numbers -----------------------------------------------------------------------------
+def test_given_numbers_price_an_unknown_architecture():
+    spec = ModelSpec.resolve("mine=params:8.0e9,layers:32,kv_heads:8,head_dim:128")
+    assert spec.name == "mine" and spec.params_total == spec.params_active == 8_000_000_000
+    assert spec.kv_bytes_per_token == 2 * 8 * 128 * 32 * 2 and spec.weight_bytes == 16e9
+    assert spec.matmul_params_active + spec.params_final_norm == 8_000_000_000  # 2N FLOPs per token
+    assert spec.num_heads == 32 and any("ESTIMATED" in a for a in spec.assumptions)
+    exact = ModelSpec.resolve("params:8e9,layers:32,kv_heads:8,head_dim:128,heads:32,context:8192", name="x")
+    assert (
+        exact.name == "x"
+        and exact.max_context_tokens == 8192
+        and not any("ESTIMATED" in a for a in exact.assumptions)
+    )
+
+
+def test_given_numbers_for_a_moe_keep_totals_and_active_parameters():
+    spec = ModelSpec.from_numbers(
+        "moe",
+        params=46.7e9,
+        active_params=12.9e9,
+        layers=32,
+        kv_heads=8,
+        head_dim=128,
+        experts=8,
+        experts_per_token=2,
+    )
+    assert spec.params_total == 46_700_000_000 and spec.is_moe
+    assert abs(spec.params_active - 12.9e9) <= 32 * 8
+    with pytest.raises(SpecError, match="needs experts and experts_per_token"):
+        ModelSpec.from_numbers(
+            "moe", params=46.7e9, active_params=12.9e9, layers=32, kv_heads=8, head_dim=128
+        )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("x=params:8e9,layers:32", r"missing field\(s\) kv_heads, head_dim \(expected NAME=params:8\.0e9"),
+        (
+            "x=params:8e9,layers:32,kv_heads:8,head_dim:128,colour:3",
+            r"unknown field\(s\) colour; known: params",
+        ),
+        ("x=params:lots,layers:32,kv_heads:8,head_dim:128", r"field 'params' must be a number"),
+        ("x=params:8e9,layers:32.5,kv_heads:8,head_dim:128", r"field 'layers' must be a whole number"),
+        (
+            "x=params:8e9,layers:32,kv_heads:8,head_dim:128,heads:12",
+            r"heads \(12\) must be a multiple of kv_heads",
+        ),
+    ],
+)
+def test_given_numbers_errors_are_one_line_and_name_the_fields(text, message):
+    with pytest.raises(SpecError, match=message) as err:
+        ModelSpec.resolve(text)
+    assert "\n" not in str(err.value)
+
+
+def test_a_catalog_file_entry_can_give_numbers_instead_of_a_config(tmp_path):
+    user = tmp_path / "mine.toml"
+    user.write_text(
+        "[models.my-model]\nparams = 7.0e9\nlayers = 28\nkv_heads = 4\nhead_dim = 128\nheads = 28\n"
+    )
+    spec = ModelSpec.resolve("my-model", extra_file=user)
+    assert (
+        spec.params_total == 7_000_000_000
+        and spec.num_heads == 28
+        and spec.kv_bytes_per_token == 2 * 4 * 128 * 28 * 2
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[models.half]\nparams = 7.0e9\nlayers = 28\n")
+    from planner.catalog import CatalogError
+
+    with pytest.raises(CatalogError, match=r"\[models\.half\]: missing field\(s\) kv_heads, head_dim"):
+        load_catalog(bad)
