@@ -14,7 +14,7 @@
 
 Options are the profiled knob values (measured accuracies) unless ``--predicted`` adds the
 fitted and extrapolated ones. Weights: the profile's question counts per difficulty. Without ``--profile`` the inputs
-are SYNTHETIC (tests/planner_fixtures.py: known per-question probabilities, exact
+are SYNTHETIC (tests/planner/planner_fixtures.py: known per-question probabilities, exact
 majority@k; priced as Qwen2.5 0.5B/1.5B/7B and Qwen3-30B-A3B); their numbers only
 exercise the code.
 
@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "planner")]
 
 from planner.adaptive import PoolReplay, adaptive_policies  # noqa: E402
 from planner.allocate import (  # noqa: E402

@@ -16,7 +16,7 @@ pays for its own evaluations. Spaces:
 
 * ``--profile DIR``: the profile's curves at ``coarse`` and ``fine`` knob grids (all
   difficulties);
-* otherwise (and in addition, ``--synthetic``): SYNTHETIC curves (tests/planner_fixtures.py
+* otherwise (and in addition, ``--synthetic``): SYNTHETIC curves (tests/planner/planner_fixtures.py
   style: per-question success probabilities, exact majority@k) for a family of M models x T
   temperatures, priced as Qwen2.5 models of growing size, at ``fine`` grids up to 4x the
   pool. These exist only to make spaces large; their accuracies mean nothing.
@@ -46,7 +46,7 @@ import pandas as pd  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "planner")]
 
 from fitting import schema as S  # noqa: E402
 from planner.catalog import get_hardware  # noqa: E402

@@ -6,7 +6,7 @@ In the lab, ``x1`` is the model's parameter count, ``x2`` the number of samples 
 ``y`` the error ``1 - accuracy``; in Chinchilla (Hoffmann et al. 2022) ``x1 = N``
 parameters, ``x2 = D`` training tokens and ``y`` the loss. :class:`JointPowerLaw`
 reproduces the published replication fit of the Chinchilla data (Besiroglu et al. 2024) in
-well under a second: see ``tests/test_chinchilla.py``.
+well under a second: see ``tests/fitting/test_chinchilla.py``.
 
 How the fit works (fast and global enough without thousands of starts):
 

@@ -225,7 +225,7 @@ def test_beta_binomial_inverse_and_failure():
         BetaBinomial().fit_counts(4, [5, 1])
 
 
-# ---- JointPowerLaw (synthetic, lab-like; the real-data check is tests/test_chinchilla.py) ----
+# ---- JointPowerLaw (synthetic, lab-like; the real-data check is tests/fitting/test_chinchilla.py) ----
 
 
 def test_joint_power_law_recovers_error_surface_over_size_and_samples():

@@ -20,7 +20,7 @@ from profiling import storage
 from profiling.runner import profile
 from profiling.storage import RunMismatch, ShardWriter, finished_units, merge_runs, shard_of, write_shard
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STRATS = ["greedy", "pool:n=3"]
 
 
@@ -170,7 +170,7 @@ WORKER = textwrap.dedent(
 
 def start_worker(tmp_path, out, delay, every):
     script = tmp_path / f"worker_{every}.py"
-    script.write_text(WORKER.format(root=str(ROOT), tests=str(ROOT / "tests"), delay=delay, every=every))
+    script.write_text(WORKER.format(root=str(ROOT), tests=str(ROOT / "tests" / "profiling"), delay=delay, every=every))
     return subprocess.Popen(
         [sys.executable, str(script), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

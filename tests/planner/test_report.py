@@ -2,8 +2,8 @@
 written, every frame agrees with the planner computed independently (ttc recommend, brute-force
 Pareto fronts, the saturation definition, the KV formula, the fixture's construction), and the
 plot functions build the layers they promise. Data: the synthetic fixture of
-tests/report_fixtures.py (known per-question probabilities; no model is run). The report on a
-real `ttc profile` run is in tests/test_report_lab.py."""
+tests/planner/report_fixtures.py (known per-question probabilities; no model is run). The report on a
+real `ttc profile` run is in tests/planner/test_report_lab.py."""
 
 from __future__ import annotations
 

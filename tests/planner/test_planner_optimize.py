@@ -1,6 +1,6 @@
 """Search: the exhaustive enumerator against a brute-force loop, Optuna against the enumerator,
 constraints, risk, Pareto fronts and a study shared by two worker processes.
-Fixtures: tests/planner_fixtures.py (synthetic curves from known probabilities)."""
+Fixtures: tests/planner/planner_fixtures.py (synthetic curves from known probabilities)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from planner.optimize import Budget, search, search_exhaustive, search_optuna
 from planner.pareto import hypervolume_2d, pareto_exhaustive, pareto_optuna
 from planner.space import OptionSpace
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_two_worker_processes_share_one_journal_study(space, tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests")!r}]
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests" / "planner")!r}]
         import planner_fixtures as F
         from planner.optimize import Budget, search_optuna
         from planner.space import OptionSpace

@@ -22,7 +22,7 @@ from profiling.tasks.files import (
     normalize_number,
 )
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
+DATA = Path(__file__).parents[2].parent / "shared" / "data"
 GSM8K = DATA / "gsm8k_test.jsonl"
 MATH500 = DATA / "math500_test.jsonl"
 needs_data = pytest.mark.skipif(

@@ -1,5 +1,5 @@
 """Option space and predictions: arms from curves, knob grids, source labels, extrapolation
-limits, the family law for unprofiled sizes. Fixtures: tests/planner_fixtures.py (synthetic)."""
+limits, the family law for unprofiled sizes. Fixtures: tests/planner/planner_fixtures.py (synthetic)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Per-difficulty allocation: the exact DP against brute force on random small instances, the
 Lagrangian bound, Optuna's gap, and the comparison with a single option.
-Fixtures: tests/planner_fixtures.py (synthetic curves) and random tables."""
+Fixtures: tests/planner/planner_fixtures.py (synthetic curves) and random tables."""
 
 from __future__ import annotations
 

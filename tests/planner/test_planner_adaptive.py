@@ -1,5 +1,5 @@
 """Adaptive policies replayed offline from sample pools: replays against exact estimators, the
-stopping rule's edge cases, the probe route and the budget. Fixtures: tests/planner_fixtures.py."""
+stopping rule's edge cases, the probe route and the budget. Fixtures: tests/planner/planner_fixtures.py."""
 
 from __future__ import annotations
 

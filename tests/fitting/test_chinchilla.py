@@ -17,7 +17,7 @@ import pytest
 
 from fitting.joint import JointPowerLaw, joint_objective
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data" / "chinchilla_svg_extracted.csv"
+DATA = Path(__file__).parents[2].parent / "shared" / "data" / "chinchilla_svg_extracted.csv"
 
 pytestmark = pytest.mark.skipif(
     not DATA.exists(), reason=f"Chinchilla data not found at {DATA} (the shared data folder beside the repo)"

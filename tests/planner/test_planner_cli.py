@@ -1,5 +1,5 @@
 """`ttc recommend` and `ttc evaluate` end to end (typer CliRunner) on a profile folder built from
-the synthetic fixtures (tests/planner_fixtures.py) with a run.json holding catalog configs."""
+the synthetic fixtures (tests/planner/planner_fixtures.py) with a run.json holding catalog configs."""
 
 from __future__ import annotations
 

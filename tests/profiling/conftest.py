@@ -1,0 +1,4 @@
+"""Tests of :mod:`profiling`: tasks, backends (hf, openai, vllm with a fake engine), strategies,
+storage and the ``ttc profile`` command. Helpers: ``scripted_backend.py`` (a deterministic
+backend and task), ``backend_helpers.py`` (a scripted OpenAI-compatible server and
+``transformers serve``)."""
