@@ -43,8 +43,11 @@ import pandas as pd  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "planner")]
 
-from planner.adaptive import PoolReplay, adaptive_policies  # noqa: E402
-from planner.allocate import (  # noqa: E402
+from planner.catalog import get_hardware  # noqa: E402
+from planner.profile import load_profile, profile_from_tables  # noqa: E402
+from planner.recommend import build_space  # noqa: E402
+from planner.search.adaptive import PoolReplay, adaptive_policies  # noqa: E402
+from planner.search.allocate import (  # noqa: E402
     InfeasibleBudget,
     allocate_exact,
     allocate_lagrangian,
@@ -52,10 +55,7 @@ from planner.allocate import (  # noqa: E402
     bin_tables,
     compare_with_single,
 )
-from planner.catalog import get_hardware  # noqa: E402
-from planner.costing import CostModel  # noqa: E402
-from planner.load import load_profile, profile_from_tables  # noqa: E402
-from planner.recommend import build_space  # noqa: E402
+from planner.space.pricing import CostModel  # noqa: E402
 
 SYNTHETIC_SPECS = {
     "lab-s": "qwen2.5-0.5b",

@@ -234,8 +234,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported 
 import pandas as pd
 
 from fitting import schema as S
-from planner.findings import headline_findings
-from planner.load import load_profile
+from planner.report.findings import headline_findings
+from planner.profile import load_profile
 from planner.recommend import plan
 from planner.report.charts import plot_accuracy_vs_compute
 from planner.report.data import accuracy_compute_frame, planning_context

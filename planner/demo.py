@@ -84,9 +84,9 @@ def run_demo(
     from fitting.pipeline import FitOutput
     from profiling.runner import profile
 
-    from .findings import headline_findings
-    from .load import load_profile
+    from .profile import load_profile
     from .report import build_report
+    from .report.findings import headline_findings
 
     if preset not in PRESETS:
         raise ValueError(f"unknown demo preset {preset!r}; choose one of {', '.join(PRESETS)}")

@@ -1,10 +1,10 @@
 """The recommendation: what to run for a budget and a kind of problem, what to expect, what it costs.
 
-:func:`plan` ties the pieces together: a :class:`~planner.load.Profile` (samples, curves,
-specs), a cost model for the target hardware or API (:class:`~planner.costing.CostModel`),
-the option space (:class:`~planner.space.OptionSpace`), a search
-(:mod:`planner.optimize`), per-difficulty allocation (:mod:`planner.allocate`) for a mix of
-difficulties, and offline adaptive policies (:mod:`planner.adaptive`) when the difficulty
+:func:`plan` ties the pieces together: a :class:`~planner.profile.Profile` (samples, curves,
+specs), a cost model for the target hardware or API (:class:`~planner.space.pricing.CostModel`),
+the option space (:class:`~planner.space.option_space.OptionSpace`), a search
+(:mod:`planner.search.single`), per-difficulty allocation (:mod:`planner.search.allocate`) for a mix of
+difficulties, and offline adaptive policies (:mod:`planner.search.adaptive`) when the difficulty
 is unknown. It returns a :class:`Recommendation`, whose :meth:`~Recommendation.to_json` is
 the object of DESIGN.md::
 
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .optimize import Budget, SearchResult, search
-from .options import COST_KEYS
-from .pareto import pareto_exhaustive, pareto_optuna
-from .space import ExtraModel, OptionSpace
+from .search.pareto import pareto_exhaustive, pareto_optuna
+from .search.single import Budget, SearchResult, search
+from .space.arms import COST_KEYS
+from .space.option_space import ExtraModel, OptionSpace
 
 __all__ = ["Recommendation", "PlanError", "plan", "family_of", "build_space"]
 
@@ -237,7 +237,7 @@ def plan(
 
     Parameters
     ----------
-    profile : :class:`~planner.load.Profile`
+    profile : :class:`~planner.profile.Profile`
     budget : mapping or Budget
         Per-query limits on ``flops``, ``tokens``, ``usd``, ``latency_s``, ``kv_bytes``.
         The GPU memory (weights plus KV at ``concurrency``) is always a limit on hardware.
@@ -251,13 +251,13 @@ def plan(
     objective : {"accuracy", "pareto"}
         ``pareto`` also returns the accuracy-versus-cost front (NSGA-II on large spaces).
     method, storage, n_trials, seed
-        Search settings (see :func:`planner.optimize.search`).
+        Search settings (see :func:`planner.search.single.search`).
     models : sequence of str or None
         Consider only these models (profiled or ``extra_models``).
     """
     from planner.catalog import CatalogError, load_catalog
 
-    from .costing import CostModel
+    from .space.pricing import CostModel
 
     b = budget if isinstance(budget, Budget) else Budget(dict(budget))
     try:
@@ -315,7 +315,7 @@ def plan(
         raise PlanError(_cheapest_message(space, target, full))
     binding = res.binding
     if objective == "pareto":
-        from .optimize import binding_constraint
+        from .search.single import binding_constraint
 
         binding = binding_constraint(res.evaluated, best, full, res.objective)
     rec = Recommendation(
@@ -349,7 +349,7 @@ def plan(
 
 def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int) -> dict:
     """Per-difficulty allocation for a mix: exact DP and Optuna, their gap, and what it saves."""
-    from .allocate import allocate_exact, allocate_optuna, bin_tables, compare_with_single
+    from .search.allocate import allocate_exact, allocate_optuna, bin_tables, compare_with_single
 
     key = budget.primary()
     per_query = (
@@ -384,7 +384,7 @@ def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int
 def _plan_auto(profile, specs, budget: Budget, request: dict, seed: int) -> Recommendation:
     """Difficulty unknown: pick the adaptive policy with the best accuracy on training
     questions within budget, report its replay on held-out questions."""
-    from .adaptive import ADAPTIVE_COST_KEYS, PoolReplay, adaptive_policies
+    from .search.adaptive import ADAPTIVE_COST_KEYS, PoolReplay, adaptive_policies
 
     key = budget.primary()
     if key not in ADAPTIVE_COST_KEYS:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ..units import format_cost
+from ..report.format import format_cost
 from ._common import console, fail
 
 _EXAMPLE = "ttc recommend --profile runs/lab --budget-flops 1e13 --difficulty 4 --gpu h100"
@@ -109,9 +109,9 @@ def recommend(
 
         ttc recommend --profile runs/lab --budget-flops 1e13 --mix 1:0.2,3:0.5,5:0.3
     """
-    from planner.load import load_profile
+    from planner.profile import load_profile
     from planner.recommend import PlanError, family_of, plan
-    from planner.space import ExtraModel
+    from planner.space.option_space import ExtraModel
 
     budget = {k: v for k, v in (("flops", budget_flops), ("usd", budget_usd), ("tokens", budget_tokens),
                                  ("latency_s", latency_s), ("kv_bytes", budget_kv_bytes)) if v is not None}  # fmt: skip
@@ -266,8 +266,8 @@ def evaluate(
 
         ttc evaluate --profile runs/lab --budget-key flops
     """
-    from planner.evaluate import evaluate_profile
-    from planner.load import load_profile
+    from planner.holdout import evaluate_profile
+    from planner.profile import load_profile
 
     try:
         values = [float(v) for v in budgets.split(",")] if budgets else None

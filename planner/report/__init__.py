@@ -1,6 +1,6 @@
 """The capacity-planning report (``ttc report``): one self-contained HTML page, PNGs, Markdown.
 
-:func:`build_report` loads a profile folder (:func:`planner.load.load_profile`), builds the
+:func:`build_report` loads a profile folder (:func:`planner.profile.load_profile`), builds the
 planner's option space priced on a GPU (:func:`planner.report.data.planning_context`),
 computes the report's tidy frames (:mod:`planner.report.data`), draws them with Altair
 (:mod:`planner.report.charts`) and writes (:mod:`planner.report.build`):
@@ -85,7 +85,7 @@ def build_report(
     >>> files = build_report("runs/lab", "runs/lab/report.html", gpu="h100")  # doctest: +SKIP
     >>> files.html, sorted(files.pngs)  # doctest: +SKIP
     """
-    from planner.load import load_profile
+    from planner.profile import load_profile
 
     from . import build as B
     from .data import planning_context

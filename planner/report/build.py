@@ -25,9 +25,9 @@ import pandas as pd
 
 from fitting import schema as S
 
+from . import capacity as M
 from . import charts as C
 from . import data as D
-from . import memory as M
 from . import tradeoffs as T
 
 __all__ = ["Section", "ReportContent", "compute_content", "write_html", "write_pngs", "write_markdown",

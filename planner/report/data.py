@@ -5,15 +5,15 @@ Everything here is computed with the planner's own public API, so the report sho
 
 * the option space (:func:`planner.recommend.build_space`: arms, laws with ``ttc fit``
   bootstrap bands, the cost model on the chosen GPU);
-* the exhaustive search (:func:`planner.optimize.search_exhaustive`) and Pareto front
-  (:func:`planner.pareto.pareto_exhaustive`) over each difficulty's option table, which is
+* the exhaustive search (:func:`planner.search.single.search_exhaustive`) and Pareto front
+  (:func:`planner.search.pareto.pareto_exhaustive`) over each difficulty's option table, which is
   computed ONCE per target and reused for every budget (:class:`PlanContext` answers
-  ``table(target)`` like an :class:`~planner.space.OptionSpace`);
-* per-difficulty allocation (:mod:`planner.allocate`) and capacity
+  ``table(target)`` like an :class:`~planner.space.option_space.OptionSpace`);
+* per-difficulty allocation (:mod:`planner.search.allocate`) and capacity
   (:func:`planner.costs.plan_capacity`).
 
 The trade-off frames (allocation, dense vs MoE) are in :mod:`planner.report.tradeoffs`, the
-KV-cache and capacity frames in :mod:`planner.report.memory`.
+KV-cache and capacity frames in :mod:`planner.report.capacity`.
 
 Every frame says where its numbers come from in a :data:`SOURCE` column: ``measured``
 (profiled points: accuracy with its question-bootstrap interval; measured KV bytes),
@@ -76,7 +76,7 @@ SERIES = "series"  # line of a chart (allocation vs single option, MoE vs dense)
 FAMILY = "model_strategy"  # "model · strategy": the colour of the budget map
 SATURATION = "saturation_x"  # N* in knob units
 
-#: costs an option table carries (planner.options.COST_KEYS) plus the GPU memory it needs
+#: costs an option table carries (planner.space.arms.COST_KEYS) plus the GPU memory it needs
 COST_LABELS = {
     S.FLOPS: "FLOPs per query",
     "tokens": "tokens per query",
@@ -100,8 +100,8 @@ class PlanContext:
     """The planner's state for one report: profile, cost model, option space and difficulty mix.
 
     :meth:`table` caches each target's option table (the exhaustive enumeration), so the
-    context can be handed to :func:`planner.optimize.search_exhaustive` and
-    :func:`planner.pareto.pareto_exhaustive` in place of the option space: they only call
+    context can be handed to :func:`planner.search.single.search_exhaustive` and
+    :func:`planner.search.pareto.pareto_exhaustive` in place of the option space: they only call
     ``table(target)``, and every budget then reuses one enumeration.
     """
 
@@ -124,7 +124,7 @@ class PlanContext:
         return self.coster.memory_limit_bytes()
 
     def table(self, target: Mapping[str, float]) -> pd.DataFrame:
-        """Every option for ``target`` (cached; see :meth:`planner.space.OptionSpace.table`)."""
+        """Every option for ``target`` (cached; see :meth:`planner.space.option_space.OptionSpace.table`)."""
         key = tuple(sorted(target.items()))
         if key not in self._tables:
             self._tables[key] = self.space.table(dict(target))
@@ -144,9 +144,9 @@ class PlanContext:
         return f"{arm.model} {arm.strategy}" + (f" {text}" if text else "")
 
     def budget(self, value: float, key: str | None = None):
-        """A :class:`~planner.optimize.Budget` on ``key`` (default the report's budget key) plus
+        """A :class:`~planner.search.single.Budget` on ``key`` (default the report's budget key) plus
         the GPU memory limit that ``ttc recommend`` always applies on hardware."""
-        from planner.optimize import Budget
+        from planner.search.single import Budget
 
         limits = {key or self.budget_key: float(value)}
         if self.memory_limit_bytes is not None:
@@ -176,11 +176,11 @@ def planning_context(
     """The option space of ``profile`` priced on ``gpu``, built as :func:`planner.recommend.plan` does.
 
     ``mix`` is the difficulty mix of the "all" row (default: every question, i.e. the bins
-    weighted by their question counts; see :func:`planner.space.parse_target`).
+    weighted by their question counts; see :func:`planner.space.option_space.parse_target`).
     """
     from planner.catalog import load_catalog
-    from planner.costing import CostModel
     from planner.recommend import build_space
+    from planner.space.pricing import CostModel
 
     catalog = load_catalog(catalog_file)
     hw = catalog.gpu(gpu) if gpu else None
@@ -253,7 +253,7 @@ def accuracy_compute_frame(ctx: PlanContext) -> pd.DataFrame:
 
     Panels are the difficulty bins and the mix (weighted mean of the bins).
     """
-    from planner.predict import ExtrapolationRefused
+    from planner.space.predict import ExtrapolationRefused
 
     rows: list[pd.DataFrame] = []
     space = ctx.space
@@ -315,11 +315,11 @@ def default_budgets(ctx: PlanContext, n: int = 5) -> list[float]:
 def budget_grid_frame(ctx: PlanContext, budgets: Sequence[float]) -> pd.DataFrame:
     """The planner's choice for every (difficulty target, budget): one row each.
 
-    Found by :func:`planner.optimize.search_exhaustive` on the cached option table of the
+    Found by :func:`planner.search.single.search_exhaustive` on the cached option table of the
     target (the same ranking as ``ttc recommend --method exhaustive``). Infeasible cells have
     ``option`` "no option fits" and NaN accuracy.
     """
-    from planner.optimize import search_exhaustive
+    from planner.search.single import search_exhaustive
 
     key = ctx.budget_key
     rows = []
@@ -348,10 +348,10 @@ def pareto_frame(
     ctx: PlanContext, grid: pd.DataFrame | None = None, cost_key: str | None = None
 ) -> pd.DataFrame:
     """Every option of the mix with its accuracy and cost, ``on_front`` marking the Pareto front
-    (:func:`planner.pareto.pareto_exhaustive`: accuracy up, cost down) and ``recommended``
+    (:func:`planner.search.pareto.pareto_exhaustive`: accuracy up, cost down) and ``recommended``
     the budget tags (``B1``, ...) of the options the budget grid chose for the mix."""
-    from planner.optimize import Budget
-    from planner.pareto import pareto_exhaustive
+    from planner.search.pareto import pareto_exhaustive
+    from planner.search.single import Budget
 
     key = cost_key or ctx.budget_key
     table = ctx.table(ctx.mix)

@@ -23,25 +23,25 @@ def allocation_frames(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.Da
     -------
     curves : DataFrame
         :data:`KIND` ``frontier`` rows (columns :data:`SERIES`, :data:`COST`, accuracy): the
-        exact allocation frontier (:func:`planner.allocate.allocation_frontier`, one option
+        exact allocation frontier (:func:`planner.search.allocate.allocation_frontier`, one option
         per difficulty, average cost per query) and the best single option's front (the
         Pareto front of the mix's options); :data:`KIND` ``saving`` rows: per budget, the
         single option's accuracy and cost and the least average cost at which an
         allocation matches it (``cost2``), i.e. the compute saved at equal accuracy.
     table : DataFrame
-        :func:`planner.allocate.compare_with_single` per budget, plus the allocation's choice
+        :func:`planner.search.allocate.compare_with_single` per budget, plus the allocation's choice
         per difficulty.
     note : str
         Why the section is empty, or "".
     """
-    from planner.allocate import (
+    from planner.search.allocate import (
         InfeasibleBudget,
         allocate_exact,
         allocation_frontier,
         bin_tables,
         compare_with_single,
     )
-    from planner.optimize import Budget
+    from planner.search.single import Budget
 
     key = ctx.budget_key
     if len(ctx.mix) < 2:
@@ -116,8 +116,8 @@ def moe_frames(
     Returns ``(fronts, pairs, best_within_budgets, note)``; ``note`` says why nothing is shown
     (no MoE, no dense model).
     """
-    from planner.optimize import Budget
-    from planner.pareto import pareto_exhaustive
+    from planner.search.pareto import pareto_exhaustive
+    from planner.search.single import Budget
 
     specs = ctx.profile.specs
     models = set(ctx.profile.models)

@@ -9,7 +9,7 @@ import pandas as pd
 import planner_fixtures as F
 import pytest
 
-from planner.allocate import (
+from planner.search.allocate import (
     InfeasibleBudget,
     allocate_brute_force,
     allocate_exact,
@@ -20,8 +20,8 @@ from planner.allocate import (
     bin_tables,
     compare_with_single,
 )
-from planner.optimize import Budget
-from planner.space import OptionSpace
+from planner.search.single import Budget
+from planner.space.option_space import OptionSpace
 
 
 def _random_tables(rng, n_bins, n_opts):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from fitting import schema as S
 from planner.catalog import get_model_entry
 from planner.cli import app
-from planner.load import CACHE_DIR, load_profile
+from planner.profile import CACHE_DIR, load_profile
 from profiling.storage import new_run_metadata, run_signature, write_run, write_shard
 
 DESIGN_KEYS = {"request", "choice", "expected_accuracy", "accuracy_interval", "source", "cost",
@@ -190,11 +190,11 @@ def test_curves_are_cached_and_a_new_shard_invalidates_the_cache(profile_dir, tm
 
 
 def test_extra_model_of_a_profiled_family_is_predicted_and_labelled_extrapolated(profile_dir):
-    from planner.costing import CostModel
     from planner.costs import ModelSpec
-    from planner.load import load_profile
+    from planner.profile import load_profile
     from planner.recommend import build_space
-    from planner.space import ExtraModel
+    from planner.space.option_space import ExtraModel
+    from planner.space.pricing import CostModel
 
     r = run("recommend", "--profile", str(profile_dir), "--budget-flops", "5e14", "--extra-model",
             "lab-xl=qwen2.5-14b", "--json")  # fmt: skip

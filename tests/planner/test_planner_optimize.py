@@ -14,9 +14,9 @@ import numpy as np
 import planner_fixtures as F
 import pytest
 
-from planner.optimize import Budget, search, search_exhaustive, search_optuna
-from planner.pareto import hypervolume_2d, pareto_exhaustive, pareto_optuna
-from planner.space import OptionSpace
+from planner.search.pareto import hypervolume_2d, pareto_exhaustive, pareto_optuna
+from planner.search.single import Budget, search, search_exhaustive, search_optuna
+from planner.space.option_space import OptionSpace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,8 +111,8 @@ def test_two_worker_processes_share_one_journal_study(space, tmp_path):
         import sys
         sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests" / "planner")!r}]
         import planner_fixtures as F
-        from planner.optimize import Budget, search_optuna
-        from planner.space import OptionSpace
+        from planner.search.single import Budget, search_optuna
+        from planner.space.option_space import OptionSpace
         space = OptionSpace.from_curves(F.curves_table(n_questions=30, pool=16), F.toy_coster(),
                                         architectures=F.ARCH, fit_if_missing=False)
         res = search_optuna(space, space.target("2"), Budget({{"flops": 2e9}}), n_trials=12,
@@ -136,7 +136,7 @@ def test_two_worker_processes_share_one_journal_study(space, tmp_path):
         assert p.returncode == 0, err[-2000:]
     import optuna
 
-    from planner.optimize import open_storage
+    from planner.search.single import open_storage
 
     study = optuna.load_study(study_name="shared", storage=open_storage(f"journal:{journal}"))
     assert len(study.trials) == 24

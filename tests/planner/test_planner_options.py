@@ -12,9 +12,9 @@ import pytest
 
 from fitting import PowerLaw
 from fitting import schema as S
-from planner.options import Arm, Option, arms_from_curves, knob_grid, simulated_reason
-from planner.predict import CurvePredictor, ExtrapolationRefused, FamilyPredictor
-from planner.space import ExtraModel, OptionSpace, parse_target
+from planner.space.arms import Arm, Option, arms_from_curves, knob_grid, simulated_reason
+from planner.space.option_space import ExtraModel, OptionSpace, parse_target
+from planner.space.predict import CurvePredictor, ExtrapolationRefused, FamilyPredictor
 
 
 @pytest.fixture(scope="module")

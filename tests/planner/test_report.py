@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from fitting import schema as S
 from planner.cli import app
-from planner.load import load_profile
+from planner.profile import load_profile
 from planner.recommend import plan
 from planner.report import build_report
 from planner.report import charts as C

@@ -20,7 +20,7 @@ sampler rarely hit the narrow affordable band of the right arm (benchmarks/optim
 one machine) several workers share one study and each reads every worker's trials.
 
 The multi-objective mode (NSGA-II, the Pareto front of accuracy against one cost) is in
-:mod:`planner.pareto`.
+:mod:`planner.search.pareto`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .options import COST_KEYS
-from .space import OptionSpace
+from ..space.arms import COST_KEYS
+from ..space.option_space import OptionSpace
 
 __all__ = [
     "RISKS",
@@ -138,7 +138,7 @@ class SearchResult:
 def _rank(table: pd.DataFrame, objective: str, cost_key: str) -> pd.DataFrame:
     t = table.copy()
     if "source_rank" not in t:
-        from .predict import SOURCES
+        from ..space.predict import SOURCES
 
         t["source_rank"] = t["source"].map(SOURCES.index)
     t["_obj"] = t[objective].round(12)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .options import Arm, Usage
+from .arms import Arm, Usage
 
 __all__ = ["CostModel", "workload_for"]
 
@@ -82,7 +82,7 @@ def workload_for(
     """The :class:`~planner.costs.Workload` of ``arm`` at knob value ``x`` with the measured
     mean ``prompt_tokens`` (the question's prompt) and ``completion_tokens`` per query
     (token counts rounded to integers; :class:`CostModel` interpolates between roundings)."""
-    from .costs import Workload
+    from ..costs import Workload
 
     spec, div, off = _shape(arm, x)
     G = max(int(round((max(float(completion_tokens), 0.0) - off) / div)), 0)
@@ -129,7 +129,7 @@ class CostModel:
         return (self.tp or 1) * self.hardware.memory_bytes * 0.9
 
     def _priced(self, model: str, spec_text: str, p: int, G: int) -> dict[str, float]:
-        from .costs import Workload, estimate_cost
+        from ..costs import Workload, estimate_cost
 
         key = (model, spec_text, p, G)
         hit = self._cache.get(key)

@@ -16,10 +16,10 @@ A strategy whose reward, verifier or process reward is the task's oracle or a si
 (noisy-oracle) scorer is *simulated*: it needs a scorer no deployment has. Such options are
 left out unless asked for, and always say ``simulated`` in their label.
 
-The value of an option is its predicted accuracy (:mod:`planner.predict`) and its cost: the
+The value of an option is its predicted accuracy (:mod:`planner.space.predict`) and its cost: the
 curve's MEASURED mean tokens (interpolated in the knob between profiled values, linearly
 extrapolated beyond) turned into FLOPs, latency, dollars and KV bytes by a coster (see
-:class:`Usage` and :mod:`planner.costing`).
+:class:`Usage` and :mod:`planner.space.pricing`).
 """
 
 from __future__ import annotations

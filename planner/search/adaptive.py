@@ -10,7 +10,7 @@ until the policy stops (samples drawn without replacement, ``reps`` orders per q
     leading answer, 0..m) is the estimated difficulty bin; continue with that bin's option
     (a model and a total number of samples; with the probe model the probes count toward
     the vote). The option per agreement level is chosen by the exact allocation DP
-    (:func:`planner.allocate.allocate_exact`) on the TRAINING questions, with the levels'
+    (:func:`planner.search.allocate.allocate_exact`) on the TRAINING questions, with the levels'
     frequencies as weights.
 ``early_stop``
     Early-stopping self-consistency: sample one at a time and stop once the leading answer
@@ -96,7 +96,7 @@ class PoolReplay:
     """
 
     def __init__(self, samples: pd.DataFrame, specs: Mapping[str, object], *, reps: int = 48, seed: int = 0):
-        from .costs import price_samples
+        from ..costs import price_samples
 
         df = samples[samples[S.STRATEGY] == "pool"]
         if df.empty:

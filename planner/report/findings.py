@@ -1,6 +1,6 @@
 """Headline findings of a profile, in words with numbers (what ``ttc demo`` prints).
 
-Each finding is computed from the option table of :class:`planner.space.OptionSpace`:
+Each finding is computed from the option table of :class:`planner.space.option_space.OptionSpace`:
 accuracies are MEASURED points of the profile (``source == "measured"``), costs are
 PREDICTED by the cost model (:mod:`planner.costs`) from the measured token counts. Nothing
 here is a constant: if the profile does not show an effect, the finding says so.
@@ -94,7 +94,7 @@ def small_vs_large(
 
 def allocation_saving(space, budget_quantile: float = 0.5, tables: dict | None = None) -> str:
     """Per-difficulty allocation versus the best single option at the same average FLOPs."""
-    from .allocate import compare_with_single
+    from ..search.allocate import compare_with_single
 
     bins = [b for b in space.bins if b != "all"]
     if len(bins) < 2:
@@ -154,8 +154,8 @@ def headline_findings(profile, *, gpu: str = "h100") -> list[str]:
     """Three findings (size vs sampling, allocation, MoE vs dense) of a loaded profile."""
     from planner.catalog import load_catalog
 
-    from .costing import CostModel
-    from .recommend import build_space
+    from ..recommend import build_space
+    from ..space.pricing import CostModel
 
     coster = CostModel(profile.specs, hardware=load_catalog().gpu(gpu))
     space = build_space(profile, coster)

@@ -1,6 +1,6 @@
 """The evaluated option space: arms with predictors and costs, for one difficulty target.
 
-:class:`OptionSpace` is what the searches (:mod:`planner.optimize`, :mod:`planner.allocate`)
+:class:`OptionSpace` is what the searches (:mod:`planner.search.single`, :mod:`planner.search.allocate`)
 talk to. It answers two questions: *evaluate this option* (one arm at one knob value: the
 Optuna path, one trial at a time) and *evaluate every option* (the exhaustive enumerator,
 vectorized per arm). Both return the same numbers for the same option.
@@ -23,7 +23,7 @@ import pandas as pd
 
 from fitting import schema as S
 
-from .options import (
+from .arms import (
     COST_KEYS,
     Arm,
     ArmCurve,
@@ -247,7 +247,7 @@ class OptionSpace:
     """Arms with predictors and a coster; evaluates options for a difficulty target.
 
     Build it with :meth:`from_curves`. ``curves[arm][difficulty]`` is an
-    :class:`~planner.options.ArmCurve` (or a family curve for an unprofiled model).
+    :class:`~planner.space.arms.ArmCurve` (or a family curve for an unprofiled model).
     """
 
     curves: dict[Arm, dict[str, ArmCurve]]
@@ -284,14 +284,14 @@ class OptionSpace:
         curves : DataFrame
             The curves table (columns of ``fitting/schema.py``).
         coster : callable
-            ``coster(arm, values, usage) -> {cost key: array}`` (see :mod:`planner.costing`).
+            ``coster(arm, values, usage) -> {cost key: array}`` (see :mod:`planner.space.pricing`).
         fits : iterable of dict
             Fit records of ``ttc fit`` keyed by model, strategy, config, metric, difficulty.
         extra_models, model_params, families
             Unprofiled models to predict with a family law; the parameter count and family
             of each profiled model (needed only with ``extra_models``).
         density : {"coarse", "fine"}
-            Knob grid (see :func:`planner.options.knob_grid`).
+            Knob grid (see :func:`planner.space.arms.knob_grid`).
         fit_cache : dict or None
             Laws selected here for arms without a ``ttc fit`` record, keyed by arm,
             difficulty and a hash of the points; read and updated in place (the caller

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .optimize import Budget, _objective, _quiet_optuna
-from .space import OptionSpace
+from ..space.option_space import OptionSpace
+from .single import Budget, _objective, _quiet_optuna
 
 __all__ = [
     "Allocation",
@@ -279,7 +279,7 @@ def allocate_optuna(
 ) -> Allocation:
     """TPE over one integer per bin (the index on the bin's cost-sorted Pareto front), with
     ``(sum_b w_b c_b - B) / B <= 0`` as the constraint."""
-    from .optimize import open_storage
+    from .single import open_storage
 
     optuna = _quiet_optuna()
     objective = _objective(risk)

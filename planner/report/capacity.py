@@ -90,8 +90,8 @@ def capacity_frame(ctx: PlanContext, grid: pd.DataFrame, qps: float = 10.0) -> p
     = 1000 x tp x price per GPU-hour / 3600 / throughput (what 1,000 queries cost on fully
     used GPUs).
     """
-    from planner.costing import workload_for
     from planner.costs import plan_capacity
+    from planner.space.pricing import workload_for
 
     if ctx.hardware is None:
         return pd.DataFrame()

@@ -21,10 +21,10 @@ import pandas as pd
 
 from fitting import schema as S
 
-from .adaptive import split_questions
-from .allocate import InfeasibleBudget, allocate_exact, bin_tables
-from .optimize import Budget, search_exhaustive
-from .space import OptionSpace
+from .search.adaptive import split_questions
+from .search.allocate import InfeasibleBudget, allocate_exact, bin_tables
+from .search.single import Budget, search_exhaustive
+from .space.option_space import OptionSpace
 
 __all__ = ["evaluate_profile", "BASELINES"]
 
@@ -72,7 +72,7 @@ def evaluate_profile(
 
     Parameters
     ----------
-    profile : :class:`~planner.load.Profile`
+    profile : :class:`~planner.profile.Profile`
     budgets : sequence of float or None
         Per-query limits on ``cost_key``; default six budgets spaced geometrically from the
         cheapest to the most expensive profiled option (of the train half).
@@ -87,7 +87,7 @@ def evaluate_profile(
     """
     from planner.catalog import load_catalog
 
-    from .costing import CostModel
+    from .space.pricing import CostModel
 
     catalog = load_catalog()
     hw = catalog.gpu(hardware) if hardware else None

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .optimize import (
+from ..space.option_space import OptionSpace
+from .single import (
     Budget,
     SearchResult,
     _Evaluator,
@@ -27,7 +28,6 @@ from .optimize import (
     _trial_fn,
     open_storage,
 )
-from .space import OptionSpace
 
 __all__ = ["pareto_exhaustive", "pareto_optuna", "hypervolume_2d"]
 

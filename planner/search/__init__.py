@@ -1,0 +1,1 @@
+"""Which option to pick: single-objective search, Pareto fronts, allocation, adaptive policies."""
