@@ -192,7 +192,7 @@ def test_beta_binomial_recovers_shape_from_simulated_counts():
     rng = np.random.default_rng(1)
     a, b, n_q, n = 0.4, 1.5, 4000, 16
     counts = rng.binomial(n, rng.beta(a, b, size=n_q))
-    law = BetaBinomial().fit_counts(np.full(n_q, n), counts)
+    law = BetaBinomial().fit(np.full(n_q, n), counts)
     assert law.converged_
     # tolerance: ~4 sd of the MLE at this size (measured sd about 0.01 for a, 0.05 for b)
     assert law.params_["a"] == pytest.approx(a, abs=0.04)
@@ -219,10 +219,10 @@ def test_beta_binomial_inverse_and_failure():
     k = np.array([1.0, 7.0, 300.0])
     np.testing.assert_allclose(law.inverse(law.predict(k)), k, rtol=1e-8)
     with pytest.warns(ConvergenceWarning, match="not identifiable"):
-        bad = BetaBinomial().fit_counts(8, np.zeros(20))
+        bad = BetaBinomial().fit(8, np.zeros(20))
     assert bad.converged_ is False
     with pytest.raises(ValueError, match="0 <= c <= n"):
-        BetaBinomial().fit_counts(4, [5, 1])
+        BetaBinomial().fit(4, [5, 1])
 
 
 # ---- JointPowerLaw (synthetic, lab-like; the real-data check is tests/fitting/test_chinchilla.py) ----
