@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from fitting.atomic import atomic_write
+
 HERE = Path(__file__).resolve().parent
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -480,7 +482,7 @@ def build(cells, path: Path) -> None:
     for i, cell in enumerate(nb.cells):  # stable ids: a rebuild changes only what changed
         cell.id = f"{path.stem[:2]}-{i:02d}"
     nbformat.validate(nb)
-    path.write_text(nbformat.writes(nb) + "\n")
+    atomic_write(path, nbformat.writes(nb) + "\n")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ name, config path or lab checkpoint).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from fitting import schema as S
+from fitting.atomic import atomic_write
 
 __all__ = ["Profile", "load_profile", "profile_from_tables", "CACHE_DIR"]
 
@@ -82,12 +83,10 @@ def _fingerprint(folder: Path, extra: dict) -> str:
 
 
 def _write_quietly(path: Path, data: bytes) -> None:
-    """Atomic write that gives up silently on a read-only folder (the cache is optional)."""
+    """:func:`~fitting.atomic.atomic_write` that gives up silently on a read-only folder (the
+    cache is optional)."""
     try:
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write(path, data)
     except OSError:
         pass
 
@@ -155,8 +154,6 @@ def load_profile(
     if curves is None or fits is None:
         curves, fits = _fit(samples, n_boot, seed)
         if use_cache:
-            import io
-
             buf = io.BytesIO()
             curves.to_parquet(buf, index=False)
             _write_quietly(cache, buf.getvalue())

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fitting import schema as S
+from fitting.atomic import atomic_write
 
 from . import capacity as M
 from . import charts as C
@@ -433,10 +434,7 @@ def write_html(content: ReportContent, path: Path) -> Path:
         parts += [_table_html(cap, df) for cap, df in s.tables]
         parts.append("</section>")
     parts.append(f"<script>{_RENDER_JS}</script></body></html>")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(parts), encoding="utf-8")
-    return path
+    return atomic_write(path, "".join(parts))
 
 
 def write_pngs(content: ReportContent, folder: Path, scale: float = 1.0) -> dict[str, Path]:
@@ -444,14 +442,11 @@ def write_pngs(content: ReportContent, folder: Path, scale: float = 1.0) -> dict
     import vl_convert
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     version = vega_lite_version()
     for key, spec in content.specs().items():
         png = vl_convert.vegalite_to_png(spec, vl_version=version, scale=scale, allowed_base_urls=[])
-        p = folder / f"{key}.png"
-        p.write_bytes(png)
-        out[key] = p
+        out[key] = atomic_write(folder / f"{key}.png", png)
     return out
 
 
@@ -488,8 +483,7 @@ def write_markdown(content: ReportContent, path: Path, pngs: dict[str, Path] | N
             lines += [f"![{s.title}]({Path(rel).as_posix()})", ""]
         for cap, df in s.tables:
             lines += [f"**{cap}**", "", _md_table(df)]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return atomic_write(path, "\n".join(lines))
 
 
 def _under(p: Path, folder: Path) -> bool:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from scripted_backend import ScriptedBackend, TinyChainTask
 
+from fitting import atomic
 from fitting import schema as S
 from profiling import storage
 from profiling.runner import profile
@@ -84,7 +85,7 @@ def test_writer_flushes_whole_units_by_count_and_by_age(tmp_path):
 
 @pytest.mark.parametrize("where", ["before_rename", "after_rename"])
 def test_ctrl_c_during_a_flush_never_loses_or_duplicates_a_unit(tmp_path, monkeypatch, where):
-    real_write, real_sync = storage.pq.write_table, storage._fsync_dir
+    real_write, real_sync = storage.pq.write_table, atomic._fsync_dir
     hits = []
 
     def interrupt_once(real):
@@ -102,7 +103,7 @@ def test_ctrl_c_during_a_flush_never_loses_or_duplicates_a_unit(tmp_path, monkey
     if where == "before_rename":
         monkeypatch.setattr(storage.pq, "write_table", interrupt_once(real_write))
     else:
-        monkeypatch.setattr(storage, "_fsync_dir", interrupt_once(real_sync))
+        monkeypatch.setattr(atomic, "_fsync_dir", interrupt_once(real_sync))
     with pytest.raises(KeyboardInterrupt):
         with ShardWriter(tmp_path, every_units=2) as writer:
             writer.add_unit(rows(["a"]))
