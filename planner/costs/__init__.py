@@ -31,7 +31,7 @@ from .latency import LatencyBreakdown, StepTrace, estimate_latency, roofline_tim
 from .memory import decode_step_bytes, effective_flops, experts_touched, kv_cache_bytes, weight_bytes_read
 from .samples import price_samples
 from .spec import DTYPE_BYTES, SUPPORTED_MODEL_TYPES, LayerSpec, ModelSpec, SpecError, lab_checkpoint_dirs
-from .workload import STRATEGY_KNOBS, Phase, Workload
+from .workload import Phase, Workload
 
 __all__ = [
     # spec
@@ -56,7 +56,6 @@ __all__ = [
     # workload
     "Workload",
     "Phase",
-    "STRATEGY_KNOBS",
     # latency
     "StepTrace",
     "LatencyBreakdown",

@@ -36,6 +36,8 @@ from planner.costs import (
     weight_bytes_read,
     workload_steps,
 )
+from profiling.strategies import DESCRIPTORS, get_descriptor, get_strategy
+from profiling.strategy_spec import StrategySpec
 
 LLAMA8 = ModelSpec.from_catalog("llama-3.1-8b")
 MIXTRAL = ModelSpec.from_catalog("mixtral-8x7b")
@@ -185,10 +187,23 @@ def test_sampling_knobs_are_ignored_and_unknown_knobs_are_errors():
         Workload.from_strategy("beam:widht=4", 10, 10)
     with pytest.raises(ValueError, match="unknown strategy 'mcts'"):
         Workload.from_strategy("mcts:n=4", 10, 10)
-    with pytest.raises(ValueError, match="must be a int"):
+    with pytest.raises(ValueError, match="knob 'n' must be an integer >= 1, got 'two'"):
         Workload.from_strategy("pool:n=two", 10, 10)
-    with pytest.raises(ValueError, match="samples must be an integer >= 1"):
+    with pytest.raises(ValueError, match="knob 'n' must be an integer >= 1, got 0"):
         Workload.from_strategy("pool:n=0", 10, 10)
+    with pytest.raises(ValueError, match=r"knob 'keep' must be a number in \[0, 1\)"):
+        Workload.from_strategy("refine:keep=1.5", 10, 10)
+
+
+@pytest.mark.parametrize("name", list(DESCRIPTORS))
+def test_cost_model_defaults_are_the_profilers_knob_defaults(name):
+    """One descriptor per strategy: `ttc costs` fills in what `ttc profile` runs by default."""
+    desc = get_descriptor(name)
+    params = get_strategy(name).params  # every knob of the profiler's default config
+    default = Workload.from_strategy(name, 100, 50)
+    assert default == Workload.from_strategy(StrategySpec(name, dict(params)), 100, 50)
+    assumed = {k: knob.default for k, knob in desc.assumptions.items()}
+    assert default.knobs == {k: {**params, **assumed}[k] for k in desc.cost_knobs}
 
 
 # ---- latency ----------------------------------------------------------------------------------
