@@ -44,7 +44,19 @@ CASES = {
         {"ceiling": 0.015, "midpoint": 0.08, "slope": 0.1},
     ),
 }
-ALL = list(CASES)
+#: every registered law, so that a new law cannot skip the suite (its case must be added above)
+ALL = [LAWS[name] for name in sorted(LAWS)]
+
+
+def test_every_registered_law_has_a_case():
+    missing = [cls.__name__ for cls in ALL if cls not in CASES]
+    assert not missing, f"add a (truth, tolerance) case to CASES for {missing}"
+
+
+def _case(cls):
+    if cls not in CASES:
+        pytest.fail(f"{cls.__name__} is registered in LAWS but has no case in CASES")
+    return CASES[cls]
 
 
 def _noisy(cls, params, seed=0, n_q=N_QUESTIONS):
@@ -55,7 +67,7 @@ def _noisy(cls, params, seed=0, n_q=N_QUESTIONS):
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
 def test_recovers_known_parameters_from_binomial_noise(cls):
-    truth, tol = CASES[cls]
+    truth, tol = _case(cls)
     y = _noisy(cls, truth)
     law = cls().fit(K, y, sample_weight=binomial_weights(y, N_QUESTIONS))
     assert law.converged_, law.report()
@@ -65,7 +77,7 @@ def test_recovers_known_parameters_from_binomial_noise(cls):
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
 def test_fit_is_exact_on_clean_data_and_independent_of_the_compute_unit(cls):
-    truth, _ = CASES[cls]
+    truth, _ = _case(cls)
     y = cls.formula(K, *truth.values())
     law = cls().fit(K, y)
     assert law.rmse_ < 1e-9
@@ -76,7 +88,7 @@ def test_fit_is_exact_on_clean_data_and_independent_of_the_compute_unit(cls):
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
 def test_inverse_of_predict_is_identity(cls):
-    truth, _ = CASES[cls]
+    truth, _ = _case(cls)
     law = cls().with_params(truth)
     x = np.array([1.0, 3.0, 17.5, 100.0, 200.0])
     np.testing.assert_allclose(law.inverse(law.predict(x)), x, rtol=1e-9)
@@ -84,7 +96,7 @@ def test_inverse_of_predict_is_identity(cls):
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
 def test_inverse_above_the_ceiling_is_inf_with_a_reason(cls):
-    truth, _ = CASES[cls]
+    truth, _ = _case(cls)
     law = cls().with_params(truth)
     ceiling = law.asymptote()
     with pytest.warns(UnreachableTargetWarning, match="ceiling"):
@@ -94,7 +106,7 @@ def test_inverse_above_the_ceiling_is_inf_with_a_reason(cls):
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
 def test_analytic_jacobian_matches_finite_differences(cls):
-    truth, _ = CASES[cls]
+    truth, _ = _case(cls)
     theta = np.array(list(truth.values()))
     x = np.array([0.5, 1.0, 2.0, 7.0])
     jac = cls.jacobian(x, *theta)
@@ -105,7 +117,7 @@ def test_analytic_jacobian_matches_finite_differences(cls):
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
 def test_guess_from_log_space_line_fit_is_near_the_truth(cls):
-    truth, tol = CASES[cls]
+    truth, tol = _case(cls)
     guess = cls().guess(K, cls.formula(K, *truth.values()))
     # a starting point, not a fit: within 10x the recovery tolerance (or 50 %)
     for name, value in truth.items():
@@ -117,7 +129,7 @@ def test_estimator_contract(cls):
     law = cls(n_starts=3)
     with pytest.raises(NotFittedError):
         law.predict(K)
-    truth, _ = CASES[cls]
+    truth, _ = _case(cls)
     assert law.fit(K, cls.formula(K, *truth.values())) is law
     assert set(law.params_) == set(cls.param_names)
     assert law.clone().get_params() == law.get_params() and not hasattr(law.clone(), "params_")
