@@ -45,9 +45,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backends._base import Backend, GenerationResult
+from ..backends import Backend, GenerationResult
 from ..strategy_spec import StrategySpec
-from ..tasks._base import Problem, Task
+from ..tasks import Problem, Task
 
 __all__ = [
     "Knob",
@@ -116,6 +116,12 @@ class WorkloadShape:
     def sequences(self) -> int:
         """Sequences decoded at the same time for one query (pool n, beam width x expansions)."""
         return self.samples * self.expansions
+
+    @property
+    def calls(self) -> int:
+        """Engine calls one execution makes one after another (beam steps, refinement rounds
+        after the first attempt, the forced answer); a multi-call strategy resends its context."""
+        return self.steps * (1 + self.rounds) + (1 if self.answer_tokens else 0)
 
     def generated_tokens(self, chain_tokens: float) -> float:
         """Tokens one execution generates when one chain (a sample, a beam's solution, an

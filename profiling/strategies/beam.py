@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backends._base import Backend, GenerationRequest, GenerationResult
-from ..tasks._base import Problem, Task
+from ..backends import Backend, GenerationRequest, GenerationResult
+from ..tasks import Problem, Task
 from ._base import (
     Cost,
     Knob,

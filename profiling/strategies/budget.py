@@ -20,8 +20,8 @@ the larger of the two (phases run one after the other).
 
 from __future__ import annotations
 
-from ..backends._base import Backend, GenerationRequest
-from ..tasks._base import Problem, Task
+from ..backends import Backend, GenerationRequest
+from ..tasks import Problem, Task
 from ._base import (
     Cost,
     Knob,

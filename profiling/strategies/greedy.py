@@ -9,8 +9,8 @@ tokens, latency and KV peak, as the backend attributes them to the request.
 
 from __future__ import annotations
 
-from ..backends._base import Backend, GenerationRequest
-from ..tasks._base import Problem, Task
+from ..backends import Backend, GenerationRequest
+from ..tasks import Problem, Task
 from ._base import Cost, Knob, Outcome, RunContext, Strategy, StrategyDescriptor
 
 __all__ = ["Greedy", "DESCRIPTOR"]

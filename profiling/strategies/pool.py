@@ -21,8 +21,8 @@ rows add back up to the request's totals and k rows cost k/n of them.
 
 from __future__ import annotations
 
-from ..backends._base import Backend, GenerationRequest
-from ..tasks._base import Problem, Task
+from ..backends import Backend, GenerationRequest
+from ..tasks import Problem, Task
 from ._base import Cost, Knob, Outcome, RunContext, Strategy, StrategyDescriptor, WorkloadShape, concurrent_kv
 from .rewards import get_reward, is_valid_reward_spec
 

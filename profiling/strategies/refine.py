@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backends._base import Backend, GenerationRequest
-from ..tasks._base import Problem, Task
+from ..backends import Backend, GenerationRequest
+from ..tasks import Problem, Task
 from ._base import (
     Cost,
     Knob,

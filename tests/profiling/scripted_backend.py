@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from profiling.backends._base import Backend, Completion, GenerationRequest, GenerationResult
-from profiling.tasks._base import Problem, Task
+from profiling.backends import Backend, Completion, GenerationRequest, GenerationResult
+from profiling.tasks import Problem, Task
 
 #: KV bytes per cached token of the imaginary model (2 layers x 2 (K,V) x 8 dims x 4 bytes)
 KV_BYTES_PER_TOKEN = 128

@@ -293,14 +293,14 @@ LAB_NAMES = ["lab-s", "lab-m", "lab-l", "lab-moe"]
 
 
 def _lab_dir(name):
-    from profiling.backends import _lab_checkpoint
+    from profiling.backends import lab_checkpoint
 
-    path = _lab_checkpoint(name)
+    path = lab_checkpoint(name)
     return path if path is not None and (path / "config.json").is_file() else None
 
 
 @pytest.mark.parametrize("name", LAB_NAMES)
-def test_lab_checkpoint_kv_equals_cache_formula(name):
+def testlab_checkpoint_kv_equals_cache_formula(name):
     if _lab_dir(name) is None:
         pytest.skip(f"lab checkpoint {name} not trained yet")
     b = load_backend(name, device="cpu")
