@@ -46,16 +46,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "planner")]
 from planner.catalog import get_hardware  # noqa: E402
 from planner.profile import load_profile, profile_from_tables  # noqa: E402
 from planner.recommend import build_space  # noqa: E402
-from planner.search.adaptive import PoolReplay, adaptive_policies  # noqa: E402
-from planner.search.allocate import (  # noqa: E402
+from planner.search import (  # noqa: E402  # noqa: E402
     InfeasibleBudget,
+    PoolReplay,
+    adaptive_policies,
     allocate_exact,
     allocate_lagrangian,
     allocate_optuna,
     bin_tables,
     compare_with_single,
 )
-from planner.space.pricing import CostModel  # noqa: E402
+from planner.space import CostModel  # noqa: E402
 
 SYNTHETIC_SPECS = {
     "lab-s": "qwen2.5-0.5b",

@@ -51,9 +51,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "planner")]
 from fitting import schema as S  # noqa: E402
 from planner.catalog import get_hardware  # noqa: E402
 from planner.costs import ModelSpec  # noqa: E402
-from planner.search.single import Budget, search_exhaustive, search_optuna  # noqa: E402
-from planner.space.option_space import OptionSpace  # noqa: E402
-from planner.space.pricing import CostModel  # noqa: E402
+from planner.search import Budget, search_exhaustive, search_optuna  # noqa: E402
+from planner.space import CostModel, OptionSpace  # noqa: E402
 
 QWEN = [
     "qwen2.5-0.5b",

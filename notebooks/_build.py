@@ -270,7 +270,7 @@ ctx = planning_context(prof, gpu="h100")
 options = ctx.table({"5": 1.0})
 budget_flops = float(options[S.FLOPS].median())
 print(f"{len(options)} options for level 5; budget = median predicted FLOPs = {budget_flops:.3g} FLOPs/query")
-options[["arm", "x", S.ACCURACY, "source", S.FLOPS, "usd", "latency_s"]].sort_values(S.FLOPS).head(8)
+options[["arm", "knob_value", S.ACCURACY, "source", S.FLOPS, "usd", "latency_s"]].sort_values(S.FLOPS).head(8)
 """),
     code("""
 rec = plan(prof, {"flops": budget_flops}, difficulty="5", hardware="h100")
@@ -477,15 +477,28 @@ limit = alt.Chart(pd.DataFrame({"kv_gb": [h100.memory_bytes / 1e9]})).mark_rule(
 ]
 
 
-def build(cells, path: Path) -> None:
-    nb = new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
+#: notebook file name -> its cells
+NOTEBOOKS = {
+    "01_profile_and_fit.ipynb": NB01,
+    "02_plan_a_budget.ipynb": NB02,
+    "03_capacity.ipynb": NB03,
+}
+
+
+def render(name: str) -> str:
+    """The committed JSON text of notebook ``name`` (no outputs, stable cell ids)."""
+    nb = new_notebook(cells=NOTEBOOKS[name], metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
     for i, cell in enumerate(nb.cells):  # stable ids: a rebuild changes only what changed
-        cell.id = f"{path.stem[:2]}-{i:02d}"
+        cell.id = f"{name[:2]}-{i:02d}"
     nbformat.validate(nb)
-    atomic_write(path, nbformat.writes(nb) + "\n")
+    return nbformat.writes(nb) + "\n"
+
+
+def build(name: str, folder: Path = HERE) -> Path:
+    """Write notebook ``name`` into ``folder``."""
+    return atomic_write(folder / name, render(name))
 
 
 if __name__ == "__main__":
-    build(NB01, HERE / "01_profile_and_fit.ipynb")
-    build(NB02, HERE / "02_plan_a_budget.ipynb")
-    build(NB03, HERE / "03_capacity.ipynb")
+    for name in NOTEBOOKS:
+        build(name)

@@ -20,11 +20,13 @@ import numpy as np
 import pandas as pd
 
 from fitting import schema as S
+from fitting.curves import curves_from_samples
 
-from .search.adaptive import split_questions
-from .search.allocate import InfeasibleBudget, allocate_exact, bin_tables
-from .search.single import Budget, search_exhaustive
-from .space.option_space import OptionSpace
+from .catalog import load_catalog
+from .constants import ACCURACY, ARM, KNOB_VALUE, STRATEGY, within_budget
+from .profile import Profile
+from .search import Budget, InfeasibleBudget, allocate_exact, bin_tables, search_exhaustive, split_questions
+from .space import CostModel, OptionSpace
 
 __all__ = ["evaluate_profile", "BASELINES"]
 
@@ -32,9 +34,7 @@ __all__ = ["evaluate_profile", "BASELINES"]
 BASELINES = {"greedy": ("greedy", None), "majority@16": ("majority", 16.0), "best_of@16": ("best_of", 16.0)}
 
 
-def _halves(profile, seed: int):
-    from fitting.curves import curves_from_samples
-
+def _halves(profile: Profile, seed: int):
     s = profile.samples
     diff = s.groupby(S.QUESTION_ID)[S.DIFFICULTY].first().astype(str).to_dict()
     train, test = split_questions(list(diff), diff, seed)
@@ -47,18 +47,18 @@ def _halves(profile, seed: int):
 
 def _label(space: OptionSpace, row) -> str:
     """``model strategy knob=value,...`` of an option row (with the knobs that tell arms apart)."""
-    c = space.option_choice(space.arm_by_key(row["arm"]), row["x"])
+    c = space.option_choice(space.arm_by_key(row[ARM]), row[KNOB_VALUE])
     knobs = ",".join(f"{k}={v}" for k, v in c["knobs"].items())
     return f"{c['model']} {c['strategy']}" + (f" {knobs}" if knobs else "")
 
 
 def _lookup(table: pd.DataFrame, arm: str, x: float) -> pd.Series | None:
-    hit = table[(table["arm"] == arm) & np.isclose(table["x"], x)]
+    hit = table[(table[ARM] == arm) & np.isclose(table[KNOB_VALUE], x)]
     return None if hit.empty else hit.iloc[0]
 
 
 def evaluate_profile(
-    profile,
+    profile: Profile,
     budgets: Sequence[float] | None = None,
     *,
     cost_key: str = "flops",
@@ -85,10 +85,6 @@ def evaluate_profile(
     (test) accuracy and cost, the hindsight-best test option and the regret, the realized
     accuracy of each baseline and of the per-difficulty allocation.
     """
-    from planner.catalog import load_catalog
-
-    from .space.pricing import CostModel
-
     catalog = load_catalog()
     hw = catalog.gpu(hardware) if hardware else None
     price = catalog.api_price(api) if api else None
@@ -118,34 +114,34 @@ def evaluate_profile(
             rows.append(row)
             continue
         best = plan.best
-        real = _lookup(t_test, best["arm"], best["x"])
+        real = _lookup(t_test, best[ARM], best[KNOB_VALUE])
         row.update(
             choice=_label(sp_train, best),
-            predicted_accuracy=float(best["accuracy"]),
-            realized_accuracy=float(real["accuracy"]) if real is not None else np.nan,
+            predicted_accuracy=float(best[ACCURACY]),
+            realized_accuracy=float(real[ACCURACY]) if real is not None else np.nan,
             realized_cost=float(real[cost_key]) if real is not None else np.nan,
         )  # fmt: skip
         if hind.best is not None:
             h = hind.best
             row["hindsight_best"] = _label(sp_test, h)
-            row["hindsight_accuracy"] = float(h["accuracy"])
-            row["regret"] = float(h["accuracy"]) - row["realized_accuracy"]
+            row["hindsight_accuracy"] = float(h[ACCURACY])
+            row["regret"] = float(h[ACCURACY]) - row["realized_accuracy"]
         for name, (strategy, x) in BASELINES.items():
-            cand = b_train[(b_train["strategy"] == strategy) & (b_train[cost_key] <= B)]
+            cand = b_train[(b_train[STRATEGY] == strategy) & within_budget(b_train[cost_key], B)]
             if x is not None:
-                cand = cand[np.isclose(cand["x"], x)]
+                cand = cand[np.isclose(cand[KNOB_VALUE], x)]
             if cand.empty:
                 row[name] = np.nan
                 continue
-            pick = cand.sort_values(["accuracy", cost_key], ascending=[False, True]).iloc[0]
-            got = _lookup(b_test, pick["arm"], pick["x"])
-            row[name] = float(got["accuracy"]) if got is not None else np.nan
+            pick = cand.sort_values([ACCURACY, cost_key], ascending=[False, True]).iloc[0]
+            got = _lookup(b_test, pick[ARM], pick[KNOB_VALUE])
+            row[name] = float(got[ACCURACY]) if got is not None else np.nan
         try:
             alloc = allocate_exact(per_bin_train, target_train, float(B), cost_key, risk)
             acc = 0.0
             for b, r in alloc.choice.items():
-                got = _lookup(per_bin_test[b], r["arm"], r["x"]) if b in per_bin_test else None
-                acc += target_test.get(b, 0.0) * (float(got["accuracy"]) if got is not None else np.nan)
+                got = _lookup(per_bin_test[b], r[ARM], r[KNOB_VALUE]) if b in per_bin_test else None
+                acc += target_test.get(b, 0.0) * (float(got[ACCURACY]) if got is not None else np.nan)
             row["allocation_realized"] = acc
         except InfeasibleBudget:
             row["allocation_realized"] = np.nan

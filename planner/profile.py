@@ -1,6 +1,6 @@
 """Load a samples folder for planning: samples, curves, model specs, and a cache beside it.
 
-``ttc recommend --profile DIR`` and ``ttc evaluate --profile DIR`` take a folder written by
+``ttc recommend DIR``, ``ttc evaluate DIR`` and ``ttc report DIR`` take a folder written by
 ``ttc profile`` or ``ttc import``. The curves table and the ``ttc fit`` records (laws with
 question-bootstrap prediction bands, :func:`fitting.pipeline.fit_samples`), plus the laws the
 planner selects itself for curves without a record, are computed on demand and cached in ``DIR/.ttc-cache/``
@@ -28,13 +28,18 @@ import pandas as pd
 
 from fitting import schema as S
 from fitting.atomic import atomic_write
+from fitting.pipeline import fit_samples
+from profiling.storage import read_run
 
-__all__ = ["Profile", "load_profile", "profile_from_tables", "CACHE_DIR"]
+from .costs import ModelSpec, SpecError
+from .space.arms import POOL_METRICS
+
+__all__ = ["Profile", "load_profile", "profile_from_tables", "CACHE_DIR", "DEPLOYABLE_METRICS"]
 
 CACHE_DIR = ".ttc-cache"
 _CACHE_VERSION = 2
 #: metrics the planner can deploy (pass@k needs an oracle to pick the sample)
-DEPLOYABLE_METRICS = ("majority@k", "best_of@k", "weighted@k")
+DEPLOYABLE_METRICS = tuple(m for m, strategy in POOL_METRICS.items() if strategy is not None)
 
 
 @dataclass
@@ -91,9 +96,7 @@ def _write_quietly(path: Path, data: bytes) -> None:
         pass
 
 
-def _specs(models, run: dict | None, model_specs: Mapping[str, str] | None) -> dict[str, object]:
-    from planner.costs import ModelSpec, SpecError
-
+def _specs(models, run: dict | None, model_specs: Mapping[str, str] | None) -> dict[str, ModelSpec]:
     out, missing = {}, []
     known = (run or {}).get("models", {})
     for m in models:
@@ -130,8 +133,6 @@ def load_profile(
     Raises :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError
     for models without a spec.
     """
-    from profiling.storage import read_run
-
     folder = Path(folder)
     samples = S.read_samples(folder)
     run = read_run(folder) if (folder / "run.json").exists() else None
@@ -171,8 +172,6 @@ def load_profile(
 def _fit(samples: pd.DataFrame, n_boot: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
     """Curves and ``ttc fit`` records (laws with question-bootstrap bands) of the deployable
     metrics (pass@k needs an oracle, so it is left out)."""
-    from fitting.pipeline import fit_samples
-
     out = fit_samples(samples, n_boot=n_boot, seed=seed, metrics=DEPLOYABLE_METRICS)
     return out.curves, out.fits
 

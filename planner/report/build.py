@@ -26,6 +26,7 @@ import pandas as pd
 from fitting import schema as S
 from fitting.atomic import atomic_write
 
+from ..costs.estimate import SOURCE as COST_SOURCE
 from . import capacity as M
 from . import charts as C
 from . import data as D
@@ -278,8 +279,6 @@ def _capacity_table(cap: pd.DataFrame) -> pd.DataFrame:
 
 
 def _provenance(ctx: D.PlanContext, fits: pd.DataFrame) -> Section:
-    from planner.costs.estimate import SOURCE as COST_SOURCE
-
     prof = ctx.profile
     run = prof.run or {}
     samples = prof.samples

@@ -11,7 +11,10 @@ import pandas as pd
 
 from fitting import schema as S
 
-from .data import ARM, KIND, KNOB_VALUE, OPTION, SERIES, SOURCE, TARGET, PlanContext, model_order
+from ..constants import ARM, KNOB_VALUE, SOURCE
+from ..costs import Workload, kv_peak_bytes, plan_capacity
+from ..space import GPU_MEMORY_USABLE, workload_for
+from .data import KIND, OPTION, SERIES, TARGET, PlanContext, model_order
 
 __all__ = ["kv_frame", "capacity_frame", "KV_CONTEXTS", "KV_SAMPLES"]
 
@@ -32,8 +35,6 @@ def kv_frame(ctx: PlanContext, models: Sequence[str] | None = None) -> pd.DataFr
       table's ``mean_kv_bytes`` at k = pool size; how it was measured is in ``kv_source``);
     * ``capacity`` rows: the GPU memory left for KV after the weights (tp GPUs x 90%), per model.
     """
-    from planner.costs import Workload, kv_peak_bytes
-
     curves = ctx.profile.curves
     samples = ctx.profile.samples
     models = list(models) if models is not None else model_order(ctx)
@@ -72,7 +73,7 @@ def kv_frame(ctx: PlanContext, models: Sequence[str] | None = None) -> pd.DataFr
                          SOURCE: f"measured ({', '.join(src) or 'kv_source unknown'})"})  # fmt: skip
         if ctx.hardware is not None:
             tp = ctx.coster.tp or 1
-            avail = tp * ctx.hardware.memory_bytes * 0.9 - float(spec.weight_bytes)
+            avail = tp * ctx.hardware.memory_bytes * GPU_MEMORY_USABLE - float(spec.weight_bytes)
             rows.append({S.MODEL: m, KIND: "capacity", "samples": None, SERIES: f"{ctx.hardware.name} x{tp}: KV room",
                          S.KV_BYTES_PEAK: avail, SOURCE: "catalog memory x 90% - weight bytes"})  # fmt: skip
     return pd.DataFrame(rows)
@@ -90,9 +91,6 @@ def capacity_frame(ctx: PlanContext, grid: pd.DataFrame, qps: float = 10.0) -> p
     = 1000 x tp x price per GPU-hour / 3600 / throughput (what 1,000 queries cost on fully
     used GPUs).
     """
-    from planner.costs import plan_capacity
-    from planner.space.pricing import workload_for
-
     if ctx.hardware is None:
         return pd.DataFrame()
     mine = grid[(grid[TARGET] == ctx.mix_label) & grid[ARM].notna()] if ARM in grid else grid.iloc[:0]

@@ -1,6 +1,6 @@
 """Headline findings of a profile, in words with numbers (what ``ttc demo`` prints).
 
-Each finding is computed from the option table of :class:`planner.space.option_space.OptionSpace`:
+Each finding is computed from the option table of :class:`planner.space.OptionSpace`:
 accuracies are MEASURED points of the profile (``source == "measured"``), costs are
 PREDICTED by the cost model (:mod:`planner.costs`) from the measured token counts. Nothing
 here is a constant: if the profile does not show an effect, the finding says so.
@@ -11,6 +11,13 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+
+from ..catalog import load_catalog
+from ..constants import ACCURACY, ARM, KNOB_VALUE, MODEL, SIMULATED, SOURCE, STRATEGY
+from ..profile import Profile
+from ..recommend import build_space
+from ..search import compare_with_single
+from ..space import CostModel
 
 __all__ = ["headline_findings", "small_vs_large", "allocation_saving", "moe_vs_dense"]
 
@@ -25,7 +32,7 @@ def _fmt_flops(x: float) -> str:
 
 def _label(space, row: pd.Series) -> str:
     """An option row of the table in words: model strategy knobs."""
-    return _choice_label(space, f"{row['arm']} x={row['x']:g}")
+    return _choice_label(space, f"{row[ARM]} x={row[KNOB_VALUE]:g}")
 
 
 def _choice_label(space, option: str) -> str:
@@ -51,7 +58,7 @@ def _measured_table(space, difficulty: str) -> pd.DataFrame:
     table = space.table(space.target(difficulty))
     if table.empty:
         return table
-    table = table[(table["source"] == "measured") & (table["simulated"] == "")]
+    table = table[(table[SOURCE] == "measured") & (table[SIMULATED] == "")]
     return table[table["flops"].notna()]
 
 
@@ -64,19 +71,19 @@ def small_vs_large(
 ) -> str:
     """Cheapest option of a smaller model that matches the largest dense model's greedy accuracy."""
     table = tables[difficulty] if tables else _measured_table(space, difficulty)
-    dense = {m: p for m, p in params.items() if architectures.get(m) == "dense" and m in set(table["model"])}
+    dense = {m: p for m, p in params.items() if architectures.get(m) == "dense" and m in set(table[MODEL])}
     if len(dense) < 2:
         return f"level {difficulty}: fewer than two dense models profiled; no size comparison."
     largest = max(dense, key=dense.get)
-    greedy = table[(table["model"] == largest) & table["strategy"].str.startswith("greedy")]
+    greedy = table[(table[MODEL] == largest) & table[STRATEGY].str.startswith("greedy")]
     if greedy.empty:
         return f"level {difficulty}: {largest} has no greedy measurement; no size comparison."
-    ref = greedy.sort_values("accuracy").iloc[-1]
-    smaller = table[table["model"].isin([m for m in dense if dense[m] < dense[largest]])]
-    match = smaller[smaller["accuracy"] >= ref["accuracy"]].sort_values("flops")
+    ref = greedy.sort_values(ACCURACY).iloc[-1]
+    smaller = table[table[MODEL].isin([m for m in dense if dense[m] < dense[largest]])]
+    match = smaller[smaller[ACCURACY] >= ref[ACCURACY]].sort_values("flops")
     head = f"level {difficulty}: {_label(space, ref)} reaches {_pct(ref['accuracy'])} (measured) at {_fmt_flops(ref['flops'])}/query"
     if match.empty:
-        best = smaller.sort_values("accuracy").iloc[-1] if len(smaller) else None
+        best = smaller.sort_values(ACCURACY).iloc[-1] if len(smaller) else None
         tail = (
             f"; no smaller dense model matched it (best: {_label(space, best)} {_pct(best['accuracy'])})"
             if best is not None
@@ -94,8 +101,6 @@ def small_vs_large(
 
 def allocation_saving(space, budget_quantile: float = 0.5, tables: dict | None = None) -> str:
     """Per-difficulty allocation versus the best single option at the same average FLOPs."""
-    from ..search.allocate import compare_with_single
-
     bins = [b for b in space.bins if b != "all"]
     if len(bins) < 2:
         return "one difficulty bin only: no per-difficulty allocation."
@@ -126,8 +131,8 @@ def moe_vs_dense(space, params_active: dict[str, float], params_total: dict[str,
                  architectures: dict[str, str], difficulty: str, tables: dict | None = None) -> str:  # fmt: skip
     """The MoE against the dense models closest in active and in total parameters (greedy CoT)."""
     table = tables[difficulty] if tables else _measured_table(space, difficulty)
-    moes = [m for m, a in architectures.items() if a == "moe" and m in set(table["model"])]
-    dense = [m for m, a in architectures.items() if a == "dense" and m in set(table["model"])]
+    moes = [m for m, a in architectures.items() if a == "moe" and m in set(table[MODEL])]
+    dense = [m for m, a in architectures.items() if a == "dense" and m in set(table[MODEL])]
     if not moes or not dense:
         return "no MoE and dense models profiled together: no MoE comparison."
     moe = moes[0]
@@ -135,8 +140,8 @@ def moe_vs_dense(space, params_active: dict[str, float], params_total: dict[str,
     by_total = min(dense, key=lambda m: abs(math.log(params_total[m] / params_total[moe])))
 
     def best_greedy(model: str) -> pd.Series | None:
-        g = table[(table["model"] == model) & table["strategy"].str.startswith("greedy")]
-        return g.sort_values("accuracy").iloc[-1] if len(g) else None
+        g = table[(table[MODEL] == model) & table[STRATEGY].str.startswith("greedy")]
+        return g.sort_values(ACCURACY).iloc[-1] if len(g) else None
 
     rows = {m: best_greedy(m) for m in (moe, by_active, by_total)}
     if any(r is None for r in rows.values()):
@@ -150,13 +155,8 @@ def moe_vs_dense(space, params_active: dict[str, float], params_total: dict[str,
     )
 
 
-def headline_findings(profile, *, gpu: str = "h100") -> list[str]:
+def headline_findings(profile: Profile, *, gpu: str = "h100") -> list[str]:
     """Three findings (size vs sampling, allocation, MoE vs dense) of a loaded profile."""
-    from planner.catalog import load_catalog
-
-    from ..recommend import build_space
-    from ..space.pricing import CostModel
-
     coster = CostModel(profile.specs, hardware=load_catalog().gpu(gpu))
     space = build_space(profile, coster)
     hardest = _hardest(space)

@@ -35,38 +35,15 @@ import pandas as pd
 
 from fitting import schema as S
 
+from ..constants import ACCURACY, ARM, KNOB_VALUE, MODEL
+from ..costs import price_samples
 from .allocate import InfeasibleBudget, allocate_exact
+from .split import split_questions
 
-__all__ = ["PoolReplay", "adaptive_policies", "split_questions", "ADAPTIVE_COST_KEYS"]
+__all__ = ["PoolReplay", "adaptive_policies", "ADAPTIVE_COST_KEYS"]
 
 #: the per-query budgets an adaptive policy can be held to
 ADAPTIVE_COST_KEYS = ("flops", "tokens")
-
-
-def split_questions(question_ids: Sequence[str], difficulty: Mapping[str, str] | None = None, seed: int = 0):
-    """A seeded half/half split of questions, stratified by difficulty: ``(train, test)`` sets.
-
-    Examples
-    --------
-    >>> train, test = split_questions([f"q{i}" for i in range(10)], seed=1)
-    >>> len(train), len(test), train.isdisjoint(test)
-    (5, 5, True)
-    """
-    rng = np.random.default_rng(seed)
-    qs = sorted(set(map(str, question_ids)))
-    groups: dict[str, list[str]] = {}
-    for q in qs:
-        groups.setdefault(str(difficulty.get(q, "")) if difficulty else "", []).append(q)
-    train: set[str] = set()
-    flip = int(rng.integers(0, 2))  # odd-sized groups give their extra question to alternate halves
-    for label in sorted(groups):
-        members = groups[label]
-        order = rng.permutation(len(members))
-        half = (len(members) + flip) // 2
-        if len(members) % 2:
-            flip ^= 1
-        train.update(members[i] for i in order[:half])
-    return train, set(qs) - train
 
 
 @dataclass
@@ -96,8 +73,6 @@ class PoolReplay:
     """
 
     def __init__(self, samples: pd.DataFrame, specs: Mapping[str, object], *, reps: int = 48, seed: int = 0):
-        from ..costs import price_samples
-
         df = samples[samples[S.STRATEGY] == "pool"]
         if df.empty:
             raise ValueError("adaptive policies need pool rows (strategy 'pool') in the samples table")
@@ -192,9 +167,14 @@ class PoolReplay:
         for lv in sorted(counts):
             mean = sums[lv] / counts[lv]
             tables[str(lv)] = pd.DataFrame(
-                {"arm": [f"{mo}|majority" for mo, _ in options], "x": [float(n) for _, n in options],
-                 "model": [mo for mo, _ in options], "accuracy": mean[:, 0], cost_key: mean[:, col]}
-            )  # fmt: skip
+                {
+                    ARM: [f"{mo}|majority" for mo, _ in options],
+                    KNOB_VALUE: [float(n) for _, n in options],
+                    MODEL: [mo for mo, _ in options],
+                    ACCURACY: mean[:, 0],
+                    cost_key: mean[:, col],
+                }
+            )
             weights[str(lv)] = counts[lv] / total
         return tables, weights
 
@@ -221,9 +201,14 @@ class PoolReplay:
         for b, qs in sorted(by_bin.items()):
             vals = np.stack([self.fixed(qs, mo, n).mean(0) for mo, n in options])
             tables[b] = pd.DataFrame(
-                {"arm": [f"{mo}|majority" for mo, _ in options], "x": [float(n) for _, n in options],
-                 "model": [mo for mo, _ in options], "accuracy": vals[:, 0], cost_key: vals[:, col]}
-            )  # fmt: skip
+                {
+                    ARM: [f"{mo}|majority" for mo, _ in options],
+                    KNOB_VALUE: [float(n) for _, n in options],
+                    MODEL: [mo for mo, _ in options],
+                    ACCURACY: vals[:, 0],
+                    cost_key: vals[:, col],
+                }
+            )
             weights[b] = len(qs) / len(questions)
         return tables, weights
 
@@ -311,7 +296,7 @@ def adaptive_policies(
                 alloc = allocate_exact(tables, weights, budget, cost_key)
             except InfeasibleBudget:
                 continue
-            route = {int(lv): (r["model"], int(r["x"])) for lv, r in alloc.choice.items()}
+            route = {int(lv): (r[MODEL], int(r[KNOB_VALUE])) for lv, r in alloc.choice.items()}
             if best is None or alloc.accuracy > best[3]:
                 best = (probe, size, route, alloc.accuracy)
     if best:
@@ -327,7 +312,7 @@ def adaptive_policies(
     tables, weights = replay.oracle_tables(train, cost_key, options)
     try:
         alloc = allocate_exact(tables, weights, budget, cost_key)
-        plan = {b: (r["model"], int(r["x"])) for b, r in alloc.choice.items()}
+        plan = {b: (r[MODEL], int(r[KNOB_VALUE])) for b, r in alloc.choice.items()}
         by_bin = {q: plan.get(replay.difficulty[q]) for q in test}
         # test questions of a bin with no training question have no planned option: left out
         te = np.array([replay.fixed([q], *by_bin[q])[0] for q in test if by_bin[q]]).reshape(-1, 3)

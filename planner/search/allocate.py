@@ -38,8 +38,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..space.option_space import OptionSpace
-from .single import Budget, _objective, _quiet_optuna
+from ..constants import ACCURACY_TOL, ARM, KNOB_VALUE, SOURCE, STRATEGY, within_budget
+from ..space import OptionSpace
+from ._study import open_storage, quiet_optuna
+from .budget import Budget, objective_column, pareto_indices
 
 __all__ = [
     "Allocation",
@@ -79,9 +81,17 @@ class Allocation:
         """One row per bin: weight, option, accuracy, cost."""
         rows = []
         for b, r in self.choice.items():
-            rows.append({"difficulty": b, "weight": self.weights[b], "arm": r["arm"], "x": r["x"],
-                         self.objective: r[self.objective], self.cost_key: r[self.cost_key],
-                         "source": r.get("source", "")})  # fmt: skip
+            rows.append(
+                {
+                    "difficulty": b,
+                    "weight": self.weights[b],
+                    ARM: r[ARM],
+                    KNOB_VALUE: r[KNOB_VALUE],
+                    self.objective: r[self.objective],
+                    self.cost_key: r[self.cost_key],
+                    SOURCE: r.get(SOURCE, ""),
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -99,16 +109,6 @@ def bin_tables(
     return out
 
 
-def _pareto_idx(cost: np.ndarray, acc: np.ndarray) -> np.ndarray:
-    """Indices of the non-dominated points (min cost, max accuracy), sorted by cost."""
-    order = np.lexsort((-acc, cost))
-    a = acc[order]
-    best = np.maximum.accumulate(a)
-    keep = np.ones(len(order), dtype=bool)
-    keep[1:] = a[1:] > best[:-1] + 1e-15
-    return order[keep]
-
-
 def _prepare(tables, weights, cost_key, objective):
     bins = list(weights)
     data = []
@@ -118,7 +118,7 @@ def _prepare(tables, weights, cost_key, objective):
             raise InfeasibleBudget(f"difficulty {b}: no option is available")
         c = t[cost_key].to_numpy(float)
         a = t[objective].to_numpy(float)
-        idx = _pareto_idx(c, a)
+        idx = pareto_indices(c, a)
         data.append((b, idx, weights[b] * c[idx], weights[b] * a[idx]))
     return bins, data
 
@@ -147,11 +147,11 @@ def _merge_fronts(data, budget: float | None):
         parent = np.repeat(np.arange(len(fc)), len(oc))
         opt = np.tile(np.arange(len(oc)), len(fc))
         if budget is not None:
-            ok = C + rem_min[s + 1] <= budget * (1 + 1e-12)
+            ok = within_budget(C + rem_min[s + 1], budget)
             C, A, parent, opt = C[ok], A[ok], parent[ok], opt[ok]
             if len(C) == 0:
                 return C, A, backs
-        keep = _pareto_idx(C, A)
+        keep = pareto_indices(C, A)
         fc, fa = C[keep], A[keep]
         backs.append((parent[keep], opt[keep]))
     return fc, fa, backs
@@ -174,11 +174,11 @@ def allocate_exact(
     risk: str = "expected",
 ) -> Allocation:
     """The optimal allocation (Pareto-front dynamic programme; exact, no discretization)."""
-    objective = _objective(risk)
+    objective = objective_column(risk)
     t0 = time.perf_counter()
     bins, data = _prepare(tables, weights, cost_key, objective)
     cheapest = _cheapest(data)
-    if cheapest > budget * (1 + 1e-12):
+    if not within_budget(cheapest, budget):
         raise InfeasibleBudget(
             f"average {cost_key} budget {budget:.3g} is below the cheapest allocation ({cheapest:.3g} per query)"
         )
@@ -196,7 +196,7 @@ def allocation_frontier(
     risk: str = "expected",
 ) -> pd.DataFrame:
     """Every Pareto-optimal allocation: columns ``cost`` and ``accuracy`` (average per query)."""
-    objective = _objective(risk)
+    objective = objective_column(risk)
     _, data = _prepare(tables, weights, cost_key, objective)
     fc, fa, _ = _merge_fronts(data, None)
     return pd.DataFrame({"cost": fc, "accuracy": fa})
@@ -229,11 +229,11 @@ def allocate_lagrangian(
     ``bound`` is the LP upper bound on the optimum: the accuracy reached plus the next hull
     edge taken fractionally with the budget left.
     """
-    objective = _objective(risk)
+    objective = objective_column(risk)
     t0 = time.perf_counter()
     bins, data = _prepare(tables, weights, cost_key, objective)
     cheapest = _cheapest(data)
-    if cheapest > budget * (1 + 1e-12):
+    if not within_budget(cheapest, budget):
         raise InfeasibleBudget(
             f"average {cost_key} budget {budget:.3g} is below the cheapest allocation ({cheapest:.3g} per query)"
         )
@@ -252,7 +252,7 @@ def allocate_lagrangian(
     for slope, s, e in edges:
         _, _, c, _ = data[s]
         step = c[hulls[s][e]] - c[hulls[s][e - 1]]
-        if spent + step > budget * (1 + 1e-12):
+        if not within_budget(spent + step, budget):
             bound = gained + slope * (budget - spent)
             break
         spent += step
@@ -279,10 +279,8 @@ def allocate_optuna(
 ) -> Allocation:
     """TPE over one integer per bin (the index on the bin's cost-sorted Pareto front), with
     ``(sum_b w_b c_b - B) / B <= 0`` as the constraint."""
-    from .single import open_storage
-
-    optuna = _quiet_optuna()
-    objective = _objective(risk)
+    optuna = quiet_optuna()
+    objective = objective_column(risk)
     t0 = time.perf_counter()
     bins, data = _prepare(tables, weights, cost_key, objective)
 
@@ -315,17 +313,17 @@ def allocate_brute_force(
     risk: str = "expected",
 ) -> Allocation:
     """Every combination of options (for tests on small instances)."""
-    objective = _objective(risk)
+    objective = objective_column(risk)
     t0 = time.perf_counter()
     bins = list(weights)
     cols = [(tables[b][cost_key].to_numpy(float), tables[b][objective].to_numpy(float)) for b in bins]
     best, best_key = None, None
     for combo in itertools.product(*(range(len(c)) for c, _ in cols)):
         cost = sum(weights[b] * cols[s][0][i] for s, (b, i) in enumerate(zip(bins, combo, strict=True)))
-        if cost > budget * (1 + 1e-12):
+        if not within_budget(cost, budget):
             continue
         acc = sum(weights[b] * cols[s][1][i] for s, (b, i) in enumerate(zip(bins, combo, strict=True)))
-        key = (round(acc, 12), -cost)
+        key = (round(acc / ACCURACY_TOL), -cost)
         if best_key is None or key > best_key:
             best, best_key = combo, key
     if best is None:
@@ -343,25 +341,25 @@ def best_single(
 ) -> Allocation | None:
     """The best single option (same arm and knob value) used for every bin at the same average
     budget; ``strategies`` restricts the arms (e.g. ``("majority",)``). None if none fits."""
-    objective = _objective(risk)
+    objective = objective_column(risk)
     t0 = time.perf_counter()
     bins = list(weights)
     merged = None
     for b in bins:
         t = tables[b]
         if strategies is not None:
-            t = t[t["strategy"].isin(strategies)]
-        t = t[["arm", "x", objective, cost_key]].rename(columns={objective: f"a:{b}", cost_key: f"c:{b}"})
+            t = t[t[STRATEGY].isin(strategies)]
+        t = t[[ARM, KNOB_VALUE, objective, cost_key]].rename(columns={objective: f"a:{b}", cost_key: f"c:{b}"})
         t = t.assign(**{f"i:{b}": t.index})
-        merged = t if merged is None else merged.merge(t, on=["arm", "x"])
+        merged = t if merged is None else merged.merge(t, on=[ARM, KNOB_VALUE])
     if merged is None or merged.empty:
         return None
     acc = sum(weights[b] * merged[f"a:{b}"] for b in bins)
     cost = sum(weights[b] * merged[f"c:{b}"] for b in bins)
-    ok = cost <= budget * (1 + 1e-12)
+    ok = within_budget(cost, budget)
     if not ok.any():
         return None
-    order = np.lexsort((cost[ok].to_numpy(), -acc[ok].round(12).to_numpy()))
+    order = np.lexsort((cost[ok].to_numpy(), -(acc[ok] / ACCURACY_TOL).round().to_numpy()))
     row = merged[ok].iloc[order[0]]
     picks = [int(row[f"i:{b}"]) for b in bins]
     full = {b: tables[b] for b in bins}
@@ -393,11 +391,11 @@ def compare_with_single(
     if single is None:
         return out
     front = allocation_frontier(tables, weights, cost_key, risk)
-    reach = front[front["accuracy"] >= single.accuracy - 1e-12]
+    reach = front[front["accuracy"] >= single.accuracy - ACCURACY_TOL]
     match = float(reach["cost"].min()) if len(reach) else math.nan
     first = next(iter(single.choice.values()))
     out.update(
-        single_option=f"{first['arm']} x={first['x']:g}", single_accuracy=single.accuracy, single_cost=single.cost,
+        single_option=f"{first[ARM]} x={first[KNOB_VALUE]:g}", single_accuracy=single.accuracy, single_cost=single.cost,
         cost_to_match=match, compute_ratio=single.cost / match if match > 0 else math.nan,
         accuracy_gain=alloc.accuracy - single.accuracy,
     )  # fmt: skip

@@ -15,34 +15,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ..space.option_space import OptionSpace
-from .single import (
-    Budget,
-    SearchResult,
-    _Evaluator,
-    _objective,
-    _quiet_optuna,
-    _rank,
-    _study_name,
-    _study_table,
-    _trial_fn,
-    open_storage,
-)
+from ..space import OptionSpace
+from ._study import Evaluator, default_study_name, open_storage, quiet_optuna, study_table, trial_fn
+from .budget import Budget, objective_column, pareto_front, rank
+from .single import SearchResult
 
 __all__ = ["pareto_exhaustive", "pareto_optuna", "hypervolume_2d"]
-
-
-def _front(table: pd.DataFrame, objective: str, cost_key: str) -> pd.DataFrame:
-    """Non-dominated rows: sorted by cost, each strictly more accurate than every cheaper one."""
-    t = _rank(table, objective, cost_key).sort_values(
-        [cost_key, objective], ascending=[True, False], kind="stable"
-    )
-    keep, best = [], -np.inf
-    for idx, v in zip(t.index, t[objective].to_numpy(float), strict=True):
-        if v > best + 1e-12:
-            keep.append(idx)
-            best = v
-    return t.loc[keep].reset_index(drop=True)
 
 
 def pareto_exhaustive(
@@ -53,14 +31,14 @@ def pareto_exhaustive(
     risk: str = "expected",
 ) -> SearchResult:
     """The exact Pareto front (accuracy up, ``cost_key`` down) of the feasible options."""
-    objective = _objective(risk)
+    objective = objective_column(risk)
     cost_key = cost_key or budget.primary()
     t0 = time.perf_counter()
     table = space.table(target)
     feas = table[budget.feasible(table)]
-    front = _front(feas, objective, cost_key)
+    front = pareto_front(feas, objective, cost_key)
     res = SearchResult(
-        _rank(feas, objective, cost_key),
+        rank(feas, objective, cost_key),
         "exhaustive",
         len(table),
         time.perf_counter() - t0,
@@ -88,29 +66,35 @@ def pareto_optuna(
 
     Returns the Pareto front of the feasible options the study evaluated (``pareto``).
     """
-    optuna = _quiet_optuna()
-    objective = _objective(risk)
+    optuna = quiet_optuna()
+    objective = objective_column(risk)
     cost_key = cost_key or budget.primary()
     t0 = time.perf_counter()
     arms = [a for a in space.arms(target) if len(space.grid(a, target))]
-    ev = _Evaluator(space, target, arms)
-    name = study_name or _study_name(space, target, budget, objective, f"pareto-{cost_key}", arms)
+    ev = Evaluator(space, target, arms)
+    name = study_name or default_study_name(space, target, budget, objective, f"pareto-{cost_key}", arms)
     sampler = optuna.samplers.NSGAIISampler(population_size=population_size, seed=seed)
     study = optuna.create_study(
-        study_name=name, storage=open_storage(storage), sampler=sampler,
-        directions=["maximize", "minimize"], load_if_exists=True,
-    )  # fmt: skip
+        study_name=name,
+        storage=open_storage(storage),
+        sampler=sampler,
+        directions=["maximize", "minimize"],
+        load_if_exists=True,
+    )
     worst = (-1.0, 400.0)
-    run = _trial_fn(
-        ev, budget,
-        lambda row: worst if row is None else (float(row[objective]), math.log10(max(float(row[cost_key]), 1e-300))),
-    )  # fmt: skip
+
+    def values(row):
+        if row is None:
+            return worst
+        return float(row[objective]), math.log10(max(float(row[cost_key]), 1e-300))
+
+    run = trial_fn(ev, budget, values)
 
     study.optimize(run, n_trials=n_trials)
-    table = _study_table(study, ev)
+    table = study_table(study, ev)
     feas = table[budget.feasible(table)] if len(table) else table
     res = SearchResult(
-        _rank(feas, objective, cost_key),
+        rank(feas, objective, cost_key),
         "optuna-nsga2",
         len(ev.cache),
         time.perf_counter() - t0,
@@ -119,7 +103,7 @@ def pareto_optuna(
         study=study,
     )
     res.evaluated = table
-    res.pareto = _front(feas, objective, cost_key) if len(feas) else feas
+    res.pareto = pareto_front(feas, objective, cost_key) if len(feas) else feas
     return res
 
 

@@ -20,98 +20,30 @@ sampler rarely hit the narrow affordable band of the right arm (benchmarks/optim
 one machine) several workers share one study and each reads every worker's trials.
 
 The multi-objective mode (NSGA-II, the Pareto front of accuracy against one cost) is in
-:mod:`planner.search.pareto`.
+:mod:`planner.search.pareto`; budgets and ranking in :mod:`planner.search.budget`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ..space.arms import COST_KEYS
-from ..space.option_space import OptionSpace
+from ..constants import ACCURACY_TOL, ARM, KNOB_VALUE, METHODS, check_choice
+from ..space import OptionSpace
+from ._study import Evaluator, default_study_name, open_storage, quiet_optuna, study_table
+from .budget import Budget, binding_constraint, objective_column, rank
 
-__all__ = [
-    "RISKS",
-    "Budget",
-    "SearchResult",
-    "search",
-    "search_exhaustive",
-    "search_optuna",
-    "open_storage",
-    "binding_constraint",
-    "ENUMERATE_MAX_OPTIONS",
-]
-
-RISKS = {"expected": "accuracy", "conservative": "accuracy_lo"}
+__all__ = ["SearchResult", "search", "search_exhaustive", "search_optuna", "ENUMERATE_MAX_OPTIONS"]
 #: spaces up to this many options are enumerated by ``method="auto"``. Measured with
 #: benchmarks/optimizer.py (H100 cost model, 2-core CPU, one query): the lab profile's 188
 #: options took 0.31 s to enumerate and 0.43 s with Optuna, its 540-option fine grid 0.71 s
 #: versus 0.58 s; synthetic spaces of 1,824 / 8,448 / 16,896 options 1.3 / 6.0 / 8.1 s versus
 #: 0.56 / 1.3 / 1.4 s; Optuna found the exhaustive optimum in all 105 (space, budget, seed) runs.
 ENUMERATE_MAX_OPTIONS = 500
-_BUDGET_KEYS = (*COST_KEYS, "memory_bytes")
-_HINT = {
-    "latency_s": " (roofline latency needs an accelerator: --gpu)",
-    "usd": " (dollars need --gpu or --api)",
-}
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Per-query limits on cost keys, e.g. ``Budget({"flops": 1e13, "latency_s": 5})``."""
-
-    limits: Mapping[str, float]
-
-    def __post_init__(self) -> None:
-        for k, v in self.limits.items():
-            if k not in _BUDGET_KEYS:
-                raise ValueError(f"unknown budget {k!r}; valid: {', '.join(_BUDGET_KEYS)}")
-            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
-                raise ValueError(f"budget {k} must be a positive number, got {v!r}")
-
-    def excess(self, costs: Mapping[str, float]) -> dict[str, float]:
-        """``(cost - limit) / limit`` per limit (<= 0 is within budget); a missing cost is an error."""
-        out = {}
-        for k, lim in self.limits.items():
-            c = costs.get(k)
-            if c is None or not math.isfinite(float(c)):
-                raise ValueError(
-                    f"budget on {k!r} but the cost model gives no {k} for this option{_HINT.get(k, '')}"
-                )
-            out[k] = (float(c) - lim) / lim
-        return out
-
-    def feasible(self, table: pd.DataFrame) -> np.ndarray:
-        """Boolean mask of the rows of an option table within every limit."""
-        mask = np.ones(len(table), dtype=bool)
-        for k, lim in self.limits.items():
-            if k not in table:
-                raise ValueError(
-                    f"budget on {k!r} but the cost model gives no {k} (columns: {list(table.columns)})"
-                )
-            vals = table[k].to_numpy(float)
-            if np.any(~np.isfinite(vals)):
-                raise ValueError(
-                    f"budget on {k!r} but the cost model gives no {k} for some options{_HINT.get(k, '')}"
-                )
-            mask &= vals <= lim * (1 + 1e-12)
-        return mask
-
-    def primary(self) -> str:
-        """The first limit given (the cost used for tie-breaks and Pareto fronts)."""
-        return next(iter(self.limits))
-
-    def as_dict(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.limits.items()}
 
 
 @dataclass
@@ -135,201 +67,22 @@ class SearchResult:
         return None if self.ranked.empty else self.ranked.iloc[0]
 
 
-def _rank(table: pd.DataFrame, objective: str, cost_key: str) -> pd.DataFrame:
-    t = table.copy()
-    if "source_rank" not in t:
-        from ..space.predict import SOURCES
-
-        t["source_rank"] = t["source"].map(SOURCES.index)
-    t["_obj"] = t[objective].round(12)
-    t = t.sort_values(
-        ["_obj", "source_rank", cost_key, "arm", "x"], ascending=[False, True, True, True, True]
-    )
-    return t.drop(columns="_obj").reset_index(drop=True)
-
-
-def binding_constraint(
-    evaluated: pd.DataFrame, best: pd.Series | None, budget: Budget, objective: str
-) -> str:
-    """The limit that keeps a better option out: the one whose removal (alone) lets the most
-    accurate evaluated option in. ``"none"`` if the best option overall is affordable;
-    ``"several"`` if no single limit's removal helps but removing all does."""
-    if best is None:
-        return "infeasible"
-    better = evaluated[evaluated[objective] > best[objective] + 1e-12]
-    if better.empty:
-        return "none"
-    gains = {}
-    for k in budget.limits:
-        others = Budget({j: v for j, v in budget.limits.items() if j != k})
-        ok = others.feasible(better) if others.limits else np.ones(len(better), dtype=bool)
-        if ok.any():
-            gains[k] = float(better.loc[ok, objective].max())
-    return max(gains, key=gains.get) if gains else "several"
-
-
 def search_exhaustive(
     space: OptionSpace, target: Mapping[str, float], budget: Budget, risk: str = "expected"
 ) -> SearchResult:
     """Evaluate every option of the grid and return the feasible ones, best first."""
-    objective = _objective(risk)
+    objective = objective_column(risk)
     t0 = time.perf_counter()
     table = space.table(target)
     mask = budget.feasible(table) if len(table) else np.zeros(0, dtype=bool)
-    ranked = _rank(table[mask], objective, budget.primary())
+    ranked = rank(table[mask], objective, budget.primary())
     seconds = time.perf_counter() - t0
     best = None if ranked.empty else ranked.iloc[0]
     binding = binding_constraint(table, best, budget, objective)
     return SearchResult(ranked, "exhaustive", len(table), seconds, objective, budget, binding, table)
 
 
-def _objective(risk: str) -> str:
-    if risk not in RISKS:
-        raise ValueError(f"risk must be one of {list(RISKS)}, got {risk!r}")
-    return RISKS[risk]
-
-
-def open_storage(url: str | None):
-    """An Optuna storage for ``url``: None (in memory), ``journal:PATH`` (a journal file that
-    several processes on one machine can share), or any RDB URL Optuna accepts
-    (``sqlite:///study.db``, ``postgresql://user@host/db``)."""
-    if url is None:
-        return None
-    if url.startswith("journal:"):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        path = url.removeprefix("journal:")
-        if not path:
-            raise ValueError("journal storage needs a path: journal:PATH")
-        return JournalStorage(JournalFileBackend(path))
-    return url
-
-
-def _study_name(space: OptionSpace, target, budget: Budget, objective: str, kind: str, arms) -> str:
-    text = json.dumps(
-        [kind, objective, budget.as_dict(), target, [a.key for a in arms], space.density], sort_keys=True
-    )
-    return f"ttc-{kind}-" + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-class _Evaluator:
-    """The study's view of the space: factored arm parameters, log-scaled knob positions, and a
-    cache of option evaluations.
-
-    An arm is chosen by three categorical parameters, ``model``, ``strategy`` and (when the
-    strategy has several) ``variant:<strategy>`` (its fixed knobs, e.g. the temperature), so
-    that what the sampler learns about a model or a temperature carries over to the other
-    arms that share it. A combination no arm has is an infeasible trial. The knob is
-    ``position`` in ``[0, 1]``: the grid value nearest to ``x_min * (x_max / x_min) ** position``
-    (log-uniform, as compute knobs are).
-    """
-
-    def __init__(self, space: OptionSpace, target, arms):
-        self.space, self.target = space, target
-        self.arms = {a.key: a for a in arms}
-        self.grids = {a.key: space.grid(a, target) for a in arms}
-        self.cache: dict[tuple[str, int], dict] = {}
-        self.models = sorted({a.model for a in arms})
-        self.strategies = sorted({a.strategy for a in arms})
-        self.variants = {s: sorted({_variant(a) for a in arms if a.strategy == s}) for s in self.strategies}
-        self.lookup = {(a.model, a.strategy, _variant(a)): a.key for a in arms}
-
-    def index(self, key: str, position: float) -> int:
-        g = self.grids[key]
-        if len(g) == 1 or g[0] <= 0:
-            return int(round(position * (len(g) - 1)))
-        target = np.log(g[0]) + position * (np.log(g[-1]) - np.log(g[0]))
-        return int(np.argmin(np.abs(np.log(g) - target)))
-
-    def position(self, key: str, i: int) -> float:
-        g = self.grids[key]
-        if len(g) == 1:
-            return 0.0
-        if g[0] <= 0:
-            return i / (len(g) - 1)
-        return float((np.log(g[i]) - np.log(g[0])) / (np.log(g[-1]) - np.log(g[0])))
-
-    def params(self, key: str, i: int) -> dict:
-        a = self.arms[key]
-        out = {"model": a.model, "strategy": a.strategy, "position": self.position(key, i)}
-        if len(self.variants[a.strategy]) > 1:
-            out[f"variant:{a.strategy}"] = _variant(a)
-        return out
-
-    def suggest_arm(self, trial) -> str | None:
-        m = trial.suggest_categorical("model", self.models)
-        s = trial.suggest_categorical("strategy", self.strategies)
-        vs = self.variants[s]
-        v = trial.suggest_categorical(f"variant:{s}", vs) if len(vs) > 1 else vs[0]
-        return self.lookup.get((m, s, v))
-
-    def arm_params(self, key: str) -> dict:
-        out = self.params(key, 0)
-        out.pop("position")
-        return out
-
-    def suggest(self, trial) -> tuple[str | None, int]:
-        m = trial.suggest_categorical("model", self.models)
-        s = trial.suggest_categorical("strategy", self.strategies)
-        vs = self.variants[s]
-        v = trial.suggest_categorical(f"variant:{s}", vs) if len(vs) > 1 else vs[0]
-        u = trial.suggest_float("position", 0.0, 1.0)
-        key = self.lookup.get((m, s, v))
-        return key, (self.index(key, u) if key is not None else -1)
-
-    def __call__(self, key: str, i: int) -> dict:
-        hit = self.cache.get((key, i))
-        if hit is None:
-            arm = self.arms[key]
-            ev = self.space.evaluate_values(arm, [self.grids[key][i]], self.target)
-            hit = {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in ev.items()}
-            hit.update(arm=key, model=arm.model, architecture=arm.architecture, strategy=arm.strategy,
-                       knob=arm.knob, simulated=arm.simulated or "")  # fmt: skip
-            self.cache[(key, i)] = hit
-        return hit
-
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame(list(self.cache.values()))
-
-
-def _variant(arm) -> str:
-    return ",".join(f"{k}={v}" for k, v in arm.fixed) or "-"
-
-
-def _quiet_optuna():
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    return optuna
-
-
-def _trial_fn(ev: _Evaluator, budget: Budget, values):
-    """An Optuna objective: the option of the trial's parameters, its budgets as constraints.
-
-    ``values(row)`` gives the objective value(s); a parameter combination that is no arm is
-    infeasible on every budget (constraint 1.0) with the worst value(s).
-    """
-
-    def run(trial):
-        key, i = ev.suggest(trial)
-        if key is None:
-            for k in budget.limits:
-                trial.set_constraint(k, 1.0)
-            trial.set_user_attr("arm", None)
-            return values(None)
-        row = ev(key, i)
-        for k, v in budget.excess(row).items():
-            trial.set_constraint(k, v)
-        trial.set_user_attr("arm", key)
-        trial.set_user_attr("index", i)
-        return values(row)
-
-    return run
-
-
-def _frontier(ev: _Evaluator, key: str, budget: Budget, objective: str, scan: int) -> tuple[dict | None, int]:
+def _frontier(ev: Evaluator, key: str, budget: Budget, objective: str, scan: int) -> tuple[dict | None, int]:
     """Best option of one arm within budget: binary search for the largest affordable knob
     value (every cost grows with the knob), then the values just below it and ``scan``
     log-spaced values under it (accuracy need not grow with the knob)."""
@@ -350,7 +103,7 @@ def _frontier(ev: _Evaluator, key: str, budget: Budget, objective: str, scan: in
     cand = sorted(i for i in cand if 0 <= i <= lo)
     rows = [(ev(key, i), i) for i in cand]
     rows = [(r, i) for r, i in rows if all(v <= 0 for v in budget.excess(r).values())]
-    r, i = max(rows, key=lambda t: (round(t[0][objective], 12), -t[0][budget.primary()]))
+    r, i = max(rows, key=lambda t: (round(t[0][objective] / ACCURACY_TOL), -t[0][budget.primary()]))
     return r, i
 
 
@@ -378,14 +131,14 @@ def search_optuna(
     ranks every feasible
     option evaluated; with ``storage``, the best option of every worker's trials is included.
     """
-    optuna = _quiet_optuna()
-    objective = _objective(risk)
+    optuna = quiet_optuna()
+    objective = objective_column(risk)
     t0 = time.perf_counter()
     arms = [a for a in space.arms(target) if len(space.grid(a, target))]
     if not arms:
         raise ValueError("no option is available for this difficulty")
-    ev = _Evaluator(space, target, arms)
-    name = study_name or _study_name(space, target, budget, objective, "single", arms)
+    ev = Evaluator(space, target, arms)
+    name = study_name or default_study_name(space, target, budget, objective, "single", arms)
     sampler = optuna.samplers.TPESampler(
         seed=seed, multivariate=True, group=True, n_startup_trials=min(10, n_trials)
     )
@@ -415,27 +168,15 @@ def search_optuna(
         for key in ev.arms:
             study.enqueue_trial(ev.arm_params(key))
     study.optimize(run, n_trials=n_trials)
-    table = _study_table(study, ev)
+    table = study_table(study, ev)
     if len(ev.cache):
-        table = pd.concat([table, ev.table()], ignore_index=True).drop_duplicates(["arm", "x"])
+        table = pd.concat([table, ev.table()], ignore_index=True).drop_duplicates([ARM, KNOB_VALUE])
     mask = budget.feasible(table) if len(table) else np.zeros(0, dtype=bool)
-    ranked = _rank(table[mask], objective, budget.primary()) if len(table) else table
+    ranked = rank(table[mask], objective, budget.primary()) if len(table) else table
     best = None if ranked.empty else ranked.iloc[0]
     binding = binding_constraint(table, best, budget, objective) if len(table) else "infeasible"
     seconds = time.perf_counter() - t0
     return SearchResult(ranked, "optuna", len(ev.cache), seconds, objective, budget, binding, table, study)
-
-
-def _study_table(study, ev: _Evaluator) -> pd.DataFrame:
-    """Every completed trial of the study (all workers) as option rows, deduplicated."""
-    rows = {}
-    for t in study.get_trials(deepcopy=False):
-        key = t.user_attrs.get("arm")
-        if t.state.name != "COMPLETE" or key not in ev.grids or t.user_attrs.get("index", -1) < 0:
-            continue
-        i = int(t.user_attrs["index"])
-        rows[(key, i)] = ev(key, i)
-    return pd.DataFrame(list(rows.values()))
 
 
 def search(
@@ -450,8 +191,7 @@ def search(
     """``method="auto"`` enumerates spaces up to :data:`ENUMERATE_MAX_OPTIONS` options (and
     always when a storage is not given and the space is small), else runs Optuna;
     ``"exhaustive"`` or ``"optuna"`` force one."""
-    if method not in ("auto", "exhaustive", "optuna"):
-        raise ValueError(f"method must be auto, exhaustive or optuna, got {method!r}")
+    check_choice("method", method, METHODS)
     if method == "auto":
         use_optuna = optuna_kwargs.get("storage") is not None or space.size(target) > ENUMERATE_MAX_OPTIONS
         method = "optuna" if use_optuna else "exhaustive"

@@ -1,4 +1,4 @@
-"""The option space: every (model, strategy, knobs) the planner may recommend, and its value.
+"""Arms and options: every (model, strategy, knobs) the planner may recommend.
 
 An *arm* is one curve family the planner can move along: a model, a deployable strategy, the
 knobs held fixed (temperature, beam expansions, ...) and one compute knob (``n`` samples,
@@ -16,42 +16,40 @@ A strategy whose reward, verifier or process reward is the task's oracle or a si
 (noisy-oracle) scorer is *simulated*: it needs a scorer no deployment has. Such options are
 left out unless asked for, and always say ``simulated`` in their label.
 
-The value of an option is its predicted accuracy (:mod:`planner.space.predict`) and its cost: the
-curve's MEASURED mean tokens (interpolated in the knob between profiled values, linearly
-extrapolated beyond) turned into FLOPs, latency, dollars and KV bytes by a coster (see
-:class:`Usage` and :mod:`planner.space.pricing`).
+Each arm keeps the strategy that was profiled (``profiled_strategy``: ``pool``, ``beam``,
+...), whose descriptor (:data:`profiling.strategies.DESCRIPTORS`) names the compute knob and
+prices the arm, beside the strategy it deploys (``strategy``: ``majority``, ``best_of``,
+``beam``, ...). The value of an option is its predicted accuracy (:mod:`planner.space.predict`)
+and its cost (:mod:`planner.space.curve` for the measured usage, :mod:`planner.space.pricing`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from fitting import schema as S
+from profiling.strategies import DESCRIPTORS, StrategyDescriptor, WorkloadShape
 
-from .predict import MAX_EXTRAPOLATION, CurvePredictor, ExtrapolationRefused, Predictions, worst_source
+from ..constants import ACCURACY, ACCURACY_HI, ACCURACY_LO, KNOB_VALUE
+from .predict import MAX_EXTRAPOLATION
 
 __all__ = [
-    "COST_KEYS",
-    "COMPUTE_KNOB",
     "Arm",
+    "ArmSource",
     "Option",
-    "Usage",
-    "ArmCurve",
+    "POOL_METRICS",
+    "arm_display_knobs",
     "arms_from_curves",
     "knob_grid",
     "simulated_reason",
 ]
 
-#: cost dimensions of an option, per query; budgets use the same names
-COST_KEYS = ("flops", "tokens", "latency_s", "usd", "kv_bytes")
-#: the compute knob of each profiled strategy whose configs form one arm ("greedy" has none)
-COMPUTE_KNOB = {"beam": "width", "refine": "rounds", "budget": "tokens", "hybrid": "n", "greedy": None}
 #: metric of a pool curve -> deployable strategy name (None: not deployable)
 POOL_METRICS = {"majority@k": "majority", "best_of@k": "best_of", "weighted@k": "weighted", "pass@k": None}
 #: config entries that are labels, not knobs
@@ -83,19 +81,42 @@ def simulated_reason(config: Mapping[str, object], metric: str = "") -> str | No
 class Arm:
     """One curve family the planner moves along by its compute knob.
 
-    ``fixed`` holds the other knobs as sorted ``(name, value)`` pairs; ``curve_strategy``,
-    ``metric`` and ``configs`` say which curves of the table back it (the config of each
-    knob value for grouped arms).
+    ``strategy`` is what is deployed (``majority``, ``best_of``, ``beam``...),
+    ``profiled_strategy`` the strategy the profiler ran (``pool``, ``beam``...; its
+    descriptor prices the arm) and ``metric`` the curve that backs it; ``fixed`` holds the
+    other knobs as sorted ``(name, value)`` pairs.
     """
 
     model: str
     strategy: str
     knob: str | None
     fixed: tuple[tuple[str, object], ...]
-    curve_strategy: str
+    profiled_strategy: str
     metric: str
     architecture: str = "dense"
     simulated: str | None = None
+
+    @property
+    def descriptor(self) -> StrategyDescriptor | None:
+        """The descriptor of the profiled strategy (None for a strategy it does not know, e.g. an
+        imported one)."""
+        return DESCRIPTORS.get(self.profiled_strategy)
+
+    def profiled_knobs(self, value: float | None) -> dict[str, object]:
+        """The profiled strategy's knobs at compute-knob ``value`` (the planner's x): the fixed
+        knobs its descriptor knows, and the compute knob (x minus the descriptor's offset)."""
+        desc = self.descriptor
+        if desc is None:
+            raise ValueError(f"no strategy descriptor for {self.profiled_strategy!r} (arm {self.key})")
+        known = {*desc.knobs, *desc.assumptions, *desc.aliases}
+        out = {k: v for k, v in self.fixed if k in known}
+        if self.knob is not None and value is not None:
+            out[self.knob] = int(round(float(value) - desc.knob_offset))
+        return out
+
+    def workload_shape(self, value: float | None) -> WorkloadShape:
+        """What one execution at compute-knob ``value`` consists of (the descriptor's shape)."""
+        return self.descriptor.workload_shape(self.profiled_knobs(value), self.key)
 
     @property
     def key(self) -> str:
@@ -140,110 +161,6 @@ class Option:
         knobs = ",".join(f"{k}={v}" for k, v in self.arm.knobs(self.value).items())
         sim = " [simulated]" if self.arm.simulated else ""
         return f"{self.arm.model} {self.arm.strategy}" + (f":{knobs}" if knobs else "") + sim
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Measured work of one query of an option (arrays over knob values).
-
-    Attributes
-    ----------
-    prompt_tokens : prompt tokens processed per query (a pool shares one prompt).
-    completion_tokens : generated tokens per query, over all its samples or calls.
-    sequences : sequences decoded at the same time for one query (n of a pool, width x
-        expansions of a beam step, 1 for sequential strategies).
-    latency_s : measured wall time per query on the profiling machine (NaN if unknown).
-    kv_bytes : measured peak KV-cache bytes per query on the profiling machine (NaN if unknown).
-    base_prompt_tokens : the question's prompt length (what a cost workload starts from); the
-        measured ``prompt_tokens`` of a multi-call strategy sums every call's resent context.
-    """
-
-    prompt_tokens: np.ndarray
-    completion_tokens: np.ndarray
-    sequences: np.ndarray
-    latency_s: np.ndarray
-    kv_bytes: np.ndarray
-    base_prompt_tokens: np.ndarray | None = None  # the question's prompt (multi-call strategies resend it)
-
-    def __post_init__(self) -> None:
-        if self.base_prompt_tokens is None:
-            object.__setattr__(self, "base_prompt_tokens", self.prompt_tokens)
-
-    def __len__(self) -> int:
-        return len(self.prompt_tokens)
-
-
-#: a coster: (arm, knob values, measured usage at those values) -> {cost key: array}
-Coster = Callable[["Arm", np.ndarray, Usage], Mapping[str, np.ndarray]]
-
-
-def _extrap_linear(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-    """Linear interpolation, extended linearly beyond the last point (slope of the last two)."""
-    out = np.interp(x, xp, fp)
-    if len(xp) >= 2:
-        slope = (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
-        out = np.where(x > xp[-1], fp[-1] + slope * (x - xp[-1]), out)
-    else:
-        out = np.where(x > xp[-1], fp[-1] * x / xp[-1], out)
-    return out
-
-
-@dataclass
-class ArmCurve:
-    """An arm's data for one difficulty: profiled points, their usage, and a predictor.
-
-    ``points`` has columns ``x``, ``accuracy``, ``lo``, ``hi``, ``n_questions`` and the
-    mean-cost columns of the curves table, one row per profiled knob value.
-    """
-
-    arm: Arm
-    difficulty: str
-    points: pd.DataFrame
-    predictor: CurvePredictor
-    fit_note: str = ""
-    base_prompt_tokens: float | None = None  # the question prompt, from a one-call arm of the model
-
-    def usage(self, x) -> Usage:
-        """Measured usage at knob values ``x``: interpolated linearly between profiled values,
-        extrapolated linearly beyond (exact for a pool, whose cost is linear in n)."""
-        x = np.atleast_1d(np.asarray(x, dtype=float))
-        p = self.points
-        xp = p["x"].to_numpy(float)
-
-        def col(name: str) -> np.ndarray:
-            if name not in p or p[name].isna().all():
-                return np.full(len(x), np.nan)
-            fp = p[name].astype(float).ffill().bfill().to_numpy()
-            return np.maximum(_extrap_linear(x, xp, fp), 0.0)
-
-        prompt = col(S.MEAN_PROMPT_TOKENS)
-        completion = col(S.MEAN_COMPLETION_TOKENS)
-        if np.all(np.isnan(completion)) and S.MEAN_TOKENS in p:
-            completion = col(S.MEAN_TOKENS) - np.nan_to_num(prompt)
-        fixed = dict(self.arm.fixed)
-        if self.arm.knob == "n" or self.arm.strategy in ("majority", "best_of", "weighted"):
-            seqs = x
-        elif self.arm.curve_strategy == "beam":
-            seqs = (x if self.arm.knob == "width" else float(fixed.get("width", 1))) * float(
-                fixed.get("expansions", 1)
-            )
-            seqs = np.broadcast_to(np.asarray(seqs, dtype=float), x.shape)
-        else:
-            seqs = np.ones_like(x)
-        base = None
-        if self.base_prompt_tokens is not None and self.arm.curve_strategy not in ("pool", "greedy"):
-            base = np.full(len(x), float(self.base_prompt_tokens))
-        return Usage(
-            prompt,
-            completion,
-            np.asarray(seqs, dtype=float),
-            col(S.MEAN_LATENCY_S),
-            col(S.MEAN_KV_BYTES),
-            base,
-        )
-
-    def predict(self, x) -> Predictions:
-        return self.predictor.predict(x)
 
 
 def knob_grid(
@@ -301,12 +218,13 @@ def _config(text: str) -> dict[str, object]:
 
 
 def _points(df: pd.DataFrame, x: pd.Series) -> pd.DataFrame:
+    """An arm's profiled points: knob value, measured accuracy and interval, mean costs."""
     cols = {
-        "x": x.to_numpy(float),
-        "accuracy": df[S.ACCURACY].to_numpy(float),
-        "lo": df[S.ACCURACY_LO].to_numpy(float) if S.ACCURACY_LO in df else df[S.ACCURACY].to_numpy(float),
-        "hi": df[S.ACCURACY_HI].to_numpy(float) if S.ACCURACY_HI in df else df[S.ACCURACY].to_numpy(float),
-        "n_questions": df[S.N_QUESTIONS].to_numpy(float) if S.N_QUESTIONS in df else np.nan,
+        KNOB_VALUE: x.to_numpy(float),
+        ACCURACY: df[S.ACCURACY].to_numpy(float),
+        ACCURACY_LO: df[S.ACCURACY_LO].to_numpy(float) if S.ACCURACY_LO in df else df[S.ACCURACY].to_numpy(float),
+        ACCURACY_HI: df[S.ACCURACY_HI].to_numpy(float) if S.ACCURACY_HI in df else df[S.ACCURACY].to_numpy(float),
+        S.N_QUESTIONS: df[S.N_QUESTIONS].to_numpy(float) if S.N_QUESTIONS in df else np.nan,
     }
     for c in (
         S.MEAN_PROMPT_TOKENS,
@@ -317,17 +235,20 @@ def _points(df: pd.DataFrame, x: pd.Series) -> pd.DataFrame:
     ):
         cols[c] = df[c].to_numpy(float) if c in df else np.nan
     out = pd.DataFrame(cols)
-    return out.groupby("x", as_index=False).mean(numeric_only=True).sort_values("x").reset_index(drop=True)
+    return (
+        out.groupby(KNOB_VALUE, as_index=False).mean(numeric_only=True).sort_values(KNOB_VALUE).reset_index(drop=True)
+    )
 
 
 @dataclass
-class _ArmSource:
+class ArmSource:
+    """One arm in one difficulty bin, as read off the curves table: its profiled points and
+    the curves behind them (``curve_keys``: (strategy, config, metric, difficulty) each)."""
+
     arm: Arm
     difficulty: str
     points: pd.DataFrame
-    curve_keys: list[tuple[str, str, str, str]] = field(
-        default_factory=list
-    )  # (strategy, config, metric, diff)
+    curve_keys: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 def arms_from_curves(
@@ -335,7 +256,7 @@ def arms_from_curves(
     *,
     architectures: Mapping[str, str] | None = None,
     include_simulated: bool = False,
-) -> tuple[list[_ArmSource], list[str]]:
+) -> tuple[list[ArmSource], list[str]]:
     """Group the curves table into arms, one entry per (arm, difficulty).
 
     Returns the arm sources and notes on what was left out (pass@k, simulated scorers,
@@ -347,7 +268,7 @@ def arms_from_curves(
         raise ValueError(f"curves table: missing column(s) {missing}; have {list(curves.columns)}")
     architectures = architectures or {}
     notes: list[str] = []
-    found: dict[tuple, _ArmSource] = {}
+    found: dict[tuple, ArmSource] = {}
     singles: dict[tuple, list] = {}
     for (model, strategy, config, metric, diff), df in curves.groupby(
         [S.MODEL, S.STRATEGY, S.CONFIG, S.METRIC, S.DIFFICULTY], sort=True
@@ -375,14 +296,15 @@ def arms_from_curves(
             key = (arm, diff)
             prev = found.get(key)
             if prev is not None:
-                if prev.points["x"].max() >= pts["x"].max():
+                if prev.points[KNOB_VALUE].max() >= pts[KNOB_VALUE].max():
                     continue  # keep the larger pool
-            found[key] = _ArmSource(arm, diff, pts, [(strategy, config, metric, diff)])
+            found[key] = ArmSource(arm, diff, pts, [(strategy, config, metric, diff)])
         else:
-            knob = COMPUTE_KNOB.get(strategy)
+            desc = DESCRIPTORS.get(strategy)
+            knob = desc.compute_knob if desc is not None else None
             if knob is not None and knob not in cfg:
                 raise ValueError(f"curves table: {strategy} config {config} has no compute knob {knob!r}")
-            x = 1.0 if knob is None else float(cfg[knob]) + (1.0 if strategy == "refine" else 0.0)
+            x = 1.0 if knob is None else float(cfg[knob]) + desc.knob_offset
             fixed = tuple(sorted((k, v) for k, v in cfg.items() if k != knob and k not in _LABEL_KEYS))
             arm = Arm(
                 model,
@@ -397,7 +319,7 @@ def arms_from_curves(
             singles.setdefault((arm, diff), []).append((x, df, (strategy, config, metric, diff)))
     for (arm, diff), items in singles.items():
         df = pd.concat([d.assign(_x=x) for x, d, _ in items], ignore_index=True)
-        found[(arm, diff)] = _ArmSource(arm, diff, _points(df, df["_x"]), [c for _, _, c in items])
+        found[(arm, diff)] = ArmSource(arm, diff, _points(df, df["_x"]), [c for _, _, c in items])
     return list(found.values()), notes
 
 
@@ -415,18 +337,3 @@ def arm_display_knobs(arms: Iterable[Arm]) -> dict[Arm, tuple[str, ...]]:
     return out
 
 
-def mix_predictions(parts: list[tuple[float, Predictions]]) -> Predictions:
-    """Weighted mix of per-bin predictions at the same knob values (weights sum to 1).
-
-    Accuracy and both interval ends are the weighted sums (the interval treats the bins'
-    errors as moving together, which is conservative); the source is the most speculative.
-    """
-    x = parts[0][1].x
-    acc = sum(w * p.accuracy for w, p in parts)
-    lo = sum(w * p.lo for w, p in parts)
-    hi = sum(w * p.hi for w, p in parts)
-    src = np.array([worst_source([p.source[i] for _, p in parts]) for i in range(len(x))])
-    return Predictions(x, acc, lo, hi, src)
-
-
-__all__ += ["Coster", "arm_display_knobs", "mix_predictions", "ExtrapolationRefused"]

@@ -1,9 +1,10 @@
 """The evaluated option space: arms with predictors and costs, for one difficulty target.
 
-:class:`OptionSpace` is what the searches (:mod:`planner.search.single`, :mod:`planner.search.allocate`)
-talk to. It answers two questions: *evaluate this option* (one arm at one knob value: the
-Optuna path, one trial at a time) and *evaluate every option* (the exhaustive enumerator,
-vectorized per arm). Both return the same numbers for the same option.
+:class:`OptionSpace` is what the searches (:mod:`planner.search`) talk to. It answers two
+questions: *evaluate this option* (one arm at one knob value: the Optuna path, one trial at a
+time) and *evaluate every option* (the exhaustive enumerator, vectorized per arm). Both
+return the same numbers for the same option. Unprofiled sizes of a profiled family
+(:class:`ExtraModel`) are added with the family law (:class:`~planner.space.predict.FamilyPredictor`).
 
 A difficulty *target* is a mapping ``{difficulty label: weight}`` (weights sum to 1): one
 bin (``{"4": 1.0}``), every question (``{"all": 1.0}``) or a mix. Accuracy and cost of an
@@ -12,9 +13,9 @@ option under a mix are the weighted means over the bins (costs are per query, av
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -23,40 +24,36 @@ import pandas as pd
 
 from fitting import schema as S
 
-from .arms import (
+from ..constants import (
+    ACCURACY,
+    ACCURACY_HI,
+    ACCURACY_LO,
+    ARCHITECTURE,
+    ARM,
     COST_KEYS,
-    Arm,
-    ArmCurve,
-    Coster,
-    Option,
-    arm_display_knobs,
-    arms_from_curves,
-    knob_grid,
-    mix_predictions,
+    KNOB,
+    KNOB_VALUE,
+    MODEL,
+    SIMULATED,
+    SOURCE,
+    SOURCE_RANK,
+    SOURCES,
+    STRATEGY,
 )
+from .arms import Arm, ArmSource, Option, arm_display_knobs, arms_from_curves, knob_grid
+from .curve import ArmCurve, Coster, FamilyCurve
 from .predict import (
     MAX_EXTRAPOLATION,
-    SOURCES,
-    CurvePredictor,
     ExtrapolationRefused,
+    FamilyLawFailed,
     FamilyPredictor,
-    Predictions,
+    mix_predictions,
+    predictor_for_points,
 )
 
-__all__ = [
-    "OptionSpace",
-    "ExtraModel",
-    "parse_target",
-    "predictor_for_points",
-    "ALL",
-    "MIN_POINTS_TO_EXTRAPOLATE",
-]
+__all__ = ["OptionSpace", "ExtraModel", "parse_target", "ALL"]
 
 ALL = "all"
-#: a law extrapolates only when its curve has this many points: fit_curve then holds out the
-#: top quarter (at least 2 points) to test its extrapolation; with fewer, one held-out point
-#: (or none) is no test (a 4-point budget sweep extrapolated 0.06 -> 0.89 on the lab)
-MIN_POINTS_TO_EXTRAPOLATE = 6
 
 
 @dataclass(frozen=True)
@@ -111,65 +108,16 @@ def parse_target(spec: str | Mapping[str, float] | None, bins: Mapping[str, floa
     return {d: float(w) / total for d, w in spec.items() if w > 0}
 
 
-def predictor_for_points(
-    points: pd.DataFrame,
-    fit: Mapping | None = None,
-    *,
-    fit_if_missing: bool = True,
-    max_factor: float = MAX_EXTRAPOLATION,
-    label: str = "",
-) -> tuple[CurvePredictor, str]:
-    """A :class:`CurvePredictor` for an arm's profiled points and a note on its law.
-
-    ``fit`` is a fit record of ``ttc fit`` (``law``, ``params``, optional ``band`` and
-    ``extrapolation_error``). Without one, and with ``fit_if_missing``, a law is selected
-    with :func:`fitting.fit_curve` (binomial weights) when there are at least 4 points;
-    a law that does not converge is not used (interpolation only, nothing beyond the
-    largest profiled value).
-    """
-    from fitting import ConvergenceWarning, binomial_weights, fit_curve, get_law
-
-    args = (points["x"], points["accuracy"], points["lo"], points["hi"])
-    if fit is not None and not fit.get("law"):
-        return CurvePredictor(*args, max_factor=max_factor, label=label), fit.get(
-            "note", "interpolation only"
-        )
-    if fit is not None and fit.get("law"):
-        law = get_law(fit["law"]).with_params(fit["params"])
-        band = _band(fit.get("band"))
-        err = fit.get("extrapolation_error") if len(points) >= MIN_POINTS_TO_EXTRAPOLATE else None
-        pred = CurvePredictor(
-            *args, law=law, band=band, extrapolation_error=err, max_factor=max_factor, label=label
-        )
-        return pred, fit.get("note") or f"law {fit['law']} (ttc fit)"
-    x = points["x"].to_numpy(float)
-    if fit_if_missing and len(x) >= 4:
-        nq = points["n_questions"].fillna(points["n_questions"].max()).fillna(100).to_numpy(float)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            law, table = fit_curve(
-                x, points["accuracy"].to_numpy(float), sample_weight=binomial_weights(points["accuracy"], nq)
-            )
-        if law.converged_:
-            err = float(table.loc[table["selected"], "extrapolation_error"].iloc[0])
-            err = err if len(x) >= MIN_POINTS_TO_EXTRAPOLATE else None
-            pred = CurvePredictor(*args, law=law, extrapolation_error=err, max_factor=max_factor, label=label)
-            return pred, f"law {law.name} (fitted here, no band: measured intervals used)"
-        return CurvePredictor(
-            *args, max_factor=max_factor, label=label
-        ), "no converged law: interpolation only"
-    return CurvePredictor(*args, max_factor=max_factor, label=label), f"{len(x)} points: interpolation only"
-
-
-def _fit_for(src, fit_index: dict) -> Mapping | None:
+def _fit_for(src: ArmSource, fit_index: dict) -> Mapping | None:
     """The ``ttc fit`` record of an arm's curve: by its curve key for a pool metric; for a
-    sweep of one-execution configs by the config without the swept knob (refinement sweeps
-    are fitted here instead: their x axis is rounds + 1, the record's is rounds)."""
+    sweep of one-execution configs by the config without the swept knob (sweeps whose axis is
+    offset, refinement's rounds + 1, are fitted here instead: the record's axis is rounds)."""
     if not fit_index:
         return None
     if len(src.curve_keys) == 1 and src.arm.knob == "n":
         return fit_index.get((src.arm.model, *src.curve_keys[0]))
-    if src.arm.knob is None or src.arm.curve_strategy == "refine":
+    desc = src.arm.descriptor
+    if src.arm.knob is None or desc is None or desc.knob_offset:
         return None
     strategy, config, metric, diff = src.curve_keys[0]
     try:
@@ -181,31 +129,17 @@ def _fit_for(src, fit_index: dict) -> Mapping | None:
 
 
 def _points_hash(points: pd.DataFrame) -> str:
-    import hashlib
-
-    data = points[["x", "accuracy", "lo", "hi"]].to_numpy(float).round(12).tobytes()
+    data = points[[KNOB_VALUE, ACCURACY, ACCURACY_LO, ACCURACY_HI]].to_numpy(float).round(12).tobytes()
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _band(band) -> dict[str, np.ndarray] | None:
-    if band is None:
-        return None
-    df = pd.DataFrame(band)
-    if "x" not in df and S.K in df:
-        df = df.rename(columns={S.K: "x"})
-    if not {"x", "lo", "hi"} <= set(df.columns):
-        return None
-    df = df.sort_values("x")
-    return {c: df[c].to_numpy(float) for c in ("x", "estimate", "lo", "hi") if c in df}
-
-
 def _set_base_prompts(curves: dict[Arm, dict[str, ArmCurve]]) -> None:
-    """Give multi-call arms the question prompt length measured by a one-call arm (pool or
+    """Give multi-call arms the question prompt length measured by a one-call arm (pool,
     greedy) of the same model and difficulty (their summed prompt counts resent contexts)."""
     base: dict[tuple[str, str], float] = {}
     for arm, per in curves.items():
-        if arm.curve_strategy in ("pool", "greedy"):
-            for d, c in per.items():
+        for d, c in per.items():
+            if _one_call(arm, c.points[KNOB_VALUE]):
                 v = c.points[S.MEAN_PROMPT_TOKENS].dropna() if S.MEAN_PROMPT_TOKENS in c.points else []
                 if len(v):
                     base[(arm.model, d)] = float(v.mean())
@@ -214,32 +148,13 @@ def _set_base_prompts(curves: dict[Arm, dict[str, ArmCurve]]) -> None:
             c.base_prompt_tokens = base.get((arm.model, d))
 
 
-class _FamilyCurve:
-    """An unprofiled model's arm curve: the family law's predictions, the nearest profiled
-    size's measured usage (tokens are assumed to carry over; labelled extrapolated)."""
+def _one_call(arm: Arm, values) -> bool:
+    """Whether every profiled execution of ``arm`` was one engine call (its measured prompt
+    tokens are the question's prompt)."""
+    if arm.descriptor is None:
+        return False
+    return all(arm.workload_shape(v).calls == 1 for v in values)
 
-    def __init__(self, arm: Arm, difficulty: str, family: FamilyPredictor, size: float, nearest: ArmCurve):
-        self.arm, self.difficulty, self.family, self.size = arm, difficulty, family, size
-        self.points = nearest.points
-        self._nearest = nearest
-        self.fit_note = (
-            f"joint law over sizes (leave-one-size-out RMSE {family.loo_rmse_:.3f}); "
-            f"tokens of {nearest.arm.model}"
-        )
-
-    @property
-    def predictor(self):
-        return self
-
-    @property
-    def x_limit(self) -> float:
-        return self.family.k_max * self.family.max_factor
-
-    def predict(self, x) -> Predictions:
-        return self.family.predict(self.size, x)
-
-    def usage(self, x):
-        return self._nearest.usage(x)
 
 
 @dataclass
@@ -318,11 +233,11 @@ class OptionSpace:
             )
             if fit_cache is not None and fit is None and fit_if_missing:
                 law = pred.law
-                fit_cache[ckey] = (
-                    {"law": law.name, "params": dict(law.params_), "extrapolation_error": pred.extrapolation_error,
-                     "note": note}
-                    if law is not None else {"law": None, "note": note}
-                )  # fmt: skip
+                fit_cache[ckey] = {"law": None, "note": note}
+                if law is not None:
+                    fit_cache[ckey].update(
+                        law=law.name, params=dict(law.params_), extrapolation_error=pred.extrapolation_error
+                    )
             out.setdefault(src.arm, {})[src.difficulty] = ArmCurve(
                 src.arm, src.difficulty, src.points, pred, note
             )
@@ -351,7 +266,7 @@ class OptionSpace:
                 arm.strategy,
                 arm.fixed,
                 arm.metric,
-                arm.curve_strategy,
+                arm.profiled_strategy,
             )
             by_sig.setdefault(sig, {})[arm.model] = per_diff
         for em in extra:
@@ -368,27 +283,28 @@ class OptionSpace:
                     arm0.strategy,
                     arm0.knob,
                     arm0.fixed,
-                    arm0.curve_strategy,
+                    arm0.profiled_strategy,
                     arm0.metric,
                     em.architecture,
                     arm0.simulated,
                 )
                 for diff in set.intersection(*(set(m) for m in members.values())):
-                    pts = {
-                        m: (
-                            c[diff].points["x"],
-                            c[diff].points["accuracy"],
-                            c[diff].points["lo"],
-                            c[diff].points["hi"],
+                    cols = [KNOB_VALUE, ACCURACY, ACCURACY_LO, ACCURACY_HI]
+                    pts = {m: tuple(c[diff].points[col] for col in cols) for m, c in members.items()}
+                    try:
+                        fam = FamilyPredictor(
+                            {m: model_params[m] for m in members},
+                            pts,
+                            max_size_factor=max_factor,
+                            max_factor=max_factor,
+                            label=f"{arm.key} [{diff}]",
+                            cache=cache,
                         )
-                        for m, c in members.items()
-                    }
-                    fam = FamilyPredictor(
-                        {m: model_params[m] for m in members}, pts, max_size_factor=max_factor,
-                        max_factor=max_factor, label=f"{arm.key} [{diff}]", cache=cache,
-                    )  # fmt: skip
+                    except FamilyLawFailed as exc:
+                        self.notes.append(f"extra model {em.name}: {exc}")
+                        continue
                     nearest = min(members, key=lambda m: abs(math.log(model_params[m] / em.params)))
-                    self.curves.setdefault(arm, {})[diff] = _FamilyCurve(
+                    self.curves.setdefault(arm, {})[diff] = FamilyCurve(
                         arm, diff, fam, em.params, members[nearest][diff]
                     )
                     made += 1
@@ -414,7 +330,7 @@ class OptionSpace:
         for d in target:
             c = self.curves[arm][d]
             limit = c.predictor.x_limit
-            xs = c.points["x"].to_numpy(float)
+            xs = c.points[KNOB_VALUE].to_numpy(float)
             integer = bool(np.all(np.equal(np.mod(xs, 1), 0)))
             if self.measured_only:
                 grids.append(xs)
@@ -450,11 +366,11 @@ class OptionSpace:
         p = preds[0][1] if len(preds) == 1 else mix_predictions(preds)
         self.evaluations += len(values)
         return {
-            "x": values,
-            "accuracy": p.accuracy,
-            "accuracy_lo": p.lo,
-            "accuracy_hi": p.hi,
-            "source": p.source,
+            KNOB_VALUE: values,
+            ACCURACY: p.accuracy,
+            ACCURACY_LO: p.lo,
+            ACCURACY_HI: p.hi,
+            SOURCE: p.source,
             **costs,
         }
 
@@ -466,9 +382,9 @@ class OptionSpace:
     def table(self, target: Mapping[str, float]) -> pd.DataFrame:
         """Every option for ``target`` with its prediction and costs (the exhaustive enumeration).
 
-        Columns: ``arm`` (key), ``model``, ``architecture``, ``strategy``, ``knob``, ``x``,
-        ``accuracy``, ``accuracy_lo``, ``accuracy_hi``, ``source``, ``source_rank``,
-        ``simulated`` and one column per cost key.
+        Columns: those of :mod:`planner.constants` (``arm``, ``model``, ``architecture``,
+        ``strategy``, ``knob``, ``knob_value``, ``accuracy``, ``accuracy_lo``, ``accuracy_hi``,
+        ``source``, ``source_rank``, ``simulated``) and one column per cost key.
         """
         frames = []
         for arm in self.arms(target):
@@ -481,18 +397,27 @@ class OptionSpace:
                 self.notes.append(str(exc))
                 continue
             df = pd.DataFrame(ev)
-            df.insert(0, "arm", arm.key)
-            df.insert(1, "model", arm.model)
-            df.insert(2, "architecture", arm.architecture)
-            df.insert(3, "strategy", arm.strategy)
-            df.insert(4, "knob", arm.knob)
-            df["simulated"] = arm.simulated or ""
+            df.insert(0, ARM, arm.key)
+            df.insert(1, MODEL, arm.model)
+            df.insert(2, ARCHITECTURE, arm.architecture)
+            df.insert(3, STRATEGY, arm.strategy)
+            df.insert(4, KNOB, arm.knob)
+            df[SIMULATED] = arm.simulated or ""
             frames.append(df)
         if not frames:
-            return pd.DataFrame(columns=["arm", "model", "x", "accuracy", *COST_KEYS])
+            return pd.DataFrame(columns=[ARM, MODEL, KNOB_VALUE, ACCURACY, *COST_KEYS])
         out = pd.concat(frames, ignore_index=True)
-        out["source_rank"] = out["source"].map(SOURCES.index)
+        out[SOURCE_RANK] = out[SOURCE].map(SOURCES.index)
         return out
+
+    def restrict(self, models: Iterable[str]) -> None:
+        """Keep only the arms of ``models`` (ValueError naming an unknown one)."""
+        models = list(models)
+        known = sorted({a.model for a in self.curves})
+        unknown = [m for m in models if m not in known]
+        if unknown:
+            raise ValueError(f"unknown model {unknown[0]!r}; the profile (and --extra-model) has: {', '.join(known)}")
+        self.curves = {a: c for a, c in self.curves.items() if a.model in set(models)}
 
     def arm_by_key(self, key: str) -> Arm:
         for arm in self.curves:

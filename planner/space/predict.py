@@ -10,12 +10,13 @@ Three sources, in order of trust (DESIGN.md, "Measured, then modeled"):
 ``extrapolated``
     Beyond the largest profiled knob value, up to ``max_factor`` times it (4 by default), or
     a model of a profiled family that was not profiled (a :class:`FamilyPredictor`: a joint
-    law in model size and compute fitted across the family's profiled sizes). Intervals
-    are widened (see each class). Anything further out is refused with
-    :class:`ExtrapolationRefused`, never silently predicted.
+    law in model size and compute, :class:`fitting.FamilyLaw`, fitted across the family's
+    profiled sizes). Intervals are widened (see each class). Anything further out is refused
+    with :class:`ExtrapolationRefused`, never silently predicted.
 
-All predictors take and return numpy arrays so the exhaustive enumerator can evaluate a
-whole knob grid in one call.
+Where a curve's law comes from is :func:`predictor_for_points` (a ``ttc fit`` record, or a
+law selected here); a mix of difficulty bins is :func:`mix_predictions`. All predictors take
+and return numpy arrays so the exhaustive enumerator can evaluate a whole knob grid in one call.
 """
 
 from __future__ import annotations
@@ -27,27 +28,44 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+from fitting import ConvergenceWarning, FamilyLaw, binomial_weights, fit_curve, get_law
+from fitting import schema as S
+
+from ..constants import ACCURACY, ACCURACY_HI, ACCURACY_LO, KNOB_VALUE, SOURCES
 
 __all__ = [
     "SOURCES",
     "MAX_EXTRAPOLATION",
+    "MIN_POINTS_TO_EXTRAPOLATE",
     "ExtrapolationRefused",
+    "FamilyLawFailed",
     "Predictions",
     "CurvePredictor",
     "FamilyPredictor",
+    "mix_predictions",
+    "predictor_for_points",
     "worst_source",
+    "Z90",
 ]
 
-#: source labels, least to most speculative
-SOURCES = ("measured", "fitted", "extrapolated")
 #: default limit of extrapolation in the compute knob: 4x the largest profiled value
 MAX_EXTRAPOLATION = 4.0
-#: z of a two-sided 90 % normal interval (used where an interval is built from an RMSE)
-_Z90 = 1.6448536269514722
+#: a law extrapolates only when its curve has this many points: fit_curve then holds out the
+#: top quarter (at least 2 points) to test its extrapolation; with fewer, one held-out point
+#: (or none) is no test (a 4-point budget sweep extrapolated 0.06 -> 0.89 on the lab)
+MIN_POINTS_TO_EXTRAPOLATE = 6
+#: z of a two-sided 90 % normal interval (used where an interval is built from an RMSE or a standard error)
+Z90 = 1.6448536269514722
 
 
 class ExtrapolationRefused(ValueError):
     """A prediction was asked for outside the range the planner is allowed to extrapolate to."""
+
+
+class FamilyLawFailed(ValueError):
+    """The family law of an unprofiled size did not converge: it is not used."""
 
 
 def worst_source(sources) -> str:
@@ -67,6 +85,20 @@ class Predictions:
 
     def __len__(self) -> int:
         return len(self.x)
+
+
+def mix_predictions(parts: list[tuple[float, Predictions]]) -> Predictions:
+    """Weighted mix of per-bin predictions at the same knob values (weights sum to 1).
+
+    Accuracy and both interval ends are the weighted sums (the interval treats the bins'
+    errors as moving together, which is conservative); the source is the most speculative.
+    """
+    x = parts[0][1].x
+    acc = sum(w * p.accuracy for w, p in parts)
+    lo = sum(w * p.lo for w, p in parts)
+    hi = sum(w * p.hi for w, p in parts)
+    src = np.array([worst_source([p.source[i] for _, p in parts]) for i in range(len(x))])
+    return Predictions(x, acc, lo, hi, src)
 
 
 def _interp_log(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -259,27 +291,17 @@ def _where(label: str) -> str:
 
 
 class FamilyPredictor:
-    r"""Accuracy of an unprofiled model size of a family, from a joint law in size and compute.
+    r"""Accuracy of an unprofiled model size of a family, from the family law.
 
-    Fits :class:`fitting.JointPowerLaw` to every profiled point of one (strategy, config,
-    metric, difficulty) across the family's profiled models:
-
-    .. math:: 1 - \mathrm{acc}(P, k) = E + A P^{-\alpha} + B k^{-\beta}
-
-    with ``P`` the parameter count (active parameters for an MoE family) and ``k`` the
-    compute knob (Wu et al. 2024, "Inference scaling laws"). Every prediction is labelled
-    ``extrapolated``.
-
-    The interval is built from a leave-one-size-out test: the law is refitted without each
-    profiled size in turn and the RMSE of its predictions of that size's measured points,
-    :math:`r`, measures how well the family law predicts a size it has not seen: held-out
-    interior sizes give :math:`r` for sizes inside the profiled range (interpolation), the
-    held-out smallest and largest sizes for sizes outside it (extrapolation; with three
-    sizes that rests on two, so it is usually wide, as it should be). The
-    interval is :math:`\hat y \pm z_{0.95}\, r\, (1 + \log_2 f)`, ``f >= 1`` the factor by
-    which ``P`` lies outside the profiled sizes (1 inside) times the one by which ``k``
-    lies beyond the profiled knob values. It also never is narrower than the widest
-    measured interval of the family at that knob value.
+    The law (:class:`fitting.FamilyLaw`: :math:`1 - \mathrm{acc}(P, k) = E + A P^{-\alpha} +
+    B k^{-\beta}` across the profiled sizes, Wu et al. 2024) and its leave-one-size-out
+    errors are estimated in :mod:`fitting`; this class turns them into predictions, every
+    one labelled ``extrapolated``. The interval is :math:`\hat y \pm z_{0.95}\, r\, (1 +
+    \log_2 f)`, with :math:`r` the leave-one-size-out RMSE of interior sizes for a size
+    inside the profiled range and of the end sizes outside it, and ``f >= 1`` the factor by
+    which ``P`` lies outside the profiled sizes (1 inside) times the one by which ``k`` lies
+    beyond the profiled knob values. It also never is narrower than the widest measured
+    interval of the family at that knob value.
 
     Parameters
     ----------
@@ -289,13 +311,15 @@ class FamilyPredictor:
         Sizes are predicted in ``[min / f, max * f]`` of the profiled sizes, knob values up to
         ``max_factor`` times the largest profiled one; anything else is refused.
     cache : dict or None
-        Fitted parameters and leave-one-size-out errors by a hash of the points; read and
-        updated in place (the caller may persist it).
+        :meth:`fitting.FamilyLaw.state` by a hash of the points; read and updated in place
+        (the caller may persist it).
 
     Raises
     ------
     ValueError
         With fewer than 3 profiled sizes (the leave-one-size-out check needs 2 left).
+    FamilyLawFailed
+        When the family law did not converge (it raised a ConvergenceWarning when fitted).
     """
 
     def __init__(
@@ -308,8 +332,6 @@ class FamilyPredictor:
         label: str = "",
         cache: dict | None = None,
     ) -> None:
-        from fitting import JointPowerLaw
-
         models = [m for m in points if m in sizes]
         if len({float(sizes[m]) for m in models}) < 3:
             raise ValueError(
@@ -320,64 +342,46 @@ class FamilyPredictor:
         rows = []
         for m in models:
             k, acc, lo, hi = (np.asarray(a, dtype=float) for a in points[m])
-            rows += [
-                (m, self.sizes[m], ki, ai, li, hi_) for ki, ai, li, hi_ in zip(k, acc, lo, hi, strict=True)
-            ]
-        self._rows = rows
-        P = np.array([r[1] for r in rows])
-        K = np.array([r[2] for r in rows])
-        y = 1.0 - np.array([r[3] for r in rows])
-        self.space_ = "log" if np.all(y > 0) else "linear"
-        delta = 1e-3 if self.space_ == "log" else 1e-2
-        # a coarser grid and fewer starts than the defaults: 4 fits per predictor, ~0.1 s each
-        self._make = lambda max_iter=3000: JointPowerLaw(
-            space=self.space_, delta=delta, grid_size=16, n_refine=3, max_iter=max_iter
-        )
-        key = (
-            "family|"
-            + hashlib.sha256(np.array([r[1:] for r in rows], dtype=float).round(12).tobytes()).hexdigest()[
-                :20
-            ]
-        )
+            rows += [(self.sizes[m], ki, ai, li, hi_) for ki, ai, li, hi_ in zip(k, acc, lo, hi, strict=True)]
+        data = np.array(rows, dtype=float)
+        owner = [m for m in models for _ in range(len(np.atleast_1d(points[m][0])))]
+        P, K, acc = data[:, 0], data[:, 1], data[:, 2]
+        digest = hashlib.sha256(data.round(12).tobytes()).hexdigest()[:20]
+        key = f"family|{digest}"
         hit = cache.get(key) if cache is not None else None
-        if hit is not None:  # a previous fit of the same points (the laws are deterministic)
-            self.law_ = self._make()
-            self.law_.params_ = dict(hit["params"])
-            self.loo_rmse_inside_, self.loo_rmse_outside_ = hit["loo_inside"], hit["loo_outside"]
+        if isinstance(hit, dict) and "converged" in hit:  # an identical earlier fit (fits are deterministic)
+            self.law_ = FamilyLaw.from_state(hit)
         else:
-            self.law_ = self._fit(P, K, y)
-        self.k_max = float(K.max())
-        self.k_min = float(K.min())
+            self.law_ = FamilyLaw().fit(np.column_stack([P, K]), acc, owner)
+            if cache is not None:
+                cache[key] = self.law_.state()
+        if not self.law_.converged_:
+            raise FamilyLawFailed(
+                f"{label or 'family'}: the family law did not converge ({self.law_.convergence_message_})"
+            )
+        self.k_max, self.k_min = float(K.max()), float(K.min())
         self.p_min, self.p_max = float(P.min()), float(P.max())
         self.max_size_factor = float(max_size_factor)
         self.max_factor = float(max_factor)
-        if hit is None:
-            # leave-one-size-out RMSE: interior sizes test interpolation, the end sizes extrapolation
-            owner = np.array([r[0] for r in rows])
-            inside, outside = [], []
-            for m in models:
-                keep = owner != m
-                # with one size left out the size term is barely identified and L-BFGS-B can
-                # crawl along a flat valley: a short budget (an unconverged fit only widens r)
-                law = self._fit(P[keep], K[keep], y[keep], max_iter=400)
-                pred = np.clip(law.predict(np.column_stack([P[~keep], K[~keep]])), 0.0, 1.0)
-                interior = self.p_min < self.sizes[m] < self.p_max
-                (inside if interior else outside).append((pred - y[~keep]) ** 2)
-            self.loo_rmse_inside_ = float(np.sqrt(np.mean(np.concatenate(inside))))
-            self.loo_rmse_outside_ = float(np.sqrt(np.mean(np.concatenate(outside))))
-            if cache is not None:
-                cache[key] = {"params": dict(self.law_.params_), "loo_inside": self.loo_rmse_inside_,
-                              "loo_outside": self.loo_rmse_outside_}  # fmt: skip
-        self.loo_rmse_ = max(self.loo_rmse_inside_, self.loo_rmse_outside_)
-        half = np.array([(r[5] - r[4]) / 2.0 for r in rows])
         self._half_k = K
-        self._half = half
+        self._half = (data[:, 4] - data[:, 3]) / 2.0
 
-    def _fit(self, P, K, y, max_iter: int = 3000):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            y = np.maximum(y, 1e-6) if self.space_ == "log" else y
-            return self._make(max_iter).fit(np.column_stack([P, K]), y)
+    @property
+    def loo_rmse_inside_(self) -> float:
+        return self.law_.loo_rmse_inside_
+
+    @property
+    def loo_rmse_outside_(self) -> float:
+        return self.law_.loo_rmse_outside_
+
+    @property
+    def loo_rmse_(self) -> float:
+        return self.law_.loo_rmse_
+
+    @property
+    def loo_notes(self) -> list[str]:
+        """Leave-one-out refits that did not converge (their errors count as they are)."""
+        return list(self.law_.loo_notes_)
 
     def check(self, size: float, k) -> None:
         """Raise :class:`ExtrapolationRefused` if ``(size, k)`` is outside the stated range."""
@@ -398,15 +402,70 @@ class FamilyPredictor:
         """Predictions for a model of ``size`` parameters at knob values ``k``."""
         k = np.atleast_1d(np.asarray(k, dtype=float))
         self.check(size, k)
-        err = self.law_.predict(np.column_stack([np.full_like(k, size), k]))
-        acc = np.clip(1.0 - err, 0.0, 1.0)
+        acc = self.law_.predict(np.column_stack([np.full_like(k, size), k]))
         f_size = max(size / self.p_max, self.p_min / size, 1.0)
         f_k = np.maximum(k / self.k_max, 1.0)
         rmse = self.loo_rmse_inside_ if f_size == 1.0 else self.loo_rmse_outside_
-        half = _Z90 * rmse * (1.0 + np.log2(f_size * f_k))
+        half = Z90 * rmse * (1.0 + np.log2(f_size * f_k))
         widest = np.array([self._half[np.isclose(self._half_k, ki)].max(initial=0.0) for ki in k])
         half = np.maximum(half, widest)
-        return Predictions(
-            k, acc, np.clip(acc - half, 0.0, 1.0), np.clip(acc + half, 0.0, 1.0),
-            np.full(len(k), "extrapolated"),
-        )  # fmt: skip
+        lo, hi = np.clip(acc - half, 0.0, 1.0), np.clip(acc + half, 0.0, 1.0)
+        return Predictions(k, acc, lo, hi, np.full(len(k), "extrapolated"))
+
+
+# ---- where a curve's predictor comes from ---------------------------------------------------------
+def _band(band) -> dict[str, np.ndarray] | None:
+    """A ``ttc fit`` record's prediction band as arrays sorted by the knob (None if unusable)."""
+    if band is None:
+        return None
+    df = pd.DataFrame(band)
+    if "x" not in df and S.K in df:
+        df = df.rename(columns={S.K: "x"})
+    if not {"x", "lo", "hi"} <= set(df.columns):
+        return None
+    df = df.sort_values("x")
+    return {c: df[c].to_numpy(float) for c in ("x", "estimate", "lo", "hi") if c in df}
+
+
+def predictor_for_points(
+    points: pd.DataFrame,
+    fit: Mapping | None = None,
+    *,
+    fit_if_missing: bool = True,
+    max_factor: float = MAX_EXTRAPOLATION,
+    label: str = "",
+) -> tuple[CurvePredictor, str]:
+    """A :class:`CurvePredictor` for an arm's profiled points and a note on its law.
+
+    ``fit`` is a fit record of ``ttc fit`` (``law``, ``params``, optional ``band`` and
+    ``extrapolation_error``). Without one, and with ``fit_if_missing``, a law is selected
+    with :func:`fitting.fit_curve` (binomial weights) when there are at least 4 points;
+    a law that does not converge is not used (interpolation only, nothing beyond the
+    largest profiled value) and the note says so.
+    """
+    args = (points[KNOB_VALUE], points[ACCURACY], points[ACCURACY_LO], points[ACCURACY_HI])
+    if fit is not None and not fit.get("law"):
+        note = fit.get("note", "interpolation only")
+        return CurvePredictor(*args, max_factor=max_factor, label=label), note
+    if fit is not None and fit.get("law"):
+        law = get_law(fit["law"]).with_params(fit["params"])
+        band = _band(fit.get("band"))
+        err = fit.get("extrapolation_error") if len(points) >= MIN_POINTS_TO_EXTRAPOLATE else None
+        pred = CurvePredictor(*args, law=law, band=band, extrapolation_error=err, max_factor=max_factor, label=label)
+        return pred, fit.get("note") or f"law {fit['law']} (ttc fit)"
+    x = points[KNOB_VALUE].to_numpy(float)
+    if fit_if_missing and len(x) >= 4:
+        nq = points[S.N_QUESTIONS].fillna(points[S.N_QUESTIONS].max()).fillna(100).to_numpy(float)
+        acc = points[ACCURACY].to_numpy(float)
+        # the selection's ConvergenceWarnings are summarized in the note below, not lost
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            law, table = fit_curve(x, acc, sample_weight=binomial_weights(acc, nq))
+        if law.converged_:
+            err = float(table.loc[table["selected"], "extrapolation_error"].iloc[0])
+            err = err if len(x) >= MIN_POINTS_TO_EXTRAPOLATE else None
+            pred = CurvePredictor(*args, law=law, extrapolation_error=err, max_factor=max_factor, label=label)
+            return pred, f"law {law.name} (fitted here, no band: measured intervals used)"
+        note = f"no converged law ({law.convergence_message_}): interpolation only"
+        return CurvePredictor(*args, max_factor=max_factor, label=label), note
+    return CurvePredictor(*args, max_factor=max_factor, label=label), f"{len(x)} points: interpolation only"

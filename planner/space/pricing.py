@@ -1,28 +1,24 @@
-"""Price options with :mod:`planner.costs`: measured mean tokens + the model spec -> costs.
+r"""Price options with :mod:`planner.costs`: measured mean tokens + the model spec -> costs.
 
 :class:`CostModel` is the coster the option space calls (``coster(arm, values, usage)``). For
-each knob value it builds the :class:`~planner.costs.Workload` of the option (strategy family,
-knobs) whose generated tokens equal the MEASURED mean completion tokens of the curve at that
-value, and prices it with :func:`~planner.costs.estimate_cost` on the chosen hardware (roofline
-latency, GPU dollars) or API (token dollars). The chain length ``G`` of the workload is solved
-from the measured total:
+each knob value it builds the :class:`~planner.costs.Workload` of the option from the profiled
+strategy's descriptor (:meth:`planner.space.arms.Arm.workload_shape`: samples, beam steps,
+refinement rounds, forced-answer tokens) with its chain length ``G`` solved from the
+MEASURED mean completion tokens ``T`` of the curve at that value
+(:meth:`profiling.strategies.WorkloadShape.chain_tokens`):
 
-==========================  ===========================================================
-arm                         ``G`` from the measured completion tokens ``T`` per query
-==========================  ===========================================================
-pool (majority, best_of,    ``T / n``
-weighted), greedy
-beam                        ``T / (width * expansions)``
-refine (rounds ``R``)       ``T / (1 + R (1 - keep))``
-hybrid (``n`` chains)       ``T / (n (1 + R (1 - keep)))``
-budget (``tokens``)         ``T - answer_tokens``
-==========================  ===========================================================
+.. math:: T = \mathrm{sequences} \cdot G \cdot (1 + R\,(1 - \mathrm{keep})) + \mathrm{answer\_tokens}
 
-Cost keys (per query): ``flops`` (prefill + decode), ``tokens`` (measured prompt plus
-completion tokens), ``latency_s`` (roofline at the requested concurrency; needs hardware),
-``usd`` (GPU time on the hardware, or the API bill), ``kv_bytes`` (KV-cache bytes held by
-``concurrency`` queries in flight at their peak) and ``memory_bytes`` (weights plus that KV,
-what must fit on the GPUs).
+(a pool of ``n``: ``G = T / n``; a beam: ``T / (width * expansions)``; refinement with ``R``
+rounds: ``T / (1 + R (1 - keep))``; budget forcing: ``T - answer_tokens``), and prices it with
+:func:`~planner.costs.estimate_cost` on the chosen hardware (roofline latency, GPU dollars)
+or API (token dollars).
+
+Cost keys (per query, :data:`planner.constants.COST_KEYS`): ``flops`` (prefill + decode),
+``tokens`` (measured prompt plus completion tokens), ``latency_s`` (roofline at the requested
+concurrency; needs hardware), ``usd`` (GPU time on the hardware, or the API bill),
+``kv_bytes`` (KV-cache bytes held by ``concurrency`` queries in flight at their peak) and
+``memory_bytes`` (weights plus that KV, what must fit on the GPUs).
 """
 
 from __future__ import annotations
@@ -33,9 +29,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .arms import Arm, Usage
+from profiling.strategies import WorkloadShape
+from profiling.strategy_spec import StrategySpec
 
-__all__ = ["CostModel", "workload_for"]
+from ..constants import MEMORY_BYTES
+from ..costs import Workload, estimate_cost
+from .arms import Arm
+from .curve import Usage
+
+__all__ = ["CostModel", "workload_for", "GPU_MEMORY_USABLE"]
+
+#: share of a GPU's memory the planner lets weights and KV use (the rest: activations, fragmentation)
+GPU_MEMORY_USABLE = 0.9
 
 
 def _corners(v: float) -> tuple[tuple[int, float], tuple[int, float]]:
@@ -45,47 +50,20 @@ def _corners(v: float) -> tuple[tuple[int, float], tuple[int, float]]:
     return (int(lo), 1.0 - f), (int(lo) + 1, f)
 
 
-_KEEP = 0.5  # refine/hybrid: fraction kept per round, the cost model's default assumption
-
-
-def _shape(arm: Arm, x: float) -> tuple[str, float, float]:
-    """``(strategy spec, divisor, offset)`` of ``arm`` at ``x``: chain length ``G = (T - offset) / divisor``."""
-    fixed = dict(arm.fixed)
-    cs = arm.curve_strategy
-    if cs == "pool":
-        n = int(round(x))
-        return f"pool:n={n}", float(n), 0.0
-    if cs == "greedy":
-        return "greedy", 1.0, 0.0
-    if cs == "beam":
-        width = int(round(x)) if arm.knob == "width" else int(fixed.get("width", 4))
-        exp = int(fixed.get("expansions", 2))
-        steps = int(fixed.get("max_steps", fixed.get("steps", 12)))
-        return f"beam:width={width},expansions={exp},steps={steps}", float(width * exp), 0.0
-    if cs == "refine":
-        rounds = int(round(x)) - 1 if arm.knob == "rounds" else int(fixed.get("rounds", 2))
-        return f"refine:rounds={rounds}", 1 + rounds * (1 - _KEEP), 0.0
-    if cs == "hybrid":
-        n = int(round(x)) if arm.knob == "n" else int(fixed.get("n", 4))
-        rounds = int(fixed.get("rounds", 2))
-        return f"hybrid:n={n},rounds={rounds}", n * (1 + rounds * (1 - _KEEP)), 0.0
-    if cs == "budget":
-        tokens = int(round(x)) if arm.knob == "tokens" else int(fixed.get("tokens", 64))
-        answer = int(fixed.get("answer_tokens", 32))
-        return f"budget:tokens={tokens},answer_tokens={answer}", 1.0, float(answer)
-    raise ValueError(f"no cost workload for strategy {cs!r} (arm {arm.key})")
+def _spec(arm: Arm, x: float) -> tuple[StrategySpec, WorkloadShape]:
+    """The profiled strategy's spec of ``arm`` at knob ``x`` and its workload shape."""
+    spec = StrategySpec(arm.profiled_strategy, arm.profiled_knobs(x))
+    return spec, arm.workload_shape(x)
 
 
 def workload_for(
     arm: Arm, x: float, prompt_tokens: float, completion_tokens: float, prefix_sharing: bool = True
-):
+) -> Workload:
     """The :class:`~planner.costs.Workload` of ``arm`` at knob value ``x`` with the measured
     mean ``prompt_tokens`` (the question's prompt) and ``completion_tokens`` per query
     (token counts rounded to integers; :class:`CostModel` interpolates between roundings)."""
-    from ..costs import Workload
-
-    spec, div, off = _shape(arm, x)
-    G = max(int(round((max(float(completion_tokens), 0.0) - off) / div)), 0)
+    spec, shape = _spec(arm, x)
+    G = max(int(round(shape.chain_tokens(max(float(completion_tokens), 0.0)))), 0)
     return Workload.from_strategy(spec, int(round(prompt_tokens)), G, prefix_sharing=prefix_sharing)
 
 
@@ -123,19 +101,18 @@ class CostModel:
             raise ValueError(f"no model spec for {model!r}; known: {', '.join(sorted(self.specs))}") from None
 
     def memory_limit_bytes(self) -> float | None:
-        """GPU memory available for weights and KV (``tp`` GPUs x 90 %), None without hardware."""
+        """GPU memory available for weights and KV (``tp`` GPUs x :data:`GPU_MEMORY_USABLE`),
+        None without hardware."""
         if self.hardware is None:
             return None
-        return (self.tp or 1) * self.hardware.memory_bytes * 0.9
+        return (self.tp or 1) * self.hardware.memory_bytes * GPU_MEMORY_USABLE
 
-    def _priced(self, model: str, spec_text: str, p: int, G: int) -> dict[str, float]:
-        from ..costs import Workload, estimate_cost
-
-        key = (model, spec_text, p, G)
+    def _priced(self, model: str, strategy: StrategySpec, p: int, G: int) -> dict[str, float]:
+        key = (model, str(strategy), p, G)
         hit = self._cache.get(key)
         if hit is None:
             spec = self.spec(model)
-            w = Workload.from_strategy(spec_text, p, G, prefix_sharing=self.prefix_sharing)
+            w = Workload.from_strategy(strategy, p, G, prefix_sharing=self.prefix_sharing)
             est = estimate_cost(
                 spec, w, self.hardware, concurrency=self.concurrency, tp=self.tp, api=self.api
             )
@@ -150,7 +127,7 @@ class CostModel:
                 "latency_s": est.latency_s if est.latency_s is not None else math.nan,
                 "usd": usd,
                 "kv_bytes": kv,
-                "memory_bytes": spec.weight_bytes + kv,
+                MEMORY_BYTES: spec.weight_bytes + kv,
             }
             self._cache[key] = hit
         return hit
@@ -158,15 +135,15 @@ class CostModel:
     def _one(self, arm: Arm, x: float, prompt: float, completion: float) -> dict[str, float]:
         """Costs at fractional mean token counts: bilinear interpolation between the integer
         prompt and chain lengths around them (the cost model takes whole tokens)."""
-        spec_text, div, off = _shape(arm, x)
-        G = max((max(completion, 0.0) - off) / div, 0.0)
+        spec, shape = _spec(arm, x)
+        G = max(shape.chain_tokens(max(completion, 0.0)), 0.0)
         P = max(prompt, 0.0)
         out: dict[str, float] = {}
         for p_i, wp in _corners(P):
             for g_i, wg in _corners(G):
                 if wp * wg == 0:
                     continue
-                for k, v in self._priced(arm.model, spec_text, p_i, g_i).items():
+                for k, v in self._priced(arm.model, spec, p_i, g_i).items():
                     out[k] = out.get(k, 0.0) + wp * wg * v
         return out
 

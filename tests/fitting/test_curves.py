@@ -274,7 +274,7 @@ def test_difficulty_bins_keep_ties_together_and_read_labels():
 
 
 def test_the_planner_reads_the_curves_table():
-    from planner.space.arms import arms_from_curves
+    from planner.space import arms_from_curves
 
     pools = synthetic_pools(20).assign(**{S.STRATEGY: "pool", S.CONFIG: json.dumps({"n": 8})})
     df = pd.concat([pools, single_point_rows().assign(**{S.MODEL: "m"})])

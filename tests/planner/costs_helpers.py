@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import transformers
 
-_BASE = dict(
+BASE = dict(
     hidden_size=64,
     intermediate_size=96,
     num_hidden_layers=2,
@@ -68,4 +68,4 @@ TINY = {
 
 def tiny_config(key: str):
     model_type, extra = TINY[key]
-    return transformers.AutoConfig.for_model(model_type, **{**_BASE, **extra})
+    return transformers.AutoConfig.for_model(model_type, **{**BASE, **extra})

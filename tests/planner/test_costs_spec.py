@@ -13,7 +13,7 @@ from planner.costs import ModelSpec, SpecError
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-from costs_helpers import _BASE, TINY, tiny_config  # noqa: E402
+from costs_helpers import BASE, TINY, tiny_config  # noqa: E402
 
 
 def tiny_model(key: str):
@@ -38,7 +38,7 @@ def test_params_total_equals_numel_of_instantiated_model(key):
     numel = sum(p.numel() for p in model.parameters())
     from_dict = ModelSpec.from_hf_config(model.config.to_dict())
     from_object = ModelSpec.from_hf_config(model.config)
-    from_raw_fields = ModelSpec.from_hf_config({"model_type": TINY[key][0], **_BASE, **TINY[key][1]})
+    from_raw_fields = ModelSpec.from_hf_config({"model_type": TINY[key][0], **BASE, **TINY[key][1]})
     assert from_dict.params_total == from_object.params_total == from_raw_fields.params_total == numel
 
 
@@ -107,7 +107,7 @@ def test_attention_kind_and_sliding_window_are_read_from_the_config():
     qwen = ModelSpec.from_hf_config(
         {
             "model_type": "qwen2",
-            **_BASE,
+            **BASE,
             "use_sliding_window": True,
             "sliding_window": 8,
             "max_window_layers": 1,
@@ -115,7 +115,7 @@ def test_attention_kind_and_sliding_window_are_read_from_the_config():
     )
     assert [la.sliding for la in qwen.layers] == [False, True]
     off = ModelSpec.from_hf_config(
-        {"model_type": "qwen2", **_BASE, "use_sliding_window": False, "sliding_window": 8}
+        {"model_type": "qwen2", **BASE, "use_sliding_window": False, "sliding_window": 8}
     )
     assert off.sliding_window is None and off.num_sliding_layers == 0
 
@@ -140,7 +140,7 @@ def test_missing_field_names_the_source_and_field(tmp_path):
     with pytest.raises(SpecError, match="no such config file"):
         ModelSpec.from_hf_config(tmp_path / "nope")
     with pytest.raises(SpecError, match="unknown dtype"):
-        ModelSpec.from_hf_config({"model_type": "llama", **_BASE, "torch_dtype": "float13"})
+        ModelSpec.from_hf_config({"model_type": "llama", **BASE, "torch_dtype": "float13"})
 
 
 def test_run_metadata_builds_the_spec_and_warns_on_parameter_mismatch(tmp_path):
@@ -161,7 +161,7 @@ def test_run_metadata_builds_the_spec_and_warns_on_parameter_mismatch(tmp_path):
 
 def test_resolve_catalog_then_path_then_error_listing_names(tmp_path):
     assert ModelSpec.resolve("Llama-3.1-8B").name == "llama-3.1-8b"
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", **_BASE}))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", **BASE}))
     assert ModelSpec.resolve(tmp_path).model_type == "llama"
     with pytest.raises(SpecError, match=r"unknown model .*known: .*llama-3\.1-70b"):
         ModelSpec.resolve("no-such-model")
@@ -173,7 +173,7 @@ def test_resolve_finds_lab_checkpoints_by_name(tmp_path, monkeypatch):
     folder = tmp_path / "lab-x"
     folder.mkdir()
     (folder / "config.json").write_text(
-        json.dumps({"model_type": "llama", **_BASE, "tie_word_embeddings": True})
+        json.dumps({"model_type": "llama", **BASE, "tie_word_embeddings": True})
     )
     monkeypatch.setattr(spec_module, "lab_checkpoint_dirs", lambda: [folder])
     spec = ModelSpec.resolve("lab-x")

@@ -10,7 +10,7 @@ import pytest
 from fitting import schema as S
 from fitting.estimators import majority_at_k
 from planner.costs import ModelSpec
-from planner.search.adaptive import PoolReplay, adaptive_policies, split_questions
+from planner.search import PoolReplay, adaptive_policies, split_questions
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import pandas as pd
 import planner_fixtures as F
 import pytest
 
-from planner.search.allocate import (
+from planner.search import (
+    Budget,
     InfeasibleBudget,
     allocate_brute_force,
     allocate_exact,
@@ -20,8 +21,7 @@ from planner.search.allocate import (
     bin_tables,
     compare_with_single,
 )
-from planner.search.single import Budget
-from planner.space.option_space import OptionSpace
+from planner.space import OptionSpace
 
 
 def _random_tables(rng, n_bins, n_opts):
@@ -32,7 +32,7 @@ def _random_tables(rng, n_bins, n_opts):
         tables[str(b)] = pd.DataFrame(
             {
                 "arm": [f"a{i}" for i in range(n_opts)],
-                "x": 1.0,
+                "knob_value": 1.0,
                 "accuracy": acc,
                 "accuracy_lo": acc - 0.05,
                 "flops": cost,
@@ -103,7 +103,7 @@ def test_allocation_never_loses_to_the_best_single_option(lab):
         assert cmp["compute_ratio"] >= 1.0
     single = best_single(tables, weights, 2e9, strategies=("majority",))
     assert {r["strategy"] for r in single.choice.values()} == {"majority"}
-    assert len({(r["arm"], r["x"]) for r in single.choice.values()}) == 1
+    assert len({(r["arm"], r["knob_value"]) for r in single.choice.values()}) == 1
 
 
 def test_infeasible_budget_names_the_cheapest_allocation(lab):

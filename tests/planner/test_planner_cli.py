@@ -193,8 +193,7 @@ def test_extra_model_of_a_profiled_family_is_predicted_and_labelled_extrapolated
     from planner.costs import ModelSpec
     from planner.profile import load_profile
     from planner.recommend import build_space
-    from planner.space.option_space import ExtraModel
-    from planner.space.pricing import CostModel
+    from planner.space import CostModel, ExtraModel
 
     r = run("recommend", "--profile", str(profile_dir), "--budget-flops", "5e14", "--extra-model",
             "lab-xl=qwen2.5-14b", "--json")  # fmt: skip

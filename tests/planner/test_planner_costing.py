@@ -11,9 +11,7 @@ from fitting import schema as S
 from fitting.curves import curves_from_samples
 from planner.catalog import get_api_price, get_hardware
 from planner.costs import ModelSpec, estimate_cost, price_samples
-from planner.space.arms import Arm
-from planner.space.option_space import OptionSpace
-from planner.space.pricing import CostModel, workload_for
+from planner.space import Arm, CostModel, OptionSpace, workload_for
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +51,7 @@ def test_pool_flops_agree_with_pricing_the_measured_rows(spec):
 
 def test_latency_usd_memory_on_hardware_and_api(spec):
     arm = Arm("m", "majority", "n", (), "pool", "majority@k")
-    from planner.space.arms import Usage
+    from planner.space import Usage
 
     u = Usage(*(np.array([v]) for v in (100.0, 1600.0, 16.0, np.nan, np.nan)))
     gpu = CostModel({"m": spec}, hardware=get_hardware("h100"), concurrency=4)(arm, [16], u)

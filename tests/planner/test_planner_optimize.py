@@ -14,9 +14,16 @@ import numpy as np
 import planner_fixtures as F
 import pytest
 
-from planner.search.pareto import hypervolume_2d, pareto_exhaustive, pareto_optuna
-from planner.search.single import Budget, search, search_exhaustive, search_optuna
-from planner.space.option_space import OptionSpace
+from planner.search import (
+    Budget,
+    hypervolume_2d,
+    pareto_exhaustive,
+    pareto_optuna,
+    search,
+    search_exhaustive,
+    search_optuna,
+)
+from planner.space import OptionSpace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +65,7 @@ def test_optuna_with_the_same_seed_gives_the_same_answer(space):
     target, budget = space.target("2"), Budget({"flops": 2e9})
     a = search_optuna(space, target, budget, n_trials=60, seed=3)
     b = search_optuna(space, target, budget, n_trials=60, seed=3)
-    assert (a.best["arm"], a.best["x"]) == (b.best["arm"], b.best["x"])
+    assert (a.best["arm"], a.best["knob_value"]) == (b.best["arm"], b.best["knob_value"])
 
 
 def test_conservative_risk_maximizes_the_lower_bound(space):
@@ -111,8 +118,8 @@ def test_two_worker_processes_share_one_journal_study(space, tmp_path):
         import sys
         sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests" / "planner")!r}]
         import planner_fixtures as F
-        from planner.search.single import Budget, search_optuna
-        from planner.space.option_space import OptionSpace
+        from planner.search import Budget, search_optuna
+        from planner.space import OptionSpace
         space = OptionSpace.from_curves(F.curves_table(n_questions=30, pool=16), F.toy_coster(),
                                         architectures=F.ARCH, fit_if_missing=False)
         res = search_optuna(space, space.target("2"), Budget({{"flops": 2e9}}), n_trials=12,
@@ -136,7 +143,7 @@ def test_two_worker_processes_share_one_journal_study(space, tmp_path):
         assert p.returncode == 0, err[-2000:]
     import optuna
 
-    from planner.search.single import open_storage
+    from planner.search import open_storage
 
     study = optuna.load_study(study_name="shared", storage=open_storage(f"journal:{journal}"))
     assert len(study.trials) == 24

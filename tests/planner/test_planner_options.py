@@ -12,9 +12,19 @@ import pytest
 
 from fitting import PowerLaw
 from fitting import schema as S
-from planner.space.arms import Arm, Option, arms_from_curves, knob_grid, simulated_reason
-from planner.space.option_space import ExtraModel, OptionSpace, parse_target
-from planner.space.predict import CurvePredictor, ExtrapolationRefused, FamilyPredictor
+from planner.space import (
+    Arm,
+    CurvePredictor,
+    ExtraModel,
+    ExtrapolationRefused,
+    FamilyPredictor,
+    Option,
+    OptionSpace,
+    arms_from_curves,
+    knob_grid,
+    parse_target,
+    simulated_reason,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +54,7 @@ def test_majority_arm_moves_along_k_and_beam_configs_group_by_width(curves):
     maj = next(
         s for s in sources if s.arm.strategy == "majority" and s.arm.model == "lab-m" and s.difficulty == "2"
     )
-    assert maj.arm.knob == "n" and maj.points["x"].tolist() == list(range(1, 17))
+    assert maj.arm.knob == "n" and maj.points["knob_value"].tolist() == list(range(1, 17))
     assert dict(maj.arm.fixed) == {
         "cot": True,
         "temperature": 1.0,
@@ -53,7 +63,7 @@ def test_majority_arm_moves_along_k_and_beam_configs_group_by_width(curves):
     beam = next(
         s for s in sources if s.arm.strategy == "beam" and s.arm.model == "lab-moe" and s.difficulty == "1"
     )
-    assert beam.arm.knob == "width" and beam.points["x"].tolist() == [1, 2, 4, 8]
+    assert beam.arm.knob == "width" and beam.points["knob_value"].tolist() == [1, 2, 4, 8]
     assert beam.arm.architecture == "moe" and len(beam.curve_keys) == 4
 
 
@@ -133,9 +143,9 @@ def test_space_adds_an_unprofiled_family_member_labelled_extrapolated(curves):
     tab = sp.table(sp.target("2"))
     xl = tab[tab["model"] == "lab-xl"]
     assert len(xl) and set(xl["source"]) == {"extrapolated"}
-    lab_l = tab[(tab["model"] == "lab-l")].set_index("x")["accuracy"]
+    lab_l = tab[(tab["model"] == "lab-l")].set_index("knob_value")["accuracy"]
     # a bigger model of the same family is predicted at least as accurate at equal k (within noise)
-    assert (xl.set_index("x")["accuracy"] - lab_l.reindex(xl["x"])).dropna().min() > -0.03
+    assert (xl.set_index("knob_value")["accuracy"] - lab_l.reindex(xl["knob_value"])).dropna().min() > -0.03
 
 
 def test_evaluate_one_option_equals_the_enumerated_row_and_mix_is_weighted(space):
@@ -143,13 +153,13 @@ def test_evaluate_one_option_equals_the_enumerated_row_and_mix_is_weighted(space
     tab = space.table(target)
     row = tab.iloc[17]
     arm = space.arm_by_key(row["arm"])
-    one = space.evaluate(Option(arm, row["x"]), target)
+    one = space.evaluate(Option(arm, row["knob_value"]), target)
     for k in ("accuracy", "accuracy_lo", "flops", "tokens", "latency_s"):
         assert one[k] == pytest.approx(row[k])
     mix = space.target("1:0.25,3:0.75")
-    a1 = space.evaluate(Option(arm, row["x"]), {"1": 1.0})
-    a3 = space.evaluate(Option(arm, row["x"]), {"3": 1.0})
-    am = space.evaluate(Option(arm, row["x"]), mix)
+    a1 = space.evaluate(Option(arm, row["knob_value"]), {"1": 1.0})
+    a3 = space.evaluate(Option(arm, row["knob_value"]), {"3": 1.0})
+    am = space.evaluate(Option(arm, row["knob_value"]), mix)
     assert am["accuracy"] == pytest.approx(0.25 * a1["accuracy"] + 0.75 * a3["accuracy"])
     assert am["flops"] == pytest.approx(0.25 * a1["flops"] + 0.75 * a3["flops"])
 
@@ -210,7 +220,7 @@ def test_ttc_fit_records_are_used_for_pool_curves_and_knob_sweeps(curves):
     # at x = 64 (two doublings past 16): the wider of the band offset and 3x the measured offset
     # at 16, widened by the held-out extrapolation error times 3
     last = curve.points.iloc[-1]
-    offset = min(-0.10, 3 * (last["lo"] - last["accuracy"]))
+    offset = min(-0.10, 3 * (last["accuracy_lo"] - last["accuracy"]))
     assert pr.lo[0] == pytest.approx(0.5 + offset - 3 * pool_fit["extrapolation_error"])
     beam = next(a for a in sp.curves if a.strategy == "beam")
     beam_fit = next(f for f in fits if f[S.STRATEGY] == "beam" and f[S.DIFFICULTY] == "2")

@@ -208,7 +208,7 @@ def test_saturation_points_gain_epsilon_per_doubling(built, ctx):
         law = ctx.space.curves[ctx.space.arm_by_key(r[D.ARM])][r[D.PANEL]].predictor.law
         n = float(r[D.KNOB_VALUE])
         gain = float(law.predict(np.array([2 * n]))[0] - law.predict(np.array([n]))[0])
-        x_min = ctx.space.curves[ctx.space.arm_by_key(r[D.ARM])][r[D.PANEL]].points["x"].min()
+        x_min = ctx.space.curves[ctx.space.arm_by_key(r[D.ARM])][r[D.PANEL]].points["knob_value"].min()
         assert gain == pytest.approx(DEFAULT_EPSILON, abs=1e-6) or (
             n == pytest.approx(x_min) and gain < DEFAULT_EPSILON
         )
@@ -374,6 +374,6 @@ def test_cli_writes_the_report_and_rejects_bad_requests(profile_dir, tmp_path):
     assert out.exists() and out.with_suffix(".md").exists() and not (tmp_path / "cli" / "r-charts").exists()
     assert "B2: 1e+12" in out.read_text()
     r = runner.invoke(app, ["report", str(profile_dir), "--budget-key", "bananas", "--out", str(out)])
-    assert r.exit_code == 2 and "budget_key must be flops, tokens, usd or latency_s" in r.output
+    assert r.exit_code == 2 and "budget_key must be one of flops, tokens, usd, latency_s" in r.output
     r = runner.invoke(app, ["report", str(tmp_path / "missing"), "--out", str(out)])
     assert r.exit_code == 2 and "no such samples folder" in r.output
