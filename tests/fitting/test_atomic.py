@@ -52,3 +52,20 @@ def test_the_temporary_file_uses_the_given_prefix_in_the_target_folder(tmp_path)
 
     atomic_write(tmp_path / "s.parquet", look, tmp_prefix="_tmp-w1of2-")
     assert len(seen) == 1 and seen[0].startswith("_tmp-w1of2-") and seen[0].endswith(".parquet")
+
+
+def test_fitting_writers_go_through_the_atomic_writer(tmp_path, monkeypatch):
+    """The importer's shards used to be renamed without syncing their folder; every writer now
+    shares one guarantee (fsync of the file and of the folder)."""
+    import pandas as pd
+
+    from fitting.importer import read_records, write_shard
+    from fitting.pipeline import FitOutput
+
+    synced = []
+    monkeypatch.setattr(atomic, "_fsync_dir", lambda folder: synced.append(folder))
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"question_id": "q1", "correct": true}\n')
+    write_shard(read_records(src).samples, tmp_path / "imported", "a.parquet")
+    FitOutput(curves=pd.DataFrame({"k": [1]}), fits=[]).write(tmp_path / "fit")
+    assert synced == [tmp_path / "imported"] + [tmp_path / "fit"] * 3

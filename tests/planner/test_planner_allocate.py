@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import planner_fixtures as F
 import pytest
 
 from planner.search import (
@@ -21,7 +20,6 @@ from planner.search import (
     bin_tables,
     compare_with_single,
 )
-from planner.space import OptionSpace
 
 
 def _random_tables(rng, n_bins, n_opts):
@@ -72,10 +70,7 @@ def test_exact_frontier_points_are_achievable_and_monotone():
 
 
 @pytest.fixture(scope="module")
-def lab():
-    space = OptionSpace.from_curves(
-        F.curves_table(n_questions=30, pool=16), F.toy_coster(), architectures=F.ARCH
-    )
+def lab(space):
     weights = {"1": 0.2, "2": 0.5, "3": 0.3}
     return space, weights, bin_tables(space, weights, Budget({"latency_s": 1.0}))
 
@@ -110,3 +105,27 @@ def test_infeasible_budget_names_the_cheapest_allocation(lab):
     _, weights, tables = lab
     with pytest.raises(InfeasibleBudget, match=r"below the cheapest allocation \(\d"):
         allocate_exact(tables, weights, 1.0)
+
+
+def test_one_tolerance_and_one_pareto_filter_for_every_search():
+    """Ties within ACCURACY_TOL and costs within BUDGET_RTOL of a limit are treated alike by the
+    Pareto front, the allocation frontier and every solver (they had their own tolerances)."""
+    from planner.constants import ACCURACY_TOL
+    from planner.search import pareto_front
+
+    t = pd.DataFrame(
+        {
+            "arm": ["a", "b", "c"],
+            "knob_value": 1.0,
+            "accuracy": [0.5, 0.5 + ACCURACY_TOL / 10, 0.6],
+            "accuracy_lo": [0.4, 0.4, 0.5],
+            "flops": [1.0, 2.0, 3.0],
+            "source": "measured",
+        }
+    )
+    assert pareto_front(t, "accuracy", "flops")["arm"].tolist() == ["a", "c"]
+    assert allocation_frontier({"1": t}, {"1": 1.0}, "flops")["cost"].tolist() == [1.0, 3.0]
+    limit = 3.0 / (1 + 5e-13)  # the dearest option is over it only by floating-point noise
+    assert Budget({"flops": limit}).feasible(t).all()
+    for solver in (allocate_exact, allocate_lagrangian, allocate_brute_force, best_single):
+        assert solver({"1": t}, {"1": 1.0}, limit, "flops").accuracy == 0.6, solver.__name__

@@ -214,3 +214,42 @@ def test_extra_model_of_a_profiled_family_is_predicted_and_labelled_extrapolated
         "other-7b=qwen2.5-7b",
     )
     assert r.exit_code == 2 and "family 'other' has no profiled model" in r.output
+
+
+def test_config_file_gives_the_request_and_flags_override_it(profile_dir, tmp_path):
+    plan_file = tmp_path / "plan.toml"
+    plan_file.write_text(
+        f'profile = "{profile_dir}"\ndifficulty = "2"\nn-boot = 30\n[budget]\nflops = 2e13\n'
+    )
+    from_file = run("recommend", "--config", str(plan_file), "--json")
+    assert from_file.exit_code == 0, from_file.output
+    positional = run("recommend", str(profile_dir), "--budget-flops", "2e13", "--difficulty", "2", "--json")
+    assert json.loads(from_file.output) == json.loads(positional.output)  # the same request either way
+    over = run("recommend", "--config", str(plan_file), "--risk", "conservative", "--json")
+    assert json.loads(over.output)["request"]["risk"] == "conservative"
+    assert json.loads(over.output)["request"]["difficulty"] == "2"  # the rest of the file still applies
+
+
+def test_one_choice_check_gives_one_message_in_every_command(profile_dir, tmp_path):
+    rec = run("recommend", str(profile_dir), "--budget-flops", "2e13", "--risk", "bold")
+    rep = CliRunner().invoke(
+        app, ["report", str(profile_dir), "--risk", "bold", "--out", str(tmp_path / "r.html")]
+    )
+    want = "risk must be one of expected, conservative; got 'bold'"
+    assert rec.exit_code == rep.exit_code == 2 and want in rec.output and want in rep.output
+    both = run("recommend", str(profile_dir), "--profile", str(tmp_path), "--budget-flops", "2e13")
+    assert both.exit_code == 2 and "give the samples folder once" in both.output
+
+
+def test_the_planner_cache_is_written_atomically_and_durably(profile_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from fitting import atomic
+
+    synced = []
+    monkeypatch.setattr(atomic, "_fsync_dir", lambda folder: synced.append(folder))
+    folder = tmp_path / "p"
+    shutil.copytree(profile_dir, folder, ignore=shutil.ignore_patterns(CACHE_DIR))
+    load_profile(folder, n_boot=30)
+    assert synced and set(synced) == {folder / CACHE_DIR}
+    assert not list((folder / CACHE_DIR).glob("_tmp-*"))

@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import planner_fixtures as F
 import pytest
 
 from planner.search import (
@@ -23,16 +22,8 @@ from planner.search import (
     search_exhaustive,
     search_optuna,
 )
-from planner.space import OptionSpace
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def space():
-    return OptionSpace.from_curves(
-        F.curves_table(n_questions=30, pool=16), F.toy_coster(), architectures=F.ARCH
-    )
 
 
 def test_exhaustive_pick_is_the_most_accurate_affordable_option_by_brute_force(space):

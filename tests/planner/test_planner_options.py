@@ -27,16 +27,6 @@ from planner.space import (
 )
 
 
-@pytest.fixture(scope="module")
-def curves():
-    return F.curves_table(n_questions=30, pool=16)
-
-
-@pytest.fixture(scope="module")
-def space(curves):
-    return OptionSpace.from_curves(curves, F.toy_coster(), architectures=F.ARCH)
-
-
 def test_pass_at_k_is_never_an_option_and_oracle_best_of_is_simulated(curves):
     sources, notes = arms_from_curves(curves)
     strategies = {s.arm.strategy for s in sources}
@@ -226,3 +216,29 @@ def test_ttc_fit_records_are_used_for_pool_curves_and_knob_sweeps(curves):
     beam_fit = next(f for f in fits if f[S.STRATEGY] == "beam" and f[S.DIFFICULTY] == "2")
     assert sp.curves[beam]["2"].predictor.law.name == beam_fit["law"]  # the sweep record, by its base config
     assert sp.curves[beam]["2"].fit_note == beam_fit["note"]
+
+
+def test_a_family_law_that_does_not_converge_is_not_used(curves, monkeypatch):
+    """Issue 14: the family fit ran with warnings ignored and converged_ unchecked. Now a failed
+    joint fit warns, and the unprofiled size is left out with a note saying why."""
+    from fitting import ConvergenceWarning, FamilyLaw
+    from planner.space import predict
+
+    class OneStep(FamilyLaw):
+        def __init__(self, **kw):
+            super().__init__(**{**kw, "max_iter": 1})
+
+    monkeypatch.setattr(predict, "FamilyLaw", OneStep)
+    fams = {"lab-s": "lab", "lab-m": "lab", "lab-l": "lab", "lab-moe": "lab-moe"}
+    with pytest.warns(ConvergenceWarning, match="joint fit"):
+        sp = OptionSpace.from_curves(
+            curves[curves[S.STRATEGY] == "pool"],
+            F.toy_coster({**F.PARAMS, "lab-xl": 3e7}),
+            architectures=F.ARCH,
+            extra_models=[ExtraModel("lab-xl", "lab", 3e7)],
+            model_params=F.PARAMS,
+            families=fams,
+            fit_if_missing=False,
+        )
+    assert not any(a.model == "lab-xl" for a in sp.curves)
+    assert any("extra model lab-xl" in n and "did not converge" in n for n in sp.notes)

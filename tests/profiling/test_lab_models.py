@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from profiling.lab import LAB_MODELS, LabArithTask, build_tokenizer, checkpoint_path, param_counts
+from profiling.lab import LAB_MODELS, build_tokenizer, checkpoint_path, param_counts
 from profiling.lab.evaluate import _max_tokens, generate, load, pass_at_k
 from profiling.lab.models import CHECKPOINT_DIR, LAB_CHARS
 from profiling.lab.train import Recipe, lr_at, make_batches, make_examples, train_model
@@ -38,11 +38,6 @@ needs_checkpoints = pytest.mark.skipif(
     reason=f"lab checkpoints not committed yet under {CHECKPOINT_DIR} "
     f"(present: {TRAINED or 'none'}; python -m profiling.lab.train --model all)",
 )
-
-
-@pytest.fixture(scope="module")
-def task() -> LabArithTask:
-    return LabArithTask()
 
 
 # ---- tokenizer, sizes, helpers --------------------------------------------------------------

@@ -18,11 +18,6 @@ from profiling.strategies._base import split_steps
 from profiling.tasks import Problem, get_task
 
 
-@pytest.fixture(scope="module")
-def task() -> LabArithTask:
-    return LabArithTask()
-
-
 def _problem(task: LabArithTask, operands, ops) -> Problem:
     return task._make("eval", len(ops), 0, list(operands), list(ops))
 
