@@ -184,7 +184,9 @@ def _item(space: OptionSpace, r) -> dict:
 
 
 def _why_not(row, choice_row, budget: Budget, objective: str) -> str:
-    over = [(k, row[k], lim) for k, lim in budget.limits.items() if k in row and not within_budget(row[k], lim)]
+    over = [
+        (k, row[k], lim) for k, lim in budget.limits.items() if k in row and not within_budget(row[k], lim)
+    ]
     if over:
         k, v, lim = max(over, key=lambda t: t[1] / t[2])
         return f"over budget: {k} {v:.3g} > {lim:.3g}"
@@ -337,7 +339,11 @@ def plan(
             res = pareto_exhaustive(space, target, full, risk=req.risk)
             res.evaluated = space.table(target)
     else:
-        kw = {} if req.method == "exhaustive" else {"n_trials": req.n_trials, "seed": req.seed, "storage": req.storage}
+        kw = (
+            {}
+            if req.method == "exhaustive"
+            else {"n_trials": req.n_trials, "seed": req.seed, "storage": req.storage}
+        )
         res = search(space, target, full, req.risk, method=req.method, **kw)
     best = res.best
     if best is None:

@@ -140,7 +140,9 @@ class PlanRequest:
         for name in ("extra_models", "model_specs"):
             pairs = getattr(self, name) or {}
             if not isinstance(pairs, Mapping) or not all(isinstance(v, str) and v for v in pairs.values()):
-                raise ValueError(f"{name} must map model names to catalog names or config paths, got {pairs!r}")
+                raise ValueError(
+                    f"{name} must map model names to catalog names or config paths, got {pairs!r}"
+                )
             object.__setattr__(self, name, {str(k): v for k, v in pairs.items()})
 
     # ---- derived ------------------------------------------------------------------------------

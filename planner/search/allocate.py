@@ -349,7 +349,9 @@ def best_single(
         t = tables[b]
         if strategies is not None:
             t = t[t[STRATEGY].isin(strategies)]
-        t = t[[ARM, KNOB_VALUE, objective, cost_key]].rename(columns={objective: f"a:{b}", cost_key: f"c:{b}"})
+        t = t[[ARM, KNOB_VALUE, objective, cost_key]].rename(
+            columns={objective: f"a:{b}", cost_key: f"c:{b}"}
+        )
         t = t.assign(**{f"i:{b}": t.index})
         merged = t if merged is None else merged.merge(t, on=[ARM, KNOB_VALUE])
     if merged is None or merged.empty:

@@ -143,7 +143,9 @@ def pareto_front(table: pd.DataFrame, objective: str, cost_key: str) -> pd.DataF
     return t.iloc[keep].reset_index(drop=True)
 
 
-def binding_constraint(evaluated: pd.DataFrame, best: pd.Series | None, budget: Budget, objective: str) -> str:
+def binding_constraint(
+    evaluated: pd.DataFrame, best: pd.Series | None, budget: Budget, objective: str
+) -> str:
     """The limit that keeps a better option out: the one whose removal (alone) lets the most
     accurate evaluated option in. ``"none"`` if the best option overall is affordable;
     ``"several"`` if no single limit's removal helps but removing all does."""

@@ -222,8 +222,12 @@ def _points(df: pd.DataFrame, x: pd.Series) -> pd.DataFrame:
     cols = {
         KNOB_VALUE: x.to_numpy(float),
         ACCURACY: df[S.ACCURACY].to_numpy(float),
-        ACCURACY_LO: df[S.ACCURACY_LO].to_numpy(float) if S.ACCURACY_LO in df else df[S.ACCURACY].to_numpy(float),
-        ACCURACY_HI: df[S.ACCURACY_HI].to_numpy(float) if S.ACCURACY_HI in df else df[S.ACCURACY].to_numpy(float),
+        ACCURACY_LO: df[S.ACCURACY_LO].to_numpy(float)
+        if S.ACCURACY_LO in df
+        else df[S.ACCURACY].to_numpy(float),
+        ACCURACY_HI: df[S.ACCURACY_HI].to_numpy(float)
+        if S.ACCURACY_HI in df
+        else df[S.ACCURACY].to_numpy(float),
         S.N_QUESTIONS: df[S.N_QUESTIONS].to_numpy(float) if S.N_QUESTIONS in df else np.nan,
     }
     for c in (
@@ -236,7 +240,10 @@ def _points(df: pd.DataFrame, x: pd.Series) -> pd.DataFrame:
         cols[c] = df[c].to_numpy(float) if c in df else np.nan
     out = pd.DataFrame(cols)
     return (
-        out.groupby(KNOB_VALUE, as_index=False).mean(numeric_only=True).sort_values(KNOB_VALUE).reset_index(drop=True)
+        out.groupby(KNOB_VALUE, as_index=False)
+        .mean(numeric_only=True)
+        .sort_values(KNOB_VALUE)
+        .reset_index(drop=True)
     )
 
 
@@ -335,5 +342,3 @@ def arm_display_knobs(arms: Iterable[Arm]) -> dict[Arm, tuple[str, ...]]:
         for a in members:
             out[a] = varying
     return out
-
-

@@ -156,7 +156,6 @@ def _one_call(arm: Arm, values) -> bool:
     return all(arm.workload_shape(v).calls == 1 for v in values)
 
 
-
 @dataclass
 class OptionSpace:
     """Arms with predictors and a coster; evaluates options for a difficulty target.
@@ -416,7 +415,9 @@ class OptionSpace:
         known = sorted({a.model for a in self.curves})
         unknown = [m for m in models if m not in known]
         if unknown:
-            raise ValueError(f"unknown model {unknown[0]!r}; the profile (and --extra-model) has: {', '.join(known)}")
+            raise ValueError(
+                f"unknown model {unknown[0]!r}; the profile (and --extra-model) has: {', '.join(known)}"
+            )
         self.curves = {a: c for a, c in self.curves.items() if a.model in set(models)}
 
     def arm_by_key(self, key: str) -> Arm:

@@ -451,7 +451,9 @@ def predictor_for_points(
         law = get_law(fit["law"]).with_params(fit["params"])
         band = _band(fit.get("band"))
         err = fit.get("extrapolation_error") if len(points) >= MIN_POINTS_TO_EXTRAPOLATE else None
-        pred = CurvePredictor(*args, law=law, band=band, extrapolation_error=err, max_factor=max_factor, label=label)
+        pred = CurvePredictor(
+            *args, law=law, band=band, extrapolation_error=err, max_factor=max_factor, label=label
+        )
         return pred, fit.get("note") or f"law {fit['law']} (ttc fit)"
     x = points[KNOB_VALUE].to_numpy(float)
     if fit_if_missing and len(x) >= 4:

@@ -137,7 +137,9 @@ class WorkloadShape:
 
     def chain_tokens(self, generated_tokens: float) -> float:
         """The inverse of :meth:`generated_tokens`: the chain length behind a measured total."""
-        return (generated_tokens - self.answer_tokens) / (self.sequences * (1 + self.rounds * (1 - self.keep)))
+        return (generated_tokens - self.answer_tokens) / (
+            self.sequences * (1 + self.rounds * (1 - self.keep))
+        )
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,9 @@ def _sampling_knobs() -> dict[str, Knob]:
 
 #: the cost model's ASSUMPTION for refinement: the first rejected step is on average half-way,
 #: so each round keeps half of the chain and regenerates the rest
-KEEP = Knob(0.5, float, "fraction of a chain each round keeps (ASSUMED)", lambda v: 0 <= v < 1, "a number in [0, 1)")
+KEEP = Knob(
+    0.5, float, "fraction of a chain each round keeps (ASSUMED)", lambda v: 0 <= v < 1, "a number in [0, 1)"
+)
 
 DESCRIPTOR = StrategyDescriptor(
     name="refine",

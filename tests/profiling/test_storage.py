@@ -171,7 +171,8 @@ WORKER = textwrap.dedent(
 
 def start_worker(tmp_path, out, delay, every):
     script = tmp_path / f"worker_{every}.py"
-    script.write_text(WORKER.format(root=str(ROOT), tests=str(ROOT / "tests" / "profiling"), delay=delay, every=every))
+    helpers = ROOT / "tests" / "profiling"
+    script.write_text(WORKER.format(root=str(ROOT), tests=str(helpers), delay=delay, every=every))
     return subprocess.Popen(
         [sys.executable, str(script), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
