@@ -46,7 +46,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "planner")]
 from planner.catalog import get_hardware  # noqa: E402
 from planner.profile import load_profile, profile_from_tables  # noqa: E402
 from planner.recommend import build_space  # noqa: E402
-from planner.search import (  # noqa: E402  # noqa: E402
+from planner.search import (  # noqa: E402
     InfeasibleBudget,
     PoolReplay,
     adaptive_policies,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ..constants import MEMORY_BYTES
+
 __all__ = ["format_cost"]
 
 
@@ -24,6 +26,6 @@ def format_cost(key: str, value: float | None) -> str:
         return f"{v:.3g} s"
     if key == "tokens":
         return f"{v:,.0f}"
-    if key in ("kv_bytes", "memory_bytes"):
+    if key in ("kv_bytes", MEMORY_BYTES):
         return f"{v / 1e6:.3g} MB"
     return f"{v:.3g}"
