@@ -93,7 +93,7 @@ def run_workload(backend, spec: dict, max_new_tokens: int, repeats: int) -> dict
 
 def models_to_run(requested: str | None, device: str, workdir: Path) -> list[tuple[str, str]]:
     """(label, spec) pairs: the requested or existing lab checkpoints, else a random model."""
-    from profiling.backends import _lab_checkpoint
+    from profiling.backends import lab_checkpoint as _lab_checkpoint
 
     names = requested.split(",") if requested else ["lab-s", "lab-m", "lab-l", "lab-moe"]
     found = []

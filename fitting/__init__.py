@@ -5,6 +5,7 @@ Never imports torch, :mod:`profiling` or :mod:`planner`.
 
 from __future__ import annotations
 
+from ._estimator import FittedEstimator
 from .betabinom import BetaBinomial, beta_pass_at_k
 from .curves import assign_difficulty, curves_from_samples, difficulty_bins, per_question_curves
 from .estimators import (
@@ -16,6 +17,7 @@ from .estimators import (
     pass_at_k,
     weighted_vote_at_k,
 )
+from .family import FamilyLaw
 from .joint import JointPowerLaw
 from .laws import (
     LAWS,
@@ -55,6 +57,8 @@ __all__ += [
     "ConvergenceWarning",
     "ExpDecay",
     "ExpPowerLaw",
+    "FamilyLaw",
+    "FittedEstimator",
     "Interval",
     "JointPowerLaw",
     "Law",

@@ -1,11 +1,9 @@
 """The machinery shared by every one-variable scaling law: robust bounded least squares
-from several data-driven starts, bound bookkeeping, reports and JSON summaries.
+from several data-driven starts and bound bookkeeping.
 
-A law is an estimator in the scikit-learn sense (STYLE.md): ``__init__`` only stores
-keyword-only settings, :meth:`Law.fit` returns ``self``, and learned state ends in ``_``
-(``params_``, ``converged_``, ``rmse_``, ``aic_``, ...). A failed or degenerate fit is
-never returned silently: it sets ``converged_ = False``, explains why in
-``convergence_message_`` and raises a :class:`ConvergenceWarning`.
+A law is a :class:`~fitting._estimator.FittedEstimator` (``fit`` returns ``self``, learned
+state ends in ``_``: ``params_``, ``converged_``, ``rmse_``, ``aic_``, ...; reports, JSON
+summaries and the :class:`ConvergenceWarning` of a failed or degenerate fit come from there).
 
 Fitting happens on ``u = x / x_ref`` (``x_ref`` the geometric mean of ``x`` for the
 power-type laws, ``max(x)`` for the exponential), so that compute measured in FLOPs
@@ -18,13 +16,14 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from ._fitutil import as_1d, binomial_weights, fmt_params, json_safe
+from ._estimator import ConvergenceWarning, FittedEstimator, NotFittedError, UnreachableTargetWarning
+from ._fitutil import as_1d, binomial_weights
 
 __all__ = [
     "ConvergenceWarning",
@@ -35,21 +34,7 @@ __all__ = [
 ]
 
 
-class ConvergenceWarning(UserWarning):
-    """A fit did not converge, or converged to a degenerate solution (a shape parameter
-    stuck at a search bound). The estimator's ``converged_`` is False and its
-    ``convergence_message_`` says why."""
-
-
-class UnreachableTargetWarning(UserWarning):
-    """A requested target lies at or above the fitted ceiling: no finite compute reaches it."""
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A method that needs fitted parameters was called before ``fit``."""
-
-
-class Law(ABC):
+class Law(FittedEstimator):
     """A monotone accuracy-versus-compute curve with named parameters.
 
     Subclasses define the formula (:meth:`formula` and its Jacobian), a data-driven
@@ -167,12 +152,6 @@ class Law(ABC):
         law.convergence_message_ = "parameters set directly"
         law.at_bounds_ = []
         return law
-
-    def _check_fitted(self) -> dict[str, float]:
-        params = getattr(self, "params_", None)
-        if params is None:
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(x, y) first")
-        return params
 
     def _check_x(self, x, name: str = "x") -> np.ndarray:
         arr = np.asarray(x, dtype=float)
@@ -344,8 +323,8 @@ class Law(ABC):
         if not np.all(np.isfinite(pred)):
             reasons.append("non-finite predictions")
         reasons += failures
-        self.converged_ = bool(ok and not failures)
-        self.convergence_message_ = "; ".join(reasons) if reasons else f"ok ({res.message})"
+        if not ok and not reasons:  # non-finite parameters with finite predictions
+            reasons.append("non-finite parameters")
         resid = pred - y
         self.rmse_ = float(np.sqrt(np.mean(resid**2)))
         wrss = float(np.sum(w * resid**2))
@@ -353,13 +332,7 @@ class Law(ABC):
         self.aic_ = float(n * np.log(max(wrss / n, 1e-300)) + 2 * k)
         self.cost_ = float(res.cost)
         self.nfev_ = int(res.nfev)
-        if not self.converged_:
-            warnings.warn(
-                f"{type(self).__name__} fit did not converge: {self.convergence_message_} "
-                f"(params {fmt_params(self.params_)})",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        self._record_convergence(reasons, f"ok ({res.message})", stacklevel=4)
 
     # ---- using a fitted law -------------------------------------------------------------------
     def predict(self, x) -> np.ndarray:
@@ -389,50 +362,26 @@ class Law(ABC):
             )
         return out
 
-    def report(self) -> str:
-        """A human-readable fit report naming parameters stuck at a bound."""
-        params = self._check_fitted()
-        lines = [f"{type(self).__name__}: {self.formula_text}"]
+    def _report_lines(self, params: dict[str, float]) -> list[str]:
+        lines = []
         if hasattr(self, "n_points_"):
             lines.append(
                 f"  {self.n_points_} points, x in [{self.x_range_[0]:.4g}, {self.x_range_[1]:.4g}], "
                 f"loss {self.loss} (f_scale {self.f_scale_:.3g})"
             )
-        width = max(len(p) for p in self.param_names)
-        for p in self.param_names:
-            lines.append(f"  {p:<{width}} = {params[p]:.6g}")
+        lines += super()._report_lines(params)
         if hasattr(self, "rmse_"):
             lines.append(f"  rmse {self.rmse_:.4g}, AIC {self.aic_:.4g}, ceiling {self.asymptote():.4g}")
-        lines.append(f"  converged: {'yes' if self.converged_ else 'NO'} ({self.convergence_message_})")
-        for p, side, b in getattr(self, "at_bounds_", []):
-            where = f" {b:.4g}" if b is not None else ""
-            lines.append(f"  at a bound: {p} = {params[p]:.6g} (its {side} bound{where})")
-        return "\n".join(lines)
+        return lines
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-safe description of the fit (non-finite numbers become None)."""
-        params = self._check_fitted()
-        return json_safe(
-            {
-                "law": self.name,
-                "formula": self.formula_text,
-                "params": dict(params),
-                "ceiling": self.asymptote(),
-                "converged": self.converged_,
-                "message": self.convergence_message_,
-                "at_bounds": [
-                    {"param": p, "side": s, "bound": b} for p, s, b in getattr(self, "at_bounds_", [])
-                ],
-                "rmse": getattr(self, "rmse_", None),
-                "aic": getattr(self, "aic_", None),
-                "n_points": getattr(self, "n_points_", None),
-                "x_range": list(getattr(self, "x_range_", ())) or None,
-            }
-        )
-
-    def __repr__(self) -> str:
-        fitted = getattr(self, "params_", None)
-        return f"{type(self).__name__}({fmt_params(fitted) if fitted else 'unfitted'})"
+    def _summary_fields(self) -> dict[str, Any]:
+        return {
+            "ceiling": self.asymptote(),
+            "rmse": getattr(self, "rmse_", None),
+            "aic": getattr(self, "aic_", None),
+            "n_points": getattr(self, "n_points_", None),
+            "x_range": list(getattr(self, "x_range_", ())) or None,
+        }
 
 
 def _inside(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

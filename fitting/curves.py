@@ -47,7 +47,7 @@ import pandas as pd
 
 from . import schema as S
 from ._majority import majority_all_k
-from .estimators import _best_of_levels, pass_at_k, weighted_vote_at_k
+from .estimators import best_of_levels, pass_at_k, weighted_vote_at_k
 
 __all__ = [
     "curves_from_samples",
@@ -239,7 +239,7 @@ def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draw
             if source is None:
                 continue
             score = reward if source == S.REWARD else logprob
-            per_q = np.stack([_best_of_levels(score[by_q[q]], correct[by_q[q]], ks) for q in questions])
+            per_q = np.stack([best_of_levels(score[by_q[q]], correct[by_q[q]], ks) for q in questions])
         else:
             if not np.isfinite(reward).any():
                 continue

@@ -216,7 +216,7 @@ def best_of_k(scores, correct, k) -> np.ndarray | float:
     """
     s, corr = _check_scored(scores, correct, "best_of_k")
     k_arr, scalar = check_k(k, len(s), "best_of_k")
-    out = _best_of_levels(s, corr, k_arr.ravel()).reshape(k_arr.shape)
+    out = best_of_levels(s, corr, k_arr.ravel()).reshape(k_arr.shape)
     return float(out) if scalar else out
 
 
@@ -233,11 +233,12 @@ def best_of_curve(pools: Iterable[tuple[Sequence[float], Sequence[bool]]], k=Non
     curves = []
     for scores, correct in pools:
         s, corr = _check_scored(scores, correct, "best_of_curve")
-        curves.append(_best_of_levels(s, corr, np.arange(1, len(s) + 1)))
+        curves.append(best_of_levels(s, corr, np.arange(1, len(s) + 1)))
     return _select_k(curves, k, "best_of_curve")
 
 
-def _best_of_levels(scores: np.ndarray, correct: np.ndarray, ks: np.ndarray) -> np.ndarray:
+def best_of_levels(scores: np.ndarray, correct: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """best@k at every k in ``ks`` for validated arrays (the closed form of :func:`best_of_k`)."""
     levels, inverse = np.unique(np.where(np.isnan(scores), -np.inf, scores), return_inverse=True)
     m = np.bincount(inverse, minlength=len(levels)).astype(float)
     r = np.bincount(inverse, weights=correct.astype(float), minlength=len(levels))

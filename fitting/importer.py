@@ -22,8 +22,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from . import schema as S
+from .atomic import atomic_write
 
 __all__ = ["ImportResult", "read_records", "import_file", "write_shard"]
 
@@ -208,23 +207,11 @@ def read_records(path: str | Path) -> ImportResult:
 def write_shard(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
     """Write a validated samples DataFrame as one Parquet shard, atomically.
 
-    The shard is written to a temporary file in ``out_dir`` and renamed into place, so a
-    crash leaves either the whole shard or nothing.
+    Written with :func:`fitting.atomic.atomic_write`, so a crash leaves either the whole
+    shard or nothing.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / name
-    fd, tmp = tempfile.mkstemp(prefix="_tmp-", suffix=".parquet", dir=out)
-    os.close(fd)
-    try:
-        pq.write_table(S.to_arrow(df), tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    table = S.to_arrow(df)
+    return atomic_write(Path(out_dir) / name, lambda fh: pq.write_table(table, fh))
 
 
 def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Path]:

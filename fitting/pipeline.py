@@ -37,6 +37,7 @@ import pandas as pd
 from . import schema as S
 from ._fitutil import json_safe
 from ._laws_base import ConvergenceWarning
+from .atomic import atomic_write
 from .curves import ACCURACY_METRIC, METRICS, curves_from_samples, per_question_curves
 from .laws import binomial_weights
 from .select import DEFAULT_LAWS, fit_curve
@@ -61,12 +62,11 @@ class FitOutput:
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write ``curves.parquet``, ``curves.csv`` and ``fits.json`` (what ``ttc fit`` writes)."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = [out / "curves.parquet", out / "curves.csv", out / "fits.json"]
-        self.curves.to_parquet(paths[0], index=False)
-        self.curves.to_csv(paths[1], index=False)
-        paths[2].write_text(json.dumps(self.fits, indent=1) + "\n")
-        return paths
+        return [
+            atomic_write(out / "curves.parquet", lambda fh: self.curves.to_parquet(fh, index=False)),
+            atomic_write(out / "curves.csv", self.curves.to_csv(index=False)),
+            atomic_write(out / "fits.json", json.dumps(self.fits, indent=1) + "\n"),
+        ]
 
     def fits_frame(self) -> pd.DataFrame:
         """The fit records as a table (one row per curve; nested fields as JSON text)."""

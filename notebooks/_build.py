@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from fitting.atomic import atomic_write
+
 HERE = Path(__file__).resolve().parent
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -234,8 +236,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported 
 import pandas as pd
 
 from fitting import schema as S
-from planner.findings import headline_findings
-from planner.load import load_profile
+from planner.report.findings import headline_findings
+from planner.profile import load_profile
 from planner.recommend import plan
 from planner.report.charts import plot_accuracy_vs_compute
 from planner.report.data import accuracy_compute_frame, planning_context
@@ -268,7 +270,7 @@ ctx = planning_context(prof, gpu="h100")
 options = ctx.table({"5": 1.0})
 budget_flops = float(options[S.FLOPS].median())
 print(f"{len(options)} options for level 5; budget = median predicted FLOPs = {budget_flops:.3g} FLOPs/query")
-options[["arm", "x", S.ACCURACY, "source", S.FLOPS, "usd", "latency_s"]].sort_values(S.FLOPS).head(8)
+options[["arm", "knob_value", S.ACCURACY, "source", S.FLOPS, "usd", "latency_s"]].sort_values(S.FLOPS).head(8)
 """),
     code("""
 rec = plan(prof, {"flops": budget_flops}, difficulty="5", hardware="h100")
@@ -476,15 +478,28 @@ limit = alt.Chart(pd.DataFrame({"kv_gb": [h100.memory_bytes / 1e9]})).mark_rule(
 ]
 
 
-def build(cells, path: Path) -> None:
-    nb = new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
+#: notebook file name -> its cells
+NOTEBOOKS = {
+    "01_profile_and_fit.ipynb": NB01,
+    "02_plan_a_budget.ipynb": NB02,
+    "03_capacity.ipynb": NB03,
+}
+
+
+def render(name: str) -> str:
+    """The committed JSON text of notebook ``name`` (no outputs, stable cell ids)."""
+    nb = new_notebook(cells=NOTEBOOKS[name], metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
     for i, cell in enumerate(nb.cells):  # stable ids: a rebuild changes only what changed
-        cell.id = f"{path.stem[:2]}-{i:02d}"
+        cell.id = f"{name[:2]}-{i:02d}"
     nbformat.validate(nb)
-    path.write_text(nbformat.writes(nb) + "\n")
+    return nbformat.writes(nb) + "\n"
+
+
+def build(name: str, folder: Path = HERE) -> Path:
+    """Write notebook ``name`` into ``folder``."""
+    return atomic_write(folder / name, render(name))
 
 
 if __name__ == "__main__":
-    build(NB01, HERE / "01_profile_and_fit.ipynb")
-    build(NB02, HERE / "02_plan_a_budget.ipynb")
-    build(NB03, HERE / "03_capacity.ipynb")
+    for name in NOTEBOOKS:
+        build(name)

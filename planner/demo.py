@@ -22,6 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fitting.pipeline import FitOutput
+
+from .profile import load_profile
+from .report import build_report
+from .report.findings import headline_findings
+
 __all__ = ["DemoPreset", "PRESETS", "DemoResult", "run_demo"]
 
 
@@ -81,12 +87,7 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run profile -> fit -> plan -> report on the lab under ``out`` (see the module doc)."""
-    from fitting.pipeline import FitOutput
-    from profiling.runner import profile
-
-    from .findings import headline_findings
-    from .load import load_profile
-    from .report import build_report
+    from profiling.runner import profile  # torch: imported when the demo runs, not with the package
 
     if preset not in PRESETS:
         raise ValueError(f"unknown demo preset {preset!r}; choose one of {', '.join(PRESETS)}")

@@ -22,7 +22,7 @@ from typing import Any
 
 from fitting import schema as S
 
-from .backends._base import Backend
+from .backends import Backend, load_backend
 from .storage import (
     ShardWriter,
     check_model,
@@ -36,7 +36,7 @@ from .storage import (
     write_run,
 )
 from .strategies import Outcome, RunContext, Strategy, expand_specs
-from .tasks._base import Problem, Task
+from .tasks import Problem, Task, get_task
 
 __all__ = ["profile", "ProfileResult", "outcome_rows"]
 
@@ -95,14 +95,10 @@ def outcome_rows(
 def _load_task(task: str | Task) -> tuple[Task, str]:
     if isinstance(task, Task):
         return task, task.name
-    from .tasks import get_task
-
     return get_task(task), str(task)
 
 
 def _default_loader(spec: str, device: str | None) -> Backend:
-    from .backends import load_backend
-
     return load_backend(spec) if device is None else load_backend(spec, device=device)
 
 

@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -47,6 +46,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from fitting import schema as S
+from fitting.atomic import atomic_write
 
 __all__ = [
     "UNIT_KEYS",
@@ -160,40 +160,13 @@ def read_run(folder: str | Path) -> dict | None:
     return meta
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix="_tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_run(folder: str | Path, meta: dict) -> Path:
     """Write ``run.json`` atomically (``updated`` is set to now)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     meta = {**meta, "updated": _now()}
     path = folder / RUN_FILE
-    _atomic_write_bytes(path, (json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n").encode())
-    return path
+    return atomic_write(path, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def check_same_run(a: dict, b: dict, a_name: str, b_name: str) -> None:
@@ -242,25 +215,14 @@ def write_shard(
     """Validate ``rows`` against the samples schema and write them as one new shard, atomically.
 
     The shard goes to ``target`` (default :func:`new_shard_path`): a temp file in the same
-    folder is written, fsync-ed and renamed, so ``target`` exists only when complete.
-    Returns its path.
+    folder is written, fsync-ed and renamed (:func:`fitting.atomic.atomic_write`), so ``target``
+    exists only when complete. Returns its path.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     df = S.validate_samples(pd.DataFrame(rows) if isinstance(rows, list) else rows, source=str(folder))
     table = S.to_arrow(df)
     target = target or new_shard_path(folder, tag)
-    fd, tmp = tempfile.mkstemp(prefix=f"_tmp-{tag}-", suffix=".parquet", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    _fsync_dir(folder)
-    return target
+    return atomic_write(target, lambda fh: pq.write_table(table, fh), tmp_prefix=f"_tmp-{tag}-")
 
 
 def shard_files(folder: str | Path) -> list[Path]:

@@ -1,8 +1,11 @@
-"""Small helpers shared by the CLI subcommands."""
+"""Small helpers shared by the CLI subcommands: consoles, the one error exit, ``NAME=VALUE``
+pairs, the profile folder argument (positional, ``--profile`` kept as an alias) and the
+names of the help panels that group each command's options."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
@@ -12,8 +15,42 @@ _PIPE_WIDTH = None if sys.stdout.isatty() else 200
 console = Console(width=_PIPE_WIDTH)
 err_console = Console(stderr=True)
 
+# help panels (typer's rich_help_panel), in the order a reader needs them
+INPUT = "Input"
+BUDGET = "Budget (per query)"
+TARGET = "What to plan for"
+PRICING = "Pricing: hardware or API"
+MODELS = "Models"
+SEARCH = "Search"
+FITTING = "Curves and laws"
+STRATEGIES = "Strategies"
+RUN = "Run"
+OUTPUT = "Output"
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``message`` as an error on stderr and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
     sys.exit(code)
+
+
+def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    """``["a=b", ...]`` as ``{"a": "b"}``; a malformed pair fails naming the option ``what``."""
+    out = {}
+    for v in values or []:
+        name, sep, spec = v.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            fail(f"{what} must look like NAME=VALUE, got {v!r}")
+        out[name.strip()] = spec.strip()
+    return out
+
+
+def profile_folder(positional: Path | None, option: Path | None, required: bool = True) -> Path | None:
+    """The samples folder: the positional argument, or the ``--profile`` spelling of earlier
+    versions (kept as a hidden alias); both given must agree."""
+    if positional is not None and option is not None and Path(positional) != Path(option):
+        fail(f"give the samples folder once (got {positional} and --profile {option})")
+    folder = positional if positional is not None else option
+    if folder is None and required:
+        fail("missing the samples folder (the output of `ttc profile` or `ttc import`)")
+    return folder

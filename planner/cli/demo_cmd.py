@@ -6,17 +6,30 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ._common import OUTPUT, PRICING, RUN, console, fail
 
 
 def demo(
     out: Path = typer.Option(
-        Path("ttc-demo"), "--out", "-o", help="Folder for the profile, fits and report."
+        Path("ttc-demo"),
+        "--out",
+        "-o",
+        help="Folder for the profile, fits and report.",
+        rich_help_panel=OUTPUT,
     ),
     full: bool = typer.Option(
-        False, "--full", help="The thorough version: more questions, bigger pools, all strategies."
+        False,
+        "--full",
+        help="The thorough version: more questions, bigger pools, all strategies.",
+        rich_help_panel=RUN,
     ),
-    gpu: str = typer.Option("h100", "--gpu", "-g", help="Accelerator from the catalog to price options on."),
+    gpu: str = typer.Option(
+        "h100",
+        "--gpu",
+        "-g",
+        help="Accelerator from the catalog to price options on.",
+        rich_help_panel=PRICING,
+    ),
 ) -> None:
     """Run the whole pipeline on the built-in lab and print the headline findings.
 
@@ -50,4 +63,6 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo", short_help="Run the whole pipeline on the built-in lab (profile, fit, plan, report).")(demo)
+    app.command(
+        "demo", short_help="Run the whole pipeline on the built-in lab (profile, fit, plan, report)."
+    )(demo)

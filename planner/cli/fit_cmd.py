@@ -6,21 +6,33 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ._common import FITTING, OUTPUT, console, fail
 
 
 def fit(
     samples: Path = typer.Argument(..., help="Samples folder (Parquet shards) or a JSONL/CSV/Parquet file."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for curves.parquet, curves.csv and fits.json."),
-    n_boot: int = typer.Option(
-        200, "--n-boot", help="Bootstrap replicates over questions (0: no intervals)."
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Folder for curves.parquet, curves.csv and fits.json.",
+        rich_help_panel=OUTPUT,
     ),
-    level: float = typer.Option(0.9, "--level", help="Coverage of the intervals."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of Monte Carlo estimates."),
+    n_boot: int = typer.Option(
+        200,
+        "--n-boot",
+        help="Bootstrap replicates over questions (0: no intervals).",
+        rich_help_panel=FITTING,
+    ),
+    level: float = typer.Option(0.9, "--level", help="Coverage of the intervals.", rich_help_panel=FITTING),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of the bootstrap and of Monte Carlo estimates.", rich_help_panel=FITTING
+    ),
     by_pass_rate: int = typer.Option(
         0,
         "--bins",
         help="Replace difficulty labels by N quantile bins of per-question pass rate (0: keep labels).",
+        rich_help_panel=FITTING,
     ),
 ) -> None:
     """Turn samples into accuracy-vs-compute curves and fitted scaling laws.

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ._common import OUTPUT, console, fail
 
 
 def import_samples(
     file: Path = typer.Argument(..., help="JSONL or CSV file with one sample per line/row."),
-    out: Path = typer.Option(..., "--out", "-o", help="Samples folder to write (created if needed)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Samples folder to write (created if needed).", rich_help_panel=OUTPUT
+    ),
 ) -> None:
     """Import per-sample eval results into a samples folder.
 
@@ -41,4 +43,6 @@ def import_samples(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("import", short_help="Import per-sample results (JSONL/CSV) into a samples folder.")(import_samples)
+    app.command("import", short_help="Import per-sample results (JSONL/CSV) into a samples folder.")(
+        import_samples
+    )

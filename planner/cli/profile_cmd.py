@@ -1,4 +1,4 @@
-"""``ttc profile`` (measure strategies on models over a task) and ``ttc merge`` (combine run folders)."""
+"""``ttc profile``: measure strategies on models over a task (the samples table)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ._common import INPUT, MODELS, OUTPUT, RUN, STRATEGIES, console, fail
 
 PROFILE_HELP = """Measure test-time compute strategies on models and write the samples table.
 
@@ -91,32 +91,55 @@ def _check_model_spec(spec: str) -> None:
 
 def profile_command(
     model: list[str] = typer.Option(
-        ..., "--model", "-m", help="Lab name (lab-s), checkpoint folder, or openai:URL/MODEL. Repeatable."
+        ...,
+        "--model",
+        "-m",
+        help="Lab name (lab-s), checkpoint folder, or openai:URL/MODEL. Repeatable.",
+        rich_help_panel=MODELS,
     ),
-    task: str = typer.Option(..., "--task", "-t", help="Built-in task (lab-arith) or a JSONL file path."),
+    task: str = typer.Option(
+        ..., "--task", "-t", help="Built-in task (lab-arith) or a JSONL file path.", rich_help_panel=INPUT
+    ),
     strategy: list[str] = typer.Option(
-        ["greedy"], "--strategy", "-s", help="NAME:key=value,... (repeatable); see the list above."
+        ["greedy"],
+        "--strategy",
+        "-s",
+        help="NAME:key=value,... (repeatable); see the list above.",
+        rich_help_panel=STRATEGIES,
     ),
     questions: int = typer.Option(
-        20, "--questions", "-q", min=1, help="First N questions per difficulty level."
+        20, "--questions", "-q", min=1, help="First N questions per difficulty level.", rich_help_panel=INPUT
     ),
     questions_overall: bool = typer.Option(
-        False, "--questions-overall", help="Take the first --questions questions overall, not per level."
+        False,
+        "--questions-overall",
+        help="Take the first --questions questions overall, not per level.",
+        rich_help_panel=INPUT,
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (created; rerun to resume)."),
-    seed: int = typer.Option(0, "--seed", help="Run seed; each unit's sampling seed derives from it."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Run folder (created; rerun to resume).", rich_help_panel=OUTPUT
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Run seed; each unit's sampling seed derives from it.", rich_help_panel=RUN
+    ),
     device: str | None = typer.Option(
-        None, "--device", help="hf models: cpu, cuda, cuda:1 (default: cuda if any)."
+        None, "--device", help="hf models: cpu, cuda, cuda:1 (default: cuda if any).", rich_help_panel=MODELS
     ),
     max_new_tokens: int = typer.Option(
-        256, "--max-new-tokens", min=1, help="Token cap of each generation call."
+        256, "--max-new-tokens", min=1, help="Token cap of each generation call.", rich_help_panel=RUN
     ),
-    shard: str = typer.Option("0/1", "--shard", help="i/n: profile only the questions of worker i of n."),
+    shard: str = typer.Option(
+        "0/1", "--shard", help="i/n: profile only the questions of worker i of n.", rich_help_panel=RUN
+    ),
     batch_size: int = typer.Option(
-        8, "--batch-size", min=1, help="Questions per strategy call (batched requests)."
+        8, "--batch-size", min=1, help="Questions per strategy call (batched requests).", rich_help_panel=RUN
     ),
-    split: str = typer.Option("eval", "--split", help="Task split to draw questions from."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    split: str = typer.Option(
+        "eval", "--split", help="Task split to draw questions from.", rich_help_panel=INPUT
+    ),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Progress bar on stderr.", rich_help_panel=OUTPUT
+    ),
 ) -> None:
     # Idle OpenMP threads sleep instead of spinning: on shared or busy CPUs spinning threads
     # slow torch down many times over. Must be set before torch loads; the environment wins.
@@ -169,38 +192,9 @@ def profile_command(
     console.print(f"next: ttc fit {out}", highlight=False)
 
 
-def merge_command(
-    out: Path = typer.Argument(..., help="New folder for the merged run."),
-    inputs: list[Path] = typer.Argument(
-        ..., help="Run folders to combine (e.g. the workers of --shard i/n)."
-    ),
-) -> None:
-    """Combine run folders written by `ttc profile` (e.g. the workers of `--shard i/n`).
-
-    Refuses runs that differ in task, seed, max new tokens, strategy set or a shared model's
-    config, and inputs that hold the same unit twice.
-
-    Example:
-
-        ttc profile -m lab-s -t lab-arith -s pool:n=16 --shard 0/2 --out runs/w0 &
-        ttc profile -m lab-s -t lab-arith -s pool:n=16 --shard 1/2 --out runs/w1; wait
-        ttc merge runs/lab-s runs/w0 runs/w1
-    """
-    from profiling.storage import RunMismatch, merge_runs
-
-    try:
-        report = merge_runs(out, list(inputs))
-    except (RunMismatch, ValueError) as exc:
-        fail(str(exc))
-    console.print(
-        f"merged {len(report.inputs)} run folder(s): {report.units} units, {report.rows} rows -> {report.out}"
-    )
-
-
 def register(app: typer.Typer) -> None:
     app.command(
         "profile",
         help=PROFILE_HELP.replace("STRATEGIES", _strategies_help()),
         short_help="Measure strategies on models over a task (samples table).",
     )(profile_command)
-    app.command("merge", short_help="Combine run folders of `ttc profile` (e.g. shards).")(merge_command)

@@ -53,7 +53,7 @@ from .memory import (
 from .samples import price_samples
 from .serving import DEFAULT_CONCURRENCY, DEFAULT_MAX_GPUS, check_tp, choose_tp, tp_degrees
 from .spec import DTYPE_BYTES, SUPPORTED_MODEL_TYPES, LayerSpec, ModelSpec, SpecError, lab_checkpoint_dirs
-from .workload import STRATEGY_KNOBS, Phase, Workload
+from .workload import Phase, Workload
 
 __all__ = [
     # spec
@@ -81,7 +81,6 @@ __all__ = [
     "TokenLengths",
     "Workload",
     "Phase",
-    "STRATEGY_KNOBS",
     # latency
     "StepTrace",
     "LatencyBreakdown",

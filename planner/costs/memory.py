@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .flops import sum_capped
 from .spec import ModelSpec
 
 __all__ = [
@@ -83,8 +84,6 @@ def kv_read_bytes(spec: ModelSpec, context_tokens, gen_tokens):
     >>> kv_read_bytes(spec, 100, 3) == sum(kv_cache_bytes(spec, 100 + j + 1) for j in range(3))
     True
     """
-    from .flops import sum_capped
-
     b = spec.kv_bytes_per_token_per_layer
     n_slid = spec.num_sliding_layers
     out = b * (spec.num_layers - n_slid) * sum_capped(context_tokens, gen_tokens, None)

@@ -6,21 +6,21 @@ tokens per sample, rounds, steps, whether the backend shares prefixes); its
 :meth:`Workload.phases` lists the engine calls (:class:`Phase`), which run one after another.
 Every cost (FLOPs, KV peak, memory traffic, latency, API bill) is computed from the phases.
 
-========================  =====================================================================
-strategy (knobs)          phases
-========================  =====================================================================
-``greedy``                one call, 1 sequence of ``G`` tokens
-``pool:n=``               one call, ``n`` sequences of ``G`` tokens from one prompt
-``beam:width=W,``         ``S`` steps of ``g = ceil(G / S)`` tokens; each step decodes
-``expansions=E,steps=S``  ``W * E`` candidates (``W`` beams x ``E`` continuations) from the kept
-                          beams' partial chains (``max_steps=`` is accepted for ``steps=``)
-``refine:rounds=R``       a first chain of ``G`` tokens, then ``R`` revisions that keep a
-                          fraction ``keep`` (default 0.5, an ASSUMPTION: the first rejected
-                          step is on average half-way) and regenerate the rest
-``budget:tokens=T``       thinking capped at ``min(G, T)`` tokens, then a forced answer of
-                          ``answer_tokens`` (default 32) tokens
-``hybrid:n=,rounds=``     ``n`` chains from one prompt, each refined ``rounds`` times
-========================  =====================================================================
+============================  =================================================================
+strategy (knobs)              phases
+============================  =================================================================
+``greedy``                    one call, 1 sequence of ``G`` tokens
+``pool:n=``                   one call, ``n`` sequences of ``G`` tokens from one prompt
+``beam:width=W,``             ``S`` steps of ``g = ceil(G / S)`` tokens; each step decodes
+``expansions=E,max_steps=S``  ``W * E`` candidates (``W`` beams x ``E`` continuations) from the
+                              kept beams' partial chains (``steps=`` is accepted for ``max_steps=``)
+``refine:rounds=R``           a first chain of ``G`` tokens, then ``R`` revisions that keep a
+                              fraction ``keep`` (default 0.5, an ASSUMPTION: the first rejected
+                              step is on average half-way) and regenerate the rest
+``budget:tokens=T``           thinking capped at ``min(G, T)`` tokens, then a forced answer of
+                              ``answer_tokens`` (default 32) tokens
+``hybrid:n=,rounds=``         ``n`` chains from one prompt, each refined ``rounds`` times
+============================  =================================================================
 
 ``G`` (``gen_tokens``) is the length of one chain: a sample, a beam's full solution, one
 refinement attempt. It can be one number (every chain alike) or a distribution of per-sample
@@ -28,8 +28,10 @@ lengths (:class:`~planner.costs.lengths.TokenLengths`: the measured lengths, or 
 mean of squares and max); the costs are then expectations over it, each chain priced at its
 own length (:func:`planner.costs.estimate.estimate_cost`). Pool and hybrid chains are drawn
 independently (the pool waits for its longest); a beam's or refinement's chains share one
-length per execution. Sampling knobs (``temperature``, ``top_p``, ``cot``, ``reward``, ``prm``,
-``verifier``, ``seed``) do not change the cost and are accepted and ignored.
+length per execution. The knobs, their defaults and the shape of each strategy come from its
+descriptor (:data:`profiling.strategies.DESCRIPTORS`, the one the profiler uses); knobs that
+do not change the cost (``temperature``, ``top_p``, ``cot``, ``reward``, ``prm``,
+``verifier``) are accepted and ignored.
 
 Prefix sharing (``prefix_sharing=True``: vLLM automatic prefix caching, SGLang's radix cache)
 prefills a common prompt once, holds its KV once, and keeps the KV of earlier calls' tokens
@@ -45,23 +47,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from profiling.strategies import DESCRIPTORS, get_descriptor
 from profiling.strategy_spec import StrategySpec, parse_strategy_spec
 
 from .lengths import TokenLengths
 
-__all__ = ["Phase", "Workload", "STRATEGY_KNOBS"]
-
-#: cost-relevant knobs per strategy (name -> default); sampling knobs are ignored
-STRATEGY_KNOBS: dict[str, dict[str, Any]] = {
-    "greedy": {},
-    "pool": {"n": 16},
-    "beam": {"width": 4, "expansions": 2, "steps": 12},
-    "refine": {"rounds": 2, "keep": 0.5},
-    "budget": {"tokens": 64, "answer_tokens": 32},
-    "hybrid": {"n": 4, "rounds": 2, "keep": 0.5},
-}
-_IGNORED_KNOBS = {"temperature", "top_p", "cot", "reward", "prm", "verifier", "seed"}
-_KNOB_ALIASES = {"beam": {"max_steps": "steps"}}
+__all__ = ["Phase", "Workload"]
 
 
 @dataclass(frozen=True)
@@ -148,8 +139,8 @@ class Workload:
     lengths: TokenLengths | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGY_KNOBS:
-            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGY_KNOBS)}")
+        if self.strategy not in DESCRIPTORS:
+            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(DESCRIPTORS)}")
         for name in ("prompt_tokens", "answer_tokens", "rounds"):
             _check_int(name, getattr(self, name), 0)
         g = self.gen_tokens
@@ -172,7 +163,7 @@ class Workload:
         *,
         prefix_sharing: bool = True,
     ) -> Workload:
-        """Workload of a ``--strategy`` spec (``pool:n=16``, ``beam:width=4,expansions=2,steps=8``...).
+        """Workload of a ``--strategy`` spec (``pool:n=16``, ``beam:width=4,expansions=2,max_steps=8``...).
 
         ``gen_tokens`` is one chain's length: a number, the per-sample lengths, or a
         :class:`TokenLengths`. Raises ``ValueError`` naming the strategy and knob on unknown
@@ -185,30 +176,6 @@ class Workload:
         (5050, 50005000.0)
         """
         spec = parse_strategy_spec(strategy) if isinstance(strategy, str) else strategy
-        name = spec.name
-        if name not in STRATEGY_KNOBS:
-            raise ValueError(
-                f"unknown strategy {name!r} in {str(spec)!r}; known: {', '.join(STRATEGY_KNOBS)}"
-            )
-        knobs = dict(STRATEGY_KNOBS[name])
-        aliases = _KNOB_ALIASES.get(name, {})
-        for key, value in spec.knobs.items():
-            key = aliases.get(key, key)
-            if key in _IGNORED_KNOBS:
-                continue
-            if key not in knobs:
-                allowed = sorted(set(knobs) | set(aliases) | _IGNORED_KNOBS)
-                raise ValueError(
-                    f"strategy {str(spec)!r}: unknown knob {key!r}; {name} accepts {', '.join(allowed)}"
-                )
-            want = type(knobs[key])
-            if want is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if isinstance(value, bool) or not isinstance(value, want):
-                raise ValueError(
-                    f"strategy {str(spec)!r}: knob {key!r} must be a {want.__name__}, got {value!r}"
-                )
-            knobs[key] = value
         lengths = None
         if isinstance(gen_tokens, TokenLengths) or _ndim(gen_tokens) > 0:
             lengths = TokenLengths.coerce(gen_tokens)  # type: ignore[arg-type]
@@ -216,28 +183,28 @@ class Workload:
             gen_tokens = int(mean) if float(mean).is_integer() else mean
             if lengths.is_constant:
                 lengths = None
-        base: dict[str, Any] = dict(
-            strategy=name,
-            prompt_tokens=prompt_tokens,
-            gen_tokens=gen_tokens,
-            prefix_sharing=prefix_sharing,
-            knobs=knobs,
-            lengths=lengths,
-        )
         try:
-            if name == "pool":
-                return cls(samples=knobs["n"], **base)
-            if name == "beam":
-                return cls(
-                    samples=knobs["width"], expansions=knobs["expansions"], steps=knobs["steps"], **base
-                )
-            if name == "refine":
-                return cls(rounds=knobs["rounds"], keep=knobs["keep"], **base)
-            if name == "hybrid":
-                return cls(samples=knobs["n"], rounds=knobs["rounds"], keep=knobs["keep"], **base)
-            if name == "budget":
-                return cls(budget_tokens=knobs["tokens"], answer_tokens=knobs["answer_tokens"], **base)
-            return cls(**base)
+            desc = get_descriptor(spec.name)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (in {str(spec)!r})") from None
+        knobs = desc.resolve(spec.knobs, str(spec))
+        shape = desc.shape(knobs)
+        try:
+            return cls(
+                strategy=spec.name,
+                prompt_tokens=prompt_tokens,
+                gen_tokens=gen_tokens,
+                samples=shape.samples,
+                expansions=shape.expansions,
+                steps=shape.steps,
+                rounds=shape.rounds,
+                keep=shape.keep,
+                budget_tokens=shape.budget_tokens,
+                answer_tokens=shape.answer_tokens,
+                prefix_sharing=prefix_sharing,
+                knobs={k: knobs[k] for k in desc.cost_knobs},
+                lengths=lengths,
+            )
         except ValueError as exc:
             raise ValueError(f"strategy {str(spec)!r}: {exc}") from None
 

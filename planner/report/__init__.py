@@ -1,6 +1,6 @@
 """The capacity-planning report (``ttc report``): one self-contained HTML page, PNGs, Markdown.
 
-:func:`build_report` loads a profile folder (:func:`planner.load.load_profile`), builds the
+:func:`build_report` loads a profile folder (:func:`planner.profile.load_profile`), builds the
 planner's option space priced on a GPU (:func:`planner.report.data.planning_context`),
 computes the report's tidy frames (:mod:`planner.report.data`), draws them with Altair
 (:mod:`planner.report.charts`) and writes (:mod:`planner.report.build`):
@@ -24,7 +24,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["build_report", "ReportFiles"]
+from ..constants import RISKS, check_choice
+
+__all__ = ["build_report", "ReportFiles", "BUDGET_KEYS"]
+
+#: costs a report's budgets may be on
+BUDGET_KEYS = ("flops", "tokens", "usd", "latency_s")
 
 
 @dataclass
@@ -85,13 +90,15 @@ def build_report(
     >>> files = build_report("runs/lab", "runs/lab/report.html", gpu="h100")  # doctest: +SKIP
     >>> files.html, sorted(files.pngs)  # doctest: +SKIP
     """
-    from planner.load import load_profile
+    # imported here: this package's __init__ stays cheap for `ttc --help` (the CLI formats costs
+    # with planner.report.format), while the report pulls in Altair, the fits and the planner
+    from planner.profile import load_profile
 
     from . import build as B
     from .data import planning_context
 
-    if budget_key not in ("flops", "tokens", "usd", "latency_s"):
-        raise ValueError(f"budget_key must be flops, tokens, usd or latency_s, got {budget_key!r}")
+    check_choice("budget_key", budget_key, BUDGET_KEYS)
+    check_choice("risk", risk, RISKS)
     if budget_key in ("usd", "latency_s") and gpu is None:
         raise ValueError(f"a budget on {budget_key} needs a GPU to price on (gpu=...)")
     if not qps > 0:

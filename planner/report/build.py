@@ -24,10 +24,12 @@ import numpy as np
 import pandas as pd
 
 from fitting import schema as S
+from fitting.atomic import atomic_write
 
+from ..costs.estimate import SOURCE as COST_SOURCE
+from . import capacity as M
 from . import charts as C
 from . import data as D
-from . import memory as M
 from . import tradeoffs as T
 
 __all__ = ["Section", "ReportContent", "compute_content", "write_html", "write_pngs", "write_markdown",
@@ -277,8 +279,6 @@ def _capacity_table(cap: pd.DataFrame) -> pd.DataFrame:
 
 
 def _provenance(ctx: D.PlanContext, fits: pd.DataFrame) -> Section:
-    from planner.costs.estimate import SOURCE as COST_SOURCE
-
     prof = ctx.profile
     run = prof.run or {}
     samples = prof.samples
@@ -433,10 +433,7 @@ def write_html(content: ReportContent, path: Path) -> Path:
         parts += [_table_html(cap, df) for cap, df in s.tables]
         parts.append("</section>")
     parts.append(f"<script>{_RENDER_JS}</script></body></html>")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(parts), encoding="utf-8")
-    return path
+    return atomic_write(path, "".join(parts))
 
 
 def write_pngs(content: ReportContent, folder: Path, scale: float = 1.0) -> dict[str, Path]:
@@ -444,14 +441,11 @@ def write_pngs(content: ReportContent, folder: Path, scale: float = 1.0) -> dict
     import vl_convert
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     version = vega_lite_version()
     for key, spec in content.specs().items():
         png = vl_convert.vegalite_to_png(spec, vl_version=version, scale=scale, allowed_base_urls=[])
-        p = folder / f"{key}.png"
-        p.write_bytes(png)
-        out[key] = p
+        out[key] = atomic_write(folder / f"{key}.png", png)
     return out
 
 
@@ -488,8 +482,7 @@ def write_markdown(content: ReportContent, path: Path, pngs: dict[str, Path] | N
             lines += [f"![{s.title}]({Path(rel).as_posix()})", ""]
         for cap, df in s.tables:
             lines += [f"**{cap}**", "", _md_table(df)]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return atomic_write(path, "\n".join(lines))
 
 
 def _under(p: Path, folder: Path) -> bool:

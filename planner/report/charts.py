@@ -315,7 +315,7 @@ def plot_allocation(curves: pd.DataFrame, cost_key: str) -> alt.LayerChart:
         height=340,
         title=_title(
             "Per-difficulty allocation versus the best single option",
-            "one option per difficulty chosen by the exact DP (planner.allocate) versus one option for every question, "
+            "one option per difficulty chosen by the exact DP (planner.search.allocate) versus one option for every question, "
             "at the same average budget; green: compute saved at equal accuracy",
             "PREDICTED: accuracies from the curves (measured points and fitted laws), costs from the cost model",
         ),
