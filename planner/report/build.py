@@ -31,6 +31,8 @@ from . import capacity as M
 from . import charts as C
 from . import data as D
 from . import tradeoffs as T
+from .findings import Findings, findings_for_context, next_steps
+from .format import format_budget
 
 __all__ = ["Section", "ReportContent", "compute_content", "write_html", "write_pngs", "write_markdown",
            "vega_lite_version"]  # fmt: skip
@@ -57,6 +59,8 @@ class ReportContent:
     sections: list[Section]
     frames: dict[str, pd.DataFrame]
     seconds: dict[str, float] = field(default_factory=dict)
+    findings: Findings | None = None
+    next_steps: list[tuple[str, str]] = field(default_factory=list)
     _specs: dict[str, dict] | None = field(default=None, repr=False)
 
     def charts(self) -> dict[str, alt.TopLevelMixin]:
@@ -83,9 +87,16 @@ def _pct(v) -> str:
 
 
 def compute_content(
-    ctx: D.PlanContext, budgets: Sequence[float] | None = None, *, qps: float = 10.0
+    ctx: D.PlanContext,
+    budgets: Sequence[float] | None = None,
+    *,
+    qps: float = 10.0,
+    n_splits: int = 20,
+    seed: int = 0,
+    gpu: str | None = None,
 ) -> ReportContent:
-    """All frames, charts and tables of the report for one planning context."""
+    """All frames, charts and tables of the report for one planning context, and the headline
+    findings checked on ``n_splits`` random held-out splits (:mod:`planner.report.findings`)."""
     t = {}
     t0 = time.perf_counter()
     key = ctx.budget_key
@@ -186,9 +197,17 @@ def compute_content(
         sec.notes.append("no GPU was given: capacity needs one (--gpu)")
     sections.append(sec)
     sections.append(_provenance(ctx, fits))
+    t1 = time.perf_counter()
+    findings = findings_for_context(ctx, budgets, n_splits=n_splits, seed=seed)
+    frames["findings"] = findings.table()
+    t["findings"] = time.perf_counter() - t1
+    folder = str(ctx.profile.folder) if ctx.profile.folder else None
+    hardest = ctx.difficulties[-1] if ctx.difficulties else None
+    steps = next_steps(folder, budget=budgets[(len(budgets) - 1) // 2], budget_key=key, difficulty=hardest,
+                       gpu=gpu or (ctx.hardware.name if ctx.hardware is not None else None))  # fmt: skip
     title = f"Capacity-planning report: {', '.join(ctx.profile.models)} on {hw}"
     t["total"] = time.perf_counter() - t0
-    return ReportContent(title, headline, sections, frames, t)
+    return ReportContent(title, headline, sections, frames, t, findings, steps)
 
 
 def _first(df: pd.DataFrame, col: str) -> str:
@@ -245,11 +264,11 @@ def _alloc_table(t: pd.DataFrame, key: str) -> pd.DataFrame:
     for _, r in t.iterrows():
         if r.get("note"):
             rows.append(
-                {"budget": f"{r['budget_tag']}: {D.format_cost(key, r[D.BUDGET])}", "note": r["note"]}
+                {"budget": f"{r['budget_tag']}: {format_budget(key, r[D.BUDGET])}", "note": r["note"]}
             )
             continue
         rows.append({
-            "budget": f"{r['budget_tag']}: {D.format_cost(key, r[D.BUDGET])}",
+            "budget": f"{r['budget_tag']}: {format_budget(key, r[D.BUDGET])}",
             "allocation accuracy": _pct(r["allocation_accuracy"]),
             f"allocation {key}": D.format_cost(key, r["allocation_cost"]),
             "allocation (per difficulty)": r["allocation"],
@@ -423,6 +442,12 @@ def write_html(content: ReportContent, path: Path) -> Path:
         "<nav>" + "".join(f"<a href='#{s.key}'>{html.escape(s.title)}</a>" for s in content.sections) + "</nav>",
         "<h2>Summary</h2><ul class='summary'>" + "".join(f"<li>{html.escape(x)}</li>" for x in content.summary) + "</ul>",
     ]  # fmt: skip
+    if content.findings is not None:
+        f = content.findings
+        parts += ["<section id='findings'><h2>Headline findings, checked on held-out questions</h2><ol class='findings'>",
+                  *(f"<li>{html.escape(x)}</li>" for x in f.texts), "</ol>",
+                  f"<p class='meta'>{html.escape(f.method())}.</p>",
+                  _table_html("Every number of the findings", f.table()), "</section>"]  # fmt: skip
     for s in content.sections:
         parts.append(f"<section id='{s.key}'><h2>{html.escape(s.title)}</h2><p>{html.escape(s.text)}</p>")
         parts += [f"<p class='note'>{html.escape(n)}</p>" for n in s.notes]
@@ -432,6 +457,10 @@ def write_html(content: ReportContent, path: Path) -> Path:
                          f"{_spec_json(content.specs()[s.key])}</script>")  # fmt: skip
         parts += [_table_html(cap, df) for cap, df in s.tables]
         parts.append("</section>")
+    if content.next_steps:
+        parts.append("<section id='next'><h2>Next steps</h2><ol>")
+        parts += [f"<li><code>{html.escape(cmd)}</code>: {html.escape(why)}</li>" for cmd, why in content.next_steps]
+        parts.append("</ol></section>")
     parts.append(f"<script>{_RENDER_JS}</script></body></html>")
     return atomic_write(path, "".join(parts))
 
@@ -468,6 +497,11 @@ def write_markdown(content: ReportContent, path: Path, pngs: dict[str, Path] | N
              "Every number says where it comes from: **measured** (the profile), **fitted** or **extrapolated** "
              "(a fitted law), or **predicted** (the analytic cost model, from measured tokens).", "",
              "## Summary", ""] + [f"- {x}" for x in content.summary] + [""]  # fmt: skip
+    if content.findings is not None:
+        f = content.findings
+        lines += ["## Headline findings, checked on held-out questions", ""]
+        lines += [f"{i}. {x}" for i, x in enumerate(f.texts, 1)] + ["", f"_{f.method()}._", ""]
+        lines += ["**Every number of the findings**", "", _md_table(f.table())]
     for s in content.sections:
         lines += [f"## {s.title}", "", s.text, ""]
         lines += [f"> note: {n}" for n in s.notes]
@@ -482,6 +516,9 @@ def write_markdown(content: ReportContent, path: Path, pngs: dict[str, Path] | N
             lines += [f"![{s.title}]({Path(rel).as_posix()})", ""]
         for cap, df in s.tables:
             lines += [f"**{cap}**", "", _md_table(df)]
+    if content.next_steps:
+        lines += ["## Next steps", ""] + [f"{i}. `{cmd}`: {why}" for i, (cmd, why) in enumerate(content.next_steps, 1)]
+        lines.append("")
     return atomic_write(path, "\n".join(lines))
 
 
