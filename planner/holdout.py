@@ -1,326 +1,30 @@
-"""Held-out checks of the planner: plan on some questions, measure on the others, many times over.
+"""``ttc evaluate``: is the planner right? Plan on one half of the questions, measure on the other,
+over repeated random splits (:mod:`planner.splits`), at several budgets.
 
-A plan chosen and scored on the same questions is optimistic: among many options, the one that
-looks best is partly lucky. :class:`HeldOut` makes the honest check cheap. It computes once,
-for every MEASURED option of a priced option space (an arm at one of its profiled knob values),
-each question's accuracy (:func:`fitting.curves.per_question_curves`: the estimators of the
-curves table, per question); a split of the questions into two halves (seeded, stratified by
-difficulty: :func:`planner.search.split_questions`) is then only means over subsets of them,
-so many random splits cost milliseconds each.
-
-Costs are the option space's: the cost model fed with the whole profile's measured tokens
-(token counts are means over many samples and move little between halves; accuracy is what a
-split checks). Accuracy intervals on a half (for ``risk="conservative"``) are percentile
-bootstraps over its questions, combined over a mix of difficulties as the option space
-combines them (weighted sums of the bins' interval ends).
-
-:func:`evaluate_profile` (``ttc evaluate``) plans on one half at several budgets and measures
-on the other half, over ``n_splits`` random splits; :mod:`planner.report.findings` checks the
-headline findings the same way.
-
-**Intervals over repeated splits.** Random halves share questions, so the spread of the split
-estimates understates the uncertainty of their mean. :func:`summarize` uses the corrected
-resampled t interval of Nadeau & Bengio (2003, "Inference for the generalization error",
-Machine Learning 52:239-281): variance ``(1/R + n_test/n_train) s^2``, ``s^2`` the variance of
-the R split estimates. A difference smaller than its standard error is *within noise*.
+For each budget and split: the planner's choice on the train half (measured options only: an
+interpolated knob value has no held-out measurement to check it against), its accuracy on the
+test half, the best option of the test half within the budget (hindsight) and the regret
+between them, fixed baselines and the per-difficulty allocation; then means over the splits
+with intervals (:func:`planner.splits.summarize`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
-from fitting import schema as S
-from fitting.curves import per_question_curves
 
 from .catalog import load_catalog
-from .constants import (
-    ACCURACY,
-    ACCURACY_HI,
-    ACCURACY_LO,
-    ARM,
-    COST_KEYS,
-    KNOB_VALUE,
-    MEMORY_BYTES,
-    MODEL,
-    SOURCE,
-    STRATEGY,
-)
-from .profile import DEPLOYABLE_METRICS, Profile
-from .search import Budget, InfeasibleBudget, allocate_exact, search_exhaustive, split_questions
+from .constants import ACCURACY, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, STRATEGY
+from .profile import Profile
+from .search import Budget, InfeasibleBudget, allocate_exact, search_exhaustive
 from .space import CostModel, OptionSpace
-from .space.arms import arms_from_curves, single_knob_value
+from .splits import LEVEL, HeldOut, Key, SplitStat, most_common, summarize
 
-__all__ = [
-    "HeldOut",
-    "SplitStat",
-    "SplitTables",
-    "Evaluation",
-    "evaluate_profile",
-    "summarize",
-    "most_common",
-    "label_of",
-    "LEVEL",
-]
-
-#: coverage of the intervals over splits (and of the curves' intervals)
-LEVEL = 0.9
-
-
-@dataclass(frozen=True)
-class SplitStat:
-    """One quantity over repeated random splits: its mean, standard error and interval
-    (:func:`summarize`). ``se``, ``lo`` and ``hi`` are NaN with fewer than two splits."""
-
-    mean: float
-    se: float
-    lo: float
-    hi: float
-    n_splits: int
-
-    @property
-    def within_noise(self) -> bool:
-        """Whether the mean (a difference) is no larger than its standard error."""
-        return bool(math.isfinite(self.se) and abs(self.mean) <= self.se)
-
-    def to_json(self) -> dict[str, float | int | None]:
-        def num(v: float) -> float | None:
-            return float(f"{v:.6g}") if math.isfinite(v) else None
-
-        return {"mean": num(self.mean), "se": num(self.se), "lo": num(self.lo), "hi": num(self.hi),
-                "n_splits": self.n_splits}  # fmt: skip
-
-
-def summarize(
-    values: Sequence[float],
-    test_over_train: float = 1.0,
-    level: float = LEVEL,
-    bounds: tuple[float, float] = (-1.0, 1.0),
-) -> SplitStat:
-    """Mean of per-split estimates with the corrected resampled t interval (module docstring),
-    clipped to ``bounds`` (an accuracy lies in [0, 1], a difference of two in [-1, 1]).
-
-    NaN values (a split where the quantity is undefined) are left out.
-
-    Examples
-    --------
-    >>> s = summarize([0.1, 0.3, 0.2, 0.2])
-    >>> round(s.mean, 3), round(s.se, 4), s.n_splits
-    (0.2, 0.0913, 4)
-    """
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return SplitStat(math.nan, math.nan, math.nan, math.nan, 0)
-    mean = float(v.mean())
-    if len(v) < 2:
-        return SplitStat(mean, math.nan, math.nan, math.nan, 1)
-    se = math.sqrt((1.0 / len(v) + test_over_train) * float(v.var(ddof=1)))
-    t = float(stats.t.ppf(0.5 + level / 2.0, len(v) - 1))
-    lo, hi = max(mean - t * se, bounds[0]), min(mean + t * se, bounds[1])
-    return SplitStat(mean, se, lo, hi, len(v))
-
-
-def _target_key(target: Mapping[str, float]) -> tuple:
-    return tuple(sorted((str(d), round(float(w), 12)) for d, w in target.items()))
-
-
-@dataclass
-class SplitTables:
-    """Option tables of one half of the questions, answered like an option space: the searches
-    (:func:`planner.search.search_exhaustive`, :func:`planner.search.bin_tables`) only call
-    ``table(target)``."""
-
-    tables: dict[tuple, pd.DataFrame]
-    questions: frozenset[str]
-
-    def table(self, target: Mapping[str, float]) -> pd.DataFrame:
-        try:
-            return self.tables[_target_key(target)]
-        except KeyError:
-            raise KeyError(f"no held-out table for target {dict(target)}") from None
-
-
-@dataclass
-class _Part:
-    """One bin of a target: its label and weight, its questions and their accuracy on each option (Q x O)."""
-
-    bin: str
-    weight: float
-    questions: np.ndarray
-    matrix: np.ndarray
-
-
-def _option_vectors(curves: pd.DataFrame, per_q: Mapping[tuple, pd.DataFrame]) -> dict[tuple, pd.Series]:
-    """``(arm key, difficulty, knob value) -> per-question accuracy``, the arms read off the curves
-    table as the option space reads them (:func:`planner.space.arms.arms_from_curves`)."""
-    sources, _ = arms_from_curves(curves, include_simulated=True)
-    out: dict[tuple, pd.Series] = {}
-    for src in sources:
-        per_x: dict[float, list[pd.Series]] = {}
-        for strategy, config, metric, diff in src.curve_keys:
-            frame = per_q.get((src.arm.model, str(strategy), str(config), str(diff), metric))
-            if frame is None:
-                continue
-            frame = frame.set_axis(frame.index.map(str), axis=0)
-            if len(src.curve_keys) == 1 and frame.shape[1] > 1:  # a pool: x = k
-                for k in frame.columns:
-                    per_x.setdefault(float(k), []).append(frame[k])
-            else:  # one execution per question: x from the config
-                x = single_knob_value(str(strategy), json.loads(str(config)) if config else {})[1]
-                per_x.setdefault(x, []).append(frame.iloc[:, 0])
-        for x, v in per_x.items():
-            out[(src.arm.key, str(src.difficulty), x)] = (
-                pd.concat(v, axis=1).mean(axis=1) if len(v) > 1 else v[0]
-            )
-    return out
-
-
-def _mix_table(parts: list[tuple[float, pd.DataFrame]]) -> pd.DataFrame:
-    """The options measured in every bin of a mix, with the weighted mean of the bins' costs
-    (what :meth:`planner.space.OptionSpace.evaluate_values` computes for a mix)."""
-    w0, first = parts[0]
-    keys = first[[ARM, KNOB_VALUE]]
-    for _, t in parts[1:]:
-        keys = keys.merge(t[[ARM, KNOB_VALUE]], on=[ARM, KNOB_VALUE])
-    out = keys.merge(first, on=[ARM, KNOB_VALUE], how="left")
-    costs = [k for k in (*COST_KEYS, MEMORY_BYTES) if k in first]
-    out[costs] = 0.0
-    for w, t in parts:
-        out[costs] += w * keys.merge(t, on=[ARM, KNOB_VALUE], how="left")[costs].to_numpy(float)
-    return out
-
-
-def _split_seeds(seed: int, n: int) -> list[int]:
-    """Seeds of ``n`` splits; the first is ``seed`` itself (one split = the seeded half/half split)."""
-    rest = np.random.default_rng(seed).integers(0, 2**31 - 1, size=max(n - 1, 0)).tolist()
-    return [int(seed), *map(int, rest)]
-
-
-class HeldOut:
-    """Per-question accuracy of every measured option of a priced option space (module docstring).
-
-    Parameters
-    ----------
-    space : OptionSpace or planner.report.data.PlanContext
-        Anything with ``table(target)`` returning priced options (its measured rows are used).
-    curves, samples : DataFrame
-        The curves table the space was built from and the samples behind it.
-    targets : mapping
-        ``label -> {difficulty: weight}``: what the checks plan for (each bin, a mix).
-    seed : int
-        Seed of the Monte Carlo estimates of ``weighted@k`` (as for the curves table).
-    """
-
-    def __init__(self, space, curves: pd.DataFrame, samples: pd.DataFrame,
-                 targets: Mapping[str, Mapping[str, float]], *, seed: int = 0) -> None:  # fmt: skip
-        vectors = _option_vectors(curves, per_question_curves(samples, metrics=DEPLOYABLE_METRICS, seed=seed))
-        diff = samples.groupby(S.QUESTION_ID)[S.DIFFICULTY].first()
-        self.difficulty: dict[str, str] = {str(q): str(d) for q, d in diff.items()}
-        by_bin: dict[str, list[str]] = {}
-        for q, d in sorted(self.difficulty.items()):
-            by_bin.setdefault(d, []).append(q)
-        position = {b: {q: i for i, q in enumerate(qs)} for b, qs in by_bin.items()}
-        aligned: dict[tuple, np.ndarray] = {}
-
-        def column(arm: str, b: str, x: float) -> np.ndarray:
-            """One option's accuracy on each question of bin ``b`` (NaN: not measured there)."""
-            key = (arm, b, float(x))
-            if key not in aligned:
-                col = np.full(len(by_bin.get(b, [])), np.nan)
-                v = vectors.get(key)
-                if v is not None:
-                    pos = [position[b].get(q, -1) for q in v.index] if b in position else []
-                    ok = np.asarray(pos, dtype=int) >= 0
-                    col[np.asarray(pos, dtype=int)[ok]] = v.to_numpy(float)[ok]
-                aligned[key] = col
-            return aligned[key]
-
-        self.targets = {label: {str(d): float(w) for d, w in t.items()} for label, t in targets.items()}
-        self.full: dict[str, pd.DataFrame] = {}
-        self._parts: dict[str, list[_Part]] = {}
-        singles = {next(iter(t)): label for label, t in self.targets.items() if len(t) == 1}
-        for label, target in sorted(self.targets.items(), key=lambda kv: len(kv[1])):
-            if len(target) > 1 and all(b in singles for b in target):  # a mix: weighted bin costs
-                table = _mix_table([(w, self.full[singles[b]]) for b, w in target.items()])
-            else:
-                table = space.table(target)
-                table = table[table[SOURCE] == "measured"].reset_index(drop=True)
-            parts = []
-            for b, w in target.items():
-                cols = [column(a, b, x) for a, x in zip(table[ARM], table[KNOB_VALUE], strict=True)]
-                matrix = np.column_stack(cols) if cols else np.zeros((len(by_bin.get(b, [])), 0))
-                parts.append(_Part(b, w, np.asarray(by_bin.get(b, []), dtype=object), matrix))
-            self.full[label] = table
-            self._parts[label] = parts
-
-    @property
-    def questions(self) -> list[str]:
-        return sorted(self.difficulty)
-
-    def split(self, seed: int) -> tuple[set[str], set[str]]:
-        """A seeded half/half split of the questions, stratified by difficulty."""
-        return split_questions(self.questions, self.difficulty, seed)
-
-    def tables(
-        self, questions: Iterable[str], *, n_boot: int = 0, level: float = LEVEL, seed: int = 0
-    ) -> SplitTables:
-        """Every target's measured options with their accuracy on ``questions`` only. With
-        ``n_boot`` the interval is a percentile bootstrap over those questions (one draw per
-        bin, shared by every target), else the interval columns are NaN. Options with no
-        question in the subset are left out."""
-        rng = np.random.default_rng(seed)
-        keep = frozenset(map(str, questions))
-        alpha = (1.0 - level) / 2.0
-        draws: dict[str, np.ndarray] = {}
-        out = {}
-        for label, parts in self._parts.items():
-            table = self.full[label].copy()
-            acc = np.zeros(len(table))
-            lo = np.zeros(len(table)) if n_boot else np.full(len(table), np.nan)
-            hi = lo.copy()
-            for p in parts:
-                mask = np.fromiter((q in keep for q in p.questions), dtype=bool, count=len(p.questions))
-                seen = np.isfinite(p.matrix[mask])
-                values = np.where(seen, p.matrix[mask], 0.0)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    acc += p.weight * values.sum(axis=0) / seen.sum(axis=0)
-                    if n_boot:
-                        n = int(mask.sum())
-                        if p.bin not in draws:
-                            draws[p.bin] = (
-                                rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
-                                if n
-                                else np.zeros((n_boot, 0))
-                            )
-                        w = draws[p.bin]
-                        boot = (w @ values) / (w @ seen.astype(float))
-                        lo += p.weight * np.nanquantile(boot, alpha, axis=0, method="lower")
-                        hi += p.weight * np.nanquantile(boot, 1.0 - alpha, axis=0, method="higher")
-            table[ACCURACY], table[ACCURACY_LO], table[ACCURACY_HI] = acc, lo, hi
-            out[_target_key(self.targets[label])] = table[np.isfinite(acc)].reset_index(drop=True)
-        return SplitTables(out, keep)
-
-    def splits(
-        self, n_splits: int, seed: int = 0, *, n_boot: int = 0
-    ) -> Iterator[tuple[SplitTables, SplitTables]]:
-        """``n_splits`` random (train, test) halves: train tables with bootstrap intervals when
-        ``n_boot`` (what ``risk="conservative"`` plans with), test tables without."""
-        for s in _split_seeds(seed, n_splits):
-            train, test = self.split(s)
-            yield self.tables(train, n_boot=n_boot, seed=s), self.tables(test)
-
-    def test_over_train(self) -> float:
-        """Questions in a test half over questions in a train half (for :func:`summarize`)."""
-        train, test = self.split(0)
-        return len(test) / max(len(train), 1)
+__all__ = ["Evaluation", "evaluate_profile", "label_of"]
 
 
 # ---- ttc evaluate --------------------------------------------------------------------------------------
@@ -373,22 +77,6 @@ def label_of(space: OptionSpace, arm_key: str, x: float) -> str:
     c = space.option_choice(space.arm_by_key(arm_key), float(x))
     knobs = " ".join(f"{k}={v}" for k, v in c["knobs"].items())
     return f"{c['model']} {c['strategy']}" + (f" {knobs}" if knobs else "")
-
-
-def most_common(values: Sequence) -> tuple[object, int]:
-    """The most frequent value (ties: the first seen) and its count; None and NaN are skipped.
-
-    Examples
-    --------
-    >>> most_common(["b", "a", None, "a", "b"])
-    ('b', 2)
-    """
-    kept = [v for v in values if v is not None and v == v and v != ""]
-    if not kept:
-        return None, 0
-    counts = Counter(kept)
-    top = max(counts.values())
-    return next(v for v in kept if counts[v] == top), top
 
 
 def _by_option(table: pd.DataFrame) -> dict[tuple[str, float], float]:
@@ -477,41 +165,8 @@ def evaluate_profile(
         if memory:
             bins_train = {b: t[t[MEMORY_BYTES] <= memory] for b, t in bins_train.items()}
         for B in budgets:
-            budget = Budget({cost_key: B, **extra})
-            rec: dict[str, object] = {"split": r, "budget": B}
-            plan = search_exhaustive(train, mix, budget, risk)
-            hind = search_exhaustive(test, mix, budget, "expected")
-            if plan.best is not None:
-                best = plan.best
-                rec.update(choice=label_of(space, best[ARM], best[KNOB_VALUE]), choice_cost=float(best[cost_key]),
-                           predicted_accuracy=float(best[ACCURACY]),
-                           realized_accuracy=acc_test.get((best[ARM], float(best[KNOB_VALUE])), math.nan))  # fmt: skip
-            if hind.best is not None:
-                h = hind.best
-                rec.update(
-                    hindsight_best=label_of(space, h[ARM], h[KNOB_VALUE]),
-                    hindsight_accuracy=float(h[ACCURACY]),
-                )
-                rec["regret"] = rec["hindsight_accuracy"] - rec.get("realized_accuracy", math.nan)
-            ok = budget.feasible(t_train)
-            for name, (strategy, x) in baselines.items():
-                cand = t_train[ok & (t_train[STRATEGY] == strategy).to_numpy()]
-                if x is not None:
-                    cand = cand[np.isclose(cand[KNOB_VALUE], x)]
-                if cand.empty:
-                    continue
-                pick = cand.sort_values([ACCURACY, cost_key], ascending=[False, True]).iloc[0]
-                rec[name] = acc_test.get((pick[ARM], float(pick[KNOB_VALUE])), math.nan)
-                rec[f"{name} model"] = pick[MODEL]
-            try:
-                alloc = allocate_exact(bins_train, mix, B, cost_key, risk)
-                rec["allocation"] = sum(
-                    mix[b] * bins_test[b].get((row[ARM], float(row[KNOB_VALUE])), math.nan)
-                    for b, row in alloc.choice.items()
-                )
-            except InfeasibleBudget:
-                pass
-            records.append(rec)
+            records.append(_one_budget(held, space, train, test, mix, B, cost_key, extra, risk, baselines, bins_train,
+                                       bins_test, acc_test, t_train, r))  # fmt: skip
         if progress is not None:
             progress(r + 1, n_splits)
     splits = pd.DataFrame(records)
@@ -521,20 +176,21 @@ def evaluate_profile(
         part = splits[np.isclose(splits["budget"], B)]
         choice, count = most_common(part.get("choice", pd.Series(dtype=object)).tolist())
         hind, _ = most_common(part.get("hindsight_best", pd.Series(dtype=object)).tolist())
-        cols = ["realized_accuracy", "hindsight_accuracy", "regret", "allocation", *baselines]
-        st = {c: summarize(part[c] if c in part else [], ratio, bounds=(-1.0, 1.0) if c == "regret" else (0.0, 1.0))
-              for c in cols}  # fmt: skip
-        if "realized_accuracy" in part:
-            for name in [*baselines, "allocation"]:
-                if name in part:
-                    st[f"planner - {name}"] = summarize(part["realized_accuracy"] - part[name], ratio)
+        st = {}
+        for c in ["realized_accuracy", "hindsight_accuracy", "regret", "allocation", *baselines,
+                  *(f"planner - {n}" for n in [*baselines, "allocation"])]:  # fmt: skip
+            if c not in part:
+                continue
+            diff = c == "regret" or c.startswith("planner - ")
+            floor = float(np.nanmean(part[f"{c} floor"])) if part[f"{c} floor"].notna().any() else 0.0
+            st[c] = summarize(part[c], ratio, bounds=(-1.0, 1.0) if diff else (0.0, 1.0), floor=floor)
         all_stats[B] = st
         row = {"budget": B, "choice": choice or "nothing fits", "choice_share": f"{count}/{len(part)}",
                "choice_cost": float(part["choice_cost"].mean()) if "choice_cost" in part else math.nan,
                "predicted_accuracy": float(part["predicted_accuracy"].mean()) if "predicted_accuracy" in part else math.nan,
                "hindsight_best": hind}  # fmt: skip
-        for c, s in st.items():
-            row[c], row[f"{c}_lo"], row[f"{c}_hi"], row[f"{c}_se"] = s.mean, s.lo, s.hi, s.se
+        for c, stat in st.items():
+            row[c], row[f"{c}_lo"], row[f"{c}_hi"], row[f"{c}_se"] = stat.mean, stat.lo, stat.hi, stat.se
         for name in baselines:
             row[f"{name} model"] = most_common(part.get(f"{name} model", pd.Series(dtype=object)).tolist())[0]
         rows.append(row)
@@ -548,3 +204,60 @@ def evaluate_profile(
     return Evaluation(
         pd.DataFrame(rows), splits, cost_key, n_splits, n_train, n_test, all_stats, described, notes
     )
+
+
+def _one_budget(held, space, train, test, mix, B, cost_key, extra, risk, baselines, bins_train, bins_test, acc_test,
+                t_train, split) -> dict:  # fmt: skip
+    """One split at one budget: the planner's choice, the hindsight best, the baselines and the
+    allocation, each measured on the test half, with the floor of each one's standard error
+    (:meth:`HeldOut.full_se`)."""
+    budget = Budget({cost_key: B, **extra})
+    rec: dict[str, object] = {"split": split, "budget": B}
+    plan = search_exhaustive(train, mix, budget, risk)
+    hind = search_exhaustive(test, mix, budget, "expected")
+
+    def floor(*terms: tuple[float, Key | Mapping[str, Key]]) -> float:
+        by_bin = {b: [(c, k[b] if isinstance(k, Mapping) else k) for c, k in terms] for b in mix}
+        return held.full_se(by_bin, mix)
+
+    choice = None
+    if plan.best is not None:
+        best = plan.best
+        choice = (best[ARM], float(best[KNOB_VALUE]))
+        rec.update(choice=label_of(space, *choice), choice_cost=float(best[cost_key]),
+                   predicted_accuracy=float(best[ACCURACY]), realized_accuracy=acc_test.get(choice, math.nan))  # fmt: skip
+        rec["realized_accuracy floor"] = floor((1.0, choice))
+    if hind.best is not None:
+        h = (hind.best[ARM], float(hind.best[KNOB_VALUE]))
+        rec.update(hindsight_best=label_of(space, *h), hindsight_accuracy=float(hind.best[ACCURACY]))
+        rec["hindsight_accuracy floor"] = floor((1.0, h))
+        rec["regret"] = rec["hindsight_accuracy"] - rec.get("realized_accuracy", math.nan)
+        rec["regret floor"] = floor((1.0, h), (-1.0, choice)) if choice else math.nan
+    ok = budget.feasible(t_train)
+    for name, (strategy, x) in baselines.items():
+        cand = t_train[ok & (t_train[STRATEGY] == strategy).to_numpy()]
+        if x is not None:
+            cand = cand[np.isclose(cand[KNOB_VALUE], x)]
+        if cand.empty:
+            continue
+        pick = cand.sort_values([ACCURACY, cost_key], ascending=[False, True]).iloc[0]
+        key = (pick[ARM], float(pick[KNOB_VALUE]))
+        rec[name], rec[f"{name} model"], rec[f"{name} floor"] = (
+            acc_test.get(key, math.nan),
+            pick[MODEL],
+            floor((1.0, key)),
+        )
+        if choice:
+            rec[f"planner - {name}"] = rec.get("realized_accuracy", math.nan) - rec[name]
+            rec[f"planner - {name} floor"] = floor((1.0, choice), (-1.0, key))
+    try:
+        alloc = allocate_exact(bins_train, mix, B, cost_key, risk)
+    except InfeasibleBudget:
+        return rec
+    picks = {b: (row[ARM], float(row[KNOB_VALUE])) for b, row in alloc.choice.items()}
+    rec["allocation"] = sum(mix[b] * bins_test[b].get(k, math.nan) for b, k in picks.items())
+    rec["allocation floor"] = floor((1.0, picks))
+    if choice:
+        rec["planner - allocation"] = rec.get("realized_accuracy", math.nan) - rec["allocation"]
+        rec["planner - allocation floor"] = floor((1.0, choice), (-1.0, picks))
+    return rec

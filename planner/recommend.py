@@ -515,7 +515,8 @@ def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int
         it["why_not"] = (
             f"less accurate on the planning half ({100 * r['train_accuracy']:.1f}% vs "
             f"{100 * best['train_accuracy']:.1f}%); on the held-out half the choice is "
-            f"{100 * v['difference']:+.1f} points ahead (SE {100 * v['se']:.1f}: {noise})"
+            f"{100 * abs(v['difference']):.1f} points {'ahead' if v['difference'] >= 0 else 'behind'} "
+            f"(SE {100 * v['se']:.1f}: {noise})"
         )
         runners.append(it)
     policy = {

@@ -4,14 +4,16 @@ names of the help panels that group each command's options."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
 
-# Tables stay readable when output is piped or logged (rich would otherwise fall back to 80 columns).
-_PIPE_WIDTH = None if sys.stdout.isatty() else 200
+# Tables stay readable when output is piped or logged (rich would otherwise fall back to 80 columns),
+# unless COLUMNS says how wide the reader is (rich reads it).
+_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 200
 console = Console(width=_PIPE_WIDTH)
 err_console = Console(stderr=True)
 

@@ -255,8 +255,8 @@ def recommend(
 #: what each accuracy source means, in words
 _SOURCE_WORDS = {
     "measured": "measured on the profile",
-    "fitted": "predicted by the curve's fitted law between profiled values",
-    "extrapolated": "predicted by a fitted law beyond the profiled range",
+    "fitted": "fitted: predicted by the curve's law between profiled values",
+    "extrapolated": "extrapolated: predicted by a fitted law beyond the profiled range",
 }
 
 
@@ -295,7 +295,7 @@ def _print(rec, wide: bool = False) -> None:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     grid.add_row("choice", _choice_text(d["choice"]))
-    grid.add_row("accuracy", f"{_acc(d)} (90% interval), {d['source']}: {_SOURCE_WORDS.get(d['source'], '')}")
+    grid.add_row("accuracy", f"{_acc(d)} (90% interval), {_SOURCE_WORDS.get(d['source'], d['source'])}")
     grid.add_row("cost per query", _costs_text(d["cost"]) + " (cost model, from measured tokens)")
     binding = d["binding_constraint"]
     why = {"none": "none: the most accurate option fits the budget",
@@ -402,10 +402,10 @@ def _print_allocation(a: dict) -> None:
             f"{a['best_single_accuracy']:.3f}{noise}."
         )
         ratio = a.get("compute_ratio_at_equal_accuracy")
-        if ratio is not None:
-            text += (f" To be as accurate as that option, the allocation needs {ratio:.2f}x less {key}"
-                     if ratio >= 1 else f" To be as accurate, the allocation needs {1 / ratio:.2f}x more {key}")  # fmt: skip
-            text += f" ({a['compute_ratio_means']})."
+        if ratio is not None and ratio >= 1:
+            text += f" At equal accuracy the allocation needs {ratio:.2f}x less {key} than that option."
+        elif ratio is not None:
+            text += f" At equal accuracy the allocation needs {1 / ratio:.2f}x more {key} than that option."
     else:
         text += " No single option fits the budget at every difficulty."
     text += f" Optuna's allocation: {a['optuna_expected_accuracy']:.3f} (gap {a['optuna_gap']:.4f} to the exact DP)."

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..constants import ACCURACY, ACCURACY_TOL, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, STRATEGY
-from ..holdout import HeldOut, SplitStat, SplitTables, most_common, summarize
 from ..search import InfeasibleBudget, allocate_exact, best_single
+from ..splits import HeldOut, Key, SplitStat, SplitTables, most_common, summarize
 from .data import PlanContext, default_budgets, planning_context
 from .format import (
     format_cost,
@@ -35,9 +35,15 @@ from .format import (
     format_points_interval,
 )
 
-__all__ = ["Finding", "Findings", "compute_findings", "findings_for_context", "headline_findings", "next_steps", "verdict"]
-
-Key = tuple[str, float]  # (arm key, knob value)
+__all__ = [
+    "Finding",
+    "Findings",
+    "compute_findings",
+    "findings_for_context",
+    "headline_findings",
+    "next_steps",
+    "verdict",
+]
 
 
 @dataclass
@@ -124,8 +130,20 @@ class _Context:
         hit = t[(t[ARM] == key[0]) & (t[KNOB_VALUE] == key[1])]
         return float(hit["flops"].iloc[0]) if len(hit) else math.nan
 
-    def stat(self, values, difference: bool = False) -> SplitStat:
-        return summarize(list(values), self.ratio, bounds=(-1.0, 1.0) if difference else (0.0, 1.0))
+    def stat(self, df: pd.DataFrame, col: str, difference: bool = False) -> SplitStat:
+        """Mean over the splits of ``df[col]`` with its interval; the floor of its standard
+        error is the mean of ``df[col + " floor"]`` (the same quantity over every question)."""
+        floors = df[f"{col} floor"] if f"{col} floor" in df else pd.Series(dtype=float)
+        floor = float(floors.mean()) if floors.notna().any() else 0.0
+        return summarize(
+            list(df[col]), self.ratio, bounds=(-1.0, 1.0) if difference else (0.0, 1.0), floor=floor
+        )
+
+    def floor(self, weights: Mapping[str, float], *terms: tuple[float, Key | Mapping[str, Key]]) -> float:
+        """:meth:`planner.splits.HeldOut.full_se` of ``sum(coef * option)`` (an option per bin
+        when given as a mapping)."""
+        by_bin = {b: [(c, k[b] if isinstance(k, Mapping) else k) for c, k in terms] for b in weights}
+        return self.held.full_se(by_bin, weights)
 
     def name(self, key: Key | None) -> str:
         return "-" if key is None else self.label(*key)
@@ -172,15 +190,18 @@ def small_vs_large(c: _Context, level: str) -> Finding:
         match = t[t[MODEL].isin(smaller) & (t[ACCURACY] >= ref[ACCURACY] - ACCURACY_TOL)]
         m = None if match.empty else match.sort_values(["flops", ACCURACY], ascending=[True, False]).iloc[0]
         rec = {"ref": _key(ref), "ref_acc": acc.get(_key(ref), math.nan), "match": None}
+        rec["ref_acc floor"] = c.floor(target, (1.0, _key(ref)))
         if m is not None:
             rec.update(match=_key(m), match_acc=acc.get(_key(m), math.nan))
             rec["diff"] = rec["match_acc"] - rec["ref_acc"]
+            rec["match_acc floor"] = c.floor(target, (1.0, _key(m)))
+            rec["diff floor"] = c.floor(target, (1.0, _key(m)), (-1.0, _key(ref)))
         recs.append(rec)
     if not recs:
         return Finding("size", f"Level {level}: {largest} has no greedy measurement; no size comparison.")
     df = pd.DataFrame(recs)
     ref, n_ref = most_common([r["ref"] for r in recs])
-    ref_stat = c.stat(df["ref_acc"])
+    ref_stat = c.stat(df, "ref_acc")
     ref_flops = c.flops(level, ref)
     share = f"{n_ref}/{len(df)}"
     head = (f"Level {level}: {c.name(ref)} answers {_acc_text(ref_stat)} of held-out questions at "
@@ -190,7 +211,7 @@ def small_vs_large(c: _Context, level: str) -> Finding:
     if match is None:
         text = f"{head} No smaller dense model matched it on the planning half in any of {len(df)} splits."
         return Finding("size", text, rows)
-    m_stat, d_stat = c.stat(df["match_acc"]), c.stat(df["diff"], difference=True)
+    m_stat, d_stat = c.stat(df, "match_acc"), c.stat(df, "diff", difference=True)
     m_flops = c.flops(level, match)
     m_share = f"{n_match}/{len(df)}"  # of all splits (the table says how many had a match)
     ratio = ref_flops / m_flops if m_flops > 0 else math.nan
@@ -228,30 +249,38 @@ def allocation_vs_single(
         except InfeasibleBudget:
             continue
         single = best_single(tables, mix, budget, cost_key)
-        rec = {"alloc_acc": sum(w * acc[b].get(_key(alloc.choice[b]), math.nan) for b, w in mix.items()),
-               "single": None}  # fmt: skip
+        picks = {b: _key(alloc.choice[b]) for b in mix}
+        rec = {"alloc_acc": sum(w * acc[b].get(picks[b], math.nan) for b, w in mix.items()), "single": None,
+               "alloc_acc floor": c.floor(mix, (1.0, picks))}  # fmt: skip
         if single is not None:
             key = _key(next(iter(single.choice.values())))
             rec.update(single=key, single_acc=sum(w * acc[b].get(key, math.nan) for b, w in mix.items()))
             rec["diff"] = rec["alloc_acc"] - rec["single_acc"]
+            rec["single_acc floor"] = c.floor(mix, (1.0, key))
+            rec["diff floor"] = c.floor(mix, (1.0, picks), (-1.0, key))
         recs.append(rec)
     amount = (
         format_flops(budget)
         if cost_key == "flops"
         else f"{format_cost(cost_key, budget)} {cost_key} per query"
     )
-    where = f"Every question ({mix_label}) at {budget_tag} = {amount}"
+    who = (
+        "All questions (levels weighted by their question counts)"
+        if mix_label.startswith("all")
+        else f"The mix {mix_label}"
+    )
+    where = f"{who}, at {budget_tag} = {amount}"
     if not recs:
         return Finding("allocation", f"{where}: no allocation fits the budget.")
     df = pd.DataFrame(recs)
-    a_stat = c.stat(df["alloc_acc"])
+    a_stat = c.stat(df, "alloc_acc")
     rows = [_row(f"{budget_tag}: one option per difficulty (exact DP)", "per level (see the allocation section)",
                  f"{len(df)}/{len(df)}", a_stat)]  # fmt: skip
     head = f"{where}: choosing one option per difficulty level on the planning half answers {_acc_text(a_stat)} of held-out questions"
     single, n_single = most_common([r["single"] for r in recs])
     if single is None:
         return Finding("allocation", f"{head}; no single option fits the budget at every level.", rows)
-    s_stat, d_stat = c.stat(df["single_acc"]), c.stat(df["diff"], difference=True)
+    s_stat, d_stat = c.stat(df, "single_acc"), c.stat(df, "diff", difference=True)
     share = f"{n_single}/{len(df)}"
     rows.append(_row(f"{budget_tag}: best single option", c.name(single), share, s_stat,
                      c.flops(mix_label, single), d_stat))  # fmt: skip
@@ -284,6 +313,10 @@ def moe_vs_dense(c: _Context, level: str) -> Finding:
             continue
         rec = {m: _key(p) for m, p in picks.items()}
         rec.update({f"{m} acc": acc.get(_key(p), math.nan) for m, p in picks.items()})
+        rec.update({f"{m} acc floor": c.floor(target, (1.0, _key(p))) for m, p in picks.items()})
+        for m in others:
+            rec[f"{moe} - {m}"] = rec[f"{moe} acc"] - rec[f"{m} acc"]
+            rec[f"{moe} - {m} floor"] = c.floor(target, (1.0, _key(picks[moe])), (-1.0, _key(picks[m])))
         recs.append(rec)
     if not recs:
         return Finding("moe", f"Level {level}: greedy measurements missing for the MoE comparison.")
@@ -294,9 +327,9 @@ def moe_vs_dense(c: _Context, level: str) -> Finding:
     parts, rows, diffs = [], [], []
     for m in [moe, *others]:
         key, n = most_common([r[m] for r in recs])
-        st = c.stat(df[f"{m} acc"])
+        st = c.stat(df, f"{m} acc")
         flops = c.flops(level, key)
-        diff = None if m == moe else c.stat(df[f"{moe} acc"] - df[f"{m} acc"], difference=True)
+        diff = None if m == moe else c.stat(df, f"{moe} - {m}", difference=True)
         what = f"level {level}, greedy: {m}" + ("" if m == moe else f" ({role[m]})")
         rows.append(_row(what, c.name(key), f"{n}/{len(df)}", st, flops, diff))
         params = (
@@ -375,7 +408,12 @@ def next_steps(profile_dir: str | None, *, budget: float, budget_key: str = "flo
                gpu: str | None = "h100") -> list[tuple[str, str]]:  # fmt: skip
     """The two or three commands a user runs next, as ``(command, what it does)``: a
     recommendation and a held-out check on this profile, then the same on their own data."""
-    flag = {"flops": "--budget-flops", "tokens": "--budget-tokens", "usd": "--budget-usd", "latency_s": "--latency-s"}
+    flag = {
+        "flops": "--budget-flops",
+        "tokens": "--budget-tokens",
+        "usd": "--budget-usd",
+        "latency_s": "--latency-s",
+    }
     where = f" --gpu {gpu}" if gpu else ""
     level = f" --difficulty {difficulty}" if difficulty else ""
     folder = profile_dir or "PROFILE"
