@@ -22,7 +22,7 @@ from .constants import ACCURACY, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, STRATEGY
 from .profile import Profile
 from .search import Budget, InfeasibleBudget, allocate_exact, search_exhaustive
 from .space import CostModel, OptionSpace
-from .splits import LEVEL, HeldOut, Key, SplitStat, most_common, summarize
+from .splits import LEVEL, HeldOut, Key, SplitStat, most_common, split_seeds, summarize
 
 __all__ = ["Evaluation", "evaluate_profile", "label_of"]
 
@@ -154,6 +154,7 @@ def evaluate_profile(
         )
     records = []
     n_train = n_test = 0
+    seeds = split_seeds(seed, n_splits)
     for r, (train, test) in enumerate(
         held.splits(n_splits, seed, n_boot=n_boot if risk == "conservative" else 0)
     ):
@@ -165,8 +166,10 @@ def evaluate_profile(
         if memory:
             bins_train = {b: t[t[MEMORY_BYTES] <= memory] for b, t in bins_train.items()}
         for B in budgets:
-            records.append(_one_budget(held, space, train, test, mix, B, cost_key, extra, risk, baselines, bins_train,
-                                       bins_test, acc_test, t_train, r))  # fmt: skip
+            rec = _one_budget(held, space, train, test, mix, B, cost_key, extra, risk, baselines, bins_train,
+                              bins_test, acc_test, t_train, r)  # fmt: skip
+            rec["split_seed"] = seeds[r]
+            records.append(rec)
         if progress is not None:
             progress(r + 1, n_splits)
     splits = pd.DataFrame(records)
@@ -224,7 +227,7 @@ def _one_budget(held, space, train, test, mix, B, cost_key, extra, risk, baselin
     if plan.best is not None:
         best = plan.best
         choice = (best[ARM], float(best[KNOB_VALUE]))
-        rec.update(choice=label_of(space, *choice), choice_cost=float(best[cost_key]),
+        rec.update(choice=label_of(space, *choice), choice_arm=choice[0], choice_x=choice[1], choice_cost=float(best[cost_key]),
                    predicted_accuracy=float(best[ACCURACY]), realized_accuracy=acc_test.get(choice, math.nan))  # fmt: skip
         rec["realized_accuracy floor"] = floor((1.0, choice))
     if hind.best is not None:

@@ -45,7 +45,7 @@ from .profile import DEPLOYABLE_METRICS
 from .search import split_questions
 from .space.arms import arms_from_curves, single_knob_value
 
-__all__ = ["HeldOut", "SplitStat", "SplitTables", "summarize", "most_common", "Key", "LEVEL"]
+__all__ = ["HeldOut", "SplitStat", "SplitTables", "split_seeds", "summarize", "most_common", "Key", "LEVEL"]
 
 #: coverage of the intervals over splits (and of the curves' intervals)
 LEVEL = 0.9
@@ -184,8 +184,15 @@ def _mix_table(parts: list[tuple[float, pd.DataFrame]]) -> pd.DataFrame:
     return out
 
 
-def _split_seeds(seed: int, n: int) -> list[int]:
-    """Seeds of ``n`` splits; the first is ``seed`` itself (one split = the seeded half/half split)."""
+def split_seeds(seed: int, n: int) -> list[int]:
+    """Seeds of ``n`` random splits; the first is ``seed`` itself (one split = the seeded half/half
+    split of :func:`planner.search.split_questions`).
+
+    Examples
+    --------
+    >>> split_seeds(7, 3)[0], len(split_seeds(7, 3))
+    (7, 3)
+    """
     rest = np.random.default_rng(seed).integers(0, 2**31 - 1, size=max(n - 1, 0)).tolist()
     return [int(seed), *map(int, rest)]
 
@@ -334,7 +341,7 @@ class HeldOut:
     ) -> Iterator[tuple[SplitTables, SplitTables]]:
         """``n_splits`` random (train, test) halves: train tables with bootstrap intervals when
         ``n_boot`` (what ``risk="conservative"`` plans with), test tables without."""
-        for s in _split_seeds(seed, n_splits):
+        for s in split_seeds(seed, n_splits):
             train, test = self.split(s)
             yield self.tables(train, n_boot=n_boot, seed=s), self.tables(test)
 

@@ -33,6 +33,7 @@ from . import data as D
 from . import tradeoffs as T
 from .findings import Findings, findings_for_context, next_steps
 from .format import format_budget
+from .style import Encoding
 
 __all__ = ["Section", "ReportContent", "compute_content", "write_html", "write_pngs", "write_markdown",
            "vega_lite_version"]  # fmt: skip
@@ -121,6 +122,7 @@ def compute_content(
                   moe_best=moe_best, kv=kv, capacity=cap, fits=fits)  # fmt: skip
     t["other_frames"] = time.perf_counter() - t1
     panels = [label for label, _ in ctx.targets()]
+    enc = Encoding.of(D.model_order(ctx), {a.strategy for a in ctx.space.curves})
     hw = ctx.hardware.name if ctx.hardware is not None else "no GPU"
     sections = []
 
@@ -136,7 +138,7 @@ def compute_content(
         f"{key} (priced on {hw}; the GPU memory limit applies as in `ttc recommend`). Accuracies are measured at "
         "profiled knob values, fitted between them and extrapolated beyond (the source is in each cell); costs are "
         "predicted by the cost model from measured tokens.",
-        C.plot_budget_map(grid, panels),
+        C.plot_budget_map(grid, panels, enc=enc),
         [("Choices (accuracy source per row; costs predicted)", _grid_table(grid, key))],
     ))  # fmt: skip
     sections.append(Section(
@@ -144,7 +146,7 @@ def compute_content(
         "Each panel is one difficulty (the last one the mix). Points are measured; lines and bands are the "
         "planner's predictions from each curve's law (see the provenance section for the laws and their "
         "parameters).",
-        C.plot_accuracy_vs_compute(acc, panels) if len(acc) else None,
+        C.plot_accuracy_vs_compute(acc, panels, enc=enc) if len(acc) else None,
         [("Saturation points N* (knob units; interval from the ttc fit bootstrap where available)",
           _saturation_table(acc))],
     ))  # fmt: skip
@@ -152,7 +154,7 @@ def compute_content(
         "pareto", "Pareto front of accuracy versus cost",
         f"Every option for {ctx.mix_label}; the front is what no cheaper option beats; the recommended options are "
         "ringed with their budget tags.",
-        C.plot_pareto(pareto, key) if len(pareto) else None,
+        C.plot_pareto(pareto, key, enc=enc) if len(pareto) else None,
         [("Pareto-optimal options", _front_table(pareto, key))],
     ))  # fmt: skip
     sec = Section(
@@ -178,7 +180,7 @@ def compute_content(
     if moe_note:
         sec.notes.append(moe_note)
     else:
-        sec.chart = C.plot_moe(moe_fronts)
+        sec.chart = C.plot_moe(moe_fronts, enc=enc)
         sec.tables.append(("Pairs (parameters from the model specs)", moe_pairs))
         sec.tables.append((f"Best option of each model within each budget on {key} (accuracy source; costs predicted)",
                            moe_best))  # fmt: skip
@@ -188,11 +190,14 @@ def compute_content(
         "KV bytes of one query grow with the samples it runs in parallel and their context; prefix sharing holds "
         "the prompt once. The capacity table gives the GPUs needed to serve the target load with each recommended "
         "option (roofline model, KV memory and tensor parallelism).",
-        C.plot_kv_cache(kv, D.model_order(ctx)) if len(kv) else None,
+        C.plot_kv_cache(kv, D.model_order(ctx), enc=enc) if len(kv) else None,
     )  # fmt: skip
     if len(cap):
         sec.tables.append((f"Capacity for {qps:g} queries per second ({_first(cap, 'cost_source')})",
                            _capacity_table(cap)))  # fmt: skip
+        note = _capacity_note(cap, ctx)
+        if note:
+            sec.notes.append(note)
     elif ctx.hardware is None:
         sec.notes.append("no GPU was given: capacity needs one (--gpu)")
     sections.append(sec)
@@ -208,6 +213,24 @@ def compute_content(
     title = f"Capacity-planning report: {', '.join(ctx.profile.models)} on {hw}"
     t["total"] = time.perf_counter() - t0
     return ReportContent(title, headline, sections, frames, t, findings, steps)
+
+
+def _capacity_note(cap: pd.DataFrame, ctx: D.PlanContext) -> str:
+    """A note when the capacity table cannot tell options apart: every option fits on the same
+    GPUs, nearly idle (lab-scale models), so the load-dependent columns are equal."""
+    if "gpus" not in cap or cap["gpus"].isna().any() or cap["gpus"].nunique() != 1:
+        return ""
+    util = float(cap["utilization"].max())
+    if not util < 0.01:
+        return ""
+    params = max(float(ctx.profile.specs[m].params_total) for m in ctx.profile.models)
+    return (
+        f"At this scale the table says little: every option fits on {int(cap['gpus'].iloc[0])} GPU(s) used at most "
+        f"{100 * util:.2g}% (the largest model has {params / 1e6:.3g}M parameters), so the US$ per 1,000 queries at "
+        "this load is the GPU's hourly price spread over the load, the same for every option, and 'queries in flight "
+        "per replica' is the serving batch the GPU could hold, not the load. Compare options by 'max queries/s per GPU' "
+        "and 'US$ per 1k queries at full load'."
+    )
 
 
 def _first(df: pd.DataFrame, col: str) -> str:
@@ -459,14 +482,17 @@ def write_html(content: ReportContent, path: Path) -> Path:
         parts.append("</section>")
     if content.next_steps:
         parts.append("<section id='next'><h2>Next steps</h2><ol>")
-        parts += [f"<li><code>{html.escape(cmd)}</code>: {html.escape(why)}</li>" for cmd, why in content.next_steps]
+        parts += [
+            f"<li><code>{html.escape(cmd)}</code>: {html.escape(why)}</li>" for cmd, why in content.next_steps
+        ]
         parts.append("</ol></section>")
     parts.append(f"<script>{_RENDER_JS}</script></body></html>")
     return atomic_write(path, "".join(parts))
 
 
-def write_pngs(content: ReportContent, folder: Path, scale: float = 1.0) -> dict[str, Path]:
-    """One PNG per chart (vl-convert; no external data requests)."""
+def write_pngs(content: ReportContent, folder: Path, scale: float = 2.0) -> dict[str, Path]:
+    """One PNG per chart (vl-convert; no external data requests), at ``scale`` pixels per CSS
+    pixel (2: sharp on high-density screens and readable when zoomed)."""
     import vl_convert
 
     folder = Path(folder)
@@ -517,7 +543,9 @@ def write_markdown(content: ReportContent, path: Path, pngs: dict[str, Path] | N
         for cap, df in s.tables:
             lines += [f"**{cap}**", "", _md_table(df)]
     if content.next_steps:
-        lines += ["## Next steps", ""] + [f"{i}. `{cmd}`: {why}" for i, (cmd, why) in enumerate(content.next_steps, 1)]
+        lines += ["## Next steps", ""] + [
+            f"{i}. `{cmd}`: {why}" for i, (cmd, why) in enumerate(content.next_steps, 1)
+        ]
         lines.append("")
     return atomic_write(path, "\n".join(lines))
 

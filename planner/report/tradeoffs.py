@@ -11,7 +11,17 @@ import pandas as pd
 
 from fitting import schema as S
 
-from ..constants import ACCURACY, ACCURACY_LO, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, SOURCE, within_budget
+from ..constants import (
+    ACCURACY,
+    ACCURACY_LO,
+    ARM,
+    KNOB_VALUE,
+    MEMORY_BYTES,
+    MODEL,
+    SOURCE,
+    STRATEGY,
+    within_budget,
+)
 from ..search import (
     Budget,
     InfeasibleBudget,
@@ -144,7 +154,7 @@ def moe_frames(
                 f = res.pareto
                 fronts.append(pd.DataFrame({"moe": moe, SERIES: role, S.MODEL: m, "cost_key": cost_key,
                                             COST: f[cost_key].to_numpy(float), S.ACCURACY: f[ACCURACY].to_numpy(float),
-                                            SOURCE: f[SOURCE].to_numpy(str),
+                                            SOURCE: f[SOURCE].to_numpy(str), S.STRATEGY: f[STRATEGY].to_numpy(str),
                                             OPTION: [ctx.label(a, x) for a, x in zip(f[ARM], f[KNOB_VALUE], strict=True)]}))  # fmt: skip
         pair = {"MoE": moe, "MoE parameters (active / total)": f"{format_params(s.params_active)} / {format_params(s.params_total)}",
                 "dense, equal active": f"{eq_active} ({format_params(specs[eq_active].params_total)})",
