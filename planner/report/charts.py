@@ -101,7 +101,9 @@ def _featured(frame: pd.DataFrame) -> pd.Series:
     meas = frame[frame[KIND] == "measured"]
     if meas.empty:
         return pd.Series(False, index=frame.index)
-    best = meas.sort_values(S.ACCURACY, ascending=False).drop_duplicates([PANEL, S.MODEL])
+    best = meas.sort_values([S.ACCURACY, ARM], ascending=[False, True], kind="stable").drop_duplicates(
+        [PANEL, S.MODEL]
+    )
     keys = set(zip(best[PANEL], best[ARM], strict=True))
     return pd.Series(
         [(p, a) in keys for p, a in zip(frame[PANEL], frame[ARM], strict=True)], index=frame.index

@@ -217,16 +217,16 @@ def small_vs_large(c: _Context, level: str) -> Finding:
     ratio = ref_flops / m_flops if m_flops > 0 else math.nan
     fewer = f"{ratio:.1f}x fewer" if ratio >= 1 else f"{1 / ratio:.1f}x more"
     missing = sum(r["match"] is None for r in recs)
-    found = len(recs) - missing
-    none = f" of the {found} where one did; none did in {missing}" if missing else ""
+    none = f"; in {missing}/{len(recs)} none matched" if missing else ""
     text = (
         f"{head} The cheapest smaller-model option that matched it on the planning half (most often "
-        f"{c.name(match)}, in {n_match}{none or f' of {len(recs)}'} splits) answers {_acc_text(m_stat)} at {format_flops(m_flops)}, "
-        f"{fewer} FLOPs (cost model): {_diff_text(d_stat)}."
+        f"{c.name(match)}, picked in {m_share} splits{none}) answers {_acc_text(m_stat)} at "
+        f"{format_flops(m_flops)}, {fewer} FLOPs (cost model): {_diff_text(d_stat)}."
     )
     rows.append(_row(f"level {level}: cheapest smaller model that matched on the planning half", c.name(match),
                      m_share, m_stat, m_flops, d_stat))  # fmt: skip
     rows[-1]["FLOPs ratio (largest / smaller)"] = f"{ratio:.1f}x"
+    rows[-1]["no match in"] = f"{missing}/{len(recs)}"
     return Finding("size", text, rows)
 
 
