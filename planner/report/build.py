@@ -32,7 +32,7 @@ from . import charts as C
 from . import data as D
 from . import tradeoffs as T
 from .findings import Findings, findings_for_context, next_steps
-from .format import format_budget
+from .format import UNITS, format_budget
 from .style import Encoding
 
 __all__ = ["Section", "ReportContent", "compute_content", "write_html", "write_pngs", "write_markdown",
@@ -160,7 +160,7 @@ def compute_content(
     sec = Section(
         "allocation", "Per-difficulty allocation versus the best single option",
         "Choosing one option per difficulty (exact dynamic programme over the bins' option tables) against one "
-        f"option for every question, at the same average {key} per query. The compute ratio is the single option's "
+        f"option for every question, at the same average {D.COST_LABELS.get(key, key)}. The compute ratio is the single option's "
         "cost over the least average cost at which an allocation matches its accuracy.",
     )  # fmt: skip
     if alloc_note:
@@ -205,6 +205,10 @@ def compute_content(
     t1 = time.perf_counter()
     findings = findings_for_context(ctx, budgets, n_splits=n_splits, seed=seed)
     frames["findings"] = findings.table()
+    for sec in sections:  # the in-sample comparison points to its held-out check
+        for i, f in enumerate(findings.items, 1):
+            if sec.key == f.key and sec.chart is not None:
+                sec.notes.append(f"Checked on held-out questions (headline finding {i}): {f.text}")
     t["findings"] = time.perf_counter() - t1
     folder = str(ctx.profile.folder) if ctx.profile.folder else None
     hardest = ctx.difficulties[-1] if ctx.difficulties else None
@@ -293,11 +297,11 @@ def _alloc_table(t: pd.DataFrame, key: str) -> pd.DataFrame:
         rows.append({
             "budget": f"{r['budget_tag']}: {format_budget(key, r[D.BUDGET])}",
             "allocation accuracy": _pct(r["allocation_accuracy"]),
-            f"allocation {key}": D.format_cost(key, r["allocation_cost"]),
+            f"allocation {UNITS.get(key, key)}": D.format_cost(key, r["allocation_cost"]),
             "allocation (per difficulty)": r["allocation"],
             "best single option": r["single_option"] or "none fits",
             "single accuracy": _pct(r["single_accuracy"]),
-            f"single {key}": D.format_cost(key, r["single_cost"]),
+            f"single {UNITS.get(key, key)}": D.format_cost(key, r["single_cost"]),
             "compute ratio at equal accuracy": _g(r["compute_ratio"]),
         })  # fmt: skip
     return pd.DataFrame(rows)

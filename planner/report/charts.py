@@ -17,6 +17,7 @@ does not apply).
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 
 import altair as alt
@@ -52,13 +53,10 @@ __all__ = [
 ]
 
 _FONT = 12
+#: the longest subtitle line, in characters (about 900 px at 12 px)
+_SUBTITLE_CHARS = 150
 #: log axes labelled with SI prefixes (10G, 1T) instead of long integers
-_SI = alt.Axis(format="~s", labelOverlap="greedy", labelSeparation=6)
-#: categorical colours (Tableau 20), and grey for "no option fits"
-_PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
-            "#bab0ac", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-            "#bcbd22", "#17becf"]  # fmt: skip
-_NONE_COLOR = "#e0e0e0"
+_SI = alt.Axis(format="~s", labelOverlap="greedy", labelSeparation=6, tickCount=6)
 
 
 def _axis(cost_key: str) -> alt.Axis:
@@ -81,7 +79,10 @@ def _is(kind: str) -> str:
 
 
 def _title(text: str, *subtitle: str) -> alt.TitleParams:
-    return alt.TitleParams(text, subtitle=list(subtitle), anchor="start", fontSize=15, subtitleFontSize=_FONT)
+    """A chart title; subtitle lines are wrapped at :data:`_SUBTITLE_CHARS` characters (Vega does
+    not wrap, and a long line runs off the page)."""
+    lines = [w for line in subtitle for w in textwrap.wrap(line, _SUBTITLE_CHARS)]
+    return alt.TitleParams(text, subtitle=lines, anchor="start", fontSize=15, subtitleFontSize=_FONT)
 
 
 def _acc_axis(title: str = "accuracy") -> alt.Y:
@@ -143,6 +144,8 @@ def plot_accuracy_vs_compute(
     enc = _encoding(enc, frame)
     df = frame.copy()
     df["featured"] = _featured(df)
+    with_law = set(zip(df.loc[df[KIND] == "law", PANEL], df.loc[df[KIND] == "law", ARM], strict=True))
+    df["no_law"] = [(p, a) not in with_law for p, a in zip(df[PANEL], df[ARM], strict=True)]
     df = _joined_law(df)
     every = alt.param(
         name="every_band", value=False, bind=alt.binding_checkbox(name="bands and error bars of every curve ")
@@ -158,7 +161,7 @@ def plot_accuracy_vs_compute(
                   alt.Tooltip(f"{SOURCE}:N"), alt.Tooltip(f"{LAW}:N")]  # fmt: skip
     law = base.transform_filter(_is("law"))
     band = (
-        law.transform_filter(shown)
+        law.transform_filter(f"({shown}) && datum.{SOURCE} === 'fitted'")
         .mark_area(opacity=0.13)
         .encode(
             y=alt.Y(f"{S.ACCURACY_LO}:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
@@ -176,7 +179,7 @@ def plot_accuracy_vs_compute(
     )  # fmt: skip
     measured = base.transform_filter(_is("measured"))
     errors = (
-        measured.transform_filter(shown)
+        measured.transform_filter(f"({shown}) && datum.no_law")
         .mark_rule(strokeWidth=1.2, opacity=0.6)
         .encode(y=f"{S.ACCURACY_LO}:Q", y2=f"{S.ACCURACY_HI}:Q")
     )
@@ -205,8 +208,9 @@ def plot_accuracy_vs_compute(
         title=_title(
             "Accuracy versus compute, per model (colour) and strategy (shape)",
             "points: MEASURED accuracy; lines: PREDICTED by each curve's fitted law (solid between profiled "
-            "values, dotted beyond them; name in the tooltip); shaded band and bars: the 90% question-bootstrap "
-            "interval of each model's best curve per panel (the checkbox below the chart shows every curve's)",
+            "values, dotted beyond them; name in the tooltip); shaded band: the law's 90% question-bootstrap "
+            "band within the profiled range, and bars: the 90% interval of points without a law, for each "
+            "model's best curve per panel (the checkbox below the chart shows every curve's)",
             "hollow diamonds: saturation point N* (a doubling of compute gains < 0.5 accuracy points); x: FLOPs "
             "per query PREDICTED by the cost model from MEASURED tokens; budget forcing moves accuracy a lot for "
             "little compute, so its lines are steep",
@@ -240,7 +244,7 @@ def plot_pareto(
     )
     front = base.transform_filter("datum.on_front")
     step = (
-        front.transform_calculate(line="'Pareto front: no cheaper option is as accurate'")
+        front.transform_calculate(line="'Pareto front'")
         .mark_line(interpolate="step-after", color="black", strokeWidth=1.2)
         .encode(strokeDash=alt.StrokeDash("line:N", title=None, scale=alt.Scale(range=[[1, 0]]),
                                           legend=alt.Legend(orient="right", symbolStrokeColor="black")))
@@ -452,7 +456,7 @@ def plot_kv_cache(
             color=enc.color(),
             strokeDash=alt.StrokeDash(f"{SERIES}:N", title="predicted (cost model), context per sample", sort=series,
                                       scale=alt.Scale(domain=series, range=[dashes[i % len(dashes)] for i in range(len(series))]),
-                                      legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=500,
+                                      legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=500, titleLimit=500,
                                                         symbolStrokeColor="#555555")),
             tooltip=tip,
         )

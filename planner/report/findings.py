@@ -215,7 +215,7 @@ def small_vs_large(c: _Context, level: str) -> Finding:
     m_flops = c.flops(level, match)
     m_share = f"{n_match}/{len(df)}"  # of all splits (the table says how many had a match)
     ratio = ref_flops / m_flops if m_flops > 0 else math.nan
-    fewer = f"{ratio:.1f}x fewer" if ratio >= 1 else f"{1 / ratio:.1f}x more"
+    fewer = f"{ratio:.3g}x fewer" if ratio >= 1 else f"{1 / ratio:.3g}x more"
     missing = sum(r["match"] is None for r in recs)
     none = f"; in {missing}/{len(recs)} none matched" if missing else ""
     text = (
@@ -225,7 +225,7 @@ def small_vs_large(c: _Context, level: str) -> Finding:
     )
     rows.append(_row(f"level {level}: cheapest smaller model that matched on the planning half", c.name(match),
                      m_share, m_stat, m_flops, d_stat))  # fmt: skip
-    rows[-1]["FLOPs ratio (largest / smaller)"] = f"{ratio:.1f}x"
+    rows[-1]["FLOPs ratio (largest / smaller)"] = f"{ratio:.3g}x"
     rows[-1]["no match in"] = f"{missing}/{len(recs)}"
     return Finding("size", text, rows)
 
@@ -423,5 +423,5 @@ def next_steps(profile_dir: str | None, *, budget: float, budget_key: str = "flo
         (f"ttc evaluate {folder}{where}", "is the planner right? plan on half the questions, measure on the other half"),
         ("ttc profile --model YOUR_MODEL --task YOUR_QUESTIONS.jsonl --strategy greedy --strategy pool:n=16 "
          "--out runs/mine && ttc report runs/mine",
-         "the same on your own model and questions (or `ttc import results.jsonl --out runs/mine`)"),
+         "the same on your own model and questions (or import results: ttc import results.jsonl --out runs/mine)"),
     ]  # fmt: skip
