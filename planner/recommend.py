@@ -220,19 +220,32 @@ def _why_not(row, choice_row, budget: Budget, objective: str, space: OptionSpace
 
 
 def _tokens_vs_flops(row, choice_row, key: str, space: OptionSpace | None) -> str:
-    """When an option needs fewer tokens but more of the budgeted compute than the choice (a
-    larger model), say so: tokens are not compute."""
-    if key == "tokens" or not ("tokens" in row and key in row) or row[MODEL] == choice_row[MODEL]:
+    """When an option needs fewer tokens but more of the budgeted compute than the choice, say
+    why: tokens are not compute (a larger model, or a choice whose calls re-send their context)."""
+    if key == "tokens" or not ("tokens" in row and key in row):
         return ""
     if not (row["tokens"] < choice_row["tokens"] and row[key] > choice_row[key]):
         return ""
     text = f"; fewer tokens ({row['tokens']:,.0f} vs {choice_row['tokens']:,.0f}) but more {key}"
-    spec = getattr(getattr(space, "coster", None), "spec", None)
-    try:
-        p_row, p_choice = float(spec(row[MODEL]).params_active), float(spec(choice_row[MODEL]).params_active)
-    except (TypeError, ValueError, AttributeError):
+    if space is None:
         return text
-    return text + f": {row[MODEL]} has {p_row / p_choice:.2g}x the active parameters of {choice_row[MODEL]}"
+    if row[MODEL] != choice_row[MODEL]:
+        try:
+            spec = space.coster.spec
+            ratio = float(spec(row[MODEL]).params_active) / float(spec(choice_row[MODEL]).params_active)
+        except (AttributeError, ValueError):
+            return text
+        return text + f": {row[MODEL]} has {ratio:.2g}x the active parameters of {choice_row[MODEL]}"
+    try:
+        calls = space.arm_by_key(choice_row[ARM]).workload_shape(float(choice_row[KNOB_VALUE])).calls
+    except (KeyError, ValueError, AttributeError):
+        return text
+    if calls > 1:
+        return text + (
+            f": the choice makes {calls} engine calls per query and its tokens count the context re-sent to "
+            "each (as an API bills them), while its FLOPs do not recompute the cached prefix"
+        )
+    return text
 
 
 def _runners_up(space: OptionSpace, res: SearchResult, best, budget: Budget, n: int = 2) -> list[dict]:
