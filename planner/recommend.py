@@ -236,16 +236,25 @@ def _tokens_vs_flops(row, choice_row, key: str, space: OptionSpace | None) -> st
         except (AttributeError, ValueError):
             return text
         return text + f": {row[MODEL]} has {ratio:.2g}x the active parameters of {choice_row[MODEL]}"
-    try:
-        calls = space.arm_by_key(choice_row[ARM]).workload_shape(float(choice_row[KNOB_VALUE])).calls
-    except (KeyError, ValueError, AttributeError):
-        return text
-    if calls > 1:
-        return text + (
-            f": the choice makes {calls} engine calls per query and its tokens count the context re-sent to "
-            "each (as an API bills them), while its FLOPs do not recompute the cached prefix"
-        )
+    if _calls(space, choice_row) > 1:
+        return text + " (the choice re-sends its context: see the note)"
     return text
+
+
+def _calls(space: OptionSpace, row) -> int:
+    """Engine calls one execution of an option makes (1 when its strategy has no descriptor)."""
+    try:
+        return int(space.arm_by_key(row[ARM]).workload_shape(float(row[KNOB_VALUE])).calls)
+    except (KeyError, ValueError, AttributeError):
+        return 1
+
+
+def _calls_note(space: OptionSpace, row) -> list[str]:
+    calls = _calls(space, row)
+    if calls <= 1:
+        return []
+    return [f"the choice makes {calls} engine calls per query: its tokens count the context re-sent to each call "
+            "(as an API bills them), its FLOPs do not recompute the cached prefix"]  # fmt: skip
 
 
 def _runners_up(space: OptionSpace, res: SearchResult, best, budget: Budget, n: int = 2) -> list[dict]:
@@ -411,7 +420,7 @@ def plan(
             "seconds": res.seconds,
             "space_size": space.size(target),
         },
-        notes=list(space.notes),
+        notes=_calls_note(space, best) + list(space.notes),
     )
     if req.objective == "pareto":
         rec.mode["pareto"] = [_item(space, r) for _, r in res.pareto.iterrows()]

@@ -213,6 +213,10 @@ class PoolReplay:
         return tables, weights
 
 
+def _samples(n) -> str:
+    return "1 sample" if n == 1 else f"{n} samples"
+
+
 def describe_policy(choice: Mapping[str, object]) -> str:
     """A policy's ``choice`` (the structured form :func:`adaptive_policies` returns) in words.
 
@@ -224,7 +228,10 @@ def describe_policy(choice: Mapping[str, object]) -> str:
     k = dict(choice.get("knobs") or {})
     model, strategy = choice.get("model"), choice.get("strategy")
     if strategy == "majority":
-        return f"{model}: majority vote of {k.get('n')} samples, whatever the question"
+        n = k.get("n")
+        return (
+            f"{model}: {'one sample' if n == 1 else f'majority vote of {n} samples'}, whatever the question"
+        )
     if strategy == "early_stop":
         return (f"{model}: sample one answer at a time, stop when one answer has {k.get('stop_at_votes')} votes "
                 f"(at most {k.get('n_max')} samples), answer by majority")  # fmt: skip
@@ -234,10 +241,10 @@ def describe_policy(choice: Mapping[str, object]) -> str:
             if then == "stop":
                 what = "answer now"
             elif then["model"] == model:
-                what = f"continue to {then['n']} samples of {model}"
+                what = f"continue to {_samples(then['n'])} of {model}"
             else:
-                what = f"switch to {then['model']}, {then['n']} samples"
-            steps.append(f"{votes} votes: {what}")
+                what = f"switch to {then['model']}, {_samples(then['n'])}"
+            steps.append(f"{votes} vote{'' if str(votes) == '1' else 's'}: {what}")
         return (f"draw {k.get('probe_samples')} samples from {model}; the votes of their leading answer "
                 f"estimate the difficulty: " + "; ".join(steps))  # fmt: skip
     if strategy == "oracle_bins":
