@@ -248,7 +248,7 @@ def _grid_table(grid: pd.DataFrame, key: str) -> pd.DataFrame:
         "expected accuracy": grid[S.ACCURACY].map(_pct),
         "interval": [f"[{_pct(a)}, {_pct(b)}]" for a, b in zip(grid[S.ACCURACY_LO], grid[S.ACCURACY_HI], strict=True)],
         "accuracy source": grid[D.SOURCE],
-        f"{key} (predicted)": grid[key].map(lambda v: D.format_cost(key, v)) if key in grid else "-",
+        f"{UNITS.get(key, key)} (predicted)": grid[key].map(lambda v: D.format_cost(key, v)) if key in grid else "-",
         "binding": grid["binding"],
     })  # fmt: skip
     return out
@@ -264,7 +264,7 @@ def _saturation_table(acc: pd.DataFrame) -> pd.DataFrame:
         "N* interval": [f"[{_g(a)}, {_g(b)}]" if a is not None and pd.notna(a) else "point estimate only"
                         for a, b in zip(sat["saturation_lo"], sat["saturation_hi"], strict=True)],
         "accuracy at N* (predicted)": sat[S.ACCURACY].map(_pct),
-        "FLOPs at N* (predicted)": sat[S.FLOPS].map(lambda v: f"{v:.3g}"),
+        "FLOPs/query at N* (predicted)": sat[S.FLOPS].map(lambda v: f"{v:.3g}"),
     })  # fmt: skip
 
 
@@ -279,7 +279,7 @@ def _front_table(pareto: pd.DataFrame, key: str) -> pd.DataFrame:
     return pd.DataFrame({
         "option": f[D.OPTION], "expected accuracy": f[S.ACCURACY].map(_pct),
         "interval": [f"[{_pct(a)}, {_pct(b)}]" for a, b in zip(f[S.ACCURACY_LO], f[S.ACCURACY_HI], strict=True)],
-        "accuracy source": f[D.SOURCE], f"{key} (predicted)": f[D.COST].map(lambda v: D.format_cost(key, v)),
+        "accuracy source": f[D.SOURCE], f"{UNITS.get(key, key)} (predicted)": f[D.COST].map(lambda v: D.format_cost(key, v)),
         "recommended at": f["recommended"],
     })  # fmt: skip
 
