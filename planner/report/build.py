@@ -454,6 +454,16 @@ def _js_bundle(version: str | None) -> str:
     return vl_convert.javascript_bundle(vl_version=version)
 
 
+_SUMMARY = "The planner's choice for every question at each budget (in sample: planned and scored on the same questions)."
+
+
+def _nav(content: ReportContent) -> list[tuple[str, str]]:
+    """(anchor, title) of every part of the page, in order."""
+    out = [("findings", "Headline findings")] if content.findings is not None else []
+    out += [(s.key, s.title) for s in content.sections]
+    return out + ([("next", "Next steps")] if content.next_steps else [])
+
+
 def write_html(content: ReportContent, path: Path) -> Path:
     """Write the self-contained page (module docstring)."""
     bundle = _js_bundle(vega_lite_version())
@@ -466,8 +476,8 @@ def write_html(content: ReportContent, path: Path) -> Path:
         f"<h1>{html.escape(content.title)}</h1>",
         "<p class='meta'>Every number says where it comes from: <b>measured</b> (the profile), <b>fitted</b> or "
         "<b>extrapolated</b> (a fitted law), or <b>predicted</b> (the analytic cost model, from measured tokens).</p>",
-        "<nav>" + "".join(f"<a href='#{s.key}'>{html.escape(s.title)}</a>" for s in content.sections) + "</nav>",
-        "<h2>Summary</h2><ul class='summary'>" + "".join(f"<li>{html.escape(x)}</li>" for x in content.summary) + "</ul>",
+        "<nav>" + "".join(f"<a href='#{k}'>{html.escape(t)}</a>" for k, t in _nav(content)) + "</nav>",
+        f"<h2>Summary</h2><p class='meta'>{html.escape(_SUMMARY)}</p><ul class='summary'>" + "".join(f"<li>{html.escape(x)}</li>" for x in content.summary) + "</ul>",
     ]  # fmt: skip
     if content.findings is not None:
         f = content.findings
@@ -526,7 +536,7 @@ def write_markdown(content: ReportContent, path: Path, pngs: dict[str, Path] | N
     lines = [f"# {content.title}", "",
              "Every number says where it comes from: **measured** (the profile), **fitted** or **extrapolated** "
              "(a fitted law), or **predicted** (the analytic cost model, from measured tokens).", "",
-             "## Summary", ""] + [f"- {x}" for x in content.summary] + [""]  # fmt: skip
+             "## Summary", "", _SUMMARY, ""] + [f"- {x}" for x in content.summary] + [""]  # fmt: skip
     if content.findings is not None:
         f = content.findings
         lines += ["## Headline findings, checked on held-out questions", ""]
