@@ -178,3 +178,14 @@ def test_evaluate_json_has_intervals_and_method(profile):
 def test_split_seeds_start_with_the_seed_and_differ():
     seeds = split_seeds(5, 10)
     assert seeds[0] == 5 and len(set(seeds)) == 10
+
+
+def test_conservative_planning_maximizes_the_train_halfs_bootstrap_lower_bound(profile, held):
+    ev = evaluate_profile(profile, [2e12], n_splits=2, hardware=None, risk="conservative", n_boot=50)
+    for _, rec in ev.splits.iterrows():
+        train, _ = held.split(int(rec["split_seed"]))
+        table = held.tables(train, n_boot=50, seed=int(rec["split_seed"])).table(held.targets["mix"])
+        table = table[table["flops"] <= 2e12 * (1 + 1e-9)]
+        best = rank(table, "accuracy_lo", "flops").iloc[0]
+        assert (rec["choice_arm"], rec["choice_x"]) == (best[ARM], float(best[KNOB_VALUE]))
+        assert 0.0 <= rec["realized_accuracy"] <= 1.0
