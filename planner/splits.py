@@ -274,8 +274,9 @@ class HeldOut:
     ) -> SplitTables:
         """Every target's measured options with their accuracy on ``questions`` only. With
         ``n_boot`` the interval is a percentile bootstrap over those questions (one draw per
-        bin, shared by every target), else the interval columns are NaN. Options with no
-        question in the subset are left out."""
+        bin, shared by every target), else the interval columns are NaN. A bin of a mix with
+        none of the questions drops out of it (the other bins' weights are renormalized);
+        options with no question in the subset are left out."""
         rng = np.random.default_rng(seed)
         keep = frozenset(map(str, questions))
         alpha = (1.0 - level) / 2.0
@@ -283,15 +284,16 @@ class HeldOut:
         out = {}
         for label, parts in self._parts.items():
             table = self.full[label].copy()
-            acc = np.zeros(len(table))
-            lo = np.zeros(len(table)) if n_boot else np.full(len(table), np.nan)
-            hi = lo.copy()
+            acc, lo, hi, weight = (np.zeros(len(table)) for _ in range(4))
             for p in parts:
                 mask = np.fromiter((q in keep for q in p.questions), dtype=bool, count=len(p.questions))
                 seen = np.isfinite(p.matrix[mask])
                 values = np.where(seen, p.matrix[mask], 0.0)
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    acc += p.weight * values.sum(axis=0) / seen.sum(axis=0)
+                    a = values.sum(axis=0) / seen.sum(axis=0)
+                    ok = np.isfinite(a)  # a bin with none of these questions drops out of the mix
+                    acc += np.where(ok, p.weight * a, 0.0)
+                    weight += np.where(ok, p.weight, 0.0)
                     if n_boot:
                         n = int(mask.sum())
                         if p.bin not in draws:
@@ -302,10 +304,17 @@ class HeldOut:
                             )
                         w = draws[p.bin]
                         boot = (w @ values) / (w @ seen.astype(float))
-                        lo += p.weight * np.nanquantile(boot, alpha, axis=0, method="lower")
-                        hi += p.weight * np.nanquantile(boot, 1.0 - alpha, axis=0, method="higher")
-            table[ACCURACY], table[ACCURACY_LO], table[ACCURACY_HI] = acc, lo, hi
-            out[_target_key(self.targets[label])] = table[np.isfinite(acc)].reset_index(drop=True)
+                        lo += np.where(
+                            ok, p.weight * np.nanquantile(boot, alpha, axis=0, method="lower"), 0.0
+                        )
+                        hi += np.where(
+                            ok, p.weight * np.nanquantile(boot, 1.0 - alpha, axis=0, method="higher"), 0.0
+                        )
+            with np.errstate(invalid="ignore", divide="ignore"):
+                table[ACCURACY] = np.where(weight > 0, acc / weight, np.nan)
+                table[ACCURACY_LO] = np.where(weight > 0, lo / weight, np.nan) if n_boot else np.nan
+                table[ACCURACY_HI] = np.where(weight > 0, hi / weight, np.nan) if n_boot else np.nan
+            out[_target_key(self.targets[label])] = table[np.isfinite(table[ACCURACY])].reset_index(drop=True)
         return SplitTables(out, keep)
 
     def full_se(

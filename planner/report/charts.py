@@ -464,7 +464,7 @@ def plot_kv_cache(
     measured = (
         base.transform_filter(_is("measured"))
         .mark_point(shape="diamond", filled=True, size=100, stroke="black", strokeWidth=1)
-        .encode(color=enc.color(legend=False), tooltip=tip)
+        .encode(color=enc.color(), tooltip=tip)
     )
     cap = base.transform_filter(_is("capacity"))
     rule = cap.mark_rule(color=HIGHLIGHT, strokeDash=[6, 3], strokeWidth=1.5).encode(

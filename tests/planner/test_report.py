@@ -316,7 +316,8 @@ def test_accuracy_chart_layers_a_band_on_lo_hi_and_a_line_from_one_base(built):
         assert layer["encoding"]["x"]["field"] == S.FLOPS and layer["encoding"]["x"]["scale"]["type"] == "log"
         assert layer["encoding"]["color"]["field"] == S.MODEL
     # bands and error bars only for each model's best curve unless the checkbox asks for all
-    assert band["transform"][1] == {"filter": "datum.featured || every_band"} == errors["transform"][1]
+    assert band["transform"][1] == {"filter": "(datum.featured || every_band) && datum.source === 'fitted'"}
+    assert errors["transform"][1] == {"filter": "(datum.featured || every_band) && datum.no_law"}
     assert [p["name"] for p in d["params"]] == ["every_band"] and d["params"][0]["bind"][
         "input"
     ] == "checkbox"
