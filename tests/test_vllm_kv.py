@@ -14,7 +14,12 @@ import pytest
 
 import profiling.backends._vllm_kv as kvmod
 from planner.costs import ModelSpec, Workload, kv_cache_bytes, kv_peak_bytes
-from profiling.backends._vllm_kv import kv_layout, kv_layout_from_vllm_config, kv_token_bytes, pool_blocks_expected
+from profiling.backends._vllm_kv import (
+    kv_layout,
+    kv_layout_from_vllm_config,
+    kv_token_bytes,
+    pool_blocks_expected,
+)
 from tests.vllm_helpers import DEEPSEEK_V3, HYBRID_5_TO_1, LLAMA_70B, MISTRAL_7B, engine_config
 
 B = 16

@@ -100,7 +100,11 @@ def engine_config(
     heads = cfg["num_attention_heads"]
     total_kv = cfg.get("num_key_value_heads", heads)
     mla = cfg["model_type"].startswith("deepseek") and bool(cfg.get("kv_lora_rank"))
-    head = cfg["kv_lora_rank"] + cfg["qk_rope_head_dim"] if mla else cfg.get("head_dim") or cfg["hidden_size"] // heads
+    head = (
+        cfg["kv_lora_rank"] + cfg["qk_rope_head_dim"]
+        if mla
+        else cfg.get("head_dim") or cfg["hidden_size"] // heads
+    )
     stage0 = pp_partition(n_layers, pp)[0]
     model_config = NS(
         hf_config=hf,
