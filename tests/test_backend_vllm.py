@@ -85,7 +85,8 @@ def test_parse_request_output_counts_tokens_and_averages_logprobs():
     assert [c.logprob for c in r.completions] == [-1.5, -1.0]
     assert [c.finish_reason for c in r.completions] == ["stop", "length"]
     assert r.prompt_tokens == 4 and r.latency_s == 0.7 and r.kv_bytes_peak == 1e6
-    assert r.ttft_s == 0.5 and r.extra["engine_e2e_s"] == 3.0 and r.extra["k"] == 1
+    assert r.ttft_s == 1.0 and r.extra["engine_prefill_s"] == 0.5  # TTFT counts the queue
+    assert r.extra["engine_e2e_s"] == 3.0 and r.extra["k"] == 1
     assert r.extra["cached_prompt_tokens"] == 3
 
 

@@ -12,8 +12,8 @@ How vLLM lays the cache out
   ``H_kv,rank = max(1, H_kv // TP)``; MLA (DeepSeek) stores one latent plus the rope key,
   ``(kv_lora_rank + qk_rope_head_dim) * b``, on every tensor-parallel rank (no factor 2, no
   sharding). ``b`` is the cache dtype's element size: the model dtype for ``auto``, 1 for the
-  fp8 variants; ``*_per_token_head`` caches add a float32 scale per K and V side (Triton and
-  MLA backends), NVFP4 packs ``d/2`` data + ``d/16`` fp8 scale bytes per head and side, and
+  fp8 variants; ``*_per_token_head`` caches add two float32 scales per token and head (K and
+  V; MLA packs two after its latent too: Triton and MLA backends), NVFP4 packs ``d/2`` data + ``d/16`` fp8 scale bytes per head and side, and
   ``fp8_ds_mla`` / ``nvfp4_ds_mla`` use fixed 656 / 352 bytes per token.
 * **Groups**: layers of one attention type form a group; with several types (sliding window
   and full attention: Gemma-3, gpt-oss) each type's layers are split into groups of
@@ -52,7 +52,7 @@ __all__ = [
 
 _FP8 = ("fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc")
 _HALF = ("float16", "bfloat16", "half")
-_SCALE_BYTES = 4  # one float32 scale per K and per V side (per token and head)
+_SCALE_BYTES = 4  # a float32 scale (per-token-head caches store two per token and head)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -100,8 +100,7 @@ def kv_token_bytes(
     elif dtype in ("int8_per_token_head", "fp8_per_token_head", "int4_per_token_head"):
         if dtype == "int4_per_token_head":
             hk, hv = hk // 2, hv // 2
-        sides = 1 if mla else 2
-        return heads * ((hk + hv) + sides * _SCALE_BYTES)
+        return heads * ((hk + hv) + 2 * _SCALE_BYTES)  # MLA's single latent also packs 2 scales
     elif dtype.startswith("nvfp4") and not mla and hk == hv:
         return heads * 2 * (hk // 2 + hk // 16)
     else:

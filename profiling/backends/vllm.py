@@ -162,15 +162,16 @@ def engine_timing(metrics: Any) -> dict[str, float]:
     """Per-request engine timings (seconds) from ``RequestOutput.metrics``, where present.
 
     Reads V1 ``RequestStateStats`` (``first_token_latency``: front-end time from arrival to the
-    first token; ``queued_ts``, ``scheduled_ts``, ``first_token_ts``, ``last_token_ts``:
-    engine-core monotonic clock) or V0 ``RequestMetrics`` (``arrival_time``,
-    ``first_token_time``, ``last_token_time``).
+    first token, vLLM's TTFT; ``queued_ts``, ``scheduled_ts``, ``first_token_ts``,
+    ``last_token_ts``: engine-core monotonic clock, giving the queue and prefill times and, when
+    ``first_token_latency`` is unset, TTFT from the queue) or V0 ``RequestMetrics``
+    (``arrival_time``, ``first_token_time``, ``last_token_time``).
 
     Examples
     --------
     >>> from types import SimpleNamespace as NS
     >>> engine_timing(NS(queued_ts=1.0, scheduled_ts=1.5, first_token_ts=2.0, last_token_ts=4.0))
-    {'engine_ttft_s': 0.5, 'engine_e2e_s': 3.0, 'engine_queued_s': 0.5}
+    {'engine_ttft_s': 1.0, 'engine_e2e_s': 3.0, 'engine_queued_s': 0.5, 'engine_prefill_s': 0.5}
     """
     if metrics is None:
         return {}
@@ -185,12 +186,14 @@ def engine_timing(metrics: Any) -> dict[str, float]:
     )
     if get("first_token_latency") is not None:
         out["engine_ttft_s"] = get("first_token_latency")  # type: ignore[assignment]
-    elif first is not None and scheduled is not None:
-        out["engine_ttft_s"] = first - scheduled
+    elif first is not None and queued is not None:
+        out["engine_ttft_s"] = first - queued
     if last is not None and queued is not None:
         out["engine_e2e_s"] = last - queued
     if scheduled is not None and queued is not None:
         out["engine_queued_s"] = scheduled - queued
+    if first is not None and scheduled is not None:
+        out["engine_prefill_s"] = first - scheduled
     arrival, first0, last0 = (get(k) for k in ("arrival_time", "first_token_time", "last_token_time"))
     if not out and arrival is not None:
         if first0 is not None:
