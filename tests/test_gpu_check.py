@@ -39,6 +39,8 @@ class StandInLLM:
 
         self.kwargs = kwargs
         cfg = json.loads((Path(model) / "config.json").read_text())
+        if kwargs.get("max_model_len", 0) > cfg["max_position_embeddings"]:  # as vLLM refuses it
+            raise ValueError(f"max_model_len {kwargs['max_model_len']} > {cfg['max_position_embeddings']}")
         config = engine_config(cfg, num_gpu_blocks=200, kv_cache_size_tokens=None)
         config.model_config.max_model_len = cfg["max_position_embeddings"]
         config.cache_config.kv_cache_size_tokens = 200 * 256 // 16

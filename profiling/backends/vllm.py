@@ -458,7 +458,12 @@ class VLLMBackend(Backend):
         if errors:
             kind = type(errors[0]) if len(errors) == 1 else ValueError
             raise kind("; ".join(str(e) for e in errors) + " (nothing was submitted to vLLM)")
-        reset = self.llm.reset_prefix_cache() if self.reset_prefix_cache else None
+        reset = None
+        if self.reset_prefix_cache:
+            try:
+                reset = bool(self.llm.reset_prefix_cache())  # False: requests still held blocks
+            except AttributeError:  # an engine without prefix-cache control
+                reset = None
         peak: list[Any] = [None, 0]  # peak fraction, polls
         stop = threading.Event()
         sampler = None
