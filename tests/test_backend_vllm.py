@@ -14,6 +14,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
+import profiling.backends._vllm_io as vio
 import profiling.backends.vllm as vb
 from planner.costs import ModelSpec
 from profiling.backends import GenerationRequest, load_backend
@@ -23,6 +24,7 @@ from tests.vllm_helpers import DEEPSEEK_V3, HYBRID_5_TO_1, LLAMA_70B, engine_con
 
 def test_doctests():
     assert doctest.testmod(vb).failed == 0
+    assert doctest.testmod(vio).failed == 0 and doctest.testmod(vio).attempted > 10
 
 
 def test_sampling_params_carry_every_request_field():

@@ -71,7 +71,7 @@ def test_sampling_params_accept_every_request_the_backend_builds(request_):
 
 
 def test_vllm_rejects_greedy_with_several_samples_and_the_backend_maps_its_error():
-    errors = vb._validation_errors(vllm)
+    errors = vb.validation_errors(vllm)
     with pytest.raises(errors, match="greedy"):
         SamplingParams(n=8, temperature=0.0)  # what the old backend sent
     with pytest.raises(errors):
@@ -112,7 +112,7 @@ def test_prompt_length_rule_matches_vllms_input_processor():
     backend = object.__new__(vb.VLLMBackend)
     backend.tokenizer = NS(encode=lambda text, add_special_tokens: [ord(c) for c in text])
     backend.chat, backend.max_model_len, backend._vllm = False, 8, vllm
-    backend._errors = vb._validation_errors(vllm)
+    backend._errors = vb.validation_errors(vllm)
     for length in range(0, 11):
         try:
             InputProcessor._validate_prompt_len(proc, length, "decoder")
