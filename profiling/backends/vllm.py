@@ -50,9 +50,10 @@ import time
 import warnings
 from typing import Any
 
+from . import _vllm_io
 from ._base import Backend, GenerationRequest, GenerationResult
 from ._checks import check_request
-from ._vllm_io import (
+from ._vllm_io import (  # noqa: F401 - re-exported: the backend's request/response helpers
     FINISH_REASONS,
     GREEDY_TEMPERATURE,
     KV_GAUGES,
@@ -68,22 +69,7 @@ from ._vllm_io import (
 )
 from ._vllm_kv import KVCacheLayout, kv_layout_from_vllm_config
 
-__all__ = [
-    "VLLMBackend",
-    "KV_SOURCE",
-    "KV_GAUGES",
-    "FINISH_REASONS",
-    "GREEDY_TEMPERATURE",
-    "sampling_params_kwargs",
-    "prompt_token_ids",
-    "parse_request_output",
-    "engine_timing",
-    "kv_usage_fraction",
-    "proportional_shares",
-    "model_runner_version",
-    "validation_errors",
-    "is_greedy",
-]
+__all__ = ["VLLMBackend", "KV_SOURCE", *_vllm_io.__all__]
 
 KV_SOURCE = (
     "vllm-kv-usage-gauge peak (polled; a lower bound: set once per engine step after finished "
