@@ -359,6 +359,7 @@ def test_kv_is_none_with_a_reason_when_blocks_are_unknown(fake_vllm):
 
 def test_generate_after_close_says_so(fake_vllm):
     b = vb.VLLMBackend("m")
+    assert b.generate([]) == [] and FakeLLM.calls == []
     b.close()
     with pytest.raises(RuntimeError, match="after close"):
         b.generate([GenerationRequest("1")])

@@ -201,6 +201,8 @@ class VLLMBackend(Backend):
         """All requests in one ``LLM.generate`` call; one result per request, in order."""
         if self.llm is None:
             raise RuntimeError("VLLMBackend.generate called after close()")
+        if not requests:
+            return []
         prompts, params, errors = [], [], []
         for i, request in enumerate(requests):
             try:
