@@ -12,6 +12,7 @@ when vLLM is absent (``TTC_VLLM_CONFORMANCE=1`` turns the skip into a failure)."
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
@@ -281,10 +282,10 @@ def test_nvfp4_packing_matches_vllms_layout_function():
     ids=lambda k: f"{k.count('full')}full-{k.count('sliding')}sw",
 )
 def test_hybrid_grouping_matches_vllm(kinds):
-    from vllm.v1.core.kv_cache_planning import (
-        _get_kv_cache_bytes_per_block,
-        _get_kv_cache_groups_uniform_page_size,
-    )
+    try:
+        planning = importlib.import_module("vllm.v1.core.kv_cache_planning")
+    except ModuleNotFoundError:  # vLLM < 0.33 kept the grouping in kv_cache_utils
+        planning = importlib.import_module("vllm.v1.core.kv_cache_utils")
     from vllm.v1.kv_cache_interface import FullAttentionSpec, SlidingWindowSpec
     from vllm.v1.kv_cache_layout import KVCacheLayout
 
@@ -295,11 +296,11 @@ def test_hybrid_grouping_matches_vllm(kinds):
         else FullAttentionSpec(**common)
         for i, k in enumerate(kinds)
     }
-    groups = _get_kv_cache_groups_uniform_page_size(specs)
+    groups = planning._get_kv_cache_groups_uniform_page_size(specs)
     theirs = sorted(tuple(int(name.split(".")[1]) for name in g.layer_names) for g in groups)
     layout = kv_layout(kinds, block_size=16, token_bytes=4 * 256 * 2, sliding_window=512)
     assert sorted(layers for _, _, layers in layout.groups) == theirs
-    per_block = _get_kv_cache_bytes_per_block(groups, KVCacheLayout.LBHNC)
+    per_block = planning._get_kv_cache_bytes_per_block(groups, KVCacheLayout.LBHNC)
     assert layout.block_bytes == per_block
 
 
