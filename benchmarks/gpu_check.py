@@ -242,8 +242,7 @@ def vllm_section(
     import transformers
     import vllm
 
-    from profiling.backends._vllm_kv import pool_blocks_expected
-    from profiling.backends.vllm import VLLMBackend
+    from profiling.backends.vllm import VLLMBackend, pool_blocks_expected
 
     os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")  # for the worker-side KV probe
     common = dict(gpu_memory_utilization=args.vllm_memory, enforce_eager=True)

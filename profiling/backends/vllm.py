@@ -50,7 +50,7 @@ import time
 import warnings
 from typing import Any
 
-from . import _vllm_io
+from . import _vllm_io, _vllm_kv
 from ._base import Backend, GenerationRequest, GenerationResult
 from ._checks import check_request
 from ._vllm_io import (  # noqa: F401 - re-exported: the backend's request/response helpers
@@ -67,9 +67,10 @@ from ._vllm_io import (  # noqa: F401 - re-exported: the backend's request/respo
     sampling_params_kwargs,
     validation_errors,
 )
+from ._vllm_kv import *  # noqa: F403  the KV layout arithmetic is part of this backend's public surface
 from ._vllm_kv import KVCacheLayout, kv_layout_from_vllm_config
 
-__all__ = ["VLLMBackend", "KV_SOURCE", *_vllm_io.__all__]
+__all__ = ["VLLMBackend", "KV_SOURCE", *_vllm_io.__all__, *_vllm_kv.__all__]
 
 KV_SOURCE = (
     "vllm-kv-usage-gauge peak (polled; a lower bound: set once per engine step after finished "
