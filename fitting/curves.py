@@ -39,6 +39,7 @@ in the accuracy), for a k-subset of a pool:
 from __future__ import annotations
 
 import json
+import warnings
 import zlib
 from collections.abc import Sequence
 
@@ -46,12 +47,16 @@ import numpy as np
 import pandas as pd
 
 from . import schema as S
-from ._majority import majority_all_k
+from ._majority import EXACT_WORK_LIMIT, MAX_EXACT_POOL, exact_work, majority_all_k, majority_monte_carlo
 from .estimators import _best_of_levels, pass_at_k, weighted_vote_at_k
 
 __all__ = [
+    "DataWarning",
     "curves_from_samples",
     "per_question_curves",
+    "pass_at_k_table",
+    "k_grid",
+    "POOL_POLICIES",
     "difficulty_bins",
     "assign_difficulty",
     "SINGLE_POINT_KNOBS",
@@ -77,6 +82,15 @@ SINGLE_POINT_KNOBS: dict[str, str | None] = {
     "refine": "rounds",
     "budget": "tokens",
 }
+#: uneven pools: "common" = every k <= the smallest pool, all questions at every k;
+#: "available" = every k <= the largest pool, each k averaged over the questions with n_i >= k
+POOL_POLICIES = ("common", "available")
+#: every k up to this is on a curve; beyond it k is log-spaced (:func:`k_grid`)
+DENSE_K_MAX = 512
+#: log-spaced k values per decade beyond :data:`DENSE_K_MAX`
+K_PER_DECADE = 32
+#: Monte Carlo draws per k and question of majority@k where the exact method is too slow
+MAJORITY_DRAWS = 1000
 #: the column order of the curves table
 CURVE_COLUMNS = (
     *S.GROUP_KEYS,
@@ -89,6 +103,8 @@ CURVE_COLUMNS = (
     S.MC_SE,
     S.N_QUESTIONS,
     S.POOL_SIZE,
+    S.ESTIMATOR,
+    S.POOL_POLICY,
     S.SCORE_SOURCE,
     S.MEAN_PROMPT_TOKENS,
     S.MEAN_COMPLETION_TOKENS,
@@ -99,6 +115,100 @@ CURVE_COLUMNS = (
 )
 
 _CORRECT = ("<the correct answer>",)  # vote key of correct samples: a tuple never equals a string answer
+_NEEDS_ANSWERS = (MAJORITY, WEIGHTED)
+
+
+class DataWarning(UserWarning):
+    """The data lack what an estimator needs (answers, rewards) or a curve was cut short by an
+    uneven pool: the curve was not produced, or is shorter, and the message says why."""
+
+
+def k_grid(k_max: int, dense: int = DENSE_K_MAX, per_decade: int = K_PER_DECADE) -> np.ndarray:
+    """The k values of a curve: every k up to ``dense``, then ``per_decade`` log-spaced
+    integers per decade up to ``k_max`` (always included).
+
+    Examples
+    --------
+    >>> k_grid(5).tolist()
+    [1, 2, 3, 4, 5]
+    >>> g = k_grid(10_000, dense=4, per_decade=2); g.tolist()
+    [1, 2, 3, 4, 13, 40, 126, 398, 1259, 3981, 10000]
+    """
+    k_max = int(k_max)
+    if k_max < 1:
+        raise ValueError(f"k_grid: k_max must be >= 1, got {k_max}")
+    low = np.arange(1, min(dense, k_max) + 1)
+    if k_max <= dense:
+        return low
+    n_log = int(np.ceil(per_decade * np.log10(k_max / dense)))
+    high = np.round(np.logspace(np.log10(dense), np.log10(k_max), n_log + 1)).astype(np.int64)
+    return np.unique(np.concatenate([low, high[high > dense], [k_max]]))
+
+
+def pass_at_k_table(n, c, ks) -> np.ndarray:
+    """Unbiased pass@k of each question (rows) at each k (columns); NaN where k > n_i.
+
+    Questions are grouped by pool size, so uneven pools cost one :func:`pass_at_k` call per
+    distinct size.
+
+    Examples
+    --------
+    >>> pass_at_k_table([2, 4], [1, 1], [1, 2, 3]).round(3).tolist()
+    [[0.5, 1.0, nan], [0.25, 0.5, 0.75]]
+    """
+    n = np.asarray(n, dtype=np.int64)
+    c = np.asarray(c, dtype=np.int64)
+    ks = np.asarray(ks, dtype=np.int64)
+    out = np.full((len(n), len(ks)), np.nan)
+    for size in np.unique(n):
+        rows = np.flatnonzero(n == size)
+        cols = np.flatnonzero(ks <= size)
+        if cols.size:
+            out[np.ix_(rows, cols)] = pass_at_k(n[rows], c[rows], ks[cols]).reshape(len(rows), len(cols))
+    return out
+
+
+class _Notes:
+    """What a curves call left out or cut short, emitted as one :class:`DataWarning` per kind."""
+
+    def __init__(self) -> None:
+        self.no_answers: list[str] = []
+        self.cut: list[str] = []
+        self.thin: list[str] = []
+
+    def emit(self, n_groups: int, stacklevel: int = 3) -> None:
+        if self.no_answers:
+            where = "this data" if len(self.no_answers) == n_groups else _few(self.no_answers)
+            warnings.warn(
+                f"majority@k and weighted@k need extracted answers; none in {where}", DataWarning, stacklevel
+            )
+        if self.cut:
+            warnings.warn(
+                f"uneven pools: pool curves stop at the smallest pool of their group ({_few(self.cut)}); "
+                "pool_policy='available' (ttc fit --pools available) extends them with the questions "
+                "whose pools are large enough",
+                DataWarning,
+                stacklevel,
+            )
+        if self.thin:
+            warnings.warn(
+                f"uneven pools: beyond the smallest pool, fewer questions back each k ({_few(self.thin)}); "
+                "see n_questions per k",
+                DataWarning,
+                stacklevel,
+            )
+
+
+def _few(items: list[str], shown: int = 3) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return "; ".join(items[:shown]) + more
+
+
+def _label(base: dict) -> str:
+    parts = [str(base[S.MODEL]), str(base[S.STRATEGY])]
+    if str(base[S.DIFFICULTY]) != "all":
+        parts.append(f"difficulty {base[S.DIFFICULTY]}")
+    return "/".join(parts)
 
 
 def curves_from_samples(
@@ -109,6 +219,7 @@ def curves_from_samples(
     level: float = 0.95,
     seed: int = 0,
     weighted_draws: int = 500,
+    pool_policy: str = "common",
 ) -> pd.DataFrame:
     """Accuracy and cost curves of every (model, strategy, config, difficulty) group.
 
@@ -129,10 +240,27 @@ def curves_from_samples(
         so results do not depend on which other groups are in the table).
     weighted_draws : int
         Monte Carlo draws per question for ``weighted@k`` where enumeration is too large.
+    pool_policy : {"common", "available"}
+        Uneven pools (questions with different pool sizes n_i): "common" stops every pool
+        curve at the smallest pool, so each k is backed by every question; "available"
+        runs to the largest pool and averages each k over the questions with n_i >= k
+        (``n_questions`` says how many). Either way a :class:`DataWarning` says when a
+        curve was cut short or thinned, and the ``pool_policy`` column records the policy.
 
     Returns
     -------
-    DataFrame with columns :data:`CURVE_COLUMNS`, one row per (group, metric, k).
+    DataFrame with columns :data:`CURVE_COLUMNS`, one row per (group, metric, k). k runs
+    over :func:`k_grid` (every k up to :data:`DENSE_K_MAX`, then log-spaced). ``estimator``
+    says how each accuracy was estimated: "unbiased" (pass@k), "exact" (majority@k,
+    best_of@k, weighted@k by enumeration), "monte_carlo" (with its standard error in
+    ``mc_se``; majority@k of pools too large for the exact method, weighted@k of large
+    subsets) or "mean" (one execution per question).
+
+    Warns
+    -----
+    DataWarning
+        Once per call for groups without answers (no majority@k or weighted@k: they need
+        extracted answers) and once for curves cut short by uneven pools.
 
     Examples
     --------
@@ -145,28 +273,50 @@ def curves_from_samples(
     [['pass@k', 1, 0.5], ['pass@k', 2, 0.8333], ['pass@k', 3, 1.0], ['majority@k', 1, 0.5], \
 ['majority@k', 2, 0.5], ['majority@k', 3, 0.5]]
     """
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
-        raise ValueError(f"curves_from_samples: unknown metric(s) {bad}; valid: {list(METRICS)}")
+    _check_args(metrics, pool_policy)
     if not 0 < level < 1:
         raise ValueError(f"curves_from_samples: level must be in (0, 1), got {level}")
     df = _validated(samples_df)
     rows: list[dict] = []
-    for key, group in df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
+    notes = _Notes()
+    groups = df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False)
+    for key, group in groups:
         base = dict(zip(S.GROUP_KEYS, key, strict=True))
         gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
-        for metric, per_q, ks, extra in _group_curves(group, base, metrics, gseed, weighted_draws):
+        for metric, per_q, ks, extra in _group_curves(
+            group, base, metrics, gseed, weighted_draws, pool_policy, notes
+        ):
             rows += _summarize(base, metric, per_q, ks, extra, n_boot, level, np.random.default_rng(gseed))
+    notes.emit(groups.ngroups)
+    return _curves_frame(rows)
+
+
+def _curves_frame(rows: list[dict]) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
     return out.astype({S.K: "int64", S.N_QUESTIONS: "int64", S.POOL_SIZE: "int64"})
 
 
+def _check_args(metrics, pool_policy: str) -> None:
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ValueError(f"unknown metric(s) {bad}; valid: {list(METRICS)}")
+    if pool_policy not in POOL_POLICIES:
+        raise ValueError(f"pool_policy must be one of {list(POOL_POLICIES)}, got {pool_policy!r}")
+
+
 def per_question_curves(
-    samples_df: pd.DataFrame, *, metrics: Sequence[str] = METRICS, seed: int = 0, weighted_draws: int = 500
+    samples_df: pd.DataFrame,
+    *,
+    metrics: Sequence[str] = METRICS,
+    seed: int = 0,
+    weighted_draws: int = 500,
+    pool_policy: str = "common",
 ) -> dict[tuple[str, ...], pd.DataFrame]:
     """Each question's expected accuracy at every k, per group and metric.
 
-    The input of :func:`fitting.bootstrap_questions` (rows questions, columns k).
+    The input of :func:`fitting.bootstrap_questions` (rows questions, columns k; NaN where
+    a question's pool is smaller than k under ``pool_policy="available"``). Warnings are
+    those of :func:`curves_from_samples`, which is where they are emitted.
 
     Returns
     -------
@@ -174,12 +324,15 @@ def per_question_curves(
         ``(model, strategy, config, difficulty, metric) -> DataFrame`` indexed by
         ``question_id`` with one column per k.
     """
+    _check_args(metrics, pool_policy)
     df = _validated(samples_df)
     out = {}
     for key, group in df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
         base = dict(zip(S.GROUP_KEYS, key, strict=True))
         gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
-        for metric, per_q, ks, extra in _group_curves(group, base, metrics, gseed, weighted_draws):
+        for metric, per_q, ks, extra in _group_curves(
+            group, base, metrics, gseed, weighted_draws, pool_policy, _Notes()
+        ):
             frame = pd.DataFrame(per_q, index=pd.Index(extra["questions"], name=S.QUESTION_ID), columns=ks)
             out[(*map(str, key), metric)] = frame
     return out
@@ -197,7 +350,7 @@ def _validated(samples_df: pd.DataFrame) -> pd.DataFrame:
 # ---- one group ---------------------------------------------------------------------------------
 
 
-def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draws):
+def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draws, policy: str, notes: _Notes):
     """Yield (metric, per-question matrix (Q, K), ks, extra) for one group."""
     strategy = str(base[S.STRATEGY])
     by_q = group.groupby(S.QUESTION_ID, sort=True).indices
@@ -213,25 +366,28 @@ def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draw
         knob, k = _single_point_k(strategy, str(base[S.CONFIG]), base)
         per_q = np.array([[correct[by_q[q]].mean()] for q in questions])
         cost = _cost_columns(costs, by_q, questions, np.array([1]), pooled=False)
-        yield ACCURACY_METRIC, per_q, np.array([k]), _extra(questions, knob, int(sizes.min()), cost)
+        yield ACCURACY_METRIC, per_q, np.array([k]), _extra(questions, knob, int(sizes.min()), cost, "mean", None)
         return
-    k_max = int(sizes.min())
-    ks = np.arange(1, k_max + 1)
+    ks = _pool_ks(sizes, policy, base, notes)
     cost = _cost_columns(costs, by_q, questions, ks, pooled=True)
     answers = group[S.ANSWER].to_numpy(dtype=object, na_value=None)
     refs = group[S.REFERENCE].to_numpy(dtype=object, na_value=None)
     reward = _floats(group, S.REWARD)
     logprob = _floats(group, S.LOGPROB)
+    has_answers = any(a is not None for a in answers)
+    if not has_answers and any(m in metrics for m in _NEEDS_ANSWERS):
+        notes.no_answers.append(_label(base))
+    pool_size = int(sizes.min())
     for metric in METRICS:
-        if metric not in metrics:
+        if metric not in metrics or (metric in _NEEDS_ANSWERS and not has_answers):
             continue
-        source, mc_se = None, 0.0
+        source, mc_se, estimator = None, 0.0, "exact"
         if metric == PASS:
-            per_q = pass_at_k(sizes, [int(correct[by_q[q]].sum()) for q in questions], ks)
+            per_q = pass_at_k_table(sizes, [int(correct[by_q[q]].sum()) for q in questions], ks)
+            estimator = "unbiased"
         elif metric == MAJORITY:
-            per_q = np.stack(
-                [majority_all_k(*_vote_counts(answers, refs, correct, by_q[q]))[:k_max] for q in questions]
-            )
+            per_q, se, mc = _majority(answers, refs, correct, by_q, questions, ks, gseed)
+            estimator, mc_se = _mc_label(mc), _combined_se(se, per_q)
         elif metric == BEST_OF:
             source = (
                 S.REWARD if np.isfinite(reward).any() else S.LOGPROB if np.isfinite(logprob).any() else None
@@ -239,22 +395,81 @@ def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draw
             if source is None:
                 continue
             score = reward if source == S.REWARD else logprob
-            per_q = np.stack([_best_of_levels(score[by_q[q]], correct[by_q[q]], ks) for q in questions])
+            per_q = _per_question(by_q, questions, ks, lambda idx, kq: _best_of_levels(score[idx], correct[idx], kq))
         else:
             if not np.isfinite(reward).any():
                 continue
             source = S.REWARD
-            per_q, se = _weighted(answers, refs, correct, reward, by_q, questions, ks, gseed, weighted_draws)
-            mc_se = np.sqrt((se**2).sum(axis=0)) / len(questions)
-        yield metric, per_q, ks, _extra(questions, "samples", k_max, cost, source, mc_se)
+            per_q, se, mc = _weighted(answers, refs, correct, reward, by_q, questions, ks, gseed, weighted_draws)
+            estimator, mc_se = _mc_label(mc), _combined_se(se, per_q)
+        yield metric, per_q, ks, _extra(questions, "samples", pool_size, cost, estimator, policy, source, mc_se)
 
 
-def _extra(questions, knob, pool_size, cost, source=None, mc_se=0.0) -> dict:
+def _pool_ks(sizes: np.ndarray, policy: str, base: dict, notes: _Notes) -> np.ndarray:
+    """The k grid of a pool group under the uneven-pool policy (notes what was cut or thinned)."""
+    n_min, n_max = int(sizes.min()), int(sizes.max())
+    if n_min < n_max:
+        larger = int(np.count_nonzero(sizes > n_min))
+        what = f"{_label(base)}: pools of {n_min}-{n_max} samples"
+        if policy == "common":
+            notes.cut.append(f"{what}, cut at k = {n_min}; {larger} of {len(sizes)} questions have more")
+        else:
+            notes.thin.append(f"{what}, k > {n_min} backed by {larger} of {len(sizes)} questions or fewer")
+    return k_grid(n_min if policy == "common" else n_max)
+
+
+def _per_question(by_q, questions, ks, fn) -> np.ndarray:
+    """Rows of ``fn(indices, ks <= n_i)`` per question, NaN where k exceeds the question's pool."""
+    out = np.full((len(questions), len(ks)), np.nan)
+    for j, q in enumerate(questions):
+        idx = by_q[q]
+        kq = ks[ks <= len(idx)]
+        out[j, : len(kq)] = fn(idx, kq)
+    return out
+
+
+def _combined_se(se: np.ndarray, per_q: np.ndarray) -> np.ndarray:
+    """Monte Carlo standard error of the mean over questions at each k (independent draws)."""
+    valid = np.isfinite(per_q)
+    return np.sqrt((np.where(valid, se, 0.0) ** 2).sum(axis=0)) / np.maximum(valid.sum(axis=0), 1)
+
+
+def _mc_label(mc: np.ndarray) -> np.ndarray:
+    """The estimator at each k: "monte_carlo" if any question was sampled there, else "exact"."""
+    return np.where(mc.any(axis=0), "monte_carlo", "exact")
+
+
+def _majority(answers, refs, correct, by_q, questions, ks, gseed):
+    """Per-question majority@k: exact where affordable, else seeded Monte Carlo.
+
+    Returns (values, standard errors, Monte Carlo flags), each (questions, k).
+    """
+    per_q = np.full((len(questions), len(ks)), np.nan)
+    se = np.zeros_like(per_q)
+    mc = np.zeros(per_q.shape, dtype=bool)
+    for j, q in enumerate(questions):
+        idx = by_q[q]
+        c0, rivals, n_abstain = _vote_counts(answers, refs, correct, idx)
+        kq = ks[ks <= len(idx)]
+        if len(idx) <= MAX_EXACT_POOL and exact_work(c0, rivals, n_abstain) <= EXACT_WORK_LIMIT:
+            per_q[j, : len(kq)] = majority_all_k(c0, rivals, n_abstain)[kq - 1]
+        else:
+            rng = np.random.default_rng(zlib.crc32(f"{gseed}/majority/{q}".encode()))
+            per_q[j, : len(kq)], se[j, : len(kq)] = majority_monte_carlo(
+                c0, rivals, n_abstain, kq, MAJORITY_DRAWS, rng
+            )
+            mc[j, : len(kq)] = c0 > 0  # no correct sample: exactly 0, nothing was sampled
+    return per_q, se, mc
+
+
+def _extra(questions, knob, pool_size, cost, estimator, policy, source=None, mc_se=0.0) -> dict:
     return {
         "questions": questions,
         "knob": knob,
         "pool_size": pool_size,
         "cost": cost,
+        "estimator": estimator,
+        "policy": policy,
         "source": source,
         "mc_se": mc_se,
     }
@@ -307,16 +522,19 @@ def _vote_keys(answers, refs, correct, idx) -> list:
 
 
 def _weighted(answers, refs, correct, reward, by_q, questions, ks, gseed, draws):
-    per_q = np.zeros((len(questions), len(ks)))
+    per_q = np.full((len(questions), len(ks)), np.nan)
     se = np.zeros_like(per_q)
+    mc = np.zeros(per_q.shape, dtype=bool)
     for j, q in enumerate(questions):
         idx = by_q[q]
+        kq = ks[ks <= len(idx)]
         keys = _vote_keys(answers, refs, correct, idx)
         w = np.nan_to_num(reward[idx], nan=0.0)  # a sample without a reward adds nothing to its answer
         qseed = zlib.crc32(f"{gseed}/{q}".encode())
-        est = weighted_vote_at_k(keys, w, _CORRECT, ks, n_draws=draws, seed=qseed)
-        per_q[j], se[j] = est.mean, est.se
-    return per_q, se
+        est = weighted_vote_at_k(keys, w, _CORRECT, kq, n_draws=draws, seed=qseed)
+        per_q[j, : len(kq)], se[j, : len(kq)] = est.mean, est.se
+        mc[j, : len(kq)] = ~np.asarray(est.exact)
+    return per_q, se, mc
 
 
 def _floats(group: pd.DataFrame, col: str) -> np.ndarray:
@@ -359,13 +577,17 @@ def _cost_columns(costs, by_q, questions, ks, pooled: bool) -> dict[str, np.ndar
 
 def _summarize(base, metric, per_q, ks, extra, n_boot, level, rng) -> list[dict]:
     q = per_q.shape[0]
-    point = per_q.mean(axis=0)
+    valid = np.isfinite(per_q)
+    filled = np.where(valid, per_q, 0.0)
+    n_valid = valid.sum(axis=0)
+    point = filled.sum(axis=0) / np.maximum(n_valid, 1)
     if n_boot > 0:
         counts = rng.multinomial(q, np.full(q, 1.0 / q), size=n_boot)  # (n_boot, q) question weights
-        boot = counts @ per_q / q  # (n_boot, K)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot = (counts @ filled) / (counts @ valid)  # (n_boot, K); NaN where no drawn question covers k
         alpha = (1.0 - level) / 2.0
-        lo = np.quantile(boot, alpha, axis=0, method="lower")
-        hi = np.quantile(boot, 1.0 - alpha, axis=0, method="higher")
+        lo = np.nanquantile(boot, alpha, axis=0, method="lower")
+        hi = np.nanquantile(boot, 1.0 - alpha, axis=0, method="higher")
     else:
         lo = hi = np.full(len(ks), np.nan)
     mc_se = np.broadcast_to(np.asarray(extra["mc_se"], dtype=float), point.shape)
@@ -374,7 +596,11 @@ def _summarize(base, metric, per_q, ks, extra, n_boot, level, rng) -> list[dict]
         row = dict(base)
         row.update({S.METRIC: metric, S.K: k, S.KNOB: extra["knob"], S.ACCURACY: float(point[j])})
         row.update({S.ACCURACY_LO: float(lo[j]), S.ACCURACY_HI: float(hi[j]), S.MC_SE: float(mc_se[j])})
-        row.update({S.N_QUESTIONS: q, S.POOL_SIZE: extra["pool_size"], S.SCORE_SOURCE: extra["source"]})
+        row.update({S.N_QUESTIONS: int(n_valid[j]), S.POOL_SIZE: extra["pool_size"]})
+        estimator = extra["estimator"]
+        estimator = estimator if isinstance(estimator, str) else str(estimator[j])
+        row.update({S.ESTIMATOR: estimator, S.POOL_POLICY: extra["policy"]})
+        row.update({S.SCORE_SOURCE: extra["source"]})
         row.update({c: float(v[j]) for c, v in extra["cost"].items()})
         rows.append(row)
     return rows
