@@ -350,7 +350,9 @@ def _validated(samples_df: pd.DataFrame) -> pd.DataFrame:
 # ---- one group ---------------------------------------------------------------------------------
 
 
-def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draws, policy: str, notes: _Notes):
+def _group_curves(
+    group: pd.DataFrame, base: dict, metrics, gseed, weighted_draws, policy: str, notes: _Notes
+):
     """Yield (metric, per-question matrix (Q, K), ks, extra) for one group."""
     strategy = str(base[S.STRATEGY])
     by_q = group.groupby(S.QUESTION_ID, sort=True).indices
@@ -366,7 +368,8 @@ def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draw
         knob, k = _single_point_k(strategy, str(base[S.CONFIG]), base)
         per_q = np.array([[correct[by_q[q]].mean()] for q in questions])
         cost = _cost_columns(costs, by_q, questions, np.array([1]), pooled=False)
-        yield ACCURACY_METRIC, per_q, np.array([k]), _extra(questions, knob, int(sizes.min()), cost, "mean", None)
+        extra = _extra(questions, knob, int(sizes.min()), cost, "mean", None)
+        yield ACCURACY_METRIC, per_q, np.array([k]), extra
         return
     ks = _pool_ks(sizes, policy, base, notes)
     cost = _cost_columns(costs, by_q, questions, ks, pooled=True)
@@ -395,14 +398,17 @@ def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draw
             if source is None:
                 continue
             score = reward if source == S.REWARD else logprob
-            per_q = _per_question(by_q, questions, ks, lambda idx, kq: _best_of_levels(score[idx], correct[idx], kq))
+            per_q = _per_question(by_q, questions, ks, score, correct)
         else:
             if not np.isfinite(reward).any():
                 continue
             source = S.REWARD
-            per_q, se, mc = _weighted(answers, refs, correct, reward, by_q, questions, ks, gseed, weighted_draws)
+            per_q, se, mc = _weighted(
+                answers, refs, correct, reward, by_q, questions, ks, gseed, weighted_draws
+            )
             estimator, mc_se = _mc_label(mc), _combined_se(se, per_q)
-        yield metric, per_q, ks, _extra(questions, "samples", pool_size, cost, estimator, policy, source, mc_se)
+        extra = _extra(questions, "samples", pool_size, cost, estimator, policy, source, mc_se)
+        yield metric, per_q, ks, extra
 
 
 def _pool_ks(sizes: np.ndarray, policy: str, base: dict, notes: _Notes) -> np.ndarray:
@@ -418,13 +424,13 @@ def _pool_ks(sizes: np.ndarray, policy: str, base: dict, notes: _Notes) -> np.nd
     return k_grid(n_min if policy == "common" else n_max)
 
 
-def _per_question(by_q, questions, ks, fn) -> np.ndarray:
-    """Rows of ``fn(indices, ks <= n_i)`` per question, NaN where k exceeds the question's pool."""
+def _per_question(by_q, questions, ks, score, correct) -> np.ndarray:
+    """Best-of-k per question (rows), NaN where k exceeds the question's pool."""
     out = np.full((len(questions), len(ks)), np.nan)
     for j, q in enumerate(questions):
         idx = by_q[q]
         kq = ks[ks <= len(idx)]
-        out[j, : len(kq)] = fn(idx, kq)
+        out[j, : len(kq)] = _best_of_levels(score[idx], correct[idx], kq)
     return out
 
 

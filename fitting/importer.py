@@ -289,8 +289,8 @@ def _read_counts(path: Path, records, parquet: bool) -> ImportResult:
             raise S.SchemaError(
                 f"{where}: field 'n_correct' must be <= n_samples = {row[S.N_SAMPLES]}, got {row[S.N_CORRECT]}"
             )
-        key = tuple(row.get(c) or S.IDENTITY_DEFAULTS.get(c) for c in (S.RUN_ID, S.MODEL, S.STRATEGY, S.CONFIG))
-        key += (row[S.QUESTION_ID],)
+        identity = (S.RUN_ID, S.MODEL, S.STRATEGY, S.CONFIG)
+        key = (*(row.get(c) or S.IDENTITY_DEFAULTS.get(c) for c in identity), row[S.QUESTION_ID])
         if key in seen:
             unit = "row" if parquet else "line"
             raise S.SchemaError(
@@ -361,7 +361,8 @@ def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Pa
     result = read_records(path)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
     if result.kind == "counts":
-        shard = _write_table(S.counts_to_arrow(result.counts), out_dir, f"{S.COUNTS_PREFIX}import-{digest}.parquet")
+        name = f"{S.COUNTS_PREFIX}import-{digest}.parquet"
+        shard = _write_table(S.counts_to_arrow(result.counts), out_dir, name)
     else:
         shard = write_shard(result.samples, out_dir, f"samples-import-{digest}.parquet")
     return result, shard

@@ -349,7 +349,10 @@ def validate_counts(df: pd.DataFrame, source: str | None = None) -> pd.DataFrame
         bad = bad.fillna(False).to_numpy(bool)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            expected = {N_SAMPLES: "an integer >= 1", N_CORRECT: f"an integer in [0, n_samples = {n.iloc[i]}]"}
+            expected = {
+                N_SAMPLES: "an integer >= 1",
+                N_CORRECT: f"an integer in [0, n_samples = {n.iloc[i]}]",
+            }
             raise SchemaError(
                 f"{where}row {i + 1}: column {name!r} must be {expected.get(name, '>= 0')}, got {out[name].iloc[i]!r}"
             )
