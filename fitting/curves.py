@@ -131,8 +131,8 @@ def k_grid(k_max: int, dense: int = DENSE_K_MAX, per_decade: int = K_PER_DECADE)
     --------
     >>> k_grid(5).tolist()
     [1, 2, 3, 4, 5]
-    >>> g = k_grid(10_000, dense=4, per_decade=2); g.tolist()
-    [1, 2, 3, 4, 13, 40, 126, 398, 1259, 3981, 10000]
+    >>> k_grid(10_000, dense=4, per_decade=2).tolist()
+    [1, 2, 3, 4, 12, 37, 114, 350, 1069, 3270, 10000]
     """
     k_max = int(k_max)
     if k_max < 1:
@@ -592,8 +592,9 @@ def _summarize(base, metric, per_q, ks, extra, n_boot, level, rng) -> list[dict]
         with np.errstate(invalid="ignore", divide="ignore"):
             boot = (counts @ filled) / (counts @ valid)  # (n_boot, K); NaN where no drawn question covers k
         alpha = (1.0 - level) / 2.0
-        lo = np.nanquantile(boot, alpha, axis=0, method="lower")
-        hi = np.nanquantile(boot, 1.0 - alpha, axis=0, method="higher")
+        quantile = np.nanquantile if np.isnan(boot).any() else np.quantile  # nanquantile is ~20x slower
+        lo = quantile(boot, alpha, axis=0, method="lower")
+        hi = quantile(boot, 1.0 - alpha, axis=0, method="higher")
     else:
         lo = hi = np.full(len(ks), np.nan)
     mc_se = np.broadcast_to(np.asarray(extra["mc_se"], dtype=float), point.shape)
