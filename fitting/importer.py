@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 
 from . import schema as S
 
-__all__ = ["ImportResult", "read_records", "import_file", "write_shard", "SAMPLE_SUFFIXES"]
+__all__ = ["ImportResult", "read_records", "read_input", "import_file", "write_shard", "SAMPLE_SUFFIXES"]
 
 #: file extensions ``read_records`` accepts
 SAMPLE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
@@ -366,3 +366,33 @@ def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Pa
     else:
         shard = write_shard(result.samples, out_dir, f"samples-import-{digest}.parquet")
     return result, shard
+
+
+def read_input(path: str | Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The samples and the counts of a folder (Parquet shards) or of one file.
+
+    A folder gives its samples shards (:func:`fitting.schema.read_samples`) and its counts
+    shards (:func:`fitting.schema.read_counts`), either of which may be absent (None). A
+    JSONL/CSV file is read by :func:`read_records`; a Parquet file is a counts table when it
+    has ``n_samples`` and ``n_correct`` and no ``correct`` column, else a samples shard.
+    Raises :class:`fitting.schema.SchemaError` when there is nothing to read.
+    """
+    p = Path(path)
+    if p.is_file():
+        if p.suffix.lower() == ".parquet":
+            try:
+                names = set(pq.read_schema(p).names)
+            except Exception as exc:  # pyarrow raises several types for corrupt files
+                raise S.SchemaError(f"{p}: cannot read Parquet file: {exc}") from None
+            if {S.N_SAMPLES, S.N_CORRECT} <= names and S.CORRECT not in names:
+                return None, S.validate_counts(pd.read_parquet(p), source=str(p))
+            return S.read_samples(p), None
+        result = read_records(p)
+        return result.samples, result.counts
+    if not p.is_dir():
+        raise S.SchemaError(f"{p}: no such file or folder")
+    samples = S.read_samples(p) if S.has_samples(p) else None
+    counts = S.read_counts(p) if S.counts_paths(p) else None
+    if samples is None and counts is None:
+        raise S.SchemaError(f"{p}: no Parquet shards found (expected samples-*.parquet or counts-*.parquet)")
+    return samples, counts

@@ -39,7 +39,7 @@ from . import schema as S
 from ._fitutil import json_safe
 from ._laws_base import ConvergenceWarning
 from .counts import curves_from_counts, per_question_pass
-from .curves import ACCURACY_METRIC, METRICS, DataWarning, curves_from_samples, per_question_curves
+from .curves import ACCURACY_METRIC, METRICS, DataWarning, curves_from_samples, k_grid, per_question_curves
 from .laws import binomial_weights
 from .select import DEFAULT_LAWS, fit_curve
 from .uncertainty import DEFAULT_EPSILON, bootstrap_questions
@@ -50,6 +50,10 @@ __all__ = ["FitOutput", "fit_samples", "fit_counts", "fit_curves", "MIN_POINTS",
 MIN_POINTS = 4
 #: the prediction band reaches this multiple of the largest profiled knob value
 BAND_FACTOR = 4.0
+#: laws are fitted to every k of a pool curve up to this, then to this many k per decade
+#: (log-balanced: a 10,000-sample curve is not fitted to its first decades' thousand points)
+FIT_DENSE_K = 64
+FIT_PER_DECADE = 48
 _BAND_POINTS = 40
 
 
@@ -146,6 +150,8 @@ def fit_curves(
     """
     records = []
     for ident, rows, keys in _curve_groups(curves):
+        if ident["knob"] == "k":  # pool curves: fit on a log-balanced subset of a long k grid
+            rows = rows[rows[S.K].isin(k_grid(int(rows[S.K].max()), FIT_DENSE_K, FIT_PER_DECADE))]
         x = rows[S.K].to_numpy(float)
         y = rows[S.ACCURACY].to_numpy(float)
         nq = rows[S.N_QUESTIONS].to_numpy(float)
@@ -169,6 +175,10 @@ def fit_curves(
         records.append(rec)
         if len(np.unique(x)) < min_points:
             rec["note"] = f"{len(np.unique(x))} knob values (< {min_points}): measured points only, no law"
+            continue
+        if np.ptp(y) == 0:
+            why = " (no correct sample)" if y[0] == 0 else ""
+            rec["note"] = f"flat curve at {y[0]:g}{why}: measured points only, no law"
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
