@@ -390,7 +390,7 @@ def read_input(path: str | Path) -> tuple[pd.DataFrame | None, pd.DataFrame | No
         result = read_records(p)
         return result.samples, result.counts
     if not p.is_dir():
-        raise S.SchemaError(f"{p}: no such file or folder")
+        raise S.SchemaError(f"{p}: no such samples folder or file")
     samples = S.read_samples(p) if S.has_samples(p) else None
     counts = S.read_counts(p) if S.counts_paths(p) else None
     if samples is None and counts is None:
