@@ -61,7 +61,9 @@ def counts_from_samples(samples_df: pd.DataFrame) -> pd.DataFrame:
     df = df[pool]
     agg = {S.N_SAMPLES: (S.CORRECT, "size"), S.N_CORRECT: (S.CORRECT, "sum")}
     agg |= {c: (c, "mean") for c in S.COUNT_COST_COLUMNS}
-    out = df.astype({c: float for c in S.COUNT_COST_COLUMNS}).groupby(keys, sort=True, dropna=False).agg(**agg)
+    out = (
+        df.astype({c: float for c in S.COUNT_COST_COLUMNS}).groupby(keys, sort=True, dropna=False).agg(**agg)
+    )
     return S.validate_counts(out.reset_index())
 
 

@@ -216,7 +216,11 @@ class BetaBinomialPosterior:
             lo_m, hi_m = 0.0, cap
             for _ in range(50):  # bisection in log K on the posterior-mean curve
                 mid = (lo_m + hi_m) / 2.0
-                lo_m, hi_m = (mid, hi_m) if float(gw @ self._pass_each(np.full(len(gw), mid))) < target else (lo_m, mid)
+                lo_m, hi_m = (
+                    (mid, hi_m)
+                    if float(gw @ self._pass_each(np.full(len(gw), mid))) < target
+                    else (lo_m, mid)
+                )
             estimate = math.exp(hi_m)
         order = np.argsort(k_each)
         cum = np.cumsum(gw[order])
@@ -256,7 +260,9 @@ class BetaBinomialPosterior:
     def __repr__(self) -> str:
         p = getattr(self, "params_", None)
         return (
-            f"BetaBinomialPosterior(a~{p['a']:.3g}, mu~{p['mu']:.3g})" if p else "BetaBinomialPosterior(unfitted)"
+            f"BetaBinomialPosterior(a~{p['a']:.3g}, mu~{p['mu']:.3g})"
+            if p
+            else "BetaBinomialPosterior(unfitted)"
         )
 
 

@@ -27,7 +27,16 @@ def _root() -> None:
 
 
 # Subcommand modules: each defines register(app). Keep this list in the order of the workflow.
-_COMMAND_MODULES = ["demo_cmd", "profile_cmd", "import_cmd", "fit_cmd", "costs_cmd", "recommend_cmd", "report_cmd"]
+_COMMAND_MODULES = [
+    "demo_cmd",
+    "profile_cmd",
+    "import_cmd",
+    "fit_cmd",
+    "forecast_cmd",
+    "costs_cmd",
+    "recommend_cmd",
+    "report_cmd",
+]
 
 
 def _register_all() -> None:
