@@ -311,6 +311,8 @@ def _check_count_field(name: str, value: object, where: str, from_csv: bool) -> 
         number = None if value is None else _to_number(value, from_csv)
         if number is None or not math.isfinite(number) or number != int(number) or number < 0:
             raise S.SchemaError(f"{where}: field {name!r} must be a non-negative integer, got {_fmt(value)}")
+        if number > S.MAX_COUNT:
+            raise S.SchemaError(f"{where}: field {name!r} must be at most {S.MAX_COUNT:.0e}, got {_fmt(value)}")
         return int(number)
     if name in _MEAN_FIELDS:
         if value is None:

@@ -109,6 +109,8 @@ COUNTS_SCHEMA: dict[str, pa.DataType] = {
     **{c: pa.float64() for c in COUNT_COST_COLUMNS},
 }
 REQUIRED_COUNT_COLUMNS = (QUESTION_ID, N_SAMPLES, N_CORRECT)
+#: largest count accepted (exact in float64, far above any real pool)
+MAX_COUNT = 10**15
 #: file-name prefix of counts shards (samples shards are every other ``*.parquet``)
 COUNTS_PREFIX = "counts-"
 
@@ -335,6 +337,13 @@ def validate_counts(df: pd.DataFrame, source: str | None = None) -> pd.DataFrame
             out[col] = out[col].astype(object).where(out[col].notna(), default)
     out[QUESTION_ID] = out[QUESTION_ID].astype(str)
     out[DIFFICULTY] = out[DIFFICULTY].astype("string").fillna(IDENTITY_DEFAULTS[DIFFICULTY]).astype(str)
+    for col in (N_SAMPLES, N_CORRECT):
+        big = (pd.to_numeric(out[col], errors="coerce").abs() > MAX_COUNT).to_numpy(bool)
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            raise SchemaError(
+                f"{where}row {i + 1}: column {col!r} must be at most {MAX_COUNT:.0e}, got {out[col].iloc[i]!r}"
+            )
     for col, typ in COUNTS_SCHEMA.items():
         if col not in out.columns:
             out[col] = pd.Series([None] * len(out), dtype=_pandas_dtype(typ), index=out.index)
