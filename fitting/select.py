@@ -62,8 +62,9 @@ def fit_curve(
     For each cut c in ``cuts`` every law is fitted on the points with
     ``log x <= log x_min + c * (log x_max - log x_min)`` (the low end) and scored by the RMSE
     of its predictions on the far end (``log x >= log x_max - far * log range``); its
-    ``extrapolation_error`` is the mean over the cuts it could be fitted on (a cut needs at
-    least as many low-end points as the law has parameters plus one). Among converged laws,
+    ``extrapolation_error`` is the mean over the cuts. A cut is used when its low end holds
+    at least one point more than the candidate with the most parameters has parameters, so
+    that every candidate is scored on the same extrapolations. Among converged laws,
     those within ``tie_tol`` (relative) of the smallest extrapolation error count as tied and
     the one with the lowest AIC wins. The winner is refitted on all points.
 
@@ -123,6 +124,9 @@ def fit_curve(
     x, y = x[order], y[order]
     w = None if w is None else w[order]
 
+    # one set of splits for every candidate (sized for the law with the most parameters), so that
+    # every law is scored on the same extrapolations
+    splits = _splits(x, max(len(get_law(spec).param_names) for spec in laws), cuts, far, holdout_frac)
     rows, fitted = [], []
     for spec in laws:
         law = get_law(spec)
@@ -134,7 +138,6 @@ def fit_curve(
                          "holdout_converged": None, "message": f"not applicable: {exc}"})  # fmt: skip
             fitted.append(None)
             continue
-        splits = _splits(x, len(law.param_names), cuts, far, holdout_frac)
         extrap, ratio, hold_ok, notes = _score(law, x, y, w, splits)
         if not splits and len(x) > 1 and holdout_frac > 0:
             n_params = len(law.param_names)
