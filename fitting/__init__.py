@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .betabinom import BetaBinomial, beta_pass_at_k
 from .counts import counts_from_samples, curves_from_counts
+from .coverage import BetaBinomialPosterior
 from .curves import (
     DataWarning,
     assign_difficulty,
@@ -65,6 +66,7 @@ __all__ += [
 __all__ += [
     "LAWS",
     "BetaBinomial",
+    "BetaBinomialPosterior",
     "BootstrapResult",
     "ConvergenceWarning",
     "ExpDecay",
