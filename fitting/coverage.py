@@ -35,6 +35,7 @@ from scipy.special import betaln, expit, logit, ndtr
 
 from ._fitutil import as_1d, json_safe
 from ._laws_base import NotFittedError
+from .estimators import pass_at_k
 
 __all__ = ["BetaBinomialPosterior", "CoverageForecast", "LOG_A_BOUNDS", "MU_BOUNDS"]
 
@@ -149,24 +150,26 @@ class BetaBinomialPosterior:
 
         ``k`` is one K for every question, or one per question (an array like ``n``). A
         question whose pool already covers K contributes its unbiased pass@K (Chen et al.
-        2021) as its expected value; the others their posterior chance q_i(K).
+        2021) as its expected value; the others their posterior chance q_i(K). Without a
+        single correct sample in the data, a K beyond the pools gets NaN: only the prior
+        box would speak.
         """
         self._check_fitted()
         kq = np.broadcast_to(np.asarray(k, dtype=float), self.n_.shape)
         if np.any(kq < 1):
             raise ValueError(f"forecast: k must be >= 1, got {np.min(kq)}")
+        k_out = float(kq[0]) if np.all(kq == kq[0]) else float(np.median(kq))
+        if self.c_.sum() == 0 and np.any(kq > self.n_):  # only the prior would speak: say nothing
+            return CoverageForecast(k_out, math.nan, math.nan, math.nan, level)
         means, variances, gw = self._moments(kq)
         estimate = float((gw * means).sum())
         sd = np.sqrt(np.maximum(variances, 1e-14))
         tail = (1.0 - level) / 2.0
         lo, hi = (_mixture_quantile(gw, means, sd, p) for p in (tail, 1.0 - tail))
-        k_out = float(kq[0]) if np.all(kq == kq[0]) else float(np.median(kq))
         return CoverageForecast(k_out, estimate, min(lo, estimate), max(hi, estimate), level)
 
     def _moments(self, kq: np.ndarray):
         """Per grid point with weight: mean over questions of q_i(K) and the variance of that mean."""
-        from .estimators import pass_at_k
-
         frame = pd.DataFrame({"n": self.n_, "c": self.c_, "k": kq})
         groups = frame.value_counts().reset_index()
         un, uc, uk, uw = (groups[col].to_numpy(float) for col in ("n", "c", "k", "count"))

@@ -73,6 +73,8 @@ def test_no_correct_sample_is_said_not_guessed():
     inside, beyond = recs
     assert inside["method"] == "measured" and inside["estimate"] == 0.0
     assert beyond["estimate"] is None and "no correct sample" in beyond["note"]
+    model = BetaBinomialPosterior().fit(np.full(5, 50), np.zeros(5))
+    assert np.isnan(model.forecast(1000).estimate) and model.forecast(10).estimate == 0.0
 
 
 def test_records_on_real_counts_say_how_far_they_went_and_their_backtest(tmp_path):
