@@ -235,24 +235,36 @@ def read_records(path: str | Path) -> ImportResult:
     return _read_samples(path, records, suffix == ".parquet")
 
 
+def _checked(path: Path, records, parquet: bool, required, known, check, unknown: set[str]):
+    """Yield (where, line, row) with each record's known fields checked; unknown names collected."""
+    for lineno, raw, from_csv in records:
+        where = _where_row(path, lineno, parquet)
+        for req in required:
+            if req not in raw:
+                raise S.SchemaError(f"{where}: missing required field {req!r}")
+        row = {}
+        for name, value in raw.items():
+            if name not in known:
+                unknown.add(str(name))
+                continue
+            row[name] = check(name, value, where, from_csv)
+        yield where, lineno, row
+
+
+def _identity(row: dict) -> tuple:
+    """(run, model, strategy, config, question) of a checked record, defaults filled in."""
+    ids = (S.RUN_ID, S.MODEL, S.STRATEGY, S.CONFIG)
+    return (*(row.get(c) or S.IDENTITY_DEFAULTS.get(c) for c in ids), row[S.QUESTION_ID])
+
+
 def _read_samples(path: Path, records, parquet: bool) -> ImportResult:
     rows: list[dict] = []
     unknown: set[str] = set()
     seen: dict[tuple, int] = {}
     next_idx: dict[tuple, int] = {}
-    for lineno, raw, from_csv in records:
-        where = _where_row(path, lineno, parquet)
-        for req in S.REQUIRED_SAMPLE_COLUMNS:
-            if req not in raw:
-                raise S.SchemaError(f"{where}: missing required field {req!r}")
-        row = {}
-        for name, value in raw.items():
-            if name not in KNOWN_FIELDS:
-                unknown.add(str(name))
-                continue
-            row[name] = _check_field(name, value, where, from_csv)
-        group = tuple(row.get(c) or S.IDENTITY_DEFAULTS.get(c) for c in (S.RUN_ID, S.MODEL, S.STRATEGY, S.CONFIG))
-        group += (row[S.QUESTION_ID],)
+    checked = _checked(path, records, parquet, S.REQUIRED_SAMPLE_COLUMNS, KNOWN_FIELDS, _check_field, unknown)
+    for where, lineno, row in checked:
+        group = _identity(row)
         if row.get(S.SAMPLE_IDX) is None:
             row[S.SAMPLE_IDX] = next_idx.get(group, 0)
         next_idx[group] = max(next_idx.get(group, 0), row[S.SAMPLE_IDX] + 1)
@@ -272,25 +284,17 @@ def _read_counts(path: Path, records, parquet: bool) -> ImportResult:
     rows: list[dict] = []
     unknown: set[str] = set()
     seen: dict[tuple, int] = {}
-    for lineno, raw, from_csv in records:
-        where = _where_row(path, lineno, parquet)
-        for req in S.REQUIRED_COUNT_COLUMNS:
-            if req not in raw:
-                raise S.SchemaError(f"{where}: missing required field {req!r}")
-        row = {}
-        for name, value in raw.items():
-            if name not in KNOWN_COUNT_FIELDS:
-                unknown.add(str(name))
-                continue
-            row[name] = _check_count_field(name, value, where, from_csv)
+    checked = _checked(
+        path, records, parquet, S.REQUIRED_COUNT_COLUMNS, KNOWN_COUNT_FIELDS, _check_count_field, unknown
+    )
+    for where, lineno, row in checked:
         if row[S.N_SAMPLES] < 1:
             raise S.SchemaError(f"{where}: field 'n_samples' must be >= 1, got {row[S.N_SAMPLES]}")
         if row[S.N_CORRECT] > row[S.N_SAMPLES]:
             raise S.SchemaError(
                 f"{where}: field 'n_correct' must be <= n_samples = {row[S.N_SAMPLES]}, got {row[S.N_CORRECT]}"
             )
-        identity = (S.RUN_ID, S.MODEL, S.STRATEGY, S.CONFIG)
-        key = (*(row.get(c) or S.IDENTITY_DEFAULTS.get(c) for c in identity), row[S.QUESTION_ID])
+        key = _identity(row)
         if key in seen:
             unit = "row" if parquet else "line"
             raise S.SchemaError(
@@ -312,7 +316,9 @@ def _check_count_field(name: str, value: object, where: str, from_csv: bool) -> 
         if number is None or not math.isfinite(number) or number != int(number) or number < 0:
             raise S.SchemaError(f"{where}: field {name!r} must be a non-negative integer, got {_fmt(value)}")
         if number > S.MAX_COUNT:
-            raise S.SchemaError(f"{where}: field {name!r} must be at most {S.MAX_COUNT:.0e}, got {_fmt(value)}")
+            raise S.SchemaError(
+                f"{where}: field {name!r} must be at most {S.MAX_COUNT:.0e}, got {_fmt(value)}"
+            )
         return int(number)
     if name in _MEAN_FIELDS:
         if value is None:

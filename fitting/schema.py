@@ -52,7 +52,8 @@ LOGPROB = "logprob"  # mean token log-probability of the completion
 REWARD = "reward"  # verifier / reward-model score where one was used
 
 # Column -> pyarrow type. Order is the canonical column order of written tables.
-SAMPLES_SCHEMA: dict[str, pa.DataType] = {
+# The identifying columns come first in both the samples and the counts tables.
+_KEY_SCHEMA: dict[str, pa.DataType] = {
     RUN_ID: pa.string(),
     MODEL: pa.string(),
     BACKEND: pa.string(),
@@ -61,6 +62,9 @@ SAMPLES_SCHEMA: dict[str, pa.DataType] = {
     CONFIG: pa.string(),
     QUESTION_ID: pa.string(),
     DIFFICULTY: pa.string(),
+}
+SAMPLES_SCHEMA: dict[str, pa.DataType] = {
+    **_KEY_SCHEMA,
     SAMPLE_IDX: pa.int64(),
     ANSWER: pa.string(),
     REFERENCE: pa.string(),
@@ -96,14 +100,7 @@ N_CORRECT = "n_correct"
 #: cost columns a counts row may carry, each the mean over the question's samples
 COUNT_COST_COLUMNS = (PROMPT_TOKENS, COMPLETION_TOKENS, LATENCY_S, KV_BYTES_PEAK, FLOPS)
 COUNTS_SCHEMA: dict[str, pa.DataType] = {
-    RUN_ID: pa.string(),
-    MODEL: pa.string(),
-    BACKEND: pa.string(),
-    TASK: pa.string(),
-    STRATEGY: pa.string(),
-    CONFIG: pa.string(),
-    QUESTION_ID: pa.string(),
-    DIFFICULTY: pa.string(),
+    **_KEY_SCHEMA,
     N_SAMPLES: pa.int64(),
     N_CORRECT: pa.int64(),
     **{c: pa.float64() for c in COUNT_COST_COLUMNS},
@@ -167,17 +164,7 @@ def validate_samples(df: pd.DataFrame, source: str | None = None) -> pd.DataFram
     [0, 1]
     """
     where = _where(source)
-    missing = [c for c in REQUIRED_SAMPLE_COLUMNS if c not in df.columns]
-    if missing:
-        raise SchemaError(f"{where}missing required column(s) {missing}; have {list(df.columns)}")
-    out = df.copy()
-    for col, default in IDENTITY_DEFAULTS.items():
-        if col not in out.columns:
-            out[col] = default
-        elif out[col].isna().any():
-            out[col] = out[col].astype(object).where(out[col].notna(), default)
-    out[QUESTION_ID] = out[QUESTION_ID].astype(str)
-    out[DIFFICULTY] = out[DIFFICULTY].astype("string").fillna(IDENTITY_DEFAULTS[DIFFICULTY]).astype(str)
+    out = _with_identity(df, REQUIRED_SAMPLE_COLUMNS, where)
     if SAMPLE_IDX not in out.columns or out[SAMPLE_IDX].isna().any():
         # number the rows without an index 0.. within their (run, model, strategy, config, question)
         keys = [RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID]
@@ -200,6 +187,22 @@ def validate_samples(df: pd.DataFrame, source: str | None = None) -> pd.DataFram
         )
     extra = [c for c in out.columns if c not in SAMPLES_SCHEMA]
     return out[list(SAMPLES_SCHEMA) + extra].reset_index(drop=True)
+
+
+def _with_identity(df: pd.DataFrame, required, where: str) -> pd.DataFrame:
+    """A copy with the required columns checked, identity defaults filled, labels as strings."""
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{where}missing required column(s) {missing}; have {list(df.columns)}")
+    out = df.copy()
+    for col, default in IDENTITY_DEFAULTS.items():
+        if col not in out.columns:
+            out[col] = default
+        elif out[col].isna().any():
+            out[col] = out[col].astype(object).where(out[col].notna(), default)
+    out[QUESTION_ID] = out[QUESTION_ID].astype(str)
+    out[DIFFICULTY] = out[DIFFICULTY].astype("string").fillna(IDENTITY_DEFAULTS[DIFFICULTY]).astype(str)
+    return out
 
 
 def _pandas_dtype(typ: pa.DataType):
@@ -326,17 +329,7 @@ def validate_counts(df: pd.DataFrame, source: str | None = None) -> pd.DataFrame
     [['1', 10, 0, 'pool'], ['2', 10, 3, 'pool']]
     """
     where = _where(source)
-    missing = [c for c in REQUIRED_COUNT_COLUMNS if c not in df.columns]
-    if missing:
-        raise SchemaError(f"{where}missing required column(s) {missing}; have {list(df.columns)}")
-    out = df.copy()
-    for col, default in IDENTITY_DEFAULTS.items():
-        if col not in out.columns:
-            out[col] = default
-        elif out[col].isna().any():
-            out[col] = out[col].astype(object).where(out[col].notna(), default)
-    out[QUESTION_ID] = out[QUESTION_ID].astype(str)
-    out[DIFFICULTY] = out[DIFFICULTY].astype("string").fillna(IDENTITY_DEFAULTS[DIFFICULTY]).astype(str)
+    out = _with_identity(df, REQUIRED_COUNT_COLUMNS, where)
     for col in (N_SAMPLES, N_CORRECT):
         big = (pd.to_numeric(out[col], errors="coerce").abs() > MAX_COUNT).to_numpy(bool)
         if big.any():
