@@ -24,18 +24,8 @@ import numpy as np
 import pandas as pd
 
 from . import schema as S
-from .curves import (
-    PASS,
-    POOL_STRATEGIES,
-    SINGLE_POINT_KNOBS,
-    _check_args,
-    _curves_frame,
-    _extra,
-    _Notes,
-    _pool_ks,
-    _summarize,
-    pass_at_k_table,
-)
+from ._pools import _Notes, _pool_ks, pass_at_k_table
+from .curves import PASS, POOL_STRATEGIES, SINGLE_POINT_KNOBS, _check_args, _curves_frame, _extra, _summarize
 
 __all__ = ["counts_from_samples", "curves_from_counts", "per_question_pass", "pooled_counts"]
 

@@ -34,6 +34,7 @@ import pandas as pd
 from . import schema as S
 from ._fitutil import json_safe
 from ._laws_base import ConvergenceWarning, UnreachableTargetWarning
+from ._pools import k_grid
 from .counts import counts_from_samples, curves_from_counts, per_question_pass, pooled_counts
 from .coverage import BetaBinomialPosterior
 from .curves import BEST_OF, MAJORITY, PASS, WEIGHTED, DataWarning, curves_from_samples, per_question_curves
@@ -317,6 +318,4 @@ def _law_bootstrap(law, matrix, x, nq, at, target, level, n_boot, seed):
 
 
 def _fit_grid(k_max: int) -> np.ndarray:
-    from .curves import k_grid
-
     return k_grid(k_max, _FIT_DENSE_K, _FIT_PER_DECADE)
