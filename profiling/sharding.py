@@ -78,7 +78,7 @@ def shard_from_scheduler(env: Mapping[str, str]) -> tuple[int, int]:
             step = int(env.get(step_var) or 0)
         except ValueError:
             raise ValueError(
-                f"--shard auto: {scheduler} array variables are not integers ({shown})"
+                f"--shard auto: {scheduler} array variables are not integers ({shown}); pass --shard i/n"
             ) from None
         if count is None and last is None:
             raise ValueError(
