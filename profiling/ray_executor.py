@@ -151,6 +151,12 @@ class RayExecutor(Executor):
         self._workers_seen: list[dict[str, Any]] = []
         self._cluster: dict[str, Any] = {}
 
+    @staticmethod
+    def require() -> None:
+        """Raise ``ImportError`` with the install hint when Ray is not installed (check this
+        before a run creates anything)."""
+        _ray()
+
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self, setup: RunSetup, loader: Loader, device: str | None) -> None:
         super().start(setup, loader, device)

@@ -198,7 +198,6 @@ def profile_command(
             _check_model_spec(spec)
             if device is not None and spec.startswith(("openai:", "vllm:")):
                 raise ValueError(f"--device applies to local hf models only, not to {spec!r}")
-        runner = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)
         task_obj = get_task(task)
         for s in strategies:
             s.check_task(task_obj)
@@ -206,6 +205,10 @@ def profile_command(
         fail(str(exc))
     except ImportError as exc:  # a registered module that cannot be imported (broken install)
         fail(f"cannot load {task!r}: {exc}")
+    try:
+        runner = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)
+    except (ValueError, ImportError) as exc:  # ImportError: --executor ray without Ray installed
+        fail(str(exc))
     try:
         result = profile(
             model,
@@ -230,8 +233,6 @@ def profile_command(
         fail(f"interrupted; finished units are saved in {out}; rerun the same command to resume", code=130)
     except (ValueError, FileNotFoundError, RunMismatch, RunLocked, UnitsFailed) as exc:
         fail(str(exc))
-    except ImportError as exc:  # --executor ray without Ray installed
-        fail(str(exc))
     if result.duplicates:
         err_console.print(f"[yellow]warning:[/] {result.duplicates}", highlight=False)
     rate = result.completion_tokens / result.elapsed_s if result.elapsed_s > 0 else 0.0
@@ -255,6 +256,7 @@ def _executor(name: str, address: str | None, workers: int | None, gpus: float, 
     if name == "ray":
         from profiling.ray_executor import RayExecutor
 
+        RayExecutor.require()
         return RayExecutor(address=address, workers=workers, gpus_per_worker=gpus, cpus_per_worker=cpus)
     raise ValueError(f"--executor must be local or ray, got {name!r}")
 

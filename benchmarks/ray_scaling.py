@@ -1,0 +1,166 @@
+"""How does ``ttc profile --executor ray`` scale, and what does the driver cost per unit?
+
+Two measurements, side by side in one run, on one Ray cluster:
+
+1. **Scaling on a real model.** The same profile (``--model``, ``--strategy``, ``--questions``
+   per level) through one process (the local executor) and through Ray with each of
+   ``--workers`` actors. Printed per side: wall time of the whole call (actor start and model
+   load included), units per second over the *steady* part (from the first unit back to the
+   last, so start-up is left out) and both as ratios to one process. On this 2-core machine
+   two workers can at best double one; on a GPU cluster (``--gpus-per-worker 1 --device cuda``)
+   the same script measures scaling across GPUs.
+2. **Driver overhead per unit.** The same profile with a backend that does no work (it
+   answers every request at once with a fixed text), so what remains is the profiler's own
+   cost: building jobs, shipping them to actors and rows back, schema validation and shard
+   writes. Per unit, one process vs Ray with one worker; the difference is what Ray adds.
+
+Every side writes into a fresh folder; the Ray sides check that their rows equal the one
+process's (answers, verdicts, token counts). Conditions (CPU count, load average, threads)
+are printed, since a shared machine moves every number.
+
+Run::
+
+    RAY_AUTH_MODE=disabled python benchmarks/ray_scaling.py              # lab-s on 2 CPUs
+    python benchmarks/ray_scaling.py --address HOST:6379 --gpus-per-worker 1 --device cuda \\
+        --model vllm:Qwen/Qwen2.5-0.5B-Instruct --task gsm8k.jsonl --workers 1 2 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from fitting import schema as S  # noqa: E402
+from profiling.backends import Backend, Completion, GenerationRequest, GenerationResult  # noqa: E402
+from profiling.runner import profile  # noqa: E402
+
+MEASURED = [S.LATENCY_S, S.TTFT_S, S.KV_BYTES_PEAK, S.LOGPROB]
+
+
+class NoWorkBackend(Backend):
+    """Answers every request at once with ``Answer: 0`` (a stand-in with no model cost)."""
+
+    name = "no-work"
+    model_name = "no-work"
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        return [GenerationResult([Completion("Answer: 0", 3)] * r.n, 8, 0.0) for r in requests]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+
+def timed_profile(out: Path, models, args, executor=None, per_level=None) -> dict:
+    """One profile call; wall time, and the times at which the first and last units came back."""
+    arrivals: list[float] = []
+    t0 = time.perf_counter()
+    result = profile(
+        models,
+        args.task,
+        args.strategy,
+        out,
+        per_level=per_level or args.questions,
+        batch_size=args.batch_size,
+        device=args.device,
+        executor=executor,
+        on_unit=lambda r: arrivals.append(time.perf_counter()),
+    )
+    wall = time.perf_counter() - t0
+    units = result.units_run
+    steady = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else float("nan")
+    # units per second between the first unit back and the last (the first's batch excluded)
+    per_s = (units - args.batch_size) / steady if steady > 0 else float("nan")
+    return {
+        "units": units,
+        "wall_s": wall,
+        "steady_units_per_s": per_s,
+        "wall_per_unit_ms": 1e3 * wall / units,
+    }
+
+
+def rows(folder: Path):
+    key = [S.MODEL, S.STRATEGY, S.CONFIG, S.QUESTION_ID, S.SAMPLE_IDX]
+    return S.read_samples(folder).drop(columns=MEASURED).sort_values(key).reset_index(drop=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="lab-s")
+    parser.add_argument("--task", default="lab-arith")
+    parser.add_argument("--strategy", action="append", default=None, help="default: greedy and pool:n=8")
+    parser.add_argument("--questions", type=int, default=20, help="per difficulty level")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0)
+    parser.add_argument("--address", default=None, help="a running Ray cluster (default: a local one)")
+    parser.add_argument(
+        "--overhead-questions", type=int, default=400, help="per level, for the no-work backend"
+    )
+    args = parser.parse_args()
+    args.strategy = args.strategy or ["greedy", "pool:n=8"]
+
+    import ray
+
+    from profiling.ray_executor import RayExecutor
+
+    ray.init(
+        address=args.address or "local", include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+    )
+    resources = ray.cluster_resources()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
+    print(
+        f"conditions: {os.cpu_count()} CPUs here, cluster {resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} (one process; Ray actors get their --cpus-per-worker)"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="ray-scaling-"))
+
+    def executor(workers):
+        return RayExecutor(workers=workers, gpus_per_worker=args.gpus_per_worker)
+
+    print(
+        f"\n1. {args.model}, {' + '.join(args.strategy)}, {args.questions} questions per level, batch {args.batch_size}"
+    )
+    sides = {"one process": timed_profile(tmp / "local", [args.model], args)}
+    base = rows(tmp / "local")
+    for w in args.workers:
+        sides[f"ray, {w} worker(s)"] = timed_profile(tmp / f"ray{w}", [args.model], args, executor(w))
+        same = rows(tmp / f"ray{w}").equals(base)
+        sides[f"ray, {w} worker(s)"]["same rows"] = same
+    ref = sides["one process"]
+    print(
+        f"{'side':<20}{'units':>7}{'wall s':>9}{'x wall':>8}{'steady units/s':>16}{'x steady':>10}  same rows"
+    )
+    for name, r in sides.items():
+        print(
+            f"{name:<20}{r['units']:>7}{r['wall_s']:>9.1f}{ref['wall_s'] / r['wall_s']:>8.2f}"
+            f"{r['steady_units_per_s']:>16.2f}{r['steady_units_per_s'] / ref['steady_units_per_s']:>10.2f}  "
+            f"{r.get('same rows', '-')}"
+        )
+
+    n = args.overhead_questions
+    print(
+        f"\n2. driver overhead: a backend with no work, greedy, {n} questions per level, batch {args.batch_size}"
+    )
+    args.strategy = ["greedy"]
+    backend = NoWorkBackend()
+    local = timed_profile(tmp / "nowork-local", [backend], args, per_level=n)
+    remote = timed_profile(tmp / "nowork-ray", [backend], args, executor(1), per_level=n)
+    remote_ms = 1e3 / remote["steady_units_per_s"]
+    local_ms = 1e3 / local["steady_units_per_s"]
+    print(f"one process:        {local_ms:.3f} ms per unit ({local['units']} units, steady)")
+    print(f"ray, 1 worker:      {remote_ms:.3f} ms per unit; Ray adds {remote_ms - local_ms:.3f} ms per unit")
+    print(f"ratio ray / one process: {remote_ms / local_ms:.2f}x")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
