@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--gpus-per-worker", type=float, default=0.0)
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
     parser.add_argument("--address", default=None, help="a running Ray cluster (default: a local one)")
     parser.add_argument(
         "--overhead-questions", type=int, default=400, help="per level, for the no-work backend"
@@ -108,6 +109,7 @@ def main() -> None:
     args.strategy = args.strategy or ["greedy", "pool:n=8"]
 
     import ray
+    import torch
 
     from profiling.ray_executor import RayExecutor
 
@@ -124,27 +126,37 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ray-scaling-"))
 
     def executor(workers):
-        return RayExecutor(workers=workers, gpus_per_worker=args.gpus_per_worker)
+        return RayExecutor(
+            workers=workers, gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker
+        )
 
     print(
         f"\n1. {args.model}, {' + '.join(args.strategy)}, {args.questions} questions per level, batch {args.batch_size}"
     )
-    sides = {"one process": timed_profile(tmp / "local", [args.model], args)}
+    threads = torch.get_num_threads()
+    sides = {f"one process, {threads} thr": timed_profile(tmp / "local", [args.model], args)}
     base = rows(tmp / "local")
+    torch.set_num_threads(1)  # what one Ray actor with --cpus-per-worker 1 gets
+    sides["one process, 1 thr"] = timed_profile(tmp / "local1", [args.model], args)
+    torch.set_num_threads(threads)
     for w in args.workers:
         sides[f"ray, {w} worker(s)"] = timed_profile(tmp / f"ray{w}", [args.model], args, executor(w))
         same = rows(tmp / f"ray{w}").equals(base)
         sides[f"ray, {w} worker(s)"]["same rows"] = same
-    ref = sides["one process"]
+    ref, one = sides[f"one process, {threads} thr"], sides["one process, 1 thr"]
     print(
-        f"{'side':<20}{'units':>7}{'wall s':>9}{'x wall':>8}{'steady units/s':>16}{'x steady':>10}  same rows"
+        f"{'side':<22}{'units':>6}{'wall s':>8}{'x wall':>8}{'steady units/s':>16}"
+        f"{f'x {threads} thr':>9}{'x 1 thr':>9}  same rows"
     )
     for name, r in sides.items():
+        rate = r["steady_units_per_s"]
         print(
-            f"{name:<20}{r['units']:>7}{r['wall_s']:>9.1f}{ref['wall_s'] / r['wall_s']:>8.2f}"
-            f"{r['steady_units_per_s']:>16.2f}{r['steady_units_per_s'] / ref['steady_units_per_s']:>10.2f}  "
-            f"{r.get('same rows', '-')}"
+            f"{name:<22}{r['units']:>6}{r['wall_s']:>8.1f}{ref['wall_s'] / r['wall_s']:>8.2f}{rate:>16.2f}"
+            f"{rate / ref['steady_units_per_s']:>9.2f}{rate / one['steady_units_per_s']:>9.2f}  {r.get('same rows', '-')}"
         )
+    print(
+        "(x: ratio to that one-process side; >1 is faster. Ray actors run torch on --cpus-per-worker threads)"
+    )
 
     n = args.overhead_questions
     print(

@@ -220,7 +220,7 @@ class RayExecutor(Executor):
             ready, _ = ray.wait(list(pending), num_returns=1)
             actor = pending.pop(ready[0])
             try:
-                loaded.append(ray.get(ready[0]))
+                loaded.append(_get(ray, ready[0]))
             except _fault_types(ray) as exc:
                 if budget <= 0:
                     raise RuntimeError(f"Ray actors keep dying while loading {model!r}: {exc}") from None
@@ -274,7 +274,7 @@ class RayExecutor(Executor):
             if ref in starting:
                 actor = starting.pop(ref)
                 try:
-                    self._note_workers([ray.get(ref)["worker"]])
+                    self._note_workers([_get(ray, ref)["worker"]])
                     idle.append(actor)
                 except _fault_types(ray):
                     self._forget(actor)
@@ -282,7 +282,7 @@ class RayExecutor(Executor):
                 continue
             actor, number, job = busy.pop(ref)
             try:
-                units = ray.get(ref)
+                units = _get(ray, ref)
             except _fault_types(ray) as exc:
                 attempts[number] += 1
                 if attempts[number] >= self.max_attempts:
@@ -340,6 +340,18 @@ class RayExecutor(Executor):
             **self._cluster,
             "hosts": list(self._workers_seen),
         }
+
+
+def _get(ray: Any, ref: Any) -> Any:
+    """``ray.get(ref)``, with an exception raised by our code on the actor re-raised as itself
+    (its message, one line, for the CLI), chained to Ray's error that holds the remote traceback."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
+            raise cause from exc
+        raise
 
 
 def _fault_types(ray: Any) -> tuple[type[BaseException], ...]:

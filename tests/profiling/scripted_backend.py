@@ -98,7 +98,8 @@ class ScriptedBackend(Backend):
 
     ``wrong(sample_idx, step_idx, request)`` overrides the random rule. ``delay_s`` sleeps in
     every request (to simulate slow models). ``exit_on``: a request whose prompt contains it
-    ends the process at once (``os._exit``), as a worker killed by the OS would. Costs are measured like a real backend's:
+    ends the process at once (``os._exit``), as a worker killed by the OS would; ``raise_on``:
+    such a request raises ``ValueError("scripted failure")``, as a bug would. Costs are measured like a real backend's:
     wall time with ``perf_counter``; KV = ``KV_BYTES_PER_TOKEN * n * (prompt + longest output)``.
     """
 
@@ -111,11 +112,13 @@ class ScriptedBackend(Backend):
         delay_s: float = 0.0,
         model_name: str = "scripted-model",
         exit_on: str | None = None,
+        raise_on: str | None = None,
     ) -> None:
         self.err = err
         self.wrong = wrong
         self.delay_s = delay_s
         self.exit_on = exit_on
+        self.raise_on = raise_on
         self.model_name = model_name
         self.calls: list[Call] = []
         self.batches = 0
@@ -133,6 +136,8 @@ class ScriptedBackend(Backend):
     def _one(self, req: GenerationRequest) -> GenerationResult:
         if self.exit_on is not None and self.exit_on in req.prompt:
             os._exit(1)
+        if self.raise_on is not None and self.raise_on in req.prompt:
+            raise ValueError("scripted failure")
         call = Call(req, self.batches)
         self.calls.append(call)
         t0 = time.perf_counter()

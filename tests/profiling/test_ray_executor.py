@@ -28,6 +28,7 @@ from profiling.ray_executor import RayExecutor  # noqa: E402  (after the skip: i
 ROOT = Path(__file__).resolve().parents[2]
 #: columns that measure this run's timing and memory (they differ between any two runs)
 MEASURED = [S.LATENCY_S, S.TTFT_S, S.KV_BYTES_PEAK]
+STRATS = ["greedy", "pool:n=3"]
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,37 @@ def test_ttc_profile_executor_ray_joins_a_running_cluster(cluster, tmp_path):
     [ran] = json.loads((out / "run.json").read_text())["executors"]
     assert ran["executor"] == "ray" and ran["workers"] == 2 and ran["address"] == cluster
     assert ray.is_initialized()  # the command left the cluster it joined running
+
+
+def test_ctrl_c_on_the_driver_keeps_every_unit_that_arrived_and_a_rerun_finishes(cluster, tmp_path):
+    out, task = tmp_path / "run", TinyChainTask(per_level_available=10)
+    executor = RayExecutor()  # as many workers as the cluster's CPUs
+
+    def ctrl_c(result):
+        if result.units_run == 12:
+            raise KeyboardInterrupt  # arrives in the driver as Ctrl-C's handler would raise it
+
+    with pytest.raises(KeyboardInterrupt):
+        profile(
+            [ScriptedBackend(err=0.3, delay_s=0.02)], task, STRATS, out, per_level=10, batch_size=4,
+            flush_every_units=1000, flush_every_s=1000.0, executor=executor, on_unit=ctrl_c,
+        )  # fmt: skip
+    assert executor.workers == 2 and executor.actors == []  # the actors were killed on the way out
+    assert len(storage.finished_units(out)) == 12  # nothing was flushed before: the exit flush saved them
+    rerun = profile([ScriptedBackend(err=0.3)], task, STRATS, out, per_level=10, batch_size=4)
+    assert (rerun.units_run, rerun.units_skipped) == (48, 12)
+    profile([ScriptedBackend(err=0.3)], task, STRATS, tmp_path / "local", per_level=10, batch_size=4)
+    same_rows(tmp_path / "local", out)
+
+
+def test_an_error_in_the_strategy_stops_the_run_with_its_own_message_and_is_not_retried(cluster, tmp_path):
+    executor = RayExecutor(workers=2)
+    with pytest.raises(ValueError, match="^scripted failure$"):
+        profile(
+            [ScriptedBackend(raise_on="q: ")],
+            TinyChainTask(),
+            ["greedy"],
+            tmp_path / "run",
+            executor=executor,
+        )
+    assert executor.retried == 0 and executor.replaced == 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -102,3 +106,35 @@ def test_ttc_profile_shard_auto_in_a_slurm_array_profiles_this_tasks_questions(t
     mine = [p.id for p in get_task("lab-arith").problems(limit=9) if shard_of(p.id, 3) == 2]
     assert sorted(S.read_samples(out)[S.QUESTION_ID]) == sorted(mine)
     assert json.loads((out / "run.json").read_text())["shards"] == ["2/3"]
+
+
+def test_the_readme_slurm_array_script_and_its_merge_run_as_written(tmp_path):
+    """examples/slurm/profile_array.sbatch under a simulated two-task array, then `ttc merge`."""
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        "QUESTIONS": "1",
+        "OUT": str(tmp_path / "array"),
+    }
+    for task in (0, 1):  # what sbatch --array=0-1 sets in each task
+        array = {"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_MIN": 0, "SLURM_ARRAY_TASK_MAX": 1}
+        array |= {"SLURM_ARRAY_TASK_COUNT": 2, "SLURM_ARRAY_TASK_STEP": 1}
+        done = subprocess.run(
+            ["bash", str(root / "examples" / "slurm" / "profile_array.sbatch")],
+            env={**env, **{k: str(v) for k, v in array.items()}},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+    merge = subprocess.run(
+        ["bash", "-c", "ttc merge $OUT/all $OUT/w*"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert merge.returncode == 0, merge.stderr
+    df = S.read_samples(tmp_path / "array" / "all")
+    assert sorted(df[S.DIFFICULTY].unique()) == ["1", "2", "3", "4", "5"]  # one question per level, all there
+    assert df.groupby(S.STRATEGY).size().to_dict() == {"greedy": 5, "pool": 40}
+    shards = [json.loads((tmp_path / "array" / f"w{i}" / "run.json").read_text())["shards"] for i in (0, 1)]
+    assert shards == [["0/2"], ["1/2"]]
