@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--gpus-per-worker", type=float, default=0.0)
     parser.add_argument("--cpus-per-worker", type=float, default=1.0)
     parser.add_argument("--address", default=None, help="a running Ray cluster (default: a local one)")
+    parser.add_argument("--reps", type=int, default=3, help="alternating rounds; medians are printed")
     parser.add_argument(
         "--overhead-questions", type=int, default=400, help="per level, for the no-work backend"
     )
@@ -134,28 +136,50 @@ def main() -> None:
         f"\n1. {args.model}, {' + '.join(args.strategy)}, {args.questions} questions per level, batch {args.batch_size}"
     )
     threads = torch.get_num_threads()
-    sides = {f"one process, {threads} thr": timed_profile(tmp / "local", [args.model], args)}
-    base = rows(tmp / "local")
-    torch.set_num_threads(1)  # what one Ray actor with --cpus-per-worker 1 gets
-    sides["one process, 1 thr"] = timed_profile(tmp / "local1", [args.model], args)
-    torch.set_num_threads(threads)
+
+    def one_process(n_threads):
+        def side(out):
+            torch.set_num_threads(n_threads)  # 1: what one Ray actor with --cpus-per-worker 1 gets
+            try:
+                return timed_profile(out, [args.model], args)
+            finally:
+                torch.set_num_threads(threads)
+
+        return side
+
+    sides = {f"one process, {threads} thr": one_process(threads), "one process, 1 thr": one_process(1)}
     for w in args.workers:
-        sides[f"ray, {w} worker(s)"] = timed_profile(tmp / f"ray{w}", [args.model], args, executor(w))
-        same = rows(tmp / f"ray{w}").equals(base)
-        sides[f"ray, {w} worker(s)"]["same rows"] = same
-    ref, one = sides[f"one process, {threads} thr"], sides["one process, 1 thr"]
+        sides[f"ray, {w} worker(s)"] = lambda out, w=w: timed_profile(out, [args.model], args, executor(w))
+    runs: dict[str, list[dict]] = {name: [] for name in sides}
+    same: dict[str, bool] = {}
+    base = None
+    for rep in range(args.reps):  # the sides alternate, so load drifts hit all alike
+        for i, (name, side) in enumerate(sides.items()):
+            out = tmp / f"rep{rep}-side{i}"
+            runs[name].append(side(out))
+            if base is None:
+                base = rows(out)
+            elif name.startswith("ray"):
+                same[name] = same.get(name, True) and rows(out).equals(base)
+    med = {
+        name: {k: statistics.median(r[k] for r in rs) for k in ("units", "wall_s", "steady_units_per_s")}
+        for name, rs in runs.items()
+    }
+    ref, one = med[f"one process, {threads} thr"], med["one process, 1 thr"]
+    print(f"medians of {args.reps} alternating rounds")
     print(
         f"{'side':<22}{'units':>6}{'wall s':>8}{'x wall':>8}{'steady units/s':>16}"
         f"{f'x {threads} thr':>9}{'x 1 thr':>9}  same rows"
     )
-    for name, r in sides.items():
+    for name, r in med.items():
         rate = r["steady_units_per_s"]
         print(
-            f"{name:<22}{r['units']:>6}{r['wall_s']:>8.1f}{ref['wall_s'] / r['wall_s']:>8.2f}{rate:>16.2f}"
-            f"{rate / ref['steady_units_per_s']:>9.2f}{rate / one['steady_units_per_s']:>9.2f}  {r.get('same rows', '-')}"
+            f"{name:<22}{r['units']:>6.0f}{r['wall_s']:>8.1f}{ref['wall_s'] / r['wall_s']:>8.2f}{rate:>16.2f}"
+            f"{rate / ref['steady_units_per_s']:>9.2f}{rate / one['steady_units_per_s']:>9.2f}  {same.get(name, '-')}"
         )
     print(
-        "(x: ratio to that one-process side; >1 is faster. Ray actors run torch on --cpus-per-worker threads)"
+        "(x: ratio to that one-process side; >1 is faster. wall: the whole call, actors' start and model load "
+        "included; steady: from the first unit back to the last)"
     )
 
     n = args.overhead_questions
@@ -164,13 +188,19 @@ def main() -> None:
     )
     args.strategy = ["greedy"]
     backend = NoWorkBackend()
-    local = timed_profile(tmp / "nowork-local", [backend], args, per_level=n)
-    remote = timed_profile(tmp / "nowork-ray", [backend], args, executor(1), per_level=n)
-    remote_ms = 1e3 / remote["steady_units_per_s"]
-    local_ms = 1e3 / local["steady_units_per_s"]
-    print(f"one process:        {local_ms:.3f} ms per unit ({local['units']} units, steady)")
-    print(f"ray, 1 worker:      {remote_ms:.3f} ms per unit; Ray adds {remote_ms - local_ms:.3f} ms per unit")
-    print(f"ratio ray / one process: {remote_ms / local_ms:.2f}x")
+    local_ms, remote_ms = [], []
+    for rep in range(args.reps):
+        local = timed_profile(tmp / f"nowork-local{rep}", [backend], args, per_level=n)
+        remote = timed_profile(tmp / f"nowork-ray{rep}", [backend], args, executor(1), per_level=n)
+        local_ms.append(1e3 / local["steady_units_per_s"])
+        remote_ms.append(1e3 / remote["steady_units_per_s"])
+    lo, re = statistics.median(local_ms), statistics.median(remote_ms)
+    print(f"one process:    {lo:.3f} ms per unit ({local['units']} units; median of {args.reps}, steady)")
+    print(
+        f"ray, 1 worker:  {re:.3f} ms per unit; Ray adds {re - lo:.3f} ms per unit "
+        f"({(re - lo) * args.batch_size:.2f} ms per job of {args.batch_size})"
+    )
+    print(f"ratio ray / one process: {re / lo:.2f}x")
     ray.shutdown()
 
 

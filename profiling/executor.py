@@ -46,6 +46,7 @@ __all__ = [
     "LoadedModel",
     "Executor",
     "LocalExecutor",
+    "ExecutorError",
     "UnitsFailed",
     "run_job",
     "outcome_rows",
@@ -89,7 +90,11 @@ class LoadedModel:
     workers: list[dict[str, Any]] = field(default_factory=list)
 
 
-class UnitsFailed(RuntimeError):
+class ExecutorError(RuntimeError):
+    """The workers could not run the jobs (they kept dying, or disagree about the model)."""
+
+
+class UnitsFailed(ExecutorError):
     """Jobs that failed on every attempt (their workers died each time); the others are saved."""
 
     def __init__(self, message: str, jobs: Sequence[Job]) -> None:

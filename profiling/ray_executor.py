@@ -45,7 +45,17 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .backends import Backend, load_backend
-from .executor import Executor, Job, LoadedModel, Loader, RunSetup, UnitsFailed, model_info, run_job
+from .executor import (
+    Executor,
+    ExecutorError,
+    Job,
+    LoadedModel,
+    Loader,
+    RunSetup,
+    UnitsFailed,
+    model_info,
+    run_job,
+)
 from .storage import library_versions
 
 __all__ = ["RayExecutor", "INSTALL_HINT"]
@@ -213,6 +223,8 @@ class RayExecutor(Executor):
         replaced. Every replica must report the same model identity."""
         ray = _ray()
         self.model = model
+        while len(self.actors) < self.workers:  # top up after a model whose actors died
+            self.actors.append(self._new_actor())
         pending = {actor.load.remote(model): actor for actor in self.actors}
         loaded: list[dict] = []
         budget = self.workers * self.max_attempts
@@ -223,7 +235,8 @@ class RayExecutor(Executor):
                 loaded.append(_get(ray, ready[0]))
             except _fault_types(ray) as exc:
                 if budget <= 0:
-                    raise RuntimeError(f"Ray actors keep dying while loading {model!r}: {exc}") from None
+                    why = str(exc).splitlines()[0]
+                    raise ExecutorError(f"Ray actors keep dying while loading {model!r}: {why}") from None
                 budget -= 1
                 self._forget(actor)
                 fresh = self._new_actor()
@@ -233,7 +246,7 @@ class RayExecutor(Executor):
         first = loaded[0]
         for other in loaded[1:]:
             if other["name"] != first["name"] or other["metadata"] != first["metadata"]:
-                raise RuntimeError(
+                raise ExecutorError(
                     f"the Ray workers loaded different models for {model!r}: {first['name']} on "
                     f"{first['worker']['host']} vs {other['name']} on {other['worker']['host']} (different files or versions?)"
                 )
@@ -264,8 +277,9 @@ class RayExecutor(Executor):
                 actor = idle.pop()
                 number, job = queue.popleft()
                 busy[actor.run.remote(job)] = (actor, number, job)
-            if not busy and not starting:
-                raise RuntimeError("no Ray worker is left to run the remaining jobs")
+            if not busy and not starting:  # every actor died and the replacements ran out
+                failed += [(job, "no Ray worker left") for _, job in queue]
+                break
             ready, _ = ray.wait([*busy, *starting], num_returns=1, timeout=self.poll_s)
             if not ready:
                 yield None
@@ -286,7 +300,8 @@ class RayExecutor(Executor):
             except _fault_types(ray) as exc:
                 attempts[number] += 1
                 if attempts[number] >= self.max_attempts:
-                    failed.append((job, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"))
+                    why = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+                    failed.append((job, f"{self.max_attempts} Ray workers died running it ({why})"))
                 else:
                     self.retried += 1
                     queue.appendleft((number, job))
@@ -303,8 +318,8 @@ class RayExecutor(Executor):
             job, why = failed[0]
             strategy = self.setup.strategies[job.strategy]
             raise UnitsFailed(
-                f"{units} unit(s) in {len(failed)} job(s) failed {self.max_attempts} times (their Ray workers died), "
-                f"e.g. {strategy.name} on questions {[p.id for p in job.problems][:4]}: {why}; "
+                f"{units} unit(s) in {len(failed)} job(s) not profiled, e.g. {strategy.name} on questions "
+                f"{[p.id for p in job.problems][:4]}: {why}; "
                 "the other units are saved, rerun the same command to retry these",
                 [j for j, _ in failed],
             )

@@ -140,7 +140,8 @@ def profile_command(
     ray_address: str | None = typer.Option(
         None,
         "--ray-address",
-        help="Ray cluster to join (HOST:6379, ray://HOST:10001); default: RAY_ADDRESS, else a local cluster.",
+        help="Ray cluster to join (HOST:6379, ray://HOST:10001, auto: this machine's `ray start` cluster); "
+        "default: RAY_ADDRESS, else a new local cluster.",
         rich_help_panel=SCALE,
     ),
     workers: int | None = typer.Option(
@@ -183,7 +184,7 @@ def profile_command(
     # Idle OpenMP threads sleep instead of spinning: on shared or busy CPUs spinning threads
     # slow torch down many times over. Must be set before torch loads; the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from profiling.executor import UnitsFailed
+    from profiling.executor import ExecutorError
     from profiling.lock import RunLocked
     from profiling.runner import profile
     from profiling.sharding import parse_shard
@@ -231,7 +232,7 @@ def profile_command(
         )
     except KeyboardInterrupt:
         fail(f"interrupted; finished units are saved in {out}; rerun the same command to resume", code=130)
-    except (ValueError, FileNotFoundError, RunMismatch, RunLocked, UnitsFailed) as exc:
+    except (ValueError, FileNotFoundError, RunMismatch, RunLocked, ExecutorError) as exc:
         fail(str(exc))
     if result.duplicates:
         err_console.print(f"[yellow]warning:[/] {result.duplicates}", highlight=False)

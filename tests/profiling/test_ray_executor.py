@@ -121,7 +121,8 @@ def test_a_job_that_kills_its_actor_every_time_is_reported_after_bounded_retries
     backend = ScriptedBackend(exit_on=f"q: {deadly.question}\n")
     executor = RayExecutor(workers=2, max_attempts=2)
     with pytest.raises(
-        UnitsFailed, match=r"1 unit\(s\) in 1 job\(s\) failed 2 times .* rerun the same command"
+        UnitsFailed,
+        match=r"1 unit\(s\) in 1 job\(s\) not profiled, .*: 2 Ray workers died running it .* rerun the same command",
     ) as err:
         profile([backend], task, ["greedy"], tmp_path / "run", per_level=4, batch_size=1, executor=executor)
     assert [p.id for job in err.value.jobs for p in job.problems] == [deadly.id]
