@@ -6,9 +6,11 @@ Two measurements, side by side in one run, on one Ray cluster:
    per level) through one process (the local executor) and through Ray with each of
    ``--workers`` actors. Printed per side: wall time of the whole call (actor start and model
    load included), units per second over the *steady* part (from the first unit back to the
-   last, so start-up is left out) and both as ratios to one process. On this 2-core machine
-   two workers can at best double one; on a GPU cluster (``--gpus-per-worker 1 --device cuda``)
-   the same script measures scaling across GPUs.
+   last, so start-up is left out) and both as ratios to one process. Two workers can at most
+   gain what the cluster has free: the script measures that *headroom* too (two CPU-bound Ray
+   tasks at once over one alone: 2.0 on two idle cores) and prints how much of it the workers
+   reached. On a GPU cluster (``--gpus-per-worker 1 --device cuda``) the same script measures
+   scaling across GPUs.
 2. **Driver overhead per unit.** The same profile with a backend that does no work (it
    answers every request at once with a fixed text), so what remains is the profiler's own
    cost: building jobs, shipping them to actors and rows back, schema validation and shard
@@ -84,6 +86,32 @@ def timed_profile(out: Path, models, args, executor=None, per_level=None) -> dic
         "steady_units_per_s": per_s,
         "wall_per_unit_ms": 1e3 * wall / units,
     }
+
+
+def spin(n: int) -> int:
+    """CPU-bound busy work (no I/O, no threads)."""
+    x = 0
+    for i in range(n):
+        x += i * i
+    return x
+
+
+def headroom(ray, reps: int, n: int = 10_000_000) -> float:
+    """How much more a second worker can get out of this cluster right now: throughput of two
+    CPU-bound Ray tasks at once over one alone (2.0 on two idle cores; near 1 when other
+    processes already use them). Medians over ``reps`` alternating rounds."""
+    task = ray.remote(num_cpus=1)(spin)
+    ray.get([task.remote(10), task.remote(10)])  # start both workers
+    ratios = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        ray.get(task.remote(n))
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ray.get([task.remote(n), task.remote(n)])
+        two = time.perf_counter() - t0
+        ratios.append(2 * one / two)
+    return statistics.median(ratios)
 
 
 def rows(folder: Path):
@@ -165,6 +193,7 @@ def main() -> None:
         name: {k: statistics.median(r[k] for r in rs) for k in ("units", "wall_s", "steady_units_per_s")}
         for name, rs in runs.items()
     }
+    room = headroom(ray, args.reps)
     ref, one = med[f"one process, {threads} thr"], med["one process, 1 thr"]
     print(f"medians of {args.reps} alternating rounds")
     print(
@@ -181,6 +210,12 @@ def main() -> None:
         "(x: ratio to that one-process side; >1 is faster. wall: the whole call, actors' start and model load "
         "included; steady: from the first unit back to the last)"
     )
+    if len(args.workers) >= 2 and args.workers[:2] == [1, 2]:
+        gain = med["ray, 2 worker(s)"]["steady_units_per_s"] / med["ray, 1 worker(s)"]["steady_units_per_s"]
+        print(
+            f"2 workers / 1 worker: {gain:.2f}x; the cluster's headroom right after (2 CPU-bound Ray tasks / 1): "
+            f"{room:.2f}x, so the workers reached {gain / room:.0%} of what a second worker could add"
+        )
 
     n = args.overhead_questions
     print(
