@@ -212,9 +212,14 @@ def main() -> None:
     )
     if len(args.workers) >= 2 and args.workers[:2] == [1, 2]:
         gain = med["ray, 2 worker(s)"]["steady_units_per_s"] / med["ray, 1 worker(s)"]["steady_units_per_s"]
+        verdict = (
+            f"the workers reached {(gain - 1) / (room - 1):.0%} of what a second worker could add"
+            if room > 1.2
+            else "no CPU was free for a second worker, so this run cannot show scaling"
+        )
         print(
             f"2 workers / 1 worker: {gain:.2f}x; the cluster's headroom right after (2 CPU-bound Ray tasks / 1): "
-            f"{room:.2f}x, so the workers reached {gain / room:.0%} of what a second worker could add"
+            f"{room:.2f}x: {verdict}"
         )
 
     n = args.overhead_questions
