@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -242,6 +243,7 @@ def main() -> None:
     )
     print(f"ratio ray / one process: {re / lo:.2f}x")
     ray.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
