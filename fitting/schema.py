@@ -19,6 +19,7 @@ import pyarrow as pa
 
 __all__ = [
     "SchemaError",
+    "DuplicateSamples",
     "SAMPLES_SCHEMA",
     "REQUIRED_SAMPLE_COLUMNS",
     "COUNTS_SCHEMA",
@@ -143,6 +144,15 @@ class SchemaError(ValueError):
     """
 
 
+class DuplicateSamples(SchemaError):
+    """Two rows share ``(run, model, strategy, config, question_id, sample_idx)``; ``rows`` are
+    the positions (in the validated input) of every row with the first such key."""
+
+    def __init__(self, message: str, rows: list[int]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
 def _where(source: str | None) -> str:
     return f"{source}: " if source else ""
 
@@ -178,12 +188,15 @@ def validate_samples(df: pd.DataFrame, source: str | None = None) -> pd.DataFram
             out[col] = pd.Series([None] * len(out), dtype=_pandas_dtype(typ), index=out.index)
             continue
         out[col] = _coerce(out[col], typ, col, where)
-    dup = out.duplicated([RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID, SAMPLE_IDX], keep=False)
+    keys = [RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID, SAMPLE_IDX]
+    dup = out.duplicated(keys, keep=False).to_numpy()
     if dup.any():
-        first = out.loc[dup, [QUESTION_ID, SAMPLE_IDX]].iloc[0]
-        raise SchemaError(
+        first = out.iloc[int(np.flatnonzero(dup)[0])]
+        same = (out[keys] == first[keys]).all(axis=1).to_numpy()
+        raise DuplicateSamples(
             f"{where}duplicate (question_id, sample_idx) = ({first[QUESTION_ID]!r}, {first[SAMPLE_IDX]}) "
-            f"for the same run, model, strategy and config"
+            f"for the same run, model, strategy and config",
+            np.flatnonzero(same).tolist(),
         )
     extra = [c for c in out.columns if c not in SAMPLES_SCHEMA]
     return out[list(SAMPLES_SCHEMA) + extra].reset_index(drop=True)
@@ -400,10 +413,23 @@ def read_samples(folder: str | Path, columns: Iterable[str] | None = None) -> pd
     >>> df = read_samples("examples/samples")  # doctest: +SKIP
     """
     frames = []
-    for path in shard_paths(folder):
+    paths = shard_paths(folder)
+    for path in paths:
         try:
             frames.append(pd.read_parquet(path, columns=list(columns) if columns else None))
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise SchemaError(f"{path}: cannot read Parquet shard: {exc}") from None
     df = pd.concat(frames, ignore_index=True)
-    return validate_samples(df, source=str(folder))
+    try:
+        return validate_samples(df, source=str(folder))
+    except DuplicateSamples as exc:
+        if len(frames) < 2:
+            raise
+        ends = np.cumsum([len(f) for f in frames])
+        held = {paths[int(np.searchsorted(ends, i, side="right"))] for i in exc.rows}
+        shards = sorted(str(p.relative_to(folder)) for p in held)
+        raise DuplicateSamples(
+            f"{exc} in shards {', '.join(shards)} (two profilers wrote this folder at once?); "
+            f"`ttc merge NEW {folder} --dedupe` writes one copy of each unit to NEW",
+            exc.rows,
+        ) from None
