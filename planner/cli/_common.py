@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console, ConsoleDimensions
+from rich.markup import escape
 
 
 class _Console(Console):
@@ -46,7 +47,8 @@ OUTPUT = "Output"
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``message`` as an error on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    # the message is text, not markup: "pip install 'ttc-planner[ray]'" keeps its brackets
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
     sys.exit(code)
 
 
