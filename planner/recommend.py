@@ -40,7 +40,6 @@ from .constants import (
     MODEL,
     SOURCE,
     SOURCE_RANK,
-    SOURCES,
     STRATEGY,
     within_budget,
 )
@@ -55,9 +54,11 @@ from .search import (
     adaptive_policies,
     allocate_exact,
     allocate_optuna,
+    best_single,
     bin_tables,
     binding_constraint,
     compare_with_single,
+    describe_policy,
     pareto_exhaustive,
     pareto_optuna,
     search,
@@ -183,61 +184,113 @@ def _item(space: OptionSpace, r) -> dict:
     }
 
 
-def _why_not(row, choice_row, budget: Budget, objective: str) -> str:
+def _overrun(row, budget: Budget) -> tuple[str, float] | None:
+    """The limit an option exceeds most, as (cost key, cost / limit); None within budget."""
     over = [
-        (k, row[k], lim) for k, lim in budget.limits.items() if k in row and not within_budget(row[k], lim)
+        (k, float(row[k]) / lim)
+        for k, lim in budget.limits.items()
+        if k in row and not within_budget(row[k], lim)
     ]
+    return max(over, key=lambda t: t[1]) if over else None
+
+
+def _why_not(row, choice_row, budget: Budget, objective: str, space: OptionSpace | None = None) -> str:
+    """Why an option lost to the choice, in words (and why a cheaper-looking one is not cheaper)."""
+    over = _overrun(row, budget)
     if over:
-        k, v, lim = max(over, key=lambda t: t[1] / t[2])
-        return f"over budget: {k} {v:.3g} > {lim:.3g}"
+        k, ratio = over
+        return f"over budget: {ratio:.2g}x the {k} limit ({row[k]:.3g} > {budget.limits[k]:.3g})"
     a, b = float(row[objective]), float(choice_row[objective])
     name = "expected accuracy" if objective == ACCURACY else "lower bound of accuracy"
     if a < b - ACCURACY_TOL and row[SOURCE] == "measured" and choice_row[SOURCE] != "measured":
-        return (
+        text = (
             f"{name} {a:.3f} < {b:.3f}, but measured; the choice is {choice_row[SOURCE]} "
             f"(interval {choice_row[ACCURACY_LO]:.3f}-{choice_row[ACCURACY_HI]:.3f})"
         )
-    if a < b - ACCURACY_TOL:
+    elif a < b - ACCURACY_TOL:
         key = budget.primary()
         ratio = choice_row[key] / row[key] if row[key] > 0 else math.inf
         extra = f", though {ratio:.2g}x cheaper in {key}" if ratio >= 1.1 else ""
-        return f"{name} {a:.3f} < {b:.3f}{extra}"
-    if row[SOURCE_RANK] > choice_row[SOURCE_RANK]:
-        return f"same {name}, but {row[SOURCE]} rather than {choice_row[SOURCE]}"
-    return f"same {name}, costs more {budget.primary()}"
+        text = f"{name} {a:.3f} < {b:.3f}{extra}"
+    elif row[SOURCE_RANK] > choice_row[SOURCE_RANK]:
+        text = f"same {name}, but {row[SOURCE]} rather than {choice_row[SOURCE]}"
+    else:
+        text = f"same {name}, costs more {budget.primary()}"
+    return text + _tokens_vs_flops(row, choice_row, budget.primary(), space)
+
+
+def _tokens_vs_flops(row, choice_row, key: str, space: OptionSpace | None) -> str:
+    """When an option needs fewer tokens but more of the budgeted compute than the choice, say
+    why: tokens are not compute (a larger model, or a choice whose calls re-send their context)."""
+    if key == "tokens" or not ("tokens" in row and key in row):
+        return ""
+    if not (row["tokens"] < choice_row["tokens"] and row[key] > choice_row[key]):
+        return ""
+    text = f"; fewer tokens ({row['tokens']:,.0f} vs {choice_row['tokens']:,.0f}) but more {key}"
+    if space is None:
+        return text
+    if row[MODEL] != choice_row[MODEL]:
+        try:
+            spec = space.coster.spec
+            ratio = float(spec(row[MODEL]).params_active) / float(spec(choice_row[MODEL]).params_active)
+        except (AttributeError, ValueError):
+            return text
+        return text + f": {row[MODEL]} has {ratio:.2g}x the active parameters of {choice_row[MODEL]}"
+    if _calls(space, choice_row) > 1:
+        return text + " (the choice re-sends its context: see the note)"
+    return text
+
+
+def _calls(space: OptionSpace, row) -> int:
+    """Engine calls one execution of an option makes (1 when its strategy has no descriptor)."""
+    try:
+        return int(space.arm_by_key(row[ARM]).workload_shape(float(row[KNOB_VALUE])).calls)
+    except (KeyError, ValueError, AttributeError):
+        return 1
+
+
+def _calls_note(space: OptionSpace, row) -> list[str]:
+    calls = _calls(space, row)
+    if calls <= 1:
+        return []
+    return [f"the choice makes {calls} engine calls per query: its tokens count the context re-sent to each call "
+            "(as an API bills them), its FLOPs do not recompute the cached prefix"]  # fmt: skip
 
 
 def _runners_up(space: OptionSpace, res: SearchResult, best, budget: Budget, n: int = 2) -> list[dict]:
-    """Two runners-up: when the choice is not measured, the best MEASURED feasible option first
-    (what is known for sure); then the best feasible option of another model or strategy, the
-    best over-budget option that would have been more accurate, or the next feasible one."""
+    """The best alternatives within budget, one per arm (when the choice is not measured, the
+    best MEASURED one first: what is known for sure), then at most one option over budget: the
+    more accurate one with the smallest overrun (what a little more budget would buy). Options
+    over the GPU memory limit are never offered: they do not run on the GPU at all."""
     obj = res.objective
-    picks = []
     ranked = res.ranked
+    picks, arms = [], {best[ARM]}
     if best[SOURCE] != "measured":
-        measured = ranked[ranked[SOURCE] == "measured"]
+        measured = ranked[(ranked[SOURCE] == "measured") & (ranked[ARM] != best[ARM])]
         if len(measured):
             picks.append(measured.iloc[0])
-    other = ranked[(ranked[MODEL] != best[MODEL]) | (ranked[STRATEGY] != best[STRATEGY])]
-    if len(other) and (
-        not picks or (other.iloc[0][ARM], other.iloc[0][KNOB_VALUE]) != (picks[0][ARM], picks[0][KNOB_VALUE])
-    ):
-        picks.append(other.iloc[0])
-    ev = res.evaluated if res.evaluated is not None else ranked
-    if len(ev):
-        over = ev[~budget.feasible(ev) & (ev[obj] > best[obj] + ACCURACY_TOL)]
-        if len(over):
-            if SOURCE_RANK not in over:
-                over = over.assign(**{SOURCE_RANK: over[SOURCE].map(SOURCES.index)})
-            picks.append(over.sort_values([obj, budget.primary()], ascending=[False, True]).iloc[0])
-    seen = {(best[ARM], best[KNOB_VALUE])} | {(p[ARM], p[KNOB_VALUE]) for p in picks}
-    for _, r in other.iterrows():
+            arms.add(measured.iloc[0][ARM])
+    for _, r in ranked.iterrows():
         if len(picks) >= n:
             break
-        if (r[ARM], r[KNOB_VALUE]) not in seen and r[ARM] not in {p[ARM] for p in picks}:
+        if r[ARM] not in arms:
             picks.append(r)
-            seen.add((r[ARM], r[KNOB_VALUE]))
-    return [{**_item(space, r), "why_not": _why_not(r, best, budget, obj)} for r in picks[:n]]
+            arms.add(r[ARM])
+    ev = res.evaluated if res.evaluated is not None else ranked
+    user = (
+        Budget({k: v for k, v in budget.limits.items() if k != MEMORY_BYTES})
+        if len(budget.limits) > 1 or MEMORY_BYTES not in budget.limits
+        else None
+    )
+    if len(ev) and user is not None:
+        hard = Budget({MEMORY_BYTES: budget.limits[MEMORY_BYTES]}) if MEMORY_BYTES in budget.limits else None
+        ok = hard.feasible(ev) if hard is not None else np.ones(len(ev), dtype=bool)
+        over = ev[ok & ~user.feasible(ev) & (ev[obj] > best[obj] + ACCURACY_TOL)]
+        if len(over):
+            ratio = over.apply(lambda r: _overrun(r, user)[1], axis=1)
+            over = over.assign(_overrun=ratio.to_numpy(float))
+            picks.append(over.sort_values(["_overrun", obj], ascending=[True, False]).iloc[0])
+    return [{**_item(space, r), "why_not": _why_not(r, best, budget, obj, space)} for r in picks]
 
 
 def _option_label(r) -> str:
@@ -367,7 +420,7 @@ def plan(
             "seconds": res.seconds,
             "space_size": space.size(target),
         },
-        notes=list(space.notes),
+        notes=_calls_note(space, best) + list(space.notes),
     )
     if req.objective == "pareto":
         rec.mode["pareto"] = [_item(space, r) for _, r in res.pareto.iterrows()]
@@ -397,7 +450,8 @@ def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int
                 "cost": item["cost"],
             }
         )
-    return {
+    single = best_single(tables, target, limit, key, risk)
+    out = {
         "budget_key": key,
         "average_budget": limit,
         "bins": bins,
@@ -405,11 +459,34 @@ def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int
         "average_cost": _num(exact.cost),
         "optuna_expected_accuracy": _num(tpe.accuracy),
         "optuna_gap": _num(exact.accuracy - tpe.accuracy),
-        "best_single_option": cmp["single_option"],
+        "best_single_option": None,
         "best_single_accuracy": _num(cmp["single_accuracy"]),
+        "best_single_cost": _num(cmp["single_cost"]),
         "compute_ratio_at_equal_accuracy": _num(cmp["compute_ratio"]),
+        "compute_ratio_means": f"the single option's {key} over the least average {key} at which an allocation "
+        "is as accurate (above 1: the allocation needs that many times less)",
         "note": "other limits apply per query to every bin's option",
     }
+    if single is not None:
+        first = next(iter(single.choice.values()))
+        out["best_single_option"] = space.option_choice(space.arm_by_key(first[ARM]), first[KNOB_VALUE])
+        se_alloc = _mix_se(exact.choice, target)
+        se_single = _mix_se(single.choice, target)
+        diff = float(exact.accuracy - single.accuracy)
+        se = math.hypot(se_alloc, se_single)
+        out["difference"] = {"accuracy": _num(diff), "se": _num(se), "within_noise": bool(abs(diff) <= se),
+                             "se_from": "the options' 90% intervals, bins and options taken as independent"}  # fmt: skip
+    return out
+
+
+def _mix_se(choice: Mapping[str, pd.Series], target: Mapping[str, float]) -> float:
+    """Standard error of a mix's accuracy from each bin's option interval (90%, as a normal)."""
+    var = 0.0
+    for b, r in choice.items():
+        lo, hi = float(r[ACCURACY_LO]), float(r[ACCURACY_HI])
+        se = (hi - lo) / (2 * Z90) if math.isfinite(lo) and math.isfinite(hi) else math.nan
+        var += (target[b] * se) ** 2
+    return math.sqrt(var)
 
 
 def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int) -> Recommendation:
@@ -431,24 +508,52 @@ def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int
     def item(r) -> dict:
         half = Z90 * float(r["test_accuracy_se"])
         acc = r["test_accuracy"]
+        choice = dict(r["choice"])
+        spec = specs.get(choice.get("model"))
+        choice = {"model": choice.get("model"), "architecture": getattr(spec, "architecture", None),
+                  "strategy": choice.get("strategy"), "knobs": choice.get("knobs") or {}}  # fmt: skip
         return {
-            "choice": {"policy": r["policy"], "params": r["params"]},
+            "choice": choice,
             "expected_accuracy": _num(acc),
             "accuracy_interval": [_num(max(acc - half, 0)), _num(min(acc + half, 1))],
             "source": "measured",
             "cost": {"flops": _num(r["test_flops"]), "tokens": _num(r["test_tokens"])},
+            "description": describe_policy(r["choice"]),
         }
+
+    def versus(r, ref) -> dict:
+        """Held-out accuracy difference of ``ref`` minus ``r``, its standard error (from the two
+        accuracies' standard errors) and whether it is within noise."""
+        diff = float(ref["test_accuracy"] - r["test_accuracy"])
+        se = math.hypot(float(ref["test_accuracy_se"]), float(r["test_accuracy_se"]))
+        return {"difference": _num(diff), "se": _num(se), "within_noise": bool(abs(diff) <= se)}
 
     head = item(best)
     runners = []
     for _, r in table.iloc[1:3].iterrows():
         it = item(r)
-        it["why_not"] = f"training accuracy {r['train_accuracy']:.4f} < {best['train_accuracy']:.4f}"
+        v = versus(r, best)
+        noise = "within noise" if v["within_noise"] else "beyond one standard error"
+        it["why_not"] = (
+            f"less accurate on the planning half ({100 * r['train_accuracy']:.1f}% vs "
+            f"{100 * best['train_accuracy']:.1f}%); on the held-out half the choice is "
+            f"{100 * abs(v['difference']):.1f} points {'ahead' if v['difference'] >= 0 else 'behind'} "
+            f"(SE {100 * v['se']:.1f}: {noise})"
+        )
         runners.append(it)
     policy = {
+        "description": head.pop("description"),
         "table": table.replace({np.nan: None}).to_dict("records"),
         "note": "chosen on half of the questions, replayed on the other half (seeded split)",
     }
+    fixed = table[table["policy"] == "fixed"]
+    if best["policy"] != "fixed" and len(fixed):
+        policy["versus_fixed"] = {
+            "fixed": describe_policy(fixed.iloc[0]["choice"]),
+            **versus(fixed.iloc[0], best),
+        }
+    for r in runners:
+        r.pop("description", None)
     return Recommendation(
         request=request,
         choice=head["choice"],

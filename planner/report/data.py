@@ -52,7 +52,7 @@ from ..profile import Profile
 from ..recommend import build_space
 from ..search import Budget, pareto_exhaustive, search_exhaustive
 from ..space import CostModel, ExtrapolationRefused
-from .format import format_cost
+from .format import format_budget, format_cost
 
 __all__ = [
     "PlanContext",
@@ -331,7 +331,7 @@ def budget_grid_frame(ctx: PlanContext, budgets: Sequence[float]) -> pd.DataFram
     for target_label, target in ctx.targets():
         for i, b in enumerate(budgets):
             res = search_exhaustive(ctx, target, ctx.budget(b), ctx.risk)
-            row = {TARGET: target_label, BUDGET: float(b), BUDGET_LABEL: f"B{i + 1}: {format_cost(key, b)}",
+            row = {TARGET: target_label, BUDGET: float(b), BUDGET_LABEL: f"B{i + 1}: {format_budget(key, b)}",
                    "budget_index": i + 1}  # fmt: skip
             best = res.best
             if best is None:
