@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fitting import LAWS, BetaBinomial, ConvergenceWarning, fit_curve, pass_at_k  # noqa: E402
 from fitting.coverage import BetaBinomialPosterior  # noqa: E402
+from fitting.population import GModel, LogitNormal  # noqa: E402
 from fitting.uncertainty import question_weights  # noqa: E402
 
 # the shared data folder beside the repository (as in tests/test_chinchilla.py); --data overrides
@@ -63,7 +64,16 @@ DATA = (
 )
 CHECKPOINTS = ["2M", "64M", "512M", "2B", "6B", "20B", "60B", "200B", "300B"]
 SIZES = ["14M", "70M", "160M", "410M", "1B", "1.4B", "2.8B", "6.9B", "12B"]
-METHODS = [*LAWS, "select", "select_old", "betabinom", "posterior"]
+LAW_METHODS = [*LAWS, "select", "select_old"]
+#: the per-question (population) forecasters: each fits the subsample's counts and forecasts with an interval
+POPULATION = {
+    "posterior": BetaBinomialPosterior,
+    "gmodel": GModel,
+    "gmodel_beta": lambda: GModel(carrier="beta"),
+    "gmodel_beta_efron": lambda: GModel(carrier="beta", penalty="efron"),
+    "logitnormal": LogitNormal,
+}
+METHODS = [*LAW_METHODS, "betabinom", *POPULATION, "oracle_g"]
 
 
 def choose(df: pd.DataFrame, min_pool: int, every: bool) -> list[str]:
@@ -83,77 +93,116 @@ def choose(df: pd.DataFrame, min_pool: int, every: bool) -> list[str]:
     return out
 
 
-def score(n: np.ndarray, c: np.ndarray, fraction: float, rng: np.random.Generator) -> dict:
-    """Signed errors (forecast - measured) of every method from one seeded subsample."""
-    m = np.maximum(1, np.round(n / fraction)).astype(np.int64)
-    sub = rng.hypergeometric(c, n - c, m)
-    measured = float(np.mean(c > 0))
-    out = {"measured": measured, "m": int(m.min()), "solved_sub": int(np.count_nonzero(sub))}
-    if sub.sum() == 0:  # no correct sample in the subsample: no method can say anything
-        return out | {name: np.nan for name in METHODS} | {"lo": np.nan, "hi": np.nan}
+def floor_sd(n: np.ndarray, c: np.ndarray, m: np.ndarray, sub: np.ndarray) -> float:
+    """SD of the measured pass@n around what an oracle knowing every p_i = c_i / n_i expects,
+    given the subsample: a question solved in the subsample is solved; another is solved by its
+    other n_i - m_i samples with chance q_i = 1 - (1 - p_i)^(n_i - m_i), independently."""
+    q = np.where(sub > 0, 1.0, -np.expm1((n - m) * np.log1p(-c / n)))
+    return float(np.sqrt(np.sum(q * (1.0 - q))) / len(n))
+
+
+def _laws(out, m, sub, n, measured):
     ks = np.arange(1, int(m.min()) + 1)
+    if len(ks) < 4:
+        return
     per_q = pass_at_k(m, sub, ks)
     curve = per_q.mean(axis=0)
     w = question_weights(per_q)
+    for name, cls in LAWS.items():
+        out[name] = float(np.mean(cls().fit(ks, curve, w).predict(n.astype(float)))) - measured
+    law, _ = fit_curve(ks, curve, sample_weight=w)
+    out["select"] = float(np.mean(law.predict(n.astype(float)))) - measured
+    out["select:law"] = law.name
+    old, _ = fit_curve(ks, curve, sample_weight=w, cuts=None)
+    out["select_old"] = float(np.mean(old.predict(n.astype(float)))) - measured
+
+
+def score(n, c, fraction, rng, methods, oracle=None) -> dict:
+    """Signed errors (forecast - measured) of every method from one seeded subsample; for the
+    per-question methods also whether their 90% interval held the measurement."""
+    m = np.maximum(1, np.round(n / fraction)).astype(np.int64)
+    sub = rng.hypergeometric(c, n - c, m)
+    measured = float(np.mean(c > 0))
+    sd = floor_sd(n, c, m, sub)
+    out = {"measured": measured, "m": int(m.min()), "solved_sub": int(np.count_nonzero(sub)),
+           "floor": sd * np.sqrt(2.0 / np.pi), "floor_sd": sd}  # fmt: skip
+    if sub.sum() == 0:  # no correct sample in the subsample: no method can say anything
+        return out | {name: np.nan for name in methods}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if len(ks) >= 4:
-            for name, cls in LAWS.items():
-                out[name] = float(np.mean(cls().fit(ks, curve, w).predict(n.astype(float)))) - measured
-            law, _ = fit_curve(ks, curve, sample_weight=w)
-            out["select"] = float(np.mean(law.predict(n.astype(float)))) - measured
-            out["select:law"] = law.name
-            old, _ = fit_curve(ks, curve, sample_weight=w, cuts=None)
-            out["select_old"] = float(np.mean(old.predict(n.astype(float)))) - measured
-        bb = BetaBinomial().fit(m, sub)
-        out["betabinom"] = float(np.mean(bb.predict(n.astype(float)))) - measured
-    f = BetaBinomialPosterior().fit(m, sub).forecast(n)
-    out |= {"posterior": f.estimate - measured, "lo": f.lo, "hi": f.hi}
+        if any(name in methods for name in LAW_METHODS):
+            _laws(out, m, sub, n, measured)
+        if "betabinom" in methods:
+            bb = BetaBinomial().fit(m, sub)
+            out["betabinom"] = float(np.mean(bb.predict(n.astype(float)))) - measured
+        for name, make in POPULATION.items():
+            if name in methods:
+                f = make().fit(m, sub).forecast(n)
+                out |= {name: f.estimate - measured, f"{name}:in": f.lo <= measured <= f.hi,
+                        f"{name}:width": f.hi - f.lo}  # fmt: skip
+        if oracle is not None and "oracle_g" in methods:
+            f = oracle.with_counts(m, sub).forecast(n)
+            out |= {"oracle_g": f.estimate - measured, "oracle_g:in": f.lo <= measured <= f.hi,
+                    "oracle_g:width": f.hi - f.lo}  # fmt: skip
     return out
 
 
-def run(models: list[str], df: pd.DataFrame, fraction: float, seeds: int) -> pd.DataFrame:
+def run(models: list[str], df: pd.DataFrame, fraction: float, seeds: int, methods: list[str]) -> pd.DataFrame:
     rows = []
     for i, model in enumerate(models):
         d = df[df["model"] == model]
         n = d["n_samples"].to_numpy(np.int64)
         c = d["n_correct"].to_numpy(np.int64)
+        oracle = None
+        if "oracle_g" in methods:  # the population as the g-model sees it in the WHOLE pools
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                oracle = GModel(df=8, c0=0.1).fit(n, c)
         for seed in range(seeds):
-            res = score(n, c, fraction, np.random.default_rng([seed, i]))
+            res = score(n, c, fraction, np.random.default_rng([seed, i]), methods, oracle)
             rows.append({"model": model, "seed": seed, "n": int(n.min()), "n_max": int(n.max()), **res})
     return pd.DataFrame(rows)
 
 
-def print_tables(res: pd.DataFrame, fraction: float) -> None:
+def print_tables(res: pd.DataFrame, fraction: float, methods: list[str]) -> None:
     res = res.copy()
-    res["inside"] = (res["lo"] <= res["measured"]) & (res["measured"] <= res["hi"])
-    res["forecast"] = res["lo"].notna()  # False: the subsample held no correct sample
-    head = f"{'model':<18}{'n':>7}{'m':>5}{'solved':>7}{'pass@n':>8}" + "".join(f"{k:>14}" for k in METHODS)
+    cols = ["floor", *methods]
+    head = f"{'model':<18}{'n':>7}{'m':>5}{'solved':>7}{'pass@n':>8}" + "".join(f"{k:>13}" for k in cols)
     print(f"\nMean |forecast - measured| over seeds, accuracy points (1/{fraction:g} subsample -> pass@n)")
-    print(f"{head}{'in 90%':>9}")
-    print("-" * (len(head) + 9))
+    print(head)
+    print("-" * len(head))
     for model, g in res.groupby("model", sort=False):
         pool = f"{g['n'].iloc[0]}" if g["n"].iloc[0] == g["n_max"].iloc[0] else f"{g['n'].iloc[0]}+"
-        cells = "".join(f"{100 * g[k].abs().mean():>14.1f}" for k in METHODS)
-        inside = f"{int(g['inside'].sum())}/{int(g['forecast'].sum())}"
+        cells = "".join(f"{100 * g[k].abs().mean():>13.1f}" for k in cols)
         print(f"{model:<18}{pool:>7}{g['m'].iloc[0]:>5}{g['solved_sub'].mean():>7.1f}"
-              f"{g['measured'].iloc[0]:>8.3f}{cells}{inside:>9}")  # fmt: skip
-    print("-" * (len(head) + 9))
-    print(f"{'mean |error|':<45}" + "".join(f"{100 * res[k].abs().mean():>14.1f}" for k in METHODS))
-    print(f"{'max |error|':<45}" + "".join(f"{100 * res[k].abs().max():>14.1f}" for k in METHODS))
-    print(f"{'mean error (bias)':<45}" + "".join(f"{100 * res[k].mean():>14.1f}" for k in METHODS))
-    done = res[res["forecast"]]
-    misses = done[~done["inside"]].groupby("seed")["model"].nunique().reindex(sorted(res["seed"].unique()))
-    print(f"\nposterior 90% interval holds the measured pass@n in {int(done['inside'].sum())} of {len(done)} "
-          f"forecasts ({len(res) - len(done)} subsamples held no correct sample: nothing to forecast from); "
-          f"models missed per seed: {misses.fillna(0).astype(int).tolist()}; "
-          f"mean interval width {100 * (done['hi'] - done['lo']).mean():.1f} points")  # fmt: skip
-    picks = res["select:law"].value_counts().to_dict() if "select:law" in res else {}
-    print(f"fit_curve (far-end scoring) picked: {picks}")
+              f"{g['measured'].iloc[0]:>8.3f}{cells}")  # fmt: skip
+    print("-" * len(head))
+    print(f"{'mean |error|':<45}" + "".join(f"{100 * res[k].abs().mean():>13.1f}" for k in cols))
+    print(f"{'max |error|':<45}" + "".join(f"{100 * res[k].abs().max():>13.1f}" for k in cols))
+    print(f"{'mean error (bias)':<45}{'':>13}" + "".join(f"{100 * res[k].mean():>13.1f}" for k in methods))
+    print(f"{'mean |error| / floor':<45}{'':>13}"
+          + "".join(f"{res[k].abs().mean() / res['floor'].mean():>13.1f}" for k in methods))  # fmt: skip
+    interval = [k for k in methods if f"{k}:in" in res]
+    if interval:
+        print(
+            "\n90% intervals: forecasts whose interval held the measured pass@n; models missed per seed; width"
+        )
+        for k in interval:
+            done = res[res[f"{k}:in"].notna()]
+            inside = done[f"{k}:in"].astype(bool)
+            missed = done[~inside].groupby("seed")["model"].nunique().reindex(sorted(res["seed"].unique()))
+            print(f"  {k:<14}{int(inside.sum()):>4} of {len(done):<4} missed per seed "
+                  f"{missed.fillna(0).astype(int).tolist()}, mean width {100 * done[f'{k}:width'].mean():.1f} points")  # fmt: skip
+    if "select:law" in res:
+        print(f"fit_curve (far-end scoring) picked: {res['select:law'].value_counts().to_dict()}")
     print(
         "n: pool per question ('+': uneven, the smallest shown); m: subsample per question; solved: questions"
     )
-    print("with a correct sample in the subsample (mean over seeds); pass@n: measured on the whole pool")
+    print("with a correct sample in the subsample (mean over seeds); pass@n: measured on the whole pool;")
+    print("floor: E|error| of an oracle that knows every p_i = c_i/n_i (Bernoulli noise of the questions the")
+    print(
+        "subsample left unsolved); oracle_g: the g-model fitted to the WHOLE pools, given only the subsample's counts"
+    )
 
 
 def fit_time(path: Path) -> None:
@@ -180,12 +229,14 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=5, help="subsamples per checkpoint")
     ap.add_argument("--all", action="store_true", help="every checkpoint with such pools, not one per size")
     ap.add_argument("--fit-time", action="store_true", help="also time fit_counts on the whole file")
+    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, metavar="METHOD",
+                    help=f"methods to score (default all: {' '.join(METHODS)})")  # fmt: skip
     args = ap.parse_args(argv)
     df = pd.read_csv(args.data)
     models = choose(df, args.min_pool, args.all)
     start = time.perf_counter()
-    res = run(models, df, args.fraction, args.seeds)
-    print_tables(res, args.fraction)
+    res = run(models, df, args.fraction, args.seeds, args.methods)
+    print_tables(res, args.fraction, args.methods)
     print(f"\n{len(res)} subsamples scored in {time.perf_counter() - start:.1f} s")
     if args.fit_time:
         fit_time(args.data)
