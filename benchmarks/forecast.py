@@ -142,6 +142,8 @@ def score(n, c, fraction, rng, methods, oracle=None) -> dict:
                         f"{name}:width": f.hi - f.lo}  # fmt: skip
         if oracle is not None and "oracle_g" in methods:
             f = oracle.with_counts(m, sub).forecast(n)
+            # how much better than the true-ish population does the best flexible fit explain the subsample?
+            out["ll_gap"] = GModel(c0=0.1).fit(m, sub).loglik(m, sub) - oracle.loglik(m, sub)
             out |= {"oracle_g": f.estimate - measured, "oracle_g:in": f.lo <= measured <= f.hi,
                     "oracle_g:width": f.hi - f.lo}  # fmt: skip
     return out
@@ -180,6 +182,9 @@ def print_tables(res: pd.DataFrame, fraction: float, methods: list[str]) -> None
     print(f"{'mean |error|':<45}" + "".join(f"{100 * res[k].abs().mean():>13.1f}" for k in cols))
     print(f"{'max |error|':<45}" + "".join(f"{100 * res[k].abs().max():>13.1f}" for k in cols))
     print(f"{'mean error (bias)':<45}{'':>13}" + "".join(f"{100 * res[k].mean():>13.1f}" for k in methods))
+    if "ll_gap" in res:
+        gaps = res.groupby("model", sort=False)["ll_gap"].mean()
+        print(f"{'log-lik gap, flexible fit - oracle g':<45}{'':>13}" + " ".join(f"{v:.1f}" for v in gaps))
     print(f"{'mean |error| / floor':<45}{'':>13}"
           + "".join(f"{res[k].abs().mean() / res['floor'].mean():>13.1f}" for k in methods))  # fmt: skip
     interval = [k for k in methods if f"{k}:in" in res]
@@ -200,9 +205,50 @@ def print_tables(res: pd.DataFrame, fraction: float, methods: list[str]) -> None
     )
     print("with a correct sample in the subsample (mean over seeds); pass@n: measured on the whole pool;")
     print("floor: E|error| of an oracle that knows every p_i = c_i/n_i (Bernoulli noise of the questions the")
-    print(
-        "subsample left unsolved); oracle_g: the g-model fitted to the WHOLE pools, given only the subsample's counts"
-    )
+    print("subsample left unsolved); oracle_g: the g-model fitted to the WHOLE pools, given only the subsample's")
+    print("counts; log-lik gap: the subsample's log-likelihood under a flexible g-model fitted to it minus under")
+    print("the oracle's g, per model (a gap of a few units: the subsample cannot tell the two populations apart)")
+
+
+#: synthetic populations of per-question rates (name -> draw of N rates), for --synthetic
+SYNTHETIC = {
+    "beta(0.3, 4)": lambda rng, size: rng.beta(0.3, 4.0, size),
+    "logit-normal(-6, 2)": lambda rng, size: 1.0 / (1.0 + np.exp(-rng.normal(-6.0, 2.0, size))),
+    "0.8 beta(0.5, 5) + 0.2 never": lambda rng, size: np.where(rng.random(size) < 0.2, 0.0, rng.beta(0.5, 5.0, size)),
+}
+
+
+def synthetic(reps: int, methods: list[str], fraction: float, pool: int = 10_000, size: int = 128) -> None:
+    """Calibration where the truth is known: draw 128 rates from a known population, a full pool
+    of ``pool`` samples per question, subsample as on the real data, forecast pass@pool."""
+    names = [k for k in methods if k in POPULATION]
+    print(f"\nSynthetic populations: {size} questions x {pool} samples, 1/{fraction:g} subsample, {reps} draws each")
+    print(f"{'population':<32}{'floor':>7}" + "".join(f"{k:>22}" for k in names))
+    print(f"{'':<39}" + "".join(f"{'|err| bias  in 90%':>22}" for _ in names))
+    for label, draw in SYNTHETIC.items():
+        rows = []
+        for r in range(reps):
+            rng = np.random.default_rng([r, 99])
+            p = draw(rng, size)
+            n = np.full(size, pool)
+            c = rng.binomial(n, p)
+            m = np.full(size, round(pool / fraction))
+            sub = rng.hypergeometric(c, n - c, m)
+            row = {"floor": np.sqrt(2 / np.pi) * floor_sd(n, c, m, sub)}
+            measured = float(np.mean(c > 0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                for k in names:
+                    f = POPULATION[k]().fit(m, sub).forecast(n) if sub.sum() else None
+                    row[k] = np.nan if f is None else f.estimate - measured
+                    row[f"{k}:in"] = np.nan if f is None else float(f.lo <= measured <= f.hi)
+            rows.append(row)
+        t = pd.DataFrame(rows)
+        cells = "".join(
+            f"{100 * t[k].abs().mean():>9.1f}{100 * t[k].mean():>6.1f}{int(t[f'{k}:in'].sum()):>4}/{t[k].notna().sum():<3}"
+            for k in names
+        )
+        print(f"{label:<32}{100 * t['floor'].mean():>7.1f}{cells}")
 
 
 def fit_time(path: Path) -> None:
@@ -231,7 +277,11 @@ def main(argv=None) -> None:
     ap.add_argument("--fit-time", action="store_true", help="also time fit_counts on the whole file")
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, metavar="METHOD",
                     help=f"methods to score (default all: {' '.join(METHODS)})")  # fmt: skip
+    ap.add_argument("--synthetic", type=int, default=0, metavar="REPS",
+                    help="also check calibration on known synthetic populations (REPS draws each)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.synthetic:
+        synthetic(args.synthetic, args.methods, args.fraction)
     df = pd.read_csv(args.data)
     models = choose(df, args.min_pool, args.all)
     start = time.perf_counter()

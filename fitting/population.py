@@ -52,6 +52,7 @@ LOGIT_BOUNDS = (float(logit(1e-12)), float(logit(1.0 - 1e-9)))
 _GRID = 320  # grid points (spacing ~0.14 in logit: finer than a pool of ~50 correct resolves)
 _DRAWS = 200  # Laplace draws of the parameters behind every interval
 _HESS_STEP = 1e-4
+_LOG_SIGMA_BOUNDS = (-4.0, 3.0)  # search bounds of the logit-normal's log sigma
 
 
 def natural_spline_basis(x, knots) -> np.ndarray:
@@ -413,7 +414,8 @@ class LogitNormal(_GridPopulation):
 
     def _log_g(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=float)
-        mu, log_s = x[..., 0:1], x[..., 1:2]
+        mu = np.clip(x[..., 0:1], *LOGIT_BOUNDS)  # Laplace draws may step past the search bounds
+        log_s = np.clip(x[..., 1:2], *_LOG_SIGMA_BOUNDS)
         lg = -0.5 * ((self.u_ - mu) / np.exp(log_s)) ** 2
         return lg - logsumexp(lg, axis=-1, keepdims=True)
 
@@ -421,7 +423,7 @@ class LogitNormal(_GridPopulation):
         return -self._loglik(self._log_g(x))
 
     def _bounds(self) -> list[tuple[float | None, float | None]]:
-        return [LOGIT_BOUNDS, (-4.0, 3.0)]
+        return [LOGIT_BOUNDS, _LOG_SIGMA_BOUNDS]
 
     def _objective(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         f = self._nll(x)
