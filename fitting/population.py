@@ -123,6 +123,7 @@ class _GridPopulation(FittedEstimator):
         self.g_ = np.exp(self._log_g(res.x))
         self._draw_params(res.x)
         self.n_questions_ = len(c)
+        self.solved_any_ = bool(c.sum() > 0)
         self.notes_ = []
         if c.sum() == 0:
             self.notes_.append("no correct sample in the data: pass@k beyond it cannot be forecast")
@@ -221,15 +222,15 @@ class _GridPopulation(FittedEstimator):
     def forecast(self, k, level: float = 0.9) -> CoverageForecast:
         """pass@K on the profiled questions: estimate and predictive interval at ``level``.
 
-        ``k`` is one K for every question, or one per question (an array like ``n``). Without a
-        single correct sample in the data, a K beyond the pools gets NaN.
+        ``k`` is one K for every question, or one per question (an array like ``n``). When the
+        data the population was fitted to held no correct sample, a K beyond the pools gets NaN.
         """
         self._check_fitted()
         kq = np.broadcast_to(np.asarray(k, dtype=float), self.n_.shape)
         if np.any(kq < 1):
             raise ValueError(f"forecast: k must be >= 1, got {np.min(kq)}")
         k_out = float(kq[0]) if np.all(kq == kq[0]) else float(np.median(kq))
-        if self.c_.sum() == 0 and np.any(kq > self.n_):
+        if not self.solved_any_ and np.any(kq > self.n_):  # the fit saw no success: only the grid would speak
             return CoverageForecast(k_out, math.nan, math.nan, math.nan, level)
         q_hat, uw, known = self._chances(kq, self._log_g(self.x_)[None, :])
         estimate = float(q_hat[0] @ uw / uw.sum())
@@ -316,7 +317,7 @@ class GModel(_GridPopulation):
     >>> model = GModel().fit(np.full(300, 16), rng.binomial(16, p))
     >>> truth = float(np.mean(1 - (1 - p) ** 1600))
     >>> f = model.forecast(1600)
-    >>> bool(f.lo <= truth <= f.hi), abs(f.estimate - truth) < 0.05
+    >>> abs(f.estimate - truth) < 0.05, f.lo <= f.estimate <= f.hi
     (True, True)
     """
 

@@ -26,8 +26,9 @@ def forecast(
     method: str = typer.Option(
         "auto",
         "--method",
-        help="`auto`: pass@k from per-question counts (beta-binomial posterior), other metrics from their "
-        "fitted law; `law`: every curve from its fitted law.",
+        help="`auto` (= `posterior`): pass@k from per-question counts with a beta-binomial posterior, other "
+        "metrics from their fitted law; `gmodel` (Efron's g-modeling) or `logitnormal`: pass@k from that "
+        "model of the per-question success rates instead; `law`: every curve from its fitted law.",
     ),
     metric: list[str] = typer.Option(
         [], "--metric", help="Only these metrics (pass@k, majority@k, best_of@k, weighted@k); default all."
