@@ -46,11 +46,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import betaln
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fitting import LAWS, BetaBinomial, ConvergenceWarning, fit_curve, pass_at_k  # noqa: E402
-from fitting.coverage import BetaBinomialPosterior  # noqa: E402
+from fitting.coverage import BetaBinomialPosterior, shared_tail_prior, tail_evidence  # noqa: E402
 from fitting.population import GModel, LogitNormal  # noqa: E402
 from fitting.uncertainty import question_weights  # noqa: E402
 
@@ -73,7 +74,9 @@ POPULATION = {
     "gmodel_beta_efron": lambda: GModel(carrier="beta", penalty="efron"),
     "logitnormal": LogitNormal,
 }
-METHODS = [*LAW_METHODS, "betabinom", *POPULATION, "oracle_g"]
+#: references that know the population as seen in the WHOLE pools (not estimable from the subsample)
+ORACLES = ["oracle_g", "oracle_beta", "oracle_logitnormal"]
+METHODS = [*LAW_METHODS, "betabinom", *POPULATION, "posterior_pooled", *ORACLES]
 
 
 def choose(df: pd.DataFrame, min_pool: int, every: bool) -> list[str]:
@@ -117,11 +120,15 @@ def _laws(out, m, sub, n, measured):
     out["select_old"] = float(np.mean(old.predict(n.astype(float)))) - measured
 
 
-def score(n, c, fraction, rng, methods, oracle=None) -> dict:
-    """Signed errors (forecast - measured) of every method from one seeded subsample; for the
-    per-question methods also whether their 90% interval held the measurement."""
+def subsample(n, c, fraction, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Each pool subsampled to round(n_i / fraction) samples without replacement: (m, c')."""
     m = np.maximum(1, np.round(n / fraction)).astype(np.int64)
-    sub = rng.hypergeometric(c, n - c, m)
+    return m, rng.hypergeometric(c, n - c, m)
+
+
+def score(n, c, m, sub, methods, oracles=None, tail_prior=None) -> dict:
+    """Signed errors (forecast - measured) of every method from one seeded subsample (m, sub);
+    for the per-question methods also whether their 90% interval held the measurement."""
     measured = float(np.mean(c > 0))
     sd = floor_sd(n, c, m, sub)
     out = {"measured": measured, "m": int(m.min()), "solved_sub": int(np.count_nonzero(sub)),
@@ -140,7 +147,19 @@ def score(n, c, fraction, rng, methods, oracle=None) -> dict:
                 f = make().fit(m, sub).forecast(n)
                 out |= {name: f.estimate - measured, f"{name}:in": f.lo <= measured <= f.hi,
                         f"{name}:width": f.hi - f.lo}  # fmt: skip
-        if oracle is not None and "oracle_g" in methods:
+        if tail_prior is not None and "posterior_pooled" in methods:
+            f = BetaBinomialPosterior(log_a_prior=tail_prior).fit(m, sub).forecast(n)
+            out |= {"posterior_pooled": f.estimate - measured, "posterior_pooled:in": f.lo <= measured <= f.hi,
+                    "posterior_pooled:width": f.hi - f.lo}  # fmt: skip
+        if oracles is not None and "oracle_beta" in methods:  # the beta fitted to the whole pools
+            a, b = oracles["oracle_beta"]
+            q = -np.expm1(betaln(a + sub, b + m - sub + n) - betaln(a + sub, b + m - sub))
+            out["oracle_beta"] = float(np.mean(q)) - measured
+        if oracles is not None and "oracle_logitnormal" in methods:
+            f = oracles["oracle_logitnormal"].with_counts(m, sub).forecast(n)
+            out["oracle_logitnormal"] = f.estimate - measured
+        if oracles is not None and "oracle_g" in methods:
+            oracle = oracles["oracle_g"]
             f = oracle.with_counts(m, sub).forecast(n)
             # how much better than the true-ish population does the best flexible fit explain the subsample?
             out["ll_gap"] = GModel(c0=0.1).fit(m, sub).loglik(m, sub) - oracle.loglik(m, sub)
@@ -150,18 +169,36 @@ def score(n, c, fraction, rng, methods, oracle=None) -> dict:
 
 
 def run(models: list[str], df: pd.DataFrame, fraction: float, seeds: int, methods: list[str]) -> pd.DataFrame:
-    rows = []
+    pools = {}
     for i, model in enumerate(models):
         d = df[df["model"] == model]
-        n = d["n_samples"].to_numpy(np.int64)
-        c = d["n_correct"].to_numpy(np.int64)
-        oracle = None
-        if "oracle_g" in methods:  # the population as the g-model sees it in the WHOLE pools
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                oracle = GModel(df=8, c0=0.1).fit(n, c)
-        for seed in range(seeds):
-            res = score(n, c, fraction, np.random.default_rng([seed, i]), methods, oracle)
+        n, c = d["n_samples"].to_numpy(np.int64), d["n_correct"].to_numpy(np.int64)
+        pools[model] = (
+            n,
+            c,
+            [subsample(n, c, fraction, np.random.default_rng([seed, i])) for seed in range(seeds)],
+        )
+    evidence = {}  # what each subsample says about the tail exponent, for posterior_pooled
+    if "posterior_pooled" in methods:
+        evidence = {(model, s): tail_evidence(*pools[model][2][s]) for model in models for s in range(seeds)}
+    rows = []
+    for model in models:
+        n, c, subs = pools[model]
+        oracles = {}  # the population as each model sees it in the WHOLE pools
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if "oracle_g" in methods:
+                oracles["oracle_g"] = GModel(df=8, c0=0.1).fit(n, c)
+            if "oracle_beta" in methods:
+                bb = BetaBinomial().fit(n, c).params_
+                oracles["oracle_beta"] = (bb["a"], bb["b"])
+            if "oracle_logitnormal" in methods:
+                oracles["oracle_logitnormal"] = LogitNormal().fit(n, c)
+        for seed, (m, sub) in enumerate(subs):
+            prior = None
+            if evidence:  # the tail shared with the OTHER checkpoints' subsamples of the same seed
+                prior = shared_tail_prior([evidence[other, seed] for other in models if other != model])
+            res = score(n, c, m, sub, methods, oracles, prior)
             rows.append({"model": model, "seed": seed, "n": int(n.min()), "n_max": int(n.max()), **res})
     return pd.DataFrame(rows)
 
@@ -205,16 +242,24 @@ def print_tables(res: pd.DataFrame, fraction: float, methods: list[str]) -> None
     )
     print("with a correct sample in the subsample (mean over seeds); pass@n: measured on the whole pool;")
     print("floor: E|error| of an oracle that knows every p_i = c_i/n_i (Bernoulli noise of the questions the")
-    print("subsample left unsolved); oracle_g: the g-model fitted to the WHOLE pools, given only the subsample's")
-    print("counts; log-lik gap: the subsample's log-likelihood under a flexible g-model fitted to it minus under")
-    print("the oracle's g, per model (a gap of a few units: the subsample cannot tell the two populations apart)")
+    print(
+        "subsample left unsolved); oracle_g: the g-model fitted to the WHOLE pools, given only the subsample's"
+    )
+    print(
+        "counts; log-lik gap: the subsample's log-likelihood under a flexible g-model fitted to it minus under"
+    )
+    print(
+        "the oracle's g, per model (a gap of a few units: the subsample cannot tell the two populations apart)"
+    )
 
 
 #: synthetic populations of per-question rates (name -> draw of N rates), for --synthetic
 SYNTHETIC = {
     "beta(0.3, 4)": lambda rng, size: rng.beta(0.3, 4.0, size),
     "logit-normal(-6, 2)": lambda rng, size: 1.0 / (1.0 + np.exp(-rng.normal(-6.0, 2.0, size))),
-    "0.8 beta(0.5, 5) + 0.2 never": lambda rng, size: np.where(rng.random(size) < 0.2, 0.0, rng.beta(0.5, 5.0, size)),
+    "0.8 beta(0.5, 5) + 0.2 never": lambda rng, size: np.where(
+        rng.random(size) < 0.2, 0.0, rng.beta(0.5, 5.0, size)
+    ),
 }
 
 
@@ -222,7 +267,9 @@ def synthetic(reps: int, methods: list[str], fraction: float, pool: int = 10_000
     """Calibration where the truth is known: draw 128 rates from a known population, a full pool
     of ``pool`` samples per question, subsample as on the real data, forecast pass@pool."""
     names = [k for k in methods if k in POPULATION]
-    print(f"\nSynthetic populations: {size} questions x {pool} samples, 1/{fraction:g} subsample, {reps} draws each")
+    print(
+        f"\nSynthetic populations: {size} questions x {pool} samples, 1/{fraction:g} subsample, {reps} draws each"
+    )
     print(f"{'population':<32}{'floor':>7}" + "".join(f"{k:>22}" for k in names))
     print(f"{'':<39}" + "".join(f"{'|err| bias  in 90%':>22}" for _ in names))
     for label, draw in SYNTHETIC.items():
@@ -232,8 +279,7 @@ def synthetic(reps: int, methods: list[str], fraction: float, pool: int = 10_000
             p = draw(rng, size)
             n = np.full(size, pool)
             c = rng.binomial(n, p)
-            m = np.full(size, round(pool / fraction))
-            sub = rng.hypergeometric(c, n - c, m)
+            m, sub = subsample(n, c, fraction, rng)
             row = {"floor": np.sqrt(2 / np.pi) * floor_sd(n, c, m, sub)}
             measured = float(np.mean(c > 0))
             with warnings.catch_warnings():

@@ -26,6 +26,7 @@ all, nothing can be forecast (the records say so instead of guessing).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,14 @@ from ._fitutil import as_1d, json_safe
 from ._laws_base import NotFittedError
 from .estimators import pass_at_k
 
-__all__ = ["BetaBinomialPosterior", "CoverageForecast", "LOG_A_BOUNDS", "MU_BOUNDS"]
+__all__ = [
+    "BetaBinomialPosterior",
+    "CoverageForecast",
+    "LOG_A_BOUNDS",
+    "MU_BOUNDS",
+    "shared_tail_prior",
+    "tail_evidence",
+]
 
 #: prior box of log a (the Beta's left shape: pass@k ~ 1 - C k^-a far out)
 LOG_A_BOUNDS = (math.log(0.005), math.log(50.0))
@@ -67,6 +75,9 @@ class BetaBinomialPosterior:
     ----------
     grid_size : int
         Grid points per axis of each coarse-to-fine pass.
+    log_a_prior : callable or None
+        Log prior density of log a (added to the flat prior box), e.g. the evidence of other
+        curves about a shared tail exponent (:func:`shared_tail_prior`); None: flat.
 
     Attributes (after ``fit``)
     --------------------------
@@ -91,8 +102,11 @@ class BetaBinomialPosterior:
     (True, True)
     """
 
-    def __init__(self, *, grid_size: int = _GRID) -> None:
+    def __init__(
+        self, *, grid_size: int = _GRID, log_a_prior: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> None:
         self.grid_size = grid_size
+        self.log_a_prior = log_a_prior
 
     # ---- fitting ---------------------------------------------------------------------------
     def fit(self, n, c) -> BetaBinomialPosterior:
@@ -114,6 +128,8 @@ class BetaBinomialPosterior:
             la = np.linspace(box[0], box[1], self.grid_size)
             lm = np.linspace(box[2], box[3], self.grid_size)
             loglik = _loglik(la, lm, un, uc, uw)
+            if self.log_a_prior is not None:
+                loglik = loglik + np.asarray(self.log_a_prior(la), dtype=float)[:, None]
             box = _mass_box(la, lm, loglik)
         w = np.exp(loglik - loglik.max())
         self.log_a_, self.logit_mu_, self.weights_ = la, lm, w / w.sum()
@@ -267,6 +283,46 @@ class BetaBinomialPosterior:
             if p
             else "BetaBinomialPosterior(unfitted)"
         )
+
+
+#: the grid of log a on which the evidence about the tail exponent is tabulated
+TAIL_GRID = np.linspace(*LOG_A_BOUNDS, 96)
+
+
+def tail_evidence(n, c) -> np.ndarray:
+    """The counts' marginal log-likelihood of each log a in :data:`TAIL_GRID` (the mean rate
+    integrated out under its flat prior on the logit scale): what these questions say about
+    the beta's tail exponent ``a``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> c = rng.binomial(50, rng.beta(0.3, 20.0, size=2000))
+    >>> float(np.exp(TAIL_GRID[np.argmax(tail_evidence(np.full(2000, 50), c))])).__round__(1)
+    0.3
+    """
+    c = np.asarray(c, dtype=float)
+    n = np.broadcast_to(np.asarray(n, dtype=float), c.shape)
+    pairs = pd.DataFrame({"n": n, "c": c}).value_counts().reset_index()
+    un, uc, uw = (pairs[col].to_numpy(float) for col in ("n", "c", "count"))
+    lm = np.linspace(logit(MU_BOUNDS[0]), logit(MU_BOUNDS[1]), 4 * _GRID)
+    loglik = _loglik(TAIL_GRID, lm, un, uc, uw)
+    peak = loglik.max(axis=1, keepdims=True)
+    return (peak + np.log(np.exp(loglik - peak).mean(axis=1, keepdims=True)))[:, 0]
+
+
+def shared_tail_prior(evidence: Sequence[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A log prior of log a from other curves' :func:`tail_evidence` (summed: one tail exponent
+    shared by the curves), interpolated between the points of :data:`TAIL_GRID`.
+
+    With it, :class:`BetaBinomialPosterior` gives the posterior of a curve under a beta whose
+    ``a`` is common to this curve and the others (each keeps its own mean rate): the curves
+    borrow strength about the tail that none of them pins down alone.
+    """
+    total = np.sum(np.asarray(evidence, dtype=float), axis=0) if len(evidence) else np.zeros(len(TAIL_GRID))
+    total = total - total.max()
+    return lambda log_a: np.interp(log_a, TAIL_GRID, total)
 
 
 def _mixture_quantile(w: np.ndarray, means: np.ndarray, sd: np.ndarray, p: float) -> float:
