@@ -43,6 +43,7 @@ __all__ = [
     "CoverageForecast",
     "LOG_A_BOUNDS",
     "MU_BOUNDS",
+    "TAIL_GRID",
     "shared_tail_prior",
     "tail_evidence",
 ]

@@ -7,7 +7,9 @@ For each (model, strategy, config, difficulty) curve and each requested K:
   (:data:`POPULATION_METHODS`; ``auto`` is :class:`fitting.coverage.BetaBinomialPosterior`,
   method ``beta_binomial_posterior``, the most accurate of them on the real-data benchmark
   ``benchmarks/forecast.py``; ``gmodel`` and ``logitnormal`` are the estimators of
-  :mod:`fitting.population`): questions whose pool already covers K contribute their
+  :mod:`fitting.population`; ``pooled`` is the beta-binomial posterior with one tail exponent
+  shared by all the curves forecast together, :func:`fitting.coverage.shared_tail_prior`):
+  questions whose pool already covers K contribute their
   measured unbiased pass@K, the others their posterior chance to be solved within K
   samples. The interval is the posterior interval of the pass@K of the profiled questions.
 * **majority@k, best_of@k, weighted@k** (samples with answers / scores) have no per-question
@@ -30,6 +32,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -39,7 +42,7 @@ from ._fitutil import json_safe
 from ._laws_base import ConvergenceWarning, UnreachableTargetWarning
 from ._pools import k_grid
 from .counts import counts_from_samples, curves_from_counts, per_question_pass, pooled_counts
-from .coverage import BetaBinomialPosterior
+from .coverage import BetaBinomialPosterior, shared_tail_prior, tail_evidence
 from .curves import BEST_OF, MAJORITY, PASS, WEIGHTED, DataWarning, curves_from_samples, per_question_curves
 from .estimators import pass_at_k
 from .laws import binomial_weights
@@ -54,6 +57,7 @@ POPULATION_METHODS = {
     "posterior": (BetaBinomialPosterior, "beta_binomial_posterior"),
     "gmodel": (GModel, "g_model"),
     "logitnormal": (LogitNormal, "logit_normal"),
+    "pooled": (BetaBinomialPosterior, "beta_binomial_posterior_shared_tail"),
 }
 #: "auto" (= "posterior", the best on the real-data benchmark), or one population model, for pass@k
 #: (the other metrics use their law); "law": every curve from its fitted law
@@ -93,7 +97,7 @@ def forecast(
         Also report ``k_needed``: the k at which the forecast reaches this accuracy.
     level : float
         Coverage of the intervals.
-    method : {"auto", "posterior", "gmodel", "logitnormal", "law"}
+    method : {"auto", "posterior", "gmodel", "logitnormal", "pooled", "law"}
         See :data:`FORECAST_METHODS`.
     metrics : sequence of str
         Which curves to forecast (pass@k, and from samples majority@k, best_of@k, weighted@k
@@ -163,8 +167,19 @@ def forecast(
 
 def _pass_records(counts, at, target, level, reps, seed, population) -> list[dict]:
     make, label = population
+    groups = list(pooled_counts(counts).groupby(list(S.GROUP_KEYS), sort=True, dropna=False))
+    makers = [make] * len(groups)
+    if label == POPULATION_METHODS["pooled"][1]:  # one tail exponent shared by every curve forecast here
+        evidence = {}
+        for i, (_, table) in enumerate(groups):
+            n, c = table[S.N_SAMPLES].to_numpy(np.int64), table[S.N_CORRECT].to_numpy(np.int64)
+            if len(n) >= 2 and c.sum() > 0:
+                evidence[i] = tail_evidence(n, c)
+        for i in range(len(groups)):
+            prior = shared_tail_prior([e for j, e in evidence.items() if j != i])
+            makers[i] = partial(BetaBinomialPosterior, log_a_prior=prior)
     out = []
-    for key, table in pooled_counts(counts).groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
+    for (key, table), make in zip(groups, makers, strict=True):
         ident = dict(zip(S.GROUP_KEYS, key, strict=True)) | {S.METRIC: PASS}
         n = table[S.N_SAMPLES].to_numpy(np.int64)
         c = table[S.N_CORRECT].to_numpy(np.int64)

@@ -28,7 +28,8 @@ def forecast(
         "--method",
         help="`auto` (= `posterior`): pass@k from per-question counts with a beta-binomial posterior, other "
         "metrics from their fitted law; `gmodel` (Efron's g-modeling) or `logitnormal`: pass@k from that "
-        "model of the per-question success rates instead; `law`: every curve from its fitted law.",
+        "model of the per-question success rates instead; `pooled`: the posterior with one beta tail exponent "
+        "shared by all the curves in the data; `law`: every curve from its fitted law.",
     ),
     metric: list[str] = typer.Option(
         [], "--metric", help="Only these metrics (pass@k, majority@k, best_of@k, weighted@k); default all."

@@ -8,6 +8,7 @@ import pytest
 from scipy.special import betaln, expit
 
 from fitting import NotFittedError, pass_at_k
+from fitting.coverage import TAIL_GRID, BetaBinomialPosterior, shared_tail_prior, tail_evidence
 from fitting.forecast import forecast
 from fitting.population import GModel, LogitNormal, natural_spline_basis
 
@@ -144,3 +145,51 @@ def test_forecast_records_use_the_chosen_population_method(method, label):
     inside, far = forecast(counts=counts, at=[10, 2000], method=method, backtest_reps=1)
     assert inside["method"] == "measured" and far["method"] == label
     assert far["lo"] <= far["estimate"] <= far["hi"] and far["extrapolation_error"] is not None
+
+
+# ---- one beta tail exponent shared by several curves (fitting.coverage.shared_tail_prior) ----------
+
+
+def test_a_shared_tail_prior_from_no_other_curve_changes_nothing():
+    _, c = beta_pools(0.4, 6.0, 128, 20, 6)
+    plain = BetaBinomialPosterior().fit(np.full(128, 20), c).forecast(2000)
+    shared = BetaBinomialPosterior(log_a_prior=shared_tail_prior([])).fit(np.full(128, 20), c).forecast(2000)
+    assert shared.estimate == pytest.approx(plain.estimate, abs=1e-12)
+
+
+def test_tail_evidence_peaks_near_the_true_tail_exponent():
+    _, c = beta_pools(0.3, 20.0, 3000, 50, 7)
+    assert np.exp(TAIL_GRID[np.argmax(tail_evidence(np.full(3000, 50), c))]) == pytest.approx(0.3, rel=0.25)
+
+
+def test_curves_sharing_a_tail_forecast_a_sparse_curve_better_than_its_own_counts():
+    """Five curves with one tail exponent a = 0.3 and different mean rates: the other curves'
+    evidence about a makes the forecast of a sparse curve's pass@(100 n) more accurate."""
+    plain_err, shared_err = [], []
+    for seed in range(4):
+        evidence = []
+        for j, b in enumerate((10.0, 30.0, 60.0, 100.0)):
+            _, c = beta_pools(0.3, b, 128, 200, [seed, j])
+            evidence.append(tail_evidence(np.full(128, 200), c))
+        p, c = beta_pools(0.3, 40.0, 128, 20, [seed, 9])
+        truth = float(np.mean(1 - (1 - p) ** 2000))
+        plain = BetaBinomialPosterior().fit(np.full(128, 20), c).forecast(2000)
+        shared = BetaBinomialPosterior(log_a_prior=shared_tail_prior(evidence)).fit(np.full(128, 20), c)
+        plain_err.append(abs(plain.estimate - truth))
+        shared_err.append(abs(shared.forecast(2000).estimate - truth))
+    assert np.mean(shared_err) < np.mean(plain_err) and np.mean(shared_err) < 0.06
+
+
+def test_pooled_forecast_records_share_the_tail_across_curves():
+    import pandas as pd
+
+    frames = []
+    for j, b in enumerate((10.0, 40.0)):
+        _, c = beta_pools(0.4, b, 100, 20, 20 + j)
+        frames.append(
+            pd.DataFrame({"model": f"m{j}", "question_id": range(100), "n_samples": 20, "n_correct": c})
+        )
+    records = forecast(counts=pd.concat(frames), at=[2000], method="pooled", backtest_reps=0)
+    assert [r["model"] for r in records] == ["m0", "m1"]
+    assert all(r["method"] == "beta_binomial_posterior_shared_tail" for r in records)
+    assert all(r["lo"] <= r["estimate"] <= r["hi"] for r in records)
