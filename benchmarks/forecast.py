@@ -26,13 +26,27 @@ Errors are in accuracy points (0.01 = 1 point). Methods, side by side:
 * ``betabinom``: :class:`fitting.BetaBinomial`, maximum likelihood (a, b), population
   forecast 1 - B(a, b + n) / B(a, b);
 * ``posterior``: :class:`fitting.coverage.BetaBinomialPosterior` (what ``ttc forecast``
-  uses): per-question posterior chances, (a, b) integrated over their posterior; its 90%
-  interval is checked against the measurement (``in 90%``).
+  uses by default): per-question posterior chances, (a, b) integrated over their posterior;
+* ``gmodel``, ``gmodel_beta``, ``logitnormal``: :mod:`fitting.population` (Efron's
+  g-modeling with a flat or a beta carrier, the logit-normal population);
+* ``posterior_pooled``: the posterior with one tail exponent ``a`` shared with the OTHER
+  checkpoints' subsamples of the same seed (``ttc forecast --method pooled``);
+the per-question methods' 90% intervals are checked against the measurement.
 
-Run::
+What is achievable. ``floor`` is the expected |error| of an oracle that knows every
+question's rate p_i = c_i / n_i (the whole pool's): given the subsample, the questions it
+left unsolved are solved by their other n_i - m_i samples independently, and the Bernoulli
+noise of which ones are is the floor no forecaster beats. The population oracles know the
+population as seen in the WHOLE pools but each question only through its subsample:
+``oracle_g`` (a g-model), ``oracle_beta`` (the ML beta), ``oracle_logitnormal``; their
+errors separate the family's misfit from the estimation of the population from 1%.
+``--synthetic REPS`` checks accuracy and interval coverage on known populations.
 
-    python benchmarks/forecast.py                  # 9 sizes x 5 seeds, ~1-2 min on 2 cores
+Run (``--data`` when the checkout has no ``shared/`` beside it)::
+
+    python benchmarks/forecast.py                  # 9 sizes x 5 seeds, every method (~5-10 min)
     python benchmarks/forecast.py --all --seeds 2  # every checkpoint with pools >= 1,000
+    python benchmarks/forecast.py --methods posterior posterior_pooled oracle_beta --synthetic 40
     python benchmarks/forecast.py --fit-time       # also time `ttc fit` (fit_counts) on the whole file
 """
 

@@ -44,6 +44,7 @@ __all__ = [
     "LOG_A_BOUNDS",
     "MU_BOUNDS",
     "TAIL_GRID",
+    "TAIL_SPREADS",
     "shared_tail_prior",
     "tail_evidence",
 ]
@@ -313,17 +314,40 @@ def tail_evidence(n, c) -> np.ndarray:
     return (peak + np.log(np.exp(loglik - peak).mean(axis=1, keepdims=True)))[:, 0]
 
 
-def shared_tail_prior(evidence: Sequence[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    """A log prior of log a from other curves' :func:`tail_evidence` (summed: one tail exponent
-    shared by the curves), interpolated between the points of :data:`TAIL_GRID`.
+#: spreads of log a across curves the hierarchical prior weighs (uniformly): from nearly one shared tail to unrelated
+TAIL_SPREADS = np.array([0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
 
-    With it, :class:`BetaBinomialPosterior` gives the posterior of a curve under a beta whose
-    ``a`` is common to this curve and the others (each keeps its own mean rate): the curves
-    borrow strength about the tail that none of them pins down alone.
+
+def shared_tail_prior(evidence: Sequence[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A log prior of log a for one curve from other curves' :func:`tail_evidence`: a
+    hierarchical model in which each curve's log a is drawn from N(h, tau^2).
+
+    (h, tau) get a flat prior on a grid (h over :data:`TAIL_GRID`, tau over
+    :data:`TAIL_SPREADS`) and their posterior from the other curves' evidence; the prior of
+    this curve's log a is the predictive density, mixed over that posterior, interpolated
+    between the points of :data:`TAIL_GRID`. When the other curves agree on their tails, the
+    prior is as narrow as their agreement; when they disagree, it stays wide. With no other
+    curve it is flat. With it, :class:`BetaBinomialPosterior` borrows strength about the tail
+    that no curve pins down alone (each keeps its own mean rate).
     """
-    total = np.sum(np.asarray(evidence, dtype=float), axis=0) if len(evidence) else np.zeros(len(TAIL_GRID))
-    total = total - total.max()
-    return lambda log_a: np.interp(log_a, TAIL_GRID, total)
+    if not len(evidence):
+        return lambda log_a: np.zeros(np.shape(log_a))
+    ev = np.asarray(evidence, dtype=float)
+    ev = ev - ev.max(axis=1, keepdims=True)  # (curves, grid)
+    hs = TAIL_GRID[::2]
+    z = (TAIL_GRID[None, None, :] - hs[:, None, None]) / TAIL_SPREADS[None, :, None]
+    log_k = -0.5 * z**2
+    log_k = log_k - np.log(np.exp(log_k).sum(axis=2, keepdims=True))  # N(h, tau) on the grid, (h, tau, grid)
+    peak = ev.max()
+    lik = np.exp(ev - peak)  # (curves, grid)
+    per_curve = np.log(np.maximum(np.einsum("cg,htg->cht", lik, np.exp(log_k)), 1e-300))
+    post = per_curve.sum(axis=0)
+    post = np.exp(post - post.max())
+    post /= post.sum()
+    prior = np.einsum("ht,htg->g", post, np.exp(log_k))
+    log_prior = np.log(np.maximum(prior, 1e-300))
+    log_prior -= log_prior.max()
+    return lambda log_a: np.interp(log_a, TAIL_GRID, log_prior)
 
 
 def _mixture_quantile(w: np.ndarray, means: np.ndarray, sd: np.ndarray, p: float) -> float:

@@ -4,11 +4,14 @@ For each (model, strategy, config, difficulty) curve and each requested K:
 
 * **pass@k** (from counts, or from samples reduced to counts) is forecast from the
   per-question counts with a model of the population of per-question success rates
-  (:data:`POPULATION_METHODS`; ``auto`` is :class:`fitting.coverage.BetaBinomialPosterior`,
-  method ``beta_binomial_posterior``, the most accurate of them on the real-data benchmark
-  ``benchmarks/forecast.py``; ``gmodel`` and ``logitnormal`` are the estimators of
-  :mod:`fitting.population`; ``pooled`` is the beta-binomial posterior with one tail exponent
-  shared by all the curves forecast together, :func:`fitting.coverage.shared_tail_prior`):
+  (:data:`POPULATION_METHODS`). ``auto`` is ``pooled``, the most accurate of them on the
+  real-data benchmark ``benchmarks/forecast.py``: :class:`fitting.coverage.BetaBinomialPosterior`
+  (per-question rates ~ Beta(a, b), (a, b) integrated over their posterior) whose tail exponent
+  ``a`` has a hierarchical prior learned from the other curves forecast together
+  (:func:`fitting.coverage.shared_tail_prior`; method ``beta_binomial_posterior_shared_tail``,
+  or ``beta_binomial_posterior`` when there is no other curve); ``posterior`` is the same
+  without sharing; ``gmodel`` and ``logitnormal`` are the estimators of
+  :mod:`fitting.population`:
   questions whose pool already covers K contribute their
   measured unbiased pass@K, the others their posterior chance to be solved within K
   samples. The interval is the posterior interval of the pass@K of the profiled questions.
@@ -59,8 +62,8 @@ POPULATION_METHODS = {
     "logitnormal": (LogitNormal, "logit_normal"),
     "pooled": (BetaBinomialPosterior, "beta_binomial_posterior_shared_tail"),
 }
-#: "auto" (= "posterior", the best on the real-data benchmark), or one population model, for pass@k
-#: (the other metrics use their law); "law": every curve from its fitted law
+#: "auto" (= "pooled", the most accurate on the real-data benchmark), or one population model, for
+#: pass@k (the other metrics use their law); "law": every curve from its fitted law
 FORECAST_METHODS = ("auto", *POPULATION_METHODS, "law")
 #: the backtest subsamples keep at least this many samples per question (typical pool / ratio)
 MIN_BACKTEST_SAMPLES = 8
@@ -143,7 +146,7 @@ def forecast(
         pass_counts = pd.concat(parts, ignore_index=True) if parts else None
         if pass_counts is not None and len(pass_counts):
             if method != "law":
-                pop = POPULATION_METHODS["posterior" if method == "auto" else method]
+                pop = POPULATION_METHODS["pooled" if method == "auto" else method]
                 records += _pass_records(pass_counts, at, target, level, backtest_reps, seed, pop)
             else:
                 curves = curves_from_counts(pass_counts, n_boot=0, seed=seed)
@@ -168,7 +171,7 @@ def forecast(
 def _pass_records(counts, at, target, level, reps, seed, population) -> list[dict]:
     make, label = population
     groups = list(pooled_counts(counts).groupby(list(S.GROUP_KEYS), sort=True, dropna=False))
-    makers = [make] * len(groups)
+    makers, labels = [make] * len(groups), [label] * len(groups)
     if label == POPULATION_METHODS["pooled"][1]:  # one tail exponent shared by every curve forecast here
         evidence = {}
         for i, (_, table) in enumerate(groups):
@@ -176,10 +179,12 @@ def _pass_records(counts, at, target, level, reps, seed, population) -> list[dic
             if len(n) >= 2 and c.sum() > 0:
                 evidence[i] = tail_evidence(n, c)
         for i in range(len(groups)):
-            prior = shared_tail_prior([e for j, e in evidence.items() if j != i])
-            makers[i] = partial(BetaBinomialPosterior, log_a_prior=prior)
+            others = [e for j, e in evidence.items() if j != i]
+            makers[i] = partial(BetaBinomialPosterior, log_a_prior=shared_tail_prior(others))
+            if not others:  # nothing to share: the plain posterior, and the record says so
+                labels[i] = POPULATION_METHODS["posterior"][1]
     out = []
-    for (key, table), make in zip(groups, makers, strict=True):
+    for (key, table), make, label in zip(groups, makers, labels, strict=True):
         ident = dict(zip(S.GROUP_KEYS, key, strict=True)) | {S.METRIC: PASS}
         n = table[S.N_SAMPLES].to_numpy(np.int64)
         c = table[S.N_CORRECT].to_numpy(np.int64)
