@@ -193,3 +193,19 @@ def test_pooled_forecast_records_share_the_tail_across_curves():
     assert [r["model"] for r in records] == ["m0", "m1"]
     assert all(r["method"] == "beta_binomial_posterior_shared_tail" for r in records)
     assert all(r["lo"] <= r["estimate"] <= r["hi"] for r in records)
+
+
+def test_the_hierarchical_tail_prior_is_narrow_when_curves_agree_and_wide_when_they_disagree():
+    def bump(center):  # the evidence of a curve that pins log a near log(center)
+        return -0.5 * ((TAIL_GRID - np.log(center)) / 0.3) ** 2
+
+    def spread(log_prior):
+        w = np.exp(log_prior(TAIL_GRID))
+        w /= w.sum()
+        mean = float(w @ TAIL_GRID)
+        return mean, float(np.sqrt(w @ (TAIL_GRID - mean) ** 2))
+
+    agree_mean, agree_sd = spread(shared_tail_prior([bump(0.3)] * 5))
+    _, disagree_sd = spread(shared_tail_prior([bump(x) for x in (0.01, 0.05, 0.3, 1.5, 8.0)]))
+    assert np.exp(agree_mean) == pytest.approx(0.3, rel=0.2)
+    assert agree_sd < 0.6 < 1.2 < disagree_sd
