@@ -85,7 +85,6 @@ POPULATION = {
     "posterior": BetaBinomialPosterior,
     "gmodel": GModel,
     "gmodel_beta": lambda: GModel(carrier="beta"),
-    "gmodel_beta_efron": lambda: GModel(carrier="beta", penalty="efron"),
     "logitnormal": LogitNormal,
 }
 #: references that know the population as seen in the WHOLE pools (not estimable from the subsample)

@@ -294,18 +294,26 @@ class GModel(_GridPopulation):
     r"""Efron's g-modeling of per-question success rates, forecasting pass@K for any K.
 
     .. math:: g_j \propto \exp\big((Q\alpha)_j\big),\qquad
-              \hat\alpha = \arg\max_\alpha \sum_i \log \sum_j g_j L_{ij} - c_0 \lVert\alpha\rVert
+              \hat\alpha = \arg\max_\alpha \sum_i \log \sum_j g_j L_{ij} - \mathrm{pen}(\alpha)
 
     Q is the natural cubic spline basis with ``df`` knots evenly spaced in logit rate between
     logit(1/n) and logit(1 - 1/n) (n the median pool): linear beyond them, so the left tail
-    of g is a power law in the rate.
+    of g is a power law in the rate. With ``carrier="beta"`` Q also holds log(theta) and
+    log(1 - theta) (unpenalized): g is a beta times a smooth deviation, and a strong penalty
+    gives back the maximum-likelihood beta.
 
     Parameters
     ----------
     df : int
         Knots of the spline (its degrees of freedom).
     c0 : float
-        Penalty on the spline coefficients (toward a g flat in logit rate), Efron's c0.
+        Weight of the penalty on the spline's coefficients (its knot values).
+    penalty : {"curvature", "efron"}
+        ``curvature``: :math:`\tfrac{c_0}{2}\lVert D_2\alpha\rVert^2` (second differences of the
+        knot values: toward a log density linear in logit rate, a power law); ``efron``:
+        :math:`c_0\lVert\alpha\rVert` (Efron's choice: toward the flat g, or the beta carrier).
+    carrier : {"flat", "beta"}
+        What the spline deviates from (see above).
     grid_size, draws, seed
         Grid points, Laplace draws behind the intervals and their seed.
 
@@ -340,8 +348,13 @@ class GModel(_GridPopulation):
         return (*beta, *(f"alpha{j}" for j in range(self.df)))
 
     def _prepare(self, n: np.ndarray) -> None:
-        if self.df < 2:
-            raise ValueError(f"GModel: df must be >= 2, got {self.df}")
+        if self.df < 3:
+            raise ValueError(f"GModel: df must be >= 3, got {self.df}")
+        if self.penalty not in ("curvature", "efron") or self.carrier not in ("flat", "beta"):
+            raise ValueError(
+                "GModel: penalty must be 'curvature' or 'efron' and carrier 'flat' or 'beta', "
+                f"got {self.penalty!r} and {self.carrier!r}"
+            )
         edge = float(logit(1.0 / max(float(np.median(n)), 2.0)))
         self.knots_ = np.linspace(edge, -edge, self.df) if edge < 0 else np.linspace(-1.0, 1.0, self.df)
         q = natural_spline_basis(self.u_, self.knots_)

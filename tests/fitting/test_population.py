@@ -124,6 +124,8 @@ def test_bad_counts_and_unfitted_use_raise_clear_errors():
         GModel().fit([10, 10], [11, 2])
     with pytest.raises(ValueError, match="at least 2 questions"):
         LogitNormal().fit([10], [1])
+    with pytest.raises(ValueError, match="carrier 'flat' or 'beta'"):
+        GModel(carrier="gamma").fit([10, 10], [1, 2])
     with pytest.raises(NotFittedError, match="fit\\(n, c\\)"):
         GModel().forecast(10)
 
