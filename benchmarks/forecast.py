@@ -219,24 +219,31 @@ def run(models: list[str], df: pd.DataFrame, fraction: float, seeds: int, method
 def print_tables(res: pd.DataFrame, fraction: float, methods: list[str]) -> None:
     res = res.copy()
     cols = ["floor", *methods]
-    head = f"{'model':<18}{'n':>7}{'m':>5}{'solved':>7}{'pass@n':>8}" + "".join(f"{k:>13}" for k in cols)
+    width = {k: max(9, len(k) + 2) for k in cols}
+
+    def row(label: str, values: dict) -> str:  # one line: a label, then each column right-aligned
+        return f"{label:<45}" + "".join(
+            f"{'':>{width[k]}}" if k not in values else f"{values[k]:>{width[k]}.1f}" for k in cols
+        )
+
+    head = f"{'model':<18}{'n':>7}{'m':>5}{'solved':>7}{'pass@n':>8}" + "".join(
+        f"{k:>{width[k]}}" for k in cols
+    )
     print(f"\nMean |forecast - measured| over seeds, accuracy points (1/{fraction:g} subsample -> pass@n)")
     print(head)
     print("-" * len(head))
     for model, g in res.groupby("model", sort=False):
         pool = f"{g['n'].iloc[0]}" if g["n"].iloc[0] == g["n_max"].iloc[0] else f"{g['n'].iloc[0]}+"
-        cells = "".join(f"{100 * g[k].abs().mean():>13.1f}" for k in cols)
-        print(f"{model:<18}{pool:>7}{g['m'].iloc[0]:>5}{g['solved_sub'].mean():>7.1f}"
-              f"{g['measured'].iloc[0]:>8.3f}{cells}")  # fmt: skip
+        label = f"{model:<18}{pool:>7}{g['m'].iloc[0]:>5}{g['solved_sub'].mean():>7.1f}{g['measured'].iloc[0]:>8.3f}"
+        print(row(label, {k: 100 * g[k].abs().mean() for k in cols}))
     print("-" * len(head))
-    print(f"{'mean |error|':<45}" + "".join(f"{100 * res[k].abs().mean():>13.1f}" for k in cols))
-    print(f"{'max |error|':<45}" + "".join(f"{100 * res[k].abs().max():>13.1f}" for k in cols))
-    print(f"{'mean error (bias)':<45}{'':>13}" + "".join(f"{100 * res[k].mean():>13.1f}" for k in methods))
+    print(row("mean |error|", {k: 100 * res[k].abs().mean() for k in cols}))
+    print(row("max |error|", {k: 100 * res[k].abs().max() for k in cols}))
+    print(row("mean error (bias)", {k: 100 * res[k].mean() for k in methods}))
+    print(row("mean |error| / floor", {k: res[k].abs().mean() / res["floor"].mean() for k in methods}))
     if "ll_gap" in res:
         gaps = res.groupby("model", sort=False)["ll_gap"].mean()
-        print(f"{'log-lik gap, flexible fit - oracle g':<45}{'':>13}" + " ".join(f"{v:.1f}" for v in gaps))
-    print(f"{'mean |error| / floor':<45}{'':>13}"
-          + "".join(f"{res[k].abs().mean() / res['floor'].mean():>13.1f}" for k in methods))  # fmt: skip
+        print("log-lik gap, flexible fit - oracle g, per model: " + " ".join(f"{v:.1f}" for v in gaps))
     interval = [k for k in methods if f"{k}:in" in res]
     if interval:
         print(
@@ -246,7 +253,7 @@ def print_tables(res: pd.DataFrame, fraction: float, methods: list[str]) -> None
             done = res[res[f"{k}:in"].notna()]
             inside = done[f"{k}:in"].astype(bool)
             missed = done[~inside].groupby("seed")["model"].nunique().reindex(sorted(res["seed"].unique()))
-            print(f"  {k:<14}{int(inside.sum()):>4} of {len(done):<4} missed per seed "
+            print(f"  {k:<20}{int(inside.sum()):>4} of {len(done):<4} missed per seed "
                   f"{missed.fillna(0).astype(int).tolist()}, mean width {100 * done[f'{k}:width'].mean():.1f} points")  # fmt: skip
     if "select:law" in res:
         print(f"fit_curve (far-end scoring) picked: {res['select:law'].value_counts().to_dict()}")
