@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import least_squares
 
-from ._fitutil import as_1d, binomial_weights, fmt_params, json_safe
+from ._fitutil import as_1d, binomial_weights, bound_hits, fmt_params, json_safe
 
 __all__ = [
     "ConvergenceWarning",
@@ -33,6 +33,18 @@ __all__ = [
     "Law",
     "binomial_weights",
 ]
+
+
+#: Re-estimations of the robust loss's ``f_scale`` in a two-stage fit (see :meth:`Law.fit`).
+ROBUST_ROUNDS = 4
+
+
+def robust_f_scale(residuals: np.ndarray, y: np.ndarray) -> float:
+    """The robust loss's scale from a fit's weighted residuals: 1.35 robust standard
+    deviations (MAD), floored at 1e-6 of the range of ``y``."""
+    r = np.asarray(residuals, dtype=float)
+    floor = 1e-6 * (float(np.ptp(y)) or 1.0)
+    return max(1.35 * 1.4826 * float(np.median(np.abs(r - np.median(r)))), floor)
 
 
 class ConvergenceWarning(UserWarning):
@@ -118,7 +130,11 @@ class Law(ABC):
     @staticmethod
     @abstractmethod
     def jacobian(x: np.ndarray, *params: float) -> np.ndarray:
-        """d formula / d params, shape (len(x), n_params)."""
+        """d formula / d params, shape ``x.shape + (n_params,)``.
+
+        With ``x`` of shape (B, n) and each parameter of shape (B, 1) this is the Jacobian of
+        B curves at once (what :mod:`fitting._batchfit` calls).
+        """
 
     @staticmethod
     @abstractmethod
@@ -245,24 +261,9 @@ class Law(ABC):
         -------
         self
         """
-        x = self._check_x(as_1d("x", x))
-        y = as_1d("y", y, len(x))
-        k = len(self.param_names)
-        if len(x) < k:
-            raise ValueError(f"{type(self).__name__} has {k} parameters but got only {len(x)} points")
-        if sample_weight is None:
-            w = np.ones_like(y)
-        else:
-            w = as_1d("sample_weight", sample_weight, len(x))
-            if np.any(w < 0) or w.sum() <= 0:
-                raise ValueError("sample_weight must be non-negative with a positive sum")
-        w = w / w.mean()
+        x, y, w, x_ref, bounds, lo, hi = self._setup(x, y, sample_weight)
         sw = np.sqrt(w)
-        x_ref = self._x_ref(x)
         u = x / x_ref
-        bounds = self._bounds(y)
-        lo = np.array([bounds[p][0] for p in self.param_names])
-        hi = np.array([bounds[p][1] for p in self.param_names])
 
         def resid(theta):
             return sw * (self.formula(u, *theta) - y)
@@ -294,10 +295,8 @@ class Law(ABC):
             if two_stage:
                 # f_scale from the residuals' robust spread (MAD), re-estimated from the robust
                 # fit's own residuals until it settles: an outlier inflates the first estimate.
-                floor = 1e-6 * (float(np.ptp(y)) or 1.0)
-                for _ in range(4):
-                    r0 = best.fun
-                    new = max(1.35 * 1.4826 * float(np.median(np.abs(r0 - np.median(r0)))), floor)
+                for _ in range(ROBUST_ROUNDS):
+                    new = robust_f_scale(best.fun, y)
                     if first_loss == self.loss and abs(new - f_scale) <= 0.1 * f_scale:
                         break
                     f_scale, first_loss = new, self.loss
@@ -305,6 +304,25 @@ class Law(ABC):
         self.f_scale_ = float(f_scale)
         self._finish(best, x, y, w, x_ref, lo, hi, bounds)
         return self
+
+    def _setup(self, x, y, sample_weight):
+        """Checked inputs of :meth:`fit`: ``x, y``, weights normalized to mean 1, ``x_ref``,
+        the bounds (dict and ``lo``/``hi`` arrays in ``param_names`` order)."""
+        x = self._check_x(as_1d("x", x))
+        y = as_1d("y", y, len(x))
+        k = len(self.param_names)
+        if len(x) < k:
+            raise ValueError(f"{type(self).__name__} has {k} parameters but got only {len(x)} points")
+        if sample_weight is None:
+            w = np.ones_like(y)
+        else:
+            w = as_1d("sample_weight", sample_weight, len(x))
+            if np.any(w < 0) or w.sum() <= 0:
+                raise ValueError("sample_weight must be non-negative with a positive sum")
+        bounds = self._bounds(y)
+        lo = np.array([bounds[p][0] for p in self.param_names])
+        hi = np.array([bounds[p][1] for p in self.param_names])
+        return x, y, w / w.mean(), self._x_ref(x), bounds, lo, hi
 
     def _starts(self, u, y, bounds, lo, hi) -> list[np.ndarray]:
         guesses = self._guesses(u, y, bounds)
@@ -325,17 +343,16 @@ class Law(ABC):
         self.params_ = self.rescale(internal, 1.0 / x_ref)
         self.n_points_ = len(x)
         self.x_range_ = (float(x.min()), float(x.max()))
-        user = set(self.bounds or {})
+        at, bad = bound_hits(theta, lo, hi, self.param_names, set(self.bounds or {}), self.level_params)
         hits, failures = [], []
         for i, p in enumerate(self.param_names):
-            for side, b in (("lower", lo[i]), ("upper", hi[i])):
-                if np.isfinite(b) and abs(theta[i] - b) <= 1e-6 * max(1.0, abs(b)):
-                    legit = p in user or (p in self.level_params and side == "upper" and b == 1.0)
+            for j, (side, b) in enumerate((("lower", lo[i]), ("upper", hi[i]))):
+                if at[0, i, j]:
                     known = p in self.invariant_params or b == 0.0
-                    hits.append((p, side, float(b) if known else None, legit))
-                    if not legit:
+                    hits.append((p, side, float(b) if known else None))
+                    if bad[0, i, j]:
                         failures.append(f"{p} stuck at its {side} search bound")
-        self.at_bounds_ = [(p, side, b) for p, side, b, _ in hits]
+        self.at_bounds_ = hits
         pred = self.predict(x)
         ok = bool(res.status > 0) and np.all(np.isfinite(theta)) and np.all(np.isfinite(pred))
         reasons = []

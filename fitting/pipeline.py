@@ -4,7 +4,8 @@
 then fits a law to every curve with enough points (:func:`fitting.fit_curve`: held-out
 extrapolation error and AIC pick among the candidate laws), bootstraps it over QUESTIONS
 (:func:`fitting.bootstrap_questions`) for parameter intervals, a prediction band and the
-saturation point N*, and returns one JSON-safe fit record per curve.
+saturation point N*, and returns one JSON-safe fit record per curve. The bootstrap refits of
+all curves run together (:func:`fitting.uncertainty.bootstrap_questions_many`).
 
 A curve is
 
@@ -40,7 +41,7 @@ from ._laws_base import ConvergenceWarning
 from .curves import ACCURACY_METRIC, METRICS, curves_from_samples, per_question_curves
 from .laws import binomial_weights
 from .select import DEFAULT_LAWS, fit_curve
-from .uncertainty import DEFAULT_EPSILON, bootstrap_questions
+from .uncertainty import DEFAULT_EPSILON, bootstrap_questions_many
 
 __all__ = ["FitOutput", "fit_samples", "fit_curves", "MIN_POINTS", "BAND_FACTOR"]
 
@@ -136,13 +137,16 @@ def fit_curves(
     epsilon: float = DEFAULT_EPSILON,
     min_points: int = MIN_POINTS,
     seed: int = 0,
+    method: str = "batched",
 ) -> list[dict]:
     """Fit a law to every curve of a curves table; one record per curve (see module doc).
 
     ``per_question`` is :func:`fitting.curves.per_question_curves` of the same samples; it
     enables the question bootstrap (without it, or with ``n_boot=0``, no intervals).
+    ``method`` is how the bootstrap refits (:func:`fitting.bootstrap_questions`): all curves'
+    replicates together ("batched") or one ``least_squares`` run each ("scipy").
     """
-    records = []
+    records, boots = [], []
     for ident, rows, keys in _curve_groups(curves):
         x = rows[S.K].to_numpy(float)
         y = rows[S.ACCURACY].to_numpy(float)
@@ -191,21 +195,24 @@ def fit_curves(
             rec["note"] += "; no bootstrap (per-question estimates unavailable)"
             continue
         grid = np.unique(np.concatenate([x, np.geomspace(x.min(), BAND_FACTOR * x.max(), _BAND_POINTS)]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            boot = bootstrap_questions(
-                law,
-                matrix.to_numpy(float),
-                matrix.columns.to_numpy(float),
-                n_boot=n_boot,
-                level=level,
-                grid=grid,
-                # the same binomial weights as the selection fit, so the band is centred on the
-                # same law as ``params`` (the default "auto" weights could pick another optimum)
-                sample_weight=binomial_weights(matrix.mean(axis=0).to_numpy(float), nq.max()),
-                epsilon=epsilon,
-                rng=seed,
-            )
+        request = {
+            "per_question": matrix.to_numpy(float),
+            "x": matrix.columns.to_numpy(float),
+            "n_boot": n_boot,
+            "level": level,
+            "grid": grid,
+            # the same binomial weights as the selection fit, so the band is centred on the
+            # same law as ``params`` (the default "auto" weights could pick another optimum)
+            "sample_weight": binomial_weights(matrix.mean(axis=0).to_numpy(float), nq.max()),
+            "epsilon": epsilon,
+            "rng": seed,
+        }
+        boots.append((rec, (law, request)))
+    # every curve's replicates refitted together (one batched solve per law class)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        results = bootstrap_questions_many([req for _, req in boots], method=method)
+    for (rec, _), boot in zip(boots, results, strict=True):
         rec["params_ci"] = json_safe({name: [row["lo"], row["hi"]] for name, row in boot.params.iterrows()})
         band = boot.prediction
         rec["band"] = json_safe({c: band[c].tolist() for c in ("x", "estimate", "lo", "hi")})
@@ -224,6 +231,7 @@ def fit_samples(
     level: float = 0.9,
     seed: int = 0,
     metrics: Sequence[str] = METRICS,
+    method: str = "batched",
 ) -> FitOutput:
     """Curves and fitted laws of a samples table.
 
@@ -235,5 +243,5 @@ def fit_samples(
     """
     curves = curves_from_samples(samples, metrics=metrics, n_boot=n_boot, level=level, seed=seed)
     per_q = per_question_curves(samples, metrics=metrics, seed=seed) if n_boot > 0 else None
-    fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed)
+    fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed, method=method)
     return FitOutput(curves=curves, fits=fits)
