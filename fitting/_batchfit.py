@@ -194,7 +194,10 @@ def least_squares_batch(
             g = (jt @ (d1 * r)[:, :, None])[:, :, 0]  # gradient of the cost
             # Gauss-Newton Hessian of the robust cost, with scipy's clip of the curvature weight
             h = jt @ (np.maximum(d1 + 2.0 * d2 * z, _EPS)[:, :, None] * jac)
-        bad = ~(np.isfinite(g).all(axis=1) & np.isfinite(h).all(axis=(1, 2)))
+            # Marquardt scaling from the reweighted (IRLS) curvature, which stays positive where
+            # the robust curvature above is clipped (residuals beyond f_scale)
+            d = np.einsum("bnp,bn,bnp->bp", jac, d1, jac)
+        bad = ~(np.isfinite(g).all(axis=1) & np.isfinite(h).all(axis=(1, 2)) & np.isfinite(d).all(axis=1))
         near_lo = np.isfinite(la) & (th - la <= 1e-10 * np.maximum(1.0, np.abs(la)))
         near_hi = np.isfinite(ha) & (ha - th <= 1e-10 * np.maximum(1.0, np.abs(ha)))
         free = ~((near_lo & (g > 0)) | (near_hi & (g < 0)))  # at a bound and pushing out: held
@@ -206,8 +209,17 @@ def least_squares_batch(
         go = ~bad & ~flat
         if not go.any():
             continue
-        act, th, c, la, ha, g, h, free = act[go], th[go], c[go], la[go], ha[go], g[go], h[go], free[go]
-        d = np.diagonal(h, axis1=1, axis2=2)
+        act, th, c, la, ha, g, h, d, free = (
+            act[go],
+            th[go],
+            c[go],
+            la[go],
+            ha[go],
+            g[go],
+            h[go],
+            d[go],
+            free[go],
+        )
         d = np.maximum(d, np.maximum(1e-12 * d.max(axis=1, keepdims=True), 1e-300))
         a = h + lam[act][:, None, None] * d[:, :, None] * eye
         a = np.where(free[:, :, None] & free[:, None, :], a, eye)  # held parameters do not move

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import elementwise
 
-from ._batchfit import RefitTask, refit_laws
+from ._batchfit import RefitTask, fit_laws, refit_laws
 from ._laws_base import ConvergenceWarning, Law, UnreachableTargetWarning
 from .laws import get_law
 
@@ -329,9 +329,11 @@ def bootstrap_questions_many(
     """:func:`bootstrap_questions` of many curves, refitted together.
 
     Each request is ``(law, keyword arguments of bootstrap_questions)``. With
-    ``method="batched"`` the replicates of every curve go into one batched solve per law
-    class (:func:`fitting._batchfit.refit_laws`), so the solver's per-iteration overhead is
-    paid once for all curves; results are the same as one call per curve.
+    ``method="batched"`` the point fits of every curve go into one batched multi-start fit
+    (:func:`fitting._batchfit.fit_laws`) and the replicates of every curve into one batched
+    solve per law class (:func:`fitting._batchfit.refit_laws`), so the solver's
+    per-iteration overhead is paid once for all curves; results are the same as one call
+    per curve.
 
     Examples
     --------
@@ -345,6 +347,13 @@ def bootstrap_questions_many(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     prepared = [_prepare(law, **kwargs) for law, kwargs in requests]
+    # the point estimates: law.fit each ("scipy"), or all curves' multi-start fits together
+    points = [(p.point, p.x, p.y, p.weights) for p in prepared]
+    if method == "batched":
+        fit_laws(points)
+    else:
+        for law, x, y, w in points:
+            law.fit(x, y, w)
     if method == "batched":
         tasks = [RefitTask(p.point, p.x, p.y_boot, p.weights, p.start, p.f_scale) for p in prepared]
         fits = [(r.params, r.ok, np.flatnonzero(~r.solved)) for r in refit_laws(tasks)]
@@ -365,8 +374,9 @@ def bootstrap_questions_many(
 class _Prepared:
     """One curve's bootstrap before the refits: the point fit and the resampled curves."""
 
-    point: Law
+    point: Law  # fitted to (x, y) by bootstrap_questions_many
     x: np.ndarray
+    y: np.ndarray  # the mean over questions
     y_boot: np.ndarray  # (n_boot, n_x)
     weights: np.ndarray | None
     grid: np.ndarray
@@ -387,7 +397,7 @@ def _prepare(
     law, per_question, x=None, *, n_boot=200, level=0.9, grid=None, sample_weight="auto",
     epsilon=DEFAULT_EPSILON, targets=(), rng=0,
 ) -> _Prepared:  # fmt: skip
-    """Check the inputs, fit the point estimate and draw the replicates (one matrix product)."""
+    """Check the inputs and draw the replicates (one matrix product); the point fit comes later."""
     if isinstance(per_question, pd.DataFrame):
         if x is None:
             x = per_question.columns.to_numpy(dtype=float)
@@ -413,13 +423,13 @@ def _prepare(
     else:
         w = sample_weight
 
-    point = get_law(law).fit(x, m.mean(axis=0), w)
     if grid is None:
         grid = np.geomspace(x.min(), 16 * x.max(), 50) if x.min() > 0 else np.linspace(0, 16 * x.max(), 50)
     counts = gen.multinomial(q, np.full(q, 1.0 / q), size=n_boot)  # (n_boot, q)
     y_boot = counts @ m / q  # (n_boot, n_x)
     weights = None if w is None else np.asarray(w, dtype=float)
-    return _Prepared(point, x, y_boot, weights, np.asarray(grid, dtype=float), level, epsilon, targets)
+    grid = np.asarray(grid, dtype=float)
+    return _Prepared(get_law(law), x, m.mean(axis=0), y_boot, weights, grid, level, epsilon, targets)
 
 
 def _summarize(p: _Prepared, theta: np.ndarray, ok: np.ndarray, n_scipy: int) -> BootstrapResult:
