@@ -173,20 +173,23 @@ def least_squares_batch(
         rho, _, _ = robust_loss(loss, r * r / fs2[idx])
         return 0.5 * fs2[idx, 0] * rho.sum(axis=1)
 
-    every = np.arange(n_prob)
-    with np.errstate(all="ignore"):
-        fun = residuals(theta, every)
-        cost = cost_of(fun, every)
-    status = np.where(np.isfinite(cost), 0, -1)  # 0 running, 1 converged, -1 failed
     lam = np.full(n_prob, 1.0)  # Marquardt damping, relative to diag(H): cautious first steps
     nit = np.zeros(n_prob, dtype=int)
-    for _ in range(max_iter):
-        act = np.flatnonzero(status == 0)
-        if act.size == 0:
-            break
-        nit[act] += 1
-        th, r, c, la, ha = theta[act], fun[act], cost[act], lo[act], hi[act]
-        with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):
+        # a parameter this close to a bound counts as on it; bounds' finiteness for the gtol test
+        lo_finite, hi_finite = np.isfinite(lo), np.isfinite(hi)
+        lo_on = np.where(lo_finite, lo + 1e-10 * np.maximum(1.0, np.abs(lo)), lo)
+        hi_on = np.where(hi_finite, hi - 1e-10 * np.maximum(1.0, np.abs(hi)), hi)
+        every = np.arange(n_prob)
+        fun = residuals(theta, every)
+        cost = cost_of(fun, every)
+        status = np.where(np.isfinite(cost), 0, -1)  # 0 running, 1 converged, -1 failed
+        for _ in range(max_iter):
+            act = np.flatnonzero(status == 0)
+            if act.size == 0:
+                break
+            nit[act] += 1
+            th, r, c = theta[act], fun[act], cost[act]
             jac = sw[act][:, :, None] * jacobian(u[act], *th.T[:, :, None])  # (b, n, p)
             z = r * r / fs2[act]
             _, d1, d2 = robust_loss(loss, z)
@@ -196,54 +199,46 @@ def least_squares_batch(
             h = jt @ (np.maximum(d1 + 2.0 * d2 * z, _EPS)[:, :, None] * jac)
             # Marquardt scaling from the reweighted (IRLS) curvature, which stays positive where
             # the robust curvature above is clipped (residuals beyond f_scale)
-            d = np.einsum("bnp,bn,bnp->bp", jac, d1, jac)
-        bad = ~(np.isfinite(g).all(axis=1) & np.isfinite(h).all(axis=(1, 2)) & np.isfinite(d).all(axis=1))
-        near_lo = np.isfinite(la) & (th - la <= 1e-10 * np.maximum(1.0, np.abs(la)))
-        near_hi = np.isfinite(ha) & (ha - th <= 1e-10 * np.maximum(1.0, np.abs(ha)))
-        free = ~((near_lo & (g > 0)) | (near_hi & (g < 0)))  # at a bound and pushing out: held
-        # scipy's gtol test: the gradient scaled by the distance to the bound it points at
-        v = np.where((g < 0) & np.isfinite(ha), ha - th, np.where((g > 0) & np.isfinite(la), th - la, 1.0))
-        flat = ~bad & (np.max(np.abs(g * v), axis=1) < gtol)
-        status[act[bad]] = -1
-        status[act[flat]] = 1
-        go = ~bad & ~flat
-        if not go.any():
-            continue
-        act, th, c, la, ha, g, h, d, free = (
-            act[go],
-            th[go],
-            c[go],
-            la[go],
-            ha[go],
-            g[go],
-            h[go],
-            d[go],
-            free[go],
-        )
-        d = np.maximum(d, np.maximum(1e-12 * d.max(axis=1, keepdims=True), 1e-300))
-        a = h + lam[act][:, None, None] * d[:, :, None] * eye
-        a = np.where(free[:, :, None] & free[:, None, :], a, eye)  # held parameters do not move
-        step = np.linalg.solve(a, -np.where(free, g, 0.0)[:, :, None])[:, :, 0]
-        move = step
-        if bound_steps == "interior":
-            with np.errstate(all="ignore"):
+            d = (jac * jac * d1[:, :, None]).sum(axis=1)
+            bad = ~(np.isfinite(g).all(axis=1) & np.isfinite(h).all(axis=(1, 2)) & np.isfinite(d).all(axis=1))
+            out_lo, out_hi = (th <= lo_on[act]) & (g > 0), (th >= hi_on[act]) & (g < 0)
+            free = ~(out_lo | out_hi)  # on a bound and pushing out: held for this step
+            # scipy's gtol test: the gradient scaled by the distance to the bound it points at
+            v = np.where(
+                (g < 0) & hi_finite[act], hi[act] - th, np.where((g > 0) & lo_finite[act], th - lo[act], 1.0)
+            )
+            flat = ~bad & (np.abs(g * v).max(axis=1) < gtol)
+            status[act[bad]] = -1
+            status[act[flat]] = 1
+            go = ~bad & ~flat
+            if not go.all():
+                act, th, c, g, h, d, free = act[go], th[go], c[go], g[go], h[go], d[go], free[go]
+                if act.size == 0:
+                    continue
+            la, ha = lo[act], hi[act]
+            d = np.maximum(d, np.maximum(1e-12 * d.max(axis=1, keepdims=True), 1e-300))
+            a = h + (lam[act][:, None] * d)[:, :, None] * eye
+            a = np.where(free[:, :, None] & free[:, None, :], a, eye)  # held parameters do not move
+            step = np.linalg.solve(a, -np.where(free, g, 0.0)[:, :, None])[:, :, 0]
+            move = step
+            if bound_steps == "interior":
                 room = np.where(step < 0, (la - th) / step, np.where(step > 0, (ha - th) / step, np.inf))
-            room = room.min(axis=1)
-            move = step * np.where(room >= 1.0, 1.0, _INTERIOR_FRACTION * room)[:, None]
-        new = np.clip(th + move, la, ha)
-        dx = new - th
-        with np.errstate(all="ignore"):
+                room = room.min(axis=1)
+                move = step * np.where(room >= 1.0, 1.0, _INTERIOR_FRACTION * room)[:, None]
+            new = np.clip(th + move, la, ha)
+            dx = new - th
             r_new = residuals(new, act)
             c_new = cost_of(r_new, act)
-            predicted = -np.einsum("bp,bp->b", g, dx) - 0.5 * np.einsum("bp,bpq,bq->b", dx, h, dx)
-        ok = np.isfinite(c_new) & (c_new < c)
-        reduction = c - c_new
-        theta[act[ok]], fun[act[ok]], cost[act[ok]] = new[ok], r_new[ok], c_new[ok]
-        lam[act] = np.where(ok, np.maximum(lam[act] / 3.0, 1e-12), lam[act] * 10.0)
-        small_f = ok & (reduction <= ftol * c) & (reduction > 0.25 * predicted)
-        # the step before it met a bound: a step cut to nothing by a bound is not convergence
-        small_x = np.linalg.norm(step, axis=1) <= xtol * (xtol + np.linalg.norm(th, axis=1))
-        status[act[small_f | small_x]] = 1
+            predicted = -(g * dx).sum(axis=1) - 0.5 * ((h @ dx[:, :, None])[:, :, 0] * dx).sum(axis=1)
+            ok = np.isfinite(c_new) & (c_new < c)
+            reduction = c - c_new
+            take = act[ok]
+            theta[take], fun[take], cost[take] = new[ok], r_new[ok], c_new[ok]
+            lam[act] = np.where(ok, np.maximum(lam[act] / 3.0, 1e-12), lam[act] * 10.0)
+            small_f = ok & (reduction <= ftol * c) & (reduction > 0.25 * predicted)
+            # the step before it met a bound: a step cut to nothing by a bound is not convergence
+            small_x = (step * step).sum(axis=1) <= (xtol * (xtol + np.sqrt((th * th).sum(axis=1)))) ** 2
+            status[act[small_f | small_x]] = 1
     return BatchResult(theta, cost, fun, status == 1, nit)
 
 
@@ -282,7 +277,7 @@ class RefitResult:
     solved: np.ndarray
 
 
-def refit_laws(tasks: Sequence[RefitTask], *, max_iter: int = 500) -> list[RefitResult]:
+def refit_laws(tasks: Sequence[RefitTask]) -> list[RefitResult]:
     """Solve many :class:`RefitTask` together: one batched solve per law and loss.
 
     For each row, what ``law.fit(x, y_b, sample_weight)`` with ``warm_start`` does: the same
@@ -292,10 +287,11 @@ def refit_laws(tasks: Sequence[RefitTask], *, max_iter: int = 500) -> list[Refit
     the same law class and loss share one batch (shorter curves padded with zero weight),
     so the per-iteration overhead is paid once for all of them.
 
-    Rows are solved with projected steps first. Projected steps can settle on a bound where a
-    path that stays inside (as ``least_squares`` does) finds a better interior optimum, so
-    rows that did not converge or ended on a search bound are solved again from the same
-    start with interior steps, and the lower cost wins.
+    Each row gets the law's evaluation budget (``max_nfev``) in iterations, as
+    ``least_squares`` does. Rows are solved with projected steps first. Projected steps can
+    settle on a bound where a path that stays inside (as ``least_squares`` does) finds a
+    better interior optimum, so rows that ended on a search bound are solved again from the
+    same start with interior steps, and the lower cost wins.
 
     Examples
     --------
@@ -309,22 +305,22 @@ def refit_laws(tasks: Sequence[RefitTask], *, max_iter: int = 500) -> list[Refit
     prepared = [_prepare(t) for t in tasks]
     groups: dict[tuple, list[int]] = {}
     for i, t in enumerate(tasks):
-        groups.setdefault((type(t.law), t.law.loss), []).append(i)
+        groups.setdefault((type(t.law), t.law.loss, t.law.max_nfev), []).append(i)
     theta = [None] * len(tasks)
     cost = [None] * len(tasks)
     solved = [None] * len(tasks)
     stuck = [None] * len(tasks)
-    for (_, loss), members in groups.items():
+    for (_, loss, max_iter), members in groups.items():
         law = tasks[members[0]].law
         stack = _stack([prepared[i] for i in members])
         rows = np.cumsum([0] + [len(prepared[i]["theta0"]) for i in members])
         th, c, conv, bad = _solve(law, stack, slice(None), loss, max_iter, "project")
-        again = np.flatnonzero(~conv | bad)
+        again = np.flatnonzero(conv & bad)
         if again.size:
             th2, c2, conv2, bad2 = _solve(law, stack, again, loss, max_iter, "interior")
-            better = conv2 & (~conv[again] | (c2 < c[again]))
+            better = conv2 & (c2 < c[again])
             take = again[better]
-            th[take], c[take], conv[take], bad[take] = th2[better], c2[better], True, bad2[better]
+            th[take], c[take], bad[take] = th2[better], c2[better], bad2[better]
         for j, i in enumerate(members):
             part = slice(rows[j], rows[j + 1])
             theta[i], cost[i], solved[i], stuck[i] = th[part], c[part], conv[part], bad[part]
@@ -410,7 +406,7 @@ def _solve(law, stack, idx, loss, max_iter, bound_steps, full=False):
     return res.theta, res.cost, res.converged, bad
 
 
-def fit_laws(problems: Sequence[tuple[Any, Any, Any, Any]], *, max_iter: int = 500) -> list[Any]:
+def fit_laws(problems: Sequence[tuple[Any, Any, Any, Any]]) -> list[Any]:
     """:meth:`Law.fit` of many problems at once: ``[(law, x, y, sample_weight), ...]``.
 
     Each law is fitted in place and returned, with the attributes ``law.fit`` sets
@@ -459,8 +455,9 @@ def fit_laws(problems: Sequence[tuple[Any, Any, Any, Any]], *, max_iter: int = 5
         results = {}
         groups: dict[tuple, list[int]] = {}
         for i in members:
-            groups.setdefault((type(setups[i]["law"]), setups[i]["loss"]), []).append(i)
-        for (_, loss), idx in groups.items():
+            law = setups[i]["law"]
+            groups.setdefault((type(law), setups[i]["loss"], law.max_nfev), []).append(i)
+        for (_, loss, max_iter), idx in groups.items():
             st = [setups[i] for i in idx]
             counts = [len(starts_of(i)) for i in idx]
             n = max(len(s["u"]) for s in st)

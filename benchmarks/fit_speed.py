@@ -1,0 +1,282 @@
+"""The fit pipeline, per-replicate ``least_squares`` versus the batched engine, in one run.
+
+Same inputs, same seeds, side by side:
+
+1. **One curve's question bootstrap** (``n_boot`` = 200): :func:`fitting.bootstrap_questions`
+   with ``method="scipy"`` (one warm-started ``least_squares`` per replicate, the path before
+   the batched engine) and ``method="batched"`` (:mod:`fitting._batchfit`). The curve is
+   the real lab-m pass@k curve at difficulty 3 of ``examples/samples.jsonl`` (16 questions x
+   k = 1..16, where bootstrap replicates are well posed); ``--all-curves`` times every
+   curve of that file.
+2. **The whole fit** (:func:`fitting.pipeline.fit_samples`, default settings) of
+   ``examples/samples.jsonl`` and of a demo-sized profile (``--demo``: the ``profile/``
+   folder of ``ttc demo --out DIR``), both methods, with the time in each stage
+   (estimators, law selection, bootstrap) and how far the two paths' intervals are apart.
+3. **Law selection's fits** of the demo profile (every candidate law on every curve, held
+   out and full, as :func:`fitting.fit_curve` runs them): ``Law.fit`` one by one versus
+   :func:`fitting._batchfit.fit_laws` all at once, the primitive selection can switch to.
+
+Timings are wall-clock ``perf_counter`` seconds of one run; the load average before and
+after is printed (the machine may be shared). ``--profile`` prints the hottest functions
+of the batched whole fit of the demo profile (cProfile). Run::
+
+    python benchmarks/fit_speed.py --demo /tmp/i12-demo/profile
+    python benchmarks/fit_speed.py --quick            # skip the per-replicate whole fits
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import io  # noqa: E402
+import math  # noqa: E402
+import pstats  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fitting import ConvergenceWarning, binomial_weights, get_law  # noqa: E402
+from fitting import pipeline as P  # noqa: E402
+from fitting import schema as S  # noqa: E402
+from fitting._batchfit import fit_laws  # noqa: E402
+from fitting.curves import curves_from_samples, per_question_curves  # noqa: E402
+from fitting.importer import read_records  # noqa: E402
+from fitting.schema import read_samples  # noqa: E402
+from fitting.select import DEFAULT_LAWS, fit_curve  # noqa: E402
+from fitting.uncertainty import bootstrap_questions  # noqa: E402
+
+METHODS = ("scipy", "batched")
+
+
+def load(path: Path):
+    return read_records(path).samples if path.is_file() else read_samples(path)
+
+
+def curve_jobs(samples, n_boot: int):
+    """(name, law, per-question matrix, x, grid, weights) of every curve fit_samples bootstraps."""
+    curves = curves_from_samples(samples, n_boot=0)
+    per_q = per_question_curves(samples)
+    jobs = []
+    for ident, rows, keys in P._curve_groups(curves):
+        x = rows[S.K].to_numpy(float)
+        y = rows[S.ACCURACY].to_numpy(float)
+        nq = rows[S.N_QUESTIONS].to_numpy(float)
+        if len(np.unique(x)) < P.MIN_POINTS:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            law, _ = fit_curve(x, y, sample_weight=binomial_weights(y, nq))
+        matrix = P._per_question_matrix(per_q, keys, x)
+        if not law.converged_ or matrix is None:
+            continue
+        grid = np.unique(np.concatenate([x, np.geomspace(x.min(), P.BAND_FACTOR * x.max(), 40)]))
+        w = binomial_weights(matrix.mean(axis=0).to_numpy(float), nq.max())
+        name = f"{ident[S.MODEL]} {ident[S.STRATEGY]} {ident[S.METRIC]} d{ident[S.DIFFICULTY]} ({law.name})"
+        jobs.append((name, law, matrix.to_numpy(float), matrix.columns.to_numpy(float), grid, w))
+    return jobs
+
+
+def time_bootstrap(job, n_boot: int, seed: int):
+    name, law, m, x, grid, w = job
+    out = {}
+    for method in METHODS:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = bootstrap_questions(
+                law, m, x, n_boot=n_boot, grid=grid, sample_weight=w, rng=seed, method=method
+            )
+        out[method] = (time.perf_counter() - t0, res)
+    return out
+
+
+class StageTimer:
+    """Wall time spent in the stages of fit_samples (by wrapping the pipeline's callees)."""
+
+    STAGES = {
+        "curves_from_samples": "estimators",
+        "per_question_curves": "estimators",
+        "fit_curve": "selection",
+        "bootstrap_questions_many": "bootstrap",
+    }
+
+    def __enter__(self):
+        self.seconds = defaultdict(float)
+        self.saved = {}
+        for fn, stage in self.STAGES.items():
+            original = getattr(P, fn)
+            self.saved[fn] = original
+
+            def timed(*a, _f=original, _s=stage, **k):
+                t0 = time.perf_counter()
+                try:
+                    return _f(*a, **k)
+                finally:
+                    self.seconds[_s] += time.perf_counter() - t0
+
+            setattr(P, fn, timed)
+        return self
+
+    def __exit__(self, *exc):
+        for fn, original in self.saved.items():
+            setattr(P, fn, original)
+
+
+def whole_fit(samples, n_boot: int, method: str):
+    with StageTimer() as timer, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        t0 = time.perf_counter()
+        out = P.fit_samples(samples, n_boot=n_boot, method=method)
+        total = time.perf_counter() - t0
+    return total, dict(timer.seconds), out
+
+
+def interval_gap(a, b) -> str:
+    """Median and largest relative gap between the two paths' interval ends (params and N*)."""
+    gaps = []
+    for fa, fb in zip(a.fits, b.fits, strict=True):
+        if not fa.get("params_ci") or not fb.get("params_ci"):
+            continue
+        for name, (lo_a, hi_a) in fa["params_ci"].items():
+            lo_b, hi_b = fb["params_ci"][name]
+            width = max(abs(hi_a - lo_a), 1e-12) if None not in (lo_a, hi_a) else math.nan
+            for u, v in ((lo_a, lo_b), (hi_a, hi_b)):
+                if u is not None and v is not None:
+                    gaps.append(abs(u - v) / width)
+    if not gaps:
+        return "no intervals"
+    g = np.array(gaps)
+    return f"interval ends differ by median {np.median(g):.3f}, 90th pct {np.quantile(g, 0.9):.2f} interval widths"
+
+
+def selection_fits(samples):
+    """The fits fit_curve runs for every curve: every candidate law, held out and full."""
+    curves = curves_from_samples(samples, n_boot=0)
+    problems = []
+    for _, rows, _ in P._curve_groups(curves):
+        x = rows[S.K].to_numpy(float)
+        y = rows[S.ACCURACY].to_numpy(float)
+        if len(np.unique(x)) < P.MIN_POINTS:
+            continue
+        w = binomial_weights(y, rows[S.N_QUESTIONS].to_numpy(float))
+        n_fit = len(x) - max(1, math.ceil(0.25 * len(x)))
+        for name in DEFAULT_LAWS:
+            k = len(get_law(name).param_names)
+            if n_fit >= k + 1:
+                problems.append((name, x[:n_fit], y[:n_fit], w[:n_fit]))
+            problems.append((name, x, y, w))
+    return problems
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--samples", type=Path, default=ROOT / "examples" / "samples.jsonl")
+    ap.add_argument(
+        "--demo", type=Path, default=Path("/tmp/i12-demo/profile"), help="a ttc demo profile/ folder"
+    )
+    ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--all-curves", action="store_true", help="time the bootstrap of every curve of --samples"
+    )
+    ap.add_argument("--quick", action="store_true", help="skip the per-replicate (scipy) whole fits")
+    ap.add_argument("--profile", action="store_true", help="cProfile the batched whole fit of the demo")
+    args = ap.parse_args()
+
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    lab = load(args.samples)
+    jobs = curve_jobs(lab, args.n_boot)
+    chosen = jobs if args.all_curves else [j for j in jobs if "pass@k d3" in j[0]][:1]
+    print(f"\n1. one curve's question bootstrap, n_boot={args.n_boot} ({args.samples.name})")
+    print(f"   {'curve':<52} {'per-replicate':>13} {'batched':>9} {'ratio':>7} {'least_squares':>13}")
+    total = {m: 0.0 for m in METHODS}
+    for job in chosen:
+        out = time_bootstrap(job, args.n_boot, args.seed)
+        (ts, rs), (tb, rb) = out["scipy"], out["batched"]
+        total["scipy"] += ts
+        total["batched"] += tb
+        print(f"   {job[0]:<52} {ts:>12.2f}s {tb:>8.3f}s {ts / tb:>6.0f}x {rb.n_scipy:>6} refits")
+        sat = f"N* [{rs.saturation.lo:.4g}, {rs.saturation.hi:.4g}] vs [{rb.saturation.lo:.4g}, {rb.saturation.hi:.4g}]"
+        ci = "; ".join(
+            f"{p} [{rs.params.loc[p, 'lo']:.4g}, {rs.params.loc[p, 'hi']:.4g}] vs "
+            f"[{rb.params.loc[p, 'lo']:.4g}, {rb.params.loc[p, 'hi']:.4g}]"
+            for p in rs.params.index
+        )
+        print(
+            f"     intervals (per-replicate vs batched): {ci}; {sat}; failed {rs.n_failed} vs {rb.n_failed}"
+        )
+    if len(chosen) > 1:
+        print(f"   {'all curves':<52} {total['scipy']:>12.2f}s {total['batched']:>8.3f}s "
+              f"{total['scipy'] / total['batched']:>6.0f}x")  # fmt: skip
+
+    print(f"\n2. the whole fit (fit_samples, n_boot={args.n_boot}, default metrics and laws)")
+    targets = [("examples/samples.jsonl", lab)]
+    if args.demo.exists():
+        targets.append((f"demo profile {args.demo}", load(args.demo)))
+    else:
+        print(f"   (no demo profile at {args.demo}: build one with `ttc demo --out /tmp/i12-demo` and rerun)")
+    for label, samples in targets:
+        nq = samples[S.QUESTION_ID].nunique()
+        print(f"   {label}: {len(samples)} samples, {nq} questions")
+        results = {}
+        for method in METHODS:
+            if method == "scipy" and args.quick:
+                continue
+            total_s, stages, out = whole_fit(samples, args.n_boot, method)
+            results[method] = (total_s, out)
+            parts = ", ".join(f"{k} {v:.1f}s" for k, v in stages.items())
+            n_curves = sum(1 for f in out.fits if f.get("params_ci"))
+            print(f"     {method:<8} {total_s:>7.1f}s  ({parts}; {n_curves} curves bootstrapped)")
+        if len(results) == 2:
+            (ts, a), (tb, b) = results["scipy"], results["batched"]
+            print(f"     ratio {ts / tb:.1f}x; {interval_gap(a, b)}")
+
+    if args.demo.exists():
+        demo = load(args.demo)
+        problems = selection_fits(demo)
+        print(
+            f"\n3. law selection's fits of the demo profile ({len(problems)} fits: 4 laws x held-out/full x curves)"
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            t0 = time.perf_counter()
+            one = [get_law(n).fit(x, y, w) for n, x, y, w in problems]
+            t1 = time.perf_counter()
+            many = fit_laws([(get_law(n), x, y, w) for n, x, y, w in problems])
+            t2 = time.perf_counter()
+        same = sum(
+            abs(a.aic_ - b.aic_) < 1e-3 or (a.rmse_ < 1e-9 and b.rmse_ < 1e-9)
+            for a, b in zip(one, many, strict=True)
+        )
+        verdict = sum(a.converged_ == b.converged_ for a, b in zip(one, many, strict=True))
+        print(
+            f"   Law.fit one by one {t1 - t0:.1f}s, fit_laws all at once {t2 - t1:.2f}s, ratio {(t1 - t0) / (t2 - t1):.1f}x"
+        )
+        print(f"   same AIC (1e-3) {same}/{len(problems)}, same verdict {verdict}/{len(problems)}")
+
+        if args.profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            whole_fit(demo, args.n_boot, "batched")
+            prof.disable()
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(25)
+            print("\n4. cProfile of the batched whole fit of the demo profile (cumulative)")
+            print(buf.getvalue())
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
