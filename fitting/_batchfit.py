@@ -416,7 +416,8 @@ def fit_laws(problems: Sequence[tuple[Any, Any, Any, Any]]) -> list[Any]:
     ``ROBUST_ROUNDS`` rounds of re-estimating ``f_scale`` from the residuals' MAD and
     refitting with the robust loss, all problems of a round together. The verdict is
     ``Law._finish``'s, as for ``law.fit``. A problem whose chosen solve did not converge is
-    refitted with ``law.fit`` (``least_squares``). Laws set to ``warm_start`` with previous
+    refitted with ``least_squares`` (``law.fit`` with ``solver="scipy"``). What
+    ``Law(solver="batched").fit`` runs for one problem. Laws set to ``warm_start`` with previous
     parameters are refitted from those, as ``law.fit`` does.
 
     Examples
@@ -524,7 +525,7 @@ def fit_laws(problems: Sequence[tuple[Any, Any, Any, Any]]) -> list[Any]:
         law = s["law"]
         theta, cost, conv, fun, nfev = best[i]
         if not conv:  # the batched solver could not settle it: least_squares decides
-            out.append(law.fit(s["x"], s["y"], s["w"]))
+            out.append(law._fit_least_squares(s["x"], s["y"], s["w"]))
             continue
         res = OptimizeResult(
             x=theta, cost=float(cost), fun=fun, status=1, nfev=nfev, message="batched solve converged"

@@ -39,7 +39,7 @@ from . import schema as S
 from ._fitutil import json_safe
 from ._laws_base import ConvergenceWarning
 from .curves import ACCURACY_METRIC, METRICS, curves_from_samples, per_question_curves
-from .laws import binomial_weights
+from .laws import binomial_weights, get_law
 from .select import DEFAULT_LAWS, fit_curve
 from .uncertainty import DEFAULT_EPSILON, bootstrap_questions_many
 
@@ -143,10 +143,16 @@ def fit_curves(
 
     ``per_question`` is :func:`fitting.curves.per_question_curves` of the same samples; it
     enables the question bootstrap (without it, or with ``n_boot=0``, no intervals).
-    ``method`` is how the bootstrap refits (:func:`fitting.bootstrap_questions`): all curves'
-    replicates together ("batched") or one ``least_squares`` run each ("scipy").
+    ``method`` is how laws are fitted: "batched" (the selection fits with
+    ``Law(solver="batched")``, the bootstrap's replicates of all curves together, see
+    :func:`fitting.bootstrap_questions`) or "scipy" (one ``least_squares`` run per start and
+    per replicate: the reference path).
     """
     records, boots = [], []
+    # selection's fits with the same solver as the bootstrap ("batched": all starts of a fit
+    # in one batched solve; fit_curve clones the instances with their settings)
+    solver = "batched" if method == "batched" else "scipy"
+    candidates = [get_law(spec).set_params(solver=solver) for spec in laws]
     for ident, rows, keys in _curve_groups(curves):
         x = rows[S.K].to_numpy(float)
         y = rows[S.ACCURACY].to_numpy(float)
@@ -174,7 +180,7 @@ def fit_curves(
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            law, table = fit_curve(x, y, laws=laws, sample_weight=binomial_weights(y, nq))
+            law, table = fit_curve(x, y, laws=candidates, sample_weight=binomial_weights(y, nq))
         rec["candidates"] = json_safe(
             table[["law", "rmse", "aic", "extrapolation_error", "converged", "message"]].to_dict("records")
         )

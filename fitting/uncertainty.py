@@ -134,7 +134,9 @@ def _percentile_columns(values: np.ndarray, level: float) -> tuple[np.ndarray, n
         return np.full(values.shape[1], math.nan), np.full(values.shape[1], math.nan)
     q = (1.0 - level) / 2.0
     if not np.isnan(values).any():  # the usual case, and much faster than nanquantile
-        return np.quantile(values, q, axis=0, method="lower"), np.quantile(values, 1 - q, axis=0, method="higher")
+        return np.quantile(values, q, axis=0, method="lower"), np.quantile(
+            values, 1 - q, axis=0, method="higher"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column gives NaN
         return (
@@ -189,10 +191,11 @@ def saturation_point(
     return float(saturation_points(law, theta, epsilon, x_min, max_doublings)[0])
 
 
-def saturation_points(law: Law, params, epsilon: float, x_min: float, max_doublings: int = 200) -> np.ndarray:
+def saturation_points(law: Law, params, epsilon: float, x_min, max_doublings: int = 200) -> np.ndarray:
     """:func:`saturation_point` of many parameter sets of one law at once.
 
-    ``params`` has shape (B, p) (``law.param_names`` order; ``law`` gives only the formula).
+    ``params`` has shape (B, p) (``law.param_names`` order; ``law`` gives only the formula);
+    ``x_min`` is a float or one value per row.
     The scan runs a few doublings at a time for all rows together and stops for a row as
     soon as no later doubling can gain ``epsilon``: for a non-decreasing law (every law
     here is, within its bounds) ``f(2x') - f(x') <= f(X) - f(x)`` for every ``x' >= x`` up
@@ -210,6 +213,7 @@ def saturation_points(law: Law, params, epsilon: float, x_min: float, max_doubli
     if epsilon <= 0:
         raise ValueError(f"epsilon must be positive, got {epsilon}")
     theta = np.atleast_2d(np.asarray(params, dtype=float))
+    x_min = np.broadcast_to(np.asarray(x_min, dtype=float), (len(theta),))
     steps, chunk = 64, 8 * 64  # grid points per doubling; points scanned per pass
     n_grid = max_doublings * steps + 1  # grid point i is x_min * 2**(i / steps)
     last = np.full(len(theta), -1)  # last grid point where a doubling still gains epsilon
@@ -218,11 +222,13 @@ def saturation_points(law: Law, params, epsilon: float, x_min: float, max_doubli
         return law.formula(x, *theta[rows].T[:, :, None])
 
     with np.errstate(all="ignore"):
-        f_end = curve(np.array([[x_min * 2.0 ** (max_doublings + 1)]]), slice(None))[:, 0]
+        f_end = curve(x_min[:, None] * 2.0 ** (max_doublings + 1), slice(None))[:, 0]
         pending = np.arange(len(theta))
         for start in range(0, n_grid, chunk):
             stop = min(start + chunk, n_grid)
-            f = curve(x_min * np.exp2(np.arange(start, stop + steps)[None, :] / steps), pending)
+            f = curve(
+                x_min[pending, None] * np.exp2(np.arange(start, stop + steps)[None, :] / steps), pending
+            )
             above = ~(f[:, steps:] - f[:, :-steps] < epsilon)  # NaN counts as "not saturated"
             hit = above.any(axis=1)
             last[pending[hit]] = stop - 1 - np.argmax(above[hit, ::-1], axis=1)
@@ -232,8 +238,8 @@ def saturation_points(law: Law, params, epsilon: float, x_min: float, max_doubli
     out = np.where(last < 0, x_min, np.inf)
     inner = np.flatnonzero((last >= 0) & (last < n_grid - 1))
     if inner.size:
-        lo = x_min * np.exp2(last[inner] / steps)
-        hi = x_min * np.exp2((last[inner] + 1) / steps)
+        lo = x_min[inner] * np.exp2(last[inner] / steps)
+        hi = x_min[inner] * np.exp2((last[inner] + 1) / steps)
         cols = tuple(theta[inner].T)
 
         def excess(x, *p):
@@ -349,19 +355,44 @@ def bootstrap_questions_many(
         fit_laws(points)
     else:
         for law, x, y, w in points:
-            law.fit(x, y, w)
+            law._fit_least_squares(x, y, w)
     if method == "batched":
         tasks = [RefitTask(p.point, p.x, p.y_boot, p.weights, p.start, p.f_scale) for p in prepared]
         fits = [(r.params, r.ok, np.flatnonzero(~r.solved)) for r in refit_laws(tasks)]
     else:
         fits = [(np.empty((len(p.y_boot), len(p.start))), np.zeros(len(p.y_boot), dtype=bool),
                  np.arange(len(p.y_boot))) for p in prepared]  # fmt: skip
-    out = []
     for p, (theta, ok, redo) in zip(prepared, fits, strict=True):
         for i in redo:
             rep = _refit_one(p.point, p.x, p.y_boot[i], p.weights)
             theta[i], ok[i] = [rep.params_[name] for name in p.point.param_names], rep.converged_
-        out.append(_summarize(p, theta, ok, len(redo)))
+    n_stars = _saturation_of_all(prepared, [theta[ok] for theta, ok, _ in fits])
+    return [
+        _summarize(p, theta, ok, n_star, len(redo))
+        for p, (theta, ok, redo), n_star in zip(prepared, fits, n_stars, strict=True)
+    ]
+
+
+def _saturation_of_all(prepared: list[_Prepared], thetas: list[np.ndarray]) -> list[np.ndarray | None]:
+    """N* of each curve's point estimate and converged replicates: one scan per law class."""
+    out: list[np.ndarray | None] = [None] * len(prepared)
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(prepared):
+        if p.epsilon is not None:
+            groups.setdefault((type(p.point), p.epsilon), []).append(i)
+    for (_, epsilon), members in groups.items():
+        rows, x_mins = [], []
+        for i in members:
+            p = prepared[i]
+            x_min = float(p.x.min()) if p.x.min() > 0 else 1e-9 * max(float(p.x.max()), 1.0)
+            rows.append(np.vstack([p.start, thetas[i]]))
+            x_mins.append(np.full(len(rows[-1]), x_min))
+        n_star = saturation_points(
+            prepared[members[0]].point, np.vstack(rows), epsilon, np.concatenate(x_mins)
+        )
+        edges = np.cumsum([0, *(len(r) for r in rows)])
+        for j, i in enumerate(members):
+            out[i] = n_star[edges[j] : edges[j + 1]]
     return out
 
 
@@ -427,8 +458,9 @@ def _prepare(
     return _Prepared(get_law(law), x, m.mean(axis=0), y_boot, weights, grid, level, epsilon, targets)
 
 
-def _summarize(p: _Prepared, theta: np.ndarray, ok: np.ndarray, n_scipy: int) -> BootstrapResult:
-    """Intervals of one curve from its replicates' parameters (``ok``: the converged ones)."""
+def _summarize(p: _Prepared, theta: np.ndarray, ok: np.ndarray, n_star, n_scipy: int) -> BootstrapResult:
+    """Intervals of one curve from its replicates' parameters (``ok``: the converged ones) and
+    N* of the point estimate then of the converged replicates (None without ``epsilon``)."""
     point, level, grid, names = p.point, p.level, p.grid, list(p.point.param_names)
     n_boot = len(ok)
     failed = int(n_boot - ok.sum())
@@ -451,9 +483,7 @@ def _summarize(p: _Prepared, theta: np.ndarray, ok: np.ndarray, n_scipy: int) ->
     prediction = pd.DataFrame({"x": grid, "estimate": point.predict(grid), "lo": bands[0], "hi": bands[1]})
     saturation = None
     if p.epsilon is not None:
-        x_min = float(p.x.min()) if p.x.min() > 0 else 1e-9 * max(float(p.x.max()), 1.0)
-        n_star = saturation_points(point, theta, p.epsilon, x_min)
-        saturation = Interval(saturation_point(point, p.epsilon, x_min), *_percentiles(n_star, level), level)
+        saturation = Interval(float(n_star[0]), *_percentiles(n_star[1:], level), level)
     to_target = None
     if len(p.targets):
         reps = dict(zip(names, theta.T, strict=True))
@@ -478,7 +508,7 @@ def _summarize(p: _Prepared, theta: np.ndarray, ok: np.ndarray, n_scipy: int) ->
 
 def _refit_one(point: Law, x: np.ndarray, y: np.ndarray, w) -> Law:
     """One replicate refitted by ``least_squares`` from the point estimate (warm start)."""
-    rep = point.clone().set_params(warm_start=True)
+    rep = point.clone().set_params(warm_start=True, solver="scipy")
     rep.params_, rep.f_scale_ = dict(point.params_), point.f_scale_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

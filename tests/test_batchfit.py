@@ -176,3 +176,15 @@ def test_jacobians_of_a_batch_are_the_per_curve_jacobians():
             np.testing.assert_allclose(jac[b], cls.jacobian(K, *params[b]), rtol=1e-12)
             num = approx_fprime(params[b], lambda t, cls=cls: cls.formula(K[2:3], *t)[0], 1e-7)
             np.testing.assert_allclose(jac[b, 2], num, rtol=1e-5, atol=1e-7)
+
+
+def test_law_solver_setting_selects_the_batched_fit_and_survives_cloning():
+    rng = np.random.default_rng(6)
+    y = np.clip(PowerLaw.formula(K, 0.9, 0.5, 0.4) + rng.normal(0, 0.003, len(K)), 0, 1)
+    fast = PowerLaw(solver="batched")
+    assert fast.clone().get_params()["solver"] == "batched"
+    assert fast.fit(K, y) is fast and fast.converged_
+    ref = PowerLaw().fit(K, y)
+    np.testing.assert_allclose(list(fast.params_.values()), list(ref.params_.values()), rtol=2e-3)
+    with pytest.raises(ValueError, match="solver must be 'scipy' or 'batched'"):
+        PowerLaw(solver="fast").fit(K, y)
