@@ -71,7 +71,7 @@ class BootstrapResult:
     prediction : DataFrame
         Columns ``x``, ``estimate``, ``lo``, ``hi`` on the requested grid.
     param_samples : DataFrame
-        One row per converged replicate.
+        One row per converged replicate, indexed by the replicate's number (0..n_boot-1).
     saturation : Interval or None
         The saturation point N* (see :func:`saturation_point`).
     to_target : DataFrame or None
@@ -472,7 +472,7 @@ def _summarize(p: _Prepared, theta: np.ndarray, ok: np.ndarray, n_star, n_scipy:
             stacklevel=4,
         )
     theta = theta[ok]
-    samples = pd.DataFrame(theta, columns=names)
+    samples = pd.DataFrame(theta, columns=names, index=pd.Index(np.flatnonzero(ok), name="replicate"))
     params = pd.DataFrame(
         [(name, point.params_[name], *_percentiles(theta[:, j], level)) for j, name in enumerate(names)],
         columns=["param", "estimate", "lo", "hi"],
