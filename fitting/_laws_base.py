@@ -95,7 +95,8 @@ class Law(ABC):
         "scipy" runs ``scipy.optimize.least_squares`` from each start in turn; "batched" runs
         all starts in one batched Levenberg-Marquardt solve of the same objective
         (:func:`fitting._batchfit.fit_laws`, ``least_squares`` only if it does not converge):
-        the same optimum and verdict, several times faster.
+        several times faster; on well-posed data the same optimum (near-degenerate data can
+        end in a different local optimum, usually a lower one).
     """
 
     name: ClassVar[str] = ""

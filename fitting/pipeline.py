@@ -41,7 +41,7 @@ from ._laws_base import ConvergenceWarning
 from .curves import ACCURACY_METRIC, METRICS, curves_from_samples, per_question_curves
 from .laws import binomial_weights, get_law
 from .select import DEFAULT_LAWS, fit_curve
-from .uncertainty import DEFAULT_EPSILON, bootstrap_questions_many
+from .uncertainty import DEFAULT_EPSILON, METHODS, bootstrap_questions_many
 
 __all__ = ["FitOutput", "fit_samples", "fit_curves", "MIN_POINTS", "BAND_FACTOR"]
 
@@ -148,6 +148,8 @@ def fit_curves(
     :func:`fitting.bootstrap_questions`) or "scipy" (one ``least_squares`` run per start and
     per replicate: the reference path).
     """
+    if method not in METHODS:
+        raise ValueError(f"fit_curves: method must be one of {METHODS}, got {method!r}")
     records, boots = [], []
     # selection's fits with the same solver as the bootstrap ("batched": all starts of a fit
     # in one batched solve; fit_curve clones the instances with their settings)
