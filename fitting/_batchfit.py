@@ -1,4 +1,4 @@
-"""Batched bounded least squares: many fits of one small law in one numpy solve.
+"""Batched bounded least squares: many fits of small laws in one numpy solve.
 
 A question bootstrap refits the same 2-3 parameter law to hundreds of resampled curves,
 and a multi-start fit runs the same problem from several starts. Calling
@@ -9,12 +9,23 @@ a few array operations over the batch and one ``np.linalg.solve`` of the stacked
 normal equations.
 
 The objective is exactly the one ``least_squares`` minimizes (residuals
-``r = sw * (f(u; theta) - y)``, robust ``loss`` with ``f_scale``, box bounds), so a problem
-converges to the same optimum; only the path differs. Robust losses are handled by
-the Gauss-Newton model scipy uses (curvature weights ``rho' + 2 rho'' z``, clipped at machine
-epsilon), with a step accepted only when it lowers the cost; bounds by projection, with
-parameters at a bound whose gradient points outward held fixed for the step. Problems that do not converge within ``max_iter`` iterations are reported, not
-hidden: the callers refit those with ``least_squares``.
+``r = sw * (f(u; theta) - y)``, robust ``loss`` with ``f_scale``, box bounds) and so are the
+termination tests, so a well-posed problem converges to the same optimum; only the path
+differs. Robust losses use the Gauss-Newton model scipy uses (curvature weights
+``rho' + 2 rho'' z``, clipped at machine epsilon) with Marquardt damping scaled by the
+reweighted curvature, and a step is accepted only when it lowers the cost; bounds by
+projection, with parameters on a bound whose gradient points outward held fixed for the
+step (an "interior" mode stops short of bounds instead, as scipy's iterates do).
+
+On top of it, for the laws of :mod:`fitting.laws`:
+
+* :func:`refit_laws`: warm-started refits of many curves (a bootstrap's replicates, of
+  many curves at once), what ``Law.fit`` with ``warm_start`` does row by row;
+* :func:`fit_laws`: ``Law.fit`` itself (multi-start, two-stage robust, same verdict) for
+  many problems at once, and for one (``Law(solver="batched")``).
+
+A problem that does not converge within the law's ``max_nfev`` iterations is reported,
+not hidden: the callers refit it with ``least_squares``.
 
 Laws give their Jacobian for a batch when called with ``x`` of shape (B, n) and parameters
 of shape (B, 1): ``jacobian(x, *params)`` then has shape (B, n, p).
