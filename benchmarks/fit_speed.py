@@ -144,21 +144,31 @@ def whole_fit(samples, n_boot: int, method: str):
 
 
 def interval_gap(a, b) -> str:
-    """Median and largest relative gap between the two paths' interval ends (params and N*)."""
-    gaps = []
+    """How far the two paths' interval ends are apart, in interval widths (params and N*)."""
+    gaps, worst = [], []
     for fa, fb in zip(a.fits, b.fits, strict=True):
-        if not fa.get("params_ci") or not fb.get("params_ci"):
+        if not fa.get("params_ci") or not fb.get("params_ci") or fa["law"] != fb["law"]:
             continue
+        curve = []
         for name, (lo_a, hi_a) in fa["params_ci"].items():
             lo_b, hi_b = fb["params_ci"][name]
-            width = max(abs(hi_a - lo_a), 1e-12) if None not in (lo_a, hi_a) else math.nan
-            for u, v in ((lo_a, lo_b), (hi_a, hi_b)):
-                if u is not None and v is not None:
-                    gaps.append(abs(u - v) / width)
+            if None in (lo_a, hi_a, lo_b, hi_b):
+                continue
+            width = max(abs(hi_a - lo_a), 1e-12)
+            curve += [abs(lo_a - lo_b) / width, abs(hi_a - hi_b) / width]
+        gaps += curve
+        if curve:
+            name = f"{fa[S.MODEL]} {fa[S.METRIC]} d{fa[S.DIFFICULTY]} {fa['law']}"
+            worst.append((max(curve), name, fa.get("n_boot_failed"), fb.get("n_boot_failed")))
     if not gaps:
         return "no intervals"
     g = np.array(gaps)
-    return f"interval ends differ by median {np.median(g):.3f}, 90th pct {np.quantile(g, 0.9):.2f} interval widths"
+    worst = sorted(worst, reverse=True)[:3]
+    listed = "; ".join(f"{n} {v:.2f} (failed {fs} vs {fb})" for v, n, fs, fb in worst)
+    return (
+        f"interval ends apart by median {np.median(g):.3f}, 90th pct {np.quantile(g, 0.9):.2f} interval widths; "
+        f"largest: {listed}"
+    )
 
 
 def selection_fits(samples):
