@@ -223,19 +223,27 @@ def least_squares_batch(
             status[act[flat]] = 1
             go = ~bad & ~flat
             if not go.all():
-                act, th, c, g, h, d, free = act[go], th[go], c[go], g[go], h[go], d[go], free[go]
+                act, th, c, g, h, d, v, free = act[go], th[go], c[go], g[go], h[go], d[go], v[go], free[go]
                 if act.size == 0:
                     continue
             la, ha = lo[act], hi[act]
             d = np.maximum(d, np.maximum(1e-12 * d.max(axis=1, keepdims=True), 1e-300))
-            a = h + (lam[act][:, None] * d)[:, :, None] * eye
-            a = np.where(free[:, :, None] & free[:, None, :], a, eye)  # held parameters do not move
-            step = np.linalg.solve(a, -np.where(free, g, 0.0)[:, :, None])[:, :, 0]
-            move = step
             if bound_steps == "interior":
+                # Coleman-Li scaling (scipy's "trf"): variables are scaled by the square root of
+                # their distance to the bound the gradient points at, so steps toward a near
+                # bound shrink and the path can turn before reaching it
+                dv = np.where((g < 0) & np.isfinite(ha), -1.0, np.where((g > 0) & np.isfinite(la), 1.0, 0.0))
+                sc = np.sqrt(v)
+                h_s = sc[:, :, None] * h * sc[:, None, :] + (g * dv)[:, :, None] * eye
+                a = h_s + (lam[act][:, None] * np.maximum(sc * sc * d, 1e-300))[:, :, None] * eye
+                step = sc * np.linalg.solve(a, -(sc * g)[:, :, None])[:, :, 0]
                 room = np.where(step < 0, (la - th) / step, np.where(step > 0, (ha - th) / step, np.inf))
                 room = room.min(axis=1)
                 move = step * np.where(room >= 1.0, 1.0, _INTERIOR_FRACTION * room)[:, None]
+            else:
+                a = h + (lam[act][:, None] * d)[:, :, None] * eye
+                a = np.where(free[:, :, None] & free[:, None, :], a, eye)  # held parameters do not move
+                step = move = np.linalg.solve(a, -np.where(free, g, 0.0)[:, :, None])[:, :, 0]
             new = np.clip(th + move, la, ha)
             dx = new - th
             r_new = residuals(new, act)
