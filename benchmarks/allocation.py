@@ -14,7 +14,7 @@
 
 Options are the profiled knob values (measured accuracies) unless ``--predicted`` adds the
 fitted and extrapolated ones. Weights: the profile's question counts per difficulty. Without ``--profile`` the inputs
-are SYNTHETIC (tests/planner_fixtures.py: known per-question probabilities, exact
+are SYNTHETIC (tests/planner/planner_fixtures.py: known per-question probabilities, exact
 majority@k; priced as Qwen2.5 0.5B/1.5B/7B and Qwen3-30B-A3B); their numbers only
 exercise the code.
 
@@ -41,21 +41,22 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "planner")]
 
-from planner.adaptive import PoolReplay, adaptive_policies  # noqa: E402
-from planner.allocate import (  # noqa: E402
+from planner.catalog import get_hardware  # noqa: E402
+from planner.profile import load_profile, profile_from_tables  # noqa: E402
+from planner.recommend import build_space  # noqa: E402
+from planner.search import (  # noqa: E402
     InfeasibleBudget,
+    PoolReplay,
+    adaptive_policies,
     allocate_exact,
     allocate_lagrangian,
     allocate_optuna,
     bin_tables,
     compare_with_single,
 )
-from planner.catalog import get_hardware  # noqa: E402
-from planner.costing import CostModel  # noqa: E402
-from planner.load import load_profile, profile_from_tables  # noqa: E402
-from planner.recommend import build_space  # noqa: E402
+from planner.space import CostModel  # noqa: E402
 
 SYNTHETIC_SPECS = {
     "lab-s": "qwen2.5-0.5b",

@@ -66,7 +66,7 @@ def score(correct: np.ndarray, fraction: int) -> dict[str, float]:
             law = cls().fit(ks, curve, w)
             out[name] = float(law.predict(float(n))) - measured
             out[f"{name}:ok"] = law.converged_
-        bb = BetaBinomial().fit_counts(m, c_small)
+        bb = BetaBinomial().fit(m, c_small)
         out["beta_binomial"] = float(bb.predict(float(n))) - measured
         out["beta_binomial:ok"] = bb.converged_
         chosen, _ = fit_curve(ks, curve, sample_weight=w)

@@ -48,10 +48,9 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fitting import ConvergenceWarning, binomial_weights, get_law  # noqa: E402
+from fitting import ConvergenceWarning, binomial_weights, fit_laws, get_law  # noqa: E402
 from fitting import pipeline as P  # noqa: E402
 from fitting import schema as S  # noqa: E402
-from fitting._batchfit import fit_laws  # noqa: E402
 from fitting.curves import curves_from_samples, per_question_curves  # noqa: E402
 from fitting.importer import read_records  # noqa: E402
 from fitting.schema import read_samples  # noqa: E402

@@ -1,11 +1,11 @@
 """Optuna versus the exhaustive enumerator over the same discretized option space, measured in one run.
 
 For several space sizes, one query (a per-query FLOPs budget on an H100, priced by the real
-cost model, :class:`planner.costing.CostModel`) is answered twice:
+cost model, :class:`planner.space.pricing.CostModel`) is answered twice:
 
-* **exhaustive**: :func:`planner.optimize.search_exhaustive` evaluates every option (every
+* **exhaustive**: :func:`planner.search.single.search_exhaustive` evaluates every option (every
   arm at every knob value of its grid: prediction plus cost model) and picks the best;
-* **optuna**: :func:`planner.optimize.search_optuna` (TPE over the arm factors, each trial's
+* **optuna**: :func:`planner.search.single.search_optuna` (TPE over the arm factors, each trial's
   knob found along the arm's affordable frontier, the budget as a constraint), ``--trials``
   trials.
 
@@ -16,7 +16,7 @@ pays for its own evaluations. Spaces:
 
 * ``--profile DIR``: the profile's curves at ``coarse`` and ``fine`` knob grids (all
   difficulties);
-* otherwise (and in addition, ``--synthetic``): SYNTHETIC curves (tests/planner_fixtures.py
+* otherwise (and in addition, ``--synthetic``): SYNTHETIC curves (tests/planner/planner_fixtures.py
   style: per-question success probabilities, exact majority@k) for a family of M models x T
   temperatures, priced as Qwen2.5 models of growing size, at ``fine`` grids up to 4x the
   pool. These exist only to make spaces large; their accuracies mean nothing.
@@ -46,14 +46,13 @@ import pandas as pd  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "planner")]
 
 from fitting import schema as S  # noqa: E402
 from planner.catalog import get_hardware  # noqa: E402
-from planner.costing import CostModel  # noqa: E402
 from planner.costs import ModelSpec  # noqa: E402
-from planner.optimize import Budget, search_exhaustive, search_optuna  # noqa: E402
-from planner.space import OptionSpace  # noqa: E402
+from planner.search import Budget, search_exhaustive, search_optuna  # noqa: E402
+from planner.space import CostModel, OptionSpace  # noqa: E402
 
 QWEN = [
     "qwen2.5-0.5b",
@@ -142,7 +141,7 @@ def main() -> None:
     hw = get_hardware("h100")
     rows = []
     if args.profile:
-        from planner.load import load_profile
+        from planner.profile import load_profile
         from planner.recommend import build_space
 
         prof = load_profile(args.profile)

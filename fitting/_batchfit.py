@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from ._fitutil import bound_hits
+from ._fitutil import ROBUST_ROUNDS, bound_hits, inside_bounds, robust_f_scale
 
 __all__ = [
     "BatchResult",
@@ -447,8 +447,6 @@ def fit_laws(problems: Sequence[tuple[Any, Any, Any, Any]]) -> list[Any]:
     >>> round(a.params_["alpha"], 6), round(b.params_["rate"], 6), a.converged_ and b.converged_
     (0.4, 0.1, True)
     """
-    from ._laws_base import ROBUST_ROUNDS, _inside, robust_f_scale
-
     setups = []
     for law, x, y, w in problems:
         x, y, w, x_ref, bounds, lo, hi = law._setup(x, y, w)
@@ -464,7 +462,7 @@ def fit_laws(problems: Sequence[tuple[Any, Any, Any, Any]]) -> list[Any]:
             two_stage = law.loss != "linear" and law.f_scale is None
             first_loss = "linear" if two_stage else law.loss
             f_scale = 1.0 if law.f_scale is None else float(law.f_scale)
-        starts = np.stack([_inside(np.asarray(s, dtype=float), lo, hi) for s in starts])
+        starts = np.stack([inside_bounds(np.asarray(s, dtype=float), lo, hi) for s in starts])
         setups.append(
             {"law": law, "x": x, "y": y, "w": w, "x_ref": x_ref, "u": u, "bounds": bounds, "lo": lo, "hi": hi,
              "starts": starts, "f_scale": float(f_scale), "loss": first_loss, "two_stage": two_stage}

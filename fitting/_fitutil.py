@@ -134,3 +134,37 @@ def bound_hits(
         [np.zeros_like(bounds[..., 1], dtype=bool), level & (bounds[..., 1] == 1.0)], axis=-1
     )
     return at, at & ~legit
+
+
+#: Re-estimations of the robust loss's ``f_scale`` in a two-stage fit (see ``Law.fit``).
+ROBUST_ROUNDS = 4
+
+
+def robust_f_scale(residuals: np.ndarray, y: np.ndarray) -> float:
+    """The robust loss's scale from a fit's weighted residuals: 1.35 robust standard
+    deviations (MAD), floored at 1e-6 of the range of ``y``.
+
+    Examples
+    --------
+    >>> robust_f_scale(np.array([-1.0, 0.0, 1.0]), np.array([0.0, 1.0]))  # doctest: +ELLIPSIS
+    2.001...
+    """
+    r = np.asarray(residuals, dtype=float)
+    floor = 1e-6 * (float(np.ptp(y)) or 1.0)
+    return max(1.35 * 1.4826 * float(np.median(np.abs(r - np.median(r)))), floor)
+
+
+def inside_bounds(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Move a start strictly inside the bounds (``least_squares`` requires it); a non-finite
+    entry becomes the middle of its bounds (or 1 above a lone lower bound, or 0).
+
+    Examples
+    --------
+    >>> inside_bounds(np.array([0.0, np.nan, 5.0]), np.zeros(3), np.array([1.0, np.inf, 2.0])).round(6).tolist()
+    [0.0, 1.0, 2.0]
+    """
+    with np.errstate(invalid="ignore"):
+        span = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(np.abs(np.nan_to_num(theta)), 1.0))
+        mid = np.where(np.isfinite(lo + hi), (lo + hi) / 2, np.where(np.isfinite(lo), lo + 1.0, 0.0))
+    margin = 1e-9 * span + 1e-12
+    return np.clip(np.where(np.isfinite(theta), theta, mid), lo + margin, hi - margin)

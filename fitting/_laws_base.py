@@ -1,11 +1,9 @@
 """The machinery shared by every one-variable scaling law: robust bounded least squares
-from several data-driven starts, bound bookkeeping, reports and JSON summaries.
+from several data-driven starts and bound bookkeeping.
 
-A law is an estimator in the scikit-learn sense (STYLE.md): ``__init__`` only stores
-keyword-only settings, :meth:`Law.fit` returns ``self``, and learned state ends in ``_``
-(``params_``, ``converged_``, ``rmse_``, ``aic_``, ...). A failed or degenerate fit is
-never returned silently: it sets ``converged_ = False``, explains why in
-``convergence_message_`` and raises a :class:`ConvergenceWarning`.
+A law is a :class:`~fitting._estimator.FittedEstimator` (``fit`` returns ``self``, learned
+state ends in ``_``: ``params_``, ``converged_``, ``rmse_``, ``aic_``, ...; reports, JSON
+summaries and the :class:`ConvergenceWarning` of a failed or degenerate fit come from there).
 
 Fitting happens on ``u = x / x_ref`` (``x_ref`` the geometric mean of ``x`` for the
 power-type laws, ``max(x)`` for the exponential), so that compute measured in FLOPs
@@ -18,13 +16,15 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from ._fitutil import as_1d, binomial_weights, bound_hits, fmt_params, json_safe
+from ._batchfit import fit_laws
+from ._estimator import ConvergenceWarning, FittedEstimator, NotFittedError, UnreachableTargetWarning
+from ._fitutil import ROBUST_ROUNDS, as_1d, binomial_weights, bound_hits, inside_bounds, robust_f_scale
 
 __all__ = [
     "ConvergenceWarning",
@@ -35,33 +35,7 @@ __all__ = [
 ]
 
 
-#: Re-estimations of the robust loss's ``f_scale`` in a two-stage fit (see :meth:`Law.fit`).
-ROBUST_ROUNDS = 4
-
-
-def robust_f_scale(residuals: np.ndarray, y: np.ndarray) -> float:
-    """The robust loss's scale from a fit's weighted residuals: 1.35 robust standard
-    deviations (MAD), floored at 1e-6 of the range of ``y``."""
-    r = np.asarray(residuals, dtype=float)
-    floor = 1e-6 * (float(np.ptp(y)) or 1.0)
-    return max(1.35 * 1.4826 * float(np.median(np.abs(r - np.median(r)))), floor)
-
-
-class ConvergenceWarning(UserWarning):
-    """A fit did not converge, or converged to a degenerate solution (a shape parameter
-    stuck at a search bound). The estimator's ``converged_`` is False and its
-    ``convergence_message_`` says why."""
-
-
-class UnreachableTargetWarning(UserWarning):
-    """A requested target lies at or above the fitted ceiling: no finite compute reaches it."""
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A method that needs fitted parameters was called before ``fit``."""
-
-
-class Law(ABC):
+class Law(FittedEstimator):
     """A monotone accuracy-versus-compute curve with named parameters.
 
     Subclasses define the formula (:meth:`formula` and its Jacobian), a data-driven
@@ -192,12 +166,6 @@ class Law(ABC):
         law.at_bounds_ = []
         return law
 
-    def _check_fitted(self) -> dict[str, float]:
-        params = getattr(self, "params_", None)
-        if params is None:
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(x, y) first")
-        return params
-
     def _check_x(self, x, name: str = "x") -> np.ndarray:
         arr = np.asarray(x, dtype=float)
         if self.x_must_be_positive and np.any(arr <= 0):
@@ -270,8 +238,6 @@ class Law(ABC):
         self
         """
         if self.solver == "batched":
-            from ._batchfit import fit_laws
-
             return fit_laws([(self, x, y, sample_weight)])[0]
         if self.solver != "scipy":
             raise ValueError(
@@ -292,7 +258,7 @@ class Law(ABC):
             return sw[:, None] * self.jacobian(u, *theta)
 
         def run(theta0, loss, f_scale):
-            theta0 = _inside(np.asarray(theta0, dtype=float), lo, hi)
+            theta0 = inside_bounds(np.asarray(theta0, dtype=float), lo, hi)
             with np.errstate(all="ignore"):
                 return least_squares(
                     resid, theta0, jac=jac, bounds=(lo, hi), loss=loss, f_scale=f_scale,
@@ -350,7 +316,9 @@ class Law(ABC):
         starts = [np.array([g[p] for p in self.param_names], dtype=float) for g in guesses]
         starts = [s for s in starts if np.all(np.isfinite(s))][: max(1, self.n_starts)]
         if not starts:
-            starts = [_inside(np.where(np.isfinite(lo + hi), (lo + hi) / 2, np.maximum(lo, 0) + 1.0), lo, hi)]
+            starts = [
+                inside_bounds(np.where(np.isfinite(lo + hi), (lo + hi) / 2, np.maximum(lo, 0) + 1.0), lo, hi)
+            ]
         rng = np.random.default_rng(self.random_state)
         base = starts[0]
         while len(starts) < self.n_starts:
@@ -381,8 +349,8 @@ class Law(ABC):
         if not np.all(np.isfinite(pred)):
             reasons.append("non-finite predictions")
         reasons += failures
-        self.converged_ = bool(ok and not failures)
-        self.convergence_message_ = "; ".join(reasons) if reasons else f"ok ({res.message})"
+        if not ok and not reasons:  # non-finite parameters with finite predictions
+            reasons.append("non-finite parameters")
         resid = pred - y
         self.rmse_ = float(np.sqrt(np.mean(resid**2)))
         wrss = float(np.sum(w * resid**2))
@@ -390,13 +358,7 @@ class Law(ABC):
         self.aic_ = float(n * np.log(max(wrss / n, 1e-300)) + 2 * k)
         self.cost_ = float(res.cost)
         self.nfev_ = int(res.nfev)
-        if not self.converged_:
-            warnings.warn(
-                f"{type(self).__name__} fit did not converge: {self.convergence_message_} "
-                f"(params {fmt_params(self.params_)})",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        self._record_convergence(reasons, f"ok ({res.message})", stacklevel=4)
 
     # ---- using a fitted law -------------------------------------------------------------------
     def predict(self, x) -> np.ndarray:
@@ -426,56 +388,23 @@ class Law(ABC):
             )
         return out
 
-    def report(self) -> str:
-        """A human-readable fit report naming parameters stuck at a bound."""
-        params = self._check_fitted()
-        lines = [f"{type(self).__name__}: {self.formula_text}"]
+    def _report_lines(self, params: dict[str, float]) -> list[str]:
+        lines = []
         if hasattr(self, "n_points_"):
             lines.append(
                 f"  {self.n_points_} points, x in [{self.x_range_[0]:.4g}, {self.x_range_[1]:.4g}], "
                 f"loss {self.loss} (f_scale {self.f_scale_:.3g})"
             )
-        width = max(len(p) for p in self.param_names)
-        for p in self.param_names:
-            lines.append(f"  {p:<{width}} = {params[p]:.6g}")
+        lines += super()._report_lines(params)
         if hasattr(self, "rmse_"):
             lines.append(f"  rmse {self.rmse_:.4g}, AIC {self.aic_:.4g}, ceiling {self.asymptote():.4g}")
-        lines.append(f"  converged: {'yes' if self.converged_ else 'NO'} ({self.convergence_message_})")
-        for p, side, b in getattr(self, "at_bounds_", []):
-            where = f" {b:.4g}" if b is not None else ""
-            lines.append(f"  at a bound: {p} = {params[p]:.6g} (its {side} bound{where})")
-        return "\n".join(lines)
+        return lines
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-safe description of the fit (non-finite numbers become None)."""
-        params = self._check_fitted()
-        return json_safe(
-            {
-                "law": self.name,
-                "formula": self.formula_text,
-                "params": dict(params),
-                "ceiling": self.asymptote(),
-                "converged": self.converged_,
-                "message": self.convergence_message_,
-                "at_bounds": [
-                    {"param": p, "side": s, "bound": b} for p, s, b in getattr(self, "at_bounds_", [])
-                ],
-                "rmse": getattr(self, "rmse_", None),
-                "aic": getattr(self, "aic_", None),
-                "n_points": getattr(self, "n_points_", None),
-                "x_range": list(getattr(self, "x_range_", ())) or None,
-            }
-        )
-
-    def __repr__(self) -> str:
-        fitted = getattr(self, "params_", None)
-        return f"{type(self).__name__}({fmt_params(fitted) if fitted else 'unfitted'})"
-
-
-def _inside(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Move a start strictly inside the bounds (least_squares requires it)."""
-    with np.errstate(invalid="ignore"):
-        span = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(np.abs(np.nan_to_num(theta)), 1.0))
-        mid = np.where(np.isfinite(lo + hi), (lo + hi) / 2, np.where(np.isfinite(lo), lo + 1.0, 0.0))
-    margin = 1e-9 * span + 1e-12
-    return np.clip(np.where(np.isfinite(theta), theta, mid), lo + margin, hi - margin)
+    def _summary_fields(self) -> dict[str, Any]:
+        return {
+            "ceiling": self.asymptote(),
+            "rmse": getattr(self, "rmse_", None),
+            "aic": getattr(self, "aic_", None),
+            "n_points": getattr(self, "n_points_", None),
+            "x_range": list(getattr(self, "x_range_", ())) or None,
+        }

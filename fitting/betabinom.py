@@ -25,8 +25,8 @@ from scipy.optimize import brentq, minimize
 from scipy.special import betaln, digamma
 from scipy.stats import betabinom
 
-from ._fitutil import as_1d, json_safe
-from ._laws_base import ConvergenceWarning, NotFittedError, UnreachableTargetWarning
+from ._estimator import FittedEstimator, UnreachableTargetWarning
+from ._fitutil import as_1d
 
 __all__ = ["BetaBinomial", "beta_pass_at_k"]
 
@@ -47,7 +47,7 @@ def beta_pass_at_k(k, a: float, b: float) -> np.ndarray:
     return -np.expm1(betaln(a, b + k) - betaln(a, b))
 
 
-class BetaBinomial:
+class BetaBinomial(FittedEstimator):
     r"""Beta-binomial model of per-question correct counts, forecasting pass@k for any k.
 
     .. math:: c_i \sim \mathrm{BetaBinomial}(n_i, a, b),\qquad
@@ -66,18 +66,20 @@ class BetaBinomial:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> p = rng.beta(0.5, 2.0, size=2000)
-    >>> law = BetaBinomial().fit_counts(np.full(2000, 32), rng.binomial(32, p))
+    >>> law = BetaBinomial().fit(np.full(2000, 32), rng.binomial(32, p))
     >>> abs(law.params_["a"] - 0.5) < 0.05, abs(law.params_["b"] - 2.0) < 0.2
     (True, True)
     """
 
+    name = "beta_binomial"
     param_names = ("a", "b")
     formula_text = "pass@k = 1 - B(a, b + k) / B(a, b)"
+    fit_call = "fit(n, c)"
 
     def __init__(self, *, max_iter: int = 1000) -> None:
         self.max_iter = max_iter
 
-    def fit_counts(self, n, c) -> BetaBinomial:
+    def fit(self, n, c) -> BetaBinomial:
         """Fit to ``c[i]`` correct samples out of ``n[i]`` for each question i (returns self)."""
         c = as_1d("c", c)
         n = as_1d("n", np.broadcast_to(np.asarray(n, dtype=float), c.shape).copy(), len(c))
@@ -117,21 +119,8 @@ class BetaBinomial:
                     reasons.append(f"{name} stuck at its {side} search bound {np.exp(bound):g}")
         if np.all(c == 0) or np.all(c == n):
             reasons.append("every question was all-wrong or all-right: the Beta shape is not identifiable")
-        self.converged_ = not reasons
-        self.convergence_message_ = "; ".join(reasons) if reasons else f"ok ({res.message})"
-        if not self.converged_:
-            warnings.warn(
-                f"BetaBinomial fit did not converge: {self.convergence_message_}",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        self._record_convergence(reasons, f"ok ({res.message})")
         return self
-
-    def _check_fitted(self) -> dict[str, float]:
-        params = getattr(self, "params_", None)
-        if params is None:
-            raise NotFittedError("BetaBinomial is not fitted yet: call fit_counts(n, c) first")
-        return params
 
     def predict(self, k) -> np.ndarray:
         """Expected pass@k (coverage) for each k >= 0 (k may be non-integer)."""
@@ -168,38 +157,14 @@ class BetaBinomial:
         self._check_fitted()
         return 1.0
 
-    def report(self) -> str:
-        """Human-readable fit report."""
-        p = self._check_fitted()
-        a, b = p["a"], p["b"]
-        lines = [
-            f"BetaBinomial: {self.formula_text}",
+    def _report_lines(self, params: dict[str, float]) -> list[str]:
+        a, b = params["a"], params["b"]
+        return [
             f"  {self.n_questions_} questions, {self.samples_per_question_:.4g} samples each on average",
             f"  a = {a:.6g}   (tail exponent: pass@k ~ 1 - const * k**-a)",
             f"  b = {b:.6g}",
             f"  pass@1 = {a / (a + b):.4g}, log-likelihood {self.loglik_:.6g}, AIC {self.aic_:.6g}",
-            f"  converged: {'yes' if self.converged_ else 'NO'} ({self.convergence_message_})",
         ]
-        lines += [f"  at a bound: {n} (its {s} bound {v:g})" for n, s, v in self.at_bounds_]
-        return "\n".join(lines)
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-safe description of the fit."""
-        p = self._check_fitted()
-        return json_safe(
-            {
-                "law": "beta_binomial",
-                "formula": self.formula_text,
-                "params": dict(p),
-                "converged": self.converged_,
-                "message": self.convergence_message_,
-                "at_bounds": [{"param": n, "side": s, "bound": v} for n, s, v in self.at_bounds_],
-                "loglik": self.loglik_,
-                "aic": self.aic_,
-                "n_questions": self.n_questions_,
-            }
-        )
-
-    def __repr__(self) -> str:
-        p = getattr(self, "params_", None)
-        return f"BetaBinomial(a={p['a']:.4g}, b={p['b']:.4g})" if p else "BetaBinomial(unfitted)"
+    def _summary_fields(self) -> dict[str, Any]:
+        return {"loglik": self.loglik_, "aic": self.aic_, "n_questions": self.n_questions_}

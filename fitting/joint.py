@@ -6,7 +6,7 @@ In the lab, ``x1`` is the model's parameter count, ``x2`` the number of samples 
 ``y`` the error ``1 - accuracy``; in Chinchilla (Hoffmann et al. 2022) ``x1 = N``
 parameters, ``x2 = D`` training tokens and ``y`` the loss. :class:`JointPowerLaw`
 reproduces the published replication fit of the Chinchilla data (Besiroglu et al. 2024) in
-well under a second: see ``tests/test_chinchilla.py``.
+well under a second: see ``tests/fitting/test_chinchilla.py``.
 
 How the fit works (fast and global enough without thousands of starts):
 
@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize, nnls
 
-from ._fitutil import as_1d, fmt_params, json_safe
-from ._laws_base import ConvergenceWarning, NotFittedError, UnreachableTargetWarning
+from ._estimator import FittedEstimator, UnreachableTargetWarning
+from ._fitutil import as_1d
 
 __all__ = ["JointPowerLaw", "joint_objective"]
 
@@ -81,7 +81,7 @@ def joint_objective(theta, l1, l2, logy, w, space: str = "log", loss: str = "hub
     return float(w @ f), grad
 
 
-class JointPowerLaw:
+class JointPowerLaw(FittedEstimator):
     r"""Two-variable power law with an irreducible term.
 
     .. math:: y = E + A\, x_1^{-\alpha} + B\, x_2^{-\beta},\qquad E, A, B \ge 0,\ 0 < \alpha, \beta \le 10
@@ -115,8 +115,10 @@ class JointPowerLaw:
     (0.5, 0.7)
     """
 
+    name = "joint_power_law"
     param_names = _PARAMS
     formula_text = "y = E + A * x1**(-alpha) + B * x2**(-beta)"
+    fit_call = "fit(X, y)"
 
     def __init__(
         self,
@@ -204,18 +206,11 @@ class JointPowerLaw:
         pred = self.predict(X)
         if not np.all(np.isfinite(pred)):
             reasons.append("non-finite predictions")
-        self.converged_ = not reasons
-        self.convergence_message_ = "; ".join(reasons) if reasons else f"ok ({best.message})"
         self.rmse_ = float(np.sqrt(np.mean((pred - y) ** 2)))
         self.rmse_log_ = float(
             np.sqrt(np.mean((np.log(np.maximum(pred, 1e-300)) - np.log(np.abs(y) + 1e-300)) ** 2))
         )
-        if not self.converged_:
-            warnings.warn(
-                f"JointPowerLaw fit did not converge: {self.convergence_message_} ({fmt_params(self.params_)})",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        self._record_convergence(reasons, f"ok ({best.message})")
         return self
 
     def _grid_starts(self, l1, l2, y, w, target) -> list[np.ndarray]:
@@ -255,12 +250,6 @@ class JointPowerLaw:
                 break
         return chosen
 
-    def _check_fitted(self) -> dict[str, float]:
-        params = getattr(self, "params_", None)
-        if params is None:
-            raise NotFittedError("JointPowerLaw is not fitted yet: call fit(X, y) first")
-        return params
-
     def predict(self, X) -> np.ndarray:
         """The fitted surface at rows ``X[i] = (x1_i, x2_i)``."""
         p = self._check_fitted()
@@ -290,45 +279,27 @@ class JointPowerLaw:
             )
         return np.where(bad, np.inf, x2)
 
-    def report(self) -> str:
-        """Human-readable fit report."""
-        p = self._check_fitted()
-        lines = [
-            f"JointPowerLaw: {self.formula_text}",
+    def _report_lines(self, params: dict[str, float]) -> list[str]:
+        return [
             f"  {self.n_points_} points, space {self.space}, loss {self.loss} (delta {self.delta:g})",
+            *super()._report_lines(params),
+            f"  objective {self.objective_:.6g}, rmse {self.rmse_:.4g}, rmse(log) {self.rmse_log_:.4g}",
         ]
-        lines += [f"  {k:<5} = {p[k]:.6g}" for k in _PARAMS]
-        lines.append(
-            f"  objective {self.objective_:.6g}, rmse {self.rmse_:.4g}, rmse(log) {self.rmse_log_:.4g}"
-        )
-        lines.append(f"  converged: {'yes' if self.converged_ else 'NO'} ({self.convergence_message_})")
-        for name, side, bound in self.at_bounds_:
-            lines.append(f"  at a bound: {name} = {p[name]:.6g} (its {side} bound {bound:g})")
-        for name in ("E", "A", "B"):
-            if p[name] < 1e-6 * max(p["E"], p["A"], p["B"]):
-                lines.append(f"  note: {name} is ~0 (that term does not explain the data)")
-        return "\n".join(lines)
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-safe description of the fit."""
-        p = self._check_fitted()
-        return json_safe(
-            {
-                "law": "joint_power_law",
-                "formula": self.formula_text,
-                "params": dict(p),
-                "converged": self.converged_,
-                "message": self.convergence_message_,
-                "at_bounds": [{"param": n, "side": s, "bound": b} for n, s, b in self.at_bounds_],
-                "objective": self.objective_,
-                "rmse": self.rmse_,
-                "space": self.space,
-                "loss": self.loss,
-                "delta": self.delta,
-                "n_points": self.n_points_,
-            }
-        )
+    def _report_notes(self, params: dict[str, float]) -> list[str]:
+        top = max(params["E"], params["A"], params["B"])
+        return [
+            f"  note: {name} is ~0 (that term does not explain the data)"
+            for name in ("E", "A", "B")
+            if params[name] < 1e-6 * top
+        ]
 
-    def __repr__(self) -> str:
-        p = getattr(self, "params_", None)
-        return f"JointPowerLaw({fmt_params(p) if p else 'unfitted'})"
+    def _summary_fields(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective_,
+            "rmse": self.rmse_,
+            "space": self.space,
+            "loss": self.loss,
+            "delta": self.delta,
+            "n_points": self.n_points_,
+        }

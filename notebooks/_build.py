@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from fitting.atomic import atomic_write
+
 HERE = Path(__file__).resolve().parent
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -234,8 +236,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported 
 import pandas as pd
 
 from fitting import schema as S
-from planner.findings import headline_findings
-from planner.load import load_profile
+from planner.report.findings import headline_findings
+from planner.profile import load_profile
 from planner.recommend import plan
 from planner.report.charts import plot_accuracy_vs_compute
 from planner.report.data import accuracy_compute_frame, planning_context
@@ -268,7 +270,7 @@ ctx = planning_context(prof, gpu="h100")
 options = ctx.table({"5": 1.0})
 budget_flops = float(options[S.FLOPS].median())
 print(f"{len(options)} options for level 5; budget = median predicted FLOPs = {budget_flops:.3g} FLOPs/query")
-options[["arm", "x", S.ACCURACY, "source", S.FLOPS, "usd", "latency_s"]].sort_values(S.FLOPS).head(8)
+options[["arm", "knob_value", S.ACCURACY, "source", S.FLOPS, "usd", "latency_s"]].sort_values(S.FLOPS).head(8)
 """),
     code("""
 rec = plan(prof, {"flops": budget_flops}, difficulty="5", hardware="h100")
@@ -324,7 +326,9 @@ pareto
 ## Accuracy versus compute, and the headline findings
 
 The report's chart (what `ttc report` draws) for levels 1 and 5: points are **measured**,
-lines and bands **predicted** by each curve's law. Then the three findings `ttc demo` prints.
+lines and bands **predicted** by each curve's law. Then the three findings `ttc demo` prints, each
+checked on held-out questions: chosen on one half of the questions, measured on the other, over
+random splits, with intervals (a difference smaller than its standard error is within noise).
 """),
     code("""
 frame = accuracy_compute_frame(ctx)
@@ -391,7 +395,8 @@ print(f"llama-3.1-8b: {kv_cache_bytes(llama, 1000) / 1e6:.0f} MB of KV cache per
 16 samples of 2,048 generated tokens after a 512-token prompt (the prompt is prefilled once
 and shared, as vLLM and SGLang do). The API comparison uses DeepSeek-R1 — the same open model
 is in the catalog, so its self-hosted price is like for like. Self-hosted dollars depend on how
-many executions share the GPUs (`concurrency`): one alone wastes them.
+many sequences share each decode step of the GPUs (`concurrency`, 64 by default; a pool of 16
+fills 16 of them): one pool alone wastes them.
 """),
     code("""
 h100 = get_hardware("h100")
@@ -403,7 +408,7 @@ pd.Series(est.to_dict()).drop(["api"])
 r1_price = get_api_price("deepseek-r1")
 r1 = ModelSpec.from_catalog(r1_price.model)
 rows = []
-for concurrency in (1, 16, 64):
+for concurrency in (16, 64, 256):
     e = estimate_cost(r1, work, h100, concurrency=concurrency, api=r1_price)
     rows.append({"concurrency": concurrency, "tp (H100s)": e.tp, "latency_s": e.latency_s,
                  "self-hosted usd": e.cost_usd, "API usd": e.api.usd, "fits": e.fits_in_memory})
@@ -415,14 +420,14 @@ pd.DataFrame(rows)
 ## Latency versus concurrency (roofline)
 
 Decoding is memory-bound: each step reads the weights once for the whole batch, plus every
-sequence's KV cache. Batching more executions raises throughput (executions per second)
+sequence's KV cache. Batching more sequences raises throughput (executions per second)
 until the KV reads dominate, at the price of each execution's latency; from the row where
 `fits_in_memory` turns False the batch's KV cache no longer fits in one H100, so those rows are
 out of reach on `tp=1`.
 """),
     code("""
 rows = []
-for concurrency in (1, 2, 4, 8, 16, 32):
+for concurrency in (16, 32, 64, 128, 256, 512):  # sequences per step: 1 to 32 pools of 16
     e = estimate_cost(llama, work, h100, concurrency=concurrency, tp=1)
     rows.append({"concurrency": concurrency, "latency_s": e.latency_s, "throughput_qps": e.throughput_qps,
                  "compute_bound_fraction": e.compute_bound_fraction, "fits_in_memory": e.fits_in_memory})
@@ -475,15 +480,28 @@ limit = alt.Chart(pd.DataFrame({"kv_gb": [h100.memory_bytes / 1e9]})).mark_rule(
 ]
 
 
-def build(cells, path: Path) -> None:
-    nb = new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
+#: notebook file name -> its cells
+NOTEBOOKS = {
+    "01_profile_and_fit.ipynb": NB01,
+    "02_plan_a_budget.ipynb": NB02,
+    "03_capacity.ipynb": NB03,
+}
+
+
+def render(name: str) -> str:
+    """The committed JSON text of notebook ``name`` (no outputs, stable cell ids)."""
+    nb = new_notebook(cells=NOTEBOOKS[name], metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
     for i, cell in enumerate(nb.cells):  # stable ids: a rebuild changes only what changed
-        cell.id = f"{path.stem[:2]}-{i:02d}"
+        cell.id = f"{name[:2]}-{i:02d}"
     nbformat.validate(nb)
-    path.write_text(nbformat.writes(nb) + "\n")
+    return nbformat.writes(nb) + "\n"
+
+
+def build(name: str, folder: Path = HERE) -> Path:
+    """Write notebook ``name`` into ``folder``."""
+    return atomic_write(folder / name, render(name))
 
 
 if __name__ == "__main__":
-    build(NB01, HERE / "01_profile_and_fit.ipynb")
-    build(NB02, HERE / "02_plan_a_budget.ipynb")
-    build(NB03, HERE / "03_capacity.ipynb")
+    for name in NOTEBOOKS:
+        build(name)

@@ -1,12 +1,12 @@
 """The recommendation: what to run for a budget and a kind of problem, what to expect, what it costs.
 
-:func:`plan` ties the pieces together: a :class:`~planner.load.Profile` (samples, curves,
-specs), a cost model for the target hardware or API (:class:`~planner.costing.CostModel`),
-the option space (:class:`~planner.space.OptionSpace`), a search
-(:mod:`planner.optimize`), per-difficulty allocation (:mod:`planner.allocate`) for a mix of
-difficulties, and offline adaptive policies (:mod:`planner.adaptive`) when the difficulty
-is unknown. It returns a :class:`Recommendation`, whose :meth:`~Recommendation.to_json` is
-the object of DESIGN.md::
+:func:`plan` ties the pieces together: a :class:`~planner.profile.Profile` (samples, curves,
+specs), a :class:`~planner.request.PlanRequest` (validated once), a cost model for the target
+hardware or API (:class:`~planner.space.CostModel`), the option space
+(:class:`~planner.space.OptionSpace`), a search (:mod:`planner.search`), per-difficulty
+allocation for a mix of difficulties, and offline adaptive policies when the difficulty is
+unknown. It returns a :class:`Recommendation`, whose :meth:`~Recommendation.to_json` is the
+object of DESIGN.md::
 
     {"request": {...}, "choice": {"model", "architecture", "strategy", "knobs"},
      "expected_accuracy", "accuracy_interval", "source", "cost": {"flops", "tokens",
@@ -26,14 +26,47 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .optimize import Budget, SearchResult, search
-from .options import COST_KEYS
-from .pareto import pareto_exhaustive, pareto_optuna
-from .space import ExtraModel, OptionSpace
+from .catalog import CatalogError, load_catalog
+from .constants import (
+    ACCURACY,
+    ACCURACY_HI,
+    ACCURACY_LO,
+    ACCURACY_TOL,
+    ARM,
+    COST_KEYS,
+    KNOB,
+    KNOB_VALUE,
+    MEMORY_BYTES,
+    MODEL,
+    SOURCE,
+    SOURCE_RANK,
+    STRATEGY,
+    within_budget,
+)
+from .costs import ModelSpec
+from .profile import Profile
+from .request import PlanRequest
+from .search import (
+    ADAPTIVE_COST_KEYS,
+    Budget,
+    PoolReplay,
+    SearchResult,
+    adaptive_policies,
+    allocate_exact,
+    allocate_optuna,
+    best_single,
+    bin_tables,
+    binding_constraint,
+    compare_with_single,
+    describe_policy,
+    pareto_exhaustive,
+    pareto_optuna,
+    search,
+)
+from .space import CostModel, ExtraModel, OptionSpace
+from .space.predict import Z90
 
-__all__ = ["Recommendation", "PlanError", "plan", "family_of", "build_space"]
-
-_REPORTED_COSTS = ("flops", "tokens", "latency_s", "usd", "kv_bytes")
+__all__ = ["Recommendation", "PlanError", "plan", "family_of", "build_space", "resolve_extra_models"]
 
 
 class PlanError(ValueError):
@@ -94,88 +127,174 @@ def family_of(name: str) -> str:
     return name
 
 
-def build_space(profile, coster, *, include_simulated=False, extra_models: Sequence[ExtraModel] = (), **kw):
+def resolve_extra_models(
+    refs: Mapping[str, str], profile: Profile, catalog_file: str | None = None
+) -> tuple[list[ExtraModel], dict[str, ModelSpec]]:
+    """Unprofiled models ``name -> catalog name or config path`` as :class:`ExtraModel` and
+    their specs; each must belong to the family of a profiled model (:func:`family_of`)."""
+    extras, specs = [], {}
+    profiled = {family_of(m) for m in profile.models}
+    for name, ref in refs.items():
+        spec = ModelSpec.resolve(ref, extra_file=catalog_file)
+        family = family_of(name)
+        if family not in profiled:
+            raise ValueError(
+                f"--extra-model {name}: family {family!r} has no profiled model "
+                f"(profiled: {', '.join(profile.models)})"
+            )
+        extras.append(ExtraModel(name, family, float(spec.params_active), spec.architecture))
+        specs[name] = spec
+    return extras, specs
+
+
+def build_space(
+    profile: Profile, coster, *, include_simulated=False, extra_models: Sequence[ExtraModel] = (), **kw
+) -> OptionSpace:
     """The option space of a profile (laws cached in the profile's folder)."""
     families = {m: family_of(m) for m in profile.specs}
     params = {m: p for m, p in profile.params.items() if m in set(profile.models)}
     space = OptionSpace.from_curves(
-        profile.curves, coster, architectures=profile.architectures, include_simulated=include_simulated,
-        extra_models=extra_models, model_params=params, families=families, fits=profile.fits,
-        fit_cache=profile.fit_cache, **kw,
-    )  # fmt: skip
+        profile.curves,
+        coster,
+        architectures=profile.architectures,
+        include_simulated=include_simulated,
+        extra_models=extra_models,
+        model_params=params,
+        families=families,
+        fits=profile.fits,
+        fit_cache=profile.fit_cache,
+        **kw,
+    )
     profile.save_fit_cache()
     return space
 
 
 def _cost(row) -> dict[str, float | None]:
-    return {k: (float(row[k]) if k in row and pd.notna(row[k]) else None) for k in _REPORTED_COSTS}
+    return {k: (float(row[k]) if k in row and pd.notna(row[k]) else None) for k in COST_KEYS}
 
 
-def _why_not(row, choice_row, budget: Budget, objective: str) -> str:
-    over = [(k, row[k], lim) for k, lim in budget.limits.items() if k in row and row[k] > lim * (1 + 1e-12)]
+def _item(space: OptionSpace, r) -> dict:
+    """An option row as the recommendation JSON shows it."""
+    return {
+        "choice": space.option_choice(space.arm_by_key(r[ARM]), r[KNOB_VALUE]),
+        "expected_accuracy": _num(r[ACCURACY]),
+        "accuracy_interval": [_num(r[ACCURACY_LO]), _num(r[ACCURACY_HI])],
+        "source": r[SOURCE],
+        "cost": {k: _num(v) for k, v in _cost(r).items()},
+    }
+
+
+def _overrun(row, budget: Budget) -> tuple[str, float] | None:
+    """The limit an option exceeds most, as (cost key, cost / limit); None within budget."""
+    over = [
+        (k, float(row[k]) / lim)
+        for k, lim in budget.limits.items()
+        if k in row and not within_budget(row[k], lim)
+    ]
+    return max(over, key=lambda t: t[1]) if over else None
+
+
+def _why_not(row, choice_row, budget: Budget, objective: str, space: OptionSpace | None = None) -> str:
+    """Why an option lost to the choice, in words (and why a cheaper-looking one is not cheaper)."""
+    over = _overrun(row, budget)
     if over:
-        k, v, lim = max(over, key=lambda t: t[1] / t[2])
-        return f"over budget: {k} {v:.3g} > {lim:.3g}"
+        k, ratio = over
+        return f"over budget: {ratio:.2g}x the {k} limit ({row[k]:.3g} > {budget.limits[k]:.3g})"
     a, b = float(row[objective]), float(choice_row[objective])
-    name = "expected accuracy" if objective == "accuracy" else "lower bound of accuracy"
-    if a < b - 1e-12 and row["source"] == "measured" and choice_row["source"] != "measured":
-        return (
-            f"{name} {a:.3f} < {b:.3f}, but measured; the choice is {choice_row['source']} "
-            f"(interval {choice_row['accuracy_lo']:.3f}-{choice_row['accuracy_hi']:.3f})"
+    name = "expected accuracy" if objective == ACCURACY else "lower bound of accuracy"
+    if a < b - ACCURACY_TOL and row[SOURCE] == "measured" and choice_row[SOURCE] != "measured":
+        text = (
+            f"{name} {a:.3f} < {b:.3f}, but measured; the choice is {choice_row[SOURCE]} "
+            f"(interval {choice_row[ACCURACY_LO]:.3f}-{choice_row[ACCURACY_HI]:.3f})"
         )
-    if a < b - 1e-12:
+    elif a < b - ACCURACY_TOL:
         key = budget.primary()
         ratio = choice_row[key] / row[key] if row[key] > 0 else math.inf
         extra = f", though {ratio:.2g}x cheaper in {key}" if ratio >= 1.1 else ""
-        return f"{name} {a:.3f} < {b:.3f}{extra}"
-    if row["source_rank"] > choice_row["source_rank"]:
-        return f"same {name}, but {row['source']} rather than {choice_row['source']}"
-    return f"same {name}, costs more {budget.primary()}"
+        text = f"{name} {a:.3f} < {b:.3f}{extra}"
+    elif row[SOURCE_RANK] > choice_row[SOURCE_RANK]:
+        text = f"same {name}, but {row[SOURCE]} rather than {choice_row[SOURCE]}"
+    else:
+        text = f"same {name}, costs more {budget.primary()}"
+    return text + _tokens_vs_flops(row, choice_row, budget.primary(), space)
+
+
+def _tokens_vs_flops(row, choice_row, key: str, space: OptionSpace | None) -> str:
+    """When an option needs fewer tokens but more of the budgeted compute than the choice, say
+    why: tokens are not compute (a larger model, or a choice whose calls re-send their context)."""
+    if key == "tokens" or not ("tokens" in row and key in row):
+        return ""
+    if not (row["tokens"] < choice_row["tokens"] and row[key] > choice_row[key]):
+        return ""
+    text = f"; fewer tokens ({row['tokens']:,.0f} vs {choice_row['tokens']:,.0f}) but more {key}"
+    if space is None:
+        return text
+    if row[MODEL] != choice_row[MODEL]:
+        try:
+            spec = space.coster.spec
+            ratio = float(spec(row[MODEL]).params_active) / float(spec(choice_row[MODEL]).params_active)
+        except (AttributeError, ValueError):
+            return text
+        return text + f": {row[MODEL]} has {ratio:.2g}x the active parameters of {choice_row[MODEL]}"
+    if _calls(space, choice_row) > 1:
+        return text + " (the choice re-sends its context: see the note)"
+    return text
+
+
+def _calls(space: OptionSpace, row) -> int:
+    """Engine calls one execution of an option makes (1 when its strategy has no descriptor)."""
+    try:
+        return int(space.arm_by_key(row[ARM]).workload_shape(float(row[KNOB_VALUE])).calls)
+    except (KeyError, ValueError, AttributeError):
+        return 1
+
+
+def _calls_note(space: OptionSpace, row) -> list[str]:
+    calls = _calls(space, row)
+    if calls <= 1:
+        return []
+    return [f"the choice makes {calls} engine calls per query: its tokens count the context re-sent to each call "
+            "(as an API bills them), its FLOPs do not recompute the cached prefix"]  # fmt: skip
 
 
 def _runners_up(space: OptionSpace, res: SearchResult, best, budget: Budget, n: int = 2) -> list[dict]:
-    """Two runners-up: when the choice is not measured, the best MEASURED feasible option first
-    (what is known for sure); then the best feasible option of another model or strategy, the
-    best over-budget option that would have been more accurate, or the next feasible one."""
+    """The best alternatives within budget, one per arm (when the choice is not measured, the
+    best MEASURED one first: what is known for sure), then at most one option over budget: the
+    more accurate one with the smallest overrun (what a little more budget would buy). Options
+    over the GPU memory limit are never offered: they do not run on the GPU at all."""
     obj = res.objective
-    picks = []
     ranked = res.ranked
-    if best["source"] != "measured":
-        measured = ranked[ranked["source"] == "measured"]
+    picks, arms = [], {best[ARM]}
+    if best[SOURCE] != "measured":
+        measured = ranked[(ranked[SOURCE] == "measured") & (ranked[ARM] != best[ARM])]
         if len(measured):
             picks.append(measured.iloc[0])
-    other = ranked[(ranked["model"] != best["model"]) | (ranked["strategy"] != best["strategy"])]
-    if len(other) and (
-        not picks or (other.iloc[0]["arm"], other.iloc[0]["x"]) != (picks[0]["arm"], picks[0]["x"])
-    ):
-        picks.append(other.iloc[0])
-    ev = res.evaluated if res.evaluated is not None else ranked
-    if len(ev):
-        over = ev[~budget.feasible(ev) & (ev[obj] > best[obj] + 1e-12)]
-        if len(over):
-            if "source_rank" not in over:
-                over = over.assign(
-                    source_rank=over["source"].map({"measured": 0, "fitted": 1, "extrapolated": 2})
-                )
-            picks.append(over.sort_values([obj, budget.primary()], ascending=[False, True]).iloc[0])
-    seen = {(best["arm"], best["x"])} | {(p["arm"], p["x"]) for p in picks}
-    for _, r in other.iterrows():
+            arms.add(measured.iloc[0][ARM])
+    for _, r in ranked.iterrows():
         if len(picks) >= n:
             break
-        if (r["arm"], r["x"]) not in seen and r["arm"] not in {p["arm"] for p in picks}:
+        if r[ARM] not in arms:
             picks.append(r)
-            seen.add((r["arm"], r["x"]))
-    out = []
-    for r in picks[:n]:
-        out.append({
-            "choice": space.option_choice(space.arm_by_key(r["arm"]), r["x"]),
-            "expected_accuracy": _num(r["accuracy"]),
-            "accuracy_interval": [_num(r["accuracy_lo"]), _num(r["accuracy_hi"])],
-            "source": r["source"],
-            "cost": {k: _num(v) for k, v in _cost(r).items()},
-            "why_not": _why_not(r, best, budget, obj),
-        })  # fmt: skip
-    return out
+            arms.add(r[ARM])
+    ev = res.evaluated if res.evaluated is not None else ranked
+    user = (
+        Budget({k: v for k, v in budget.limits.items() if k != MEMORY_BYTES})
+        if len(budget.limits) > 1 or MEMORY_BYTES not in budget.limits
+        else None
+    )
+    if len(ev) and user is not None:
+        hard = Budget({MEMORY_BYTES: budget.limits[MEMORY_BYTES]}) if MEMORY_BYTES in budget.limits else None
+        ok = hard.feasible(ev) if hard is not None else np.ones(len(ev), dtype=bool)
+        over = ev[ok & ~user.feasible(ev) & (ev[obj] > best[obj] + ACCURACY_TOL)]
+        if len(over):
+            ratio = over.apply(lambda r: _overrun(r, user)[1], axis=1)
+            over = over.assign(_overrun=ratio.to_numpy(float))
+            picks.append(over.sort_values(["_overrun", obj], ascending=[True, False]).iloc[0])
+    return [{**_item(space, r), "why_not": _why_not(r, best, budget, obj, space)} for r in picks]
+
+
+def _option_label(r) -> str:
+    return f"{r[MODEL]} {r[STRATEGY]}" + (f" {r[KNOB]}={r[KNOB_VALUE]:g}" if r[KNOB] else "")
 
 
 def _cheapest_message(space: OptionSpace, target, budget: Budget) -> str:
@@ -188,142 +307,110 @@ def _cheapest_message(space: OptionSpace, target, budget: Budget) -> str:
             parts.append(f"the cost model gives no {k} (give --gpu for latency and GPU dollars, or --api)")
             continue
         r = table.loc[table[k].idxmin()]
-        label = f"{r['model']} {r['strategy']}" + (f" {r['knob']}={r['x']:g}" if r["knob"] else "")
         if r[k] > lim:
-            parts.append(f"{k} <= {lim:.3g}: the cheapest option is {label} at {r[k]:.3g}")
-    msg = (
-        "no option fits the budget (" + "; ".join(parts) + ")"
-        if parts
-        else "no option fits every limit at once"
-    )
-    if not parts:
-        for k in budget.limits:
-            if k in table and not table[k].isna().all():
-                others = Budget({j: v for j, v in budget.limits.items() if j != k and j in table})
-                ok = table[others.feasible(table)] if others.limits else table
-                if len(ok):
-                    r = ok.loc[ok[k].idxmin()]
-                    msg += (
-                        f"; the cheapest option within the other limits is {r['model']} {r['strategy']}"
-                        + (f" {r['knob']}={r['x']:g}" if r["knob"] else "")
-                        + f" with {k} = {r[k]:.3g}"
-                    )
-                break
+            parts.append(f"{k} <= {lim:.3g}: the cheapest option is {_option_label(r)} at {r[k]:.3g}")
+    if parts:
+        return "no option fits the budget (" + "; ".join(parts) + ")"
+    msg = "no option fits every limit at once"
+    for k in budget.limits:
+        if k in table and not table[k].isna().all():
+            others = Budget({j: v for j, v in budget.limits.items() if j != k and j in table})
+            ok = table[others.feasible(table)] if others.limits else table
+            if len(ok):
+                r = ok.loc[ok[k].idxmin()]
+                msg += f"; the cheapest option within the other limits is {_option_label(r)} with {k} = {r[k]:.3g}"
+            break
     return msg
 
 
 def plan(
-    profile,
-    budget: Mapping[str, float] | Budget,
+    profile: Profile,
+    request: PlanRequest | Mapping[str, float] | Budget,
     *,
-    difficulty: str | None = None,
-    hardware: str | None = "h100",
-    api: str | None = None,
-    concurrency: int = 1,
-    tp: int | None = 1,
-    risk: str = "expected",
-    objective: str = "accuracy",
-    method: str = "auto",
-    storage: str | None = None,
-    n_trials: int = 60,
-    seed: int = 0,
-    include_simulated: bool = False,
     extra_models: Sequence[ExtraModel] = (),
-    extra_specs: Mapping[str, object] | None = None,
-    models: Sequence[str] | None = None,
-    catalog_file: str | None = None,
+    extra_specs: Mapping[str, ModelSpec] | None = None,
+    **settings,
 ) -> Recommendation:
-    """Recommend an option (or a policy, or an allocation) for ``budget`` and ``difficulty``.
+    """Recommend an option (or a policy, or an allocation) for a request.
 
     Parameters
     ----------
-    profile : :class:`~planner.load.Profile`
-    budget : mapping or Budget
-        Per-query limits on ``flops``, ``tokens``, ``usd``, ``latency_s``, ``kv_bytes``.
+    profile : :class:`~planner.profile.Profile`
+    request : PlanRequest, or a budget (mapping or Budget)
+        What to plan for. A budget alone takes the other fields from ``settings``
+        (``difficulty=``, ``hardware=``, ``risk=``, ... : the fields of
+        :class:`~planner.request.PlanRequest`); with a request, ``settings`` override it.
         The GPU memory (weights plus KV at ``concurrency``) is always a limit on hardware.
-    difficulty : str or None
-        A difficulty label, ``"all"``/None (every question), a mix ``"1:0.2,3:0.8"``
-        (adds a per-difficulty ``allocation``) or ``"auto"`` (an adaptive ``policy``).
-    hardware, api : str or None
-        Catalog names of the accelerator or hosted API to price on.
-    risk : {"expected", "conservative"}
-        Maximize expected accuracy or the lower end of its interval.
-    objective : {"accuracy", "pareto"}
-        ``pareto`` also returns the accuracy-versus-cost front (NSGA-II on large spaces).
-    method, storage, n_trials, seed
-        Search settings (see :func:`planner.optimize.search`).
-    models : sequence of str or None
-        Consider only these models (profiled or ``extra_models``).
+    extra_models, extra_specs
+        Unprofiled family members already resolved (else the request's ``extra_models``
+        references are resolved here).
+
+    Examples
+    --------
+    >>> rec = plan(profile, {"flops": 2e8}, difficulty="5", hardware="h100")  # doctest: +SKIP
+    >>> rec.to_json()["choice"]  # doctest: +SKIP
     """
-    from planner.catalog import CatalogError, load_catalog
-
-    from .costing import CostModel
-
-    b = budget if isinstance(budget, Budget) else Budget(dict(budget))
+    if isinstance(request, PlanRequest):
+        req = request.replace(**settings)
+    else:
+        budget = request.as_dict() if isinstance(request, Budget) else dict(request)
+        req = PlanRequest(budget, **settings)
+    if req.extra_models and not extra_models:
+        try:
+            extra_models, extra_specs = resolve_extra_models(req.extra_models, profile, req.catalog_file)
+        except ValueError as exc:
+            raise PlanError(str(exc)) from None
     try:
-        catalog = load_catalog(catalog_file)
-        hw = catalog.gpu(hardware) if hardware else None
-        price = catalog.api_price(api) if api else None
+        catalog = load_catalog(req.catalog_file)
+        hw = catalog.gpu(req.gpu) if req.gpu else None
+        price = catalog.api_price(req.api) if req.api else None
     except CatalogError as exc:
         raise PlanError(str(exc)) from None
     specs = {**profile.specs, **(extra_specs or {})}
-    coster = CostModel(specs, hardware=hw, api=price, concurrency=concurrency, tp=tp)
-    request = {"budget": b.as_dict(), "difficulty": str(difficulty or "all")}
-    if hw is not None:
-        request["hardware"] = hardware
-    if price is not None:
-        request["api"] = api
-    if concurrency != 1:
-        request["concurrency"] = concurrency
-    if risk != "expected":
-        request["risk"] = risk
+    coster = CostModel(specs, hardware=hw, api=price, concurrency=req.concurrency, tp=req.tp)
+    b = req.budget_limits()
     limits = dict(b.limits)
-    if hw is not None and "memory_bytes" not in limits:
-        limits["memory_bytes"] = coster.memory_limit_bytes()
+    if hw is not None and MEMORY_BYTES not in limits:
+        limits[MEMORY_BYTES] = coster.memory_limit_bytes()
     full = Budget(limits)
+    request_json = req.to_json()
 
-    if difficulty == "auto":
-        return _plan_auto(profile, specs, b, request, seed)
+    if req.difficulty == "auto":
+        return _plan_auto(profile, specs, b, request_json, req.seed)
 
-    space = build_space(profile, coster, include_simulated=include_simulated, extra_models=extra_models)
-    if models:
-        known = sorted({a.model for a in space.curves})
-        unknown = [m for m in models if m not in known]
-        if unknown:
-            raise PlanError(
-                f"unknown model {unknown[0]!r}; the profile (and --extra-model) has: {', '.join(known)}"
-            )
-        space.curves = {a: c for a, c in space.curves.items() if a.model in set(models)}
-        request["models"] = list(models)
+    space = build_space(profile, coster, include_simulated=req.include_simulated, extra_models=extra_models)
     try:
-        target = space.target(difficulty)
+        if req.models:
+            space.restrict(req.models)
+        target = space.target(req.difficulty)
     except ValueError as exc:
         raise PlanError(str(exc)) from None
-    kw = {"n_trials": n_trials, "seed": seed, "storage": storage}
-    if objective == "pareto":
-        big = method == "optuna" or storage is not None
-        res = (pareto_optuna(space, target, full, risk=risk, seed=seed, storage=storage) if big
-               else pareto_exhaustive(space, target, full, risk=risk))  # fmt: skip
-        if res.evaluated is None:
+    if req.objective == "pareto":
+        if req.method == "optuna" or req.storage is not None:
+            res = pareto_optuna(space, target, full, risk=req.risk, seed=req.seed, storage=req.storage)
+        else:
+            res = pareto_exhaustive(space, target, full, risk=req.risk)
             res.evaluated = space.table(target)
-    elif objective == "accuracy":
-        res = search(space, target, full, risk, method=method, **({} if method == "exhaustive" else kw))
     else:
-        raise PlanError(f"objective must be 'accuracy' or 'pareto', got {objective!r}")
+        kw = (
+            {}
+            if req.method == "exhaustive"
+            else {"n_trials": req.n_trials, "seed": req.seed, "storage": req.storage}
+        )
+        res = search(space, target, full, req.risk, method=req.method, **kw)
     best = res.best
     if best is None:
         raise PlanError(_cheapest_message(space, target, full))
     binding = res.binding
-    if objective == "pareto":
-        from .optimize import binding_constraint
-
+    if req.objective == "pareto":
         binding = binding_constraint(res.evaluated, best, full, res.objective)
+    head = _item(space, best)
     rec = Recommendation(
-        request=request,
-        choice=space.option_choice(space.arm_by_key(best["arm"]), best["x"]),
-        expected_accuracy=float(best["accuracy"]),
-        accuracy_interval=[float(best["accuracy_lo"]), float(best["accuracy_hi"])],
-        source=str(best["source"]),
+        request=request_json,
+        choice=head["choice"],
+        expected_accuracy=float(best[ACCURACY]),
+        accuracy_interval=[float(best[ACCURACY_LO]), float(best[ACCURACY_HI])],
+        source=str(best[SOURCE]),
         cost=_cost(best),
         binding_constraint=binding,
         runners_up=_runners_up(space, res, best, full),
@@ -332,41 +419,39 @@ def plan(
             "evaluations": res.evaluations,
             "seconds": res.seconds,
             "space_size": space.size(target),
-        },  # fmt: skip
-        notes=list(space.notes),
+        },
+        notes=_calls_note(space, best) + list(space.notes),
     )
-    if objective == "pareto":
-        rec.mode["pareto"] = [
-            {"choice": space.option_choice(space.arm_by_key(r["arm"]), r["x"]), "expected_accuracy": _num(r["accuracy"]),
-             "accuracy_interval": [_num(r["accuracy_lo"]), _num(r["accuracy_hi"])], "source": r["source"],
-             "cost": {k: _num(v) for k, v in _cost(r).items()}}
-            for _, r in res.pareto.iterrows()
-        ]  # fmt: skip
-    if isinstance(difficulty, str) and ":" in difficulty and len(target) > 1:  # an explicit mix
-        rec.mode["allocation"] = _allocation(space, target, full, risk, seed)
+    if req.objective == "pareto":
+        rec.mode["pareto"] = [_item(space, r) for _, r in res.pareto.iterrows()]
+    if ":" in (req.difficulty or "") and len(target) > 1:  # an explicit mix
+        rec.mode["allocation"] = _allocation(space, target, full, req.risk, req.seed)
     return rec
 
 
 def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int) -> dict:
     """Per-difficulty allocation for a mix: exact DP and Optuna, their gap, and what it saves."""
-    from .allocate import allocate_exact, allocate_optuna, bin_tables, compare_with_single
-
     key = budget.primary()
-    per_query = (
-        Budget({k: v for k, v in budget.limits.items() if k != key}) if len(budget.limits) > 1 else None
-    )
-    tables = bin_tables(space, target, per_query)
+    tables = bin_tables(space, target, budget.without(key))
     limit = budget.limits[key]
     exact = allocate_exact(tables, target, limit, key, risk)
     tpe = allocate_optuna(tables, target, limit, key, risk, seed=seed)
     cmp = compare_with_single(tables, target, limit, key, risk)
     bins = []
     for b, r in exact.choice.items():
-        bins.append({"difficulty": b, "weight": _num(target[b]),
-                     "choice": space.option_choice(space.arm_by_key(r["arm"]), r["x"]),
-                     "expected_accuracy": _num(r["accuracy"]), "source": r["source"],
-                     "cost": {k: _num(v) for k, v in _cost(r).items()}})  # fmt: skip
-    return {
+        item = _item(space, r)
+        bins.append(
+            {
+                "difficulty": b,
+                "weight": _num(target[b]),
+                "choice": item["choice"],
+                "expected_accuracy": item["expected_accuracy"],
+                "source": item["source"],
+                "cost": item["cost"],
+            }
+        )
+    single = best_single(tables, target, limit, key, risk)
+    out = {
         "budget_key": key,
         "average_budget": limit,
         "bins": bins,
@@ -374,18 +459,39 @@ def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int
         "average_cost": _num(exact.cost),
         "optuna_expected_accuracy": _num(tpe.accuracy),
         "optuna_gap": _num(exact.accuracy - tpe.accuracy),
-        "best_single_option": cmp["single_option"],
+        "best_single_option": None,
         "best_single_accuracy": _num(cmp["single_accuracy"]),
+        "best_single_cost": _num(cmp["single_cost"]),
         "compute_ratio_at_equal_accuracy": _num(cmp["compute_ratio"]),
+        "compute_ratio_means": f"the single option's {key} over the least average {key} at which an allocation "
+        "is as accurate (above 1: the allocation needs that many times less)",
         "note": "other limits apply per query to every bin's option",
     }
+    if single is not None:
+        first = next(iter(single.choice.values()))
+        out["best_single_option"] = space.option_choice(space.arm_by_key(first[ARM]), first[KNOB_VALUE])
+        se_alloc = _mix_se(exact.choice, target)
+        se_single = _mix_se(single.choice, target)
+        diff = float(exact.accuracy - single.accuracy)
+        se = math.hypot(se_alloc, se_single)
+        out["difference"] = {"accuracy": _num(diff), "se": _num(se), "within_noise": bool(abs(diff) <= se),
+                             "se_from": "the options' 90% intervals, bins and options taken as independent"}  # fmt: skip
+    return out
 
 
-def _plan_auto(profile, specs, budget: Budget, request: dict, seed: int) -> Recommendation:
+def _mix_se(choice: Mapping[str, pd.Series], target: Mapping[str, float]) -> float:
+    """Standard error of a mix's accuracy from each bin's option interval (90%, as a normal)."""
+    var = 0.0
+    for b, r in choice.items():
+        lo, hi = float(r[ACCURACY_LO]), float(r[ACCURACY_HI])
+        se = (hi - lo) / (2 * Z90) if math.isfinite(lo) and math.isfinite(hi) else math.nan
+        var += (target[b] * se) ** 2
+    return math.sqrt(var)
+
+
+def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int) -> Recommendation:
     """Difficulty unknown: pick the adaptive policy with the best accuracy on training
     questions within budget, report its replay on held-out questions."""
-    from .adaptive import ADAPTIVE_COST_KEYS, PoolReplay, adaptive_policies
-
     key = budget.primary()
     if key not in ADAPTIVE_COST_KEYS:
         raise PlanError(
@@ -400,24 +506,62 @@ def _plan_auto(profile, specs, budget: Budget, request: dict, seed: int) -> Reco
     best = table.iloc[0]
 
     def item(r) -> dict:
-        half = 1.6448536269514722 * float(r["test_accuracy_se"])
-        return {"choice": {"policy": r["policy"], "params": r["params"]}, "expected_accuracy": _num(r["test_accuracy"]),
-                "accuracy_interval": [_num(max(r["test_accuracy"] - half, 0)), _num(min(r["test_accuracy"] + half, 1))],
-                "source": "measured", "cost": {"flops": _num(r["test_flops"]), "tokens": _num(r["test_tokens"])}}  # fmt: skip
+        half = Z90 * float(r["test_accuracy_se"])
+        acc = r["test_accuracy"]
+        choice = dict(r["choice"])
+        spec = specs.get(choice.get("model"))
+        choice = {"model": choice.get("model"), "architecture": getattr(spec, "architecture", None),
+                  "strategy": choice.get("strategy"), "knobs": choice.get("knobs") or {}}  # fmt: skip
+        return {
+            "choice": choice,
+            "expected_accuracy": _num(acc),
+            "accuracy_interval": [_num(max(acc - half, 0)), _num(min(acc + half, 1))],
+            "source": "measured",
+            "cost": {"flops": _num(r["test_flops"]), "tokens": _num(r["test_tokens"])},
+            "description": describe_policy(r["choice"]),
+        }
+
+    def versus(r, ref) -> dict:
+        """Held-out accuracy difference of ``ref`` minus ``r``, its standard error (from the two
+        accuracies' standard errors) and whether it is within noise."""
+        diff = float(ref["test_accuracy"] - r["test_accuracy"])
+        se = math.hypot(float(ref["test_accuracy_se"]), float(r["test_accuracy_se"]))
+        return {"difference": _num(diff), "se": _num(se), "within_noise": bool(abs(diff) <= se)}
 
     head = item(best)
     runners = []
     for _, r in table.iloc[1:3].iterrows():
         it = item(r)
-        it["why_not"] = f"training accuracy {r['train_accuracy']:.4f} < {best['train_accuracy']:.4f}"
+        v = versus(r, best)
+        noise = "within noise" if v["within_noise"] else "beyond one standard error"
+        it["why_not"] = (
+            f"less accurate on the planning half ({100 * r['train_accuracy']:.1f}% vs "
+            f"{100 * best['train_accuracy']:.1f}%); on the held-out half the choice is "
+            f"{100 * abs(v['difference']):.1f} points {'ahead' if v['difference'] >= 0 else 'behind'} "
+            f"(SE {100 * v['se']:.1f}: {noise})"
+        )
         runners.append(it)
+    policy = {
+        "description": head.pop("description"),
+        "table": table.replace({np.nan: None}).to_dict("records"),
+        "note": "chosen on half of the questions, replayed on the other half (seeded split)",
+    }
+    fixed = table[table["policy"] == "fixed"]
+    if best["policy"] != "fixed" and len(fixed):
+        policy["versus_fixed"] = {
+            "fixed": describe_policy(fixed.iloc[0]["choice"]),
+            **versus(fixed.iloc[0], best),
+        }
+    for r in runners:
+        r.pop("description", None)
     return Recommendation(
-        request=request, choice=head["choice"], expected_accuracy=head["expected_accuracy"],
-        accuracy_interval=head["accuracy_interval"], source="measured", cost=head["cost"],
-        binding_constraint=key, runners_up=runners,
-        mode={"policy": {"table": table.replace({np.nan: None}).to_dict("records"),
-                         "note": "chosen on half of the questions, replayed on the other half (seeded split)"}},
-    )  # fmt: skip
-
-
-__all__ += ["COST_KEYS"]
+        request=request,
+        choice=head["choice"],
+        expected_accuracy=head["expected_accuracy"],
+        accuracy_interval=head["accuracy_interval"],
+        source="measured",
+        cost=head["cost"],
+        binding_constraint=key,
+        runners_up=runners,
+        mode={"policy": policy},
+    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-__all__ = ["StrategySpec", "parse_strategy_spec"]
+__all__ = ["StrategySpec", "parse_strategy_spec", "parse_value"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _parse_value(text: str) -> object:
+def parse_value(text: str) -> object:
+    """A knob value as int, float or bool when it reads as one, else the text."""
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
@@ -75,5 +76,5 @@ def parse_strategy_spec(spec: str) -> StrategySpec:
                 raise ValueError(f"strategy spec {spec!r}: expected key=value, got {part!r}")
             if key in knobs:
                 raise ValueError(f"strategy spec {spec!r}: knob {key!r} given twice")
-            knobs[key] = _parse_value(value)
+            knobs[key] = parse_value(value)
     return StrategySpec(name, knobs)

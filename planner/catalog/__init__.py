@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import os
 import sys
@@ -143,6 +144,7 @@ class ModelEntry:
     headline_source: str = ""
     notes: str = ""
     aliases: tuple[str, ...] = ()
+    numbers: dict[str, Any] = field(default_factory=dict)  # given numbers instead of a config
 
 
 @dataclass(frozen=True)
@@ -184,11 +186,19 @@ def _aliases(entry: Any) -> tuple[str, ...]:
     return tuple(getattr(entry, "aliases", ()))
 
 
+_LIST_AT_MOST = 12  # longer tables name the closest entries instead of all of them
+
+
 def _resolve(name: str, table: dict[str, Any], what: str) -> str:
     want = _norm(name)
     for key, entry in table.items():
         if want == _norm(key) or want in {_norm(a) for a in _aliases(entry)}:
             return key
+    if len(table) > _LIST_AT_MOST:
+        close = difflib.get_close_matches(want, [_norm(k) for k in table], n=4, cutoff=0.5)
+        keys = [k for c in close for k in table if _norm(k) == c]
+        hint = f"closest: {', '.join(keys)}" if keys else f"{len(table)} entries, none close"
+        raise CatalogError(f"unknown {what} {name!r} ({hint})")
     listing = ", ".join(
         key + (f" ({', '.join(_aliases(table[key]))})" if _aliases(table[key]) else "")
         for key in sorted(table)
@@ -282,14 +292,43 @@ def _api_from_raw(name: str, raw: dict[str, Any], where: str) -> ApiPrice:
     )
 
 
+_NUMBER_KEYS = (
+    "params",
+    "layers",
+    "kv_heads",
+    "head_dim",
+    "active_params",
+    "heads",
+    "hidden",
+    "experts",
+    "experts_per_token",
+    "top_k",
+    "context",
+    "dtype",
+)
+
+
 def _model_from_raw(name: str, raw: dict[str, Any], where: str) -> ModelEntry:
     cfg = raw.get("config")
-    if not isinstance(cfg, dict) or "model_type" not in cfg:
+    numbers = {k: raw[k] for k in _NUMBER_KEYS if k in raw}
+    if cfg is None and numbers:
+        missing = [k for k in ("params", "layers", "kv_heads", "head_dim") if k not in numbers]
+        if missing:
+            raise CatalogError(
+                f"{where}: missing field(s) {', '.join(missing)} "
+                "(a model without a [config] table needs params, layers, kv_heads and head_dim)"
+            )
+        cfg = {}
+    elif not isinstance(cfg, dict) or "model_type" not in cfg:
         raise CatalogError(
-            f"{where}: needs a [config] table with the config.json fields (at least model_type)"
+            f"{where}: needs a [config] table with the config.json fields (at least model_type), "
+            "or the numbers params, layers, kv_heads and head_dim"
         )
+    else:
+        numbers = {}
     return ModelEntry(
         name=name,
+        numbers=numbers,
         config=dict(cfg),
         hf_id=str(raw.get("hf_id", "")),
         source=str(raw.get("source", "")),

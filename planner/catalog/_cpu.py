@@ -31,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fitting.atomic import atomic_write
+
 __all__ = ["calibrate_cpu", "default_cache_path"]
 
 CACHE_ENV = "TTC_CACHE_DIR"
@@ -178,10 +180,7 @@ def calibrate_cpu(
     if path is not None:
         cached[key] = result
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cached, indent=1, sort_keys=True))
-            tmp.replace(path)
+            atomic_write(path, json.dumps(cached, indent=1, sort_keys=True))
         except OSError:
             pass  # a read-only home still gets a measured (uncached) result
     return result

@@ -1,19 +1,74 @@
-"""Small helpers shared by the CLI subcommands."""
+"""Small helpers shared by the CLI subcommands: consoles, the one error exit, ``NAME=VALUE``
+pairs, the profile folder argument (positional, ``--profile`` kept as an alias) and the
+names of the help panels that group each command's options."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
+from rich.markup import escape
 
-# Tables stay readable when output is piped or logged (rich would otherwise fall back to 80 columns).
-_PIPE_WIDTH = None if sys.stdout.isatty() else 200
-console = Console(width=_PIPE_WIDTH)
-err_console = Console(stderr=True)
+
+class _Console(Console):
+    """A console as wide as ``COLUMNS`` says whenever it is set (read at every print, not only
+    when the module is imported), else the terminal, else 200 columns when output is piped or
+    logged (rich would otherwise fall back to 80)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        columns = os.environ.get("COLUMNS", "")
+        size = Console.size.fget(self)
+        return ConsoleDimensions(int(columns), size.height) if columns.isdigit() else size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = _Console(width=None if sys.stdout.isatty() else 200)
+err_console = _Console(stderr=True)
+
+# help panels (typer's rich_help_panel), in the order a reader needs them
+INPUT = "Input"
+BUDGET = "Budget (per query)"
+TARGET = "What to plan for"
+PRICING = "Pricing: hardware or API"
+MODELS = "Models"
+SEARCH = "Search"
+FITTING = "Curves and laws"
+STRATEGIES = "Strategies"
+RUN = "Run"
+OUTPUT = "Output"
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``message`` as an error on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    # the message is text, not markup: "pip install 'ttc-planner[ray]'" keeps its brackets
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
     sys.exit(code)
+
+
+def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    """``["a=b", ...]`` as ``{"a": "b"}``; a malformed pair fails naming the option ``what``."""
+    out = {}
+    for v in values or []:
+        name, sep, spec = v.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            fail(f"{what} must look like NAME=VALUE, got {v!r}")
+        out[name.strip()] = spec.strip()
+    return out
+
+
+def profile_folder(positional: Path | None, option: Path | None, required: bool = True) -> Path | None:
+    """The samples folder: the positional argument, or the ``--profile`` spelling of earlier
+    versions (kept as a hidden alias); both given must agree."""
+    if positional is not None and option is not None and Path(positional) != Path(option):
+        fail(f"give the samples folder once (got {positional} and --profile {option})")
+    folder = positional if positional is not None else option
+    if folder is None and required:
+        fail("missing the samples folder (the output of `ttc profile` or `ttc import`)")
+    return folder

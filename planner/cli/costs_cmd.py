@@ -25,12 +25,69 @@ def _usd(value: float) -> str:
     return f"${value:.4g}"
 
 
+def _parse_lengths(text: str):
+    """``--gen-tokens``: one number (every chain alike), per-sample lengths ``100,10000``,
+    ``@FILE`` (one length per line), or moments ``mean=5050,mean_sq=5.0005e7,max=10000``."""
+    from planner.costs import TokenLengths
+
+    raw = text.strip()
+    try:
+        if raw.startswith("@"):
+            path = Path(raw[1:])
+            try:
+                lines = [
+                    ln.strip()
+                    for ln in path.read_text().splitlines()
+                    if ln.strip() and not ln.startswith("#")
+                ]
+            except OSError as exc:
+                fail(f"--gen-tokens {raw}: cannot read {path}: {exc.strerror or exc}")
+            values = []
+            for k, ln in enumerate(lines, 1):
+                try:
+                    values.append(float(ln))
+                except ValueError:
+                    fail(f"{path} line {k}: expected a token count, got {ln!r}")
+            return TokenLengths.from_samples(values)
+        if "=" in raw:
+            fields = dict(part.split("=", 1) for part in raw.split(",") if "=" in part)
+            missing = [k for k in ("mean", "mean_sq", "max") if k not in fields]
+            if missing:
+                fail(
+                    f"--gen-tokens {raw!r}: moments need {', '.join(missing)} (e.g. mean=5050,mean_sq=5.0005e7,max=10000)"
+                )
+            count = fields.get("count")
+            return TokenLengths.from_moments(
+                float(fields["mean"]), float(fields["mean_sq"]), float(fields["max"]),
+                count=int(float(count)) if count else None,
+            )  # fmt: skip
+        values = [float(x) for x in raw.split(",") if x.strip()]
+    except ValueError as exc:
+        fail(f"--gen-tokens {raw!r}: {exc}" if "could not convert" not in str(exc) else
+             f"--gen-tokens {raw!r}: expected a number, per-sample lengths 100,10000, @FILE or mean=..,mean_sq=..,max=..")  # fmt: skip
+    if not values:
+        fail("--gen-tokens is empty; give a number of tokens per chain, e.g. --gen-tokens 2048")
+    if len(values) == 1:
+        if not values[0] >= 0 or not float(values[0]).is_integer():
+            fail(f"--gen-tokens must be a whole number of tokens >= 0, got {raw!r}")
+        return int(values[0])
+    return TokenLengths.from_samples(values)
+
+
 def costs(
     model: str = typer.Option(
         None,
         "--model",
         "-m",
-        help="Catalog name (e.g. llama-3.1-70b), a config.json folder/file, or a lab checkpoint.",
+        help="Catalog name (e.g. llama-3.1-70b), a config.json folder/file, a lab checkpoint, "
+        "or given numbers NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128.",
+    ),
+    model_spec: list[str] = typer.Option(
+        None,
+        "--model-spec",
+        help="Price a model no catalog knows: NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128 "
+        "(optional: active_params, experts, experts_per_token, heads, hidden, context, dtype). "
+        "Repeatable; --model NAME picks one.",
     ),
     gpu: str = typer.Option(
         None, "--gpu", "-g", help="Accelerator from the catalog (h100, a100, h200, l4, mi300x, b200, cpu)."
@@ -41,18 +98,30 @@ def costs(
         "-s",
         help="NAME:key=value,... e.g. pool:n=16, beam:width=4,expansions=2,steps=8.",
     ),
-    prompt_tokens: int = typer.Option(..., "--prompt-tokens", "-p", min=0, help="Prompt tokens P."),
-    gen_tokens: int = typer.Option(
+    prompt_tokens: int = typer.Option(
+        0, "--prompt-tokens", "-p", min=0, help="Prompt tokens P (default 0: the generated tokens only)."
+    ),
+    gen_tokens: str = typer.Option(
         ...,
         "--gen-tokens",
         "-n",
-        min=0,
-        help="Generated tokens per chain G (sample, beam solution, attempt).",
+        help="Generated tokens per chain G (sample, beam solution, attempt): a number (1e6 works), "
+        "per-sample lengths 100,10000, @FILE (one per line), or mean=..,mean_sq=..,max=..",
     ),
     concurrency: int = typer.Option(
-        1, "--concurrency", "-c", min=1, help="Executions served together on one replica."
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Sequences one replica decodes per step (default 64; a pool of n fills n of them). "
+        "Weights are read once per step for all of them, KV per sequence.",
     ),
-    tp: int = typer.Option(None, "--tp", min=1, help="Tensor-parallel degree (default: smallest that fits)."),
+    tp: int = typer.Option(
+        None, "--tp", min=1, help="Tensor-parallel degree (default: the smallest that fits in memory)."
+    ),
+    max_gpus: int = typer.Option(
+        None, "--max-gpus", min=1, help="Most GPUs one replica may span (default 64)."
+    ),
     tp_efficiency: float = typer.Option(
         1.0, "--tp-efficiency", help="ASSUMED efficiency of tensor parallelism, (0, 1]."
     ),
@@ -89,50 +158,89 @@ def costs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Predict what one execution of a strategy costs: FLOPs, KV-cache bytes, memory traffic,
-    roofline latency and dollars (self-hosted GPU time, or API tokens with `--api`).
+    effective FLOPs, roofline latency and dollars (self-hosted GPU time, or API tokens with `--api`).
 
     Every number is PREDICTED by the analytic cost model (planner.costs) from the token counts
-    and the model's architecture; nothing is measured. Prices come from the catalog (dated,
-    with sources; `--price-usd-per-hour` or `--catalog-file` override them).
+    and the model's architecture; nothing is measured. Closed forms: any --gen-tokens answers
+    at once. Prices come from the catalog (dated, with sources; `--price-usd-per-hour` or
+    `--catalog-file` override them).
 
     Example:
 
         ttc costs --model llama-3.1-70b --gpu h100 --strategy pool:n=16 --prompt-tokens 512 --gen-tokens 2048
 
+        ttc costs --model qwen3-8b --gpu h100 --strategy pool:n=2 --gen-tokens 100,10000
+
+        ttc costs --model-spec mine=params:8.0e9,layers:32,kv_heads:8,head_dim:128 --gpu h100 --gen-tokens 4096
+
         ttc costs --api deepseek-r1 --strategy pool:n=8 --prompt-tokens 300 --gen-tokens 4000 --json
     """
     from planner.catalog import CatalogError, load_catalog
-    from planner.costs import ModelSpec, SpecError, Workload, estimate_cost, plan_capacity
+    from planner.costs import (
+        DEFAULT_CONCURRENCY,
+        DEFAULT_MAX_GPUS,
+        ModelSpec,
+        SpecError,
+        Workload,
+        estimate_cost,
+        parse_model_spec,
+        plan_capacity,
+    )
 
+    lengths = _parse_lengths(gen_tokens)
+    given = {}
     try:
+        for text in model_spec or []:
+            spec_given = parse_model_spec(text, dtype=dtype)
+            given[spec_given.name] = spec_given
         catalog = load_catalog(catalog_file)
         price = catalog.api_price(api) if api else None
         hardware = catalog.gpu(gpu) if gpu else None
-    except CatalogError as exc:
+    except (CatalogError, SpecError) as exc:
         fail(str(exc))
     if input_usd_per_mtok is not None or output_usd_per_mtok is not None:
         price = _override_api(price, input_usd_per_mtok, output_usd_per_mtok)
     if hardware is not None and price_usd_per_hour is not None:
         hardware = hardware.with_price(price_usd_per_hour)
+    if model is None and len(given) == 1:
+        model = next(iter(given))
     if model is None and price is not None and price.model:
         model = price.model
     if model is None:
         fail(
-            "--model is required (or --api naming an API whose open model is in the catalog); e.g.\n  "
+            "--model is required (or one --model-spec, or --api naming an API whose open model is in the catalog); e.g.\n  "
             + _EXAMPLE
         )
+    concurrency = DEFAULT_CONCURRENCY if concurrency is None else concurrency
+    max_gpus = DEFAULT_MAX_GPUS if max_gpus is None else max_gpus
     try:
-        spec = ModelSpec.resolve(model, extra_file=catalog_file, dtype=dtype)
-        work = Workload.from_strategy(strategy, prompt_tokens, gen_tokens, prefix_sharing=prefix_sharing)
+        spec = (
+            given[model] if model in given else ModelSpec.resolve(model, extra_file=catalog_file, dtype=dtype)
+        )
+        work = Workload.from_strategy(strategy, prompt_tokens, lengths, prefix_sharing=prefix_sharing)
         est = estimate_cost(
-            spec, work, hardware, concurrency=concurrency, tp=tp, tp_efficiency=tp_efficiency, api=price
+            spec,
+            work,
+            hardware,
+            concurrency=concurrency,
+            tp=tp,
+            max_gpus=max_gpus,
+            tp_efficiency=tp_efficiency,
+            api=price,
         )
         plan = None
         if qps is not None:
             if hardware is None:
                 fail("--qps needs --gpu")
             plan = plan_capacity(
-                spec, work, hardware, qps, tp=tp, latency_slo_s=latency_slo_s, tp_efficiency=tp_efficiency
+                spec,
+                work,
+                hardware,
+                qps,
+                tp=tp,
+                max_gpus=max_gpus,
+                latency_slo_s=latency_slo_s,
+                tp_efficiency=tp_efficiency,
             )
     except (SpecError, CatalogError, ValueError) as exc:
         fail(str(exc))
@@ -178,10 +286,12 @@ def _override_api(price, input_usd: float | None, output_usd: float | None):
 
 
 def _workload_dict(work) -> dict[str, object]:
+    """The workload as JSON: its calls at the mean chain length, and the length distribution."""
     return {
         "strategy": work.describe(),
         "prompt_tokens": work.prompt_tokens,
         "gen_tokens": work.gen_tokens,
+        "gen_lengths": work.lengths.summary() if work.lengths is not None else None,
         "prefix_sharing": work.prefix_sharing,
         "phases": [vars(ph) for ph in work.phases()],
     }
@@ -198,10 +308,9 @@ def _print_table(spec, work, est, hardware, plan) -> None:
     table.add_column("value", justify="right")
     table.add_column("notes")
     sharing = "shared prefix" if work.prefix_sharing else "no prefix sharing"
-    table.add_row(
-        "tokens generated", f"{est.generated_tokens:,}", f"P={work.prompt_tokens}, G={work.gen_tokens}"
-    )
-    table.add_row("tokens prefilled", f"{est.prefilled_tokens:,}", sharing)
+    g_text = work.lengths.describe() if work.lengths is not None else f"{work.gen_tokens:,}"
+    table.add_row("tokens generated", f"{est.generated_tokens:,.0f}", f"P={work.prompt_tokens:,}, G={g_text}")
+    table.add_row("tokens prefilled", f"{est.prefilled_tokens:,.0f}", sharing)
     table.add_row("prefill FLOPs", _si(est.prefill_flops, "FLOP"), "")
     table.add_row("decode FLOPs", _si(est.decode_flops, "FLOP"), "2 x active params per token + attention")
     table.add_row("total FLOPs", _si(est.flops, "FLOP"), "")
@@ -209,22 +318,40 @@ def _print_table(spec, work, est, hardware, plan) -> None:
         "KV cache at peak", _si(est.kv_bytes_peak, "B"), f"{spec.kv_bytes_per_token:,.0f} B per token"
     )
     table.add_row("weights", _si(est.weight_bytes, "B"), f"{spec.weight_bytes_per_param:g} B per parameter")
-    table.add_row("memory traffic", _si(est.memory_bytes, "B"), "weights per step + KV reads")
+    table.add_row(
+        "memory traffic",
+        _si(est.memory_bytes, "B"),
+        f"weights {_si(est.memory_bytes_weights, 'B')} (read once per step, shared by {est.concurrency} sequences)"
+        f" + KV {_si(est.memory_bytes_kv, 'B')} + prefill",
+    )
+    table.add_row(
+        "decode steps", f"{est.decode_steps:,.0f}", "of the longest chain(s): what latency waits for"
+    )
     if hardware is not None:
         table.add_section()
         hw_note = "measured on this machine" if hardware.measured else "datasheet"
-        table.add_row("hardware", f"{est.tp} x {hardware.name}", f"tensor parallel; {hw_note}")
+        how = "smallest that fits" if est.tp_source == "auto" else "given"
+        table.add_row("hardware", f"{est.tp} x {hardware.name}", f"tensor parallel ({how}); {hw_note}")
+        table.add_row(
+            "concurrency",
+            f"{est.concurrency} sequences",
+            f"{est.executions_in_flight:.3g} executions in flight per replica (an assumption: --concurrency)",
+        )
         table.add_row(
             "effective FLOPs",
             _si(est.effective_flops, "FLOP"),
             f"FLOPs + bytes x {hardware.flops_per_byte:.0f} FLOP/B (Kinetics)",
         )
         table.add_row("prefill latency", f"{est.prefill_s:.4g} s", "")
-        table.add_row("decode latency", f"{est.decode_s:.4g} s", f"concurrency {est.concurrency}")
+        table.add_row(
+            "decode latency", f"{est.decode_s:.4g} s", f"{est.decode_steps:,.0f} steps of the full batch"
+        )
         table.add_row(
             "latency", f"{est.latency_s:.4g} s", f"{est.compute_bound_fraction:.0%} of the time compute-bound"
         )
-        table.add_row("GPU-seconds", f"{est.gpu_seconds:.4g}", "tp x latency / concurrency")
+        table.add_row(
+            "GPU-seconds", f"{est.gpu_seconds:.4g}", "tp x this execution's share of the replica's time"
+        )
         fits = "fits" if est.fits_in_memory else "DOES NOT FIT"
         table.add_row(
             "memory needed",
@@ -241,11 +368,13 @@ def _print_table(spec, work, est, hardware, plan) -> None:
         a = est.api
         table.add_row(
             f"API input tokens ({a.api})",
-            f"{a.input_tokens:,}",
-            f"{a.cached_input_tokens:,} at the cached price",
+            f"{a.input_tokens:,.0f}",
+            f"{a.cached_input_tokens:,.0f} at the cached price",
         )
-        table.add_row("API output tokens", f"{a.output_tokens:,}", "reasoning tokens bill as output")
+        table.add_row("API output tokens", f"{a.output_tokens:,.0f}", "reasoning tokens bill as output")
         table.add_row("cost (API)", _usd(a.usd), f"prices of {a.price_date}")
+    for note in est.notes:
+        table.add_row("note", "", note)
     if plan is not None:
         table.add_section()
         table.add_row(
@@ -255,7 +384,7 @@ def _print_table(spec, work, est, hardware, plan) -> None:
         table.add_row(
             "per replica",
             f"{plan.throughput_qps_per_replica:.3g} QPS",
-            f"concurrency {plan.concurrency}, latency {plan.latency_s:.3g} s",
+            f"{plan.concurrency} sequences, latency {plan.latency_s:.3g} s",
         )
         table.add_row(
             "$ per 1k queries", _usd(plan.usd_per_1k_queries), f"{plan.utilization:.0%} utilization"

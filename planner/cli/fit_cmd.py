@@ -1,4 +1,4 @@
-"""``ttc fit``: a samples folder (or a JSONL/CSV file) -> curves.parquet/.csv and fits.json."""
+"""``ttc fit``: a samples or counts folder (or a JSONL/CSV/Parquet file) -> curves.parquet/.csv and fits.json."""
 
 from __future__ import annotations
 
@@ -6,69 +6,156 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ._common import FITTING, OUTPUT, console, fail
 
 
 def fit(
-    samples: Path = typer.Argument(..., help="Samples folder (Parquet shards) or a JSONL/CSV/Parquet file."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for curves.parquet, curves.csv and fits.json."),
-    n_boot: int = typer.Option(
-        200, "--n-boot", help="Bootstrap replicates over questions (0: no intervals)."
+    samples: Path = typer.Argument(
+        ...,
+        help="Samples or counts folder (Parquet shards) or a JSONL/CSV/Parquet file of samples or counts.",
     ),
-    level: float = typer.Option(0.9, "--level", help="Coverage of the intervals."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of Monte Carlo estimates."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Folder for curves.parquet, curves.csv and fits.json.",
+        rich_help_panel=OUTPUT,
+    ),
+    n_boot: int = typer.Option(
+        200,
+        "--n-boot",
+        help="Bootstrap replicates over questions (0: no intervals).",
+        rich_help_panel=FITTING,
+    ),
+    level: float = typer.Option(0.9, "--level", help="Coverage of the intervals.", rich_help_panel=FITTING),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of the bootstrap and of Monte Carlo estimates.", rich_help_panel=FITTING
+    ),
     by_pass_rate: int = typer.Option(
         0,
         "--bins",
         help="Replace difficulty labels by N quantile bins of per-question pass rate (0: keep labels).",
+        rich_help_panel=FITTING,
+    ),
+    pools: str = typer.Option(
+        "common",
+        "--pools",
+        help="Uneven pool sizes: `common` stops curves at the smallest pool (every question at every k); "
+        "`available` runs to the largest pool, each k averaged over the questions with that many samples.",
+        rich_help_panel=FITTING,
     ),
 ) -> None:
     """Turn samples into accuracy-vs-compute curves and fitted scaling laws.
 
     Every k up to the pool size is estimated from one pool of samples per question (pass@k,
-    exact majority@k, best-of-k, weighted vote); each curve gets the law that best predicts
-    its held-out high-compute points (power law, exponential decay, exp-power, logistic),
-    with bootstrap intervals over questions and the saturation point N*.
+    exact majority@k, best-of-k, weighted vote; every k up to 512, then log-spaced); each
+    curve gets the law that extrapolates best when fitted on the low end of its range and
+    scored on the far end (power law, exponential decay, exp-power, logistic), with
+    bootstrap intervals over questions and the saturation point N*. Per-question counts
+    (`n_samples`, `n_correct`; see `ttc import`) give pass@k curves only: majority and
+    weighted vote need answers.
 
-    Example:
+    Examples:
 
         ttc fit examples/samples.jsonl --out out/fit
+
+        ttc import monkeys_gsm8k_pythia_counts.csv --out runs/pythia && ttc fit runs/pythia --out out/pythia
     """
+    import time
+    import warnings
 
-    from fitting.curves import assign_difficulty, difficulty_bins
-    from fitting.importer import read_records
-    from fitting.pipeline import fit_samples
-    from fitting.schema import SchemaError, read_samples
+    import pandas as pd
 
+    from fitting import schema as S
+    from fitting.curves import DataWarning, assign_difficulty, difficulty_bins
+    from fitting.importer import read_input
+    from fitting.pipeline import FitOutput, fit_counts, fit_samples
+    from fitting.schema import SchemaError
+
+    if pools not in ("common", "available"):
+        fail(f"--pools must be common or available, got {pools!r}")
     try:
-        if samples.is_file() and samples.suffix.lower() in (".jsonl", ".csv", ".ndjson", ".json"):
-            df = read_records(samples).samples
-        else:
-            df = read_samples(samples)
+        df, counts = read_input(samples)
     except SchemaError as exc:
         fail(str(exc))
-    if by_pass_rate:
+    if by_pass_rate and df is not None:
         df = assign_difficulty(df, difficulty_bins(df, n_bins=by_pass_rate, method="pass_rate"))
-    with console.status(f"fitting {len(df)} samples ({df['question_id'].nunique()} questions)..."):
-        result = fit_samples(df, n_boot=n_boot, level=level, seed=seed)
+    if by_pass_rate and counts is not None:
+        fail("--bins needs per-sample rows; for counts, give a difficulty column when importing")
+    if df is not None and counts is not None:
+        both = set(map(tuple, df[list(S.GROUP_KEYS)].drop_duplicates().to_numpy().tolist()))
+        both &= set(map(tuple, counts[list(S.GROUP_KEYS)].drop_duplicates().to_numpy().tolist()))
+        if both:
+            model, strategy = next(iter(both))[:2]
+            fail(f"{samples}: holds both samples and counts of model {model!r} strategy {strategy!r}; "
+                 "import them into separate folders")  # fmt: skip
+    start = time.perf_counter()
+    parts = []
+    what = []
+    if df is not None:
+        what.append(f"{len(df)} samples ({df['question_id'].nunique()} questions)")
+    if counts is not None:
+        what.append(f"counts of {len(counts)} questions x models")
+    with warnings.catch_warnings(record=True) as caught, console.status(f"fitting {' and '.join(what)}..."):
+        warnings.simplefilter("always", DataWarning)
+        if df is not None:
+            parts.append(fit_samples(df, n_boot=n_boot, level=level, seed=seed, pool_policy=pools))
+        if counts is not None:
+            parts.append(fit_counts(counts, n_boot=n_boot, level=level, seed=seed, pool_policy=pools))
+    result = FitOutput(
+        curves=pd.concat([p.curves for p in parts], ignore_index=True),
+        fits=[f for p in parts for f in p.fits],
+    )
+    elapsed = time.perf_counter() - start
+    for message in dict.fromkeys(str(c.message) for c in caught if issubclass(c.category, DataWarning)):
+        console.print(f"[yellow]note:[/] {message}", highlight=False)
     parquet, csv, fits = result.write(out)
     _print_table(result)
-    console.print(f"wrote {parquet}, {csv} and {fits}")
+    console.print(f"fitted {len(result.fits)} curves in {elapsed:.1f} s; wrote {parquet}, {csv} and {fits}")
 
 
 def _fmt(value, spec: str = ".3g") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def saturation_text(estimate: float | None, k_max: float, factor: float) -> str:
+    """N* for people: the value within the profiled range, marked ``extrap.`` up to ``factor`` x
+    the largest profiled knob value, and ``beyond data`` past that (a number far past the data
+    says nothing).
+
+    Examples
+    --------
+    >>> saturation_text(12.0, 16, 4), saturation_text(40.0, 16, 4), saturation_text(8e13, 16, 4)
+    ('12', '40 extrap.', 'beyond data')
+    """
+    if estimate is None:
+        return "none"
+    if estimate <= k_max:
+        return f"{estimate:.3g}"
+    if estimate <= factor * k_max:
+        return f"{estimate:.3g} extrap."
+    return "beyond data"
+
+
 def _print_table(result) -> None:
+    from rich import box
     from rich.table import Table
 
     from fitting import schema as S
+    from fitting.pipeline import BAND_FACTOR
 
-    table = Table(title="fitted curves (accuracy at the largest profiled k; N* = saturation point)")
-    for col in ("model", "strategy", "metric", "difficulty", "k", "accuracy", "law", "N*", "extrap. err"):
-        table.add_column(col)
+    table = Table(
+        title="fitted curves: accuracy at the largest profiled knob value; N* = saturation point (a doubling "
+        f"gains < 0.5 points; 'beyond data' past {BAND_FACTOR:g}x the profiled range); err = held-out "
+        "extrapolation error",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    for col in ("model", "strategy", "metric", "diff.", "knob range", "acc.", "law", "N*", "err"):
+        table.add_column(col, overflow="fold", no_wrap=col not in ("model", "strategy"))
     last = result.curves.sort_values(S.K).groupby([*S.GROUP_KEYS, S.METRIC]).tail(1)
+    reasons: dict[str, int] = {}
     for f in result.fits[:40]:
         sel = last[
             (last[S.MODEL] == f[S.MODEL])
@@ -77,19 +164,27 @@ def _print_table(result) -> None:
         ]
         sel = sel[sel[S.DIFFICULTY] == f[S.DIFFICULTY]]
         acc = sel[S.ACCURACY].iloc[-1] if len(sel) else None
-        sat = (f.get("saturation") or {}).get("estimate")
+        law = f["law"]
+        if law is None:
+            note = f.get("note") or "no law"
+            law = f"none, note {reasons.setdefault(note, len(reasons) + 1)}"
+        sat = (f.get("saturation") or {}).get("estimate") if f["law"] else None
+        knob = f.get("knob") or "k"
+        span = f"{f['k_min']:g}" if f["k_min"] == f["k_max"] else f"{f['k_min']:g}-{f['k_max']:g}"
         table.add_row(
             f[S.MODEL],
             f[S.STRATEGY],
             f[S.METRIC],
             f[S.DIFFICULTY],
-            f"{f['k_min']:g}-{f['k_max']:g}",
+            f"{knob} {span}",
             _fmt(acc, ".3f"),
-            f["law"] or "-",
-            _fmt(sat),
+            law,
+            saturation_text(sat, f["k_max"], BAND_FACTOR) if f["law"] else "-",
             _fmt(f.get("extrapolation_error"), ".3f"),
         )
     console.print(table)
+    for note, i in reasons.items():
+        console.print(f"note {i}: {note}", highlight=False, markup=False, soft_wrap=True)
     if len(result.fits) > 40:
         console.print(f"... and {len(result.fits) - 40} more curves in fits.json")
 

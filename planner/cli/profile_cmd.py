@@ -1,4 +1,4 @@
-"""``ttc profile`` (measure strategies on models over a task) and ``ttc merge`` (combine run folders)."""
+"""``ttc profile``: measure strategies on models over a task (the samples table)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ._common import INPUT, MODELS, OUTPUT, RUN, STRATEGIES, console, err_console, fail
 
 PROFILE_HELP = """Measure test-time compute strategies on models and write the samples table.
 
@@ -28,11 +28,21 @@ STRATEGIES
 **Questions**: `--questions N` takes the first N questions of each difficulty level (default),
 or the first N overall with `--questions-overall`.
 
-**Resume and scale**: rerunning the same command skips every finished (model, strategy, config,
+**Resume**: rerunning the same command skips every finished (model, strategy, config,
 question) unit, so an interrupted run (Ctrl-C, kill -9) loses at most the last few seconds.
-`--shard i/n` keeps the questions whose id hashes to worker i of n; give each worker its own
---out and combine them with `ttc merge`.
+One process writes a run folder at a time: a second `ttc profile` on the same --out stops
+at once naming the first one's pid (`--wait-lock` queues it behind the first instead); the
+lock dies with its process, so a killed run never blocks the rerun.
+
+**Beyond one machine**: `--executor ray` runs the same units on a Ray cluster (one actor per
+model replica, `--workers N`, `--gpus-per-worker G`; the driver writes the shards; an actor
+that dies loses only its batch, which is retried elsewhere), with the same rows as one
+process. `--shard i/n` (or `--shard auto` inside a Slurm or Grid Engine job array) keeps the
+questions whose id hashes to worker i of n; give each worker its own --out and combine them
+with `ttc merge`.
 """
+
+SCALE = "Beyond one machine"
 
 
 def _strategies_help() -> str:
@@ -40,16 +50,6 @@ def _strategies_help() -> str:
     from profiling.strategies import describe_strategies
 
     return "\n".join(f"* {line}" for line in describe_strategies().splitlines())
-
-
-def _load(spec: str, device: str | None):
-    from profiling.backends import load_backend
-
-    if device is not None:
-        if spec.startswith(("openai:", "vllm:")):
-            raise ValueError(f"--device applies to local hf models only, not to {spec!r}")
-        return load_backend(spec, device=device)
-    return load_backend(spec)
 
 
 def _lab_models() -> dict:
@@ -91,38 +91,104 @@ def _check_model_spec(spec: str) -> None:
 
 def profile_command(
     model: list[str] = typer.Option(
-        ..., "--model", "-m", help="Lab name (lab-s), checkpoint folder, or openai:URL/MODEL. Repeatable."
+        ...,
+        "--model",
+        "-m",
+        help="Lab name (lab-s), checkpoint folder, or openai:URL/MODEL. Repeatable.",
+        rich_help_panel=MODELS,
     ),
-    task: str = typer.Option(..., "--task", "-t", help="Built-in task (lab-arith) or a JSONL file path."),
+    task: str = typer.Option(
+        ..., "--task", "-t", help="Built-in task (lab-arith) or a JSONL file path.", rich_help_panel=INPUT
+    ),
     strategy: list[str] = typer.Option(
-        ["greedy"], "--strategy", "-s", help="NAME:key=value,... (repeatable); see the list above."
+        ["greedy"],
+        "--strategy",
+        "-s",
+        help="NAME:key=value,... (repeatable); see the list above.",
+        rich_help_panel=STRATEGIES,
     ),
     questions: int = typer.Option(
-        20, "--questions", "-q", min=1, help="First N questions per difficulty level."
+        20, "--questions", "-q", min=1, help="First N questions per difficulty level.", rich_help_panel=INPUT
     ),
     questions_overall: bool = typer.Option(
-        False, "--questions-overall", help="Take the first --questions questions overall, not per level."
+        False,
+        "--questions-overall",
+        help="Take the first --questions questions overall, not per level.",
+        rich_help_panel=INPUT,
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (created; rerun to resume)."),
-    seed: int = typer.Option(0, "--seed", help="Run seed; each unit's sampling seed derives from it."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Run folder (created; rerun to resume).", rich_help_panel=OUTPUT
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Run seed; each unit's sampling seed derives from it.", rich_help_panel=RUN
+    ),
     device: str | None = typer.Option(
-        None, "--device", help="hf models: cpu, cuda, cuda:1 (default: cuda if any)."
+        None, "--device", help="hf models: cpu, cuda, cuda:1 (default: cuda if any).", rich_help_panel=MODELS
     ),
     max_new_tokens: int = typer.Option(
-        256, "--max-new-tokens", min=1, help="Token cap of each generation call."
+        256, "--max-new-tokens", min=1, help="Token cap of each generation call.", rich_help_panel=RUN
     ),
-    shard: str = typer.Option("0/1", "--shard", help="i/n: profile only the questions of worker i of n."),
+    shard: str = typer.Option(
+        "0/1",
+        "--shard",
+        help="i/n: profile only the questions of worker i of n; auto: i/n of this Slurm or Grid Engine array task.",
+        rich_help_panel=SCALE,
+    ),
+    executor: str = typer.Option(
+        "local", "--executor", help="local (this process) or ray (a Ray cluster).", rich_help_panel=SCALE
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="Ray cluster to join (HOST:6379, ray://HOST:10001, auto: this machine's `ray start` cluster); "
+        "default: RAY_ADDRESS, else a new local cluster.",
+        rich_help_panel=SCALE,
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Ray actors (model replicas); default: as many as the cluster's GPUs or CPUs hold.",
+        rich_help_panel=SCALE,
+    ),
+    gpus_per_worker: float = typer.Option(
+        0.0,
+        "--gpus-per-worker",
+        min=0.0,
+        help="GPUs of each Ray actor (vllm: its tensor-parallel size).",
+        rich_help_panel=SCALE,
+    ),
+    cpus_per_worker: float = typer.Option(
+        1.0,
+        "--cpus-per-worker",
+        min=0.0,
+        help="CPUs of each Ray actor (torch threads).",
+        rich_help_panel=SCALE,
+    ),
+    wait_lock: bool = typer.Option(
+        False,
+        "--wait-lock",
+        help="If another ttc profile is writing --out, wait for it to finish (then resume) instead of stopping.",
+        rich_help_panel=RUN,
+    ),
     batch_size: int = typer.Option(
-        8, "--batch-size", min=1, help="Questions per strategy call (batched requests)."
+        8, "--batch-size", min=1, help="Questions per strategy call (batched requests).", rich_help_panel=RUN
     ),
-    split: str = typer.Option("eval", "--split", help="Task split to draw questions from."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    split: str = typer.Option(
+        "eval", "--split", help="Task split to draw questions from.", rich_help_panel=INPUT
+    ),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Progress bar on stderr.", rich_help_panel=OUTPUT
+    ),
 ) -> None:
     # Idle OpenMP threads sleep instead of spinning: on shared or busy CPUs spinning threads
     # slow torch down many times over. Must be set before torch loads; the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from profiling.executor import ExecutorError
+    from profiling.lock import RunLocked
     from profiling.runner import profile
-    from profiling.storage import RunMismatch, parse_shard
+    from profiling.sharding import parse_shard
+    from profiling.storage import RunMismatch
     from profiling.strategies import expand_specs
     from profiling.tasks import get_task
 
@@ -131,6 +197,8 @@ def profile_command(
         strategies = expand_specs(strategy)
         for spec in model:
             _check_model_spec(spec)
+            if device is not None and spec.startswith(("openai:", "vllm:")):
+                raise ValueError(f"--device applies to local hf models only, not to {spec!r}")
         task_obj = get_task(task)
         for s in strategies:
             s.check_task(task_obj)
@@ -138,6 +206,10 @@ def profile_command(
         fail(str(exc))
     except ImportError as exc:  # a registered module that cannot be imported (broken install)
         fail(f"cannot load {task!r}: {exc}")
+    try:
+        runner = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)
+    except (ValueError, ImportError) as exc:  # ImportError: --executor ray without Ray installed
+        fail(str(exc))
     try:
         result = profile(
             model,
@@ -154,12 +226,16 @@ def profile_command(
             device=device,
             progress=progress,
             command=["ttc", *sys.argv[1:]],
-            loader=_load,
+            executor=runner,
+            wait_lock=wait_lock,
+            on_wait=lambda line: err_console.print(f"[yellow]{line}[/]", highlight=False),
         )
     except KeyboardInterrupt:
         fail(f"interrupted; finished units are saved in {out}; rerun the same command to resume", code=130)
-    except (ValueError, FileNotFoundError, RunMismatch) as exc:
+    except (ValueError, FileNotFoundError, RunMismatch, RunLocked, ExecutorError) as exc:
         fail(str(exc))
+    if result.duplicates:
+        err_console.print(f"[yellow]warning:[/] {result.duplicates}", highlight=False)
     rate = result.completion_tokens / result.elapsed_s if result.elapsed_s > 0 else 0.0
     console.print(
         f"profiled {result.units_run} unit(s) ({result.units_skipped} already done) -> {result.rows_written} rows, "
@@ -169,32 +245,21 @@ def profile_command(
     console.print(f"next: ttc fit {out}", highlight=False)
 
 
-def merge_command(
-    out: Path = typer.Argument(..., help="New folder for the merged run."),
-    inputs: list[Path] = typer.Argument(
-        ..., help="Run folders to combine (e.g. the workers of --shard i/n)."
-    ),
-) -> None:
-    """Combine run folders written by `ttc profile` (e.g. the workers of `--shard i/n`).
+def _executor(name: str, address: str | None, workers: int | None, gpus: float, cpus: float):
+    """The executor for ``--executor`` (Ray is imported only when the run starts)."""
+    if name == "local":
+        ray_flags = address is not None or workers is not None or gpus or cpus != 1.0
+        if ray_flags:
+            raise ValueError(
+                "--ray-address, --workers, --gpus-per-worker and --cpus-per-worker need --executor ray"
+            )
+        return None
+    if name == "ray":
+        from profiling.ray_executor import RayExecutor
 
-    Refuses runs that differ in task, seed, max new tokens, strategy set or a shared model's
-    config, and inputs that hold the same unit twice.
-
-    Example:
-
-        ttc profile -m lab-s -t lab-arith -s pool:n=16 --shard 0/2 --out runs/w0 &
-        ttc profile -m lab-s -t lab-arith -s pool:n=16 --shard 1/2 --out runs/w1; wait
-        ttc merge runs/lab-s runs/w0 runs/w1
-    """
-    from profiling.storage import RunMismatch, merge_runs
-
-    try:
-        report = merge_runs(out, list(inputs))
-    except (RunMismatch, ValueError) as exc:
-        fail(str(exc))
-    console.print(
-        f"merged {len(report.inputs)} run folder(s): {report.units} units, {report.rows} rows -> {report.out}"
-    )
+        RayExecutor.require()
+        return RayExecutor(address=address, workers=workers, gpus_per_worker=gpus, cpus_per_worker=cpus)
+    raise ValueError(f"--executor must be local or ray, got {name!r}")
 
 
 def register(app: typer.Typer) -> None:
@@ -203,4 +268,3 @@ def register(app: typer.Typer) -> None:
         help=PROFILE_HELP.replace("STRATEGIES", _strategies_help()),
         short_help="Measure strategies on models over a task (samples table).",
     )(profile_command)
-    app.command("merge", short_help="Combine run folders of `ttc profile` (e.g. shards).")(merge_command)

@@ -1,22 +1,40 @@
-"""``ttc recommend`` (what to run for a budget) and ``ttc evaluate`` (is the planner right?)."""
+"""``ttc recommend``: what to run for a budget and a kind of problem.
+
+The flags build one :class:`planner.request.PlanRequest` (validated once); ``--config
+plan.toml`` reads one from a file first, and the flags given override it.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
 
-from ..units import format_cost
-from ._common import console, fail
+from ..constants import COST_KEYS
+from ..report.format import UNITS, format_budget, format_cost
+from ._common import (
+    BUDGET,
+    INPUT,
+    MODELS,
+    OUTPUT,
+    PRICING,
+    SEARCH,
+    TARGET,
+    console,
+    fail,
+    parse_pairs,
+    profile_folder,
+)
 
-_EXAMPLE = "ttc recommend --profile runs/lab --budget-flops 1e13 --difficulty 4 --gpu h100"
+_EXAMPLE = "ttc recommend runs/lab --budget-flops 1e13 --difficulty 4 --gpu h100"
 
 
 def _choice_text(choice: dict) -> str:
-    if "policy" in choice:
-        return f"{choice['policy']}: {choice['params']}"
+    if choice.get("strategy") in ("probe", "early_stop", "oracle_bins"):
+        from planner.search.adaptive import describe_policy
+
+        return describe_policy(choice)
     knobs = ",".join(f"{k}={v}" for k, v in choice.get("knobs", {}).items())
     text = f"{choice['model']} ({choice['architecture']}) {choice['strategy']}" + (
         f" {knobs}" if knobs else ""
@@ -24,78 +42,139 @@ def _choice_text(choice: dict) -> str:
     return text + (f" [simulated: {choice['simulated']}]" if choice.get("simulated") else "")
 
 
-def _parse_pairs(values: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for v in values or []:
-        name, sep, spec = v.partition("=")
-        if not sep or not name or not spec:
-            fail(f"{what} must look like NAME=VALUE, got {v!r}")
-        out[name.strip()] = spec.strip()
-    return out
-
-
 def recommend(
-    profile: Path = typer.Option(
-        ..., "--profile", "-p", help="Samples folder (from `ttc profile` or `ttc import`)."
+    profile: Path = typer.Argument(
+        None, help="Samples folder (from `ttc profile` or `ttc import`).", show_default=False
     ),
-    budget_flops: float = typer.Option(None, "--budget-flops", help="FLOPs per query."),
+    profile_option: Path = typer.Option(None, "--profile", "-p", hidden=True, help="Same as the argument."),
+    config: Path = typer.Option(
+        None, "--config", help="A plan request in TOML (flags override it).", rich_help_panel=INPUT
+    ),
+    budget_flops: float = typer.Option(
+        None, "--budget-flops", help="FLOPs per query.", rich_help_panel=BUDGET
+    ),
     budget_usd: float = typer.Option(
-        None, "--budget-usd", help="US$ per query (GPU time on --gpu, or --api bill)."
+        None, "--budget-usd", help="US$ per query (GPU time on --gpu, or --api bill).", rich_help_panel=BUDGET
     ),
-    budget_tokens: float = typer.Option(None, "--budget-tokens", help="Prompt + generated tokens per query."),
+    budget_tokens: float = typer.Option(
+        None, "--budget-tokens", help="Prompt + generated tokens per query.", rich_help_panel=BUDGET
+    ),
     latency_s: float = typer.Option(
-        None, "--latency-s", help="Roofline latency per query on --gpu, seconds."
+        None, "--latency-s", help="Roofline latency per query on --gpu, seconds.", rich_help_panel=BUDGET
     ),
-    budget_kv_bytes: float = typer.Option(None, "--budget-kv-bytes", help="KV-cache bytes at --concurrency."),
-    gpu: str = typer.Option(
-        None, "--gpu", "-g", help="Accelerator from the catalog (default h100 unless --api)."
+    budget_kv_bytes: float = typer.Option(
+        None, "--budget-kv-bytes", help="KV-cache bytes at --concurrency.", rich_help_panel=BUDGET
     ),
-    api: str = typer.Option(None, "--api", help="Price on a hosted API instead (deepseek-r1, o1, o3...)."),
     difficulty: str = typer.Option(
         None,
         "--difficulty",
         "-d",
         help="A difficulty label, `all` (default) or `auto` (unknown: adaptive policy).",
+        rich_help_panel=TARGET,
     ),
     mix: str = typer.Option(
-        None, "--mix", help="Difficulty mix LABEL:WEIGHT,... (adds a per-difficulty allocation)."
+        None,
+        "--mix",
+        help="Difficulty mix LABEL:WEIGHT,... (adds a per-difficulty allocation).",
+        rich_help_panel=TARGET,
     ),
     risk: str = typer.Option(
-        "expected", "--risk", help="expected | conservative (maximize the interval's lower end)."
+        None,
+        "--risk",
+        help="expected (default) | conservative (maximize the interval's lower end).",
+        rich_help_panel=TARGET,
     ),
     objective: str = typer.Option(
-        "accuracy", "--objective", help="accuracy | pareto (the accuracy-cost front)."
-    ),
-    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Queries served together."),
-    tp: int = typer.Option(1, "--tp", min=1, help="GPUs per replica (tensor parallel)."),
-    method: str = typer.Option("auto", "--method", help="auto | exhaustive | optuna."),
-    storage: str = typer.Option(
         None,
-        "--storage",
-        help="Optuna storage shared by workers: sqlite:///x.db, postgresql://..., journal:PATH.",
+        "--objective",
+        help="accuracy (default) | pareto (the accuracy-cost front).",
+        rich_help_panel=TARGET,
     ),
-    trials: int = typer.Option(60, "--trials", min=1, help="Optuna trials (per worker)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of samplers and splits (give workers different seeds)."),
-    allow_simulated: bool = typer.Option(
-        False, "--allow-simulated", help="Also consider strategies scored by an oracle or simulated verifier."
+    gpu: str = typer.Option(
+        None,
+        "--gpu",
+        "-g",
+        help="Accelerator from the catalog (default h100 unless --api).",
+        rich_help_panel=PRICING,
     ),
-    model: list[str] = typer.Option(None, "--model", "-m", help="Consider only this model (repeatable)."),
+    api: str = typer.Option(
+        None, "--api", help="Price on a hosted API instead (deepseek-r1, o1, o3...).", rich_help_panel=PRICING
+    ),
+    concurrency: int = typer.Option(
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Queries served together (default 1).",
+        rich_help_panel=PRICING,
+    ),
+    tp: int = typer.Option(
+        None, "--tp", min=1, help="GPUs per replica (default 1).", rich_help_panel=PRICING
+    ),
+    catalog_file: Path = typer.Option(
+        None, "--catalog-file", help="User TOML catalog.", rich_help_panel=PRICING
+    ),
+    model: list[str] = typer.Option(
+        None, "--model", "-m", help="Consider only this model (repeatable).", rich_help_panel=MODELS
+    ),
     extra_model: list[str] = typer.Option(
         None,
         "--extra-model",
         help="Unprofiled model of a profiled family: NAME=CATALOG_NAME_OR_CONFIG (repeat).",
+        rich_help_panel=MODELS,
     ),
     model_spec: list[str] = typer.Option(
-        None, "--model-spec", help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG (imported samples)."
+        None,
+        "--model-spec",
+        help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG (imported samples).",
+        rich_help_panel=MODELS,
     ),
-    catalog_file: Path = typer.Option(None, "--catalog-file", help="User TOML catalog."),
+    allow_simulated: bool = typer.Option(
+        False,
+        "--allow-simulated",
+        help="Also consider strategies scored by an oracle or simulated verifier.",
+        rich_help_panel=MODELS,
+    ),
+    method: str = typer.Option(
+        None, "--method", help="auto (default) | exhaustive | optuna.", rich_help_panel=SEARCH
+    ),
+    storage: str = typer.Option(
+        None,
+        "--storage",
+        help="Optuna storage shared by workers: sqlite:///x.db, postgresql://..., journal:PATH.",
+        rich_help_panel=SEARCH,
+    ),
+    trials: int = typer.Option(
+        None, "--trials", min=1, help="Optuna trials per worker (default 60).", rich_help_panel=SEARCH
+    ),
+    seed: int = typer.Option(
+        None,
+        "--seed",
+        help="Seed of samplers and splits (give workers different seeds).",
+        rich_help_panel=SEARCH,
+    ),
     n_boot: int = typer.Option(
-        200, "--n-boot", min=0, help="Question-bootstrap replicates of curves and laws."
+        None,
+        "--n-boot",
+        min=0,
+        help="Question-bootstrap replicates of curves and laws (default 200).",
+        rich_help_panel=SEARCH,
     ),
     no_cache: bool = typer.Option(
-        False, "--no-cache", help="Recompute curves and laws (do not read or write the cache)."
+        False,
+        "--no-cache",
+        help="Recompute curves and laws (do not read or write the cache).",
+        rich_help_panel=SEARCH,
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the recommendation JSON (DESIGN.md)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the recommendation JSON (DESIGN.md).", rich_help_panel=OUTPUT
+    ),
+    wide: bool = typer.Option(
+        False,
+        "--wide",
+        help="Every cost column in the tables (wider than 100 columns).",
+        rich_help_panel=OUTPUT,
+    ),
 ) -> None:
     """Recommend a model, strategy and knobs for a per-query budget and a kind of problem:
     the expected accuracy with its interval (measured, fitted or extrapolated), the cost, the
@@ -103,47 +182,66 @@ def recommend(
 
     Example:
 
-        ttc recommend --profile runs/lab --budget-flops 1e13 --difficulty 4 --gpu h100
+        ttc recommend runs/lab --budget-flops 1e13 --difficulty 4 --gpu h100
 
-        ttc recommend --profile runs/lab --budget-tokens 2000 --difficulty auto --json
+        ttc recommend runs/lab --budget-tokens 2000 --difficulty auto --json
 
-        ttc recommend --profile runs/lab --budget-flops 1e13 --mix 1:0.2,3:0.5,5:0.3
+        ttc recommend runs/lab --budget-flops 1e13 --mix 1:0.2,3:0.5,5:0.3
+
+        ttc recommend --config plan.toml --risk conservative
     """
-    from planner.load import load_profile
-    from planner.recommend import PlanError, family_of, plan
-    from planner.space import ExtraModel
+    from planner.profile import load_profile
+    from planner.recommend import PlanError, plan
+    from planner.request import PlanRequest
 
-    budget = {k: v for k, v in (("flops", budget_flops), ("usd", budget_usd), ("tokens", budget_tokens),
-                                 ("latency_s", latency_s), ("kv_bytes", budget_kv_bytes)) if v is not None}  # fmt: skip
-    if not budget:
+    folder = profile_folder(profile, profile_option, required=False)
+    pairs = (("flops", budget_flops), ("usd", budget_usd), ("tokens", budget_tokens))
+    pairs += (("latency_s", latency_s), ("kv_bytes", budget_kv_bytes))
+    budget = {k: v for k, v in pairs if v is not None}
+    if not budget and config is None:
         fail(
             f"give at least one budget (--budget-flops, --budget-usd, --budget-tokens, --latency-s); e.g.\n  {_EXAMPLE}"
         )
     if difficulty and mix:
         fail("give --difficulty or --mix, not both")
-    if gpu and api:
-        fail("give --gpu or --api, not both")
-    if risk not in ("expected", "conservative"):
-        fail(f"--risk must be expected or conservative, got {risk!r}")
-    if objective not in ("accuracy", "pareto"):
-        fail(f"--objective must be accuracy or pareto, got {objective!r}")
-    hardware = gpu or (None if api else "h100")
+    flags = {
+        "budget": budget or None,
+        "difficulty": mix or difficulty,
+        "hardware": gpu,
+        "api": api,
+        "concurrency": concurrency,
+        "tp": tp,
+        "risk": risk,
+        "objective": objective,
+        "method": method,
+        "storage": storage,
+        "n_trials": trials,
+        "seed": seed,
+        "include_simulated": allow_simulated or None,
+        "models": tuple(model) if model else None,
+        "extra_models": parse_pairs(extra_model, "--extra-model") or None,
+        "model_specs": parse_pairs(model_spec, "--model-spec") or None,
+        "catalog_file": str(catalog_file) if catalog_file else None,
+        "profile": str(folder) if folder else None,
+        "n_boot": n_boot,
+        "use_cache": False if no_cache else None,
+    }
     try:
+        if config is not None:
+            request = PlanRequest.from_toml(config).replace(**flags)
+        else:
+            request = PlanRequest(**{k: v for k, v in flags.items() if v is not None})
+        if not request.profile:
+            fail(
+                f"missing the samples folder (the output of `ttc profile` or `ttc import`); e.g.\n  {_EXAMPLE}"
+            )
         prof = load_profile(
-            profile,
-            model_specs=_parse_pairs(model_spec, "--model-spec"),
-            n_boot=n_boot,
-            use_cache=not no_cache,
+            request.profile,
+            model_specs=request.model_specs,
+            n_boot=request.n_boot,
+            use_cache=request.use_cache,
         )
-        extras, extra_specs = _extra_models(
-            _parse_pairs(extra_model, "--extra-model"), prof, family_of, ExtraModel
-        )
-        rec = plan(
-            prof, budget, difficulty=mix or difficulty, hardware=hardware, api=api, concurrency=concurrency, tp=tp,
-            risk=risk, objective=objective, method=method, storage=storage, n_trials=trials, seed=seed,
-            include_simulated=allow_simulated, extra_models=extras, extra_specs=extra_specs, models=model or None,
-            catalog_file=str(catalog_file) if catalog_file else None,
-        )  # fmt: skip
+        rec = plan(prof, request)
     except PlanError as exc:
         fail(str(exc))
     except ValueError as exc:  # SchemaError, SpecError and bad requests are ValueErrors
@@ -151,152 +249,168 @@ def recommend(
     if as_json:
         typer.echo(json.dumps(rec.to_json(), indent=2))
         return
-    _print(rec)
+    _print(rec, wide)
 
 
-def _extra_models(pairs: dict[str, str], prof, family_of, ExtraModel):
-    from planner.costs import ModelSpec
-
-    extras, specs = [], {}
-    for name, ref in pairs.items():
-        spec = ModelSpec.resolve(ref)
-        family = family_of(name)
-        if family not in {family_of(m) for m in prof.models}:
-            raise ValueError(
-                f"--extra-model {name}: family {family!r} has no profiled model (profiled: {', '.join(prof.models)})"
-            )
-        extras.append(ExtraModel(name, family, float(spec.params_active), spec.architecture))
-        specs[name] = spec
-    return extras, specs
+#: what each accuracy source means, in words
+_SOURCE_WORDS = {
+    "measured": "measured on the profile",
+    "fitted": "fitted: predicted by the curve's law between profiled values",
+    "extrapolated": "extrapolated: predicted by a fitted law beyond the profiled range",
+}
 
 
-def _print(rec) -> None:
+def _acc(item: dict) -> str:
+    lo, hi = item["accuracy_interval"]
+    a = item["expected_accuracy"]
+    if a is None:
+        return "-"
+    return f"{a:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else f"{a:.3f}"
+
+
+def _costs_text(cost: dict) -> str:
+    keys = [k for k in COST_KEYS if cost.get(k) is not None]
+    return " · ".join(f"{format_cost(k, cost[k])} {_UNIT_WORDS.get(k, k)}".strip() for k in keys)
+
+
+_UNIT_WORDS = {"flops": "FLOPs", "tokens": "tokens", "latency_s": "", "usd": "", "kv_bytes": "KV"}
+
+
+def _print(rec, wide: bool = False) -> None:
     from rich.table import Table
 
     d = rec.to_json()
     req = d["request"]
-    where = req.get("hardware") or req.get("api") or "?"
-    budget = ", ".join(f"{k} <= {format_cost(k, v)}" for k, v in req["budget"].items())
-    lo, hi = d["accuracy_interval"]
-    t = Table(title=f"Recommendation · {budget} · difficulty {req['difficulty']} · {where}", show_header=True)
-    t.add_column("")
-    t.add_column("option")
-    t.add_column("expected accuracy", justify="right")
-    t.add_column("source")
-    for k in ("flops", "tokens", "latency_s", "usd", "kv_bytes"):
-        t.add_column(k, justify="right")
-    t.add_column("why not")
-
-    def add(label, item, why=""):
-        a = item["expected_accuracy"]
-        ilo, ihi = item["accuracy_interval"]
-        cost = item["cost"]
-        t.add_row(label, _choice_text(item["choice"]), f"{a:.3f} [{ilo:.3f}, {ihi:.3f}]", item["source"],
-                  *(format_cost(k, cost.get(k)) for k in ("flops", "tokens", "latency_s", "usd", "kv_bytes")), why)  # fmt: skip
-
-    add("choice", d)
-    for i, r in enumerate(d["runners_up"], 1):
-        add(f"runner-up {i}", r, r["why_not"])
-    console.print(t)
-    console.print(f"binding constraint: [bold]{d['binding_constraint']}[/]   expected accuracy {d['expected_accuracy']:.3f} "
-                  f"(interval {lo:.3f}-{hi:.3f}, {d['source']})", highlight=False)  # fmt: skip
+    key = next(iter(req["budget"]), "flops")
+    where = req.get("hardware") or req.get("api") or "no GPU"
+    budget = ", ".join(f"{k} <= {format_budget(k, v)}" for k, v in req["budget"].items())
+    console.print(
+        f"[bold]Recommendation[/] · difficulty {req['difficulty']} · {budget} · priced on {where}",
+        highlight=False,
+    )
+    if "policy" in d:
+        _print_policy(d, key)
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("choice", _choice_text(d["choice"]))
+    grid.add_row("accuracy", f"{_acc(d)} (90% interval), {_SOURCE_WORDS.get(d['source'], d['source'])}")
+    grid.add_row("cost per query", _costs_text(d["cost"]) + " (cost model, from measured tokens)")
+    binding = d["binding_constraint"]
+    why = {"none": "none: the most accurate option fits the budget",
+           "infeasible": "infeasible"}.get(binding, f"{binding}: a more accurate option needs more {binding}")  # fmt: skip
+    grid.add_row("binding", why)
     if rec.search:
         s = rec.search
-        console.print(f"search: {s['method']}, {s['evaluations']} evaluations of {s['space_size']} options, "
-                      f"{s['seconds']:.2f} s", style="dim", highlight=False)  # fmt: skip
+        grid.add_row("search", f"{s['method']}, {s['evaluations']} evaluations of {s['space_size']} options, "
+                               f"{s['seconds']:.2f} s")  # fmt: skip
+    console.print(grid)
+    if d["runners_up"]:
+        console.print(_runners_table(d["runners_up"], key, wide))
     if "allocation" in d:
-        a = d["allocation"]
-        at = Table(
-            title=f"per-difficulty allocation (average {a['budget_key']} <= {format_cost(a['budget_key'], a['average_budget'])})"
-        )
-        for c in ("difficulty", "weight", "option", "expected accuracy", "source", a["budget_key"]):
-            at.add_column(c)
-        for b in a["bins"]:
-            at.add_row(b["difficulty"], f"{b['weight']:.2f}", _choice_text(b["choice"]), f"{b['expected_accuracy']:.3f}",
-                       b["source"], format_cost(a["budget_key"], b["cost"].get(a["budget_key"])))  # fmt: skip
-        console.print(at)
-        console.print(
-            f"allocation: {a['expected_accuracy']:.3f} at {format_cost(a['budget_key'], a['average_cost'])} per query "
-            f"(Optuna {a['optuna_expected_accuracy']:.3f}, gap {a['optuna_gap']:.4f}); best single option "
-            f"{a['best_single_option']}: {a['best_single_accuracy']}; compute ratio at equal accuracy "
-            f"{a['compute_ratio_at_equal_accuracy']}", highlight=False,
-        )  # fmt: skip
+        _print_allocation(d["allocation"])
     if "pareto" in d:
-        pt = Table(title="accuracy-cost Pareto front")
-        for c in ("option", "expected accuracy", "source", "flops", "usd"):
-            pt.add_column(c)
+        pt = Table(title="accuracy-cost Pareto front", box=_box(), title_justify="left")
+        pt.add_column("option", overflow="fold")
+        pt.add_column("accuracy [90%]", no_wrap=True)
+        pt.add_column("source", no_wrap=True)
+        for k in COST_KEYS if wide else dict.fromkeys([key, "usd"]):
+            pt.add_column(UNITS.get(k, k), justify="right", no_wrap=True)
         for r in d["pareto"]:
-            pt.add_row(_choice_text(r["choice"]), f"{r['expected_accuracy']:.3f}", r["source"],
-                       format_cost("flops", r["cost"]["flops"]), format_cost("usd", r["cost"]["usd"]))  # fmt: skip
+            costs = [
+                format_cost(k, r["cost"].get(k)) for k in (COST_KEYS if wide else dict.fromkeys([key, "usd"]))
+            ]
+            pt.add_row(_choice_text(r["choice"]), _acc(r), r["source"], *costs)
         console.print(pt)
-    if "policy" in d:
-        console.print(f"adaptive policy ({d['policy']['note']})", style="dim")
     for n in rec.notes[:5]:
         console.print(f"note: {n}", style="dim", highlight=False)
     if len(rec.notes) > 5:
         console.print(f"note: ... and {len(rec.notes) - 5} more", style="dim")
 
 
-def evaluate(
-    profile: Path = typer.Option(..., "--profile", "-p", help="Samples folder."),
-    cost_key: str = typer.Option(
-        "flops", "--budget-key", help="Budgeted cost: flops, tokens, usd, latency_s."
-    ),
-    budgets: str = typer.Option(
-        None, "--budgets", help="Comma-separated budgets (default: six from cheap to dear)."
-    ),
-    gpu: str = typer.Option(None, "--gpu", "-g", help="Accelerator (default h100 unless --api)."),
-    api: str = typer.Option(None, "--api", help="Hosted API prices instead."),
-    risk: str = typer.Option("expected", "--risk", help="expected | conservative."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the question split."),
-    allow_simulated: bool = typer.Option(
-        False, "--allow-simulated", help="Let the planner use simulated scorers."
-    ),
-    model_spec: list[str] = typer.Option(
-        None, "--model-spec", help="NAME=CATALOG_NAME_OR_CONFIG (imported samples)."
-    ),
-    n_boot: int = typer.Option(200, "--n-boot", min=0, help="Question-bootstrap replicates of the curves."),
-    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON records."),
-) -> None:
-    """Check the planner on held-out questions: plan on a seeded half of the questions,
-    measure the recommendations' accuracy and cost on the other half, and report the regret
-    against the hindsight-best option and fixed baselines at several budgets.
+def _box():
+    from rich import box
 
-    Example:
+    return box.SIMPLE_HEAD
 
-        ttc evaluate --profile runs/lab --budget-key flops
-    """
-    from planner.evaluate import evaluate_profile
-    from planner.load import load_profile
 
-    try:
-        values = [float(v) for v in budgets.split(",")] if budgets else None
-    except ValueError:
-        fail(f"--budgets must be comma-separated numbers, got {budgets!r}")
-    try:
-        prof = load_profile(profile, model_specs=_parse_pairs(model_spec, "--model-spec"), n_boot=n_boot)
-        table = evaluate_profile(prof, values, cost_key=cost_key, hardware=gpu or (None if api else "h100"), api=api,
-                                 risk=risk, seed=seed, include_simulated=allow_simulated)  # fmt: skip
-    except ValueError as exc:
-        fail(str(exc))
-    if as_json:
-        typer.echo(table.to_json(orient="records", indent=2))
-        return
+def _runners_table(runners: list[dict], key: str, wide: bool, title: str = "runner-ups"):
+    """Runner-ups in as few columns as fit 100: option, accuracy, source, the budgeted cost, why not
+    (``wide``: every cost)."""
     from rich.table import Table
 
-    t = Table(title=f"ttc evaluate · plan on half the questions, realized on the other half (seed {seed})")
-    for c in table.columns:
-        t.add_column(c, justify="right" if table[c].dtype.kind in "fi" else "left")
-    for _, r in table.iterrows():
-        t.add_row(*(format_cost(cost_key, v) if c.startswith("budget_") or c == "realized_cost"
-                    else (f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else ("-" if isinstance(v, float) else str(v)))
-                    for c, v in r.items()))  # fmt: skip
-    console.print(t)
-    if "regret" in table and table["regret"].notna().any():
-        console.print(f"mean regret vs hindsight best: {table['regret'].mean():.4f} accuracy "
-                      f"(max {table['regret'].max():.4f})", highlight=False)  # fmt: skip
+    keys = list(COST_KEYS) if wide else [key]
+    t = Table(title=title, box=_box(), title_justify="left", pad_edge=False)
+    t.add_column("option", overflow="fold", ratio=2)
+    t.add_column("accuracy [90%]", no_wrap=True)
+    t.add_column("source", no_wrap=True)
+    for k in keys:
+        t.add_column(UNITS.get(k, k), justify="right", no_wrap=True)
+    t.add_column("why not", overflow="fold", ratio=3)
+    for r in runners:
+        t.add_row(_choice_text(r["choice"]), _acc(r), r["source"], *(format_cost(k, r["cost"].get(k)) for k in keys),
+                  r.get("why_not", ""))  # fmt: skip
+    return t
+
+
+def _print_policy(d: dict, key: str) -> None:
+    """``--difficulty auto``: the adaptive policy in words, its held-out accuracy and costs."""
+    p = d["policy"]
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("policy", f"{d['choice']['strategy']}: {p['description']}")
+    grid.add_row("accuracy", f"{_acc(d)} (90% interval) on held-out questions: {p['note']}")
+    grid.add_row("cost per query", _costs_text(d["cost"]) + " (mean over the held-out questions)")
+    if "versus_fixed" in p:
+        v = p["versus_fixed"]
+        noise = "within noise" if v["within_noise"] else "more than one standard error"
+        grid.add_row("vs fixed", f"{100 * v['difference']:+.1f} points against the best fixed option ({v['fixed']}): "
+                                 f"{noise} (SE {100 * v['se']:.1f} points)")  # fmt: skip
+    console.print(grid)
+    if d["runners_up"]:
+        console.print(_runners_table(d["runners_up"], key, False, "other policies"))
+
+
+def _print_allocation(a: dict) -> None:
+    from rich.table import Table
+
+    key = a["budget_key"]
+    at = Table(title=f"per-difficulty allocation (average {key} <= {format_budget(key, a['average_budget'])})",
+               box=_box(), title_justify="left")  # fmt: skip
+    for c in ("difficulty", "weight", "option", "accuracy", "source", UNITS.get(key, key)):
+        at.add_column(c, overflow="fold" if c == "option" else "ellipsis", no_wrap=c != "option")
+    for b in a["bins"]:
+        at.add_row(b["difficulty"], f"{b['weight']:.2f}", _choice_text(b["choice"]), f"{b['expected_accuracy']:.3f}",
+                   b["source"], format_cost(key, b["cost"].get(key)))  # fmt: skip
+    console.print(at)
+    text = (
+        f"One option per difficulty (exact DP) reaches {a['expected_accuracy']:.3f} expected accuracy at "
+        f"{format_budget(key, a['average_cost'])} on average."
+    )
+    if a.get("best_single_option"):
+        diff = a.get("difference") or {}
+        noise = ""
+        if diff.get("se") is not None:
+            verdict = "within noise" if diff["within_noise"] else "more than one standard error"
+            noise = f": {100 * diff['accuracy']:+.1f} points, {verdict} (SE {100 * diff['se']:.1f} points)"
+        text += (
+            f" The best single option within the same budget, {_choice_text(a['best_single_option'])}, reaches "
+            f"{a['best_single_accuracy']:.3f}{noise}."
+        )
+        ratio = a.get("compute_ratio_at_equal_accuracy")
+        if ratio is not None and ratio >= 1:
+            text += f" At equal accuracy the allocation needs {ratio:.2f}x less {key} than that option."
+        elif ratio is not None:
+            text += f" At equal accuracy the allocation needs {1 / ratio:.2f}x more {key} than that option."
+    else:
+        text += " No single option fits the budget at every difficulty."
+    text += f" Optuna's allocation: {a['optuna_expected_accuracy']:.3f} (gap {a['optuna_gap']:.4f} to the exact DP)."
+    console.print(text, highlight=False, soft_wrap=False)
 
 
 def register(app: typer.Typer) -> None:
     app.command("recommend", short_help="Recommend model, strategy and knobs for a budget.")(recommend)
-    app.command("evaluate", short_help="Plan on half the questions, measure on the other half.")(evaluate)

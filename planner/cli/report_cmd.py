@@ -6,44 +6,69 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail
-
-
-def _pairs(values: list[str] | None) -> dict[str, str]:
-    out = {}
-    for v in values or []:
-        name, sep, spec = v.partition("=")
-        if not sep or not name or not spec:
-            fail(f"--model-spec must look like NAME=CATALOG_NAME_OR_CONFIG, got {v!r}")
-        out[name.strip()] = spec.strip()
-    return out
+from ._common import INPUT, OUTPUT, PRICING, SEARCH, TARGET, console, fail, parse_pairs
 
 
 def report(
     profile: Path = typer.Argument(..., help="Samples folder (from `ttc profile` or `ttc import`)."),
-    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
-    gpu: str = typer.Option("h100", "--gpu", "-g", help="Accelerator from the catalog to price on."),
+    out: Path = typer.Option(
+        Path("report.html"), "--out", "-o", help="HTML file to write.", rich_help_panel=OUTPUT
+    ),
+    gpu: str = typer.Option(
+        "h100", "--gpu", "-g", help="Accelerator from the catalog to price on.", rich_help_panel=PRICING
+    ),
     budget_key: str = typer.Option(
-        "flops", "--budget-key", help="Budgeted cost: flops, tokens, usd, latency_s."
+        "flops", "--budget-key", help="Budgeted cost: flops, tokens, usd, latency_s.", rich_help_panel=TARGET
     ),
     budgets: str = typer.Option(
-        None, "--budgets", help="Comma-separated per-query budgets (default: five from cheap to dear)."
+        None,
+        "--budgets",
+        help="Comma-separated per-query budgets (default: five from cheap to dear).",
+        rich_help_panel=TARGET,
     ),
-    mix: str = typer.Option(None, "--mix", help="Difficulty mix LABEL:WEIGHT,... (default: every question)."),
-    qps: float = typer.Option(10.0, "--qps", help="Target queries per second of the capacity table."),
-    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Queries served together."),
-    risk: str = typer.Option("expected", "--risk", help="expected | conservative."),
+    mix: str = typer.Option(
+        None,
+        "--mix",
+        help="Difficulty mix LABEL:WEIGHT,... (default: every question).",
+        rich_help_panel=TARGET,
+    ),
+    qps: float = typer.Option(
+        10.0, "--qps", help="Target queries per second of the capacity table.", rich_help_panel=PRICING
+    ),
+    concurrency: int = typer.Option(
+        1, "--concurrency", "-c", min=1, help="Queries served together.", rich_help_panel=PRICING
+    ),
+    risk: str = typer.Option("expected", "--risk", help="expected | conservative.", rich_help_panel=TARGET),
     allow_simulated: bool = typer.Option(
-        False, "--allow-simulated", help="Also consider strategies scored by an oracle or simulated verifier."
+        False,
+        "--allow-simulated",
+        help="Also consider strategies scored by an oracle or simulated verifier.",
+        rich_help_panel=SEARCH,
     ),
     model_spec: list[str] = typer.Option(
-        None, "--model-spec", help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG (imported samples)."
+        None,
+        "--model-spec",
+        help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG (imported samples).",
+        rich_help_panel=INPUT,
     ),
     n_boot: int = typer.Option(
-        200, "--n-boot", min=0, help="Question-bootstrap replicates of curves and laws."
+        200,
+        "--n-boot",
+        min=0,
+        help="Question-bootstrap replicates of curves and laws.",
+        rich_help_panel=SEARCH,
     ),
-    no_png: bool = typer.Option(False, "--no-png", help="Do not write the PNGs."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute curves and laws."),
+    splits: int = typer.Option(
+        20,
+        "--splits",
+        min=1,
+        help="Random held-out splits the headline findings are checked on.",
+        rich_help_panel=SEARCH,
+    ),
+    no_png: bool = typer.Option(False, "--no-png", help="Do not write the PNGs.", rich_help_panel=OUTPUT),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="Recompute curves and laws.", rich_help_panel=SEARCH
+    ),
 ) -> None:
     """Write the capacity-planning report: one self-contained HTML page (opens offline), a PNG
     of every chart and a Markdown summary. It shows the best option per budget and difficulty,
@@ -59,8 +84,6 @@ def report(
     """
     from planner.report import build_report
 
-    if risk not in ("expected", "conservative"):
-        fail(f"--risk must be expected or conservative, got {risk!r}")
     try:
         values = [float(v) for v in budgets.split(",")] if budgets else None
     except ValueError:
@@ -68,8 +91,8 @@ def report(
     try:
         files = build_report(
             profile, out, gpu=gpu, budgets=values, budget_key=budget_key, mix=mix, qps=qps, concurrency=concurrency,
-            risk=risk, include_simulated=allow_simulated, model_specs=_pairs(model_spec), n_boot=n_boot,
-            use_cache=not no_cache, png=not no_png,
+            risk=risk, include_simulated=allow_simulated, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
+            use_cache=not no_cache, png=not no_png, n_splits=splits,
         )  # fmt: skip
     except (ValueError, LookupError) as exc:  # SchemaError, SpecError, CatalogError, PlanError, bad requests
         fail(str(exc))

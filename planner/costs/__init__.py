@@ -7,11 +7,15 @@ step, Kinetics-style effective FLOPs, roofline latency on an accelerator, dollar
 API tokens) and the GPUs a target QPS needs. Each formula, with its units and source, is in
 the docstring of the module that implements it:
 
-* :mod:`.spec` — parameters (total, active) and KV bytes per token from a config
+* :mod:`.spec` — parameters (total, active), KV bytes per token, context limit from a config
+  (families in :mod:`._hf_config`) or from given numbers (:mod:`.given`)
 * :mod:`.flops` — forward FLOPs
 * :mod:`.memory` — KV bytes, weight and KV traffic, effective FLOPs
+* :mod:`.lengths` — per-sample generated lengths (:class:`TokenLengths`)
 * :mod:`.workload` — the execution shape of each strategy (:class:`Workload`, :class:`Phase`)
-* :mod:`.latency` — roofline latency
+* :mod:`.execution` — one execution's expected FLOPs, tokens, KV reads, steps and peak KV
+* :mod:`.serving` — the serving assumptions: concurrency, tensor parallelism
+* :mod:`.latency` — roofline latency and GPU time in a continuously batched replica
 * :mod:`.dollars` — self-hosted and API dollars
 * :mod:`.estimate` — everything for one execution (:func:`estimate_cost`)
 * :mod:`.capacity` — GPUs for a target QPS (:func:`plan_capacity`)
@@ -25,19 +29,38 @@ from __future__ import annotations
 from ..catalog import ApiPrice, HardwareSpec, calibrate_cpu, get_api_price, get_hardware
 from .capacity import CapacityPlan, plan_capacity
 from .dollars import ApiCost, api_cost, api_usd, gpu_seconds, self_hosted_usd
-from .estimate import CostEstimate, auto_tp, estimate_cost, kv_peak_bytes
+from .estimate import CostEstimate, auto_tp, estimate_cost, memory_needed_bytes
+from .execution import Tally, check_context, kv_peak_bytes, tally
 from .flops import decode_flops, forward_flops, prefill_flops, sum_capped, token_flops
-from .latency import LatencyBreakdown, StepTrace, estimate_latency, roofline_time_s, workload_steps
-from .memory import decode_step_bytes, effective_flops, experts_touched, kv_cache_bytes, weight_bytes_read
+from .given import parse_model_spec
+from .latency import (
+    LatencyBreakdown,
+    StepTrace,
+    estimate_latency,
+    roofline_time_s,
+    traffic_bytes,
+    workload_steps,
+)
+from .lengths import TokenLengths
+from .memory import (
+    decode_step_bytes,
+    effective_flops,
+    experts_touched,
+    kv_cache_bytes,
+    kv_read_bytes,
+    weight_bytes_read,
+)
 from .samples import price_samples
+from .serving import DEFAULT_CONCURRENCY, DEFAULT_MAX_GPUS, check_tp, choose_tp, tp_degrees
 from .spec import DTYPE_BYTES, SUPPORTED_MODEL_TYPES, LayerSpec, ModelSpec, SpecError, lab_checkpoint_dirs
-from .workload import STRATEGY_KNOBS, Phase, Workload
+from .workload import Phase, Workload
 
 __all__ = [
     # spec
     "ModelSpec",
     "LayerSpec",
     "SpecError",
+    "parse_model_spec",
     "SUPPORTED_MODEL_TYPES",
     "DTYPE_BYTES",
     "lab_checkpoint_dirs",
@@ -49,17 +72,19 @@ __all__ = [
     "sum_capped",
     # memory
     "kv_cache_bytes",
+    "kv_read_bytes",
     "experts_touched",
     "weight_bytes_read",
     "decode_step_bytes",
     "effective_flops",
-    # workload
+    # lengths and workload
+    "TokenLengths",
     "Workload",
     "Phase",
-    "STRATEGY_KNOBS",
     # latency
     "StepTrace",
     "LatencyBreakdown",
+    "traffic_bytes",
     "workload_steps",
     "roofline_time_s",
     "estimate_latency",
@@ -69,10 +94,19 @@ __all__ = [
     "self_hosted_usd",
     "api_usd",
     "api_cost",
-    # estimate and capacity
+    # execution, serving, estimate and capacity
+    "Tally",
+    "tally",
+    "check_context",
+    "kv_peak_bytes",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_GPUS",
+    "tp_degrees",
+    "check_tp",
+    "choose_tp",
     "CostEstimate",
     "estimate_cost",
-    "kv_peak_bytes",
+    "memory_needed_bytes",
     "auto_tp",
     "CapacityPlan",
     "plan_capacity",

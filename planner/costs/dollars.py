@@ -1,10 +1,13 @@
 """Dollars: GPU time for self-hosted serving, tokens for an API.
 
-Self-hosted: one execution among ``concurrency`` running together on a replica of ``tp`` GPUs
-occupies ``tp * latency_s / concurrency`` GPU-seconds (the replica's throughput is
-``concurrency / latency_s`` executions per second), priced at the GPU-hour rate:
+Self-hosted: one execution occupies ``tp x replica_s`` GPU-seconds, its share of a replica of
+``tp`` GPUs (:class:`~planner.costs.latency.LatencyBreakdown`: its prefill steps' share plus
+its decode tokens' share of the batched decode steps), priced at the GPU-hour rate:
 
-.. math:: \\mathrm{USD} = \\frac{\\tau \\, t}{c} \\cdot \\frac{p_{hour}}{3600}
+.. math:: \\mathrm{USD} = \\tau \\, t_{replica} \\cdot \\frac{p_{hour}}{3600}
+
+(:func:`gpu_seconds` is the lockstep special case ``tau t / c`` for ``c`` executions that
+start and end together.)
 
 API: every sequence of every call is a stateless request that sends its whole context
 (:attr:`Workload.request_input_tokens`) and is billed its generated tokens (reasoning tokens
@@ -77,9 +80,9 @@ class ApiCost:
     """An API bill for one execution (tokens and US$), with the price's provenance."""
 
     api: str
-    input_tokens: int
-    cached_input_tokens: int
-    output_tokens: int
+    input_tokens: float
+    cached_input_tokens: float
+    output_tokens: float
     usd: float
     price_date: str
     price_source: str
@@ -90,7 +93,8 @@ class ApiCost:
 
 
 def api_cost(workload: Workload, price: ApiPrice) -> ApiCost:
-    """The API bill of one execution of ``workload`` (module docstring).
+    """The API bill of one execution of ``workload`` (module docstring); with per-sample lengths,
+    the expected bill (token counts are then expectations, possibly fractional).
 
     Examples
     --------
@@ -105,6 +109,9 @@ def api_cost(workload: Workload, price: ApiPrice) -> ApiCost:
     if workload.prefix_sharing and price.cached_input_usd_per_mtok is not None:
         cached = max(requests - 1, 0) * workload.prompt_tokens
     outputs = workload.generated_tokens
+    inputs, cached, outputs = (
+        int(x) if float(x).is_integer() else float(x) for x in (inputs, cached, outputs)
+    )
     return ApiCost(
         api=price.name,
         input_tokens=inputs,

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .flops import sum_capped
 from .spec import ModelSpec
 
 __all__ = [
     "kv_cache_bytes",
+    "kv_read_bytes",
     "experts_touched",
     "weight_bytes_read",
     "decode_step_bytes",
@@ -59,6 +61,34 @@ def kv_cache_bytes(spec: ModelSpec, context_tokens):
     out = b * (spec.num_layers - n_slid) * t
     if n_slid:
         out = out + b * n_slid * np.minimum(t, spec.sliding_window)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def kv_read_bytes(spec: ModelSpec, context_tokens, gen_tokens):
+    """KV-cache bytes one sequence reads and writes while it generates ``gen_tokens`` tokens
+    after ``context_tokens`` of context: step ``j`` reads the ``C + j`` cached tokens and
+    writes one, ``KV(C + j + 1)`` bytes.
+
+    .. math:: \\sum_{j=1}^{G} \\mathrm{KV}(C + j)
+              = b \\big[ L_{full} S(C, G) + L_{slid} S_W(C, G) \\big]
+
+    with ``S`` = :func:`~planner.costs.flops.sum_capped` (closed form: memory and time do not
+    grow with ``G``) and ``b`` = :attr:`ModelSpec.kv_bytes_per_token_per_layer`. Sums of
+    :func:`kv_cache_bytes` over the steps (the loop :func:`decode_step_bytes` prices one
+    step of).
+
+    Examples
+    --------
+    >>> from planner.costs import ModelSpec
+    >>> spec = ModelSpec.from_catalog("llama-3.1-8b")
+    >>> kv_read_bytes(spec, 100, 3) == sum(kv_cache_bytes(spec, 100 + j + 1) for j in range(3))
+    True
+    """
+    b = spec.kv_bytes_per_token_per_layer
+    n_slid = spec.num_sliding_layers
+    out = b * (spec.num_layers - n_slid) * sum_capped(context_tokens, gen_tokens, None)
+    if n_slid:
+        out = out + b * n_slid * sum_capped(context_tokens, gen_tokens, spec.sliding_window)
     return float(out) if np.ndim(out) == 0 else out
 
 
@@ -97,7 +127,7 @@ def weight_bytes_read(spec: ModelSpec, batch_tokens):
             experts = experts + experts_touched(la.num_experts, la.experts_per_token, b) * la.expert_matmul
     head = spec.vocab_size * spec.hidden_size  # LM head (the embedding matrix when tied)
     rows = 0.0 if spec.tie_word_embeddings else np.minimum(b, spec.vocab_size) * spec.hidden_size
-    out = spec.weight_bytes_per_param * (fixed + head + spec.hidden_size + experts + rows)
+    out = spec.weight_bytes_per_param * (fixed + head + spec.params_final_norm + experts + rows)
     return float(out) if np.ndim(out) == 0 else out
 
 

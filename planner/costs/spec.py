@@ -1,28 +1,12 @@
-"""Model specs: parameter counts (total and active) and KV bytes per token from a HF config.
+"""Model specs: parameter counts (total and active), KV bytes per token and the context limit.
 
 :class:`ModelSpec` is built from a Hugging Face ``config.json`` (a folder, a file, a dict or a
-``PretrainedConfig``), from the catalog, or from the run metadata the profiler stores beside
-its shards. Counts are exact for the supported families, parameter by parameter as
-``transformers`` instantiates them (tested against ``numel()`` of ``from_config`` models):
-
-========================  ==============================================================
-family (``model_type``)   what is counted per layer
-========================  ==============================================================
-llama, mistral            q, k, v, o; gate/up/down MLP; 2 RMSNorms (+ biases when
-                          ``attention_bias`` / ``mlp_bias``)
-qwen2                     as llama, plus q/k/v biases (always on in Qwen2)
-qwen3                     as llama, plus per-head q/k RMSNorms (``head_dim`` each)
-mixtral                   router (E x hidden) + E experts (gate/up/down) in every layer
-qwen2_moe                 router, E experts of ``moe_intermediate_size``, one shared
-                          expert of ``shared_expert_intermediate_size`` and its 1-output
-                          gate; q/k/v biases (``qkv_bias``); dense layers per
-                          ``decoder_sparse_step`` / ``mlp_only_layers``
-qwen3_moe                 router and E experts, no shared expert; q/k norms
-deepseek_v2, deepseek_v3  multi-head latent attention (q LoRA or q_proj, kv_a with the
-                          shared rope key, kv_b, o, 2 latent norms); the first
-                          ``first_k_dense_replace`` layers dense, then router + E experts
-                          + ``n_shared_experts`` shared experts
-========================  ==============================================================
+``PretrainedConfig``; the supported families and what is counted are listed in
+:mod:`planner.costs._hf_config`), from the catalog, from the run metadata the profiler stores
+beside its shards, or from a few given numbers for an architecture none of those cover
+(:meth:`ModelSpec.from_numbers`, :func:`parse_model_spec`: ``NAME=params:8.0e9,layers:32,
+kv_heads:8,head_dim:128``). Counts from a config are exact, parameter by parameter as
+``transformers`` instantiates them (tested against ``numel()`` of ``from_config`` models).
 
 Embedding and LM head are counted (once when tied). *Active* parameters are those one token
 uses: every non-expert weight plus ``experts_per_token`` routed experts per MoE layer
@@ -40,10 +24,11 @@ Sliding-window layers hold at most ``sliding_window`` tokens (see
 
 from __future__ import annotations
 
+import difflib
 import json
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +46,12 @@ SUPPORTED_MODEL_TYPES = (
     "mistral",
     "qwen2",
     "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "gemma3_text",
+    "phi3",
+    "gpt_neox",
     "mixtral",
     "qwen2_moe",
     "qwen3_moe",
@@ -158,6 +149,9 @@ class ModelSpec:
     qk_rope_head_dim: int = 0
     qk_nope_head_dim: int = 0
     v_head_dim: int = 0
+    final_norm_params: int | None = None  # None: one RMSNorm of hidden_size weights
+    max_context_tokens: int | None = None  # longest sequence the model takes (None: not stated)
+    assumptions: tuple[str, ...] = ()  # what was assumed rather than read (given-number specs)
     source: str = ""
     config: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -173,13 +167,19 @@ class ModelSpec:
         return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
 
     @property
+    def params_final_norm(self) -> int:
+        """Parameters outside the layers besides the embedding and LM head: the final norm
+        (``hidden_size`` weights; ``2 hidden_size`` for a LayerNorm with bias)."""
+        return self.hidden_size if self.final_norm_params is None else self.final_norm_params
+
+    @property
     def params_total(self) -> int:
         """Every parameter: embedding, LM head (once if tied), all layers, final norm."""
         return (
             self.params_embedding
             + self.params_lm_head
             + sum(la.params_total for la in self.layers)
-            + self.hidden_size
+            + self.params_final_norm
         )
 
     @property
@@ -190,7 +190,7 @@ class ModelSpec:
             self.params_embedding
             + self.params_lm_head
             + sum(la.params_active for la in self.layers)
-            + self.hidden_size
+            + self.params_final_norm
         )
 
     @property
@@ -292,6 +292,8 @@ class ModelSpec:
             "dtype": self.dtype,
             "weight_bytes_per_param": self.weight_bytes_per_param,
             "sliding_window": self.sliding_window,
+            "max_context_tokens": self.max_context_tokens,
+            "assumptions": list(self.assumptions),
             "source": self.source,
         }
 
@@ -315,8 +317,10 @@ class ModelSpec:
 
         Raises :class:`SpecError` naming the source and the missing or bad field.
         """
-        cfg, source = _load_config(config)
-        return _build(cfg, source=source, name=name, dtype=dtype, kv_dtype=kv_dtype)
+        from ._hf_config import build_spec, load_config
+
+        cfg, source = load_config(config)
+        return build_spec(cfg, source=source, name=name, dtype=dtype, kv_dtype=kv_dtype)
 
     @classmethod
     def from_catalog(
@@ -324,11 +328,15 @@ class ModelSpec:
     ) -> ModelSpec:
         """Spec of a catalog model (``llama-3.1-70b``, ``qwen3-30b-a3b``, ``deepseek-v3``...)."""
         from ..catalog import get_model_entry
+        from ._hf_config import build_spec
 
         entry = get_model_entry(name, extra_file=extra_file)
-        return _build(
-            dict(entry.config), source=entry.source or f"catalog:{entry.name}", name=entry.name, dtype=dtype
-        )
+        source = entry.source or f"catalog:{entry.name}"
+        if entry.numbers:
+            from .given import spec_from_fields
+
+            return spec_from_fields(entry.name, dict(entry.numbers), where=source, dtype=dtype)
+        return build_spec(dict(entry.config), source=source, name=entry.name, dtype=dtype)
 
     @classmethod
     def from_run_metadata(cls, meta: Mapping[str, Any] | str | Path) -> ModelSpec:
@@ -345,7 +353,9 @@ class ModelSpec:
                 raise SpecError(f"{where}: cannot read run metadata: {exc}") from None
         if not isinstance(meta, Mapping) or not isinstance(meta.get("config"), Mapping):
             raise SpecError(f"{where}: needs a 'config' object (the model's config.to_dict())")
-        spec = _build(
+        from ._hf_config import build_spec
+
+        spec = build_spec(
             dict(meta["config"]),
             source=f"{where} ({meta.get('path', meta.get('model', ''))})",
             name=meta.get("model"),
@@ -362,27 +372,58 @@ class ModelSpec:
         return spec
 
     @classmethod
-    def resolve(
-        cls, model: str | Path, *, extra_file: str | Path | None = None, dtype: str | None = None
-    ) -> ModelSpec:
-        """Spec for ``model``: a catalog name, else a path to a config folder/file, else the name
-        of a lab checkpoint under ``profiling/lab/checkpoints/``. The error lists what is known."""
-        from ..catalog import CatalogError
+    def from_numbers(cls, name: str, **numbers: Any) -> ModelSpec:
+        """Spec of an architecture no config covers, from a few given numbers: ``params``,
+        ``layers``, ``kv_heads``, ``head_dim`` and optionally ``active_params``, ``heads``,
+        ``hidden``, ``experts``, ``experts_per_token``, ``context``, ``dtype`` (see
+        :func:`planner.costs.given.spec_from_numbers` for what is assumed).
 
+        Examples
+        --------
+        >>> spec = ModelSpec.from_numbers("mine", params=8.0e9, layers=32, kv_heads=8, head_dim=128)
+        >>> spec.params_total, spec.kv_bytes_per_token
+        (8000000000, 131072.0)
+        """
+        from .given import spec_from_numbers
+
+        return spec_from_numbers(name, **numbers)
+
+    @classmethod
+    def resolve(
+        cls,
+        model: str | Path,
+        *,
+        extra_file: str | Path | None = None,
+        dtype: str | None = None,
+        name: str | None = None,
+    ) -> ModelSpec:
+        """Spec for ``model``: given numbers (``NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128``
+        or the same without ``NAME=``), a catalog name, a path to a config folder/file, or the name
+        of a lab checkpoint under ``profiling/lab/checkpoints/``. The one-line error names the
+        closest catalog names, not the whole catalog."""
+        from ..catalog import CatalogError, load_catalog
+        from .given import looks_like_numbers, parse_model_spec
+
+        text = str(model)
+        if looks_like_numbers(text):
+            return parse_model_spec(text, name=name, dtype=dtype)
         try:
-            return cls.from_catalog(str(model), extra_file=extra_file, dtype=dtype)
-        except CatalogError as exc:
-            catalog_error = str(exc)
+            spec = cls.from_catalog(text, extra_file=extra_file, dtype=dtype)
+            return spec if name is None else replace(spec, name=name)
+        except CatalogError:
+            pass
         path = Path(model)
         if path.exists():
-            return cls.from_hf_config(path, dtype=dtype)
+            return cls.from_hf_config(path, dtype=dtype, name=name)
         for ckpt in lab_checkpoint_dirs():
-            if ckpt.name == str(model):
-                return cls.from_hf_config(ckpt, name=ckpt.name, dtype=dtype)
-        labs = [p.name for p in lab_checkpoint_dirs()]
-        extra = f"; lab checkpoints: {', '.join(labs)}" if labs else ""
+            if ckpt.name == text:
+                return cls.from_hf_config(ckpt, name=name or ckpt.name, dtype=dtype)
+        names = load_catalog(extra_file).names("models") + [p.name for p in lab_checkpoint_dirs()]
+        close = difflib.get_close_matches(text.lower(), names, n=4, cutoff=0.5)
+        hint = f" (closest: {', '.join(close)})" if close else ""
         raise SpecError(
-            f"{catalog_error.replace('unknown model', 'unknown model (not a path either)')}{extra}"
+            f"unknown model {text!r}: not a catalog name, a config path or a lab checkpoint{hint}; "
+            "give its numbers instead, e.g. NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128"
         )
 
 
@@ -397,250 +438,3 @@ def lab_checkpoint_dirs() -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if (p / "config.json").is_file())
-
-
-# ---- building ------------------------------------------------------------------------------------
-_MISSING = object()
-
-
-def _load_config(config: Any) -> tuple[dict[str, Any], str]:
-    if isinstance(config, (str, Path)):
-        path = Path(config)
-        if path.is_dir():
-            path = path / "config.json"
-        try:
-            return json.loads(path.read_text()), str(path)
-        except FileNotFoundError:
-            raise SpecError(
-                f"{path}: no such config file (expected a HF config.json or a folder holding one)"
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{path}: not valid JSON: {exc}") from None
-    if isinstance(config, Mapping):
-        return dict(config), "config dict"
-    if hasattr(config, "to_dict"):
-        return dict(config.to_dict()), f"{type(config).__name__}"
-    raise SpecError(f"expected a config.json path, a dict or a PretrainedConfig, got {type(config).__name__}")
-
-
-class _Cfg:
-    """Field access with errors that name the source and the field."""
-
-    def __init__(self, cfg: dict[str, Any], source: str):
-        self.cfg, self.source = cfg, source
-        self.model_type = str(cfg.get("model_type", ""))
-
-    def get(self, key: str, default: Any = _MISSING, *aliases: str) -> Any:
-        for k in (key, *aliases):
-            if self.cfg.get(k) is not None:
-                return self.cfg[k]
-        if default is _MISSING:
-            raise SpecError(f"{self.source}: missing field {key!r} (model_type {self.model_type!r})")
-        return default
-
-    def int(self, key: str, default: Any = _MISSING, *aliases: str) -> int:
-        value = self.get(key, default, *aliases)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise SpecError(f"{self.source}: field {key!r} must be a non-negative integer, got {value!r}")
-        return value
-
-
-def _dtype_bytes(name: Any, where: str, field_name: str) -> tuple[str, float]:
-    text = str(name).removeprefix("torch.").lower()
-    if text not in DTYPE_BYTES:
-        raise SpecError(
-            f"{where}: field {field_name!r}: unknown dtype {name!r}; known: {', '.join(sorted(DTYPE_BYTES))}"
-        )
-    return text, DTYPE_BYTES[text]
-
-
-def _layer_types(c: _Cfg, n_layers: int) -> tuple[list[bool], int | None]:
-    """Which layers use sliding-window attention, and the window."""
-    mt = c.model_type
-    window = c.get("sliding_window", None)
-    types = c.get("layer_types", None)
-    if mt.startswith("qwen") and not c.get("use_sliding_window", False):
-        window = None
-    if isinstance(types, list) and len(types) == n_layers:
-        sliding = [t == "sliding_attention" for t in types]
-        return sliding, (int(window) if window and any(sliding) else None)
-    if not window:
-        return [False] * n_layers, None
-    if mt in ("mistral", "mixtral"):
-        return [True] * n_layers, int(window)
-    if mt.startswith("qwen"):
-        first = c.int("max_window_layers", n_layers)
-        sliding = [i >= first for i in range(n_layers)]
-        return sliding, (int(window) if any(sliding) else None)
-    return [False] * n_layers, None
-
-
-def _build(
-    cfg: dict[str, Any], *, source: str, name: str | None, dtype: str | None, kv_dtype: str | None = None
-) -> ModelSpec:
-    c = _Cfg(cfg, source)
-    mt = c.model_type
-    if mt not in SUPPORTED_MODEL_TYPES:
-        raise SpecError(
-            f"{source}: field 'model_type' is {mt!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
-            if mt
-            else f"{source}: missing field 'model_type'"
-        )
-    h = c.int("hidden_size")
-    n_layers = c.int("num_hidden_layers")
-    n_heads = c.int("num_attention_heads")
-    n_kv = c.int("num_key_value_heads", n_heads)
-    if n_heads == 0 or n_kv == 0 or n_heads % n_kv:
-        raise SpecError(
-            f"{source}: num_attention_heads={n_heads} must be a positive multiple of num_key_value_heads={n_kv}"
-        )
-    head_dim = c.int("head_dim", h // n_heads)
-    vocab = c.int("vocab_size")
-    tie = bool(c.get("tie_word_embeddings", False))
-    sliding, window = _layer_types(c, n_layers)
-
-    dtype_name, dtype_b = _dtype_bytes(
-        dtype or c.get("dtype", None, "torch_dtype") or "bfloat16", source, "dtype"
-    )
-    weight_b = dtype_b
-    quant = c.get("quantization_config", None)
-    if dtype is None and isinstance(quant, Mapping):
-        method = str(quant.get("quant_method", "")).lower()
-        bits = quant.get("bits") or quant.get("weight_bits")
-        if method == "fp8":
-            weight_b = 1.0
-        elif isinstance(bits, int) and bits > 0:
-            weight_b = bits / 8.0
-    kv_b = _dtype_bytes(kv_dtype, source, "kv_dtype")[1] if kv_dtype else dtype_b
-
-    mla = mt.startswith("deepseek")
-    layers = []
-    kw_mla: dict[str, int] = {}
-    if mla:
-        kv_lora = c.int("kv_lora_rank")
-        rope = c.int("qk_rope_head_dim")
-        nope = c.int("qk_nope_head_dim")
-        v_dim = c.int("v_head_dim")
-        q_lora = c.get("q_lora_rank", None)
-        kw_mla = dict(kv_lora_rank=kv_lora, qk_rope_head_dim=rope, qk_nope_head_dim=nope, v_head_dim=v_dim)
-        head_dim = nope + rope
-    for i in range(n_layers):
-        if mla:
-            attn, attn_other, kv_up = _mla_attention(c, h, n_heads, q_lora, kv_lora, rope, nope, v_dim)
-        else:
-            attn, attn_other = _mha_attention(c, h, n_heads, n_kv, head_dim)
-            kv_up = 0
-        dense, expert, n_exp, top_k, mlp_other = _mlp(c, i, h)
-        layers.append(
-            LayerSpec(
-                attn_matmul=attn,
-                dense_matmul=dense,
-                expert_matmul=expert,
-                num_experts=n_exp,
-                experts_per_token=top_k,
-                other=attn_other + mlp_other + 2 * h,  # + input and post-attention norms
-                sliding=sliding[i],
-                kv_up_matmul=kv_up,
-            )
-        )
-    if mla:
-        kind = "MLA"
-    elif n_kv == n_heads:
-        kind = "MHA"
-    elif n_kv == 1:
-        kind = "MQA"
-    else:
-        kind = "GQA"
-    return ModelSpec(
-        name=name or str(cfg.get("_name_or_path") or cfg.get("name") or mt),
-        model_type=mt,
-        num_layers=n_layers,
-        hidden_size=h,
-        num_heads=n_heads,
-        num_kv_heads=1 if mla else n_kv,
-        head_dim=head_dim,
-        vocab_size=vocab,
-        tie_word_embeddings=tie,
-        layers=tuple(layers),
-        attention=kind,
-        weight_bytes_per_param=weight_b,
-        kv_dtype_bytes=kv_b,
-        dtype=dtype_name,
-        sliding_window=window,
-        source=source,
-        config=cfg,
-        **kw_mla,
-    )
-
-
-def _mha_attention(c: _Cfg, h: int, n_heads: int, n_kv: int, d: int) -> tuple[int, int]:
-    """(matmul weights, biases + norms) of a q/k/v/o attention block."""
-    q, kv, o = h * n_heads * d, h * n_kv * d, n_heads * d * h
-    matmul = q + 2 * kv + o
-    mt = c.model_type
-    other = 0
-    if mt == "qwen2" or (mt == "qwen2_moe" and c.get("qkv_bias", True)):
-        other += n_heads * d + 2 * n_kv * d  # q, k, v biases
-    if mt in ("llama", "qwen3", "qwen3_moe") and c.get("attention_bias", False):
-        other += n_heads * d + 2 * n_kv * d + h  # q, k, v and o biases
-    if mt in ("qwen3", "qwen3_moe"):
-        other += 2 * d  # per-head q_norm and k_norm
-    return matmul, other
-
-
-def _mla_attention(
-    c: _Cfg, h: int, n_heads: int, q_lora: int | None, kv_lora: int, rope: int, nope: int, v_dim: int
-) -> tuple[int, int, int]:
-    """(matmul weights, biases + norms, kv_b entries) of multi-head latent attention."""
-    qk = nope + rope
-    bias = bool(c.get("attention_bias", False))
-    if q_lora:
-        q = h * q_lora + q_lora * n_heads * qk
-        other = q_lora + (q_lora if bias else 0)  # q_a_layernorm (+ q_a bias)
-    else:
-        q = h * n_heads * qk
-        other = 0
-    kv_a = h * (kv_lora + rope)
-    kv_b = kv_lora * n_heads * (nope + v_dim)
-    o = n_heads * v_dim * h
-    other += kv_lora  # kv_a_layernorm
-    if bias:
-        other += (kv_lora + rope) + h  # kv_a and o biases
-    return q + kv_a + kv_b + o, other, kv_b
-
-
-def _mlp(c: _Cfg, i: int, h: int) -> tuple[int, int, int, int, int]:
-    """(dense matmul weights incl. shared experts and router, one expert's weights, experts,
-    experts per token, biases) of layer ``i``'s feed-forward block."""
-    mt = c.model_type
-
-    def swiglu(inter: int) -> int:
-        return 3 * h * inter
-
-    if mt in ("llama", "mistral", "qwen2", "qwen3"):
-        inter = c.int("intermediate_size")
-        bias = 2 * inter + h if (mt == "llama" and c.get("mlp_bias", False)) else 0
-        return swiglu(inter), 0, 0, 0, bias
-    if mt == "mixtral":
-        n_exp = c.int("num_local_experts")
-        return n_exp * h, swiglu(c.int("intermediate_size")), n_exp, c.int("num_experts_per_tok"), 0
-    if mt in ("qwen2_moe", "qwen3_moe"):
-        n_exp = c.int("num_experts", 0, "num_local_experts")
-        step = max(c.int("decoder_sparse_step", 1), 1)
-        moe = i not in (c.get("mlp_only_layers", None) or []) and n_exp > 0 and (i + 1) % step == 0
-        if not moe:
-            return swiglu(c.int("intermediate_size")), 0, 0, 0, 0
-        dense = n_exp * h  # router
-        if mt == "qwen2_moe":
-            shared = c.int("shared_expert_intermediate_size", 0)
-            if shared:
-                dense += swiglu(shared) + h  # shared expert and its sigmoid gate (hidden -> 1)
-        return dense, swiglu(c.int("moe_intermediate_size")), n_exp, c.int("num_experts_per_tok"), 0
-    # deepseek_v2 / deepseek_v3
-    n_exp = c.int("n_routed_experts", 0)
-    freq = max(c.int("moe_layer_freq", 1), 1)
-    if n_exp == 0 or i < c.int("first_k_dense_replace", 0) or i % freq != 0:
-        return swiglu(c.int("intermediate_size")), 0, 0, 0, 0
-    moe_inter = c.int("moe_intermediate_size")
-    dense = n_exp * h + swiglu(moe_inter * c.int("n_shared_experts", 0))
-    return dense, swiglu(moe_inter), n_exp, c.int("num_experts_per_tok"), 0

@@ -6,25 +6,32 @@ tokens per sample, rounds, steps, whether the backend shares prefixes); its
 :meth:`Workload.phases` lists the engine calls (:class:`Phase`), which run one after another.
 Every cost (FLOPs, KV peak, memory traffic, latency, API bill) is computed from the phases.
 
-========================  =====================================================================
-strategy (knobs)          phases
-========================  =====================================================================
-``greedy``                one call, 1 sequence of ``G`` tokens
-``pool:n=``               one call, ``n`` sequences of ``G`` tokens from one prompt
-``beam:width=W,``         ``S`` steps of ``g = ceil(G / S)`` tokens; each step decodes
-``expansions=E,steps=S``  ``W * E`` candidates (``W`` beams x ``E`` continuations) from the kept
-                          beams' partial chains (``max_steps=`` is accepted for ``steps=``)
-``refine:rounds=R``       a first chain of ``G`` tokens, then ``R`` revisions that keep a
-                          fraction ``keep`` (default 0.5, an ASSUMPTION: the first rejected
-                          step is on average half-way) and regenerate the rest
-``budget:tokens=T``       thinking capped at ``min(G, T)`` tokens, then a forced answer of
-                          ``answer_tokens`` (default 32) tokens
-``hybrid:n=,rounds=``     ``n`` chains from one prompt, each refined ``rounds`` times
-========================  =====================================================================
+============================  =================================================================
+strategy (knobs)              phases
+============================  =================================================================
+``greedy``                    one call, 1 sequence of ``G`` tokens
+``pool:n=``                   one call, ``n`` sequences of ``G`` tokens from one prompt
+``beam:width=W,``             ``S`` steps of ``g = ceil(G / S)`` tokens; each step decodes
+``expansions=E,max_steps=S``  ``W * E`` candidates (``W`` beams x ``E`` continuations) from the
+                              kept beams' partial chains (``steps=`` is accepted for ``max_steps=``)
+``refine:rounds=R``           a first chain of ``G`` tokens, then ``R`` revisions that keep a
+                              fraction ``keep`` (default 0.5, an ASSUMPTION: the first rejected
+                              step is on average half-way) and regenerate the rest
+``budget:tokens=T``           thinking capped at ``min(G, T)`` tokens, then a forced answer of
+                              ``answer_tokens`` (default 32) tokens
+``hybrid:n=,rounds=``         ``n`` chains from one prompt, each refined ``rounds`` times
+============================  =================================================================
 
 ``G`` (``gen_tokens``) is the length of one chain: a sample, a beam's full solution, one
-refinement attempt. Sampling knobs (``temperature``, ``top_p``, ``cot``, ``reward``, ``prm``,
-``verifier``, ``seed``) do not change the cost and are accepted and ignored.
+refinement attempt. It can be one number (every chain alike) or a distribution of per-sample
+lengths (:class:`~planner.costs.lengths.TokenLengths`: the measured lengths, or their mean,
+mean of squares and max); the costs are then expectations over it, each chain priced at its
+own length (:func:`planner.costs.estimate.estimate_cost`). Pool and hybrid chains are drawn
+independently (the pool waits for its longest); a beam's or refinement's chains share one
+length per execution. The knobs, their defaults and the shape of each strategy come from its
+descriptor (:data:`profiling.strategies.DESCRIPTORS`, the one the profiler uses); knobs that
+do not change the cost (``temperature``, ``top_p``, ``cot``, ``reward``, ``prm``,
+``verifier``) are accepted and ignored.
 
 Prefix sharing (``prefix_sharing=True``: vLLM automatic prefix caching, SGLang's radix cache)
 prefills a common prompt once, holds its KV once, and keeps the KV of earlier calls' tokens
@@ -36,30 +43,23 @@ its whole context.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from profiling.strategies import DESCRIPTORS, get_descriptor
 from profiling.strategy_spec import StrategySpec, parse_strategy_spec
 
-__all__ = ["Phase", "Workload", "STRATEGY_KNOBS"]
+from .lengths import TokenLengths
 
-#: cost-relevant knobs per strategy (name -> default); sampling knobs are ignored
-STRATEGY_KNOBS: dict[str, dict[str, Any]] = {
-    "greedy": {},
-    "pool": {"n": 16},
-    "beam": {"width": 4, "expansions": 2, "steps": 12},
-    "refine": {"rounds": 2, "keep": 0.5},
-    "budget": {"tokens": 64, "answer_tokens": 32},
-    "hybrid": {"n": 4, "rounds": 2, "keep": 0.5},
-}
-_IGNORED_KNOBS = {"temperature", "top_p", "cot", "reward", "prm", "verifier", "seed"}
-_KNOB_ALIASES = {"beam": {"max_steps": "steps"}}
+__all__ = ["Phase", "Workload"]
 
 
 @dataclass(frozen=True)
 class Phase:
     """One engine call: ``sequences`` sequences, each attending to ``context_tokens`` tokens when
-    its decoding starts, generate ``gen_tokens`` tokens each.
+    its decoding starts, generate ``gen_tokens`` tokens each (token counts may be fractional
+    when they come from a mean).
 
     ``prefill_chunks`` separate prefills of ``prefill_tokens`` new tokens each run first (on top
     of ``context_tokens - prefill_tokens`` already cached); 1 chunk = one shared prompt,
@@ -68,24 +68,21 @@ class Phase:
     """
 
     sequences: int
-    context_tokens: int
-    gen_tokens: int
+    context_tokens: float
+    gen_tokens: float
     prefill_chunks: int
-    prefill_tokens: int
-    kv_tokens_start: int
+    prefill_tokens: float
+    kv_tokens_start: float
 
     def __post_init__(self) -> None:
-        for name in (
-            "sequences",
-            "context_tokens",
-            "gen_tokens",
-            "prefill_chunks",
-            "prefill_tokens",
-            "kv_tokens_start",
-        ):
+        for name in ("sequences", "prefill_chunks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Phase.{name} must be a non-negative integer, got {value!r}")
+        for name in ("context_tokens", "gen_tokens", "prefill_tokens", "kv_tokens_start"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"Phase.{name} must be a non-negative number, got {value!r}")
         if self.sequences < 1:
             raise ValueError("Phase.sequences must be >= 1")
         if self.prefill_tokens > self.context_tokens:
@@ -106,8 +103,8 @@ class Workload:
     Parameters
     ----------
     strategy : strategy family (``greedy``, ``pool``, ``beam``, ``refine``, ``budget``, ``hybrid``).
-    prompt_tokens : tokens of the prompt ``P``.
-    gen_tokens : tokens of one chain ``G`` (module docstring).
+    prompt_tokens : tokens of the prompt ``P`` (0 when unknown: only the generated tokens are priced).
+    gen_tokens : tokens of one chain ``G`` (module docstring); the mean of ``lengths`` when given.
     samples : parallel sequences: ``n`` for pool/hybrid, beam width ``W`` for beam, else 1.
     expansions : beam continuations per beam and step ``E``.
     steps : beam steps ``S``.
@@ -116,6 +113,7 @@ class Workload:
     budget_tokens : thinking-token cap of budget forcing (None: no cap).
     answer_tokens : tokens of the forced answer (budget forcing).
     prefix_sharing : the backend shares common prefixes (module docstring).
+    lengths : the distribution of one chain's length (None: every chain has ``gen_tokens``).
 
     Examples
     --------
@@ -128,7 +126,7 @@ class Workload:
 
     strategy: str
     prompt_tokens: int
-    gen_tokens: int
+    gen_tokens: float
     samples: int = 1
     expansions: int = 1
     steps: int = 1
@@ -138,12 +136,16 @@ class Workload:
     answer_tokens: int = 0
     prefix_sharing: bool = True
     knobs: dict[str, Any] = field(default_factory=dict, compare=False)
+    lengths: TokenLengths | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGY_KNOBS:
-            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGY_KNOBS)}")
-        for name in ("prompt_tokens", "gen_tokens", "answer_tokens", "rounds"):
+        if self.strategy not in DESCRIPTORS:
+            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(DESCRIPTORS)}")
+        for name in ("prompt_tokens", "answer_tokens", "rounds"):
             _check_int(name, getattr(self, name), 0)
+        g = self.gen_tokens
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not (0 <= g < math.inf):
+            raise ValueError(f"gen_tokens must be a number >= 0, got {g!r}")
         for name in ("samples", "expansions", "steps"):
             _check_int(name, getattr(self, name), 1)
         if self.budget_tokens is not None:
@@ -157,62 +159,73 @@ class Workload:
         cls,
         strategy: str | StrategySpec,
         prompt_tokens: int,
-        gen_tokens: int,
+        gen_tokens: int | float | Sequence[float] | TokenLengths,
         *,
         prefix_sharing: bool = True,
     ) -> Workload:
-        """Workload of a ``--strategy`` spec (``pool:n=16``, ``beam:width=4,expansions=2,steps=8``...).
+        """Workload of a ``--strategy`` spec (``pool:n=16``, ``beam:width=4,expansions=2,max_steps=8``...).
 
-        Raises ``ValueError`` naming the strategy and knob on unknown names or bad values.
+        ``gen_tokens`` is one chain's length: a number, the per-sample lengths, or a
+        :class:`TokenLengths`. Raises ``ValueError`` naming the strategy and knob on unknown
+        names or bad values.
+
+        Examples
+        --------
+        >>> w = Workload.from_strategy("pool:n=2", 0, [100, 10_000])
+        >>> w.gen_tokens, w.lengths.mean_sq
+        (5050, 50005000.0)
         """
         spec = parse_strategy_spec(strategy) if isinstance(strategy, str) else strategy
-        name = spec.name
-        if name not in STRATEGY_KNOBS:
-            raise ValueError(
-                f"unknown strategy {name!r} in {str(spec)!r}; known: {', '.join(STRATEGY_KNOBS)}"
-            )
-        knobs = dict(STRATEGY_KNOBS[name])
-        aliases = _KNOB_ALIASES.get(name, {})
-        for key, value in spec.knobs.items():
-            key = aliases.get(key, key)
-            if key in _IGNORED_KNOBS:
-                continue
-            if key not in knobs:
-                allowed = sorted(set(knobs) | set(aliases) | _IGNORED_KNOBS)
-                raise ValueError(
-                    f"strategy {str(spec)!r}: unknown knob {key!r}; {name} accepts {', '.join(allowed)}"
-                )
-            want = type(knobs[key])
-            if want is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if isinstance(value, bool) or not isinstance(value, want):
-                raise ValueError(
-                    f"strategy {str(spec)!r}: knob {key!r} must be a {want.__name__}, got {value!r}"
-                )
-            knobs[key] = value
-        base: dict[str, Any] = dict(
-            strategy=name,
-            prompt_tokens=prompt_tokens,
-            gen_tokens=gen_tokens,
-            prefix_sharing=prefix_sharing,
-            knobs=knobs,
-        )
+        lengths = None
+        if isinstance(gen_tokens, TokenLengths) or _ndim(gen_tokens) > 0:
+            lengths = TokenLengths.coerce(gen_tokens)  # type: ignore[arg-type]
+            mean = lengths.mean
+            gen_tokens = int(mean) if float(mean).is_integer() else mean
+            if lengths.is_constant:
+                lengths = None
         try:
-            if name == "pool":
-                return cls(samples=knobs["n"], **base)
-            if name == "beam":
-                return cls(
-                    samples=knobs["width"], expansions=knobs["expansions"], steps=knobs["steps"], **base
-                )
-            if name == "refine":
-                return cls(rounds=knobs["rounds"], keep=knobs["keep"], **base)
-            if name == "hybrid":
-                return cls(samples=knobs["n"], rounds=knobs["rounds"], keep=knobs["keep"], **base)
-            if name == "budget":
-                return cls(budget_tokens=knobs["tokens"], answer_tokens=knobs["answer_tokens"], **base)
-            return cls(**base)
+            desc = get_descriptor(spec.name)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (in {str(spec)!r})") from None
+        knobs = desc.resolve(spec.knobs, str(spec))
+        shape = desc.shape(knobs)
+        try:
+            return cls(
+                strategy=spec.name,
+                prompt_tokens=prompt_tokens,
+                gen_tokens=gen_tokens,
+                samples=shape.samples,
+                expansions=shape.expansions,
+                steps=shape.steps,
+                rounds=shape.rounds,
+                keep=shape.keep,
+                budget_tokens=shape.budget_tokens,
+                answer_tokens=shape.answer_tokens,
+                prefix_sharing=prefix_sharing,
+                knobs={k: knobs[k] for k in desc.cost_knobs},
+                lengths=lengths,
+            )
         except ValueError as exc:
             raise ValueError(f"strategy {str(spec)!r}: {exc}") from None
+
+    # ---- lengths ---------------------------------------------------------------------------------
+    @property
+    def length_distribution(self) -> TokenLengths:
+        """The distribution of one chain's length (a constant ``gen_tokens`` when none was given)."""
+        return self.lengths if self.lengths is not None else TokenLengths.constant(self.gen_tokens)
+
+    @property
+    def independent_chains(self) -> int:
+        """Chains of one execution whose lengths are drawn independently: ``n`` for pool and
+        hybrid (each sample has its own length), 1 otherwise (a beam's candidates and a
+        refinement's attempts share one length per execution)."""
+        return self.samples if self.strategy in ("pool", "hybrid") else 1
+
+    def at_length(self, gen_tokens: float) -> Workload:
+        """This workload with every chain ``gen_tokens`` long (no distribution)."""
+        if isinstance(gen_tokens, float) and gen_tokens.is_integer():
+            gen_tokens = int(gen_tokens)
+        return replace(self, gen_tokens=gen_tokens, lengths=None)
 
     # ---- the calls ---------------------------------------------------------------------------
     def _first_call(self, n: int, gen: int) -> Phase:
@@ -232,7 +245,7 @@ class Workload:
         p, g = self.prompt_tokens, self.gen_tokens
         if self.strategy == "beam":
             n = self.samples * self.expansions
-            step = math.ceil(g / self.steps) if g else 0
+            step = math.ceil(g / self.steps - 1e-9) if g else 0
             out = [self._first_call(n, step)]
             for s in range(1, self.steps):
                 held = p + self.samples * s * step  # prompt once + each kept beam's history
@@ -251,26 +264,35 @@ class Workload:
             out.append(self._continue(n, p + kept, g - kept, p + n * kept))
         return tuple(out)
 
-    # ---- token totals ------------------------------------------------------------------------
+    # ---- token totals (expectations over the chain lengths) -----------------------------------
+    def expect(self, fn) -> float:
+        """``E[fn(workload at a chain length)]`` over :attr:`length_distribution` (``fn`` of a
+        workload without a distribution)."""
+        if self.lengths is None:
+            return fn(self)
+        d = self.lengths
+        return float(sum(w * fn(self.at_length(float(v))) for v, w in zip(d.values, d.weights, strict=True)))
+
     @property
-    def generated_tokens(self) -> int:
+    def generated_tokens(self) -> float:
         """Tokens generated over every call (all samples, candidates and rounds)."""
-        return sum(ph.sequences * ph.gen_tokens for ph in self.phases())
+        return self.expect(lambda w: sum(ph.sequences * ph.gen_tokens for ph in w.phases()))
 
     @property
-    def prefilled_tokens(self) -> int:
+    def prefilled_tokens(self) -> float:
         """Tokens run through prefill over every call (a shared prompt once)."""
-        return sum(ph.prefill_chunks * ph.prefill_tokens for ph in self.phases())
+        return self.expect(lambda w: sum(ph.prefill_chunks * ph.prefill_tokens for ph in w.phases()))
 
     @property
-    def request_input_tokens(self) -> int:
+    def request_input_tokens(self) -> float:
         """Input tokens if every sequence of every call were a separate stateless request
         (what an API bills): ``sum(sequences * context_tokens)``."""
-        return sum(ph.sequences * ph.context_tokens for ph in self.phases())
+        return self.expect(lambda w: sum(ph.sequences * ph.context_tokens for ph in w.phases()))
 
     @property
-    def kv_tokens_peak(self) -> int:
-        """Most distinct tokens held at once (at the end of the largest call)."""
+    def kv_tokens_peak(self) -> float:
+        """Most distinct tokens held at once (at the end of the largest call), every chain
+        ``gen_tokens`` long (the per-sample peak is :func:`planner.costs.estimate.kv_peak_bytes`)."""
         return max(ph.kv_tokens_end for ph in self.phases())
 
     @property
@@ -282,6 +304,13 @@ class Workload:
         """The strategy and its cost knobs, e.g. ``pool:n=16``."""
         knobs = ",".join(f"{k}={v}" for k, v in self.knobs.items())
         return f"{self.strategy}:{knobs}" if knobs else self.strategy
+
+
+def _ndim(value: Any) -> int:
+    """Dimensions of a number or sequence (0 for scalars), without importing numpy eagerly."""
+    import numpy as np
+
+    return int(np.ndim(value))
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -1,6 +1,6 @@
 """The capacity-planning report (``ttc report``): one self-contained HTML page, PNGs, Markdown.
 
-:func:`build_report` loads a profile folder (:func:`planner.load.load_profile`), builds the
+:func:`build_report` loads a profile folder (:func:`planner.profile.load_profile`), builds the
 planner's option space priced on a GPU (:func:`planner.report.data.planning_context`),
 computes the report's tidy frames (:mod:`planner.report.data`), draws them with Altair
 (:mod:`planner.report.charts`) and writes (:mod:`planner.report.build`):
@@ -24,7 +24,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["build_report", "ReportFiles"]
+from ..constants import RISKS, check_choice
+
+__all__ = ["build_report", "ReportFiles", "BUDGET_KEYS"]
+
+#: costs a report's budgets may be on
+BUDGET_KEYS = ("flops", "tokens", "usd", "latency_s")
 
 
 @dataclass
@@ -56,6 +61,7 @@ def build_report(
     png: bool = True,
     markdown: bool = True,
     catalog_file: str | None = None,
+    n_splits: int = 20,
 ) -> ReportFiles:
     """Write the capacity-planning report of a profile folder.
 
@@ -79,19 +85,23 @@ def build_report(
         As for ``ttc recommend``.
     png, markdown : bool
         Also write the PNGs / the Markdown summary.
+    n_splits : int
+        Random half splits of the questions the headline findings are checked on.
 
     Examples
     --------
     >>> files = build_report("runs/lab", "runs/lab/report.html", gpu="h100")  # doctest: +SKIP
     >>> files.html, sorted(files.pngs)  # doctest: +SKIP
     """
-    from planner.load import load_profile
+    # imported here: this package's __init__ stays cheap for `ttc --help` (the CLI formats costs
+    # with planner.report.format), while the report pulls in Altair, the fits and the planner
+    from planner.profile import load_profile
 
     from . import build as B
     from .data import planning_context
 
-    if budget_key not in ("flops", "tokens", "usd", "latency_s"):
-        raise ValueError(f"budget_key must be flops, tokens, usd or latency_s, got {budget_key!r}")
+    check_choice("budget_key", budget_key, BUDGET_KEYS)
+    check_choice("risk", risk, RISKS)
     if budget_key in ("usd", "latency_s") and gpu is None:
         raise ValueError(f"a budget on {budget_key} needs a GPU to price on (gpu=...)")
     if not qps > 0:
@@ -106,7 +116,7 @@ def build_report(
     ctx = planning_context(profile, gpu=gpu, concurrency=concurrency, mix=mix, budget_key=budget_key, risk=risk,
                            include_simulated=include_simulated, catalog_file=catalog_file)  # fmt: skip
     seconds["option_space"] = time.perf_counter() - t1
-    content = B.compute_content(ctx, budgets, qps=qps)
+    content = B.compute_content(ctx, budgets, qps=qps, n_splits=n_splits, gpu=gpu)
     seconds.update({f"content.{k}": v for k, v in content.seconds.items()})
     out = Path(out_path)
     t1 = time.perf_counter()

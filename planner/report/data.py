@@ -5,15 +5,15 @@ Everything here is computed with the planner's own public API, so the report sho
 
 * the option space (:func:`planner.recommend.build_space`: arms, laws with ``ttc fit``
   bootstrap bands, the cost model on the chosen GPU);
-* the exhaustive search (:func:`planner.optimize.search_exhaustive`) and Pareto front
-  (:func:`planner.pareto.pareto_exhaustive`) over each difficulty's option table, which is
+* the exhaustive search (:func:`planner.search.search_exhaustive`) and Pareto front
+  (:func:`planner.search.pareto.pareto_exhaustive`) over each difficulty's option table, which is
   computed ONCE per target and reused for every budget (:class:`PlanContext` answers
-  ``table(target)`` like an :class:`~planner.space.OptionSpace`);
-* per-difficulty allocation (:mod:`planner.allocate`) and capacity
+  ``table(target)`` like an :class:`~planner.space.option_space.OptionSpace`);
+* per-difficulty allocation (:mod:`planner.search.allocate`) and capacity
   (:func:`planner.costs.plan_capacity`).
 
 The trade-off frames (allocation, dense vs MoE) are in :mod:`planner.report.tradeoffs`, the
-KV-cache and capacity frames in :mod:`planner.report.memory`.
+KV-cache and capacity frames in :mod:`planner.report.capacity`.
 
 Every frame says where its numbers come from in a :data:`SOURCE` column: ``measured``
 (profiled points: accuracy with its question-bootstrap interval; measured KV bytes),
@@ -33,8 +33,26 @@ import numpy as np
 import pandas as pd
 
 from fitting import schema as S
+from fitting.uncertainty import DEFAULT_EPSILON, saturation_point
 
-from ..units import format_cost
+from ..catalog import load_catalog
+from ..constants import (
+    ACCURACY,
+    ACCURACY_HI,
+    ACCURACY_LO,
+    ARM,
+    COST_KEYS,
+    KNOB_VALUE,
+    MEMORY_BYTES,
+    MODEL,
+    SOURCE,
+    STRATEGY,
+)
+from ..profile import Profile
+from ..recommend import build_space
+from ..search import Budget, pareto_exhaustive, search_exhaustive
+from ..space import CostModel, ExtrapolationRefused
+from .format import format_budget, format_cost
 
 __all__ = [
     "PlanContext",
@@ -60,14 +78,13 @@ __all__ = [
     "SERIES",
 ]
 
-# ---- column names the report adds to those of fitting/schema.py -----------------------------
+# ---- column names the report adds to those of fitting/schema.py and the option table ---------
+# (ARM, KNOB_VALUE and SOURCE are the option table's, planner.constants; in report frames
+# SOURCE may also be "predicted": the cost model)
 KIND = "kind"  # which layer a row feeds: measured, law, saturation, frontier, ...
-SOURCE = "source"  # measured | fitted | extrapolated | predicted (cost model)
 PANEL = "panel"  # the facet of a chart (a difficulty label, or the mix)
 OPTION = "option"  # readable label of an option: "lab-m majority n=8"
-ARM = "arm"  # the planner's arm key
 LAW = "law"  # the law that predicts a curve ("interpolation" without one)
-KNOB_VALUE = "x"  # the arm's compute knob value (the planner's option tables call it x)
 TARGET = "target"  # a difficulty label or the mix label
 BUDGET = "budget"  # a per-query budget on the budget key
 BUDGET_LABEL = "budget_label"
@@ -76,7 +93,7 @@ SERIES = "series"  # line of a chart (allocation vs single option, MoE vs dense)
 FAMILY = "model_strategy"  # "model · strategy": the colour of the budget map
 SATURATION = "saturation_x"  # N* in knob units
 
-#: costs an option table carries (planner.options.COST_KEYS) plus the GPU memory it needs
+#: chart titles of the costs an option table carries (planner.constants.COST_KEYS)
 COST_LABELS = {
     S.FLOPS: "FLOPs per query",
     "tokens": "tokens per query",
@@ -100,13 +117,13 @@ class PlanContext:
     """The planner's state for one report: profile, cost model, option space and difficulty mix.
 
     :meth:`table` caches each target's option table (the exhaustive enumeration), so the
-    context can be handed to :func:`planner.optimize.search_exhaustive` and
-    :func:`planner.pareto.pareto_exhaustive` in place of the option space: they only call
+    context can be handed to :func:`planner.search.single.search_exhaustive` and
+    :func:`planner.search.pareto.pareto_exhaustive` in place of the option space: they only call
     ``table(target)``, and every budget then reuses one enumeration.
     """
 
-    profile: object
-    coster: object
+    profile: Profile
+    coster: CostModel
     hardware: object | None
     space: object
     mix: dict[str, float]
@@ -124,7 +141,7 @@ class PlanContext:
         return self.coster.memory_limit_bytes()
 
     def table(self, target: Mapping[str, float]) -> pd.DataFrame:
-        """Every option for ``target`` (cached; see :meth:`planner.space.OptionSpace.table`)."""
+        """Every option for ``target`` (cached; see :meth:`planner.space.option_space.OptionSpace.table`)."""
         key = tuple(sorted(target.items()))
         if key not in self._tables:
             self._tables[key] = self.space.table(dict(target))
@@ -144,13 +161,11 @@ class PlanContext:
         return f"{arm.model} {arm.strategy}" + (f" {text}" if text else "")
 
     def budget(self, value: float, key: str | None = None):
-        """A :class:`~planner.optimize.Budget` on ``key`` (default the report's budget key) plus
+        """A :class:`~planner.search.single.Budget` on ``key`` (default the report's budget key) plus
         the GPU memory limit that ``ttc recommend`` always applies on hardware."""
-        from planner.optimize import Budget
-
         limits = {key or self.budget_key: float(value)}
         if self.memory_limit_bytes is not None:
-            limits["memory_bytes"] = float(self.memory_limit_bytes)
+            limits[MEMORY_BYTES] = float(self.memory_limit_bytes)
         return Budget(limits)
 
     def label(self, arm_key: str, x: float) -> str:
@@ -162,7 +177,7 @@ class PlanContext:
 
 
 def planning_context(
-    profile,
+    profile: Profile,
     *,
     gpu: str | None = "h100",
     concurrency: int = 1,
@@ -176,12 +191,8 @@ def planning_context(
     """The option space of ``profile`` priced on ``gpu``, built as :func:`planner.recommend.plan` does.
 
     ``mix`` is the difficulty mix of the "all" row (default: every question, i.e. the bins
-    weighted by their question counts; see :func:`planner.space.parse_target`).
+    weighted by their question counts; see :func:`planner.space.option_space.parse_target`).
     """
-    from planner.catalog import load_catalog
-    from planner.costing import CostModel
-    from planner.recommend import build_space
-
     catalog = load_catalog(catalog_file)
     hw = catalog.gpu(gpu) if gpu else None
     coster = CostModel(profile.specs, hardware=hw, concurrency=concurrency, tp=tp)
@@ -210,13 +221,11 @@ def _grid_between(lo: float, hi: float, avoid: np.ndarray, n: int = 28) -> np.nd
 def _saturation(ctx: PlanContext, arm, d: str) -> dict | None:
     """N* of one arm's law in one bin: the ``ttc fit`` record's bootstrap interval when a record
     with the same law and parameters backs the arm, else the point value from the law."""
-    from fitting.uncertainty import DEFAULT_EPSILON, saturation_point
-
     curve = ctx.space.curves[arm][d]
     law = getattr(curve.predictor, "law", None)
     if law is None:
         return None
-    x_min = float(curve.points["x"].min())
+    x_min = float(curve.points[KNOB_VALUE].min())
     try:
         n_star = float(saturation_point(law, DEFAULT_EPSILON, x_min=x_min))
     except (ValueError, ArithmeticError):
@@ -224,7 +233,7 @@ def _saturation(ctx: PlanContext, arm, d: str) -> dict | None:
     lo = hi = None
     for rec in ctx.profile.fits or ():
         if (rec.get(S.MODEL), rec.get(S.STRATEGY), rec.get(S.METRIC), str(rec.get(S.DIFFICULTY))) != (
-            arm.model, arm.curve_strategy, arm.metric, d,
+            arm.model, arm.profiled_strategy, arm.metric, d,
         ) or rec.get("law") != law.name or not rec.get("saturation"):  # fmt: skip
             continue
         params = rec.get("params") or {}
@@ -253,14 +262,12 @@ def accuracy_compute_frame(ctx: PlanContext) -> pd.DataFrame:
 
     Panels are the difficulty bins and the mix (weighted mean of the bins).
     """
-    from planner.predict import ExtrapolationRefused
-
     rows: list[pd.DataFrame] = []
     space = ctx.space
     for panel, target in ctx.targets():
         for arm in space.arms(target):
             curves = [space.curves[arm][d] for d in target]
-            xs = [c.points["x"].to_numpy(float) for c in curves]
+            xs = [c.points[KNOB_VALUE].to_numpy(float) for c in curves]
             measured = xs[0]
             for other in xs[1:]:
                 measured = np.intersect1d(measured, other)
@@ -278,15 +285,15 @@ def accuracy_compute_frame(ctx: PlanContext) -> pd.DataFrame:
                     ev = space.evaluate_values(arm, values, target)
                 except ExtrapolationRefused:
                     continue
-                df = pd.DataFrame({KNOB_VALUE: ev["x"], S.ACCURACY: ev["accuracy"], S.ACCURACY_LO: ev["accuracy_lo"],
-                                   S.ACCURACY_HI: ev["accuracy_hi"], SOURCE: ev["source"], S.FLOPS: ev[S.FLOPS]})  # fmt: skip
+                df = pd.DataFrame({KNOB_VALUE: ev[KNOB_VALUE], S.ACCURACY: ev[ACCURACY], S.ACCURACY_LO: ev[ACCURACY_LO],
+                                   S.ACCURACY_HI: ev[ACCURACY_HI], SOURCE: ev[SOURCE], S.FLOPS: ev[S.FLOPS]})  # fmt: skip
                 rows.append(df.assign(**common, **{KIND: kind}))
             if len(target) == 1:
                 sat = _saturation(ctx, arm, next(iter(target)))
                 if sat and x_min <= sat["n_star"] <= limit:
                     ev = space.evaluate_values(arm, [sat["n_star"]], target)
-                    df = pd.DataFrame({KNOB_VALUE: ev["x"], S.ACCURACY: ev["accuracy"], S.ACCURACY_LO: ev["accuracy_lo"],
-                                       S.ACCURACY_HI: ev["accuracy_hi"], SOURCE: ev["source"], S.FLOPS: ev[S.FLOPS]})  # fmt: skip
+                    df = pd.DataFrame({KNOB_VALUE: ev[KNOB_VALUE], S.ACCURACY: ev[ACCURACY], S.ACCURACY_LO: ev[ACCURACY_LO],
+                                       S.ACCURACY_HI: ev[ACCURACY_HI], SOURCE: ev[SOURCE], S.FLOPS: ev[S.FLOPS]})  # fmt: skip
                     df["saturation_lo"], df["saturation_hi"] = sat["lo"], sat["hi"]
                     rows.append(df.assign(**common, **{KIND: "saturation"}))
     if not rows:
@@ -315,30 +322,28 @@ def default_budgets(ctx: PlanContext, n: int = 5) -> list[float]:
 def budget_grid_frame(ctx: PlanContext, budgets: Sequence[float]) -> pd.DataFrame:
     """The planner's choice for every (difficulty target, budget): one row each.
 
-    Found by :func:`planner.optimize.search_exhaustive` on the cached option table of the
+    Found by :func:`planner.search.search_exhaustive` on the cached option table of the
     target (the same ranking as ``ttc recommend --method exhaustive``). Infeasible cells have
     ``option`` "no option fits" and NaN accuracy.
     """
-    from planner.optimize import search_exhaustive
-
     key = ctx.budget_key
     rows = []
     for target_label, target in ctx.targets():
         for i, b in enumerate(budgets):
             res = search_exhaustive(ctx, target, ctx.budget(b), ctx.risk)
-            row = {TARGET: target_label, BUDGET: float(b), BUDGET_LABEL: f"B{i + 1}: {format_cost(key, b)}",
+            row = {TARGET: target_label, BUDGET: float(b), BUDGET_LABEL: f"B{i + 1}: {format_budget(key, b)}",
                    "budget_index": i + 1}  # fmt: skip
             best = res.best
             if best is None:
                 row.update({OPTION: "no option fits", FAMILY: "no option fits", S.ACCURACY: math.nan,
                             S.ACCURACY_LO: math.nan, S.ACCURACY_HI: math.nan, SOURCE: "", "binding": "infeasible"})  # fmt: skip
             else:
-                row.update({OPTION: ctx.label(best["arm"], best["x"]), ARM: best["arm"], KNOB_VALUE: float(best["x"]),
-                            S.MODEL: best["model"], S.STRATEGY: best["strategy"],
-                            FAMILY: f"{best['model']} · {best['strategy']}", S.ACCURACY: float(best["accuracy"]),
-                            S.ACCURACY_LO: float(best["accuracy_lo"]), S.ACCURACY_HI: float(best["accuracy_hi"]),
-                            SOURCE: str(best["source"]), "binding": res.binding})  # fmt: skip
-                for k in ("flops", "tokens", "latency_s", "usd", "kv_bytes"):
+                row.update({OPTION: ctx.label(best[ARM], best[KNOB_VALUE]), ARM: best[ARM],
+                            KNOB_VALUE: float(best[KNOB_VALUE]), S.MODEL: best[MODEL], S.STRATEGY: best[STRATEGY],
+                            FAMILY: f"{best[MODEL]} · {best[STRATEGY]}", S.ACCURACY: float(best[ACCURACY]),
+                            S.ACCURACY_LO: float(best[ACCURACY_LO]), S.ACCURACY_HI: float(best[ACCURACY_HI]),
+                            SOURCE: str(best[SOURCE]), "binding": res.binding})  # fmt: skip
+                for k in COST_KEYS:
                     row[k] = float(best[k]) if k in best and pd.notna(best[k]) else math.nan
             rows.append(row)
     return pd.DataFrame(rows)
@@ -348,11 +353,8 @@ def pareto_frame(
     ctx: PlanContext, grid: pd.DataFrame | None = None, cost_key: str | None = None
 ) -> pd.DataFrame:
     """Every option of the mix with its accuracy and cost, ``on_front`` marking the Pareto front
-    (:func:`planner.pareto.pareto_exhaustive`: accuracy up, cost down) and ``recommended``
+    (:func:`planner.search.pareto.pareto_exhaustive`: accuracy up, cost down) and ``recommended``
     the budget tags (``B1``, ...) of the options the budget grid chose for the mix."""
-    from planner.optimize import Budget
-    from planner.pareto import pareto_exhaustive
-
     key = cost_key or ctx.budget_key
     table = ctx.table(ctx.mix)
     ok = table[key].notna() & (table[key] > 0)
@@ -361,23 +363,21 @@ def pareto_frame(
         return pd.DataFrame(columns=[ARM, KNOB_VALUE, S.ACCURACY, COST, "on_front", "recommended"])
     limits = {key: float(table[key].max()) * 1.01}
     if ctx.memory_limit_bytes is not None:
-        limits["memory_bytes"] = float(ctx.memory_limit_bytes)
+        limits[MEMORY_BYTES] = float(ctx.memory_limit_bytes)
     res = pareto_exhaustive(ctx, ctx.mix, Budget(limits), cost_key=key, risk=ctx.risk)
-    front = {(a, float(x)) for a, x in zip(res.pareto["arm"], res.pareto["x"], strict=True)}
-    out = table[
-        ["arm", "model", "strategy", "x", "accuracy", "accuracy_lo", "accuracy_hi", "source", key]
-    ].copy()
+    front = {(a, float(x)) for a, x in zip(res.pareto[ARM], res.pareto[KNOB_VALUE], strict=True)}
+    out = table[[ARM, MODEL, STRATEGY, KNOB_VALUE, ACCURACY, ACCURACY_LO, ACCURACY_HI, SOURCE, key]].copy()
     out = out.rename(columns={key: COST})
-    out["on_front"] = [(a, float(x)) in front for a, x in zip(out["arm"], out["x"], strict=True)]
+    out["on_front"] = [(a, float(x)) in front for a, x in zip(out[ARM], out[KNOB_VALUE], strict=True)]
     tags: dict[tuple[str, float], list[str]] = {}
     if grid is not None and len(grid):
         mine = grid[(grid[TARGET] == ctx.mix_label) & grid[ARM].notna()] if ARM in grid else grid.iloc[:0]
         for _, r in mine.iterrows():
             tags.setdefault((r[ARM], float(r[KNOB_VALUE])), []).append(f"B{int(r['budget_index'])}")
     out["recommended"] = [
-        ",".join(tags.get((a, float(x)), [])) for a, x in zip(out["arm"], out["x"], strict=True)
+        ",".join(tags.get((a, float(x)), [])) for a, x in zip(out[ARM], out[KNOB_VALUE], strict=True)
     ]
-    out[OPTION] = [ctx.label(a, x) for a, x in zip(out["arm"], out["x"], strict=True)]
+    out[OPTION] = [ctx.label(a, x) for a, x in zip(out[ARM], out[KNOB_VALUE], strict=True)]
     out["cost_key"] = key
     return out.reset_index(drop=True)
 
@@ -398,7 +398,7 @@ def fit_notes_frame(ctx: PlanContext) -> pd.DataFrame:
     for arm, per in ctx.space.curves.items():
         for d, c in per.items():
             law = getattr(c.predictor, "law", None)
-            xs = c.points["x"].to_numpy(float)
+            xs = c.points[KNOB_VALUE].to_numpy(float)
             rows.append({"arm": ctx.arm_label(arm),
                          S.DIFFICULTY: d, LAW: law.name if law is not None else "interpolation only",
                          "params": ", ".join(f"{k}={v:.3g}" for k, v in law.params_.items()) if law is not None else "",

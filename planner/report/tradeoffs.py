@@ -11,7 +11,28 @@ import pandas as pd
 
 from fitting import schema as S
 
-from .data import BUDGET, COST, KIND, OPTION, SERIES, SOURCE, PlanContext, format_cost, pareto_frame
+from ..constants import (
+    ACCURACY,
+    ACCURACY_LO,
+    ARM,
+    KNOB_VALUE,
+    MEMORY_BYTES,
+    MODEL,
+    SOURCE,
+    STRATEGY,
+    within_budget,
+)
+from ..search import (
+    Budget,
+    InfeasibleBudget,
+    allocate_exact,
+    allocation_frontier,
+    bin_tables,
+    compare_with_single,
+    pareto_exhaustive,
+)
+from .data import BUDGET, COST, KIND, OPTION, SERIES, PlanContext, pareto_frame
+from .format import format_budget, format_params
 
 __all__ = ["allocation_frames", "moe_frames"]
 
@@ -23,40 +44,31 @@ def allocation_frames(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.Da
     -------
     curves : DataFrame
         :data:`KIND` ``frontier`` rows (columns :data:`SERIES`, :data:`COST`, accuracy): the
-        exact allocation frontier (:func:`planner.allocate.allocation_frontier`, one option
+        exact allocation frontier (:func:`planner.search.allocation_frontier`, one option
         per difficulty, average cost per query) and the best single option's front (the
         Pareto front of the mix's options); :data:`KIND` ``saving`` rows: per budget, the
         single option's accuracy and cost and the least average cost at which an
         allocation matches it (``cost2``), i.e. the compute saved at equal accuracy.
     table : DataFrame
-        :func:`planner.allocate.compare_with_single` per budget, plus the allocation's choice
+        :func:`planner.search.compare_with_single` per budget, plus the allocation's choice
         per difficulty.
     note : str
         Why the section is empty, or "".
     """
-    from planner.allocate import (
-        InfeasibleBudget,
-        allocate_exact,
-        allocation_frontier,
-        bin_tables,
-        compare_with_single,
-    )
-    from planner.optimize import Budget
-
     key = ctx.budget_key
     if len(ctx.mix) < 2:
         return pd.DataFrame(), pd.DataFrame(), "the profile has a single difficulty bin: nothing to allocate"
-    per_query = Budget({"memory_bytes": ctx.memory_limit_bytes}) if ctx.memory_limit_bytes else None
+    per_query = Budget({MEMORY_BYTES: ctx.memory_limit_bytes}) if ctx.memory_limit_bytes else None
     tables = bin_tables(ctx.space, ctx.mix, per_query)
     if any(t.empty for t in tables.values()):
         return pd.DataFrame(), pd.DataFrame(), "some difficulty has no option: nothing to allocate"
     frontier = allocation_frontier(tables, ctx.mix, key, ctx.risk)
     single = pareto_frame(ctx, None, key)
     single = single[single["on_front"]].sort_values(COST)
-    obj = "accuracy" if ctx.risk == "expected" else "accuracy_lo"
+    obj = ACCURACY if ctx.risk == "expected" else ACCURACY_LO
     curves = [
         pd.DataFrame({SERIES: "per-difficulty allocation (exact DP)", COST: frontier["cost"],
-                      S.ACCURACY: frontier["accuracy"], KIND: "frontier"}),
+                      S.ACCURACY: frontier[ACCURACY], KIND: "frontier"}),
         pd.DataFrame({SERIES: "best single option for every difficulty", COST: single[COST],
                       S.ACCURACY: single[obj], KIND: "frontier"}),
     ]  # fmt: skip
@@ -69,7 +81,7 @@ def allocation_frames(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.Da
         except InfeasibleBudget as exc:
             rows.append({"budget_tag": tag, BUDGET: float(b), "note": str(exc)})
             continue
-        picks = "; ".join(f"{d}: {ctx.label(r['arm'], r['x'])}" for d, r in alloc.choice.items())
+        picks = "; ".join(f"{d}: {ctx.label(r[ARM], r[KNOB_VALUE])}" for d, r in alloc.choice.items())
         if cmp["single_option"]:  # "ARM x=VALUE" -> the option's label
             arm, _, x = str(cmp["single_option"]).rpartition(" x=")
             cmp["single_option"] = ctx.label(arm, float(x))
@@ -93,14 +105,6 @@ def allocation_frames(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.Da
 
 
 # ---- dense versus MoE ------------------------------------------------------------------------------------
-def _si(n: float) -> str:
-    """A parameter count with an SI suffix: 3.35B, 91.6k."""
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{suffix}"
-    return f"{n:.3g}"
-
-
 def _closest(specs: Mapping[str, object], dense: list[str], params: float) -> str:
     return min(dense, key=lambda m: abs(math.log(float(specs[m].params_total) / params)))
 
@@ -116,9 +120,6 @@ def moe_frames(
     Returns ``(fronts, pairs, best_within_budgets, note)``; ``note`` says why nothing is shown
     (no MoE, no dense model).
     """
-    from planner.optimize import Budget
-    from planner.pareto import pareto_exhaustive
-
     specs = ctx.profile.specs
     models = set(ctx.profile.models)
     moes = sorted(m for m in models if specs[m].architecture == "moe")
@@ -143,30 +144,34 @@ def moe_frames(
             roles[eq_active] = f"dense {eq_active}, equal active and total"
         for cost_key in (S.FLOPS, "usd"):
             for m, role in roles.items():
-                t = table[(table["model"] == m) & table[cost_key].notna() & (table[cost_key] > 0)]
+                t = table[(table[MODEL] == m) & table[cost_key].notna() & (table[cost_key] > 0)]
                 if t.empty:
                     continue
                 limits = {cost_key: float(t[cost_key].max()) * 1.01}
                 if ctx.memory_limit_bytes is not None:
-                    limits["memory_bytes"] = float(ctx.memory_limit_bytes)
+                    limits[MEMORY_BYTES] = float(ctx.memory_limit_bytes)
                 res = pareto_exhaustive(_Fixed(t), ctx.mix, Budget(limits), cost_key=cost_key, risk=ctx.risk)
                 f = res.pareto
                 fronts.append(pd.DataFrame({"moe": moe, SERIES: role, S.MODEL: m, "cost_key": cost_key,
-                                            COST: f[cost_key].to_numpy(float), S.ACCURACY: f["accuracy"].to_numpy(float),
-                                            SOURCE: f["source"].to_numpy(str),
-                                            OPTION: [ctx.label(a, x) for a, x in zip(f["arm"], f["x"], strict=True)]}))  # fmt: skip
-        pair = {"MoE": moe, "MoE parameters (active / total)": f"{_si(s.params_active)} / {_si(s.params_total)}",
-                "dense, equal active": f"{eq_active} ({_si(specs[eq_active].params_total)})",
-                "dense, equal total": f"{eq_total} ({_si(specs[eq_total].params_total)})"}  # fmt: skip
+                                            COST: f[cost_key].to_numpy(float), S.ACCURACY: f[ACCURACY].to_numpy(float),
+                                            SOURCE: f[SOURCE].to_numpy(str), S.STRATEGY: f[STRATEGY].to_numpy(str),
+                                            OPTION: [ctx.label(a, x) for a, x in zip(f[ARM], f[KNOB_VALUE], strict=True)]}))  # fmt: skip
+        pair = {"MoE": moe, "MoE parameters (active / total)": f"{format_params(s.params_active)} / {format_params(s.params_total)}",
+                "dense, equal active": f"{eq_active} ({format_params(specs[eq_active].params_total)})",
+                "dense, equal total": f"{eq_total} ({format_params(specs[eq_total].params_total)})"}  # fmt: skip
         for i, b in enumerate(budgets):
-            row = {"MoE": moe, "budget": f"B{i + 1}: {format_cost(ctx.budget_key, b)}"}
+            row = {"MoE": moe, "budget": f"B{i + 1}: {format_budget(ctx.budget_key, b)}"}
             for m, role in roles.items():
-                t = table[(table["model"] == m) & (table[ctx.budget_key] <= b * (1 + 1e-12))]
+                t = table[(table[MODEL] == m) & within_budget(table[ctx.budget_key], b)]
                 if ctx.memory_limit_bytes is not None:
-                    t = t[t["memory_bytes"] <= ctx.memory_limit_bytes]
-                best = t.sort_values(["accuracy", ctx.budget_key], ascending=[False, True]).head(1)
-                row[role] = (f"{float(best['accuracy'].iloc[0]):.3f} ({best['source'].iloc[0]}, "
-                             f"{ctx.label(best['arm'].iloc[0], best['x'].iloc[0])})" if len(best) else "nothing fits")  # fmt: skip
+                    t = t[t[MEMORY_BYTES] <= ctx.memory_limit_bytes]
+                best = t.sort_values([ACCURACY, ctx.budget_key], ascending=[False, True]).head(1)
+                if best.empty:
+                    row[role] = "nothing fits"
+                    continue
+                top = best.iloc[0]
+                label = ctx.label(top[ARM], top[KNOB_VALUE])
+                row[role] = f"{float(top[ACCURACY]):.3f} ({top[SOURCE]}, {label})"
             pairs.append(row)
         pair_rows.append(pair)
     return pd.concat(fronts, ignore_index=True), pd.DataFrame(pair_rows), pd.DataFrame(pairs), ""

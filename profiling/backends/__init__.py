@@ -32,6 +32,7 @@ __all__ = [
     "HFBackend",
     "VLLMBackend",
     "OpenAIBackend",
+    "lab_checkpoint",
     "load_backend",
     "split_openai_spec",
 ]
@@ -72,7 +73,7 @@ def split_openai_spec(rest: str) -> tuple[str, str]:
     return f"{scheme}://{base}", model
 
 
-def _lab_checkpoint(name: str) -> Path | None:
+def lab_checkpoint(name: str) -> Path | None:
     """The lab checkpoint folder for ``name`` (which may not be trained yet), or None when
     ``name`` is not a lab model."""
     checkpoint_path = None
@@ -95,7 +96,7 @@ def _local_or_lab(spec: str) -> tuple[str, str | None]:
     """A checkpoint location for ``spec`` and the lab name when it is one."""
     if Path(spec).expanduser().exists():
         return str(Path(spec).expanduser()), None
-    lab = _lab_checkpoint(spec)
+    lab = lab_checkpoint(spec)
     if lab is not None:
         return str(lab), spec
     return spec, None
@@ -115,7 +116,7 @@ def load_backend(spec: str, **kwargs: Any) -> Backend:
         from .openai import OpenAIBackend
 
         base_url, model = split_openai_spec(spec.removeprefix("openai:"))
-        lab = _lab_checkpoint(model)
+        lab = lab_checkpoint(model)
         if lab is not None:  # a served lab model: count tokens with its own tokenizer
             kwargs.setdefault("tokenizer", str(lab))
         return OpenAIBackend(base_url, model, **kwargs)

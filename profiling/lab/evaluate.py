@@ -32,6 +32,8 @@ from scipy.special import comb
 # see profiling.lab.train: passive OpenMP waiting keeps a shared CPU from slowing ~10x
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from fitting.atomic import atomic_write
+
 from .models import LAB_MODELS, checkpoint_path
 from .task import LEVELS, MAX_VALUE, LabArithTask
 
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\nbudget forcing (greedy scratchpad capped at T tokens, then the answer trigger):")
         print(format_table(rows, args.samples, budget=True))
     if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        atomic_write(args.json, json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

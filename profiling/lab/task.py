@@ -32,7 +32,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..tasks._base import Problem, Task
+from ..tasks import Problem, Task
 
 __all__ = [
     "LabArithTask",

@@ -39,6 +39,8 @@ import numpy as np
 # Must be set before torch is first imported; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from fitting.atomic import atomic_write
+
 from .models import LAB_MODELS, build_config, build_tokenizer, checkpoint_path, param_counts
 from .task import LEVELS, LabArithTask
 
@@ -203,7 +205,7 @@ def train_model(name: str, r: Recipe = Recipe(), out: Path | None = None, quiet:
         "final_loss_mean_last_50": round(float(np.mean(losses[-50:])), 5),
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
     }
-    (out / "lab_training.json").write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write(out / "lab_training.json", json.dumps(info, indent=2) + "\n")
     if not quiet:
         print(
             f"{name}: {r.steps} steps in {wall_s:.0f}s, final loss {info['final_loss_mean_last_50']}, saved {out}"

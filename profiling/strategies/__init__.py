@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import itertools
 
-from ..strategy_spec import StrategySpec, _parse_value, parse_strategy_spec
-from ._base import Cost, Knob, Outcome, RunContext, Strategy, derive_seed
+from ..strategy_spec import StrategySpec, parse_strategy_spec, parse_value
+from ._base import Cost, Knob, Outcome, RunContext, Strategy, StrategyDescriptor, WorkloadShape, derive_seed
 from .beam import BeamSearch
 from .budget import BudgetForcing
 from .greedy import Greedy
@@ -35,7 +35,11 @@ from .rewards import get_reward, register_reward
 
 __all__ = [
     "STRATEGIES",
+    "DESCRIPTORS",
     "Strategy",
+    "StrategyDescriptor",
+    "WorkloadShape",
+    "get_descriptor",
     "Knob",
     "Cost",
     "Outcome",
@@ -53,6 +57,23 @@ __all__ = [
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (Greedy, Pool, BeamSearch, Refine, BudgetForcing, Hybrid)
 }
+#: strategy name -> its descriptor (knobs, compute knob, workload shape): what the profiler,
+#: the cost model and the planner read
+DESCRIPTORS: dict[str, StrategyDescriptor] = {name: cls.descriptor for name, cls in STRATEGIES.items()}
+
+
+def get_descriptor(name: str) -> StrategyDescriptor:
+    """The descriptor of strategy ``name`` (ValueError listing the known ones otherwise).
+
+    Examples
+    --------
+    >>> get_descriptor("beam").compute_knob, get_descriptor("pool").knobs["n"].default
+    ('width', 16)
+    """
+    try:
+        return DESCRIPTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(DESCRIPTORS)}") from None
 
 
 def _as_spec(spec: str | StrategySpec) -> StrategySpec:
@@ -99,7 +120,7 @@ def expand_spec(spec: str | StrategySpec) -> list[Strategy]:
             parts = [p.strip() for p in value.split("|")]
             if any(not p for p in parts):
                 raise ValueError(f"strategy spec {spec}: empty alternative in {key}={value}")
-            options.append([(key, _parse_value(p)) for p in parts])
+            options.append([(key, parse_value(p)) for p in parts])
         else:
             options.append([(key, value)])
     return [get_strategy(StrategySpec(spec.name, dict(combo))) for combo in itertools.product(*options)]

@@ -1,4 +1,12 @@
-"""What every strategy shares: knobs, measured cost accumulation, outcomes and seeds.
+"""What every strategy shares: its descriptor, knobs, measured cost accumulation, outcomes and seeds.
+
+A :class:`StrategyDescriptor` is the single source of what a strategy IS, declared next to
+its class in each strategy module: its knobs with their defaults (the profiler validates
+``--strategy`` specs with them), its compute knob (what a sweep varies and the planner moves
+along), and the shape of one execution for the cost model (:class:`WorkloadShape`: parallel
+sequences, beam steps, refinement rounds, forced-answer tokens), from which
+:class:`planner.costs.Workload` prices it and the planner reads how many sequences one query
+decodes at once. The profiler, the cost model and the planner all read it.
 
 A strategy turns a batch of problems into :class:`Outcome` objects (one per row of the
 samples table) by talking only to the :class:`~profiling.backends._base.Backend`
@@ -31,17 +39,27 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backends._base import Backend, GenerationResult
+from ..backends import Backend, GenerationResult
 from ..strategy_spec import StrategySpec
-from ..tasks._base import Problem, Task
+from ..tasks import Problem, Task
 
-__all__ = ["Knob", "Cost", "Outcome", "RunContext", "Strategy", "derive_seed", "mean_logprob"]
+__all__ = [
+    "Knob",
+    "WorkloadShape",
+    "StrategyDescriptor",
+    "Cost",
+    "Outcome",
+    "RunContext",
+    "Strategy",
+    "derive_seed",
+    "mean_logprob",
+]
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,122 @@ class Knob:
         if not ok:
             raise ValueError(f"strategy {strategy!r}: knob {name!r} must be {want}, got {value!r}")
         return value
+
+
+@dataclass(frozen=True)
+class WorkloadShape:
+    """What one execution of a strategy consists of, for the cost model.
+
+    ``samples`` parallel sequences from one prompt (pool and hybrid ``n``, beam ``width``),
+    each beam sampling ``expansions`` continuations per step over ``steps`` steps;
+    ``rounds`` refinement rounds after the first attempt, each keeping a fraction ``keep``
+    of the chain; thinking capped at ``budget_tokens`` (None: no cap) and then
+    ``answer_tokens`` forced answer tokens. :class:`planner.costs.Workload` turns it into
+    engine calls.
+    """
+
+    samples: int = 1
+    expansions: int = 1
+    steps: int = 1
+    rounds: int = 0
+    keep: float = 0.5
+    budget_tokens: int | None = None
+    answer_tokens: int = 0
+
+    @property
+    def sequences(self) -> int:
+        """Sequences decoded at the same time for one query (pool n, beam width x expansions)."""
+        return self.samples * self.expansions
+
+    @property
+    def calls(self) -> int:
+        """Engine calls one execution makes one after another (beam steps, refinement rounds
+        after the first attempt, the forced answer); a multi-call strategy resends its context."""
+        return self.steps * (1 + self.rounds) + (1 if self.answer_tokens else 0)
+
+    def generated_tokens(self, chain_tokens: float) -> float:
+        """Tokens one execution generates when one chain (a sample, a beam's solution, an
+        attempt) is ``chain_tokens`` long: every sequence's chain, the regenerated
+        ``1 - keep`` of it per round, and the forced answer (budget caps ignored).
+
+        Examples
+        --------
+        >>> WorkloadShape(samples=4, rounds=2, keep=0.5).generated_tokens(100)
+        800.0
+        """
+        return self.sequences * chain_tokens * (1 + self.rounds * (1 - self.keep)) + self.answer_tokens
+
+    def chain_tokens(self, generated_tokens: float) -> float:
+        """The inverse of :meth:`generated_tokens`: the chain length behind a measured total."""
+        return (generated_tokens - self.answer_tokens) / (
+            self.sequences * (1 + self.rounds * (1 - self.keep))
+        )
+
+
+@dataclass(frozen=True)
+class StrategyDescriptor:
+    """The single source of what a strategy is (module docstring).
+
+    Parameters
+    ----------
+    name, summary : str
+        The ``--strategy`` name and one line for help texts.
+    knobs : mapping name -> :class:`Knob`
+        Every knob the profiler accepts, with its default.
+    compute_knob : str or None
+        The knob that buys accuracy with compute (``n``, ``width``, ``rounds``, ``tokens``);
+        None for ``greedy``.
+    knob_offset : float
+        The planner's x axis is ``compute_knob + knob_offset`` (``refine``: rounds + 1
+        attempts, so that ``rounds=0`` is a positive point on a log axis).
+    cost_knobs : tuple of str
+        The knobs that change what one execution costs (the others, e.g. ``temperature``,
+        do not), in the order :meth:`planner.costs.Workload.describe` shows them.
+    assumptions : mapping name -> :class:`Knob`
+        Cost-model knobs the profiler does not have, with ASSUMED defaults (``keep``: the
+        fraction of a chain a refinement round keeps).
+    aliases : mapping
+        Other spellings accepted for a knob (``steps`` for ``max_steps``).
+    shape : callable
+        Resolved knobs -> :class:`WorkloadShape`.
+    """
+
+    name: str
+    summary: str
+    knobs: Mapping[str, Knob]
+    compute_knob: str | None = None
+    knob_offset: float = 0.0
+    cost_knobs: tuple[str, ...] = ()
+    assumptions: Mapping[str, Knob] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    shape: Callable[[Mapping[str, Any]], WorkloadShape] = lambda knobs: WorkloadShape()
+
+    def resolve(self, knobs: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+        """Every knob and assumption, defaults filled in, aliases resolved, values checked.
+
+        Raises ValueError naming ``where`` (the spec) and the knob on an unknown name or a
+        bad value.
+
+        Examples
+        --------
+        >>> from profiling.strategies import get_descriptor
+        >>> get_descriptor("beam").resolve({"steps": 8})["max_steps"]
+        8
+        """
+        where = where or self.name
+        every = {**self.knobs, **self.assumptions}
+        out = {k: knob.default for k, knob in every.items()}
+        for key, value in knobs.items():
+            name = self.aliases.get(key, key)
+            if name not in every:
+                allowed = ", ".join(sorted({*every, *self.aliases}))
+                raise ValueError(f"strategy {where!r}: unknown knob {key!r}; {self.name} accepts {allowed}")
+            out[name] = every[name].convert(self.name, key, value)
+        return out
+
+    def workload_shape(self, knobs: Mapping[str, Any], where: str = "") -> WorkloadShape:
+        """The :class:`WorkloadShape` of one execution with ``knobs`` (defaults filled in)."""
+        return self.shape(self.resolve(knobs, where))
 
 
 @dataclass
@@ -191,15 +325,22 @@ def derive_seed(*parts: object) -> int:
 class Strategy(ABC):
     """A test-time compute strategy over the backend interface.
 
-    Subclasses declare :attr:`name`, :attr:`KNOBS` and implement :meth:`run`. Construct
-    with keyword knobs; unknown knobs and bad values raise ``ValueError`` listing the
-    valid ones.
+    Subclasses set :attr:`descriptor` (which gives :attr:`name`, :attr:`summary` and
+    :attr:`KNOBS`) and implement :meth:`run`. Construct with keyword knobs; unknown knobs
+    and bad values raise ``ValueError`` listing the valid ones.
     """
 
+    descriptor: ClassVar[StrategyDescriptor]
     name: ClassVar[str] = ""
     #: one line for ``ttc profile --help`` and error messages
     summary: ClassVar[str] = ""
-    KNOBS: ClassVar[dict[str, Knob]] = {}
+    KNOBS: ClassVar[Mapping[str, Knob]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        d = cls.__dict__.get("descriptor")
+        if d is not None:  # the descriptor is the one source of these
+            cls.name, cls.summary, cls.KNOBS = d.name, d.summary, d.knobs
 
     def __init__(self, **knobs: Any) -> None:
         unknown = sorted(set(knobs) - set(self.KNOBS))

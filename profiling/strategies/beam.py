@@ -30,12 +30,52 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backends._base import Backend, GenerationRequest, GenerationResult
-from ..tasks._base import Problem, Task
-from ._base import Cost, Knob, Outcome, RunContext, Strategy, concurrent_kv, derive_seed, mean_logprob
+from ..backends import Backend, GenerationRequest, GenerationResult
+from ..tasks import Problem, Task
+from ._base import (
+    Cost,
+    Knob,
+    Outcome,
+    RunContext,
+    Strategy,
+    StrategyDescriptor,
+    WorkloadShape,
+    concurrent_kv,
+    derive_seed,
+    mean_logprob,
+)
 from .rewards import ProcessReward, get_reward, is_required_reward_spec
 
-__all__ = ["BeamSearch"]
+__all__ = ["BeamSearch", "DESCRIPTOR"]
+
+DESCRIPTOR = StrategyDescriptor(
+    name="beam",
+    summary="step-level beam search scored by a process reward (prm=oracle|noisy:P|callable)",
+    knobs={
+        "width": Knob(4, int, "beams kept after each step", lambda v: v >= 1, "an integer >= 1"),
+        "expansions": Knob(
+            2, int, "continuations sampled per beam and step", lambda v: v >= 1, "an integer >= 1"
+        ),
+        "max_steps": Knob(
+            12, int, "steps before the best beam is forced to answer", lambda v: v >= 1, "an integer >= 1"
+        ),
+        "prm": Knob(
+            "oracle",
+            str,
+            "process reward: oracle|noisy:P|module:function",
+            is_required_reward_spec,
+            "oracle, noisy:P, a registered name or module:function",
+        ),
+        "temperature": Knob(
+            1.0, float, "sampling temperature of each step", lambda v: v >= 0, "a number >= 0"
+        ),
+        "top_p": Knob(1.0, float, "nucleus sampling mass", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    },
+    compute_knob="width",
+    cost_knobs=("width", "expansions", "max_steps"),
+    aliases={"steps": "max_steps"},
+    shape=lambda k: WorkloadShape(samples=k["width"], expansions=k["expansions"], steps=k["max_steps"]),
+)
 
 
 @dataclass
@@ -71,28 +111,7 @@ class _Search:
 
 
 class BeamSearch(Strategy):
-    name = "beam"
-    summary = "step-level beam search scored by a process reward (prm=oracle|noisy:P|callable)"
-    KNOBS = {
-        "width": Knob(4, int, "beams kept after each step", lambda v: v >= 1, "an integer >= 1"),
-        "expansions": Knob(
-            2, int, "continuations sampled per beam and step", lambda v: v >= 1, "an integer >= 1"
-        ),
-        "max_steps": Knob(
-            12, int, "steps before the best beam is forced to answer", lambda v: v >= 1, "an integer >= 1"
-        ),
-        "prm": Knob(
-            "oracle",
-            str,
-            "process reward: oracle|noisy:P|module:function",
-            is_required_reward_spec,
-            "oracle, noisy:P, a registered name or module:function",
-        ),
-        "temperature": Knob(
-            1.0, float, "sampling temperature of each step", lambda v: v >= 0, "a number >= 0"
-        ),
-        "top_p": Knob(1.0, float, "nucleus sampling mass", lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    }
+    descriptor = DESCRIPTOR
 
     def labels(self) -> dict[str, object]:
         prm = get_reward(self.params["prm"], task=None)

@@ -20,23 +20,40 @@ the larger of the two (phases run one after the other).
 
 from __future__ import annotations
 
-from ..backends._base import Backend, GenerationRequest
-from ..tasks._base import Problem, Task
-from ._base import Cost, Knob, Outcome, RunContext, Strategy, derive_seed, mean_logprob
+from ..backends import Backend, GenerationRequest
+from ..tasks import Problem, Task
+from ._base import (
+    Cost,
+    Knob,
+    Outcome,
+    RunContext,
+    Strategy,
+    StrategyDescriptor,
+    WorkloadShape,
+    derive_seed,
+    mean_logprob,
+)
 
-__all__ = ["BudgetForcing"]
+__all__ = ["BudgetForcing", "DESCRIPTOR"]
 
-
-class BudgetForcing(Strategy):
-    name = "budget"
-    summary = "cap the scratchpad at `tokens` tokens, then force the answer (tokens=16|32|64 sweeps)"
-    KNOBS = {
+DESCRIPTOR = StrategyDescriptor(
+    name="budget",
+    summary="cap the scratchpad at `tokens` tokens, then force the answer (tokens=16|32|64 sweeps)",
+    knobs={
         "tokens": Knob(64, int, "thinking-token budget T of phase 1", lambda v: v >= 0, "an integer >= 0"),
         "answer_tokens": Knob(32, int, "token cap of the forced answer", lambda v: v >= 1, "an integer >= 1"),
         "temperature": Knob(
             0.0, float, "sampling temperature of phase 1 (0 = greedy)", lambda v: v >= 0, "a number >= 0"
         ),
-    }
+    },
+    compute_knob="tokens",
+    cost_knobs=("tokens", "answer_tokens"),
+    shape=lambda k: WorkloadShape(budget_tokens=k["tokens"], answer_tokens=k["answer_tokens"]),
+)
+
+
+class BudgetForcing(Strategy):
+    descriptor = DESCRIPTOR
 
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
         marker = task.answer_trigger.strip()

@@ -9,17 +9,21 @@ tokens, latency and KV peak, as the backend attributes them to the request.
 
 from __future__ import annotations
 
-from ..backends._base import Backend, GenerationRequest
-from ..tasks._base import Problem, Task
-from ._base import Cost, Knob, Outcome, RunContext, Strategy
+from ..backends import Backend, GenerationRequest
+from ..tasks import Problem, Task
+from ._base import Cost, Knob, Outcome, RunContext, Strategy, StrategyDescriptor
 
-__all__ = ["Greedy"]
+__all__ = ["Greedy", "DESCRIPTOR"]
+
+DESCRIPTOR = StrategyDescriptor(
+    name="greedy",
+    summary="one greedy completion per question (cot=true|false)",
+    knobs={"cot": Knob(True, bool, "chain-of-thought prompt (false: direct answer)")},
+)
 
 
 class Greedy(Strategy):
-    name = "greedy"
-    summary = "one greedy completion per question (cot=true|false)"
-    KNOBS = {"cot": Knob(True, bool, "chain-of-thought prompt (false: direct answer)")}
+    descriptor = DESCRIPTOR
 
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
         cot = self.params["cot"]

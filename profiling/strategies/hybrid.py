@@ -13,19 +13,25 @@ fully for it. ``reward`` is the verifier's score of the chain's final text.
 
 from __future__ import annotations
 
-from ._base import Knob
+from ._base import Knob, StrategyDescriptor, WorkloadShape
+from .refine import DESCRIPTOR as REFINE
 from .refine import Refine
 
-__all__ = ["Hybrid"]
+__all__ = ["Hybrid", "DESCRIPTOR"]
+
+DESCRIPTOR = StrategyDescriptor(
+    name="hybrid",
+    summary="a pool of n chains, each refined for up to `rounds` rounds (parallel x sequential)",
+    knobs={"n": Knob(4, int, "chains per question", lambda v: v >= 1, "an integer >= 1"), **REFINE.knobs},
+    compute_knob="n",
+    cost_knobs=("n", "rounds", "keep"),
+    assumptions=REFINE.assumptions,
+    shape=lambda k: WorkloadShape(samples=k["n"], rounds=k["rounds"], keep=k["keep"]),
+)
 
 
 class Hybrid(Refine):
-    name = "hybrid"
-    summary = "a pool of n chains, each refined for up to `rounds` rounds (parallel x sequential)"
-    KNOBS = {
-        "n": Knob(4, int, "chains per question", lambda v: v >= 1, "an integer >= 1"),
-        **Refine.KNOBS,
-    }
+    descriptor = DESCRIPTOR
 
     def n_chains(self) -> int:
         return self.params["n"]

@@ -21,18 +21,17 @@ rows add back up to the request's totals and k rows cost k/n of them.
 
 from __future__ import annotations
 
-from ..backends._base import Backend, GenerationRequest
-from ..tasks._base import Problem, Task
-from ._base import Cost, Knob, Outcome, RunContext, Strategy, concurrent_kv
+from ..backends import Backend, GenerationRequest
+from ..tasks import Problem, Task
+from ._base import Cost, Knob, Outcome, RunContext, Strategy, StrategyDescriptor, WorkloadShape, concurrent_kv
 from .rewards import get_reward, is_valid_reward_spec
 
-__all__ = ["Pool"]
+__all__ = ["Pool", "DESCRIPTOR"]
 
-
-class Pool(Strategy):
-    name = "pool"
-    summary = "n samples per question in one batched request (input of pass@k, best-of-N, votes)"
-    KNOBS = {
+DESCRIPTOR = StrategyDescriptor(
+    name="pool",
+    summary="n samples per question in one batched request (input of pass@k, best-of-N, votes)",
+    knobs={
         "n": Knob(16, int, "samples per question", lambda v: v >= 1, "an integer >= 1"),
         "temperature": Knob(1.0, float, "sampling temperature", lambda v: v >= 0, "a number >= 0"),
         "top_p": Knob(1.0, float, "nucleus sampling mass", lambda v: 0 < v <= 1, "a number in (0, 1]"),
@@ -44,7 +43,15 @@ class Pool(Strategy):
             is_valid_reward_spec,
             "none, oracle, noisy:P, a registered name or module:function",
         ),
-    }
+    },
+    compute_knob="n",
+    cost_knobs=("n",),
+    shape=lambda k: WorkloadShape(samples=k["n"]),
+)
+
+
+class Pool(Strategy):
+    descriptor = DESCRIPTOR
 
     def labels(self) -> dict[str, object]:
         reward = get_reward(self.params["reward"], task=None)

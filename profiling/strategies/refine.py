@@ -27,14 +27,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backends._base import Backend, GenerationRequest
-from ..tasks._base import Problem, Task
+from ..backends import Backend, GenerationRequest
+from ..tasks import Problem, Task
 from ._base import (
     Cost,
     Knob,
     Outcome,
     RunContext,
     Strategy,
+    StrategyDescriptor,
+    WorkloadShape,
     concurrent_kv,
     derive_seed,
     mean_logprob,
@@ -42,7 +44,7 @@ from ._base import (
 )
 from .rewards import ProcessReward, get_reward, is_required_reward_spec
 
-__all__ = ["Refine", "refine_chains", "CRITIQUE_PROMPT", "ACCEPT_THRESHOLD"]
+__all__ = ["Refine", "DESCRIPTOR", "refine_chains", "CRITIQUE_PROMPT", "ACCEPT_THRESHOLD"]
 
 #: appended after a previous attempt when the task has no step checker (critique-and-revise)
 CRITIQUE_PROMPT = (
@@ -83,16 +85,32 @@ def _sampling_knobs() -> dict[str, Knob]:
     }
 
 
-class Refine(Strategy):
-    name = "refine"
-    summary = "sequential self-refinement: regenerate from the first rejected step, R rounds"
-    KNOBS = {
+#: the cost model's ASSUMPTION for refinement: the first rejected step is on average half-way,
+#: so each round keeps half of the chain and regenerates the rest
+KEEP = Knob(
+    0.5, float, "fraction of a chain each round keeps (ASSUMED)", lambda v: 0 <= v < 1, "a number in [0, 1)"
+)
+
+DESCRIPTOR = StrategyDescriptor(
+    name="refine",
+    summary="sequential self-refinement: regenerate from the first rejected step, R rounds",
+    knobs={
         "rounds": Knob(
             2, int, "revision rounds after the first attempt", lambda v: v >= 0, "an integer >= 0"
         ),
         "verifier": _verifier_knob(),
         **_sampling_knobs(),
-    }
+    },
+    compute_knob="rounds",
+    knob_offset=1.0,  # attempts = rounds + 1 on the planner's (log) axis
+    cost_knobs=("rounds", "keep"),
+    assumptions={"keep": KEEP},
+    shape=lambda k: WorkloadShape(rounds=k["rounds"], keep=k["keep"]),
+)
+
+
+class Refine(Strategy):
+    descriptor = DESCRIPTOR
 
     def labels(self) -> dict[str, object]:
         return {"verifier_source": get_reward(self.params["verifier"], task=None).source}

@@ -52,7 +52,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..tasks._base import Problem, Task
+from ..tasks import Problem, Task
 from ._base import derive_seed, split_steps
 
 __all__ = [

@@ -9,6 +9,7 @@ import importlib
 from pathlib import Path
 
 from ._base import Problem, Task
+from .files import load_jsonl_task
 
 __all__ = ["Problem", "Task", "get_task", "BUILTIN_TASKS"]
 
@@ -31,8 +32,6 @@ def get_task(spec: str, **kwargs) -> Task:
         return getattr(importlib.import_module(module), cls)(**kwargs)
     path = Path(spec)
     if path.suffix == ".jsonl" or path.is_file():
-        from .files import load_jsonl_task
-
         return load_jsonl_task(path, **kwargs)
     known = ", ".join(sorted(BUILTIN_TASKS))
     raise ValueError(f"unknown task {spec!r}: expected a built-in name ({known}) or a path to a .jsonl file")

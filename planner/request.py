@@ -1,0 +1,250 @@
+"""One request for a plan, validated once: from Python, the command line or a TOML file.
+
+:class:`PlanRequest` holds everything :func:`planner.recommend.plan` and ``ttc recommend``
+are asked: per-query budgets, the difficulty (a label, ``all``, ``auto`` or a mix), where to
+price (a catalog GPU or a hosted API), the risk attitude, the objective, the search settings,
+which models to consider and how to load the profile. Its constructor checks every field, so
+a bad request fails before anything is loaded, with one line naming the field.
+
+A TOML file uses the long option names of ``ttc recommend`` (dashes or underscores) and a
+``[budget]`` table of cost keys; relative paths are relative to the file::
+
+    profile = "runs/lab"          # the samples folder
+    difficulty = "4"              # or mix = "1:0.2,3:0.5,5:0.3", or a [mix] table
+    gpu = "h100"
+    risk = "conservative"
+    [budget]
+    flops = 1e13
+    latency_s = 5
+
+``ttc recommend --config plan.toml`` reads it; flags given on the command line override it
+(:meth:`PlanRequest.replace`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .constants import BUDGET_KEYS, METHODS, OBJECTIVES, RISKS, check_choice
+from .search.budget import Budget
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["PlanRequest", "DEFAULT_HARDWARE"]
+
+#: the accelerator options are priced on when neither a GPU nor an API is named
+DEFAULT_HARDWARE = "h100"
+
+#: TOML / command-line names that differ from the field names
+_ALIASES = {
+    "gpu": "hardware",
+    "trials": "n_trials",
+    "allow_simulated": "include_simulated",
+    "model": "models",
+    "extra_model": "extra_models",
+    "model_spec": "model_specs",
+}
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What to plan for (module docstring). Every field is checked on construction.
+
+    Parameters
+    ----------
+    budget : mapping
+        Per-query limits on cost keys (``flops``, ``tokens``, ``usd``, ``latency_s``,
+        ``kv_bytes``, ``memory_bytes``); at least one.
+    difficulty : str or None
+        A difficulty label, ``"all"``/None (every question), a mix ``"1:0.2,3:0.8"`` (adds a
+        per-difficulty allocation) or ``"auto"`` (an adaptive policy).
+    hardware, api : str or None
+        Catalog names of the accelerator or the hosted API to price on (one of them; with
+        neither, :data:`DEFAULT_HARDWARE`).
+    concurrency, tp : int
+        Queries served together; GPUs per replica (None: the fewest that fit).
+    risk, objective, method : str
+        See :data:`planner.constants.RISKS`, :data:`~planner.constants.OBJECTIVES`,
+        :data:`~planner.constants.METHODS`.
+    storage, n_trials, seed
+        Optuna storage URL (``sqlite:///x.db``, ``journal:PATH``), trials per worker, seed.
+    include_simulated : bool
+        Also consider strategies scored by an oracle or a simulated verifier.
+    models : tuple of str
+        Consider only these models (empty: all).
+    extra_models, model_specs : mapping name -> catalog name or config path
+        Unprofiled models of a profiled family; specs of profiled models (imported samples).
+    catalog_file : str or None
+        A user TOML catalog.
+    profile, n_boot, use_cache
+        The samples folder and how its curves are computed (``ttc recommend``).
+
+    Examples
+    --------
+    >>> PlanRequest({"flops": 1e13}, difficulty="4").to_json()
+    {'budget': {'flops': 10000000000000.0}, 'difficulty': '4', 'hardware': 'h100'}
+    >>> PlanRequest({"flops": 1e13}, risk="bold")
+    Traceback (most recent call last):
+    ...
+    ValueError: risk must be one of expected, conservative; got 'bold'
+    """
+
+    budget: Mapping[str, float]
+    difficulty: str | None = None
+    hardware: str | None = None
+    api: str | None = None
+    concurrency: int = 1
+    tp: int | None = 1
+    risk: str = "expected"
+    objective: str = "accuracy"
+    method: str = "auto"
+    storage: str | None = None
+    n_trials: int = 60
+    seed: int = 0
+    include_simulated: bool = False
+    models: tuple[str, ...] = ()
+    extra_models: Mapping[str, str] = field(default_factory=dict)
+    model_specs: Mapping[str, str] = field(default_factory=dict)
+    catalog_file: str | None = None
+    profile: str | None = None
+    n_boot: int = 200
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.budget:
+            raise ValueError(f"give at least one budget ({', '.join(BUDGET_KEYS)})")
+        limits = {k: _number(f"budget {k}", v) for k, v in self.budget.items()}
+        Budget(limits)  # checks names and values
+        object.__setattr__(self, "budget", limits)
+        check_choice("risk", self.risk, RISKS)
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("method", self.method, METHODS)
+        if self.hardware and self.api:
+            raise ValueError("give a GPU (hardware) or an API to price on, not both")
+        for name, minimum in (("concurrency", 1), ("n_trials", 1), ("seed", 0), ("n_boot", 0)):
+            _integer(name, getattr(self, name), minimum)
+        if self.tp is not None:
+            _integer("tp", self.tp, 1)
+        if self.difficulty is not None:
+            object.__setattr__(self, "difficulty", str(self.difficulty))
+        models = (self.models,) if isinstance(self.models, str) else self.models
+        object.__setattr__(self, "models", tuple(str(m) for m in models or ()))
+        for name in ("extra_models", "model_specs"):
+            pairs = getattr(self, name) or {}
+            if not isinstance(pairs, Mapping) or not all(isinstance(v, str) and v for v in pairs.values()):
+                raise ValueError(
+                    f"{name} must map model names to catalog names or config paths, got {pairs!r}"
+                )
+            object.__setattr__(self, name, {str(k): v for k, v in pairs.items()})
+
+    # ---- derived ------------------------------------------------------------------------------
+    @property
+    def gpu(self) -> str | None:
+        """The accelerator options are priced on: the one named, else :data:`DEFAULT_HARDWARE`
+        unless an API was named."""
+        return self.hardware or (None if self.api else DEFAULT_HARDWARE)
+
+    def budget_limits(self) -> Budget:
+        return Budget(dict(self.budget))
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``request`` object of the recommendation JSON (DESIGN.md)."""
+        out: dict[str, Any] = {
+            "budget": {k: float(v) for k, v in self.budget.items()},
+            "difficulty": str(self.difficulty or "all"),
+        }
+        if self.gpu:
+            out["hardware"] = self.gpu
+        if self.api:
+            out["api"] = self.api
+        if self.concurrency != 1:
+            out["concurrency"] = self.concurrency
+        if self.risk != "expected":
+            out["risk"] = self.risk
+        if self.models:
+            out["models"] = list(self.models)
+        return out
+
+    # ---- building ---------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> PlanRequest:
+        """A copy with ``changes`` applied (None values are skipped: flags not given on the
+        command line do not override the file), validated again."""
+        changes = {_field(k, "replace()"): v for k, v in changes.items() if v is not None}
+        if "budget" in changes:
+            changes["budget"] = {**self.budget, **changes["budget"]}
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "request") -> PlanRequest:
+        """A request from a mapping of TOML / command-line names (module docstring); errors
+        name ``source`` and the field."""
+        kw: dict[str, Any] = {}
+        for key, value in data.items():
+            name = key.replace("-", "_")
+            if name == "mix":
+                if "difficulty" in data:
+                    raise ValueError(f"{source}: give difficulty or mix, not both")
+                name, value = "difficulty", _mix_text(value, source)
+            elif name == "no_cache":
+                name, value = "use_cache", not value
+            kw[_field(name, source)] = value
+        if "budget" not in kw:
+            raise ValueError(f"{source}: missing [budget] table (e.g. flops = 1e13)")
+        if not isinstance(kw["budget"], Mapping):
+            raise ValueError(f"{source}: field 'budget' must be a table of cost keys, got {kw['budget']!r}")
+        try:
+            return cls(**kw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> PlanRequest:
+        """A request from a TOML file (module docstring); paths in it are relative to the file."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read the plan file ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML ({exc})") from None
+        for key in ("profile", "catalog_file", "catalog-file"):
+            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+                data[key] = str(path.parent / data[key])
+        return cls.from_mapping(data, str(path))
+
+
+def _field(name: str, source: str) -> str:
+    name = _ALIASES.get(name, name)
+    valid = {f.name for f in dataclasses.fields(PlanRequest)}
+    if name not in valid:
+        known = sorted((valid - set(_ALIASES.values())) | set(_ALIASES) | {"mix", "no_cache"})
+        raise ValueError(f"{source}: unknown field {name!r}; known: {', '.join(known)}")
+    return name
+
+
+def _mix_text(value: Any, source: str) -> str:
+    """A mix as ``LABEL:WEIGHT,...`` from a string or a table."""
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"{source}: field 'mix' must be LABEL:WEIGHT,... or a table, got {value!r}")
+
+
+def _number(what: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
