@@ -188,3 +188,103 @@ def test_law_solver_setting_selects_the_batched_fit_and_survives_cloning():
     with pytest.raises(ValueError, match="solver must be 'scipy' or 'batched'"):
         PowerLaw(solver="fast").fit(K, y)
 
+
+# A real bootstrap replicate (lab-m majority@k at difficulty 3 of examples/samples.jsonl, seed 0,
+# replicate 1) on which projected steps from the point estimate settle on alpha = 0 (a flat law,
+# a search bound) while least_squares, staying inside the box, finds an interior optimum with a
+# 17 % lower cost.
+REPLICATE_X = np.arange(1.0, 17.0)
+REPLICATE_Y = np.array([0.2875, 0.2875, 0.331131, 0.347019, 0.35223, 0.353122, 0.349473, 0.343512, 0.337448,
+                        0.331827, 0.326401, 0.320371, 0.313178, 0.305556, 0.3, 0.3])  # fmt: skip
+REPLICATE_W = np.array([75.851852, 75.3615, 69.864955, 67.50174, 66.052091, 65.024486, 64.481827, 64.213356,
+                        64.04003, 63.938404, 63.844196, 63.679386, 63.435137, 63.228179, 62.993848, 62.5])  # fmt: skip
+REPLICATE_START = np.array([0.239609, 0.084683, 0.268542])  # the point fit (ceiling, scale, alpha)
+REPLICATE_F_SCALE = 0.00208413
+
+
+def test_a_row_left_on_a_bound_by_projected_steps_finds_the_interior_optimum_least_squares_finds():
+    law = PowerLaw()
+    x_ref = law._x_ref(REPLICATE_X)
+    u = REPLICATE_X / x_ref
+    scaled = law.rescale(dict(zip(law.param_names, REPLICATE_START, strict=True)), x_ref)
+    start = np.array([scaled[p] for p in law.param_names])
+    bounds = law._bounds(REPLICATE_Y)
+    lo, hi = (np.array([bounds[p][i] for p in law.param_names]) for i in (0, 1))
+    sw = np.sqrt(REPLICATE_W / REPLICATE_W.mean())
+    runs = {
+        steps: least_squares_batch(
+            PowerLaw.formula, PowerLaw.jacobian, u, REPLICATE_Y, sw, start[None], lo, hi, loss="soft_l1",
+            f_scale=REPLICATE_F_SCALE, max_iter=2000, bound_steps=steps,
+        )
+        for steps in ("project", "interior")
+    }  # fmt: skip
+    assert runs["project"].theta[0, 2] == 0.0  # alpha on its lower bound
+    assert runs["interior"].cost[0] < 0.9 * runs["project"].cost[0]
+    assert np.all(runs["interior"].theta > lo) and np.all(runs["interior"].theta < hi)
+
+    point = PowerLaw().set_params(warm_start=True)
+    point.params_ = dict(zip(law.param_names, REPLICATE_START, strict=True))
+    point.f_scale_ = REPLICATE_F_SCALE
+    (res,) = refit_laws([RefitTask(point, REPLICATE_X, REPLICATE_Y[None], REPLICATE_W, REPLICATE_START,
+                                   REPLICATE_F_SCALE)])  # fmt: skip
+    ref = point.fit(REPLICATE_X, REPLICATE_Y, REPLICATE_W)  # least_squares from the same start
+    assert res.ok[0] and ref.converged_
+    np.testing.assert_allclose(res.params[0], [ref.params_[p] for p in law.param_names], rtol=1e-3)
+    assert res.params[0, 2] == pytest.approx(2.733, abs=0.01)
+
+
+def test_interior_steps_stay_strictly_inside_the_bounds():
+    u = K / 8.0
+    y = np.stack([0.9 - 0.05 * np.log(K), 0.2 + 0.05 * np.log(K)])  # the first one's optimum is on a bound
+    lo, hi = np.array([0.0, 0.0, 0.0]), np.array([1.0, np.inf, 10.0])
+    res = least_squares_batch(PowerLaw.formula, PowerLaw.jacobian, u, y, np.ones(len(u)), np.full((2, 3), 0.5), lo,
+                              hi, bound_steps="interior", max_iter=500)  # fmt: skip
+    assert np.all(res.theta > lo) and np.all(res.theta < hi)
+    # it approaches the flat law (the bound) and gets within a hair of its cost
+    flat = 0.5 * np.sum((y[0] - y[0].mean()) ** 2)
+    assert res.cost[0] <= flat * (1 + 1e-3)
+    with pytest.raises(ValueError, match="bound_steps must be one of"):
+        least_squares_batch(PowerLaw.formula, PowerLaw.jacobian, u, y, 1.0, np.full((2, 3), 0.5), lo, hi,
+                            bound_steps="clip")  # fmt: skip
+
+
+def test_a_problem_that_cannot_start_is_reported_not_converged():
+    u = K / 8.0
+    y = np.stack([PowerLaw.formula(u, 0.9, 0.5, 0.4), np.full(len(u), np.nan)])
+    res = least_squares_batch(PowerLaw.formula, PowerLaw.jacobian, u, y, 1.0, np.full((2, 3), 0.5),
+                              np.zeros(3), np.array([1.0, np.inf, 10.0]))  # fmt: skip
+    assert res.converged.tolist() == [True, False]
+    np.testing.assert_allclose(res.theta[0], [0.9, 0.5, 0.4], rtol=1e-6)
+
+
+def test_rows_out_of_iterations_are_refitted_by_least_squares():
+    """A budget too small to converge: refit_laws says which rows are unsolved, and fit_laws
+    hands those fits to least_squares, so the result is exactly the scipy path's."""
+    rng = np.random.default_rng(8)
+    y = np.clip(PowerLaw.formula(K, 0.9, 0.5, 0.4) + rng.normal(0, 0.01, (6, len(K))), 0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        point = PowerLaw(max_nfev=2).fit(K, y.mean(axis=0))
+        start = np.array([point.params_[p] for p in point.param_names]) * 1.5
+        (res,) = refit_laws([RefitTask(point, K, y, None, start, 0.01)])
+        assert not res.solved.any()
+        (fast,) = fit_laws([(PowerLaw(max_nfev=2), K, y[0], None)])
+        slow = PowerLaw(max_nfev=2).fit(K, y[0])
+    assert fast.params_ == slow.params_ and fast.converged_ == slow.converged_
+    assert fast.convergence_message_ == slow.convergence_message_
+
+
+def test_a_batch_of_many_laws_and_lengths_equals_each_fit_alone():
+    rng = np.random.default_rng(9)
+    problems = []
+    for cls, truth in LAWS.items():
+        for n in (5, 8):
+            x = K[:n]
+            problems.append((cls, x, np.clip(cls.formula(x, *truth) + rng.normal(0, 0.005, n), 0, 1)))
+    together = fit_laws([(cls(), x, y, None) for cls, x, y in problems])
+    for (cls, x, y), law in zip(problems, together, strict=True):
+        (alone,) = fit_laws([(cls(), x, y, None)])
+        assert law.converged_ == alone.converged_
+        np.testing.assert_allclose(
+            list(law.params_.values()), list(alone.params_.values()), rtol=1e-7, atol=1e-10
+        )
