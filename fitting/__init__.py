@@ -13,6 +13,7 @@ from .coverage import BetaBinomialPosterior
 from .curves import (
     DataWarning,
     assign_difficulty,
+    curves_and_per_question,
     curves_from_samples,
     difficulty_bins,
     k_grid,
@@ -55,6 +56,7 @@ __all__ += [
     "best_of_curve",
     "best_of_k",
     "counts_from_samples",
+    "curves_and_per_question",
     "curves_from_counts",
     "curves_from_samples",
     "difficulty_bins",

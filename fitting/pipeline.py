@@ -41,9 +41,9 @@ from ._fitutil import json_safe
 from ._laws_base import ConvergenceWarning
 from .atomic import atomic_write
 from .counts import curves_from_counts, per_question_pass
-from .curves import ACCURACY_METRIC, METRICS, DataWarning, curves_from_samples, k_grid, per_question_curves
+from .curves import ACCURACY_METRIC, METRICS, curves_and_per_question, k_grid
 from .laws import binomial_weights, get_law
-from .select import DEFAULT_LAWS, fit_curve
+from .select import DEFAULT_LAWS, fit_curve_many
 from .uncertainty import DEFAULT_EPSILON, METHODS, bootstrap_questions_many
 
 __all__ = ["FitOutput", "fit_samples", "fit_counts", "fit_curves", "MIN_POINTS", "BAND_FACTOR"]
@@ -156,9 +156,9 @@ def fit_curves(
     """
     if method not in METHODS:
         raise ValueError(f"fit_curves: method must be one of {METHODS}, got {method!r}")
-    records, boots = [], []
+    records, pending = [], []
     # selection's fits with the same solver as the bootstrap ("batched": all starts of a fit
-    # in one batched solve; fit_curve clones the instances with their settings)
+    # in one batched solve; fit_curve_many clones the instances with their settings)
     solver = "batched" if method == "batched" else "scipy"
     candidates = [get_law(spec).set_params(solver=solver) for spec in laws]
     for ident, rows, keys in _curve_groups(curves):
@@ -192,9 +192,13 @@ def fit_curves(
             why = " (no correct sample)" if y[0] == 0 else ""
             rec["note"] = f"flat curve at {y[0]:g}{why}: measured points only, no law"
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            law, table = fit_curve(x, y, laws=candidates, sample_weight=binomial_weights(y, nq))
+        pending.append((rec, x, y, nq, keys))
+    # law selection of every curve at once (batched: one solve per law class for all their fits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        selected = fit_curve_many([(x, y, binomial_weights(y, nq)) for _, x, y, nq, _ in pending], candidates)
+    boots = []
+    for (rec, x, _, nq, keys), (law, table) in zip(pending, selected, strict=True):
         cols = ["law", "rmse", "aic", "extrapolation_error", "extrapolation_ratio", "converged", "message"]
         rec["candidates"] = json_safe(table[cols].to_dict("records"))
         if not law.converged_:
@@ -269,14 +273,10 @@ def fit_samples(
     >>> out = fit_samples(read_samples("examples/samples"), n_boot=50)  # doctest: +SKIP
     >>> out.curves.head(); out.fits[0]["law"]  # doctest: +SKIP
     """
-    curves = curves_from_samples(
-        samples, metrics=metrics, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy
-    )
-    per_q = None
-    if n_boot > 0:
-        with warnings.catch_warnings():  # already emitted by curves_from_samples
-            warnings.simplefilter("ignore", DataWarning)
-            per_q = per_question_curves(samples, metrics=metrics, seed=seed, pool_policy=pool_policy)
+    curves, per_q = curves_and_per_question(
+        samples, metrics=metrics, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy,
+        per_question=n_boot > 0,
+    )  # fmt: skip
     fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed, method=method)
     return FitOutput(curves=curves, fits=fits)
 
