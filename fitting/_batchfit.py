@@ -177,12 +177,15 @@ def least_squares_batch(
     theta = np.clip(theta, lo, hi)
     eye = np.eye(p)
 
-    def residuals(th, idx):
-        return sw[idx] * (formula(u[idx], *th.T[:, :, None]) - y[idx])
+    def residuals(th, rows):
+        return rows["sw"] * (formula(rows["u"], *th.T[:, :, None]) - rows["y"])
 
-    def cost_of(r, idx):
-        rho, _, _ = robust_loss(loss, r * r / fs2[idx])
-        return 0.5 * fs2[idx, 0] * rho.sum(axis=1)
+    def cost_of(r, rows):
+        rho, _, _ = robust_loss(loss, r * r / rows["fs2"])
+        return 0.5 * rows["fs2"][:, 0] * rho.sum(axis=1)
+
+    def subset(rows, idx):
+        return {key: value[idx] for key, value in rows.items()}
 
     lam = np.full(n_prob, 1.0)  # Marquardt damping, relative to diag(H): cautious first steps
     nit = np.zeros(n_prob, dtype=int)
@@ -191,18 +194,22 @@ def least_squares_batch(
         lo_finite, hi_finite = np.isfinite(lo), np.isfinite(hi)
         lo_on = np.where(lo_finite, lo + 1e-10 * np.maximum(1.0, np.abs(lo)), lo)
         hi_on = np.where(hi_finite, hi - 1e-10 * np.maximum(1.0, np.abs(hi)), hi)
-        every = np.arange(n_prob)
+        every = {"u": u, "y": y, "sw": sw, "fs2": fs2, "lo": lo, "hi": hi, "lo_on": lo_on, "hi_on": hi_on,
+                 "lo_finite": lo_finite, "hi_finite": hi_finite}  # fmt: skip
         fun = residuals(theta, every)
         cost = cost_of(fun, every)
         status = np.where(np.isfinite(cost), 0, -1)  # 0 running, 1 converged, -1 failed
+        rows, n_rows = every, n_prob  # the constants of the running problems, gathered when they change
         for _ in range(max_iter):
             act = np.flatnonzero(status == 0)
             if act.size == 0:
                 break
+            if act.size != n_rows:  # problems only ever stop running: same count, same problems
+                rows, n_rows = subset(every, act), act.size
             nit[act] += 1
             th, r, c = theta[act], fun[act], cost[act]
-            jac = sw[act][:, :, None] * jacobian(u[act], *th.T[:, :, None])  # (b, n, p)
-            z = r * r / fs2[act]
+            jac = rows["sw"][:, :, None] * jacobian(rows["u"], *th.T[:, :, None])  # (b, n, p)
+            z = r * r / rows["fs2"]
             _, d1, d2 = robust_loss(loss, z)
             jt = jac.transpose(0, 2, 1)
             g = (jt @ (d1 * r)[:, :, None])[:, :, 0]  # gradient of the cost
@@ -212,21 +219,24 @@ def least_squares_batch(
             # the robust curvature above is clipped (residuals beyond f_scale)
             d = (jac * jac * d1[:, :, None]).sum(axis=1)
             bad = ~(np.isfinite(g).all(axis=1) & np.isfinite(h).all(axis=(1, 2)) & np.isfinite(d).all(axis=1))
-            out_lo, out_hi = (th <= lo_on[act]) & (g > 0), (th >= hi_on[act]) & (g < 0)
+            out_lo, out_hi = (th <= rows["lo_on"]) & (g > 0), (th >= rows["hi_on"]) & (g < 0)
             free = ~(out_lo | out_hi)  # on a bound and pushing out: held for this step
             # scipy's gtol test: the gradient scaled by the distance to the bound it points at
+            la, ha = rows["lo"], rows["hi"]
             v = np.where(
-                (g < 0) & hi_finite[act], hi[act] - th, np.where((g > 0) & lo_finite[act], th - lo[act], 1.0)
+                (g < 0) & rows["hi_finite"], ha - th, np.where((g > 0) & rows["lo_finite"], th - la, 1.0)
             )
             flat = ~bad & (np.abs(g * v).max(axis=1) < gtol)
             status[act[bad]] = -1
             status[act[flat]] = 1
             go = ~bad & ~flat
+            step_rows = rows
             if not go.all():
                 act, th, c, g, h, d, v, free = act[go], th[go], c[go], g[go], h[go], d[go], v[go], free[go]
                 if act.size == 0:
                     continue
-            la, ha = lo[act], hi[act]
+                step_rows = subset(rows, go)
+                la, ha = step_rows["lo"], step_rows["hi"]
             d = np.maximum(d, np.maximum(1e-12 * d.max(axis=1, keepdims=True), 1e-300))
             if bound_steps == "interior":
                 # Coleman-Li scaling (scipy's "trf"): variables are scaled by the square root of
@@ -246,8 +256,8 @@ def least_squares_batch(
                 step = move = np.linalg.solve(a, -np.where(free, g, 0.0)[:, :, None])[:, :, 0]
             new = np.clip(th + move, la, ha)
             dx = new - th
-            r_new = residuals(new, act)
-            c_new = cost_of(r_new, act)
+            r_new = residuals(new, step_rows)
+            c_new = cost_of(r_new, step_rows)
             predicted = -(g * dx).sum(axis=1) - 0.5 * ((h @ dx[:, :, None])[:, :, 0] * dx).sum(axis=1)
             ok = np.isfinite(c_new) & (c_new < c)
             reduction = c - c_new
