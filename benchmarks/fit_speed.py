@@ -12,9 +12,11 @@ Same inputs, same seeds, side by side:
    ``examples/samples.jsonl`` and of a demo-sized profile (``--demo``: the ``profile/``
    folder of ``ttc demo --out DIR``), both methods, with the time in each stage
    (estimators, law selection, bootstrap) and how far the two paths' intervals are apart.
-3. **Law selection's fits** of the demo profile (every candidate law on every curve, held
-   out and full, as :func:`fitting.fit_curve` runs them): ``Law.fit`` one by one versus
-   :func:`fitting._batchfit.fit_laws` all at once, the primitive selection can switch to.
+3. **Law selection** of every curve of the demo profile (every candidate law on each cut's low
+   end and on all points): :func:`fitting.select.fit_curve_many` with ``least_squares`` laws
+   (one fit at a time, the path before the batched engine) versus with ``solver="batched"``
+   laws (every fit of every curve in one :func:`fitting.fit_laws` call), and whether they
+   select the same laws.
 
 Timings are wall-clock ``perf_counter`` seconds (the batched single-curve bootstrap: the
 median of 5 runs after a warm-up; everything else one run); the load average before and
@@ -35,7 +37,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
 import io  # noqa: E402
-import math  # noqa: E402
 import pstats  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -48,13 +49,13 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fitting import ConvergenceWarning, binomial_weights, fit_laws, get_law  # noqa: E402
+from fitting import ConvergenceWarning, binomial_weights, get_law  # noqa: E402
 from fitting import pipeline as P  # noqa: E402
 from fitting import schema as S  # noqa: E402
-from fitting.curves import curves_from_samples, per_question_curves  # noqa: E402
+from fitting.curves import curves_from_samples, k_grid, per_question_curves  # noqa: E402
 from fitting.importer import read_records  # noqa: E402
 from fitting.schema import read_samples  # noqa: E402
-from fitting.select import DEFAULT_LAWS, fit_curve  # noqa: E402
+from fitting.select import DEFAULT_LAWS, fit_curve, fit_curve_many  # noqa: E402
 from fitting.uncertainty import bootstrap_questions  # noqa: E402
 
 METHODS = ("scipy", "batched")
@@ -111,9 +112,8 @@ class StageTimer:
     """Wall time spent in the stages of fit_samples (by wrapping the pipeline's callees)."""
 
     STAGES = {
-        "curves_from_samples": "estimators",
-        "per_question_curves": "estimators",
-        "fit_curve": "selection",
+        "curves_and_per_question": "estimators",
+        "fit_curve_many": "selection",
         "bootstrap_questions_many": "bootstrap",
     }
 
@@ -176,23 +176,19 @@ def interval_gap(a, b) -> str:
     )
 
 
-def selection_fits(samples):
-    """The fits fit_curve runs for every curve: every candidate law, held out and full."""
+def selection_curves(samples):
+    """The (x, y, weights) of every curve fit_samples selects a law for."""
     curves = curves_from_samples(samples, n_boot=0)
-    problems = []
-    for _, rows, _ in P._curve_groups(curves):
+    out = []
+    for ident, rows, _ in P._curve_groups(curves):
+        if ident["knob"] == "k":
+            rows = rows[rows[S.K].isin(k_grid(int(rows[S.K].max()), P.FIT_DENSE_K, P.FIT_PER_DECADE))]
         x = rows[S.K].to_numpy(float)
         y = rows[S.ACCURACY].to_numpy(float)
-        if len(np.unique(x)) < P.MIN_POINTS:
+        if len(np.unique(x)) < P.MIN_POINTS or np.ptp(y) == 0:
             continue
-        w = binomial_weights(y, rows[S.N_QUESTIONS].to_numpy(float))
-        n_fit = len(x) - max(1, math.ceil(0.25 * len(x)))
-        for name in DEFAULT_LAWS:
-            k = len(get_law(name).param_names)
-            if n_fit >= k + 1:
-                problems.append((name, x[:n_fit], y[:n_fit], w[:n_fit]))
-            problems.append((name, x, y, w))
-    return problems
+        out.append((x, y, binomial_weights(y, rows[S.N_QUESTIONS].to_numpy(float))))
+    return out
 
 
 def main() -> None:
@@ -260,26 +256,24 @@ def main() -> None:
 
     if args.demo.exists():
         demo = load(args.demo)
-        problems = selection_fits(demo)
+        curves = selection_curves(demo)
         print(
-            f"\n3. law selection's fits of the demo profile ({len(problems)} fits: 4 laws x held-out/full x curves)"
+            f"\n3. law selection of the demo profile ({len(curves)} curves x {len(DEFAULT_LAWS)} laws x "
+            "(each cut's low end + all points))"
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            t0 = time.perf_counter()
-            one = [get_law(n).fit(x, y, w) for n, x, y, w in problems]
-            t1 = time.perf_counter()
-            many = fit_laws([(get_law(n), x, y, w) for n, x, y, w in problems])
-            t2 = time.perf_counter()
-        same = sum(
-            abs(a.aic_ - b.aic_) < 1e-3 or (a.rmse_ < 1e-9 and b.rmse_ < 1e-9)
-            for a, b in zip(one, many, strict=True)
-        )
-        verdict = sum(a.converged_ == b.converged_ for a, b in zip(one, many, strict=True))
+        timed = {}
+        for solver in METHODS:
+            laws = [get_law(name).set_params(solver=solver) for name in DEFAULT_LAWS]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                t0 = time.perf_counter()
+                timed[solver] = (fit_curve_many(curves, laws), time.perf_counter() - t0)
+        (one, t_one), (many, t_many) = timed["scipy"], timed["batched"]
+        same = sum(a[0].name == b[0].name for a, b in zip(one, many, strict=True))
         print(
-            f"   Law.fit one by one {t1 - t0:.1f}s, fit_laws all at once {t2 - t1:.2f}s, ratio {(t1 - t0) / (t2 - t1):.1f}x"
+            f"   least_squares one by one {t_one:.1f}s, batched all at once {t_many:.2f}s, ratio {t_one / t_many:.1f}x"
         )
-        print(f"   same AIC (1e-3) {same}/{len(problems)}, same verdict {verdict}/{len(problems)}")
+        print(f"   same law selected for {same}/{len(curves)} curves")
 
         if args.profile:
             prof = cProfile.Profile()
