@@ -247,7 +247,9 @@ def estimate_group(
     rows: list[dict] = []
     per_question: dict[str, pd.DataFrame] = {}
     notes = Notes()
-    for metric, per_q, ks, extra in _group_curves(group, base, metrics, gseed, weighted_draws, pool_policy, notes):
+    for metric, per_q, ks, extra in _group_curves(
+        group, base, metrics, gseed, weighted_draws, pool_policy, notes
+    ):
         rows += summarize(base, metric, per_q, ks, extra, n_boot, level, np.random.default_rng(gseed))
         index = pd.Index(extra["questions"], name=S.QUESTION_ID)
         per_question[metric] = pd.DataFrame(per_q, index=index, columns=ks)

@@ -4,20 +4,21 @@ One helper for every long step (profiling units, estimating curves, fitting laws
 splits, the demo's stages). Where it writes decides how:
 
 * **a terminal**: a rich bar on stderr with the count, the rate or a note, and the time left;
-* **anything else** (a log file, a pipe, CI): one plain line every ``every_s`` seconds or each
-  ``every_fraction`` of the total, whichever comes first, and one line when the step ends::
+* **anything else** (a log file, a pipe, CI): once the step has run 2 s, one plain line every
+  10 s or each tenth of the total, whichever comes first, and one line when the step ends::
 
       fitting laws: 24/80 curves (30%), 12 s elapsed, ETA 28 s
       fitting laws: 80/80 curves in 41 s
 
-It lives in ``fitting`` (the bottom of the import graph) so that all three packages share it;
-``fitting`` itself only takes plain ``progress(done, total)`` callbacks.
+``TTC_PROGRESS=0`` in the environment turns every progress display off (for scripts that read
+stderr; the tests run with it). The helper lives in ``fitting`` (the bottom of the import graph)
+so that all three packages share it.
 
 Examples
 --------
 >>> import io
 >>> log = io.StringIO()
->>> with Progress("fitting laws", 4, unit="curves", stream=log, every_s=0.0) as bar:
+>>> with Progress("fitting laws", 4, unit="curves", stream=log, min_s=0.0) as bar:
 ...     for _ in range(4):
 ...         bar.advance()
 >>> print(log.getvalue().splitlines()[0].split(",")[0])
@@ -26,17 +27,22 @@ fitting laws: 1/4 curves (25%)
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
 from typing import IO
 
-__all__ = ["Progress", "format_duration", "EVERY_S", "EVERY_FRACTION"]
+__all__ = ["Progress", "format_duration", "EVERY_S", "EVERY_FRACTION", "MIN_S", "PROGRESS_ENV"]
 
 #: a log gets a progress line at least this often (seconds) ...
 EVERY_S = 10.0
 #: ... and each time this fraction of the total is done
 EVERY_FRACTION = 0.1
+#: environment variable: "0" turns progress displays off
+PROGRESS_ENV = "TTC_PROGRESS"
+#: no periodic line before the step has run this long (a quick step writes only its last line)
+MIN_S = 2.0
 
 
 def format_duration(seconds: float) -> str:
@@ -70,9 +76,10 @@ class Progress:
     stream : file, optional
         Where to write (default ``sys.stderr``, read when the step starts).
     enabled : bool
-        False: write nothing (the counts are still kept).
-    every_s, every_fraction : float
-        A log line at least every ``every_s`` seconds and each ``every_fraction`` of the total.
+        False: write nothing (the counts are still kept). ``TTC_PROGRESS=0`` makes it False.
+    every_s, every_fraction, min_s : float
+        A log line at least every ``every_s`` seconds and each ``every_fraction`` of the total,
+        once the step has run ``min_s`` seconds (every step writes its last line).
     terminal : bool, optional
         Force the bar (True) or the lines (False); default: whether ``stream`` is a terminal.
     clock : callable
@@ -92,12 +99,14 @@ class Progress:
         enabled: bool = True,
         every_s: float = EVERY_S,
         every_fraction: float = EVERY_FRACTION,
+        min_s: float = MIN_S,
         terminal: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.label, self.total, self.unit = label, int(total), unit
-        self.stream, self.enabled, self.terminal = stream, enabled, terminal
-        self.every_s, self.every_fraction, self.clock = every_s, every_fraction, clock
+        self.stream, self.terminal = stream, terminal
+        self.enabled = enabled and os.environ.get(PROGRESS_ENV, "").strip() != "0"
+        self.every_s, self.every_fraction, self.min_s, self.clock = every_s, every_fraction, min_s, clock
         self.done = 0
         self.note = ""
         self.t0: float | None = None
@@ -141,10 +150,12 @@ class Progress:
         if self._closed:
             return
         self._closed = True
-        if self.t0 is None:
-            self.start()
         if not self.enabled:
             return
+        if self.t0 is None and message is not None:  # never started: the message alone, no empty bar
+            print(message, file=self.stream if self.stream is not None else sys.stderr, flush=True)
+            return
+        self.start()
         if self._bar is not None:
             self._refresh()
             self._bar.stop()
@@ -182,9 +193,9 @@ class Progress:
             return
         now = self.clock()
         fraction = self.done / self.total if self.total > 0 else 0.0
-        due = now - self._last_line >= self.every_s and self.done < self.total
-        due |= fraction - self._last_fraction >= self.every_fraction - 1e-12 and self.done < self.total
-        if due:
+        due = now - self._last_line >= self.every_s
+        due |= fraction - self._last_fraction >= self.every_fraction - 1e-12
+        if due and self.done < self.total and now - self.t0 >= self.min_s:
             self._last_line, self._last_fraction = now, fraction
             print(self.line(now), file=self.stream, flush=True)
 
