@@ -16,13 +16,10 @@ so that all three packages share it.
 
 Examples
 --------
->>> import io
->>> log = io.StringIO()
->>> with Progress("fitting laws", 4, unit="curves", stream=log, min_s=0.0) as bar:
-...     for _ in range(4):
-...         bar.advance()
->>> print(log.getvalue().splitlines()[0].split(",")[0])
-fitting laws: 1/4 curves (25%)
+>>> bar = Progress("fitting laws", 20, unit="curves", clock=lambda: 0.0).start()
+>>> bar.done = 4
+>>> bar.line(now=12.0)
+'fitting laws: 4/20 curves (20%), 12 s elapsed, ETA 48 s'
 """
 
 from __future__ import annotations
