@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fitting import schema as S
+from fitting.progress import Progress
 
 from .backends import Backend, load_backend
 from .executor import Executor, Job, LoadedModel, LocalExecutor, RunSetup, outcome_rows
@@ -287,39 +288,36 @@ def _register_model(
 
 
 class _Progress:
-    """A rich progress bar on stderr: units run of the units left to run, tokens/s and ETA.
+    """Units run of the units left to run, tokens/s and ETA (:class:`fitting.progress.Progress`:
+    a bar on a terminal, a line every 10 s or 10% in a log).
 
     Units found already done are taken off the total rather than counted as progress, so the
-    rate and ETA describe the work actually being done.
+    rate and ETA describe the work actually being done; nothing is shown until a unit runs, and
+    a run with every unit already measured says so in one line.
     """
 
     def __init__(self, result: ProfileResult) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         self.result = result
         self.t0 = time.perf_counter()
-        self.progress = Progress(
-            TextColumn("profiling"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("units"),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self.task = self.progress.add_task("units", total=result.units_total, rate="")
-        self.progress.start()
+        self.bar = Progress("profiling", result.units_total, unit="units")
 
     def skip(self, count: int) -> None:
-        self.progress.update(self.task, total=self.result.units_total - self.result.units_skipped)
+        left = self.result.units_total - self.result.units_skipped
+        if self.bar.t0 is None:
+            self.bar.total = left  # not shown yet: a fully reused run never shows an empty bar
+        else:
+            self.bar.update(total=left)
 
     def update(self) -> None:
         r = self.result
         elapsed = max(time.perf_counter() - self.t0, 1e-9)
-        rate = f"{r.completion_tokens / elapsed:,.0f} tok/s"
-        self.progress.update(self.task, completed=r.units_run, rate=rate)
+        self.bar.update(r.units_run, note=f"{r.completion_tokens / elapsed:,.0f} tok/s")
 
     def close(self) -> None:
-        self.update()
-        self.progress.stop()
+        r = self.result
+        if r.units_run == 0 and r.units_total > 0 and r.units_skipped >= r.units_total:
+            self.bar.close(f"profiling: all {r.units_total} units already measured in {r.out}")
+            return
+        if r.units_run:
+            self.update()
+        self.bar.close()

@@ -240,6 +240,7 @@ def recommend(
             model_specs=request.model_specs,
             n_boot=request.n_boot,
             use_cache=request.use_cache,
+            progress=True,
         )
         rec = plan(prof, request)
     except PlanError as exc:

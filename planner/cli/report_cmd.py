@@ -92,7 +92,7 @@ def report(
         files = build_report(
             profile, out, gpu=gpu, budgets=values, budget_key=budget_key, mix=mix, qps=qps, concurrency=concurrency,
             risk=risk, include_simulated=allow_simulated, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
-            use_cache=not no_cache, png=not no_png, n_splits=splits,
+            use_cache=not no_cache, png=not no_png, n_splits=splits, progress=True,
         )  # fmt: skip
     except (ValueError, LookupError) as exc:  # SchemaError, SpecError, CatalogError, PlanError, bad requests
         fail(str(exc))
