@@ -129,6 +129,10 @@ def _check_field(name: str, value: object, where: str, from_csv: bool) -> object
     if name in _COUNT_FIELDS:
         if number != int(number) or number < 0:
             raise S.SchemaError(f"{where}: field {name!r} must be a non-negative integer, got {_fmt(value)}")
+        if number > S.MAX_COUNT:
+            raise S.SchemaError(
+                f"{where}: field {name!r} must be at most {S.MAX_COUNT:.0e}, got {_fmt(value)}"
+            )
         return int(number)
     if name in _NONNEG_FIELDS and number < 0:
         raise S.SchemaError(f"{where}: field {name!r} must be >= 0, got {_fmt(value)}")
@@ -173,7 +177,9 @@ def _raw_records(path: Path, text: str | None) -> Iterator[tuple[int, dict, bool
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise S.SchemaError(f"{path} line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            raise S.SchemaError(
+                f"{path} line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
+            ) from None
         if not isinstance(record, dict):
             raise S.SchemaError(f"{path} line {lineno}: expected a JSON object, got {type(record).__name__}")
         yield lineno, record, False

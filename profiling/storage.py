@@ -64,6 +64,7 @@ __all__ = [
     "check_same_run",
     "check_model",
     "write_shard",
+    "shard_files",
     "finished_units",
     "unit_shards",
     "duplicate_units",

@@ -40,6 +40,9 @@ def import_samples(
     from fitting.importer import import_file
     from fitting.schema import SchemaError
 
+    from ._errors import claim_output
+
+    claim_output(out, "folder")
     try:
         result, shard = import_file(file, out)
     except SchemaError as exc:

@@ -199,6 +199,10 @@ def profile_command(
             _check_model_spec(spec)
             if device is not None and spec.startswith(("openai:", "vllm:")):
                 raise ValueError(f"--device applies to local hf models only, not to {spec!r}")
+        if device is not None:
+            from profiling.backends.hf import resolve_device
+
+            resolve_device(device)
         task_obj = get_task(task)
         for s in strategies:
             s.check_task(task_obj)

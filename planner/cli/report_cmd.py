@@ -84,6 +84,14 @@ def report(
     """
     from planner.report import build_report
 
+    from ._errors import claim_output
+
+    if out.suffix.lower() != ".html":
+        fail(f"--out {out}: expected an HTML file path such as {out / 'report.html'} or report.html")
+    claim_output(out, "file")
+    claim_output(out.with_suffix(".md"), "file")
+    if not no_png:
+        claim_output(out.parent / f"{out.stem}-charts", "folder")
     try:
         values = [float(v) for v in budgets.split(",")] if budgets else None
     except ValueError:

@@ -56,7 +56,7 @@ import numpy as np
 from ._base import Backend, Completion, GenerationRequest, GenerationResult
 from ._checks import check_request
 
-__all__ = ["HFBackend", "cache_tensor_bytes", "pack_batches"]
+__all__ = ["HFBackend", "cache_tensor_bytes", "pack_batches", "resolve_device"]
 
 KV_SOURCE = "hf-cache-tensors"
 
@@ -158,7 +158,11 @@ class _RowSampler:
             for start, stop, generator in rs["hot"]:
                 u[start:stop, 0] = torch.rand(stop - start, generator=generator, device=scores.device)
             cdf = probs.cumsum(dim=-1)
-            drawn = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1).clamp_(max=scores.shape[1] - 1)
+            drawn = (
+                torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+                .squeeze(1)
+                .clamp_(max=scores.shape[1] - 1)
+            )
             chosen = torch.where(rs["sampled"], drawn, chosen)
         logprobs = torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)
         self.step_logprobs.append(logprobs)
@@ -229,6 +233,41 @@ def _truncate_at_stop(text: str, stops: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
+def resolve_device(device: str | None):
+    """The ``torch.device`` an hf model runs on: ``device`` (``cpu``, ``cuda``, ``cuda:N``,
+    ``mps``), or cuda when there is one and else cpu. Raises ``ValueError`` in one line for a
+    name torch does not know, a device type this backend does not run on, or a device this
+    machine does not have (e.g. ``cuda`` with a CPU-only torch).
+
+    Examples
+    --------
+    >>> str(resolve_device("cpu"))
+    'cpu'
+    """
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r}: not a device name; expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"device {device!r}: CUDA is not available here ({why}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r}: MPS (Apple GPUs) is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r}: the hf backend runs on cpu, cuda or mps, not {dev.type}")
+    return dev
+
+
 class HFBackend(Backend):
     """A causal LM checkpoint run with ``transformers`` (see the module docstring for what is measured).
 
@@ -286,7 +325,7 @@ class HFBackend(Backend):
             raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
         self.path = path
         self.model_name = model_name or path.name
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.max_batch_rows = int(max_batch_rows)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"
