@@ -57,9 +57,10 @@ def debug_enabled() -> bool:
     return _debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
 
 
-def claim_output(path: str | Path, kind: str = "folder") -> Path:
+def claim_output(path: str | Path, kind: str = "folder", *, remove_on_failure: bool = True) -> Path:
     """Check that ``path`` can be written as a ``kind`` (``"folder"`` or ``"file"``) and
-    remember what does not exist yet, to be removed if the command fails.
+    remember what does not exist yet, to be removed if the command fails (unless
+    ``remove_on_failure`` is False: ``ttc profile`` keeps finished units and cleans up itself).
 
     Raises ``ValueError`` (one line) when the path is a file where a folder is expected (or
     the reverse), lies under a file, or its nearest existing folder is on a read-only
@@ -78,7 +79,7 @@ def claim_output(path: str | Path, kind: str = "folder") -> Path:
     if not parent.is_dir():
         raise ValueError(f"{path}: {parent} is a file, not a folder; choose another output path")
     _check_writable(path if path.is_dir() else parent, path)
-    if top is not None:
+    if top is not None and remove_on_failure:
         _created.append(top)
     return path
 

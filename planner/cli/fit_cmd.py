@@ -70,7 +70,6 @@ def fit(
     from fitting.curves import DataWarning, assign_difficulty, difficulty_bins
     from fitting.importer import read_input
     from fitting.pipeline import FitOutput, fit_counts, fit_samples
-    from fitting.schema import SchemaError
 
     from ._errors import claim_output
 
@@ -83,10 +82,7 @@ def fit(
     if by_pass_rate < 0:
         fail(f"--bins must be >= 0 (0: keep the difficulty labels), got {by_pass_rate}")
     claim_output(out, "folder")
-    try:
-        df, counts = read_input(samples)
-    except SchemaError as exc:
-        fail(str(exc))
+    df, counts = read_input(samples)
     if by_pass_rate and df is not None:
         df = assign_difficulty(df, difficulty_bins(df, n_bins=by_pass_rate, method="pass_rate"))
     if by_pass_rate and counts is not None:

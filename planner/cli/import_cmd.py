@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import OUTPUT, console, fail
+from ._common import OUTPUT, console
 
 
 def import_samples(
@@ -38,15 +38,11 @@ def import_samples(
         ttc import monkeys_gsm8k_pythia_counts.csv --out runs/pythia && ttc forecast runs/pythia --at 10000
     """
     from fitting.importer import import_file
-    from fitting.schema import SchemaError
 
     from ._errors import claim_output
 
     claim_output(out, "folder")
-    try:
-        result, shard = import_file(file, out)
-    except SchemaError as exc:
-        fail(str(exc))
+    result, shard = import_file(file, out)
     df = result.table
     if result.unknown_fields:
         console.print(f"[yellow]ignored unknown field(s):[/] {', '.join(sorted(result.unknown_fields))}")

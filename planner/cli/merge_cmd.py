@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ._common import console
 
 
 def merge_command(
@@ -35,13 +35,12 @@ def merge_command(
         ttc merge runs/lab-s runs/w0 runs/w1
         ttc merge runs/lab-s-fixed runs/lab-s-with-duplicates --dedupe
     """
-    from profiling.lock import RunLocked
-    from profiling.storage import RunMismatch, merge_runs
+    from profiling.storage import merge_runs
 
-    try:
-        report = merge_runs(out, list(inputs), dedupe=dedupe)
-    except (RunMismatch, RunLocked, ValueError) as exc:
-        fail(str(exc))
+    from ._errors import claim_output
+
+    claim_output(out, "folder")
+    report = merge_runs(out, list(inputs), dedupe=dedupe)
     dropped = f"; {len(report.dropped)} duplicate unit(s) left out" if report.dropped else ""
     console.print(
         f"merged {len(report.inputs)} run folder(s): {report.units} units, {report.rows} rows -> {report.out}{dropped}"

@@ -191,7 +191,7 @@ def recommend(
         ttc recommend --config plan.toml --risk conservative
     """
     from planner.profile import load_profile
-    from planner.recommend import PlanError, plan
+    from planner.recommend import plan
     from planner.request import PlanRequest
 
     folder = profile_folder(profile, profile_option, required=False)
@@ -226,25 +226,20 @@ def recommend(
         "n_boot": n_boot,
         "use_cache": False if no_cache else None,
     }
-    try:
-        if config is not None:
-            request = PlanRequest.from_toml(config).replace(**flags)
-        else:
-            request = PlanRequest(**{k: v for k, v in flags.items() if v is not None})
-        if not request.profile:
-            fail(f"missing the samples folder (the output of `ttc profile` or `ttc import`); e.g. {_EXAMPLE}")
-        _check_storage(request.storage)
-        prof = load_profile(
-            request.profile,
-            model_specs=request.model_specs,
-            n_boot=request.n_boot,
-            use_cache=request.use_cache,
-        )
-        rec = plan(prof, request)
-    except PlanError as exc:
-        fail(str(exc))
-    except ValueError as exc:  # SchemaError, SpecError and bad requests are ValueErrors
-        fail(str(exc))
+    if config is not None:
+        request = PlanRequest.from_toml(config).replace(**flags)
+    else:
+        request = PlanRequest(**{k: v for k, v in flags.items() if v is not None})
+    if not request.profile:
+        fail(f"missing the samples folder (the output of `ttc profile` or `ttc import`); e.g. {_EXAMPLE}")
+    _check_storage(request.storage)
+    prof = load_profile(
+        request.profile,
+        model_specs=request.model_specs,
+        n_boot=request.n_boot,
+        use_cache=request.use_cache,
+    )
+    rec = plan(prof, request)
     if as_json:
         typer.echo(json.dumps(rec.to_json(), indent=2))
         return

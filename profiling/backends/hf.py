@@ -46,6 +46,7 @@ What is measured
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,7 +57,7 @@ import numpy as np
 from ._base import Backend, Completion, GenerationRequest, GenerationResult
 from ._checks import check_request
 
-__all__ = ["HFBackend", "cache_tensor_bytes", "pack_batches", "resolve_device"]
+__all__ = ["HFBackend", "available_memory_bytes", "cache_tensor_bytes", "pack_batches", "resolve_device"]
 
 KV_SOURCE = "hf-cache-tensors"
 
@@ -233,6 +234,22 @@ def _truncate_at_stop(text: str, stops: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
+def available_memory_bytes() -> int | None:
+    """Memory this machine can still give a process (Linux ``MemAvailable``, else the free
+    physical pages), or None where neither is known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def resolve_device(device: str | None):
     """The ``torch.device`` an hf model runs on: ``device`` (``cpu``, ``cuda``, ``cuda:N``,
     ``mps``), or cuda when there is one and else cpu. Raises ``ValueError`` in one line for a
@@ -392,6 +409,38 @@ class HFBackend(Backend):
         messages = [{"role": "user", "content": prompt}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    def request_bytes(self, rows: int, prompt_len: int, max_new_tokens: int) -> int | None:
+        """Memory one ``generate`` call of ``rows`` sequences needs at its end, estimated: the KV
+        cache of every row at ``prompt_len + max_new_tokens`` tokens (the cache's dtype and
+        layout from the model config) plus two float32 copies of a step's logits. None when
+        the config lacks the sizes (then nothing is checked)."""
+        cfg = self.model.config
+        try:
+            heads = int(cfg.num_attention_heads)
+            kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+            head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+            layers, vocab = int(cfg.num_hidden_layers), int(cfg.vocab_size)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        per_token = 2 * layers * kv_heads * head_dim * self.model.dtype.itemsize
+        return rows * (prompt_len + max_new_tokens) * per_token + 2 * rows * vocab * 4
+
+    def _check_memory(self, rows: int, prompt_len: int, max_new_tokens: int) -> None:
+        """Refuse (ValueError, before generating) a call whose estimate (:meth:`request_bytes`)
+        exceeds half the memory available on the device (e.g. ``pool:n=100000``): the cache
+        grows by concatenation, so its old and new copies coexist at each step."""
+        import torch
+
+        need = self.request_bytes(rows, prompt_len, max_new_tokens)
+        free = torch.cuda.mem_get_info(self.device)[0] if self._cuda else available_memory_bytes()
+        if need is None or free is None or 2 * need <= free:
+            return
+        raise ValueError(
+            f"{self.model_name}: one call of {rows} sequences x {prompt_len + max_new_tokens} tokens needs about "
+            f"{need / 2**30:.1f} GiB (KV cache and logits, estimated; twice that must fit) but {free / 2**30:.1f} GiB "
+            f"are available on {self.device}; lower the pool size n (or --max-new-tokens)"
+        )
+
     def _sync(self) -> None:
         if self._cuda:
             import torch
@@ -418,6 +467,7 @@ class HFBackend(Backend):
         input_ids = enc["input_ids"].repeat_interleave(counts, dim=0).to(self.device)
         attention_mask = enc["attention_mask"].repeat_interleave(counts, dim=0).to(self.device)
         prompt_len = int(input_ids.shape[1])
+        self._check_memory(int(input_ids.shape[0]), prompt_len, max(r.max_new_tokens for r in requests))
 
         groups, seeds, start = [], [], 0
         for r in requests:
