@@ -20,10 +20,16 @@ def merge_command(
         help="Keep the first copy of a unit found in more than one shard (a folder written by two "
         "profilers at once) instead of refusing.",
     ),
+    allow_mixed: bool = typer.Option(
+        False,
+        "--allow-mixed",
+        help="Merge runs of different models or question selections on purpose (refused otherwise).",
+    ),
 ) -> None:
     """Combine run folders written by `ttc profile` (e.g. the workers of `--shard i/n`).
 
-    Refuses runs that differ in task, seed, max new tokens, strategy set or a shared model's
+    Refuses runs that differ in task, seed, max new tokens, strategy set, the models profiled
+    (unless --allow-mixed), the question selection (unless --allow-mixed) or a shared model's
     config, a folder that a `ttc profile` is still writing, and a unit held twice (naming
     both shards) unless --dedupe. With one input and --dedupe it repairs a folder that two
     profilers wrote at once (versions before the run-folder lock) into a new folder.
@@ -40,7 +46,7 @@ def merge_command(
     from ._errors import claim_output
 
     claim_output(out, "folder")
-    report = merge_runs(out, list(inputs), dedupe=dedupe)
+    report = merge_runs(out, list(inputs), dedupe=dedupe, allow_mixed=allow_mixed)
     dropped = f"; {len(report.dropped)} duplicate unit(s) left out" if report.dropped else ""
     console.print(
         f"merged {len(report.inputs)} run folder(s): {report.units} units, {report.rows} rows -> {report.out}{dropped}"

@@ -240,6 +240,12 @@ def profile_command(
         signal.signal(signal.SIGTERM, previous)
     if result.duplicates:
         err_console.print(f"[yellow]warning:[/] {result.duplicates}", highlight=False)
+    if result.unfinished:
+        err_console.print(
+            f"[yellow]warning:[/] {len(result.unfinished)} unit(s) not written: the engine aborted or failed a "
+            f"sample of theirs (partial text), e.g. {result.unfinished[0]}; rerun the same command to retry them",
+            highlight=False,
+        )
     rate = result.completion_tokens / result.elapsed_s if result.elapsed_s > 0 else 0.0
     console.print(
         f"profiled {result.units_run} unit(s) ({result.units_skipped} already done) -> {result.rows_written} rows, "
