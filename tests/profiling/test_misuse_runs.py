@@ -40,7 +40,9 @@ def test_units_with_an_aborted_sample_are_not_written_but_reported_and_retried(t
     task = TinyChainTask()
     problems = list(task.problems(per_level=2))
     bad = problems[1]
-    res = profile([AbortingBackend(bad.question)], task, ["greedy", "pool:n=4"], tmp_path / "run", per_level=2)
+    res = profile(
+        [AbortingBackend(bad.question)], task, ["greedy", "pool:n=4"], tmp_path / "run", per_level=2
+    )
     # both strategies of the bad question were dropped, nothing else
     assert len(res.unfinished) == 2 and all(u.endswith(f" {bad.id}") for u in res.unfinished)
     df = S.read_samples(tmp_path / "run")
@@ -116,9 +118,15 @@ def test_a_waiter_on_a_removed_lock_file_locks_the_new_one_so_two_never_both_hol
 
 def test_merge_refuses_runs_of_other_models_or_questions_unless_allowed(tmp_path):
     task = TinyChainTask()
-    profile([ScriptedBackend(model_name="m-small")], task, ["greedy"], tmp_path / "s", per_level=2, shard=(0, 2))
-    profile([ScriptedBackend(model_name="m-large")], task, ["greedy"], tmp_path / "l", per_level=2, shard=(1, 2))
-    profile([ScriptedBackend(model_name="m-small")], task, ["greedy"], tmp_path / "q", per_level=3, shard=(1, 2))
+    profile(
+        [ScriptedBackend(model_name="m-small")], task, ["greedy"], tmp_path / "s", per_level=2, shard=(0, 2)
+    )
+    profile(
+        [ScriptedBackend(model_name="m-large")], task, ["greedy"], tmp_path / "l", per_level=2, shard=(1, 2)
+    )
+    profile(
+        [ScriptedBackend(model_name="m-small")], task, ["greedy"], tmp_path / "q", per_level=3, shard=(1, 2)
+    )
     with pytest.raises(RunMismatch, match=r"profiled model\(s\) \['m-large'\] .* --allow-mixed"):
         merge_runs(tmp_path / "out", [tmp_path / "s", tmp_path / "l"])
     with pytest.raises(RunMismatch, match="selected questions .* --allow-mixed"):
