@@ -215,6 +215,7 @@ def test_a_read_only_output_folder_is_refused_before_any_work(base, monkeypatch)
 def test_the_readme_lists_the_bad_input_table():
     readme = (ROOT / "README.md").read_text()
     assert "### What happens on bad input" in readme
+    assert f"runs {len(BAD)} bad invocations across every command" in readme
     for name, _, _ in BAD:
         command = name.split("-")[0]
         assert f"`ttc {command}" in readme or command == "usage"
