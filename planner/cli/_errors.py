@@ -76,9 +76,13 @@ def claim_output(path: str | Path, kind: str = "folder", *, remove_on_failure: b
     top, parent = None, path
     while not parent.exists():
         top, parent = parent, parent.parent
-    if not parent.is_dir():
+    if top is None:  # the path exists: it is written in, or replaced in its folder
+        folder = path if path.is_dir() else path.parent
+    elif not parent.is_dir():
         raise ValueError(f"{path}: {parent} is a file, not a folder; choose another output path")
-    _check_writable(path if path.is_dir() else parent, path)
+    else:
+        folder = parent
+    _check_writable(folder, path)
     if top is not None and remove_on_failure:
         _created.append(top)
     return path

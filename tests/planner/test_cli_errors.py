@@ -212,6 +212,17 @@ def test_a_read_only_output_folder_is_refused_before_any_work(base, monkeypatch)
     assert r.exit_code == 2 and "is on a read-only filesystem" in r.stderr and not (base / "O").exists()
 
 
+def test_existing_outputs_are_accepted_and_kept_when_a_later_step_fails(base, monkeypatch):
+    monkeypatch.chdir(base)
+    (base / "old.html").write_text("an earlier report")
+    (base / "OLD").mkdir()
+    r = ttc(["report", "P", "--out", "old.html", "--budget-key", "joules"])
+    assert r.exit_code == 2 and "joules" in r.stderr and "is a file" not in r.stderr
+    assert (base / "old.html").read_text() == "an earlier report"
+    r = ttc(["import", "yes.jsonl", "--out", "OLD"])
+    assert r.exit_code == 2 and (base / "OLD").is_dir()
+
+
 def test_the_readme_lists_the_bad_input_table():
     readme = (ROOT / "README.md").read_text()
     assert "### What happens on bad input" in readme
