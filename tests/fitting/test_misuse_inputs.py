@@ -25,7 +25,12 @@ def partially_labelled(tmp_path):
     for q in range(12):
         right = q < 7 or q >= 10
         for _ in range(4):
-            rec = {"question_id": f"q{q}", "correct": right, "answer": "A" if right else "B", "reference": "A"}
+            rec = {
+                "question_id": f"q{q}",
+                "correct": right,
+                "answer": "A" if right else "B",
+                "reference": "A",
+            }
             if q < 10:
                 rec["difficulty"] = 1 + q % 2
             lines.append(json.dumps(rec))
@@ -49,7 +54,9 @@ def test_partially_labelled_questions_get_their_own_label_and_all_means_every_qu
 
 
 def test_old_tables_with_all_beside_other_labels_are_read_with_all_meaning_every_question():
-    df = pd.DataFrame({"question_id": ["a", "b", "c"], "correct": [True, False, True], "difficulty": ["all", "1", "2"]})
+    df = pd.DataFrame(
+        {"question_id": ["a", "b", "c"], "correct": [True, False, True], "difficulty": ["all", "1", "2"]}
+    )
     assert S.validate_samples(df)[S.DIFFICULTY].tolist() == [S.UNLABELLED, "1", "2"]
     none = pd.DataFrame({"question_id": ["a", "b"], "correct": [True, False]})
     assert S.validate_samples(none)[S.DIFFICULTY].tolist() == ["all", "all"]
@@ -57,7 +64,9 @@ def test_old_tables_with_all_beside_other_labels_are_read_with_all_meaning_every
 
 @pytest.mark.parametrize("labels", [[1, 1.0, "1", "1.0", " 1 "], ["2", 2.0, "02", "2.", "+2"]])
 def test_one_and_one_point_zero_are_one_difficulty_label(labels):
-    df = pd.DataFrame({"question_id": [f"q{i}" for i in range(5)], "correct": [True] * 5, "difficulty": labels})
+    df = pd.DataFrame(
+        {"question_id": [f"q{i}" for i in range(5)], "correct": [True] * 5, "difficulty": labels}
+    )
     assert S.validate_samples(df)[S.DIFFICULTY].nunique() == 1
 
 
@@ -89,7 +98,9 @@ def test_a_bad_shard_is_named_in_the_error(tmp_path):
 
 def test_a_folder_with_only_other_parquet_files_says_what_it_found(tmp_path):
     pd.DataFrame({"question_id": ["a"], "correct": [True]}).to_parquet(tmp_path / "results.parquet")
-    with pytest.raises(S.SchemaError, match=r"no samples shards .* found results\.parquet: give a file's path"):
+    with pytest.raises(
+        S.SchemaError, match=r"no samples shards .* found results\.parquet: give a file's path"
+    ):
         S.read_samples(tmp_path)
     assert len(S.read_samples(tmp_path / "results.parquet")) == 1  # a file is read by its path
 
@@ -139,7 +150,7 @@ PLAIN = "question_id,correct,difficulty,latency_s\nq1,1,1,0.5\nq2,0,2,1.25\n"
         ("\ufeff" + PLAIN, "UTF-8 byte-order mark (Excel)"),
         (PLAIN.replace(",", ";"), '";" as the delimiter'),
         (PLAIN.replace(",", ", "), "spaces after delimiters ignored"),
-        ("\ufeff" + PLAIN.replace(",", "; "), "byte-order mark (Excel), \";\" as the delimiter, spaces after"),
+        ("\ufeff" + PLAIN.replace(",", "; "), 'byte-order mark (Excel), ";" as the delimiter, spaces after'),
         (PLAIN.replace(",", "\t"), "tab as the delimiter"),
         (PLAIN.replace("\n", "\r\n"), None),
     ],
@@ -158,7 +169,9 @@ def test_counts_csv_dialects_read_like_a_plain_csv(tmp_path):
     plain = "question_id,n_samples,n_correct,completion_tokens\na,10,3,41.5\nb,4,0,12\n"
     (tmp_path / "a.csv").write_text(plain)
     (tmp_path / "b.csv").write_bytes(("\ufeff" + plain.replace(",", "; ")).encode())
-    pd.testing.assert_frame_equal(read_records(tmp_path / "b.csv").counts, read_records(tmp_path / "a.csv").counts)
+    pd.testing.assert_frame_equal(
+        read_records(tmp_path / "b.csv").counts, read_records(tmp_path / "a.csv").counts
+    )
 
 
 @pytest.mark.parametrize(
@@ -188,7 +201,9 @@ cells = st.text(alphabet="abcxyz0123456789_-. ", min_size=1, max_size=6).map(str
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    rows=st.lists(st.tuples(cells, st.booleans(), st.integers(0, 5), st.floats(0, 100)), min_size=1, max_size=8),
+    rows=st.lists(
+        st.tuples(cells, st.booleans(), st.integers(0, 5), st.floats(0, 100)), min_size=1, max_size=8
+    ),
     delimiter=st.sampled_from([",", ";", "\t", "|"]),
     bom=st.booleans(),
     space=st.booleans(),
@@ -203,7 +218,9 @@ def test_any_dialect_reads_the_same_table_as_plain_csv(tmp_path, rows, delimiter
         return lead + "\n".join(lines) + "\n"
 
     (tmp_path / "plain.csv").write_text(text(",", ""))
-    (tmp_path / "x.csv").write_bytes(text(delimiter + (" " if space else ""), "\ufeff" if bom else "").encode())
+    (tmp_path / "x.csv").write_bytes(
+        text(delimiter + (" " if space else ""), "\ufeff" if bom else "").encode()
+    )
     got, want = read_records(tmp_path / "x.csv"), read_records(tmp_path / "plain.csv")
     pd.testing.assert_frame_equal(got.samples, want.samples)
     assert got.samples[S.QUESTION_ID].tolist() == [r[0] for r in rows]

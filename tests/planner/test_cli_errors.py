@@ -25,7 +25,10 @@ def base(tmp_path_factory):
     ``P`` (two fixture models), two run folders of different models ``R1``/``R2``, a plain
     file ``afile``, and bad input files."""
     b = tmp_path_factory.mktemp("bad-input")
-    lines = [json.dumps({"question_id": f"q{i % 4}", "correct": i % 3 == 0, "difficulty": 1 + i % 2}) for i in range(16)]
+    lines = [
+        json.dumps({"question_id": f"q{i % 4}", "correct": i % 3 == 0, "difficulty": 1 + i % 2})
+        for i in range(16)
+    ]
     (b / "s.jsonl").write_text("\n".join(lines) + "\n")
     importer.import_file(b / "s.jsonl", b / "S")
     F.write_profile(b / "P", models=("fix-s", "fix-m"), n_questions=2)
@@ -33,7 +36,9 @@ def base(tmp_path_factory):
     F.write_profile(b / "R2", models=("fix-m",), n_questions=2)
     (b / "afile").write_text("not a folder\n")
     (b / "NORUN").mkdir()
-    (b / "big.jsonl").write_text('{"question_id": "q", "correct": true, "prompt_tokens": 99999999999999999999999}\n')
+    (b / "big.jsonl").write_text(
+        '{"question_id": "q", "correct": true, "prompt_tokens": 99999999999999999999999}\n'
+    )
     (b / "bigc.csv").write_text("question_id,n_samples,n_correct\nq,99999999999999999999999,1\n")
     (b / "dup.csv").write_text("question_id,correct,correct\nq1,1,0\n")
     (b / "dupkey.jsonl").write_text('{"question_id": "q", "correct": true, "correct": false}\n')
@@ -139,7 +144,18 @@ def ttc(args, env=None):
 def test_the_table_covers_every_command_with_at_least_40_invocations():
     commands = {args.split()[0] for _, args, _ in BAD}
     assert len(BAD) >= 40
-    assert commands >= {"import", "fit", "forecast", "costs", "profile", "merge", "recommend", "evaluate", "report", "demo"}
+    assert commands >= {
+        "import",
+        "fit",
+        "forecast",
+        "costs",
+        "profile",
+        "merge",
+        "recommend",
+        "evaluate",
+        "report",
+        "demo",
+    }
 
 
 @pytest.mark.parametrize(("args", "message"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
@@ -181,7 +197,10 @@ def test_a_bug_keeps_its_traceback_and_the_outputs_are_still_removed(base, monke
 
 @pytest.mark.parametrize(
     ("code", "words"),
-    [(errno.ENOSPC, "No space left on device (the disk is full"), (errno.EROFS, "the filesystem is read-only")],
+    [
+        (errno.ENOSPC, "No space left on device (the disk is full"),
+        (errno.EROFS, "the filesystem is read-only"),
+    ],
 )
 def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_partial_output(base, monkeypatch, code, words):
     """SIMULATED: the write of the shard raises the OSError a full or read-only disk gives."""
