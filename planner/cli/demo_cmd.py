@@ -65,6 +65,9 @@ def demo(
     name = preset or ("full" if full else "quick")
     if name not in PRESETS:
         fail(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}")
+    from ._errors import claim_output
+
+    claim_output(out, "folder", remove_on_failure=False)  # its measurements serve a rerun
     result = run_demo(out, preset=name, gpu=gpu, log=console.print, use_cache=not no_cache)
     total = sum(result.seconds.values())
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())

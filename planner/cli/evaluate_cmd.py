@@ -66,6 +66,7 @@ def evaluate(
         ttc evaluate runs/lab --budget-key flops
     """
     from fitting.progress import Progress
+    from planner.constants import COST_KEYS
     from planner.holdout import evaluate_profile
     from planner.profile import load_profile
 
@@ -76,6 +77,8 @@ def evaluate(
         fail(f"--budgets must be comma-separated numbers, got {budgets!r}")
     if gpu and api:
         fail("give --gpu or --api, not both")
+    if cost_key not in COST_KEYS:  # before the profile is loaded and fitted
+        fail(f"--budget-key must be one of {', '.join(COST_KEYS)}; got {cost_key!r}")
     try:
         prof = load_profile(folder, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
                             use_cache=not no_cache, progress=True)  # fmt: skip

@@ -79,14 +79,19 @@ def fit(
     from fitting.curves import DataWarning, assign_difficulty, difficulty_bins
     from fitting.importer import read_input
     from fitting.pipeline import FitOutput
-    from fitting.schema import SchemaError
+
+    from ._errors import claim_output
 
     if pools not in ("common", "available"):
         fail(f"--pools must be common or available, got {pools!r}")
-    try:
-        df, counts = read_input(samples)
-    except SchemaError as exc:
-        fail(str(exc))
+    if not 0 < level < 1:
+        fail(f"--level must be a coverage in (0, 1), e.g. 0.9, got {level:g}")
+    if n_boot < 0:
+        fail(f"--n-boot must be >= 0 (0: no intervals), got {n_boot}")
+    if by_pass_rate < 0:
+        fail(f"--bins must be >= 0 (0: keep the difficulty labels), got {by_pass_rate}")
+    claim_output(out, "folder")
+    df, counts = read_input(samples)
     if by_pass_rate and df is not None:
         df = assign_difficulty(df, difficulty_bins(df, n_bins=by_pass_rate, method="pass_rate"))
     if by_pass_rate and counts is not None:
