@@ -5,6 +5,7 @@ Never imports torch, :mod:`profiling` or :mod:`planner`.
 
 from __future__ import annotations
 
+from ._batchfit import fit_laws
 from ._estimator import FittedEstimator
 from .betabinom import BetaBinomial, beta_pass_at_k
 from .counts import counts_from_samples, curves_from_counts
@@ -12,6 +13,7 @@ from .coverage import BetaBinomialPosterior
 from .curves import (
     DataWarning,
     assign_difficulty,
+    curves_and_per_question,
     curves_from_samples,
     difficulty_bins,
     k_grid,
@@ -54,6 +56,7 @@ __all__ += [
     "best_of_curve",
     "best_of_k",
     "counts_from_samples",
+    "curves_and_per_question",
     "curves_from_counts",
     "curves_from_samples",
     "difficulty_bins",
@@ -87,6 +90,7 @@ __all__ += [
     "bootstrap_questions",
     "compute_to_target",
     "fit_curve",
+    "fit_laws",
     "get_law",
     "saturation_point",
 ]

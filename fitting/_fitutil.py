@@ -93,3 +93,78 @@ def accuracy_bounds(y: np.ndarray) -> tuple[float, float]:
         return (0.0, 1.0)
     span = float(np.ptp(y)) or 1.0
     return (float(np.min(y) - 10 * span), float(np.max(y) + 10 * span))
+
+
+def bound_hits(
+    theta: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    param_names: tuple[str, ...],
+    user_bounded,
+    level_params: tuple[str, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which fitted parameters sit on a search bound, and which of those hits mean failure.
+
+    ``theta``, ``lo`` and ``hi`` have shape (B, p) (one row per fit). A parameter is at a bound
+    when within 1e-6 (relative) of it. A hit is legitimate for a bound the user set and for a
+    ceiling at an upper bound of exactly 1 (accuracy cannot exceed 1); any other hit means the
+    optimizer ran into a search bound, a degenerate fit.
+
+    Returns
+    -------
+    at, bad : (B, p, 2) bool
+        ``[..., 0]`` the lower bound, ``[..., 1]`` the upper; ``bad`` the hits that are not
+        legitimate (``bad.any(axis=(1, 2))``: the fits that failed).
+
+    Examples
+    --------
+    >>> at, bad = bound_hits(np.array([[1.0, 0.2, 0.5], [0.9, 0.2, 10.0]]), np.zeros(3),
+    ...     np.array([1.0, np.inf, 10.0]), ("ceiling", "scale", "alpha"), (), ("ceiling",))
+    >>> at[:, :, 1].tolist(), bad.any(axis=(1, 2)).tolist()
+    ([[True, False, False], [False, False, True]], [False, True])
+    """
+    theta = np.atleast_2d(theta)
+    bounds = np.stack([np.broadcast_to(lo, theta.shape), np.broadcast_to(hi, theta.shape)], axis=-1)
+    with np.errstate(invalid="ignore"):
+        near = np.abs(theta[..., None] - bounds) <= 1e-6 * np.maximum(1.0, np.abs(bounds))
+    at = np.isfinite(bounds) & near
+    user = np.array([p in user_bounded for p in param_names])[None, :, None]
+    level = np.array([p in level_params for p in param_names])[None, :]
+    legit = user | np.stack(
+        [np.zeros_like(bounds[..., 1], dtype=bool), level & (bounds[..., 1] == 1.0)], axis=-1
+    )
+    return at, at & ~legit
+
+
+#: Re-estimations of the robust loss's ``f_scale`` in a two-stage fit (see ``Law.fit``).
+ROBUST_ROUNDS = 4
+
+
+def robust_f_scale(residuals: np.ndarray, y: np.ndarray) -> float:
+    """The robust loss's scale from a fit's weighted residuals: 1.35 robust standard
+    deviations (MAD), floored at 1e-6 of the range of ``y``.
+
+    Examples
+    --------
+    >>> robust_f_scale(np.array([-1.0, 0.0, 1.0]), np.array([0.0, 1.0]))  # doctest: +ELLIPSIS
+    2.001...
+    """
+    r = np.asarray(residuals, dtype=float)
+    floor = 1e-6 * (float(np.ptp(y)) or 1.0)
+    return max(1.35 * 1.4826 * float(np.median(np.abs(r - np.median(r)))), floor)
+
+
+def inside_bounds(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Move a start strictly inside the bounds (``least_squares`` requires it); a non-finite
+    entry becomes the middle of its bounds (or 1 above a lone lower bound, or 0).
+
+    Examples
+    --------
+    >>> inside_bounds(np.array([0.0, np.nan, 5.0]), np.zeros(3), np.array([1.0, np.inf, 2.0])).round(6).tolist()
+    [0.0, 1.0, 2.0]
+    """
+    with np.errstate(invalid="ignore"):
+        span = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(np.abs(np.nan_to_num(theta)), 1.0))
+        mid = np.where(np.isfinite(lo + hi), (lo + hi) / 2, np.where(np.isfinite(lo), lo + 1.0, 0.0))
+    margin = 1e-9 * span + 1e-12
+    return np.clip(np.where(np.isfinite(theta), theta, mid), lo + margin, hi - margin)

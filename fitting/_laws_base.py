@@ -22,8 +22,9 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import least_squares
 
+from ._batchfit import fit_laws
 from ._estimator import ConvergenceWarning, FittedEstimator, NotFittedError, UnreachableTargetWarning
-from ._fitutil import as_1d, binomial_weights
+from ._fitutil import ROBUST_ROUNDS, as_1d, binomial_weights, bound_hits, inside_bounds, robust_f_scale
 
 __all__ = [
     "ConvergenceWarning",
@@ -64,6 +65,12 @@ class Law(FittedEstimator):
         (one start, same ``f_scale_``): how the bootstrap refits quickly.
     random_state : int
         Seed of the ``numpy.random.Generator`` drawing the perturbed starts.
+    solver : {"scipy", "batched"}
+        "scipy" runs ``scipy.optimize.least_squares`` from each start in turn; "batched" runs
+        all starts in one batched Levenberg-Marquardt solve of the same objective
+        (:func:`fitting._batchfit.fit_laws`, ``least_squares`` only if it does not converge):
+        several times faster; on well-posed data the same optimum (near-degenerate data can
+        end in a different local optimum, usually a lower one).
     """
 
     name: ClassVar[str] = ""
@@ -85,6 +92,7 @@ class Law(FittedEstimator):
         max_nfev: int = 2000,
         warm_start: bool = False,
         random_state: int = 0,
+        solver: str = "scipy",
     ) -> None:
         self.loss = loss
         self.f_scale = f_scale
@@ -93,6 +101,7 @@ class Law(FittedEstimator):
         self.max_nfev = max_nfev
         self.warm_start = warm_start
         self.random_state = random_state
+        self.solver = solver
 
     # ---- to be defined by each law -----------------------------------------------------------
     @staticmethod
@@ -103,7 +112,11 @@ class Law(FittedEstimator):
     @staticmethod
     @abstractmethod
     def jacobian(x: np.ndarray, *params: float) -> np.ndarray:
-        """d formula / d params, shape (len(x), n_params)."""
+        """d formula / d params, shape ``x.shape + (n_params,)``.
+
+        With ``x`` of shape (B, n) and each parameter of shape (B, 1) this is the Jacobian of
+        B curves at once (what :mod:`fitting._batchfit` calls).
+        """
 
     @staticmethod
     @abstractmethod
@@ -224,24 +237,19 @@ class Law(FittedEstimator):
         -------
         self
         """
-        x = self._check_x(as_1d("x", x))
-        y = as_1d("y", y, len(x))
-        k = len(self.param_names)
-        if len(x) < k:
-            raise ValueError(f"{type(self).__name__} has {k} parameters but got only {len(x)} points")
-        if sample_weight is None:
-            w = np.ones_like(y)
-        else:
-            w = as_1d("sample_weight", sample_weight, len(x))
-            if np.any(w < 0) or w.sum() <= 0:
-                raise ValueError("sample_weight must be non-negative with a positive sum")
-        w = w / w.mean()
+        if self.solver == "batched":
+            return fit_laws([(self, x, y, sample_weight)])[0]
+        if self.solver != "scipy":
+            raise ValueError(
+                f"{type(self).__name__}: solver must be 'scipy' or 'batched', got {self.solver!r}"
+            )
+        return self._fit_least_squares(x, y, sample_weight)
+
+    def _fit_least_squares(self, x, y, sample_weight) -> Law:
+        """:meth:`fit` with ``scipy.optimize.least_squares`` from each start."""
+        x, y, w, x_ref, bounds, lo, hi = self._setup(x, y, sample_weight)
         sw = np.sqrt(w)
-        x_ref = self._x_ref(x)
         u = x / x_ref
-        bounds = self._bounds(y)
-        lo = np.array([bounds[p][0] for p in self.param_names])
-        hi = np.array([bounds[p][1] for p in self.param_names])
 
         def resid(theta):
             return sw * (self.formula(u, *theta) - y)
@@ -250,7 +258,7 @@ class Law(FittedEstimator):
             return sw[:, None] * self.jacobian(u, *theta)
 
         def run(theta0, loss, f_scale):
-            theta0 = _inside(np.asarray(theta0, dtype=float), lo, hi)
+            theta0 = inside_bounds(np.asarray(theta0, dtype=float), lo, hi)
             with np.errstate(all="ignore"):
                 return least_squares(
                     resid, theta0, jac=jac, bounds=(lo, hi), loss=loss, f_scale=f_scale,
@@ -273,10 +281,8 @@ class Law(FittedEstimator):
             if two_stage:
                 # f_scale from the residuals' robust spread (MAD), re-estimated from the robust
                 # fit's own residuals until it settles: an outlier inflates the first estimate.
-                floor = 1e-6 * (float(np.ptp(y)) or 1.0)
-                for _ in range(4):
-                    r0 = best.fun
-                    new = max(1.35 * 1.4826 * float(np.median(np.abs(r0 - np.median(r0)))), floor)
+                for _ in range(ROBUST_ROUNDS):
+                    new = robust_f_scale(best.fun, y)
                     if first_loss == self.loss and abs(new - f_scale) <= 0.1 * f_scale:
                         break
                     f_scale, first_loss = new, self.loss
@@ -285,13 +291,34 @@ class Law(FittedEstimator):
         self._finish(best, x, y, w, x_ref, lo, hi, bounds)
         return self
 
+    def _setup(self, x, y, sample_weight):
+        """Checked inputs of :meth:`fit`: ``x, y``, weights normalized to mean 1, ``x_ref``,
+        the bounds (dict and ``lo``/``hi`` arrays in ``param_names`` order)."""
+        x = self._check_x(as_1d("x", x))
+        y = as_1d("y", y, len(x))
+        k = len(self.param_names)
+        if len(x) < k:
+            raise ValueError(f"{type(self).__name__} has {k} parameters but got only {len(x)} points")
+        if sample_weight is None:
+            w = np.ones_like(y)
+        else:
+            w = as_1d("sample_weight", sample_weight, len(x))
+            if np.any(w < 0) or w.sum() <= 0:
+                raise ValueError("sample_weight must be non-negative with a positive sum")
+        bounds = self._bounds(y)
+        lo = np.array([bounds[p][0] for p in self.param_names])
+        hi = np.array([bounds[p][1] for p in self.param_names])
+        return x, y, w / w.mean(), self._x_ref(x), bounds, lo, hi
+
     def _starts(self, u, y, bounds, lo, hi) -> list[np.ndarray]:
         guesses = self._guesses(u, y, bounds)
         guesses.sort(key=lambda g: self._sse(u, y, g))
         starts = [np.array([g[p] for p in self.param_names], dtype=float) for g in guesses]
         starts = [s for s in starts if np.all(np.isfinite(s))][: max(1, self.n_starts)]
         if not starts:
-            starts = [_inside(np.where(np.isfinite(lo + hi), (lo + hi) / 2, np.maximum(lo, 0) + 1.0), lo, hi)]
+            starts = [
+                inside_bounds(np.where(np.isfinite(lo + hi), (lo + hi) / 2, np.maximum(lo, 0) + 1.0), lo, hi)
+            ]
         rng = np.random.default_rng(self.random_state)
         base = starts[0]
         while len(starts) < self.n_starts:
@@ -304,17 +331,16 @@ class Law(FittedEstimator):
         self.params_ = self.rescale(internal, 1.0 / x_ref)
         self.n_points_ = len(x)
         self.x_range_ = (float(x.min()), float(x.max()))
-        user = set(self.bounds or {})
+        at, bad = bound_hits(theta, lo, hi, self.param_names, set(self.bounds or {}), self.level_params)
         hits, failures = [], []
         for i, p in enumerate(self.param_names):
-            for side, b in (("lower", lo[i]), ("upper", hi[i])):
-                if np.isfinite(b) and abs(theta[i] - b) <= 1e-6 * max(1.0, abs(b)):
-                    legit = p in user or (p in self.level_params and side == "upper" and b == 1.0)
+            for j, (side, b) in enumerate((("lower", lo[i]), ("upper", hi[i]))):
+                if at[0, i, j]:
                     known = p in self.invariant_params or b == 0.0
-                    hits.append((p, side, float(b) if known else None, legit))
-                    if not legit:
+                    hits.append((p, side, float(b) if known else None))
+                    if bad[0, i, j]:
                         failures.append(f"{p} stuck at its {side} search bound")
-        self.at_bounds_ = [(p, side, b) for p, side, b, _ in hits]
+        self.at_bounds_ = hits
         pred = self.predict(x)
         ok = bool(res.status > 0) and np.all(np.isfinite(theta)) and np.all(np.isfinite(pred))
         reasons = []
@@ -382,12 +408,3 @@ class Law(FittedEstimator):
             "n_points": getattr(self, "n_points_", None),
             "x_range": list(getattr(self, "x_range_", ())) or None,
         }
-
-
-def _inside(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Move a start strictly inside the bounds (least_squares requires it)."""
-    with np.errstate(invalid="ignore"):
-        span = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(np.abs(np.nan_to_num(theta)), 1.0))
-        mid = np.where(np.isfinite(lo + hi), (lo + hi) / 2, np.where(np.isfinite(lo), lo + 1.0, 0.0))
-    margin = 1e-9 * span + 1e-12
-    return np.clip(np.where(np.isfinite(theta), theta, mid), lo + margin, hi - margin)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -77,7 +78,11 @@ from .estimators import best_of_levels, weighted_vote_at_k
 __all__ = [
     "DataWarning",
     "curves_from_samples",
+    "curves_and_per_question",
     "per_question_curves",
+    "GroupEstimate",
+    "sample_groups",
+    "estimate_group",
     "pass_at_k_table",
     "k_grid",
     "POOL_POLICIES",
@@ -155,22 +160,51 @@ def curves_from_samples(
     [['pass@k', 1, 0.5], ['pass@k', 2, 0.8333], ['pass@k', 3, 1.0], ['majority@k', 1, 0.5], \
 ['majority@k', 2, 0.5], ['majority@k', 3, 0.5]]
     """
+    return curves_and_per_question(
+        samples_df, metrics=metrics, n_boot=n_boot, level=level, seed=seed, weighted_draws=weighted_draws,
+        pool_policy=pool_policy, per_question=False,
+    )[0]  # fmt: skip
+
+
+def curves_and_per_question(
+    samples_df: pd.DataFrame,
+    *,
+    metrics: Sequence[str] = METRICS,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    weighted_draws: int = 500,
+    pool_policy: str = "common",
+    per_question: bool = True,
+) -> tuple[pd.DataFrame, dict[tuple[str, ...], pd.DataFrame] | None]:
+    """:func:`curves_from_samples` and :func:`per_question_curves` of the same samples from one
+    pass over the groups (each estimate computed once); ``per_question=False`` skips the second.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fitting import schema as S
+    >>> df = pd.DataFrame({S.QUESTION_ID: ["q1"] * 2 + ["q2"] * 2, S.CORRECT: [True, False, False, False]})
+    >>> curves, per_q = curves_and_per_question(df, metrics=["pass@k"], n_boot=0)
+    >>> curves[S.ACCURACY].tolist(), per_q[next(iter(per_q))].to_numpy().tolist()
+    ([0.25, 0.5], [[0.5, 1.0], [0.0, 0.0]])
+    """
     check_args(metrics, pool_policy)
     if not 0 < level < 1:
         raise ValueError(f"curves_from_samples: level must be in (0, 1), got {level}")
-    df = _validated(samples_df)
     rows: list[dict] = []
+    out: dict | None = {} if per_question else None
     notes = Notes()
-    groups = df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False)
+    groups = sample_groups(samples_df)
     for key, group in groups:
-        base = dict(zip(S.GROUP_KEYS, key, strict=True))
-        gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
-        for metric, per_q, ks, extra in _group_curves(
-            group, base, metrics, gseed, weighted_draws, pool_policy, notes
-        ):
-            rows += summarize(base, metric, per_q, ks, extra, n_boot, level, np.random.default_rng(gseed))
-    notes.emit(groups.ngroups)
-    return curves_frame(rows)
+        est = estimate_group(key, group, metrics=metrics, n_boot=n_boot, level=level, seed=seed,
+                             weighted_draws=weighted_draws, pool_policy=pool_policy)  # fmt: skip
+        rows += est.rows
+        notes.add(est.notes)
+        if out is not None:
+            out.update({(*est.key, metric): frame for metric, frame in est.per_question.items()})
+    notes.emit(len(groups))
+    return curves_frame(rows), out
 
 
 def per_question_curves(
@@ -194,17 +228,65 @@ def per_question_curves(
         ``question_id`` with one column per k.
     """
     check_args(metrics, pool_policy)
-    df = _validated(samples_df)
     out = {}
-    for key, group in df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
-        base = dict(zip(S.GROUP_KEYS, key, strict=True))
-        gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
-        for metric, per_q, ks, extra in _group_curves(
-            group, base, metrics, gseed, weighted_draws, pool_policy, Notes()
-        ):
-            frame = pd.DataFrame(per_q, index=pd.Index(extra["questions"], name=S.QUESTION_ID), columns=ks)
-            out[(*map(str, key), metric)] = frame
+    for key, group in sample_groups(samples_df):
+        est = estimate_group(key, group, metrics=metrics, n_boot=0, seed=seed, weighted_draws=weighted_draws,
+                             pool_policy=pool_policy)  # fmt: skip
+        out.update({(*est.key, metric): frame for metric, frame in est.per_question.items()})
     return out
+
+
+@dataclass
+class GroupEstimate:
+    """One (model, strategy, config, difficulty) group's curves: what :func:`curves_from_samples`
+    and :func:`per_question_curves` hold for it.
+
+    ``key`` is the group's keys as strings; ``rows`` its curve rows (one dict per metric and
+    k); ``per_question`` its per-question matrix per metric; ``notes`` what was cut short or
+    left out (emitted as warnings by the caller, once per call).
+    """
+
+    key: tuple[str, ...]
+    rows: list[dict]
+    per_question: dict[str, pd.DataFrame]
+    notes: Notes
+
+
+def sample_groups(samples_df: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    """The validated samples split into (model, strategy, config, difficulty) groups, in the
+    order of the curves table (missing keys filled with the schema's defaults)."""
+    df = _validated(samples_df)
+    return list(df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False))
+
+
+def estimate_group(
+    key: tuple,
+    group: pd.DataFrame,
+    *,
+    metrics: Sequence[str] = METRICS,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    weighted_draws: int = 500,
+    pool_policy: str = "common",
+) -> GroupEstimate:
+    """The curves of one group of :func:`sample_groups` (arguments as :func:`curves_from_samples`).
+
+    Seeds depend only on ``seed`` and the group's keys, so a group's estimate is the same
+    whatever other groups the table holds (what lets a cache keep it per group).
+    """
+    base = dict(zip(S.GROUP_KEYS, key, strict=True))
+    gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
+    rows: list[dict] = []
+    per_question: dict[str, pd.DataFrame] = {}
+    notes = Notes()
+    for metric, per_q, ks, extra in _group_curves(
+        group, base, metrics, gseed, weighted_draws, pool_policy, notes
+    ):
+        rows += summarize(base, metric, per_q, ks, extra, n_boot, level, np.random.default_rng(gseed))
+        index = pd.Index(extra["questions"], name=S.QUESTION_ID)
+        per_question[metric] = pd.DataFrame(per_q, index=index, columns=ks)
+    return GroupEstimate(tuple(map(str, key)), rows, per_question, notes)
 
 
 def _validated(samples_df: pd.DataFrame) -> pd.DataFrame:
@@ -390,27 +472,38 @@ def _floats(group: pd.DataFrame, col: str) -> np.ndarray:
     return group[col].to_numpy(dtype=float, na_value=np.nan)
 
 
-def _qmean(values: np.ndarray) -> float:
-    return float(np.nanmean(values)) if np.isfinite(values).any() else np.nan
+def _question_stats(values: np.ndarray, codes: np.ndarray, n_questions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each question's mean and minimum of its finite ``values`` (NaN where it has none);
+    ``codes`` is each row's question index."""
+    ok = np.isfinite(values)
+    count = np.bincount(codes[ok], minlength=n_questions)
+    total = np.bincount(codes[ok], weights=values[ok], minlength=n_questions)
+    low = np.full(n_questions, np.inf)
+    np.minimum.at(low, codes[ok], values[ok])
+    has = count > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(has, total / count, np.nan), np.where(has, low, np.nan)
 
 
 def _cost_columns(costs, by_q, questions, ks, pooled: bool) -> dict[str, np.ndarray]:
     """Mean cost at each k (see the module docstring for the attribution)."""
     kf = ks.astype(float)
+    codes = np.empty(sum(len(by_q[q]) for q in questions), dtype=np.intp)
+    for j, q in enumerate(questions):
+        codes[by_q[q]] = j
 
     def mean_over_q(col):
-        per_q = np.array([_qmean(costs[col][by_q[q]]) for q in questions])
+        per_q = _question_stats(costs[col], codes, len(questions))[0]
         return float(np.nanmean(per_q)) if np.isfinite(per_q).any() else np.nan
 
     out = {}
     if pooled:
-        shared, excess = [], []
-        for q in questions:
-            p = costs[S.PROMPT_TOKENS][by_q[q]]
-            if np.isfinite(p).any():
-                shared.append(np.nanmin(p))
-                excess.append(np.nanmean(p) - np.nanmin(p))
-        prompt = float(np.mean(shared)) + kf * float(np.mean(excess)) if shared else np.full(len(ks), np.nan)
+        mean, low = _question_stats(costs[S.PROMPT_TOKENS], codes, len(questions))
+        has = np.isfinite(mean)
+        if has.any():
+            prompt = float(np.mean(low[has])) + kf * float(np.mean(mean[has] - low[has]))
+        else:
+            prompt = np.full(len(ks), np.nan)
         out[S.MEAN_PROMPT_TOKENS] = np.broadcast_to(prompt, kf.shape).astype(float)
         scale = kf
     else:

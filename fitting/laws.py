@@ -66,7 +66,7 @@ class PowerLaw(Law):
     @staticmethod
     def jacobian(x, ceiling, scale, alpha):
         p = np.power(x, -alpha)
-        return np.stack([np.ones_like(x), -p, scale * p * np.log(x)], axis=1)
+        return np.stack([np.ones_like(x), -p, scale * p * np.log(x)], axis=-1)
 
     @staticmethod
     def rescale(params, factor):
@@ -119,7 +119,7 @@ class ExpDecay(Law):
     @staticmethod
     def jacobian(x, ceiling, scale, rate):
         e = np.exp(-rate * x)
-        return np.stack([np.ones_like(x), -e, scale * x * e], axis=1)
+        return np.stack([np.ones_like(x), -e, scale * x * e], axis=-1)
 
     @staticmethod
     def rescale(params, factor):
@@ -174,7 +174,7 @@ class ExpPowerLaw(Law):
     def jacobian(x, a, b):
         p = np.power(x, -b)
         f = np.exp(-a * p)
-        return np.stack([-p * f, a * p * np.log(x) * f], axis=1)
+        return np.stack([-p * f, a * p * np.log(x) * f], axis=-1)
 
     @staticmethod
     def rescale(params, factor):
@@ -225,7 +225,7 @@ class Logistic(Law):
         d = np.log(x) - midpoint
         s = expit(slope * d)
         g = ceiling * s * (1 - s)
-        return np.stack([s, -slope * g, d * g], axis=1)
+        return np.stack([s, -slope * g, d * g], axis=-1)
 
     @staticmethod
     def rescale(params, factor):

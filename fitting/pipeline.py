@@ -4,7 +4,8 @@
 then fits a law to every curve with enough points (:func:`fitting.fit_curve`: held-out
 extrapolation error and AIC pick among the candidate laws), bootstraps it over QUESTIONS
 (:func:`fitting.bootstrap_questions`) for parameter intervals, a prediction band and the
-saturation point N*, and returns one JSON-safe fit record per curve.
+saturation point N*, and returns one JSON-safe fit record per curve. The bootstrap refits of
+all curves run together (:func:`fitting.uncertainty.bootstrap_questions_many`).
 
 A curve is
 
@@ -40,12 +41,12 @@ from ._fitutil import json_safe
 from ._laws_base import ConvergenceWarning
 from .atomic import atomic_write
 from .counts import curves_from_counts, per_question_pass
-from .curves import ACCURACY_METRIC, METRICS, DataWarning, curves_from_samples, k_grid, per_question_curves
-from .laws import binomial_weights
-from .select import DEFAULT_LAWS, fit_curve
-from .uncertainty import DEFAULT_EPSILON, bootstrap_questions
+from .curves import ACCURACY_METRIC, METRICS, curves_and_per_question, k_grid
+from .laws import binomial_weights, get_law
+from .select import DEFAULT_LAWS, fit_curve_many
+from .uncertainty import DEFAULT_EPSILON, METHODS, bootstrap_questions_many
 
-__all__ = ["FitOutput", "fit_samples", "fit_counts", "fit_curves", "MIN_POINTS", "BAND_FACTOR"]
+__all__ = ["FitOutput", "fit_samples", "fit_counts", "fit_curves", "curve_units", "MIN_POINTS", "BAND_FACTOR"]
 
 #: fewest distinct knob values a curve needs before a 3-parameter law is fitted to it
 MIN_POINTS = 4
@@ -142,13 +143,24 @@ def fit_curves(
     epsilon: float = DEFAULT_EPSILON,
     min_points: int = MIN_POINTS,
     seed: int = 0,
+    method: str = "batched",
 ) -> list[dict]:
     """Fit a law to every curve of a curves table; one record per curve (see module doc).
 
     ``per_question`` is :func:`fitting.curves.per_question_curves` of the same samples; it
     enables the question bootstrap (without it, or with ``n_boot=0``, no intervals).
+    ``method`` is how laws are fitted: "batched" (the selection fits with
+    ``Law(solver="batched")``, the bootstrap's replicates of all curves together, see
+    :func:`fitting.bootstrap_questions`) or "scipy" (one ``least_squares`` run per start and
+    per replicate: the reference path).
     """
-    records = []
+    if method not in METHODS:
+        raise ValueError(f"fit_curves: method must be one of {METHODS}, got {method!r}")
+    records, pending = [], []
+    # selection's fits with the same solver as the bootstrap ("batched": all starts of a fit
+    # in one batched solve; fit_curve_many clones the instances with their settings)
+    solver = "batched" if method == "batched" else "scipy"
+    candidates = [get_law(spec).set_params(solver=solver) for spec in laws]
     for ident, rows, keys in _curve_groups(curves):
         if ident["knob"] == "k":  # pool curves: fit on a log-balanced subset of a long k grid
             rows = rows[rows[S.K].isin(k_grid(int(rows[S.K].max()), FIT_DENSE_K, FIT_PER_DECADE))]
@@ -180,9 +192,13 @@ def fit_curves(
             why = " (no correct sample)" if y[0] == 0 else ""
             rec["note"] = f"flat curve at {y[0]:g}{why}: measured points only, no law"
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            law, table = fit_curve(x, y, laws=laws, sample_weight=binomial_weights(y, nq))
+        pending.append((rec, x, y, nq, keys))
+    # law selection of every curve at once (batched: one solve per law class for all their fits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        selected = fit_curve_many([(x, y, binomial_weights(y, nq)) for _, x, y, nq, _ in pending], candidates)
+    boots = []
+    for (rec, x, _, nq, keys), (law, table) in zip(pending, selected, strict=True):
         cols = ["law", "rmse", "aic", "extrapolation_error", "extrapolation_ratio", "converged", "message"]
         rec["candidates"] = json_safe(table[cols].to_dict("records"))
         if not law.converged_:
@@ -207,21 +223,24 @@ def fit_curves(
             rec["note"] += "; no bootstrap (per-question estimates unavailable)"
             continue
         grid = np.unique(np.concatenate([x, np.geomspace(x.min(), BAND_FACTOR * x.max(), _BAND_POINTS)]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            boot = bootstrap_questions(
-                law,
-                matrix.to_numpy(float),
-                matrix.columns.to_numpy(float),
-                n_boot=n_boot,
-                level=level,
-                grid=grid,
-                # the same binomial weights as the selection fit, so the band is centred on the
-                # same law as ``params`` (the default "auto" weights could pick another optimum)
-                sample_weight=binomial_weights(matrix.mean(axis=0).to_numpy(float), nq.max()),
-                epsilon=epsilon,
-                rng=seed,
-            )
+        request = {
+            "per_question": matrix.to_numpy(float),
+            "x": matrix.columns.to_numpy(float),
+            "n_boot": n_boot,
+            "level": level,
+            "grid": grid,
+            # the same binomial weights as the selection fit, so the band is centred on the
+            # same law as ``params`` (the default "auto" weights could pick another optimum)
+            "sample_weight": binomial_weights(matrix.mean(axis=0).to_numpy(float), nq.max()),
+            "epsilon": epsilon,
+            "rng": seed,
+        }
+        boots.append((rec, (law, request)))
+    # every curve's replicates refitted together (one batched solve per law class)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        results = bootstrap_questions_many([req for _, req in boots], method=method)
+    for (rec, _), boot in zip(boots, results, strict=True):
         rec["params_ci"] = json_safe({name: [row["lo"], row["hi"]] for name, row in boot.params.iterrows()})
         band = boot.prediction
         rec["band"] = json_safe({c: band[c].tolist() for c in ("x", "estimate", "lo", "hi")})
@@ -241,6 +260,7 @@ def fit_samples(
     seed: int = 0,
     metrics: Sequence[str] = METRICS,
     pool_policy: str = "common",
+    method: str = "batched",
 ) -> FitOutput:
     """Curves and fitted laws of a samples table.
 
@@ -253,15 +273,11 @@ def fit_samples(
     >>> out = fit_samples(read_samples("examples/samples"), n_boot=50)  # doctest: +SKIP
     >>> out.curves.head(); out.fits[0]["law"]  # doctest: +SKIP
     """
-    curves = curves_from_samples(
-        samples, metrics=metrics, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy
-    )
-    per_q = None
-    if n_boot > 0:
-        with warnings.catch_warnings():  # already emitted by curves_from_samples
-            warnings.simplefilter("ignore", DataWarning)
-            per_q = per_question_curves(samples, metrics=metrics, seed=seed, pool_policy=pool_policy)
-    fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed)
+    curves, per_q = curves_and_per_question(
+        samples, metrics=metrics, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy,
+        per_question=n_boot > 0,
+    )  # fmt: skip
+    fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed, method=method)
     return FitOutput(curves=curves, fits=fits)
 
 
@@ -273,6 +289,7 @@ def fit_counts(
     level: float = 0.9,
     seed: int = 0,
     pool_policy: str = "common",
+    method: str = "batched",
 ) -> FitOutput:
     """Pass@k curves and fitted laws of a counts table (one row per question).
 
@@ -289,5 +306,12 @@ def fit_counts(
     """
     curves = curves_from_counts(counts, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy)
     per_q = per_question_pass(counts, pool_policy=pool_policy) if n_boot > 0 else None
-    fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed)
+    fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed, method=method)
     return FitOutput(curves=curves, fits=fits)
+
+
+def curve_units(curves: pd.DataFrame) -> list[tuple[dict, pd.DataFrame, list[tuple]]]:
+    """The curves :func:`fit_curves` fits, in its order: (record identity, the curve's rows,
+    the per-question keys it reads). Fitting the rows of a subset of them gives their records
+    (what :mod:`fitting.cache` relies on)."""
+    return list(_curve_groups(curves))

@@ -20,11 +20,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ._batchfit import fit_laws
 from ._fitutil import as_1d
 from ._laws_base import ConvergenceWarning, Law
 from .laws import get_law
 
-__all__ = ["fit_curve", "DEFAULT_LAWS", "DEFAULT_CUTS", "FAR_FRACTION"]
+__all__ = ["fit_curve", "fit_curve_many", "DEFAULT_LAWS", "DEFAULT_CUTS", "FAR_FRACTION"]
 
 _COLUMNS = (
     "law",
@@ -111,41 +112,108 @@ def fit_curve(
     >>> law.name, table.loc[0, "law"]
     ('power_law', 'power_law')
     """
-    x = as_1d("x", x)
-    y = as_1d("y", y, len(x))
-    w = None if sample_weight is None else as_1d("sample_weight", sample_weight, len(x))
+    return fit_curve_many(
+        [(x, y, sample_weight)], laws, holdout_frac=holdout_frac, tie_tol=tie_tol, cuts=cuts, far=far
+    )[0]
+
+
+def fit_curve_many(
+    curves: Sequence[tuple],
+    laws: Sequence[str | Law | type[Law]] = DEFAULT_LAWS,
+    *,
+    holdout_frac: float = 0.25,
+    tie_tol: float = 0.1,
+    cuts: Sequence[float] | None = DEFAULT_CUTS,
+    far: float = FAR_FRACTION,
+) -> list[tuple[Law, pd.DataFrame]]:
+    """:func:`fit_curve` of many curves ``[(x, y, sample_weight), ...]``, one result per curve.
+
+    The same selection as one :func:`fit_curve` call per curve. Every fit it needs (each
+    candidate on each cut's low end and on all points, of every curve) is set up first and
+    then run together: laws with ``solver="batched"`` in one :func:`fitting.fit_laws` call
+    (one batched solve per law class), the others one ``fit`` at a time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fitting.laws import get_law
+    >>> k = 2.0 ** np.arange(9)
+    >>> laws = [get_law(n).set_params(solver="batched") for n in DEFAULT_LAWS]
+    >>> out = fit_curve_many([(k, 0.9 - 0.5 * k**-0.4, None), (k, 0.8 - 0.7 * np.exp(-0.05 * k), None)], laws)
+    >>> [law.name for law, _ in out]
+    ['power_law', 'exp_decay']
+    """
     if not 0.0 <= holdout_frac < 1.0:
         raise ValueError(f"holdout_frac must be in [0, 1), got {holdout_frac}")
     if cuts is not None and not all(0.0 < c < 1.0 for c in cuts):
         raise ValueError(f"cuts must lie in (0, 1), got {list(cuts)}")
     if not 0.0 < far < 1.0:
         raise ValueError(f"far must be in (0, 1), got {far}")
-    order = np.argsort(x, kind="stable")
-    x, y = x[order], y[order]
-    w = None if w is None else w[order]
+    n_params = max(len(get_law(spec).param_names) for spec in laws)
+    plans, problems = [], []
+    for x, y, sample_weight in curves:
+        x = as_1d("x", x)
+        y = as_1d("y", y, len(x))
+        w = None if sample_weight is None else as_1d("sample_weight", sample_weight, len(x))
+        order = np.argsort(x, kind="stable")
+        x, y = x[order], y[order]
+        w = None if w is None else w[order]
+        # one set of splits for every candidate (sized for the law with the most parameters), so
+        # that every law is scored on the same extrapolations
+        splits = _splits(x, n_params, cuts, far, holdout_frac)
+        entries = []
+        for spec in laws:
+            law = get_law(spec)
+            try:
+                law._check_x(x)
+            except ValueError as exc:  # e.g. a power law cannot take x = 0: skip it, say why
+                entries.append((law, None, f"not applicable: {exc}"))
+                continue
+            lows = [law.clone() for _ in splits]
+            problems += [
+                (low, x[:n], y[:n], None if w is None else w[:n])
+                for low, (n, _) in zip(lows, splits, strict=True)
+            ]
+            problems.append((law, x, y, w))
+            entries.append((law, lows, None))
+        plans.append((x, y, splits, entries))
+    _fit_all(problems)
+    return [_choose(x, y, splits, entries, holdout_frac, tie_tol) for x, y, splits, entries in plans]
 
-    # one set of splits for every candidate (sized for the law with the most parameters), so that
-    # every law is scored on the same extrapolations
-    splits = _splits(x, max(len(get_law(spec).param_names) for spec in laws), cuts, far, holdout_frac)
+
+def _fit_all(problems: list[tuple]) -> None:
+    """Fit every ``(law, x, y, w)`` in place: the batched-solver laws together, the rest one by one."""
+    batched = [p for p in problems if p[0].solver == "batched"]
+    with warnings.catch_warnings():  # each fit's verdict is on the law (converged_, its message)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if batched:
+            fit_laws(batched)
+        for law, x, y, w in problems:
+            if law.solver != "batched":
+                law.fit(x, y, w)
+
+
+def _failure(law: Law) -> list[str]:
+    """The note of a fit that did not converge (the text of its ConvergenceWarning)."""
+    if law.converged_:
+        return []
+    return [f"{type(law).__name__} fit did not converge: {law.convergence_message_}"]
+
+
+def _choose(x, y, splits, entries, holdout_frac: float, tie_tol: float) -> tuple[Law, pd.DataFrame]:
+    """One curve's table of candidates (from the fitted laws) and its winner."""
     rows, fitted = [], []
-    for spec in laws:
-        law = get_law(spec)
-        try:
-            law._check_x(x)
-        except ValueError as exc:  # e.g. a power law cannot take x = 0: skip it, say why
+    for law, lows, reason in entries:
+        if lows is None:
             rows.append({"law": law.name, "params": {}, "rmse": math.nan, "aic": math.nan,
                          "extrapolation_error": math.nan, "extrapolation_ratio": math.nan, "converged": False,
-                         "holdout_converged": None, "message": f"not applicable: {exc}"})  # fmt: skip
+                         "holdout_converged": None, "message": reason})  # fmt: skip
             fitted.append(None)
             continue
-        extrap, ratio, hold_ok, notes = _score(law, x, y, w, splits)
+        extrap, ratio, hold_ok, notes = _score(lows, x, y, splits)
         if not splits and len(x) > 1 and holdout_frac > 0:
-            n_params = len(law.param_names)
-            notes.append(f"too few low-compute points for {n_params} parameters: not scored")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            law.fit(x, y, w)
-        notes += [str(c.message) for c in caught if issubclass(c.category, ConvergenceWarning)]
+            notes.append(f"too few low-compute points for {len(law.param_names)} parameters: not scored")
+        notes += _failure(law)
         fitted.append(law)
         rows.append(
             {
@@ -196,20 +264,15 @@ def _splits(x: np.ndarray, n_params: int, cuts, far: float, holdout_frac: float)
     return out
 
 
-def _score(law: Law, x, y, w, splits) -> tuple[float, float, bool | None, list[str]]:
-    """Mean far-end RMSE over the splits, the geometric-mean extrapolation ratio, whether most
-    low-end fits converged, and notes."""
+def _score(lows: list[Law], x, y, splits) -> tuple[float, float, bool | None, list[str]]:
+    """Mean far-end RMSE over the splits (``lows``: the law fitted on each split's low end), the
+    geometric-mean extrapolation ratio, whether most low-end fits converged, and notes."""
     if not splits:
         return math.nan, math.nan, None, []
     errors, ratios, ok, notes = [], [], [], []
-    for n_fit, far_mask in splits:
-        low = law.clone()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            low.fit(x[:n_fit], y[:n_fit], None if w is None else w[:n_fit])
+    for low, (n_fit, far_mask) in zip(lows, splits, strict=True):
         ok.append(low.converged_)
-        notes += [f"low-end fit (x <= {x[n_fit - 1]:g}): {c.message}" for c in caught
-                  if issubclass(c.category, ConvergenceWarning)]  # fmt: skip
+        notes += [f"low-end fit (x <= {x[n_fit - 1]:g}): {text}" for text in _failure(low)]
         errors.append(float(np.sqrt(np.mean((low.predict(x[far_mask]) - y[far_mask]) ** 2))))
         ratios.append(float(np.exp(np.mean(np.log(x[far_mask]))) / x[n_fit - 1]))
     return float(np.mean(errors)), float(np.exp(np.mean(np.log(ratios)))), sum(ok) * 2 > len(ok), notes

@@ -51,7 +51,7 @@ from .memory import (
     weight_bytes_read,
 )
 from .samples import price_samples
-from .serving import DEFAULT_CONCURRENCY, DEFAULT_MAX_GPUS, check_tp, choose_tp, tp_degrees
+from .serving import DEFAULT_CONCURRENCY, DEFAULT_MAX_GPUS, check_tp, choose_tp, kv_replication, tp_degrees
 from .spec import DTYPE_BYTES, SUPPORTED_MODEL_TYPES, LayerSpec, ModelSpec, SpecError, lab_checkpoint_dirs
 from .workload import Phase, Workload
 
@@ -104,6 +104,7 @@ __all__ = [
     "tp_degrees",
     "check_tp",
     "choose_tp",
+    "kv_replication",
     "CostEstimate",
     "estimate_cost",
     "memory_needed_bytes",

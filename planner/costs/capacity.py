@@ -32,7 +32,7 @@ from ..catalog import HardwareSpec
 from .estimate import SOURCE, memory_needed_bytes
 from .execution import Tally, check_context, tally
 from .latency import estimate_latency
-from .serving import DEFAULT_MAX_GPUS, check_tp, tp_degrees
+from .serving import DEFAULT_MAX_GPUS, check_tp, kv_replication, tp_degrees
 from .spec import ModelSpec
 from .workload import Workload
 
@@ -85,9 +85,9 @@ def _replica(
 ) -> dict[str, Any] | None:
     avail = tp * hardware.memory_bytes * memory_utilization
     n = tl.sequences
-    if memory_needed_bytes(spec, tl, n) > avail:
+    if memory_needed_bytes(spec, tl, n, tp) > avail:
         return None
-    per_seq = tl.kv_read_bytes_per_token
+    per_seq = tl.kv_read_bytes_per_token * kv_replication(spec, tp)
     c_mem = int((avail - spec.weight_bytes) // per_seq) if per_seq > 0 else max_concurrency
     c_mem = max(c_mem, n)
     c_cap = max(n, min(c_mem, max_concurrency))
@@ -156,6 +156,8 @@ def plan_capacity(
     """
     if not qps > 0:
         raise ValueError(f"qps must be > 0, got {qps!r}")
+    if latency_slo_s is not None and not latency_slo_s > 0:
+        raise ValueError(f"the latency target must be > 0 seconds, got {latency_slo_s!r}")
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
         raise ValueError(f"max_concurrency must be an integer >= 1, got {max_concurrency!r}")
     if not 0.0 < memory_utilization <= 1.0:
@@ -171,9 +173,11 @@ def plan_capacity(
     if tp is not None:
         options = [check_tp(spec, tp, max_gpus=max_gpus, hardware=hardware.name)]
     else:
-        one = memory_needed_bytes(spec, tl, tl.sequences)
         fitting = [
-            t for t in tp_degrees(spec, max_gpus) if t * hardware.memory_bytes * memory_utilization >= one
+            t
+            for t in tp_degrees(spec, max_gpus)
+            if t * hardware.memory_bytes * memory_utilization
+            >= memory_needed_bytes(spec, tl, tl.sequences, t)
         ]
         options = fitting[:3]
     plans = []

@@ -23,6 +23,7 @@ from .serving import (
     check_concurrency,
     check_tp,
     choose_tp,
+    kv_replication,
 )
 from .spec import ModelSpec
 from .workload import Workload
@@ -44,20 +45,25 @@ def auto_tp(
     """Smallest tensor-parallel degree (:func:`~planner.costs.serving.tp_degrees`) whose GPUs
     hold the weights plus ``concurrency x kv_bytes`` within ``memory_utilization`` of their
     memory. Raises a one-line ``ValueError`` when even ``max_gpus`` GPUs are not enough."""
-    need = spec.weight_bytes + concurrency * kv_bytes
+
+    def need(tp: int) -> float:
+        return spec.weight_bytes + concurrency * kv_bytes * kv_replication(spec, tp)
+
     return choose_tp(
         spec, need, hardware, memory_utilization=memory_utilization, max_gpus=max_gpus,
         what=f"weights + KV of {concurrency} executions",
     )  # fmt: skip
 
 
-def memory_needed_bytes(spec: ModelSpec, tl: Tally, concurrency: int) -> float:
-    """GPU memory a replica decoding ``concurrency`` sequences needs: the weights plus the KV of
-    the batch, the larger of one execution's peak and ``B`` sequences holding the mean context
-    of a decode token (the steady state of :mod:`planner.costs.latency`; shared prompts are
-    counted per sequence, which errs on the side of more memory)."""
+def memory_needed_bytes(spec: ModelSpec, tl: Tally, concurrency: int, tp: int = 1) -> float:
+    """GPU memory (all ``tp`` GPUs together) a replica decoding ``concurrency`` sequences needs:
+    the weights plus the KV of the batch, the larger of one execution's peak and ``B`` sequences
+    holding the mean context of a decode token (the steady state of :mod:`planner.costs.latency`;
+    shared prompts are counted per sequence, which errs on the side of more memory), times the
+    KV copies the ``tp`` ranks keep (:func:`~planner.costs.serving.kv_replication`)."""
     batch = max(concurrency, tl.sequences)
-    return spec.weight_bytes + max(tl.kv_peak_bytes, batch * tl.kv_read_bytes_per_token)
+    kv = max(tl.kv_peak_bytes, batch * tl.kv_read_bytes_per_token)
+    return spec.weight_bytes + kv * kv_replication(spec, tp)
 
 
 @dataclass(frozen=True)
@@ -206,16 +212,21 @@ def estimate_cost(
     )
     if hardware is None:
         return CostEstimate(**base)
-    need = memory_needed_bytes(spec, tl, batch)
     if tp is None:
         what = f"weights + KV of {batch} sequences"
         tp = choose_tp(
-            spec, need, hardware, memory_utilization=memory_utilization, max_gpus=max_gpus, what=what
+            spec,
+            lambda t: memory_needed_bytes(spec, tl, batch, t),
+            hardware,
+            memory_utilization=memory_utilization,
+            max_gpus=max_gpus,
+            what=what,
         )
         tp_source = "auto"
     else:
         check_tp(spec, tp, max_gpus=max_gpus, hardware=hardware.name)
         tp_source = "given"
+    need = memory_needed_bytes(spec, tl, batch, tp)
     lat = estimate_latency(
         spec,
         workload,

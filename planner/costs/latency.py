@@ -52,7 +52,7 @@ from ..catalog import HardwareSpec
 from .execution import Tally, tally
 from .flops import forward_flops
 from .memory import kv_cache_bytes, weight_bytes_read
-from .serving import DEFAULT_CONCURRENCY, check_concurrency
+from .serving import DEFAULT_CONCURRENCY, check_concurrency, kv_replication
 from .spec import ModelSpec
 from .workload import Workload
 
@@ -279,7 +279,8 @@ def estimate_latency(
     step_s, dec_bound = 0.0, 0.0
     if tl.decode_tokens:
         f_step = batch * tl.flops_per_decode_token
-        m_step = weight_bytes_read(spec, batch) + batch * tl.kv_read_bytes_per_token
+        kv_copies = kv_replication(spec, tp)  # each rank reads its own copy (serving module)
+        m_step = weight_bytes_read(spec, batch) + batch * tl.kv_read_bytes_per_token * kv_copies
         dc, dm = _times_s(f_step, m_step, *args)
         step_s = float(max(dc, dm)) + overhead
         dec_bound = 1.0 if dc >= dm else 0.0

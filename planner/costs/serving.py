@@ -24,9 +24,17 @@ one priced (a capacity-planning steady state: finished sequences are replaced by
 batch's KV within ``memory_utilization`` of their memory (:func:`choose_tp`). A degree must
 divide the attention heads, and the KV heads must split or replicate evenly (the rule vLLM
 enforces); it may not exceed ``max_gpus``.
+
+**KV copies under TP** (:func:`kv_replication`): a replica does not always split the KV cache
+``tp`` ways. As vLLM lays it out, when a model has fewer KV heads than ranks each rank keeps
+one whole head (``tp / kv_heads`` copies of the cache in all), and an MLA model keeps its whole
+latent cache on every rank (``tp`` copies). Memory fit, the largest batch and the KV each
+decode step reads count those copies.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ..catalog import HardwareSpec
 from .spec import ModelSpec
@@ -39,6 +47,7 @@ __all__ = [
     "check_tp",
     "choose_tp",
     "check_concurrency",
+    "kv_replication",
 ]
 
 DEFAULT_CONCURRENCY = 64  # sequences per decode step of one replica (module docstring)
@@ -87,9 +96,30 @@ def check_tp(spec: ModelSpec, tp: int, *, max_gpus: int = DEFAULT_MAX_GPUS, hard
     return tp
 
 
+def kv_replication(spec: ModelSpec, tp: int) -> float:
+    """Copies of the full KV cache a replica of ``tp`` GPUs holds (module docstring): ``tp`` for
+    MLA, ``tp x max(1, kv_heads // tp) / kv_heads`` otherwise (1 while the KV heads split evenly).
+
+    Examples
+    --------
+    >>> kv_replication(ModelSpec.from_catalog("qwen3-14b"), 8)  # 8 KV heads: one per rank
+    1.0
+    >>> kv_replication(ModelSpec.from_catalog("qwen3-30b-a3b"), 8)  # 4 KV heads on 8 ranks
+    2.0
+    >>> kv_replication(ModelSpec.from_catalog("deepseek-v3"), 8)  # MLA: the latent on every rank
+    8.0
+    """
+    if spec.attention == "MLA":
+        return float(tp)
+    kv = int(spec.num_kv_heads)
+    if kv <= 0:
+        return 1.0
+    return tp * max(1, kv // tp) / kv
+
+
 def choose_tp(
     spec: ModelSpec,
-    need_bytes: float,
+    need_bytes: float | Callable[[int], float],
     hardware: HardwareSpec,
     *,
     memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
@@ -97,13 +127,15 @@ def choose_tp(
     what: str = "weights + KV",
 ) -> int:
     """Smallest usable degree whose ``tp`` GPUs hold ``need_bytes`` within ``memory_utilization``
-    of their memory; a one-line ``ValueError`` when none up to ``max_gpus`` does."""
+    of their memory; a one-line ``ValueError`` when none up to ``max_gpus`` does. ``need_bytes``
+    may be a function of the degree (the KV copies of :func:`kv_replication` grow with it)."""
+    need = need_bytes if callable(need_bytes) else (lambda _tp: need_bytes)
     for tp in tp_degrees(spec, max_gpus):
-        if need_bytes <= tp * hardware.memory_bytes * memory_utilization:
+        if need(tp) <= tp * hardware.memory_bytes * memory_utilization:
             return tp
     top = max(tp_degrees(spec, max_gpus))
     raise ValueError(
-        f"{spec.name} needs {need_bytes / 1e9:,.1f} GB ({what}), more than {top} x {hardware.name} "
+        f"{spec.name} needs {need(top) / 1e9:,.1f} GB ({what}), more than {top} x {hardware.name} "
         f"hold at {memory_utilization:.0%} ({top * hardware.memory_bytes * memory_utilization / 1e9:,.0f} GB); "
         "lower --concurrency, or use larger GPUs"
     )

@@ -11,6 +11,7 @@ import pytest
 from fitting import (
     assign_difficulty,
     bootstrap_questions,
+    curves_and_per_question,
     curves_from_samples,
     difficulty_bins,
     pass_at_k,
@@ -238,6 +239,21 @@ def test_per_question_curves_average_to_the_curve():
     np.testing.assert_allclose(mat.mean(axis=0).to_numpy(), curve[S.ACCURACY].to_numpy())
     res = bootstrap_questions("power_law", mat, n_boot=20)  # the matrix feeds the law bootstrap as is
     assert res.n_boot == 20
+
+
+def test_curves_and_per_question_in_one_pass_equal_the_two_functions():
+    df = synthetic_pools(30)
+    df[S.COMPLETION_TOKENS] = np.arange(len(df), dtype=float)
+    df.loc[df[S.QUESTION_ID] == "q0", S.COMPLETION_TOKENS] = np.nan  # one question without lengths
+    curves, per_q = curves_and_per_question(df, n_boot=50, seed=2)
+    pd.testing.assert_frame_equal(curves, curves_from_samples(df, n_boot=50, seed=2))
+    alone = per_question_curves(df, seed=2)
+    assert per_q.keys() == alone.keys() and all(per_q[k].equals(alone[k]) for k in alone)
+    # the question without lengths is left out of the mean, not counted as zero: 29 questions of 8
+    # samples with lengths 8..239, so the mean per sample is their midpoint
+    rows = metric_rows(curves, "pass@k")
+    np.testing.assert_allclose(rows[S.MEAN_COMPLETION_TOKENS], rows[S.K] * (8 + 239) / 2)
+    assert curves_and_per_question(df, n_boot=0, per_question=False)[1] is None
 
 
 def test_unknown_metric_is_rejected():

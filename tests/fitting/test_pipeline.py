@@ -116,3 +116,33 @@ def test_cli_fit_bad_input_exits_nonzero_with_the_line(tmp_path):
     assert "line 1" in result.output
     result = CliRunner().invoke(app, ["fit", str(tmp_path / "nowhere"), "--out", str(tmp_path / "fit")])
     assert result.exit_code == 2 and "no such samples folder" in result.output
+
+
+def test_fit_samples_batched_and_per_replicate_paths_give_the_same_records():
+    df, _ = pools(n_questions=120, n=16, budgets=(4, 8, 16, 32, 64))
+    ref = fit_samples(df, n_boot=60, method="scipy")
+    new = fit_samples(df, n_boot=60, method="batched")
+    assert len(new.fits) == len(ref.fits) == 4
+    pd.testing.assert_frame_equal(new.curves, ref.curves)
+    for a, b in zip(ref.fits, new.fits, strict=True):
+        assert (b["law"], b["converged"], b["n_boot_failed"]) == (
+            a["law"],
+            a["converged"],
+            a["n_boot_failed"],
+        )
+        for name, value in a["params"].items():
+            assert b["params"][name] == pytest.approx(value, rel=2e-3, abs=1e-4), (a["metric"], name)
+        # what reports and the planner use: the band and N*
+        np.testing.assert_allclose(b["band"]["lo"], a["band"]["lo"], atol=2e-3)
+        np.testing.assert_allclose(b["band"]["hi"], a["band"]["hi"], atol=2e-3)
+        for end in ("estimate", "lo", "hi"):
+            assert b["saturation"][end] == pytest.approx(a["saturation"][end], rel=1e-2), (a["metric"], end)
+        if a["metric"] in ("pass@k", "majority@k"):  # every parameter identified by these curves
+            for name, (lo_a, hi_a) in a["params_ci"].items():
+                (lo_b, hi_b), width = b["params_ci"][name], hi_a - lo_a
+                assert abs(lo_b - lo_a) <= 0.02 * width and abs(hi_b - hi_a) <= 0.02 * width, (
+                    a["metric"],
+                    name,
+                )
+    with pytest.raises(ValueError, match="method must be one of"):
+        fit_samples(df, n_boot=10, method="fast")

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fitting.laws import ConvergenceWarning, ExpDecay, ExpPowerLaw, Logistic, PowerLaw
-from fitting.select import DEFAULT_LAWS, fit_curve
+from fitting.laws import ConvergenceWarning, ExpDecay, ExpPowerLaw, Logistic, PowerLaw, get_law
+from fitting.select import DEFAULT_LAWS, fit_curve, fit_curve_many
 
 K = 2.0 ** np.arange(0, 10)  # 1..512
 
@@ -88,3 +88,49 @@ def test_laws_that_cannot_take_zero_compute_are_skipped_with_a_reason():
     assert not skipped["converged"] and skipped["message"].startswith("not applicable")
     with pytest.raises(ValueError, match="no candidate law applies"):
         fit_curve(x, y, laws=["power_law"])
+
+
+def _noisy_curves(n_curves: int, seed: int) -> list[tuple]:
+    """Curves from every true family with noise and binomial-like weights, two lengths."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_curves):
+        cls, params = TRUE[i % len(TRUE)]
+        x = K[: 7 + i % 4]
+        y = np.clip(cls.formula(x, *params) + rng.normal(0, 0.01, len(x)), 0, 1)
+        out.append((x, y, rng.uniform(50, 100, len(x))))
+    return out
+
+
+def test_fit_curve_many_is_fit_curve_of_each_curve():
+    curves = _noisy_curves(6, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        many = fit_curve_many(curves)
+        one = [fit_curve(x, y, sample_weight=w) for x, y, w in curves]
+    for (law_a, table_a), (law_b, table_b) in zip(one, many, strict=True):
+        assert law_a.name == law_b.name and law_a.params_ == law_b.params_
+        pd.testing.assert_frame_equal(table_a, table_b)
+
+
+def test_selection_with_the_batched_solver_picks_the_same_laws_with_the_same_scores():
+    """The batched solver runs every fit of every curve in one solve per law class; on these
+    well-posed curves it reaches least_squares' optima, so the tables agree."""
+    curves = _noisy_curves(8, seed=1)
+    batched = [get_law(name).set_params(solver="batched") for name in DEFAULT_LAWS]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = fit_curve_many(curves)
+        new = fit_curve_many(curves, batched)
+    for (law_a, table_a), (law_b, table_b) in zip(ref, new, strict=True):
+        assert law_b.name == law_a.name and law_b.solver == "batched"
+        np.testing.assert_allclose(
+            list(law_b.params_.values()), list(law_a.params_.values()), rtol=2e-3, atol=1e-4
+        )
+        assert table_b["law"].tolist() == table_a["law"].tolist()
+        assert table_b["converged"].tolist() == table_a["converged"].tolist()
+        scored = table_a["converged"].to_numpy(bool)
+        np.testing.assert_allclose(
+            table_b.loc[scored, "extrapolation_error"], table_a.loc[scored, "extrapolation_error"], rtol=1e-2,
+            atol=1e-5,
+        )  # fmt: skip

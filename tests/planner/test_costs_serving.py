@@ -16,6 +16,7 @@ from planner.costs import (
     check_tp,
     estimate_cost,
     estimate_latency,
+    kv_replication,
     memory_needed_bytes,
     tally,
     tp_degrees,
@@ -117,6 +118,43 @@ def test_a_pinned_tp_that_cannot_work_is_a_one_line_error(tp, max_gpus, message)
         estimate_cost(spec, Workload.from_strategy("greedy", 10, 10), H100, tp=tp, max_gpus=max_gpus)
     assert "\n" not in str(err.value)
     assert check_tp(spec, 8, max_gpus=8) == 8
+
+
+@pytest.mark.parametrize(
+    "model, tp, copies",
+    [
+        ("qwen3-14b", 8, 1.0),  # 8 KV heads split over 8 ranks
+        ("qwen3-30b-a3b", 4, 1.0),
+        ("qwen3-30b-a3b", 8, 2.0),  # 4 KV heads: each of 8 ranks keeps one whole head
+        ("pythia-12b", 8, 1.0),  # MHA, 40 heads
+        ("deepseek-v3", 8, 8.0),  # MLA: the latent cache on every rank
+        ("deepseek-v3", 1, 1.0),
+    ],
+)
+def test_kv_copies_under_tp_follow_vllm_layout(model, tp, copies):
+    """The same rule as the vLLM backend's cache layout (profiling/backends/_vllm_kv.py:
+    ``tp if mla else max(1, tp // kv_heads)`` replicas); the memory a replica needs and the KV a
+    decode step reads grow with it, so auto TP no longer counts KV/TP per GPU for MLA."""
+    spec = ModelSpec.from_catalog(model)
+    assert kv_replication(spec, tp) == copies
+    w = Workload.from_strategy("pool:n=8", 236, AIME_LENGTHS)
+    tl = tally(spec, w)
+    kv = memory_needed_bytes(spec, tl, DEFAULT_CONCURRENCY, 1) - spec.weight_bytes
+    assert memory_needed_bytes(spec, tl, DEFAULT_CONCURRENCY, tp) - spec.weight_bytes == pytest.approx(copies * kv)
+
+
+def test_auto_tp_counts_the_mla_latent_on_every_rank():
+    """DeepSeek-V3 (MLA) with reasoning-length pools: the chosen degree holds the weights plus
+    tp copies of the latent cache, and every smaller usable degree does not."""
+    spec = ModelSpec.from_catalog("deepseek-v3")
+    w = Workload.from_strategy("pool:n=8", 236, AIME_LENGTHS)
+    est = estimate_cost(spec, w, H100)
+    tl = tally(spec, w)
+    assert est.memory_needed_bytes == pytest.approx(memory_needed_bytes(spec, tl, DEFAULT_CONCURRENCY, est.tp))
+    assert est.fits_in_memory
+    for t in tp_degrees(spec):
+        if t < est.tp:
+            assert memory_needed_bytes(spec, tl, DEFAULT_CONCURRENCY, t) > t * H100.memory_bytes * 0.9
 
 
 def test_nothing_fits_is_a_one_line_error():
