@@ -42,7 +42,7 @@ population as seen in the WHOLE pools but each question only through its subsamp
 errors separate the family's misfit from the estimation of the population from 1%.
 ``--synthetic REPS`` checks accuracy and interval coverage on known populations.
 
-Run (``--data`` when the checkout has no ``shared/`` beside it)::
+Run (``--data`` when no folder above the checkout holds ``shared/``)::
 
     python benchmarks/forecast.py                  # 9 sizes x 5 seeds, every method (~5-10 min)
     python benchmarks/forecast.py --all --seeds 2  # every checkpoint with pools >= 1,000
@@ -69,13 +69,11 @@ from fitting.coverage import BetaBinomialPosterior, shared_tail_prior, tail_evid
 from fitting.population import GModel, LogitNormal  # noqa: E402
 from fitting.uncertainty import question_weights  # noqa: E402
 
-# the shared data folder beside the repository (as in tests/test_chinchilla.py); --data overrides
-DATA = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "real"
-    / "monkeys_gsm8k_pythia_counts.csv"
+# the shared data folder beside the repository or beside a folder above it (a worktree); --data overrides
+_REAL = Path("shared") / "data" / "real" / "monkeys_gsm8k_pythia_counts.csv"
+DATA = next(
+    (p / _REAL for p in Path(__file__).resolve().parents[1:] if (p / _REAL).is_file()),
+    Path(__file__).resolve().parents[1].parent / _REAL,
 )
 CHECKPOINTS = ["2M", "64M", "512M", "2B", "6B", "20B", "60B", "200B", "300B"]
 SIZES = ["14M", "70M", "160M", "410M", "1B", "1.4B", "2.8B", "6.9B", "12B"]
