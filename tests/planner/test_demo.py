@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import fitting.cache as C
 from fitting import schema as S
 from planner import demo
 from planner.cli import app
@@ -92,11 +93,32 @@ def test_the_demo_ends_with_the_next_commands(demo_run):
     assert "## Next steps" in (out / "findings.md").read_text()
 
 
-def test_rerun_reuses_every_measurement(demo_run):
-    out, _ = demo_run
+def test_rerun_reuses_every_measurement_and_fit_and_says_the_same(demo_run):
+    """A rerun measures nothing, estimates no curve group and fits no law (counted through the
+    one cache module, fitting.cache), and prints the same findings."""
+    out, first = demo_run
     before = sorted(p.name for p in (out / "profile").glob("*.parquet"))
+    calls = {"groups": 0, "curves": 0}
+    estimate, fit = C.estimate_group, C.fit_curves
+
+    def estimate_group(*args, **kwargs):
+        calls["groups"] += 1
+        return estimate(*args, **kwargs)
+
+    def fit_curves(curves, *args, **kwargs):
+        calls["curves"] += len(C.curve_units(curves))
+        return fit(curves, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(demo.PRESETS, "quick", TINY)
+        mp.setattr(C, "estimate_group", estimate_group)
+        mp.setattr(C, "fit_curves", fit_curves)
         result = CliRunner().invoke(app, ["demo", "--out", str(out)], terminal_width=400)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (out / "profile").glob("*.parquet")) == before
+    assert calls == {"groups": 0, "curves": 0}
+
+    def findings(text):
+        return text[text.index("headline findings, checked") :].strip()
+
+    assert findings(first.output) == findings(result.output)

@@ -17,11 +17,9 @@ from typer.testing import CliRunner
 
 import fitting.cache as C
 from fitting import schema as S
-from planner import demo
 from planner.catalog import get_model_entry
 from planner.cli import app
 from planner.profile import CACHE_DIR, load_profile
-from profiling.lab import checkpoint_path
 from profiling.storage import new_run_metadata, run_signature, write_run, write_shard
 
 CONFIGS = {"lab-s": "qwen2.5-0.5b", "lab-l": "qwen2.5-7b"}
@@ -148,31 +146,4 @@ def test_ttc_fit_rerun_fits_nothing_and_a_pipe_gets_progress_lines(tmp_path):
     assert (tmp_path / "fit2" / "fits.json").read_text() == fits
 
 
-TINY = demo.DemoPreset(
-    models=("lab-s", "lab-l"),
-    strategies=("greedy", "pool:n=4,temperature=1.0"),
-    per_level=2,
-    n_boot=10,
-    n_splits=2,
-)
-
-
-@pytest.mark.skipif(
-    not all((checkpoint_path(m) / "config.json").is_file() for m in TINY.models),
-    reason="lab checkpoints missing",
-)
-def test_a_demo_rerun_fits_nothing_and_says_the_same(tmp_path, counted, monkeypatch):
-    monkeypatch.setitem(demo.PRESETS, "quick", TINY)
-    first = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)], terminal_width=400)
-    assert first.exit_code == 0, first.output
-    assert counted["groups"] and counted["models"]
-    counted.update(groups=0, models=[])
-    again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)], terminal_width=400)
-    assert again.exit_code == 0, again.output
-    assert counted == {"groups": 0, "models": []}
-    assert (tmp_path / "findings.md").is_file()
-
-    def findings(out):
-        return out[out.index("headline findings, checked") :].strip()
-
-    assert findings(first.output) == findings(again.output)
+# the demo's rerun (no fitting, the same findings) is checked in test_demo.py on its shared run
