@@ -87,6 +87,12 @@ class Notes:
         self.cut: list[str] = []
         self.thin: list[str] = []
 
+    def add(self, other: Notes) -> None:
+        """Take in another call's notes (one group's, kept by a cache)."""
+        self.no_answers += other.no_answers
+        self.cut += other.cut
+        self.thin += other.thin
+
     def emit(self, n_groups: int, stacklevel: int = 3) -> None:
         if self.no_answers:
             where = "this data" if len(self.no_answers) == n_groups else _few(self.no_answers)

@@ -26,6 +26,7 @@ all, nothing can be forecast (the records say so instead of guessing).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,16 @@ from ._fitutil import as_1d, json_safe
 from ._laws_base import NotFittedError
 from .estimators import pass_at_k
 
-__all__ = ["BetaBinomialPosterior", "CoverageForecast", "LOG_A_BOUNDS", "MU_BOUNDS"]
+__all__ = [
+    "BetaBinomialPosterior",
+    "CoverageForecast",
+    "LOG_A_BOUNDS",
+    "MU_BOUNDS",
+    "TAIL_GRID",
+    "TAIL_SPREADS",
+    "shared_tail_prior",
+    "tail_evidence",
+]
 
 #: prior box of log a (the Beta's left shape: pass@k ~ 1 - C k^-a far out)
 LOG_A_BOUNDS = (math.log(0.005), math.log(50.0))
@@ -67,6 +77,9 @@ class BetaBinomialPosterior:
     ----------
     grid_size : int
         Grid points per axis of each coarse-to-fine pass.
+    log_a_prior : callable or None
+        Log prior density of log a (added to the flat prior box), e.g. the evidence of other
+        curves about a shared tail exponent (:func:`shared_tail_prior`); None: flat.
 
     Attributes (after ``fit``)
     --------------------------
@@ -91,8 +104,11 @@ class BetaBinomialPosterior:
     (True, True)
     """
 
-    def __init__(self, *, grid_size: int = _GRID) -> None:
+    def __init__(
+        self, *, grid_size: int = _GRID, log_a_prior: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> None:
         self.grid_size = grid_size
+        self.log_a_prior = log_a_prior
 
     # ---- fitting ---------------------------------------------------------------------------
     def fit(self, n, c) -> BetaBinomialPosterior:
@@ -114,6 +130,8 @@ class BetaBinomialPosterior:
             la = np.linspace(box[0], box[1], self.grid_size)
             lm = np.linspace(box[2], box[3], self.grid_size)
             loglik = _loglik(la, lm, un, uc, uw)
+            if self.log_a_prior is not None:
+                loglik = loglik + np.asarray(self.log_a_prior(la), dtype=float)[:, None]
             box = _mass_box(la, lm, loglik)
         w = np.exp(loglik - loglik.max())
         self.log_a_, self.logit_mu_, self.weights_ = la, lm, w / w.sum()
@@ -267,6 +285,69 @@ class BetaBinomialPosterior:
             if p
             else "BetaBinomialPosterior(unfitted)"
         )
+
+
+#: the grid of log a on which the evidence about the tail exponent is tabulated
+TAIL_GRID = np.linspace(*LOG_A_BOUNDS, 96)
+
+
+def tail_evidence(n, c) -> np.ndarray:
+    """The counts' marginal log-likelihood of each log a in :data:`TAIL_GRID` (the mean rate
+    integrated out under its flat prior on the logit scale): what these questions say about
+    the beta's tail exponent ``a``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> c = rng.binomial(50, rng.beta(0.3, 20.0, size=2000))
+    >>> float(np.exp(TAIL_GRID[np.argmax(tail_evidence(np.full(2000, 50), c))])).__round__(1)
+    0.3
+    """
+    c = np.asarray(c, dtype=float)
+    n = np.broadcast_to(np.asarray(n, dtype=float), c.shape)
+    pairs = pd.DataFrame({"n": n, "c": c}).value_counts().reset_index()
+    un, uc, uw = (pairs[col].to_numpy(float) for col in ("n", "c", "count"))
+    lm = np.linspace(logit(MU_BOUNDS[0]), logit(MU_BOUNDS[1]), 4 * _GRID)
+    loglik = _loglik(TAIL_GRID, lm, un, uc, uw)
+    peak = loglik.max(axis=1, keepdims=True)
+    return (peak + np.log(np.exp(loglik - peak).mean(axis=1, keepdims=True)))[:, 0]
+
+
+#: spreads of log a across curves the hierarchical prior weighs (uniformly): from nearly one shared tail to unrelated
+TAIL_SPREADS = np.array([0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
+
+
+def shared_tail_prior(evidence: Sequence[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A log prior of log a for one curve from other curves' :func:`tail_evidence`: a
+    hierarchical model in which each curve's log a is drawn from N(h, tau^2).
+
+    (h, tau) get a flat prior on a grid (h over :data:`TAIL_GRID`, tau over
+    :data:`TAIL_SPREADS`) and their posterior from the other curves' evidence; the prior of
+    this curve's log a is the predictive density, mixed over that posterior, interpolated
+    between the points of :data:`TAIL_GRID`. When the other curves agree on their tails, the
+    prior is as narrow as their agreement; when they disagree, it stays wide. With no other
+    curve it is flat. With it, :class:`BetaBinomialPosterior` borrows strength about the tail
+    that no curve pins down alone (each keeps its own mean rate).
+    """
+    if not len(evidence):
+        return lambda log_a: np.zeros(np.shape(log_a))
+    ev = np.asarray(evidence, dtype=float)
+    ev = ev - ev.max(axis=1, keepdims=True)  # (curves, grid)
+    hs = TAIL_GRID[::2]
+    z = (TAIL_GRID[None, None, :] - hs[:, None, None]) / TAIL_SPREADS[None, :, None]
+    log_k = -0.5 * z**2
+    log_k = log_k - np.log(np.exp(log_k).sum(axis=2, keepdims=True))  # N(h, tau) on the grid, (h, tau, grid)
+    peak = ev.max()
+    lik = np.exp(ev - peak)  # (curves, grid)
+    per_curve = np.log(np.maximum(np.einsum("cg,htg->cht", lik, np.exp(log_k)), 1e-300))
+    post = per_curve.sum(axis=0)
+    post = np.exp(post - post.max())
+    post /= post.sum()
+    prior = np.einsum("ht,htg->g", post, np.exp(log_k))
+    log_prior = np.log(np.maximum(prior, 1e-300))
+    log_prior -= log_prior.max()
+    return lambda log_a: np.interp(log_a, TAIL_GRID, log_prior)
 
 
 def _mixture_quantile(w: np.ndarray, means: np.ndarray, sd: np.ndarray, p: float) -> float:

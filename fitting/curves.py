@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,9 @@ __all__ = [
     "curves_from_samples",
     "curves_and_per_question",
     "per_question_curves",
+    "GroupEstimate",
+    "sample_groups",
+    "estimate_group",
     "pass_at_k_table",
     "k_grid",
     "POOL_POLICIES",
@@ -188,22 +192,18 @@ def curves_and_per_question(
     check_args(metrics, pool_policy)
     if not 0 < level < 1:
         raise ValueError(f"curves_from_samples: level must be in (0, 1), got {level}")
-    df = _validated(samples_df)
     rows: list[dict] = []
     out: dict | None = {} if per_question else None
     notes = Notes()
-    groups = df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False)
+    groups = sample_groups(samples_df)
     for key, group in groups:
-        base = dict(zip(S.GROUP_KEYS, key, strict=True))
-        gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
-        for metric, per_q, ks, extra in _group_curves(
-            group, base, metrics, gseed, weighted_draws, pool_policy, notes
-        ):
-            rows += summarize(base, metric, per_q, ks, extra, n_boot, level, np.random.default_rng(gseed))
-            if out is not None:
-                index = pd.Index(extra["questions"], name=S.QUESTION_ID)
-                out[(*map(str, key), metric)] = pd.DataFrame(per_q, index=index, columns=ks)
-    notes.emit(groups.ngroups)
+        est = estimate_group(key, group, metrics=metrics, n_boot=n_boot, level=level, seed=seed,
+                             weighted_draws=weighted_draws, pool_policy=pool_policy)  # fmt: skip
+        rows += est.rows
+        notes.add(est.notes)
+        if out is not None:
+            out.update({(*est.key, metric): frame for metric, frame in est.per_question.items()})
+    notes.emit(len(groups))
     return curves_frame(rows), out
 
 
@@ -228,17 +228,65 @@ def per_question_curves(
         ``question_id`` with one column per k.
     """
     check_args(metrics, pool_policy)
-    df = _validated(samples_df)
     out = {}
-    for key, group in df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
-        base = dict(zip(S.GROUP_KEYS, key, strict=True))
-        gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
-        for metric, per_q, ks, extra in _group_curves(
-            group, base, metrics, gseed, weighted_draws, pool_policy, Notes()
-        ):
-            frame = pd.DataFrame(per_q, index=pd.Index(extra["questions"], name=S.QUESTION_ID), columns=ks)
-            out[(*map(str, key), metric)] = frame
+    for key, group in sample_groups(samples_df):
+        est = estimate_group(key, group, metrics=metrics, n_boot=0, seed=seed, weighted_draws=weighted_draws,
+                             pool_policy=pool_policy)  # fmt: skip
+        out.update({(*est.key, metric): frame for metric, frame in est.per_question.items()})
     return out
+
+
+@dataclass
+class GroupEstimate:
+    """One (model, strategy, config, difficulty) group's curves: what :func:`curves_from_samples`
+    and :func:`per_question_curves` hold for it.
+
+    ``key`` is the group's keys as strings; ``rows`` its curve rows (one dict per metric and
+    k); ``per_question`` its per-question matrix per metric; ``notes`` what was cut short or
+    left out (emitted as warnings by the caller, once per call).
+    """
+
+    key: tuple[str, ...]
+    rows: list[dict]
+    per_question: dict[str, pd.DataFrame]
+    notes: Notes
+
+
+def sample_groups(samples_df: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    """The validated samples split into (model, strategy, config, difficulty) groups, in the
+    order of the curves table (missing keys filled with the schema's defaults)."""
+    df = _validated(samples_df)
+    return list(df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False))
+
+
+def estimate_group(
+    key: tuple,
+    group: pd.DataFrame,
+    *,
+    metrics: Sequence[str] = METRICS,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    weighted_draws: int = 500,
+    pool_policy: str = "common",
+) -> GroupEstimate:
+    """The curves of one group of :func:`sample_groups` (arguments as :func:`curves_from_samples`).
+
+    Seeds depend only on ``seed`` and the group's keys, so a group's estimate is the same
+    whatever other groups the table holds (what lets a cache keep it per group).
+    """
+    base = dict(zip(S.GROUP_KEYS, key, strict=True))
+    gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
+    rows: list[dict] = []
+    per_question: dict[str, pd.DataFrame] = {}
+    notes = Notes()
+    for metric, per_q, ks, extra in _group_curves(
+        group, base, metrics, gseed, weighted_draws, pool_policy, notes
+    ):
+        rows += summarize(base, metric, per_q, ks, extra, n_boot, level, np.random.default_rng(gseed))
+        index = pd.Index(extra["questions"], name=S.QUESTION_ID)
+        per_question[metric] = pd.DataFrame(per_q, index=index, columns=ks)
+    return GroupEstimate(tuple(map(str, key)), rows, per_question, notes)
 
 
 def _validated(samples_df: pd.DataFrame) -> pd.DataFrame:

@@ -3,8 +3,16 @@
 For each (model, strategy, config, difficulty) curve and each requested K:
 
 * **pass@k** (from counts, or from samples reduced to counts) is forecast from the
-  per-question counts with :class:`fitting.coverage.BetaBinomialPosterior` (method
-  ``beta_binomial_posterior``): questions whose pool already covers K contribute their
+  per-question counts with a model of the population of per-question success rates
+  (:data:`POPULATION_METHODS`). ``auto`` is ``pooled``, the most accurate of them on the
+  real-data benchmark ``benchmarks/forecast.py``: :class:`fitting.coverage.BetaBinomialPosterior`
+  (per-question rates ~ Beta(a, b), (a, b) integrated over their posterior) whose tail exponent
+  ``a`` has a hierarchical prior learned from the other curves forecast together
+  (:func:`fitting.coverage.shared_tail_prior`; method ``beta_binomial_posterior_shared_tail``,
+  or ``beta_binomial_posterior`` when there is no other curve); ``posterior`` is the same
+  without sharing; ``gmodel`` and ``logitnormal`` are the estimators of
+  :mod:`fitting.population`:
+  questions whose pool already covers K contribute their
   measured unbiased pass@K, the others their posterior chance to be solved within K
   samples. The interval is the posterior interval of the pass@K of the profiled questions.
 * **majority@k, best_of@k, weighted@k** (samples with answers / scores) have no per-question
@@ -27,6 +35,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -36,17 +45,26 @@ from ._fitutil import json_safe
 from ._laws_base import ConvergenceWarning, UnreachableTargetWarning
 from ._pools import k_grid
 from .counts import counts_from_samples, curves_from_counts, per_question_pass, pooled_counts
-from .coverage import BetaBinomialPosterior
+from .coverage import BetaBinomialPosterior, shared_tail_prior, tail_evidence
 from .curves import BEST_OF, MAJORITY, PASS, WEIGHTED, DataWarning, curves_from_samples, per_question_curves
 from .estimators import pass_at_k
 from .laws import binomial_weights
+from .population import GModel, LogitNormal
 from .select import fit_curve
 from .uncertainty import bootstrap_questions
 
-__all__ = ["forecast", "FORECAST_METHODS", "MIN_BACKTEST_SAMPLES", "RECORD_KEYS"]
+__all__ = ["forecast", "FORECAST_METHODS", "MIN_BACKTEST_SAMPLES", "POPULATION_METHODS", "RECORD_KEYS"]
 
-#: "auto": per-question beta-binomial posterior for pass@k, laws for the rest; "law": laws for all
-FORECAST_METHODS = ("auto", "law")
+#: the per-question population models of pass@k: ``--method`` name -> (estimator, record label)
+POPULATION_METHODS = {
+    "posterior": (BetaBinomialPosterior, "beta_binomial_posterior"),
+    "gmodel": (GModel, "g_model"),
+    "logitnormal": (LogitNormal, "logit_normal"),
+    "pooled": (BetaBinomialPosterior, "beta_binomial_posterior_shared_tail"),
+}
+#: "auto" (= "pooled", the most accurate on the real-data benchmark), or one population model, for
+#: pass@k (the other metrics use their law); "law": every curve from its fitted law
+FORECAST_METHODS = ("auto", *POPULATION_METHODS, "law")
 #: the backtest subsamples keep at least this many samples per question (typical pool / ratio)
 MIN_BACKTEST_SAMPLES = 8
 #: keys of every forecast record (``target``, ``k_needed``, ``k_needed_lo``, ``k_needed_hi`` added with a target)
@@ -82,7 +100,7 @@ def forecast(
         Also report ``k_needed``: the k at which the forecast reaches this accuracy.
     level : float
         Coverage of the intervals.
-    method : {"auto", "law"}
+    method : {"auto", "posterior", "gmodel", "logitnormal", "pooled", "law"}
         See :data:`FORECAST_METHODS`.
     metrics : sequence of str
         Which curves to forecast (pass@k, and from samples majority@k, best_of@k, weighted@k
@@ -127,8 +145,9 @@ def forecast(
         ]
         pass_counts = pd.concat(parts, ignore_index=True) if parts else None
         if pass_counts is not None and len(pass_counts):
-            if method == "auto":
-                records += _pass_records(pass_counts, at, target, level, backtest_reps, seed)
+            if method != "law":
+                pop = POPULATION_METHODS["pooled" if method == "auto" else method]
+                records += _pass_records(pass_counts, at, target, level, backtest_reps, seed, pop)
             else:
                 curves = curves_from_counts(pass_counts, n_boot=0, seed=seed)
                 records += _law_records(
@@ -149,9 +168,23 @@ def forecast(
 # ---- pass@k from counts: the beta-binomial posterior ------------------------------------------
 
 
-def _pass_records(counts, at, target, level, reps, seed) -> list[dict]:
+def _pass_records(counts, at, target, level, reps, seed, population) -> list[dict]:
+    make, label = population
+    groups = list(pooled_counts(counts).groupby(list(S.GROUP_KEYS), sort=True, dropna=False))
+    makers, labels = [make] * len(groups), [label] * len(groups)
+    if label == POPULATION_METHODS["pooled"][1]:  # one tail exponent shared by every curve forecast here
+        evidence = {}
+        for i, (_, table) in enumerate(groups):
+            n, c = table[S.N_SAMPLES].to_numpy(np.int64), table[S.N_CORRECT].to_numpy(np.int64)
+            if len(n) >= 2 and c.sum() > 0:
+                evidence[i] = tail_evidence(n, c)
+        for i in range(len(groups)):
+            others = [e for j, e in evidence.items() if j != i]
+            makers[i] = partial(BetaBinomialPosterior, log_a_prior=shared_tail_prior(others))
+            if not others:  # nothing to share: the plain posterior, and the record says so
+                labels[i] = POPULATION_METHODS["posterior"][1]
     out = []
-    for key, table in pooled_counts(counts).groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
+    for (key, table), make, label in zip(groups, makers, labels, strict=True):
         ident = dict(zip(S.GROUP_KEYS, key, strict=True)) | {S.METRIC: PASS}
         n = table[S.N_SAMPLES].to_numpy(np.int64)
         c = table[S.N_CORRECT].to_numpy(np.int64)
@@ -172,8 +205,13 @@ def _pass_records(counts, at, target, level, reps, seed) -> list[dict]:
                     }
                 out.append(rec)
             continue
-        model = BetaBinomialPosterior().fit(n, c)
-        note = "; ".join(model.notes_)
+        with warnings.catch_warnings():  # a non-converged population fit is said in the note
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = make().fit(n, c)
+        notes = list(model.notes_)
+        if not getattr(model, "converged_", True):
+            notes.append(f"the fit did not converge: {model.convergence_message_}")
+        note = "; ".join(notes)
         for k in at:
             f = model.forecast(k, level)
             rec = {**base, "at": k, "estimate": f.estimate, "lo": f.lo, "hi": f.hi, "ratio": k / k_max}
@@ -185,8 +223,8 @@ def _pass_records(counts, at, target, level, reps, seed) -> list[dict]:
                     "note": note,
                 }
             else:
-                err, ratio = _backtest(n, c, k / k_max, reps, seed)
-                how = "beta_binomial_posterior" if k > n_max else "measured+beta_binomial_posterior"
+                err, ratio = _backtest(n, c, k / k_max, reps, seed, make)
+                how = label if k > n_max else f"measured+{label}"
                 rec |= {"method": how, "extrapolation_error": err, "backtest_ratio": ratio, "note": note}
             out.append(rec)
         if target is not None:
@@ -196,7 +234,7 @@ def _pass_records(counts, at, target, level, reps, seed) -> list[dict]:
     return out
 
 
-def _pass_target(model: BetaBinomialPosterior, n, c, target, level) -> dict:
+def _pass_target(model, n, c, target, level) -> dict:
     """The k at which pass@k reaches ``target``: measured when inside the smallest pool."""
     k_max = int(n.min())
     if float(np.mean(pass_at_k(n, c, k_max))) >= target:
@@ -209,7 +247,7 @@ def _pass_target(model: BetaBinomialPosterior, n, c, target, level) -> dict:
     return {"target": target, "k_needed": f.estimate, "k_needed_lo": f.lo, "k_needed_hi": f.hi}
 
 
-def _backtest(n, c, ratio: float, reps: int, seed: int) -> tuple[float | None, float | None]:
+def _backtest(n, c, ratio: float, reps: int, seed: int, make) -> tuple[float | None, float | None]:
     """Mean |forecast - measured| of pass@n_i from 1/ratio of each pool (see the module doc)."""
     ratio = min(ratio, float(np.median(n)) / MIN_BACKTEST_SAMPLES)
     if reps <= 0 or ratio < 2.0:
@@ -223,7 +261,9 @@ def _backtest(n, c, ratio: float, reps: int, seed: int) -> tuple[float | None, f
         if sub.sum() == 0:
             errors.append(abs(0.0 - measured))  # nothing to forecast from: count the miss in full
             continue
-        errors.append(abs(BetaBinomialPosterior().fit(m, sub).forecast(n).estimate - measured))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            errors.append(abs(make().fit(m, sub).forecast(n).estimate - measured))
     return float(np.mean(errors)), ratio
 
 

@@ -28,11 +28,11 @@ In both forms unknown fields are reported and dropped.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import itertools
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +71,10 @@ class ImportResult:
     unknown_fields: set[str] = field(default_factory=set)
     counts: pd.DataFrame | None = None
     kind: str = "samples"
+    #: what was noticed while reading, for people (an unusual CSV dialect, unlabelled questions)
+    notes: list[str] = field(default_factory=list)
+    #: the shard of an earlier import of a file of the same name that this import replaced
+    replaced: list[Path] = field(default_factory=list)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -129,6 +133,10 @@ def _check_field(name: str, value: object, where: str, from_csv: bool) -> object
     if name in _COUNT_FIELDS:
         if number != int(number) or number < 0:
             raise S.SchemaError(f"{where}: field {name!r} must be a non-negative integer, got {_fmt(value)}")
+        if number > S.MAX_COUNT:
+            raise S.SchemaError(
+                f"{where}: field {name!r} must be at most {S.MAX_COUNT:.0e}, got {_fmt(value)}"
+            )
         return int(number)
     if name in _NONNEG_FIELDS and number < 0:
         raise S.SchemaError(f"{where}: field {name!r} must be >= 0, got {_fmt(value)}")
@@ -155,11 +163,21 @@ def _raw_records(path: Path, text: str | None) -> Iterator[tuple[int, dict, bool
             yield row, {k: None if isinstance(v, float) and v != v else v for k, v in record.items()}, False
         return
     if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
+        delimiter, spaces = _csv_dialect(text)
+        reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, skipinitialspace=spaces)
         if reader.fieldnames is None:
             return
-        if any(name is None or name == "" for name in reader.fieldnames):
+        reader.fieldnames = [name.strip() for name in reader.fieldnames]
+        if any(name == "" for name in reader.fieldnames):
             raise S.SchemaError(f"{path} line 1: the CSV header has an empty column name")
+        seen: dict[str, int] = {}
+        for i, name in enumerate(reader.fieldnames, start=1):
+            if name in seen:
+                raise S.SchemaError(
+                    f"{path} line 1: column {name!r} appears twice in the header (columns {seen[name]} and {i}); "
+                    "keep one"
+                )
+            seen[name] = i
         for row in reader:
             if None in row:
                 raise S.SchemaError(f"{path} line {reader.line_num}: more cells than header columns")
@@ -171,9 +189,15 @@ def _raw_records(path: Path, text: str | None) -> Iterator[tuple[int, dict, bool
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
-            raise S.SchemaError(f"{path} line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            raise S.SchemaError(
+                f"{path} line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
+            ) from None
+        except _DuplicateKey as exc:
+            raise S.SchemaError(
+                f"{path} line {lineno}: field {exc.args[0]!r} appears twice; keep one"
+            ) from None
         if not isinstance(record, dict):
             raise S.SchemaError(f"{path} line {lineno}: expected a JSON object, got {type(record).__name__}")
         yield lineno, record, False
@@ -181,9 +205,64 @@ def _raw_records(path: Path, text: str | None) -> Iterator[tuple[int, dict, bool
 
 def _parquet_rows(path: Path) -> list[dict]:
     try:
-        return pq.read_table(path).to_pylist()
+        table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise S.SchemaError(f"{path}: cannot read Parquet file: {exc}") from None
+    twice = sorted({n for n in table.column_names if table.column_names.count(n) > 1})
+    if twice:
+        raise S.SchemaError(f"{path}: column {twice[0]!r} appears twice; keep one")
+    return table.to_pylist()
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's fields, refusing a field given twice (``json`` would keep the last)."""
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        names = [k for k, _ in pairs]
+        raise _DuplicateKey(next(k for k in names if names.count(k) > 1))
+    return out
+
+
+#: delimiters a CSV may use (Excel writes ";" where the decimal separator is a comma)
+CSV_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _csv_dialect(text: str) -> tuple[str, bool]:
+    """(delimiter, spaces after delimiters) of a CSV, read from its header line: the delimiter
+    that splits the header into the most columns (comma when none splits it), and whether
+    header cells start with spaces."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {d: header.count(d) for d in CSV_DELIMITERS}
+    delimiter = max(CSV_DELIMITERS, key=lambda d: (counts[d], d == ","))
+    if counts[delimiter] == 0:
+        delimiter = ","
+    spaces = any(cell != cell.lstrip(" ") for cell in header.split(delimiter)[1:])
+    return delimiter, spaces
+
+
+def csv_dialect_note(text: str) -> str | None:
+    r"""What is unusual about a CSV's dialect (a UTF-8 byte-order mark, a delimiter other than a
+    comma, spaces after the delimiters), in words, or None.
+
+    Examples
+    --------
+    >>> csv_dialect_note("\ufeffquestion_id; correct\nq1; 1\n")
+    'read as CSV with a UTF-8 byte-order mark (Excel), ";" as the delimiter, spaces after delimiters ignored'
+    >>> csv_dialect_note("question_id,correct\n") is None
+    True
+    """
+    bom = text.startswith("\ufeff")
+    delimiter, spaces = _csv_dialect(text.removeprefix("\ufeff"))
+    parts = ["a UTF-8 byte-order mark (Excel)"] if bom else []
+    if delimiter != ",":
+        parts.append(f"{'tab' if delimiter == chr(9) else json.dumps(delimiter)} as the delimiter")
+    if spaces:
+        parts.append("spaces after delimiters ignored")
+    return f"read as CSV with {', '.join(parts)}" if parts else None
 
 
 def _where_row(path: Path, lineno: int, parquet: bool) -> str:
@@ -217,11 +296,20 @@ def read_records(path: str | Path) -> ImportResult:
             f"{path}: unsupported extension {path.suffix!r}; expected .jsonl, .csv or .parquet"
         )
     text = None
+    notes = []
     if suffix != ".parquet":
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise S.SchemaError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+            raise S.SchemaError(
+                f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 (Excel: 'CSV UTF-8')"
+            ) from None
+        note = csv_dialect_note(text) if suffix == ".csv" else None
+        if note is None and text.startswith("\ufeff"):
+            note = "read with a UTF-8 byte-order mark"
+        if note:
+            notes.append(note)
+        text = text.removeprefix("\ufeff")
     records = _raw_records(path, text)
     first = next(records, None)
     if first is None:
@@ -230,8 +318,18 @@ def read_records(path: str | Path) -> ImportResult:
     is_counts = S.N_SAMPLES in raw0 and S.N_CORRECT in raw0 and S.CORRECT not in raw0
     records = itertools.chain([first], records)
     if is_counts:
-        return _read_counts(path, records, suffix == ".parquet")
-    return _read_samples(path, records, suffix == ".parquet")
+        result = _read_counts(path, records, suffix == ".parquet")
+    else:
+        result = _read_samples(path, records, suffix == ".parquet")
+    labels = result.table[S.DIFFICULTY]
+    if (labels == S.UNLABELLED).any():
+        questions = result.table.loc[labels == S.UNLABELLED, S.QUESTION_ID].nunique()
+        notes.append(
+            f"{questions} question(s) have no difficulty label while others have one: labelled "
+            f"{S.UNLABELLED!r} ('all' always means every question)"
+        )
+    result.notes = notes + result.notes
+    return result
 
 
 def _checked(path: Path, records, parquet: bool, required, known, check, unknown: set[str]):
@@ -348,18 +446,42 @@ def _write_table(table, out_dir: str | Path, name: str) -> Path:
 def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Path]:
     """Read ``path`` and write it under ``out_dir`` as one Parquet shard.
 
-    Samples go to ``samples-import-<hash>.parquet``, counts to ``counts-import-<hash>.parquet``
-    (one row per question). The shard name derives from the file's content, so importing the
-    same file twice replaces its shard instead of duplicating the data.
+    Samples go to ``samples-import-<name>.parquet``, counts to ``counts-import-<name>.parquet``
+    (one row per question), ``<name>`` being the source file's name (:func:`import_key`).
+    Importing a file of the same name again (the same file, or an edited copy) REPLACES its
+    earlier import, whatever its kind, instead of adding a second copy of the data
+    (:attr:`ImportResult.replaced` lists what it replaced); files with other names are kept
+    side by side.
     """
     result = read_records(path)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    out_dir = Path(out_dir)
+    key = import_key(path)
+    names = {
+        "samples": f"{S.SAMPLES_PREFIX}import-{key}.parquet",
+        "counts": f"{S.COUNTS_PREFIX}import-{key}.parquet",
+    }
+    earlier = [out_dir / name for name in names.values() if (out_dir / name).exists()]
     if result.kind == "counts":
-        name = f"{S.COUNTS_PREFIX}import-{digest}.parquet"
-        shard = _write_table(S.counts_to_arrow(result.counts), out_dir, name)
+        shard = _write_table(S.counts_to_arrow(result.counts), out_dir, names["counts"])
     else:
-        shard = write_shard(result.samples, out_dir, f"samples-import-{digest}.parquet")
+        shard = write_shard(result.samples, out_dir, names["samples"])
+    for other in earlier:
+        if other != shard:  # the earlier import of this name was of the other kind
+            other.unlink(missing_ok=True)
+    result.replaced = earlier
     return result, shard
+
+
+def import_key(path: str | Path) -> str:
+    """The part of an imported shard's name that names its source file: the file name without
+    its extension, characters other than letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``.
+
+    Examples
+    --------
+    >>> import_key("results/run 1 (final).csv")
+    'run_1__final_'
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "_", Path(path).stem) or "_"
 
 
 def read_input(path: str | Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:

@@ -46,7 +46,7 @@ from .laws import binomial_weights, get_law
 from .select import DEFAULT_LAWS, fit_curve_many
 from .uncertainty import DEFAULT_EPSILON, METHODS, bootstrap_questions_many
 
-__all__ = ["FitOutput", "fit_samples", "fit_counts", "fit_curves", "MIN_POINTS", "BAND_FACTOR"]
+__all__ = ["FitOutput", "fit_samples", "fit_counts", "fit_curves", "curve_units", "MIN_POINTS", "BAND_FACTOR"]
 
 #: fewest distinct knob values a curve needs before a 3-parameter law is fitted to it
 MIN_POINTS = 4
@@ -308,3 +308,10 @@ def fit_counts(
     per_q = per_question_pass(counts, pool_policy=pool_policy) if n_boot > 0 else None
     fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed, method=method)
     return FitOutput(curves=curves, fits=fits)
+
+
+def curve_units(curves: pd.DataFrame) -> list[tuple[dict, pd.DataFrame, list[tuple]]]:
+    """The curves :func:`fit_curves` fits, in its order: (record identity, the curve's rows,
+    the per-question keys it reads). Fitting the rows of a subset of them gives their records
+    (what :mod:`fitting.cache` relies on)."""
+    return list(_curve_groups(curves))

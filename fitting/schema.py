@@ -10,6 +10,7 @@ The samples table holds one row per generated sample (or per strategy execution)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -92,6 +93,11 @@ IDENTITY_DEFAULTS = {
     CONFIG: "{}",
     DIFFICULTY: "all",
 }
+#: the difficulty label of every question (a table with no labels at all)
+ALL_DIFFICULTY = "all"
+#: the label of questions without one in a table where others have one: "all" always means
+#: every question, so it never labels a subset (see :func:`difficulty_labels`)
+UNLABELLED = "unlabelled"
 
 # ---- counts table ----------------------------------------------------------------------------
 # The compact form of a pool when only correctness is known (published coverage data): one row
@@ -109,8 +115,10 @@ COUNTS_SCHEMA: dict[str, pa.DataType] = {
 REQUIRED_COUNT_COLUMNS = (QUESTION_ID, N_SAMPLES, N_CORRECT)
 #: largest count accepted (exact in float64, far above any real pool)
 MAX_COUNT = 10**15
-#: file-name prefix of counts shards (samples shards are every other ``*.parquet``)
+#: file-name prefix of counts shards
 COUNTS_PREFIX = "counts-"
+#: file-name prefix of samples shards (``ttc profile``, ``ttc import``, ``ttc merge`` write them)
+SAMPLES_PREFIX = "samples-"
 
 # A curve is one (model, strategy, config, difficulty) group of the samples table.
 GROUP_KEYS = (MODEL, STRATEGY, CONFIG, DIFFICULTY)
@@ -214,8 +222,46 @@ def _with_identity(df: pd.DataFrame, required, where: str) -> pd.DataFrame:
         elif out[col].isna().any():
             out[col] = out[col].astype(object).where(out[col].notna(), default)
     out[QUESTION_ID] = out[QUESTION_ID].astype(str)
-    out[DIFFICULTY] = out[DIFFICULTY].astype("string").fillna(IDENTITY_DEFAULTS[DIFFICULTY]).astype(str)
+    out[DIFFICULTY] = difficulty_labels(out[DIFFICULTY])
     return out
+
+
+_NUMBER_LABEL = re.compile(r"([+-]?)0*(\d+)(?:\.0*)?")
+
+
+def difficulty_labels(labels: pd.Series) -> pd.Series:
+    """Difficulty labels as strings, one spelling per label, and ``"all"`` only for all questions.
+
+    * Numbers are one label however written: ``1``, ``1.0``, ``"1.0"``, ``" 01 "`` are ``"1"``.
+    * With no label anywhere (null or blank), every row is ``"all"``: every question.
+    * Where some rows have a label and others none, the others get ``"unlabelled"``
+      (:data:`UNLABELLED`), and so does a row labelled ``"all"`` beside other labels (older
+      versions filled missing labels with ``"all"``): a target of ``"all"`` then means every
+      question (all labels weighted by their questions), never only the unlabelled ones.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> difficulty_labels(pd.Series([1, 1.0, "1.0", None])).tolist()
+    ['1', '1', '1', 'unlabelled']
+    >>> difficulty_labels(pd.Series([None, " "])).tolist()
+    ['all', 'all']
+    """
+    codes, uniques = pd.factorize(labels.astype(object), use_na_sentinel=True)  # null: -1
+    names = [_label_spelling(str(u).strip()) if str(u).strip() else None for u in uniques]
+    distinct = {n for n in names if n is not None}
+    missing = bool((codes < 0).any()) or None in names
+    partial = bool(distinct - {ALL_DIFFICULTY}) and (missing or ALL_DIFFICULTY in distinct)
+    fill = UNLABELLED if partial else ALL_DIFFICULTY
+    final = [fill if n is None or (partial and n == ALL_DIFFICULTY) else n for n in names]
+    return pd.Series(np.array([*final, fill], dtype=object)[codes], index=labels.index).astype(str)
+
+
+def _label_spelling(label: str) -> str:
+    m = _NUMBER_LABEL.fullmatch(label)
+    if m is None:
+        return label
+    return ("-" if m[1] == "-" and int(m[2]) else "") + m[2]
 
 
 def _pandas_dtype(typ: pa.DataType):
@@ -281,29 +327,41 @@ def to_arrow(df: pd.DataFrame) -> pa.Table:
 
 
 def _parquet_files(p: Path) -> list[Path]:
-    return sorted(q for q in p.rglob("*.parquet") if not q.name.startswith((".", "_tmp")))
+    """The Parquet files directly in folder ``p`` (not in subfolders: ``ttc fit --out`` or
+    another run may live there), temporary files excluded."""
+    return sorted(q for q in p.glob("*.parquet") if q.is_file() and not q.name.startswith((".", "_tmp")))
 
 
 def shard_paths(folder: str | Path) -> list[Path]:
-    """Parquet shards of a samples folder (or the single file given), sorted.
+    """Samples shards of a folder (``samples-*.parquet`` directly in it), or the single file
+    given, sorted.
 
-    Counts shards (``counts-*.parquet``, see :func:`read_counts`) are not samples shards; a
-    folder holding only counts raises a :class:`SchemaError` that says so.
+    Only files named like shards are read, so a folder can hold other Parquet files (e.g. the
+    ``curves.parquet`` of ``ttc fit --out FOLDER/fit``) without breaking. A folder holding only
+    counts shards (``counts-*.parquet``, see :func:`read_counts`), or only other Parquet files,
+    raises a :class:`SchemaError` that says so.
     """
     p = Path(folder)
     if p.is_file():
         return [p]
     if not p.exists():
         raise SchemaError(f"{p}: no such samples folder")
+    if not p.is_dir():
+        raise SchemaError(f"{p}: not a folder or a file")
     files = _parquet_files(p)
-    shards = [q for q in files if not q.name.startswith(COUNTS_PREFIX)]
-    if not shards and files:
+    shards = [q for q in files if q.name.startswith(SAMPLES_PREFIX)]
+    if not shards and any(q.name.startswith(COUNTS_PREFIX) for q in files):
         raise SchemaError(
             f"{p}: holds per-question counts (counts-*.parquet), not per-sample rows; counts give "
             "pass@k curves and forecasts (`ttc fit`, `ttc forecast`), while this step needs samples"
         )
     if not shards:
-        raise SchemaError(f"{p}: no Parquet shards found (expected files like samples-*.parquet)")
+        other = [q.name for q in files if not q.name.startswith(COUNTS_PREFIX)]
+        more = " ..." if len(other) > 3 else ""
+        found = (
+            f"; found {', '.join(other[:3])}{more}: give a file's path, or `ttc import` it" if other else ""
+        )
+        raise SchemaError(f"{p}: no samples shards found (expected files named samples-*.parquet){found}")
     return shards
 
 
@@ -323,7 +381,7 @@ def has_samples(folder: str | Path) -> bool:
     p = Path(folder)
     if p.is_file():
         return not p.name.startswith(COUNTS_PREFIX)
-    return p.is_dir() and any(not q.name.startswith(COUNTS_PREFIX) for q in _parquet_files(p))
+    return p.is_dir() and any(q.name.startswith(SAMPLES_PREFIX) for q in _parquet_files(p))
 
 
 def validate_counts(df: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
@@ -402,7 +460,11 @@ def read_counts(folder: str | Path) -> pd.DataFrame:
             frames.append(pd.read_parquet(path))
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise SchemaError(f"{path}: cannot read Parquet shard: {exc}") from None
-    return validate_counts(pd.concat(frames, ignore_index=True), source=str(folder))
+    try:
+        return validate_counts(pd.concat(frames, ignore_index=True), source=str(folder))
+    except SchemaError:
+        _raise_for_shard(validate_counts, frames, paths)
+        raise
 
 
 def read_samples(folder: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
@@ -423,8 +485,7 @@ def read_samples(folder: str | Path, columns: Iterable[str] | None = None) -> pd
     try:
         return validate_samples(df, source=str(folder))
     except DuplicateSamples as exc:
-        if len(frames) < 2:
-            raise
+        _raise_for_shard(validate_samples, frames, paths)  # a duplicate within one shard
         ends = np.cumsum([len(f) for f in frames])
         held = {paths[int(np.searchsorted(ends, i, side="right"))] for i in exc.rows}
         shards = sorted(str(p.relative_to(folder)) for p in held)
@@ -433,3 +494,13 @@ def read_samples(folder: str | Path, columns: Iterable[str] | None = None) -> pd
             f"`ttc merge NEW {folder} --dedupe` writes one copy of each unit to NEW",
             exc.rows,
         ) from None
+    except SchemaError:
+        _raise_for_shard(validate_samples, frames, paths)
+        raise
+
+
+def _raise_for_shard(validate, frames: list[pd.DataFrame], paths: list[Path]) -> None:
+    """Re-raise a folder's validation error naming the shard at fault: validates each shard
+    alone (only on the error path) and raises the first one's error with its file name."""
+    for frame, path in zip(frames, paths, strict=True):
+        validate(frame, source=str(path))

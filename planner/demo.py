@@ -8,7 +8,8 @@ to run next.
 
 Everything is written under one output folder::
 
-    OUT/profile/     samples shards + run.json (resumable: a rerun reuses what is measured)
+    OUT/profile/     samples shards + run.json (resumable: a rerun reuses what is measured),
+                     .ttc-cache/ (curves and fits by content: a rerun reuses what is fitted)
     OUT/fit/         curves.parquet, curves.csv, fits.json
     OUT/report.html  the capacity-planning report (+ OUT/report-charts/ PNGs, OUT/report.md)
     OUT/findings.md  the headline findings (quoted verbatim in the report) and the next steps
@@ -100,8 +101,14 @@ def run_demo(
     gpu: str = "h100",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    use_cache: bool = True,
 ) -> DemoResult:
-    """Run profile -> fit -> plan -> report on the lab under ``out`` (see the module doc)."""
+    """Run profile -> fit -> plan -> report on the lab under ``out`` (see the module doc).
+
+    ``progress`` shows a count and an ETA for each stage on stderr (a bar on a terminal, a line
+    every 10 s or 10% in a log); ``use_cache=False`` recomputes every curve and fit instead of
+    reusing the cache beside the profile (``OUT/profile/.ttc-cache``).
+    """
     from profiling.runner import profile  # torch: imported when the demo runs, not with the package
 
     if preset not in PRESETS:
@@ -124,13 +131,15 @@ def run_demo(
 
     t0 = time.perf_counter()
     log(f"[2/3] fitting curves and laws -> {fit_dir}")
-    prof = load_profile(prof_dir, n_boot=p.n_boot)  # fits cached beside the profile, reused below
+    # fits cached beside the profile by content: a rerun on the same samples fits nothing
+    prof = load_profile(prof_dir, n_boot=p.n_boot, use_cache=use_cache, progress=progress)
     FitOutput(curves=prof.curves, fits=prof.fits).write(fit_dir)
     seconds["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     log(f"[3/3] planning over budgets and difficulties, headline findings on {p.n_splits} held-out splits, report")
-    files = build_report(prof_dir, out / "report.html", gpu=gpu, n_boot=p.n_boot, n_splits=p.n_splits)
+    files = build_report(prof_dir, out / "report.html", gpu=gpu, n_boot=p.n_boot, n_splits=p.n_splits,
+                         use_cache=use_cache, progress=progress)  # fmt: skip
     seconds["plan and report"] = time.perf_counter() - t0
     content = files.content
     findings = content.findings

@@ -131,7 +131,7 @@ def evaluate_profile(
                                     fit_if_missing=False, include_simulated=include_simulated)  # fmt: skip
     mix = space.target(None)
     targets = {"mix": mix, **{b: {b: 1.0} for b in mix}}
-    held = HeldOut(space, profile.curves, profile.samples, targets)
+    held = HeldOut(space, profile.curves, profile.samples, targets, per_question=profile.per_question)
     full = held.full["mix"]
     if full.empty:
         raise ValueError("no measured option covers every difficulty of the profile: nothing to evaluate")

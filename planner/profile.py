@@ -1,13 +1,14 @@
-"""Load a samples folder for planning: samples, curves, model specs, and a cache beside it.
+"""Load a samples folder for planning: samples, curves, fits, model specs, through the one cache.
 
-``ttc recommend DIR``, ``ttc evaluate DIR`` and ``ttc report DIR`` take a folder written by
-``ttc profile`` or ``ttc import``. The curves table and the ``ttc fit`` records (laws with
-question-bootstrap prediction bands, :func:`fitting.pipeline.fit_samples`), plus the laws the
-planner selects itself for curves without a record, are computed on demand and cached in ``DIR/.ttc-cache/``
-under a fingerprint of the shards (names, sizes, modification times), ``run.json`` and the
-settings, so a new or rewritten shard invalidates the cache. Cache files start with a dot,
-so the samples readers never mistake them for shards. A read-only folder is simply not
-cached.
+``ttc recommend DIR``, ``ttc evaluate DIR``, ``ttc report DIR`` and ``ttc demo`` take a folder
+written by ``ttc profile`` or ``ttc import``. Its curves table, per-question matrices and
+``ttc fit`` records (laws with question-bootstrap prediction bands) come from
+:func:`fitting.cache.fit_samples_cached`: every (model, strategy, config, difficulty) group's
+curves and every curve's fit are cached under a hash of exactly their input rows and settings
+(``DIR/.ttc-cache/`` by default, :func:`fitting.cache.cache_root`), so a rerun on unchanged data
+fits nothing and a new or rewritten shard recomputes only the curves it touches. The laws the
+planner selects itself for curves without a record are kept in the same cache. A read-only
+folder is simply not cached (``TTC_CACHE_DIR`` puts the cache elsewhere).
 
 Model specs come from ``run.json`` (the HF config the profiler recorded for each model,
 :meth:`planner.costs.ModelSpec.from_run_metadata`), else from ``model_specs`` given by the
@@ -17,18 +18,14 @@ name, config path or lab checkpoint).
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from fitting import schema as S
-from fitting.atomic import atomic_write
-from fitting.pipeline import fit_samples
+from fitting.cache import CACHE_DIR, FitCache, code_version, fit_samples_cached
 from profiling.storage import read_run
 
 from .costs import ModelSpec, SpecError
@@ -36,15 +33,19 @@ from .space.arms import POOL_METRICS
 
 __all__ = ["Profile", "load_profile", "profile_from_tables", "CACHE_DIR", "DEPLOYABLE_METRICS"]
 
-CACHE_DIR = ".ttc-cache"
-_CACHE_VERSION = 2
 #: metrics the planner can deploy (pass@k needs an oracle to pick the sample)
 DEPLOYABLE_METRICS = tuple(m for m, strategy in POOL_METRICS.items() if strategy is not None)
 
 
 @dataclass
 class Profile:
-    """Everything the planner needs from one samples folder."""
+    """Everything the planner needs from one samples folder.
+
+    ``per_question`` holds each curve's per-question matrix (the held-out engine's input,
+    :func:`fitting.curves.per_question_curves`); ``fit_cache`` the laws the planner selects
+    for curves without a fit record (a view of the cache, or a plain dict without one);
+    ``cache`` the :class:`fitting.cache.FitCache` used (``cache.stats``: what was reused).
+    """
 
     samples: pd.DataFrame
     curves: pd.DataFrame
@@ -52,8 +53,9 @@ class Profile:
     folder: Path | None = None
     run: dict | None = None
     fits: list[dict] | None = None
-    fit_cache: dict[str, dict] = field(default_factory=dict)
-    _cache_path: Path | None = None
+    fit_cache: MutableMapping = field(default_factory=dict)
+    per_question: dict | None = None
+    cache: FitCache | None = None
 
     @property
     def architectures(self) -> dict[str, str]:
@@ -69,31 +71,10 @@ class Profile:
         return sorted(self.samples[S.MODEL].unique())
 
     def save_fit_cache(self) -> None:
-        """Persist the laws selected while building option spaces (no-op without a folder)."""
-        if self._cache_path is None:
-            return
-        path = self._cache_path.with_suffix(".fits.json")
-        _write_quietly(path, json.dumps(self.fit_cache, sort_keys=True).encode())
-
-
-def _fingerprint(folder: Path, extra: dict) -> str:
-    h = hashlib.sha256(json.dumps([_CACHE_VERSION, extra], sort_keys=True).encode())
-    for p in S.shard_paths(folder):
-        st = p.stat()
-        h.update(f"{p.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    run = folder / "run.json"
-    if run.exists():
-        h.update(run.read_bytes())
-    return h.hexdigest()[:20]
-
-
-def _write_quietly(path: Path, data: bytes) -> None:
-    """:func:`~fitting.atomic.atomic_write` that gives up silently on a read-only folder (the
-    cache is optional)."""
-    try:
-        atomic_write(path, data)
-    except OSError:
-        pass
+        """Persist the laws selected while building option spaces (no-op without a cache)."""
+        save = getattr(self.fit_cache, "save", None)
+        if save is not None:
+            save()
 
 
 def _specs(models, run: dict | None, model_specs: Mapping[str, str] | None) -> dict[str, ModelSpec]:
@@ -127,9 +108,12 @@ def load_profile(
     n_boot: int = 200,
     seed: int = 0,
     use_cache: bool = True,
+    progress: bool = False,
 ) -> Profile:
-    """Read a samples folder, its curves (cached) and its models' specs.
+    """Read a samples folder, its curves and fits (through the cache) and its models' specs.
 
+    ``use_cache=False`` neither reads nor writes the cache; ``progress`` shows a count and an
+    ETA for the estimation and fitting stages (:class:`fitting.progress.Progress`).
     Raises :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError
     for models without a spec.
     """
@@ -137,43 +121,17 @@ def load_profile(
     samples = S.read_samples(folder)
     run = read_run(folder) if (folder / "run.json").exists() else None
     specs = _specs(sorted(samples[S.MODEL].unique()), run, model_specs)
-    fp = _fingerprint(folder, {"n_boot": n_boot, "seed": seed})
-    cache = folder / CACHE_DIR / f".curves-{fp}.parquet"
-    curves = None
-    if use_cache and cache.exists():
-        try:
-            curves = pd.read_parquet(cache)
-        except Exception:  # a damaged cache is recomputed
-            curves = None
-    fits_file = folder / CACHE_DIR / f".ttcfit-{fp}.json"
-    fits = None
-    if curves is not None and fits_file.exists():
-        try:
-            fits = json.loads(fits_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            fits = None
-    if curves is None or fits is None:
-        curves, fits = _fit(samples, n_boot, seed)
-        if use_cache:
-            buf = io.BytesIO()
-            curves.to_parquet(buf, index=False)
-            _write_quietly(cache, buf.getvalue())
-            _write_quietly(fits_file, json.dumps(fits).encode())
-    fit_cache: dict[str, dict] = {}
-    fits_path = cache.with_suffix(".fits.json")
-    if use_cache and fits_path.exists():
-        try:
-            fit_cache = json.loads(fits_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            fit_cache = {}
-    return Profile(samples, curves, specs, folder, run, fits, fit_cache, cache if use_cache else None)
+    cache = FitCache.for_folder(folder, enabled=use_cache)
+    out = _fit(samples, n_boot, seed, cache, progress)
+    laws = cache.mapping("law", code_version("fitting", "planner/space")) if use_cache else {}
+    return Profile(samples, out.curves, specs, folder, run, out.fits, laws, out.per_question, cache)
 
 
-def _fit(samples: pd.DataFrame, n_boot: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
+def _fit(samples: pd.DataFrame, n_boot: int, seed: int, cache: FitCache, progress: bool = False):
     """Curves and ``ttc fit`` records (laws with question-bootstrap bands) of the deployable
     metrics (pass@k needs an oracle, so it is left out)."""
-    out = fit_samples(samples, n_boot=n_boot, seed=seed, metrics=DEPLOYABLE_METRICS)
-    return out.curves, out.fits
+    return fit_samples_cached(samples, cache, n_boot=n_boot, seed=seed, metrics=DEPLOYABLE_METRICS,
+                              progress=progress)  # fmt: skip
 
 
 def profile_from_tables(
@@ -181,5 +139,5 @@ def profile_from_tables(
 ) -> Profile:
     """A profile from in-memory tables (no folder, no cache): for tests and notebooks."""
     samples = S.validate_samples(samples)
-    curves, fits = _fit(samples, n_boot, seed)
-    return Profile(samples, curves, dict(specs), fits=fits)
+    out = _fit(samples, n_boot, seed, FitCache(None))
+    return Profile(samples, out.curves, dict(specs), fits=out.fits, per_question=out.per_question)

@@ -210,11 +210,17 @@ class HeldOut:
         ``label -> {difficulty: weight}``: what the checks plan for (each bin, a mix).
     seed : int
         Seed of the Monte Carlo estimates of ``weighted@k`` (as for the curves table).
+    per_question : mapping, optional
+        The per-question matrices of ``samples`` with that seed, when the caller has them
+        (``Profile.per_question``, from the cache); computed here otherwise.
     """
 
     def __init__(self, space, curves: pd.DataFrame, samples: pd.DataFrame,
-                 targets: Mapping[str, Mapping[str, float]], *, seed: int = 0) -> None:  # fmt: skip
-        vectors = _option_vectors(curves, per_question_curves(samples, metrics=DEPLOYABLE_METRICS, seed=seed))
+                 targets: Mapping[str, Mapping[str, float]], *, seed: int = 0,
+                 per_question: Mapping | None = None) -> None:  # fmt: skip
+        if per_question is None:
+            per_question = per_question_curves(samples, metrics=DEPLOYABLE_METRICS, seed=seed)
+        vectors = _option_vectors(curves, per_question)
         diff = samples.groupby(S.QUESTION_ID)[S.DIFFICULTY].first()
         self.difficulty: dict[str, str] = {str(q): str(d) for q, d in diff.items()}
         by_bin: dict[str, list[str]] = {}

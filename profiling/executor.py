@@ -141,8 +141,11 @@ def outcome_rows(
 def run_job(backend: Backend, setup: RunSetup, job: Job) -> list[list[dict]]:
     """Run one job on a loaded backend; its rows grouped by unit, in the job's question order.
 
-    Raises RuntimeError when the strategy returned no row for a question (a unit is never
-    written empty).
+    A unit any of whose rows used a sample the engine did not finish (finish reason
+    ``abort`` or ``error``: partial text, see :data:`profiling.backends.UNFINISHED`) comes
+    back EMPTY: it is not written, so it is never scored as an ordinary sample and a rerun
+    retries it (the runner counts and reports it). Raises RuntimeError when the strategy
+    returned no row for a question.
     """
     strategy = setup.strategies[job.strategy]
     ctx = RunContext(seed=setup.seed, max_new_tokens=setup.max_new_tokens, model=backend.model_name)
@@ -151,11 +154,12 @@ def run_job(backend: Backend, setup: RunSetup, job: Job) -> list[list[dict]]:
     by_question: dict[str, list[dict]] = {}
     for row in rows:
         by_question.setdefault(row[S.QUESTION_ID], []).append(row)
+    unfinished = {o.problem.id for o in outcomes if o.cost.unfinished_calls}
     units = []
     for p in job.problems:
         if p.id not in by_question:
             raise RuntimeError(f"strategy {strategy.name} returned no row for question {p.id!r}")
-        units.append(by_question[p.id])
+        units.append([] if p.id in unfinished else by_question[p.id])
     return units
 
 

@@ -11,10 +11,13 @@ long as it runs (the Ray driver included; its actors never write):
   finished units only after it holds the lock, so it runs only what is left.
 * The lock is the kernel's, attached to the open file: it **dies with its process**, however
   that process ends (``kill -9``, OOM, a lost node's reboot), so a stale lock file never
-  blocks a resume. The file stays in the folder (deleting it on release would let a waiting
-  process and a new one both lock, one of them on the deleted file); it is not a lock unless
-  a living process holds it, and its content (the holder's pid, host, start time and
-  command line) is only there to name the holder.
+  blocks a resume. The file stays in the folder of a run that wrote something; it is not a
+  lock unless a living process holds it, and its content (the holder's pid, host, start
+  time and command line) is only there to name the holder. A run that fails before writing
+  any unit removes it (:func:`remove_lock_file`, with ``run.json`` and the folder it
+  created) while still holding it; a process that waited on the removed file sees that the
+  file it locked is no longer the folder's and locks the new one, so two processes never
+  both hold a folder.
 * On network filesystems ``flock`` is as good as the mount: NFSv4 on Linux emulates it with
   byte-range locks that work across clients; Lustre needs the ``flock`` mount option. A
   filesystem without locks is a one-line error, not a silent unlocked run.
@@ -45,7 +48,7 @@ try:  # POSIX only: on Windows there is no flock and the folder is not locked
 except ImportError:  # pragma: no cover - exercised only on Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILE", "RunLocked", "run_lock", "read_lock", "lock_holder"]
+__all__ = ["LOCK_FILE", "RunLocked", "run_lock", "read_lock", "lock_holder", "remove_lock_file"]
 
 LOCK_FILE = ".ttc-lock"
 
@@ -103,7 +106,6 @@ def run_lock(
     the folder when the filesystem has no locks.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     me = {
         "pid": os.getpid(),
@@ -111,11 +113,32 @@ def run_lock(
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": list(command) if command is not None else list(sys.argv),
     }
-    # no O_TRUNC: opening must not wipe the holder's record before we know we hold the lock
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        # no O_TRUNC: opening must not wipe the holder's record before we know we hold the lock
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                _acquire(
+                    fd,
+                    folder,
+                    wait=wait,
+                    deadline=deadline,
+                    timeout_s=timeout_s,
+                    poll_s=poll_s,
+                    on_wait=on_wait,
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_current(fd, path):
+            break
+        # the holder we waited for removed the file (a failed run cleaning up, see
+        # remove_lock_file): this lock guards nothing; lock the folder's current file
+        os.close(fd)
+        on_wait = None
     try:
-        if fcntl is not None:
-            _acquire(fd, folder, wait=wait, timeout_s=timeout_s, poll_s=poll_s, on_wait=on_wait)
         data = (json.dumps(me) + "\n").encode()
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
@@ -125,16 +148,34 @@ def run_lock(
         os.close(fd)  # closing the descriptor releases the lock
 
 
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is still the file at ``path`` (not removed or replaced meanwhile)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def remove_lock_file(folder: str | Path) -> None:
+    """Remove the lock file of ``folder``; only its holder may call this, just before it
+    releases the lock (a failed run that leaves nothing else behind). A process that was
+    waiting on the removed file notices and locks the folder's new file instead
+    (:func:`run_lock`), so two processes never both hold the folder."""
+    Path(folder, LOCK_FILE).unlink(missing_ok=True)
+
+
 def _acquire(
     fd: int,
     folder: Path,
     *,
     wait: bool,
+    deadline: float | None,
     timeout_s: float | None,
     poll_s: float,
     on_wait: Callable[[str], object] | None,
 ) -> None:
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     told = False
     while True:
         try:

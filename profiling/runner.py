@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from fitting import schema as S
+from fitting.progress import Progress
 
 from .backends import Backend, load_backend
 from .executor import Executor, Job, LoadedModel, LocalExecutor, RunSetup, outcome_rows
-from .lock import run_lock
+from .lock import LOCK_FILE, remove_lock_file, run_lock
 from .storage import (
+    RUN_FILE,
     ShardWriter,
     check_model,
     check_same_run,
@@ -36,6 +38,7 @@ from .storage import (
     new_run_metadata,
     read_run,
     run_signature,
+    shard_files,
     shard_of,
     unit_shards,
     write_run,
@@ -62,6 +65,9 @@ class ProfileResult:
     #: one line naming units already found in more than one shard (folders written by two
     #: profilers at once before the run-folder lock), or None
     duplicates: str | None = None
+    #: units not written because a sample of theirs did not finish (the engine aborted or
+    #: failed it: partial text), as ``"model strategy config question"``; a rerun retries them
+    unfinished: list[str] = field(default_factory=list)
 
 
 def _load_task(task: str | Task) -> tuple[Task, str]:
@@ -160,7 +166,11 @@ def profile(
     with contextlib.ExitStack() as stack:
         # unwinds in reverse: flush the last shard, stop the bar, unlock, close the workers
         stack.callback(executor.close)
+        existed = {p.name for p in out.iterdir()} if out.is_dir() else None
         stack.enter_context(run_lock(out, wait=wait_lock, on_wait=on_wait, command=command))
+        # a run that fails before writing a unit leaves nothing behind (unwinds after the
+        # writer's last flush, while the lock is still held)
+        stack.push(lambda exc_type, *_: exc_type is not None and _remove_failed_run(out, existed))
         # the folder is read only once this process holds its lock
         signature = run_signature(
             task_obj.name, seed, max_new_tokens, [(s.name, s.config_json()) for s in strats]
@@ -235,7 +245,14 @@ def profile(
                 last, gap = time.perf_counter(), 0.0
                 for item in executor.run(jobs):
                     if item is not None:
-                        for unit in item[1]:
+                        job, units = item
+                        for problem, unit in zip(job.problems, units, strict=True):
+                            if not unit:  # a sample did not finish (executor.run_job): not written
+                                s = strats[job.strategy]
+                                result.unfinished.append(
+                                    f"{loaded.name} {s.name} {s.config_json()} {problem.id}"
+                                )
+                                continue
                             writer.add_unit(unit)
                             result.units_run += 1
                             result.completion_tokens += sum(r[S.COMPLETION_TOKENS] for r in unit)
@@ -252,6 +269,23 @@ def profile(
         if not registered:
             write_run(out, meta)
     return result
+
+
+def _remove_failed_run(out: Path, existed: set[str] | None) -> bool:
+    """After a failed run: if the folder holds no shard, remove what this run created
+    (``run.json``, the lock file, the folder itself); a folder with finished units is kept
+    for the rerun to resume. Returns False (the exception propagates)."""
+    if shard_files(out):
+        return False
+    before = existed or set()
+    if RUN_FILE not in before:
+        (out / RUN_FILE).unlink(missing_ok=True)
+    if LOCK_FILE not in before:
+        remove_lock_file(out)
+    if existed is None:
+        with contextlib.suppress(OSError):  # not empty: something else was put there meanwhile
+            out.rmdir()
+    return False
 
 
 def _finish(result: ProfileResult, writer: ShardWriter, bar: _Progress | None, t_start: float) -> None:
@@ -287,39 +321,36 @@ def _register_model(
 
 
 class _Progress:
-    """A rich progress bar on stderr: units run of the units left to run, tokens/s and ETA.
+    """Units run of the units left to run, tokens/s and ETA (:class:`fitting.progress.Progress`:
+    a bar on a terminal, a line every 10 s or 10% in a log).
 
     Units found already done are taken off the total rather than counted as progress, so the
-    rate and ETA describe the work actually being done.
+    rate and ETA describe the work actually being done; nothing is shown until a unit runs, and
+    a run with every unit already measured says so in one line.
     """
 
     def __init__(self, result: ProfileResult) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         self.result = result
         self.t0 = time.perf_counter()
-        self.progress = Progress(
-            TextColumn("profiling"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("units"),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self.task = self.progress.add_task("units", total=result.units_total, rate="")
-        self.progress.start()
+        self.bar = Progress("profiling", result.units_total, unit="units")
 
     def skip(self, count: int) -> None:
-        self.progress.update(self.task, total=self.result.units_total - self.result.units_skipped)
+        left = self.result.units_total - self.result.units_skipped
+        if self.bar.t0 is None:
+            self.bar.total = left  # not shown yet: a fully reused run never shows an empty bar
+        else:
+            self.bar.update(total=left)
 
     def update(self) -> None:
         r = self.result
         elapsed = max(time.perf_counter() - self.t0, 1e-9)
-        rate = f"{r.completion_tokens / elapsed:,.0f} tok/s"
-        self.progress.update(self.task, completed=r.units_run, rate=rate)
+        self.bar.update(r.units_run, note=f"{r.completion_tokens / elapsed:,.0f} tok/s")
 
     def close(self) -> None:
-        self.update()
-        self.progress.stop()
+        r = self.result
+        if r.units_run == 0 and r.units_total > 0 and r.units_skipped >= r.units_total:
+            self.bar.close(f"profiling: all {r.units_total} units already measured in {r.out}")
+            return
+        if r.units_run:
+            self.update()
+        self.bar.close()

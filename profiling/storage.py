@@ -64,6 +64,7 @@ __all__ = [
     "check_same_run",
     "check_model",
     "write_shard",
+    "shard_files",
     "finished_units",
     "unit_shards",
     "duplicate_units",
@@ -383,14 +384,21 @@ class MergeReport:
 
 
 def merge_runs(
-    out: str | Path, inputs: list[str | Path], rows_per_shard: int = 200_000, dedupe: bool = False
+    out: str | Path,
+    inputs: list[str | Path],
+    rows_per_shard: int = 200_000,
+    dedupe: bool = False,
+    allow_mixed: bool = False,
 ) -> MergeReport:
     """Combine run folders (e.g. the workers of ``--shard i/n``) into ``out``.
 
     Refuses (:class:`RunMismatch`) inputs whose signatures differ (task, seed, token cap,
     strategy set) or that hold the same model name with a different config, dtype or
     backend; an input that a ``ttc profile`` is still writing (:class:`~profiling.lock.RunLocked`);
-    and an ``out`` that already has shards. A unit found in two shards (the same questions
+    and an ``out`` that already has shards. Inputs that profiled different models or a different
+    question selection (``--questions``) are refused too (the workers of one sharded run agree
+    on both), unless ``allow_mixed`` (combining, on purpose, runs of other models or questions).
+    A unit found in two shards (the same questions
     profiled twice, by overlapping inputs or by two profilers that wrote one folder at once)
     is refused naming the shards, unless ``dedupe``: then the first copy (inputs in order,
     shards by name, i.e. by time) is kept and the others are reported in
@@ -408,7 +416,31 @@ def merge_runs(
                 raise RunMismatch(f"{folder}: no {RUN_FILE}; not a ttc profile output folder")
             stack.enter_context(read_lock(folder))
             metas.append((folder, meta))
+        if not allow_mixed:
+            _check_same_selection(metas)
         return _merge(out, metas, rows_per_shard, dedupe)
+
+
+def _check_same_selection(metas: list[tuple[Path, dict]]) -> None:
+    """Raise :class:`RunMismatch` when the inputs profiled different models or questions."""
+    first, meta0 = metas[0]
+
+    def selection(meta: dict) -> list[str]:
+        return sorted(json.dumps(q, sort_keys=True) for q in meta.get("questions", []))
+
+    for folder, meta in metas[1:]:
+        models0, models = sorted(meta0.get("models", {})), sorted(meta.get("models", {}))
+        if models != models0:
+            raise RunMismatch(
+                f"{folder} profiled model(s) {models} but {first} profiled {models0}: the workers of one run "
+                "profile the same models; add --allow-mixed to merge runs of different models on purpose"
+            )
+        if selection(meta) != selection(meta0):
+            raise RunMismatch(
+                f"{folder} selected questions {meta.get('questions')} but {first} selected {meta0.get('questions')}: "
+                "the workers of one run select the same questions (--questions); add --allow-mixed to merge "
+                "them on purpose"
+            )
 
 
 def _merge(out: Path, metas: list[tuple[Path, dict]], rows_per_shard: int, dedupe: bool) -> MergeReport:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import typer
 from typer.core import TyperOption
 
+from ._errors import ErrorBoundary
+
 _display_type_rich = TyperOption.display_type_rich
 
 
@@ -21,10 +23,13 @@ TyperOption.display_type_rich = _no_type_for_flags
 
 app = typer.Typer(
     name="ttc",
+    cls=ErrorBoundary,
     help=(
         "ttc-planner: measure, fit and plan test-time compute.\n\n"
         "Typical flow: `ttc profile` (or `ttc import`) writes a samples folder, `ttc fit` turns it into "
-        "curves and scaling laws, `ttc recommend` picks model, strategy and knobs for a budget."
+        "curves and scaling laws, `ttc recommend` picks model, strategy and knobs for a budget.\n\n"
+        "A bad input or flag stops with one line on stderr and exit status 2; `--debug` (anywhere "
+        "on the command line) or `TTC_DEBUG=1` also shows the traceback."
     ),
     no_args_is_help=True,
     add_completion=False,

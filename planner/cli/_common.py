@@ -46,10 +46,23 @@ OUTPUT = "Output"
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``message`` as an error on stderr and exit with ``code``."""
-    # the message is text, not markup: "pip install 'ttc-planner[ray]'" keeps its brackets
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
+    """Print ``message`` as one line (its lines joined with "; ") on stderr and exit with ``code``."""
+    # the message is text, not markup: "pip install 'ttc-planner[ray]'" keeps its brackets; one line
+    err_console.print(
+        f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True, markup=True
+    )
     sys.exit(code)
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: its lines joined with "; " (blank ones dropped).
+
+    Examples
+    --------
+    >>> one_line("cannot open x\\n  (background: y)\\n")
+    'cannot open x; (background: y)'
+    """
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
 def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:

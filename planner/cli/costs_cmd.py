@@ -187,6 +187,10 @@ def costs(
         plan_capacity,
     )
 
+    if latency_slo_s is not None and not latency_slo_s > 0:
+        fail(f"--latency-slo-s must be > 0 seconds, got {latency_slo_s:g}")
+    if latency_slo_s is not None and qps is None:
+        fail("--latency-slo-s is the latency target of --qps; give --qps too")
     lengths = _parse_lengths(gen_tokens)
     given = {}
     try:

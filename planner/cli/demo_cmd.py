@@ -36,13 +36,19 @@ def demo(
         help="Accelerator from the catalog to price options on.",
         rich_help_panel=PRICING,
     ),
+    no_cache: bool = typer.Option(
+        False,
+        "--no-cache",
+        help="Recompute curves and laws (do not read or write OUT/profile/.ttc-cache).",
+        rich_help_panel=RUN,
+    ),
 ) -> None:
     """Run the whole pipeline on the built-in lab and print the headline findings.
 
     Profiles the lab models (three dense sizes and one mixture-of-experts) with the main
     strategies on every difficulty level, fits curves and laws, plans over a grid of budgets
     and difficulties, writes the capacity-planning report, and prints its path and three
-    findings with numbers. Rerunning reuses everything already measured.
+    findings with numbers. Rerunning reuses everything already measured and fitted.
 
     Example:
 
@@ -59,7 +65,10 @@ def demo(
     name = preset or ("full" if full else "quick")
     if name not in PRESETS:
         fail(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}")
-    result = run_demo(out, preset=name, gpu=gpu, log=console.print)
+    from ._errors import claim_output
+
+    claim_output(out, "folder", remove_on_failure=False)  # its measurements serve a rerun
+    result = run_demo(out, preset=name, gpu=gpu, log=console.print, use_cache=not no_cache)
     total = sum(result.seconds.values())
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     console.print(

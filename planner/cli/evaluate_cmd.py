@@ -43,6 +43,12 @@ def evaluate(
     n_boot: int = typer.Option(
         200, "--n-boot", min=0, help="Question-bootstrap replicates of the curves.", rich_help_panel=SEARCH
     ),
+    no_cache: bool = typer.Option(
+        False,
+        "--no-cache",
+        help="Recompute curves and laws (do not read or write the cache).",
+        rich_help_panel=SEARCH,
+    ),
     as_json: bool = typer.Option(
         False,
         "--json",
@@ -59,6 +65,8 @@ def evaluate(
 
         ttc evaluate runs/lab --budget-key flops
     """
+    from fitting.progress import Progress
+    from planner.constants import COST_KEYS
     from planner.holdout import evaluate_profile
     from planner.profile import load_profile
 
@@ -69,10 +77,15 @@ def evaluate(
         fail(f"--budgets must be comma-separated numbers, got {budgets!r}")
     if gpu and api:
         fail("give --gpu or --api, not both")
+    if cost_key not in COST_KEYS:  # before the profile is loaded and fitted
+        fail(f"--budget-key must be one of {', '.join(COST_KEYS)}; got {cost_key!r}")
     try:
-        prof = load_profile(folder, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot)
-        ev = evaluate_profile(prof, values, cost_key=cost_key, hardware=gpu or (None if api else "h100"), api=api,
-                              risk=risk, seed=seed, n_splits=splits, include_simulated=allow_simulated)  # fmt: skip
+        prof = load_profile(folder, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
+                            use_cache=not no_cache, progress=True)  # fmt: skip
+        with Progress("held-out splits", splits, unit="splits") as bar:
+            ev = evaluate_profile(prof, values, cost_key=cost_key, hardware=gpu or (None if api else "h100"), api=api,
+                                  risk=risk, seed=seed, n_splits=splits, include_simulated=allow_simulated,
+                                  progress=bar)  # fmt: skip
     except ValueError as exc:
         fail(str(exc))
     if as_json:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import FITTING, OUTPUT, console, fail
+from ._common import FITTING, OUTPUT, console, err_console, fail
 
 
 def fit(
@@ -44,6 +44,13 @@ def fit(
         "`available` runs to the largest pool, each k averaged over the questions with that many samples.",
         rich_help_panel=FITTING,
     ),
+    no_cache: bool = typer.Option(
+        False,
+        "--no-cache",
+        help="Recompute every curve and fit (do not read or write the cache: .ttc-cache/ in the samples "
+        "folder, or in --out for a file; $TTC_CACHE_DIR/fits when set).",
+        rich_help_panel=OUTPUT,
+    ),
 ) -> None:
     """Turn samples into accuracy-vs-compute curves and fitted scaling laws.
 
@@ -53,7 +60,8 @@ def fit(
     scored on the far end (power law, exponential decay, exp-power, logistic), with
     bootstrap intervals over questions and the saturation point N*. Per-question counts
     (`n_samples`, `n_correct`; see `ttc import`) give pass@k curves only: majority and
-    weighted vote need answers.
+    weighted vote need answers. Curves and fits are cached by content: a rerun on unchanged
+    data fits nothing, a changed shard refits only its curves.
 
     Examples:
 
@@ -67,17 +75,23 @@ def fit(
     import pandas as pd
 
     from fitting import schema as S
+    from fitting.cache import FitCache, fit_counts_cached, fit_samples_cached
     from fitting.curves import DataWarning, assign_difficulty, difficulty_bins
     from fitting.importer import read_input
-    from fitting.pipeline import FitOutput, fit_counts, fit_samples
-    from fitting.schema import SchemaError
+    from fitting.pipeline import FitOutput
+
+    from ._errors import claim_output
 
     if pools not in ("common", "available"):
         fail(f"--pools must be common or available, got {pools!r}")
-    try:
-        df, counts = read_input(samples)
-    except SchemaError as exc:
-        fail(str(exc))
+    if not 0 < level < 1:
+        fail(f"--level must be a coverage in (0, 1), e.g. 0.9, got {level:g}")
+    if n_boot < 0:
+        fail(f"--n-boot must be >= 0 (0: no intervals), got {n_boot}")
+    if by_pass_rate < 0:
+        fail(f"--bins must be >= 0 (0: keep the difficulty labels), got {by_pass_rate}")
+    claim_output(out, "folder")
+    df, counts = read_input(samples)
     if by_pass_rate and df is not None:
         df = assign_difficulty(df, difficulty_bins(df, n_bins=by_pass_rate, method="pass_rate"))
     if by_pass_rate and counts is not None:
@@ -96,12 +110,16 @@ def fit(
         what.append(f"{len(df)} samples ({df['question_id'].nunique()} questions)")
     if counts is not None:
         what.append(f"counts of {len(counts)} questions x models")
-    with warnings.catch_warnings(record=True) as caught, console.status(f"fitting {' and '.join(what)}..."):
+    # the cache of a folder lives in it (shared with recommend, evaluate, report); of a file, in --out
+    cache = FitCache.for_folder(samples if samples.is_dir() else out, enabled=not no_cache)
+    err_console.print(f"fitting {' and '.join(what)}", highlight=False)
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
+        settings = {"n_boot": n_boot, "level": level, "seed": seed, "pool_policy": pools, "progress": True}
         if df is not None:
-            parts.append(fit_samples(df, n_boot=n_boot, level=level, seed=seed, pool_policy=pools))
+            parts.append(fit_samples_cached(df, cache, **settings))
         if counts is not None:
-            parts.append(fit_counts(counts, n_boot=n_boot, level=level, seed=seed, pool_policy=pools))
+            parts.append(fit_counts_cached(counts, cache, **settings))
     result = FitOutput(
         curves=pd.concat([p.curves for p in parts], ignore_index=True),
         fits=[f for p in parts for f in p.fits],
@@ -111,7 +129,11 @@ def fit(
         console.print(f"[yellow]note:[/] {message}", highlight=False)
     parquet, csv, fits = result.write(out)
     _print_table(result)
-    console.print(f"fitted {len(result.fits)} curves in {elapsed:.1f} s; wrote {parquet}, {csv} and {fits}")
+    reused = f" ({cache.describe()} at {cache.root})" if cache.enabled else " (no cache)"
+    console.print(
+        f"fitted {len(result.fits)} curves in {elapsed:.1f} s{reused}; wrote {parquet}, {csv} and {fits}",
+        highlight=False,
+    )
 
 
 def _fmt(value, spec: str = ".3g") -> str:

@@ -26,8 +26,10 @@ def forecast(
     method: str = typer.Option(
         "auto",
         "--method",
-        help="`auto`: pass@k from per-question counts (beta-binomial posterior), other metrics from their "
-        "fitted law; `law`: every curve from its fitted law.",
+        help="`auto` (= `pooled`): pass@k from per-question counts with a beta-binomial posterior whose tail "
+        "exponent has a prior learned from the other curves in the data, other metrics from their fitted law; "
+        "`posterior`: the same without sharing; `gmodel` (Efron's g-modeling) or `logitnormal`: that model "
+        "of the per-question success rates instead; `law`: every curve from its fitted law.",
     ),
     metric: list[str] = typer.Option(
         [], "--metric", help="Only these metrics (pass@k, majority@k, best_of@k, weighted@k); default all."
@@ -43,7 +45,8 @@ def forecast(
     For each (model, strategy, metric, difficulty) curve: the forecast at every --at K with a
     90% interval, the method, how far it went (K / k_max, k_max = the smallest pool) and an
     error measured on the data itself (`extrapolation_error` at `backtest_ratio`). pass@k uses
-    the per-question counts (a beta-binomial posterior over per-question success rates);
+    the per-question counts (a beta-binomial posterior over per-question success rates, its
+    tail exponent sharing a hierarchical prior across the curves in the data);
     majority@k and best_of@k use the law that extrapolates best on their aggregate curve.
     With --target, also the k at which the forecast reaches that accuracy. --json prints a
     list of records with `model`, `strategy`, `metric`, `difficulty`, `at`, `estimate`, `lo`,

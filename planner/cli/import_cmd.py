@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import OUTPUT, console, fail
+from ._common import OUTPUT, console
 
 
 def import_samples(
@@ -28,8 +28,12 @@ def import_samples(
     `strategy`, `config`, `difficulty` and per-sample MEANS of `prompt_tokens`,
     `completion_tokens`, `latency_s`, `kv_bytes_peak`, `flops`. Stored as one row per question.
 
-    Bad input stops with the file, line (row) and field; unknown fields are reported and
-    dropped; nothing half-written is left behind.
+    CSV: comma, semicolon, tab or `|` delimiters, a UTF-8 byte-order mark (Excel) and spaces
+    after delimiters are detected (and said when unusual); a column given twice is refused.
+
+    The shard is named after the file: importing a file of the same name again (e.g. a
+    corrected copy) replaces its earlier import. Bad input stops with the file, line (row)
+    and field; unknown fields are reported and dropped; nothing half-written is left behind.
 
     Examples:
 
@@ -38,13 +42,19 @@ def import_samples(
         ttc import monkeys_gsm8k_pythia_counts.csv --out runs/pythia && ttc forecast runs/pythia --at 10000
     """
     from fitting.importer import import_file
-    from fitting.schema import SchemaError
 
-    try:
-        result, shard = import_file(file, out)
-    except SchemaError as exc:
-        fail(str(exc))
+    from ._errors import claim_output
+
+    claim_output(out, "folder")
+    result, shard = import_file(file, out)
     df = result.table
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if result.replaced:
+        console.print(
+            f"replaced the earlier import of a file named {file.name} ({', '.join(p.name for p in result.replaced)})",
+            highlight=False,
+        )
     if result.unknown_fields:
         console.print(f"[yellow]ignored unknown field(s):[/] {', '.join(sorted(result.unknown_fields))}")
     if result.kind == "counts":

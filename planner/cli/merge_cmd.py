@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ._common import console
 
 
 def merge_command(
@@ -20,10 +20,16 @@ def merge_command(
         help="Keep the first copy of a unit found in more than one shard (a folder written by two "
         "profilers at once) instead of refusing.",
     ),
+    allow_mixed: bool = typer.Option(
+        False,
+        "--allow-mixed",
+        help="Merge runs of different models or question selections on purpose (refused otherwise).",
+    ),
 ) -> None:
     """Combine run folders written by `ttc profile` (e.g. the workers of `--shard i/n`).
 
-    Refuses runs that differ in task, seed, max new tokens, strategy set or a shared model's
+    Refuses runs that differ in task, seed, max new tokens, strategy set, the models profiled
+    (unless --allow-mixed), the question selection (unless --allow-mixed) or a shared model's
     config, a folder that a `ttc profile` is still writing, and a unit held twice (naming
     both shards) unless --dedupe. With one input and --dedupe it repairs a folder that two
     profilers wrote at once (versions before the run-folder lock) into a new folder.
@@ -35,13 +41,12 @@ def merge_command(
         ttc merge runs/lab-s runs/w0 runs/w1
         ttc merge runs/lab-s-fixed runs/lab-s-with-duplicates --dedupe
     """
-    from profiling.lock import RunLocked
-    from profiling.storage import RunMismatch, merge_runs
+    from profiling.storage import merge_runs
 
-    try:
-        report = merge_runs(out, list(inputs), dedupe=dedupe)
-    except (RunMismatch, RunLocked, ValueError) as exc:
-        fail(str(exc))
+    from ._errors import claim_output
+
+    claim_output(out, "folder")
+    report = merge_runs(out, list(inputs), dedupe=dedupe, allow_mixed=allow_mixed)
     dropped = f"; {len(report.dropped)} duplicate unit(s) left out" if report.dropped else ""
     console.print(
         f"merged {len(report.inputs)} run folder(s): {report.units} units, {report.rows} rows -> {report.out}{dropped}"

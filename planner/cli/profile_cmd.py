@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -184,14 +185,14 @@ def profile_command(
     # Idle OpenMP threads sleep instead of spinning: on shared or busy CPUs spinning threads
     # slow torch down many times over. Must be set before torch loads; the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from profiling.executor import ExecutorError
-    from profiling.lock import RunLocked
     from profiling.runner import profile
     from profiling.sharding import parse_shard
-    from profiling.storage import RunMismatch
     from profiling.strategies import expand_specs
     from profiling.tasks import get_task
 
+    from ._errors import claim_output
+
+    claim_output(out, "folder", remove_on_failure=False)
     try:
         shard_spec = parse_shard(shard)
         strategies = expand_specs(strategy)
@@ -199,17 +200,19 @@ def profile_command(
             _check_model_spec(spec)
             if device is not None and spec.startswith(("openai:", "vllm:")):
                 raise ValueError(f"--device applies to local hf models only, not to {spec!r}")
+        if device is not None:
+            from profiling.backends.hf import resolve_device
+
+            resolve_device(device)
         task_obj = get_task(task)
         for s in strategies:
             s.check_task(task_obj)
-    except (ValueError, FileNotFoundError) as exc:
-        fail(str(exc))
     except ImportError as exc:  # a registered module that cannot be imported (broken install)
         fail(f"cannot load {task!r}: {exc}")
-    try:
-        runner = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)
-    except (ValueError, ImportError) as exc:  # ImportError: --executor ray without Ray installed
-        fail(str(exc))
+    runner = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)
+    # SIGTERM (a scheduler's preemption, `kill`) ends the run like Ctrl-C: finished units are
+    # flushed, and a run that wrote nothing removes what it created
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         result = profile(
             model,
@@ -231,11 +234,18 @@ def profile_command(
             on_wait=lambda line: err_console.print(f"[yellow]{line}[/]", highlight=False),
         )
     except KeyboardInterrupt:
-        fail(f"interrupted; finished units are saved in {out}; rerun the same command to resume", code=130)
-    except (ValueError, FileNotFoundError, RunMismatch, RunLocked, ExecutorError) as exc:
-        fail(str(exc))
+        saved = "finished units are saved" if out.is_dir() else "nothing was written"
+        fail(f"interrupted; {saved} in {out}; rerun the same command to resume", code=130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if result.duplicates:
         err_console.print(f"[yellow]warning:[/] {result.duplicates}", highlight=False)
+    if result.unfinished:
+        err_console.print(
+            f"[yellow]warning:[/] {len(result.unfinished)} unit(s) not written: the engine aborted or failed a "
+            f"sample of theirs (partial text), e.g. {result.unfinished[0]}; rerun the same command to retry them",
+            highlight=False,
+        )
     rate = result.completion_tokens / result.elapsed_s if result.elapsed_s > 0 else 0.0
     console.print(
         f"profiled {result.units_run} unit(s) ({result.units_skipped} already done) -> {result.rows_written} rows, "

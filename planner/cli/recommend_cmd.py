@@ -191,7 +191,7 @@ def recommend(
         ttc recommend --config plan.toml --risk conservative
     """
     from planner.profile import load_profile
-    from planner.recommend import PlanError, plan
+    from planner.recommend import plan
     from planner.request import PlanRequest
 
     folder = profile_folder(profile, profile_option, required=False)
@@ -200,7 +200,7 @@ def recommend(
     budget = {k: v for k, v in pairs if v is not None}
     if not budget and config is None:
         fail(
-            f"give at least one budget (--budget-flops, --budget-usd, --budget-tokens, --latency-s); e.g.\n  {_EXAMPLE}"
+            f"give at least one budget (--budget-flops, --budget-usd, --budget-tokens, --latency-s); e.g. {_EXAMPLE}"
         )
     if difficulty and mix:
         fail("give --difficulty or --mix, not both")
@@ -226,26 +226,21 @@ def recommend(
         "n_boot": n_boot,
         "use_cache": False if no_cache else None,
     }
-    try:
-        if config is not None:
-            request = PlanRequest.from_toml(config).replace(**flags)
-        else:
-            request = PlanRequest(**{k: v for k, v in flags.items() if v is not None})
-        if not request.profile:
-            fail(
-                f"missing the samples folder (the output of `ttc profile` or `ttc import`); e.g.\n  {_EXAMPLE}"
-            )
-        prof = load_profile(
-            request.profile,
-            model_specs=request.model_specs,
-            n_boot=request.n_boot,
-            use_cache=request.use_cache,
-        )
-        rec = plan(prof, request)
-    except PlanError as exc:
-        fail(str(exc))
-    except ValueError as exc:  # SchemaError, SpecError and bad requests are ValueErrors
-        fail(str(exc))
+    if config is not None:
+        request = PlanRequest.from_toml(config).replace(**flags)
+    else:
+        request = PlanRequest(**{k: v for k, v in flags.items() if v is not None})
+    if not request.profile:
+        fail(f"missing the samples folder (the output of `ttc profile` or `ttc import`); e.g. {_EXAMPLE}")
+    _check_storage(request.storage)
+    prof = load_profile(
+        request.profile,
+        model_specs=request.model_specs,
+        n_boot=request.n_boot,
+        use_cache=request.use_cache,
+        progress=True,
+    )
+    rec = plan(prof, request)
     if as_json:
         typer.echo(json.dumps(rec.to_json(), indent=2))
         return
@@ -410,6 +405,22 @@ def _print_allocation(a: dict) -> None:
         text += " No single option fits the budget at every difficulty."
     text += f" Optuna's allocation: {a['optuna_expected_accuracy']:.3f} (gap {a['optuna_gap']:.4f} to the exact DP)."
     console.print(text, highlight=False, soft_wrap=False)
+
+
+def _check_storage(storage: str | None) -> None:
+    """Open ``--storage`` before any work: a bad URL, a database that does not answer or a
+    journal that cannot be written stops here in one line; a file it creates is removed if
+    the command fails."""
+    if not storage:
+        return
+    from planner.search import open_storage
+
+    from ._errors import claim_output
+
+    for prefix in ("journal:", "sqlite:///"):
+        if storage.startswith(prefix) and storage.removeprefix(prefix):
+            claim_output(Path(storage.removeprefix(prefix)), "file")
+    open_storage(storage)
 
 
 def register(app: typer.Typer) -> None:

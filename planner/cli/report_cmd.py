@@ -84,18 +84,23 @@ def report(
     """
     from planner.report import build_report
 
+    from ._errors import claim_output
+
+    if out.suffix.lower() != ".html":
+        fail(f"--out {out}: expected an HTML file path such as {out / 'report.html'} or report.html")
+    claim_output(out, "file")
+    claim_output(out.with_suffix(".md"), "file")
+    if not no_png:
+        claim_output(out.parent / f"{out.stem}-charts", "folder")
     try:
         values = [float(v) for v in budgets.split(",")] if budgets else None
     except ValueError:
         fail(f"--budgets must be comma-separated numbers, got {budgets!r}")
-    try:
-        files = build_report(
-            profile, out, gpu=gpu, budgets=values, budget_key=budget_key, mix=mix, qps=qps, concurrency=concurrency,
-            risk=risk, include_simulated=allow_simulated, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
-            use_cache=not no_cache, png=not no_png, n_splits=splits,
-        )  # fmt: skip
-    except (ValueError, LookupError) as exc:  # SchemaError, SpecError, CatalogError, PlanError, bad requests
-        fail(str(exc))
+    files = build_report(
+        profile, out, gpu=gpu, budgets=values, budget_key=budget_key, mix=mix, qps=qps, concurrency=concurrency,
+        risk=risk, include_simulated=allow_simulated, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
+        use_cache=not no_cache, png=not no_png, n_splits=splits, progress=True,
+    )  # fmt: skip
     console.print(f"report: {files.html}", highlight=False)
     if files.markdown:
         console.print(f"summary: {files.markdown}", highlight=False)

@@ -156,6 +156,8 @@ def plan_capacity(
     """
     if not qps > 0:
         raise ValueError(f"qps must be > 0, got {qps!r}")
+    if latency_slo_s is not None and not latency_slo_s > 0:
+        raise ValueError(f"the latency target must be > 0 seconds, got {latency_slo_s!r}")
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
         raise ValueError(f"max_concurrency must be an integer >= 1, got {max_concurrency!r}")
     if not 0.0 < memory_utilization <= 1.0:

@@ -62,6 +62,7 @@ def build_report(
     markdown: bool = True,
     catalog_file: str | None = None,
     n_splits: int = 20,
+    progress: bool = False,
 ) -> ReportFiles:
     """Write the capacity-planning report of a profile folder.
 
@@ -87,6 +88,8 @@ def build_report(
         Also write the PNGs / the Markdown summary.
     n_splits : int
         Random half splits of the questions the headline findings are checked on.
+    progress : bool
+        Show a count and an ETA for each stage on stderr (:class:`fitting.progress.Progress`).
 
     Examples
     --------
@@ -95,6 +98,7 @@ def build_report(
     """
     # imported here: this package's __init__ stays cheap for `ttc --help` (the CLI formats costs
     # with planner.report.format), while the report pulls in Altair, the fits and the planner
+    from fitting.progress import Progress
     from planner.profile import load_profile
 
     from . import build as B
@@ -110,21 +114,28 @@ def build_report(
         raise ValueError(f"budgets must be positive numbers, got {list(budgets)}")
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    profile = load_profile(profile_dir, model_specs=model_specs, n_boot=n_boot, use_cache=use_cache)
+    profile = load_profile(profile_dir, model_specs=model_specs, n_boot=n_boot, use_cache=use_cache,
+                           progress=progress)  # fmt: skip
     seconds["load_profile"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    ctx = planning_context(profile, gpu=gpu, concurrency=concurrency, mix=mix, budget_key=budget_key, risk=risk,
-                           include_simulated=include_simulated, catalog_file=catalog_file)  # fmt: skip
-    seconds["option_space"] = time.perf_counter() - t1
-    content = B.compute_content(ctx, budgets, qps=qps, n_splits=n_splits, gpu=gpu)
-    seconds.update({f"content.{k}": v for k, v in content.seconds.items()})
-    out = Path(out_path)
-    t1 = time.perf_counter()
-    pngs = B.write_pngs(content, out.parent / f"{out.stem}-charts") if png else {}
-    seconds["pngs"] = time.perf_counter() - t1
-    t1 = time.perf_counter()
-    B.write_html(content, out)
-    seconds["html"] = time.perf_counter() - t1
-    md = B.write_markdown(content, out.with_suffix(".md"), pngs) if markdown else None
+    with Progress("report", 4, unit="steps", enabled=progress) as bar:  # the step running in the note
+        bar.update(note="pricing the options")
+        ctx = planning_context(profile, gpu=gpu, concurrency=concurrency, mix=mix, budget_key=budget_key,
+                               risk=risk, include_simulated=include_simulated, catalog_file=catalog_file)  # fmt: skip
+        seconds["option_space"] = time.perf_counter() - t1
+        bar.advance(note=f"tables, charts and findings on {n_splits} held-out splits")
+        content = B.compute_content(ctx, budgets, qps=qps, n_splits=n_splits, gpu=gpu)
+        seconds.update({f"content.{k}": v for k, v in content.seconds.items()})
+        out = Path(out_path)
+        t1 = time.perf_counter()
+        bar.advance(note="PNGs" if png else "HTML")
+        pngs = B.write_pngs(content, out.parent / f"{out.stem}-charts") if png else {}
+        seconds["pngs"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        bar.advance(note="HTML and Markdown")
+        B.write_html(content, out)
+        seconds["html"] = time.perf_counter() - t1
+        md = B.write_markdown(content, out.with_suffix(".md"), pngs) if markdown else None
+        bar.advance(note="")
     seconds["total"] = time.perf_counter() - t0
     return ReportFiles(out, md, pngs, content, seconds)

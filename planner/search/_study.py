@@ -22,7 +22,12 @@ __all__ = ["Evaluator", "open_storage", "quiet_optuna", "default_study_name", "s
 def open_storage(url: str | None):
     """An Optuna storage for ``url``: None (in memory), ``journal:PATH`` (a journal file that
     several processes on one machine can share), or any RDB URL Optuna accepts
-    (``sqlite:///study.db``, ``postgresql://user@host/db``)."""
+    (``sqlite:///study.db``, ``postgresql://user@host/db``), opened (and so checked) here.
+
+    Raises ``ValueError`` in one line naming the URL when the storage cannot be opened (a
+    malformed URL, a missing driver, a database that does not answer); ``OSError`` for a
+    journal file that cannot be written.
+    """
     if url is None:
         return None
     if url.startswith("journal:"):
@@ -33,7 +38,17 @@ def open_storage(url: str | None):
         if not path:
             raise ValueError("journal storage needs a path: journal:PATH")
         return JournalStorage(JournalFileBackend(path))
-    return url
+    if "://" not in url:
+        raise ValueError(
+            f"storage {url!r}: expected journal:PATH, sqlite:///PATH or an RDB URL such as postgresql://USER@HOST/DB"
+        )
+    from optuna.storages import RDBStorage
+
+    try:
+        return RDBStorage(url)
+    except Exception as exc:  # sqlalchemy and the database drivers raise many types
+        reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ValueError(f"storage {url!r}: cannot open it ({reason})") from exc
 
 
 def default_study_name(space: OptionSpace, target, budget: Budget, objective: str, kind: str, arms) -> str:

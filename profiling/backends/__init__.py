@@ -22,9 +22,10 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from ._base import Backend, Completion, GenerationRequest, GenerationResult
+from ._base import UNFINISHED, Backend, Completion, GenerationRequest, GenerationResult
 
 __all__ = [
+    "UNFINISHED",
     "Backend",
     "Completion",
     "GenerationRequest",

@@ -23,7 +23,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GenerationRequest", "Completion", "GenerationResult", "Backend"]
+__all__ = ["GenerationRequest", "Completion", "GenerationResult", "Backend", "UNFINISHED"]
+
+#: finish reasons of a sample the engine did not finish (vLLM: an aborted request, an engine
+#: error): its text is partial, so the runner never writes a unit that used one
+UNFINISHED = ("abort", "error")
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Completion:
     completion_tokens: int  # measured: tokens actually generated for this continuation
     logprob: float | None = None  # mean token log-probability of the continuation
     # "stop" (EOS or stop string) or "length"; vLLM may also report "abort", "error" (partial
-    # text; the backend warns) or "repetition" (its repetition detector stopped the sample)
+    # text: see UNFINISHED) or "repetition" (its repetition detector stopped the sample)
     finish_reason: str = "stop"
 
 

@@ -46,6 +46,7 @@ What is measured
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,7 +57,7 @@ import numpy as np
 from ._base import Backend, Completion, GenerationRequest, GenerationResult
 from ._checks import check_request
 
-__all__ = ["HFBackend", "cache_tensor_bytes", "pack_batches"]
+__all__ = ["HFBackend", "available_memory_bytes", "cache_tensor_bytes", "pack_batches", "resolve_device"]
 
 KV_SOURCE = "hf-cache-tensors"
 
@@ -158,7 +159,11 @@ class _RowSampler:
             for start, stop, generator in rs["hot"]:
                 u[start:stop, 0] = torch.rand(stop - start, generator=generator, device=scores.device)
             cdf = probs.cumsum(dim=-1)
-            drawn = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1).clamp_(max=scores.shape[1] - 1)
+            drawn = (
+                torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+                .squeeze(1)
+                .clamp_(max=scores.shape[1] - 1)
+            )
             chosen = torch.where(rs["sampled"], drawn, chosen)
         logprobs = torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)
         self.step_logprobs.append(logprobs)
@@ -229,6 +234,57 @@ def _truncate_at_stop(text: str, stops: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
+def available_memory_bytes() -> int | None:
+    """Memory this machine can still give a process (Linux ``MemAvailable``, else the free
+    physical pages), or None where neither is known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def resolve_device(device: str | None):
+    """The ``torch.device`` an hf model runs on: ``device`` (``cpu``, ``cuda``, ``cuda:N``,
+    ``mps``), or cuda when there is one and else cpu. Raises ``ValueError`` in one line for a
+    name torch does not know, a device type this backend does not run on, or a device this
+    machine does not have (e.g. ``cuda`` with a CPU-only torch).
+
+    Examples
+    --------
+    >>> str(resolve_device("cpu"))
+    'cpu'
+    """
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r}: not a device name; expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"device {device!r}: CUDA is not available here ({why}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r}: MPS (Apple GPUs) is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r}: the hf backend runs on cpu, cuda or mps, not {dev.type}")
+    return dev
+
+
 class HFBackend(Backend):
     """A causal LM checkpoint run with ``transformers`` (see the module docstring for what is measured).
 
@@ -286,7 +342,7 @@ class HFBackend(Backend):
             raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
         self.path = path
         self.model_name = model_name or path.name
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.max_batch_rows = int(max_batch_rows)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"
@@ -353,6 +409,38 @@ class HFBackend(Backend):
         messages = [{"role": "user", "content": prompt}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    def request_bytes(self, rows: int, prompt_len: int, max_new_tokens: int) -> int | None:
+        """Memory one ``generate`` call of ``rows`` sequences needs at its end, estimated: the KV
+        cache of every row at ``prompt_len + max_new_tokens`` tokens (the cache's dtype and
+        layout from the model config) plus two float32 copies of a step's logits. None when
+        the config lacks the sizes (then nothing is checked)."""
+        cfg = self.model.config
+        try:
+            heads = int(cfg.num_attention_heads)
+            kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+            head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+            layers, vocab = int(cfg.num_hidden_layers), int(cfg.vocab_size)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        per_token = 2 * layers * kv_heads * head_dim * self.model.dtype.itemsize
+        return rows * (prompt_len + max_new_tokens) * per_token + 2 * rows * vocab * 4
+
+    def _check_memory(self, rows: int, prompt_len: int, max_new_tokens: int) -> None:
+        """Refuse (ValueError, before generating) a call whose estimate (:meth:`request_bytes`)
+        exceeds half the memory available on the device (e.g. ``pool:n=100000``): the cache
+        grows by concatenation, so its old and new copies coexist at each step."""
+        import torch
+
+        need = self.request_bytes(rows, prompt_len, max_new_tokens)
+        free = torch.cuda.mem_get_info(self.device)[0] if self._cuda else available_memory_bytes()
+        if need is None or free is None or 2 * need <= free:
+            return
+        raise ValueError(
+            f"{self.model_name}: one call of {rows} sequences x {prompt_len + max_new_tokens} tokens needs about "
+            f"{need / 2**30:.1f} GiB (KV cache and logits, estimated; twice that must fit) but {free / 2**30:.1f} GiB "
+            f"are available on {self.device}; lower the pool size n (or --max-new-tokens)"
+        )
+
     def _sync(self) -> None:
         if self._cuda:
             import torch
@@ -379,6 +467,7 @@ class HFBackend(Backend):
         input_ids = enc["input_ids"].repeat_interleave(counts, dim=0).to(self.device)
         attention_mask = enc["attention_mask"].repeat_interleave(counts, dim=0).to(self.device)
         prompt_len = int(input_ids.shape[1])
+        self._check_memory(int(input_ids.shape[0]), prompt_len, max(r.max_new_tokens for r in requests))
 
         groups, seeds, start = [], [], 0
         for r in requests:

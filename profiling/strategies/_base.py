@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backends import Backend, GenerationResult
+from ..backends import UNFINISHED, Backend, GenerationResult
 from ..strategy_spec import StrategySpec
 from ..tasks import Problem, Task
 
@@ -222,6 +222,9 @@ class Cost:
     kv_bytes_peak: float | None = None
     kv_source: str | None = None
     calls: int = 0
+    #: calls whose result holds a sample the engine did not finish (``UNFINISHED``: aborted or
+    #: failed, partial text); a unit with such a row is not written (the runner reports it)
+    unfinished_calls: int = 0
     _kv_known: bool = True
 
     def add_call(self, result: GenerationResult, completion_tokens: int, share: float = 1.0) -> None:
@@ -236,6 +239,8 @@ class Cost:
         if self.calls == 0 and result.ttft_s is not None:
             self.ttft_s = float(result.ttft_s)
         self.calls += 1
+        if any(c.finish_reason in UNFINISHED for c in result.completions):
+            self.unfinished_calls += 1
 
     def observe_kv(self, kv_bytes: float | None, source: str | None) -> None:
         """Record a KV footprint held at one time; the row keeps the maximum.

@@ -80,7 +80,7 @@ def test_counts_formats_read_alike_with_token_means(tmp_path, fmt):
     assert df[S.QUESTION_ID].tolist() == ["a", "7"]
     assert df[S.N_SAMPLES].tolist() == [10, 4] and df[S.N_CORRECT].tolist() == [3, 0]
     assert df[S.COMPLETION_TOKENS].tolist() == [41.5, 12.0]
-    assert df[S.DIFFICULTY].tolist() == ["all", "2"]
+    assert df[S.DIFFICULTY].tolist() == ["unlabelled", "2"]  # "all" means every question
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def test_jsonl_roundtrip_numbers_samples_and_keeps_measurements(tmp_path):
     assert shard.exists() and len(back) == 3
     assert back[S.SAMPLE_IDX].tolist() == [0, 1, 0]
     assert back[S.QUESTION_ID].tolist() == ["q1", "q1", "7"]
-    assert back[S.DIFFICULTY].tolist() == ["all", "all", "3"]
+    assert back[S.DIFFICULTY].tolist() == ["unlabelled", "unlabelled", "3"]  # "all" means every question
     assert back[S.CONFIG].tolist()[2] == '{"n": 2}'
     assert back[S.COMPLETION_TOKENS].iloc[0] == 12
     assert back[S.LATENCY_S].isna().tolist() == [False, True, True]

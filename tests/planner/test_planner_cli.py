@@ -246,15 +246,17 @@ def test_curves_are_cached_and_a_new_shard_invalidates_the_cache(profile_dir, tm
 
     folder = tmp_path / "p"
     shutil.copytree(profile_dir, folder)
-    load_profile(folder, n_boot=30)
-    cached = sorted((folder / CACHE_DIR).glob(".curves-*.parquet"))
-    assert len(cached) == 1
+    first = load_profile(folder, n_boot=30)
+    groups = sorted((folder / CACHE_DIR / "curves").glob("*.json"))
+    assert len(groups) == first.curves.groupby(list(S.GROUP_KEYS)).ngroups
     assert len(S.shard_paths(folder)) == 1  # the cache is never read as a shard
     extra = F.samples_table(n_questions=2, pool=16, difficulties=("4",), seed=9)
     write_shard(folder, extra.assign(**{S.QUESTION_ID: extra[S.QUESTION_ID] + "-new"}))
     prof = load_profile(folder, n_boot=30)
     assert "4" in set(prof.curves[S.DIFFICULTY])
-    assert len(sorted((folder / CACHE_DIR).glob(".curves-*.parquet"))) == 2
+    # only the new groups were estimated; the others came from the cache
+    assert prof.cache.by_kind["curves", "hits"] == len(groups)
+    assert len(sorted((folder / CACHE_DIR / "curves").glob("*.json"))) > len(groups)
 
 
 def test_extra_model_of_a_profiled_family_is_predicted_and_labelled_extrapolated(profile_dir):
@@ -319,5 +321,5 @@ def test_the_planner_cache_is_written_atomically_and_durably(profile_dir, tmp_pa
     folder = tmp_path / "p"
     shutil.copytree(profile_dir, folder, ignore=shutil.ignore_patterns(CACHE_DIR))
     load_profile(folder, n_boot=30)
-    assert synced and set(synced) == {folder / CACHE_DIR}
-    assert not list((folder / CACHE_DIR).glob("_tmp-*"))
+    assert synced and {p.parent for p in synced} == {folder / CACHE_DIR}
+    assert not list((folder / CACHE_DIR).rglob("_tmp-*"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -157,9 +158,13 @@ E2E_STRATEGIES = ["greedy", "pool:n=4", "beam:width=2", "refine:rounds=2", "budg
 
 
 def run_ttc(*args: str) -> subprocess.CompletedProcess:
-    """``ttc ARGS`` in a fresh process (the console-script entry point), as a user runs it."""
+    """``ttc ARGS`` in a fresh process (the console-script entry point), as a user runs it (with
+    progress on: stderr is a pipe, so it gets plain lines)."""
     code = "from planner.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "TTC_PROGRESS": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def test_ttc_profile_on_the_lab_end_to_end_and_resume(tmp_path):
@@ -188,6 +193,7 @@ def test_ttc_profile_on_the_lab_end_to_end_and_resume(tmp_path):
     assert meta["commands"][0][:3] == ["ttc", "profile", "--model"]
     again = run_ttc(*argv)
     assert again.returncode == 0 and "profiled 0 unit(s) (60 already done)" in flat(again.stdout)
+    assert "profiling: all 60 units already measured" in again.stderr and "0/0" not in again.stderr
     assert len(S.read_samples(out)) == len(df)
 
 
