@@ -414,7 +414,8 @@ def fit_curves_cached(
         content = row_hashes[rows.index.to_numpy()].tobytes()
         key = digest("fit", code_version(), settings, ident, head, content, *matrices)
         keys.append(key)
-        records.append(cache.get("fit", key))
+        record = cache.get("fit", key)
+        records.append(record if isinstance(record, dict) and _same_curve(ident, record) else None)
     missing = [i for i, r in enumerate(records) if r is None]
     size = max(1, math.ceil(len(missing) / _CHUNKS))
     reused = len(units) - len(missing)
