@@ -31,15 +31,37 @@ from fitting.atomic import atomic_write
 from fitting.pipeline import fit_samples
 from profiling.storage import read_run
 
+from .constants import VERIFIERS, check_choice
 from .costs import ModelSpec, SpecError
 from .space.arms import POOL_METRICS
+from .space.tokens import TokenTable
 
-__all__ = ["Profile", "load_profile", "profile_from_tables", "CACHE_DIR", "DEPLOYABLE_METRICS"]
+__all__ = [
+    "Profile",
+    "load_profile",
+    "profile_from_tables",
+    "planning_metrics",
+    "CACHE_DIR",
+    "DEPLOYABLE_METRICS",
+]
 
 CACHE_DIR = ".ttc-cache"
 _CACHE_VERSION = 2
-#: metrics the planner can deploy (pass@k needs an oracle to pick the sample)
+#: metrics the planner can deploy without an exact checker (pass@k needs one to pick the sample)
 DEPLOYABLE_METRICS = tuple(m for m, strategy in POOL_METRICS.items() if strategy is not None)
+
+
+def planning_metrics(verifier: str | None = None) -> tuple[str, ...]:
+    """The pool metrics a plan needs: the deployable ones, plus ``pass@k`` with an exact checker
+    (``verifier="exact"``: best-of-n verified).
+
+    Examples
+    --------
+    >>> planning_metrics("exact")
+    ('majority@k', 'best_of@k', 'weighted@k', 'pass@k')
+    """
+    verifier = check_choice("verifier", verifier or "none", VERIFIERS)
+    return DEPLOYABLE_METRICS + (("pass@k",) if verifier == "exact" else ())
 
 
 @dataclass
@@ -54,6 +76,15 @@ class Profile:
     fits: list[dict] | None = None
     fit_cache: dict[str, dict] = field(default_factory=dict)
     _cache_path: Path | None = None
+    _tokens: TokenTable | None = None
+
+    @property
+    def tokens(self) -> TokenTable:
+        """Each question's measured tokens (:class:`~planner.space.tokens.TokenTable`), read
+        once from the samples: what options are priced from."""
+        if self._tokens is None:
+            self._tokens = TokenTable.from_samples(self.samples)
+        return self._tokens
 
     @property
     def architectures(self) -> dict[str, str]:
@@ -102,7 +133,7 @@ def _specs(models, run: dict | None, model_specs: Mapping[str, str] | None) -> d
     for m in models:
         try:
             if model_specs and m in model_specs:
-                out[m] = ModelSpec.resolve(model_specs[m])
+                out[m] = ModelSpec.resolve(model_specs[m], name=m)
             elif m in known and isinstance(known[m].get("config"), Mapping):
                 meta = {**known[m], "model": m}
                 out[m] = ModelSpec.from_run_metadata(meta)
@@ -115,7 +146,8 @@ def _specs(models, run: dict | None, model_specs: Mapping[str, str] | None) -> d
             "no model spec for: "
             + "; ".join(missing)
             + ". Profiles written by `ttc profile` keep each model's "
-            "config in run.json; for imported samples pass --model-spec NAME=CATALOG_NAME_OR_CONFIG_PATH"
+            "config in run.json; for imported samples pass --model-spec NAME=CATALOG_NAME_OR_CONFIG_PATH "
+            "or its numbers, NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128"
         )
     return out
 
@@ -127,17 +159,23 @@ def load_profile(
     n_boot: int = 200,
     seed: int = 0,
     use_cache: bool = True,
+    verifier: str | None = None,
 ) -> Profile:
     """Read a samples folder, its curves (cached) and its models' specs.
 
-    Raises :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError
-    for models without a spec.
+    ``verifier="exact"`` also computes the pass@k curves (:func:`planning_metrics`). Raises
+    :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError for models
+    without a spec.
     """
     folder = Path(folder)
+    metrics = planning_metrics(verifier)
     samples = S.read_samples(folder)
     run = read_run(folder) if (folder / "run.json").exists() else None
     specs = _specs(sorted(samples[S.MODEL].unique()), run, model_specs)
-    fp = _fingerprint(folder, {"n_boot": n_boot, "seed": seed})
+    extra = {"n_boot": n_boot, "seed": seed}
+    if metrics != DEPLOYABLE_METRICS:
+        extra["metrics"] = list(metrics)
+    fp = _fingerprint(folder, extra)
     cache = folder / CACHE_DIR / f".curves-{fp}.parquet"
     curves = None
     if use_cache and cache.exists():
@@ -153,7 +191,7 @@ def load_profile(
         except (OSError, json.JSONDecodeError):
             fits = None
     if curves is None or fits is None:
-        curves, fits = _fit(samples, n_boot, seed)
+        curves, fits = _fit(samples, n_boot, seed, metrics)
         if use_cache:
             buf = io.BytesIO()
             curves.to_parquet(buf, index=False)
@@ -169,17 +207,24 @@ def load_profile(
     return Profile(samples, curves, specs, folder, run, fits, fit_cache, cache if use_cache else None)
 
 
-def _fit(samples: pd.DataFrame, n_boot: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
-    """Curves and ``ttc fit`` records (laws with question-bootstrap bands) of the deployable
-    metrics (pass@k needs an oracle, so it is left out)."""
-    out = fit_samples(samples, n_boot=n_boot, seed=seed, metrics=DEPLOYABLE_METRICS)
+def _fit(
+    samples: pd.DataFrame, n_boot: int, seed: int, metrics=DEPLOYABLE_METRICS
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Curves and ``ttc fit`` records (laws with question-bootstrap bands) of the planning
+    metrics (:func:`planning_metrics`)."""
+    out = fit_samples(samples, n_boot=n_boot, seed=seed, metrics=metrics)
     return out.curves, out.fits
 
 
 def profile_from_tables(
-    samples: pd.DataFrame, specs: Mapping[str, object], *, n_boot: int = 100, seed: int = 0
+    samples: pd.DataFrame,
+    specs: Mapping[str, object],
+    *,
+    n_boot: int = 100,
+    seed: int = 0,
+    verifier: str | None = None,
 ) -> Profile:
     """A profile from in-memory tables (no folder, no cache): for tests and notebooks."""
     samples = S.validate_samples(samples)
-    curves, fits = _fit(samples, n_boot, seed)
+    curves, fits = _fit(samples, n_boot, seed, planning_metrics(verifier))
     return Profile(samples, curves, dict(specs), fits=fits)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fitting import schema as S
+
 from .catalog import CatalogError, load_catalog
 from .constants import (
     ACCURACY,
@@ -42,6 +44,7 @@ from .constants import (
     SOURCE_RANK,
     SOURCES,
     STRATEGY,
+    TP,
     within_budget,
 )
 from .costs import ModelSpec
@@ -63,6 +66,7 @@ from .search import (
     search,
 )
 from .space import CostModel, ExtraModel, OptionSpace
+from .space.arms import VERIFIED
 from .space.predict import Z90
 
 __all__ = ["Recommendation", "PlanError", "plan", "family_of", "build_space", "resolve_extra_models"]
@@ -147,9 +151,22 @@ def resolve_extra_models(
 
 
 def build_space(
-    profile: Profile, coster, *, include_simulated=False, extra_models: Sequence[ExtraModel] = (), **kw
+    profile: Profile,
+    coster,
+    *,
+    include_simulated=False,
+    extra_models: Sequence[ExtraModel] = (),
+    verifier: str | None = None,
+    **kw,
 ) -> OptionSpace:
-    """The option space of a profile (laws cached in the profile's folder)."""
+    """The option space of a profile (laws cached in the profile's folder), priced from each
+    question's measured tokens; ``verifier="exact"`` offers best-of-n with an exact checker
+    (the profile must hold pass@k curves: ``load_profile(..., verifier="exact")``)."""
+    if verifier == "exact" and not (profile.curves[S.METRIC] == "pass@k").any():
+        raise PlanError(
+            "--verifier exact needs pass@k curves, which this profile was loaded without "
+            "(load_profile(..., verifier='exact')), or its samples hold no pool of samples"
+        )
     families = {m: family_of(m) for m in profile.specs}
     params = {m: p for m, p in profile.params.items() if m in set(profile.models)}
     space = OptionSpace.from_curves(
@@ -162,6 +179,8 @@ def build_space(
         families=families,
         fits=profile.fits,
         fit_cache=profile.fit_cache,
+        tokens=profile.tokens,
+        verifier=verifier,
         **kw,
     )
     profile.save_fit_cache()
@@ -172,15 +191,30 @@ def _cost(row) -> dict[str, float | None]:
     return {k: (float(row[k]) if k in row and pd.notna(row[k]) else None) for k in COST_KEYS}
 
 
-def _item(space: OptionSpace, r) -> dict:
-    """An option row as the recommendation JSON shows it."""
-    return {
+def _item(space: OptionSpace, r, coster=None) -> dict:
+    """An option row as the recommendation JSON shows it (with how it is served, given the
+    cost model ``coster``: GPU, tensor-parallel degree and whether it was chosen, batch)."""
+    out = {
         "choice": space.option_choice(space.arm_by_key(r[ARM]), r[KNOB_VALUE]),
         "expected_accuracy": _num(r[ACCURACY]),
         "accuracy_interval": [_num(r[ACCURACY_LO]), _num(r[ACCURACY_HI])],
         "source": r[SOURCE],
         "cost": {k: _num(v) for k, v in _cost(r).items()},
     }
+    if isinstance(coster, CostModel):
+        serving = coster.serving()
+        if TP in r and pd.notna(r[TP]) and math.isfinite(float(r[TP])):
+            serving["tp"] = int(r[TP])
+            serving["tp_source"] = "given" if coster.tp is not None else "auto"
+        if MEMORY_BYTES in r and pd.notna(r[MEMORY_BYTES]):
+            serving["memory_bytes_per_gpu"] = _num(r[MEMORY_BYTES])
+        out["serving"] = serving
+        if out["choice"]["strategy"] == VERIFIED:
+            cost = coster.checker_cost
+            out["assumptions"] = {
+                "checker_cost_per_sample": dict(cost) if cost else "0 (assumed free; set checker_cost)"
+            }
+    return out
 
 
 def _why_not(row, choice_row, budget: Budget, objective: str) -> str:
@@ -207,7 +241,9 @@ def _why_not(row, choice_row, budget: Budget, objective: str) -> str:
     return f"same {name}, costs more {budget.primary()}"
 
 
-def _runners_up(space: OptionSpace, res: SearchResult, best, budget: Budget, n: int = 2) -> list[dict]:
+def _runners_up(
+    space: OptionSpace, res: SearchResult, best, budget: Budget, n: int = 2, coster=None
+) -> list[dict]:
     """Two runners-up: when the choice is not measured, the best MEASURED feasible option first
     (what is known for sure); then the best feasible option of another model or strategy, the
     best over-budget option that would have been more accurate, or the next feasible one."""
@@ -237,7 +273,7 @@ def _runners_up(space: OptionSpace, res: SearchResult, best, budget: Budget, n: 
         if (r[ARM], r[KNOB_VALUE]) not in seen and r[ARM] not in {p[ARM] for p in picks}:
             picks.append(r)
             seen.add((r[ARM], r[KNOB_VALUE]))
-    return [{**_item(space, r), "why_not": _why_not(r, best, budget, obj)} for r in picks[:n]]
+    return [{**_item(space, r, coster), "why_not": _why_not(r, best, budget, obj)} for r in picks[:n]]
 
 
 def _option_label(r) -> str:
@@ -314,8 +350,17 @@ def plan(
     except CatalogError as exc:
         raise PlanError(str(exc)) from None
     specs = {**profile.specs, **(extra_specs or {})}
-    coster = CostModel(specs, hardware=hw, api=price, concurrency=req.concurrency, tp=req.tp)
+    coster = CostModel(
+        specs,
+        hardware=hw,
+        api=price,
+        concurrency=req.concurrency,
+        tp=req.tp,
+        checker_cost=req.checker_cost,
+    )
     b = req.budget_limits()
+    if "effective_flops" in b.limits and hw is None:
+        raise PlanError("a budget on effective_flops (Kinetics) needs a GPU to price on (--gpu)")
     limits = dict(b.limits)
     if hw is not None and MEMORY_BYTES not in limits:
         limits[MEMORY_BYTES] = coster.memory_limit_bytes()
@@ -325,7 +370,13 @@ def plan(
     if req.difficulty == "auto":
         return _plan_auto(profile, specs, b, request_json, req.seed)
 
-    space = build_space(profile, coster, include_simulated=req.include_simulated, extra_models=extra_models)
+    space = build_space(
+        profile,
+        coster,
+        include_simulated=req.include_simulated,
+        extra_models=extra_models,
+        verifier=req.verifier,
+    )
     try:
         if req.models:
             space.restrict(req.models)
@@ -351,7 +402,7 @@ def plan(
     binding = res.binding
     if req.objective == "pareto":
         binding = binding_constraint(res.evaluated, best, full, res.objective)
-    head = _item(space, best)
+    head = _item(space, best, coster)
     rec = Recommendation(
         request=request_json,
         choice=head["choice"],
@@ -360,7 +411,7 @@ def plan(
         source=str(best[SOURCE]),
         cost=_cost(best),
         binding_constraint=binding,
-        runners_up=_runners_up(space, res, best, full),
+        runners_up=_runners_up(space, res, best, full, coster=coster),
         search={
             "method": res.method,
             "evaluations": res.evaluations,
@@ -369,8 +420,11 @@ def plan(
         },
         notes=list(space.notes),
     )
+    for key in ("serving", "assumptions"):
+        if key in head:
+            rec.mode[key] = head[key]
     if req.objective == "pareto":
-        rec.mode["pareto"] = [_item(space, r) for _, r in res.pareto.iterrows()]
+        rec.mode["pareto"] = [_item(space, r, coster) for _, r in res.pareto.iterrows()]
     if ":" in (req.difficulty or "") and len(target) > 1:  # an explicit mix
         rec.mode["allocation"] = _allocation(space, target, full, req.risk, req.seed)
     return rec

@@ -53,7 +53,14 @@ from .memory import (
 )
 from .questions import Atoms, QuestionMix
 from .samples import price_samples
-from .serving import DEFAULT_CONCURRENCY, DEFAULT_MAX_GPUS, check_tp, choose_tp, tp_degrees
+from .serving import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_GPUS,
+    DEFAULT_MEMORY_UTILIZATION,
+    check_tp,
+    choose_tp,
+    tp_degrees,
+)
 from .spec import DTYPE_BYTES, SUPPORTED_MODEL_TYPES, LayerSpec, ModelSpec, SpecError, lab_checkpoint_dirs
 from .workload import Calls, Phase, Workload
 
@@ -107,6 +114,7 @@ __all__ = [
     "kv_peak_bytes",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_GPUS",
+    "DEFAULT_MEMORY_UTILIZATION",
     "tp_degrees",
     "check_tp",
     "choose_tp",
