@@ -24,9 +24,11 @@ from fitting.curves import curves_from_samples
 
 from .catalog import load_catalog
 from .constants import ACCURACY, ARM, KNOB_VALUE, STRATEGY, within_budget
+from .costs import DEFAULT_CONCURRENCY
 from .profile import Profile
 from .search import Budget, InfeasibleBudget, allocate_exact, bin_tables, search_exhaustive, split_questions
 from .space import CostModel, OptionSpace
+from .space.tokens import TokenTable
 
 __all__ = ["evaluate_profile", "BASELINES"]
 
@@ -67,6 +69,9 @@ def evaluate_profile(
     risk: str = "expected",
     seed: int = 0,
     include_simulated: bool = False,
+    verifier: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    tp: int | None = None,
 ) -> pd.DataFrame:
     """Plan on a seeded half of the questions, realize on the other half, at each budget.
 
@@ -77,7 +82,10 @@ def evaluate_profile(
         Per-query limits on ``cost_key``; default six budgets spaced geometrically from the
         cheapest to the most expensive profiled option (of the train half).
     cost_key : str
-        The budgeted cost (``flops``, ``tokens``, ``usd``, ``latency_s``).
+        The budgeted cost (``flops``, ``effective_flops``, ``tokens``, ``usd``, ``latency_s``).
+    verifier, concurrency, tp
+        As for :class:`~planner.request.PlanRequest`: ``verifier="exact"`` offers best-of-n
+        with an exact checker; each half's options are priced from its own questions' tokens.
 
     Returns
     -------
@@ -88,13 +96,21 @@ def evaluate_profile(
     catalog = load_catalog()
     hw = catalog.gpu(hardware) if hardware else None
     price = catalog.api_price(api) if api else None
-    coster = CostModel(profile.specs, hardware=hw, api=price)
-    (c_train, c_test), _ = _halves(profile, seed)
+    coster = CostModel(profile.specs, hardware=hw, api=price, concurrency=concurrency, tp=tp)
+    (c_train, c_test), (q_train, q_test) = _halves(profile, seed)
     kw = {"architectures": profile.architectures, "measured_only": True, "fit_if_missing": False}
-    sp_train = OptionSpace.from_curves(c_train, coster, include_simulated=include_simulated, **kw)
-    sp_test = OptionSpace.from_curves(c_test, coster, include_simulated=include_simulated, **kw)
-    base_train = OptionSpace.from_curves(c_train, coster, include_simulated=True, **kw)
-    base_test = OptionSpace.from_curves(c_test, coster, include_simulated=True, **kw)
+    kw["verifier"] = verifier
+    qids = profile.samples[S.QUESTION_ID].astype(str)
+    tok_train = TokenTable.from_samples(profile.samples[qids.isin(q_train)])
+    tok_test = TokenTable.from_samples(profile.samples[qids.isin(q_test)])
+    sp_train = OptionSpace.from_curves(
+        c_train, coster, include_simulated=include_simulated, tokens=tok_train, **kw
+    )
+    sp_test = OptionSpace.from_curves(
+        c_test, coster, include_simulated=include_simulated, tokens=tok_test, **kw
+    )
+    base_train = OptionSpace.from_curves(c_train, coster, include_simulated=True, tokens=tok_train, **kw)
+    base_test = OptionSpace.from_curves(c_test, coster, include_simulated=True, tokens=tok_test, **kw)
     target_train, target_test = sp_train.target(None), sp_test.target(None)
     t_train, t_test = sp_train.table(target_train), sp_test.table(target_test)
     b_train, b_test = base_train.table(target_train), base_test.table(target_test)

@@ -18,7 +18,10 @@ def evaluate(
         None, "--model-spec", help="NAME=CATALOG_NAME_OR_CONFIG (imported samples).", rich_help_panel=INPUT
     ),
     cost_key: str = typer.Option(
-        "flops", "--budget-key", help="Budgeted cost: flops, tokens, usd, latency_s.", rich_help_panel=TARGET
+        "flops",
+        "--budget-key",
+        help="Budgeted cost: flops, effective_flops, tokens, usd, latency_s.",
+        rich_help_panel=TARGET,
     ),
     budgets: str = typer.Option(
         None,
@@ -31,6 +34,23 @@ def evaluate(
         None, "--gpu", "-g", help="Accelerator (default h100 unless --api).", rich_help_panel=PRICING
     ),
     api: str = typer.Option(None, "--api", help="Hosted API prices instead.", rich_help_panel=PRICING),
+    concurrency: int = typer.Option(
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Sequences one replica decodes per step, as in `ttc costs` (default 64).",
+        rich_help_panel=PRICING,
+    ),
+    tp: int = typer.Option(
+        None, "--tp", min=1, help="GPUs per replica (default: the fewest that fit).", rich_help_panel=PRICING
+    ),
+    verifier: str = typer.Option(
+        "none",
+        "--verifier",
+        help="exact: the deployment checks answers exactly (best-of-n `verified` is offered).",
+        rich_help_panel=SEARCH,
+    ),
     allow_simulated: bool = typer.Option(
         False, "--allow-simulated", help="Let the planner use simulated scorers.", rich_help_panel=SEARCH
     ),
@@ -49,6 +69,8 @@ def evaluate(
     Example:
 
         ttc evaluate runs/lab --budget-key flops
+
+        ttc evaluate runs/math --verifier exact --budget-key effective_flops --gpu h100
     """
     from planner.holdout import evaluate_profile
     from planner.profile import load_profile
@@ -61,7 +83,8 @@ def evaluate(
     if gpu and api:
         fail("give --gpu or --api, not both")
     try:
-        prof = load_profile(folder, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot)
+        specs = parse_pairs(model_spec, "--model-spec")
+        prof = load_profile(folder, model_specs=specs, n_boot=n_boot, verifier=verifier)
         table = evaluate_profile(
             prof,
             values,
@@ -71,6 +94,9 @@ def evaluate(
             risk=risk,
             seed=seed,
             include_simulated=allow_simulated,
+            verifier=verifier,
+            tp=tp,
+            **({"concurrency": concurrency} if concurrency is not None else {}),
         )
     except ValueError as exc:
         fail(str(exc))

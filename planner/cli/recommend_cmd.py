@@ -37,6 +37,8 @@ def _choice_text(choice: dict) -> str:
     text = f"{choice['model']} ({choice['architecture']}) {choice['strategy']}" + (
         f" {knobs}" if knobs else ""
     )
+    if choice.get("verifier") == "exact":
+        text += " (exact checker)"
     return text + (f" [simulated: {choice['simulated']}]" if choice.get("simulated") else "")
 
 
@@ -51,6 +53,12 @@ def recommend(
     budget_flops: float = typer.Option(
         None, "--budget-flops", help="FLOPs per query.", rich_help_panel=BUDGET
     ),
+    budget_eflops: float = typer.Option(
+        None,
+        "--budget-eflops",
+        help="Effective FLOPs per query (Kinetics: FLOPs + bytes moved x the GPU's FLOP/byte; needs --gpu).",
+        rich_help_panel=BUDGET,
+    ),
     budget_usd: float = typer.Option(
         None, "--budget-usd", help="US$ per query (GPU time on --gpu, or --api bill).", rich_help_panel=BUDGET
     ),
@@ -61,7 +69,7 @@ def recommend(
         None, "--latency-s", help="Roofline latency per query on --gpu, seconds.", rich_help_panel=BUDGET
     ),
     budget_kv_bytes: float = typer.Option(
-        None, "--budget-kv-bytes", help="KV-cache bytes at --concurrency.", rich_help_panel=BUDGET
+        None, "--budget-kv-bytes", help="Peak KV-cache bytes of one query.", rich_help_panel=BUDGET
     ),
     difficulty: str = typer.Option(
         None,
@@ -103,11 +111,15 @@ def recommend(
         "--concurrency",
         "-c",
         min=1,
-        help="Queries served together (default 1).",
+        help="Sequences one replica decodes per step, as in `ttc costs` (default 64; a pool of n fills n).",
         rich_help_panel=PRICING,
     ),
     tp: int = typer.Option(
-        None, "--tp", min=1, help="GPUs per replica (default 1).", rich_help_panel=PRICING
+        None,
+        "--tp",
+        min=1,
+        help="GPUs per replica (default: the fewest that hold each option's weights and KV).",
+        rich_help_panel=PRICING,
     ),
     catalog_file: Path = typer.Option(
         None, "--catalog-file", help="User TOML catalog.", rich_help_panel=PRICING
@@ -124,13 +136,28 @@ def recommend(
     model_spec: list[str] = typer.Option(
         None,
         "--model-spec",
-        help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG (imported samples).",
+        help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG, or its numbers "
+        "NAME=params:8e9,layers:32,kv_heads:8,head_dim:128 (imported samples).",
         rich_help_panel=MODELS,
     ),
     allow_simulated: bool = typer.Option(
         False,
         "--allow-simulated",
         help="Also consider strategies scored by an oracle or simulated verifier.",
+        rich_help_panel=MODELS,
+    ),
+    verifier: str = typer.Option(
+        None,
+        "--verifier",
+        help="exact: the deployment checks answers exactly (answer checker, unit tests), so best-of-n "
+        "`verified` (accuracy pass@n) is offered. none (default): best-of-n ranks by reward or log-prob.",
+        rich_help_panel=MODELS,
+    ),
+    checker_cost: list[str] = typer.Option(
+        None,
+        "--checker-cost",
+        help="Cost of the exact checker per checked sample, KEY=VALUE (flops, usd, latency_s...; "
+        "repeat). Default: free, stated as an assumption.",
         rich_help_panel=MODELS,
     ),
     method: str = typer.Option(
@@ -180,6 +207,8 @@ def recommend(
 
         ttc recommend runs/lab --budget-flops 1e13 --mix 1:0.2,3:0.5,5:0.3
 
+        ttc recommend runs/math --budget-eflops 1e15 --verifier exact --gpu h100 --tp 2
+
         ttc recommend --config plan.toml --risk conservative
     """
     from planner.profile import load_profile
@@ -187,12 +216,13 @@ def recommend(
     from planner.request import PlanRequest
 
     folder = profile_folder(profile, profile_option, required=False)
-    pairs = (("flops", budget_flops), ("usd", budget_usd), ("tokens", budget_tokens))
-    pairs += (("latency_s", latency_s), ("kv_bytes", budget_kv_bytes))
+    pairs = (("flops", budget_flops), ("effective_flops", budget_eflops), ("usd", budget_usd))
+    pairs += (("tokens", budget_tokens), ("latency_s", latency_s), ("kv_bytes", budget_kv_bytes))
     budget = {k: v for k, v in pairs if v is not None}
     if not budget and config is None:
         fail(
-            f"give at least one budget (--budget-flops, --budget-usd, --budget-tokens, --latency-s); e.g.\n  {_EXAMPLE}"
+            "give at least one budget (--budget-flops, --budget-eflops, --budget-usd, --budget-tokens, "
+            f"--latency-s); e.g.\n  {_EXAMPLE}"
         )
     if difficulty and mix:
         fail("give --difficulty or --mix, not both")
@@ -210,6 +240,8 @@ def recommend(
         "n_trials": trials,
         "seed": seed,
         "include_simulated": allow_simulated or None,
+        "verifier": verifier,
+        "checker_cost": _checker_cost(checker_cost),
         "models": tuple(model) if model else None,
         "extra_models": parse_pairs(extra_model, "--extra-model") or None,
         "model_specs": parse_pairs(model_spec, "--model-spec") or None,
@@ -232,6 +264,7 @@ def recommend(
             model_specs=request.model_specs,
             n_boot=request.n_boot,
             use_cache=request.use_cache,
+            verifier=request.verifier,
         )
         rec = plan(prof, request)
     except PlanError as exc:
@@ -242,6 +275,18 @@ def recommend(
         typer.echo(json.dumps(rec.to_json(), indent=2))
         return
     _print(rec)
+
+
+def _checker_cost(values: list[str] | None) -> dict[str, float] | None:
+    """``--checker-cost KEY=VALUE`` pairs as numbers (None when not given)."""
+    pairs = parse_pairs(values, "--checker-cost")
+    out = {}
+    for k, v in pairs.items():
+        try:
+            out[k] = float(v)
+        except ValueError:
+            fail(f"--checker-cost {k}={v}: the value must be a number")
+    return out or None
 
 
 def _print(rec) -> None:
@@ -284,6 +329,13 @@ def _print(rec) -> None:
         f"(interval {lo:.3f}-{hi:.3f}, {d['source']})",
         highlight=False,
     )
+    if "serving" in d:
+        console.print(_serving_text(d["serving"]), style="dim", highlight=False)
+    if "assumptions" in d:
+        cost = d["assumptions"]["checker_cost_per_sample"]
+        console.print(
+            f"assumption: exact checker cost per checked sample {cost}", style="dim", highlight=False
+        )
     if rec.search:
         s = rec.search
         console.print(
@@ -312,6 +364,15 @@ def _print(rec) -> None:
         console.print(f"note: {n}", style="dim", highlight=False)
     if len(rec.notes) > 5:
         console.print(f"note: ... and {len(rec.notes) - 5} more", style="dim")
+
+
+def _serving_text(serving: dict) -> str:
+    """``served on h100 x 2 (tp auto), 64 sequences per step, prefix sharing``."""
+    where = serving.get("api") or serving.get("gpu") or "?"
+    if "gpu" in serving and isinstance(serving.get("tp"), int):
+        where += f" x {serving['tp']} (tp {serving.get('tp_source', 'given')})"
+    sharing = "prefix sharing" if serving.get("prefix_sharing") else "no prefix sharing"
+    return f"served on {where}, {serving.get('concurrency')} sequences per step, {sharing}"
 
 
 def _print_allocation(a: dict) -> None:

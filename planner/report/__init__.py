@@ -29,7 +29,7 @@ from ..constants import RISKS, check_choice
 __all__ = ["build_report", "ReportFiles", "BUDGET_KEYS"]
 
 #: costs a report's budgets may be on
-BUDGET_KEYS = ("flops", "tokens", "usd", "latency_s")
+BUDGET_KEYS = ("flops", "effective_flops", "tokens", "usd", "latency_s")
 
 
 @dataclass
@@ -52,7 +52,9 @@ def build_report(
     budget_key: str = "flops",
     mix: str | Mapping[str, float] | None = None,
     qps: float = 10.0,
-    concurrency: int = 1,
+    concurrency: int = 64,
+    tp: int | None = None,
+    verifier: str | None = None,
     risk: str = "expected",
     include_simulated: bool = False,
     model_specs: Mapping[str, str] | None = None,
@@ -80,8 +82,9 @@ def build_report(
         Difficulty mix of the "all" row and of the allocation (default: every question).
     qps : float
         Target queries per second of the capacity table.
-    concurrency, risk, include_simulated, model_specs, n_boot, use_cache, catalog_file
-        As for ``ttc recommend``.
+    concurrency, tp, verifier, risk, include_simulated, model_specs, n_boot, use_cache, catalog_file
+        As for ``ttc recommend`` (``concurrency``: sequences per decode step, 64 by default as in
+        :data:`planner.costs.DEFAULT_CONCURRENCY`; ``tp`` None: the fewest GPUs that fit).
     png, markdown : bool
         Also write the PNGs / the Markdown summary.
 
@@ -99,7 +102,7 @@ def build_report(
 
     check_choice("budget_key", budget_key, BUDGET_KEYS)
     check_choice("risk", risk, RISKS)
-    if budget_key in ("usd", "latency_s") and gpu is None:
+    if budget_key in ("usd", "latency_s", "effective_flops") and gpu is None:
         raise ValueError(f"a budget on {budget_key} needs a GPU to price on (gpu=...)")
     if not qps > 0:
         raise ValueError(f"qps must be > 0, got {qps!r}")
@@ -107,11 +110,13 @@ def build_report(
         raise ValueError(f"budgets must be positive numbers, got {list(budgets)}")
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    profile = load_profile(profile_dir, model_specs=model_specs, n_boot=n_boot, use_cache=use_cache)
+    profile = load_profile(
+        profile_dir, model_specs=model_specs, n_boot=n_boot, use_cache=use_cache, verifier=verifier
+    )
     seconds["load_profile"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    ctx = planning_context(profile, gpu=gpu, concurrency=concurrency, mix=mix, budget_key=budget_key, risk=risk,
-                           include_simulated=include_simulated, catalog_file=catalog_file)  # fmt: skip
+    ctx = planning_context(profile, gpu=gpu, concurrency=concurrency, tp=tp, mix=mix, budget_key=budget_key, risk=risk,
+                           include_simulated=include_simulated, catalog_file=catalog_file, verifier=verifier)  # fmt: skip
     seconds["option_space"] = time.perf_counter() - t1
     content = B.compute_content(ctx, budgets, qps=qps)
     seconds.update({f"content.{k}": v for k, v in content.seconds.items()})

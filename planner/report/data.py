@@ -48,6 +48,7 @@ from ..constants import (
     SOURCE,
     STRATEGY,
 )
+from ..costs import DEFAULT_CONCURRENCY
 from ..profile import Profile
 from ..recommend import build_space
 from ..search import Budget, pareto_exhaustive, search_exhaustive
@@ -100,6 +101,7 @@ COST_LABELS = {
     "usd": "US$ per query",
     "latency_s": "latency per query (s)",
     "kv_bytes": "KV-cache bytes",
+    "effective_flops": "effective FLOPs per query (Kinetics)",
 }
 
 
@@ -180,13 +182,14 @@ def planning_context(
     profile: Profile,
     *,
     gpu: str | None = "h100",
-    concurrency: int = 1,
-    tp: int | None = 1,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    tp: int | None = None,
     mix: str | Mapping[str, float] | None = None,
     budget_key: str = S.FLOPS,
     risk: str = "expected",
     include_simulated: bool = False,
     catalog_file: str | None = None,
+    verifier: str | None = None,
 ) -> PlanContext:
     """The option space of ``profile`` priced on ``gpu``, built as :func:`planner.recommend.plan` does.
 
@@ -196,7 +199,7 @@ def planning_context(
     catalog = load_catalog(catalog_file)
     hw = catalog.gpu(gpu) if gpu else None
     coster = CostModel(profile.specs, hardware=hw, concurrency=concurrency, tp=tp)
-    space = build_space(profile, coster, include_simulated=include_simulated)
+    space = build_space(profile, coster, include_simulated=include_simulated, verifier=verifier)
     target = space.target(mix)
     if len(target) == 1:
         label = next(iter(target))

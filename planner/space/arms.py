@@ -268,7 +268,8 @@ class ArmSource:
     difficulty: str
     points: pd.DataFrame
     curve_keys: list[tuple[str, str, str, str]] = field(default_factory=list)
-    curve_x: list[float | None] = field(default_factory=list)  # knob value of each curve (None: a pool, every k)
+    #: knob value of each curve (None: a pool, every k)
+    curve_x: list[float | None] = field(default_factory=list)
 
 
 def arms_from_curves(
@@ -299,7 +300,9 @@ def arms_from_curves(
         cfg = _config(config)
         arch = architectures.get(model, "dense")
         if metric in POOL_METRICS and POOL_METRICS[metric] is None and verifier != "exact":
-            notes.append("pass@k curves: offered only with an exact checker (--verifier exact: best-of-n verified)")
+            notes.append(
+                "pass@k curves: offered only with an exact checker (--verifier exact: best-of-n verified)"
+            )
             continue
         sim = simulated_reason(cfg, metric)
         if sim and not include_simulated:

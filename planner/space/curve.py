@@ -134,7 +134,9 @@ class ArmCurve:
             base = np.where(multi_call, float(self.base_prompt_tokens), prompt)
         mixes = None
         if self.token_mixes:
-            chains = [s.chain_tokens(c) if s is not None else c for s, c in zip(shapes, completion, strict=True)]
+            chains = [
+                s.chain_tokens(c) if s is not None else c for s, c in zip(shapes, completion, strict=True)
+            ]
             mixes = tuple(self._mix_at(v, g) for v, g in zip(x, chains, strict=True))
         return Usage(prompt, completion, seqs, col(S.MEAN_LATENCY_S), col(S.MEAN_KV_BYTES), base, mixes)
 

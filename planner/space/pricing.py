@@ -143,7 +143,9 @@ class CostModel:
                 raise
             return estimate_cost(spec, workload, self.hardware, tp=max(tp_degrees(spec)), **kw)
 
-    def _priced(self, model: str, strategy: StrategySpec, mix: QuestionMix, tp: int | None) -> dict[str, float]:
+    def _priced(
+        self, model: str, strategy: StrategySpec, mix: QuestionMix, tp: int | None
+    ) -> dict[str, float]:
         key = (model, str(strategy), mix, tp)
         hit = self._cache.get(key)
         if hit is None:
@@ -157,7 +159,11 @@ class CostModel:
                 hit = dict.fromkeys((*_PRICED, MEMORY_BYTES, "tp"), math.inf)  # cannot run at all
                 self._cache[key] = (mix, hit)
                 return hit
-            usd = est.api.usd if est.api is not None else (est.cost_usd if est.cost_usd is not None else math.nan)
+            usd = (
+                est.api.usd
+                if est.api is not None
+                else (est.cost_usd if est.cost_usd is not None else math.nan)
+            )
             gpus = est.tp if est.tp is not None else math.nan
             hit = {
                 "flops": est.flops,
@@ -165,7 +171,9 @@ class CostModel:
                 "latency_s": est.latency_s if est.latency_s is not None else math.nan,
                 "usd": usd,
                 "kv_bytes": est.kv_bytes_peak,
-                MEMORY_BYTES: est.memory_needed_bytes / gpus if est.memory_needed_bytes is not None else math.nan,
+                MEMORY_BYTES: est.memory_needed_bytes / gpus
+                if est.memory_needed_bytes is not None
+                else math.nan,
                 "tp": gpus,
             }
             self._cache[key] = (mix, hit)  # the mix is kept alive with its entry: keys are by identity
@@ -180,12 +188,20 @@ class CostModel:
         prompt = float(usage.base_prompt_tokens[i])
         if not math.isfinite(completion):
             raise ValueError(f"{arm.key}: the curves table has no completion token counts to price it with")
-        G = max(arm.workload_shape(x).chain_tokens(max(completion, 0.0)), 0.0) if arm.descriptor else completion
+        G = (
+            max(arm.workload_shape(x).chain_tokens(max(completion, 0.0)), 0.0)
+            if arm.descriptor
+            else completion
+        )
         return QuestionMix.single(prompt if math.isfinite(prompt) else 0.0, TokenLengths.constant(G))
 
     def __call__(self, arm: Arm, x, usage: Usage, tp=None) -> dict[str, np.ndarray]:
         x = np.atleast_1d(np.asarray(x, dtype=float))
-        tps = [None] * len(x) if tp is None else [int(t) if np.isfinite(t) else None for t in np.broadcast_to(tp, x.shape)]
+        tps = (
+            [None] * len(x)
+            if tp is None
+            else [int(t) if np.isfinite(t) else None for t in np.broadcast_to(tp, x.shape)]
+        )
         if self.tp is not None:
             tps = [self.tp] * len(x)
         rows = []
