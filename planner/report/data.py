@@ -175,7 +175,8 @@ class PlanContext:
         choice = self.space.option_choice(self.space.arm_by_key(arm_key), float(x))
         knobs = " ".join(f"{k}={v}" for k, v in choice["knobs"].items())
         sim = " [simulated]" if choice.get("simulated") else ""
-        return f"{choice['model']} {choice['strategy']}" + (f" {knobs}" if knobs else "") + sim
+        checker = " (exact checker)" if choice.get("verifier") == "exact" else ""
+        return f"{choice['model']} {choice['strategy']}" + (f" {knobs}" if knobs else "") + checker + sim
 
 
 def planning_context(

@@ -260,3 +260,14 @@ def test_verifier_exact_on_the_command_line_is_labelled(imported_dir):
     e = _cli("evaluate", str(imported_dir), "--model-spec", spec, "--verifier", "exact", "--json")
     assert e.exit_code == 0, e.output
     assert any("verified" in str(row.get("choice")) for row in json.loads(e.output))
+
+
+def test_report_context_labels_verified_options(vote_profile):
+    from planner.report.data import planning_context
+
+    ctx = planning_context(vote_profile, gpu="h100", verifier="exact", mix="2")
+    table = ctx.table(ctx.mix)
+    row = table[table["strategy"] == "verified"].iloc[0]
+    assert ctx.label(row["arm"], row["knob_value"]).endswith("(exact checker)")
+    plain = planning_context(vote_profile, gpu="h100", mix="2")
+    assert "verified" not in set(plain.table(plain.mix)["strategy"])
