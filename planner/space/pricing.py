@@ -40,7 +40,7 @@ import numpy as np
 from profiling.strategies import WorkloadShape
 from profiling.strategy_spec import StrategySpec
 
-from ..constants import MEMORY_BYTES
+from ..constants import MEMORY_BYTES, TP
 from ..costs import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MEMORY_UTILIZATION,
@@ -108,6 +108,7 @@ class CostModel:
     prefix_sharing: bool = True
     checker_cost: Mapping[str, float] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
+    _means: dict = field(default_factory=dict, repr=False)
 
     def spec(self, model: str):
         try:
@@ -156,8 +157,8 @@ class CostModel:
             except ValueError as exc:
                 if "exceeds the model's context" not in str(exc):
                     raise
-                hit = dict.fromkeys((*_PRICED, MEMORY_BYTES, "tp"), math.inf)  # cannot run at all
-                self._cache[key] = (mix, hit)
+                hit = dict.fromkeys((*_PRICED, MEMORY_BYTES, TP), math.inf)  # cannot run at all
+                self._cache[key] = hit
                 return hit
             usd = (
                 est.api.usd
@@ -174,11 +175,10 @@ class CostModel:
                 MEMORY_BYTES: est.memory_needed_bytes / gpus
                 if est.memory_needed_bytes is not None
                 else math.nan,
-                "tp": gpus,
+                TP: gpus,
             }
-            self._cache[key] = (mix, hit)  # the mix is kept alive with its entry: keys are by identity
-            return hit
-        return hit[1]
+            self._cache[key] = hit  # keyed by the mix object itself (identity), which the key keeps alive
+        return hit
 
     def _mix(self, arm: Arm, x: float, usage: Usage, i: int) -> QuestionMix:
         """The questions at ``usage``'s ``i``-th value; from the mean tokens without per-question data."""
@@ -193,7 +193,10 @@ class CostModel:
             if arm.descriptor
             else completion
         )
-        return QuestionMix.single(prompt if math.isfinite(prompt) else 0.0, TokenLengths.constant(G))
+        key = (prompt if math.isfinite(prompt) else 0.0, G)
+        if key not in self._means:  # one object per (prompt, length): the price cache is keyed by it
+            self._means[key] = QuestionMix.single(key[0], TokenLengths.constant(G))
+        return self._means[key]
 
     def __call__(self, arm: Arm, x, usage: Usage, tp=None) -> dict[str, np.ndarray]:
         x = np.atleast_1d(np.asarray(x, dtype=float))
