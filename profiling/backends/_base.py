@@ -46,7 +46,9 @@ class Completion:
     text: str
     completion_tokens: int  # measured: tokens actually generated for this continuation
     logprob: float | None = None  # mean token log-probability of the continuation
-    finish_reason: str = "stop"  # "stop" (EOS or stop string) or "length"
+    # "stop" (EOS or stop string) or "length"; vLLM may also report "abort", "error" (partial
+    # text; the backend warns) or "repetition" (its repetition detector stopped the sample)
+    finish_reason: str = "stop"
 
 
 @dataclass(frozen=True)

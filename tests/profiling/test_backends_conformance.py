@@ -36,7 +36,7 @@ def backend(request, ckpt, tmp_path_factory):
         pytest.importorskip("vllm", reason="vLLM is not installed (pip install ttc-planner[vllm], GPU only)")
         from profiling.backends.vllm import VLLMBackend
 
-        b = VLLMBackend(str(ckpt), gpu_memory_utilization=0.2, max_model_len=512)
+        b = VLLMBackend(str(ckpt), gpu_memory_utilization=0.2)  # max_model_len: the checkpoint's (256)
         yield b
         b.close()
 

@@ -3,6 +3,7 @@ normalisation, prompts, and clean errors for malformed files (hand-written and f
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -22,12 +23,18 @@ from profiling.tasks.files import (
     normalize_number,
 )
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data"
-GSM8K = DATA / "gsm8k_test.jsonl"
-MATH500 = DATA / "math500_test.jsonl"
-needs_data = pytest.mark.skipif(
-    not (GSM8K.is_file() and MATH500.is_file()), reason=f"real data not found in {DATA}"
-)
+DATA = Path(__file__).parents[1] / "data"  # real GSM8K and MATH-500 (tests/data/README.md)
+
+
+@pytest.fixture(scope="session")
+def real_files(tmp_path_factory) -> dict[str, Path]:
+    """The real GSM8K and MATH-500 files from tests/data, decompressed once per session."""
+    folder = tmp_path_factory.mktemp("real-data")
+    out = {}
+    for name in ("gsm8k_test.jsonl", "math500_test.jsonl"):
+        out[name] = folder / name
+        out[name].write_bytes(gzip.decompress((DATA / f"{name}.gz").read_bytes()))
+    return out
 
 
 def write(tmp_path, lines, name="t.jsonl"):
@@ -38,16 +45,15 @@ def write(tmp_path, lines, name="t.jsonl"):
 
 # ---- the real files ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def gsm8k():
-    return load_jsonl_task(GSM8K) if GSM8K.is_file() else None
+def gsm8k(real_files):
+    return load_jsonl_task(real_files["gsm8k_test.jsonl"])
 
 
 @pytest.fixture(scope="module")
-def math500():
-    return load_jsonl_task(MATH500) if MATH500.is_file() else None
+def math500(real_files):
+    return load_jsonl_task(real_files["math500_test.jsonl"])
 
 
-@needs_data
 def test_every_gsm8k_reference_solution_yields_its_reference_answer(gsm8k):
     assert isinstance(gsm8k, GSM8KTask) and len(gsm8k) == 1319
     wrong = [
@@ -59,7 +65,6 @@ def test_every_gsm8k_reference_solution_yields_its_reference_answer(gsm8k):
     assert {p.id: p.answer for p in gsm8k.problems(limit=2)} == {"1": "18", "2": "3"}
 
 
-@needs_data
 def test_every_math500_reference_solution_yields_its_reference_answer(math500):
     assert isinstance(math500, MathTask) and len(math500) == 500
     wrong = [
@@ -72,7 +77,6 @@ def test_every_math500_reference_solution_yields_its_reference_answer(math500):
     assert sum(p.meta["solution"].count("\\boxed") > 1 for p in math500.problems()) == 8
 
 
-@needs_data
 def test_math500_levels_are_difficulties_with_the_published_counts(math500):
     counts = {d: sum(p.difficulty == d for p in math500.problems()) for d in "12345"}
     assert counts == {"1": 43, "2": 90, "3": 105, "4": 128, "5": 134}
@@ -91,7 +95,6 @@ def test_math500_levels_are_difficulties_with_the_published_counts(math500):
     assert len(list(math500.problems(per_level=10, limit=7))) == 7
 
 
-@needs_data
 def test_reference_answers_match_their_usual_surface_variants(gsm8k, math500):
     for p in gsm8k.problems(limit=300):
         n = int(p.answer)
@@ -113,9 +116,8 @@ def test_reference_answers_match_their_usual_surface_variants(gsm8k, math500):
             assert math500.is_correct(math500.extract_answer(text), p), (text, a)
 
 
-@needs_data
-def test_get_task_resolves_file_paths_and_few_shot(gsm8k):
-    task = get_task(str(GSM8K), few_shot=2)
+def test_get_task_resolves_file_paths_and_few_shot(gsm8k, real_files):
+    task = get_task(str(real_files["gsm8k_test.jsonl"]), few_shot=2)
     assert task.name == "gsm8k_test" and len(task) == 1317
     first = next(task.problems())
     prompt = task.format_prompt(first)
