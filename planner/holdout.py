@@ -28,7 +28,7 @@ from .costs import DEFAULT_CONCURRENCY
 from .profile import Profile
 from .search import Budget, InfeasibleBudget, allocate_exact, bin_tables, search_exhaustive, split_questions
 from .space import CostModel, OptionSpace
-from .space.tokens import TokenTable
+from .space.questions import QuestionTable
 
 __all__ = ["evaluate_profile", "BASELINES"]
 
@@ -101,16 +101,16 @@ def evaluate_profile(
     kw = {"architectures": profile.architectures, "measured_only": True, "fit_if_missing": False}
     kw["verifier"] = verifier
     qids = profile.samples[S.QUESTION_ID].astype(str)
-    tok_train = TokenTable.from_samples(profile.samples[qids.isin(q_train)])
-    tok_test = TokenTable.from_samples(profile.samples[qids.isin(q_test)])
+    qt_train = QuestionTable.from_samples(profile.samples[qids.isin(q_train)])
+    qt_test = QuestionTable.from_samples(profile.samples[qids.isin(q_test)])
     sp_train = OptionSpace.from_curves(
-        c_train, coster, include_simulated=include_simulated, tokens=tok_train, **kw
+        c_train, coster, include_simulated=include_simulated, questions=qt_train, **kw
     )
     sp_test = OptionSpace.from_curves(
-        c_test, coster, include_simulated=include_simulated, tokens=tok_test, **kw
+        c_test, coster, include_simulated=include_simulated, questions=qt_test, **kw
     )
-    base_train = OptionSpace.from_curves(c_train, coster, include_simulated=True, tokens=tok_train, **kw)
-    base_test = OptionSpace.from_curves(c_test, coster, include_simulated=True, tokens=tok_test, **kw)
+    base_train = OptionSpace.from_curves(c_train, coster, include_simulated=True, questions=qt_train, **kw)
+    base_test = OptionSpace.from_curves(c_test, coster, include_simulated=True, questions=qt_test, **kw)
     target_train, target_test = sp_train.target(None), sp_test.target(None)
     t_train, t_test = sp_train.table(target_train), sp_test.table(target_test)
     b_train, b_test = base_train.table(target_train), base_test.table(target_test)

@@ -34,7 +34,7 @@ from profiling.storage import read_run
 from .constants import VERIFIERS, check_choice
 from .costs import ModelSpec, SpecError
 from .space.arms import POOL_METRICS
-from .space.tokens import TokenTable
+from .space.questions import QuestionTable
 
 __all__ = [
     "Profile",
@@ -76,15 +76,16 @@ class Profile:
     fits: list[dict] | None = None
     fit_cache: dict[str, dict] = field(default_factory=dict)
     _cache_path: Path | None = None
-    _tokens: TokenTable | None = None
+    _questions: QuestionTable | None = None
 
     @property
-    def tokens(self) -> TokenTable:
-        """Each question's measured tokens (:class:`~planner.space.tokens.TokenTable`), read
-        once from the samples: what options are priced from."""
-        if self._tokens is None:
-            self._tokens = TokenTable.from_samples(self.samples)
-        return self._tokens
+    def questions(self) -> QuestionTable:
+        """Each question's measured tokens and correct counts
+        (:class:`~planner.space.questions.QuestionTable`), read once from the samples: what
+        options are priced from."""
+        if self._questions is None:
+            self._questions = QuestionTable.from_samples(self.samples)
+        return self._questions
 
     @property
     def architectures(self) -> dict[str, str]:

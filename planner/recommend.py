@@ -179,7 +179,7 @@ def build_space(
         families=families,
         fits=profile.fits,
         fit_cache=profile.fit_cache,
-        tokens=profile.tokens,
+        questions=profile.questions,
         verifier=verifier,
         **kw,
     )

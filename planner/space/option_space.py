@@ -50,7 +50,7 @@ from .predict import (
     mix_predictions,
     predictor_for_points,
 )
-from .tokens import TokenTable, chain_lengths
+from .questions import QuestionTable, chain_lengths
 
 __all__ = ["OptionSpace", "ExtraModel", "parse_target", "ALL"]
 
@@ -149,19 +149,19 @@ def _set_base_prompts(curves: dict[Arm, dict[str, ArmCurve]]) -> None:
             c.base_prompt_tokens = base.get((arm.model, d))
 
 
-def _token_mixes(src: ArmSource, tokens: TokenTable, notes: list[str]) -> list | None:
+def _question_mixes(src: ArmSource, questions: QuestionTable, notes: list[str]) -> list | None:
     """The questions of each curve of an arm (:attr:`ArmCurve.token_mixes`); None when a curve
     has no per-question tokens (the arm is then priced from its mean tokens)."""
     arm, out = src.arm, []
     for (strategy, config, _metric, diff), x in zip(src.curve_keys, src.curve_x, strict=True):
-        group = tokens.get(arm.model, strategy, config, diff)
+        group = questions.get(arm.model, strategy, config, diff)
         if group is None:
             return None
         value = x if x is not None else float(src.points[KNOB_VALUE].iloc[0])
         shape = arm.workload_shape(value) if arm.descriptor is not None else None
         prompts = None
         if shape is not None and shape.calls > 1:  # summed resent contexts: the one-call prompt
-            base = tokens.question_prompts(arm.model, group)
+            base = questions.question_prompts(arm.model, group)
             prompts = np.where(np.isfinite(base), base, group.prompts)
         mix = group.mix(chain_lengths(x is not None, shape), prompts)
         if mix is None:
@@ -217,7 +217,7 @@ class OptionSpace:
         fit_if_missing: bool = True,
         fit_cache: dict[str, dict] | None = None,
         measured_only: bool = False,
-        tokens: TokenTable | None = None,
+        questions: QuestionTable | None = None,
         verifier: str | None = None,
     ) -> OptionSpace:
         """Read arms off a curves table, attach predictors (fits when given) and the coster.
@@ -242,7 +242,7 @@ class OptionSpace:
         measured_only : bool
             Knob grids hold only profiled values (no interpolation or extrapolation): what
             an honest held-out evaluation can check.
-        tokens : :class:`~planner.space.tokens.TokenTable` or None
+        questions : :class:`~planner.space.questions.QuestionTable` or None
             Each question's measured tokens (from the samples table): options are priced
             question by question from them; without it, from the curves' mean tokens.
         verifier : {"none", "exact"} or None
@@ -273,8 +273,8 @@ class OptionSpace:
                         law=law.name, params=dict(law.params_), extrapolation_error=pred.extrapolation_error
                     )
             curve = ArmCurve(src.arm, src.difficulty, src.points, pred, note)
-            if tokens is not None:
-                curve.token_mixes = _token_mixes(src, tokens, notes)
+            if questions is not None:
+                curve.token_mixes = _question_mixes(src, questions, notes)
             out.setdefault(src.arm, {})[src.difficulty] = curve
         _set_base_prompts(out)
         bins = (

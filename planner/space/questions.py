@@ -1,12 +1,14 @@
-"""Each question's measured tokens: what the cost model prices every option from.
+"""Each question's measured tokens and correct counts: what every option is priced and checked from.
 
 The curves table keeps means over questions, but the costs that grow faster than linearly
 in a chain's length (attention FLOPs, KV reads and memory) and the wait of a pool for its
 longest sample depend on each question's own per-sample lengths
-(:mod:`planner.costs.questions`). :class:`TokenTable` reads them once from the samples table,
-one :class:`GroupTokens` per curve group (model, strategy, config, difficulty), and
-:meth:`GroupTokens.mix` turns a group into the :class:`~planner.costs.QuestionMix` an option
-is priced on: each question's prompt and its chains' lengths.
+(:mod:`planner.costs.questions`), and a forecast of coverage far beyond the sampled k
+depends on each question's own correct count. :class:`QuestionTable` reads them once from
+the samples table, one :class:`GroupQuestions` per curve group (model, strategy, config,
+difficulty), and :meth:`GroupQuestions.mix` turns a group into the
+:class:`~planner.costs.QuestionMix` an option is priced on: each question's prompt and its
+chains' lengths.
 
 A row's completion tokens are one chain for a pool (one sample) and, for a hybrid, one chain
 refined ``rounds`` times (its chain length is recovered with the strategy's
@@ -14,7 +16,7 @@ refined ``rounds`` times (its chain length is recovered with the strategy's
 (greedy, beam, refine, budget) the row is the whole execution, whose chain length is solved
 the same way. The prompt of a question is the smallest ``prompt_tokens`` of its rows (the
 prefix a pool shares); multi-call strategies sum the contexts they resend, so their
-question prompt comes from a one-call strategy of the same model (:attr:`TokenTable.base_prompts`).
+question prompt comes from a one-call strategy of the same model (:attr:`QuestionTable.base_prompts`).
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ from profiling.strategies import DESCRIPTORS
 
 from ..costs import QuestionMix, TokenLengths
 
-__all__ = ["GroupTokens", "TokenTable", "GroupKey", "chain_lengths"]
+__all__ = ["GroupQuestions", "QuestionTable", "GroupKey", "chain_lengths"]
 
 #: (model, strategy, config, difficulty), as in the curves table
 GroupKey = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True)
-class GroupTokens:
+class GroupQuestions:
     """The measured tokens of one curve group, per question.
 
     Attributes
@@ -47,11 +49,14 @@ class GroupTokens:
     questions : question ids.
     prompts : each question's prompt tokens (the smallest of its rows; NaN when not measured).
     completions : each question's rows' completion tokens (one array per question).
+    n_samples, n_correct : each question's rows and correct rows.
     """
 
     questions: tuple[str, ...]
     prompts: np.ndarray
     completions: tuple[np.ndarray, ...]
+    n_samples: np.ndarray
+    n_correct: np.ndarray
 
     def mix(
         self,
@@ -80,19 +85,19 @@ class GroupTokens:
 
 
 @dataclass
-class TokenTable:
+class QuestionTable:
     """Measured tokens per curve group and question (module docstring).
 
-    ``groups`` maps a :data:`GroupKey` to its :class:`GroupTokens`; ``base_prompts`` maps
+    ``groups`` maps a :data:`GroupKey` to its :class:`GroupQuestions`; ``base_prompts`` maps
     ``(model, question)`` to the question's prompt tokens as a one-call strategy of the model
     measured them (what multi-call strategies start from).
     """
 
-    groups: dict[GroupKey, GroupTokens] = field(default_factory=dict)
+    groups: dict[GroupKey, GroupQuestions] = field(default_factory=dict)
     base_prompts: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @classmethod
-    def from_samples(cls, samples: pd.DataFrame) -> TokenTable:
+    def from_samples(cls, samples: pd.DataFrame) -> QuestionTable:
         """Per-question tokens of every group of a (validated) samples table.
 
         Examples
@@ -100,23 +105,27 @@ class TokenTable:
         >>> import pandas as pd
         >>> df = S.validate_samples(pd.DataFrame({"question_id": ["a", "a", "b"], "correct": [True, False, True],
         ...                                       "prompt_tokens": [10, 10, 30], "completion_tokens": [100, 10_000, 50]}))
-        >>> t = TokenTable.from_samples(df)
+        >>> t = QuestionTable.from_samples(df)
         >>> g = t.groups[("unknown", "pool", "{}", "all")]
-        >>> g.prompts.tolist(), [c.tolist() for c in g.completions]
-        ([10.0, 30.0], [[100.0, 10000.0], [50.0]])
+        >>> g.prompts.tolist(), [c.tolist() for c in g.completions], g.n_correct.tolist()
+        ([10.0, 30.0], [[100.0, 10000.0], [50.0]], [1, 1])
         """
         out = cls()
         cols = [S.MODEL, S.STRATEGY, S.CONFIG, S.DIFFICULTY, S.QUESTION_ID]
         df = samples[cols].astype(str)
         df[S.PROMPT_TOKENS] = samples[S.PROMPT_TOKENS].to_numpy(dtype=float, na_value=np.nan)
         df[S.COMPLETION_TOKENS] = samples[S.COMPLETION_TOKENS].to_numpy(dtype=float, na_value=np.nan)
+        df[S.CORRECT] = samples[S.CORRECT].to_numpy(dtype=bool)
         one_call: dict[tuple[str, str], bool] = {}
         for (model, strategy, config, diff), g in df.groupby(cols[:4], sort=True):
             by_q = g.groupby(S.QUESTION_ID, sort=True)
             prompts = by_q[S.PROMPT_TOKENS].min().to_numpy(float)  # NaN when none measured
             completions = tuple(v.to_numpy(float) for _, v in by_q[S.COMPLETION_TOKENS])
             questions = tuple(by_q.groups)
-            out.groups[(model, strategy, config, diff)] = GroupTokens(questions, prompts, completions)
+            counts = by_q[S.CORRECT].agg(["size", "sum"]).to_numpy(np.int64)
+            out.groups[(model, strategy, config, diff)] = GroupQuestions(
+                questions, prompts, completions, counts[:, 0], counts[:, 1]
+            )
             key = (strategy, config)
             if key not in one_call:
                 one_call[key] = _one_call(strategy, config)
@@ -127,10 +136,10 @@ class TokenTable:
                         out.base_prompts[(model, q)] = p if prev is None else min(prev, p)
         return out
 
-    def get(self, model: str, strategy: str, config: str, difficulty: str) -> GroupTokens | None:
+    def get(self, model: str, strategy: str, config: str, difficulty: str) -> GroupQuestions | None:
         return self.groups.get((model, strategy, config, difficulty))
 
-    def question_prompts(self, model: str, group: GroupTokens) -> np.ndarray:
+    def question_prompts(self, model: str, group: GroupQuestions) -> np.ndarray:
         """The one-call prompt of each question of ``group`` for ``model`` (NaN where unknown)."""
         return np.array([self.base_prompts.get((model, q), np.nan) for q in group.questions])
 
