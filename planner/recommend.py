@@ -9,11 +9,15 @@ unknown. It returns a :class:`Recommendation`, whose :meth:`~Recommendation.to_j
 object of DESIGN.md::
 
     {"request": {...}, "choice": {"model", "architecture", "strategy", "knobs"},
-     "expected_accuracy", "accuracy_interval", "source", "cost": {"flops", "tokens",
-     "latency_s", "usd", "kv_bytes"}, "binding_constraint", "runners_up": [...]}
+     "expected_accuracy", "accuracy_interval", "source", "cost": {"flops", "effective_flops",
+     "tokens", "latency_s", "usd", "kv_bytes"}, "binding_constraint", "runners_up": [...],
+     "serving": {"concurrency", "prefix_sharing", "gpu", "tp", "tp_source", "memory_bytes_per_gpu"}}
 
-plus one mode key where the mode needs it: ``pareto`` (``objective="pareto"``),
-``allocation`` (a difficulty mix), ``policy`` (``difficulty="auto"``).
+``serving`` says how the choice is served (priced on a GPU or an API); a ``verified`` choice
+(best-of-n with an exact checker, whose ``choice`` carries ``"verifier": "exact"``) adds
+``assumptions`` (the checker's cost per checked sample). Plus one mode key where the mode
+needs it: ``pareto`` (``objective="pareto"``), ``allocation`` (a difficulty mix), ``policy``
+(``difficulty="auto"``).
 """
 
 from __future__ import annotations

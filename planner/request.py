@@ -13,9 +13,12 @@ A TOML file uses the long option names of ``ttc recommend`` (dashes or underscor
     difficulty = "4"              # or mix = "1:0.2,3:0.5,5:0.3", or a [mix] table
     gpu = "h100"
     risk = "conservative"
+    verifier = "exact"            # an exact answer checker: best-of-n `verified` is offered
     [budget]
     flops = 1e13
     latency_s = 5
+    [checker_cost]                # per checked sample (default: free, stated as an assumption)
+    usd = 2e-6
 
 ``ttc recommend --config plan.toml`` reads it; flags given on the command line override it
 (:meth:`PlanRequest.replace`).

@@ -271,3 +271,17 @@ def test_report_context_labels_verified_options(vote_profile):
     assert ctx.label(row["arm"], row["knob_value"]).endswith("(exact checker)")
     plain = planning_context(vote_profile, gpu="h100", mix="2")
     assert "verified" not in set(plain.table(plain.mix)["strategy"])
+
+
+def test_a_plan_file_declares_the_checker_and_its_cost(tmp_path):
+    from planner.request import PlanRequest
+
+    f = tmp_path / "plan.toml"
+    f.write_text('verifier = "exact"\ngpu = "h100"\n[budget]\nflops = 1e13\n[checker_cost]\nusd = 2e-6\n')
+    req = PlanRequest.from_toml(f)
+    assert req.verifier == "exact" and req.checker_cost == {"usd": 2e-6} and req.tp is None
+    assert req.replace(checker_cost={"flops": 1e9}).checker_cost == {"usd": 2e-6, "flops": 1e9}
+    with pytest.raises(ValueError, match="verifier must be one of none, exact"):
+        PlanRequest({"flops": 1.0}, verifier="reward-model")
+    with pytest.raises(ValueError, match="checker_cost: unknown key 'joules'"):
+        PlanRequest({"flops": 1.0}, verifier="exact", checker_cost={"joules": 1.0})
