@@ -51,7 +51,8 @@ def _label(space: OptionSpace, row) -> str:
     """``model strategy knob=value,...`` of an option row (with the knobs that tell arms apart)."""
     c = space.option_choice(space.arm_by_key(row[ARM]), row[KNOB_VALUE])
     knobs = ",".join(f"{k}={v}" for k, v in c["knobs"].items())
-    return f"{c['model']} {c['strategy']}" + (f" {knobs}" if knobs else "")
+    checker = " (exact checker)" if c.get("verifier") == "exact" else ""
+    return f"{c['model']} {c['strategy']}" + (f" {knobs}" if knobs else "") + checker
 
 
 def _lookup(table: pd.DataFrame, arm: str, x: float) -> pd.Series | None:

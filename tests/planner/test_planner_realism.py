@@ -259,7 +259,10 @@ def test_verifier_exact_on_the_command_line_is_labelled(imported_dir):
     )
     e = _cli("evaluate", str(imported_dir), "--model-spec", spec, "--verifier", "exact", "--json")
     assert e.exit_code == 0, e.output
-    assert any("verified" in str(row.get("choice")) for row in json.loads(e.output))
+    assert any(
+        "verified" in str(row.get("choice")) and "(exact checker)" in str(row.get("choice"))
+        for row in json.loads(e.output)
+    )
 
 
 def test_report_context_labels_verified_options(vote_profile):
