@@ -126,6 +126,11 @@ def weighted_vote_at_k(
     ks = k_arr.ravel()
 
     labels, n_labels, target = _encode(answers, correct_answer)
+    if target < 0:  # the correct answer never occurs in the pool: every subset votes wrong, exactly
+        zeros = np.zeros(k_arr.shape)
+        if scalar:
+            return VoteEstimate(int(ks[0]), 0.0, 0.0, True, 0, seed)
+        return VoteEstimate(k_arr, zeros, zeros.copy(), np.ones(k_arr.shape, dtype=bool), 0, seed)
     onehot = np.zeros((n, n_labels + 1))
     onehot[np.arange(n), labels] = 1.0  # column n_labels holds abstentions (never compete)
     tol = TIE_RTOL * float(np.abs(w).sum())

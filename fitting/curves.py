@@ -46,12 +46,41 @@ import numpy as np
 import pandas as pd
 
 from . import schema as S
-from ._majority import majority_all_k
-from .estimators import best_of_levels, pass_at_k, weighted_vote_at_k
+from ._curve_rows import (
+    ACCURACY_METRIC,
+    BEST_OF,
+    CURVE_COLUMNS,
+    MAJORITY,
+    MAJORITY_DRAWS,
+    METRICS,
+    PASS,
+    POOL_STRATEGIES,
+    SINGLE_POINT_KNOBS,
+    WEIGHTED,
+    check_args,
+    curves_frame,
+    extra_columns,
+    summarize,
+)
+from ._majority import EXACT_WORK_LIMIT, MAX_EXACT_POOL, exact_work, majority_all_k, majority_monte_carlo
+from ._pools import (
+    POOL_POLICIES,
+    DataWarning,
+    Notes,
+    k_grid,
+    label,
+    pass_at_k_table,
+    pool_ks,
+)
+from .estimators import best_of_levels, weighted_vote_at_k
 
 __all__ = [
+    "DataWarning",
     "curves_from_samples",
     "per_question_curves",
+    "pass_at_k_table",
+    "k_grid",
+    "POOL_POLICIES",
     "difficulty_bins",
     "assign_difficulty",
     "SINGLE_POINT_KNOBS",
@@ -60,45 +89,8 @@ __all__ = [
     "CURVE_COLUMNS",
 ]
 
-PASS = "pass@k"
-MAJORITY = "majority@k"
-BEST_OF = "best_of@k"
-WEIGHTED = "weighted@k"
-ACCURACY_METRIC = "accuracy"
-#: the pool metrics, in output order
-METRICS = (PASS, MAJORITY, BEST_OF, WEIGHTED)
-#: strategies whose rows are a pool of interchangeable samples per question
-POOL_STRATEGIES = ("pool", "hybrid")
-#: strategy with one execution per question -> config knob giving its k (None: k = 1).
-#: ``refine``'s k is its number of revision rounds (0 = one attempt), as in its config.
-SINGLE_POINT_KNOBS: dict[str, str | None] = {
-    "greedy": None,
-    "beam": "width",
-    "refine": "rounds",
-    "budget": "tokens",
-}
-#: the column order of the curves table
-CURVE_COLUMNS = (
-    *S.GROUP_KEYS,
-    S.METRIC,
-    S.K,
-    S.KNOB,
-    S.ACCURACY,
-    S.ACCURACY_LO,
-    S.ACCURACY_HI,
-    S.MC_SE,
-    S.N_QUESTIONS,
-    S.POOL_SIZE,
-    S.SCORE_SOURCE,
-    S.MEAN_PROMPT_TOKENS,
-    S.MEAN_COMPLETION_TOKENS,
-    S.MEAN_TOKENS,
-    S.MEAN_LATENCY_S,
-    S.MEAN_KV_BYTES,
-    S.MEAN_FLOPS,
-)
-
 _CORRECT = ("<the correct answer>",)  # vote key of correct samples: a tuple never equals a string answer
+_NEEDS_ANSWERS = (MAJORITY, WEIGHTED)
 
 
 def curves_from_samples(
@@ -109,6 +101,7 @@ def curves_from_samples(
     level: float = 0.95,
     seed: int = 0,
     weighted_draws: int = 500,
+    pool_policy: str = "common",
 ) -> pd.DataFrame:
     """Accuracy and cost curves of every (model, strategy, config, difficulty) group.
 
@@ -129,10 +122,27 @@ def curves_from_samples(
         so results do not depend on which other groups are in the table).
     weighted_draws : int
         Monte Carlo draws per question for ``weighted@k`` where enumeration is too large.
+    pool_policy : {"common", "available"}
+        Uneven pools (questions with different pool sizes n_i): "common" stops every pool
+        curve at the smallest pool, so each k is backed by every question; "available"
+        runs to the largest pool and averages each k over the questions with n_i >= k
+        (``n_questions`` says how many). Either way a :class:`DataWarning` says when a
+        curve was cut short or thinned, and the ``pool_policy`` column records the policy.
 
     Returns
     -------
-    DataFrame with columns :data:`CURVE_COLUMNS`, one row per (group, metric, k).
+    DataFrame with columns :data:`CURVE_COLUMNS`, one row per (group, metric, k). k runs
+    over :func:`k_grid` (every k up to ``fitting._pools.DENSE_K_MAX``, then log-spaced). ``estimator``
+    says how each accuracy was estimated: "unbiased" (pass@k), "exact" (majority@k,
+    best_of@k, weighted@k by enumeration), "monte_carlo" (with its standard error in
+    ``mc_se``; majority@k of pools too large for the exact method, weighted@k of large
+    subsets) or "mean" (one execution per question).
+
+    Warns
+    -----
+    DataWarning
+        Once per call for groups without answers (no majority@k or weighted@k: they need
+        extracted answers) and once for curves cut short by uneven pools.
 
     Examples
     --------
@@ -145,28 +155,37 @@ def curves_from_samples(
     [['pass@k', 1, 0.5], ['pass@k', 2, 0.8333], ['pass@k', 3, 1.0], ['majority@k', 1, 0.5], \
 ['majority@k', 2, 0.5], ['majority@k', 3, 0.5]]
     """
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
-        raise ValueError(f"curves_from_samples: unknown metric(s) {bad}; valid: {list(METRICS)}")
+    check_args(metrics, pool_policy)
     if not 0 < level < 1:
         raise ValueError(f"curves_from_samples: level must be in (0, 1), got {level}")
     df = _validated(samples_df)
     rows: list[dict] = []
-    for key, group in df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
+    notes = Notes()
+    groups = df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False)
+    for key, group in groups:
         base = dict(zip(S.GROUP_KEYS, key, strict=True))
         gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
-        for metric, per_q, ks, extra in _group_curves(group, base, metrics, gseed, weighted_draws):
-            rows += _summarize(base, metric, per_q, ks, extra, n_boot, level, np.random.default_rng(gseed))
-    out = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
-    return out.astype({S.K: "int64", S.N_QUESTIONS: "int64", S.POOL_SIZE: "int64"})
+        for metric, per_q, ks, extra in _group_curves(
+            group, base, metrics, gseed, weighted_draws, pool_policy, notes
+        ):
+            rows += summarize(base, metric, per_q, ks, extra, n_boot, level, np.random.default_rng(gseed))
+    notes.emit(groups.ngroups)
+    return curves_frame(rows)
 
 
 def per_question_curves(
-    samples_df: pd.DataFrame, *, metrics: Sequence[str] = METRICS, seed: int = 0, weighted_draws: int = 500
+    samples_df: pd.DataFrame,
+    *,
+    metrics: Sequence[str] = METRICS,
+    seed: int = 0,
+    weighted_draws: int = 500,
+    pool_policy: str = "common",
 ) -> dict[tuple[str, ...], pd.DataFrame]:
     """Each question's expected accuracy at every k, per group and metric.
 
-    The input of :func:`fitting.bootstrap_questions` (rows questions, columns k).
+    The input of :func:`fitting.bootstrap_questions` (rows questions, columns k; NaN where
+    a question's pool is smaller than k under ``pool_policy="available"``). Warnings are
+    those of :func:`curves_from_samples`, which is where they are emitted.
 
     Returns
     -------
@@ -174,12 +193,15 @@ def per_question_curves(
         ``(model, strategy, config, difficulty, metric) -> DataFrame`` indexed by
         ``question_id`` with one column per k.
     """
+    check_args(metrics, pool_policy)
     df = _validated(samples_df)
     out = {}
     for key, group in df.groupby(list(S.GROUP_KEYS), sort=True, dropna=False):
         base = dict(zip(S.GROUP_KEYS, key, strict=True))
         gseed = [seed, zlib.crc32(json.dumps(list(map(str, key))).encode())]
-        for metric, per_q, ks, extra in _group_curves(group, base, metrics, gseed, weighted_draws):
+        for metric, per_q, ks, extra in _group_curves(
+            group, base, metrics, gseed, weighted_draws, pool_policy, Notes()
+        ):
             frame = pd.DataFrame(per_q, index=pd.Index(extra["questions"], name=S.QUESTION_ID), columns=ks)
             out[(*map(str, key), metric)] = frame
     return out
@@ -197,7 +219,9 @@ def _validated(samples_df: pd.DataFrame) -> pd.DataFrame:
 # ---- one group ---------------------------------------------------------------------------------
 
 
-def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draws):
+def _group_curves(
+    group: pd.DataFrame, base: dict, metrics, gseed, weighted_draws, policy: str, notes: Notes
+):
     """Yield (metric, per-question matrix (Q, K), ks, extra) for one group."""
     strategy = str(base[S.STRATEGY])
     by_q = group.groupby(S.QUESTION_ID, sort=True).indices
@@ -213,25 +237,29 @@ def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draw
         knob, k = _single_point_k(strategy, str(base[S.CONFIG]), base)
         per_q = np.array([[correct[by_q[q]].mean()] for q in questions])
         cost = _cost_columns(costs, by_q, questions, np.array([1]), pooled=False)
-        yield ACCURACY_METRIC, per_q, np.array([k]), _extra(questions, knob, int(sizes.min()), cost)
+        extra = extra_columns(questions, knob, int(sizes.min()), cost, "mean", None)
+        yield ACCURACY_METRIC, per_q, np.array([k]), extra
         return
-    k_max = int(sizes.min())
-    ks = np.arange(1, k_max + 1)
+    ks = pool_ks(sizes, policy, base, notes)
     cost = _cost_columns(costs, by_q, questions, ks, pooled=True)
     answers = group[S.ANSWER].to_numpy(dtype=object, na_value=None)
     refs = group[S.REFERENCE].to_numpy(dtype=object, na_value=None)
     reward = _floats(group, S.REWARD)
     logprob = _floats(group, S.LOGPROB)
+    has_answers = any(a is not None for a in answers)
+    if not has_answers and any(m in metrics for m in _NEEDS_ANSWERS):
+        notes.no_answers.append(label(base))
+    pool_size = int(sizes.min())
     for metric in METRICS:
-        if metric not in metrics:
+        if metric not in metrics or (metric in _NEEDS_ANSWERS and not has_answers):
             continue
-        source, mc_se = None, 0.0
+        source, mc_se, estimator = None, 0.0, "exact"
         if metric == PASS:
-            per_q = pass_at_k(sizes, [int(correct[by_q[q]].sum()) for q in questions], ks)
+            per_q = pass_at_k_table(sizes, [int(correct[by_q[q]].sum()) for q in questions], ks)
+            estimator = "unbiased"
         elif metric == MAJORITY:
-            per_q = np.stack(
-                [majority_all_k(*_vote_counts(answers, refs, correct, by_q[q]))[:k_max] for q in questions]
-            )
+            per_q, se, mc = _majority(answers, refs, correct, by_q, questions, ks, gseed)
+            estimator, mc_se = _mc_label(mc), _combined_se(se, per_q)
         elif metric == BEST_OF:
             source = (
                 S.REWARD if np.isfinite(reward).any() else S.LOGPROB if np.isfinite(logprob).any() else None
@@ -239,25 +267,61 @@ def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draw
             if source is None:
                 continue
             score = reward if source == S.REWARD else logprob
-            per_q = np.stack([best_of_levels(score[by_q[q]], correct[by_q[q]], ks) for q in questions])
+            per_q = _per_question(by_q, questions, ks, score, correct)
         else:
             if not np.isfinite(reward).any():
                 continue
             source = S.REWARD
-            per_q, se = _weighted(answers, refs, correct, reward, by_q, questions, ks, gseed, weighted_draws)
-            mc_se = np.sqrt((se**2).sum(axis=0)) / len(questions)
-        yield metric, per_q, ks, _extra(questions, "samples", k_max, cost, source, mc_se)
+            per_q, se, mc = _weighted(
+                answers, refs, correct, reward, by_q, questions, ks, gseed, weighted_draws
+            )
+            estimator, mc_se = _mc_label(mc), _combined_se(se, per_q)
+        extra = extra_columns(questions, "samples", pool_size, cost, estimator, policy, source, mc_se)
+        yield metric, per_q, ks, extra
 
 
-def _extra(questions, knob, pool_size, cost, source=None, mc_se=0.0) -> dict:
-    return {
-        "questions": questions,
-        "knob": knob,
-        "pool_size": pool_size,
-        "cost": cost,
-        "source": source,
-        "mc_se": mc_se,
-    }
+def _per_question(by_q, questions, ks, score, correct) -> np.ndarray:
+    """Best-of-k per question (rows), NaN where k exceeds the question's pool."""
+    out = np.full((len(questions), len(ks)), np.nan)
+    for j, q in enumerate(questions):
+        idx = by_q[q]
+        kq = ks[ks <= len(idx)]
+        out[j, : len(kq)] = best_of_levels(score[idx], correct[idx], kq)
+    return out
+
+
+def _combined_se(se: np.ndarray, per_q: np.ndarray) -> np.ndarray:
+    """Monte Carlo standard error of the mean over questions at each k (independent draws)."""
+    valid = np.isfinite(per_q)
+    return np.sqrt((np.where(valid, se, 0.0) ** 2).sum(axis=0)) / np.maximum(valid.sum(axis=0), 1)
+
+
+def _mc_label(mc: np.ndarray) -> np.ndarray:
+    """The estimator at each k: "monte_carlo" if any question was sampled there, else "exact"."""
+    return np.where(mc.any(axis=0), "monte_carlo", "exact")
+
+
+def _majority(answers, refs, correct, by_q, questions, ks, gseed):
+    """Per-question majority@k: exact where affordable, else seeded Monte Carlo.
+
+    Returns (values, standard errors, Monte Carlo flags), each (questions, k).
+    """
+    per_q = np.full((len(questions), len(ks)), np.nan)
+    se = np.zeros_like(per_q)
+    mc = np.zeros(per_q.shape, dtype=bool)
+    for j, q in enumerate(questions):
+        idx = by_q[q]
+        c0, rivals, n_abstain = _vote_counts(answers, refs, correct, idx)
+        kq = ks[ks <= len(idx)]
+        if len(idx) <= MAX_EXACT_POOL and exact_work(c0, rivals, n_abstain) <= EXACT_WORK_LIMIT:
+            per_q[j, : len(kq)] = majority_all_k(c0, rivals, n_abstain)[kq - 1]
+        else:
+            rng = np.random.default_rng(zlib.crc32(f"{gseed}/majority/{q}".encode()))
+            per_q[j, : len(kq)], se[j, : len(kq)] = majority_monte_carlo(
+                c0, rivals, n_abstain, kq, MAJORITY_DRAWS, rng
+            )
+            mc[j, : len(kq)] = c0 > 0  # no correct sample: exactly 0, nothing was sampled
+    return per_q, se, mc
 
 
 def _single_point_k(strategy: str, config: str, base: dict) -> tuple[str, float]:
@@ -307,16 +371,19 @@ def _vote_keys(answers, refs, correct, idx) -> list:
 
 
 def _weighted(answers, refs, correct, reward, by_q, questions, ks, gseed, draws):
-    per_q = np.zeros((len(questions), len(ks)))
+    per_q = np.full((len(questions), len(ks)), np.nan)
     se = np.zeros_like(per_q)
+    mc = np.zeros(per_q.shape, dtype=bool)
     for j, q in enumerate(questions):
         idx = by_q[q]
+        kq = ks[ks <= len(idx)]
         keys = _vote_keys(answers, refs, correct, idx)
         w = np.nan_to_num(reward[idx], nan=0.0)  # a sample without a reward adds nothing to its answer
         qseed = zlib.crc32(f"{gseed}/{q}".encode())
-        est = weighted_vote_at_k(keys, w, _CORRECT, ks, n_draws=draws, seed=qseed)
-        per_q[j], se[j] = est.mean, est.se
-    return per_q, se
+        est = weighted_vote_at_k(keys, w, _CORRECT, kq, n_draws=draws, seed=qseed)
+        per_q[j, : len(kq)], se[j, : len(kq)] = est.mean, est.se
+        mc[j, : len(kq)] = ~np.asarray(est.exact)
+    return per_q, se, mc
 
 
 def _floats(group: pd.DataFrame, col: str) -> np.ndarray:
@@ -355,29 +422,6 @@ def _cost_columns(costs, by_q, questions, ks, pooled: bool) -> dict[str, np.ndar
     out[S.MEAN_KV_BYTES] = scale * mean_over_q(S.KV_BYTES_PEAK)
     out[S.MEAN_FLOPS] = scale * mean_over_q(S.FLOPS)
     return out
-
-
-def _summarize(base, metric, per_q, ks, extra, n_boot, level, rng) -> list[dict]:
-    q = per_q.shape[0]
-    point = per_q.mean(axis=0)
-    if n_boot > 0:
-        counts = rng.multinomial(q, np.full(q, 1.0 / q), size=n_boot)  # (n_boot, q) question weights
-        boot = counts @ per_q / q  # (n_boot, K)
-        alpha = (1.0 - level) / 2.0
-        lo = np.quantile(boot, alpha, axis=0, method="lower")
-        hi = np.quantile(boot, 1.0 - alpha, axis=0, method="higher")
-    else:
-        lo = hi = np.full(len(ks), np.nan)
-    mc_se = np.broadcast_to(np.asarray(extra["mc_se"], dtype=float), point.shape)
-    rows = []
-    for j, k in enumerate(ks):
-        row = dict(base)
-        row.update({S.METRIC: metric, S.K: k, S.KNOB: extra["knob"], S.ACCURACY: float(point[j])})
-        row.update({S.ACCURACY_LO: float(lo[j]), S.ACCURACY_HI: float(hi[j]), S.MC_SE: float(mc_se[j])})
-        row.update({S.N_QUESTIONS: q, S.POOL_SIZE: extra["pool_size"], S.SCORE_SOURCE: extra["source"]})
-        row.update({c: float(v[j]) for c, v in extra["cost"].items()})
-        rows.append(row)
-    return rows
 
 
 # ---- difficulty ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ function             what a k-subset does                                   esti
 ===================  =====================================================  ===========
 :func:`pass_at_k`    correct if any sample is (coverage, oracle verifier)   unbiased, closed form
 :func:`majority_at_k`  the most frequent answer (ties uniform, None abstains)  exact, combinatorial
+:func:`majority_estimate`  the same, any pool size                         exact or Monte Carlo
 :func:`best_of_k`    the highest-scored sample (ties uniform)               exact, closed form
 :func:`weighted_vote_at_k`  the answer with the largest summed weight       exact or Monte Carlo
 ===================  =====================================================  ===========
@@ -28,7 +29,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from ._combin import check_k, comb_ratio, is_missing
-from ._majority import MAX_EXACT_POOL, majority_all_k
+from ._majority import EXACT_WORK_LIMIT, MAX_EXACT_POOL, exact_work, majority_all_k, majority_monte_carlo
 from ._vote import VoteEstimate, weighted_vote_at_k
 
 #: above this many (question, k) terms pass_at_k switches from log1p sums to log-gamma
@@ -39,6 +40,7 @@ _RATIO_TABLE_MAX_N = 2048
 __all__ = [
     "pass_at_k",
     "majority_at_k",
+    "majority_estimate",
     "majority_curve",
     "best_of_k",
     "best_of_curve",
@@ -123,7 +125,7 @@ def majority_at_k(answers: Sequence[Hashable | None], correct_answer: Hashable, 
     evaluated for every k at once with truncated binomial polynomials and Gauss-Legendre
     integration of the tie weight :math:`1/(1+t) = \int_0^1 u^t du` (see
     :mod:`fitting._majority`). Exact up to float rounding (no resampling); pools of up to
-    :data:`MAX_EXACT_POOL` samples.
+    :data:`MAX_EXACT_POOL` samples (:func:`majority_estimate` takes any pool size).
 
     Parameters
     ----------
@@ -160,6 +162,55 @@ def _majority_pool(answers: Sequence[Hashable | None], correct_answer: Hashable)
     n_abstain = counts.pop(None, 0)
     c0 = 0 if is_missing(correct_answer) else counts.pop(correct_answer, 0)
     return majority_all_k(c0, np.fromiter(counts.values(), dtype=np.int64, count=len(counts)), n_abstain)
+
+
+def majority_estimate(
+    answers: Sequence[Hashable | None],
+    correct_answer: Hashable,
+    k,
+    *,
+    method: str = "auto",
+    n_draws: int = 2000,
+    seed: int | None = 0,
+) -> VoteEstimate:
+    """Majority@k for a pool of any size: exact where affordable, else seeded Monte Carlo.
+
+    ``method="auto"`` runs the exact estimator of :func:`majority_at_k` when the pool has
+    at most :data:`MAX_EXACT_POOL` samples and its work estimate is at most
+    ``EXACT_WORK_LIMIT`` (about a second), otherwise the unbiased Monte Carlo estimator
+    (each draw the answer counts of a uniformly random k-subset, drawn from the counts
+    without replacement; ties valued at their exact expectation), with its standard error.
+    ``"exact"`` and ``"mc"`` force one of them. The result says which (``exact``).
+
+    Examples
+    --------
+    >>> est = majority_estimate(["a"] * 3000 + ["b"] * 2000, "a", [1, 101], seed=1)
+    >>> bool(est.exact.any()), round(float(est.mean[0]), 1), float(est.mean[1]) > 0.9
+    (False, 0.6, True)
+    """
+    if method not in ("auto", "exact", "mc"):
+        raise ValueError(f"majority_estimate: method must be 'auto', 'exact' or 'mc', got {method!r}")
+    n = len(answers)
+    if n == 0:
+        raise ValueError("majority_estimate: the pool of answers is empty")
+    k_arr, scalar = check_k(k, n, "majority_estimate")
+    counts = Counter(None if is_missing(a) else a for a in answers)
+    n_abstain = counts.pop(None, 0)
+    c0 = 0 if is_missing(correct_answer) else counts.pop(correct_answer, 0)
+    rivals = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+    exact = method == "exact" or (
+        method == "auto" and n <= MAX_EXACT_POOL and exact_work(c0, rivals, n_abstain) <= EXACT_WORK_LIMIT
+    )
+    ks = k_arr.ravel()
+    if exact:
+        mean, se, drawn = majority_all_k(c0, rivals, n_abstain)[ks - 1], np.zeros(len(ks)), 0
+    else:
+        mean, se = majority_monte_carlo(c0, rivals, n_abstain, ks, n_draws, np.random.default_rng(seed))
+        drawn = n_draws
+    if scalar:
+        return VoteEstimate(int(ks[0]), float(mean[0]), float(se[0]), exact, drawn, seed)
+    shape = k_arr.shape
+    return VoteEstimate(k_arr, mean.reshape(shape), se.reshape(shape), np.full(shape, exact), drawn, seed)
 
 
 def majority_curve(pools: Iterable[tuple[Sequence[Hashable | None], Hashable]], k=None) -> np.ndarray:

@@ -1,18 +1,28 @@
-"""Read per-sample results from JSONL or CSV into the samples table.
+"""Read per-sample results or per-question counts from JSONL, CSV or Parquet.
 
 This is how eval logs from anywhere enter ttc-planner (``ttc import``). Every record is
-checked field by field, so an error names the file, the line and the field, what was
-expected and what was found::
+checked field by field, so an error names the file, the line (the row for Parquet) and the
+field, what was expected and what was found::
 
     samples.jsonl line 42: field 'correct' must be true/false, got "yes"
 
-Format (one record per line / CSV row). Required: ``question_id`` (string or integer) and
+**Samples** (one record per sample). Required: ``question_id`` (string or integer) and
 ``correct`` (true/false; CSV also accepts 1/0). Optional: ``sample_idx`` (non-negative
 integer; numbered 0.. per question when absent), ``answer``, ``reference``, ``model``,
 ``strategy``, ``config`` (JSON object), ``difficulty``, ``run_id``, ``task``, ``backend``,
 ``prompt_tokens``, ``completion_tokens`` (non-negative integers), ``latency_s``,
 ``ttft_s``, ``kv_bytes_peak``, ``flops`` (non-negative numbers), ``kv_source``,
-``logprob``, ``reward`` (finite numbers). Unknown fields are reported and dropped.
+``logprob``, ``reward`` (finite numbers).
+
+**Counts** (one record per question: published coverage data). A file whose records have
+``n_samples`` and ``n_correct`` (and no ``correct``) is read as counts: required
+``question_id``, ``n_samples`` (integer >= 1), ``n_correct`` (integer in [0, n_samples]);
+optional identity fields as above (``model``, ``strategy``, ``config``, ``difficulty``,
+``run_id``, ``task``, ``backend``) and per-sample MEANS of ``prompt_tokens``,
+``completion_tokens``, ``latency_s``, ``kv_bytes_peak``, ``flops`` (non-negative numbers).
+Stored compactly, one row per question (:data:`fitting.schema.COUNTS_SCHEMA`).
+
+In both forms unknown fields are reported and dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -32,7 +43,10 @@ import pyarrow.parquet as pq
 from . import schema as S
 from .atomic import atomic_write
 
-__all__ = ["ImportResult", "read_records", "import_file", "write_shard"]
+__all__ = ["ImportResult", "read_records", "read_input", "import_file", "write_shard", "SAMPLE_SUFFIXES"]
+
+#: file extensions ``read_records`` accepts
+SAMPLE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 
 _STR_FIELDS = {S.RUN_ID, S.MODEL, S.BACKEND, S.TASK, S.STRATEGY, S.KV_SOURCE}
 _LABEL_FIELDS = {S.QUESTION_ID, S.DIFFICULTY, S.ANSWER, S.REFERENCE}  # strings; numbers allowed
@@ -40,15 +54,28 @@ _COUNT_FIELDS = {S.SAMPLE_IDX, S.PROMPT_TOKENS, S.COMPLETION_TOKENS}
 _NONNEG_FIELDS = {S.LATENCY_S, S.TTFT_S, S.KV_BYTES_PEAK, S.FLOPS}
 _REAL_FIELDS = {S.LOGPROB, S.REWARD}
 KNOWN_FIELDS = set(S.SAMPLES_SCHEMA)
+KNOWN_COUNT_FIELDS = set(S.COUNTS_SCHEMA)
+_MEAN_FIELDS = set(S.COUNT_COST_COLUMNS)  # per-sample means in a counts record: any number >= 0
 
 
 @dataclass
 class ImportResult:
-    """What :func:`import_file` read: the validated table and what it dropped."""
+    """What :func:`import_file` read: the validated table, its kind and what it dropped.
 
-    samples: pd.DataFrame
+    ``kind`` is ``"samples"`` (``samples`` holds the samples table, ``counts`` is None) or
+    ``"counts"`` (``counts`` holds the counts table, ``samples`` is None).
+    """
+
+    samples: pd.DataFrame | None
     source: str
     unknown_fields: set[str] = field(default_factory=set)
+    counts: pd.DataFrame | None = None
+    kind: str = "samples"
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The table read (samples or counts)."""
+        return self.counts if self.kind == "counts" else self.samples
 
 
 def _fmt(value: object) -> str:
@@ -121,8 +148,12 @@ def _to_number(value: object, from_csv: bool) -> float | None:
     return None
 
 
-def _raw_records(path: Path, text: str) -> Iterator[tuple[int, dict, bool]]:
-    """Yield (line number, raw record, from_csv)."""
+def _raw_records(path: Path, text: str | None) -> Iterator[tuple[int, dict, bool]]:
+    """Yield (line or row number, raw record, from_csv)."""
+    if text is None:  # Parquet: one record per row, nulls (and float NaN) as None
+        for row, record in enumerate(_parquet_rows(path), start=1):
+            yield row, {k: None if isinstance(v, float) and v != v else v for k, v in record.items()}, False
+        return
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         if reader.fieldnames is None:
@@ -148,10 +179,23 @@ def _raw_records(path: Path, text: str) -> Iterator[tuple[int, dict, bool]]:
         yield lineno, record, False
 
 
-def read_records(path: str | Path) -> ImportResult:
-    """Read and check a JSONL or CSV file of per-sample results.
+def _parquet_rows(path: Path) -> list[dict]:
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise S.SchemaError(f"{path}: cannot read Parquet file: {exc}") from None
 
-    Raises :class:`fitting.schema.SchemaError` naming file, line and field on bad input.
+
+def _where_row(path: Path, lineno: int, parquet: bool) -> str:
+    return f"{path} {'row' if parquet else 'line'} {lineno}"
+
+
+def read_records(path: str | Path) -> ImportResult:
+    """Read and check a JSONL, CSV or Parquet file of per-sample results or per-question counts.
+
+    The kind is told by the first record: ``n_samples`` and ``n_correct`` without ``correct``
+    make it counts (see the module docstring). Raises :class:`fitting.schema.SchemaError`
+    naming file, line (row) and field on bad input.
 
     Examples
     --------
@@ -160,33 +204,66 @@ def read_records(path: str | Path) -> ImportResult:
     >>> _ = p.write_text('{"question_id": "q1", "correct": true}\\n{"question_id": "q1", "correct": false}\\n')
     >>> read_records(p).samples["sample_idx"].tolist()
     [0, 1]
+    >>> _ = p.write_text('{"question_id": "q1", "n_samples": 100, "n_correct": 3}\\n')
+    >>> r = read_records(p); r.kind, r.counts["n_correct"].tolist()
+    ('counts', [3])
     """
     path = Path(path)
     if not path.is_file():
         raise S.SchemaError(f"{path}: no such file")
-    if path.suffix.lower() not in (".jsonl", ".csv", ".json", ".ndjson"):
-        raise S.SchemaError(f"{path}: unsupported extension {path.suffix!r}; expected .jsonl or .csv")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise S.SchemaError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    rows: list[dict] = []
-    unknown: set[str] = set()
-    seen: dict[tuple, int] = {}
-    next_idx: dict[tuple, int] = {}
-    for lineno, raw, from_csv in _raw_records(path, text):
-        where = f"{path} line {lineno}"
-        for req in S.REQUIRED_SAMPLE_COLUMNS:
+    suffix = path.suffix.lower()
+    if suffix not in SAMPLE_SUFFIXES:
+        raise S.SchemaError(
+            f"{path}: unsupported extension {path.suffix!r}; expected .jsonl, .csv or .parquet"
+        )
+    text = None
+    if suffix != ".parquet":
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise S.SchemaError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    records = _raw_records(path, text)
+    first = next(records, None)
+    if first is None:
+        raise S.SchemaError(f"{path}: no records found")
+    raw0 = first[1]
+    is_counts = S.N_SAMPLES in raw0 and S.N_CORRECT in raw0 and S.CORRECT not in raw0
+    records = itertools.chain([first], records)
+    if is_counts:
+        return _read_counts(path, records, suffix == ".parquet")
+    return _read_samples(path, records, suffix == ".parquet")
+
+
+def _checked(path: Path, records, parquet: bool, required, known, check, unknown: set[str]):
+    """Yield (where, line, row) with each record's known fields checked; unknown names collected."""
+    for lineno, raw, from_csv in records:
+        where = _where_row(path, lineno, parquet)
+        for req in required:
             if req not in raw:
                 raise S.SchemaError(f"{where}: missing required field {req!r}")
         row = {}
         for name, value in raw.items():
-            if name not in KNOWN_FIELDS:
+            if name not in known:
                 unknown.add(str(name))
                 continue
-            row[name] = _check_field(name, value, where, from_csv)
-        group = tuple(row.get(c) or S.IDENTITY_DEFAULTS.get(c) for c in (S.RUN_ID, S.MODEL, S.STRATEGY, S.CONFIG))
-        group += (row[S.QUESTION_ID],)
+            row[name] = check(name, value, where, from_csv)
+        yield where, lineno, row
+
+
+def _identity(row: dict) -> tuple:
+    """(run, model, strategy, config, question) of a checked record, defaults filled in."""
+    ids = (S.RUN_ID, S.MODEL, S.STRATEGY, S.CONFIG)
+    return (*(row.get(c) or S.IDENTITY_DEFAULTS.get(c) for c in ids), row[S.QUESTION_ID])
+
+
+def _read_samples(path: Path, records, parquet: bool) -> ImportResult:
+    rows: list[dict] = []
+    unknown: set[str] = set()
+    seen: dict[tuple, int] = {}
+    next_idx: dict[tuple, int] = {}
+    checked = _checked(path, records, parquet, S.REQUIRED_SAMPLE_COLUMNS, KNOWN_FIELDS, _check_field, unknown)
+    for where, lineno, row in checked:
+        group = _identity(row)
         if row.get(S.SAMPLE_IDX) is None:
             row[S.SAMPLE_IDX] = next_idx.get(group, 0)
         next_idx[group] = max(next_idx.get(group, 0), row[S.SAMPLE_IDX] + 1)
@@ -194,14 +271,64 @@ def read_records(path: str | Path) -> ImportResult:
         if key in seen:
             raise S.SchemaError(
                 f"{where}: duplicate (question_id, sample_idx) = ({row[S.QUESTION_ID]!r}, {row[S.SAMPLE_IDX]}); "
-                f"first seen on line {seen[key]}"
+                f"first seen on {'row' if parquet else 'line'} {seen[key]}"
             )
         seen[key] = lineno
         rows.append(row)
-    if not rows:
-        raise S.SchemaError(f"{path}: no records found")
     df = S.validate_samples(pd.DataFrame(rows), source=str(path))
     return ImportResult(samples=df, source=str(path), unknown_fields=unknown)
+
+
+def _read_counts(path: Path, records, parquet: bool) -> ImportResult:
+    rows: list[dict] = []
+    unknown: set[str] = set()
+    seen: dict[tuple, int] = {}
+    checked = _checked(
+        path, records, parquet, S.REQUIRED_COUNT_COLUMNS, KNOWN_COUNT_FIELDS, _check_count_field, unknown
+    )
+    for where, lineno, row in checked:
+        if row[S.N_SAMPLES] < 1:
+            raise S.SchemaError(f"{where}: field 'n_samples' must be >= 1, got {row[S.N_SAMPLES]}")
+        if row[S.N_CORRECT] > row[S.N_SAMPLES]:
+            raise S.SchemaError(
+                f"{where}: field 'n_correct' must be <= n_samples = {row[S.N_SAMPLES]}, got {row[S.N_CORRECT]}"
+            )
+        key = _identity(row)
+        if key in seen:
+            unit = "row" if parquet else "line"
+            raise S.SchemaError(
+                f"{where}: duplicate counts for question_id {row[S.QUESTION_ID]!r} of model {key[1]!r}; "
+                f"first seen on {unit} {seen[key]}"
+            )
+        seen[key] = lineno
+        rows.append(row)
+    df = S.validate_counts(pd.DataFrame(rows), source=str(path))
+    return ImportResult(samples=None, source=str(path), unknown_fields=unknown, counts=df, kind="counts")
+
+
+def _check_count_field(name: str, value: object, where: str, from_csv: bool) -> object:
+    """A counts record's field converted to its type, or SchemaError (see the module doc)."""
+    if from_csv and value == "":
+        value = None
+    if name in (S.N_SAMPLES, S.N_CORRECT):
+        number = None if value is None else _to_number(value, from_csv)
+        if number is None or not math.isfinite(number) or number != int(number) or number < 0:
+            raise S.SchemaError(f"{where}: field {name!r} must be a non-negative integer, got {_fmt(value)}")
+        if number > S.MAX_COUNT:
+            raise S.SchemaError(
+                f"{where}: field {name!r} must be at most {S.MAX_COUNT:.0e}, got {_fmt(value)}"
+            )
+        return int(number)
+    if name in _MEAN_FIELDS:
+        if value is None:
+            return None
+        number = _to_number(value, from_csv)
+        if number is None or not math.isfinite(number) or number < 0:
+            raise S.SchemaError(
+                f"{where}: field {name!r} (a per-sample mean) must be a number >= 0, got {_fmt(value)}"
+            )
+        return float(number)
+    return _check_field(name, value, where, from_csv)
 
 
 def write_shard(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
@@ -210,17 +337,56 @@ def write_shard(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
     Written with :func:`fitting.atomic.atomic_write`, so a crash leaves either the whole
     shard or nothing.
     """
-    table = S.to_arrow(df)
+    return _write_table(S.to_arrow(df), out_dir, name)
+
+
+def _write_table(table, out_dir: str | Path, name: str) -> Path:
+    """Write a pyarrow Table as ``out_dir/name`` with :func:`fitting.atomic.atomic_write`."""
     return atomic_write(Path(out_dir) / name, lambda fh: pq.write_table(table, fh))
 
 
 def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Path]:
-    """Read ``path`` and write it under ``out_dir`` as ``samples-import-<hash>.parquet``.
+    """Read ``path`` and write it under ``out_dir`` as one Parquet shard.
 
-    The shard name derives from the file's content, so importing the same file twice
-    replaces its shard instead of duplicating the samples.
+    Samples go to ``samples-import-<hash>.parquet``, counts to ``counts-import-<hash>.parquet``
+    (one row per question). The shard name derives from the file's content, so importing the
+    same file twice replaces its shard instead of duplicating the data.
     """
     result = read_records(path)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-    shard = write_shard(result.samples, out_dir, f"samples-import-{digest}.parquet")
+    if result.kind == "counts":
+        name = f"{S.COUNTS_PREFIX}import-{digest}.parquet"
+        shard = _write_table(S.counts_to_arrow(result.counts), out_dir, name)
+    else:
+        shard = write_shard(result.samples, out_dir, f"samples-import-{digest}.parquet")
     return result, shard
+
+
+def read_input(path: str | Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The samples and the counts of a folder (Parquet shards) or of one file.
+
+    A folder gives its samples shards (:func:`fitting.schema.read_samples`) and its counts
+    shards (:func:`fitting.schema.read_counts`), either of which may be absent (None). A
+    JSONL/CSV file is read by :func:`read_records`; a Parquet file is a counts table when it
+    has ``n_samples`` and ``n_correct`` and no ``correct`` column, else a samples shard.
+    Raises :class:`fitting.schema.SchemaError` when there is nothing to read.
+    """
+    p = Path(path)
+    if p.is_file():
+        if p.suffix.lower() == ".parquet":
+            try:
+                names = set(pq.read_schema(p).names)
+            except Exception as exc:  # pyarrow raises several types for corrupt files
+                raise S.SchemaError(f"{p}: cannot read Parquet file: {exc}") from None
+            if {S.N_SAMPLES, S.N_CORRECT} <= names and S.CORRECT not in names:
+                return None, S.validate_counts(pd.read_parquet(p), source=str(p))
+            return S.read_samples(p), None
+        result = read_records(p)
+        return result.samples, result.counts
+    if not p.is_dir():
+        raise S.SchemaError(f"{p}: no such samples folder or file")
+    samples = S.read_samples(p) if S.has_samples(p) else None
+    counts = S.read_counts(p) if S.counts_paths(p) else None
+    if samples is None and counts is None:
+        raise S.SchemaError(f"{p}: no Parquet shards found (expected samples-*.parquet or counts-*.parquet)")
+    return samples, counts

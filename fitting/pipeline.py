@@ -17,7 +17,8 @@ Fit records (``fits.json``) hold: ``model``, ``strategy``, ``config`` (with the 
 removed for sweeps), ``metric``, ``difficulty``, ``knob``, ``law``, ``params``,
 ``params_ci``, ``band`` (``x``, ``estimate``, ``lo``, ``hi``: the bootstrap prediction band up
 to :data:`BAND_FACTOR` times the largest profiled k), ``saturation`` (N* with its interval),
-``rmse``, ``extrapolation_error`` (held-out RMSE of the winner), ``k_min``, ``k_max``,
+``rmse``, ``extrapolation_error`` (the winner's far-end RMSE when fitted on the low end only,
+:func:`fitting.fit_curve`), ``extrapolation_ratio`` (how far that score extrapolated), ``k_min``, ``k_max``,
 ``n_points``, ``n_questions``, ``converged``, ``candidates`` (every law's scores) and ``note``.
 A curve with too few points, or whose laws all fail, gets a record with ``law`` None and a
 ``note`` saying why, never a silent bad fit.
@@ -38,17 +39,22 @@ from . import schema as S
 from ._fitutil import json_safe
 from ._laws_base import ConvergenceWarning
 from .atomic import atomic_write
-from .curves import ACCURACY_METRIC, METRICS, curves_from_samples, per_question_curves
+from .counts import curves_from_counts, per_question_pass
+from .curves import ACCURACY_METRIC, METRICS, DataWarning, curves_from_samples, k_grid, per_question_curves
 from .laws import binomial_weights
 from .select import DEFAULT_LAWS, fit_curve
 from .uncertainty import DEFAULT_EPSILON, bootstrap_questions
 
-__all__ = ["FitOutput", "fit_samples", "fit_curves", "MIN_POINTS", "BAND_FACTOR"]
+__all__ = ["FitOutput", "fit_samples", "fit_counts", "fit_curves", "MIN_POINTS", "BAND_FACTOR"]
 
 #: fewest distinct knob values a curve needs before a 3-parameter law is fitted to it
 MIN_POINTS = 4
 #: the prediction band reaches this multiple of the largest profiled knob value
 BAND_FACTOR = 4.0
+#: laws are fitted to every k of a pool curve up to this, then to this many k per decade
+#: (log-balanced: a 10,000-sample curve is not fitted to its first decades' thousand points)
+FIT_DENSE_K = 64
+FIT_PER_DECADE = 48
 _BAND_POINTS = 40
 
 
@@ -144,6 +150,8 @@ def fit_curves(
     """
     records = []
     for ident, rows, keys in _curve_groups(curves):
+        if ident["knob"] == "k":  # pool curves: fit on a log-balanced subset of a long k grid
+            rows = rows[rows[S.K].isin(k_grid(int(rows[S.K].max()), FIT_DENSE_K, FIT_PER_DECADE))]
         x = rows[S.K].to_numpy(float)
         y = rows[S.ACCURACY].to_numpy(float)
         nq = rows[S.N_QUESTIONS].to_numpy(float)
@@ -168,12 +176,15 @@ def fit_curves(
         if len(np.unique(x)) < min_points:
             rec["note"] = f"{len(np.unique(x))} knob values (< {min_points}): measured points only, no law"
             continue
+        if np.ptp(y) == 0:
+            why = " (no correct sample)" if y[0] == 0 else ""
+            rec["note"] = f"flat curve at {y[0]:g}{why}: measured points only, no law"
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             law, table = fit_curve(x, y, laws=laws, sample_weight=binomial_weights(y, nq))
-        rec["candidates"] = json_safe(
-            table[["law", "rmse", "aic", "extrapolation_error", "converged", "message"]].to_dict("records")
-        )
+        cols = ["law", "rmse", "aic", "extrapolation_error", "extrapolation_ratio", "converged", "message"]
+        rec["candidates"] = json_safe(table[cols].to_dict("records"))
         if not law.converged_:
             rec["note"] = f"no law converged (best try {law.name}: {law.convergence_message_})"
             continue
@@ -183,10 +194,15 @@ def fit_curves(
             "params": json_safe(law.params_),
             "rmse": json_safe(chosen["rmse"]),
             "extrapolation_error": json_safe(chosen["extrapolation_error"]),
+            "extrapolation_ratio": json_safe(chosen["extrapolation_ratio"]),
             "converged": True,
-            "note": f"{law.name} selected among {len(table)} laws by held-out extrapolation error and AIC",
+            "note": f"{law.name} selected among {len(table)} laws by far-end extrapolation error and AIC",
         }
         matrix = _per_question_matrix(per_question, keys, x) if per_question and n_boot > 0 else None
+        if matrix is not None and matrix.isna().any().any():  # uneven pools, policy "available"
+            matrix = matrix.dropna(axis=1)  # the bootstrap refits on the k every question covers
+            if matrix.shape[1] < min_points:
+                matrix = None
         if matrix is None or matrix.shape[0] < 2:
             rec["note"] += "; no bootstrap (per-question estimates unavailable)"
             continue
@@ -224,8 +240,12 @@ def fit_samples(
     level: float = 0.9,
     seed: int = 0,
     metrics: Sequence[str] = METRICS,
+    pool_policy: str = "common",
 ) -> FitOutput:
     """Curves and fitted laws of a samples table.
+
+    Warns :class:`fitting.curves.DataWarning` for curves not produced (no answers) or cut
+    short (uneven pools; ``pool_policy`` as in :func:`fitting.curves_from_samples`).
 
     Examples
     --------
@@ -233,7 +253,41 @@ def fit_samples(
     >>> out = fit_samples(read_samples("examples/samples"), n_boot=50)  # doctest: +SKIP
     >>> out.curves.head(); out.fits[0]["law"]  # doctest: +SKIP
     """
-    curves = curves_from_samples(samples, metrics=metrics, n_boot=n_boot, level=level, seed=seed)
-    per_q = per_question_curves(samples, metrics=metrics, seed=seed) if n_boot > 0 else None
+    curves = curves_from_samples(
+        samples, metrics=metrics, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy
+    )
+    per_q = None
+    if n_boot > 0:
+        with warnings.catch_warnings():  # already emitted by curves_from_samples
+            warnings.simplefilter("ignore", DataWarning)
+            per_q = per_question_curves(samples, metrics=metrics, seed=seed, pool_policy=pool_policy)
+    fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed)
+    return FitOutput(curves=curves, fits=fits)
+
+
+def fit_counts(
+    counts: pd.DataFrame,
+    *,
+    laws: Sequence = DEFAULT_LAWS,
+    n_boot: int = 200,
+    level: float = 0.9,
+    seed: int = 0,
+    pool_policy: str = "common",
+) -> FitOutput:
+    """Pass@k curves and fitted laws of a counts table (one row per question).
+
+    The same records as :func:`fit_samples` gives for ``pass@k``; majority and weighted
+    vote need answers and are never estimated from counts.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> counts = pd.DataFrame({"question_id": range(40), "n_samples": 64, "n_correct": [i % 9 for i in range(40)]})
+    >>> out = fit_counts(counts, n_boot=0)
+    >>> out.fits[0]["metric"], out.fits[0]["k_max"], out.fits[0]["converged"]
+    ('pass@k', 64.0, True)
+    """
+    curves = curves_from_counts(counts, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy)
+    per_q = per_question_pass(counts, pool_policy=pool_policy) if n_boot > 0 else None
     fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed)
     return FitOutput(curves=curves, fits=fits)

@@ -19,8 +19,11 @@ import pyarrow as pa
 
 __all__ = [
     "SchemaError",
+    "DuplicateSamples",
     "SAMPLES_SCHEMA",
     "REQUIRED_SAMPLE_COLUMNS",
+    "COUNTS_SCHEMA",
+    "REQUIRED_COUNT_COLUMNS",
     "validate_samples",
     "read_samples",
     "GROUP_KEYS",
@@ -50,7 +53,8 @@ LOGPROB = "logprob"  # mean token log-probability of the completion
 REWARD = "reward"  # verifier / reward-model score where one was used
 
 # Column -> pyarrow type. Order is the canonical column order of written tables.
-SAMPLES_SCHEMA: dict[str, pa.DataType] = {
+# The identifying columns come first in both the samples and the counts tables.
+_KEY_SCHEMA: dict[str, pa.DataType] = {
     RUN_ID: pa.string(),
     MODEL: pa.string(),
     BACKEND: pa.string(),
@@ -59,6 +63,9 @@ SAMPLES_SCHEMA: dict[str, pa.DataType] = {
     CONFIG: pa.string(),
     QUESTION_ID: pa.string(),
     DIFFICULTY: pa.string(),
+}
+SAMPLES_SCHEMA: dict[str, pa.DataType] = {
+    **_KEY_SCHEMA,
     SAMPLE_IDX: pa.int64(),
     ANSWER: pa.string(),
     REFERENCE: pa.string(),
@@ -86,6 +93,25 @@ IDENTITY_DEFAULTS = {
     DIFFICULTY: "all",
 }
 
+# ---- counts table ----------------------------------------------------------------------------
+# The compact form of a pool when only correctness is known (published coverage data): one row
+# per (run, model, strategy, config, question). Cost columns hold per-sample MEANS.
+N_SAMPLES = "n_samples"
+N_CORRECT = "n_correct"
+#: cost columns a counts row may carry, each the mean over the question's samples
+COUNT_COST_COLUMNS = (PROMPT_TOKENS, COMPLETION_TOKENS, LATENCY_S, KV_BYTES_PEAK, FLOPS)
+COUNTS_SCHEMA: dict[str, pa.DataType] = {
+    **_KEY_SCHEMA,
+    N_SAMPLES: pa.int64(),
+    N_CORRECT: pa.int64(),
+    **{c: pa.float64() for c in COUNT_COST_COLUMNS},
+}
+REQUIRED_COUNT_COLUMNS = (QUESTION_ID, N_SAMPLES, N_CORRECT)
+#: largest count accepted (exact in float64, far above any real pool)
+MAX_COUNT = 10**15
+#: file-name prefix of counts shards (samples shards are every other ``*.parquet``)
+COUNTS_PREFIX = "counts-"
+
 # A curve is one (model, strategy, config, difficulty) group of the samples table.
 GROUP_KEYS = (MODEL, STRATEGY, CONFIG, DIFFICULTY)
 
@@ -106,6 +132,8 @@ MEAN_KV_BYTES = "mean_kv_bytes"
 KNOB = "knob"  # what k counts: "samples" (pools), "width", "rounds", "tokens" (one point per config)
 SCORE_SOURCE = "score_source"  # column that ranked samples for best_of@k ("reward" or "logprob")
 MC_SE = "mc_se"  # Monte Carlo standard error of the accuracy (0 for exact estimators)
+ESTIMATOR = "estimator"  # how accuracy was estimated: "unbiased", "exact", "monte_carlo", "mean"
+POOL_POLICY = "pool_policy"  # uneven pools: "common" (k <= smallest pool) or "available" (n_i >= k)
 
 
 class SchemaError(ValueError):
@@ -114,6 +142,15 @@ class SchemaError(ValueError):
     The message names the source (file and line where known), the field, what was
     expected and what was found.
     """
+
+
+class DuplicateSamples(SchemaError):
+    """Two rows share ``(run, model, strategy, config, question_id, sample_idx)``; ``rows`` are
+    the positions (in the validated input) of every row with the first such key."""
+
+    def __init__(self, message: str, rows: list[int]) -> None:
+        super().__init__(message)
+        self.rows = rows
 
 
 def _where(source: str | None) -> str:
@@ -137,17 +174,7 @@ def validate_samples(df: pd.DataFrame, source: str | None = None) -> pd.DataFram
     [0, 1]
     """
     where = _where(source)
-    missing = [c for c in REQUIRED_SAMPLE_COLUMNS if c not in df.columns]
-    if missing:
-        raise SchemaError(f"{where}missing required column(s) {missing}; have {list(df.columns)}")
-    out = df.copy()
-    for col, default in IDENTITY_DEFAULTS.items():
-        if col not in out.columns:
-            out[col] = default
-        elif out[col].isna().any():
-            out[col] = out[col].astype(object).where(out[col].notna(), default)
-    out[QUESTION_ID] = out[QUESTION_ID].astype(str)
-    out[DIFFICULTY] = out[DIFFICULTY].astype("string").fillna(IDENTITY_DEFAULTS[DIFFICULTY]).astype(str)
+    out = _with_identity(df, REQUIRED_SAMPLE_COLUMNS, where)
     if SAMPLE_IDX not in out.columns or out[SAMPLE_IDX].isna().any():
         # number the rows without an index 0.. within their (run, model, strategy, config, question)
         keys = [RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID]
@@ -161,15 +188,34 @@ def validate_samples(df: pd.DataFrame, source: str | None = None) -> pd.DataFram
             out[col] = pd.Series([None] * len(out), dtype=_pandas_dtype(typ), index=out.index)
             continue
         out[col] = _coerce(out[col], typ, col, where)
-    dup = out.duplicated([RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID, SAMPLE_IDX], keep=False)
+    keys = [RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID, SAMPLE_IDX]
+    dup = out.duplicated(keys, keep=False).to_numpy()
     if dup.any():
-        first = out.loc[dup, [QUESTION_ID, SAMPLE_IDX]].iloc[0]
-        raise SchemaError(
+        first = out.iloc[int(np.flatnonzero(dup)[0])]
+        same = (out[keys] == first[keys]).all(axis=1).to_numpy()
+        raise DuplicateSamples(
             f"{where}duplicate (question_id, sample_idx) = ({first[QUESTION_ID]!r}, {first[SAMPLE_IDX]}) "
-            f"for the same run, model, strategy and config"
+            f"for the same run, model, strategy and config",
+            np.flatnonzero(same).tolist(),
         )
     extra = [c for c in out.columns if c not in SAMPLES_SCHEMA]
     return out[list(SAMPLES_SCHEMA) + extra].reset_index(drop=True)
+
+
+def _with_identity(df: pd.DataFrame, required, where: str) -> pd.DataFrame:
+    """A copy with the required columns checked, identity defaults filled, labels as strings."""
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{where}missing required column(s) {missing}; have {list(df.columns)}")
+    out = df.copy()
+    for col, default in IDENTITY_DEFAULTS.items():
+        if col not in out.columns:
+            out[col] = default
+        elif out[col].isna().any():
+            out[col] = out[col].astype(object).where(out[col].notna(), default)
+    out[QUESTION_ID] = out[QUESTION_ID].astype(str)
+    out[DIFFICULTY] = out[DIFFICULTY].astype("string").fillna(IDENTITY_DEFAULTS[DIFFICULTY]).astype(str)
+    return out
 
 
 def _pandas_dtype(typ: pa.DataType):
@@ -234,17 +280,129 @@ def to_arrow(df: pd.DataFrame) -> pa.Table:
     return base
 
 
+def _parquet_files(p: Path) -> list[Path]:
+    return sorted(q for q in p.rglob("*.parquet") if not q.name.startswith((".", "_tmp")))
+
+
 def shard_paths(folder: str | Path) -> list[Path]:
-    """Parquet shards of a samples folder (or the single file given), sorted."""
+    """Parquet shards of a samples folder (or the single file given), sorted.
+
+    Counts shards (``counts-*.parquet``, see :func:`read_counts`) are not samples shards; a
+    folder holding only counts raises a :class:`SchemaError` that says so.
+    """
     p = Path(folder)
     if p.is_file():
         return [p]
     if not p.exists():
         raise SchemaError(f"{p}: no such samples folder")
-    shards = sorted(q for q in p.rglob("*.parquet") if not q.name.startswith((".", "_tmp")))
+    files = _parquet_files(p)
+    shards = [q for q in files if not q.name.startswith(COUNTS_PREFIX)]
+    if not shards and files:
+        raise SchemaError(
+            f"{p}: holds per-question counts (counts-*.parquet), not per-sample rows; counts give "
+            "pass@k curves and forecasts (`ttc fit`, `ttc forecast`), while this step needs samples"
+        )
     if not shards:
         raise SchemaError(f"{p}: no Parquet shards found (expected files like samples-*.parquet)")
     return shards
+
+
+def counts_paths(folder: str | Path) -> list[Path]:
+    """Counts shards (``counts-*.parquet``) of a folder (or the single file given), sorted;
+    empty when the folder has none."""
+    p = Path(folder)
+    if p.is_file():
+        return [p]
+    if not p.exists():
+        raise SchemaError(f"{p}: no such folder")
+    return [q for q in _parquet_files(p) if q.name.startswith(COUNTS_PREFIX)]
+
+
+def has_samples(folder: str | Path) -> bool:
+    """Whether a folder holds samples shards (a file counts as one unless named ``counts-*``)."""
+    p = Path(folder)
+    if p.is_file():
+        return not p.name.startswith(COUNTS_PREFIX)
+    return p.is_dir() and any(not q.name.startswith(COUNTS_PREFIX) for q in _parquet_files(p))
+
+
+def validate_counts(df: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """Check a counts DataFrame and return it normalized to :data:`COUNTS_SCHEMA`.
+
+    Missing identity columns get their defaults, missing cost columns are null, extra
+    columns are kept at the end. Raises :class:`SchemaError` on a missing required column,
+    a non-integer or negative count, ``n_samples < 1``, ``n_correct > n_samples``, a
+    negative cost, or a duplicate ``(run, model, strategy, config, question_id)``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = validate_counts(pd.DataFrame({"question_id": [1, 2], "n_samples": [10, 10], "n_correct": [0, 3]}))
+    >>> df[["question_id", "n_samples", "n_correct", "strategy"]].values.tolist()
+    [['1', 10, 0, 'pool'], ['2', 10, 3, 'pool']]
+    """
+    where = _where(source)
+    out = _with_identity(df, REQUIRED_COUNT_COLUMNS, where)
+    for col in (N_SAMPLES, N_CORRECT):
+        big = (pd.to_numeric(out[col], errors="coerce").abs() > MAX_COUNT).to_numpy(bool)
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            raise SchemaError(
+                f"{where}row {i + 1}: column {col!r} must be at most {MAX_COUNT:.0e}, got {out[col].iloc[i]!r}"
+            )
+    for col, typ in COUNTS_SCHEMA.items():
+        if col not in out.columns:
+            out[col] = pd.Series([None] * len(out), dtype=_pandas_dtype(typ), index=out.index)
+            continue
+        out[col] = _coerce(out[col], typ, col, where)
+    n, c = out[N_SAMPLES], out[N_CORRECT]
+    for name, bad in (
+        (N_SAMPLES, n.isna() | (n < 1)),
+        (N_CORRECT, c.isna() | (c < 0) | (c > n.fillna(0))),
+        *((col, out[col] < 0) for col in COUNT_COST_COLUMNS),
+    ):
+        bad = bad.fillna(False).to_numpy(bool)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            expected = {
+                N_SAMPLES: "an integer >= 1",
+                N_CORRECT: f"an integer in [0, n_samples = {n.iloc[i]}]",
+            }
+            raise SchemaError(
+                f"{where}row {i + 1}: column {name!r} must be {expected.get(name, '>= 0')}, got {out[name].iloc[i]!r}"
+            )
+    dup = out.duplicated([RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID], keep=False)
+    if dup.any():
+        first = out.loc[dup, [MODEL, QUESTION_ID]].iloc[0]
+        raise SchemaError(
+            f"{where}duplicate counts for question_id {first[QUESTION_ID]!r} of model {first[MODEL]!r} "
+            "(same run, strategy and config)"
+        )
+    extra = [c for c in out.columns if c not in COUNTS_SCHEMA]
+    return out[list(COUNTS_SCHEMA) + extra].reset_index(drop=True)
+
+
+def counts_to_arrow(df: pd.DataFrame) -> pa.Table:
+    """A validated counts DataFrame as a pyarrow Table with :data:`COUNTS_SCHEMA`."""
+    fields = [pa.field(c, t) for c, t in COUNTS_SCHEMA.items()]
+    return pa.Table.from_pandas(df[list(COUNTS_SCHEMA)], schema=pa.schema(fields), preserve_index=False)
+
+
+def read_counts(folder: str | Path) -> pd.DataFrame:
+    """Read every counts shard (``counts-*.parquet``) of a folder into one validated DataFrame.
+
+    Raises :class:`SchemaError` when the folder holds no counts shards.
+    """
+    paths = counts_paths(folder)
+    if not paths:
+        raise SchemaError(f"{folder}: no counts shards found (expected files like counts-*.parquet)")
+    frames = []
+    for path in paths:
+        try:
+            frames.append(pd.read_parquet(path))
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise SchemaError(f"{path}: cannot read Parquet shard: {exc}") from None
+    return validate_counts(pd.concat(frames, ignore_index=True), source=str(folder))
 
 
 def read_samples(folder: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
@@ -255,10 +413,23 @@ def read_samples(folder: str | Path, columns: Iterable[str] | None = None) -> pd
     >>> df = read_samples("examples/samples")  # doctest: +SKIP
     """
     frames = []
-    for path in shard_paths(folder):
+    paths = shard_paths(folder)
+    for path in paths:
         try:
             frames.append(pd.read_parquet(path, columns=list(columns) if columns else None))
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise SchemaError(f"{path}: cannot read Parquet shard: {exc}") from None
     df = pd.concat(frames, ignore_index=True)
-    return validate_samples(df, source=str(folder))
+    try:
+        return validate_samples(df, source=str(folder))
+    except DuplicateSamples as exc:
+        if len(frames) < 2:
+            raise
+        ends = np.cumsum([len(f) for f in frames])
+        held = {paths[int(np.searchsorted(ends, i, side="right"))] for i in exc.rows}
+        shards = sorted(str(p.relative_to(folder)) for p in held)
+        raise DuplicateSamples(
+            f"{exc} in shards {', '.join(shards)} (two profilers wrote this folder at once?); "
+            f"`ttc merge NEW {folder} --dedupe` writes one copy of each unit to NEW",
+            exc.rows,
+        ) from None

@@ -1,9 +1,14 @@
-"""Choose a law for a curve: fit every candidate, score its extrapolation on held-out
-high-compute points, break near-ties by AIC, refit the winner on all points.
+"""Choose a law for a curve: fit every candidate, score how well it extrapolates, break
+near-ties by AIC, refit the winner on all points.
 
-Extrapolation is what the planner uses laws for, so that is the primary criterion; AIC
+Extrapolation is what laws are used for (the planner predicts beyond the profiled k,
+``ttc forecast`` far beyond it), so that is the primary criterion, scored the way it is
+used: on a log-spaced range of compute, each law is fitted on the LOW end only (all points
+up to a cut) and scored on the FAR end (the points in the top ``far`` fraction of the log
+range), for several cuts; the score is the mean RMSE over cuts. A law that fits the first
+decade well but bends the wrong way beyond it loses, whatever its in-sample fit. AIC
 (in-sample fit penalized by parameter count) decides between laws that extrapolate about
-equally well, and is the only criterion when there are too few points to hold any out.
+equally well, and is the only criterion when there are too few points to score any cut.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from ._fitutil import as_1d
 from ._laws_base import ConvergenceWarning, Law
 from .laws import get_law
 
-__all__ = ["fit_curve", "DEFAULT_LAWS"]
+__all__ = ["fit_curve", "DEFAULT_LAWS", "DEFAULT_CUTS", "FAR_FRACTION"]
 
 _COLUMNS = (
     "law",
@@ -27,6 +32,7 @@ _COLUMNS = (
     "rmse",
     "aic",
     "extrapolation_error",
+    "extrapolation_ratio",
     "converged",
     "holdout_converged",
     "selected",
@@ -35,6 +41,10 @@ _COLUMNS = (
 
 #: The candidates tried by default.
 DEFAULT_LAWS = ("power_law", "exp_decay", "exp_power_law", "logistic")
+#: Where the fit set ends, as fractions of the log range of x (the scored cuts).
+DEFAULT_CUTS = (0.25, 0.4, 0.55)
+#: The far end scored: points in the top fraction of the log range of x.
+FAR_FRACTION = 0.15
 
 
 def fit_curve(
@@ -44,14 +54,23 @@ def fit_curve(
     sample_weight=None,
     holdout_frac: float = 0.25,
     tie_tol: float = 0.1,
+    cuts: Sequence[float] | None = DEFAULT_CUTS,
+    far: float = FAR_FRACTION,
 ) -> tuple[Law, pd.DataFrame]:
     """Fit every candidate law and select the one that extrapolates best.
 
-    Each law is fitted on the low-compute points (all but the ``holdout_frac`` largest x)
-    and scored by the RMSE of its predictions on the held-out high-compute points
-    (``extrapolation_error``, in the units of y). Among converged laws, those within
-    ``tie_tol`` (relative) of the smallest extrapolation error count as tied and the one
-    with the lowest AIC wins. The winner is refitted on all points.
+    For each cut c in ``cuts`` every law is fitted on the points with
+    ``log x <= log x_min + c * (log x_max - log x_min)`` (the low end) and scored by the RMSE
+    of its predictions on the far end (``log x >= log x_max - far * log range``); its
+    ``extrapolation_error`` is the mean over the cuts. A cut is used when its low end holds
+    at least one point more than the candidate with the most parameters has parameters, so
+    that every candidate is scored on the same extrapolations. Among converged laws,
+    those within ``tie_tol`` (relative) of the smallest extrapolation error count as tied and
+    the one with the lowest AIC wins. The winner is refitted on all points.
+
+    When no cut leaves enough points (short curves), or x is not positive, or ``cuts`` is
+    None, the ``holdout_frac`` largest-x points are held out instead (fit on the rest, RMSE
+    on them).
 
     Parameters
     ----------
@@ -63,11 +82,15 @@ def fit_curve(
     sample_weight : array of shape (n,) or None
         Inverse-variance weights passed to every fit (e.g. :func:`fitting.binomial_weights`).
     holdout_frac : float
-        Fraction of points (at least one) held out at the high-compute end. A law whose
-        low-compute part has fewer points than its parameters plus one is not scored
+        The fallback scheme's fraction of points (at least one) held out at the high end.
+        A law with fewer fitted points than its parameters plus one is not scored
         (``extrapolation_error`` NaN); then AIC alone decides between all candidates.
     tie_tol : float
         Relative tolerance under which extrapolation errors are considered equal.
+    cuts : sequence of float in (0, 1), or None
+        Ends of the fit sets as fractions of the log range of x.
+    far : float in (0, 1)
+        The scored far end, as a fraction of the log range of x.
 
     Returns
     -------
@@ -75,8 +98,10 @@ def fit_curve(
         The selected law, fitted on all points.
     table : pandas.DataFrame
         One row per candidate, best first: ``law``, ``params`` (dict), ``rmse`` (all
-        points), ``aic``, ``extrapolation_error``, ``converged``, ``holdout_converged``,
-        ``selected``, ``message``.
+        points), ``aic``, ``extrapolation_error``, ``extrapolation_ratio`` (geometric mean
+        over the scored cuts of far-end x over the cut's largest fitted x: how far the score
+        extrapolated), ``converged``, ``holdout_converged`` (the low-end fits converged for
+        most cuts), ``selected``, ``message``.
 
     Examples
     --------
@@ -91,37 +116,32 @@ def fit_curve(
     w = None if sample_weight is None else as_1d("sample_weight", sample_weight, len(x))
     if not 0.0 <= holdout_frac < 1.0:
         raise ValueError(f"holdout_frac must be in [0, 1), got {holdout_frac}")
+    if cuts is not None and not all(0.0 < c < 1.0 for c in cuts):
+        raise ValueError(f"cuts must lie in (0, 1), got {list(cuts)}")
+    if not 0.0 < far < 1.0:
+        raise ValueError(f"far must be in (0, 1), got {far}")
     order = np.argsort(x, kind="stable")
     x, y = x[order], y[order]
     w = None if w is None else w[order]
-    n_hold = max(1, math.ceil(holdout_frac * len(x))) if holdout_frac > 0 else 0
-    n_fit = len(x) - n_hold
 
+    # one set of splits for every candidate (sized for the law with the most parameters), so that
+    # every law is scored on the same extrapolations
+    splits = _splits(x, max(len(get_law(spec).param_names) for spec in laws), cuts, far, holdout_frac)
     rows, fitted = [], []
     for spec in laws:
         law = get_law(spec)
-        k = len(law.param_names)
         try:
             law._check_x(x)
         except ValueError as exc:  # e.g. a power law cannot take x = 0: skip it, say why
             rows.append({"law": law.name, "params": {}, "rmse": math.nan, "aic": math.nan,
-                         "extrapolation_error": math.nan, "converged": False, "holdout_converged": None,
-                         "message": f"not applicable: {exc}"})  # fmt: skip
+                         "extrapolation_error": math.nan, "extrapolation_ratio": math.nan, "converged": False,
+                         "holdout_converged": None, "message": f"not applicable: {exc}"})  # fmt: skip
             fitted.append(None)
             continue
-        extrap, hold_ok, notes = math.nan, None, []
-        if n_hold and n_fit >= k + 1:
-            low = law.clone()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
-                low.fit(x[:n_fit], y[:n_fit], None if w is None else w[:n_fit])
-            hold_ok = low.converged_
-            notes += [
-                f"holdout fit: {c.message}" for c in caught if issubclass(c.category, ConvergenceWarning)
-            ]
-            extrap = float(np.sqrt(np.mean((low.predict(x[n_fit:]) - y[n_fit:]) ** 2)))
-        elif n_hold:
-            notes.append(f"only {n_fit} low-compute points for {k} parameters: not scored on held-out points")
+        extrap, ratio, hold_ok, notes = _score(law, x, y, w, splits)
+        if not splits and len(x) > 1 and holdout_frac > 0:
+            n_params = len(law.param_names)
+            notes.append(f"too few low-compute points for {n_params} parameters: not scored")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             law.fit(x, y, w)
@@ -134,6 +154,7 @@ def fit_curve(
                 "rmse": law.rmse_,
                 "aic": law.aic_,
                 "extrapolation_error": extrap,
+                "extrapolation_ratio": ratio,
                 "converged": law.converged_,
                 "holdout_converged": hold_ok,
                 "message": "; ".join(notes) if notes else "ok",
@@ -147,6 +168,51 @@ def fit_curve(
     rank = _rank(table, winner_idx)
     table = table.iloc[rank].reset_index(drop=True)
     return winner, table[list(_COLUMNS)]
+
+
+def _splits(x: np.ndarray, n_params: int, cuts, far: float, holdout_frac: float) -> list[tuple]:
+    """(number of low-end points fitted, far-end mask) for each usable cut (x sorted).
+
+    Log-range cuts when x is positive with a range; else, or when no cut leaves
+    ``n_params + 1`` points, one split holding out the ``holdout_frac`` largest points.
+    """
+    out = []
+    if cuts is not None and x[0] > 0 and x[-1] > x[0]:
+        u = np.log(x)
+        span = u[-1] - u[0]
+        far_mask = u >= u[-1] - far * span - 1e-12
+        for c in cuts:
+            n_fit = int(np.searchsorted(u, u[0] + c * span + 1e-12, side="right"))
+            if n_fit >= n_params + 1 and not far_mask[:n_fit].any():
+                out.append((n_fit, far_mask))
+        if out:
+            return out
+    n_hold = max(1, math.ceil(holdout_frac * len(x))) if holdout_frac > 0 else 0
+    n_fit = len(x) - n_hold
+    if n_hold and n_fit >= n_params + 1:
+        mask = np.zeros(len(x), dtype=bool)
+        mask[n_fit:] = True
+        out.append((n_fit, mask))
+    return out
+
+
+def _score(law: Law, x, y, w, splits) -> tuple[float, float, bool | None, list[str]]:
+    """Mean far-end RMSE over the splits, the geometric-mean extrapolation ratio, whether most
+    low-end fits converged, and notes."""
+    if not splits:
+        return math.nan, math.nan, None, []
+    errors, ratios, ok, notes = [], [], [], []
+    for n_fit, far_mask in splits:
+        low = law.clone()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            low.fit(x[:n_fit], y[:n_fit], None if w is None else w[:n_fit])
+        ok.append(low.converged_)
+        notes += [f"low-end fit (x <= {x[n_fit - 1]:g}): {c.message}" for c in caught
+                  if issubclass(c.category, ConvergenceWarning)]  # fmt: skip
+        errors.append(float(np.sqrt(np.mean((low.predict(x[far_mask]) - y[far_mask]) ** 2))))
+        ratios.append(float(np.exp(np.mean(np.log(x[far_mask]))) / x[n_fit - 1]))
+    return float(np.mean(errors)), float(np.exp(np.mean(np.log(ratios)))), sum(ok) * 2 > len(ok), notes
 
 
 def _select(table: pd.DataFrame, tie_tol: float) -> int:

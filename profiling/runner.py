@@ -14,6 +14,7 @@ Example (a test double stands in for a model here; ``ttc profile`` loads real on
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,22 +24,26 @@ from typing import Any
 from fitting import schema as S
 
 from .backends import Backend, load_backend
+from .executor import Executor, Job, LoadedModel, LocalExecutor, RunSetup, outcome_rows
+from .lock import run_lock
 from .storage import (
     ShardWriter,
     check_model,
     check_same_run,
     command_line,
-    finished_units,
+    describe_duplicates,
+    duplicate_units,
     new_run_metadata,
     read_run,
     run_signature,
     shard_of,
+    unit_shards,
     write_run,
 )
-from .strategies import Outcome, RunContext, Strategy, expand_specs
+from .strategies import Strategy, expand_specs
 from .tasks import Problem, Task, get_task
 
-__all__ = ["profile", "ProfileResult", "outcome_rows"]
+__all__ = ["profile", "ProfileResult", "outcome_rows", "select_problems"]
 
 
 @dataclass
@@ -54,42 +59,9 @@ class ProfileResult:
     completion_tokens: int = 0
     elapsed_s: float = 0.0
     shards: list[Path] = field(default_factory=list)
-
-
-def outcome_rows(
-    outcomes: Sequence[Outcome], *, run_id: str, backend: Backend, task: Task, strategy: Strategy
-) -> list[dict]:
-    """Samples-table rows (schema column names) of a strategy's outcomes."""
-    config = strategy.config_json()
-    rows = []
-    for o in outcomes:
-        c = o.cost
-        rows.append(
-            {
-                S.RUN_ID: run_id,
-                S.MODEL: backend.model_name,
-                S.BACKEND: backend.name,
-                S.TASK: task.name,
-                S.STRATEGY: strategy.name,
-                S.CONFIG: config,
-                S.QUESTION_ID: o.problem.id,
-                S.DIFFICULTY: o.problem.difficulty,
-                S.SAMPLE_IDX: o.sample_idx,
-                S.ANSWER: o.answer,
-                S.REFERENCE: task.normalize(o.problem.answer),
-                S.CORRECT: bool(o.correct),
-                S.PROMPT_TOKENS: c.prompt_tokens,
-                S.COMPLETION_TOKENS: c.completion_tokens,
-                S.LATENCY_S: c.latency_s,
-                S.TTFT_S: c.ttft_s,
-                S.KV_BYTES_PEAK: c.kv_bytes_peak,
-                S.KV_SOURCE: c.kv_source if c.kv_bytes_peak is not None else None,
-                S.FLOPS: None,
-                S.LOGPROB: o.logprob,
-                S.REWARD: o.reward,
-            }
-        )
-    return rows
+    #: one line naming units already found in more than one shard (folders written by two
+    #: profilers at once before the run-folder lock), or None
+    duplicates: str | None = None
 
 
 def _load_task(task: str | Task) -> tuple[Task, str]:
@@ -136,6 +108,9 @@ def profile(
     flush_every_units: int = 512,
     loader: Callable[[str, str | None], Backend] | None = None,
     on_unit: Callable[[ProfileResult], Any] | None = None,
+    executor: Executor | None = None,
+    wait_lock: bool = False,
+    on_wait: Callable[[str], Any] | None = None,
 ) -> ProfileResult:
     """Profile ``models`` x ``strategies`` on ``task`` into the run folder ``out`` (resumable).
 
@@ -156,14 +131,21 @@ def profile(
     progress : show a rich progress bar (units, tokens/s, ETA) on stderr
     flush_every_s, flush_every_units : shard flush policy (see :class:`ShardWriter`)
     on_unit : called after each unit with the running :class:`ProfileResult` (tests, hooks)
+    executor : where the strategy calls run (:mod:`profiling.executor`): this process
+        (default) or e.g. :class:`profiling.ray_executor.RayExecutor`; closed at the end
+    wait_lock, on_wait : when another process holds the run folder's lock
+        (:mod:`profiling.lock`), wait for it (``on_wait`` is told once, with the holder)
+        instead of raising :class:`~profiling.lock.RunLocked`
 
     Raises
     ------
     ValueError for an unknown strategy/knob or a strategy the task cannot run;
-    :class:`~profiling.storage.RunMismatch` when ``out`` holds a different run.
+    :class:`~profiling.storage.RunMismatch` when ``out`` holds a different run;
+    :class:`~profiling.lock.RunLocked` when another process is writing ``out``;
+    :class:`~profiling.executor.UnitsFailed` when jobs failed on every retry (the rest is saved).
     """
     t_start = time.perf_counter()
-    task_obj, _task_spec = _load_task(task)
+    task_obj, task_spec = _load_task(task)
     strats = [s for s in strategies if isinstance(s, Strategy)]
     strats += expand_specs([s for s in strategies if not isinstance(s, Strategy)])
     if not strats:
@@ -174,101 +156,110 @@ def profile(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     problems = select_problems(task_obj, per_level=per_level, limit=limit, split=split, shard=shard)
     out = Path(out)
-    signature = run_signature(
-        task_obj.name, seed, max_new_tokens, [(s.name, s.config_json()) for s in strats]
-    )
-    fresh = new_run_metadata(
-        signature,
-        task={"name": task_obj.name, "spec": _task_spec, "split": split},
-        strategies=[{"name": s.name, "spec": str(s.spec), "config": s.config} for s in strats],
-        seed=seed,
-        max_new_tokens=max_new_tokens,
-        device=device,
-    )
-    meta = read_run(out)
-    if meta is None:
-        meta = fresh
-    else:
-        check_same_run(meta, fresh, f"the run in {out}", "this command")
-    selection = {"split": split, "per_level": per_level, "limit": limit if per_level is None else None}
-    for key, value in (
-        ("questions", selection),
-        ("shards", f"{shard[0]}/{shard[1]}"),
-        ("commands", command or command_line()),
-    ):
-        if value not in meta.setdefault(key, []):
-            meta[key].append(value)
-    meta.setdefault("batch_sizes", [])
-    if batch_size not in meta["batch_sizes"]:
-        meta["batch_sizes"].append(batch_size)
-    # run.json is written when each model registers (before its first shard) or, when every
-    # model is skipped as done, once at the end
-    registered: list[str] = []
+    executor = executor or LocalExecutor()
+    with contextlib.ExitStack() as stack:
+        # unwinds in reverse: flush the last shard, stop the bar, unlock, close the workers
+        stack.callback(executor.close)
+        stack.enter_context(run_lock(out, wait=wait_lock, on_wait=on_wait, command=command))
+        # the folder is read only once this process holds its lock
+        signature = run_signature(
+            task_obj.name, seed, max_new_tokens, [(s.name, s.config_json()) for s in strats]
+        )
+        fresh = new_run_metadata(
+            signature,
+            task={"name": task_obj.name, "spec": task_spec, "split": split},
+            strategies=[{"name": s.name, "spec": str(s.spec), "config": s.config} for s in strats],
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            device=device,
+        )
+        meta = read_run(out)
+        if meta is None:
+            meta = fresh
+        else:
+            check_same_run(meta, fresh, f"the run in {out}", "this command")
+        selection = {"split": split, "per_level": per_level, "limit": limit if per_level is None else None}
+        for key, value in (
+            ("questions", selection),
+            ("shards", f"{shard[0]}/{shard[1]}"),
+            ("commands", command or command_line()),
+        ):
+            if value not in meta.setdefault(key, []):
+                meta[key].append(value)
+        meta.setdefault("batch_sizes", [])
+        if batch_size not in meta["batch_sizes"]:
+            meta["batch_sizes"].append(batch_size)
+        # run.json is written when each model registers (before its first shard) or, when every
+        # model is skipped as done, once at the end
+        registered: list[str] = []
 
-    run_id = meta["run_id"]
-    done = finished_units(out)
-    result = ProfileResult(out, run_id, units_total=len(models) * len(strats) * len(problems))
-    writer = ShardWriter(
-        out, f"w{shard[0]}of{shard[1]}", every_s=flush_every_s, every_units=flush_every_units
-    )
-    bar = _Progress(result) if progress else None
-    load = loader or _default_loader
-    try:
-        with writer:
-            for model in models:
-                if isinstance(model, str):  # skip loading a model whose units are all done
-                    name = meta.get("model_specs", {}).get(model)
-                    if name is not None and all(
-                        (name, task_obj.name, s.name, s.config_json(), p.id) in done
-                        for s in strats
-                        for p in problems
-                    ):
-                        _skip(result, len(strats) * len(problems), bar)
-                        continue
-                backend = load(model, device) if isinstance(model, str) else model
-                try:
-                    _register_model(out, meta, model, backend)
-                    registered.append(backend.model_name)
-                    ctx = RunContext(seed=seed, max_new_tokens=max_new_tokens, model=backend.model_name)
-                    for strategy in strats:
-                        key = (backend.model_name, task_obj.name, strategy.name, strategy.config_json())
-                        todo = [p for p in problems if (*key, p.id) not in done]
-                        _skip(result, len(problems) - len(todo), bar)
-                        last_batch_s = 0.0
-                        for start in range(0, len(todo), batch_size):
-                            writer.maybe_flush(wait_s=last_batch_s)
-                            batch = todo[start : start + batch_size]
-                            t_batch = time.perf_counter()
-                            outcomes = strategy.run(backend, task_obj, batch, ctx)
-                            rows = outcome_rows(
-                                outcomes, run_id=run_id, backend=backend, task=task_obj, strategy=strategy
-                            )
-                            for p in batch:
-                                unit = [r for r in rows if r[S.QUESTION_ID] == p.id]
-                                if not unit:
-                                    raise RuntimeError(
-                                        f"strategy {strategy.name} returned no row for question {p.id!r}"
-                                    )
-                                writer.add_unit(unit)
-                                result.units_run += 1
-                                result.completion_tokens += sum(r[S.COMPLETION_TOKENS] for r in unit)
-                                if on_unit is not None:
-                                    on_unit(result)
-                            last_batch_s = time.perf_counter() - t_batch
-                            if bar is not None:
-                                bar.update()
-                finally:
-                    if isinstance(model, str):
-                        backend.close()
+        run_id = meta["run_id"]
+        held = unit_shards(out)
+        done = set(held)
+        result = ProfileResult(out, run_id, units_total=len(models) * len(strats) * len(problems))
+        dups = duplicate_units(held)
+        if dups:
+            result.duplicates = describe_duplicates(dups, out)
+        writer = ShardWriter(
+            out, f"w{shard[0]}of{shard[1]}", every_s=flush_every_s, every_units=flush_every_units
+        )
+        bar = _Progress(result) if progress else None
+        stack.callback(_finish, result, writer, bar, t_start)
+        stack.enter_context(writer)
+        executor.start(
+            RunSetup(task_obj, tuple(strats), seed, max_new_tokens, run_id), loader or _default_loader, device
+        )
+        for model in models:
+            if isinstance(model, str):  # skip loading a model whose units are all done
+                name = meta.get("model_specs", {}).get(model)
+                if name is not None and all(
+                    (name, task_obj.name, s.name, s.config_json(), p.id) in done
+                    for s in strats
+                    for p in problems
+                ):
+                    _skip(result, len(strats) * len(problems), bar)
+                    continue
+            loaded = executor.load(model)
+            try:
+                _register_model(out, meta, model, loaded, executor)
+                registered.append(loaded.name)
+                jobs = []
+                for index, strategy in enumerate(strats):
+                    key = (loaded.name, task_obj.name, strategy.name, strategy.config_json())
+                    todo = [p for p in problems if (*key, p.id) not in done]
+                    _skip(result, len(problems) - len(todo), bar)
+                    jobs += [
+                        Job(index, tuple(todo[start : start + batch_size]))
+                        for start in range(0, len(todo), batch_size)
+                    ]
+                last, gap = time.perf_counter(), 0.0
+                for item in executor.run(jobs):
+                    if item is not None:
+                        for unit in item[1]:
+                            writer.add_unit(unit)
+                            result.units_run += 1
+                            result.completion_tokens += sum(r[S.COMPLETION_TOKENS] for r in unit)
+                            if on_unit is not None:
+                                on_unit(result)
+                        if bar is not None:
+                            bar.update()
+                        now = time.perf_counter()
+                        last, gap = now, now - last
+                    # flush now if the buffer would be too old by the time the next job is in
+                    writer.maybe_flush(wait_s=gap)
+            finally:
+                executor.unload()
         if not registered:
             write_run(out, meta)
-    finally:
-        result.rows_written = writer.rows_written
-        result.shards = list(writer.shards)
-        result.elapsed_s = time.perf_counter() - t_start
-        if bar is not None:
-            bar.close()
     return result
+
+
+def _finish(result: ProfileResult, writer: ShardWriter, bar: _Progress | None, t_start: float) -> None:
+    result.rows_written = writer.rows_written
+    result.shards = list(writer.shards)
+    result.elapsed_s = time.perf_counter() - t_start
+    if bar is not None:
+        bar.close()
 
 
 def _skip(result: ProfileResult, count: int, bar: _Progress | None) -> None:
@@ -277,18 +268,21 @@ def _skip(result: ProfileResult, count: int, bar: _Progress | None) -> None:
         bar.skip(count)
 
 
-def _register_model(out: Path, meta: dict, spec: str | Backend, backend: Backend) -> None:
-    """Record the model's metadata in ``run.json``; refuse a model whose config changed."""
-    info = dict(backend.metadata())
-    info.setdefault("backend", backend.name)
-    info.setdefault("model", backend.model_name)
-    known = meta.setdefault("models", {}).get(backend.model_name)
+def _register_model(
+    out: Path, meta: dict, spec: str | Backend, loaded: LoadedModel, executor: Executor
+) -> None:
+    """Record the model's metadata and what ran it in ``run.json``; refuse a model whose
+    config changed."""
+    known = meta.setdefault("models", {}).get(loaded.name)
     if known is not None:
-        check_model(known, info, f"the run in {out}", "this command")
+        check_model(known, loaded.metadata, f"the run in {out}", "this command")
     else:
-        meta["models"][backend.model_name] = info
+        meta["models"][loaded.name] = loaded.metadata
     if isinstance(spec, str):
-        meta.setdefault("model_specs", {})[spec] = backend.model_name
+        meta.setdefault("model_specs", {})[spec] = loaded.name
+    described = executor.describe()
+    if described not in meta.setdefault("executors", []):
+        meta["executors"].append(described)
     write_run(out, meta)
 
 

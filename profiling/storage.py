@@ -27,6 +27,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import hashlib
@@ -37,7 +38,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ import pyarrow.parquet as pq
 
 from fitting import schema as S
 from fitting.atomic import atomic_write
+
+from .lock import read_lock
+from .sharding import parse_shard, shard_of  # re-exported: their home before sharding.py
 
 __all__ = [
     "UNIT_KEYS",
@@ -61,6 +65,9 @@ __all__ = [
     "check_model",
     "write_shard",
     "finished_units",
+    "unit_shards",
+    "duplicate_units",
+    "describe_duplicates",
     "ShardWriter",
     "shard_of",
     "parse_shard",
@@ -231,14 +238,47 @@ def shard_files(folder: str | Path) -> list[Path]:
     return sorted(folder.glob("samples-*.parquet")) if folder.is_dir() else []
 
 
-def finished_units(folder: str | Path) -> set[tuple[str, ...]]:
-    """Unit keys (:data:`UNIT_KEYS`) present in the shards of ``folder``."""
-    units: set[tuple[str, ...]] = set()
+def unit_shards(folder: str | Path) -> dict[tuple[str, ...], list[Path]]:
+    """Unit key (:data:`UNIT_KEYS`) -> the shards of ``folder`` that hold it, in shard order.
+
+    A unit is written once, so every list has one shard, unless two processes wrote the
+    folder at once (versions without the run-folder lock): see :func:`duplicate_units`.
+    """
+    units: dict[tuple[str, ...], list[Path]] = {}
     for path in shard_files(folder):
         table = pq.read_table(path, columns=list(UNIT_KEYS))
         cols = [table.column(c).to_pylist() for c in UNIT_KEYS]
-        units.update(zip(*cols, strict=True))
+        for key in dict.fromkeys(zip(*cols, strict=True)):
+            units.setdefault(tuple(map(str, key)), []).append(path)
     return units
+
+
+def finished_units(folder: str | Path) -> set[tuple[str, ...]]:
+    """Unit keys (:data:`UNIT_KEYS`) present in the shards of ``folder``."""
+    return set(unit_shards(folder))
+
+
+def duplicate_units(units: dict[tuple[str, ...], list[Path]]) -> dict[tuple[str, ...], list[Path]]:
+    """The units of :func:`unit_shards` held by more than one shard."""
+    return {key: paths for key, paths in units.items() if len(paths) > 1}
+
+
+def describe_duplicates(dups: dict[tuple[str, ...], list[Path]], folder: str | Path) -> str:
+    """One line for people: how many units are duplicated, in which shards, and the repair.
+
+    Examples
+    --------
+    >>> describe_duplicates({("m", "t", "greedy", "{}", "q1"): [Path("a.parquet"), Path("b.parquet")]}, "runs/x")
+    '1 unit(s) of runs/x are in more than one shard (a.parquet, b.parquet), e.g. question q1 of m greedy {}; two profilers wrote the folder at once? `ttc merge NEW runs/x --dedupe` writes one copy of each unit to NEW'
+    """
+    shards = sorted({p.name for paths in dups.values() for p in paths})
+    shown = ", ".join(shards[:4]) + (f" and {len(shards) - 4} more" if len(shards) > 4 else "")
+    model, _task, strategy, config, question = next(iter(dups))
+    return (
+        f"{len(dups)} unit(s) of {folder} are in more than one shard ({shown}), e.g. question {question} of "
+        f"{model} {strategy} {config}; two profilers wrote the folder at once? "
+        f"`ttc merge NEW {folder} --dedupe` writes one copy of each unit to NEW"
+    )
 
 
 def unit_key(row: dict) -> tuple[str, ...]:
@@ -330,39 +370,6 @@ class ShardWriter:
         self.flush()
 
 
-# ---- sharding questions across workers -------------------------------------------------------------
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; ``ValueError`` otherwise.
-
-    Examples
-    --------
-    >>> parse_shard("1/4")
-    (1, 4)
-    """
-    i, sep, n = str(text).partition("/")
-    try:
-        index, count = int(i), int(n)
-    except ValueError:
-        index, count = -1, 0
-    if not sep or count < 1 or not 0 <= index < count:
-        raise ValueError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
-    return index, count
-
-
-def shard_of(question_id: str, count: int) -> int:
-    """The worker (0..count-1) that owns a question: SHA-256 of its id modulo ``count``.
-
-    Deterministic across machines and Python processes (unlike ``hash``).
-
-    Examples
-    --------
-    >>> shard_of("q1", 1)
-    0
-    """
-    digest = hashlib.sha256(str(question_id).encode()).digest()
-    return int.from_bytes(digest[:8], "big") % count
-
-
 # ---- merge ------------------------------------------------------------------------------------------
 @dataclass
 class MergeReport:
@@ -371,26 +378,40 @@ class MergeReport:
     rows: int
     units: int
     shards: list[Path]
+    #: duplicate copies of units left out (``dedupe=True``): unit key -> the shards that held them
+    dropped: dict[tuple[str, ...], list[Path]] = field(default_factory=dict)
 
 
-def merge_runs(out: str | Path, inputs: list[str | Path], rows_per_shard: int = 200_000) -> MergeReport:
+def merge_runs(
+    out: str | Path, inputs: list[str | Path], rows_per_shard: int = 200_000, dedupe: bool = False
+) -> MergeReport:
     """Combine run folders (e.g. the workers of ``--shard i/n``) into ``out``.
 
     Refuses (:class:`RunMismatch`) inputs whose signatures differ (task, seed, token cap,
     strategy set) or that hold the same model name with a different config, dtype or
-    backend; refuses a unit present in two inputs (the same questions profiled twice) and an
-    ``out`` that already has shards. ``run.json`` of ``out`` unions the inputs' models,
-    question selections, shards and command lines.
+    backend; an input that a ``ttc profile`` is still writing (:class:`~profiling.lock.RunLocked`);
+    and an ``out`` that already has shards. A unit found in two shards (the same questions
+    profiled twice, by overlapping inputs or by two profilers that wrote one folder at once)
+    is refused naming the shards, unless ``dedupe``: then the first copy (inputs in order,
+    shards by name, i.e. by time) is kept and the others are reported in
+    :attr:`MergeReport.dropped`. ``run.json`` of ``out`` unions the inputs' models, question
+    selections, shards and command lines.
     """
     out = Path(out)
     if len(inputs) < 1:
         raise ValueError("merge needs at least one input folder")
-    metas = []
-    for folder in map(Path, inputs):
-        meta = read_run(folder)
-        if meta is None:
-            raise RunMismatch(f"{folder}: no {RUN_FILE}; not a ttc profile output folder")
-        metas.append((folder, meta))
+    with contextlib.ExitStack() as stack:
+        metas = []
+        for folder in map(Path, inputs):
+            meta = read_run(folder)
+            if meta is None:
+                raise RunMismatch(f"{folder}: no {RUN_FILE}; not a ttc profile output folder")
+            stack.enter_context(read_lock(folder))
+            metas.append((folder, meta))
+        return _merge(out, metas, rows_per_shard, dedupe)
+
+
+def _merge(out: Path, metas: list[tuple[Path, dict]], rows_per_shard: int, dedupe: bool) -> MergeReport:
     if not any(shard_files(folder) for folder, _ in metas):
         raise RunMismatch(
             f"no samples-*.parquet shards in any of {[str(f) for f, _ in metas]}; nothing to merge"
@@ -401,36 +422,43 @@ def merge_runs(out: str | Path, inputs: list[str | Path], rows_per_shard: int = 
         for name, model in meta.get("models", {}).items():
             merged["models"].setdefault(name, model)
         merged.setdefault("model_specs", {}).update(meta.get("model_specs", {}))
-        for key in ("questions", "shards", "commands"):
+        for key in ("questions", "shards", "commands", "executors"):
             merged[key] = list(merged.get(key, [])) + [
                 v for v in meta.get(key, []) if v not in merged.get(key, [])
             ]
     if out.exists() and (shard_files(out) or (out / RUN_FILE).exists()):
         raise RunMismatch(f"{out}: already holds a run; merge into a new folder")
-    frames, owner = [], {}
-    for folder, _ in metas:
-        if not shard_files(folder):  # a worker that owned no question
-            continue
-        df = pd.concat([pd.read_parquet(p) for p in shard_files(folder)], ignore_index=True)
-        for key in df[list(UNIT_KEYS)].drop_duplicates().itertuples(index=False, name=None):
-            key = tuple(map(str, key))
+    frames, owner, dropped = [], {}, {}
+    for path in [p for folder, _ in metas for p in shard_files(folder)]:
+        df = pd.read_parquet(path)
+        units = pd.MultiIndex.from_frame(df[list(UNIT_KEYS)].astype(str))
+        fresh = []
+        for key in units.unique():
             if key in owner:
-                raise RunMismatch(
-                    f"unit (model, task, strategy, config, question) = {key} is in both {owner[key]} and {folder}; "
-                    "the inputs overlap (profiled the same questions twice?)"
-                )
-            owner[key] = folder
-        frames.append(df)
+                dropped.setdefault(key, [owner[key]]).append(path)
+            else:
+                owner[key] = path
+                fresh.append(key)
+        frames.append(df[units.isin(fresh)])
+    if dropped and not dedupe:
+        key, paths = next(iter(dropped.items()))
+        raise RunMismatch(
+            f"{len(dropped)} unit(s) are in more than one shard: e.g. (model, task, strategy, config, question) = "
+            f"{key} is in both {paths[0]} and {paths[1]}; the inputs overlap (the same questions profiled "
+            "twice?) or two profilers wrote one folder at once; add --dedupe to keep the first copy of each unit"
+        )
     data = pd.concat(frames, ignore_index=True)
     data = data.sort_values(list(UNIT_KEYS) + [S.SAMPLE_IDX], kind="stable").reset_index(drop=True)
     merged["merged_from"] = [str(f) for f, _ in metas]
+    if dropped:
+        merged["deduplicated_units"] = len(dropped)
     out.mkdir(parents=True, exist_ok=True)
     shards = [
         write_shard(out, data.iloc[start : start + rows_per_shard], tag="merged")
         for start in range(0, len(data), rows_per_shard)
     ]
     write_run(out, merged)
-    return MergeReport(out, [f for f, _ in metas], len(data), len(owner), shards)
+    return MergeReport(out, [f for f, _ in metas], len(data), len(owner), shards, dropped)
 
 
 def command_line() -> list[str]:

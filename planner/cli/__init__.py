@@ -33,6 +33,7 @@ _COMMAND_MODULES = [
     "merge_cmd",
     "import_cmd",
     "fit_cmd",
+    "forecast_cmd",
     "costs_cmd",
     "recommend_cmd",
     "evaluate_cmd",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
 # Tables stay readable when output is piped or logged (rich would otherwise fall back to 80 columns).
 _PIPE_WIDTH = None if sys.stdout.isatty() else 200
@@ -30,7 +31,8 @@ OUTPUT = "Output"
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``message`` as an error on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    # the message is text, not markup: "pip install 'ttc-planner[ray]'" keeps its brackets
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
     sys.exit(code)
 
 

@@ -1,4 +1,4 @@
-"""``ttc fit``: a samples folder (or a JSONL/CSV file) -> curves.parquet/.csv and fits.json."""
+"""``ttc fit``: a samples or counts folder (or a JSONL/CSV/Parquet file) -> curves.parquet/.csv and fits.json."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from ._common import FITTING, OUTPUT, console, fail
 
 
 def fit(
-    samples: Path = typer.Argument(..., help="Samples folder (Parquet shards) or a JSONL/CSV/Parquet file."),
+    samples: Path = typer.Argument(
+        ...,
+        help="Samples or counts folder (Parquet shards) or a JSONL/CSV/Parquet file of samples or counts.",
+    ),
     out: Path = typer.Option(
         ...,
         "--out",
@@ -34,38 +37,81 @@ def fit(
         help="Replace difficulty labels by N quantile bins of per-question pass rate (0: keep labels).",
         rich_help_panel=FITTING,
     ),
+    pools: str = typer.Option(
+        "common",
+        "--pools",
+        help="Uneven pool sizes: `common` stops curves at the smallest pool (every question at every k); "
+        "`available` runs to the largest pool, each k averaged over the questions with that many samples.",
+        rich_help_panel=FITTING,
+    ),
 ) -> None:
     """Turn samples into accuracy-vs-compute curves and fitted scaling laws.
 
     Every k up to the pool size is estimated from one pool of samples per question (pass@k,
-    exact majority@k, best-of-k, weighted vote); each curve gets the law that best predicts
-    its held-out high-compute points (power law, exponential decay, exp-power, logistic),
-    with bootstrap intervals over questions and the saturation point N*.
+    exact majority@k, best-of-k, weighted vote; every k up to 512, then log-spaced); each
+    curve gets the law that extrapolates best when fitted on the low end of its range and
+    scored on the far end (power law, exponential decay, exp-power, logistic), with
+    bootstrap intervals over questions and the saturation point N*. Per-question counts
+    (`n_samples`, `n_correct`; see `ttc import`) give pass@k curves only: majority and
+    weighted vote need answers.
 
-    Example:
+    Examples:
 
         ttc fit examples/samples.jsonl --out out/fit
+
+        ttc import monkeys_gsm8k_pythia_counts.csv --out runs/pythia && ttc fit runs/pythia --out out/pythia
     """
+    import time
+    import warnings
 
-    from fitting.curves import assign_difficulty, difficulty_bins
-    from fitting.importer import read_records
-    from fitting.pipeline import fit_samples
-    from fitting.schema import SchemaError, read_samples
+    import pandas as pd
 
+    from fitting import schema as S
+    from fitting.curves import DataWarning, assign_difficulty, difficulty_bins
+    from fitting.importer import read_input
+    from fitting.pipeline import FitOutput, fit_counts, fit_samples
+    from fitting.schema import SchemaError
+
+    if pools not in ("common", "available"):
+        fail(f"--pools must be common or available, got {pools!r}")
     try:
-        if samples.is_file() and samples.suffix.lower() in (".jsonl", ".csv", ".ndjson", ".json"):
-            df = read_records(samples).samples
-        else:
-            df = read_samples(samples)
+        df, counts = read_input(samples)
     except SchemaError as exc:
         fail(str(exc))
-    if by_pass_rate:
+    if by_pass_rate and df is not None:
         df = assign_difficulty(df, difficulty_bins(df, n_bins=by_pass_rate, method="pass_rate"))
-    with console.status(f"fitting {len(df)} samples ({df['question_id'].nunique()} questions)..."):
-        result = fit_samples(df, n_boot=n_boot, level=level, seed=seed)
+    if by_pass_rate and counts is not None:
+        fail("--bins needs per-sample rows; for counts, give a difficulty column when importing")
+    if df is not None and counts is not None:
+        both = set(map(tuple, df[list(S.GROUP_KEYS)].drop_duplicates().to_numpy().tolist()))
+        both &= set(map(tuple, counts[list(S.GROUP_KEYS)].drop_duplicates().to_numpy().tolist()))
+        if both:
+            model, strategy = next(iter(both))[:2]
+            fail(f"{samples}: holds both samples and counts of model {model!r} strategy {strategy!r}; "
+                 "import them into separate folders")  # fmt: skip
+    start = time.perf_counter()
+    parts = []
+    what = []
+    if df is not None:
+        what.append(f"{len(df)} samples ({df['question_id'].nunique()} questions)")
+    if counts is not None:
+        what.append(f"counts of {len(counts)} questions x models")
+    with warnings.catch_warnings(record=True) as caught, console.status(f"fitting {' and '.join(what)}..."):
+        warnings.simplefilter("always", DataWarning)
+        if df is not None:
+            parts.append(fit_samples(df, n_boot=n_boot, level=level, seed=seed, pool_policy=pools))
+        if counts is not None:
+            parts.append(fit_counts(counts, n_boot=n_boot, level=level, seed=seed, pool_policy=pools))
+    result = FitOutput(
+        curves=pd.concat([p.curves for p in parts], ignore_index=True),
+        fits=[f for p in parts for f in p.fits],
+    )
+    elapsed = time.perf_counter() - start
+    for message in dict.fromkeys(str(c.message) for c in caught if issubclass(c.category, DataWarning)):
+        console.print(f"[yellow]note:[/] {message}", highlight=False)
     parquet, csv, fits = result.write(out)
     _print_table(result)
-    console.print(f"wrote {parquet}, {csv} and {fits}")
+    console.print(f"fitted {len(result.fits)} curves in {elapsed:.1f} s; wrote {parquet}, {csv} and {fits}")
 
 
 def _fmt(value, spec: str = ".3g") -> str:

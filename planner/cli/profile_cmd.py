@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import INPUT, MODELS, OUTPUT, RUN, STRATEGIES, console, fail
+from ._common import INPUT, MODELS, OUTPUT, RUN, STRATEGIES, console, err_console, fail
 
 PROFILE_HELP = """Measure test-time compute strategies on models and write the samples table.
 
@@ -28,11 +28,21 @@ STRATEGIES
 **Questions**: `--questions N` takes the first N questions of each difficulty level (default),
 or the first N overall with `--questions-overall`.
 
-**Resume and scale**: rerunning the same command skips every finished (model, strategy, config,
+**Resume**: rerunning the same command skips every finished (model, strategy, config,
 question) unit, so an interrupted run (Ctrl-C, kill -9) loses at most the last few seconds.
-`--shard i/n` keeps the questions whose id hashes to worker i of n; give each worker its own
---out and combine them with `ttc merge`.
+One process writes a run folder at a time: a second `ttc profile` on the same --out stops
+at once naming the first one's pid (`--wait-lock` queues it behind the first instead); the
+lock dies with its process, so a killed run never blocks the rerun.
+
+**Beyond one machine**: `--executor ray` runs the same units on a Ray cluster (one actor per
+model replica, `--workers N`, `--gpus-per-worker G`; the driver writes the shards; an actor
+that dies loses only its batch, which is retried elsewhere), with the same rows as one
+process. `--shard i/n` (or `--shard auto` inside a Slurm or Grid Engine job array) keeps the
+questions whose id hashes to worker i of n; give each worker its own --out and combine them
+with `ttc merge`.
 """
+
+SCALE = "Beyond one machine"
 
 
 def _strategies_help() -> str:
@@ -40,16 +50,6 @@ def _strategies_help() -> str:
     from profiling.strategies import describe_strategies
 
     return "\n".join(f"* {line}" for line in describe_strategies().splitlines())
-
-
-def _load(spec: str, device: str | None):
-    from profiling.backends import load_backend
-
-    if device is not None:
-        if spec.startswith(("openai:", "vllm:")):
-            raise ValueError(f"--device applies to local hf models only, not to {spec!r}")
-        return load_backend(spec, device=device)
-    return load_backend(spec)
 
 
 def _lab_models() -> dict:
@@ -129,7 +129,47 @@ def profile_command(
         256, "--max-new-tokens", min=1, help="Token cap of each generation call.", rich_help_panel=RUN
     ),
     shard: str = typer.Option(
-        "0/1", "--shard", help="i/n: profile only the questions of worker i of n.", rich_help_panel=RUN
+        "0/1",
+        "--shard",
+        help="i/n: profile only the questions of worker i of n; auto: i/n of this Slurm or Grid Engine array task.",
+        rich_help_panel=SCALE,
+    ),
+    executor: str = typer.Option(
+        "local", "--executor", help="local (this process) or ray (a Ray cluster).", rich_help_panel=SCALE
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="Ray cluster to join (HOST:6379, ray://HOST:10001, auto: this machine's `ray start` cluster); "
+        "default: RAY_ADDRESS, else a new local cluster.",
+        rich_help_panel=SCALE,
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Ray actors (model replicas); default: as many as the cluster's GPUs or CPUs hold.",
+        rich_help_panel=SCALE,
+    ),
+    gpus_per_worker: float = typer.Option(
+        0.0,
+        "--gpus-per-worker",
+        min=0.0,
+        help="GPUs of each Ray actor (vllm: its tensor-parallel size).",
+        rich_help_panel=SCALE,
+    ),
+    cpus_per_worker: float = typer.Option(
+        1.0,
+        "--cpus-per-worker",
+        min=0.0,
+        help="CPUs of each Ray actor (torch threads).",
+        rich_help_panel=SCALE,
+    ),
+    wait_lock: bool = typer.Option(
+        False,
+        "--wait-lock",
+        help="If another ttc profile is writing --out, wait for it to finish (then resume) instead of stopping.",
+        rich_help_panel=RUN,
     ),
     batch_size: int = typer.Option(
         8, "--batch-size", min=1, help="Questions per strategy call (batched requests).", rich_help_panel=RUN
@@ -144,8 +184,11 @@ def profile_command(
     # Idle OpenMP threads sleep instead of spinning: on shared or busy CPUs spinning threads
     # slow torch down many times over. Must be set before torch loads; the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from profiling.executor import ExecutorError
+    from profiling.lock import RunLocked
     from profiling.runner import profile
-    from profiling.storage import RunMismatch, parse_shard
+    from profiling.sharding import parse_shard
+    from profiling.storage import RunMismatch
     from profiling.strategies import expand_specs
     from profiling.tasks import get_task
 
@@ -154,6 +197,8 @@ def profile_command(
         strategies = expand_specs(strategy)
         for spec in model:
             _check_model_spec(spec)
+            if device is not None and spec.startswith(("openai:", "vllm:")):
+                raise ValueError(f"--device applies to local hf models only, not to {spec!r}")
         task_obj = get_task(task)
         for s in strategies:
             s.check_task(task_obj)
@@ -161,6 +206,10 @@ def profile_command(
         fail(str(exc))
     except ImportError as exc:  # a registered module that cannot be imported (broken install)
         fail(f"cannot load {task!r}: {exc}")
+    try:
+        runner = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)
+    except (ValueError, ImportError) as exc:  # ImportError: --executor ray without Ray installed
+        fail(str(exc))
     try:
         result = profile(
             model,
@@ -177,12 +226,16 @@ def profile_command(
             device=device,
             progress=progress,
             command=["ttc", *sys.argv[1:]],
-            loader=_load,
+            executor=runner,
+            wait_lock=wait_lock,
+            on_wait=lambda line: err_console.print(f"[yellow]{line}[/]", highlight=False),
         )
     except KeyboardInterrupt:
         fail(f"interrupted; finished units are saved in {out}; rerun the same command to resume", code=130)
-    except (ValueError, FileNotFoundError, RunMismatch) as exc:
+    except (ValueError, FileNotFoundError, RunMismatch, RunLocked, ExecutorError) as exc:
         fail(str(exc))
+    if result.duplicates:
+        err_console.print(f"[yellow]warning:[/] {result.duplicates}", highlight=False)
     rate = result.completion_tokens / result.elapsed_s if result.elapsed_s > 0 else 0.0
     console.print(
         f"profiled {result.units_run} unit(s) ({result.units_skipped} already done) -> {result.rows_written} rows, "
@@ -190,6 +243,23 @@ def profile_command(
         f"run {result.run_id} in {out}"
     )
     console.print(f"next: ttc fit {out}", highlight=False)
+
+
+def _executor(name: str, address: str | None, workers: int | None, gpus: float, cpus: float):
+    """The executor for ``--executor`` (Ray is imported only when the run starts)."""
+    if name == "local":
+        ray_flags = address is not None or workers is not None or gpus or cpus != 1.0
+        if ray_flags:
+            raise ValueError(
+                "--ray-address, --workers, --gpus-per-worker and --cpus-per-worker need --executor ray"
+            )
+        return None
+    if name == "ray":
+        from profiling.ray_executor import RayExecutor
+
+        RayExecutor.require()
+        return RayExecutor(address=address, workers=workers, gpus_per_worker=gpus, cpus_per_worker=cpus)
+    raise ValueError(f"--executor must be local or ray, got {name!r}")
 
 
 def register(app: typer.Typer) -> None:

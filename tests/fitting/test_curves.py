@@ -17,7 +17,7 @@ from fitting import (
     per_question_curves,
 )
 from fitting import schema as S
-from fitting.curves import CURVE_COLUMNS, SINGLE_POINT_KNOBS
+from fitting.curves import CURVE_COLUMNS, SINGLE_POINT_KNOBS, DataWarning
 
 POOL_CFG = json.dumps({"n": 3, "reward": "my:rm"}, sort_keys=True)
 
@@ -132,7 +132,8 @@ def test_pool_size_is_the_smallest_pool_and_each_question_uses_its_whole_pool():
             S.CORRECT: [True, False, False, False, True, False],
         }
     )
-    rows = metric_rows(curves_from_samples(df, n_boot=0, metrics=["pass@k"]), "pass@k")
+    with pytest.warns(DataWarning, match="cut at k = 2"):  # uneven pools are said, not silent
+        rows = metric_rows(curves_from_samples(df, n_boot=0, metrics=["pass@k"]), "pass@k")
     assert rows[S.K].tolist() == [1, 2] and (rows[S.POOL_SIZE] == 2).all()
     expected = (pass_at_k(4, 1, [1, 2]) + pass_at_k(2, 1, [1, 2])) / 2
     np.testing.assert_allclose(rows[S.ACCURACY], expected)

@@ -35,9 +35,10 @@ def test_selection_picks_the_true_family_on_clean_data(cls, params):
 
 def test_table_reports_extrapolation_error_as_held_out_rmse():
     y = PowerLaw.formula(K, 0.9, 0.5, 0.4) + np.random.default_rng(0).normal(0, 0.003, len(K))
-    law, table = fit_curve(K, y, holdout_frac=0.3)
+    law, table = fit_curve(K, y, holdout_frac=0.3, cuts=None)  # cuts=None: the top-30% holdout scheme
     assert list(table.columns) == [
-        "law", "params", "rmse", "aic", "extrapolation_error", "converged", "holdout_converged", "selected", "message",
+        "law", "params", "rmse", "aic", "extrapolation_error", "extrapolation_ratio", "converged",
+        "holdout_converged", "selected", "message",
     ]  # fmt: skip
     assert set(table["law"]) == set(DEFAULT_LAWS)
     assert table["extrapolation_error"].notna().all()

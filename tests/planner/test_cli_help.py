@@ -27,7 +27,7 @@ def test_ttc_help_imports_nothing_heavy():
     code = "import sys; from planner.cli import app; print(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     loaded = {m.split(".")[0] for m in out.split()}
-    assert not loaded & {"torch", "transformers", "pandas", "scipy", "optuna", "altair", "fitting"}
+    assert not loaded & {"torch", "transformers", "pandas", "scipy", "optuna", "altair", "fitting", "ray"}
 
 
 def test_options_are_grouped_in_help_panels():

@@ -10,6 +10,7 @@ token (like the lab's character-level tokenizer).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -96,7 +97,9 @@ class ScriptedBackend(Backend):
     probability ``err`` when sampling (temperature > 0), never when greedy.
 
     ``wrong(sample_idx, step_idx, request)`` overrides the random rule. ``delay_s`` sleeps in
-    every request (to simulate slow models). Costs are measured like a real backend's:
+    every request (to simulate slow models). ``exit_on``: a request whose prompt contains it
+    ends the process at once (``os._exit``), as a worker killed by the OS would; ``raise_on``:
+    such a request raises ``ValueError("scripted failure")``, as a bug would. Costs are measured like a real backend's:
     wall time with ``perf_counter``; KV = ``KV_BYTES_PER_TOKEN * n * (prompt + longest output)``.
     """
 
@@ -108,10 +111,14 @@ class ScriptedBackend(Backend):
         wrong: Callable[[int, int, GenerationRequest], bool] | None = None,
         delay_s: float = 0.0,
         model_name: str = "scripted-model",
+        exit_on: str | None = None,
+        raise_on: str | None = None,
     ) -> None:
         self.err = err
         self.wrong = wrong
         self.delay_s = delay_s
+        self.exit_on = exit_on
+        self.raise_on = raise_on
         self.model_name = model_name
         self.calls: list[Call] = []
         self.batches = 0
@@ -127,6 +134,10 @@ class ScriptedBackend(Backend):
         return [self._one(r) for r in requests]
 
     def _one(self, req: GenerationRequest) -> GenerationResult:
+        if self.exit_on is not None and self.exit_on in req.prompt:
+            os._exit(1)
+        if self.raise_on is not None and self.raise_on in req.prompt:
+            raise ValueError("scripted failure")
         call = Call(req, self.batches)
         self.calls.append(call)
         t0 = time.perf_counter()

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from scripted_backend import ScriptedBackend, TinyChainTask
@@ -188,3 +189,38 @@ def test_ttc_profile_on_the_lab_end_to_end_and_resume(tmp_path):
     again = run_ttc(*argv)
     assert again.returncode == 0 and "profiled 0 unit(s) (60 already done)" in flat(again.stdout)
     assert len(S.read_samples(out)) == len(df)
+
+
+# ---- executors ------------------------------------------------------------------------------------------
+def test_the_single_machine_path_never_imports_ray(tmp_path):
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from scripted_backend import ScriptedBackend, TinyChainTask; "
+        "from profiling.runner import profile; import planner.cli.profile_cmd; "
+        "profile([ScriptedBackend()], TinyChainTask(), ['greedy'], sys.argv[2], per_level=1); "
+        "print('ray' in sys.modules)"
+    )
+    helpers = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", code, helpers, str(tmp_path / "run")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--executor", "ray"], "--executor ray needs Ray: pip install 'ttc-planner[ray]'"),
+        (
+            ["--workers", "2"],
+            "--ray-address, --workers, --gpus-per-worker and --cpus-per-worker need --executor ray",
+        ),
+        (["--executor", "dask"], "--executor must be local or ray, got 'dask'"),
+    ],
+)
+def test_executor_flags_fail_in_one_line_before_any_work(tmp_path, monkeypatch, args, message):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    result = ttc("profile", "-m", "lab-s", "-t", "lab-arith", "--out", str(tmp_path / "out"), *args)
+    assert result.exit_code == 2
+    assert message in flat(result.output) and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

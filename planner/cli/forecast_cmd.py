@@ -1,0 +1,161 @@
+"""``ttc forecast``: accuracy at k far beyond the profiled pools, with intervals and backtests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ._common import console, fail
+
+
+def forecast(
+    samples: Path = typer.Argument(
+        ...,
+        help="Samples or counts folder (Parquet shards) or a JSONL/CSV/Parquet file of samples or counts.",
+    ),
+    at: list[float] = typer.Option(
+        ..., "--at", help="Samples per question to forecast at (repeat for several)."
+    ),
+    target: float | None = typer.Option(
+        None, "--target", help="Also report the k needed to reach this accuracy (e.g. 0.9)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of records instead of a table."),
+    level: float = typer.Option(0.9, "--level", help="Coverage of the intervals."),
+    method: str = typer.Option(
+        "auto",
+        "--method",
+        help="`auto`: pass@k from per-question counts (beta-binomial posterior), other metrics from their "
+        "fitted law; `law`: every curve from its fitted law.",
+    ),
+    metric: list[str] = typer.Option(
+        [], "--metric", help="Only these metrics (pass@k, majority@k, best_of@k, weighted@k); default all."
+    ),
+    backtest_reps: int = typer.Option(
+        5, "--backtest-reps", help="Subsamples averaged in the per-question backtest (0: none)."
+    ),
+    n_boot: int = typer.Option(200, "--n-boot", help="Question-bootstrap replicates of law forecasts."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the backtest subsamples and the bootstrap."),
+) -> None:
+    """Forecast pass@K (and majority/best-of where the data allow) far beyond the profiled k.
+
+    For each (model, strategy, metric, difficulty) curve: the forecast at every --at K with a
+    90% interval, the method, how far it went (K / k_max, k_max = the smallest pool) and an
+    error measured on the data itself (`extrapolation_error` at `backtest_ratio`). pass@k uses
+    the per-question counts (a beta-binomial posterior over per-question success rates);
+    majority@k and best_of@k use the law that extrapolates best on their aggregate curve.
+    With --target, also the k at which the forecast reaches that accuracy. --json prints a
+    list of records with `model`, `strategy`, `metric`, `difficulty`, `at`, `estimate`, `lo`,
+    `hi`, `method`, `k_max` (and `target`, `k_needed` with --target).
+
+    Examples:
+
+        ttc forecast runs/pythia --at 10000 --at 100000 --target 0.9
+
+        ttc forecast examples/samples.jsonl --at 256 --json
+    """
+    import warnings
+
+    from fitting.curves import METRICS, DataWarning
+    from fitting.forecast import FORECAST_METHODS
+    from fitting.forecast import forecast as run_forecast
+    from fitting.importer import read_input
+    from fitting.schema import SchemaError
+
+    if method not in FORECAST_METHODS:
+        fail(f"--method must be one of {', '.join(FORECAST_METHODS)}, got {method!r}")
+    bad = [m for m in metric if m not in METRICS]
+    if bad:
+        fail(f"--metric must be among {', '.join(METRICS)}, got {bad[0]!r}")
+    if any(k < 1 for k in at):
+        fail(f"--at must be >= 1, got {min(at):g}")
+    if target is not None and not 0 < target < 1:
+        fail(f"--target must be an accuracy in (0, 1), got {target:g}")
+    if not 0 < level < 1:
+        fail(f"--level must be in (0, 1), got {level:g}")
+    try:
+        df, counts = read_input(samples)
+    except SchemaError as exc:
+        fail(str(exc))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        records = run_forecast(
+            df,
+            counts,
+            at,
+            target=target,
+            level=level,
+            method=method,
+            metrics=metric or METRICS,
+            n_boot=n_boot,
+            backtest_reps=backtest_reps,
+            seed=seed,
+        )
+    notes = dict.fromkeys(str(c.message) for c in caught if issubclass(c.category, DataWarning))
+    if as_json:
+        print(json.dumps(records, indent=1))
+        return
+    for message in notes:
+        console.print(f"[yellow]note:[/] {message}", highlight=False)
+    if not records:
+        fail("nothing to forecast: no pool curves in this data")
+    _print_table(records, target, level)
+
+
+def _num(value, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_table(records: list[dict], target: float | None, level: float) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"forecasts ({level:.0%} intervals; error = backtest on this data at the ratio shown)"
+    )
+    cols = [
+        "model",
+        "strategy",
+        "metric",
+        "difficulty",
+        "at",
+        "K/k_max",
+        "estimate",
+        "interval",
+        "method",
+        "error",
+    ]
+    if target is not None:
+        cols.append(f"k for {target:g}")
+    for col in cols:
+        table.add_column(col)
+    for r in records:
+        err = r.get("extrapolation_error")
+        ratio = r.get("backtest_ratio")
+        error = "-" if err is None else f"{err:.3f}" + (f" @{ratio:.0f}x" if ratio else "")
+        row = [
+            r["model"],
+            r["strategy"],
+            r["metric"],
+            r["difficulty"],
+            f"{r['at']:g}",
+            f"{r['ratio']:.3g}",
+            _num(r["estimate"]),
+            "-" if r["lo"] is None else f"[{r['lo']:.3f}, {r['hi']:.3f}]",
+            r["method"] or f"- ({r['note']})",
+            error,
+        ]
+        if target is not None:
+            k, lo, hi = r.get("k_needed"), r.get("k_needed_lo"), r.get("k_needed_hi")
+            row.append("-" if k is None else f"{k:.4g} [{_num(lo, '.3g')}, {_num(hi, '.3g')}]")
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        "k_max: the smallest pool (every question sampled that often); '-' in k: beyond 1e15 or no law"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "forecast", short_help="Forecast accuracy far beyond the profiled k (pass@K, k to a target)."
+    )(forecast)
