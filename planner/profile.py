@@ -28,7 +28,7 @@ import pandas as pd
 
 from fitting import schema as S
 from fitting.atomic import atomic_write
-from fitting.pipeline import fit_samples
+from fitting.pipeline import fit_counts, fit_samples
 from profiling.storage import read_run
 
 from .constants import VERIFIERS, check_choice
@@ -66,7 +66,8 @@ def planning_metrics(verifier: str | None = None) -> tuple[str, ...]:
 
 @dataclass
 class Profile:
-    """Everything the planner needs from one samples folder."""
+    """Everything the planner needs from one samples folder (or one counts folder: then
+    ``counts`` holds the per-question counts and ``samples`` is empty)."""
 
     samples: pd.DataFrame
     curves: pd.DataFrame
@@ -77,15 +78,26 @@ class Profile:
     fit_cache: dict[str, dict] = field(default_factory=dict)
     _cache_path: Path | None = None
     _questions: QuestionTable | None = None
+    counts: pd.DataFrame | None = None
+    #: fitted coverage forecasters of verified arms (in memory; see planner.space.predict)
+    coverage_cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def questions(self) -> QuestionTable:
         """Each question's measured tokens and correct counts
-        (:class:`~planner.space.questions.QuestionTable`), read once from the samples: what
-        options are priced from."""
+        (:class:`~planner.space.questions.QuestionTable`), read once from the samples (or the
+        counts): what options are priced and forecast from."""
         if self._questions is None:
-            self._questions = QuestionTable.from_samples(self.samples)
+            if self.counts is not None:
+                self._questions = QuestionTable.from_counts(self.counts)
+            else:
+                self._questions = QuestionTable.from_samples(self.samples)
         return self._questions
+
+    @property
+    def is_counts(self) -> bool:
+        """Whether the profile holds per-question counts only (no per-sample rows)."""
+        return self.counts is not None and self.samples.empty
 
     @property
     def architectures(self) -> dict[str, str]:
@@ -98,7 +110,8 @@ class Profile:
 
     @property
     def models(self) -> list[str]:
-        return sorted(self.samples[S.MODEL].unique())
+        table = self.counts if self.is_counts else self.samples
+        return sorted(table[S.MODEL].unique())
 
     def save_fit_cache(self) -> None:
         """Persist the laws selected while building option spaces (no-op without a folder)."""
@@ -110,7 +123,7 @@ class Profile:
 
 def _fingerprint(folder: Path, extra: dict) -> str:
     h = hashlib.sha256(json.dumps([_CACHE_VERSION, extra], sort_keys=True).encode())
-    for p in S.shard_paths(folder):
+    for p in S.shard_paths(folder) if S.has_samples(folder) else S.counts_paths(folder):
         st = p.stat()
         h.update(f"{p.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}".encode())
     run = folder / "run.json"
@@ -164,15 +177,25 @@ def load_profile(
 ) -> Profile:
     """Read a samples folder, its curves (cached) and its models' specs.
 
-    ``verifier="exact"`` also computes the pass@k curves (:func:`planning_metrics`). Raises
+    ``verifier="exact"`` also computes the pass@k curves (:func:`planning_metrics`). A folder
+    of per-question counts (``ttc import`` of counts: ``counts-*.parquet``, no samples) gives
+    pass@k curves only (:func:`fitting.pipeline.fit_counts`): its options are best-of-n with an
+    exact checker, and the profile's ``counts`` holds the table. Raises
     :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError for models
     without a spec.
     """
     folder = Path(folder)
     metrics = planning_metrics(verifier)
-    samples = S.read_samples(folder)
+    counts = None
+    if folder.is_dir() and not S.has_samples(folder) and S.counts_paths(folder):
+        counts = S.read_counts(folder)
+        samples = S.validate_samples(pd.DataFrame({S.QUESTION_ID: [], S.CORRECT: []}))
+        metrics = ("pass@k",)
+    else:
+        samples = S.read_samples(folder)
+    table = counts if counts is not None else samples
     run = read_run(folder) if (folder / "run.json").exists() else None
-    specs = _specs(sorted(samples[S.MODEL].unique()), run, model_specs)
+    specs = _specs(sorted(table[S.MODEL].unique()), run, model_specs)
     extra = {"n_boot": n_boot, "seed": seed}
     if metrics != DEPLOYABLE_METRICS:
         extra["metrics"] = list(metrics)
@@ -192,7 +215,11 @@ def load_profile(
         except (OSError, json.JSONDecodeError):
             fits = None
     if curves is None or fits is None:
-        curves, fits = _fit(samples, n_boot, seed, metrics)
+        if counts is not None:
+            out = fit_counts(counts, n_boot=n_boot, seed=seed)
+            curves, fits = out.curves, out.fits
+        else:
+            curves, fits = _fit(samples, n_boot, seed, metrics)
         if use_cache:
             buf = io.BytesIO()
             curves.to_parquet(buf, index=False)
@@ -205,7 +232,9 @@ def load_profile(
             fit_cache = json.loads(fits_path.read_text())
         except (OSError, json.JSONDecodeError):
             fit_cache = {}
-    return Profile(samples, curves, specs, folder, run, fits, fit_cache, cache if use_cache else None)
+    return Profile(
+        samples, curves, specs, folder, run, fits, fit_cache, cache if use_cache else None, counts=counts
+    )
 
 
 def _fit(

@@ -185,6 +185,7 @@ def build_space(
         fit_cache=profile.fit_cache,
         questions=profile.questions,
         verifier=verifier,
+        coverage_cache=profile.coverage_cache,
         **kw,
     )
     profile.save_fit_cache()

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .flops import decode_flops, forward_flops
-from .lengths import expected_max_many
 from .memory import kv_read_bytes
 from .spec import ModelSpec
 from .workload import Workload
@@ -100,7 +99,7 @@ def tally(spec: ModelSpec, workload: Workload, *, mla: str = "absorbed", attenti
     prefills = (prob, c.prefill_chunks[has], c.prefill_tokens[has], chunk_f[has], c.context_tokens[has])
     mix = workload.question_mix()
     if workload.independent_chains > 1:
-        longest = expected_max_many(mix.lengths, workload.independent_chains)  # per question
+        longest = mix.expected_max(workload.independent_chains)  # per question
         steps = float(workload.calls(mix.prompts, longest).gen_tokens.sum(axis=0) @ mix.weights)
     else:
         steps = float(c.gen_tokens.sum(axis=0) @ w)
@@ -176,7 +175,7 @@ def kv_peak_bytes(spec: ModelSpec, workload: Workload) -> float:
     held = b * n_full * (prompt_held + alive * t)
     if n_slid:
         held = held + b * n_slid * alive * np.minimum(p + t, spec.sliding_window)
-    longest = expected_max_many(mix.lengths, workload.independent_chains)
+    longest = mix.expected_max(workload.independent_chains)
     one = b * n_full * (mix.prompts + longest)
     if n_slid:
         one = one + b * n_slid * np.minimum(mix.prompts + longest, spec.sliding_window)
@@ -193,8 +192,7 @@ def check_context(spec: ModelSpec, workload: Workload) -> None:
     if not limit:
         return
     mix = workload.question_mix()
-    longest = np.array([d.max for d in mix.lengths])
-    c = workload.calls(mix.prompts, longest)
+    c = workload.calls(mix.prompts, mix.longest)
     need = (c.context_tokens + c.gen_tokens).max(axis=0)
     worst = int(np.argmax(need))
     if need[worst] > limit:

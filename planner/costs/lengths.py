@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-__all__ = ["TokenLengths", "expected_max_many"]
+__all__ = ["TokenLengths", "expected_max_many", "expected_max_flat"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -224,20 +224,31 @@ def expected_max_many(dists: Sequence[TokenLengths], n: int) -> np.ndarray:
     >>> expected_max_many([TokenLengths.from_samples([100, 10_000]), TokenLengths.constant(7)], 2).tolist()
     [10000.0, 7.0]
     """
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    n = int(n)
     if not dists:
         return np.zeros(0)
     sizes = np.array([d.values.size for d in dists])
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    counts = np.array([d.count if d.kind == "samples" and d.count is not None else 0 for d in dists])
     values = np.concatenate([d.values for d in dists])
     weights = np.concatenate([d.weights for d in dists])
+    return expected_max_flat(values, weights, sizes, counts, n)
+
+
+def expected_max_flat(values, weights, sizes, counts, n: int) -> np.ndarray:
+    """:func:`expected_max_many` on distributions given flat: their atoms' ``values`` and
+    ``weights`` one after another (ascending within each), ``sizes`` atoms each, ``counts``
+    measured samples each (0: not samples, draw independently)."""
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    n = int(n)
+    sizes = np.asarray(sizes)
+    if not sizes.size:
+        return np.zeros(0)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     if n == 1:
         return np.add.reduceat(weights * values, starts)
     cum = np.cumsum(weights)
     cum = cum - np.repeat(cum[starts] - weights[starts], sizes)  # restart at each distribution
-    counts = np.array([d.count if d.kind == "samples" and d.count is not None else 0 for d in dists])
+    counts = np.asarray(counts)
     m = np.repeat(counts, sizes).astype(float)
     below = np.rint(cum * m)  # samples <= each atom
     # without replacement: P(max <= v_j) = C(below_j, n) / C(m, n)

@@ -26,7 +26,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .lengths import TokenLengths
+from .lengths import TokenLengths, expected_max_flat
 
 __all__ = ["QuestionMix", "Atoms"]
 
@@ -132,15 +132,30 @@ class QuestionMix:
         """Query-weighted mean prompt tokens."""
         return float(self.weights @ self.prompts)
 
-    @property
+    @cached_property
     def mean_length(self) -> float:
         """Query-weighted mean chain length, tokens."""
         return float(self.weights @ np.array([d.mean for d in self.lengths]))
 
-    @property
+    @cached_property
     def max_length(self) -> float:
         """The longest chain of any question, tokens."""
         return max(d.max for d in self.lengths)
+
+    @cached_property
+    def longest(self) -> np.ndarray:
+        """Each question's longest chain, tokens."""
+        return np.array([d.max for d in self.lengths])
+
+    def expected_max(self, n: int) -> np.ndarray:
+        """Each question's ``E[max of n chains]`` (:meth:`TokenLengths.expected_max`)."""
+        at = self._atoms
+        within = at.weight / np.repeat(at.question_weight, at.sizes)
+        return expected_max_flat(at.length, within, at.sizes, self._counts, n)
+
+    @cached_property
+    def _counts(self) -> np.ndarray:
+        return np.array([d.count if d.kind == "samples" and d.count is not None else 0 for d in self.lengths])
 
     @cached_property
     def _atoms(self) -> Atoms:
@@ -169,6 +184,10 @@ class QuestionMix:
 
     def summary(self) -> dict[str, object]:
         """JSON-safe statistics (the ``gen_lengths`` of a cost estimate over a mix)."""
+        return dict(self._summary)
+
+    @cached_property
+    def _summary(self) -> dict[str, object]:
         mean_sq = float(self.weights @ np.array([d.mean_sq for d in self.lengths]))
         return {
             "kind": "questions",

@@ -40,13 +40,14 @@ from ..constants import (
     SOURCES,
     STRATEGY,
 )
-from .arms import Arm, ArmSource, Option, arm_display_knobs, arms_from_curves, knob_grid
+from .arms import VERIFIED, Arm, ArmSource, Option, arm_display_knobs, arms_from_curves, knob_grid
 from .curve import ArmCurve, Coster, FamilyCurve
 from .predict import (
     MAX_EXTRAPOLATION,
     ExtrapolationRefused,
     FamilyLawFailed,
     FamilyPredictor,
+    coverage_predictor,
     mix_predictions,
     predictor_for_points,
 )
@@ -175,6 +176,22 @@ def _question_mixes(src: ArmSource, questions: QuestionTable, notes: list[str]) 
     return out
 
 
+def _coverage(src: ArmSource, questions: QuestionTable, max_factor: float, label: str, cache: dict | None):
+    """The coverage predictor of a verified arm from its questions' correct counts (None when
+    they cannot forecast); cached by the counts."""
+    ((strategy, config, _metric, diff),) = src.curve_keys
+    group = questions.get(src.arm.model, strategy, config, diff)
+    if group is None:
+        return None
+    key = (label, max_factor, group.n_samples.tobytes(), group.n_correct.tobytes(), _points_hash(src.points))
+    if cache is not None and key in cache:
+        return cache[key]
+    out = coverage_predictor(src.points, group.n_samples, group.n_correct, max_factor=max_factor, label=label)
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
 def _one_call(arm: Arm, values) -> bool:
     """Whether every profiled execution of ``arm`` was one engine call (its measured prompt
     tokens are the question's prompt)."""
@@ -219,6 +236,7 @@ class OptionSpace:
         measured_only: bool = False,
         questions: QuestionTable | None = None,
         verifier: str | None = None,
+        coverage_cache: dict | None = None,
     ) -> OptionSpace:
         """Read arms off a curves table, attach predictors (fits when given) and the coster.
 
@@ -247,7 +265,12 @@ class OptionSpace:
             question by question from them; without it, from the curves' mean tokens.
         verifier : {"none", "exact"} or None
             ``"exact"``: the deployment checks answers exactly, pass@k curves become
-            ``verified`` arms (:func:`~planner.space.arms.arms_from_curves`).
+            ``verified`` arms (:func:`~planner.space.arms.arms_from_curves`), predicted from
+            each question's correct count (:func:`~planner.space.predict.coverage_predictor`)
+            when ``questions`` has them, else by the curve's law.
+        coverage_cache : dict or None
+            Coverage forecasters already fitted (by arm, difficulty and counts), read and
+            updated in place.
         """
         sources, notes = arms_from_curves(
             curves, architectures=architectures, include_simulated=include_simulated, verifier=verifier
@@ -262,10 +285,16 @@ class OptionSpace:
             ckey = f"{label}|{_points_hash(src.points)}"
             if fit is None and fit_cache is not None and ckey in fit_cache:
                 fit = fit_cache[ckey]
-            pred, note = predictor_for_points(
-                src.points, fit, fit_if_missing=fit_if_missing, max_factor=max_factor, label=label
-            )
-            if fit_cache is not None and fit is None and fit_if_missing:
+            covered = None
+            if src.arm.strategy.endswith(VERIFIED) and questions is not None:
+                covered = _coverage(src, questions, max_factor, label, coverage_cache)
+            if covered is not None:
+                pred, note = covered
+            else:
+                pred, note = predictor_for_points(
+                    src.points, fit, fit_if_missing=fit_if_missing, max_factor=max_factor, label=label
+                )
+            if fit_cache is not None and fit is None and fit_if_missing and covered is None:
                 law = pred.law
                 fit_cache[ckey] = {"law": None, "note": note}
                 if law is not None:

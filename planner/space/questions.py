@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from fitting import schema as S
+from fitting.counts import pooled_counts
 from profiling.strategies import DESCRIPTORS
 
 from ..costs import QuestionMix, TokenLengths
@@ -134,6 +135,40 @@ class QuestionTable:
                     if math.isfinite(p):
                         prev = out.base_prompts.get((model, q))
                         out.base_prompts[(model, q)] = p if prev is None else min(prev, p)
+        return out
+
+    @classmethod
+    def from_counts(cls, counts: pd.DataFrame) -> QuestionTable:
+        """Per-question counts and tokens of a counts table (rows of one question from several
+        runs pooled, :func:`fitting.counts.pooled_counts`). A counts row keeps only the MEAN
+        tokens of its samples, so each question's chains all get its mean length (the spread
+        within a question is unknown; the spread across questions is kept).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> c = pd.DataFrame({"question_id": ["a", "b"], "n_samples": [8, 8], "n_correct": [1, 0],
+        ...                   "completion_tokens": [120.0, 40.0]})
+        >>> g = QuestionTable.from_counts(c).groups[("unknown", "pool", "{}", "all")]
+        >>> g.n_correct.tolist(), [x.tolist() for x in g.completions]
+        ([1, 0], [[120.0], [40.0]])
+        """
+        out = cls()
+        pooled = pooled_counts(counts)
+        keys = [S.MODEL, S.STRATEGY, S.CONFIG, S.DIFFICULTY]
+        for key, g in pooled.groupby(keys, sort=True):
+            g = g.sort_values(S.QUESTION_ID)
+            questions = tuple(g[S.QUESTION_ID].astype(str))
+            prompts = g[S.PROMPT_TOKENS].to_numpy(dtype=float, na_value=np.nan)
+            completions = tuple(
+                np.array([v]) for v in g[S.COMPLETION_TOKENS].to_numpy(dtype=float, na_value=np.nan)
+            )
+            n, c = (g[col].to_numpy(np.int64) for col in (S.N_SAMPLES, S.N_CORRECT))
+            group = GroupQuestions(questions, prompts, completions, n, c)
+            out.groups[tuple(str(k) for k in key)] = group
+            for q, p in zip(questions, prompts, strict=True):
+                if math.isfinite(p):
+                    out.base_prompts[(str(key[0]), q)] = p
         return out
 
     def get(self, model: str, strategy: str, config: str, difficulty: str) -> GroupQuestions | None:
