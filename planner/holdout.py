@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fitting import schema as S
+from fitting.counts import curves_from_counts
 from fitting.curves import curves_from_samples
 
 from .catalog import load_catalog
@@ -37,14 +38,21 @@ BASELINES = {"greedy": ("greedy", None), "majority@16": ("majority", 16.0), "bes
 
 
 def _halves(profile: Profile, seed: int):
-    s = profile.samples
+    """Curves and per-question tables of a seeded half of the questions and of the other half
+    (from the samples, or from the counts of a counts folder)."""
+    s = profile.counts if profile.is_counts else profile.samples
     diff = s.groupby(S.QUESTION_ID)[S.DIFFICULTY].first().astype(str).to_dict()
     train, test = split_questions(list(diff), diff, seed)
-    halves = []
+    halves, tables = [], []
     for qs in (train, test):
         part = s[s[S.QUESTION_ID].astype(str).isin(qs)]
-        halves.append(curves_from_samples(part, n_boot=200, seed=seed))
-    return halves, (train, test)
+        if profile.is_counts:
+            halves.append(curves_from_counts(part, n_boot=200, seed=seed))
+            tables.append(QuestionTable.from_counts(part))
+        else:
+            halves.append(curves_from_samples(part, n_boot=200, seed=seed))
+            tables.append(QuestionTable.from_samples(part))
+    return halves, tables
 
 
 def _label(space: OptionSpace, row) -> str:
@@ -98,12 +106,14 @@ def evaluate_profile(
     hw = catalog.gpu(hardware) if hardware else None
     price = catalog.api_price(api) if api else None
     coster = CostModel(profile.specs, hardware=hw, api=price, concurrency=concurrency, tp=tp)
-    (c_train, c_test), (q_train, q_test) = _halves(profile, seed)
+    if profile.is_counts and verifier != "exact":
+        raise ValueError(
+            "per-question counts give pass@k only, which a deployment can use only with an exact "
+            "checker: add --verifier exact"
+        )
+    (c_train, c_test), (qt_train, qt_test) = _halves(profile, seed)
     kw = {"architectures": profile.architectures, "measured_only": True, "fit_if_missing": False}
     kw["verifier"] = verifier
-    qids = profile.samples[S.QUESTION_ID].astype(str)
-    qt_train = QuestionTable.from_samples(profile.samples[qids.isin(q_train)])
-    qt_test = QuestionTable.from_samples(profile.samples[qids.isin(q_test)])
     sp_train = OptionSpace.from_curves(
         c_train, coster, include_simulated=include_simulated, questions=qt_train, **kw
     )

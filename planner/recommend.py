@@ -372,6 +372,15 @@ def plan(
     full = Budget(limits)
     request_json = req.to_json()
 
+    if profile.is_counts:
+        where = f"{profile.folder}: " if profile.folder else ""
+        if req.verifier != "exact":
+            raise PlanError(
+                f"{where}per-question counts give pass@k only, which a deployment can use only with an "
+                "exact checker: add --verifier exact (majority and weighted vote need each sample's answer)"
+            )
+        if req.difficulty == "auto":
+            raise PlanError(f"{where}--difficulty auto replays each sample's answer; counts have none")
     if req.difficulty == "auto":
         return _plan_auto(profile, specs, b, request_json, req.seed)
 

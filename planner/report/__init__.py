@@ -113,6 +113,11 @@ def build_report(
     profile = load_profile(
         profile_dir, model_specs=model_specs, n_boot=n_boot, use_cache=use_cache, verifier=verifier
     )
+    if profile.is_counts:
+        raise ValueError(
+            f"{profile_dir}: holds per-question counts; the report needs per-sample results (tokens, KV, "
+            "answers). Plan counts with `ttc recommend --verifier exact`, forecast them with `ttc forecast`"
+        )
     seconds["load_profile"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     ctx = planning_context(profile, gpu=gpu, concurrency=concurrency, tp=tp, mix=mix, budget_key=budget_key, risk=risk,
