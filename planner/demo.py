@@ -2,17 +2,19 @@
 
 profile (lab models x main strategies x every difficulty level) -> fit (curves and laws) ->
 plan (budget x difficulty grid, allocation, MoE vs dense) -> report (HTML + PNG + Markdown),
-then print the report's path and three headline findings computed from what was measured.
+then print the report's path, three headline findings checked on held-out questions (plan on
+one half, measure on the other, over repeated random splits, with intervals) and the commands
+to run next.
 
 Everything is written under one output folder::
 
     OUT/profile/     samples shards + run.json (resumable: a rerun reuses what is measured)
     OUT/fit/         curves.parquet, curves.csv, fits.json
     OUT/report.html  the capacity-planning report (+ OUT/report-charts/ PNGs, OUT/report.md)
-    OUT/findings.md  the headline findings
+    OUT/findings.md  the headline findings (quoted verbatim in the report) and the next steps
 
-Two presets: the default is sized to finish in about five minutes on two CPU cores; ``full``
-profiles more questions, larger pools and every strategy.
+Three presets: ``tiny`` is a smoke test; the default is sized to finish in about five minutes on
+two CPU cores; ``full`` profiles more questions, larger pools and every strategy.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fitting.atomic import atomic_write
 from fitting.pipeline import FitOutput
 
 from .profile import load_profile
 from .report import build_report
-from .report.findings import headline_findings
 
 __all__ = ["DemoPreset", "PRESETS", "DemoResult", "run_demo"]
 
@@ -39,6 +41,7 @@ class DemoPreset:
     strategies: tuple[str, ...]
     per_level: int
     n_boot: int = 200  # the CLI's default too, so `ttc recommend`/`ttc report` reuse the demo's cached fits
+    n_splits: int = 20  # random held-out splits the headline findings are checked on
 
 
 PRESETS: dict[str, DemoPreset] = {
@@ -52,6 +55,13 @@ PRESETS: dict[str, DemoPreset] = {
             "budget:tokens=8|16|32|64",
         ),
         per_level=16,
+    ),
+    # a smoke test of the whole pipeline in about a minute: a few questions, small pools
+    "tiny": DemoPreset(
+        models=("lab-s", "lab-m", "lab-l", "lab-moe"),
+        strategies=("greedy", "greedy:cot=false", "pool:n=8,temperature=1.0", "budget:tokens=16|64"),
+        per_level=4,
+        n_boot=50,
     ),
     # the thorough version: more questions, bigger pools, every strategy family
     "full": DemoPreset(
@@ -76,6 +86,8 @@ class DemoResult:
     report: Path
     findings: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
+    method: str = ""
+    next_steps: list[tuple[str, str]] = field(default_factory=list)
 
 
 def run_demo(
@@ -98,7 +110,7 @@ def run_demo(
 
     t0 = time.perf_counter()
     log(
-        f"[1/4] profiling {', '.join(p.models)} on lab-arith ({p.per_level} questions per level) -> {prof_dir}"
+        f"[1/3] profiling {', '.join(p.models)} on lab-arith ({p.per_level} questions per level) -> {prof_dir}"
     )
     # 128 new tokens: a level-5 scratchpad and answer take ~60; longer is a model that lost the format
     profile(
@@ -108,19 +120,20 @@ def run_demo(
     seconds["profile"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    log(f"[2/4] fitting curves and laws -> {fit_dir}")
+    log(f"[2/3] fitting curves and laws -> {fit_dir}")
     prof = load_profile(prof_dir, n_boot=p.n_boot)  # fits cached beside the profile, reused below
     FitOutput(curves=prof.curves, fits=prof.fits).write(fit_dir)
     seconds["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    log("[3/4] planning: headline findings")
-    findings = headline_findings(prof, gpu=gpu)
-    seconds["plan"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    log("[4/4] writing the report")
-    files = build_report(prof_dir, out / "report.html", gpu=gpu, n_boot=p.n_boot)
-    seconds["report"] = time.perf_counter() - t0
-    (out / "findings.md").write_text("# Headline findings\n\n" + "\n".join(f"- {f}" for f in findings) + "\n")
-    return DemoResult(out=out, report=Path(files.html), findings=findings, seconds=seconds)
+    log(f"[3/3] planning over budgets and difficulties, headline findings on {p.n_splits} held-out splits, report")
+    files = build_report(prof_dir, out / "report.html", gpu=gpu, n_boot=p.n_boot, n_splits=p.n_splits)
+    seconds["plan and report"] = time.perf_counter() - t0
+    content = files.content
+    findings = content.findings
+    text = "# Headline findings\n\n" + "\n".join(f"{i}. {f}" for i, f in enumerate(findings.texts, 1))
+    text += f"\n\n_{findings.method()}._\n\n## Next steps\n\n"
+    text += "\n".join(f"{i}. `{cmd}`: {why}" for i, (cmd, why) in enumerate(content.next_steps, 1)) + "\n"
+    atomic_write(out / "findings.md", text)
+    return DemoResult(out=out, report=Path(files.html), findings=findings.texts, seconds=seconds,
+                      method=findings.method(), next_steps=content.next_steps)  # fmt: skip

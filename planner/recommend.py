@@ -32,24 +32,19 @@ import pandas as pd
 
 from fitting import schema as S
 
+from .alternatives import calls_note, json_number, option_cost, option_item, runners_up
 from .catalog import CatalogError, load_catalog
 from .constants import (
     ACCURACY,
     ACCURACY_HI,
     ACCURACY_LO,
-    ACCURACY_TOL,
     ARM,
-    COST_KEYS,
     KNOB,
     KNOB_VALUE,
     MEMORY_BYTES,
     MODEL,
     SOURCE,
-    SOURCE_RANK,
-    SOURCES,
     STRATEGY,
-    TP,
-    within_budget,
 )
 from .costs import ModelSpec
 from .profile import Profile
@@ -58,19 +53,19 @@ from .search import (
     ADAPTIVE_COST_KEYS,
     Budget,
     PoolReplay,
-    SearchResult,
     adaptive_policies,
     allocate_exact,
     allocate_optuna,
+    best_single,
     bin_tables,
     binding_constraint,
     compare_with_single,
+    describe_policy,
     pareto_exhaustive,
     pareto_optuna,
     search,
 )
 from .space import CostModel, ExtraModel, OptionSpace
-from .space.arms import VERIFIED
 from .space.predict import Z90
 
 __all__ = ["Recommendation", "PlanError", "plan", "family_of", "build_space", "resolve_extra_models"]
@@ -100,23 +95,15 @@ class Recommendation:
         out = {
             "request": self.request,
             "choice": self.choice,
-            "expected_accuracy": _num(self.expected_accuracy),
-            "accuracy_interval": [_num(v) for v in self.accuracy_interval],
+            "expected_accuracy": json_number(self.expected_accuracy),
+            "accuracy_interval": [json_number(v) for v in self.accuracy_interval],
             "source": self.source,
-            "cost": {k: _num(v) for k, v in self.cost.items()},
+            "cost": {k: json_number(v) for k, v in self.cost.items()},
             "binding_constraint": self.binding_constraint,
             "runners_up": self.runners_up,
         }
         out.update(self.mode)
         return out
-
-
-def _num(v):
-    """A JSON number with 6 significant digits (None for missing or non-finite)."""
-    if v is None:
-        return None
-    v = float(v)
-    return float(f"{v:.6g}") if math.isfinite(v) else None
 
 
 def family_of(name: str) -> str:
@@ -190,95 +177,6 @@ def build_space(
     )
     profile.save_fit_cache()
     return space
-
-
-def _cost(row) -> dict[str, float | None]:
-    return {k: (float(row[k]) if k in row and pd.notna(row[k]) else None) for k in COST_KEYS}
-
-
-def _item(space: OptionSpace, r, coster=None) -> dict:
-    """An option row as the recommendation JSON shows it (with how it is served, given the
-    cost model ``coster``: GPU, tensor-parallel degree and whether it was chosen, batch)."""
-    out = {
-        "choice": space.option_choice(space.arm_by_key(r[ARM]), r[KNOB_VALUE]),
-        "expected_accuracy": _num(r[ACCURACY]),
-        "accuracy_interval": [_num(r[ACCURACY_LO]), _num(r[ACCURACY_HI])],
-        "source": r[SOURCE],
-        "cost": {k: _num(v) for k, v in _cost(r).items()},
-    }
-    if isinstance(coster, CostModel):
-        serving = coster.serving()
-        if TP in r and pd.notna(r[TP]) and math.isfinite(float(r[TP])):
-            serving["tp"] = int(r[TP])
-            serving["tp_source"] = "given" if coster.tp is not None else "auto"
-        if MEMORY_BYTES in r and pd.notna(r[MEMORY_BYTES]):
-            serving["memory_bytes_per_gpu"] = _num(r[MEMORY_BYTES])
-        out["serving"] = serving
-        if out["choice"]["strategy"] == VERIFIED:
-            cost = coster.checker_cost
-            out["assumptions"] = {
-                "checker_cost_per_sample": dict(cost) if cost else "0 (assumed free; set checker_cost)"
-            }
-    return out
-
-
-def _why_not(row, choice_row, budget: Budget, objective: str) -> str:
-    over = [
-        (k, row[k], lim) for k, lim in budget.limits.items() if k in row and not within_budget(row[k], lim)
-    ]
-    if over:
-        k, v, lim = max(over, key=lambda t: t[1] / t[2])
-        return f"over budget: {k} {v:.3g} > {lim:.3g}"
-    a, b = float(row[objective]), float(choice_row[objective])
-    name = "expected accuracy" if objective == ACCURACY else "lower bound of accuracy"
-    if a < b - ACCURACY_TOL and row[SOURCE] == "measured" and choice_row[SOURCE] != "measured":
-        return (
-            f"{name} {a:.3f} < {b:.3f}, but measured; the choice is {choice_row[SOURCE]} "
-            f"(interval {choice_row[ACCURACY_LO]:.3f}-{choice_row[ACCURACY_HI]:.3f})"
-        )
-    if a < b - ACCURACY_TOL:
-        key = budget.primary()
-        ratio = choice_row[key] / row[key] if row[key] > 0 else math.inf
-        extra = f", though {ratio:.2g}x cheaper in {key}" if ratio >= 1.1 else ""
-        return f"{name} {a:.3f} < {b:.3f}{extra}"
-    if row[SOURCE_RANK] > choice_row[SOURCE_RANK]:
-        return f"same {name}, but {row[SOURCE]} rather than {choice_row[SOURCE]}"
-    return f"same {name}, costs more {budget.primary()}"
-
-
-def _runners_up(
-    space: OptionSpace, res: SearchResult, best, budget: Budget, n: int = 2, coster=None
-) -> list[dict]:
-    """Two runners-up: when the choice is not measured, the best MEASURED feasible option first
-    (what is known for sure); then the best feasible option of another model or strategy, the
-    best over-budget option that would have been more accurate, or the next feasible one."""
-    obj = res.objective
-    picks = []
-    ranked = res.ranked
-    if best[SOURCE] != "measured":
-        measured = ranked[ranked[SOURCE] == "measured"]
-        if len(measured):
-            picks.append(measured.iloc[0])
-    other = ranked[(ranked[MODEL] != best[MODEL]) | (ranked[STRATEGY] != best[STRATEGY])]
-    if len(other) and (
-        not picks or (other.iloc[0][ARM], other.iloc[0][KNOB_VALUE]) != (picks[0][ARM], picks[0][KNOB_VALUE])
-    ):
-        picks.append(other.iloc[0])
-    ev = res.evaluated if res.evaluated is not None else ranked
-    if len(ev):
-        over = ev[~budget.feasible(ev) & (ev[obj] > best[obj] + ACCURACY_TOL)]
-        if len(over):
-            if SOURCE_RANK not in over:
-                over = over.assign(**{SOURCE_RANK: over[SOURCE].map(SOURCES.index)})
-            picks.append(over.sort_values([obj, budget.primary()], ascending=[False, True]).iloc[0])
-    seen = {(best[ARM], best[KNOB_VALUE])} | {(p[ARM], p[KNOB_VALUE]) for p in picks}
-    for _, r in other.iterrows():
-        if len(picks) >= n:
-            break
-        if (r[ARM], r[KNOB_VALUE]) not in seen and r[ARM] not in {p[ARM] for p in picks}:
-            picks.append(r)
-            seen.add((r[ARM], r[KNOB_VALUE]))
-    return [{**_item(space, r, coster), "why_not": _why_not(r, best, budget, obj)} for r in picks[:n]]
 
 
 def _option_label(r) -> str:
@@ -416,29 +314,29 @@ def plan(
     binding = res.binding
     if req.objective == "pareto":
         binding = binding_constraint(res.evaluated, best, full, res.objective)
-    head = _item(space, best, coster)
+    head = option_item(space, best, coster)
     rec = Recommendation(
         request=request_json,
         choice=head["choice"],
         expected_accuracy=float(best[ACCURACY]),
         accuracy_interval=[float(best[ACCURACY_LO]), float(best[ACCURACY_HI])],
         source=str(best[SOURCE]),
-        cost=_cost(best),
+        cost=option_cost(best),
         binding_constraint=binding,
-        runners_up=_runners_up(space, res, best, full, coster=coster),
+        runners_up=runners_up(space, res, best, full, coster=coster),
         search={
             "method": res.method,
             "evaluations": res.evaluations,
             "seconds": res.seconds,
             "space_size": space.size(target),
         },
-        notes=list(space.notes),
+        notes=calls_note(space, best) + list(space.notes),
     )
     for key in ("serving", "assumptions"):
         if key in head:
             rec.mode[key] = head[key]
     if req.objective == "pareto":
-        rec.mode["pareto"] = [_item(space, r, coster) for _, r in res.pareto.iterrows()]
+        rec.mode["pareto"] = [option_item(space, r, coster) for _, r in res.pareto.iterrows()]
     if ":" in (req.difficulty or "") and len(target) > 1:  # an explicit mix
         rec.mode["allocation"] = _allocation(space, target, full, req.risk, req.seed)
     return rec
@@ -454,30 +352,54 @@ def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int
     cmp = compare_with_single(tables, target, limit, key, risk)
     bins = []
     for b, r in exact.choice.items():
-        item = _item(space, r)
+        item = option_item(space, r)
         bins.append(
             {
                 "difficulty": b,
-                "weight": _num(target[b]),
+                "weight": json_number(target[b]),
                 "choice": item["choice"],
                 "expected_accuracy": item["expected_accuracy"],
                 "source": item["source"],
                 "cost": item["cost"],
             }
         )
-    return {
+    single = best_single(tables, target, limit, key, risk)
+    out = {
         "budget_key": key,
         "average_budget": limit,
         "bins": bins,
-        "expected_accuracy": _num(exact.accuracy),
-        "average_cost": _num(exact.cost),
-        "optuna_expected_accuracy": _num(tpe.accuracy),
-        "optuna_gap": _num(exact.accuracy - tpe.accuracy),
-        "best_single_option": cmp["single_option"],
-        "best_single_accuracy": _num(cmp["single_accuracy"]),
-        "compute_ratio_at_equal_accuracy": _num(cmp["compute_ratio"]),
+        "expected_accuracy": json_number(exact.accuracy),
+        "average_cost": json_number(exact.cost),
+        "optuna_expected_accuracy": json_number(tpe.accuracy),
+        "optuna_gap": json_number(exact.accuracy - tpe.accuracy),
+        "best_single_option": None,
+        "best_single_accuracy": json_number(cmp["single_accuracy"]),
+        "best_single_cost": json_number(cmp["single_cost"]),
+        "compute_ratio_at_equal_accuracy": json_number(cmp["compute_ratio"]),
+        "compute_ratio_means": f"the single option's {key} over the least average {key} at which an allocation "
+        "is as accurate (above 1: the allocation needs that many times less)",
         "note": "other limits apply per query to every bin's option",
     }
+    if single is not None:
+        first = next(iter(single.choice.values()))
+        out["best_single_option"] = space.option_choice(space.arm_by_key(first[ARM]), first[KNOB_VALUE])
+        se_alloc = _mix_se(exact.choice, target)
+        se_single = _mix_se(single.choice, target)
+        diff = float(exact.accuracy - single.accuracy)
+        se = math.hypot(se_alloc, se_single)
+        out["difference"] = {"accuracy": json_number(diff), "se": json_number(se), "within_noise": bool(abs(diff) <= se),
+                             "se_from": "the options' 90% intervals, bins and options taken as independent"}  # fmt: skip
+    return out
+
+
+def _mix_se(choice: Mapping[str, pd.Series], target: Mapping[str, float]) -> float:
+    """Standard error of a mix's accuracy from each bin's option interval (90%, as a normal)."""
+    var = 0.0
+    for b, r in choice.items():
+        lo, hi = float(r[ACCURACY_LO]), float(r[ACCURACY_HI])
+        se = (hi - lo) / (2 * Z90) if math.isfinite(lo) and math.isfinite(hi) else math.nan
+        var += (target[b] * se) ** 2
+    return math.sqrt(var)
 
 
 def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int) -> Recommendation:
@@ -499,24 +421,52 @@ def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int
     def item(r) -> dict:
         half = Z90 * float(r["test_accuracy_se"])
         acc = r["test_accuracy"]
+        choice = dict(r["choice"])
+        spec = specs.get(choice.get("model"))
+        choice = {"model": choice.get("model"), "architecture": getattr(spec, "architecture", None),
+                  "strategy": choice.get("strategy"), "knobs": choice.get("knobs") or {}}  # fmt: skip
         return {
-            "choice": {"policy": r["policy"], "params": r["params"]},
-            "expected_accuracy": _num(acc),
-            "accuracy_interval": [_num(max(acc - half, 0)), _num(min(acc + half, 1))],
+            "choice": choice,
+            "expected_accuracy": json_number(acc),
+            "accuracy_interval": [json_number(max(acc - half, 0)), json_number(min(acc + half, 1))],
             "source": "measured",
-            "cost": {"flops": _num(r["test_flops"]), "tokens": _num(r["test_tokens"])},
+            "cost": {"flops": json_number(r["test_flops"]), "tokens": json_number(r["test_tokens"])},
+            "description": describe_policy(r["choice"]),
         }
+
+    def versus(r, ref) -> dict:
+        """Held-out accuracy difference of ``ref`` minus ``r``, its standard error (from the two
+        accuracies' standard errors) and whether it is within noise."""
+        diff = float(ref["test_accuracy"] - r["test_accuracy"])
+        se = math.hypot(float(ref["test_accuracy_se"]), float(r["test_accuracy_se"]))
+        return {"difference": json_number(diff), "se": json_number(se), "within_noise": bool(abs(diff) <= se)}
 
     head = item(best)
     runners = []
     for _, r in table.iloc[1:3].iterrows():
         it = item(r)
-        it["why_not"] = f"training accuracy {r['train_accuracy']:.4f} < {best['train_accuracy']:.4f}"
+        v = versus(r, best)
+        noise = "within noise" if v["within_noise"] else "beyond one standard error"
+        it["why_not"] = (
+            f"less accurate on the planning half ({100 * r['train_accuracy']:.1f}% vs "
+            f"{100 * best['train_accuracy']:.1f}%); on the held-out half the choice is "
+            f"{100 * abs(v['difference']):.1f} points {'ahead' if v['difference'] >= 0 else 'behind'} "
+            f"(SE {100 * v['se']:.1f}: {noise})"
+        )
         runners.append(it)
     policy = {
+        "description": head.pop("description"),
         "table": table.replace({np.nan: None}).to_dict("records"),
         "note": "chosen on half of the questions, replayed on the other half (seeded split)",
     }
+    fixed = table[table["policy"] == "fixed"]
+    if best["policy"] != "fixed" and len(fixed):
+        policy["versus_fixed"] = {
+            "fixed": describe_policy(fixed.iloc[0]["choice"]),
+            **versus(fixed.iloc[0], best),
+        }
+    for r in runners:
+        r.pop("description", None)
     return Recommendation(
         request=request,
         choice=head["choice"],

@@ -30,7 +30,7 @@ EXPECTED = {
         1,
     ),
     "02_plan_a_budget.ipynb": (
-        ['"expected_accuracy"', '"binding_constraint"', "choice: lab-", "mix accuracy", "- level 5"],
+        ['"expected_accuracy"', '"binding_constraint"', "choice: lab-", "mix accuracy", "- Level 5: lab-l"],
         1,
     ),
     "03_capacity.ipynb": (["MB of KV cache per 1,000-token sequence", "deepseek-r1:", "kv_memory"], 1),

@@ -6,6 +6,18 @@ command bodies so that ``ttc --help`` stays fast.
 from __future__ import annotations
 
 import typer
+from typer.core import TyperOption
+
+_display_type_rich = TyperOption.display_type_rich
+
+
+def _no_type_for_flags(self: TyperOption, ctx) -> str | None:
+    """Typer 0.29's rich help prints a value type even for flags that take none
+    ("--help <bool>"); a flag shows no type (every other option keeps typer's)."""
+    return None if self.is_flag else _display_type_rich(self, ctx)
+
+
+TyperOption.display_type_rich = _no_type_for_flags
 
 app = typer.Typer(
     name="ttc",

@@ -4,17 +4,33 @@ names of the help panels that group each command's options."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
-# Tables stay readable when output is piped or logged (rich would otherwise fall back to 80 columns).
-_PIPE_WIDTH = None if sys.stdout.isatty() else 200
-console = Console(width=_PIPE_WIDTH)
-err_console = Console(stderr=True)
+
+class _Console(Console):
+    """A console as wide as ``COLUMNS`` says whenever it is set (read at every print, not only
+    when the module is imported), else the terminal, else 200 columns when output is piped or
+    logged (rich would otherwise fall back to 80)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        columns = os.environ.get("COLUMNS", "")
+        size = Console.size.fget(self)
+        return ConsoleDimensions(int(columns), size.height) if columns.isdigit() else size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = _Console(width=None if sys.stdout.isatty() else 200)
+err_console = _Console(stderr=True)
 
 # help panels (typer's rich_help_panel), in the order a reader needs them
 INPUT = "Input"

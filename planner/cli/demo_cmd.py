@@ -23,6 +23,12 @@ def demo(
         help="The thorough version: more questions, bigger pools, all strategies.",
         rich_help_panel=RUN,
     ),
+    preset: str = typer.Option(
+        None,
+        "--preset",
+        help="quick (default), full (same as --full) or tiny (a few questions: a smoke test).",
+        rich_help_panel=RUN,
+    ),
     gpu: str = typer.Option(
         "h100",
         "--gpu",
@@ -50,16 +56,25 @@ def demo(
         fail(
             f"lab checkpoints missing: {', '.join(missing)}; train them with python -m profiling.lab.train --model all"
         )
-    result = run_demo(out, preset="full" if full else "quick", gpu=gpu, log=console.print)
+    name = preset or ("full" if full else "quick")
+    if name not in PRESETS:
+        fail(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}")
+    result = run_demo(out, preset=name, gpu=gpu, log=console.print)
     total = sum(result.seconds.values())
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     console.print(
-        f"\n[bold]report:[/] {result.report}   ({total:.0f} s: {steps}; preset {'full' if full else 'quick'}:"
-        f" {PRESETS['full' if full else 'quick'].per_level} questions per level)"
+        f"\n[bold]report:[/] {result.report}   ({total:.0f} s: {steps}; preset {name}:"
+        f" {PRESETS[name].per_level} questions per level)",
+        highlight=False,
     )
-    console.print("[bold]headline findings[/] (accuracies measured on the lab; costs from the cost model):")
+    console.print("[bold]headline findings[/], checked on held-out questions:")
     for i, finding in enumerate(result.findings, 1):
-        console.print(f"  {i}. {finding}", soft_wrap=True)
+        console.print(f"  {i}. {finding}", soft_wrap=True, highlight=False)
+    console.print(f"  ({result.method})", style="dim", soft_wrap=True, highlight=False)
+    console.print("[bold]next steps[/]:")
+    for i, (cmd, why) in enumerate(result.next_steps, 1):
+        console.print(f"  {i}. {cmd}", soft_wrap=True, highlight=False, markup=False)
+        console.print(f"     {why}", style="dim", soft_wrap=True, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

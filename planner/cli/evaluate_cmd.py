@@ -1,13 +1,22 @@
-"""``ttc evaluate``: is the planner right? Plan on half of the questions, measure on the other half."""
+"""``ttc evaluate``: is the planner right? Plan on half of the questions, measure on the other half,
+over repeated random splits."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import typer
 
-from ..report.format import format_cost
+from ..report.format import (
+    UNITS,
+    format_budget,
+    format_cost,
+    format_points,
+    format_points_interval,
+    format_serving,
+)
 from ._common import INPUT, OUTPUT, PRICING, SEARCH, TARGET, console, fail, parse_pairs, profile_folder
 
 
@@ -54,17 +63,24 @@ def evaluate(
     allow_simulated: bool = typer.Option(
         False, "--allow-simulated", help="Let the planner use simulated scorers.", rich_help_panel=SEARCH
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the question split.", rich_help_panel=SEARCH),
+    seed: int = typer.Option(0, "--seed", help="Seed of the question splits.", rich_help_panel=SEARCH),
+    splits: int = typer.Option(
+        20, "--splits", min=1, help="Random half splits to average over.", rich_help_panel=SEARCH
+    ),
     n_boot: int = typer.Option(
         200, "--n-boot", min=0, help="Question-bootstrap replicates of the curves.", rich_help_panel=SEARCH
     ),
     as_json: bool = typer.Option(
-        False, "--json", help="Print the table as JSON records.", rich_help_panel=OUTPUT
+        False,
+        "--json",
+        help="Print the evaluation as JSON (per budget: means and intervals).",
+        rich_help_panel=OUTPUT,
     ),
 ) -> None:
-    """Check the planner on held-out questions: plan on a seeded half of the questions,
-    measure the recommendations' accuracy and cost on the other half, and report the regret
-    against the hindsight-best option and fixed baselines at several budgets.
+    """Check the planner on held-out questions: over repeated random splits, plan on one half
+    of the questions, measure the recommendations' accuracy on the other half, and report the
+    regret against the hindsight-best option and fixed baselines at several budgets, with 90%
+    intervals.
 
     Example:
 
@@ -83,48 +99,102 @@ def evaluate(
     if gpu and api:
         fail("give --gpu or --api, not both")
     try:
-        specs = parse_pairs(model_spec, "--model-spec")
-        prof = load_profile(folder, model_specs=specs, n_boot=n_boot, verifier=verifier)
-        table = evaluate_profile(
-            prof,
-            values,
-            cost_key=cost_key,
-            hardware=gpu or (None if api else "h100"),
-            api=api,
-            risk=risk,
-            seed=seed,
-            include_simulated=allow_simulated,
-            verifier=verifier,
-            tp=tp,
-            **({"concurrency": concurrency} if concurrency is not None else {}),
+        prof = load_profile(
+            folder, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot, verifier=verifier
         )
+        ev = evaluate_profile(prof, values, cost_key=cost_key, hardware=gpu or (None if api else "h100"), api=api,
+                              risk=risk, seed=seed, n_splits=splits, include_simulated=allow_simulated,
+                              verifier=verifier, tp=tp,
+                              **({"concurrency": concurrency} if concurrency is not None else {}))  # fmt: skip
     except ValueError as exc:
         fail(str(exc))
     if as_json:
-        typer.echo(table.to_json(orient="records", indent=2))
+        typer.echo(json.dumps(ev.to_json(), indent=2))
         return
+    _print(ev)
+
+
+def _acc(r, col: str) -> str:
+    v, lo, hi = r.get(col), r.get(f"{col}_lo"), r.get(f"{col}_hi")
+    if v is None or not math.isfinite(v):
+        return "-"
+    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) and math.isfinite(hi) else f"{v:.3f}"
+
+
+def _pts(r, col: str) -> str:
+    v, lo, hi = r.get(col), r.get(f"{col}_lo"), r.get(f"{col}_hi")
+    if v is None or not math.isfinite(v):
+        return "-"
+    return format_points(v).removesuffix(" points") + (
+        f" {format_points_interval(lo, hi)}" if math.isfinite(lo) and math.isfinite(hi) else ""
+    )
+
+
+def _print(ev) -> None:
+    from rich import box
     from rich.table import Table
 
-    t = Table(title=f"ttc evaluate · plan on half the questions, realized on the other half (seed {seed})")
-    for c in table.columns:
-        t.add_column(c, justify="right" if table[c].dtype.kind in "fi" else "left")
-    for _, r in table.iterrows():
-        t.add_row(*(_cell(c, v, cost_key) for c, v in r.items()))
+    key = ev.cost_key
+    console.print(
+        f"[bold]ttc evaluate[/] · {ev.n_splits} random half splits ({ev.n_train} planning / {ev.n_test} held-out "
+        "questions, stratified by difficulty): the planner chooses on one half, the choice is measured on the other; "
+        "means over the splits with 90% intervals (corrected resampled t, Nadeau & Bengio 2003)",
+        highlight=False,
+    )
+    if ev.serving:
+        console.print(format_serving(ev.serving), style="dim", highlight=False)
+    t = Table(title="the planner against the hindsight best of the held-out half", box=box.SIMPLE_HEAD,
+              title_justify="left", pad_edge=False)  # fmt: skip
+    t.add_column(f"budget ({UNITS.get(key, key)})", no_wrap=True)
+    t.add_column("choice (splits)", overflow="fold", ratio=2)
+    t.add_column("held-out accuracy", no_wrap=True)
+    t.add_column("regret, points", no_wrap=True)
+    t.add_column("verdict", overflow="fold", ratio=1)
+    rows = ev.table.to_dict("records")
+    for r in rows:
+        se = r.get("regret_se", math.nan)
+        if not math.isfinite(r.get("regret", math.nan)):
+            verdict = "-"
+        elif not math.isfinite(se):
+            verdict = "one split: no interval"
+        else:
+            verdict = "within noise" if abs(r["regret"]) <= se else f"above its SE ({100 * se:.1f})"
+        t.add_row(format_cost(key, r["budget"]), f"{r['choice']} ({r['choice_share']})", _acc(r, "realized_accuracy"),
+                  _pts(r, "regret"), verdict)  # fmt: skip
     console.print(t)
-    if "regret" in table and table["regret"].notna().any():
+    b = Table(title="held-out accuracy of fixed baselines (model picked on the planning half)", box=box.SIMPLE_HEAD,
+              title_justify="left", pad_edge=False)  # fmt: skip
+    b.add_column(f"budget ({UNITS.get(key, key)})", no_wrap=True)
+    b.add_column("planner", no_wrap=True)
+    for name in [*ev.baselines, "allocation"]:
+        b.add_column(name if name != "allocation" else "per-difficulty allocation", overflow="fold")
+    for r in rows:
+        cells = []
+        for name in ev.baselines:
+            v, model = r.get(name, math.nan), r.get(f"{name} model") or ""
+            cells.append("nothing fits" if not math.isfinite(v) else f"{v:.3f} {model}")
+        alloc = r.get("allocation", math.nan)
+        cells.append(f"{alloc:.3f}" if math.isfinite(alloc) else "nothing fits")
+        b.add_row(format_cost(key, r["budget"]), f"{r['realized_accuracy']:.3f}", *cells)
+    console.print(b)
+    finite = [r for r in rows if math.isfinite(r.get("regret", math.nan))]
+    if finite:
+        noisy = sum(1 for r in finite if math.isfinite(r["regret_se"]) and abs(r["regret"]) <= r["regret_se"])
+        worst = max(finite, key=lambda r: r["regret"])
         console.print(
-            f"mean regret vs hindsight best: {table['regret'].mean():.4f} accuracy (max {table['regret'].max():.4f})",
+            f"Regret (hindsight best minus the planner's choice, both on held-out questions; an upper estimate, as the "
+            f"hindsight best is the luckiest of many options) averages {100 * sum(r['regret'] for r in finite) / len(finite):.1f} "
+            f"points over {len(finite)} budgets and is within noise at {noisy} of them; the largest is "
+            f"{100 * worst['regret']:.1f} points at {format_budget(key, worst['budget'])}. A baseline's model is the "
+            "most accurate one it can afford on the planning half: at small budgets only a small model affords a "
+            "full pool, hence low majority and best-of numbers there.",
             highlight=False,
         )
-
-
-def _cell(column: str, v, cost_key: str) -> str:
-    if column.startswith("budget_") or column == "realized_cost":
-        return format_cost(cost_key, v)
-    if isinstance(v, float):
-        return f"{v:.3f}" if math.isfinite(v) else "-"
-    return str(v)
+    for note in ev.notes:
+        console.print(f"note: {note}", style="dim", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate", short_help="Plan on half the questions, measure on the other half.")(evaluate)
+    app.command(
+        "evaluate", short_help="Plan on half the questions, measure on the other half (repeated splits)."
+    )(evaluate)

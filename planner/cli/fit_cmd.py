@@ -118,15 +118,44 @@ def _fmt(value, spec: str = ".3g") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def saturation_text(estimate: float | None, k_max: float, factor: float) -> str:
+    """N* for people: the value within the profiled range, marked ``extrap.`` up to ``factor`` x
+    the largest profiled knob value, and ``beyond data`` past that (a number far past the data
+    says nothing).
+
+    Examples
+    --------
+    >>> saturation_text(12.0, 16, 4), saturation_text(40.0, 16, 4), saturation_text(8e13, 16, 4)
+    ('12', '40 extrap.', 'beyond data')
+    """
+    if estimate is None:
+        return "none"
+    if estimate <= k_max:
+        return f"{estimate:.3g}"
+    if estimate <= factor * k_max:
+        return f"{estimate:.3g} extrap."
+    return "beyond data"
+
+
 def _print_table(result) -> None:
+    from rich import box
     from rich.table import Table
 
     from fitting import schema as S
+    from fitting.pipeline import BAND_FACTOR
 
-    table = Table(title="fitted curves (accuracy at the largest profiled k; N* = saturation point)")
-    for col in ("model", "strategy", "metric", "difficulty", "k", "accuracy", "law", "N*", "extrap. err"):
-        table.add_column(col)
+    table = Table(
+        title="fitted curves: accuracy at the largest profiled knob value; N* = saturation point (a doubling "
+        f"gains < 0.5 points; 'beyond data' past {BAND_FACTOR:g}x the profiled range); err = held-out "
+        "extrapolation error",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    for col in ("model", "strategy", "metric", "diff.", "knob range", "acc.", "law", "N*", "err"):
+        table.add_column(col, overflow="fold", no_wrap=col not in ("model", "strategy"))
     last = result.curves.sort_values(S.K).groupby([*S.GROUP_KEYS, S.METRIC]).tail(1)
+    reasons: dict[str, int] = {}
     for f in result.fits[:40]:
         sel = last[
             (last[S.MODEL] == f[S.MODEL])
@@ -135,19 +164,27 @@ def _print_table(result) -> None:
         ]
         sel = sel[sel[S.DIFFICULTY] == f[S.DIFFICULTY]]
         acc = sel[S.ACCURACY].iloc[-1] if len(sel) else None
-        sat = (f.get("saturation") or {}).get("estimate")
+        law = f["law"]
+        if law is None:
+            note = f.get("note") or "no law"
+            law = f"none, note {reasons.setdefault(note, len(reasons) + 1)}"
+        sat = (f.get("saturation") or {}).get("estimate") if f["law"] else None
+        knob = f.get("knob") or "k"
+        span = f"{f['k_min']:g}" if f["k_min"] == f["k_max"] else f"{f['k_min']:g}-{f['k_max']:g}"
         table.add_row(
             f[S.MODEL],
             f[S.STRATEGY],
             f[S.METRIC],
             f[S.DIFFICULTY],
-            f"{f['k_min']:g}-{f['k_max']:g}",
+            f"{knob} {span}",
             _fmt(acc, ".3f"),
-            f["law"] or "-",
-            _fmt(sat),
+            law,
+            saturation_text(sat, f["k_max"], BAND_FACTOR) if f["law"] else "-",
             _fmt(f.get("extrapolation_error"), ".3f"),
         )
     console.print(table)
+    for note, i in reasons.items():
+        console.print(f"note {i}: {note}", highlight=False, markup=False, soft_wrap=True)
     if len(result.fits) > 40:
         console.print(f"... and {len(result.fits) - 40} more curves in fits.json")
 

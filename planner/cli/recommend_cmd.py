@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from ..constants import COST_KEYS
-from ..report.format import format_cost
+from ..report.format import UNITS, format_budget, format_cost, format_serving
 from ._common import (
     BUDGET,
     INPUT,
@@ -31,8 +31,10 @@ _EXAMPLE = "ttc recommend runs/lab --budget-flops 1e13 --difficulty 4 --gpu h100
 
 
 def _choice_text(choice: dict) -> str:
-    if "policy" in choice:
-        return f"{choice['policy']}: {choice['params']}"
+    if choice.get("strategy") in ("probe", "early_stop", "oracle_bins"):
+        from planner.search.adaptive import describe_policy
+
+        return describe_policy(choice)
     knobs = ",".join(f"{k}={v}" for k, v in choice.get("knobs", {}).items())
     text = f"{choice['model']} ({choice['architecture']}) {choice['strategy']}" + (
         f" {knobs}" if knobs else ""
@@ -194,6 +196,12 @@ def recommend(
     as_json: bool = typer.Option(
         False, "--json", help="Print the recommendation JSON (DESIGN.md).", rich_help_panel=OUTPUT
     ),
+    wide: bool = typer.Option(
+        False,
+        "--wide",
+        help="Every cost column in the tables (wider than 100 columns).",
+        rich_help_panel=OUTPUT,
+    ),
 ) -> None:
     """Recommend a model, strategy and knobs for a per-query budget and a kind of problem:
     the expected accuracy with its interval (measured, fitted or extrapolated), the cost, the
@@ -274,7 +282,7 @@ def recommend(
     if as_json:
         typer.echo(json.dumps(rec.to_json(), indent=2))
         return
-    _print(rec)
+    _print(rec, wide)
 
 
 def _checker_cost(values: list[str] | None) -> dict[str, float] | None:
@@ -289,116 +297,176 @@ def _checker_cost(values: list[str] | None) -> dict[str, float] | None:
     return out or None
 
 
-def _print(rec) -> None:
+#: what each accuracy source means, in words
+_SOURCE_WORDS = {
+    "measured": "measured on the profile",
+    "fitted": "fitted: predicted by the curve's law between profiled values",
+    "extrapolated": "extrapolated: predicted by a fitted law beyond the profiled range",
+}
+
+
+def _acc(item: dict) -> str:
+    lo, hi = item["accuracy_interval"]
+    a = item["expected_accuracy"]
+    if a is None:
+        return "-"
+    return f"{a:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else f"{a:.3f}"
+
+
+def _costs_text(cost: dict) -> str:
+    keys = [k for k in COST_KEYS if cost.get(k) is not None]
+    return " · ".join(f"{format_cost(k, cost[k])} {_UNIT_WORDS.get(k, k)}".strip() for k in keys)
+
+
+_UNIT_WORDS = {
+    "flops": "FLOPs",
+    "effective_flops": "effective FLOPs",
+    "tokens": "tokens",
+    "latency_s": "",
+    "usd": "",
+    "kv_bytes": "KV",
+}
+
+
+def _print(rec, wide: bool = False) -> None:
     from rich.table import Table
 
     d = rec.to_json()
     req = d["request"]
-    where = req.get("hardware") or req.get("api") or "?"
-    budget = ", ".join(f"{k} <= {format_cost(k, v)}" for k, v in req["budget"].items())
-    lo, hi = d["accuracy_interval"]
-    t = Table(title=f"Recommendation · {budget} · difficulty {req['difficulty']} · {where}", show_header=True)
-    t.add_column("")
-    t.add_column("option")
-    t.add_column("expected accuracy", justify="right")
-    t.add_column("source")
-    for k in COST_KEYS:
-        t.add_column(k, justify="right")
-    t.add_column("why not")
-
-    def add(label, item, why=""):
-        a = item["expected_accuracy"]
-        ilo, ihi = item["accuracy_interval"]
-        cost = item["cost"]
-        costs = (format_cost(k, cost.get(k)) for k in COST_KEYS)
-        t.add_row(
-            label,
-            _choice_text(item["choice"]),
-            f"{a:.3f} [{ilo:.3f}, {ihi:.3f}]",
-            item["source"],
-            *costs,
-            why,
-        )
-
-    add("choice", d)
-    for i, r in enumerate(d["runners_up"], 1):
-        add(f"runner-up {i}", r, r["why_not"])
-    console.print(t)
+    key = next(iter(req["budget"]), "flops")
+    where = req.get("hardware") or req.get("api") or "no GPU"
+    budget = ", ".join(f"{k} <= {format_budget(k, v)}" for k, v in req["budget"].items())
     console.print(
-        f"binding constraint: [bold]{d['binding_constraint']}[/]   expected accuracy {d['expected_accuracy']:.3f} "
-        f"(interval {lo:.3f}-{hi:.3f}, {d['source']})",
+        f"[bold]Recommendation[/] · difficulty {req['difficulty']} · {budget} · priced on {where}",
         highlight=False,
     )
+    if "policy" in d:
+        _print_policy(d, key)
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("choice", _choice_text(d["choice"]))
+    grid.add_row("accuracy", f"{_acc(d)} (90% interval), {_SOURCE_WORDS.get(d['source'], d['source'])}")
+    grid.add_row("cost per query", _costs_text(d["cost"]) + " (cost model, from measured tokens)")
+    binding = d["binding_constraint"]
+    why = {"none": "none: the most accurate option fits the budget",
+           "infeasible": "infeasible"}.get(binding, f"{binding}: a more accurate option needs more {binding}")  # fmt: skip
+    grid.add_row("binding", why)
     if "serving" in d:
-        console.print(_serving_text(d["serving"]), style="dim", highlight=False)
+        grid.add_row("served", format_serving(d["serving"]))
     if "assumptions" in d:
         cost = d["assumptions"]["checker_cost_per_sample"]
-        console.print(
-            f"assumption: exact checker cost per checked sample {cost}", style="dim", highlight=False
-        )
+        grid.add_row("assumption", f"exact checker cost per checked sample: {cost}")
     if rec.search:
         s = rec.search
-        console.print(
-            f"search: {s['method']}, {s['evaluations']} evaluations of {s['space_size']} options, {s['seconds']:.2f} s",
-            style="dim",
-            highlight=False,
-        )
+        grid.add_row("search", f"{s['method']}, {s['evaluations']} evaluations of {s['space_size']} options, "
+                               f"{s['seconds']:.2f} s")  # fmt: skip
+    console.print(grid)
+    if d["runners_up"]:
+        console.print(_runners_table(d["runners_up"], key, wide))
     if "allocation" in d:
         _print_allocation(d["allocation"])
     if "pareto" in d:
-        pt = Table(title="accuracy-cost Pareto front")
-        for c in ("option", "expected accuracy", "source", "flops", "usd"):
-            pt.add_column(c)
+        pt = Table(title="accuracy-cost Pareto front", box=_box(), title_justify="left")
+        pt.add_column("option", overflow="fold")
+        pt.add_column("accuracy [90%]", no_wrap=True)
+        pt.add_column("source", no_wrap=True)
+        for k in COST_KEYS if wide else dict.fromkeys([key, "usd"]):
+            pt.add_column(UNITS.get(k, k), justify="right", no_wrap=True)
         for r in d["pareto"]:
-            pt.add_row(
-                _choice_text(r["choice"]),
-                f"{r['expected_accuracy']:.3f}",
-                r["source"],
-                format_cost("flops", r["cost"]["flops"]),
-                format_cost("usd", r["cost"]["usd"]),
-            )
+            costs = [
+                format_cost(k, r["cost"].get(k)) for k in (COST_KEYS if wide else dict.fromkeys([key, "usd"]))
+            ]
+            pt.add_row(_choice_text(r["choice"]), _acc(r), r["source"], *costs)
         console.print(pt)
-    if "policy" in d:
-        console.print(f"adaptive policy ({d['policy']['note']})", style="dim")
     for n in rec.notes[:5]:
         console.print(f"note: {n}", style="dim", highlight=False)
     if len(rec.notes) > 5:
         console.print(f"note: ... and {len(rec.notes) - 5} more", style="dim")
 
 
-def _serving_text(serving: dict) -> str:
-    """``served on h100 x 2 (tp auto), 64 sequences per step, prefix sharing``."""
-    where = serving.get("api") or serving.get("gpu") or "?"
-    if "gpu" in serving and isinstance(serving.get("tp"), int):
-        where += f" x {serving['tp']} (tp {serving.get('tp_source', 'given')})"
-    sharing = "prefix sharing" if serving.get("prefix_sharing") else "no prefix sharing"
-    return f"served on {where}, {serving.get('concurrency')} sequences per step, {sharing}"
+def _box():
+    from rich import box
+
+    return box.SIMPLE_HEAD
+
+
+def _runners_table(runners: list[dict], key: str, wide: bool, title: str = "runner-ups"):
+    """Runner-ups in as few columns as fit 100: option, accuracy, source, the budgeted cost, why not
+    (``wide``: every cost)."""
+    from rich.table import Table
+
+    keys = list(COST_KEYS) if wide else [key]
+    t = Table(title=title, box=_box(), title_justify="left", pad_edge=False)
+    t.add_column("option", overflow="fold", ratio=2)
+    t.add_column("accuracy [90%]", no_wrap=True)
+    t.add_column("source", no_wrap=True)
+    for k in keys:
+        t.add_column(UNITS.get(k, k), justify="right", no_wrap=True)
+    t.add_column("why not", overflow="fold", ratio=3)
+    for r in runners:
+        t.add_row(_choice_text(r["choice"]), _acc(r), r["source"], *(format_cost(k, r["cost"].get(k)) for k in keys),
+                  r.get("why_not", ""))  # fmt: skip
+    return t
+
+
+def _print_policy(d: dict, key: str) -> None:
+    """``--difficulty auto``: the adaptive policy in words, its held-out accuracy and costs."""
+    p = d["policy"]
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("policy", f"{d['choice']['strategy']}: {p['description']}")
+    grid.add_row("accuracy", f"{_acc(d)} (90% interval) on held-out questions: {p['note']}")
+    grid.add_row("cost per query", _costs_text(d["cost"]) + " (mean over the held-out questions)")
+    if "versus_fixed" in p:
+        v = p["versus_fixed"]
+        noise = "within noise" if v["within_noise"] else "more than one standard error"
+        grid.add_row("vs fixed", f"{100 * v['difference']:+.1f} points against the best fixed option ({v['fixed']}): "
+                                 f"{noise} (SE {100 * v['se']:.1f} points)")  # fmt: skip
+    console.print(grid)
+    if d["runners_up"]:
+        console.print(_runners_table(d["runners_up"], key, False, "other policies"))
 
 
 def _print_allocation(a: dict) -> None:
     from rich.table import Table
 
     key = a["budget_key"]
-    at = Table(title=f"per-difficulty allocation (average {key} <= {format_cost(key, a['average_budget'])})")
-    for c in ("difficulty", "weight", "option", "expected accuracy", "source", key):
-        at.add_column(c)
+    at = Table(title=f"per-difficulty allocation (average {key} <= {format_budget(key, a['average_budget'])})",
+               box=_box(), title_justify="left")  # fmt: skip
+    for c in ("difficulty", "weight", "option", "accuracy", "source", UNITS.get(key, key)):
+        at.add_column(c, overflow="fold" if c == "option" else "ellipsis", no_wrap=c != "option")
     for b in a["bins"]:
-        at.add_row(
-            b["difficulty"],
-            f"{b['weight']:.2f}",
-            _choice_text(b["choice"]),
-            f"{b['expected_accuracy']:.3f}",
-            b["source"],
-            format_cost(key, b["cost"].get(key)),
-        )
+        at.add_row(b["difficulty"], f"{b['weight']:.2f}", _choice_text(b["choice"]), f"{b['expected_accuracy']:.3f}",
+                   b["source"], format_cost(key, b["cost"].get(key)))  # fmt: skip
     console.print(at)
-    console.print(
-        f"allocation: {a['expected_accuracy']:.3f} at {format_cost(key, a['average_cost'])} per query "
-        f"(Optuna {a['optuna_expected_accuracy']:.3f}, gap {a['optuna_gap']:.4f}); best single option "
-        f"{a['best_single_option']}: {a['best_single_accuracy']}; compute ratio at equal accuracy "
-        f"{a['compute_ratio_at_equal_accuracy']}",
-        highlight=False,
+    text = (
+        f"One option per difficulty (exact DP) reaches {a['expected_accuracy']:.3f} expected accuracy at "
+        f"{format_budget(key, a['average_cost'])} on average."
     )
+    if a.get("best_single_option"):
+        diff = a.get("difference") or {}
+        noise = ""
+        if diff.get("se") is not None:
+            verdict = "within noise" if diff["within_noise"] else "more than one standard error"
+            noise = f": {100 * diff['accuracy']:+.1f} points, {verdict} (SE {100 * diff['se']:.1f} points)"
+        text += (
+            f" The best single option within the same budget, {_choice_text(a['best_single_option'])}, reaches "
+            f"{a['best_single_accuracy']:.3f}{noise}."
+        )
+        ratio = a.get("compute_ratio_at_equal_accuracy")
+        if ratio is not None and ratio >= 1:
+            text += f" At equal accuracy the allocation needs {ratio:.2f}x less {key} than that option."
+        elif ratio is not None:
+            text += f" At equal accuracy the allocation needs {1 / ratio:.2f}x more {key} than that option."
+    else:
+        text += " No single option fits the budget at every difficulty."
+    text += f" Optuna's allocation: {a['optuna_expected_accuracy']:.3f} (gap {a['optuna_gap']:.4f} to the exact DP)."
+    console.print(text, highlight=False, soft_wrap=False)
 
 
 def register(app: typer.Typer) -> None:

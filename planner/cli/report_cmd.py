@@ -75,6 +75,13 @@ def report(
         help="Question-bootstrap replicates of curves and laws.",
         rich_help_panel=SEARCH,
     ),
+    splits: int = typer.Option(
+        20,
+        "--splits",
+        min=1,
+        help="Random held-out splits the headline findings are checked on.",
+        rich_help_panel=SEARCH,
+    ),
     no_png: bool = typer.Option(False, "--no-png", help="Do not write the PNGs.", rich_help_panel=OUTPUT),
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Recompute curves and laws.", rich_help_panel=SEARCH
@@ -102,7 +109,7 @@ def report(
         files = build_report(
             profile, out, gpu=gpu, budgets=values, budget_key=budget_key, mix=mix, qps=qps, concurrency=concurrency,
             tp=tp, verifier=verifier, risk=risk, include_simulated=allow_simulated, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
-            use_cache=not no_cache, png=not no_png,
+            use_cache=not no_cache, png=not no_png, n_splits=splits,
         )  # fmt: skip
     except (ValueError, LookupError) as exc:  # SchemaError, SpecError, CatalogError, PlanError, bad requests
         fail(str(exc))

@@ -63,6 +63,7 @@ def build_report(
     png: bool = True,
     markdown: bool = True,
     catalog_file: str | None = None,
+    n_splits: int = 20,
 ) -> ReportFiles:
     """Write the capacity-planning report of a profile folder.
 
@@ -87,6 +88,8 @@ def build_report(
         :data:`planner.costs.DEFAULT_CONCURRENCY`; ``tp`` None: the fewest GPUs that fit).
     png, markdown : bool
         Also write the PNGs / the Markdown summary.
+    n_splits : int
+        Random half splits of the questions the headline findings are checked on.
 
     Examples
     --------
@@ -123,7 +126,7 @@ def build_report(
     ctx = planning_context(profile, gpu=gpu, concurrency=concurrency, tp=tp, mix=mix, budget_key=budget_key, risk=risk,
                            include_simulated=include_simulated, catalog_file=catalog_file, verifier=verifier)  # fmt: skip
     seconds["option_space"] = time.perf_counter() - t1
-    content = B.compute_content(ctx, budgets, qps=qps)
+    content = B.compute_content(ctx, budgets, qps=qps, n_splits=n_splits, gpu=gpu)
     seconds.update({f"content.{k}": v for k, v in content.seconds.items()})
     out = Path(out_path)
     t1 = time.perf_counter()

@@ -31,6 +31,9 @@ from . import capacity as M
 from . import charts as C
 from . import data as D
 from . import tradeoffs as T
+from .findings import Findings, findings_for_context, next_steps
+from .format import UNITS, format_budget
+from .style import Encoding
 
 __all__ = ["Section", "ReportContent", "compute_content", "write_html", "write_pngs", "write_markdown",
            "vega_lite_version"]  # fmt: skip
@@ -57,6 +60,8 @@ class ReportContent:
     sections: list[Section]
     frames: dict[str, pd.DataFrame]
     seconds: dict[str, float] = field(default_factory=dict)
+    findings: Findings | None = None
+    next_steps: list[tuple[str, str]] = field(default_factory=list)
     _specs: dict[str, dict] | None = field(default=None, repr=False)
 
     def charts(self) -> dict[str, alt.TopLevelMixin]:
@@ -83,9 +88,16 @@ def _pct(v) -> str:
 
 
 def compute_content(
-    ctx: D.PlanContext, budgets: Sequence[float] | None = None, *, qps: float = 10.0
+    ctx: D.PlanContext,
+    budgets: Sequence[float] | None = None,
+    *,
+    qps: float = 10.0,
+    n_splits: int = 20,
+    seed: int = 0,
+    gpu: str | None = None,
 ) -> ReportContent:
-    """All frames, charts and tables of the report for one planning context."""
+    """All frames, charts and tables of the report for one planning context, and the headline
+    findings checked on ``n_splits`` random held-out splits (:mod:`planner.report.findings`)."""
     t = {}
     t0 = time.perf_counter()
     key = ctx.budget_key
@@ -110,6 +122,7 @@ def compute_content(
                   moe_best=moe_best, kv=kv, capacity=cap, fits=fits)  # fmt: skip
     t["other_frames"] = time.perf_counter() - t1
     panels = [label for label, _ in ctx.targets()]
+    enc = Encoding.of(D.model_order(ctx), {a.strategy for a in ctx.space.curves})
     hw = ctx.hardware.name if ctx.hardware is not None else "no GPU"
     sections = []
 
@@ -125,7 +138,7 @@ def compute_content(
         f"{key} (priced on {hw}; the GPU memory limit applies as in `ttc recommend`). Accuracies are measured at "
         "profiled knob values, fitted between them and extrapolated beyond (the source is in each cell); costs are "
         "predicted by the cost model from measured tokens.",
-        C.plot_budget_map(grid, panels),
+        C.plot_budget_map(grid, panels, enc=enc),
         [("Choices (accuracy source per row; costs predicted)", _grid_table(grid, key))],
     ))  # fmt: skip
     sections.append(Section(
@@ -133,7 +146,7 @@ def compute_content(
         "Each panel is one difficulty (the last one the mix). Points are measured; lines and bands are the "
         "planner's predictions from each curve's law (see the provenance section for the laws and their "
         "parameters).",
-        C.plot_accuracy_vs_compute(acc, panels) if len(acc) else None,
+        C.plot_accuracy_vs_compute(acc, panels, enc=enc) if len(acc) else None,
         [("Saturation points N* (knob units; interval from the ttc fit bootstrap where available)",
           _saturation_table(acc))],
     ))  # fmt: skip
@@ -141,13 +154,13 @@ def compute_content(
         "pareto", "Pareto front of accuracy versus cost",
         f"Every option for {ctx.mix_label}; the front is what no cheaper option beats; the recommended options are "
         "ringed with their budget tags.",
-        C.plot_pareto(pareto, key) if len(pareto) else None,
+        C.plot_pareto(pareto, key, enc=enc) if len(pareto) else None,
         [("Pareto-optimal options", _front_table(pareto, key))],
     ))  # fmt: skip
     sec = Section(
         "allocation", "Per-difficulty allocation versus the best single option",
         "Choosing one option per difficulty (exact dynamic programme over the bins' option tables) against one "
-        f"option for every question, at the same average {key} per query. The compute ratio is the single option's "
+        f"option for every question, at the same average {D.COST_LABELS.get(key, key)}. The compute ratio is the single option's "
         "cost over the least average cost at which an allocation matches its accuracy.",
     )  # fmt: skip
     if alloc_note:
@@ -167,7 +180,7 @@ def compute_content(
     if moe_note:
         sec.notes.append(moe_note)
     else:
-        sec.chart = C.plot_moe(moe_fronts)
+        sec.chart = C.plot_moe(moe_fronts, enc=enc)
         sec.tables.append(("Pairs (parameters from the model specs)", moe_pairs))
         sec.tables.append((f"Best option of each model within each budget on {key} (accuracy source; costs predicted)",
                            moe_best))  # fmt: skip
@@ -177,18 +190,51 @@ def compute_content(
         "KV bytes of one query grow with the samples it runs in parallel and their context; prefix sharing holds "
         "the prompt once. The capacity table gives the GPUs needed to serve the target load with each recommended "
         "option (roofline model, KV memory and tensor parallelism).",
-        C.plot_kv_cache(kv, D.model_order(ctx)) if len(kv) else None,
+        C.plot_kv_cache(kv, D.model_order(ctx), enc=enc) if len(kv) else None,
     )  # fmt: skip
     if len(cap):
         sec.tables.append((f"Capacity for {qps:g} queries per second ({_first(cap, 'cost_source')})",
                            _capacity_table(cap)))  # fmt: skip
+        note = _capacity_note(cap, ctx)
+        if note:
+            sec.notes.append(note)
     elif ctx.hardware is None:
         sec.notes.append("no GPU was given: capacity needs one (--gpu)")
     sections.append(sec)
     sections.append(_provenance(ctx, fits))
+    t1 = time.perf_counter()
+    findings = findings_for_context(ctx, budgets, n_splits=n_splits, seed=seed)
+    frames["findings"] = findings.table()
+    for sec in sections:  # the in-sample comparison points to its held-out check
+        for i, f in enumerate(findings.items, 1):
+            if sec.key == f.key and sec.chart is not None:
+                sec.notes.append(f"Checked on held-out questions (headline finding {i}): {f.text}")
+    t["findings"] = time.perf_counter() - t1
+    folder = str(ctx.profile.folder) if ctx.profile.folder else None
+    hardest = ctx.difficulties[-1] if ctx.difficulties else None
+    steps = next_steps(folder, budget=budgets[(len(budgets) - 1) // 2], budget_key=key, difficulty=hardest,
+                       gpu=gpu or (ctx.hardware.name if ctx.hardware is not None else None))  # fmt: skip
     title = f"Capacity-planning report: {', '.join(ctx.profile.models)} on {hw}"
     t["total"] = time.perf_counter() - t0
-    return ReportContent(title, headline, sections, frames, t)
+    return ReportContent(title, headline, sections, frames, t, findings, steps)
+
+
+def _capacity_note(cap: pd.DataFrame, ctx: D.PlanContext) -> str:
+    """A note when the capacity table cannot tell options apart: every option fits on the same
+    GPUs, nearly idle (lab-scale models), so the load-dependent columns are equal."""
+    if "gpus" not in cap or cap["gpus"].isna().any() or cap["gpus"].nunique() != 1:
+        return ""
+    util = float(cap["utilization"].max())
+    if not util < 0.01:
+        return ""
+    params = max(float(ctx.profile.specs[m].params_total) for m in ctx.profile.models)
+    return (
+        f"At this scale the table says little: every option fits on {int(cap['gpus'].iloc[0])} GPU(s) used at most "
+        f"{100 * util:.2g}% (the largest model has {params / 1e6:.3g}M parameters), so the US$ per 1,000 queries at "
+        "this load is the GPU's hourly price spread over the load, the same for every option, and 'queries in flight "
+        "per replica' is the serving batch the GPU could hold, not the load. Compare options by 'max queries/s per GPU' "
+        "and 'US$ per 1k queries at full load'."
+    )
 
 
 def _first(df: pd.DataFrame, col: str) -> str:
@@ -202,7 +248,7 @@ def _grid_table(grid: pd.DataFrame, key: str) -> pd.DataFrame:
         "expected accuracy": grid[S.ACCURACY].map(_pct),
         "interval": [f"[{_pct(a)}, {_pct(b)}]" for a, b in zip(grid[S.ACCURACY_LO], grid[S.ACCURACY_HI], strict=True)],
         "accuracy source": grid[D.SOURCE],
-        f"{key} (predicted)": grid[key].map(lambda v: D.format_cost(key, v)) if key in grid else "-",
+        f"{UNITS.get(key, key)} (predicted)": grid[key].map(lambda v: D.format_cost(key, v)) if key in grid else "-",
         "binding": grid["binding"],
     })  # fmt: skip
     return out
@@ -218,7 +264,7 @@ def _saturation_table(acc: pd.DataFrame) -> pd.DataFrame:
         "N* interval": [f"[{_g(a)}, {_g(b)}]" if a is not None and pd.notna(a) else "point estimate only"
                         for a, b in zip(sat["saturation_lo"], sat["saturation_hi"], strict=True)],
         "accuracy at N* (predicted)": sat[S.ACCURACY].map(_pct),
-        "FLOPs at N* (predicted)": sat[S.FLOPS].map(lambda v: f"{v:.3g}"),
+        "FLOPs/query at N* (predicted)": sat[S.FLOPS].map(lambda v: f"{v:.3g}"),
     })  # fmt: skip
 
 
@@ -233,7 +279,7 @@ def _front_table(pareto: pd.DataFrame, key: str) -> pd.DataFrame:
     return pd.DataFrame({
         "option": f[D.OPTION], "expected accuracy": f[S.ACCURACY].map(_pct),
         "interval": [f"[{_pct(a)}, {_pct(b)}]" for a, b in zip(f[S.ACCURACY_LO], f[S.ACCURACY_HI], strict=True)],
-        "accuracy source": f[D.SOURCE], f"{key} (predicted)": f[D.COST].map(lambda v: D.format_cost(key, v)),
+        "accuracy source": f[D.SOURCE], f"{UNITS.get(key, key)} (predicted)": f[D.COST].map(lambda v: D.format_cost(key, v)),
         "recommended at": f["recommended"],
     })  # fmt: skip
 
@@ -245,17 +291,17 @@ def _alloc_table(t: pd.DataFrame, key: str) -> pd.DataFrame:
     for _, r in t.iterrows():
         if r.get("note"):
             rows.append(
-                {"budget": f"{r['budget_tag']}: {D.format_cost(key, r[D.BUDGET])}", "note": r["note"]}
+                {"budget": f"{r['budget_tag']}: {format_budget(key, r[D.BUDGET])}", "note": r["note"]}
             )
             continue
         rows.append({
-            "budget": f"{r['budget_tag']}: {D.format_cost(key, r[D.BUDGET])}",
+            "budget": f"{r['budget_tag']}: {format_budget(key, r[D.BUDGET])}",
             "allocation accuracy": _pct(r["allocation_accuracy"]),
-            f"allocation {key}": D.format_cost(key, r["allocation_cost"]),
+            f"allocation {UNITS.get(key, key)}": D.format_cost(key, r["allocation_cost"]),
             "allocation (per difficulty)": r["allocation"],
             "best single option": r["single_option"] or "none fits",
             "single accuracy": _pct(r["single_accuracy"]),
-            f"single {key}": D.format_cost(key, r["single_cost"]),
+            f"single {UNITS.get(key, key)}": D.format_cost(key, r["single_cost"]),
             "compute ratio at equal accuracy": _g(r["compute_ratio"]),
         })  # fmt: skip
     return pd.DataFrame(rows)
@@ -408,6 +454,16 @@ def _js_bundle(version: str | None) -> str:
     return vl_convert.javascript_bundle(vl_version=version)
 
 
+_SUMMARY = "The planner's choice for every question at each budget (in sample: planned and scored on the same questions)."
+
+
+def _nav(content: ReportContent) -> list[tuple[str, str]]:
+    """(anchor, title) of every part of the page, in order."""
+    out = [("findings", "Headline findings")] if content.findings is not None else []
+    out += [(s.key, s.title) for s in content.sections]
+    return out + ([("next", "Next steps")] if content.next_steps else [])
+
+
 def write_html(content: ReportContent, path: Path) -> Path:
     """Write the self-contained page (module docstring)."""
     bundle = _js_bundle(vega_lite_version())
@@ -420,9 +476,15 @@ def write_html(content: ReportContent, path: Path) -> Path:
         f"<h1>{html.escape(content.title)}</h1>",
         "<p class='meta'>Every number says where it comes from: <b>measured</b> (the profile), <b>fitted</b> or "
         "<b>extrapolated</b> (a fitted law), or <b>predicted</b> (the analytic cost model, from measured tokens).</p>",
-        "<nav>" + "".join(f"<a href='#{s.key}'>{html.escape(s.title)}</a>" for s in content.sections) + "</nav>",
-        "<h2>Summary</h2><ul class='summary'>" + "".join(f"<li>{html.escape(x)}</li>" for x in content.summary) + "</ul>",
+        "<nav>" + "".join(f"<a href='#{k}'>{html.escape(t)}</a>" for k, t in _nav(content)) + "</nav>",
+        f"<h2>Summary</h2><p class='meta'>{html.escape(_SUMMARY)}</p><ul class='summary'>" + "".join(f"<li>{html.escape(x)}</li>" for x in content.summary) + "</ul>",
     ]  # fmt: skip
+    if content.findings is not None:
+        f = content.findings
+        parts += ["<section id='findings'><h2>Headline findings, checked on held-out questions</h2><ol class='findings'>",
+                  *(f"<li>{html.escape(x)}</li>" for x in f.texts), "</ol>",
+                  f"<p class='meta'>{html.escape(f.method())}.</p>",
+                  _table_html("Every number of the findings", f.table()), "</section>"]  # fmt: skip
     for s in content.sections:
         parts.append(f"<section id='{s.key}'><h2>{html.escape(s.title)}</h2><p>{html.escape(s.text)}</p>")
         parts += [f"<p class='note'>{html.escape(n)}</p>" for n in s.notes]
@@ -432,12 +494,19 @@ def write_html(content: ReportContent, path: Path) -> Path:
                          f"{_spec_json(content.specs()[s.key])}</script>")  # fmt: skip
         parts += [_table_html(cap, df) for cap, df in s.tables]
         parts.append("</section>")
+    if content.next_steps:
+        parts.append("<section id='next'><h2>Next steps</h2><ol>")
+        parts += [
+            f"<li><code>{html.escape(cmd)}</code>: {html.escape(why)}</li>" for cmd, why in content.next_steps
+        ]
+        parts.append("</ol></section>")
     parts.append(f"<script>{_RENDER_JS}</script></body></html>")
     return atomic_write(path, "".join(parts))
 
 
-def write_pngs(content: ReportContent, folder: Path, scale: float = 1.0) -> dict[str, Path]:
-    """One PNG per chart (vl-convert; no external data requests)."""
+def write_pngs(content: ReportContent, folder: Path, scale: float = 2.0) -> dict[str, Path]:
+    """One PNG per chart (vl-convert; no external data requests), at ``scale`` pixels per CSS
+    pixel (2: sharp on high-density screens and readable when zoomed)."""
     import vl_convert
 
     folder = Path(folder)
@@ -467,7 +536,12 @@ def write_markdown(content: ReportContent, path: Path, pngs: dict[str, Path] | N
     lines = [f"# {content.title}", "",
              "Every number says where it comes from: **measured** (the profile), **fitted** or **extrapolated** "
              "(a fitted law), or **predicted** (the analytic cost model, from measured tokens).", "",
-             "## Summary", ""] + [f"- {x}" for x in content.summary] + [""]  # fmt: skip
+             "## Summary", "", _SUMMARY, ""] + [f"- {x}" for x in content.summary] + [""]  # fmt: skip
+    if content.findings is not None:
+        f = content.findings
+        lines += ["## Headline findings, checked on held-out questions", ""]
+        lines += [f"{i}. {x}" for i, x in enumerate(f.texts, 1)] + ["", f"_{f.method()}._", ""]
+        lines += ["**Every number of the findings**", "", _md_table(f.table())]
     for s in content.sections:
         lines += [f"## {s.title}", "", s.text, ""]
         lines += [f"> note: {n}" for n in s.notes]
@@ -482,6 +556,11 @@ def write_markdown(content: ReportContent, path: Path, pngs: dict[str, Path] | N
             lines += [f"![{s.title}]({Path(rel).as_posix()})", ""]
         for cap, df in s.tables:
             lines += [f"**{cap}**", "", _md_table(df)]
+    if content.next_steps:
+        lines += ["## Next steps", ""] + [
+            f"{i}. `{cmd}`: {why}" for i, (cmd, why) in enumerate(content.next_steps, 1)
+        ]
+        lines.append("")
     return atomic_write(path, "\n".join(lines))
 
 

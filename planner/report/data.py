@@ -53,7 +53,7 @@ from ..profile import Profile
 from ..recommend import build_space
 from ..search import Budget, pareto_exhaustive, search_exhaustive
 from ..space import CostModel, ExtrapolationRefused
-from .format import format_cost
+from .format import format_budget, format_cost
 
 __all__ = [
     "PlanContext",
@@ -132,6 +132,7 @@ class PlanContext:
     mix_label: str
     budget_key: str = S.FLOPS
     risk: str = "expected"
+    verifier: str | None = None  # "exact": verified options (best-of-n with an exact checker)
     _tables: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -208,7 +209,7 @@ def planning_context(
         label = "all (mix by question count)"
     else:
         label = "mix " + ",".join(f"{d}:{w:.2g}" for d, w in target.items())
-    return PlanContext(profile, coster, hw, space, target, label, budget_key, risk)
+    return PlanContext(profile, coster, hw, space, target, label, budget_key, risk, verifier)
 
 
 # ---- accuracy versus compute ---------------------------------------------------------------------
@@ -335,7 +336,7 @@ def budget_grid_frame(ctx: PlanContext, budgets: Sequence[float]) -> pd.DataFram
     for target_label, target in ctx.targets():
         for i, b in enumerate(budgets):
             res = search_exhaustive(ctx, target, ctx.budget(b), ctx.risk)
-            row = {TARGET: target_label, BUDGET: float(b), BUDGET_LABEL: f"B{i + 1}: {format_cost(key, b)}",
+            row = {TARGET: target_label, BUDGET: float(b), BUDGET_LABEL: f"B{i + 1}: {format_budget(key, b)}",
                    "budget_index": i + 1}  # fmt: skip
             best = res.best
             if best is None:

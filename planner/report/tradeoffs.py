@@ -11,7 +11,17 @@ import pandas as pd
 
 from fitting import schema as S
 
-from ..constants import ACCURACY, ACCURACY_LO, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, SOURCE, within_budget
+from ..constants import (
+    ACCURACY,
+    ACCURACY_LO,
+    ARM,
+    KNOB_VALUE,
+    MEMORY_BYTES,
+    MODEL,
+    SOURCE,
+    STRATEGY,
+    within_budget,
+)
 from ..search import (
     Budget,
     InfeasibleBudget,
@@ -21,7 +31,8 @@ from ..search import (
     compare_with_single,
     pareto_exhaustive,
 )
-from .data import BUDGET, COST, KIND, OPTION, SERIES, PlanContext, format_cost, pareto_frame
+from .data import BUDGET, COST, KIND, OPTION, SERIES, PlanContext, pareto_frame
+from .format import format_budget, format_params
 
 __all__ = ["allocation_frames", "moe_frames"]
 
@@ -94,14 +105,6 @@ def allocation_frames(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.Da
 
 
 # ---- dense versus MoE ------------------------------------------------------------------------------------
-def _si(n: float) -> str:
-    """A parameter count with an SI suffix: 3.35B, 91.6k."""
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{suffix}"
-    return f"{n:.3g}"
-
-
 def _closest(specs: Mapping[str, object], dense: list[str], params: float) -> str:
     return min(dense, key=lambda m: abs(math.log(float(specs[m].params_total) / params)))
 
@@ -151,13 +154,13 @@ def moe_frames(
                 f = res.pareto
                 fronts.append(pd.DataFrame({"moe": moe, SERIES: role, S.MODEL: m, "cost_key": cost_key,
                                             COST: f[cost_key].to_numpy(float), S.ACCURACY: f[ACCURACY].to_numpy(float),
-                                            SOURCE: f[SOURCE].to_numpy(str),
+                                            SOURCE: f[SOURCE].to_numpy(str), S.STRATEGY: f[STRATEGY].to_numpy(str),
                                             OPTION: [ctx.label(a, x) for a, x in zip(f[ARM], f[KNOB_VALUE], strict=True)]}))  # fmt: skip
-        pair = {"MoE": moe, "MoE parameters (active / total)": f"{_si(s.params_active)} / {_si(s.params_total)}",
-                "dense, equal active": f"{eq_active} ({_si(specs[eq_active].params_total)})",
-                "dense, equal total": f"{eq_total} ({_si(specs[eq_total].params_total)})"}  # fmt: skip
+        pair = {"MoE": moe, "MoE parameters (active / total)": f"{format_params(s.params_active)} / {format_params(s.params_total)}",
+                "dense, equal active": f"{eq_active} ({format_params(specs[eq_active].params_total)})",
+                "dense, equal total": f"{eq_total} ({format_params(specs[eq_total].params_total)})"}  # fmt: skip
         for i, b in enumerate(budgets):
-            row = {"MoE": moe, "budget": f"B{i + 1}: {format_cost(ctx.budget_key, b)}"}
+            row = {"MoE": moe, "budget": f"B{i + 1}: {format_budget(ctx.budget_key, b)}"}
             for m, role in roles.items():
                 t = table[(table[MODEL] == m) & within_budget(table[ctx.budget_key], b)]
                 if ctx.memory_limit_bytes is not None:

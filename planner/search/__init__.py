@@ -7,7 +7,7 @@ imported only when a study runs."""
 from __future__ import annotations
 
 from ._study import open_storage
-from .adaptive import ADAPTIVE_COST_KEYS, PoolReplay, adaptive_policies
+from .adaptive import ADAPTIVE_COST_KEYS, PoolReplay, adaptive_policies, describe_policy
 from .allocate import (
     Allocation,
     InfeasibleBudget,
@@ -43,6 +43,7 @@ __all__ = [
     "bin_tables",
     "binding_constraint",
     "compare_with_single",
+    "describe_policy",
     "hypervolume_2d",
     "objective_column",
     "open_storage",

@@ -40,7 +40,7 @@ from ..costs import price_samples
 from .allocate import InfeasibleBudget, allocate_exact
 from .split import split_questions
 
-__all__ = ["PoolReplay", "adaptive_policies", "ADAPTIVE_COST_KEYS"]
+__all__ = ["PoolReplay", "adaptive_policies", "describe_policy", "ADAPTIVE_COST_KEYS"]
 
 #: the per-query budgets an adaptive policy can be held to
 ADAPTIVE_COST_KEYS = ("flops", "tokens")
@@ -213,10 +213,52 @@ class PoolReplay:
         return tables, weights
 
 
-def _summ(name: str, params: str, train: np.ndarray, test: np.ndarray, cost_key: str) -> dict:
+def _samples(n) -> str:
+    return "1 sample" if n == 1 else f"{n} samples"
+
+
+def describe_policy(choice: Mapping[str, object]) -> str:
+    """A policy's ``choice`` (the structured form :func:`adaptive_policies` returns) in words.
+
+    Examples
+    --------
+    >>> describe_policy({"strategy": "early_stop", "model": "lab-m", "knobs": {"stop_at_votes": 3, "n_max": 16}})
+    'lab-m: sample one answer at a time, stop when one answer has 3 votes (at most 16 samples), answer by majority'
+    """
+    k = dict(choice.get("knobs") or {})
+    model, strategy = choice.get("model"), choice.get("strategy")
+    if strategy == "majority":
+        n = k.get("n")
+        return (
+            f"{model}: {'one sample' if n == 1 else f'majority vote of {n} samples'}, whatever the question"
+        )
+    if strategy == "early_stop":
+        return (f"{model}: sample one answer at a time, stop when one answer has {k.get('stop_at_votes')} votes "
+                f"(at most {k.get('n_max')} samples), answer by majority")  # fmt: skip
+    if strategy == "probe":
+        steps = []
+        for votes, then in sorted((k.get("route") or {}).items(), key=lambda kv: int(kv[0])):
+            if then == "stop":
+                what = "answer now"
+            elif then["model"] == model:
+                what = f"continue to {_samples(then['n'])} of {model}"
+            else:
+                what = f"switch to {then['model']}, {_samples(then['n'])}"
+            steps.append(f"{votes} vote{'' if str(votes) == '1' else 's'}: {what}")
+        return (f"draw {k.get('probe_samples')} samples from {model}; the votes of their leading answer "
+                f"estimate the difficulty: " + "; ".join(steps))  # fmt: skip
+    if strategy == "oracle_bins":
+        plan = ", ".join(
+            f"level {b} -> {v['model']} n={v['n']}" for b, v in (k.get("by_difficulty") or {}).items()
+        )
+        return f"the true difficulty is known: {plan}"
+    return str(choice)
+
+
+def _summ(name: str, params: str, train: np.ndarray, test: np.ndarray, cost_key: str, choice: dict) -> dict:
     col = {"tokens": 1, "flops": 2}[cost_key]
     se = test[:, 0].std(ddof=1) / np.sqrt(len(test)) if len(test) > 1 else np.nan
-    return {"policy": name, "params": params, "train_accuracy": float(train[:, 0].mean()),
+    return {"policy": name, "params": params, "choice": choice, "train_accuracy": float(train[:, 0].mean()),
             "train_cost": float(train[:, col].mean()), "test_accuracy": float(test[:, 0].mean()),
             "test_accuracy_se": float(se), "test_tokens": float(test[:, 1].mean()),
             "test_flops": float(test[:, 2].mean())}  # fmt: skip
@@ -265,6 +307,7 @@ def adaptive_policies(
                 best[2],
                 replay.fixed(test, best[0], best[1]),
                 cost_key,
+                {"model": best[0], "strategy": "majority", "knobs": {"n": int(best[1])}},
             )
         )
 
@@ -283,6 +326,7 @@ def adaptive_policies(
                 tr,
                 replay.early_stop(test, m, v, N),
                 cost_key,
+                {"model": m, "strategy": "early_stop", "knobs": {"stop_at_votes": int(v), "n_max": int(N)}},
             )
         )
 
@@ -307,7 +351,11 @@ def adaptive_policies(
         ]
         desc = f"probe {probe} x{size}; " + ", ".join(steps)
         tr = replay.probe_route(train, probe, size, route)
-        rows.append(_summ("probe", desc, tr, replay.probe_route(test, probe, size, route), cost_key))
+        knobs = {"probe_samples": int(size), "route": {
+            str(lv): "stop" if mo == probe and n <= size else {"model": mo, "n": int(n)} for lv, (mo, n) in sorted(route.items())
+        }}  # fmt: skip
+        choice = {"model": probe, "strategy": "probe", "knobs": knobs}
+        rows.append(_summ("probe", desc, tr, replay.probe_route(test, probe, size, route), cost_key, choice))
 
     tables, weights = replay.oracle_tables(train, cost_key, options)
     try:
@@ -319,7 +367,19 @@ def adaptive_policies(
         trn = np.array([replay.fixed([q], *plan[replay.difficulty[q]])[0] for q in train])
         desc = ", ".join(f"bin {b}->{mo} n={n}" for b, (mo, n) in sorted(plan.items()))
         if len(te):
-            rows.append(_summ("oracle_bins", desc, trn, te, cost_key))
+            knobs = {
+                "by_difficulty": {str(b): {"model": mo, "n": int(n)} for b, (mo, n) in sorted(plan.items())}
+            }
+            rows.append(
+                _summ(
+                    "oracle_bins",
+                    desc,
+                    trn,
+                    te,
+                    cost_key,
+                    {"model": None, "strategy": "oracle_bins", "knobs": knobs},
+                )
+            )
     except InfeasibleBudget:
         pass
     out = pd.DataFrame(rows)

@@ -52,6 +52,7 @@ __all__ = [
     "arms_from_curves",
     "knob_grid",
     "simulated_reason",
+    "single_knob_value",
 ]
 
 #: metric of a pool curve -> deployable strategy name (None: not deployable without an exact checker)
@@ -272,6 +273,27 @@ class ArmSource:
     curve_x: list[float | None] = field(default_factory=list)
 
 
+def single_knob_value(strategy: str, config: Mapping[str, object]) -> tuple[str | None, float]:
+    """The compute knob of a one-execution strategy and the planner's x for one config: the
+    config's value of the descriptor's compute knob plus the descriptor's offset (x = 1 for a
+    strategy without one, e.g. greedy).
+
+    Examples
+    --------
+    >>> single_knob_value("budget", {"tokens": 32}), single_knob_value("greedy", {"cot": True})
+    (('tokens', 32.0), (None, 1.0))
+    """
+    desc = DESCRIPTORS.get(strategy)
+    knob = desc.compute_knob if desc is not None else None
+    if knob is None:
+        return None, 1.0
+    if knob not in config:
+        raise ValueError(
+            f"curves table: {strategy} config {json.dumps(dict(config), sort_keys=True)} has no compute knob {knob!r}"
+        )
+    return knob, float(config[knob]) + desc.knob_offset
+
+
 def arms_from_curves(
     curves: pd.DataFrame,
     *,
@@ -327,11 +349,7 @@ def arms_from_curves(
                     continue  # keep the larger pool
             found[key] = ArmSource(arm, diff, pts, [(strategy, config, metric, diff)], [None])
         else:
-            desc = DESCRIPTORS.get(strategy)
-            knob = desc.compute_knob if desc is not None else None
-            if knob is not None and knob not in cfg:
-                raise ValueError(f"curves table: {strategy} config {config} has no compute knob {knob!r}")
-            x = 1.0 if knob is None else float(cfg[knob]) + desc.knob_offset
+            knob, x = single_knob_value(strategy, cfg)
             fixed = tuple(sorted((k, v) for k, v in cfg.items() if k != knob and k not in _LABEL_KEYS))
             arm = Arm(
                 model,

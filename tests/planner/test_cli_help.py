@@ -42,3 +42,14 @@ def test_options_are_grouped_in_help_panels():
     ):
         assert panel in out, panel
     assert "--profile" not in out  # the old spelling still works but the argument is positional
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["recommend", "--help"], ["fit", "--help"], ["report", "--help"]]
+)
+def test_flags_show_no_value_type_in_help(argv):
+    out = CliRunner().invoke(app, argv, terminal_width=200).output
+    assert "<bool>" not in out
+    assert "--help" in out
+    if argv[0] == "recommend":
+        assert "<float>" in out  # options that take a value still say what they take

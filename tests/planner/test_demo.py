@@ -1,13 +1,17 @@
 """ttc demo end to end on the real lab checkpoints, at a tiny preset (the default is ~3 minutes)."""
 
+import html
 import re
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from fitting import schema as S
 from planner import demo
 from planner.cli import app
+from planner.search import split_questions
+from planner.splits import split_seeds
 from profiling.lab import LAB_MODELS, checkpoint_path
 
 pytestmark = pytest.mark.skipif(
@@ -20,6 +24,7 @@ TINY = demo.DemoPreset(
     strategies=("greedy", "pool:n=4,temperature=1.0"),
     per_level=2,
     n_boot=20,
+    n_splits=5,
 )
 
 
@@ -37,22 +42,54 @@ def test_demo_writes_profile_fits_report_and_prints_three_findings(demo_run):
     assert result.exit_code == 0, result.output
     assert (out / "report.html").is_file() and (out / "fit" / "fits.json").is_file()
     assert f"report: {out / 'report.html'}" in result.output.replace("\n", "")
-    findings = (out / "findings.md").read_text().splitlines()[2:]
+    findings = _findings(out)
     assert len(findings) == 3
     samples = S.read_samples(out / "profile")
     assert set(samples[S.MODEL]) == {"lab-s", "lab-l", "lab-moe"}
     assert samples[S.KV_SOURCE].eq("hf-cache-tensors").all()
 
 
-def test_the_size_finding_quotes_the_measured_greedy_accuracy(demo_run):
+def _findings(out) -> list[str]:
+    lines = (out / "findings.md").read_text().splitlines()
+    return [
+        re.sub(r"^\d\. ", "", line) for line in lines if re.match(r"^\d\. ", line) and "`ttc " not in line
+    ]
+
+
+def test_the_findings_printed_are_those_the_report_quotes(demo_run):
+    out, result = demo_run
+    printed = " ".join(result.output.split())
+    page, md = (out / "report.html").read_text(), (out / "report.md").read_text()
+    for finding in _findings(out):
+        assert " ".join(finding.split()) in printed
+        assert html.escape(finding) in page and finding in md
+
+
+def test_the_size_finding_quotes_the_held_out_greedy_accuracy(demo_run):
+    """lab-l greedy's accuracy in the first finding is the mean, over the demo's random splits,
+    of its accuracy on each split's held-out half, computed here from the raw samples."""
     out, _ = demo_run
-    finding = (out / "findings.md").read_text().splitlines()[2]
-    m = re.search(r"level (\d): lab-l greedy( cot=True)? reaches (\d+)%", finding)
+    finding = _findings(out)[0]
+    m = re.match(r"Level (\d): lab-l greedy( cot=True)? answers (\d+)% ", finding)
     assert m, finding
     samples = S.read_samples(out / "profile")
+    diff = samples.groupby(S.QUESTION_ID)[S.DIFFICULTY].first().astype(str).to_dict()
     rows = samples[(samples[S.MODEL] == "lab-l") & (samples[S.STRATEGY] == "greedy")]
     rows = rows[rows[S.CONFIG].str.contains('"cot": true') & (rows[S.DIFFICULTY] == m.group(1))]
-    assert int(m.group(3)) == round(100 * rows[S.CORRECT].mean())
+    correct = rows.groupby(S.QUESTION_ID)[S.CORRECT].mean()
+    held_out = []
+    for seed in split_seeds(0, TINY.n_splits):
+        _, test = split_questions(list(diff), diff, seed)
+        held_out.append(correct[[q for q in correct.index if q in test]].mean())
+    assert int(m.group(3)) == round(100 * float(np.mean(held_out)))
+
+
+def test_the_demo_ends_with_the_next_commands(demo_run):
+    out, result = demo_run
+    tail = result.output[result.output.index("next steps") :]
+    assert f"ttc recommend {out / 'profile'}" in tail and f"ttc evaluate {out / 'profile'}" in tail
+    assert "ttc profile --model" in tail
+    assert "## Next steps" in (out / "findings.md").read_text()
 
 
 def test_rerun_reuses_every_measurement(demo_run):

@@ -84,10 +84,37 @@ def test_recommend_and_evaluate_counts_on_the_command_line(counts_dir):
         app, ["evaluate", str(counts_dir), "--verifier", "exact", "--json", "--n-boot", "0", *specs]
     )
     assert e.exit_code == 0, e.output
-    rows = json.loads(e.output)
-    assert rows and all(
-        "verified" in str(row.get("choice")) for row in rows if row.get("choice") != "infeasible"
+    out = json.loads(e.output)
+    chosen = [row["choice"] for row in out["budgets"] if row["choice"] != "nothing fits"]
+    assert chosen and all("verified" in c for c in chosen)
+    assert all("(exact checker)" in c for c in chosen)
+    assert out["serving"]["checker_cost"] == {} and out["serving"]["concurrency"] == 64
+
+
+def test_held_out_engine_on_counts_is_pass_at_n_of_each_half(profile, counts):
+    # the split engine reads a counts folder question by question: an option's accuracy on a
+    # half is the mean unbiased pass@n of that half's questions (brute force from the counts)
+    from planner.space import CostModel, OptionSpace
+    from planner.splits import HeldOut
+
+    coster = CostModel(profile.specs)
+    space = OptionSpace.from_curves(profile.curves, coster, measured_only=True, fit_if_missing=False,
+                                    questions=profile.questions, verifier="exact")  # fmt: skip
+    mix = space.target(None)
+    held = HeldOut(
+        space, profile.curves, profile.samples, {"mix": mix}, counts=profile.counts, verifier="exact"
     )
+    train, test = held.split(3)
+    assert train and test and not train & test
+    table = held.tables(test).table(mix)
+    assert len(table) and set(table["strategy"]) == {"verified"}
+    for _, row in table.sample(5, random_state=0).iterrows():
+        arm = space.arm_by_key(row["arm"])
+        rows = counts[(counts["model"] == arm.model) & counts["question_id"].astype(str).isin(test)]
+        want = pass_at_k(
+            rows["n_samples"].to_numpy(), rows["n_correct"].to_numpy(), np.array([int(row["knob_value"])])
+        )
+        assert row["accuracy"] == pytest.approx(float(want.mean()), abs=1e-9)
 
 
 def test_coverage_forecast_recovers_known_beta_rates_beyond_the_pools():

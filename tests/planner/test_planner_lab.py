@@ -52,10 +52,12 @@ def test_optuna_matches_the_enumerator_on_a_real_profile(lab_profile):
 
 
 def test_evaluate_on_a_real_profile(lab_profile):
-    r = run("evaluate", "--profile", str(lab_profile), "--budget-key", "tokens", "--json")
+    r = run("evaluate", "--profile", str(lab_profile), "--budget-key", "tokens", "--splits", "5", "--json")
     assert r.exit_code == 0, r.output
-    rows = json.loads(r.output)
-    assert rows and all(0 <= row["realized_accuracy"] <= 1 for row in rows if row["choice"] != "infeasible")
+    rows = json.loads(r.output)["budgets"]
+    fits = [row for row in rows if row["choice"] != "nothing fits"]
+    assert fits and all(0 <= row["realized_accuracy"]["mean"] <= 1 for row in fits)
+    assert all(row["budget"]["tokens"] > 0 and row["regret"]["n_splits"] == 5 for row in fits)
 
 
 def test_auto_policy_on_a_real_profile(lab_profile):
@@ -64,6 +66,6 @@ def test_auto_policy_on_a_real_profile(lab_profile):
     )
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
-    assert d["choice"]["policy"] in ("fixed", "early_stop", "probe")
+    assert d["choice"]["strategy"] in ("majority", "early_stop", "probe") and d["choice"]["model"] == "lab-s"
     samples = S.read_samples(lab_profile)
     assert set(samples[S.MODEL]) == {"lab-s"}

@@ -255,14 +255,14 @@ def test_verifier_exact_on_the_command_line_is_labelled(imported_dir):
     assert (
         "verified" in r.output
         and "(exact" in r.output  # the option column may wrap "(exact checker)"
-        and "assumption: exact checker cost" in r.output
+        and "exact checker cost per checked sample: 0 (assumed free" in r.output
+        and "served on H100-SXM x 1 (tp auto), 64 sequences per step" in r.output
     )
     e = _cli("evaluate", str(imported_dir), "--model-spec", spec, "--verifier", "exact", "--json")
     assert e.exit_code == 0, e.output
-    assert any(
-        "verified" in str(row.get("choice")) and "(exact checker)" in str(row.get("choice"))
-        for row in json.loads(e.output)
-    )
+    out = json.loads(e.output)
+    assert any("verified" in row["choice"] and "(exact checker)" in row["choice"] for row in out["budgets"])
+    assert out["serving"]["tp"] == "auto" and out["serving"]["checker_cost"] == {}
 
 
 def test_report_context_labels_verified_options(vote_profile):

@@ -7,6 +7,7 @@ real `ttc profile` run is in tests/planner/test_report_lab.py."""
 
 from __future__ import annotations
 
+import html
 import importlib
 import json
 import re
@@ -26,6 +27,9 @@ from planner.recommend import plan
 from planner.report import build_report
 from planner.report import charts as C
 from planner.report import data as D
+from planner.report.format import format_pct
+from planner.search import split_questions
+from planner.splits import split_seeds
 
 N_BOOT = 10  # fewer bootstrap replicates than the default: these tests check the report, not intervals
 CHARTS = F.CHART_KEYS
@@ -132,6 +136,10 @@ def test_pngs_and_markdown_are_written(built):
         assert f"]({path.parent.name}/{key}.png)" in md
     assert "## Provenance: what was measured, what is predicted" in md
     assert "| difficulty | budget | option |" in md
+    assert (
+        md.rstrip().splitlines()[-3].startswith("1. `ttc recommend ")
+    )  # the report ends with the next steps
+    assert "## Next steps" in md and "`ttc evaluate " in md
 
 
 # ---- the frames against the planner, computed independently --------------------------------------------
@@ -304,10 +312,75 @@ def test_accuracy_chart_layers_a_band_on_lo_hi_and_a_line_from_one_base(built):
         S.ACCURACY_HI,
     )
     for layer, kind in ((band, "law"), (line, "law"), (points, "measured"), (sat, "saturation")):
-        assert layer["transform"] == [{"filter": f"datum.{D.KIND} === '{kind}'"}]
+        assert layer["transform"][0] == {"filter": f"datum.{D.KIND} === '{kind}'"}
         assert layer["encoding"]["x"]["field"] == S.FLOPS and layer["encoding"]["x"]["scale"]["type"] == "log"
         assert layer["encoding"]["color"]["field"] == S.MODEL
-    assert sat["mark"]["shape"] == "diamond"
+    # bands and error bars only for each model's best curve unless the checkbox asks for all
+    assert band["transform"][1] == {"filter": "(datum.featured || every_band) && datum.source === 'fitted'"}
+    assert errors["transform"][1] == {"filter": "(datum.featured || every_band) && datum.no_law"}
+    assert [p["name"] for p in d["params"]] == ["every_band"] and d["params"][0]["bind"][
+        "input"
+    ] == "checkbox"
+    # the line style has a legend: solid where fitted, dotted where extrapolated
+    dash = line["encoding"]["strokeDash"]
+    assert (
+        dash["field"] == D.SOURCE
+        and dash["scale"]["domain"] == ["fitted", "extrapolated"]
+        and "legend" in dash
+    )
+    assert points["encoding"]["shape"]["field"] == S.STRATEGY
+    assert sat["mark"]["shape"] == "diamond" and sat["mark"]["filled"] is False
+
+
+def test_accuracy_chart_features_each_models_best_curve_per_panel(built):
+    acc = built.content.frames["accuracy"]
+    values = pd.DataFrame(C.plot_accuracy_vs_compute(acc).to_dict()["data"]["values"])
+    featured = values[values["featured"]]
+    meas = acc[acc[D.KIND] == "measured"]
+    for (panel, model), g in meas.groupby([D.PANEL, S.MODEL]):
+        best_arms = set(g.loc[g[S.ACCURACY] == g[S.ACCURACY].max(), D.ARM])
+        mine = set(featured.loc[(featured[D.PANEL] == panel) & (featured[S.MODEL] == model), D.ARM])
+        assert len(mine) == 1 and mine <= best_arms, (panel, model)  # one curve per model, a best one
+
+
+# ---- the headline findings: one computation, quoted in the report ---------------------------------------------
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?")
+
+
+def test_findings_are_quoted_verbatim_and_every_number_is_in_the_report(built):
+    f = built.content.findings
+    assert len(f.texts) == 3
+    md, page = built.markdown.read_text(), built.html.read_text()
+    rest = md
+    for text in f.texts:
+        assert text in md and html.escape(text) in page
+        rest = rest.replace(text, "")
+    for text in f.texts:
+        for number in NUMBER.findall(text):
+            assert number in rest, (number, text)
+
+
+def test_the_size_finding_is_the_held_out_accuracy(built, ctx):
+    """The largest dense model's greedy accuracy in the finding is the mean over the splits of its
+    accuracy on each split's held-out half, computed here from the raw samples."""
+    s = ctx.profile.samples
+    diff = s.groupby(S.QUESTION_ID)[S.DIFFICULTY].first().astype(str).to_dict()
+    rows = s[(s[S.MODEL] == "fix-l") & (s[S.STRATEGY] == "greedy") & (s[S.DIFFICULTY] == "3")]
+    correct = rows.groupby(S.QUESTION_ID)[S.CORRECT].mean()
+    held_out = []
+    for seed in split_seeds(0, built.content.findings.n_splits):
+        _, test = split_questions(list(diff), diff, seed)
+        held_out.append(correct[[q for q in correct.index if q in test]].mean())
+    text = built.content.findings.texts[0]
+    assert text.startswith(f"Level 3: fix-l greedy answers {format_pct(np.mean(held_out))} ")
+
+
+def test_the_report_ends_with_the_next_steps_for_this_profile(built, profile_dir):
+    steps = built.content.next_steps
+    assert [cmd.split()[1] for cmd, _ in steps] == ["recommend", "evaluate", "profile"]
+    assert str(profile_dir) in steps[0][0] and "--difficulty 3" in steps[0][0]
+    page = built.html.read_text()
+    assert page.index("Next steps") > page.index("Provenance")
 
 
 def test_pareto_chart_rings_the_recommended_options(built):
@@ -322,14 +395,82 @@ def test_pareto_chart_rings_the_recommended_options(built):
 
 def test_budget_map_is_a_coloured_grid_with_text(built):
     d = C.plot_budget_map(built.content.frames["budget_grid"]).to_dict()
-    rect, text = d["layer"]
-    assert rect["mark"]["type"] == "rect" and rect["encoding"]["color"]["field"] == D.FAMILY
+    empty, rect, marks, text = d["layer"]
+    assert rect["mark"]["type"] == "rect" and rect["encoding"]["color"]["field"] == S.MODEL
+    assert rect["encoding"]["opacity"]["field"] == D.SOURCE
+    assert marks["mark"]["type"] == "point" and marks["encoding"]["shape"]["field"] == S.STRATEGY
     assert text["mark"]["type"] == "text" and text["encoding"]["text"]["field"] == "cell_text"
     assert all(
         (la["encoding"]["x"]["field"], la["encoding"]["y"]["field"]) == (D.BUDGET_LABEL, D.TARGET)
         for la in d["layer"]
     )
     assert len(d["data"]["values"]) == len(built.content.frames["budget_grid"])
+
+
+def _channels(spec, channel: str) -> list[dict]:
+    """Every encoding of ``channel`` in a (layered, faceted, concatenated) spec."""
+    out = []
+    if isinstance(spec, dict):
+        enc = spec.get("encoding")
+        if isinstance(enc, dict) and channel in enc:
+            out.append(enc[channel])
+        for v in spec.values():
+            out += _channels(v, channel)
+    elif isinstance(spec, list):
+        for v in spec:
+            out += _channels(v, channel)
+    return out
+
+
+def test_one_encoding_everywhere_model_colour_strategy_shape_source_opacity(built, ctx):
+    specs = built.content.specs()
+    models = D.model_order(ctx)
+    colours, shapes = {}, {}
+    for key, spec in specs.items():
+        for c in _channels(spec, "color"):
+            if c.get("field") == S.MODEL:
+                colours[key] = (tuple(c["scale"]["domain"]), tuple(c["scale"]["range"]))
+        for c in _channels(spec, "shape"):
+            if c.get("field") == S.STRATEGY:
+                shapes[key] = (tuple(c["scale"]["domain"]), tuple(c["scale"]["range"]))
+        for c in _channels(spec, "opacity"):
+            if c.get("field") == D.SOURCE:
+                assert c["scale"]["domain"] == ["measured", "fitted", "extrapolated"], key
+    # a model keeps its colour, a strategy its shape, in every chart that shows them, in one legend order
+    assert set(colours) >= {"budget_map", "accuracy", "pareto", "moe", "kv"}
+    assert len(set(colours.values())) == 1 and list(next(iter(colours.values()))[0]) == models
+    assert set(shapes) >= {"budget_map", "accuracy", "pareto", "moe"}
+    assert len(set(shapes.values())) == 1
+    strategies = list(next(iter(shapes.values()))[0])
+    assert strategies == sorted(strategies)
+    # no chart colours something other than a model with the model palette
+    alloc = [c for c in _channels(specs["allocation"], "color") if c.get("field") == D.SERIES]
+    assert alloc and not set(alloc[0]["scale"]["range"]) & set(next(iter(colours.values()))[1])
+
+
+def test_kv_legend_is_in_context_order_and_every_line_style_has_a_legend(built):
+    kv = built.content.specs()["kv"]
+    (dash,) = [c for c in _channels(kv, "strokeDash") if c.get("field") == D.SERIES]
+    domain = dash["scale"]["domain"]
+    numbers = [int(re.sub(r"\D", "", d.split(" tokens")[0])) for d in domain if "tokens per sample" in d]
+    assert numbers == sorted(numbers) and len(numbers) >= 2 and "legend" in dash
+    pareto = built.content.specs()["pareto"]
+    assert any("legend" in c for c in _channels(pareto, "strokeDash"))  # the front's line is in the legend
+
+
+def test_pngs_are_large_enough_for_their_panels(built):
+    for key, path in built.pngs.items():
+        data = path.read_bytes()
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert width >= 1200, (key, width, height)  # 2 pixels per CSS pixel
+
+
+def test_every_budget_says_its_unit(built):
+    grid = built.content.frames["budget_grid"]
+    assert grid[D.BUDGET_LABEL].str.endswith("FLOPs/query").all()
+    md = built.markdown.read_text()
+    summary = md.split("## Summary")[1].split("## ")[0]
+    assert summary.count("FLOPs/query") >= len(grid[D.BUDGET].unique())
 
 
 def test_allocation_moe_and_kv_charts(built):
@@ -372,7 +513,7 @@ def test_cli_writes_the_report_and_rejects_bad_requests(profile_dir, tmp_path):
                             "--budgets", "1e11,1e12", "--qps", "5"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert out.exists() and out.with_suffix(".md").exists() and not (tmp_path / "cli" / "r-charts").exists()
-    assert "B2: 1e+12" in out.read_text()
+    assert "B2: 1e+12 FLOPs/query" in out.read_text()
     r = runner.invoke(app, ["report", str(profile_dir), "--budget-key", "bananas", "--out", str(out)])
     assert r.exit_code == 2 and "budget_key must be one of flops, effective_flops, tokens, usd, latency_s" in r.output
     r = runner.invoke(app, ["report", str(tmp_path / "missing"), "--out", str(out)])

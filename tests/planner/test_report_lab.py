@@ -31,6 +31,7 @@ def test_report_on_a_real_lab_profile(tmp_path):
     assert {t.removeprefix("chart-") for t, _ in parser.specs} == F.CHART_KEYS - {"moe"}
     assert "hf-cache-tensors" in page  # the measured KV points come from the hf backend's cache tensors
     assert "model lab-s" in page and "backend=hf" in page  # provenance from run.json
+    assert "At this scale the table says little" in page  # a 0.09M-parameter model leaves the GPU idle
     pngs = sorted((tmp_path / "report-charts").glob("*.png"))
     assert [p.stem for p in pngs] == sorted(F.CHART_KEYS - {"moe"})
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
