@@ -8,7 +8,7 @@ The option table (:meth:`planner.space.OptionSpace.table`, the searches' ``ranke
 :data:`KNOB_VALUE` (its value), :data:`ACCURACY` with :data:`ACCURACY_LO` /
 :data:`ACCURACY_HI`, :data:`SOURCE` (``measured`` / ``fitted`` / ``extrapolated``) and its
 :data:`SOURCE_RANK`, :data:`SIMULATED`, and one column per cost key (:data:`COST_KEYS` and
-:data:`MEMORY_BYTES`).
+:data:`MEMORY_BYTES`), plus :data:`TP` when priced on a GPU.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterable
 __all__ = [
     "COST_KEYS",
     "MEMORY_BYTES",
+    "TP",
     "BUDGET_KEYS",
     "ARM",
     "MODEL",
@@ -35,6 +36,7 @@ __all__ = [
     "RISKS",
     "OBJECTIVES",
     "METHODS",
+    "VERIFIERS",
     "BUDGET_RTOL",
     "ACCURACY_TOL",
     "within_budget",
@@ -42,9 +44,14 @@ __all__ = [
 ]
 
 #: per-query costs of an option, in the order tables and the recommendation JSON show them
-COST_KEYS = ("flops", "tokens", "latency_s", "usd", "kv_bytes")
-#: GPU memory an option needs (weights plus KV at the serving concurrency): a limit, not a reported cost
+#: (``effective_flops``: Kinetics' FLOPs + bytes moved x the GPU's FLOP/byte; ``kv_bytes``: the
+#: query's peak KV cache)
+COST_KEYS = ("flops", "effective_flops", "tokens", "latency_s", "usd", "kv_bytes")
+#: GPU memory an option needs per GPU of its replica (weights plus the KV of the serving batch,
+#: over ``tp`` GPUs): a limit, not a reported cost
 MEMORY_BYTES = "memory_bytes"
+#: tensor-parallel degree (GPUs per replica) an option is priced at
+TP = "tp"
 #: what a budget may limit
 BUDGET_KEYS = (*COST_KEYS, MEMORY_BYTES)
 
@@ -72,6 +79,9 @@ RISKS = {"expected": ACCURACY, "conservative": ACCURACY_LO}
 OBJECTIVES = ("accuracy", "pareto")
 #: how the single-objective search runs
 METHODS = ("auto", "exhaustive", "optuna")
+#: what a deployment checks answers with: ``none`` (best-of-n ranks by a reward model or log-prob,
+#: as profiled) or ``exact`` (an exact checker: pass@k curves become ``verified`` options)
+VERIFIERS = ("none", "exact")
 
 # ---- tolerances -------------------------------------------------------------------------------
 #: a cost within this relative distance above its limit is within budget (floating-point sums)

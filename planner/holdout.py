@@ -6,6 +6,9 @@ interpolated knob value has no held-out measurement to check it against), its ac
 test half, the best option of the test half within the budget (hindsight) and the regret
 between them, fixed baselines and the per-difficulty allocation; then means over the splits
 with intervals (:func:`planner.splits.summarize`).
+
+A counts folder (per-question correct counts, ``ttc import`` of counts) is split by question
+like samples; its options are best-of-n with an exact checker (``verifier="exact"``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pandas as pd
 
 from .catalog import load_catalog
 from .constants import ACCURACY, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, STRATEGY
+from .costs import DEFAULT_CONCURRENCY
 from .profile import Profile
 from .search import Budget, InfeasibleBudget, allocate_exact, search_exhaustive
 from .space import CostModel, OptionSpace
@@ -34,7 +38,8 @@ class Evaluation:
 
     ``table``: one row per budget, means over the splits with intervals (:func:`summarize`);
     ``splits``: one row per (split, budget), the raw values; ``baselines``: column name ->
-    what the baseline is.
+    what the baseline is; ``serving``: the cost model's serving assumptions (``checker_cost``
+    with ``verifier="exact"``: the exact checker's cost per checked sample, empty = free).
     """
 
     table: pd.DataFrame
@@ -46,6 +51,7 @@ class Evaluation:
     stats: dict[float, dict[str, SplitStat]] = field(default_factory=dict)
     baselines: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    serving: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         rows = []
@@ -61,7 +67,8 @@ class Evaluation:
         return {"method": "repeated random half splits, stratified by difficulty; plan on one half, measure on the other",
                 "interval": f"{LEVEL:.0%} corrected resampled t (Nadeau & Bengio 2003)",
                 "n_splits": self.n_splits, "questions": {"train": self.n_train, "test": self.n_test},
-                "cost_key": self.cost_key, "baselines": self.baselines, "budgets": rows, "notes": self.notes}  # fmt: skip
+                "cost_key": self.cost_key, "baselines": self.baselines, "serving": self.serving, "budgets": rows,
+                "notes": self.notes}  # fmt: skip
 
 
 def _num(v) -> float | None:
@@ -73,10 +80,12 @@ def _num(v) -> float | None:
 
 
 def label_of(space: OptionSpace, arm_key: str, x: float) -> str:
-    """``model strategy knob=value,...`` of an option (the knobs that tell arms apart)."""
+    """``model strategy knob=value,...`` of an option (the knobs that tell arms apart; a
+    ``verified`` option says ``(exact checker)``)."""
     c = space.option_choice(space.arm_by_key(arm_key), float(x))
     knobs = " ".join(f"{k}={v}" for k, v in c["knobs"].items())
-    return f"{c['model']} {c['strategy']}" + (f" {knobs}" if knobs else "")
+    checker = " (exact checker)" if c.get("verifier") == "exact" else ""
+    return f"{c['model']} {c['strategy']}" + (f" {knobs}" if knobs else "") + checker
 
 
 def _by_option(table: pd.DataFrame) -> dict[tuple[str, float], float]:
@@ -98,6 +107,10 @@ def evaluate_profile(
     n_splits: int = 20,
     n_boot: int = 200,
     include_simulated: bool = False,
+    verifier: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    tp: int | None = None,
+    checker_cost: Mapping[str, float] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Plan on a random half of the questions, measure on the other half, at each budget, over
@@ -110,7 +123,13 @@ def evaluate_profile(
     an optimistic reference: the best of many noisy options) and the regret between them,
     fixed baselines (greedy, majority vote and best-of at the largest profiled pool, each with
     the model the train half finds most accurate within the budget) and the per-difficulty
-    allocation. Costs are the cost model's on the whole profile's measured tokens.
+    allocation. Costs are the cost model's on the whole profile's measured tokens, each question
+    priced at its own per-sample lengths (:mod:`planner.space.pricing`; the split checks
+    accuracy: :mod:`planner.splits` says why the whole profile's tokens are used).
+
+    ``verifier``, ``concurrency``, ``tp`` and ``checker_cost`` are as for
+    :class:`~planner.request.PlanRequest`: ``verifier="exact"`` offers best-of-n with an exact
+    checker (``verified``), the only option of a counts folder.
 
     Returns
     -------
@@ -126,12 +145,20 @@ def evaluate_profile(
     catalog = load_catalog()
     hw = catalog.gpu(hardware) if hardware else None
     price = catalog.api_price(api) if api else None
-    coster = CostModel(profile.specs, hardware=hw, api=price)
+    if profile.is_counts and verifier != "exact":
+        raise ValueError(
+            "per-question counts give pass@k only, which a deployment can use only with an exact "
+            "checker: add --verifier exact"
+        )
+    coster = CostModel(profile.specs, hardware=hw, api=price, concurrency=concurrency, tp=tp,
+                       checker_cost=dict(checker_cost or {}))  # fmt: skip
     space = OptionSpace.from_curves(profile.curves, coster, architectures=profile.architectures, measured_only=True,
-                                    fit_if_missing=False, include_simulated=include_simulated)  # fmt: skip
+                                    fit_if_missing=False, include_simulated=include_simulated,
+                                    questions=profile.questions, verifier=verifier)  # fmt: skip
     mix = space.target(None)
     targets = {"mix": mix, **{b: {b: 1.0} for b in mix}}
-    held = HeldOut(space, profile.curves, profile.samples, targets, per_question=profile.per_question)
+    held = HeldOut(space, profile.curves, profile.samples, targets, counts=profile.counts if profile.is_counts else None,
+                   verifier=verifier, per_question=profile.per_question)  # fmt: skip
     full = held.full["mix"]
     if full.empty:
         raise ValueError("no measured option covers every difficulty of the profile: nothing to evaluate")
@@ -198,14 +225,18 @@ def evaluate_profile(
             row[f"{name} model"] = most_common(part.get(f"{name} model", pd.Series(dtype=object)).tolist())[0]
         rows.append(row)
     notes = [
-        "costs: the cost model on the whole profile's measured tokens; accuracy: measured on the held-out half",
+        "costs: the cost model on the whole profile's measured tokens (each question at its own lengths); "
+        "accuracy: measured on the held-out half",
         "hindsight best: the most accurate option of the held-out half within the budget (optimistic: the best of "
         "many noisy options), so regret is an upper estimate",
     ]
     described = {name: f"{s} at {'any knob' if x is None else f'n={x:g}'}, model picked on the planning half"
                  for name, (s, x) in baselines.items()}  # fmt: skip
+    serving = coster.serving()
+    if verifier == "exact":
+        serving["checker_cost"] = dict(coster.checker_cost)  # empty: assumed free
     return Evaluation(
-        pd.DataFrame(rows), splits, cost_key, n_splits, n_train, n_test, all_stats, described, notes
+        pd.DataFrame(rows), splits, cost_key, n_splits, n_train, n_test, all_stats, described, notes, serving
     )
 
 

@@ -25,21 +25,44 @@ from pathlib import Path
 import pandas as pd
 
 from fitting import schema as S
-from fitting.cache import CACHE_DIR, FitCache, code_version, fit_samples_cached
+from fitting.cache import CACHE_DIR, FitCache, code_version, fit_counts_cached, fit_samples_cached
 from profiling.storage import read_run
 
+from .constants import VERIFIERS, check_choice
 from .costs import ModelSpec, SpecError
 from .space.arms import POOL_METRICS
+from .space.questions import QuestionTable
 
-__all__ = ["Profile", "load_profile", "profile_from_tables", "CACHE_DIR", "DEPLOYABLE_METRICS"]
+__all__ = [
+    "Profile",
+    "load_profile",
+    "profile_from_tables",
+    "planning_metrics",
+    "CACHE_DIR",
+    "DEPLOYABLE_METRICS",
+]
 
-#: metrics the planner can deploy (pass@k needs an oracle to pick the sample)
+#: metrics the planner can deploy without an exact checker (pass@k needs one to pick the sample)
 DEPLOYABLE_METRICS = tuple(m for m, strategy in POOL_METRICS.items() if strategy is not None)
+
+
+def planning_metrics(verifier: str | None = None) -> tuple[str, ...]:
+    """The pool metrics a plan needs: the deployable ones, plus ``pass@k`` with an exact checker
+    (``verifier="exact"``: best-of-n verified).
+
+    Examples
+    --------
+    >>> planning_metrics("exact")
+    ('majority@k', 'best_of@k', 'weighted@k', 'pass@k')
+    """
+    verifier = check_choice("verifier", verifier or "none", VERIFIERS)
+    return DEPLOYABLE_METRICS + (("pass@k",) if verifier == "exact" else ())
 
 
 @dataclass
 class Profile:
-    """Everything the planner needs from one samples folder.
+    """Everything the planner needs from one samples folder (or one counts folder: then
+    ``counts`` holds the per-question counts and ``samples`` is empty).
 
     ``per_question`` holds each curve's per-question matrix (the held-out engine's input,
     :func:`fitting.curves.per_question_curves`); ``fit_cache`` the laws the planner selects
@@ -56,6 +79,27 @@ class Profile:
     fit_cache: MutableMapping = field(default_factory=dict)
     per_question: dict | None = None
     cache: FitCache | None = None
+    _questions: QuestionTable | None = None
+    counts: pd.DataFrame | None = None
+    #: fitted coverage forecasters of verified arms (in memory; see planner.space.predict)
+    coverage_cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def questions(self) -> QuestionTable:
+        """Each question's measured tokens and correct counts
+        (:class:`~planner.space.questions.QuestionTable`), read once from the samples (or the
+        counts): what options are priced and forecast from."""
+        if self._questions is None:
+            if self.counts is not None:
+                self._questions = QuestionTable.from_counts(self.counts)
+            else:
+                self._questions = QuestionTable.from_samples(self.samples)
+        return self._questions
+
+    @property
+    def is_counts(self) -> bool:
+        """Whether the profile holds per-question counts only (no per-sample rows)."""
+        return self.counts is not None and self.samples.empty
 
     @property
     def architectures(self) -> dict[str, str]:
@@ -68,7 +112,8 @@ class Profile:
 
     @property
     def models(self) -> list[str]:
-        return sorted(self.samples[S.MODEL].unique())
+        table = self.counts if self.is_counts else self.samples
+        return sorted(table[S.MODEL].unique())
 
     def save_fit_cache(self) -> None:
         """Persist the laws selected while building option spaces (no-op without a cache)."""
@@ -83,7 +128,7 @@ def _specs(models, run: dict | None, model_specs: Mapping[str, str] | None) -> d
     for m in models:
         try:
             if model_specs and m in model_specs:
-                out[m] = ModelSpec.resolve(model_specs[m])
+                out[m] = ModelSpec.resolve(model_specs[m], name=m)
             elif m in known and isinstance(known[m].get("config"), Mapping):
                 meta = {**known[m], "model": m}
                 out[m] = ModelSpec.from_run_metadata(meta)
@@ -96,7 +141,8 @@ def _specs(models, run: dict | None, model_specs: Mapping[str, str] | None) -> d
             "no model spec for: "
             + "; ".join(missing)
             + ". Profiles written by `ttc profile` keep each model's "
-            "config in run.json; for imported samples pass --model-spec NAME=CATALOG_NAME_OR_CONFIG_PATH"
+            "config in run.json; for imported samples pass --model-spec NAME=CATALOG_NAME_OR_CONFIG_PATH "
+            "or its numbers, NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128"
         )
     return out
 
@@ -109,35 +155,58 @@ def load_profile(
     seed: int = 0,
     use_cache: bool = True,
     progress: bool = False,
+    verifier: str | None = None,
 ) -> Profile:
     """Read a samples folder, its curves and fits (through the cache) and its models' specs.
 
     ``use_cache=False`` neither reads nor writes the cache; ``progress`` shows a count and an
     ETA for the estimation and fitting stages (:class:`fitting.progress.Progress`).
-    Raises :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError
-    for models without a spec.
+    ``verifier="exact"`` also computes the pass@k curves (:func:`planning_metrics`). A folder
+    of per-question counts (``ttc import`` of counts: ``counts-*.parquet``, no samples) gives
+    pass@k curves only (:func:`fitting.pipeline.fit_counts`): its options are best-of-n with an
+    exact checker, and the profile's ``counts`` holds the table. Raises
+    :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError for models
+    without a spec.
     """
     folder = Path(folder)
-    samples = S.read_samples(folder)
+    metrics = planning_metrics(verifier)
+    counts = None
+    if folder.is_dir() and not S.has_samples(folder) and S.counts_paths(folder):
+        counts = S.read_counts(folder)
+        samples = S.validate_samples(pd.DataFrame({S.QUESTION_ID: [], S.CORRECT: []}))
+        metrics = ("pass@k",)
+    else:
+        samples = S.read_samples(folder)
+    table = counts if counts is not None else samples
     run = read_run(folder) if (folder / "run.json").exists() else None
-    specs = _specs(sorted(samples[S.MODEL].unique()), run, model_specs)
+    specs = _specs(sorted(table[S.MODEL].unique()), run, model_specs)
     cache = FitCache.for_folder(folder, enabled=use_cache)
-    out = _fit(samples, n_boot, seed, cache, progress)
+    if counts is not None:
+        out = fit_counts_cached(counts, cache, n_boot=n_boot, seed=seed, progress=progress)
+        per_question = None
+    else:
+        out = _fit(samples, n_boot, seed, cache, progress, metrics)
+        per_question = out.per_question
     laws = cache.mapping("law", code_version("fitting", "planner/space")) if use_cache else {}
-    return Profile(samples, out.curves, specs, folder, run, out.fits, laws, out.per_question, cache)
+    return Profile(samples, out.curves, specs, folder, run, out.fits, laws, per_question, cache, counts=counts)
 
 
-def _fit(samples: pd.DataFrame, n_boot: int, seed: int, cache: FitCache, progress: bool = False):
-    """Curves and ``ttc fit`` records (laws with question-bootstrap bands) of the deployable
-    metrics (pass@k needs an oracle, so it is left out)."""
-    return fit_samples_cached(samples, cache, n_boot=n_boot, seed=seed, metrics=DEPLOYABLE_METRICS,
-                              progress=progress)  # fmt: skip
+def _fit(samples: pd.DataFrame, n_boot: int, seed: int, cache: FitCache, progress: bool = False,
+         metrics=DEPLOYABLE_METRICS):  # fmt: skip
+    """Curves and ``ttc fit`` records (laws with question-bootstrap bands) of the planning
+    metrics (:func:`planning_metrics`; pass@k only with an exact checker)."""
+    return fit_samples_cached(samples, cache, n_boot=n_boot, seed=seed, metrics=metrics, progress=progress)
 
 
 def profile_from_tables(
-    samples: pd.DataFrame, specs: Mapping[str, object], *, n_boot: int = 100, seed: int = 0
+    samples: pd.DataFrame,
+    specs: Mapping[str, object],
+    *,
+    n_boot: int = 100,
+    seed: int = 0,
+    verifier: str | None = None,
 ) -> Profile:
     """A profile from in-memory tables (no folder, no cache): for tests and notebooks."""
     samples = S.validate_samples(samples)
-    out = _fit(samples, n_boot, seed, FitCache(None))
+    out = _fit(samples, n_boot, seed, FitCache(None), metrics=planning_metrics(verifier))
     return Profile(samples, out.curves, dict(specs), fits=out.fits, per_question=out.per_question)

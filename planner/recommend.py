@@ -9,11 +9,15 @@ unknown. It returns a :class:`Recommendation`, whose :meth:`~Recommendation.to_j
 object of DESIGN.md::
 
     {"request": {...}, "choice": {"model", "architecture", "strategy", "knobs"},
-     "expected_accuracy", "accuracy_interval", "source", "cost": {"flops", "tokens",
-     "latency_s", "usd", "kv_bytes"}, "binding_constraint", "runners_up": [...]}
+     "expected_accuracy", "accuracy_interval", "source", "cost": {"flops", "effective_flops",
+     "tokens", "latency_s", "usd", "kv_bytes"}, "binding_constraint", "runners_up": [...],
+     "serving": {"concurrency", "prefix_sharing", "gpu", "tp", "tp_source", "memory_bytes_per_gpu"}}
 
-plus one mode key where the mode needs it: ``pareto`` (``objective="pareto"``),
-``allocation`` (a difficulty mix), ``policy`` (``difficulty="auto"``).
+``serving`` says how the choice is served (priced on a GPU or an API); a ``verified`` choice
+(best-of-n with an exact checker, whose ``choice`` carries ``"verifier": "exact"``) adds
+``assumptions`` (the checker's cost per checked sample). Plus one mode key where the mode
+needs it: ``pareto`` (``objective="pareto"``), ``allocation`` (a difficulty mix), ``policy``
+(``difficulty="auto"``).
 """
 
 from __future__ import annotations
@@ -26,22 +30,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fitting import schema as S
+
+from .alternatives import calls_note, json_number, option_cost, option_item, runners_up
 from .catalog import CatalogError, load_catalog
 from .constants import (
     ACCURACY,
     ACCURACY_HI,
     ACCURACY_LO,
-    ACCURACY_TOL,
     ARM,
-    COST_KEYS,
     KNOB,
     KNOB_VALUE,
     MEMORY_BYTES,
     MODEL,
     SOURCE,
-    SOURCE_RANK,
     STRATEGY,
-    within_budget,
 )
 from .costs import ModelSpec
 from .profile import Profile
@@ -50,7 +53,6 @@ from .search import (
     ADAPTIVE_COST_KEYS,
     Budget,
     PoolReplay,
-    SearchResult,
     adaptive_policies,
     allocate_exact,
     allocate_optuna,
@@ -93,23 +95,15 @@ class Recommendation:
         out = {
             "request": self.request,
             "choice": self.choice,
-            "expected_accuracy": _num(self.expected_accuracy),
-            "accuracy_interval": [_num(v) for v in self.accuracy_interval],
+            "expected_accuracy": json_number(self.expected_accuracy),
+            "accuracy_interval": [json_number(v) for v in self.accuracy_interval],
             "source": self.source,
-            "cost": {k: _num(v) for k, v in self.cost.items()},
+            "cost": {k: json_number(v) for k, v in self.cost.items()},
             "binding_constraint": self.binding_constraint,
             "runners_up": self.runners_up,
         }
         out.update(self.mode)
         return out
-
-
-def _num(v):
-    """A JSON number with 6 significant digits (None for missing or non-finite)."""
-    if v is None:
-        return None
-    v = float(v)
-    return float(f"{v:.6g}") if math.isfinite(v) else None
 
 
 def family_of(name: str) -> str:
@@ -148,9 +142,22 @@ def resolve_extra_models(
 
 
 def build_space(
-    profile: Profile, coster, *, include_simulated=False, extra_models: Sequence[ExtraModel] = (), **kw
+    profile: Profile,
+    coster,
+    *,
+    include_simulated=False,
+    extra_models: Sequence[ExtraModel] = (),
+    verifier: str | None = None,
+    **kw,
 ) -> OptionSpace:
-    """The option space of a profile (laws cached in the profile's folder)."""
+    """The option space of a profile (laws cached in the profile's folder), priced from each
+    question's measured tokens; ``verifier="exact"`` offers best-of-n with an exact checker
+    (the profile must hold pass@k curves: ``load_profile(..., verifier="exact")``)."""
+    if verifier == "exact" and not (profile.curves[S.METRIC] == "pass@k").any():
+        raise PlanError(
+            "--verifier exact needs pass@k curves, which this profile was loaded without "
+            "(load_profile(..., verifier='exact')), or its samples hold no pool of samples"
+        )
     families = {m: family_of(m) for m in profile.specs}
     params = {m: p for m, p in profile.params.items() if m in set(profile.models)}
     space = OptionSpace.from_curves(
@@ -163,134 +170,13 @@ def build_space(
         families=families,
         fits=profile.fits,
         fit_cache=profile.fit_cache,
+        questions=profile.questions,
+        verifier=verifier,
+        coverage_cache=profile.coverage_cache,
         **kw,
     )
     profile.save_fit_cache()
     return space
-
-
-def _cost(row) -> dict[str, float | None]:
-    return {k: (float(row[k]) if k in row and pd.notna(row[k]) else None) for k in COST_KEYS}
-
-
-def _item(space: OptionSpace, r) -> dict:
-    """An option row as the recommendation JSON shows it."""
-    return {
-        "choice": space.option_choice(space.arm_by_key(r[ARM]), r[KNOB_VALUE]),
-        "expected_accuracy": _num(r[ACCURACY]),
-        "accuracy_interval": [_num(r[ACCURACY_LO]), _num(r[ACCURACY_HI])],
-        "source": r[SOURCE],
-        "cost": {k: _num(v) for k, v in _cost(r).items()},
-    }
-
-
-def _overrun(row, budget: Budget) -> tuple[str, float] | None:
-    """The limit an option exceeds most, as (cost key, cost / limit); None within budget."""
-    over = [
-        (k, float(row[k]) / lim)
-        for k, lim in budget.limits.items()
-        if k in row and not within_budget(row[k], lim)
-    ]
-    return max(over, key=lambda t: t[1]) if over else None
-
-
-def _why_not(row, choice_row, budget: Budget, objective: str, space: OptionSpace | None = None) -> str:
-    """Why an option lost to the choice, in words (and why a cheaper-looking one is not cheaper)."""
-    over = _overrun(row, budget)
-    if over:
-        k, ratio = over
-        return f"over budget: {ratio:.2g}x the {k} limit ({row[k]:.3g} > {budget.limits[k]:.3g})"
-    a, b = float(row[objective]), float(choice_row[objective])
-    name = "expected accuracy" if objective == ACCURACY else "lower bound of accuracy"
-    if a < b - ACCURACY_TOL and row[SOURCE] == "measured" and choice_row[SOURCE] != "measured":
-        text = (
-            f"{name} {a:.3f} < {b:.3f}, but measured; the choice is {choice_row[SOURCE]} "
-            f"(interval {choice_row[ACCURACY_LO]:.3f}-{choice_row[ACCURACY_HI]:.3f})"
-        )
-    elif a < b - ACCURACY_TOL:
-        key = budget.primary()
-        ratio = choice_row[key] / row[key] if row[key] > 0 else math.inf
-        extra = f", though {ratio:.2g}x cheaper in {key}" if ratio >= 1.1 else ""
-        text = f"{name} {a:.3f} < {b:.3f}{extra}"
-    elif row[SOURCE_RANK] > choice_row[SOURCE_RANK]:
-        text = f"same {name}, but {row[SOURCE]} rather than {choice_row[SOURCE]}"
-    else:
-        text = f"same {name}, costs more {budget.primary()}"
-    return text + _tokens_vs_flops(row, choice_row, budget.primary(), space)
-
-
-def _tokens_vs_flops(row, choice_row, key: str, space: OptionSpace | None) -> str:
-    """When an option needs fewer tokens but more of the budgeted compute than the choice, say
-    why: tokens are not compute (a larger model, or a choice whose calls re-send their context)."""
-    if key == "tokens" or not ("tokens" in row and key in row):
-        return ""
-    if not (row["tokens"] < choice_row["tokens"] and row[key] > choice_row[key]):
-        return ""
-    text = f"; fewer tokens ({row['tokens']:,.0f} vs {choice_row['tokens']:,.0f}) but more {key}"
-    if space is None:
-        return text
-    if row[MODEL] != choice_row[MODEL]:
-        try:
-            spec = space.coster.spec
-            ratio = float(spec(row[MODEL]).params_active) / float(spec(choice_row[MODEL]).params_active)
-        except (AttributeError, ValueError):
-            return text
-        return text + f": {row[MODEL]} has {ratio:.2g}x the active parameters of {choice_row[MODEL]}"
-    if _calls(space, choice_row) > 1:
-        return text + " (the choice re-sends its context: see the note)"
-    return text
-
-
-def _calls(space: OptionSpace, row) -> int:
-    """Engine calls one execution of an option makes (1 when its strategy has no descriptor)."""
-    try:
-        return int(space.arm_by_key(row[ARM]).workload_shape(float(row[KNOB_VALUE])).calls)
-    except (KeyError, ValueError, AttributeError):
-        return 1
-
-
-def _calls_note(space: OptionSpace, row) -> list[str]:
-    calls = _calls(space, row)
-    if calls <= 1:
-        return []
-    return [f"the choice makes {calls} engine calls per query: its tokens count the context re-sent to each call "
-            "(as an API bills them), its FLOPs do not recompute the cached prefix"]  # fmt: skip
-
-
-def _runners_up(space: OptionSpace, res: SearchResult, best, budget: Budget, n: int = 2) -> list[dict]:
-    """The best alternatives within budget, one per arm (when the choice is not measured, the
-    best MEASURED one first: what is known for sure), then at most one option over budget: the
-    more accurate one with the smallest overrun (what a little more budget would buy). Options
-    over the GPU memory limit are never offered: they do not run on the GPU at all."""
-    obj = res.objective
-    ranked = res.ranked
-    picks, arms = [], {best[ARM]}
-    if best[SOURCE] != "measured":
-        measured = ranked[(ranked[SOURCE] == "measured") & (ranked[ARM] != best[ARM])]
-        if len(measured):
-            picks.append(measured.iloc[0])
-            arms.add(measured.iloc[0][ARM])
-    for _, r in ranked.iterrows():
-        if len(picks) >= n:
-            break
-        if r[ARM] not in arms:
-            picks.append(r)
-            arms.add(r[ARM])
-    ev = res.evaluated if res.evaluated is not None else ranked
-    user = (
-        Budget({k: v for k, v in budget.limits.items() if k != MEMORY_BYTES})
-        if len(budget.limits) > 1 or MEMORY_BYTES not in budget.limits
-        else None
-    )
-    if len(ev) and user is not None:
-        hard = Budget({MEMORY_BYTES: budget.limits[MEMORY_BYTES]}) if MEMORY_BYTES in budget.limits else None
-        ok = hard.feasible(ev) if hard is not None else np.ones(len(ev), dtype=bool)
-        over = ev[ok & ~user.feasible(ev) & (ev[obj] > best[obj] + ACCURACY_TOL)]
-        if len(over):
-            ratio = over.apply(lambda r: _overrun(r, user)[1], axis=1)
-            over = over.assign(_overrun=ratio.to_numpy(float))
-            picks.append(over.sort_values(["_overrun", obj], ascending=[True, False]).iloc[0])
-    return [{**_item(space, r), "why_not": _why_not(r, best, budget, obj, space)} for r in picks]
 
 
 def _option_label(r) -> str:
@@ -367,18 +253,42 @@ def plan(
     except CatalogError as exc:
         raise PlanError(str(exc)) from None
     specs = {**profile.specs, **(extra_specs or {})}
-    coster = CostModel(specs, hardware=hw, api=price, concurrency=req.concurrency, tp=req.tp)
+    coster = CostModel(
+        specs,
+        hardware=hw,
+        api=price,
+        concurrency=req.concurrency,
+        tp=req.tp,
+        checker_cost=req.checker_cost,
+    )
     b = req.budget_limits()
+    if "effective_flops" in b.limits and hw is None:
+        raise PlanError("a budget on effective_flops (Kinetics) needs a GPU to price on (--gpu)")
     limits = dict(b.limits)
     if hw is not None and MEMORY_BYTES not in limits:
         limits[MEMORY_BYTES] = coster.memory_limit_bytes()
     full = Budget(limits)
     request_json = req.to_json()
 
+    if profile.is_counts:
+        where = f"{profile.folder}: " if profile.folder else ""
+        if req.verifier != "exact":
+            raise PlanError(
+                f"{where}per-question counts give pass@k only, which a deployment can use only with an "
+                "exact checker: add --verifier exact (majority and weighted vote need each sample's answer)"
+            )
+        if req.difficulty == "auto":
+            raise PlanError(f"{where}--difficulty auto replays each sample's answer; counts have none")
     if req.difficulty == "auto":
         return _plan_auto(profile, specs, b, request_json, req.seed)
 
-    space = build_space(profile, coster, include_simulated=req.include_simulated, extra_models=extra_models)
+    space = build_space(
+        profile,
+        coster,
+        include_simulated=req.include_simulated,
+        extra_models=extra_models,
+        verifier=req.verifier,
+    )
     try:
         if req.models:
             space.restrict(req.models)
@@ -404,26 +314,29 @@ def plan(
     binding = res.binding
     if req.objective == "pareto":
         binding = binding_constraint(res.evaluated, best, full, res.objective)
-    head = _item(space, best)
+    head = option_item(space, best, coster)
     rec = Recommendation(
         request=request_json,
         choice=head["choice"],
         expected_accuracy=float(best[ACCURACY]),
         accuracy_interval=[float(best[ACCURACY_LO]), float(best[ACCURACY_HI])],
         source=str(best[SOURCE]),
-        cost=_cost(best),
+        cost=option_cost(best),
         binding_constraint=binding,
-        runners_up=_runners_up(space, res, best, full),
+        runners_up=runners_up(space, res, best, full, coster=coster),
         search={
             "method": res.method,
             "evaluations": res.evaluations,
             "seconds": res.seconds,
             "space_size": space.size(target),
         },
-        notes=_calls_note(space, best) + list(space.notes),
+        notes=calls_note(space, best) + list(space.notes),
     )
+    for key in ("serving", "assumptions"):
+        if key in head:
+            rec.mode[key] = head[key]
     if req.objective == "pareto":
-        rec.mode["pareto"] = [_item(space, r) for _, r in res.pareto.iterrows()]
+        rec.mode["pareto"] = [option_item(space, r, coster) for _, r in res.pareto.iterrows()]
     if ":" in (req.difficulty or "") and len(target) > 1:  # an explicit mix
         rec.mode["allocation"] = _allocation(space, target, full, req.risk, req.seed)
     return rec
@@ -439,11 +352,11 @@ def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int
     cmp = compare_with_single(tables, target, limit, key, risk)
     bins = []
     for b, r in exact.choice.items():
-        item = _item(space, r)
+        item = option_item(space, r)
         bins.append(
             {
                 "difficulty": b,
-                "weight": _num(target[b]),
+                "weight": json_number(target[b]),
                 "choice": item["choice"],
                 "expected_accuracy": item["expected_accuracy"],
                 "source": item["source"],
@@ -455,14 +368,14 @@ def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int
         "budget_key": key,
         "average_budget": limit,
         "bins": bins,
-        "expected_accuracy": _num(exact.accuracy),
-        "average_cost": _num(exact.cost),
-        "optuna_expected_accuracy": _num(tpe.accuracy),
-        "optuna_gap": _num(exact.accuracy - tpe.accuracy),
+        "expected_accuracy": json_number(exact.accuracy),
+        "average_cost": json_number(exact.cost),
+        "optuna_expected_accuracy": json_number(tpe.accuracy),
+        "optuna_gap": json_number(exact.accuracy - tpe.accuracy),
         "best_single_option": None,
-        "best_single_accuracy": _num(cmp["single_accuracy"]),
-        "best_single_cost": _num(cmp["single_cost"]),
-        "compute_ratio_at_equal_accuracy": _num(cmp["compute_ratio"]),
+        "best_single_accuracy": json_number(cmp["single_accuracy"]),
+        "best_single_cost": json_number(cmp["single_cost"]),
+        "compute_ratio_at_equal_accuracy": json_number(cmp["compute_ratio"]),
         "compute_ratio_means": f"the single option's {key} over the least average {key} at which an allocation "
         "is as accurate (above 1: the allocation needs that many times less)",
         "note": "other limits apply per query to every bin's option",
@@ -474,7 +387,7 @@ def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int
         se_single = _mix_se(single.choice, target)
         diff = float(exact.accuracy - single.accuracy)
         se = math.hypot(se_alloc, se_single)
-        out["difference"] = {"accuracy": _num(diff), "se": _num(se), "within_noise": bool(abs(diff) <= se),
+        out["difference"] = {"accuracy": json_number(diff), "se": json_number(se), "within_noise": bool(abs(diff) <= se),
                              "se_from": "the options' 90% intervals, bins and options taken as independent"}  # fmt: skip
     return out
 
@@ -514,10 +427,10 @@ def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int
                   "strategy": choice.get("strategy"), "knobs": choice.get("knobs") or {}}  # fmt: skip
         return {
             "choice": choice,
-            "expected_accuracy": _num(acc),
-            "accuracy_interval": [_num(max(acc - half, 0)), _num(min(acc + half, 1))],
+            "expected_accuracy": json_number(acc),
+            "accuracy_interval": [json_number(max(acc - half, 0)), json_number(min(acc + half, 1))],
             "source": "measured",
-            "cost": {"flops": _num(r["test_flops"]), "tokens": _num(r["test_tokens"])},
+            "cost": {"flops": json_number(r["test_flops"]), "tokens": json_number(r["test_tokens"])},
             "description": describe_policy(r["choice"]),
         }
 
@@ -526,7 +439,7 @@ def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int
         accuracies' standard errors) and whether it is within noise."""
         diff = float(ref["test_accuracy"] - r["test_accuracy"])
         se = math.hypot(float(ref["test_accuracy_se"]), float(r["test_accuracy_se"]))
-        return {"difference": _num(diff), "se": _num(se), "within_noise": bool(abs(diff) <= se)}
+        return {"difference": json_number(diff), "se": json_number(se), "within_noise": bool(abs(diff) <= se)}
 
     head = item(best)
     runners = []

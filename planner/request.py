@@ -13,9 +13,12 @@ A TOML file uses the long option names of ``ttc recommend`` (dashes or underscor
     difficulty = "4"              # or mix = "1:0.2,3:0.5,5:0.3", or a [mix] table
     gpu = "h100"
     risk = "conservative"
+    verifier = "exact"            # an exact answer checker: best-of-n `verified` is offered
     [budget]
     flops = 1e13
     latency_s = 5
+    [checker_cost]                # per checked sample (default: free, stated as an assumption)
+    usd = 2e-6
 
 ``ttc recommend --config plan.toml`` reads it; flags given on the command line override it
 (:meth:`PlanRequest.replace`).
@@ -30,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .constants import BUDGET_KEYS, METHODS, OBJECTIVES, RISKS, check_choice
+from .constants import BUDGET_KEYS, COST_KEYS, METHODS, OBJECTIVES, RISKS, VERIFIERS, check_choice
+from .costs.serving import DEFAULT_CONCURRENCY
 from .search.budget import Budget
 
 if sys.version_info >= (3, 11):
@@ -61,8 +65,8 @@ class PlanRequest:
     Parameters
     ----------
     budget : mapping
-        Per-query limits on cost keys (``flops``, ``tokens``, ``usd``, ``latency_s``,
-        ``kv_bytes``, ``memory_bytes``); at least one.
+        Per-query limits on cost keys (``flops``, ``effective_flops``, ``tokens``, ``usd``,
+        ``latency_s``, ``kv_bytes``, ``memory_bytes``); at least one.
     difficulty : str or None
         A difficulty label, ``"all"``/None (every question), a mix ``"1:0.2,3:0.8"`` (adds a
         per-difficulty allocation) or ``"auto"`` (an adaptive policy).
@@ -70,7 +74,14 @@ class PlanRequest:
         Catalog names of the accelerator or the hosted API to price on (one of them; with
         neither, :data:`DEFAULT_HARDWARE`).
     concurrency, tp : int
-        Queries served together; GPUs per replica (None: the fewest that fit).
+        Sequences one replica decodes per step (default 64, :mod:`planner.costs.serving`);
+        GPUs per replica (None, the default: the fewest that hold each option).
+    verifier : {"none", "exact"}
+        ``"exact"``: the deployment checks answers exactly (an answer checker, unit tests), so
+        best-of-n with the checker (strategy ``verified``, accuracy pass@n) is offered.
+    checker_cost : mapping
+        Cost of the exact checker per checked sample, by cost key (``flops``, ``usd``,
+        ``latency_s``, ...); default nothing (an assumption the recommendation states).
     risk, objective, method : str
         See :data:`planner.constants.RISKS`, :data:`~planner.constants.OBJECTIVES`,
         :data:`~planner.constants.METHODS`.
@@ -101,8 +112,10 @@ class PlanRequest:
     difficulty: str | None = None
     hardware: str | None = None
     api: str | None = None
-    concurrency: int = 1
-    tp: int | None = 1
+    concurrency: int = DEFAULT_CONCURRENCY
+    tp: int | None = None
+    verifier: str = "none"
+    checker_cost: Mapping[str, float] = field(default_factory=dict)
     risk: str = "expected"
     objective: str = "accuracy"
     method: str = "auto"
@@ -127,6 +140,19 @@ class PlanRequest:
         check_choice("risk", self.risk, RISKS)
         check_choice("objective", self.objective, OBJECTIVES)
         check_choice("method", self.method, METHODS)
+        object.__setattr__(self, "verifier", check_choice("verifier", self.verifier or "none", VERIFIERS))
+        if not isinstance(self.checker_cost, Mapping):
+            raise ValueError(f"checker_cost must map cost keys to numbers, got {self.checker_cost!r}")
+        checker = {k: _number(f"checker_cost {k}", v) for k, v in self.checker_cost.items()}
+        for k, v in checker.items():
+            if k not in COST_KEYS or k == "kv_bytes":
+                keys = ", ".join(c for c in COST_KEYS if c != "kv_bytes")
+                raise ValueError(f"checker_cost: unknown key {k!r}; give {keys}")
+            if v < 0:
+                raise ValueError(f"checker_cost {k} must be >= 0, got {v!r}")
+        if checker and self.verifier != "exact":
+            raise ValueError("checker_cost is the cost of an exact checker: give verifier = 'exact' too")
+        object.__setattr__(self, "checker_cost", checker)
         if self.hardware and self.api:
             raise ValueError("give a GPU (hardware) or an API to price on, not both")
         for name, minimum in (("concurrency", 1), ("n_trials", 1), ("seed", 0), ("n_boot", 0)):
@@ -165,8 +191,12 @@ class PlanRequest:
             out["hardware"] = self.gpu
         if self.api:
             out["api"] = self.api
-        if self.concurrency != 1:
+        if self.concurrency != DEFAULT_CONCURRENCY:
             out["concurrency"] = self.concurrency
+        if self.tp is not None:
+            out["tp"] = self.tp
+        if self.verifier != "none":
+            out["verifier"] = self.verifier
         if self.risk != "expected":
             out["risk"] = self.risk
         if self.models:
@@ -178,8 +208,9 @@ class PlanRequest:
         """A copy with ``changes`` applied (None values are skipped: flags not given on the
         command line do not override the file), validated again."""
         changes = {_field(k, "replace()"): v for k, v in changes.items() if v is not None}
-        if "budget" in changes:
-            changes["budget"] = {**self.budget, **changes["budget"]}
+        for name in ("budget", "checker_cost"):
+            if name in changes:
+                changes[name] = {**getattr(self, name), **changes[name]}
         return dataclasses.replace(self, **changes)
 
     @classmethod

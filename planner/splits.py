@@ -8,9 +8,14 @@ curves table, per question); a split of the questions into two halves (seeded, s
 difficulty: :func:`planner.search.split_questions`) is then only means over subsets of them,
 so many random splits cost milliseconds each.
 
-Costs are the option space's: the cost model fed with the whole profile's measured tokens
-(token counts are means over many samples and move little between halves; accuracy is what a
-split checks). Accuracy intervals on a half (for ``risk="conservative"``) are percentile
+Costs are the option space's: the cost model fed with the whole profile's measured tokens,
+each question at its own per-sample lengths (accuracy is what a split checks). An option's
+cost is a mean over questions, which moves little between halves: pricing each half from its
+own questions' tokens instead changed the priced costs of the report fixture's options (120
+questions, lengths by difficulty and Poisson within) by a median 0.3% and at most 2.8%
+(FLOPs, effective FLOPs, latency; six halves). A counts folder (per-question correct counts)
+is split by question the same way, each question's pass@k from its counts
+(:func:`fitting.counts.per_question_pass`). Accuracy intervals on a half (for ``risk="conservative"``) are percentile
 bootstraps over its questions, combined over a mix of difficulties as the option space
 combines them (weighted sums of the bins' interval ends).
 
@@ -38,10 +43,11 @@ import pandas as pd
 from scipy import stats
 
 from fitting import schema as S
+from fitting.counts import per_question_pass
 from fitting.curves import per_question_curves
 
 from .constants import ACCURACY, ACCURACY_HI, ACCURACY_LO, ARM, COST_KEYS, KNOB_VALUE, MEMORY_BYTES, SOURCE
-from .profile import DEPLOYABLE_METRICS
+from .profile import planning_metrics
 from .search import split_questions
 from .space.arms import arms_from_curves, single_knob_value
 
@@ -144,10 +150,12 @@ class _Part:
     columns: dict[tuple[str, float], int] = field(default_factory=dict)
 
 
-def _option_vectors(curves: pd.DataFrame, per_q: Mapping[tuple, pd.DataFrame]) -> dict[tuple, pd.Series]:
+def _option_vectors(
+    curves: pd.DataFrame, per_q: Mapping[tuple, pd.DataFrame], verifier: str | None = None
+) -> dict[tuple, pd.Series]:
     """``(arm key, difficulty, knob value) -> per-question accuracy``, the arms read off the curves
     table as the option space reads them (:func:`planner.space.arms.arms_from_curves`)."""
-    sources, _ = arms_from_curves(curves, include_simulated=True)
+    sources, _ = arms_from_curves(curves, include_simulated=True, verifier=verifier)
     out: dict[tuple, pd.Series] = {}
     for src in sources:
         per_x: dict[float, list[pd.Series]] = {}
@@ -212,16 +220,28 @@ class HeldOut:
         Seed of the Monte Carlo estimates of ``weighted@k`` (as for the curves table).
     per_question : mapping, optional
         The per-question matrices of ``samples`` with that seed, when the caller has them
-        (``Profile.per_question``, from the cache); computed here otherwise.
+        (``Profile.per_question``, from the cache); computed here otherwise (also when they
+        lack the pass@k an exact checker needs).
+    verifier : str or None
+        ``"exact"``: the space offers ``verified`` options (pass@k per question too).
+    counts : DataFrame or None
+        A counts table (per-question correct counts) to read instead of ``samples``: each
+        question's pass@k (:func:`fitting.counts.per_question_pass`).
     """
 
     def __init__(self, space, curves: pd.DataFrame, samples: pd.DataFrame,
-                 targets: Mapping[str, Mapping[str, float]], *, seed: int = 0,
-                 per_question: Mapping | None = None) -> None:  # fmt: skip
-        if per_question is None:
-            per_question = per_question_curves(samples, metrics=DEPLOYABLE_METRICS, seed=seed)
-        vectors = _option_vectors(curves, per_question)
-        diff = samples.groupby(S.QUESTION_ID)[S.DIFFICULTY].first()
+                 targets: Mapping[str, Mapping[str, float]], *, seed: int = 0, verifier: str | None = None,
+                 counts: pd.DataFrame | None = None, per_question: Mapping | None = None) -> None:  # fmt: skip
+        metrics = planning_metrics(verifier)
+        if counts is not None:
+            per_q, table = per_question_pass(counts), counts
+        else:
+            have = {key[-1] for key in per_question} if per_question is not None else set()
+            if per_question is None or ("pass@k" in metrics and "pass@k" not in have):
+                per_question = per_question_curves(samples, metrics=metrics, seed=seed)
+            per_q, table = per_question, samples
+        vectors = _option_vectors(curves, per_q, verifier)
+        diff = table.groupby(S.QUESTION_ID)[S.DIFFICULTY].first()
         self.difficulty: dict[str, str] = {str(q): str(d) for q, d in diff.items()}
         by_bin: dict[str, list[str]] = {}
         for q, d in sorted(self.difficulty.items()):

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import typer
 
-from ..report.format import UNITS, format_budget, format_cost, format_points, format_points_interval
+from ..report.format import (
+    UNITS,
+    format_budget,
+    format_cost,
+    format_points,
+    format_points_interval,
+    format_serving,
+)
 from ._common import INPUT, OUTPUT, PRICING, SEARCH, TARGET, console, fail, parse_pairs, profile_folder
 
 
@@ -20,7 +27,10 @@ def evaluate(
         None, "--model-spec", help="NAME=CATALOG_NAME_OR_CONFIG (imported samples).", rich_help_panel=INPUT
     ),
     cost_key: str = typer.Option(
-        "flops", "--budget-key", help="Budgeted cost: flops, tokens, usd, latency_s.", rich_help_panel=TARGET
+        "flops",
+        "--budget-key",
+        help="Budgeted cost: flops, effective_flops, tokens, usd, latency_s.",
+        rich_help_panel=TARGET,
     ),
     budgets: str = typer.Option(
         None,
@@ -33,6 +43,23 @@ def evaluate(
         None, "--gpu", "-g", help="Accelerator (default h100 unless --api).", rich_help_panel=PRICING
     ),
     api: str = typer.Option(None, "--api", help="Hosted API prices instead.", rich_help_panel=PRICING),
+    concurrency: int = typer.Option(
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Sequences one replica decodes per step, as in `ttc costs` (default 64).",
+        rich_help_panel=PRICING,
+    ),
+    tp: int = typer.Option(
+        None, "--tp", min=1, help="GPUs per replica (default: the fewest that fit).", rich_help_panel=PRICING
+    ),
+    verifier: str = typer.Option(
+        "none",
+        "--verifier",
+        help="exact: the deployment checks answers exactly (best-of-n `verified` is offered).",
+        rich_help_panel=SEARCH,
+    ),
     allow_simulated: bool = typer.Option(
         False, "--allow-simulated", help="Let the planner use simulated scorers.", rich_help_panel=SEARCH
     ),
@@ -64,6 +91,8 @@ def evaluate(
     Example:
 
         ttc evaluate runs/lab --budget-key flops
+
+        ttc evaluate runs/math --verifier exact --budget-key effective_flops --gpu h100
     """
     from fitting.progress import Progress
     from planner.constants import COST_KEYS
@@ -81,11 +110,12 @@ def evaluate(
         fail(f"--budget-key must be one of {', '.join(COST_KEYS)}; got {cost_key!r}")
     try:
         prof = load_profile(folder, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
-                            use_cache=not no_cache, progress=True)  # fmt: skip
+                            use_cache=not no_cache, progress=True, verifier=verifier)  # fmt: skip
         with Progress("held-out splits", splits, unit="splits") as bar:
             ev = evaluate_profile(prof, values, cost_key=cost_key, hardware=gpu or (None if api else "h100"), api=api,
                                   risk=risk, seed=seed, n_splits=splits, include_simulated=allow_simulated,
-                                  progress=bar)  # fmt: skip
+                                  verifier=verifier, tp=tp, progress=bar,
+                                  **({"concurrency": concurrency} if concurrency is not None else {}))  # fmt: skip
     except ValueError as exc:
         fail(str(exc))
     if as_json:
@@ -121,6 +151,8 @@ def _print(ev) -> None:
         "means over the splits with 90% intervals (corrected resampled t, Nadeau & Bengio 2003)",
         highlight=False,
     )
+    if ev.serving:
+        console.print(format_serving(ev.serving), style="dim", highlight=False)
     t = Table(title="the planner against the hindsight best of the held-out half", box=box.SIMPLE_HEAD,
               title_justify="left", pad_edge=False)  # fmt: skip
     t.add_column(f"budget ({UNITS.get(key, key)})", no_wrap=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from ..constants import COST_KEYS
-from ..report.format import UNITS, format_budget, format_cost
+from ..report.format import UNITS, format_budget, format_cost, format_serving
 from ._common import (
     BUDGET,
     INPUT,
@@ -39,6 +39,8 @@ def _choice_text(choice: dict) -> str:
     text = f"{choice['model']} ({choice['architecture']}) {choice['strategy']}" + (
         f" {knobs}" if knobs else ""
     )
+    if choice.get("verifier") == "exact":
+        text += " (exact checker)"
     return text + (f" [simulated: {choice['simulated']}]" if choice.get("simulated") else "")
 
 
@@ -53,6 +55,12 @@ def recommend(
     budget_flops: float = typer.Option(
         None, "--budget-flops", help="FLOPs per query.", rich_help_panel=BUDGET
     ),
+    budget_eflops: float = typer.Option(
+        None,
+        "--budget-eflops",
+        help="Effective FLOPs per query (Kinetics: FLOPs + bytes moved x the GPU's FLOP/byte; needs --gpu).",
+        rich_help_panel=BUDGET,
+    ),
     budget_usd: float = typer.Option(
         None, "--budget-usd", help="US$ per query (GPU time on --gpu, or --api bill).", rich_help_panel=BUDGET
     ),
@@ -63,7 +71,7 @@ def recommend(
         None, "--latency-s", help="Roofline latency per query on --gpu, seconds.", rich_help_panel=BUDGET
     ),
     budget_kv_bytes: float = typer.Option(
-        None, "--budget-kv-bytes", help="KV-cache bytes at --concurrency.", rich_help_panel=BUDGET
+        None, "--budget-kv-bytes", help="Peak KV-cache bytes of one query.", rich_help_panel=BUDGET
     ),
     difficulty: str = typer.Option(
         None,
@@ -105,11 +113,15 @@ def recommend(
         "--concurrency",
         "-c",
         min=1,
-        help="Queries served together (default 1).",
+        help="Sequences one replica decodes per step, as in `ttc costs` (default 64; a pool of n fills n).",
         rich_help_panel=PRICING,
     ),
     tp: int = typer.Option(
-        None, "--tp", min=1, help="GPUs per replica (default 1).", rich_help_panel=PRICING
+        None,
+        "--tp",
+        min=1,
+        help="GPUs per replica (default: the fewest that hold each option's weights and KV).",
+        rich_help_panel=PRICING,
     ),
     catalog_file: Path = typer.Option(
         None, "--catalog-file", help="User TOML catalog.", rich_help_panel=PRICING
@@ -126,13 +138,28 @@ def recommend(
     model_spec: list[str] = typer.Option(
         None,
         "--model-spec",
-        help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG (imported samples).",
+        help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG, or its numbers "
+        "NAME=params:8e9,layers:32,kv_heads:8,head_dim:128 (imported samples).",
         rich_help_panel=MODELS,
     ),
     allow_simulated: bool = typer.Option(
         False,
         "--allow-simulated",
         help="Also consider strategies scored by an oracle or simulated verifier.",
+        rich_help_panel=MODELS,
+    ),
+    verifier: str = typer.Option(
+        None,
+        "--verifier",
+        help="exact: the deployment checks answers exactly (answer checker, unit tests), so best-of-n "
+        "`verified` (accuracy pass@n) is offered. none (default): best-of-n ranks by reward or log-prob.",
+        rich_help_panel=MODELS,
+    ),
+    checker_cost: list[str] = typer.Option(
+        None,
+        "--checker-cost",
+        help="Cost of the exact checker per checked sample, KEY=VALUE (flops, usd, latency_s...; "
+        "repeat). Default: free, stated as an assumption.",
         rich_help_panel=MODELS,
     ),
     method: str = typer.Option(
@@ -188,6 +215,8 @@ def recommend(
 
         ttc recommend runs/lab --budget-flops 1e13 --mix 1:0.2,3:0.5,5:0.3
 
+        ttc recommend runs/math --budget-eflops 1e15 --verifier exact --gpu h100 --tp 2
+
         ttc recommend --config plan.toml --risk conservative
     """
     from planner.profile import load_profile
@@ -195,12 +224,13 @@ def recommend(
     from planner.request import PlanRequest
 
     folder = profile_folder(profile, profile_option, required=False)
-    pairs = (("flops", budget_flops), ("usd", budget_usd), ("tokens", budget_tokens))
-    pairs += (("latency_s", latency_s), ("kv_bytes", budget_kv_bytes))
+    pairs = (("flops", budget_flops), ("effective_flops", budget_eflops), ("usd", budget_usd))
+    pairs += (("tokens", budget_tokens), ("latency_s", latency_s), ("kv_bytes", budget_kv_bytes))
     budget = {k: v for k, v in pairs if v is not None}
     if not budget and config is None:
         fail(
-            f"give at least one budget (--budget-flops, --budget-usd, --budget-tokens, --latency-s); e.g. {_EXAMPLE}"
+            "give at least one budget (--budget-flops, --budget-eflops, --budget-usd, --budget-tokens, "
+            f"--latency-s); e.g. {_EXAMPLE}"
         )
     if difficulty and mix:
         fail("give --difficulty or --mix, not both")
@@ -218,6 +248,8 @@ def recommend(
         "n_trials": trials,
         "seed": seed,
         "include_simulated": allow_simulated or None,
+        "verifier": verifier,
+        "checker_cost": _checker_cost(checker_cost),
         "models": tuple(model) if model else None,
         "extra_models": parse_pairs(extra_model, "--extra-model") or None,
         "model_specs": parse_pairs(model_spec, "--model-spec") or None,
@@ -239,12 +271,25 @@ def recommend(
         n_boot=request.n_boot,
         use_cache=request.use_cache,
         progress=True,
+        verifier=request.verifier,
     )
     rec = plan(prof, request)
     if as_json:
         typer.echo(json.dumps(rec.to_json(), indent=2))
         return
     _print(rec, wide)
+
+
+def _checker_cost(values: list[str] | None) -> dict[str, float] | None:
+    """``--checker-cost KEY=VALUE`` pairs as numbers (None when not given)."""
+    pairs = parse_pairs(values, "--checker-cost")
+    out = {}
+    for k, v in pairs.items():
+        try:
+            out[k] = float(v)
+        except ValueError:
+            fail(f"--checker-cost {k}={v}: the value must be a number")
+    return out or None
 
 
 #: what each accuracy source means, in words
@@ -268,7 +313,14 @@ def _costs_text(cost: dict) -> str:
     return " · ".join(f"{format_cost(k, cost[k])} {_UNIT_WORDS.get(k, k)}".strip() for k in keys)
 
 
-_UNIT_WORDS = {"flops": "FLOPs", "tokens": "tokens", "latency_s": "", "usd": "", "kv_bytes": "KV"}
+_UNIT_WORDS = {
+    "flops": "FLOPs",
+    "effective_flops": "effective FLOPs",
+    "tokens": "tokens",
+    "latency_s": "",
+    "usd": "",
+    "kv_bytes": "KV",
+}
 
 
 def _print(rec, wide: bool = False) -> None:
@@ -296,6 +348,11 @@ def _print(rec, wide: bool = False) -> None:
     why = {"none": "none: the most accurate option fits the budget",
            "infeasible": "infeasible"}.get(binding, f"{binding}: a more accurate option needs more {binding}")  # fmt: skip
     grid.add_row("binding", why)
+    if "serving" in d:
+        grid.add_row("served", format_serving(d["serving"]))
+    if "assumptions" in d:
+        cost = d["assumptions"]["checker_cost_per_sample"]
+        grid.add_row("assumption", f"exact checker cost per checked sample: {cost}")
     if rec.search:
         s = rec.search
         grid.add_row("search", f"{s['method']}, {s['evaluations']} evaluations of {s['space_size']} options, "

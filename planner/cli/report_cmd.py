@@ -18,7 +18,10 @@ def report(
         "h100", "--gpu", "-g", help="Accelerator from the catalog to price on.", rich_help_panel=PRICING
     ),
     budget_key: str = typer.Option(
-        "flops", "--budget-key", help="Budgeted cost: flops, tokens, usd, latency_s.", rich_help_panel=TARGET
+        "flops",
+        "--budget-key",
+        help="Budgeted cost: flops, effective_flops, tokens, usd, latency_s.",
+        rich_help_panel=TARGET,
     ),
     budgets: str = typer.Option(
         None,
@@ -36,7 +39,21 @@ def report(
         10.0, "--qps", help="Target queries per second of the capacity table.", rich_help_panel=PRICING
     ),
     concurrency: int = typer.Option(
-        1, "--concurrency", "-c", min=1, help="Queries served together.", rich_help_panel=PRICING
+        64,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Sequences one replica decodes per step, as in `ttc costs`.",
+        rich_help_panel=PRICING,
+    ),
+    tp: int = typer.Option(
+        None, "--tp", min=1, help="GPUs per replica (default: the fewest that fit).", rich_help_panel=PRICING
+    ),
+    verifier: str = typer.Option(
+        "none",
+        "--verifier",
+        help="exact: the deployment checks answers exactly (best-of-n `verified` is offered).",
+        rich_help_panel=SEARCH,
     ),
     risk: str = typer.Option("expected", "--risk", help="expected | conservative.", rich_help_panel=TARGET),
     allow_simulated: bool = typer.Option(
@@ -98,7 +115,7 @@ def report(
         fail(f"--budgets must be comma-separated numbers, got {budgets!r}")
     files = build_report(
         profile, out, gpu=gpu, budgets=values, budget_key=budget_key, mix=mix, qps=qps, concurrency=concurrency,
-        risk=risk, include_simulated=allow_simulated, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
+        tp=tp, verifier=verifier, risk=risk, include_simulated=allow_simulated, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
         use_cache=not no_cache, png=not no_png, n_splits=splits, progress=True,
     )  # fmt: skip
     console.print(f"report: {files.html}", highlight=False)

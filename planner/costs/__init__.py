@@ -12,6 +12,7 @@ the docstring of the module that implements it:
 * :mod:`.flops` — forward FLOPs
 * :mod:`.memory` — KV bytes, weight and KV traffic, effective FLOPs
 * :mod:`.lengths` — per-sample generated lengths (:class:`TokenLengths`)
+* :mod:`.questions` — the questions a workload serves, each with its own lengths (:class:`QuestionMix`)
 * :mod:`.workload` — the execution shape of each strategy (:class:`Workload`, :class:`Phase`)
 * :mod:`.execution` — one execution's expected FLOPs, tokens, KV reads, steps and peak KV
 * :mod:`.serving` — the serving assumptions: concurrency, tensor parallelism
@@ -41,7 +42,7 @@ from .latency import (
     traffic_bytes,
     workload_steps,
 )
-from .lengths import TokenLengths
+from .lengths import TokenLengths, expected_max_many
 from .memory import (
     decode_step_bytes,
     effective_flops,
@@ -50,10 +51,19 @@ from .memory import (
     kv_read_bytes,
     weight_bytes_read,
 )
+from .questions import Atoms, QuestionMix
 from .samples import price_samples
-from .serving import DEFAULT_CONCURRENCY, DEFAULT_MAX_GPUS, check_tp, choose_tp, kv_replication, tp_degrees
+from .serving import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_GPUS,
+    DEFAULT_MEMORY_UTILIZATION,
+    check_tp,
+    choose_tp,
+    kv_replication,
+    tp_degrees,
+)
 from .spec import DTYPE_BYTES, SUPPORTED_MODEL_TYPES, LayerSpec, ModelSpec, SpecError, lab_checkpoint_dirs
-from .workload import Phase, Workload
+from .workload import Calls, Phase, Workload
 
 __all__ = [
     # spec
@@ -79,8 +89,12 @@ __all__ = [
     "effective_flops",
     # lengths and workload
     "TokenLengths",
+    "expected_max_many",
+    "QuestionMix",
+    "Atoms",
     "Workload",
     "Phase",
+    "Calls",
     # latency
     "StepTrace",
     "LatencyBreakdown",
@@ -101,6 +115,7 @@ __all__ = [
     "kv_peak_bytes",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_GPUS",
+    "DEFAULT_MEMORY_UTILIZATION",
     "tp_degrees",
     "check_tp",
     "choose_tp",

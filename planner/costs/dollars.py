@@ -107,7 +107,7 @@ def api_cost(workload: Workload, price: ApiPrice) -> ApiCost:
     requests = sum(ph.sequences for ph in workload.phases())
     cached = 0
     if workload.prefix_sharing and price.cached_input_usd_per_mtok is not None:
-        cached = max(requests - 1, 0) * workload.prompt_tokens
+        cached = max(requests - 1, 0) * workload.expected_prompt_tokens
     outputs = workload.generated_tokens
     inputs, cached, outputs = (
         int(x) if float(x).is_integer() else float(x) for x in (inputs, cached, outputs)

@@ -183,7 +183,7 @@ def estimate_cost(
     moved = traffic_bytes(spec, tl, batch)
     memory_b = sum(moved.values())
     notes = []
-    if workload.prompt_tokens == 0:
+    if workload.expected_prompt_tokens == 0:
         notes.append("no prompt tokens given: only the generated tokens are priced")
     if spec.assumptions:
         notes.extend(f"model spec: {a}" for a in spec.assumptions)
@@ -206,7 +206,7 @@ def estimate_cost(
         concurrency=batch,
         decode_steps=tl.decode_steps,
         executions_in_flight=batch / tl.sequences,
-        gen_lengths=workload.lengths.summary() if workload.lengths is not None else None,
+        gen_lengths=_lengths_summary(workload),
         notes=tuple(notes),
         api=api_cost(workload, api) if api is not None else None,
     )
@@ -258,6 +258,13 @@ def estimate_cost(
         memory_available_bytes=have,
         fits_in_memory=bool(need <= have),
     )
+
+
+def _lengths_summary(workload: Workload) -> dict[str, Any] | None:
+    """Statistics of the chains' lengths: the question mix's, the distribution's, or None (one length)."""
+    if workload.questions is not None:
+        return workload.questions.summary()
+    return workload.lengths.summary() if workload.lengths is not None else None
 
 
 def _whole(x: float) -> float:

@@ -31,8 +31,9 @@ __all__ = ["Tally", "tally", "kv_peak_bytes", "check_context"]
 class Tally:
     """Per-execution expectations (module docstring); FLOPs, tokens and bytes.
 
-    ``prefills`` lists ``(probability, chunks, new tokens per chunk, FLOPs per chunk, context
-    tokens)`` of every prefill (one per call with new prompt tokens, per length atom).
+    ``prefills`` holds five arrays, one entry per prefill (a call with new prompt tokens, per
+    length atom): its probability, chunks, new tokens per chunk, FLOPs per chunk and context
+    tokens.
     """
 
     prefill_flops: float
@@ -44,7 +45,7 @@ class Tally:
     decode_steps: float
     kv_peak_bytes: float
     sequences: int
-    prefills: tuple[tuple[float, int, float, float, float], ...]
+    prefills: tuple[np.ndarray, ...]
 
     @property
     def flops(self) -> float:
@@ -63,7 +64,9 @@ class Tally:
 
 
 def tally(spec: ModelSpec, workload: Workload, *, mla: str = "absorbed", attention: str = "causal") -> Tally:
-    """The per-execution expectations of ``workload`` on ``spec`` (module docstring).
+    """The per-execution expectations of ``workload`` on ``spec`` (module docstring), in one
+    numpy pass over the ``(prompt, chain length)`` atoms of its questions
+    (:meth:`Workload.atoms`): a question mix is priced question by question, averaged.
 
     Examples
     --------
@@ -75,29 +78,31 @@ def tally(spec: ModelSpec, workload: Workload, *, mla: str = "absorbed", attenti
     >>> mixed.decode_steps, mean.decode_steps  # the pool waits for its 10,000-token sample
     (10000.0, 5050.0)
     """
-    dist = workload.length_distribution
-    pre_f = dec_f = dec_tok = kv_read = pre_tok = 0.0
-    prefills = []
-    for value, weight in zip(dist.values, dist.weights, strict=True):
-        w = float(weight)
-        for ph in workload.at_length(float(value)).phases():
-            if ph.prefill_chunks and ph.prefill_tokens:
-                past = ph.context_tokens - ph.prefill_tokens
-                f = forward_flops(spec, ph.prefill_tokens, past, attention=attention, mla=mla)
-                pre_f += w * ph.prefill_chunks * f
-                pre_tok += w * ph.prefill_chunks * ph.prefill_tokens
-                prefills.append(
-                    (w, ph.prefill_chunks, float(ph.prefill_tokens), float(f), float(ph.context_tokens))
-                )
-            if ph.gen_tokens:
-                dec_f += w * ph.sequences * decode_flops(spec, ph.context_tokens, ph.gen_tokens, mla=mla)
-                kv_read += w * ph.sequences * kv_read_bytes(spec, ph.context_tokens, ph.gen_tokens)
-                dec_tok += w * ph.sequences * ph.gen_tokens
+    at = workload.atoms()
+    c = workload.calls(at.prompt, at.length)  # (calls, atoms)
+    w = at.weight
+    seqs = c.sequences[:, None]
+    has = (c.prefill_chunks > 0) & (c.prefill_tokens > 0)
+    chunk_f = np.where(
+        has,
+        forward_flops(
+            spec, c.prefill_tokens, c.context_tokens - c.prefill_tokens, attention=attention, mla=mla
+        ),
+        0.0,
+    )
+    pre_f = float((c.prefill_chunks * chunk_f).sum(axis=0) @ w)
+    pre_tok = float((np.where(has, c.prefill_chunks * c.prefill_tokens, 0.0)).sum(axis=0) @ w)
+    dec_f = float((seqs * decode_flops(spec, c.context_tokens, c.gen_tokens, mla=mla)).sum(axis=0) @ w)
+    kv_read = float((seqs * kv_read_bytes(spec, c.context_tokens, c.gen_tokens)).sum(axis=0) @ w)
+    dec_tok = float((seqs * c.gen_tokens).sum(axis=0) @ w)
+    prob = np.broadcast_to(w, has.shape)[has]
+    prefills = (prob, c.prefill_chunks[has], c.prefill_tokens[has], chunk_f[has], c.context_tokens[has])
+    mix = workload.question_mix()
     if workload.independent_chains > 1:
-        longest = dist.expected_max(workload.independent_chains)
-        steps = float(sum(ph.gen_tokens for ph in workload.at_length(longest).phases()))
+        longest = mix.expected_max(workload.independent_chains)  # per question
+        steps = float(workload.calls(mix.prompts, longest).gen_tokens.sum(axis=0) @ mix.weights)
     else:
-        steps = workload.expect(lambda w: float(sum(ph.gen_tokens for ph in w.phases())))
+        steps = float(c.gen_tokens.sum(axis=0) @ w)
     return Tally(
         prefill_flops=pre_f,
         decode_flops=dec_f,
@@ -108,27 +113,27 @@ def tally(spec: ModelSpec, workload: Workload, *, mla: str = "absorbed", attenti
         decode_steps=steps,
         kv_peak_bytes=kv_peak_bytes(spec, workload),
         sequences=workload.max_sequences,
-        prefills=tuple(prefills),
+        prefills=prefills,
     )
 
 
-def _scalar_peak(spec: ModelSpec, workload: Workload) -> float:
-    """Peak KV of a workload whose chains all have ``gen_tokens``: the largest over calls of
-    the KV held at the call's end (full layers: every distinct token; sliding layers: up to
-    the window per sequence)."""
+def _scalar_peaks(spec: ModelSpec, workload: Workload, prompt, length) -> np.ndarray:
+    """Peak KV at each ``(prompt, length)`` atom when every chain has that length: the largest
+    over calls of the KV at the call's end (full layers: every distinct token; sliding layers:
+    up to the window per sequence)."""
     b = spec.kv_bytes_per_token_per_layer
     n_slid = spec.num_sliding_layers
-    best = 0.0
-    for ph in workload.phases():
-        held = b * (spec.num_layers - n_slid) * ph.kv_tokens_end
-        if n_slid:
-            held += b * n_slid * ph.sequences * min(ph.context_tokens + ph.gen_tokens, spec.sliding_window)
-        best = max(best, held)
-    return float(best)
+    c = workload.calls(prompt, length)
+    held = b * (spec.num_layers - n_slid) * c.kv_tokens_end
+    if n_slid:
+        window = np.minimum(c.context_tokens + c.gen_tokens, spec.sliding_window)
+        held = held + b * n_slid * c.sequences[:, None] * window
+    return held.max(axis=0)
 
 
 def kv_peak_bytes(spec: ModelSpec, workload: Workload) -> float:
-    """KV bytes held at the peak of one execution (expected), each chain at its own length.
+    """KV bytes held at the peak of one execution (expected), each chain at its own length;
+    over a question mix, the question-weighted mean of each question's peak.
 
     Every chain alike: the largest over calls of the KV at the call's end; full-attention
     layers hold every distinct token (a shared prefix once), sliding-window layers up to the
@@ -156,43 +161,43 @@ def kv_peak_bytes(spec: ModelSpec, workload: Workload) -> float:
     >>> kv_peak_bytes(spec, mixed) / 131072  # the long sample alone, not 2 x 5,050
     10000.0
     """
-    dist = workload.length_distribution
-    if dist.is_constant:
-        return _scalar_peak(spec, workload.at_length(dist.max))
+    mix = workload.question_mix()
+    at = mix.atoms()
+    scalar = _scalar_peaks(spec, workload, at.prompt, at.length)
     if workload.independent_chains == 1:
-        return float(
-            sum(
-                w * _scalar_peak(spec, workload.at_length(float(v)))
-                for v, w in zip(dist.values, dist.weights, strict=True)
-            )
-        )
+        return float(scalar @ at.weight)  # the expectation over lengths and questions
     b = spec.kv_bytes_per_token_per_layer
     n_slid = spec.num_sliding_layers
     n_full = spec.num_layers - n_slid
-    p = float(workload.prompt_tokens)
-    t = dist.values
-    alive = workload.samples * dist.survival()
+    p, t = at.prompt, at.length
+    alive = workload.samples * at.survival()
     prompt_held = p if workload.prefix_sharing else alive * p
     held = b * n_full * (prompt_held + alive * t)
     if n_slid:
         held = held + b * n_slid * alive * np.minimum(p + t, spec.sliding_window)
-    longest = dist.expected_max(workload.independent_chains)
-    one = b * n_full * (p + longest)
+    longest = mix.expected_max(workload.independent_chains)
+    one = b * n_full * (mix.prompts + longest)
     if n_slid:
-        one += b * n_slid * min(p + longest, spec.sliding_window)
-    return float(max(np.max(held), one))
+        one = one + b * n_slid * np.minimum(mix.prompts + longest, spec.sliding_window)
+    running = np.maximum(np.maximum.reduceat(held, at.starts), one)
+    constant = at.sizes == 1  # one length: every chain alike (the scalar peak over the calls)
+    peak = np.where(constant, scalar[at.starts], running)
+    return float(peak @ mix.weights)
 
 
 def check_context(spec: ModelSpec, workload: Workload) -> None:
-    """Raise a one-line ``ValueError`` when the longest sequence of ``workload`` (its longest
-    chain after the prompt, over every call) exceeds ``spec.max_context_tokens``."""
+    """Raise a one-line ``ValueError`` when the longest sequence of ``workload`` (a question's
+    longest chain after its prompt, over every call) exceeds ``spec.max_context_tokens``."""
     limit = spec.max_context_tokens
     if not limit:
         return
-    longest = workload.length_distribution.max
-    need = max(ph.context_tokens + ph.gen_tokens for ph in workload.at_length(longest).phases())
-    if need > limit:
+    mix = workload.question_mix()
+    c = workload.calls(mix.prompts, mix.longest)
+    need = (c.context_tokens + c.gen_tokens).max(axis=0)
+    worst = int(np.argmax(need))
+    if need[worst] > limit:
+        prompt = float(mix.prompts[worst])
         raise ValueError(
-            f"{spec.name}: a sequence of {need:,.0f} tokens (prompt {workload.prompt_tokens:,} + "
-            f"{need - workload.prompt_tokens:,.0f} generated) exceeds the model's context of {limit:,} tokens"
+            f"{spec.name}: a sequence of {need[worst]:,.0f} tokens (prompt {prompt:,.0f} + "
+            f"{need[worst] - prompt:,.0f} generated) exceeds the model's context of {limit:,} tokens"
         )

@@ -220,12 +220,10 @@ def _batch(tl: Tally, concurrency: int) -> tuple[int, float]:
 
 def _prefill_steps(spec: ModelSpec, tl: Tally, execs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probability, FLOPs, bytes) of each prefill step batching ``execs`` executions' prompts."""
-    if not tl.prefills:
+    w, chunks, tokens, chunk_flops, context = (np.asarray(col, dtype=float) for col in tl.prefills)
+    if not w.size:
         z = np.zeros(0)
         return z, z, z
-    w, chunks, tokens, chunk_flops, context = (
-        np.array(col, dtype=float) for col in zip(*tl.prefills, strict=True)
-    )
     flops = execs * chunks * chunk_flops
     mem = weight_bytes_read(spec, execs * chunks * tokens) + execs * chunks * kv_cache_bytes(spec, context)
     return w, np.atleast_1d(flops), np.atleast_1d(mem)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-__all__ = ["TokenLengths"]
+__all__ = ["TokenLengths", "expected_max_many", "expected_max_flat"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,23 +179,20 @@ class TokenLengths:
         >>> TokenLengths.from_samples([100, 10_000]).expected_max(1)
         5050.0
         """
-        if isinstance(n, bool) or int(n) != n or n < 1:
-            raise ValueError(f"n must be an integer >= 1, got {n!r}")
-        n = int(n)
-        if self.is_constant or n == 1:
-            return self.max if self.is_constant else self.mean
-        cum = np.cumsum(self.weights)
-        if self.kind == "samples" and self.count is not None and n <= self.count:
-            m = self.count
-            below = np.rint(cum * m)  # samples <= each atom
-            # P(max <= v_j) = C(below_j, n) / C(m, n)
-            log_c = _log_comb(below, n) - _log_comb(np.array([m]), n)[0]
-            cdf = np.where(below >= n, np.exp(log_c), 0.0)
-        else:
-            cdf = np.clip(cum, 0.0, 1.0) ** n
-        cdf[-1] = 1.0
-        probs = np.diff(np.concatenate([[0.0], cdf]))
-        return float(probs @ self.values)
+        return float(expected_max_many([self], n)[0])
+
+    def scaled(self, factor: float) -> TokenLengths:
+        """Every length multiplied by ``factor`` (> 0), same weights, count and kind.
+
+        Examples
+        --------
+        >>> TokenLengths.from_samples([100, 300]).scaled(0.5).mean
+        100.0
+        """
+        factor = float(factor)
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"scale factor must be a positive number, got {factor!r}")
+        return TokenLengths(self.values * factor, self.weights, self.count, self.kind)
 
     def describe(self) -> str:
         """Short text, e.g. ``32 samples: mean 5,050, rms 7,071, max 10,000``."""
@@ -215,6 +212,53 @@ class TokenLengths:
             "max": self.max,
             "atoms": int(self.values.size),
         }
+
+
+def expected_max_many(dists: Sequence[TokenLengths], n: int) -> np.ndarray:
+    """:meth:`TokenLengths.expected_max` of each distribution in ``dists`` at once (one numpy
+    pass over all their atoms): without replacement from the measured samples when
+    ``n <= count``, else from ``n`` independent draws.
+
+    Examples
+    --------
+    >>> expected_max_many([TokenLengths.from_samples([100, 10_000]), TokenLengths.constant(7)], 2).tolist()
+    [10000.0, 7.0]
+    """
+    if not dists:
+        return np.zeros(0)
+    sizes = np.array([d.values.size for d in dists])
+    counts = np.array([d.count if d.kind == "samples" and d.count is not None else 0 for d in dists])
+    values = np.concatenate([d.values for d in dists])
+    weights = np.concatenate([d.weights for d in dists])
+    return expected_max_flat(values, weights, sizes, counts, n)
+
+
+def expected_max_flat(values, weights, sizes, counts, n: int) -> np.ndarray:
+    """:func:`expected_max_many` on distributions given flat: their atoms' ``values`` and
+    ``weights`` one after another (ascending within each), ``sizes`` atoms each, ``counts``
+    measured samples each (0: not samples, draw independently)."""
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    n = int(n)
+    sizes = np.asarray(sizes)
+    if not sizes.size:
+        return np.zeros(0)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    if n == 1:
+        return np.add.reduceat(weights * values, starts)
+    cum = np.cumsum(weights)
+    cum = cum - np.repeat(cum[starts] - weights[starts], sizes)  # restart at each distribution
+    counts = np.asarray(counts)
+    m = np.repeat(counts, sizes).astype(float)
+    below = np.rint(cum * m)  # samples <= each atom
+    # without replacement: P(max <= v_j) = C(below_j, n) / C(m, n)
+    log_c = _log_comb(below, n) - _log_comb(np.maximum(m, n), n)
+    hyper = np.where(below >= n, np.exp(np.minimum(log_c, 0.0)), 0.0)
+    cdf = np.where(np.repeat(counts >= n, sizes), hyper, np.clip(cum, 0.0, 1.0) ** n)
+    cdf[starts + sizes - 1] = 1.0
+    prev = np.concatenate([[0.0], cdf[:-1]])
+    prev[starts] = 0.0
+    return np.add.reduceat((cdf - prev) * values, starts)
 
 
 def _larger(a: float, b: float) -> float:

@@ -45,14 +45,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
+
+import numpy as np
 
 from profiling.strategies import DESCRIPTORS, get_descriptor
 from profiling.strategy_spec import StrategySpec, parse_strategy_spec
 
 from .lengths import TokenLengths
+from .questions import Atoms, QuestionMix
 
-__all__ = ["Phase", "Workload"]
+__all__ = ["Phase", "Calls", "Workload"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,25 @@ class Phase:
         return self.kv_tokens_start + self.sequences * self.gen_tokens
 
 
+@dataclass(frozen=True, eq=False)
+class Calls:
+    """The engine calls of a workload at many ``(prompt, chain length)`` atoms at once: the
+    columns of :class:`Phase`, each a ``(calls, atoms)`` array (``sequences``: one per call).
+    :meth:`Workload.phases` is this table at the workload's own prompt and length."""
+
+    sequences: np.ndarray
+    context_tokens: np.ndarray
+    gen_tokens: np.ndarray
+    prefill_chunks: np.ndarray
+    prefill_tokens: np.ndarray
+    kv_tokens_start: np.ndarray
+
+    @property
+    def kv_tokens_end(self) -> np.ndarray:
+        """Distinct tokens held when each call ends (:attr:`Phase.kv_tokens_end`)."""
+        return self.kv_tokens_start + self.sequences[:, None] * self.gen_tokens
+
+
 @dataclass(frozen=True)
 class Workload:
     """What one execution of a strategy on one prompt costs in tokens.
@@ -114,6 +137,8 @@ class Workload:
     answer_tokens : tokens of the forced answer (budget forcing).
     prefix_sharing : the backend shares common prefixes (module docstring).
     lengths : the distribution of one chain's length (None: every chain has ``gen_tokens``).
+    questions : the questions served (:class:`~planner.costs.QuestionMix`; None: one question
+        with ``prompt_tokens`` and ``lengths``); see :meth:`for_questions`.
 
     Examples
     --------
@@ -137,6 +162,7 @@ class Workload:
     prefix_sharing: bool = True
     knobs: dict[str, Any] = field(default_factory=dict, compare=False)
     lengths: TokenLengths | None = field(default=None, compare=False)
+    questions: QuestionMix | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.strategy not in DESCRIPTORS:
@@ -208,6 +234,30 @@ class Workload:
         except ValueError as exc:
             raise ValueError(f"strategy {str(spec)!r}: {exc}") from None
 
+    @classmethod
+    def for_questions(
+        cls, strategy: str | StrategySpec, questions: QuestionMix, *, prefix_sharing: bool = True
+    ) -> Workload:
+        """The workload of a strategy serving a :class:`~planner.costs.QuestionMix`: its costs
+        are per query, the question-weighted mean over the questions, each at its own prompt
+        and chain lengths (:mod:`planner.costs.questions`). ``prompt_tokens`` and
+        ``gen_tokens`` hold the mix's means (rounded prompt), for display.
+
+        Examples
+        --------
+        >>> mix = QuestionMix.from_samples([0, 0], [[100, 10_000], [5_050]])
+        >>> w = Workload.for_questions("pool:n=2", mix)
+        >>> w.generated_tokens, w.questions.mean_length
+        (10100, 5050.0)
+        """
+        if not isinstance(questions, QuestionMix):
+            raise ValueError(f"questions must be a QuestionMix, got {type(questions).__name__}")
+        mean = questions.mean_length
+        base = cls.from_strategy(
+            strategy, int(round(questions.mean_prompt)), mean, prefix_sharing=prefix_sharing
+        )
+        return replace(base, questions=questions)
+
     # ---- lengths ---------------------------------------------------------------------------------
     @property
     def length_distribution(self) -> TokenLengths:
@@ -222,72 +272,114 @@ class Workload:
         return self.samples if self.strategy in ("pool", "hybrid") else 1
 
     def at_length(self, gen_tokens: float) -> Workload:
-        """This workload with every chain ``gen_tokens`` long (no distribution)."""
+        """This workload with every chain ``gen_tokens`` long (no distribution, one question)."""
         if isinstance(gen_tokens, float) and gen_tokens.is_integer():
             gen_tokens = int(gen_tokens)
-        return replace(self, gen_tokens=gen_tokens, lengths=None)
+        return replace(self, gen_tokens=gen_tokens, lengths=None, questions=None)
+
+    def question_mix(self) -> QuestionMix:
+        """The questions served: :attr:`questions`, or the one question of ``prompt_tokens``
+        with :attr:`length_distribution`."""
+        return self._mix
+
+    @cached_property
+    def _mix(self) -> QuestionMix:
+        if self.questions is not None:
+            return self.questions
+        return QuestionMix.single(self.prompt_tokens, self.length_distribution)
+
+    def atoms(self) -> Atoms:
+        """:meth:`question_mix` flattened into ``(prompt, length, probability)`` atoms."""
+        return self._mix.atoms()
+
+    @property
+    def expected_prompt_tokens(self) -> float:
+        """Prompt tokens of a query, the mean over the questions when there are several."""
+        return self.questions.mean_prompt if self.questions is not None else float(self.prompt_tokens)
 
     # ---- the calls ---------------------------------------------------------------------------
-    def _first_call(self, n: int, gen: int) -> Phase:
-        p = self.prompt_tokens
-        if self.prefix_sharing:
-            return Phase(n, p, gen, 1 if p else 0, p, p)
-        return Phase(n, p, gen, n if p else 0, p, n * p)
+    def calls(self, prompt_tokens, gen_tokens) -> Calls:
+        """The engine calls at each ``(prompt, chain length)`` atom (arrays broadcast together;
+        the table in the module docstring). :meth:`phases` is this at one atom."""
+        p, g = np.broadcast_arrays(
+            np.asarray(prompt_tokens, dtype=float), np.asarray(gen_tokens, dtype=float)
+        )
+        p, g = np.atleast_1d(p), np.atleast_1d(g)
+        zero = np.zeros_like(p)
+        rows: list[tuple] = []
 
-    def _continue(self, n: int, context: int, gen: int, held_start: int) -> Phase:
-        """A later call whose context was produced earlier: cached with sharing, else re-sent."""
-        if self.prefix_sharing:
-            return Phase(n, context, gen, 0, 0, held_start)
-        return Phase(n, context, gen, n if context else 0, context, n * context)
+        def first(n: int, gen) -> None:
+            has = (p > 0).astype(float)
+            if self.prefix_sharing:
+                rows.append((n, p, gen, has, p, p))
+            else:
+                rows.append((n, p, gen, n * has, p, n * p))
 
-    def phases(self) -> tuple[Phase, ...]:
-        """The engine calls of one execution, in order (table in the module docstring)."""
-        p, g = self.prompt_tokens, self.gen_tokens
+        def cont(n: int, context, gen, held) -> None:
+            if self.prefix_sharing:
+                rows.append((n, context, gen, zero, zero, held))
+            else:
+                rows.append((n, context, gen, n * (context > 0).astype(float), context, n * context))
+
         if self.strategy == "beam":
             n = self.samples * self.expansions
-            step = math.ceil(g / self.steps - 1e-9) if g else 0
-            out = [self._first_call(n, step)]
+            step = np.where(g > 0, np.ceil(g / self.steps - 1e-9), 0.0)
+            first(n, step)
             for s in range(1, self.steps):
                 held = p + self.samples * s * step  # prompt once + each kept beam's history
-                out.append(self._continue(n, p + s * step, step, held))
-            return tuple(out)
-        if self.strategy == "budget":
-            think = g if self.budget_tokens is None else min(g, self.budget_tokens)
-            out = [self._first_call(1, think)]
+                cont(n, p + s * step, step, held)
+        elif self.strategy == "budget":
+            think = g if self.budget_tokens is None else np.minimum(g, self.budget_tokens)
+            first(1, think)
             if self.answer_tokens:
-                out.append(self._continue(1, p + think, self.answer_tokens, p + think))
-            return tuple(out)
-        n = self.samples
-        out = [self._first_call(n, g)]
-        kept = int(round(self.keep * g))
-        for _ in range(self.rounds):
-            out.append(self._continue(n, p + kept, g - kept, p + n * kept))
-        return tuple(out)
+                cont(1, p + think, np.full_like(p, self.answer_tokens), p + think)
+        else:
+            n = self.samples
+            first(n, g)
+            kept = np.round(self.keep * g)
+            for _ in range(self.rounds):
+                cont(n, p + kept, g - kept, p + n * kept)
+        cols = list(zip(*rows, strict=True))
+        return Calls(np.array(cols[0], dtype=int), *(np.stack(c).astype(float) for c in cols[1:]))
+
+    def phases(self) -> tuple[Phase, ...]:
+        """The engine calls of one execution, in order (table in the module docstring), every
+        chain ``gen_tokens`` long after ``prompt_tokens``."""
+        c = self.calls(self.prompt_tokens, self.gen_tokens)
+        return tuple(
+            Phase(
+                int(c.sequences[i]),
+                _number(c.context_tokens[i, 0]),
+                _number(c.gen_tokens[i, 0]),
+                int(c.prefill_chunks[i, 0]),
+                _number(c.prefill_tokens[i, 0]),
+                _number(c.kv_tokens_start[i, 0]),
+            )
+            for i in range(len(c.sequences))
+        )
 
     # ---- token totals (expectations over the chain lengths) -----------------------------------
-    def expect(self, fn) -> float:
-        """``E[fn(workload at a chain length)]`` over :attr:`length_distribution` (``fn`` of a
-        workload without a distribution)."""
-        if self.lengths is None:
-            return fn(self)
-        d = self.lengths
-        return float(sum(w * fn(self.at_length(float(v))) for v, w in zip(d.values, d.weights, strict=True)))
+    def _over_atoms(self, column) -> float:
+        """``E[sum over calls of column(calls)]`` over the atoms of :meth:`atoms`."""
+        at = self.atoms()
+        c = self.calls(at.prompt, at.length)
+        return float(column(c).sum(axis=0) @ at.weight)
 
     @property
     def generated_tokens(self) -> float:
         """Tokens generated over every call (all samples, candidates and rounds)."""
-        return self.expect(lambda w: sum(ph.sequences * ph.gen_tokens for ph in w.phases()))
+        return _number(self._over_atoms(lambda c: c.sequences[:, None] * c.gen_tokens))
 
     @property
     def prefilled_tokens(self) -> float:
         """Tokens run through prefill over every call (a shared prompt once)."""
-        return self.expect(lambda w: sum(ph.prefill_chunks * ph.prefill_tokens for ph in w.phases()))
+        return _number(self._over_atoms(lambda c: c.prefill_chunks * c.prefill_tokens))
 
     @property
     def request_input_tokens(self) -> float:
         """Input tokens if every sequence of every call were a separate stateless request
         (what an API bills): ``sum(sequences * context_tokens)``."""
-        return self.expect(lambda w: sum(ph.sequences * ph.context_tokens for ph in w.phases()))
+        return _number(self._over_atoms(lambda c: c.sequences[:, None] * c.context_tokens))
 
     @property
     def kv_tokens_peak(self) -> float:
@@ -306,10 +398,14 @@ class Workload:
         return f"{self.strategy}:{knobs}" if knobs else self.strategy
 
 
-def _ndim(value: Any) -> int:
-    """Dimensions of a number or sequence (0 for scalars), without importing numpy eagerly."""
-    import numpy as np
+def _number(x: float) -> int | float:
+    """A whole number as an int (token counts of one length stay integers), else the float."""
+    x = float(x)
+    return int(x) if x.is_integer() else x
 
+
+def _ndim(value: Any) -> int:
+    """Dimensions of a number or sequence (0 for scalars)."""
     return int(np.ndim(value))
 
 

@@ -29,7 +29,7 @@ from ..constants import RISKS, check_choice
 __all__ = ["build_report", "ReportFiles", "BUDGET_KEYS"]
 
 #: costs a report's budgets may be on
-BUDGET_KEYS = ("flops", "tokens", "usd", "latency_s")
+BUDGET_KEYS = ("flops", "effective_flops", "tokens", "usd", "latency_s")
 
 
 @dataclass
@@ -52,7 +52,9 @@ def build_report(
     budget_key: str = "flops",
     mix: str | Mapping[str, float] | None = None,
     qps: float = 10.0,
-    concurrency: int = 1,
+    concurrency: int = 64,
+    tp: int | None = None,
+    verifier: str | None = None,
     risk: str = "expected",
     include_simulated: bool = False,
     model_specs: Mapping[str, str] | None = None,
@@ -82,8 +84,9 @@ def build_report(
         Difficulty mix of the "all" row and of the allocation (default: every question).
     qps : float
         Target queries per second of the capacity table.
-    concurrency, risk, include_simulated, model_specs, n_boot, use_cache, catalog_file
-        As for ``ttc recommend``.
+    concurrency, tp, verifier, risk, include_simulated, model_specs, n_boot, use_cache, catalog_file
+        As for ``ttc recommend`` (``concurrency``: sequences per decode step, 64 by default as in
+        :data:`planner.costs.DEFAULT_CONCURRENCY`; ``tp`` None: the fewest GPUs that fit).
     png, markdown : bool
         Also write the PNGs / the Markdown summary.
     n_splits : int
@@ -106,7 +109,7 @@ def build_report(
 
     check_choice("budget_key", budget_key, BUDGET_KEYS)
     check_choice("risk", risk, RISKS)
-    if budget_key in ("usd", "latency_s") and gpu is None:
+    if budget_key in ("usd", "latency_s", "effective_flops") and gpu is None:
         raise ValueError(f"a budget on {budget_key} needs a GPU to price on (gpu=...)")
     if not qps > 0:
         raise ValueError(f"qps must be > 0, got {qps!r}")
@@ -115,13 +118,19 @@ def build_report(
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     profile = load_profile(profile_dir, model_specs=model_specs, n_boot=n_boot, use_cache=use_cache,
-                           progress=progress)  # fmt: skip
+                           progress=progress, verifier=verifier)  # fmt: skip
+    if profile.is_counts:
+        raise ValueError(
+            f"{profile_dir}: holds per-question counts; the report needs per-sample results (tokens, KV, "
+            "answers). Plan counts with `ttc recommend --verifier exact`, forecast them with `ttc forecast`"
+        )
     seconds["load_profile"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     with Progress("report", 4, unit="steps", enabled=progress) as bar:  # the step running in the note
         bar.update(note="pricing the options")
-        ctx = planning_context(profile, gpu=gpu, concurrency=concurrency, mix=mix, budget_key=budget_key,
-                               risk=risk, include_simulated=include_simulated, catalog_file=catalog_file)  # fmt: skip
+        ctx = planning_context(profile, gpu=gpu, concurrency=concurrency, tp=tp, mix=mix, budget_key=budget_key,
+                               risk=risk, include_simulated=include_simulated, catalog_file=catalog_file,
+                               verifier=verifier)  # fmt: skip
         seconds["option_space"] = time.perf_counter() - t1
         bar.advance(note=f"tables, charts and findings on {n_splits} held-out splits")
         content = B.compute_content(ctx, budgets, qps=qps, n_splits=n_splits, gpu=gpu)

@@ -48,6 +48,7 @@ from ..constants import (
     SOURCE,
     STRATEGY,
 )
+from ..costs import DEFAULT_CONCURRENCY
 from ..profile import Profile
 from ..recommend import build_space
 from ..search import Budget, pareto_exhaustive, search_exhaustive
@@ -100,6 +101,7 @@ COST_LABELS = {
     "usd": "US$ per query",
     "latency_s": "latency per query (s)",
     "kv_bytes": "KV-cache bytes",
+    "effective_flops": "effective FLOPs per query (Kinetics)",
 }
 
 
@@ -130,6 +132,7 @@ class PlanContext:
     mix_label: str
     budget_key: str = S.FLOPS
     risk: str = "expected"
+    verifier: str | None = None  # "exact": verified options (best-of-n with an exact checker)
     _tables: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -173,20 +176,22 @@ class PlanContext:
         choice = self.space.option_choice(self.space.arm_by_key(arm_key), float(x))
         knobs = " ".join(f"{k}={v}" for k, v in choice["knobs"].items())
         sim = " [simulated]" if choice.get("simulated") else ""
-        return f"{choice['model']} {choice['strategy']}" + (f" {knobs}" if knobs else "") + sim
+        checker = " (exact checker)" if choice.get("verifier") == "exact" else ""
+        return f"{choice['model']} {choice['strategy']}" + (f" {knobs}" if knobs else "") + checker + sim
 
 
 def planning_context(
     profile: Profile,
     *,
     gpu: str | None = "h100",
-    concurrency: int = 1,
-    tp: int | None = 1,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    tp: int | None = None,
     mix: str | Mapping[str, float] | None = None,
     budget_key: str = S.FLOPS,
     risk: str = "expected",
     include_simulated: bool = False,
     catalog_file: str | None = None,
+    verifier: str | None = None,
 ) -> PlanContext:
     """The option space of ``profile`` priced on ``gpu``, built as :func:`planner.recommend.plan` does.
 
@@ -196,7 +201,7 @@ def planning_context(
     catalog = load_catalog(catalog_file)
     hw = catalog.gpu(gpu) if gpu else None
     coster = CostModel(profile.specs, hardware=hw, concurrency=concurrency, tp=tp)
-    space = build_space(profile, coster, include_simulated=include_simulated)
+    space = build_space(profile, coster, include_simulated=include_simulated, verifier=verifier)
     target = space.target(mix)
     if len(target) == 1:
         label = next(iter(target))
@@ -204,7 +209,7 @@ def planning_context(
         label = "all (mix by question count)"
     else:
         label = "mix " + ",".join(f"{d}:{w:.2g}" for d, w in target.items())
-    return PlanContext(profile, coster, hw, space, target, label, budget_key, risk)
+    return PlanContext(profile, coster, hw, space, target, label, budget_key, risk, verifier)
 
 
 # ---- accuracy versus compute ---------------------------------------------------------------------

@@ -398,7 +398,8 @@ def findings_for_context(
     targets = {d: {d: 1.0} for d in ctx.difficulties}
     targets[ctx.mix_label] = dict(ctx.mix)
     profile = ctx.profile
-    held = HeldOut(ctx, profile.curves, profile.samples, targets, per_question=profile.per_question)
+    held = HeldOut(ctx, profile.curves, profile.samples, targets, verifier=ctx.verifier,
+                   per_question=profile.per_question)  # fmt: skip
     i = (len(budgets) - 1) // 2
     return compute_findings(held, label=ctx.label, specs=ctx.profile.specs, mix_label=ctx.mix_label,
                             budget=float(budgets[i]), budget_tag=f"B{i + 1}", n_splits=n_splits, seed=seed,

@@ -8,10 +8,10 @@ import math
 from ..constants import MEMORY_BYTES
 
 __all__ = ["format_cost", "format_pct", "format_pct_interval", "format_points", "format_points_interval",
-           "format_flops", "format_params", "format_budget", "UNITS"]  # fmt: skip
+           "format_flops", "format_params", "format_budget", "format_serving", "UNITS"]  # fmt: skip
 
 #: the unit of each cost key, as column headers say it
-UNITS = {"flops": "FLOPs/query", "tokens": "tokens/query", "usd": "US$/query", "latency_s": "s/query",
+UNITS = {"flops": "FLOPs/query", "effective_flops": "eFLOPs/query", "tokens": "tokens/query", "usd": "US$/query", "latency_s": "s/query",
          "kv_bytes": "KV MB", MEMORY_BYTES: "memory MB"}  # fmt: skip
 
 
@@ -119,4 +119,34 @@ def format_budget(key: str, value: float | None) -> str:
         return format_flops(value)
     if key == "tokens":
         return f"{format_cost(key, value)} tokens/query"
+    if key == "effective_flops":
+        return f"{format_cost(key, value)} effective FLOPs/query"
     return f"{format_cost(key, value)}/query"
+
+
+def format_serving(serving: dict) -> str:
+    """The serving assumptions of a recommendation or an evaluation (their ``serving`` JSON) in words.
+
+    Examples
+    --------
+    >>> format_serving({"gpu": "h100", "tp": 2, "tp_source": "auto", "concurrency": 64, "prefix_sharing": True})
+    'served on h100 x 2 (tp auto), 64 sequences per step, prefix sharing'
+    >>> format_serving({"gpu": "h100", "tp": "auto", "concurrency": 64, "prefix_sharing": True, "checker_cost": {}})
+    'served on h100 (tp: the fewest GPUs that fit each option), 64 sequences per step, prefix sharing; exact checker free'
+    """
+    where = serving.get("api") or serving.get("gpu") or "?"
+    tp = serving.get("tp")
+    if "gpu" in serving and isinstance(tp, int):
+        where += f" x {tp} (tp {serving.get('tp_source', 'given')})"
+    elif "gpu" in serving and tp == "auto":
+        where += " (tp: the fewest GPUs that fit each option)"
+    sharing = "prefix sharing" if serving.get("prefix_sharing") else "no prefix sharing"
+    text = f"served on {where}, {serving.get('concurrency')} sequences per step, {sharing}"
+    if "checker_cost" in serving:
+        cost = serving["checker_cost"]
+        text += "; exact checker " + (
+            ", ".join(f"{k} {v:g} per checked sample" for k, v in cost.items())
+            if isinstance(cost, dict) and cost
+            else "free"
+        )
+    return text

@@ -7,8 +7,11 @@ value of its compute knob. Arms are read off the curves table (``fitting/schema.
 
 * a curve with several ``k`` (a pool of samples, estimated for every k) is a pool-like arm:
   ``majority@k`` -> strategy ``majority``, ``best_of@k`` -> ``best_of``, ``weighted@k`` ->
-  ``weighted``, with knob ``n = k``. ``pass@k`` needs an oracle to pick the right sample and
-  is NOT deployable: it never becomes an option.
+  ``weighted``, with knob ``n = k``. ``pass@k`` needs something that recognizes a right
+  sample: it becomes an option only for a deployment that declares an exact checker
+  (``verifier="exact"``, ``--verifier exact``: math with an answer checker, code with unit
+  tests), as strategy :data:`VERIFIED` (best-of-n with the exact checker, whose accuracy at
+  n is pass@n); otherwise it is never offered.
 * curves with one point each (greedy, beam, refine, budget forcing) are grouped across
   configs that differ only in the strategy's compute knob; the knob value is the x axis.
 
@@ -36,12 +39,13 @@ import pandas as pd
 from fitting import schema as S
 from profiling.strategies import DESCRIPTORS, StrategyDescriptor, WorkloadShape
 
-from ..constants import ACCURACY, ACCURACY_HI, ACCURACY_LO, KNOB_VALUE
+from ..constants import ACCURACY, ACCURACY_HI, ACCURACY_LO, KNOB_VALUE, VERIFIERS, check_choice
 from .predict import MAX_EXTRAPOLATION
 
 __all__ = [
     "Arm",
     "ArmSource",
+    "VERIFIED",
     "Option",
     "POOL_METRICS",
     "arm_display_knobs",
@@ -51,8 +55,12 @@ __all__ = [
     "single_knob_value",
 ]
 
-#: metric of a pool curve -> deployable strategy name (None: not deployable)
+#: metric of a pool curve -> deployable strategy name (None: not deployable without an exact checker)
 POOL_METRICS = {"majority@k": "majority", "best_of@k": "best_of", "weighted@k": "weighted", "pass@k": None}
+#: the strategy pass@k deploys as when the deployment has an exact checker: sample n, check
+#: each, return one that passes (accuracy at n = pass@n)
+VERIFIED = "verified"
+
 #: config entries that are labels, not knobs
 _LABEL_KEYS = ("reward_source", "prm_source", "verifier_source")
 #: knobs that only matter for scored selection (dropped from majority arms)
@@ -70,8 +78,8 @@ def simulated_reason(config: Mapping[str, object], metric: str = "") -> str | No
     True
     """
     for key in _LABEL_KEYS:
-        if key == "reward_source" and metric.startswith("majority"):
-            continue
+        if key == "reward_source" and metric.startswith(("majority", "pass")):
+            continue  # neither a vote nor an exact checker reads the reward
         value = str(config.get(key, ""))
         if value.startswith(("oracle", "simulated")):
             return f"{key.removesuffix('_source')}: {value}"
@@ -154,6 +162,8 @@ class Option:
             "strategy": self.arm.strategy,
             "knobs": self.arm.knobs(self.value, show),
         }
+        if self.arm.strategy == VERIFIED:
+            out["verifier"] = "exact"
         if self.arm.simulated:
             out["simulated"] = self.arm.simulated
         return out
@@ -161,7 +171,8 @@ class Option:
     def label(self) -> str:
         knobs = ",".join(f"{k}={v}" for k, v in self.arm.knobs(self.value).items())
         sim = " [simulated]" if self.arm.simulated else ""
-        return f"{self.arm.model} {self.arm.strategy}" + (f":{knobs}" if knobs else "") + sim
+        checker = " [exact checker]" if self.arm.strategy == VERIFIED else ""
+        return f"{self.arm.model} {self.arm.strategy}" + (f":{knobs}" if knobs else "") + checker + sim
 
 
 def knob_grid(
@@ -251,12 +262,15 @@ def _points(df: pd.DataFrame, x: pd.Series) -> pd.DataFrame:
 @dataclass
 class ArmSource:
     """One arm in one difficulty bin, as read off the curves table: its profiled points and
-    the curves behind them (``curve_keys``: (strategy, config, metric, difficulty) each)."""
+    the curves behind them (``curve_keys``: (strategy, config, metric, difficulty) each, at
+    knob value ``curve_x``)."""
 
     arm: Arm
     difficulty: str
     points: pd.DataFrame
     curve_keys: list[tuple[str, str, str, str]] = field(default_factory=list)
+    #: knob value of each curve (None: a pool, every k)
+    curve_x: list[float | None] = field(default_factory=list)
 
 
 def single_knob_value(strategy: str, config: Mapping[str, object]) -> tuple[str | None, float]:
@@ -285,12 +299,15 @@ def arms_from_curves(
     *,
     architectures: Mapping[str, str] | None = None,
     include_simulated: bool = False,
+    verifier: str | None = None,
 ) -> tuple[list[ArmSource], list[str]]:
     """Group the curves table into arms, one entry per (arm, difficulty).
 
-    Returns the arm sources and notes on what was left out (pass@k, simulated scorers,
-    duplicate pools). ``architectures`` maps a model to ``"dense"`` or ``"moe"``.
+    Returns the arm sources and notes on what was left out (pass@k without an exact checker,
+    simulated scorers, duplicate pools). ``architectures`` maps a model to ``"dense"`` or
+    ``"moe"``; ``verifier="exact"`` makes pass@k curves :data:`VERIFIED` arms.
     """
+    verifier = check_choice("verifier", verifier or "none", VERIFIERS)
     need = [S.MODEL, S.STRATEGY, S.CONFIG, S.DIFFICULTY, S.METRIC, S.K, S.ACCURACY]
     missing = [c for c in need if c not in curves.columns]
     if missing:
@@ -304,8 +321,11 @@ def arms_from_curves(
     ):
         cfg = _config(config)
         arch = architectures.get(model, "dense")
-        if metric in POOL_METRICS and POOL_METRICS[metric] is None:
-            continue  # pass@k: needs an oracle to pick the sample
+        if metric in POOL_METRICS and POOL_METRICS[metric] is None and verifier != "exact":
+            notes.append(
+                "pass@k curves: offered only with an exact checker (--verifier exact: best-of-n verified)"
+            )
+            continue
         sim = simulated_reason(cfg, metric)
         if sim and not include_simulated:
             notes.append(
@@ -313,9 +333,9 @@ def arms_from_curves(
             )
             continue
         if df[S.K].nunique() > 1:  # a pool-like curve: one arm, x = k
-            stem = POOL_METRICS.get(metric) or metric.split("@")[0]
+            stem = POOL_METRICS.get(metric) or (VERIFIED if metric == "pass@k" else metric.split("@")[0])
             name = stem if strategy == "pool" else f"{strategy}+{stem}"
-            drop = {"n", *_LABEL_KEYS} | (set(_SCORER_KNOBS) if stem == "majority" else set())
+            drop = {"n", *_LABEL_KEYS} | (set(_SCORER_KNOBS) if stem in ("majority", VERIFIED) else set())
             fixed = {k: v for k, v in cfg.items() if k not in drop}
             if stem in ("best_of", "weighted") and S.SCORE_SOURCE in df and df[S.SCORE_SOURCE].notna().any():
                 fixed["score"] = str(df[S.SCORE_SOURCE].dropna().iloc[0])  # what ranks the samples
@@ -327,7 +347,7 @@ def arms_from_curves(
             if prev is not None:
                 if prev.points[KNOB_VALUE].max() >= pts[KNOB_VALUE].max():
                     continue  # keep the larger pool
-            found[key] = ArmSource(arm, diff, pts, [(strategy, config, metric, diff)])
+            found[key] = ArmSource(arm, diff, pts, [(strategy, config, metric, diff)], [None])
         else:
             knob, x = single_knob_value(strategy, cfg)
             fixed = tuple(sorted((k, v) for k, v in cfg.items() if k != knob and k not in _LABEL_KEYS))
@@ -344,7 +364,9 @@ def arms_from_curves(
             singles.setdefault((arm, diff), []).append((x, df, (strategy, config, metric, diff)))
     for (arm, diff), items in singles.items():
         df = pd.concat([d.assign(_x=x) for x, d, _ in items], ignore_index=True)
-        found[(arm, diff)] = ArmSource(arm, diff, _points(df, df["_x"]), [c for _, _, c in items])
+        found[(arm, diff)] = ArmSource(
+            arm, diff, _points(df, df["_x"]), [c for _, _, c in items], [x for x, _, _ in items]
+        )
     return list(found.values()), notes
 
 

@@ -3,8 +3,16 @@
 
 :class:`ArmCurve` is a profiled arm; :class:`FamilyCurve` an unprofiled size of a profiled
 family (predicted by the family law, with the nearest profiled size's measured usage).
-Usage between profiled knob values is interpolated linearly and extrapolated linearly
+Mean usage between profiled knob values is interpolated linearly and extrapolated linearly
 beyond them (exact for a pool, whose cost is linear in n).
+
+Each question's own tokens (:attr:`Usage.mixes`, a :class:`~planner.costs.QuestionMix` per
+knob value, from :mod:`planner.space.questions`) are what options are priced from. A pool's
+samples do not depend on n, so every n is priced on the same questions and chains (a pool
+of n draws n of a question's samples). A one-execution arm (greedy, beam, refine, budget)
+has one mix per profiled knob value; between and beyond them the nearest profiled value's
+per-question lengths are scaled to the interpolated mean (the spread of lengths is assumed
+to scale with their mean).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import pandas as pd
 from fitting import schema as S
 
 from ..constants import KNOB_VALUE
+from ..costs import QuestionMix
 from .arms import Arm
 from .predict import CurvePredictor, FamilyPredictor, Predictions
 
@@ -38,6 +47,8 @@ class Usage:
     kv_bytes : measured peak KV-cache bytes per query on the profiling machine (NaN if unknown).
     base_prompt_tokens : the question's prompt length (what a cost workload starts from); the
         measured ``prompt_tokens`` of a multi-call strategy sums every call's resent context.
+    mixes : per knob value, the questions with their prompts and per-sample chain lengths
+        (:class:`~planner.costs.QuestionMix`; None where only the means are known).
     """
 
     prompt_tokens: np.ndarray
@@ -46,6 +57,7 @@ class Usage:
     latency_s: np.ndarray
     kv_bytes: np.ndarray
     base_prompt_tokens: np.ndarray | None = None
+    mixes: tuple[QuestionMix | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.base_prompt_tokens is None:
@@ -55,8 +67,9 @@ class Usage:
         return len(self.prompt_tokens)
 
 
-#: a coster: (arm, knob values, measured usage at those values) -> {cost key: array}
-Coster = Callable[[Arm, np.ndarray, Usage], Mapping[str, np.ndarray]]
+#: a coster: (arm, knob values, measured usage at those values) -> {cost key: array}; a coster
+#: that reports a ``tp`` column also takes ``tp=`` (one degree per knob value) to pin it
+Coster = Callable[..., Mapping[str, np.ndarray]]
 
 
 def _extrap_linear(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -90,6 +103,8 @@ class ArmCurve:
     predictor: CurvePredictor
     fit_note: str = ""
     base_prompt_tokens: float | None = None  # the question prompt, from a one-call arm of the model
+    #: each question's tokens: (knob value, mix) per profiled value, or one (None, mix) for a pool
+    token_mixes: list[tuple[float | None, QuestionMix]] | None = None
 
     def usage(self, x) -> Usage:
         """Measured usage at knob values ``x`` (module docstring)."""
@@ -117,7 +132,26 @@ class ArmCurve:
         base = None
         if self.base_prompt_tokens is not None and multi_call.any():
             base = np.where(multi_call, float(self.base_prompt_tokens), prompt)
-        return Usage(prompt, completion, seqs, col(S.MEAN_LATENCY_S), col(S.MEAN_KV_BYTES), base)
+        mixes = None
+        if self.token_mixes:
+            chains = [
+                s.chain_tokens(c) if s is not None else c for s, c in zip(shapes, completion, strict=True)
+            ]
+            mixes = tuple(self._mix_at(v, g) for v, g in zip(x, chains, strict=True))
+        return Usage(prompt, completion, seqs, col(S.MEAN_LATENCY_S), col(S.MEAN_KV_BYTES), base, mixes)
+
+    def _mix_at(self, x: float, mean_chain: float) -> QuestionMix:
+        """The questions at knob value ``x`` (module docstring): a pool's own; else the nearest
+        profiled value's, lengths scaled to the interpolated mean chain ``mean_chain``."""
+        mixes = self.token_mixes
+        if mixes[0][0] is None:
+            return mixes[0][1]
+        xs = np.array([v for v, _ in mixes], dtype=float)
+        i = int(np.argmin(np.abs(xs - x)))
+        ref = mixes[i][1]
+        if xs[i] == x or not (mean_chain > 0 and ref.mean_length > 0):
+            return ref
+        return ref.scaled(mean_chain / ref.mean_length)
 
     def predict(self, x) -> Predictions:
         return self.predictor.predict(x)

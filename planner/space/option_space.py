@@ -40,16 +40,18 @@ from ..constants import (
     SOURCES,
     STRATEGY,
 )
-from .arms import Arm, ArmSource, Option, arm_display_knobs, arms_from_curves, knob_grid
+from .arms import VERIFIED, Arm, ArmSource, Option, arm_display_knobs, arms_from_curves, knob_grid
 from .curve import ArmCurve, Coster, FamilyCurve
 from .predict import (
     MAX_EXTRAPOLATION,
     ExtrapolationRefused,
     FamilyLawFailed,
     FamilyPredictor,
+    coverage_predictor,
     mix_predictions,
     predictor_for_points,
 )
+from .questions import QuestionTable, chain_lengths
 
 __all__ = ["OptionSpace", "ExtraModel", "parse_target", "ALL"]
 
@@ -148,6 +150,48 @@ def _set_base_prompts(curves: dict[Arm, dict[str, ArmCurve]]) -> None:
             c.base_prompt_tokens = base.get((arm.model, d))
 
 
+def _question_mixes(src: ArmSource, questions: QuestionTable, notes: list[str]) -> list | None:
+    """The questions of each curve of an arm (:attr:`ArmCurve.token_mixes`); None when a curve
+    has no per-question tokens (the arm is then priced from its mean tokens)."""
+    arm, out = src.arm, []
+    for (strategy, config, _metric, diff), x in zip(src.curve_keys, src.curve_x, strict=True):
+        group = questions.get(arm.model, strategy, config, diff)
+        if group is None:
+            return None
+        value = x if x is not None else float(src.points[KNOB_VALUE].iloc[0])
+        shape = arm.workload_shape(value) if arm.descriptor is not None else None
+        prompts = None
+        if shape is not None and shape.calls > 1:  # summed resent contexts: the one-call prompt
+            base = questions.question_prompts(arm.model, group)
+            prompts = np.where(np.isfinite(base), base, group.prompts)
+        mix = group.mix(chain_lengths(x is not None, shape), prompts)
+        if mix is None:
+            return None
+        if not group.prompt_known(prompts):
+            notes.append(
+                f"{arm.model} {arm.strategy} [{diff}]: no prompt tokens measured for some questions; "
+                "only their generated tokens are priced"
+            )
+        out.append((x, mix))
+    return out
+
+
+def _coverage(src: ArmSource, questions: QuestionTable, max_factor: float, label: str, cache: dict | None):
+    """The coverage predictor of a verified arm from its questions' correct counts (None when
+    they cannot forecast); cached by the counts."""
+    ((strategy, config, _metric, diff),) = src.curve_keys
+    group = questions.get(src.arm.model, strategy, config, diff)
+    if group is None:
+        return None
+    key = (label, max_factor, group.n_samples.tobytes(), group.n_correct.tobytes(), _points_hash(src.points))
+    if cache is not None and key in cache:
+        return cache[key]
+    out = coverage_predictor(src.points, group.n_samples, group.n_correct, max_factor=max_factor, label=label)
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
 def _one_call(arm: Arm, values) -> bool:
     """Whether every profiled execution of ``arm`` was one engine call (its measured prompt
     tokens are the question's prompt)."""
@@ -190,6 +234,9 @@ class OptionSpace:
         fit_if_missing: bool = True,
         fit_cache: dict[str, dict] | None = None,
         measured_only: bool = False,
+        questions: QuestionTable | None = None,
+        verifier: str | None = None,
+        coverage_cache: dict | None = None,
     ) -> OptionSpace:
         """Read arms off a curves table, attach predictors (fits when given) and the coster.
 
@@ -213,9 +260,20 @@ class OptionSpace:
         measured_only : bool
             Knob grids hold only profiled values (no interpolation or extrapolation): what
             an honest held-out evaluation can check.
+        questions : :class:`~planner.space.questions.QuestionTable` or None
+            Each question's measured tokens (from the samples table): options are priced
+            question by question from them; without it, from the curves' mean tokens.
+        verifier : {"none", "exact"} or None
+            ``"exact"``: the deployment checks answers exactly, pass@k curves become
+            ``verified`` arms (:func:`~planner.space.arms.arms_from_curves`), predicted from
+            each question's correct count (:func:`~planner.space.predict.coverage_predictor`)
+            when ``questions`` has them, else by the curve's law.
+        coverage_cache : dict or None
+            Coverage forecasters already fitted (by arm, difficulty and counts), read and
+            updated in place.
         """
         sources, notes = arms_from_curves(
-            curves, architectures=architectures, include_simulated=include_simulated
+            curves, architectures=architectures, include_simulated=include_simulated, verifier=verifier
         )
         fit_index = {}
         for f in fits or ():
@@ -227,19 +285,26 @@ class OptionSpace:
             ckey = f"{label}|{_points_hash(src.points)}"
             if fit is None and fit_cache is not None and ckey in fit_cache:
                 fit = fit_cache[ckey]
-            pred, note = predictor_for_points(
-                src.points, fit, fit_if_missing=fit_if_missing, max_factor=max_factor, label=label
-            )
-            if fit_cache is not None and fit is None and fit_if_missing:
+            covered = None
+            if src.arm.strategy.endswith(VERIFIED) and questions is not None:
+                covered = _coverage(src, questions, max_factor, label, coverage_cache)
+            if covered is not None:
+                pred, note = covered
+            else:
+                pred, note = predictor_for_points(
+                    src.points, fit, fit_if_missing=fit_if_missing, max_factor=max_factor, label=label
+                )
+            if fit_cache is not None and fit is None and fit_if_missing and covered is None:
                 law = pred.law
                 fit_cache[ckey] = {"law": None, "note": note}
                 if law is not None:
                     fit_cache[ckey].update(
                         law=law.name, params=dict(law.params_), extrapolation_error=pred.extrapolation_error
                     )
-            out.setdefault(src.arm, {})[src.difficulty] = ArmCurve(
-                src.arm, src.difficulty, src.points, pred, note
-            )
+            curve = ArmCurve(src.arm, src.difficulty, src.points, pred, note)
+            if questions is not None:
+                curve.token_mixes = _question_mixes(src, questions, notes)
+            out.setdefault(src.arm, {})[src.difficulty] = curve
         _set_base_prompts(out)
         bins = (
             curves.groupby(S.DIFFICULTY)[S.N_QUESTIONS].max().astype(float).to_dict()
@@ -356,12 +421,17 @@ class OptionSpace:
         """Accuracy, interval, source and costs of ``arm`` at knob ``values`` (vectorized)."""
         values = np.atleast_1d(np.asarray(values, dtype=float))
         preds, costs = [], {k: np.zeros(len(values)) for k in COST_KEYS}
+        usages = {d: self.curves[arm][d].usage(values) for d in target}
+        per_bin = {d: self.coster(arm, values, u) for d, u in usages.items()}
+        tps = [np.asarray(c["tp"], dtype=float) for c in per_bin.values() if "tp" in c]
+        if len(tps) > 1 and not all(np.array_equal(t, tps[0]) for t in tps):
+            # one deployment serves every bin: the degree that fits them all
+            tp = np.max(tps, axis=0)
+            per_bin = {d: self.coster(arm, values, u, tp=tp) for d, u in usages.items()}
         for d, w in target.items():
-            c = self.curves[arm][d]
-            preds.append((w, c.predict(values)))
-            cost = self.coster(arm, values, c.usage(values))
-            for k in cost:
-                costs[k] = costs.get(k, np.zeros(len(values))) + w * np.asarray(cost[k], dtype=float)
+            preds.append((w, self.curves[arm][d].predict(values)))
+            for k, v in per_bin[d].items():
+                costs[k] = costs.get(k, np.zeros(len(values))) + w * np.asarray(v, dtype=float)
         p = preds[0][1] if len(preds) == 1 else mix_predictions(preds)
         self.evaluations += len(values)
         return {

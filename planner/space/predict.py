@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fitting import ConvergenceWarning, FamilyLaw, binomial_weights, fit_curve, get_law
+from fitting import BetaBinomialPosterior, ConvergenceWarning, FamilyLaw, binomial_weights, fit_curve, get_law
 from fitting import schema as S
 
 from ..constants import ACCURACY, ACCURACY_HI, ACCURACY_LO, KNOB_VALUE, SOURCES
@@ -43,6 +43,8 @@ __all__ = [
     "FamilyLawFailed",
     "Predictions",
     "CurvePredictor",
+    "CoverageLaw",
+    "coverage_predictor",
     "FamilyPredictor",
     "mix_predictions",
     "predictor_for_points",
@@ -425,6 +427,63 @@ def _band(band) -> dict[str, np.ndarray] | None:
         return None
     df = df.sort_values("x")
     return {c: df[c].to_numpy(float) for c in ("x", "estimate", "lo", "hi") if c in df}
+
+
+class CoverageLaw:
+    r"""The law of a ``verified`` arm (best-of-n with an exact checker, accuracy pass@n): the
+    coverage of the profiled questions forecast from their correct counts.
+
+    :class:`fitting.BetaBinomialPosterior` (per-question success rates
+    :math:`p_i \sim \mathrm{Beta}(a, b)`, (a, b) integrated over their posterior; Levi 2024,
+    Schaeffer et al. 2025) gives, at each k, each question's unbiased pass@k where its pool
+    covers k and its posterior chance :math:`q_i(k)` beyond, with an interval. Coverage far out
+    depends on how many questions have a tiny success rate, which a per-question model sees
+    and a law fitted to the aggregate curve does not (on the real Pythia GSM8K counts, planning
+    from 1/8 of each pool, its forecasts at the planner's choices erred by 2.4 points on average,
+    up to 11 points low at 8x the pool: ``benchmarks/real_regret.py``). The forecast is tabulated once on a log grid of k
+    (:attr:`band`); :meth:`predict` interpolates it in ``log k``.
+    """
+
+    name = "beta-binomial posterior"
+
+    def __init__(self, n, c, x_max: float, *, level: float = 0.9, reach: float = 1e4) -> None:
+        self.posterior_ = BetaBinomialPosterior().fit(n, c)
+        self.params_ = dict(self.posterior_.params_)
+        grid = np.unique(np.round(np.geomspace(1.0, float(x_max) * reach, 64), 6))
+        f = [self.posterior_.forecast(float(k), level) for k in grid]
+        self.band = {
+            "x": grid,
+            "estimate": np.array([v.estimate for v in f]),
+            "lo": np.array([v.lo for v in f]),
+            "hi": np.array([v.hi for v in f]),
+        }
+        self.x_range_ = (1.0, float(x_max))
+        self.notes_ = list(self.posterior_.notes_)
+
+    def predict(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        return _interp_log(np.maximum(x, 1.0), self.band["x"], self.band["estimate"])
+
+
+def coverage_predictor(
+    points: pd.DataFrame, n, c, *, max_factor: float = MAX_EXTRAPOLATION, label: str = ""
+) -> tuple[CurvePredictor, str] | None:
+    """A :class:`CurvePredictor` of a verified arm from each question's pool size ``n`` and
+    correct count ``c`` (:class:`CoverageLaw`): measured points where profiled, the posterior
+    forecast (and its interval) between and beyond them, up to ``max_factor`` x the largest
+    profiled k. None when the counts cannot forecast (fewer than 2 questions, or no correct
+    sample at all: only the prior would speak)."""
+    n, c = np.asarray(n, dtype=float), np.asarray(c, dtype=float)
+    if len(n) < 2 or c.sum() == 0:
+        return None
+    x = points[KNOB_VALUE].to_numpy(float)
+    law = CoverageLaw(n, c, float(x.max()))
+    args = (x, points[ACCURACY], points[ACCURACY_LO], points[ACCURACY_HI])
+    pred = CurvePredictor(
+        *args, law=law, band=law.band, extrapolation_error=0.0, max_factor=max_factor, label=label
+    )
+    note = f"beta-binomial posterior of {len(n)} questions' correct counts (a={law.params_['a']:.3g})"
+    return pred, "; ".join([note, *law.notes_])
 
 
 def predictor_for_points(

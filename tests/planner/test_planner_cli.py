@@ -56,14 +56,15 @@ def test_recommend_json_is_the_design_object_and_respects_the_budget(profile_dir
     )
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
-    assert set(d) == DESIGN_KEYS
+    assert set(d) == DESIGN_KEYS | {"serving"}
+    assert d["serving"]["tp_source"] == "auto" and d["serving"]["concurrency"] == 64
     assert d["request"] == {"budget": {"flops": 2e13}, "difficulty": "2", "hardware": "h100"}
     assert set(d["choice"]) == {"model", "architecture", "strategy", "knobs"}
     assert d["choice"]["architecture"] == ("moe" if d["choice"]["model"] == "lab-moe" else "dense")
     lo, hi = d["accuracy_interval"]
     assert lo <= d["expected_accuracy"] <= hi
     assert d["source"] in ("measured", "fitted", "extrapolated")
-    assert set(d["cost"]) == {"flops", "tokens", "latency_s", "usd", "kv_bytes"}
+    assert set(d["cost"]) == {"flops", "effective_flops", "tokens", "latency_s", "usd", "kv_bytes"}
     assert d["cost"]["flops"] <= 2e13
     assert 2 <= len(d["runners_up"]) <= 3 and all(x["why_not"] for x in d["runners_up"])
     assert d["binding_constraint"] in ("flops", "none")

@@ -58,8 +58,10 @@ def test_latency_usd_memory_on_hardware_and_api(spec):
     est = estimate_cost(spec, workload_for(arm, 16, 100, 1600), get_hardware("h100"), concurrency=4, tp=1)
     assert gpu["latency_s"][0] == pytest.approx(est.latency_s)
     assert gpu["usd"][0] == pytest.approx(est.cost_usd)
-    assert gpu["kv_bytes"][0] == pytest.approx(4 * est.kv_bytes_peak)
-    assert gpu["memory_bytes"][0] == pytest.approx(spec.weight_bytes + 4 * est.kv_bytes_peak)
+    assert gpu["kv_bytes"][0] == pytest.approx(est.kv_bytes_peak)  # the query's own peak
+    assert gpu["memory_bytes"][0] == pytest.approx(est.memory_needed_bytes / est.tp)  # per GPU
+    assert gpu["tp"][0] == est.tp == 1 and est.tp_source == "given"
+    assert gpu["effective_flops"][0] == pytest.approx(est.effective_flops)
     api = CostModel({"m": spec}, api=get_api_price("deepseek-r1"))(arm, [16], u)
     assert np.isnan(api["latency_s"][0]) and api["usd"][0] > 0
     assert gpu["tokens"][0] == api["tokens"][0] == 1700.0

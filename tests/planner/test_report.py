@@ -515,6 +515,6 @@ def test_cli_writes_the_report_and_rejects_bad_requests(profile_dir, tmp_path):
     assert out.exists() and out.with_suffix(".md").exists() and not (tmp_path / "cli" / "r-charts").exists()
     assert "B2: 1e+12 FLOPs/query" in out.read_text()
     r = runner.invoke(app, ["report", str(profile_dir), "--budget-key", "bananas", "--out", str(out)])
-    assert r.exit_code == 2 and "budget_key must be one of flops, tokens, usd, latency_s" in r.output
+    assert r.exit_code == 2 and "budget_key must be one of flops, effective_flops, tokens, usd, latency_s" in r.output
     r = runner.invoke(app, ["report", str(tmp_path / "missing"), "--out", str(out)])
     assert r.exit_code == 2 and "no such samples folder" in r.output
