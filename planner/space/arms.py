@@ -332,7 +332,9 @@ def arms_from_curves(
                 f"{model} {strategy} ({metric}): left out, simulated {sim} (--allow-simulated keeps it)"
             )
             continue
-        if df[S.K].nunique() > 1:  # a pool-like curve: one arm, x = k
+        # a pool-like curve: one arm, x = k (a pool curve of counts has no config: cut to k = 1 by a
+        # one-sample pool, it is still a pool)
+        if df[S.K].nunique() > 1 or (metric in POOL_METRICS and "n" not in cfg):
             stem = POOL_METRICS.get(metric) or (VERIFIED if metric == "pass@k" else metric.split("@")[0])
             name = stem if strategy == "pool" else f"{strategy}+{stem}"
             drop = {"n", *_LABEL_KEYS} | (set(_SCORER_KNOBS) if stem in ("majority", VERIFIED) else set())

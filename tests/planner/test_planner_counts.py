@@ -138,3 +138,19 @@ def test_coverage_forecast_recovers_known_beta_rates_beyond_the_pools():
     assert np.all(out.lo[1:] <= out.accuracy[1:]) and np.all(out.accuracy[1:] <= out.hi[1:])
     assert "beta-binomial posterior of 400 questions" in note
     assert coverage_predictor(points, n, np.zeros_like(c)) is None  # no correct sample: nothing to forecast
+
+
+def test_counts_whose_smallest_pool_is_one_sample_still_plan(tmp_path):
+    """A seeded 1% subsample of the real pools leaves some questions one sample, so a model's
+    pass@k curve stops at k = 1 (the common-pool policy): it is still a pool arm (x = n = 1), not
+    a one-execution strategy without its compute knob (the crash benchmarks/real_regret.py hit)."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"model": "Pythia_12B_300B", "question_id": [f"q{i}" for i in range(30)],
+                          "n_samples": [1] + [8] * 29, "n_correct": 0})  # fmt: skip
+    table["n_correct"] = rng.binomial(table["n_samples"], 0.4)
+    table = table.assign(prompt_tokens=200.0, completion_tokens=250.0)
+    table.to_csv(tmp_path / "in.csv", index=False)
+    import_file(tmp_path / "in.csv", tmp_path / "c")
+    prof = load_profile(tmp_path / "c", model_specs={"Pythia_12B_300B": "pythia-12b"}, n_boot=0, use_cache=False)
+    rec = plan(prof, {"flops": 1e15}, verifier="exact", method="exhaustive").to_json()
+    assert rec["choice"]["strategy"] == "verified" and rec["choice"]["knobs"]["n"] >= 1
