@@ -1,4 +1,4 @@
-"""The one error boundary of ``ttc`` (issue 13): a table of bad invocations across every command,
+"""The one error boundary of ``ttc``: a table of bad invocations across every command,
 each of which must exit 2 with ONE line on stderr, no traceback and no file left behind; the
 traceback on demand (``--debug``, ``TTC_DEBUG=1``); bugs keep theirs; simulated full and
 read-only disks. The README's "What happens on bad input" lists this table."""
