@@ -23,7 +23,7 @@ median of 5 runs after a warm-up; everything else one run); the load average bef
 after is printed (the machine may be shared). ``--profile`` prints the hottest functions
 of the batched whole fit of the demo profile (cProfile). Run::
 
-    python benchmarks/fit_speed.py --demo /tmp/i12-demo/profile
+    python benchmarks/fit_speed.py --demo ttc-demo/profile
     python benchmarks/fit_speed.py --quick            # skip the per-replicate whole fits
 """
 
@@ -194,9 +194,7 @@ def selection_curves(samples):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=Path, default=ROOT / "examples" / "samples.jsonl")
-    ap.add_argument(
-        "--demo", type=Path, default=Path("/tmp/i12-demo/profile"), help="a ttc demo profile/ folder"
-    )
+    ap.add_argument("--demo", type=Path, default=Path("ttc-demo/profile"), help="a ttc demo profile/ folder")
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -237,7 +235,7 @@ def main() -> None:
     if args.demo.exists():
         targets.append((f"demo profile {args.demo}", load(args.demo)))
     else:
-        print(f"   (no demo profile at {args.demo}: build one with `ttc demo --out /tmp/i12-demo` and rerun)")
+        print(f"   (no demo profile at {args.demo}: build one with `ttc demo --out ttc-demo` and rerun)")
     for label, samples in targets:
         nq = samples[S.QUESTION_ID].nunique()
         print(f"   {label}: {len(samples)} samples, {nq} questions")

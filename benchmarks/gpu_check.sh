@@ -19,7 +19,7 @@ if [ -n "${OUT:-}" ]; then
 fi
 python benchmarks/gpu_check.py ${out_args[@]+"${out_args[@]}"} "$@"
 
-# ---- issue 16: `ttc profile --executor ray` with the vllm backend (only with vLLM, Ray and a GPU) ----------
+# ---- `ttc profile --executor ray` with the vllm backend (only with vLLM, Ray and a GPU) ----------
 # The same lab profile through one process and through one Ray actor holding the GPU; the two samples
 # tables must agree in answers, verdicts and token counts (PASS/FAIL, exit 1 on FAIL). Skipped without vLLM,
 # Ray or CUDA; the lab checkpoints hold 256 positions, hence 128 new tokens at most.

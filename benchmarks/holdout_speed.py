@@ -3,7 +3,7 @@ half, side by side in one run on one profile.
 
     python benchmarks/holdout_speed.py ttc-demo/profile [--splits 5]
 
-Recomputing (what ``ttc evaluate`` did for its one split): the curves of each half from its samples
+Recomputing (the direct way, each split on its own): the curves of each half from its samples
 (:func:`fitting.curves.curves_from_samples`, no bootstrap), an option space of each half's measured
 options priced by the cost model, and the option tables of every difficulty and of the mix. The engine:
 per-question accuracies and the priced tables once, then means over each half's questions. Both give

@@ -2,7 +2,7 @@
 (:class:`~fitting.laws.PowerLaw` and friends), :class:`~fitting.joint.JointPowerLaw`,
 :class:`~fitting.betabinom.BetaBinomial` and :class:`~fitting.family.FamilyLaw`.
 
-An estimator in the scikit-learn sense (STYLE.md): ``__init__`` only stores keyword-only
+An estimator in the scikit-learn sense (docs/design.md, "Conventions"): ``__init__`` only stores keyword-only
 settings, :meth:`FittedEstimator.fit` returns ``self``, and learned state ends in ``_``
 (``params_``, ``converged_``, ``convergence_message_``, ``at_bounds_``). A failed or
 degenerate fit is never returned silently: :meth:`FittedEstimator._record_convergence` sets

@@ -1,6 +1,6 @@
 """The curves table: accuracy and cost against a compute knob, per (model, strategy, config, difficulty).
 
-:func:`curves_from_samples` turns a samples table into curves (DESIGN.md, "The tables"):
+:func:`curves_from_samples` turns a samples table into curves (docs/design.md, "The tables"):
 
 * **Pool strategies** (``pool``, ``hybrid``, and any strategy with several rows per
   question): one row per metric and k = 1..K with the all-k estimators of

@@ -1,6 +1,6 @@
 """All-k estimators: expected accuracy at every k <= n from ONE pool of n samples per question.
 
-"Sample once, estimate every k" (DESIGN.md): a parallel strategy run with k samples is a
+"Sample once, estimate every k" (docs/design.md): a parallel strategy run with k samples is a
 uniformly random k-subset, drawn without replacement, of a larger pool, so its expected
 accuracy at every k is a function of the pool alone.
 

@@ -1,7 +1,7 @@
 """Column names and validation of the tables shared by the three packages.
 
 Every package refers to columns through the constants here, never through string
-literals, so that a renamed column is renamed everywhere (see DESIGN.md, "The tables").
+literals, so that a renamed column is renamed everywhere (see docs/design.md, "The tables").
 
 The samples table holds one row per generated sample (or per strategy execution).
 ``fitting`` owns this schema; ``profiling`` writes it and ``planner`` reads it.

@@ -1,6 +1,6 @@
 """The chosen option and its alternatives as a recommendation states them (:mod:`planner.recommend`).
 
-:func:`option_item` is one option in the JSON of DESIGN.md (choice, accuracy and interval,
+:func:`option_item` is one option in the JSON of docs/design.md (choice, accuracy and interval,
 source, cost, and how it is served: GPU, tensor-parallel degree and memory per GPU, or the
 API; a ``verified`` option adds its checker assumption). :func:`runners_up` picks the best
 alternatives within budget, one per arm, then at most one over budget (the more accurate one

@@ -16,7 +16,7 @@ Everything is written under one output folder::
 
 Three presets: ``tiny`` is a smoke test; the default (``quick``) measures 64 questions per difficulty
 level, enough for a level's accuracy to have a standard error of about 6 points, and is sized to
-finish within three minutes on two CPU cores (measured time in the README); ``full`` profiles more
+take a few minutes on a laptop CPU (benchmarks/README.md has measured times); ``full`` profiles more
 questions, larger pools and every strategy.
 """
 
@@ -48,7 +48,7 @@ class DemoPreset:
 
 
 PRESETS: dict[str, DemoPreset] = {
-    # within three minutes on 2 idle CPU cores (measured time in the README); 64 questions per level:
+    # a few minutes on a laptop CPU (measured: benchmarks/README.md); 64 questions per level:
     # a level's accuracy near 50% has a standard error of 6 points (16 questions gave 12)
     "quick": DemoPreset(
         models=("lab-s", "lab-m", "lab-l", "lab-moe"),

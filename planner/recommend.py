@@ -6,7 +6,7 @@ hardware or API (:class:`~planner.space.CostModel`), the option space
 (:class:`~planner.space.OptionSpace`), a search (:mod:`planner.search`), per-difficulty
 allocation for a mix of difficulties, and offline adaptive policies when the difficulty is
 unknown. It returns a :class:`Recommendation`, whose :meth:`~Recommendation.to_json` is the
-object of DESIGN.md::
+object of docs/design.md::
 
     {"request": {...}, "choice": {"model", "architecture", "strategy", "knobs"},
      "expected_accuracy", "accuracy_interval", "source", "cost": {"flops", "effective_flops",
@@ -77,7 +77,7 @@ class PlanError(ValueError):
 
 @dataclass
 class Recommendation:
-    """A recommendation; :meth:`to_json` gives the DESIGN.md object."""
+    """A recommendation; :meth:`to_json` gives the docs/design.md object."""
 
     request: dict
     choice: dict

@@ -182,7 +182,7 @@ class PlanRequest:
         return Budget(dict(self.budget))
 
     def to_json(self) -> dict[str, Any]:
-        """The ``request`` object of the recommendation JSON (DESIGN.md)."""
+        """The ``request`` object of the recommendation JSON (docs/design.md)."""
         out: dict[str, Any] = {
             "budget": {k: float(v) for k, v in self.budget.items()},
             "difficulty": str(self.difficulty or "all"),

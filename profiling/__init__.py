@@ -1,4 +1,4 @@
 """Measure: run strategies on models over tasks and write the samples table.
 
-Imports only the schema of :mod:`fitting` (see DESIGN.md, import direction).
+Imports only the schema of :mod:`fitting` (see docs/design.md, import direction).
 """

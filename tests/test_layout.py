@@ -1,6 +1,6 @@
 """The layout's rules, checked statically on the source (docs/architecture.md).
 
-* Imports go one way (DESIGN.md): ``fitting`` imports neither ``profiling`` nor ``planner``
+* Imports go one way (docs/design.md): ``fitting`` imports neither ``profiling`` nor ``planner``
   nor torch; ``profiling`` does not import ``planner``. Checked on the syntax tree, so an
   import inside a function counts too.
 * Private stays private: no module imports another module's private name (``from m import

@@ -194,7 +194,7 @@ def recommend(
         rich_help_panel=SEARCH,
     ),
     as_json: bool = typer.Option(
-        False, "--json", help="Print the recommendation JSON (DESIGN.md).", rich_help_panel=OUTPUT
+        False, "--json", help="Print the recommendation JSON (docs/design.md).", rich_help_panel=OUTPUT
     ),
     wide: bool = typer.Option(
         False,

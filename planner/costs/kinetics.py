@@ -18,7 +18,7 @@ FLOP/byte ratio; their 562.5 is a B200's 4.5 PFLOP/s (FP8 dense) over 8 TB/s. Ex
 over per-trial lengths use ``E[L]`` and ``E[L^2]``, as their released cost model averages the
 cost over each sample's length.
 
-This is a REFERENCE for validation (the README's cost-model validation table), not the
+This is a REFERENCE for validation (the validation table of docs/cost-model.md), not the
 planner's cost model: that one also charges the weights (amortized over the batch), the
 prefill, and reads each sequence's own copy of the prompt's KV.
 """

@@ -16,7 +16,7 @@ one priced (a capacity-planning steady state: finished sequences are replaced by
   holds some tens of such sequences beside an 8B model's weights, so 64 is what a one-to-four
   GPU replica actually runs;
 * past a few tens of sequences the weights' share per token is small next to the KV each
-  sequence reads, so costs change little with the exact value (the README's sensitivity
+  sequence reads, so costs change little with the exact value (docs/cost-model.md, sensitivity
   table), while a batch of 1 (the old default) charges every token a full read of the
   weights and reverses Kinetics' published ordering of model sizes.
 

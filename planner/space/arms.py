@@ -155,7 +155,7 @@ class Option:
         return self.arm.model
 
     def choice(self, show: Iterable[str] = ()) -> dict[str, object]:
-        """The ``choice`` object of the recommendation JSON (DESIGN.md)."""
+        """The ``choice`` object of the recommendation JSON (docs/design.md)."""
         out = {
             "model": self.arm.model,
             "architecture": self.arm.architecture,

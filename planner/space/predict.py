@@ -1,6 +1,6 @@
 """Predicted accuracy of an option, with an interval and a label saying where it comes from.
 
-Three sources, in order of trust (DESIGN.md, "Measured, then modeled"):
+Three sources, in order of trust (docs/design.md, "Measured, then modeled"):
 
 ``measured``
     The knob value was profiled: the curve's own point and confidence interval.

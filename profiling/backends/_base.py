@@ -10,7 +10,7 @@ Call order::
     results = backend.generate([GenerationRequest(prompt, n=16, temperature=1.0, seed=0)])
     backend.close()
 
-Measurement rules (DESIGN.md): every number a backend returns is measured, never an
+Measurement rules (docs/design.md): every number a backend returns is measured, never an
 expected value. Token counts come from the backend's tokenizer or from server ``usage``
 fields; ``latency_s`` is wall time (``time.perf_counter``, with ``torch.cuda.synchronize``
 on GPU); ``kv_bytes_peak`` is read from the cache the backend actually holds and

@@ -49,6 +49,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +286,20 @@ def resolve_device(device: str | None):
     return dev
 
 
+@contextmanager
+def _no_weight_loading_bar():
+    """Turn off transformers' progress bars (its "Loading weights" bar) for one load, then restore them."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 class HFBackend(Backend):
     """A causal LM checkpoint run with ``transformers`` (see the module docstring for what is measured).
 
@@ -351,7 +366,10 @@ class HFBackend(Backend):
         if chat and not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"{path}: chat=True but the tokenizer has no chat template")
         self.chat = bool(chat)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype]).to(self.device).eval()
+        # the profiler shows its own progress; transformers' bar would interleave with it
+        with _no_weight_loading_bar():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype])
+        self.model = model.to(self.device).eval()
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id

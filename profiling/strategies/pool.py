@@ -2,7 +2,7 @@
 
 The pool is the input of every parallel strategy: pass@k, best-of-N (by reward or mean
 log-prob), majority and weighted vote are estimated in :mod:`fitting` for every k <= n
-from this one pool, never by regenerating for each k (DESIGN.md, "Sample once, estimate
+from this one pool, never by regenerating for each k (docs/design.md, "Sample once, estimate
 every k").
 
 Knobs: ``n`` (samples per question), ``temperature``, ``top_p``, ``cot``, and ``reward``

@@ -25,7 +25,7 @@ def get_task(spec: str, **kwargs) -> Task:
     Examples
     --------
     >>> task = get_task("lab-arith")  # doctest: +SKIP
-    >>> task = get_task("../shared/data/gsm8k_test.jsonl")  # doctest: +SKIP
+    >>> task = get_task("data/gsm8k_test.jsonl")  # doctest: +SKIP
     """
     if spec in BUILTIN_TASKS:
         module, cls = BUILTIN_TASKS[spec].split(":")

@@ -466,7 +466,7 @@ def load_jsonl_task(
 
     Examples
     --------
-    >>> task = load_jsonl_task("../shared/data/gsm8k_test.jsonl")  # doctest: +SKIP
+    >>> task = load_jsonl_task("data/gsm8k_test.jsonl")  # doctest: +SKIP
     >>> p = next(task.problems(limit=1)); p.answer  # doctest: +SKIP
     '18'
     """

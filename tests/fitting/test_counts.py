@@ -265,7 +265,7 @@ def test_read_input_tells_counts_from_samples(tmp_path):
 
 def test_ttc_recommend_on_a_counts_folder_says_what_it_needs_in_one_line(tmp_path):
     import_file(REAL, tmp_path / "run")
-    # counts plan only best-of-n with an exact checker (issue 11): without --verifier exact, one line says so
+    # counts plan only best-of-n with an exact checker (pass@n needs one): without --verifier exact, one line says so
     specs = ["Pythia_1.4B_60B=pythia-1.4b", "Pythia_12B_300B=pythia-12b", "Pythia_14M_2M=pythia-14m",
              "Pythia_1B_300B=pythia-1b"]  # fmt: skip
     result = CliRunner().invoke(

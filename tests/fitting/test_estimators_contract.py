@@ -87,8 +87,8 @@ def test_family_law_recovers_known_parameters_and_predicts_unseen_sizes_exactly(
 
 
 def test_family_law_that_does_not_converge_says_so_with_a_warning():
-    """The defect of issue 14: the family fit ran inside warnings.simplefilter('ignore') and its
-    convergence was never checked. Now a failed joint fit warns and says why."""
+    """The family fit never runs inside warnings.simplefilter('ignore') nor leaves its
+    convergence unchecked: a failed joint fit warns and says why."""
     X, acc, groups = _family_data()
     with pytest.warns(
         ConvergenceWarning, match="FamilyLaw fit did not converge: joint fit: L-BFGS-B stopped"

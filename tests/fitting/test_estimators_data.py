@@ -1,4 +1,4 @@
-"""Estimators never invent what the data lack, and have no pool-size ceiling (issue 10's repros)."""
+"""Estimators never invent what the data lack, and have no pool-size ceiling (minimal cases of both)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from planner.cli import app
 
 
 def rows_without_answers():
-    """The issue's repro: one correct sample in four, no answer field."""
+    """The smallest such table: one correct sample in four, no answer field."""
     return pd.DataFrame([{"question_id": "q1", "sample_idx": i, "correct": i == 0} for i in range(4)])
 
 
@@ -66,7 +66,7 @@ def test_some_missing_answers_still_abstain():
 
 
 def test_weighted_vote_with_a_question_that_has_no_correct_sample_and_no_answers():
-    """The issue's crash: pool >= 24 with rewards, one question with no correct sample and no answers."""
+    """Weighted vote must not fail on a pool >= 24 with rewards, one question with no correct sample and no answers."""
     rows = []
     for q in range(2):
         for i in range(24):
@@ -79,7 +79,7 @@ def test_weighted_vote_with_a_question_that_has_no_correct_sample_and_no_answers
                     "reward": i / 24,
                 }
             )
-    curves = curves_from_samples(pd.DataFrame(rows), n_boot=20)  # raised ValueError (reshape) before
+    curves = curves_from_samples(pd.DataFrame(rows), n_boot=20)  # q1 has no answer to vote on
     weighted = curves[curves[S.METRIC] == "weighted@k"]
     assert len(weighted) == 24
     # q0: every sample answers "5", the reference (a correct sample's answer): always right; q1: never

@@ -1,6 +1,6 @@
 """Scaling laws: recovery of known parameters, exact inverses, honest failure, reports.
 
-One conformance suite runs every one-variable law through the same checks (STYLE.md).
+One conformance suite runs every one-variable law through the same checks (docs/design.md, "Conventions").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Inputs people actually have (issue 13): Excel CSV dialects, partially labelled difficulties,
+"""Inputs people actually have: Excel CSV dialects, partially labelled difficulties,
 re-imported edited files, fit outputs inside a samples folder, duplicated columns."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Law selection scores extrapolation the way it is used: fitted on the low end of a log range,
-scored on the far end, over several cuts (issue 10)."""
+scored on the far end, over several cuts."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_every_candidate_is_scored_on_the_same_cuts():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_coverage_of_a_finite_question_set_is_not_left_to_a_top_quarter_holdout(seed):
-    """The issue's failure, in miniature: pass@k of 128 questions (p ~ Beta(0.25, 8)) on every
+    """Coverage far out, in miniature: pass@k of 128 questions (p ~ Beta(0.25, 8)) on every
     k <= 1000. The old top-25% holdout (k 751-1000, a sliver of the log range) lets every law
     look alike and AIC picked logistic, which saturates early (-8 points at k = 100,000); scored
     on the far end from three low-end cuts, the selected law stays within 5 points."""

@@ -1,7 +1,7 @@
-"""The one error boundary of ``ttc`` (issue 13): a table of bad invocations across every command,
+"""The one error boundary of ``ttc``: a table of bad invocations across every command,
 each of which must exit 2 with ONE line on stderr, no traceback and no file left behind; the
 traceback on demand (``--debug``, ``TTC_DEBUG=1``); bugs keep theirs; simulated full and
-read-only disks. The README's "What happens on bad input" lists this table."""
+read-only disks. docs/errors.md ("What happens on bad input") lists this table."""
 
 from __future__ import annotations
 
@@ -242,9 +242,9 @@ def test_existing_outputs_are_accepted_and_kept_when_a_later_step_fails(base, mo
     assert r.exit_code == 2 and (base / "OLD").is_dir()
 
 
-def test_the_readme_lists_the_bad_input_table():
-    readme = (ROOT / "README.md").read_text()
-    assert "### What happens on bad input" in readme
+def test_the_docs_list_the_bad_input_table():
+    readme = (ROOT / "docs" / "errors.md").read_text()
+    assert "# What happens on bad input" in readme
     assert f"runs {len(BAD)} bad invocations across every command" in readme
     for name, _, _ in BAD:
         command = name.split("-")[0]

@@ -219,7 +219,7 @@ def test_ttc_fit_records_are_used_for_pool_curves_and_knob_sweeps(curves):
 
 
 def test_a_family_law_that_does_not_converge_is_not_used(curves, monkeypatch):
-    """Issue 14: the family fit ran with warnings ignored and converged_ unchecked. Now a failed
+    """The family fit never runs with warnings ignored or converged_ unchecked: a failed
     joint fit warns, and the unprofiled size is left out with a note saying why."""
     from fitting import ConvergenceWarning, FamilyLaw
     from planner.space import predict

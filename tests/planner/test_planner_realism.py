@@ -1,4 +1,4 @@
-"""Issue 11, the planner side: an exact-checker deployment (`verified`), options priced from each
+"""What a deployment really runs, as the planner prices it: an exact-checker deployment (`verified`), options priced from each
 question's own per-sample tokens, and the serving assumptions (batch of 64 sequences, automatic
 tensor parallelism, effective-FLOPs budgets, missing prompt tokens, given-number model specs).
 

@@ -316,3 +316,16 @@ def testlab_checkpoint_kv_equals_cache_formula(name):
         == 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * head_dim * dtype_bytes * live
     )
     assert b.model_name == name
+
+
+def test_loading_a_checkpoint_prints_nothing_and_keeps_transformers_bars_on(ckpt, capfd):
+    """The profiler's own progress is the only display: transformers' "Loading weights" bar, drawn
+    on stderr by every load, is off for the load and back on after it for the caller's other uses."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    capfd.readouterr()
+    HFBackend(ckpt, device="cpu")
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in err and "Loading weights" not in out
+    assert err == "" and hf_logging.is_progress_bar_enabled()

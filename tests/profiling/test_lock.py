@@ -1,4 +1,4 @@
-"""One writer per run folder (issue 13 item 3): the lock, two real profilers on one folder,
+"""One writer per run folder: the lock, two real profilers on one folder,
 a killed holder, and the repair of folders that older versions let two profilers write."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Profiling under misuse (issue 13): samples the engine did not finish are never written, a run
+"""Profiling under misuse: samples the engine did not finish are never written, a run
 that fails before writing a unit leaves nothing behind, ``merge`` refuses runs of other models
 or questions, the hf backend refuses a call that cannot fit in memory."""
 
