@@ -321,10 +321,10 @@ def _replay(backend, source, models, task, strategies, device):
         raise ValueError("--device does not apply to --backend replay: it generates nothing")
     from profiling.backends.replay import ReplaySource
 
-    recording = ReplaySource.read(source)
+    recording = ReplaySource.read(source, task)
     models = recording.select_models(models)
     recording.check(models, strategies)
-    return models, recording.task(task), recording.load
+    return models, recording.task(), recording.load
 
 
 def _executor(name: str, address: str | None, workers: int | None, gpus: float, cpus: float):

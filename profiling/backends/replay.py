@@ -172,11 +172,13 @@ class ReplaySource:
     def __init__(
         self,
         path: str,
+        task: str,
         samples: pd.DataFrame | None,
         counts: pd.DataFrame | None,
         models_meta: dict[str, dict] | None = None,
     ) -> None:
         self.path = path
+        self.task_name = task
         self.samples = samples
         self.counts = counts
         self.models_meta = dict(models_meta or {})
@@ -186,14 +188,24 @@ class ReplaySource:
                 self._kinds.update(dict.fromkeys(table[S.MODEL].astype(str).unique(), kind))
 
     @classmethod
-    def read(cls, path: str | Path) -> ReplaySource:
+    def read(cls, path: str | Path, task: str | None = None) -> ReplaySource:
         """Read a samples or counts folder or file (:func:`fitting.importer.read_input`) and,
-        for a folder written by ``ttc profile``, its models' metadata (``run.json``)."""
+        for a folder written by ``ttc profile``, its models' metadata (``run.json``); keep the
+        rows of ``task`` (needed when the recording holds several tasks)."""
         path = Path(path).expanduser()
-        samples, counts = read_input(path)
+        tables = dict(zip(("samples", "counts"), read_input(path), strict=True))
+        names = sorted({str(v) for t in tables.values() if t is not None for v in t[S.TASK].unique()})
+        if task is None and len(names) > 1:
+            raise ValueError(f"{path} holds tasks {', '.join(names)}; pick one with --task")
+        task = names[0] if task is None else task
+        if task not in names:
+            raise ValueError(f"--task {task!r} is not in {path}; its tasks: {', '.join(names)}")
+        for kind, t in tables.items():
+            rows = None if t is None else t[t[S.TASK].astype(str) == task]
+            tables[kind] = None if rows is None or rows.empty else rows
         run_file = path / "run.json"
         meta = json.loads(run_file.read_text()).get("models", {}) if run_file.is_file() else {}
-        return cls(str(path.resolve()), samples, counts, meta if isinstance(meta, dict) else {})
+        return cls(str(path.resolve()), task, **tables, models_meta=meta if isinstance(meta, dict) else {})
 
     @property
     def models(self) -> list[str]:
@@ -223,18 +235,10 @@ class ReplaySource:
         table = self.samples if self._kinds[model] == "samples" else self.counts
         return table[table[S.MODEL].astype(str) == model]
 
-    def task(self, name: str | None = None) -> RecordedTask:
-        """The recording's questions as a task: ``name`` picks one of its tasks (needed when it
-        holds several); questions in order of first appearance, with the first recorded
-        difficulty label and reference answer."""
-        tables = [t for t in (self.samples, self.counts) if t is not None]
-        names = sorted({str(v) for t in tables for v in t[S.TASK].unique()})
-        if name is None and len(names) > 1:
-            raise ValueError(f"{self.path} holds tasks {', '.join(names)}; pick one with --task")
-        name = name if name is not None else names[0]
-        if name not in names:
-            raise ValueError(f"--task {name!r} is not in {self.path}; its tasks: {', '.join(names)}")
-        frames = [t[t[S.TASK].astype(str) == name] for t in tables]
+    def task(self) -> RecordedTask:
+        """The recording's questions as a task, in order of first appearance, with the first
+        recorded difficulty label and reference answer."""
+        frames = [t for t in (self.samples, self.counts) if t is not None]
         cols = [S.QUESTION_ID, S.DIFFICULTY] + ([S.REFERENCE] if self.samples is not None else [])
         rows = pd.concat([f.reindex(columns=cols) for f in frames], ignore_index=True)
         firsts = rows.groupby(S.QUESTION_ID, sort=False).first()  # first non-null of each column
@@ -242,7 +246,7 @@ class ReplaySource:
             Problem(str(q), str(q), r.get(S.REFERENCE), str(r[S.DIFFICULTY]))
             for q, r in zip(firsts.index, _records(firsts), strict=True)
         ]
-        return RecordedTask(problems, name=name, source=self.path)
+        return RecordedTask(problems, name=self.task_name, source=self.path)
 
     def check(self, models: Sequence[str], strategies: Sequence[Strategy]) -> None:
         """Refuse, before any work, a strategy that needs generation or that some model has no
