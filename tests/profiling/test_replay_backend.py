@@ -186,7 +186,11 @@ def test_a_recording_of_several_tasks_replays_the_one_task_asked_for(tmp_path):
     """Two tasks with the same question ids: --task picks one, and its pools hold only its rows."""
     path = write_source(tmp_path / "two.jsonl")
     other = [json.loads(line) for line in path.read_text().splitlines()]
-    other = [{**r, "task": "other", "run_id": "other", "answer": "other/" + r["answer"]} for r in other if r["model"] == "m-a"]
+    other = [
+        {**r, "task": "other", "run_id": "other", "answer": "other/" + r["answer"]}
+        for r in other
+        if r["model"] == "m-a"
+    ]
     path.write_text(path.read_text() + "".join(json.dumps(r) + "\n" for r in other))
     result = ttc("profile", "--backend", "replay", "--source", str(path), "--out", str(tmp_path / "o"))
     assert result.exit_code == 2 and "holds tasks other, toy; pick one with --task" in flat(result.output)
