@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from fitting import schema as S
 from planner.cli import app
+from profiling import storage
 from profiling.backends import ExhaustedUnit
 from profiling.backends.replay import ReplaySource, pool_offsets, prefix_successes
 from profiling.runner import profile
@@ -293,19 +294,43 @@ def test_counts_replay_is_the_same_on_ray_as_in_one_process(tmp_path):
 
 
 # ---- end to end -----------------------------------------------------------------------------------
+#: a small Llama config, as ``ttc profile`` records a model in run.json
+LLAMA = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 64, "tie_word_embeddings": True}  # fmt: skip
+
+
 def test_replay_output_feeds_ttc_fit_and_ttc_recommend(tmp_path):
-    """import -> profile --backend replay -> fit -> recommend, on a tiny samples folder."""
+    """import -> profile --backend replay -> fit -> recommend on a tiny samples folder whose
+    run.json records m-a's config: the replay carries it over, so recommend prices m-a with no
+    --model-spec."""
     folder = tmp_path / "imported"
     assert ttc("import", str(write_source(tmp_path / "recorded.jsonl")), "--out", str(folder)).exit_code == 0
+    signature = storage.run_signature("toy", 0, 256, [("pool", "{}")])
+    meta = {"m-a": {"backend": "hf", "model": "m-a", "config": LLAMA, "dtype": "float32"}}
+    storage.write_run(folder, storage.new_run_metadata(signature, models=meta))
     out = tmp_path / "replayed"
     prof = ttc("profile", "--backend", "replay", "--source", str(folder), "-s", "greedy", "-s", "pool:n=4",
                "-m", "m-a", "--seed", "7", "--out", str(out), "--no-progress")  # fmt: skip
     assert prof.exit_code == 0, prof.output
     assert "profiled 12 unit(s)" in flat(prof.output) and "next: ttc fit" in flat(prof.output)
+    model = json.loads((out / "run.json").read_text())["models"]["m-a"]
+    assert model["config"] == LLAMA and model["backend"] == "replay"
+    assert model["replay"] == {"source": str(folder.resolve()), "kind": "samples"}
     fit = ttc("fit", str(out), "--out", str(tmp_path / "fit"), "--n-boot", "20")
     assert fit.exit_code == 0, fit.output
-    rec = ttc("recommend", str(out), "--budget-flops", "1e12", "--json", "--n-boot", "20",
-              "--model-spec", "m-a=params:1e8,layers:8,kv_heads:4,head_dim:64")  # fmt: skip
+    rec = ttc("recommend", str(out), "--budget-flops", "1e12", "--json", "--n-boot", "20")
     assert rec.exit_code == 0, rec.output
     plan = json.loads(rec.stdout, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
     assert plan["choice"]["model"] == "m-a" and plan["choice"]["strategy"] in ("greedy", "pool")
+
+
+def test_a_counts_replay_feeds_ttc_fit(tmp_path):
+    """A replay of counts is a counts folder: ttc fit gives its pass@k curves up to the drawn n."""
+    out = tmp_path / "replayed"
+    prof = ttc("profile", "--backend", "replay", "--source", str(COUNTS), "-s", "pool:n=16",
+               "-m", "Pythia_12B_300B", "--out", str(out), "--no-progress")  # fmt: skip
+    assert prof.exit_code == 0, prof.output
+    fit = ttc("fit", str(out), "--out", str(tmp_path / "fit"), "--n-boot", "20")
+    assert fit.exit_code == 0, fit.output
+    curves = pd.read_parquet(tmp_path / "fit" / "curves.parquet")
+    assert curves[S.K].max() == 16 and set(curves[S.METRIC]) == {"pass@k"}
