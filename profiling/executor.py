@@ -36,7 +36,8 @@ from typing import Any
 
 from fitting import schema as S
 
-from .backends import Backend
+from .backends import Backend, ExhaustedUnit
+from .backends.replay import ReplayBackend
 from .strategies import Outcome, RunContext, Strategy
 from .tasks import Problem, Task
 
@@ -138,8 +139,12 @@ def outcome_rows(
     return rows
 
 
-def run_job(backend: Backend, setup: RunSetup, job: Job) -> list[list[dict]]:
+def run_job(backend: Backend, setup: RunSetup, job: Job) -> list[list[dict] | ExhaustedUnit]:
     """Run one job on a loaded backend; its rows grouped by unit, in the job's question order.
+
+    A replay backend draws the units from its recording instead
+    (:meth:`~profiling.backends.replay.ReplayBackend.run_job`); a unit past the end of its
+    recorded pool comes back as :class:`~profiling.backends.ExhaustedUnit`.
 
     A unit any of whose rows used a sample the engine did not finish (finish reason
     ``abort`` or ``error``: partial text, see :data:`profiling.backends.UNFINISHED`) comes
@@ -147,6 +152,8 @@ def run_job(backend: Backend, setup: RunSetup, job: Job) -> list[list[dict]]:
     retries it (the runner counts and reports it). Raises RuntimeError when the strategy
     returned no row for a question.
     """
+    if isinstance(backend, ReplayBackend):
+        return backend.run_job(setup, job)
     strategy = setup.strategies[job.strategy]
     ctx = RunContext(seed=setup.seed, max_new_tokens=setup.max_new_tokens, model=backend.model_name)
     outcomes = strategy.run(backend, setup.task, list(job.problems), ctx)

@@ -24,7 +24,7 @@ from typing import Any
 from fitting import schema as S
 from fitting.progress import Progress
 
-from .backends import Backend, load_backend
+from .backends import Backend, ExhaustedUnit, load_backend
 from .executor import Executor, Job, LoadedModel, LocalExecutor, RunSetup, outcome_rows
 from .lock import LOCK_FILE, remove_lock_file, run_lock
 from .storage import (
@@ -33,6 +33,7 @@ from .storage import (
     check_model,
     check_same_run,
     command_line,
+    counts_shard_files,
     describe_duplicates,
     duplicate_units,
     new_run_metadata,
@@ -68,6 +69,9 @@ class ProfileResult:
     #: units not written because a sample of theirs did not finish (the engine aborted or
     #: failed it: partial text), as ``"model strategy config question"``; a rerun retries them
     unfinished: list[str] = field(default_factory=list)
+    #: units refused because their recorded pool is used up (replay; nothing is invented), as
+    #: ``run.json`` records them: model, strategy, config, question and reason
+    exhausted: list[dict] = field(default_factory=list)
 
 
 def _load_task(task: str | Task) -> tuple[Task, str]:
@@ -247,6 +251,11 @@ def profile(
                     if item is not None:
                         job, units = item
                         for problem, unit in zip(job.problems, units, strict=True):
+                            if isinstance(unit, ExhaustedUnit):
+                                result.exhausted.append(
+                                    _exhausted(loaded.name, strats[job.strategy], problem, unit)
+                                )
+                                continue
                             if not unit:  # a sample did not finish (executor.run_job): not written
                                 s = strats[job.strategy]
                                 result.unfinished.append(
@@ -255,7 +264,7 @@ def profile(
                                 continue
                             writer.add_unit(unit)
                             result.units_run += 1
-                            result.completion_tokens += sum(r[S.COMPLETION_TOKENS] for r in unit)
+                            result.completion_tokens += _unit_tokens(unit)
                             if on_unit is not None:
                                 on_unit(result)
                         if bar is not None:
@@ -266,16 +275,36 @@ def profile(
                     writer.maybe_flush(wait_s=gap)
             finally:
                 executor.unload()
-        if not registered:
+        if result.exhausted:
+            known = meta.setdefault("exhausted", [])
+            known += [e for e in result.exhausted if e not in known]
+        if not registered or result.exhausted:
             write_run(out, meta)
     return result
+
+
+def _exhausted(model: str, strategy: Strategy, problem: Problem, unit: ExhaustedUnit) -> dict:
+    """The ``run.json`` record of a unit refused for an exhausted recorded pool."""
+    return {
+        "model": model,
+        "strategy": strategy.name,
+        "config": strategy.config_json(),
+        "question": problem.id,
+        "reason": unit.reason,
+    }
+
+
+def _unit_tokens(unit: list[dict]) -> int:
+    """Completion tokens of a unit: its rows' counts (a counts row: its per-sample mean times
+    its samples); a count not recorded adds nothing."""
+    return round(sum((r.get(S.COMPLETION_TOKENS) or 0) * r.get(S.N_SAMPLES, 1) for r in unit))
 
 
 def _remove_failed_run(out: Path, existed: set[str] | None) -> bool:
     """After a failed run: if the folder holds no shard, remove what this run created
     (``run.json``, the lock file, the folder itself); a folder with finished units is kept
     for the rerun to resume. Returns False (the exception propagates)."""
-    if shard_files(out):
+    if shard_files(out) or counts_shard_files(out):
         return False
     before = existed or set()
     if RUN_FILE not in before:

@@ -65,6 +65,9 @@ __all__ = [
     "check_model",
     "write_shard",
     "shard_files",
+    "counts_shard_files",
+    "write_counts_shard",
+    "is_counts_unit",
     "finished_units",
     "unit_shards",
     "duplicate_units",
@@ -211,10 +214,11 @@ def _short(value: Any, limit: int = 160) -> str:
 
 
 # ---- shards --------------------------------------------------------------------------------------
-def new_shard_path(folder: str | Path, tag: str = "w0of1") -> Path:
-    """A fresh shard name ``samples-{tag}-{time_ns}-{random}.parquet``: unique without
-    coordination, so workers sharing a folder never collide, and sorted by time."""
-    return Path(folder) / f"samples-{tag}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.parquet"
+def new_shard_path(folder: str | Path, tag: str = "w0of1", prefix: str = S.SAMPLES_PREFIX) -> Path:
+    """A fresh shard name ``samples-{tag}-{time_ns}-{random}.parquet`` (``counts-...`` for a
+    counts shard): unique without coordination, so workers sharing a folder never collide, and
+    sorted by time."""
+    return Path(folder) / f"{prefix}{tag}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.parquet"
 
 
 def write_shard(
@@ -233,10 +237,32 @@ def write_shard(
     return atomic_write(target, lambda fh: pq.write_table(table, fh), tmp_prefix=f"_tmp-{tag}-")
 
 
+def write_counts_shard(
+    folder: str | Path, rows: list[dict], tag: str = "w0of1", target: Path | None = None
+) -> Path:
+    """:func:`write_shard` for counts rows (:data:`fitting.schema.COUNTS_SCHEMA`, one row per
+    unit: a replay of counts), as ``counts-{tag}-...parquet``."""
+    df = S.validate_counts(pd.DataFrame(rows), source=str(folder))
+    table = S.counts_to_arrow(df)
+    target = target or new_shard_path(folder, tag, S.COUNTS_PREFIX)
+    return atomic_write(target, lambda fh: pq.write_table(table, fh), tmp_prefix=f"_tmp-{tag}-")
+
+
+def is_counts_unit(rows: list[dict]) -> bool:
+    """Whether a unit's rows are counts rows (``n_samples``), not samples rows."""
+    return bool(rows) and S.N_SAMPLES in rows[0]
+
+
 def shard_files(folder: str | Path) -> list[Path]:
-    """The finished shards of a run folder (``samples-*.parquet``), sorted by name (time)."""
+    """The finished samples shards of a run folder (``samples-*.parquet``), sorted by name (time)."""
     folder = Path(folder)
     return sorted(folder.glob("samples-*.parquet")) if folder.is_dir() else []
+
+
+def counts_shard_files(folder: str | Path) -> list[Path]:
+    """The finished counts shards of a run folder (``counts-*.parquet``: a replay of counts)."""
+    folder = Path(folder)
+    return sorted(folder.glob(f"{S.COUNTS_PREFIX}*.parquet")) if folder.is_dir() else []
 
 
 def unit_shards(folder: str | Path) -> dict[tuple[str, ...], list[Path]]:
@@ -246,7 +272,7 @@ def unit_shards(folder: str | Path) -> dict[tuple[str, ...], list[Path]]:
     folder at once (versions without the run-folder lock): see :func:`duplicate_units`.
     """
     units: dict[tuple[str, ...], list[Path]] = {}
-    for path in shard_files(folder):
+    for path in shard_files(folder) + counts_shard_files(folder):
         table = pq.read_table(path, columns=list(UNIT_KEYS))
         cols = [table.column(c).to_pylist() for c in UNIT_KEYS]
         for key in dict.fromkeys(zip(*cols, strict=True)):
@@ -314,6 +340,7 @@ class ShardWriter:
         self.every_units = every_units
         self.clock = clock
         self._rows: list[dict] = []
+        self._counts = False  # the buffer holds counts rows (a replay of counts)
         self._units = 0
         self._since: float | None = None
         self.shards: list[Path] = []
@@ -326,6 +353,9 @@ class ShardWriter:
         """Buffer one finished unit's rows; flush if the buffer is due."""
         if not rows:
             raise ValueError("a unit must have at least one row")
+        if self._rows and is_counts_unit(rows) != self._counts:
+            self.flush()  # a shard holds one kind of row
+        self._counts = is_counts_unit(rows)
         if self._since is None:
             self._since = self.clock()
         self._rows.extend(rows)
@@ -350,9 +380,12 @@ class ShardWriter:
             return None
         rows, units, since = self._rows, self._units, self._since
         self._rows, self._units, self._since = [], 0, None
-        path = new_shard_path(self.folder, self.tag)
+        prefix, write = (
+            (S.COUNTS_PREFIX, write_counts_shard) if self._counts else (S.SAMPLES_PREFIX, write_shard)
+        )
+        path = new_shard_path(self.folder, self.tag, prefix)
         try:
-            write_shard(self.folder, rows, self.tag, target=path)
+            write(self.folder, rows, self.tag, target=path)
         except BaseException:
             # Ctrl-C (or an error) mid-write: keep the units for the exit flush unless the shard
             # was already renamed into place, so a unit is never written twice
@@ -444,6 +477,11 @@ def _check_same_selection(metas: list[tuple[Path, dict]]) -> None:
 
 
 def _merge(out: Path, metas: list[tuple[Path, dict]], rows_per_shard: int, dedupe: bool) -> MergeReport:
+    counted = next((folder for folder, _ in metas if counts_shard_files(folder)), None)
+    if counted is not None:
+        raise RunMismatch(
+            f"{counted}: holds counts shards (a replay of counts); merging counts runs is not supported"
+        )
     if not any(shard_files(folder) for folder, _ in metas):
         raise RunMismatch(
             f"no samples-*.parquet shards in any of {[str(f) for f, _ in metas]}; nothing to merge"

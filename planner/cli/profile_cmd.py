@@ -29,6 +29,14 @@ STRATEGIES
 **Questions**: `--questions N` takes the first N questions of each difficulty level (default),
 or the first N overall with `--questions-overall`.
 
+**Replay** (`--backend replay --source PATH`): profile a recorded data set again (a samples or
+counts folder, or any file `ttc import` reads) instead of generating. Each --model is a model of
+the recording (default: all); the task and questions are the recording's (all of them unless
+--questions). Each question's recorded pool is drawn without replacement in an order fixed by
+--seed: rows exactly as recorded (counts: hypergeometric correct counts with the recorded
+means); a unit past the end of its pool is not written and is listed in run.json. `pool` and
+`greedy` (where recorded) replay; strategies that need generation are refused.
+
 **Resume**: rerunning the same command skips every finished (model, strategy, config,
 question) unit, so an interrupted run (Ctrl-C, kill -9) loses at most the last few seconds.
 One process writes a run folder at a time: a second `ttc profile` on the same --out stops
@@ -91,15 +99,33 @@ def _check_model_spec(spec: str) -> None:
 
 
 def profile_command(
-    model: list[str] = typer.Option(
-        ...,
+    model: list[str] | None = typer.Option(
+        None,
         "--model",
         "-m",
-        help="Lab name (lab-s), checkpoint folder, or openai:URL/MODEL. Repeatable.",
+        help="Lab name (lab-s), checkpoint folder, or openai:URL/MODEL; with --backend replay, a model "
+        "of --source (default: all). Repeatable.",
         rich_help_panel=MODELS,
     ),
-    task: str = typer.Option(
-        ..., "--task", "-t", help="Built-in task (lab-arith) or a JSONL file path.", rich_help_panel=INPUT
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        "-t",
+        help="Built-in task (lab-arith) or a JSONL file path; with --backend replay, the recording's own.",
+        rich_help_panel=INPUT,
+    ),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        help="replay: draw recorded samples from --source instead of generating (default: the --model "
+        "spec picks the engine).",
+        rich_help_panel=MODELS,
+    ),
+    source: Path | None = typer.Option(
+        None,
+        "--source",
+        help="--backend replay: a samples or counts folder, or a file `ttc import` reads.",
+        rich_help_panel=INPUT,
     ),
     strategy: list[str] = typer.Option(
         ["greedy"],
@@ -108,8 +134,13 @@ def profile_command(
         help="NAME:key=value,... (repeatable); see the list above.",
         rich_help_panel=STRATEGIES,
     ),
-    questions: int = typer.Option(
-        20, "--questions", "-q", min=1, help="First N questions per difficulty level.", rich_help_panel=INPUT
+    questions: int | None = typer.Option(
+        None,
+        "--questions",
+        "-q",
+        min=1,
+        help="First N questions per difficulty level (default 20; --backend replay: all).",
+        rich_help_panel=INPUT,
     ),
     questions_overall: bool = typer.Option(
         False,
@@ -196,15 +227,12 @@ def profile_command(
     try:
         shard_spec = parse_shard(shard)
         strategies = expand_specs(strategy)
-        for spec in model:
-            _check_model_spec(spec)
-            if device is not None and spec.startswith(("openai:", "vllm:")):
-                raise ValueError(f"--device applies to local hf models only, not to {spec!r}")
-        if device is not None:
-            from profiling.backends.hf import resolve_device
-
-            resolve_device(device)
-        task_obj = get_task(task)
+        loader = None
+        if backend is not None or source is not None:
+            model, task_obj, loader = _replay(backend, source, model, task, strategies, device)
+        else:
+            model, task_obj = _generating(model, task, device), get_task(task)
+            questions = 20 if questions is None else questions
         for s in strategies:
             s.check_task(task_obj)
     except ImportError as exc:  # a registered module that cannot be imported (broken install)
@@ -228,6 +256,7 @@ def profile_command(
             shard=shard_spec,
             device=device,
             progress=progress,
+            loader=loader,
             command=["ttc", *sys.argv[1:]],
             executor=runner,
             wait_lock=wait_lock,
@@ -246,6 +275,14 @@ def profile_command(
             f"sample of theirs (partial text), e.g. {result.unfinished[0]}; rerun the same command to retry them",
             highlight=False,
         )
+    if result.exhausted:
+        first = result.exhausted[0]
+        err_console.print(
+            f"[yellow]warning:[/] {len(result.exhausted)} unit(s) not written: their recorded pool is used up "
+            f"(nothing is invented; run.json lists them under 'exhausted'), e.g. {first['model']} "
+            f"{first['strategy']} {first['config']} question {first['question']}: {first['reason']}",
+            highlight=False,
+        )
     rate = result.completion_tokens / result.elapsed_s if result.elapsed_s > 0 else 0.0
     console.print(
         f"profiled {result.units_run} unit(s) ({result.units_skipped} already done) -> {result.rows_written} rows, "
@@ -253,6 +290,41 @@ def profile_command(
         f"run {result.run_id} in {out}"
     )
     console.print(f"next: ttc fit {out}", highlight=False)
+
+
+def _generating(models: list[str] | None, task: str | None, device: str | None) -> list[str]:
+    """The model specs of a generating run, checked before any work."""
+    if not models or task is None:
+        raise ValueError("missing option --model and --task (or --backend replay --source PATH)")
+    for spec in models:
+        _check_model_spec(spec)
+        if device is not None and spec.startswith(("openai:", "vllm:")):
+            raise ValueError(f"--device applies to local hf models only, not to {spec!r}")
+    if device is not None:
+        from profiling.backends.hf import resolve_device
+
+        resolve_device(device)
+    return models
+
+
+def _replay(backend, source, models, task, strategies, device):
+    """Models, task and loader of ``--backend replay --source PATH``, checked before any work."""
+    if backend is None:
+        raise ValueError("--source needs --backend replay")
+    if backend != "replay":
+        raise ValueError(f"--backend must be replay (the --model spec picks other engines), got {backend!r}")
+    if source is None:
+        raise ValueError(
+            "--backend replay needs --source PATH (a samples or counts folder, or a file ttc import reads)"
+        )
+    if device is not None:
+        raise ValueError("--device does not apply to --backend replay: it generates nothing")
+    from profiling.backends.replay import ReplaySource
+
+    recording = ReplaySource.read(source, task)
+    models = recording.select_models(models)
+    recording.check(models, strategies)
+    return models, recording.task(), recording.load
 
 
 def _executor(name: str, address: str | None, workers: int | None, gpus: float, cpus: float):

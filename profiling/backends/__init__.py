@@ -11,6 +11,10 @@ spec                                      backend
 ``openai:URL/MODEL``                      :class:`OpenAIBackend`, e.g. ``openai:http://127.0.0.1:8000/v1/lab-s``
 ========================================  ==========================================================
 
+A recorded data set is replayed by :class:`ReplayBackend` (:mod:`profiling.backends.replay`,
+``ttc profile --backend replay --source PATH``): its models are built from the recording by
+:class:`~profiling.backends.replay.ReplaySource`, not by a spec string.
+
 For ``openai:``, the model is what follows ``/v1/`` when the URL has it (so a model name may
 contain slashes: ``openai:http://host:8000/v1/Qwen/Qwen2.5-7B``), else the last path segment.
 The backend classes are imported on first use, so importing this package stays cheap.
@@ -22,23 +26,25 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from ._base import UNFINISHED, Backend, Completion, GenerationRequest, GenerationResult
+from ._base import UNFINISHED, Backend, Completion, ExhaustedUnit, GenerationRequest, GenerationResult
 
 __all__ = [
     "UNFINISHED",
     "Backend",
     "Completion",
+    "ExhaustedUnit",
     "GenerationRequest",
     "GenerationResult",
     "HFBackend",
     "VLLMBackend",
     "OpenAIBackend",
+    "ReplayBackend",
     "lab_checkpoint",
     "load_backend",
     "split_openai_spec",
 ]
 
-_LAZY = {"HFBackend": ".hf", "VLLMBackend": ".vllm", "OpenAIBackend": ".openai"}
+_LAZY = {"HFBackend": ".hf", "VLLMBackend": ".vllm", "OpenAIBackend": ".openai", "ReplayBackend": ".replay"}
 
 
 def __getattr__(name: str) -> Any:

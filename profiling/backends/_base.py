@@ -23,11 +23,20 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GenerationRequest", "Completion", "GenerationResult", "Backend", "UNFINISHED"]
+__all__ = ["GenerationRequest", "Completion", "GenerationResult", "Backend", "UNFINISHED", "ExhaustedUnit"]
 
 #: finish reasons of a sample the engine did not finish (vLLM: an aborted request, an engine
 #: error): its text is partial, so the runner never writes a unit that used one
 UNFINISHED = ("abort", "error")
+
+
+@dataclass(frozen=True)
+class ExhaustedUnit:
+    """A unit a backend refuses because its recorded pool is used up (the replay backend):
+    nothing is written for it and nothing is invented; the runner records ``reason`` in
+    ``run.json`` and warns."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
