@@ -364,7 +364,8 @@ def _print(rec, wide: bool = False) -> None:
     if "serving" in d:
         grid.add_row("served", format_serving(d["serving"]))
     if "checker_cost_per_sample" in assumed:
-        grid.add_row("assumption", f"exact checker cost per checked sample: {assumed['checker_cost_per_sample']}")
+        cost = assumed["checker_cost_per_sample"]
+        grid.add_row("assumption", f"exact checker cost per checked sample: {cost}")
 
     if rec.search:
         s = rec.search

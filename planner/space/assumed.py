@@ -93,7 +93,10 @@ class AssumedLengths:
         """
         missing = {}
         out = table
-        for col, value in ((S.PROMPT_TOKENS, self.prompt_tokens), (S.COMPLETION_TOKENS, self.completion_tokens)):
+        for col, value in (
+            (S.PROMPT_TOKENS, self.prompt_tokens),
+            (S.COMPLETION_TOKENS, self.completion_tokens),
+        ):
             lacks = _lacking(table, col)
             per_q = lacks.groupby([table[S.MODEL].astype(str), table[S.QUESTION_ID].astype(str)]).any()
             missing[col] = per_q.groupby(level=0).sum().astype(int).to_dict()
@@ -189,7 +192,6 @@ class LengthCoverage:
         }
 
 
-
 def describe(lengths: Mapping) -> str:
     """An ``assumptions.lengths`` JSON object (:meth:`LengthCoverage.to_json`) in one line.
 
@@ -201,7 +203,9 @@ def describe(lengths: Mapping) -> str:
     ...     "m2": {"questions": 128, "prompt_assumed": 72, "completion_assumed": 72}}})
     'lengths assumed: 256 prompt + 256 generated tokens per sample for 200 of 256 questions (m1: 128 assumed, 0 measured; m2: 72 assumed, 56 measured)'
     """
-    words = AssumedLengths(lengths.get("prompt_tokens_per_sample"), lengths.get("completion_tokens_per_sample")).words()
+    words = AssumedLengths(
+        lengths.get("prompt_tokens_per_sample"), lengths.get("completion_tokens_per_sample")
+    ).words()
     per = []
     for m, c in lengths["per_model"].items():
         k = max(c["prompt_assumed"], c["completion_assumed"])

@@ -72,13 +72,17 @@ def test_issue_command_with_assumed_lengths_chooses_what_real_regret_chooses(sub
     """The issue's command with the flags prints a recommendation labelled with the assumption,
     and its choice is the benchmark's (exhaustive search over the same option space, from the same
     counts imported the benchmark's way, with the same assumed 256 + 256 tokens)."""
-    r = CliRunner().invoke(app, ["recommend", "--profile", str(subset), *ISSUE, *ASSUME, "--n-boot", str(N_BOOT)])
+    r = CliRunner().invoke(
+        app, ["recommend", "--profile", str(subset), *ISSUE, *ASSUME, "--n-boot", str(N_BOOT)]
+    )
     assert r.exit_code == 0, r.output
     assert (
         "lengths assumed: 256 prompt + 256 generated tokens per sample for 256 of 256 questions "
         "(Pythia_1B_300B: 128 assumed, 0 measured; Pythia_410M_300B: 128 assumed, 0 measured)"
     ) in " ".join(r.stdout.split())
-    j = CliRunner().invoke(app, ["recommend", str(subset), *ISSUE, *ASSUME, "--n-boot", str(N_BOOT), "--json"])
+    j = CliRunner().invoke(
+        app, ["recommend", str(subset), *ISSUE, *ASSUME, "--n-boot", str(N_BOOT), "--json"]
+    )
     assert j.exit_code == 0, j.output
     rec = json.loads(j.stdout)
     lengths = rec["assumptions"]["lengths"]
@@ -120,7 +124,9 @@ def test_missing_lengths_stop_plan_before_any_search_and_optuna_prints_nothing(s
         search(space, space.target(None), Budget({"flops": 2e13}), method="optuna", n_trials=5, seed=0)
     assert capfd.readouterr().err == ""
     with pytest.raises(MissingLengths, match="Pythia_410M_300B \\(128 of 128 questions\\)"):
-        load_profile(subset, model_specs=SPECS, n_boot=0, use_cache=False, require_lengths=["Pythia_410M_300B"])
+        load_profile(
+            subset, model_specs=SPECS, n_boot=0, use_cache=False, require_lengths=["Pythia_410M_300B"]
+        )
 
 
 def test_a_request_carries_the_assumption_through_the_api_and_toml(subset, tmp_path):
@@ -154,12 +160,20 @@ def test_mixed_measured_and_assumed_questions(counts, tmp_path):
         table.to_csv(folder / "c.csv", index=False)
         import_file(folder / "c.csv", folder)
         (folder / "c.csv").unlink()
-        prof = load_profile(folder, model_specs=SPECS, n_boot=0, use_cache=False, assumed=AssumedLengths(256, 256))
+        prof = load_profile(
+            folder, model_specs=SPECS, n_boot=0, use_cache=False, assumed=AssumedLengths(256, 256)
+        )
         recs[name] = plan(prof, {"flops": 1e13}, verifier="exact", method="exhaustive").to_json()
         if name == "mixed":
             c = prof.counts.sort_values("question_id", key=lambda s: s.astype(int)).reset_index(drop=True)
-            assert c.loc[measured, "completion_tokens"].eq(300).all() and c.loc[measured, "prompt_tokens"].eq(100).all()
-            assert c.loc[~measured, "completion_tokens"].eq(256).all() and c.loc[~measured, "prompt_tokens"].eq(256).all()
+            assert (
+                c.loc[measured, "completion_tokens"].eq(300).all()
+                and c.loc[measured, "prompt_tokens"].eq(100).all()
+            )
+            assert (
+                c.loc[~measured, "completion_tokens"].eq(256).all()
+                and c.loc[~measured, "prompt_tokens"].eq(256).all()
+            )
             assert prof.lengths.counts("Pythia_410M_300B") == {
                 "questions": 128, "prompt_measured": 64, "prompt_assumed": 64,
                 "completion_measured": 64, "completion_assumed": 64,
@@ -187,3 +201,39 @@ def test_fill_never_overrides_a_measured_length_within_a_question():
     assert cov.counts("m")["completion_assumed"] == 1 and cov.line().endswith("(m: 1 assumed, 1 measured)")
     same, cov0 = AssumedLengths().fill(t)
     assert same is t and cov0.line() == "" and not cov0.used()
+
+
+def test_evaluate_states_the_assumption_and_stops_without_it(subset):
+    """``ttc evaluate`` of the counts: with the flags, the JSON's ``assumptions`` and the table's
+    line; without them, one line naming the flags and exit 2."""
+    args = ["evaluate", str(subset), "--verifier", "exact", "--n-boot", "0", "--splits", "2", *SPEC_ARGS]
+    j = CliRunner().invoke(app, [*args, *ASSUME, "--json"])
+    assert j.exit_code == 0, j.output
+    assert json.loads(j.stdout)["assumptions"]["lengths"]["questions_assumed"] == 256
+    t = CliRunner().invoke(app, [*args, *ASSUME])
+    assert "lengths assumed: 256 prompt + 256 generated tokens per sample for 256 of 256" in " ".join(
+        t.stdout.split()
+    )
+    p = _ttc(*args)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "--assume-prompt-tokens N --assume-completion-tokens N" in p.stderr
+
+
+def test_report_of_samples_without_lengths_states_the_assumption_in_its_provenance(tmp_path):
+    """Per-sample results without token counts (two catalog models, pools of 8): the report is
+    priced from the assumed lengths and its provenance section says so."""
+    rows = [
+        {"model": m, "question_id": f"q{q}", "correct": (q + s) % (3 if m == "pythia-1b" else 4) == 0,
+         "answer": str((q + s) % 3), "reference": "0"}
+        for m in ("pythia-410m", "pythia-1b") for q in range(12) for s in range(8)
+    ]  # fmt: skip
+    (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    import_file(tmp_path / "s.jsonl", tmp_path / "S")
+    out = tmp_path / "r.html"
+    args = ["report", str(tmp_path / "S"), "--out", str(out), "--n-boot", "0", "--splits", "2", "--no-png"]
+    p = _ttc(*args)
+    assert p.returncode == 2 and "--assume-completion-tokens N" in p.stderr.strip().splitlines()[-1]
+    r = CliRunner().invoke(app, [*args, "--assume-prompt-tokens", "100", "--assume-completion-tokens", "50"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(out.with_suffix(".md").read_text().split()) + " ".join(out.read_text().split())
+    assert "lengths assumed: 100 prompt + 50 generated tokens per sample for 24 of 24 questions" in text
