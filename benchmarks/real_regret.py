@@ -34,9 +34,11 @@ leaves up to one step of n unspent; that shows up in ``reach``.
 LENGTH ASSUMPTION (the data has no token counts, and its ``inference_flops`` imply 59 to 43,000
 tokens per sample across sizes, so they are not used): every sample of every model is a
 ``--prompt-tokens`` prompt (256, prefilled once per pool) and ``--gen-tokens`` generated tokens
-(256), about a GSM8K question with its instructions and a worked solution. With equal lengths
-the cost of n samples is the same for every question, so cost differences between options come
-from model size and n only.
+(256), about a GSM8K question with its instructions and a worked solution. It is the planner's
+own stated assumption (``ttc recommend --assume-prompt-tokens 256 --assume-completion-tokens
+256``, :class:`planner.space.assumed.AssumedLengths`), so the CLI reproduces these choices
+(:func:`choose`). With equal lengths the cost of n samples is the same for every question, so
+cost differences between options come from model size and n only.
 
 Run: ``python benchmarks/real_regret.py`` (``--seeds 5``; about a minute per seed on an idle
 2-core machine).
@@ -62,6 +64,7 @@ from planner.profile import load_profile
 from planner.recommend import build_space, plan
 from planner.search import Budget, search_exhaustive
 from planner.space import MAX_EXTRAPOLATION, CostModel
+from planner.space.assumed import AssumedLengths
 
 _NAME = Path("shared") / "data" / "real" / "monkeys_gsm8k_pythia_counts.csv"
 #: the shared data folder beside the checkout (or above a worktree); --data overrides it
@@ -93,18 +96,33 @@ def subsample(df: pd.DataFrame, fraction: float, rng: np.random.Generator) -> pd
     return out
 
 
-def as_profile(df: pd.DataFrame, folder: Path, prompt: float, gen: float, n_boot: int):
-    """``ttc import`` of the counts (with the assumed per-sample token means) and the planner's
-    profile of the folder."""
+def as_profile(df: pd.DataFrame, folder: Path, prompt: int, gen: int, n_boot: int):
+    """``ttc import`` of the counts (no lengths, as published) and the planner's profile of the
+    folder with the assumed per-sample lengths."""
     table = df[["model", "question_id", "n_samples", "n_correct"]].assign(
-        prompt_tokens=prompt, completion_tokens=gen, strategy="pool", config="{}", difficulty="all"
+        strategy="pool", config="{}", difficulty="all"
     )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "counts.csv"
     table.to_csv(path, index=False)
     import_file(path, folder)
     specs = dict(zip(df["model"], df["catalog"], strict=True))
-    return load_profile(folder, model_specs=specs, n_boot=n_boot, use_cache=False, verifier="exact"), specs
+    prof = load_profile(folder, model_specs=specs, n_boot=n_boot, use_cache=False, verifier="exact",
+                        assumed=AssumedLengths(prompt, gen))  # fmt: skip
+    return prof, specs
+
+
+def planner_space(prof, gpu: str, max_factor: float = MAX_EXTRAPOLATION, density: str = "coarse"):
+    """The planner's option space of a profile (verified best-of-n, priced on ``gpu``) and its cost model."""
+    coster = CostModel(prof.specs, hardware=get_hardware(gpu))
+    return build_space(prof, coster, verifier="exact", max_factor=max_factor, density=density), coster
+
+
+def choose(space, coster: CostModel, budget_flops: float):
+    """The benchmark's choice at a FLOPs budget: the exhaustive search over ``space`` within the
+    budget and the GPU memory limit (None when nothing fits)."""
+    b = Budget({"flops": float(budget_flops), MEMORY_BYTES: coster.memory_limit_bytes()})
+    return search_exhaustive(space, space.target(None), b).best
 
 
 def realized(full: dict, model: str, n: float) -> float:
@@ -129,9 +147,8 @@ def run_seed(df, full, options, seed: int, args, tmp: Path) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     sub = subsample(df, args.fraction, rng)
     prof, _ = as_profile(sub, tmp / f"seed{seed}", args.prompt_tokens, args.gen_tokens, args.n_boot)
-    coster = CostModel(prof.specs, hardware=get_hardware(args.gpu))
+    space, coster = planner_space(prof, args.gpu, args.max_factor, args.density)
     limit = {MEMORY_BYTES: coster.memory_limit_bytes()}
-    space = build_space(prof, coster, verifier="exact", max_factor=args.max_factor, density=args.density)
     target = space.target(None)
     table = space.table(target)
     table = table.assign(
@@ -140,15 +157,13 @@ def run_seed(df, full, options, seed: int, args, tmp: Path) -> pd.DataFrame:
     rows = []
     for i, budget in enumerate(args.budget_values):
         b = Budget({"flops": float(budget), **limit})
-        res = search_exhaustive(space, target, b)
-        if res.best is None:
+        best = choose(space, coster, budget)
+        if best is None:
             continue
-        best = res.best
         default = args.max_factor == MAX_EXTRAPOLATION and args.density == "coarse"
         if i == len(args.budget_values) // 2 and default:
-            rec = plan(
-                prof, {"flops": float(budget)}, verifier="exact", hardware=args.gpu, method="exhaustive"
-            )
+            rec = plan(prof, {"flops": float(budget)}, verifier="exact", hardware=args.gpu, method="exhaustive",
+                       assume_prompt_tokens=args.prompt_tokens, assume_completion_tokens=args.gen_tokens)  # fmt: skip
             c = rec.to_json()["choice"]
             if (c["model"], float(c["knobs"]["n"])) != (best[MODEL], float(best[KNOB_VALUE])):
                 raise SystemExit(f"seed {seed}: plan() chose {c} but the direct search {best[ARM]}")
@@ -177,8 +192,8 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=1 / 8)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budgets", type=int, default=12)
-    ap.add_argument("--prompt-tokens", type=float, default=256.0)
-    ap.add_argument("--gen-tokens", type=float, default=256.0)
+    ap.add_argument("--prompt-tokens", type=int, default=256)
+    ap.add_argument("--gen-tokens", type=int, default=256)
     ap.add_argument("--gpu", default="h100")
     ap.add_argument("--n-boot", type=int, default=100)
     ap.add_argument("--max-factor", type=float, default=MAX_EXTRAPOLATION,

@@ -52,6 +52,8 @@ class Evaluation:
     baselines: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     serving: dict[str, object] = field(default_factory=dict)
+    #: token lengths assumed for questions without measured ones (:meth:`LengthCoverage.to_json`)
+    assumptions: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         rows = []
@@ -68,7 +70,7 @@ class Evaluation:
                 "interval": f"{LEVEL:.0%} corrected resampled t (Nadeau & Bengio 2003)",
                 "n_splits": self.n_splits, "questions": {"train": self.n_train, "test": self.n_test},
                 "cost_key": self.cost_key, "baselines": self.baselines, "serving": self.serving, "budgets": rows,
-                "notes": self.notes}  # fmt: skip
+                "notes": self.notes, **({"assumptions": self.assumptions} if self.assumptions else {})}  # fmt: skip
 
 
 def _num(v) -> float | None:
@@ -150,6 +152,7 @@ def evaluate_profile(
             "per-question counts give pass@k only, which a deployment can use only with an exact "
             "checker: add --verifier exact"
         )
+    profile.lengths.check()  # one line naming the flags, before anything is priced
     coster = CostModel(profile.specs, hardware=hw, api=price, concurrency=concurrency, tp=tp,
                        checker_cost=dict(checker_cost or {}))  # fmt: skip
     space = OptionSpace.from_curves(profile.curves, coster, architectures=profile.architectures, measured_only=True,
@@ -235,9 +238,13 @@ def evaluate_profile(
     serving = coster.serving()
     if verifier == "exact":
         serving["checker_cost"] = dict(coster.checker_cost)  # empty: assumed free
-    return Evaluation(
+    ev = Evaluation(
         pd.DataFrame(rows), splits, cost_key, n_splits, n_train, n_test, all_stats, described, notes, serving
     )
+    lengths = profile.lengths.to_json()
+    if lengths is not None:
+        ev.assumptions["lengths"] = lengths
+    return ev
 
 
 def _one_budget(held, space, train, test, mix, B, cost_key, extra, risk, baselines, bins_train, bins_test, acc_test,

@@ -18,8 +18,8 @@ name, config path or lab checkpoint).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +31,7 @@ from profiling.storage import read_run
 from .constants import VERIFIERS, check_choice
 from .costs import ModelSpec, SpecError
 from .space.arms import POOL_METRICS
+from .space.assumed import AssumedLengths, LengthCoverage, MissingLengths
 from .space.questions import QuestionTable
 
 __all__ = [
@@ -83,6 +84,11 @@ class Profile:
     counts: pd.DataFrame | None = None
     #: fitted coverage forecasters of verified arms (in memory; see planner.space.predict)
     coverage_cache: dict = field(default_factory=dict, repr=False)
+    #: which questions have measured lengths and which were assumed (planner.space.assumed)
+    lengths: LengthCoverage = field(default_factory=LengthCoverage)
+    #: how the curves were computed and the table before any assumption (for :meth:`assuming`)
+    _settings: dict = field(default_factory=dict, repr=False)
+    _raw: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def questions(self) -> QuestionTable:
@@ -114,6 +120,19 @@ class Profile:
     def models(self) -> list[str]:
         table = self.counts if self.is_counts else self.samples
         return sorted(table[S.MODEL].unique())
+
+    def assuming(self, assumed: AssumedLengths) -> Profile:
+        """This profile with ``assumed`` lengths for the questions whose data has none (the
+        curves recomputed through the same cache); itself when that changes nothing."""
+        if assumed == self.lengths.assumed:
+            return self
+        raw = self._raw if self._raw is not None else (self.counts if self.is_counts else self.samples)
+        filled, coverage = assumed.fill(raw)
+        if filled is raw and self._raw is None:
+            return replace(self, lengths=coverage)
+        cfg = self._settings or {"n_boot": 0, "seed": 0, "metrics": DEPLOYABLE_METRICS}
+        return _assemble(filled, self.is_counts, self.specs, self.folder, self.run, self.cache if self.cache is not None else FitCache(None),
+                         coverage, raw, cfg, False, self.fit_cache)  # fmt: skip
 
     def save_fit_cache(self) -> None:
         """Persist the laws selected while building option spaces (no-op without a cache)."""
@@ -156,6 +175,8 @@ def load_profile(
     use_cache: bool = True,
     progress: bool = False,
     verifier: str | None = None,
+    assumed: AssumedLengths | None = None,
+    require_lengths: bool | Sequence[str] = False,
 ) -> Profile:
     """Read a samples folder, its curves and fits (through the cache) and its models' specs.
 
@@ -166,29 +187,49 @@ def load_profile(
     pass@k curves only (:func:`fitting.pipeline.fit_counts`): its options are best-of-n with an
     exact checker, and the profile's ``counts`` holds the table. Raises
     :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError for models
-    without a spec.
+    without a spec. ``assumed`` gives questions without token lengths the assumed ones
+    (:class:`~planner.space.assumed.AssumedLengths`; measured lengths are kept): the profile's
+    ``lengths`` says which questions were measured and which assumed. ``require_lengths``
+    (True: every model; or the names of the models to plan with) raises
+    :class:`~planner.space.assumed.MissingLengths` in one line naming the flags, before
+    anything is computed, when one of their questions has no completion length, measured or
+    assumed.
     """
     folder = Path(folder)
     metrics = planning_metrics(verifier)
     counts = None
     if folder.is_dir() and not S.has_samples(folder) and S.counts_paths(folder):
         counts = S.read_counts(folder)
-        samples = S.validate_samples(pd.DataFrame({S.QUESTION_ID: [], S.CORRECT: []}))
         metrics = ("pass@k",)
     else:
         samples = S.read_samples(folder)
-    table = counts if counts is not None else samples
+    raw = counts if counts is not None else samples
     run = read_run(folder) if (folder / "run.json").exists() else None
-    specs = _specs(sorted(table[S.MODEL].unique()), run, model_specs)
+    specs = _specs(sorted(raw[S.MODEL].unique()), run, model_specs)
     cache = FitCache.for_folder(folder, enabled=use_cache)
-    if counts is not None:
-        out = fit_counts_cached(counts, cache, n_boot=n_boot, seed=seed, progress=progress)
-        per_question = None
-    else:
-        out = _fit(samples, n_boot, seed, cache, progress, metrics)
-        per_question = out.per_question
+    table, coverage = (assumed or AssumedLengths()).fill(raw)
+    if require_lengths is not False:
+        try:
+            coverage.check(() if require_lengths is True else require_lengths)
+        except MissingLengths as exc:
+            raise MissingLengths(f"{folder}: {exc}") from None
     laws = cache.mapping("law", code_version("fitting", "planner/space")) if use_cache else {}
-    return Profile(samples, out.curves, specs, folder, run, out.fits, laws, per_question, cache, counts=counts)
+    cfg = {"n_boot": n_boot, "seed": seed, "metrics": metrics}
+    return _assemble(table, counts is not None, specs, folder, run, cache, coverage,
+                     raw if table is not raw else None, cfg, progress, laws)  # fmt: skip
+
+
+def _assemble(table, is_counts, specs, folder, run, cache, coverage, raw, cfg, progress, laws) -> Profile:
+    """A profile of a (filled) samples or counts table, its curves and fits through ``cache``."""
+    if is_counts:
+        out = fit_counts_cached(table, cache, n_boot=cfg["n_boot"], seed=cfg["seed"], progress=progress)
+        samples = S.validate_samples(pd.DataFrame({S.QUESTION_ID: [], S.CORRECT: []}))
+        per_question, counts = None, table
+    else:
+        out = _fit(table, cfg["n_boot"], cfg["seed"], cache, progress, cfg["metrics"])
+        samples, per_question, counts = table, out.per_question, None
+    return Profile(samples, out.curves, dict(specs), folder, run, out.fits, laws, per_question, cache,
+                   counts=counts, lengths=coverage, _settings=cfg, _raw=raw)  # fmt: skip
 
 
 def _fit(samples: pd.DataFrame, n_boot: int, seed: int, cache: FitCache, progress: bool = False,
@@ -205,8 +246,12 @@ def profile_from_tables(
     n_boot: int = 100,
     seed: int = 0,
     verifier: str | None = None,
+    assumed: AssumedLengths | None = None,
 ) -> Profile:
-    """A profile from in-memory tables (no folder, no cache): for tests and notebooks."""
+    """A profile from in-memory tables (no folder, no cache): for tests and notebooks
+    (``assumed`` as in :func:`load_profile`)."""
     samples = S.validate_samples(samples)
-    out = _fit(samples, n_boot, seed, FitCache(None), metrics=planning_metrics(verifier))
-    return Profile(samples, out.curves, dict(specs), fits=out.fits, per_question=out.per_question)
+    table, coverage = (assumed or AssumedLengths()).fill(samples)
+    cfg = {"n_boot": n_boot, "seed": seed, "metrics": planning_metrics(verifier)}
+    raw = samples if table is not samples else None
+    return _assemble(table, False, specs, None, None, FitCache(None), coverage, raw, cfg, False, {})

@@ -15,7 +15,8 @@ object of docs/design.md::
 
 ``serving`` says how the choice is served (priced on a GPU or an API); a ``verified`` choice
 (best-of-n with an exact checker, whose ``choice`` carries ``"verifier": "exact"``) adds
-``assumptions`` (the checker's cost per checked sample). Plus one mode key where the mode
+``assumptions`` (the checker's cost per checked sample), and token lengths assumed for
+questions whose data has none add ``assumptions.lengths`` (:mod:`planner.space.assumed`). Plus one mode key where the mode
 needs it: ``pareto`` (``objective="pareto"``), ``allocation`` (a difficulty mix), ``policy``
 (``difficulty="auto"``).
 """
@@ -241,6 +242,7 @@ def plan(
     else:
         budget = request.as_dict() if isinstance(request, Budget) else dict(request)
         req = PlanRequest(budget, **settings)
+    profile = _with_lengths(profile, req)
     if req.extra_models and not extra_models:
         try:
             extra_models, extra_specs = resolve_extra_models(req.extra_models, profile, req.catalog_file)
@@ -280,7 +282,7 @@ def plan(
         if req.difficulty == "auto":
             raise PlanError(f"{where}--difficulty auto replays each sample's answer; counts have none")
     if req.difficulty == "auto":
-        return _plan_auto(profile, specs, b, request_json, req.seed)
+        return _stated(_plan_auto(profile, specs, b, request_json, req.seed), profile, req)
 
     space = build_space(
         profile,
@@ -335,10 +337,33 @@ def plan(
     for key in ("serving", "assumptions"):
         if key in head:
             rec.mode[key] = head[key]
+    _stated(rec, profile, req)
     if req.objective == "pareto":
         rec.mode["pareto"] = [option_item(space, r, coster) for _, r in res.pareto.iterrows()]
     if ":" in (req.difficulty or "") and len(target) > 1:  # an explicit mix
         rec.mode["allocation"] = _allocation(space, target, full, req.risk, req.seed)
+    return rec
+
+
+def _with_lengths(profile: Profile, req: PlanRequest) -> Profile:
+    """The profile with the request's assumed lengths (questions without measured ones only);
+    PlanError in one line naming the flags when a considered model's questions have no
+    completion lengths and nothing is assumed (before any search starts)."""
+    if req.assumed_lengths and req.assumed_lengths != profile.lengths.assumed:
+        profile = profile.assuming(req.assumed_lengths)
+    try:
+        profile.lengths.check(req.models)
+    except ValueError as exc:
+        where = f"{profile.folder}: " if profile.folder else ""
+        raise PlanError(where + str(exc)) from None
+    return profile
+
+
+def _stated(rec: Recommendation, profile: Profile, req: PlanRequest) -> Recommendation:
+    """``rec`` with the assumed lengths it was priced with in its ``assumptions`` (if any)."""
+    lengths = profile.lengths.to_json(req.models)
+    if lengths is not None:
+        rec.mode["assumptions"] = {**rec.mode.get("assumptions", {}), "lengths": lengths}
     return rec
 
 

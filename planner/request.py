@@ -14,6 +14,8 @@ A TOML file uses the long option names of ``ttc recommend`` (dashes or underscor
     gpu = "h100"
     risk = "conservative"
     verifier = "exact"            # an exact answer checker: best-of-n `verified` is offered
+    assume-prompt-tokens = 256    # only for questions whose data has no lengths (stated in the output)
+    assume-completion-tokens = 256
     [budget]
     flops = 1e13
     latency_s = 5
@@ -36,6 +38,7 @@ from typing import Any
 from .constants import BUDGET_KEYS, COST_KEYS, METHODS, OBJECTIVES, RISKS, VERIFIERS, check_choice
 from .costs.serving import DEFAULT_CONCURRENCY
 from .search.budget import Budget
+from .space.assumed import AssumedLengths
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -97,6 +100,10 @@ class PlanRequest:
         A user TOML catalog.
     profile, n_boot, use_cache
         The samples folder and how its curves are computed (``ttc recommend``).
+    assume_prompt_tokens, assume_completion_tokens : int or None
+        Per-sample prompt and generated tokens ASSUMED for questions whose data has no lengths
+        (published counts rarely have them); measured lengths are never overridden, and the
+        recommendation states what was assumed (:mod:`planner.space.assumed`).
 
     Examples
     --------
@@ -130,6 +137,8 @@ class PlanRequest:
     profile: str | None = None
     n_boot: int = 200
     use_cache: bool = True
+    assume_prompt_tokens: int | None = None
+    assume_completion_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if not self.budget:
@@ -170,6 +179,9 @@ class PlanRequest:
                     f"{name} must map model names to catalog names or config paths, got {pairs!r}"
                 )
             object.__setattr__(self, name, {str(k): v for k, v in pairs.items()})
+        lengths = AssumedLengths(self.assume_prompt_tokens, self.assume_completion_tokens)
+        object.__setattr__(self, "assume_prompt_tokens", lengths.prompt_tokens)
+        object.__setattr__(self, "assume_completion_tokens", lengths.completion_tokens)
 
     # ---- derived ------------------------------------------------------------------------------
     @property
@@ -177,6 +189,11 @@ class PlanRequest:
         """The accelerator options are priced on: the one named, else :data:`DEFAULT_HARDWARE`
         unless an API was named."""
         return self.hardware or (None if self.api else DEFAULT_HARDWARE)
+
+    @property
+    def assumed_lengths(self) -> AssumedLengths:
+        """The lengths assumed for questions without measured ones (empty: none)."""
+        return AssumedLengths(self.assume_prompt_tokens, self.assume_completion_tokens)
 
     def budget_limits(self) -> Budget:
         return Budget(dict(self.budget))
@@ -201,6 +218,9 @@ class PlanRequest:
             out["risk"] = self.risk
         if self.models:
             out["models"] = list(self.models)
+        for name in ("assume_prompt_tokens", "assume_completion_tokens"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         return out
 
     # ---- building ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from ..report.format import (
     format_serving,
 )
 from ._common import INPUT, OUTPUT, PRICING, SEARCH, TARGET, console, fail, parse_pairs, profile_folder
+from ._options import AssumeCompletionTokens, AssumePromptTokens
 
 
 def evaluate(
@@ -54,6 +55,8 @@ def evaluate(
     tp: int = typer.Option(
         None, "--tp", min=1, help="GPUs per replica (default: the fewest that fit).", rich_help_panel=PRICING
     ),
+    assume_prompt_tokens: AssumePromptTokens = None,
+    assume_completion_tokens: AssumeCompletionTokens = None,
     verifier: str = typer.Option(
         "none",
         "--verifier",
@@ -98,6 +101,7 @@ def evaluate(
     from planner.constants import COST_KEYS
     from planner.holdout import evaluate_profile
     from planner.profile import load_profile
+    from planner.space.assumed import AssumedLengths
 
     folder = profile_folder(profile, profile_option)
     try:
@@ -110,7 +114,8 @@ def evaluate(
         fail(f"--budget-key must be one of {', '.join(COST_KEYS)}; got {cost_key!r}")
     try:
         prof = load_profile(folder, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
-                            use_cache=not no_cache, progress=True, verifier=verifier)  # fmt: skip
+                            use_cache=not no_cache, progress=True, verifier=verifier, require_lengths=True,
+                            assumed=AssumedLengths(assume_prompt_tokens, assume_completion_tokens))  # fmt: skip
         with Progress("held-out splits", splits, unit="splits") as bar:
             ev = evaluate_profile(prof, values, cost_key=cost_key, hardware=gpu or (None if api else "h100"), api=api,
                                   risk=risk, seed=seed, n_splits=splits, include_simulated=allow_simulated,
@@ -153,6 +158,10 @@ def _print(ev) -> None:
     )
     if ev.serving:
         console.print(format_serving(ev.serving), style="dim", highlight=False)
+    if "lengths" in ev.assumptions:
+        from planner.space.assumed import describe
+
+        console.print(describe(ev.assumptions["lengths"]), highlight=False, soft_wrap=True)
     t = Table(title="the planner against the hindsight best of the held-out half", box=box.SIMPLE_HEAD,
               title_justify="left", pad_edge=False)  # fmt: skip
     t.add_column(f"budget ({UNITS.get(key, key)})", no_wrap=True)

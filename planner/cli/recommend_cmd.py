@@ -26,6 +26,7 @@ from ._common import (
     parse_pairs,
     profile_folder,
 )
+from ._options import AssumeCompletionTokens, AssumePromptTokens
 
 _EXAMPLE = "ttc recommend runs/lab --budget-flops 1e13 --difficulty 4 --gpu h100"
 
@@ -126,6 +127,8 @@ def recommend(
     catalog_file: Path = typer.Option(
         None, "--catalog-file", help="User TOML catalog.", rich_help_panel=PRICING
     ),
+    assume_prompt_tokens: AssumePromptTokens = None,
+    assume_completion_tokens: AssumeCompletionTokens = None,
     model: list[str] = typer.Option(
         None, "--model", "-m", help="Consider only this model (repeatable).", rich_help_panel=MODELS
     ),
@@ -257,6 +260,8 @@ def recommend(
         "profile": str(folder) if folder else None,
         "n_boot": n_boot,
         "use_cache": False if no_cache else None,
+        "assume_prompt_tokens": assume_prompt_tokens,
+        "assume_completion_tokens": assume_completion_tokens,
     }
     if config is not None:
         request = PlanRequest.from_toml(config).replace(**flags)
@@ -272,6 +277,8 @@ def recommend(
         use_cache=request.use_cache,
         progress=True,
         verifier=request.verifier,
+        assumed=request.assumed_lengths,
+        require_lengths=request.models or True,
     )
     rec = plan(prof, request)
     if as_json:
@@ -335,6 +342,10 @@ def _print(rec, wide: bool = False) -> None:
         f"[bold]Recommendation[/] · difficulty {req['difficulty']} · {budget} · priced on {where}",
         highlight=False,
     )
+    if "lengths" in d.get("assumptions", {}):
+        from planner.space.assumed import describe
+
+        console.print(describe(d["assumptions"]["lengths"]), highlight=False, soft_wrap=True)
     if "policy" in d:
         _print_policy(d, key)
         return
@@ -343,16 +354,19 @@ def _print(rec, wide: bool = False) -> None:
     grid.add_column(overflow="fold")
     grid.add_row("choice", _choice_text(d["choice"]))
     grid.add_row("accuracy", f"{_acc(d)} (90% interval), {_SOURCE_WORDS.get(d['source'], d['source'])}")
-    grid.add_row("cost per query", _costs_text(d["cost"]) + " (cost model, from measured tokens)")
+    assumed = d.get("assumptions", {})
+    tokens = "measured and ASSUMED tokens" if "lengths" in assumed else "measured tokens"
+    grid.add_row("cost per query", _costs_text(d["cost"]) + f" (cost model, from {tokens})")
     binding = d["binding_constraint"]
     why = {"none": "none: the most accurate option fits the budget",
            "infeasible": "infeasible"}.get(binding, f"{binding}: a more accurate option needs more {binding}")  # fmt: skip
     grid.add_row("binding", why)
     if "serving" in d:
         grid.add_row("served", format_serving(d["serving"]))
-    if "assumptions" in d:
-        cost = d["assumptions"]["checker_cost_per_sample"]
+    if "checker_cost_per_sample" in assumed:
+        cost = assumed["checker_cost_per_sample"]
         grid.add_row("assumption", f"exact checker cost per checked sample: {cost}")
+
     if rec.search:
         s = rec.search
         grid.add_row("search", f"{s['method']}, {s['evaluations']} evaluations of {s['space_size']} options, "

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ._common import INPUT, OUTPUT, PRICING, SEARCH, TARGET, console, fail, parse_pairs
+from ._options import AssumeCompletionTokens, AssumePromptTokens
 
 
 def report(
@@ -49,6 +50,8 @@ def report(
     tp: int = typer.Option(
         None, "--tp", min=1, help="GPUs per replica (default: the fewest that fit).", rich_help_panel=PRICING
     ),
+    assume_prompt_tokens: AssumePromptTokens = None,
+    assume_completion_tokens: AssumeCompletionTokens = None,
     verifier: str = typer.Option(
         "none",
         "--verifier",
@@ -100,6 +103,7 @@ def report(
         ttc report runs/lab --budget-key usd --budgets 1e-6,1e-5,1e-4
     """
     from planner.report import build_report
+    from planner.space.assumed import AssumedLengths
 
     from ._errors import claim_output
 
@@ -117,6 +121,7 @@ def report(
         profile, out, gpu=gpu, budgets=values, budget_key=budget_key, mix=mix, qps=qps, concurrency=concurrency,
         tp=tp, verifier=verifier, risk=risk, include_simulated=allow_simulated, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
         use_cache=not no_cache, png=not no_png, n_splits=splits, progress=True,
+        assumed=AssumedLengths(assume_prompt_tokens, assume_completion_tokens),
     )  # fmt: skip
     console.print(f"report: {files.html}", highlight=False)
     if files.markdown:

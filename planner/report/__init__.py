@@ -23,8 +23,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..constants import RISKS, check_choice
+
+if TYPE_CHECKING:  # the report's work is imported inside build_report: `ttc --help` stays fast
+    from ..space.assumed import AssumedLengths
 
 __all__ = ["build_report", "ReportFiles", "BUDGET_KEYS"]
 
@@ -65,6 +69,7 @@ def build_report(
     catalog_file: str | None = None,
     n_splits: int = 20,
     progress: bool = False,
+    assumed: AssumedLengths | None = None,
 ) -> ReportFiles:
     """Write the capacity-planning report of a profile folder.
 
@@ -93,6 +98,9 @@ def build_report(
         Random half splits of the questions the headline findings are checked on.
     progress : bool
         Show a count and an ETA for each stage on stderr (:class:`fitting.progress.Progress`).
+    assumed : :class:`~planner.space.assumed.AssumedLengths` or None
+        Token lengths ASSUMED for questions whose samples have none (measured ones are kept);
+        the provenance section says which questions were priced from them.
 
     Examples
     --------
@@ -118,12 +126,16 @@ def build_report(
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     profile = load_profile(profile_dir, model_specs=model_specs, n_boot=n_boot, use_cache=use_cache,
-                           progress=progress, verifier=verifier)  # fmt: skip
+                           progress=progress, verifier=verifier, assumed=assumed)  # fmt: skip
     if profile.is_counts:
         raise ValueError(
             f"{profile_dir}: holds per-question counts; the report needs per-sample results (tokens, KV, "
             "answers). Plan counts with `ttc recommend --verifier exact`, forecast them with `ttc forecast`"
         )
+    try:
+        profile.lengths.check()
+    except ValueError as exc:
+        raise ValueError(f"{profile_dir}: {exc}") from None
     seconds["load_profile"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     with Progress("report", 4, unit="steps", enabled=progress) as bar:  # the step running in the note

@@ -27,6 +27,7 @@ from fitting import schema as S
 from fitting.atomic import atomic_write
 
 from ..costs.estimate import SOURCE as COST_SOURCE
+from ..space.assumed import describe
 from . import capacity as M
 from . import charts as C
 from . import data as D
@@ -359,6 +360,9 @@ def _provenance(ctx: D.PlanContext, fits: pd.DataFrame) -> Section:
         predicted.append((f"spec {m}", f"{spec.architecture}, {spec.params_total:,} parameters "
                           f"({spec.params_active:,} active), {spec.kv_bytes_per_token:g} KV bytes/token, "
                           f"{spec.source}"))  # fmt: skip
+    if prof.lengths.used():
+        predicted.append(("token lengths ASSUMED (questions whose samples have none; measured ones kept)",
+                          describe(prof.lengths.to_json())))  # fmt: skip
     predicted.append(("accuracy between and beyond profiled knob values",
                       "each curve's law (table below): ttc fit records (question-bootstrap band) or a law selected "
                       "by the planner; extrapolation stops at 4x the largest profiled value"))  # fmt: skip

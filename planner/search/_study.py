@@ -152,9 +152,11 @@ def variant_of(arm) -> str:
 
 
 def quiet_optuna():
+    """Optuna, its logging at ERROR: a failed trial's warning and traceback never print (the
+    error itself propagates out of ``study.optimize`` to the caller's one-line error)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
 

@@ -51,6 +51,7 @@ from ..costs import (
     tp_degrees,
 )
 from .arms import VERIFIED, Arm
+from .assumed import FLAGS
 from .curve import Usage
 
 __all__ = ["CostModel", "workload_for", "GPU_MEMORY_USABLE"]
@@ -187,7 +188,9 @@ class CostModel:
         completion = float(usage.completion_tokens[i])
         prompt = float(usage.base_prompt_tokens[i])
         if not math.isfinite(completion):
-            raise ValueError(f"{arm.key}: the curves table has no completion token counts to price it with")
+            raise ValueError(
+                f"{arm.key}: the curves table has no completion token counts to price it with; give {FLAGS}"
+            )
         G = (
             max(arm.workload_shape(x).chain_tokens(max(completion, 0.0)), 0.0)
             if arm.descriptor

@@ -1,0 +1,40 @@
+"""Command-line options shared by several commands, declared once as typer ``Annotated`` types.
+
+A command takes one by annotating a parameter with it (``prompt: AssumePromptTokens = None``),
+so its flag, help text, bounds and help panel are the same everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import PRICING
+
+__all__ = ["AssumePromptTokens", "AssumeCompletionTokens"]
+
+_ASSUMED = "only for questions whose data has no lengths (measured ones are kept); the output says so"
+
+AssumePromptTokens = Annotated[
+    Optional[int],  # noqa: UP045 - typer reads the annotation at run time on Python 3.10 too
+    typer.Option(
+        "--assume-prompt-tokens",
+        min=1,
+        metavar="N",
+        help=f"ASSUME N prompt tokens per sample, {_ASSUMED}.",
+        rich_help_panel=PRICING,
+        show_default=False,
+    ),
+]
+AssumeCompletionTokens = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--assume-completion-tokens",
+        min=1,
+        metavar="N",
+        help=f"ASSUME N generated tokens per sample, {_ASSUMED}.",
+        rich_help_panel=PRICING,
+        show_default=False,
+    ),
+]
