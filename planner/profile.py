@@ -26,6 +26,7 @@ import pandas as pd
 
 from fitting import schema as S
 from fitting.cache import CACHE_DIR, FitCache, code_version, fit_counts_cached, fit_samples_cached
+from fitting.importer import read_input
 from profiling.storage import read_run
 
 from .constants import VERIFIERS, check_choice
@@ -40,10 +41,16 @@ __all__ = [
     "planning_metrics",
     "CACHE_DIR",
     "DEPLOYABLE_METRICS",
+    "PLANNING_POOLS",
+    "check_disjoint",
 ]
 
 #: metrics the planner can deploy without an exact checker (pass@k needs one to pick the sample)
 DEPLOYABLE_METRICS = tuple(m for m, strategy in POOL_METRICS.items() if strategy is not None)
+#: uneven pools (``fitting.curves_from_samples``): each k is measured on the questions whose pool
+#: holds k samples, so one short pool does not cut every curve of its group to its size; a
+#: verified arm's forecast instead uses every question (:func:`planner.space.predict.coverage_predictor`)
+PLANNING_POOLS = "available"
 
 
 def planning_metrics(verifier: str | None = None) -> tuple[str, ...]:
@@ -87,13 +94,13 @@ class Profile:
     @property
     def questions(self) -> QuestionTable:
         """Each question's measured tokens and correct counts
-        (:class:`~planner.space.questions.QuestionTable`), read once from the samples (or the
-        counts): what options are priced and forecast from."""
+        (:class:`~planner.space.questions.QuestionTable`), read once from the samples and the
+        counts: what options are priced and forecast from."""
         if self._questions is None:
+            parts = [QuestionTable.from_samples(self.samples)]
             if self.counts is not None:
-                self._questions = QuestionTable.from_counts(self.counts)
-            else:
-                self._questions = QuestionTable.from_samples(self.samples)
+                parts.append(QuestionTable.from_counts(self.counts))
+            self._questions = QuestionTable.merged(parts)
         return self._questions
 
     @property
@@ -112,8 +119,18 @@ class Profile:
 
     @property
     def models(self) -> list[str]:
-        table = self.counts if self.is_counts else self.samples
-        return sorted(table[S.MODEL].unique())
+        """The models of the samples and of the counts."""
+        tables = [self.samples] + ([self.counts] if self.counts is not None else [])
+        return sorted({str(m) for t in tables for m in t[S.MODEL].unique()})
+
+    @property
+    def counts_models(self) -> list[str]:
+        """The models known only by per-question counts (pass@k only: planned with an exact checker)."""
+        if self.counts is None:
+            return []
+        return sorted(
+            set(map(str, self.counts[S.MODEL].unique())) - set(map(str, self.samples[S.MODEL].unique()))
+        )
 
     def save_fit_cache(self) -> None:
         """Persist the laws selected while building option spaces (no-op without a cache)."""
@@ -162,40 +179,57 @@ def load_profile(
     ``use_cache=False`` neither reads nor writes the cache; ``progress`` shows a count and an
     ETA for the estimation and fitting stages (:class:`fitting.progress.Progress`).
     ``verifier="exact"`` also computes the pass@k curves (:func:`planning_metrics`). A folder
-    of per-question counts (``ttc import`` of counts: ``counts-*.parquet``, no samples) gives
-    pass@k curves only (:func:`fitting.pipeline.fit_counts`): its options are best-of-n with an
-    exact checker, and the profile's ``counts`` holds the table. Raises
+    of per-question counts (``ttc import`` of counts: ``counts-*.parquet``) gives pass@k curves
+    only (:func:`fitting.pipeline.fit_counts`): its options are best-of-n with an exact checker,
+    and the profile's ``counts`` holds the table. A folder may hold both, for different models
+    (:func:`check_disjoint`): each model is planned from what it has. Raises
     :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError for models
     without a spec.
     """
     folder = Path(folder)
     metrics = planning_metrics(verifier)
-    counts = None
-    if folder.is_dir() and not S.has_samples(folder) and S.counts_paths(folder):
-        counts = S.read_counts(folder)
+    samples, counts = read_input(folder)
+    if samples is None:
         samples = S.validate_samples(pd.DataFrame({S.QUESTION_ID: [], S.CORRECT: []}))
-        metrics = ("pass@k",)
-    else:
-        samples = S.read_samples(folder)
-    table = counts if counts is not None else samples
-    run = read_run(folder) if (folder / "run.json").exists() else None
-    specs = _specs(sorted(table[S.MODEL].unique()), run, model_specs)
-    cache = FitCache.for_folder(folder, enabled=use_cache)
     if counts is not None:
-        out = fit_counts_cached(counts, cache, n_boot=n_boot, seed=seed, progress=progress)
-        per_question = None
-    else:
-        out = _fit(samples, n_boot, seed, cache, progress, metrics)
-        per_question = out.per_question
+        check_disjoint(samples, counts, folder)
+    models = sorted({str(m) for t in (samples, counts) if t is not None for m in t[S.MODEL].unique()})
+    run = read_run(folder) if (folder / "run.json").exists() else None
+    specs = _specs(models, run, model_specs)
+    cache = FitCache.for_folder(folder, enabled=use_cache)
+    parts, per_question = [], None
+    if not samples.empty:
+        parts.append(_fit(samples, n_boot, seed, cache, progress, metrics))
+        per_question = parts[-1].per_question
+    if counts is not None:
+        parts.append(fit_counts_cached(counts, cache, n_boot=n_boot, seed=seed, progress=progress,
+                                       pool_policy=PLANNING_POOLS))  # fmt: skip
+    curves = pd.concat([p.curves for p in parts], ignore_index=True)
+    fits = [f for p in parts for f in p.fits]
     laws = cache.mapping("law", code_version("fitting", "planner/space")) if use_cache else {}
-    return Profile(samples, out.curves, specs, folder, run, out.fits, laws, per_question, cache, counts=counts)
+    return Profile(samples, curves, specs, folder, run, fits, laws, per_question, cache, counts=counts)
+
+
+def check_disjoint(samples: pd.DataFrame, counts: pd.DataFrame, where: object) -> None:
+    """Refuse a (model, strategy) held both as samples and as counts: its curves would be
+    estimated twice from overlapping data (ValueError naming them)."""
+    keys = list(S.GROUP_KEYS)
+    both = set(map(tuple, samples[keys].astype(str).drop_duplicates().to_numpy().tolist()))
+    both &= set(map(tuple, counts[keys].astype(str).drop_duplicates().to_numpy().tolist()))
+    if both:
+        model, strategy = sorted(both)[0][:2]
+        raise ValueError(
+            f"{where}: holds both samples and counts of model {model!r} strategy {strategy!r}; "
+            "import them into separate folders"
+        )
 
 
 def _fit(samples: pd.DataFrame, n_boot: int, seed: int, cache: FitCache, progress: bool = False,
          metrics=DEPLOYABLE_METRICS):  # fmt: skip
     """Curves and ``ttc fit`` records (laws with question-bootstrap bands) of the planning
     metrics (:func:`planning_metrics`; pass@k only with an exact checker)."""
-    return fit_samples_cached(samples, cache, n_boot=n_boot, seed=seed, metrics=metrics, progress=progress)
+    return fit_samples_cached(samples, cache, n_boot=n_boot, seed=seed, metrics=metrics, progress=progress,
+                              pool_policy=PLANNING_POOLS)  # fmt: skip
 
 
 def profile_from_tables(

@@ -47,7 +47,7 @@ from fitting.counts import per_question_pass
 from fitting.curves import per_question_curves
 
 from .constants import ACCURACY, ACCURACY_HI, ACCURACY_LO, ARM, COST_KEYS, KNOB_VALUE, MEMORY_BYTES, SOURCE
-from .profile import planning_metrics
+from .profile import PLANNING_POOLS, planning_metrics
 from .search import split_questions
 from .space.arms import arms_from_curves, single_knob_value
 
@@ -225,22 +225,27 @@ class HeldOut:
     verifier : str or None
         ``"exact"``: the space offers ``verified`` options (pass@k per question too).
     counts : DataFrame or None
-        A counts table (per-question correct counts) to read instead of ``samples``: each
-        question's pass@k (:func:`fitting.counts.per_question_pass`).
+        A counts table (per-question correct counts) read beside ``samples`` (which may be
+        empty): each question's pass@k (:func:`fitting.counts.per_question_pass`).
     """
 
     def __init__(self, space, curves: pd.DataFrame, samples: pd.DataFrame,
                  targets: Mapping[str, Mapping[str, float]], *, seed: int = 0, verifier: str | None = None,
                  counts: pd.DataFrame | None = None, per_question: Mapping | None = None) -> None:  # fmt: skip
         metrics = planning_metrics(verifier)
-        if counts is not None:
-            per_q, table = per_question_pass(counts), counts
-        else:
+        per_q: dict = {}
+        tables = [t for t in (samples, counts) if t is not None and not t.empty]
+        if samples is not None and not samples.empty:
             have = {key[-1] for key in per_question} if per_question is not None else set()
             if per_question is None or ("pass@k" in metrics and "pass@k" not in have):
-                per_question = per_question_curves(samples, metrics=metrics, seed=seed)
-            per_q, table = per_question, samples
+                per_question = per_question_curves(
+                    samples, metrics=metrics, seed=seed, pool_policy=PLANNING_POOLS
+                )
+            per_q.update(per_question)
+        if counts is not None:
+            per_q.update(per_question_pass(counts, pool_policy=PLANNING_POOLS))
         vectors = _option_vectors(curves, per_q, verifier)
+        table = pd.concat([t[[S.QUESTION_ID, S.DIFFICULTY]] for t in tables], ignore_index=True)
         diff = table.groupby(S.QUESTION_ID)[S.DIFFICULTY].first()
         self.difficulty: dict[str, str] = {str(q): str(d) for q, d in diff.items()}
         by_bin: dict[str, list[str]] = {}

@@ -186,10 +186,22 @@ def _coverage(src: ArmSource, questions: QuestionTable, max_factor: float, label
     key = (label, max_factor, group.n_samples.tobytes(), group.n_correct.tobytes(), _points_hash(src.points))
     if cache is not None and key in cache:
         return cache[key]
-    out = coverage_predictor(src.points, group.n_samples, group.n_correct, max_factor=max_factor, label=label)
+    points = _every_question(src.points)
+    reach = max_factor * src.points[KNOB_VALUE].max() / points[KNOB_VALUE].max()  # as far as the largest pool
+    out = coverage_predictor(points, group.n_samples, group.n_correct, max_factor=reach, label=label)
     if cache is not None:
         cache[key] = out
     return out
+
+
+def _every_question(points: pd.DataFrame) -> pd.DataFrame:
+    """The points of a pool measured on every question (k up to the smallest pool): beyond it
+    the coverage forecast, which takes each question's pool as far as it goes and its posterior
+    past that, speaks for every question rather than a measured mean over the larger pools."""
+    nq = points[S.N_QUESTIONS].to_numpy(float)
+    if not np.isfinite(nq).any():
+        return points
+    return points[~(nq < np.nanmax(nq))].reset_index(drop=True)
 
 
 def _one_call(arm: Arm, values) -> bool:
