@@ -82,6 +82,8 @@ def parse_target(spec: str | Mapping[str, float] | None, bins: Mapping[str, floa
     --------
     >>> parse_target("1:1,2:3", {"1": 10, "2": 10})
     {'1': 0.25, '2': 0.75}
+    >>> parse_target("1.0", {"1": 10, "2": 10})
+    {'1': 1.0}
     """
     if spec is None or spec == ALL:
         if ALL in bins:
@@ -101,8 +103,13 @@ def parse_target(spec: str | Mapping[str, float] | None, bins: Mapping[str, floa
             spec = out
         else:
             spec = {spec.strip(): 1.0}
+    spelled: dict[str, float] = {}
+    for label, w in spec.items():  # a label is spelled as the samples' labels are: "1.0" is "1"
+        key = str(S.difficulty_labels(pd.Series([label])).iloc[0]) if str(label).strip() else str(label)
+        spelled[key] = spelled.get(key, 0.0) + float(w)
+    spec = spelled
     total = float(sum(spec.values()))
-    if not total > 0 or any(w < 0 for w in spec.values()):
+    if not (total > 0 and math.isfinite(total)) or any(w < 0 for w in spec.values()):
         raise ValueError(f"difficulty weights must be non-negative with a positive sum, got {dict(spec)}")
     unknown = [d for d in spec if d not in bins]
     if unknown:
