@@ -198,6 +198,8 @@ def costs(
         plan_capacity,
     )
 
+    if latency_slo_s is not None and not latency_slo_s > 0:
+        fail(f"--latency-slo-s must be > 0 seconds, got {latency_slo_s:g}")
     for flag, value in (
         ("--qps", qps),
         ("--latency-slo-s", latency_slo_s),
