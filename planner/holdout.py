@@ -160,7 +160,7 @@ def evaluate_profile(
                                     questions=profile.questions, verifier=verifier)  # fmt: skip
     mix = space.target(None)
     targets = {"mix": mix, **{b: {b: 1.0} for b in mix}}
-    held = HeldOut(space, profile.curves, profile.samples, targets, counts=profile.counts if profile.is_counts else None,
+    held = HeldOut(space, profile.curves, profile.samples, targets, counts=profile.counts,
                    verifier=verifier, per_question=profile.per_question)  # fmt: skip
     full = held.full["mix"]
     if full.empty:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from fitting import schema as S
 from fitting.cache import CACHE_DIR, FitCache, code_version, fit_counts_cached, fit_samples_cached
+from fitting.importer import read_input
 from profiling.storage import read_run
 
 from .constants import VERIFIERS, check_choice
@@ -41,10 +42,16 @@ __all__ = [
     "planning_metrics",
     "CACHE_DIR",
     "DEPLOYABLE_METRICS",
+    "PLANNING_POOLS",
+    "check_disjoint",
 ]
 
 #: metrics the planner can deploy without an exact checker (pass@k needs one to pick the sample)
 DEPLOYABLE_METRICS = tuple(m for m, strategy in POOL_METRICS.items() if strategy is not None)
+#: uneven pools (``fitting.curves_from_samples``): each k is measured on the questions whose pool
+#: holds k samples, so one short pool does not cut every curve of its group to its size; a
+#: verified arm's forecast instead uses every question (:func:`planner.space.predict.coverage_predictor`)
+PLANNING_POOLS = "available"
 
 
 def planning_metrics(verifier: str | None = None) -> tuple[str, ...]:
@@ -88,18 +95,18 @@ class Profile:
     lengths: LengthCoverage = field(default_factory=LengthCoverage)
     #: how the curves were computed and the table before any assumption (for :meth:`assuming`)
     _settings: dict = field(default_factory=dict, repr=False)
-    _raw: pd.DataFrame | None = field(default=None, repr=False)
+    _raw: tuple | None = field(default=None, repr=False)
 
     @property
     def questions(self) -> QuestionTable:
         """Each question's measured tokens and correct counts
-        (:class:`~planner.space.questions.QuestionTable`), read once from the samples (or the
-        counts): what options are priced and forecast from."""
+        (:class:`~planner.space.questions.QuestionTable`), read once from the samples and the
+        counts: what options are priced and forecast from."""
         if self._questions is None:
+            parts = [QuestionTable.from_samples(self.samples)]
             if self.counts is not None:
-                self._questions = QuestionTable.from_counts(self.counts)
-            else:
-                self._questions = QuestionTable.from_samples(self.samples)
+                parts.append(QuestionTable.from_counts(self.counts))
+            self._questions = QuestionTable.merged(parts)
         return self._questions
 
     @property
@@ -118,21 +125,34 @@ class Profile:
 
     @property
     def models(self) -> list[str]:
-        table = self.counts if self.is_counts else self.samples
-        return sorted(table[S.MODEL].unique())
+        """The models of the samples and of the counts."""
+        tables = [self.samples] + ([self.counts] if self.counts is not None else [])
+        return sorted({str(m) for t in tables for m in t[S.MODEL].unique()})
+
+    @property
+    def counts_models(self) -> list[str]:
+        """The models known only by per-question counts (pass@k only: planned with an exact checker)."""
+        if self.counts is None:
+            return []
+        return sorted(
+            set(map(str, self.counts[S.MODEL].unique())) - set(map(str, self.samples[S.MODEL].unique()))
+        )
 
     def assuming(self, assumed: AssumedLengths) -> Profile:
         """This profile with ``assumed`` lengths for the questions whose data has none (the
         curves recomputed through the same cache); itself when that changes nothing."""
         if assumed == self.lengths.assumed:
             return self
-        raw = self._raw if self._raw is not None else (self.counts if self.is_counts else self.samples)
-        filled, coverage = assumed.fill(raw)
-        if filled is raw and self._raw is None:
+        raw = self._raw if self._raw is not None else (self.samples, self.counts)
+        filled, coverage = _fill(assumed, raw)
+        unchanged = all(a is b for a, b in zip(filled, raw, strict=True))
+        if unchanged and self._raw is None:
             return replace(self, lengths=coverage)
         cfg = self._settings or {"n_boot": 0, "seed": 0, "metrics": DEPLOYABLE_METRICS}
-        return _assemble(filled, self.is_counts, self.specs, self.folder, self.run, self.cache if self.cache is not None else FitCache(None),
-                         coverage, raw, cfg, False, self.fit_cache)  # fmt: skip
+        cache = self.cache if self.cache is not None else FitCache(None)
+        return _assemble(
+            filled, self.specs, self.folder, self.run, cache, coverage, raw, cfg, False, self.fit_cache
+        )
 
     def save_fit_cache(self) -> None:
         """Persist the laws selected while building option spaces (no-op without a cache)."""
@@ -183,9 +203,10 @@ def load_profile(
     ``use_cache=False`` neither reads nor writes the cache; ``progress`` shows a count and an
     ETA for the estimation and fitting stages (:class:`fitting.progress.Progress`).
     ``verifier="exact"`` also computes the pass@k curves (:func:`planning_metrics`). A folder
-    of per-question counts (``ttc import`` of counts: ``counts-*.parquet``, no samples) gives
-    pass@k curves only (:func:`fitting.pipeline.fit_counts`): its options are best-of-n with an
-    exact checker, and the profile's ``counts`` holds the table. Raises
+    of per-question counts (``ttc import`` of counts: ``counts-*.parquet``) gives pass@k curves
+    only (:func:`fitting.pipeline.fit_counts`): its options are best-of-n with an exact checker,
+    and the profile's ``counts`` holds the table. A folder may hold both, for different models
+    (:func:`check_disjoint`): each model is planned from what it has. Raises
     :class:`fitting.SchemaError` for a missing or unreadable folder and ValueError for models
     without a spec. ``assumed`` gives questions without token lengths the assumed ones
     (:class:`~planner.space.assumed.AssumedLengths`; measured lengths are kept): the profile's
@@ -197,17 +218,17 @@ def load_profile(
     """
     folder = Path(folder)
     metrics = planning_metrics(verifier)
-    counts = None
-    if folder.is_dir() and not S.has_samples(folder) and S.counts_paths(folder):
-        counts = S.read_counts(folder)
-        metrics = ("pass@k",)
-    else:
-        samples = S.read_samples(folder)
-    raw = counts if counts is not None else samples
+    samples, counts = read_input(folder)
+    if samples is None:
+        samples = S.validate_samples(pd.DataFrame({S.QUESTION_ID: [], S.CORRECT: []}))
+    if counts is not None:
+        check_disjoint(samples, counts, folder)
+    models = sorted({str(m) for t in (samples, counts) if t is not None for m in t[S.MODEL].unique()})
     run = read_run(folder) if (folder / "run.json").exists() else None
-    specs = _specs(sorted(raw[S.MODEL].unique()), run, model_specs)
+    specs = _specs(models, run, model_specs)
     cache = FitCache.for_folder(folder, enabled=use_cache)
-    table, coverage = (assumed or AssumedLengths()).fill(raw)
+    raw = (samples, counts)
+    filled, coverage = _fill(assumed or AssumedLengths(), raw)
     if require_lengths is not False:
         try:
             coverage.check(() if require_lengths is True else require_lengths)
@@ -215,28 +236,63 @@ def load_profile(
             raise MissingLengths(f"{folder}: {exc}") from None
     laws = cache.mapping("law", code_version("fitting", "planner/space")) if use_cache else {}
     cfg = {"n_boot": n_boot, "seed": seed, "metrics": metrics}
-    return _assemble(table, counts is not None, specs, folder, run, cache, coverage,
-                     raw if table is not raw else None, cfg, progress, laws)  # fmt: skip
+    kept = raw if any(a is not b for a, b in zip(filled, raw, strict=True)) else None
+    return _assemble(filled, specs, folder, run, cache, coverage, kept, cfg, progress, laws)
 
 
-def _assemble(table, is_counts, specs, folder, run, cache, coverage, raw, cfg, progress, laws) -> Profile:
-    """A profile of a (filled) samples or counts table, its curves and fits through ``cache``."""
-    if is_counts:
-        out = fit_counts_cached(table, cache, n_boot=cfg["n_boot"], seed=cfg["seed"], progress=progress)
-        samples = S.validate_samples(pd.DataFrame({S.QUESTION_ID: [], S.CORRECT: []}))
-        per_question, counts = None, table
-    else:
-        out = _fit(table, cfg["n_boot"], cfg["seed"], cache, progress, cfg["metrics"])
-        samples, per_question, counts = table, out.per_question, None
-    return Profile(samples, out.curves, dict(specs), folder, run, out.fits, laws, per_question, cache,
+def _fill(assumed: AssumedLengths, tables: tuple) -> tuple[tuple, LengthCoverage]:
+    """The (samples, counts) tables with ``assumed`` lengths where a question has none, and the
+    coverage of both (their models are disjoint: :func:`check_disjoint`)."""
+    samples, counts = tables
+    filled_samples, cov = assumed.fill(samples)
+    if counts is None:
+        return (filled_samples, None), cov
+    filled_counts, cov_counts = assumed.fill(counts)
+    merged = LengthCoverage(
+        assumed,
+        {**cov.questions, **cov_counts.questions},
+        {**cov.prompt_missing, **cov_counts.prompt_missing},
+        {**cov.completion_missing, **cov_counts.completion_missing},
+    )
+    return (filled_samples, filled_counts), merged
+
+
+def _assemble(tables, specs, folder, run, cache, coverage, raw, cfg, progress, laws) -> Profile:
+    """A profile of the (filled) samples and counts tables, their curves and fits through ``cache``."""
+    samples, counts = tables
+    parts, per_question = [], None
+    if not samples.empty:
+        parts.append(_fit(samples, cfg["n_boot"], cfg["seed"], cache, progress, cfg["metrics"]))
+        per_question = parts[-1].per_question
+    if counts is not None:
+        parts.append(fit_counts_cached(counts, cache, n_boot=cfg["n_boot"], seed=cfg["seed"], progress=progress,
+                                       pool_policy=PLANNING_POOLS))  # fmt: skip
+    curves = pd.concat([p.curves for p in parts], ignore_index=True)
+    fits = [f for p in parts for f in p.fits]
+    return Profile(samples, curves, dict(specs), folder, run, fits, laws, per_question, cache,
                    counts=counts, lengths=coverage, _settings=cfg, _raw=raw)  # fmt: skip
+
+
+def check_disjoint(samples: pd.DataFrame, counts: pd.DataFrame, where: object) -> None:
+    """Refuse a (model, strategy) held both as samples and as counts: its curves would be
+    estimated twice from overlapping data (ValueError naming them)."""
+    keys = list(S.GROUP_KEYS)
+    both = set(map(tuple, samples[keys].astype(str).drop_duplicates().to_numpy().tolist()))
+    both &= set(map(tuple, counts[keys].astype(str).drop_duplicates().to_numpy().tolist()))
+    if both:
+        model, strategy = sorted(both)[0][:2]
+        raise ValueError(
+            f"{where}: holds both samples and counts of model {model!r} strategy {strategy!r}; "
+            "import them into separate folders"
+        )
 
 
 def _fit(samples: pd.DataFrame, n_boot: int, seed: int, cache: FitCache, progress: bool = False,
          metrics=DEPLOYABLE_METRICS):  # fmt: skip
     """Curves and ``ttc fit`` records (laws with question-bootstrap bands) of the planning
     metrics (:func:`planning_metrics`; pass@k only with an exact checker)."""
-    return fit_samples_cached(samples, cache, n_boot=n_boot, seed=seed, metrics=metrics, progress=progress)
+    return fit_samples_cached(samples, cache, n_boot=n_boot, seed=seed, metrics=metrics, progress=progress,
+                              pool_policy=PLANNING_POOLS)  # fmt: skip
 
 
 def profile_from_tables(
@@ -250,8 +306,8 @@ def profile_from_tables(
 ) -> Profile:
     """A profile from in-memory tables (no folder, no cache): for tests and notebooks
     (``assumed`` as in :func:`load_profile`)."""
-    samples = S.validate_samples(samples)
-    table, coverage = (assumed or AssumedLengths()).fill(samples)
+    raw = (S.validate_samples(samples), None)
+    filled, coverage = _fill(assumed or AssumedLengths(), raw)
     cfg = {"n_boot": n_boot, "seed": seed, "metrics": planning_metrics(verifier)}
-    raw = samples if table is not samples else None
-    return _assemble(table, False, specs, None, None, FitCache(None), coverage, raw, cfg, False, {})
+    kept = raw if filled[0] is not raw[0] else None
+    return _assemble(filled, specs, None, None, FitCache(None), coverage, kept, cfg, False, {})

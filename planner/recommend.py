@@ -281,6 +281,12 @@ def plan(
             )
         if req.difficulty == "auto":
             raise PlanError(f"{where}--difficulty auto replays each sample's answer; counts have none")
+    counted = sorted(set(req.models) & set(profile.counts_models))
+    if counted and req.verifier != "exact":
+        raise PlanError(
+            f"{', '.join(counted)}: per-question counts give pass@k only, which a deployment can use only "
+            "with an exact checker: add --verifier exact"
+        )
     if req.difficulty == "auto":
         return _stated(_plan_auto(profile, specs, b, request_json, req.seed), profile, req)
 

@@ -29,6 +29,7 @@ A TOML file uses the long option names of ``ttc recommend`` (dashes or underscor
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -157,8 +158,8 @@ class PlanRequest:
             if k not in COST_KEYS or k == "kv_bytes":
                 keys = ", ".join(c for c in COST_KEYS if c != "kv_bytes")
                 raise ValueError(f"checker_cost: unknown key {k!r}; give {keys}")
-            if v < 0:
-                raise ValueError(f"checker_cost {k} must be >= 0, got {v!r}")
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"checker_cost {k} must be a finite number >= 0, got {v!r}")
         if checker and self.verifier != "exact":
             raise ValueError("checker_cost is the cost of an exact checker: give verifier = 'exact' too")
         object.__setattr__(self, "checker_cost", checker)

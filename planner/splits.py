@@ -32,7 +32,6 @@ the R split estimates, with the standard error over every question as its floor
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -47,9 +46,9 @@ from fitting.counts import per_question_pass
 from fitting.curves import per_question_curves
 
 from .constants import ACCURACY, ACCURACY_HI, ACCURACY_LO, ARM, COST_KEYS, KNOB_VALUE, MEMORY_BYTES, SOURCE
-from .profile import planning_metrics
+from .profile import PLANNING_POOLS, planning_metrics
 from .search import split_questions
-from .space.arms import arms_from_curves, single_knob_value
+from .space.arms import arms_from_curves
 
 __all__ = ["HeldOut", "SplitStat", "SplitTables", "split_seeds", "summarize", "most_common", "Key", "LEVEL"]
 
@@ -159,17 +158,16 @@ def _option_vectors(
     out: dict[tuple, pd.Series] = {}
     for src in sources:
         per_x: dict[float, list[pd.Series]] = {}
-        for strategy, config, metric, diff in src.curve_keys:
+        for (strategy, config, metric, diff), x in zip(src.curve_keys, src.curve_x, strict=True):
             frame = per_q.get((src.arm.model, str(strategy), str(config), str(diff), metric))
             if frame is None:
                 continue
             frame = frame.set_axis(frame.index.map(str), axis=0)
-            if len(src.curve_keys) == 1 and frame.shape[1] > 1:  # a pool: x = k
+            if x is None:  # a pool (however short): x = k
                 for k in frame.columns:
                     per_x.setdefault(float(k), []).append(frame[k])
-            else:  # one execution per question: x from the config
-                x = single_knob_value(str(strategy), json.loads(str(config)) if config else {})[1]
-                per_x.setdefault(x, []).append(frame.iloc[:, 0])
+            else:  # one execution per question: x from the config, as the arm read it
+                per_x.setdefault(float(x), []).append(frame.iloc[:, 0])
         for x, v in per_x.items():
             out[(src.arm.key, str(src.difficulty), x)] = (
                 pd.concat(v, axis=1).mean(axis=1) if len(v) > 1 else v[0]
@@ -225,22 +223,27 @@ class HeldOut:
     verifier : str or None
         ``"exact"``: the space offers ``verified`` options (pass@k per question too).
     counts : DataFrame or None
-        A counts table (per-question correct counts) to read instead of ``samples``: each
-        question's pass@k (:func:`fitting.counts.per_question_pass`).
+        A counts table (per-question correct counts) read beside ``samples`` (which may be
+        empty): each question's pass@k (:func:`fitting.counts.per_question_pass`).
     """
 
     def __init__(self, space, curves: pd.DataFrame, samples: pd.DataFrame,
                  targets: Mapping[str, Mapping[str, float]], *, seed: int = 0, verifier: str | None = None,
                  counts: pd.DataFrame | None = None, per_question: Mapping | None = None) -> None:  # fmt: skip
         metrics = planning_metrics(verifier)
-        if counts is not None:
-            per_q, table = per_question_pass(counts), counts
-        else:
+        per_q: dict = {}
+        tables = [t for t in (samples, counts) if t is not None and not t.empty]
+        if samples is not None and not samples.empty:
             have = {key[-1] for key in per_question} if per_question is not None else set()
             if per_question is None or ("pass@k" in metrics and "pass@k" not in have):
-                per_question = per_question_curves(samples, metrics=metrics, seed=seed)
-            per_q, table = per_question, samples
+                per_question = per_question_curves(
+                    samples, metrics=metrics, seed=seed, pool_policy=PLANNING_POOLS
+                )
+            per_q.update(per_question)
+        if counts is not None:
+            per_q.update(per_question_pass(counts, pool_policy=PLANNING_POOLS))
         vectors = _option_vectors(curves, per_q, verifier)
+        table = pd.concat([t[[S.QUESTION_ID, S.DIFFICULTY]] for t in tables], ignore_index=True)
         diff = table.groupby(S.QUESTION_ID)[S.DIFFICULTY].first()
         self.difficulty: dict[str, str] = {str(q): str(d) for q, d in diff.items()}
         by_bin: dict[str, list[str]] = {}

@@ -4,6 +4,7 @@ names of the help panels that group each command's options."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -52,6 +53,23 @@ def fail(message: str, code: int = 2) -> NoReturn:
         f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True, markup=True
     )
     sys.exit(code)
+
+
+def finite_option(flag: str, value: float | None, *, positive: bool = False) -> float | None:
+    """``value`` of option ``flag``, refused (one line naming the flag) when not a finite
+    number >= 0, or > 0 with ``positive``; None passes (the option was not given).
+
+    Examples
+    --------
+    >>> finite_option("--qps", 2.5, positive=True), finite_option("--qps", None)
+    (2.5, None)
+    """
+    if value is None:
+        return None
+    ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        fail(f"{flag} must be a finite number {'> 0' if positive else '>= 0'}, got {value:g}")
+    return value
 
 
 def one_line(text: str) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ..report.format import strict_json
+from ._common import console, fail, finite_option
 
 _EXAMPLE = (
     "ttc costs --model llama-3.1-70b --gpu h100 --strategy pool:n=16 --prompt-tokens 512 --gen-tokens 2048"
@@ -48,7 +49,7 @@ def _parse_lengths(text: str):
                     values.append(float(ln))
                 except ValueError:
                     fail(f"{path} line {k}: expected a token count, got {ln!r}")
-            return TokenLengths.from_samples(values)
+            return _sample_lengths(values, raw)
         if "=" in raw:
             fields = dict(part.split("=", 1) for part in raw.split(",") if "=" in part)
             missing = [k for k in ("mean", "mean_sq", "max") if k not in fields]
@@ -68,9 +69,19 @@ def _parse_lengths(text: str):
     if not values:
         fail("--gen-tokens is empty; give a number of tokens per chain, e.g. --gen-tokens 2048")
     if len(values) == 1:
-        if not values[0] >= 0 or not float(values[0]).is_integer():
-            fail(f"--gen-tokens must be a whole number of tokens >= 0, got {raw!r}")
+        if not values[0] >= 1 or not float(values[0]).is_integer():
+            fail(f"--gen-tokens must be a whole number of tokens >= 1, got {raw!r}")
         return int(values[0])
+    return _sample_lengths(values, raw)
+
+
+def _sample_lengths(values: list[float], raw: str):
+    """Per-sample lengths, refused unless finite, >= 0 and not all 0 (a pool that generates
+    nothing has no throughput to price)."""
+    from planner.costs import TokenLengths
+
+    if not all(math.isfinite(v) and v >= 0 for v in values) or max(values) < 1:
+        fail(f"--gen-tokens {raw!r}: per-sample lengths must be finite, >= 0 and not all 0")
     return TokenLengths.from_samples(values)
 
 
@@ -189,6 +200,15 @@ def costs(
 
     if latency_slo_s is not None and not latency_slo_s > 0:
         fail(f"--latency-slo-s must be > 0 seconds, got {latency_slo_s:g}")
+    for flag, value in (
+        ("--qps", qps),
+        ("--latency-slo-s", latency_slo_s),
+        ("--tp-efficiency", tp_efficiency),
+    ):
+        finite_option(flag, value, positive=True)
+    for flag, value in (("--price-usd-per-hour", price_usd_per_hour), ("--input-usd-per-mtok", input_usd_per_mtok),
+                        ("--output-usd-per-mtok", output_usd_per_mtok)):  # fmt: skip
+        finite_option(flag, value)
     if latency_slo_s is not None and qps is None:
         fail("--latency-slo-s is the latency target of --qps; give --qps too")
     lengths = _parse_lengths(gen_tokens)
@@ -264,7 +284,7 @@ def costs(
             }
         if plan is not None:
             out["capacity"] = plan.to_dict()
-        typer.echo(json.dumps(out, indent=2, sort_keys=True))
+        typer.echo(strict_json(out, indent=2, sort_keys=True))
         return
     _print_table(spec, work, est, hardware, plan)
 

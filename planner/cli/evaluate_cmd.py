@@ -3,7 +3,6 @@ over repeated random splits."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from ..report.format import (
     format_points,
     format_points_interval,
     format_serving,
+    strict_json,
 )
 from ._common import INPUT, OUTPUT, PRICING, SEARCH, TARGET, console, fail, parse_pairs, profile_folder
 from ._options import AssumeCompletionTokens, AssumePromptTokens
@@ -124,7 +124,7 @@ def evaluate(
     except ValueError as exc:
         fail(str(exc))
     if as_json:
-        typer.echo(json.dumps(ev.to_json(), indent=2))
+        typer.echo(strict_json(ev.to_json(), indent=2))
         return
     _print(ev)
 

@@ -74,12 +74,12 @@ def fit(
 
     import pandas as pd
 
-    from fitting import schema as S
     from fitting.cache import FitCache, fit_counts_cached, fit_samples_cached
     from fitting.curves import DataWarning, assign_difficulty, difficulty_bins
     from fitting.importer import read_input
     from fitting.pipeline import FitOutput
 
+    from ..profile import check_disjoint
     from ._errors import claim_output
 
     if pools not in ("common", "available"):
@@ -97,12 +97,10 @@ def fit(
     if by_pass_rate and counts is not None:
         fail("--bins needs per-sample rows; for counts, give a difficulty column when importing")
     if df is not None and counts is not None:
-        both = set(map(tuple, df[list(S.GROUP_KEYS)].drop_duplicates().to_numpy().tolist()))
-        both &= set(map(tuple, counts[list(S.GROUP_KEYS)].drop_duplicates().to_numpy().tolist()))
-        if both:
-            model, strategy = next(iter(both))[:2]
-            fail(f"{samples}: holds both samples and counts of model {model!r} strategy {strategy!r}; "
-                 "import them into separate folders")  # fmt: skip
+        try:
+            check_disjoint(df, counts, samples)
+        except ValueError as exc:
+            fail(str(exc))
     start = time.perf_counter()
     parts = []
     what = []

@@ -6,13 +6,13 @@ plan.toml`` reads one from a file first, and the flags given override it.
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import typer
 
 from ..constants import COST_KEYS
-from ..report.format import UNITS, format_budget, format_cost, format_serving
+from ..report.format import UNITS, format_budget, format_cost, format_serving, strict_json
 from ._common import (
     BUDGET,
     INPUT,
@@ -282,7 +282,7 @@ def recommend(
     )
     rec = plan(prof, request)
     if as_json:
-        typer.echo(json.dumps(rec.to_json(), indent=2))
+        typer.echo(strict_json(rec.to_json(), indent=2))
         return
     _print(rec, wide)
 
@@ -295,7 +295,9 @@ def _checker_cost(values: list[str] | None) -> dict[str, float] | None:
         try:
             out[k] = float(v)
         except ValueError:
-            fail(f"--checker-cost {k}={v}: the value must be a number")
+            out[k] = math.nan
+        if not (math.isfinite(out[k]) and out[k] >= 0):
+            fail(f"--checker-cost {k}={v}: the value must be a finite number >= 0")
     return out or None
 
 

@@ -93,7 +93,10 @@ def parse_model_spec(text: str, *, name: str | None = None, dtype: str | None = 
         if ":" not in part:
             raise SpecError(f"{where}: {part.strip()!r} is not key:value (expected {EXAMPLE})")
         key, value = (s.strip() for s in part.split(":", 1))
-        fields[_ALIASES.get(key, key)] = value
+        key = _ALIASES.get(key, key)
+        if key in fields:  # the last of two would win silently
+            raise SpecError(f"{where}: field {key!r} given twice ({fields[key]} and {value}); give it once")
+        fields[key] = value
     return spec_from_fields((name or (label or "").strip() or "given"), fields, where=where, dtype=dtype)
 
 
@@ -126,6 +129,22 @@ def spec_from_fields(name: str, fields: dict[str, Any], *, where: str, dtype: st
     return spec_from_numbers(name, where=where, dtype=dtype or values.pop("dtype", None), **values)
 
 
+def _check_experts(where: str, n_exp: int, top_k: int, sparse: bool) -> None:
+    """Refuse expert counts that cannot describe one MoE (or would be priced as a dense model
+    without a word): one of the two alone, more experts per token than experts, or experts
+    that a token does not all run without the ``active_params`` that say how many weights it uses."""
+    if bool(n_exp) != bool(top_k):
+        given, lacking = ("experts", "experts_per_token") if n_exp else ("experts_per_token", "experts")
+        raise SpecError(f"{where}: {given} needs {lacking} too")
+    if top_k > n_exp:
+        raise SpecError(f"{where}: experts_per_token ({top_k}) exceeds experts ({n_exp})")
+    if top_k < n_exp and not sparse:
+        raise SpecError(
+            f"{where}: {top_k} of {n_exp} experts per token needs active_params (the parameters one "
+            "token uses, below params); without it the model would be priced as dense"
+        )
+
+
 def spec_from_numbers(
     name: str,
     *,
@@ -156,6 +175,7 @@ def spec_from_numbers(
         raise SpecError(f"{where}: active_params ({active:,}) exceeds params ({total:,})")
     notes = ["2 FLOPs per given parameter per token (2N; the embedding counted as a matmul)"]
     n_exp, top_k = int(experts or 0), int(experts_per_token or 0)
+    _check_experts(where, n_exp, top_k, active < total)
     if active < total:
         lacking = [k for k, v in (("experts", n_exp), ("experts_per_token", top_k)) if not v]
         if lacking:

@@ -3,12 +3,13 @@ only, so cheap to import."""
 
 from __future__ import annotations
 
+import json
 import math
 
 from ..constants import MEMORY_BYTES
 
 __all__ = ["format_cost", "format_pct", "format_pct_interval", "format_points", "format_points_interval",
-           "format_flops", "format_params", "format_budget", "format_serving", "UNITS"]  # fmt: skip
+           "format_flops", "format_params", "format_budget", "format_serving", "strict_json", "NULL_REASONS", "UNITS"]  # fmt: skip
 
 #: the unit of each cost key, as column headers say it
 UNITS = {"flops": "FLOPs/query", "effective_flops": "eFLOPs/query", "tokens": "tokens/query", "usd": "US$/query", "latency_s": "s/query",
@@ -150,3 +151,41 @@ def format_serving(serving: dict) -> str:
             else "free"
         )
     return text
+
+
+#: the key under which :func:`strict_json` says why a number was written as null
+NULL_REASONS = "null_reasons"
+
+
+def strict_json(value, **dumps_kwargs) -> str:
+    """``value`` as strict JSON (no NaN or Infinity, which JSON does not have): a non-finite
+    number is written as null, and the object it sits in (the top-level object, or each
+    object of a top-level list) gains :data:`NULL_REASONS`, mapping the number's path to why.
+
+    Examples
+    --------
+    >>> strict_json({"a": 1.0, "b": {"c": float("inf")}})
+    '{"a": 1.0, "b": {"c": null}, "null_reasons": {"b.c": "not a finite number (inf)"}}'
+    >>> strict_json([{"x": float("nan")}, {"x": 2}])
+    '[{"x": null, "null_reasons": {"x": "not a finite number (nan)"}}, {"x": 2}]'
+    """
+
+    def clean(v, path: str, reasons: dict[str, str]):
+        if isinstance(v, dict):
+            return {str(k): clean(x, f"{path}.{k}" if path else str(k), reasons) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x, f"{path}[{i}]", reasons) for i, x in enumerate(v)]
+        if isinstance(v, float) and not math.isfinite(v):
+            reasons[path] = f"not a finite number ({v})"
+            return None
+        return v
+
+    def document(v):
+        reasons: dict[str, str] = {}
+        out = clean(v, "", reasons)
+        if reasons and isinstance(out, dict):
+            out[NULL_REASONS] = reasons
+        return out
+
+    top = [document(v) for v in value] if isinstance(value, (list, tuple)) else document(value)
+    return json.dumps(top, allow_nan=False, **dumps_kwargs)

@@ -332,9 +332,9 @@ def arms_from_curves(
                 f"{model} {strategy} ({metric}): left out, simulated {sim} (--allow-simulated keeps it)"
             )
             continue
-        # a pool-like curve: one arm, x = k (a pool curve of counts has no config: cut to k = 1 by a
-        # one-sample pool, it is still a pool)
-        if df[S.K].nunique() > 1 or (metric in POOL_METRICS and "n" not in cfg):
+        # a pool-like curve: one arm, x = k, however short its pools (a curve cut to k = 1 is
+        # still a pool; the config's n is the pool it was profiled with, not a point of it)
+        if df[S.K].nunique() > 1 or metric in POOL_METRICS:
             stem = POOL_METRICS.get(metric) or (VERIFIED if metric == "pass@k" else metric.split("@")[0])
             name = stem if strategy == "pool" else f"{strategy}+{stem}"
             drop = {"n", *_LABEL_KEYS} | (set(_SCORER_KNOBS) if stem in ("majority", VERIFIED) else set())
@@ -344,6 +344,8 @@ def arms_from_curves(
             fixed = tuple(sorted(fixed.items()))
             arm = Arm(model, name, "n", fixed, strategy, metric, arch, sim)
             pts = _points(df, df[S.K])
+            if stem != VERIFIED:
+                notes += _short_pools_note(arm, diff, pts)
             key = (arm, diff)
             prev = found.get(key)
             if prev is not None:
@@ -370,6 +372,21 @@ def arms_from_curves(
             arm, diff, _points(df, df["_x"]), [c for _, _, c in items], [x for x, _, _ in items]
         )
     return list(found.values()), notes
+
+
+def _short_pools_note(arm: Arm, difficulty: str, points: pd.DataFrame) -> list[str]:
+    """Where uneven pools leave some questions out of the larger n (the planner's pool policy:
+    each n measured on the questions whose pool holds n samples), one note saying so."""
+    nq = points[S.N_QUESTIONS].to_numpy(float)
+    if not np.isfinite(nq).any() or np.nanmin(nq) >= np.nanmax(nq):
+        return []
+    first = float(points.loc[nq < np.nanmax(nq), KNOB_VALUE].min())
+    where = "" if difficulty == S.ALL_DIFFICULTY else f" (difficulty {difficulty})"
+    return [
+        f"{arm.model} {arm.strategy}{where}: n >= {first:g} measured on the questions whose pools "
+        f"hold n samples ({np.nanmin(nq):g} of {np.nanmax(nq):g} at n = {points[KNOB_VALUE].max():g}); "
+        "shorter pools are left out of those n"
+    ]
 
 
 def arm_display_knobs(arms: Iterable[Arm]) -> dict[Arm, tuple[str, ...]]:

@@ -82,6 +82,8 @@ def parse_target(spec: str | Mapping[str, float] | None, bins: Mapping[str, floa
     --------
     >>> parse_target("1:1,2:3", {"1": 10, "2": 10})
     {'1': 0.25, '2': 0.75}
+    >>> parse_target("1.0", {"1": 10, "2": 10})
+    {'1': 1.0}
     """
     if spec is None or spec == ALL:
         if ALL in bins:
@@ -101,8 +103,13 @@ def parse_target(spec: str | Mapping[str, float] | None, bins: Mapping[str, floa
             spec = out
         else:
             spec = {spec.strip(): 1.0}
+    spelled: dict[str, float] = {}
+    for label, w in spec.items():  # a label is spelled as the samples' labels are: "1.0" is "1"
+        key = str(S.difficulty_labels(pd.Series([label])).iloc[0]) if str(label).strip() else str(label)
+        spelled[key] = spelled.get(key, 0.0) + float(w)
+    spec = spelled
     total = float(sum(spec.values()))
-    if not total > 0 or any(w < 0 for w in spec.values()):
+    if not (total > 0 and math.isfinite(total)) or any(w < 0 for w in spec.values()):
         raise ValueError(f"difficulty weights must be non-negative with a positive sum, got {dict(spec)}")
     unknown = [d for d in spec if d not in bins]
     if unknown:
@@ -186,10 +193,22 @@ def _coverage(src: ArmSource, questions: QuestionTable, max_factor: float, label
     key = (label, max_factor, group.n_samples.tobytes(), group.n_correct.tobytes(), _points_hash(src.points))
     if cache is not None and key in cache:
         return cache[key]
-    out = coverage_predictor(src.points, group.n_samples, group.n_correct, max_factor=max_factor, label=label)
+    points = _every_question(src.points)
+    reach = max_factor * src.points[KNOB_VALUE].max() / points[KNOB_VALUE].max()  # as far as the largest pool
+    out = coverage_predictor(points, group.n_samples, group.n_correct, max_factor=reach, label=label)
     if cache is not None:
         cache[key] = out
     return out
+
+
+def _every_question(points: pd.DataFrame) -> pd.DataFrame:
+    """The points of a pool measured on every question (k up to the smallest pool): beyond it
+    the coverage forecast, which takes each question's pool as far as it goes and its posterior
+    past that, speaks for every question rather than a measured mean over the larger pools."""
+    nq = points[S.N_QUESTIONS].to_numpy(float)
+    if not np.isfinite(nq).any():
+        return points
+    return points[~(nq < np.nanmax(nq))].reset_index(drop=True)
 
 
 def _one_call(arm: Arm, values) -> bool:

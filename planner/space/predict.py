@@ -449,7 +449,10 @@ class CoverageLaw:
     def __init__(self, n, c, x_max: float, *, level: float = 0.9, reach: float = 1e4) -> None:
         self.posterior_ = BetaBinomialPosterior().fit(n, c)
         self.params_ = dict(self.posterior_.params_)
-        grid = np.unique(np.round(np.geomspace(1.0, float(x_max) * reach, 64), 6))
+        # integer k (pass@k is defined there; a question's pool covers k or not) and the smallest
+        # and largest pool, where the estimates switch from measured to posterior
+        pools = np.asarray(n, dtype=float)[[np.argmin(n), np.argmax(n)]]
+        grid = np.unique(np.concatenate([np.round(np.geomspace(1.0, float(x_max) * reach, 64)), pools]))
         f = [self.posterior_.forecast(float(k), level) for k in grid]
         self.band = {
             "x": grid,

@@ -171,6 +171,17 @@ class QuestionTable:
                     out.base_prompts[(str(key[0]), q)] = p
         return out
 
+    @classmethod
+    def merged(cls, tables: list[QuestionTable]) -> QuestionTable:
+        """One table of several (a folder's samples and its counts): their groups side by side,
+        and each (model, question)'s smallest one-call prompt."""
+        out = cls()
+        for t in tables:
+            out.groups.update(t.groups)
+            for key, p in t.base_prompts.items():
+                out.base_prompts[key] = min(p, out.base_prompts.get(key, p))
+        return out
+
     def get(self, model: str, strategy: str, config: str, difficulty: str) -> GroupQuestions | None:
         return self.groups.get((model, strategy, config, difficulty))
 
