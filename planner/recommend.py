@@ -90,6 +90,11 @@ class Recommendation:
     mode: dict = field(default_factory=dict)  # "pareto" / "allocation" / "policy" -> content
     search: dict = field(default_factory=dict)  # method, evaluations, seconds (human output only)
     notes: list[str] = field(default_factory=list)
+    #: what to measure next (:func:`planner.measure_next.measure_next`), None until computed
+    measure_next: dict | None = None
+    #: what the plan was made from (option space, target, budget, cost model, request, the
+    #: chosen row): what :func:`planner.measure_next.measure_next` reads; not part of the JSON
+    context: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict:
         out = {
@@ -103,6 +108,8 @@ class Recommendation:
             "runners_up": self.runners_up,
         }
         out.update(self.mode)
+        if self.measure_next is not None:
+            out["measure_next"] = self.measure_next
         return out
 
 
@@ -332,6 +339,8 @@ def plan(
         },
         notes=calls_note(space, best) + list(space.notes),
     )
+    rec.context = {"space": space, "target": target, "budget": full, "coster": coster, "hardware": hw,
+                   "request": req, "best": best}  # fmt: skip
     for key in ("serving", "assumptions"):
         if key in head:
             rec.mode[key] = head[key]
