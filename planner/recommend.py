@@ -90,10 +90,10 @@ class Recommendation:
     mode: dict = field(default_factory=dict)  # "pareto" / "allocation" / "policy" -> content
     search: dict = field(default_factory=dict)  # method, evaluations, seconds (human output only)
     notes: list[str] = field(default_factory=list)
-    #: what to measure next (:func:`planner.measure_next.measure_next`), None until computed
+    #: what to measure next (:func:`planner.what_to_measure.measure_next`), None until computed
     measure_next: dict | None = None
     #: what the plan was made from (option space, target, budget, cost model, request, the
-    #: chosen row): what :func:`planner.measure_next.measure_next` reads; not part of the JSON
+    #: chosen row): what :func:`planner.what_to_measure.measure_next` reads; not part of the JSON
     context: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict:

@@ -13,6 +13,7 @@ import typer
 
 from ..constants import COST_KEYS
 from ..report.format import UNITS, format_budget, format_cost, format_serving
+from ..report.what_to_measure import measure_next_lines
 from ._common import (
     BUDGET,
     INPUT,
@@ -219,6 +220,7 @@ def recommend(
 
         ttc recommend --config plan.toml --risk conservative
     """
+    from planner.what_to_measure import measure_next
     from planner.profile import load_profile
     from planner.recommend import plan
     from planner.request import PlanRequest
@@ -274,6 +276,7 @@ def recommend(
         verifier=request.verifier,
     )
     rec = plan(prof, request)
+    measure_next(prof, rec)
     if as_json:
         typer.echo(json.dumps(rec.to_json(), indent=2))
         return
@@ -375,6 +378,8 @@ def _print(rec, wide: bool = False) -> None:
             ]
             pt.add_row(_choice_text(r["choice"]), _acc(r), r["source"], *costs)
         console.print(pt)
+    for line in measure_next_lines(d["measure_next"]) if "measure_next" in d else ():
+        console.print(line, highlight=False, soft_wrap=True)
     for n in rec.notes[:5]:
         console.print(f"note: {n}", style="dim", highlight=False)
     if len(rec.notes) > 5:
