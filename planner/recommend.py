@@ -17,7 +17,8 @@ object of DESIGN.md::
 (best-of-n with an exact checker, whose ``choice`` carries ``"verifier": "exact"``) adds
 ``assumptions`` (the checker's cost per checked sample). Plus one mode key where the mode
 needs it: ``pareto`` (``objective="pareto"``), ``allocation`` (a difficulty mix), ``policy``
-(``difficulty="auto"``).
+(``difficulty="auto"``). ``measure_next`` (how sure the choice is and what to profile next)
+is added once :func:`planner.what_to_measure.measure_next` has run on it (``ttc recommend`` runs it).
 """
 
 from __future__ import annotations
