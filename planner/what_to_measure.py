@@ -285,8 +285,8 @@ def _keep(found, ctx, profile, configs, arm, kind, x, q, value, hint) -> None:
     }
     command, knobs, questions, n_of_bin = _command(profile, arm, float(x), q, more, configs)
     tokens, seconds = _cost(ctx, arm, x_of_bin, n_of_bin)
-    cost = seconds if math.isfinite(seconds) and seconds > 0 else tokens
-    rate = points / cost if cost > 0 else 0.0
+    cost = seconds if ctx.get("hardware") is not None else tokens  # one unit for every action
+    rate = points / cost if math.isfinite(cost) and cost > 0 else 0.0
     # one action per (model, profiled strategy, kind): the knob value worth most per unit of cost
     key = f"{arm.model}|{arm.profiled_strategy}|{configs.get(arm.key)}|{kind}"
     if key in found and found[key]["_rate"] >= rate:

@@ -25,10 +25,12 @@ from fitting import schema as S
 from fitting.importer import import_file
 from planner import measure_next
 from planner.cli import app
+from planner.constants import ACCURACY, KNOB_VALUE, MODEL, STRATEGY
 from planner.costs import ModelSpec, lab_checkpoint_dirs
 from planner.profile import load_profile, profile_from_tables
 from planner.recommend import plan
 from planner.search.value import expected_regret, p_best, preposterior_value
+from planner.splits import HeldOut
 
 SLICE = Path(__file__).resolve().parents[1] / "data" / "monkeys_gsm8k_pythia_counts_slice.csv"
 
@@ -185,3 +187,25 @@ def test_a_measure_next_command_runs_as_printed_and_appends_to_the_profile(tmp_p
     assert len(after) == len(before) + len(added) and len(added) == 10 * n  # 2 questions x 5 levels
     assert set(added[S.QUESTION_ID]) == set(before[S.QUESTION_ID])  # the same questions, further
     assert action["predicted_generated_tokens"] == pytest.approx(added[S.COMPLETION_TOKENS].sum(), rel=0.5)
+
+
+def test_the_replicates_share_one_question_draw_across_options():
+    """Options equal on every question (majority vote and best-of-n with an exact checker at
+    n = 1) have equal replicates (one draw of questions per replicate for every option), and
+    each option's replicates are centred on its accuracy over every question (within 3
+    standard errors of their mean)."""
+    specs = {m: ModelSpec.from_catalog(c) for m, (c, _) in MODELS.items()}
+    prof = profile_from_tables(_samples(n_questions=30), specs, n_boot=0, verifier="exact")
+    rec = plan(prof, {"flops": 1e13}, hardware="h100", verifier="exact")
+    space, target = rec.context["space"], rec.context["target"]
+    held = HeldOut(
+        space, prof.curves, prof.samples, {"t": target}, verifier="exact", per_question=prof.per_question
+    )
+    table, R = held.replicates("t", 400, seed=3)
+    assert R.shape == (400, len(table)) and np.isfinite(R).all()
+    one = table[(table[KNOB_VALUE] == 1) & (table[MODEL] == "good")]
+    cols = one.index[one[STRATEGY].isin(["majority", "verified"])]
+    assert len(cols) == 2
+    np.testing.assert_allclose(R[:, cols[0]], R[:, cols[1]], atol=1e-12)
+    se = R.std(axis=0) / np.sqrt(len(R))
+    assert np.all(np.abs(R.mean(axis=0) - table[ACCURACY].to_numpy(float)) <= 3 * se + 1e-9)
