@@ -220,10 +220,10 @@ def recommend(
 
         ttc recommend --config plan.toml --risk conservative
     """
-    from planner.what_to_measure import measure_next
     from planner.profile import load_profile
     from planner.recommend import plan
     from planner.request import PlanRequest
+    from planner.what_to_measure import measure_next
 
     folder = profile_folder(profile, profile_option, required=False)
     pairs = (("flops", budget_flops), ("effective_flops", budget_eflops), ("usd", budget_usd))
