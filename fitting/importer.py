@@ -40,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from . import _values as V
 from . import schema as S
 from .atomic import atomic_write
 
@@ -50,12 +51,8 @@ SAMPLE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 
 _STR_FIELDS = {S.RUN_ID, S.MODEL, S.BACKEND, S.TASK, S.STRATEGY, S.KV_SOURCE}
 _LABEL_FIELDS = {S.QUESTION_ID, S.DIFFICULTY, S.ANSWER, S.REFERENCE}  # strings; numbers allowed
-_COUNT_FIELDS = {S.SAMPLE_IDX, S.PROMPT_TOKENS, S.COMPLETION_TOKENS}
-_NONNEG_FIELDS = {S.LATENCY_S, S.TTFT_S, S.KV_BYTES_PEAK, S.FLOPS}
-_REAL_FIELDS = {S.LOGPROB, S.REWARD}
 KNOWN_FIELDS = set(S.SAMPLES_SCHEMA)
 KNOWN_COUNT_FIELDS = set(S.COUNTS_SCHEMA)
-_MEAN_FIELDS = set(S.COUNT_COST_COLUMNS)  # per-sample means in a counts record: any number >= 0
 
 
 @dataclass
@@ -126,33 +123,30 @@ def _check_field(name: str, value: object, where: str, from_csv: bool) -> object
             if isinstance(parsed, dict):
                 return json.dumps(parsed, sort_keys=True)
         raise S.SchemaError(f"{where}: field 'config' must be a JSON object, got {_fmt(value)}")
+    return _number_field(name, value, where, from_csv, S.SAMPLE_VALUES[name])
+
+
+def _number_field(name: str, value: object, where: str, from_csv: bool, kind: str) -> int | float | None:
+    """A number as given (an integer stays one; NaN is "not measured", like an empty cell), or
+    SchemaError when it is not a number. Its range is checked with the whole table, by
+    :func:`fitting.schema.validate_samples` / :func:`~fitting.schema.validate_counts`."""
     number = _to_number(value, from_csv)
-    if number is None or not math.isfinite(number):
-        kind = "a non-negative integer" if name in _COUNT_FIELDS else "a finite number"
-        raise S.SchemaError(f"{where}: field {name!r} must be {kind}, got {_fmt(value)}")
-    if name in _COUNT_FIELDS:
-        if number != int(number) or number < 0:
-            raise S.SchemaError(f"{where}: field {name!r} must be a non-negative integer, got {_fmt(value)}")
-        if number > S.MAX_COUNT:
-            raise S.SchemaError(
-                f"{where}: field {name!r} must be at most {S.MAX_COUNT:.0e}, got {_fmt(value)}"
-            )
-        return int(number)
-    if name in _NONNEG_FIELDS and number < 0:
-        raise S.SchemaError(f"{where}: field {name!r} must be >= 0, got {_fmt(value)}")
-    return float(number)
+    if number is None:
+        raise S.SchemaError(f"{where}: field {name!r} must be {V.EXPECTED[kind]}, got {_fmt(value)}")
+    return None if number != number else number
 
 
-def _to_number(value: object, from_csv: bool) -> float | None:
+def _to_number(value: object, from_csv: bool) -> int | float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return value
     if from_csv and isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
+        for convert in (int, float):
+            try:
+                return convert(value)
+            except ValueError:
+                pass
     return None
 
 
@@ -356,9 +350,11 @@ def _identity(row: dict) -> tuple:
 
 def _read_samples(path: Path, records, parquet: bool) -> ImportResult:
     rows: list[dict] = []
+    lines: list[int] = []
     unknown: set[str] = set()
     seen: dict[tuple, int] = {}
     next_idx: dict[tuple, int] = {}
+    duplicate = None
     checked = _checked(path, records, parquet, S.REQUIRED_SAMPLE_COLUMNS, KNOWN_FIELDS, _check_field, unknown)
     for where, lineno, row in checked:
         group = _identity(row)
@@ -366,67 +362,80 @@ def _read_samples(path: Path, records, parquet: bool) -> ImportResult:
             row[S.SAMPLE_IDX] = next_idx.get(group, 0)
         next_idx[group] = max(next_idx.get(group, 0), row[S.SAMPLE_IDX] + 1)
         key = group + (row[S.SAMPLE_IDX],)
-        if key in seen:
-            raise S.SchemaError(
-                f"{where}: duplicate (question_id, sample_idx) = ({row[S.QUESTION_ID]!r}, {row[S.SAMPLE_IDX]}); "
-                f"first seen on {'row' if parquet else 'line'} {seen[key]}"
+        if key in seen and duplicate is None:
+            duplicate = (
+                len(rows),
+                (
+                    f"{where}: duplicate (question_id, sample_idx) = ({row[S.QUESTION_ID]!r}, {row[S.SAMPLE_IDX]}); "
+                    f"first seen on {'row' if parquet else 'line'} {seen[key]}"
+                ),
             )
-        seen[key] = lineno
+        seen.setdefault(key, lineno)
         rows.append(row)
-    df = S.validate_samples(pd.DataFrame(rows), source=str(path))
+        lines.append(lineno)
+    df = _validated(path, rows, lines, parquet, S.validate_samples, duplicate)
     return ImportResult(samples=df, source=str(path), unknown_fields=unknown)
+
+
+def _validated(path: Path, rows: list[dict], lines: list[int], parquet: bool, validate, duplicate):
+    """The records as a table checked by ``validate`` (the one check every reader runs), or
+    SchemaError for the earliest problem: a bad value, named by its file line, or the
+    ``duplicate`` ``(position, message)`` met while reading."""
+    try:
+        df = validate(pd.DataFrame(rows), source=str(path))
+    except S.BadValue as exc:
+        if duplicate is None or exc.row < duplicate[0]:
+            where = _where_row(path, lines[exc.row], parquet)
+            value = rows[exc.row].get(exc.column, exc.value)
+            raise S.SchemaError(
+                f"{where}: field {exc.column!r} must be {exc.expected}, got {_fmt(value)}"
+            ) from None
+        raise S.SchemaError(duplicate[1]) from None
+    except S.DuplicateRows:
+        if duplicate is None:
+            raise
+        raise S.SchemaError(duplicate[1]) from None
+    if duplicate is not None:
+        raise S.SchemaError(duplicate[1])
+    return df
 
 
 def _read_counts(path: Path, records, parquet: bool) -> ImportResult:
     rows: list[dict] = []
+    lines: list[int] = []
     unknown: set[str] = set()
     seen: dict[tuple, int] = {}
+    duplicate = None
     checked = _checked(
         path, records, parquet, S.REQUIRED_COUNT_COLUMNS, KNOWN_COUNT_FIELDS, _check_count_field, unknown
     )
     for where, lineno, row in checked:
-        if row[S.N_SAMPLES] < 1:
-            raise S.SchemaError(f"{where}: field 'n_samples' must be >= 1, got {row[S.N_SAMPLES]}")
-        if row[S.N_CORRECT] > row[S.N_SAMPLES]:
-            raise S.SchemaError(
-                f"{where}: field 'n_correct' must be <= n_samples = {row[S.N_SAMPLES]}, got {row[S.N_CORRECT]}"
-            )
         key = _identity(row)
-        if key in seen:
+        if key in seen and duplicate is None:
             unit = "row" if parquet else "line"
-            raise S.SchemaError(
-                f"{where}: duplicate counts for question_id {row[S.QUESTION_ID]!r} of model {key[1]!r}; "
-                f"first seen on {unit} {seen[key]}"
+            duplicate = (
+                len(rows),
+                (
+                    f"{where}: duplicate counts for question_id {row[S.QUESTION_ID]!r} of model {key[1]!r}; "
+                    f"first seen on {unit} {seen[key]}"
+                ),
             )
-        seen[key] = lineno
+        seen.setdefault(key, lineno)
         rows.append(row)
-    df = S.validate_counts(pd.DataFrame(rows), source=str(path))
+        lines.append(lineno)
+    df = _validated(path, rows, lines, parquet, S.validate_counts, duplicate)
     return ImportResult(samples=None, source=str(path), unknown_fields=unknown, counts=df, kind="counts")
 
 
 def _check_count_field(name: str, value: object, where: str, from_csv: bool) -> object:
     """A counts record's field converted to its type, or SchemaError (see the module doc)."""
-    if from_csv and value == "":
-        value = None
-    if name in (S.N_SAMPLES, S.N_CORRECT):
-        number = None if value is None else _to_number(value, from_csv)
-        if number is None or not math.isfinite(number) or number != int(number) or number < 0:
-            raise S.SchemaError(f"{where}: field {name!r} must be a non-negative integer, got {_fmt(value)}")
-        if number > S.MAX_COUNT:
-            raise S.SchemaError(
-                f"{where}: field {name!r} must be at most {S.MAX_COUNT:.0e}, got {_fmt(value)}"
-            )
-        return int(number)
-    if name in _MEAN_FIELDS:
-        if value is None:
-            return None
-        number = _to_number(value, from_csv)
-        if number is None or not math.isfinite(number) or number < 0:
-            raise S.SchemaError(
-                f"{where}: field {name!r} (a per-sample mean) must be a number >= 0, got {_fmt(value)}"
-            )
-        return float(number)
-    return _check_field(name, value, where, from_csv)
+    if name not in S.COUNT_VALUES:
+        return _check_field(name, value, where, from_csv)
+    value = None if from_csv and value == "" else value
+    number = None if value is None else _number_field(name, value, where, from_csv, S.COUNT_VALUES[name])
+    if number is None and name in S.REQUIRED_COUNT_COLUMNS:
+        raise S.SchemaError(f"{where}: required field {name!r} is empty")
+    return number
 
 
 def write_shard(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
