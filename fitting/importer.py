@@ -42,6 +42,14 @@ import pyarrow.parquet as pq
 
 from . import _values as V
 from . import schema as S
+from ._import_shards import (
+    check_no_overlap,
+    content_sha256,
+    earlier_imports,
+    shard_names,
+    source_of,
+    with_record,
+)
 from .atomic import atomic_write
 
 __all__ = ["ImportResult", "read_records", "read_input", "import_file", "write_shard", "SAMPLE_SUFFIXES"]
@@ -70,7 +78,7 @@ class ImportResult:
     kind: str = "samples"
     #: what was noticed while reading, for people (an unusual CSV dialect, unlabelled questions)
     notes: list[str] = field(default_factory=list)
-    #: the shard of an earlier import of a file of the same name that this import replaced
+    #: the shards of an earlier import of the same file (its resolved path) that this import replaced
     replaced: list[Path] = field(default_factory=list)
 
     @property
@@ -455,27 +463,29 @@ def _write_table(table, out_dir: str | Path, name: str) -> Path:
 def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Path]:
     """Read ``path`` and write it under ``out_dir`` as one Parquet shard.
 
-    Samples go to ``samples-import-<name>.parquet``, counts to ``counts-import-<name>.parquet``
-    (one row per question), ``<name>`` being the source file's name (:func:`import_key`).
-    Importing a file of the same name again (the same file, or an edited copy) REPLACES its
-    earlier import, whatever its kind, instead of adding a second copy of the data
-    (:attr:`ImportResult.replaced` lists what it replaced); files with other names are kept
-    side by side.
+    Samples go to ``samples-import-<name>-<id>.parquet``, counts to
+    ``counts-import-<name>-<id>.parquet`` (one row per question): ``<name>`` is the file's name
+    (:func:`import_key`), ``<id>`` a hash of its resolved path, and the shard's metadata records
+    that path and the SHA-256 of the content (:func:`fitting.schema.import_record`).
+    Importing the same file again (e.g. after correcting it) REPLACES its own earlier import,
+    whatever its kind (:attr:`ImportResult.replaced` lists what it replaced); a file at another
+    path is another source, kept beside it. Rows that another shard already holds (a copy of a
+    file imported before, the same questions of the same run and model) are refused naming
+    that shard and its source, before anything is written.
     """
     result = read_records(path)
     out_dir = Path(out_dir)
-    key = import_key(path)
-    names = {
-        "samples": f"{S.SAMPLES_PREFIX}import-{key}.parquet",
-        "counts": f"{S.COUNTS_PREFIX}import-{key}.parquet",
-    }
-    earlier = [out_dir / name for name in names.values() if (out_dir / name).exists()]
+    names = shard_names(path, import_key(path))
+    earlier = earlier_imports(out_dir, path, names)
+    record = {"source": source_of(path), "sha256": content_sha256(path), "kind": result.kind}
+    check_no_overlap(result.table, result.kind, out_dir, earlier, record)
     if result.kind == "counts":
-        shard = _write_table(S.counts_to_arrow(result.counts), out_dir, names["counts"])
+        table = S.counts_to_arrow(result.counts)
     else:
-        shard = write_shard(result.samples, out_dir, names["samples"])
+        table = S.to_arrow(result.samples)
+    shard = _write_table(with_record(table, record), out_dir, names[result.kind])
     for other in earlier:
-        if other != shard:  # the earlier import of this name was of the other kind
+        if other != shard:  # the earlier import of this source was of the other kind
             other.unlink(missing_ok=True)
     result.replaced = earlier
     return result, shard
