@@ -155,7 +155,10 @@ def test_pooling_runs_past_the_largest_count_is_refused_not_wrapped():
     ("text", "note"),
     [
         ("question_id,n_samples,n_correct\nq1,10,3\nq2,10,1\n", "no rows have token lengths"),
-        ("question_id,n_samples,n_correct,completion_tokens\nq1,10,3,12\nq2,10,1,\n", "2 of 2 rows lack a token length"),
+        (
+            "question_id,n_samples,n_correct,completion_tokens\nq1,10,3,12\nq2,10,1,\n",
+            "2 of 2 rows lack a token length",
+        ),
         ("question_id,correct\nq1,1\nq1,0\n", "no rows have token lengths"),
     ],
 )
