@@ -62,7 +62,10 @@ def numeric(col: pd.Series, name: str, kind: str) -> tuple[pd.Series, Problem | 
     number (true/false is not one), or None."""
     if pd.api.types.is_bool_dtype(col) and len(col):
         return col, Problem(0, name, EXPECTED[kind], plain(col.iloc[0]))
-    num = pd.to_numeric(col, errors="coerce")
+    try:
+        num = pd.to_numeric(col, errors="coerce")
+    except OverflowError:  # a Python integer beyond float64 (JSON allows 10**400): infinite
+        num = pd.to_numeric(col.map(_beyond_float), errors="coerce")
     bad = num.isna().to_numpy() & col.notna().to_numpy()
     if col.dtype == object:
         bad |= col.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(bool)
@@ -70,6 +73,12 @@ def numeric(col: pd.Series, name: str, kind: str) -> tuple[pd.Series, Problem | 
         i = int(np.flatnonzero(bad)[0])
         return num, Problem(i, name, EXPECTED[kind], plain(col.iloc[i]))
     return num, None
+
+
+def _beyond_float(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**1000:
+        return float("inf") if value > 0 else float("-inf")
+    return value
 
 
 def first_problem(num: pd.Series, name: str, kind: str) -> Problem | None:

@@ -363,8 +363,9 @@ def _read_samples(path: Path, records, parquet: bool) -> ImportResult:
     seen: dict[tuple, int] = {}
     next_idx: dict[tuple, int] = {}
     duplicate = None
+    stopped: list[tuple[int, str]] = []
     checked = _checked(path, records, parquet, S.REQUIRED_SAMPLE_COLUMNS, KNOWN_FIELDS, _check_field, unknown)
-    for where, lineno, row in checked:
+    for where, lineno, row in _until_error(checked, stopped):
         group = _identity(row)
         if row.get(S.SAMPLE_IDX) is None:
             row[S.SAMPLE_IDX] = next_idx.get(group, 0)
@@ -381,14 +382,29 @@ def _read_samples(path: Path, records, parquet: bool) -> ImportResult:
         seen.setdefault(key, lineno)
         rows.append(row)
         lines.append(lineno)
-    df = _validated(path, rows, lines, parquet, S.validate_samples, duplicate)
+    df = _validated(path, rows, lines, parquet, S.validate_samples, duplicate or next(iter(stopped), None))
     return ImportResult(samples=df, source=str(path), unknown_fields=unknown)
+
+
+def _until_error(checked, stopped: list[tuple[int, str]]):
+    """What ``checked`` yields until a record is refused; then ``(its position, the message)``
+    goes to ``stopped`` and reading ends (the table check of the records before it decides
+    which problem comes first)."""
+    position = 0
+    try:
+        for item in checked:
+            yield item
+            position += 1
+    except S.SchemaError as exc:
+        stopped.append((position, str(exc)))
 
 
 def _validated(path: Path, rows: list[dict], lines: list[int], parquet: bool, validate, duplicate):
     """The records as a table checked by ``validate`` (the one check every reader runs), or
     SchemaError for the earliest problem: a bad value, named by its file line, or the
-    ``duplicate`` ``(position, message)`` met while reading."""
+    ``duplicate`` ``(position, message)``: a record refused, or a duplicate met, while reading."""
+    if not rows and duplicate is not None:
+        raise S.SchemaError(duplicate[1])
     try:
         df = validate(pd.DataFrame(rows), source=str(path))
     except S.BadValue as exc:
@@ -414,10 +430,11 @@ def _read_counts(path: Path, records, parquet: bool) -> ImportResult:
     unknown: set[str] = set()
     seen: dict[tuple, int] = {}
     duplicate = None
+    stopped: list[tuple[int, str]] = []
     checked = _checked(
         path, records, parquet, S.REQUIRED_COUNT_COLUMNS, KNOWN_COUNT_FIELDS, _check_count_field, unknown
     )
-    for where, lineno, row in checked:
+    for where, lineno, row in _until_error(checked, stopped):
         key = _identity(row)
         if key in seen and duplicate is None:
             unit = "row" if parquet else "line"
@@ -431,7 +448,7 @@ def _read_counts(path: Path, records, parquet: bool) -> ImportResult:
         seen.setdefault(key, lineno)
         rows.append(row)
         lines.append(lineno)
-    df = _validated(path, rows, lines, parquet, S.validate_counts, duplicate)
+    df = _validated(path, rows, lines, parquet, S.validate_counts, duplicate or next(iter(stopped), None))
     return ImportResult(samples=None, source=str(path), unknown_fields=unknown, counts=df, kind="counts")
 
 
