@@ -22,7 +22,11 @@ optional identity fields as above (``model``, ``strategy``, ``config``, ``diffic
 ``completion_tokens``, ``latency_s``, ``kv_bytes_peak``, ``flops`` (non-negative numbers).
 Stored compactly, one row per question (:data:`fitting.schema.COUNTS_SCHEMA`).
 
-In both forms unknown fields are reported and dropped.
+In both forms unknown fields are reported and dropped. A number's range is checked with the
+whole table by :func:`fitting.schema.validate_samples` / :func:`~fitting.schema.validate_counts`,
+the check every reader runs (``fitting/_values.py``: counts up to 1e15, no NaN-as-value, no
+infinity); NaN, like an empty cell, means "not measured". The first problem of a file, by line,
+is the one reported.
 """
 
 from __future__ import annotations

@@ -174,3 +174,17 @@ def test_the_summary_says_nothing_about_lengths_when_every_row_has_them(tmp_path
     (tmp_path / "c.csv").write_text(COUNTS)
     code, out = ttc("import", tmp_path / "c.csv", "--out", tmp_path / "F")
     assert code == 0 and "--assume" not in out
+
+
+def test_an_imported_samples_folder_with_a_copy_is_named_with_the_right_repair(tmp_path):
+    out = tmp_path / "F"
+    out.mkdir()
+    for name in ("s.csv", "s2.csv"):
+        (tmp_path / name).write_text("question_id,correct\nq1,1\nq1,0\n")
+        _, shard = import_file(tmp_path / name, tmp_path / name.replace(".csv", ""))
+        shutil.copy(shard, out / shard.name)
+    with pytest.raises(S.SchemaError) as err:
+        S.read_samples(out)
+    text = str(err.value)
+    assert "duplicate (question_id, sample_idx) = ('q1', 0)" in text and "--dedupe" not in text
+    assert all(f"(imported from {(tmp_path / n).resolve()})" in text for n in ("s.csv", "s2.csv"))
