@@ -188,3 +188,16 @@ def test_an_imported_samples_folder_with_a_copy_is_named_with_the_right_repair(t
     text = str(err.value)
     assert "duplicate (question_id, sample_idx) = ('q1', 0)" in text and "--dedupe" not in text
     assert all(f"(imported from {(tmp_path / n).resolve()})" in text for n in ("s.csv", "s2.csv"))
+
+
+def test_a_shard_of_an_older_version_that_overlaps_is_named_for_removal_not_deleted(tmp_path):
+    out = tmp_path / "F"
+    out.mkdir()
+    legacy = out / "counts-import-c.parquet"  # how earlier versions named it, no source recorded
+    S.counts_to_arrow(S.validate_counts(pd.read_csv(pd.io.common.StringIO(COUNTS)))).to_pandas().to_parquet(
+        legacy
+    )
+    (tmp_path / "c.csv").write_text(COUNTS)
+    code, message = ttc("import", tmp_path / "c.csv", "--out", out)
+    assert code == 2 and f"already in {legacy} (imported by an older ttc" in message
+    assert legacy.exists() and [p.name for p in out.iterdir()] == [legacy.name]
