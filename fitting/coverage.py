@@ -36,7 +36,7 @@ from scipy.special import betaln, expit, logit, ndtr
 
 from ._fitutil import as_1d, json_safe
 from ._laws_base import NotFittedError
-from .estimators import pass_at_k
+from ._pool_pass import count_groups, pool_pass, smallest_k
 
 __all__ = [
     "BetaBinomialPosterior",
@@ -190,7 +190,7 @@ class BetaBinomialPosterior:
         k_out = float(kq[0]) if np.all(kq == kq[0]) else float(np.median(kq))
         if self.c_.sum() == 0 and np.any(kq > self.n_):  # only the prior would speak: say nothing
             return CoverageForecast(k_out, math.nan, math.nan, math.nan, level)
-        means, variances, gw = self._moments(*_groups(self.n_, self.c_, kq))
+        means, variances, gw = self._moments(*count_groups(self.n_, self.c_, kq))
         estimate = float((gw * means).sum())
         sd = np.sqrt(np.maximum(variances, 1e-14))
         tail = (1.0 - level) / 2.0
@@ -205,7 +205,7 @@ class BetaBinomialPosterior:
         m1 = np.exp(betaln(a + uc, b + un - uc + uk) - base)  # E[(1-p)^K | c of n]
         m2 = np.exp(betaln(a + uc, b + un - uc + 2.0 * uk) - base)
         v = np.maximum(m2 - m1**2, 0.0)  # posterior variance of the question's true pass@K
-        q = _pool_pass(un, uc, uk, lambda fresh: np.exp(betaln(a, b + un + fresh) - betaln(a, b + un)))
+        q = pool_pass(un, uc, uk, lambda fresh: np.exp(betaln(a, b + un + fresh) - betaln(a, b + un)))
         total = uw.sum()
         means = (q * uw).sum(axis=1) / total
         variances = (v * uw).sum(axis=1) / total**2
@@ -233,7 +233,7 @@ class BetaBinomialPosterior:
         if self.c_.sum() == 0:  # only the prior would speak beyond the pools
             return CoverageForecast(target, math.nan, math.nan, math.nan, level)
         un, uc, uw = self._pairs
-        estimate = _smallest_k(
+        estimate = smallest_k(
             lambda k: float(self._grid_weights() @ self._moments(un, uc, np.full_like(un, k), uw)[0]),
             target,
             k_cap,
@@ -352,45 +352,6 @@ def shared_tail_prior(evidence: Sequence[np.ndarray]) -> Callable[[np.ndarray], 
     log_prior = np.log(np.maximum(prior, 1e-300))
     log_prior -= log_prior.max()
     return lambda log_a: np.interp(log_a, TAIL_GRID, log_prior)
-
-
-def _groups(n, c, k):
-    """The distinct (n, c, K) of the questions and how many questions share each."""
-    groups = pd.DataFrame({"n": n, "c": c, "k": k}).value_counts().reset_index()
-    return tuple(groups[col].to_numpy(float) for col in ("n", "c", "k", "count"))
-
-
-def _pool_pass(n, c, k, unsolved_miss: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    r"""pass@K of each question's pool of K samples, given its measured ``c`` correct of ``n``
-    (arrays of one length; the result has a leading axis per row of ``unsolved_miss``).
-
-    Inside the pool (K <= n) it is the unbiased pass@K (Chen et al. 2021): the chance that a
-    random K-subset of the pool holds a correct sample (the largest whole K is used). Beyond
-    it, the pool is the ``n`` observed samples and K - n fresh ones: 1 if a correct sample
-    was already seen, else :math:`1 - E[(1 - p)^{K - n} \mid 0 \text{ of } n]`, which
-    ``unsolved_miss(K - n)`` gives (a model's posterior; rows for grid points or draws).
-    At K = n both sides are 1 when c > 0 and 0 when c = 0, and each is non-decreasing in K:
-    the measured and forecast parts join continuously and never fall.
-    """
-    fresh = np.maximum(k - n, 0.0)
-    q = 1.0 - np.where(c > 0, 0.0, np.atleast_2d(unsolved_miss(fresh)))
-    covered = np.flatnonzero(k <= n)
-    if len(covered):
-        q[:, covered] = [pass_at_k(int(n[i]), int(c[i]), int(k[i])) for i in covered]
-    return q
-
-
-def _smallest_k(curve: Callable[[float], float], target: float, k_cap: float) -> float:
-    """The smallest whole K in [1, ``k_cap``] at which the non-decreasing ``curve`` reaches
-    ``target`` (inf where it does not), by bisection over whole numbers."""
-    hi = math.floor(k_cap)
-    if not curve(hi) >= target:
-        return math.inf
-    lo = 0  # pass@0 = 0 < target
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if curve(mid) < target else (lo, mid)
-    return float(hi)
 
 
 def _mixture_quantile(w: np.ndarray, means: np.ndarray, sd: np.ndarray, p: float) -> float:

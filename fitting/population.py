@@ -48,7 +48,8 @@ from scipy.special import expit, logit, logsumexp, ndtr, xlogy
 
 from ._estimator import FittedEstimator
 from ._fitutil import as_1d
-from .coverage import CoverageForecast, _groups, _pool_pass, _smallest_k
+from ._pool_pass import count_groups, pool_pass, smallest_k
+from .coverage import CoverageForecast
 
 __all__ = ["GModel", "LogitNormal", "LOGIT_BOUNDS", "natural_spline_basis"]
 
@@ -208,7 +209,7 @@ class _GridPopulation(FittedEstimator):
         """Per draw (rows of ``log_g``): each group's pass@K of its pool of K samples (the
         measured pass@K inside the pool; beyond it, 1 if solved, else the chance that K - n
         fresh samples solve it), the group weights, and which groups' values are known."""
-        un, uc, uk, uw = _groups(self.n_, self.c_, kq)
+        un, uc, uk, uw = count_groups(self.n_, self.c_, kq)
         log_l = self._log_lik_rows(un, uc)
         log_miss = np.log1p(-self.theta_)[None, :]
 
@@ -220,7 +221,7 @@ class _GridPopulation(FittedEstimator):
                 out[s] = (np.exp(z - logsumexp(z, axis=1, keepdims=True)) * miss).sum(axis=1)
             return out
 
-        q = _pool_pass(un, uc, uk, unsolved_miss)
+        q = pool_pass(un, uc, uk, unsolved_miss)
         known = (uk <= un) | (uc > 0)  # measured, or solved already: no predictive spread
         return np.clip(q, 0.0, 1.0), uw, known
 
@@ -275,7 +276,7 @@ class _GridPopulation(FittedEstimator):
             raise ValueError(f"k_needed: target must be in (0, 1), got {target}")
         if not self.solved_any_:  # the fit saw no success: only the grid would speak
             return CoverageForecast(target, math.nan, math.nan, math.nan, level)
-        est = _smallest_k(lambda k: self._estimate(np.full(self.n_.shape, float(k))), target, k_cap)
+        est = smallest_k(lambda k: self._estimate(np.full(self.n_.shape, float(k))), target, k_cap)
         rows = [self._posterior_rows(lg) for lg in self._log_g_draws]
         uw = self._uw / self._uw.sum()
         log_miss = np.log1p(-self.theta_)
