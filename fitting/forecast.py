@@ -376,6 +376,10 @@ def _law_records(curves, per_question, at, target, level, n_boot, seed) -> list[
             else:  # the law, its bootstrap interval widened by its backtest error, scaled to how far K is
                 est = float(np.clip(law.predict(k) + shift, 0.0, 1.0))
                 rec |= {"method": f"law:{law.name}", "extrapolation_error": err, "backtest_ratio": ratio}
+                if err is None:
+                    rec["note"] = "; ".join(
+                        x for x in (note, "no backtest: too few points to hold any out") if x
+                    )
                 widen = (err or 0.0) * (math.log(k / k_max) / math.log(ratio) if ratio and ratio > 1 else 1.0)
                 moved = shift
             lo, hi = (lo_hi[j][0] + moved, lo_hi[j][1] + moved) if lo_hi is not None else (est, est)

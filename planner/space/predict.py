@@ -436,7 +436,9 @@ class CoverageLaw:
     :class:`fitting.BetaBinomialPosterior` (per-question success rates
     :math:`p_i \sim \mathrm{Beta}(a, b)`, (a, b) integrated over their posterior; Levi 2024,
     Schaeffer et al. 2025) gives, at each k, each question's unbiased pass@k where its pool
-    covers k and its posterior chance :math:`q_i(k)` beyond, with an interval. Coverage far out
+    covers k and beyond it 1 if solved, else its posterior chance to be solved by the k - n
+    fresh samples, with an interval: continuous with the measured points where the pools end
+    and never falling, so a larger n is never predicted worse than the pool. Coverage far out
     depends on how many questions have a tiny success rate, which a per-question model sees
     and a law fitted to the aggregate curve does not (on the real Pythia GSM8K counts, planning
     from 1/8 of each pool, its forecasts at the planner's choices erred by 2.4 points on average,
