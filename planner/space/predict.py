@@ -134,7 +134,9 @@ class CurvePredictor:
 
     Notes
     -----
-    Beyond the profiled range (``x_max < x <= max_factor * x_max``) the interval is
+    Beyond the profiled range (``x_max < x <= max_factor * x_max``) the prediction is the law
+    moved by its gap to the measured accuracy at ``x_max`` (continuous there, and never below it
+    for a non-decreasing law), and the interval is
 
     .. math:: [\hat y + (o_{lo}(x) - e\,d),\ \hat y + (o_{hi}(x) + e\,d)],\qquad
               d = 1 + \log_2(x / x_{max}),
@@ -273,6 +275,10 @@ class CurvePredictor:
                 est = self._center(xo)
                 o_lo, o_hi = self._offsets(xo)
                 past = xo > self.x_max
+                # beyond the profiled range the law continues the last measured point (moved by its
+                # gap there), so a prediction past x_max does not jump away from the measurement
+                gap = self.accuracy_[-1] - float(self._center(np.array([self.x_max]))[0])
+                est = np.where(past, est + gap, est)
                 d = 1.0 + np.log2(np.maximum(xo / self.x_max, 1.0))
                 # beyond the profiled range never narrower than the measured interval at x_max
                 # scaled by the doublings (a bootstrap band can collapse on step-like curves)

@@ -1,20 +1,23 @@
 """`ttc forecast` on hostile input: flags it cannot honour are one line with exit 2 (table and
 --json alike), --json is strict JSON with a reason beside every null, a flat majority law with a
---target is no traceback; and planning from counts spends the budget once the forecast past the
-pool no longer falls."""
+--target is no traceback; and planning spends the budget once predictions past the profiled range
+no longer fall below the last measurement (counts' coverage forecasts and laws alike)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from fitting import PowerLaw
 from fitting.importer import import_file
 from planner.cli import app
 from planner.profile import load_profile
 from planner.recommend import plan
+from planner.space.predict import CurvePredictor
 
 C_CSV = (
     "question_id,n_samples,n_correct,prompt_tokens,completion_tokens,model\n"
@@ -101,3 +104,16 @@ def test_planning_from_counts_spends_the_budget_past_the_pool(folder):
     rec = plan(prof, {"flops": 7e13}, verifier="exact", method="exhaustive").to_json()
     assert rec["choice"]["knobs"]["n"] == 141 and rec["cost"]["flops"] <= 7e13
     assert rec["expected_accuracy"] >= 0.75 and rec["source"] == "extrapolated"
+
+
+def test_a_law_extrapolated_by_the_planner_continues_the_last_measured_point():
+    """The last measured point lies 0.03 above the fitted law: the prediction just past it was
+    the law's, 0.03 lower than measured, so the planner saw more samples as worse."""
+    law = PowerLaw().with_params({"ceiling": 0.9, "scale": 0.5, "alpha": 0.5})
+    x = np.array([1.0, 2.0, 4.0, 8.0])
+    y = law.predict(x) + np.array([0.0, 0.0, 0.0, 0.03])
+    pred = CurvePredictor(x, y, y - 0.02, y + 0.02, law=law, extrapolation_error=0.01)
+    pr = pred.predict([8, 9, 16, 32])
+    assert pr.source.tolist() == ["measured", "extrapolated", "extrapolated", "extrapolated"]
+    np.testing.assert_allclose(pr.accuracy[1:], law.predict(np.array([9, 16, 32.0])) + 0.03, atol=1e-12)
+    assert np.all(np.diff(pr.accuracy) > 0) and np.all(pr.lo <= pr.accuracy) and np.all(pr.accuracy <= pr.hi)
