@@ -36,7 +36,7 @@ from scipy.special import betaln, expit, logit, ndtr
 
 from ._fitutil import as_1d, json_safe
 from ._laws_base import NotFittedError
-from .estimators import pass_at_k
+from ._pool_pass import count_groups, pool_pass, smallest_k
 
 __all__ = [
     "BetaBinomialPosterior",
@@ -164,13 +164,24 @@ class BetaBinomialPosterior:
 
     # ---- forecasts ---------------------------------------------------------------------------
     def forecast(self, k, level: float = 0.9) -> CoverageForecast:
-        """pass@K on the profiled questions: posterior mean and interval.
+        """pass@K on the profiled questions: an estimate that continues the measured pass@k,
+        and an interval.
 
-        ``k`` is one K for every question, or one per question (an array like ``n``). A
-        question whose pool already covers K contributes its unbiased pass@K (Chen et al.
-        2021) as its expected value; the others their posterior chance q_i(K). Without a
-        single correct sample in the data, a K beyond the pools gets NaN: only the prior
-        box would speak.
+        ``k`` is one K for every question, or one per question (an array like ``n``). The
+        estimate is the pass@K of a pool of K samples per question (:func:`pool_pass_at_k`):
+        where a question's pool covers K, its unbiased pass@K (Chen et al. 2021); beyond it,
+        the pool is the observed samples plus K - n fresh ones, so a question already solved
+        counts 1 and an unsolved one its posterior chance to be solved by the K - n fresh
+        samples. This is the expected value of what K samples per question would measure,
+        given what was measured: it equals the measured pass@k at every k inside the pools,
+        is continuous where the pools end and never decreases in K. (The posterior mean of
+        each question's true pass@K, the other candidate, differs from the measured unbiased
+        pass@k where they meet, so a forecast joined to the measured curve would jump down
+        right past the pool.) The interval is the estimate's mixture over the posterior of
+        (a, b) with the posterior spread of each question's true pass@K (a normal
+        approximation over questions): it is not zero-wide inside the pools, where the
+        questions' true pass@K is still uncertain. Without a single correct sample in the
+        data, a K beyond the pools gets NaN: only the prior box would speak.
         """
         self._check_fitted()
         kq = np.broadcast_to(np.asarray(k, dtype=float), self.n_.shape)
@@ -179,29 +190,22 @@ class BetaBinomialPosterior:
         k_out = float(kq[0]) if np.all(kq == kq[0]) else float(np.median(kq))
         if self.c_.sum() == 0 and np.any(kq > self.n_):  # only the prior would speak: say nothing
             return CoverageForecast(k_out, math.nan, math.nan, math.nan, level)
-        means, variances, gw = self._moments(kq)
+        means, variances, gw = self._moments(*count_groups(self.n_, self.c_, kq))
         estimate = float((gw * means).sum())
         sd = np.sqrt(np.maximum(variances, 1e-14))
         tail = (1.0 - level) / 2.0
         lo, hi = (_mixture_quantile(gw, means, sd, p) for p in (tail, 1.0 - tail))
         return CoverageForecast(k_out, estimate, min(lo, estimate), max(hi, estimate), level)
 
-    def _moments(self, kq: np.ndarray):
-        """Per grid point with weight: mean over questions of q_i(K) and the variance of that mean."""
-        frame = pd.DataFrame({"n": self.n_, "c": self.c_, "k": kq})
-        groups = frame.value_counts().reset_index()
-        un, uc, uk, uw = (groups[col].to_numpy(float) for col in ("n", "c", "k", "count"))
+    def _moments(self, un, uc, uk, uw):
+        """Per kept grid point: the mean over questions of the pool's pass@K (see
+        :meth:`forecast`) and the variance of that mean; and the grid weights."""
         a, b = (v.ravel()[self._keep][:, None] for v in self._ab())
         base = betaln(a + uc, b + un - uc)
         m1 = np.exp(betaln(a + uc, b + un - uc + uk) - base)  # E[(1-p)^K | c of n]
         m2 = np.exp(betaln(a + uc, b + un - uc + 2.0 * uk) - base)
-        q = 1.0 - m1
-        v = np.maximum(m2 - m1**2, 0.0)
-        covered = uk <= un  # the pool covers K: its unbiased pass@K is the expected value
-        if covered.any():
-            idx = np.flatnonzero(covered)
-            measured = np.array([pass_at_k(int(un[i]), int(uc[i]), int(uk[i])) for i in idx])
-            q[:, idx] = measured[None, :]
+        v = np.maximum(m2 - m1**2, 0.0)  # posterior variance of the question's true pass@K
+        q = pool_pass(un, uc, uk, lambda fresh: np.exp(betaln(a, b + un + fresh) - betaln(a, b + un)))
         total = uw.sum()
         means = (q * uw).sum(axis=1) / total
         variances = (v * uw).sum(axis=1) / total**2
@@ -217,12 +221,23 @@ class BetaBinomialPosterior:
         return ((1.0 - miss) * self.weights_.ravel()[:, None]).sum(axis=0).reshape(k.shape)
 
     def k_needed(self, target: float, level: float = 0.9, k_cap: float = 1e15) -> CoverageForecast:
-        """Samples per question K at which the forecast pass@K of the profiled questions
-        reaches ``target``: K of the posterior-mean curve, with the interval of K over the
-        posterior of (a, b). inf where ``target`` is not reached by ``k_cap``."""
+        """Samples per question K at which pass@K of the profiled questions reaches ``target``.
+
+        The estimate is the smallest whole K at which :meth:`forecast`'s estimate reaches it
+        (the measured pass@k inside the pools); the interval is that of the K at which the
+        questions' expected true pass@K reaches it over the posterior of (a, b), widened to
+        hold the estimate. inf where ``target`` is not reached by ``k_cap``."""
         self._check_fitted()
         if not 0.0 < target < 1.0:
             raise ValueError(f"k_needed: target must be in (0, 1), got {target}")
+        if self.c_.sum() == 0:  # only the prior would speak beyond the pools
+            return CoverageForecast(target, math.nan, math.nan, math.nan, level)
+        un, uc, uw = self._pairs
+        estimate = smallest_k(
+            lambda k: float(self._grid_weights() @ self._moments(un, uc, np.full_like(un, k), uw)[0]),
+            target,
+            k_cap,
+        )
         gw = self._grid_weights()
         cap = math.log(k_cap)
         top = self._pass_each(np.full(len(gw), cap))
@@ -232,17 +247,6 @@ class BetaBinomialPosterior:
             below = self._pass_each(mid) < target
             lo_k, hi_k = np.where(below, mid, lo_k), np.where(below, hi_k, mid)
         k_each = np.where(top >= target, np.exp(hi_k), np.inf)
-        estimate = math.inf
-        if float(gw @ top) >= target:
-            lo_m, hi_m = 0.0, cap
-            for _ in range(50):  # bisection in log K on the posterior-mean curve
-                mid = (lo_m + hi_m) / 2.0
-                lo_m, hi_m = (
-                    (mid, hi_m)
-                    if float(gw @ self._pass_each(np.full(len(gw), mid))) < target
-                    else (lo_m, mid)
-                )
-            estimate = math.exp(hi_m)
         order = np.argsort(k_each)
         cum = np.cumsum(gw[order])
         tail = (1.0 - level) / 2.0

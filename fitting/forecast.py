@@ -11,14 +11,26 @@ For each (model, strategy, config, difficulty) curve and each requested K:
   (:func:`fitting.coverage.shared_tail_prior`; method ``beta_binomial_posterior_shared_tail``,
   or ``beta_binomial_posterior`` when there is no other curve); ``posterior`` is the same
   without sharing; ``gmodel`` and ``logitnormal`` are the estimators of
-  :mod:`fitting.population`:
-  questions whose pool already covers K contribute their
-  measured unbiased pass@K, the others their posterior chance to be solved within K
-  samples. The interval is the posterior interval of the pass@K of the profiled questions.
+  :mod:`fitting.population`. The forecast is the pass@K of a pool of K samples per question
+  that holds the observed ones: questions whose pool already covers K contribute their
+  measured unbiased pass@K, questions already solved 1, the others their posterior chance to
+  be solved by the K - n fresh samples. It is therefore the measured pass@k inside the pools,
+  continuous where they end and never decreasing in K (:meth:`BetaBinomialPosterior.forecast`
+  says why this and not the posterior mean of the true pass@K, which jumps down right past the
+  pool). The interval is each model's (see there); ``k_needed`` is the smallest whole K whose
+  forecast reaches the target, with the posterior interval of the K at which the questions'
+  true pass@K does.
 * **majority@k, best_of@k, weighted@k** (samples with answers / scores) have no per-question
   count model; they are forecast by the law :func:`fitting.fit_curve` selects for the
   aggregate curve (method ``law:<name>``), with a question-bootstrap interval widened by the
-  law's far-end backtest error. ``method="law"`` forecasts pass@k this way too.
+  law's far-end backtest error. ``method="law"`` forecasts pass@k this way too. The law
+  continues the measured curve: beyond the data it is moved by the gap between the measured
+  value and the law at the largest k, so the forecast is continuous there (and, every law
+  being non-decreasing in k, a pass@k forecast never falls).
+
+Missing numbers are None (null in JSON, never NaN or inf) and the record's ``note`` (for
+``k_needed``: ``k_needed_note``) says why: no forecast possible, no backtest, a target not
+reached by 1e15 samples or beyond the law's ceiling.
 
 Every record says how far it went (``ratio`` = K / ``k_max``, the smallest pool) and carries
 an honest error estimate measured on the data itself (``extrapolation_error`` at
@@ -67,7 +79,12 @@ POPULATION_METHODS = {
 FORECAST_METHODS = ("auto", *POPULATION_METHODS, "law")
 #: the backtest subsamples keep at least this many samples per question (typical pool / ratio)
 MIN_BACKTEST_SAMPLES = 8
-#: keys of every forecast record (``target``, ``k_needed``, ``k_needed_lo``, ``k_needed_hi`` added with a target)
+#: the exact backtest subsampler of pools past numpy's hypergeometric limit handles at most
+#: this many samples of the rarer kind (correct or wrong) per question
+MAX_EXACT_SUBSAMPLE = 10_000_000
+_NUMPY_HYPERGEOMETRIC = 1_000_000_000  # numpy's hypergeometric takes fewer good and bad items than this
+#: keys of every forecast record (``target``, ``k_needed``, ``k_needed_lo``, ``k_needed_hi``,
+#: ``k_needed_note`` added with a target)
 RECORD_KEYS = (
     S.MODEL, S.STRATEGY, S.CONFIG, S.METRIC, S.DIFFICULTY, "at", "estimate", "lo", "hi", "level", "method",
     "k_max", "n_max", "ratio", "n_questions", "extrapolation_error", "backtest_ratio", "note",
@@ -94,7 +111,7 @@ def forecast(
     ----------
     samples, counts : DataFrame or None
         A samples table and/or a counts table (see :mod:`fitting.schema`).
-    at : sequence of numbers >= 1
+    at : sequence of whole numbers >= 1
         Samples per question (the curve's k) to forecast at; may be far beyond the data.
     target : float in (0, 1) or None
         Also report ``k_needed``: the k at which the forecast reaches this accuracy.
@@ -132,8 +149,8 @@ def forecast(
     at = [float(k) for k in at]
     if not at:
         raise ValueError("forecast: give at least one K (at=...)")
-    if any(not math.isfinite(k) or k < 1 for k in at):
-        raise ValueError(f"forecast: every K must be a finite number >= 1, got {at}")
+    if any(not math.isfinite(k) or k < 1 or k != math.floor(k) for k in at):
+        raise ValueError(f"forecast: every K must be a whole number >= 1 (samples per question), got {at}")
     if target is not None and not 0.0 < target < 1.0:
         raise ValueError(f"forecast: target must be in (0, 1), got {target}")
     if samples is None and counts is None:
@@ -162,6 +179,12 @@ def forecast(
                 warnings.simplefilter("ignore", DataWarning)
                 per_q = per_question_curves(samples, metrics=others, seed=seed)
             records += _law_records(pools, per_q, at, target, level, n_boot, seed)
+    if target is not None:  # a record that could not say how far the target is says why
+        empty = dict.fromkeys(("k_needed", "k_needed_lo", "k_needed_hi"))
+        records = [
+            r if "k_needed" in r else r | {"target": target, **empty, "k_needed_note": r["note"]}
+            for r in records
+        ]
     return [json_safe(r) for r in records]
 
 
@@ -223,48 +246,75 @@ def _pass_records(counts, at, target, level, reps, seed, population) -> list[dic
                     "note": note,
                 }
             else:
-                err, ratio = _backtest(n, c, k / k_max, reps, seed, make)
+                err, ratio, why = _backtest(n, c, k / k_max, reps, seed, make)
                 how = label if k > n_max else f"measured+{label}"
-                rec |= {"method": how, "extrapolation_error": err, "backtest_ratio": ratio, "note": note}
+                said = "; ".join(x for x in (note, why) if x)
+                rec |= {"method": how, "extrapolation_error": err, "backtest_ratio": ratio, "note": said}
             out.append(rec)
         if target is not None:
-            needed = _pass_target(model, n, c, target, level)
+            needed = _pass_target(model, target, level)
             for rec in out[len(out) - len(at) :]:
                 rec |= needed
     return out
 
 
-def _pass_target(model, n, c, target, level) -> dict:
-    """The k at which pass@k reaches ``target``: measured when inside the smallest pool."""
-    k_max = int(n.min())
-    if float(np.mean(pass_at_k(n, c, k_max))) >= target:
-        lo, hi = 1, k_max  # the smallest k whose measured pass@k reaches the target
-        while lo < hi:
-            mid = (lo + hi) // 2
-            lo, hi = (mid + 1, hi) if float(np.mean(pass_at_k(n, c, mid))) < target else (lo, mid)
-        return {"target": target, "k_needed": float(lo), "k_needed_lo": float(lo), "k_needed_hi": float(lo)}
+def _pass_target(model, target, level) -> dict:
+    """The k at which pass@k reaches ``target`` (the measured pass@k inside the pools) and the
+    interval of the k at which the questions' true pass@k reaches it (see the models' ``k_needed``)."""
     f = model.k_needed(target, level)
-    return {"target": target, "k_needed": f.estimate, "k_needed_lo": f.lo, "k_needed_hi": f.hi}
+    return _target_fields(target, f.estimate, f.lo, f.hi, "not reached by 1e15 samples per question")
 
 
-def _backtest(n, c, ratio: float, reps: int, seed: int, make) -> tuple[float | None, float | None]:
-    """Mean |forecast - measured| of pass@n_i from 1/ratio of each pool (see the module doc)."""
+def _target_fields(target: float, est, lo, hi, unreached: str) -> dict:
+    """A record's ``k_needed`` fields; ``k_needed_note`` says why any of them is missing."""
+    vals = {"k_needed": est, "k_needed_lo": lo, "k_needed_hi": hi}
+    gone = [key for key, v in vals.items() if v is None or not math.isfinite(v)]
+    return {"target": target, **vals, "k_needed_note": f"{', '.join(gone)}: {unreached}" if gone else ""}
+
+
+def _backtest(n, c, ratio: float, reps: int, seed: int, make) -> tuple[float | None, float | None, str]:
+    """Mean |forecast - measured| of pass@n_i from 1/ratio of each pool (see the module doc),
+    the ratio, and why there is no backtest when there is none."""
     ratio = min(ratio, float(np.median(n)) / MIN_BACKTEST_SAMPLES)
-    if reps <= 0 or ratio < 2.0:
-        return None, None
+    if reps <= 0:
+        return None, None, "no backtest: backtest_reps is 0"
+    if ratio < 2.0:
+        return (
+            None,
+            None,
+            f"no backtest: pools under {2 * MIN_BACKTEST_SAMPLES} samples are too small to subsample",
+        )
     rng = np.random.default_rng([seed, 1729])
     m = np.maximum(1, np.round(n / ratio)).astype(np.int64)
+    if np.any(np.minimum(c, n - c) > MAX_EXACT_SUBSAMPLE):
+        why = f"over {MAX_EXACT_SUBSAMPLE:.0e} correct and over {MAX_EXACT_SUBSAMPLE:.0e} wrong samples"
+        return None, None, f"no backtest: a pool with {why} is beyond the exact subsampler"
     measured = float(np.mean(c > 0))  # pass@n_i of question i on its whole pool
     errors = []
     for _ in range(reps):
-        sub = rng.hypergeometric(c, n - c, m)
+        sub = _subsample(rng, n, c, m)
         if sub.sum() == 0:
             errors.append(abs(0.0 - measured))  # nothing to forecast from: count the miss in full
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             errors.append(abs(make().fit(m, sub).forecast(n).estimate - measured))
-    return float(np.mean(errors)), ratio
+    return float(np.mean(errors)), ratio, ""
+
+
+def _subsample(rng: np.random.Generator, n: np.ndarray, c: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Correct samples in a uniformly random subset of ``m[i]`` of each pool (hypergeometric,
+    exact). numpy's sampler takes fewer than 1e9 correct and 1e9 wrong samples; a larger pool
+    places its rarer kind (at most :data:`MAX_EXACT_SUBSAMPLE` samples) at random positions
+    of the shuffled pool and counts those among the first ``m[i]``."""
+    small = (c < _NUMPY_HYPERGEOMETRIC) & (n - c < _NUMPY_HYPERGEOMETRIC)
+    out = np.empty_like(c)
+    out[small] = rng.hypergeometric(c[small], (n - c)[small], m[small])
+    for i in np.flatnonzero(~small):
+        rare = int(min(c[i], n[i] - c[i]))
+        hits = int(np.count_nonzero(rng.choice(int(n[i]), rare, replace=False) < m[i]))
+        out[i] = hits if c[i] <= n[i] - c[i] else m[i] - hits
+    return out
 
 
 def _empty(base: dict, k: float, note: str) -> dict:
@@ -299,37 +349,66 @@ def _law_records(curves, per_question, at, target, level, n_boot, seed) -> list[
         err = float(chosen["extrapolation_error"]) if np.isfinite(chosen["extrapolation_error"]) else None
         ratio = float(chosen["extrapolation_ratio"]) if np.isfinite(chosen["extrapolation_ratio"]) else None
         matrix = per_question.get(tuple(map(str, key)))
-        lo_hi, k_needed = _law_bootstrap(law, matrix, x, nq, at, target, level, n_boot, seed)
+        # the law continues the measured curve from its last point: its value there is moved to
+        # the measured one, so the forecast is continuous where the data end (and, the laws being
+        # non-decreasing in k, a pass@k forecast never falls below the measured curve)
+        shift = float(full_y[-1]) - float(law.predict(full_x[-1]))
+        inside = None if target is None else _measured_k(full_x, full_y, target)
+        lo_hi, k_needed = _law_bootstrap(
+            law, matrix, x, nq, at, target, level, n_boot, seed, 0.0 if inside else shift
+        )
+        if inside is not None:  # reached inside the data: the measured k, the bootstrap's interval around it
+            k_needed = {
+                "k_needed": inside,
+                "k_needed_lo": float(np.fmin(k_needed["k_needed_lo"], inside)),
+                "k_needed_hi": float(np.fmax(k_needed["k_needed_hi"], inside)),
+            }
+        if target is not None:
+            why = f"not reached by the law {law.name} (ceiling {law.asymptote():.3g} before its move to the data)"
+            k_needed = _target_fields(target, *k_needed.values(), why)
         note = "" if law.converged_ else f"the law did not converge: {law.convergence_message_}"
         for j, k in enumerate(at):
             rec = {**base, "at": k, "ratio": k / k_max, "note": note}
             if k <= k_max:  # inside the data: the measured curve (log-k interpolation between grid points)
                 est = float(np.interp(np.log(k), np.log(full_x), full_y))
                 rec |= {"method": "measured", "extrapolation_error": 0.0, "backtest_ratio": None}
-                widen = 0.0
+                widen, moved = 0.0, 0.0
             else:  # the law, its bootstrap interval widened by its backtest error, scaled to how far K is
-                est = float(law.predict(k))
+                est = float(np.clip(law.predict(k) + shift, 0.0, 1.0))
                 rec |= {"method": f"law:{law.name}", "extrapolation_error": err, "backtest_ratio": ratio}
+                if err is None:
+                    rec["note"] = "; ".join(
+                        x for x in (note, "no backtest: too few points to hold any out") if x
+                    )
                 widen = (err or 0.0) * (math.log(k / k_max) / math.log(ratio) if ratio and ratio > 1 else 1.0)
-            lo, hi = lo_hi[j] if lo_hi is not None else (est, est)
+                moved = shift
+            lo, hi = (lo_hi[j][0] + moved, lo_hi[j][1] + moved) if lo_hi is not None else (est, est)
             rec |= {
                 "estimate": est,
                 "lo": max(0.0, min(lo, est) - widen),
                 "hi": min(1.0, max(hi, est) + widen),
             }
             if target is not None:
-                rec |= {"target": target, **k_needed}
+                rec |= k_needed
             out.append(rec)
     return out
 
 
-def _law_bootstrap(law, matrix, x, nq, at, target, level, n_boot, seed):
-    """Bootstrap intervals of the law's prediction at each K and of the k reaching ``target``."""
+def _measured_k(x: np.ndarray, y: np.ndarray, target: float) -> float | None:
+    """The smallest measured k whose accuracy reaches ``target`` (None: the data never do)."""
+    hit = np.flatnonzero(y >= target)
+    return float(x[hit[0]]) if len(hit) else None
+
+
+def _law_bootstrap(law, matrix, x, nq, at, target, level, n_boot, seed, shift=0.0):
+    """Bootstrap intervals of the law's prediction at each K and of the k reaching ``target``
+    on the law moved by ``shift`` (the law's own target is ``target - shift``)."""
     needed = {"k_needed": None, "k_needed_lo": None, "k_needed_hi": None}
-    if target is not None:
+    own = None if target is None else min(max(target - shift, 1e-12), 1.0)
+    if own is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnreachableTargetWarning)
-            est = float(law.inverse(target))
+            est = float(law.inverse(own))
         needed = {"k_needed": est, "k_needed_lo": est, "k_needed_hi": est}
     if matrix is None or n_boot <= 0 or not at:
         return None, needed
@@ -343,16 +422,16 @@ def _law_bootstrap(law, matrix, x, nq, at, target, level, n_boot, seed):
         boot = bootstrap_questions(
             law, m.to_numpy(float), m.columns.to_numpy(float), n_boot=n_boot, level=level, grid=np.asarray(at),
             sample_weight=binomial_weights(m.mean(axis=0).to_numpy(float), nq), epsilon=None,
-            targets=[target] if target is not None else (), rng=seed,
+            targets=[own] if own is not None else (), rng=seed,
         )  # fmt: skip
     pred = boot.prediction.set_index("x")
     lo_hi = [(float(pred.loc[k, "lo"]), float(pred.loc[k, "hi"])) for k in at]
     if target is not None and boot.to_target is not None:
         row = boot.to_target.iloc[0]
-        needed = {
-            "k_needed": needed["k_needed"],
-            "k_needed_lo": float(row["lo"]),
-            "k_needed_hi": float(row["hi"]),
+        est = needed["k_needed"]
+        needed |= {
+            "k_needed_lo": float(np.fmin(row["lo"], est)),
+            "k_needed_hi": float(np.fmax(row["hi"], est)),
         }
     return lo_hi, needed
 

@@ -87,7 +87,8 @@ class PowerLaw(Law):
     def _inverse(self, target, params):
         c, s, a = params["ceiling"], params["scale"], params["alpha"]
         with np.errstate(all="ignore"):
-            x = np.power(s / (c - target), 1.0 / a)
+            # alpha = 0: a flat law, reached at once or never (1 / 0 is inf, not an error)
+            x = np.power(s / (c - target), np.divide(1.0, a))
         return np.where(target >= c, np.inf, x)
 
     def asymptote(self):
@@ -144,8 +145,8 @@ class ExpDecay(Law):
     def _inverse(self, target, params):
         c, s, r = params["ceiling"], params["scale"], params["rate"]
         with np.errstate(all="ignore"):
-            x = np.log(s / (c - target)) / r
-        return np.where(target >= c, np.inf, np.maximum(x, 0.0))
+            x = np.divide(np.log(s / (c - target)), r)  # rate = 0: a flat law, reached at once or never
+        return np.where(target >= c, np.inf, np.fmax(x, 0.0))
 
     def asymptote(self):
         return float(self._check_fitted()["ceiling"])
@@ -191,7 +192,8 @@ class ExpPowerLaw(Law):
     def _inverse(self, target, params):
         a, b = params["a"], params["b"]
         with np.errstate(all="ignore"):
-            x = np.power(a / -np.log(target), 1.0 / b)
+            # b = 0: flat at exp(-a), reached at once or never (1 / 0 is inf, not an error)
+            x = np.power(a / -np.log(target), np.divide(1.0, b))
         return np.where(target >= 1.0, np.inf, np.where(target <= 0.0, 0.0, x))
 
     def asymptote(self):
@@ -248,8 +250,8 @@ class Logistic(Law):
     def _inverse(self, target, params):
         c, m, s = params["ceiling"], params["midpoint"], params["slope"]
         with np.errstate(all="ignore"):
-            x = np.exp(m + logit(target / c) / s)
-        return np.where(target >= c, np.inf, np.where(target <= 0.0, 0.0, x))
+            x = np.exp(m + np.divide(logit(target / c), s))  # slope = 0: flat at ceiling / 2
+        return np.where(target >= c, np.inf, np.where((target <= 0.0) | np.isnan(x), 0.0, x))
 
     def asymptote(self):
         return float(self._check_fitted()["ceiling"])

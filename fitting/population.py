@@ -21,12 +21,18 @@ posterior :math:`w_{ij} \propto g_j L_{ij}` and its chance to be solved by K fre
 * :class:`LogitNormal`: :math:`\mathrm{logit}\,\theta \sim N(\mu, \sigma^2)`, fitted by
   maximum marginal likelihood; its left tail is lighter than any power law.
 
+Forecasts continue the measured pass@k: the pass@K forecast is that of a pool of K samples
+per question holding the observed ones, so a question whose pool covers K contributes its
+measured unbiased pass@K, one already solved contributes 1, and an unsolved one its chance
+:math:`q_i(K - n_i)` to be solved by the K - n_i fresh samples (continuous where the pools
+end, never decreasing in K; :meth:`fitting.coverage.BetaBinomialPosterior.forecast` says why).
+
 Intervals: the parameters' Laplace approximation (the Hessian of the penalized negative
 log-likelihood at the optimum) is sampled with a seeded generator; each draw gives every
-question's :math:`q_i(K)`, and the interval is the predictive interval of the pass@K that
+question's pool pass@K, and the interval is the predictive interval of the pass@K that
 K samples per question would measure on these questions: a mixture over draws of normals
 with mean :math:`\bar q` and the Bernoulli variance :math:`\sum_i q_i (1 - q_i) / N^2`
-(questions whose pool already covers K contribute their measured unbiased pass@K).
+of the unsolved questions (measured and solved ones are known).
 """
 
 from __future__ import annotations
@@ -42,8 +48,8 @@ from scipy.special import expit, logit, logsumexp, ndtr, xlogy
 
 from ._estimator import FittedEstimator
 from ._fitutil import as_1d
+from ._pool_pass import count_groups, pool_pass, smallest_k
 from .coverage import CoverageForecast
-from .estimators import pass_at_k
 
 __all__ = ["GModel", "LogitNormal", "LOGIT_BOUNDS", "natural_spline_basis"]
 
@@ -200,30 +206,34 @@ class _GridPopulation(FittedEstimator):
         return other
 
     def _chances(self, kq: np.ndarray, log_g: np.ndarray):
-        """Per draw (rows of ``log_g``): each group's q_i(K) and the group weights."""
-        frame = pd.DataFrame({"n": self.n_, "c": self.c_, "k": kq})
-        groups = frame.value_counts().reset_index()
-        un, uc, uk, uw = (groups[col].to_numpy(float) for col in ("n", "c", "k", "count"))
+        """Per draw (rows of ``log_g``): each group's pass@K of its pool of K samples (the
+        measured pass@K inside the pool; beyond it, 1 if solved, else the chance that K - n
+        fresh samples solve it), the group weights, and which groups' values are known."""
+        un, uc, uk, uw = count_groups(self.n_, self.c_, kq)
         log_l = self._log_lik_rows(un, uc)
-        miss = np.exp(uk[:, None] * np.log1p(-self.theta_)[None, :])  # (groups, grid): (1 - theta)^K
-        q = np.empty((len(log_g), len(un)))
-        for s, lg in enumerate(log_g):  # one draw at a time bounds memory at groups x grid
-            z = log_l + lg[None, :]
-            w = np.exp(z - logsumexp(z, axis=1, keepdims=True))
-            q[s] = 1.0 - (w * miss).sum(axis=1)
-        covered = uk <= un  # the pool covers K: its unbiased pass@K is the expected value, known
-        known = np.zeros(len(un), dtype=bool)
-        if covered.any():
-            idx = np.flatnonzero(covered)
-            q[:, idx] = np.array([pass_at_k(int(un[i]), int(uc[i]), int(uk[i])) for i in idx])[None, :]
-            known[idx] = True
+        log_miss = np.log1p(-self.theta_)[None, :]
+
+        def unsolved_miss(fresh: np.ndarray) -> np.ndarray:  # E[(1 - theta)^fresh | c of n] under each draw
+            miss = np.exp(fresh[:, None] * log_miss)  # (groups, grid)
+            out = np.empty((len(log_g), len(un)))
+            for s, lg in enumerate(log_g):  # one draw at a time bounds memory at groups x grid
+                z = log_l + lg[None, :]
+                out[s] = (np.exp(z - logsumexp(z, axis=1, keepdims=True)) * miss).sum(axis=1)
+            return out
+
+        q = pool_pass(un, uc, uk, unsolved_miss)
+        known = (uk <= un) | (uc > 0)  # measured, or solved already: no predictive spread
         return np.clip(q, 0.0, 1.0), uw, known
 
     def forecast(self, k, level: float = 0.9) -> CoverageForecast:
         """pass@K on the profiled questions: estimate and predictive interval at ``level``.
 
-        ``k`` is one K for every question, or one per question (an array like ``n``). When the
-        data the population was fitted to held no correct sample, a K beyond the pools gets NaN.
+        ``k`` is one K for every question, or one per question (an array like ``n``). The
+        estimate is the pass@K of a pool of K samples per question that holds the observed
+        ones (:func:`fitting.coverage.BetaBinomialPosterior.forecast` says why): the measured
+        pass@k inside the pools, continuous where they end and never decreasing in K. When
+        the data the population was fitted to held no correct sample, a K beyond the pools
+        gets NaN.
         """
         self._check_fitted()
         kq = np.broadcast_to(np.asarray(k, dtype=float), self.n_.shape)
@@ -232,16 +242,21 @@ class _GridPopulation(FittedEstimator):
         k_out = float(kq[0]) if np.all(kq == kq[0]) else float(np.median(kq))
         if not self.solved_any_ and np.any(kq > self.n_):  # the fit saw no success: only the grid would speak
             return CoverageForecast(k_out, math.nan, math.nan, math.nan, level)
-        q_hat, uw, known = self._chances(kq, self._log_g(self.x_)[None, :])
-        estimate = float(q_hat[0] @ uw / uw.sum())
-        q, _, _ = self._chances(kq, self._log_g_draws)
+        estimate = self._estimate(kq)
+        q, uw, known = self._chances(kq, self._log_g_draws)
         total = uw.sum()
         means = q @ uw / total
         bern = np.where(known[None, :], 0.0, q * (1.0 - q))
         sd = np.sqrt(np.maximum(bern @ uw / total**2, 1e-14))
         tail = (1.0 - level) / 2.0
         lo, hi = (_mixture_quantile(means, sd, p) for p in (tail, 1.0 - tail))
+        floor = float(q[0, known] @ uw[known]) / total  # the known part: no measurement falls below it
+        lo, hi = max(lo, floor), min(hi, floor + float(uw[~known].sum()) / total)
         return CoverageForecast(k_out, estimate, min(lo, estimate), max(hi, estimate), level)
+
+    def _estimate(self, kq: np.ndarray) -> float:
+        q_hat, uw, _ = self._chances(kq, self._log_g(self.x_)[None, :])
+        return float(q_hat[0] @ uw / uw.sum())
 
     def predict(self, k) -> np.ndarray:
         """Expected pass@k of a NEW question from the fitted population, for each k >= 0."""
@@ -251,16 +266,22 @@ class _GridPopulation(FittedEstimator):
         return (1.0 - miss @ self.g_).reshape(k.shape)
 
     def k_needed(self, target: float, level: float = 0.9, k_cap: float = 1e15) -> CoverageForecast:
-        """Samples per question K at which the forecast pass@K of the profiled questions reaches
-        ``target``, with the interval of K over the parameter draws (inf: not by ``k_cap``)."""
+        """Samples per question K at which pass@K of the profiled questions reaches ``target``:
+        the smallest whole K at which :meth:`forecast`'s estimate reaches it (the measured
+        pass@k inside the pools), with the interval over the parameter draws of the K at which
+        the questions' expected true pass@K reaches it, widened to hold the estimate (inf: not
+        by ``k_cap``)."""
         self._check_fitted()
         if not 0.0 < target < 1.0:
             raise ValueError(f"k_needed: target must be in (0, 1), got {target}")
-        rows = [self._posterior_rows(lg) for lg in np.vstack([self._log_g(self.x_), self._log_g_draws])]
+        if not self.solved_any_:  # the fit saw no success: only the grid would speak
+            return CoverageForecast(target, math.nan, math.nan, math.nan, level)
+        est = smallest_k(lambda k: self._estimate(np.full(self.n_.shape, float(k))), target, k_cap)
+        rows = [self._posterior_rows(lg) for lg in self._log_g_draws]
         uw = self._uw / self._uw.sum()
         log_miss = np.log1p(-self.theta_)
 
-        def curve(log_k: np.ndarray) -> np.ndarray:  # pass@exp(log_k[s]) under draw s (0: the fit)
+        def curve(log_k: np.ndarray) -> np.ndarray:  # expected true pass@exp(log_k[s]) under draw s
             miss = np.exp(np.exp(log_k)[:, None] * log_miss[None, :])
             return np.array([1.0 - uw @ (w @ m) for w, m in zip(rows, miss, strict=True)])
 
@@ -273,8 +294,7 @@ class _GridPopulation(FittedEstimator):
             lo_k, hi_k = np.where(below, mid, lo_k), np.where(below, hi_k, mid)
         k_each = np.where(top >= target, np.exp(hi_k), np.inf)
         tail = (1.0 - level) / 2.0
-        lo, hi = np.quantile(k_each[1:], [tail, 1.0 - tail], method="inverted_cdf")
-        est = float(k_each[0])
+        lo, hi = np.quantile(k_each, [tail, 1.0 - tail], method="inverted_cdf")
         return CoverageForecast(target, est, min(float(lo), est), max(float(hi), est), level)
 
     # ---- reports ------------------------------------------------------------------------------

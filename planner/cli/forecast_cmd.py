@@ -16,7 +16,7 @@ def forecast(
         help="Samples or counts folder (Parquet shards) or a JSONL/CSV/Parquet file of samples or counts.",
     ),
     at: list[float] = typer.Option(
-        ..., "--at", help="Samples per question to forecast at (repeat for several)."
+        ..., "--at", help="Samples per question to forecast at, a whole number (repeat for several)."
     ),
     target: float | None = typer.Option(
         None, "--target", help="Also report the k needed to reach this accuracy (e.g. 0.9)."
@@ -73,6 +73,13 @@ def forecast(
         fail(f"--metric must be among {', '.join(METRICS)}, got {bad[0]!r}")
     if any(k < 1 for k in at):
         fail(f"--at must be >= 1, got {min(at):g}")
+    fractional = [k for k in at if k != int(k)]
+    if fractional:
+        fail(f"--at must be a whole number of samples per question, got {fractional[0]:g}")
+    if n_boot < 0:
+        fail(f"--n-boot must be >= 0 (0: no bootstrap interval for law forecasts), got {n_boot}")
+    if backtest_reps < 0:
+        fail(f"--backtest-reps must be >= 0 (0: no backtest), got {backtest_reps}")
     if target is not None and not 0 < target < 1:
         fail(f"--target must be an accuracy in (0, 1), got {target:g}")
     if not 0 < level < 1:
@@ -96,13 +103,14 @@ def forecast(
             seed=seed,
         )
     notes = dict.fromkeys(str(c.message) for c in caught if issubclass(c.category, DataWarning))
-    if as_json:
-        print(json.dumps(records, indent=1))
-        return
-    for message in notes:
-        console.print(f"[yellow]note:[/] {message}", highlight=False)
+    if not as_json:
+        for message in notes:
+            console.print(f"[yellow]note:[/] {message}", highlight=False)
     if not records:
         fail("nothing to forecast: no pool curves in this data")
+    if as_json:  # strict JSON: missing numbers are null, and the record's note says why
+        print(json.dumps(records, indent=1, allow_nan=False))
+        return
     _print_table(records, target, level)
 
 

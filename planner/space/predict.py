@@ -134,7 +134,9 @@ class CurvePredictor:
 
     Notes
     -----
-    Beyond the profiled range (``x_max < x <= max_factor * x_max``) the interval is
+    Beyond the profiled range (``x_max < x <= max_factor * x_max``) the prediction is the law
+    moved by its gap to the measured accuracy at ``x_max`` (continuous there, and never below it
+    for a non-decreasing law), and the interval is
 
     .. math:: [\hat y + (o_{lo}(x) - e\,d),\ \hat y + (o_{hi}(x) + e\,d)],\qquad
               d = 1 + \log_2(x / x_{max}),
@@ -273,6 +275,10 @@ class CurvePredictor:
                 est = self._center(xo)
                 o_lo, o_hi = self._offsets(xo)
                 past = xo > self.x_max
+                # beyond the profiled range the law continues the last measured point (moved by its
+                # gap there), so a prediction past x_max does not jump away from the measurement
+                gap = self.accuracy_[-1] - float(self._center(np.array([self.x_max]))[0])
+                est = np.where(past, est + gap, est)
                 d = 1.0 + np.log2(np.maximum(xo / self.x_max, 1.0))
                 # beyond the profiled range never narrower than the measured interval at x_max
                 # scaled by the doublings (a bootstrap band can collapse on step-like curves)
@@ -436,7 +442,9 @@ class CoverageLaw:
     :class:`fitting.BetaBinomialPosterior` (per-question success rates
     :math:`p_i \sim \mathrm{Beta}(a, b)`, (a, b) integrated over their posterior; Levi 2024,
     Schaeffer et al. 2025) gives, at each k, each question's unbiased pass@k where its pool
-    covers k and its posterior chance :math:`q_i(k)` beyond, with an interval. Coverage far out
+    covers k and beyond it 1 if solved, else its posterior chance to be solved by the k - n
+    fresh samples, with an interval: continuous with the measured points where the pools end
+    and never falling, so a larger n is never predicted worse than the pool. Coverage far out
     depends on how many questions have a tiny success rate, which a per-question model sees
     and a law fitted to the aggregate curve does not (on the real Pythia GSM8K counts, planning
     from 1/8 of each pool, its forecasts at the planner's choices erred by 2.4 points on average,
