@@ -33,6 +33,7 @@ _EXPORTS = {
     "Recommendation": "planner.recommend",
     "plan": "planner.recommend",
     "build_space": "planner.recommend",
+    "measure_next": "planner.what_to_measure",
     "evaluate_profile": "planner.holdout",
     "run_demo": "planner.demo",
     "Budget": "planner.search",

@@ -18,7 +18,8 @@ object of docs/design.md::
 ``assumptions`` (the checker's cost per checked sample), and token lengths assumed for
 questions whose data has none add ``assumptions.lengths`` (:mod:`planner.space.assumed`). Plus one mode key where the mode
 needs it: ``pareto`` (``objective="pareto"``), ``allocation`` (a difficulty mix), ``policy``
-(``difficulty="auto"``).
+(``difficulty="auto"``). ``measure_next`` (how sure the choice is and what to profile next)
+is added once :func:`planner.what_to_measure.measure_next` has run on it (``ttc recommend`` runs it).
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ class Recommendation:
     mode: dict = field(default_factory=dict)  # "pareto" / "allocation" / "policy" -> content
     search: dict = field(default_factory=dict)  # method, evaluations, seconds (human output only)
     notes: list[str] = field(default_factory=list)
+    #: what to measure next (:func:`planner.what_to_measure.measure_next`), None until computed
+    measure_next: dict | None = None
+    #: what the plan was made from (option space, target, budget, cost model, request, the
+    #: chosen row): what :func:`planner.what_to_measure.measure_next` reads; not part of the JSON
+    context: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict:
         out = {
@@ -104,6 +110,8 @@ class Recommendation:
             "runners_up": self.runners_up,
         }
         out.update(self.mode)
+        if self.measure_next is not None:
+            out["measure_next"] = self.measure_next
         return out
 
 
@@ -340,6 +348,8 @@ def plan(
         },
         notes=calls_note(space, best) + list(space.notes),
     )
+    rec.context = {"space": space, "target": target, "budget": full, "coster": coster, "hardware": hw,
+                   "request": req, "best": best}  # fmt: skip
     for key in ("serving", "assumptions"):
         if key in head:
             rec.mode[key] = head[key]

@@ -324,15 +324,9 @@ class HeldOut:
                     acc += np.where(ok, p.weight * a, 0.0)
                     weight += np.where(ok, p.weight, 0.0)
                     if n_boot:
-                        n = int(mask.sum())
                         if p.bin not in draws:
-                            draws[p.bin] = (
-                                rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
-                                if n
-                                else np.zeros((n_boot, 0))
-                            )
-                        w = draws[p.bin]
-                        boot = (w @ values) / (w @ seen.astype(float))
+                            draws[p.bin] = _draw(rng, int(mask.sum()), n_boot)
+                        boot = _replicate_means(draws[p.bin], values, seen)
                         lo += np.where(
                             ok, p.weight * np.nanquantile(boot, alpha, axis=0, method="lower"), 0.0
                         )
@@ -345,6 +339,30 @@ class HeldOut:
                 table[ACCURACY_HI] = np.where(weight > 0, hi / weight, np.nan) if n_boot else np.nan
             out[_target_key(self.targets[label])] = table[np.isfinite(table[ACCURACY])].reset_index(drop=True)
         return SplitTables(out, keep)
+
+    def replicates(self, label: str, n_boot: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+        """The measured options of target ``label`` (the rows of :attr:`full`) and their accuracy
+        over every question in ``n_boot`` replicates of the joint question bootstrap, an array
+        (n_boot, options): each replicate draws each bin's questions with replacement once and
+        every option is averaged over that same draw (the draw of :meth:`tables`), so options
+        measured on the same questions stay correlated; a mix weights its bins as
+        :meth:`tables` does (a bin where an option has no question drops out of its mix)."""
+        rng = np.random.default_rng(seed)
+        table = self.full[label]
+        total, weight = np.zeros((n_boot, len(table))), np.zeros(len(table))
+        for p in self._parts[label]:
+            seen = np.isfinite(p.matrix)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot = _replicate_means(
+                    _draw(rng, len(p.questions), n_boot), np.where(seen, p.matrix, 0.0), seen
+                )
+            ok = seen.any(axis=0)
+            # a replicate that drew none of an option's questions: that option's mean over replicates
+            boot = np.where(np.isfinite(boot), boot, np.nanmean(np.where(ok, boot, 0.0), axis=0))
+            total += np.where(ok, p.weight * boot, 0.0)
+            weight += np.where(ok, p.weight, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return table, np.where(weight > 0, total / weight, np.nan)
 
     def full_se(
         self, terms: Mapping[str, Sequence[tuple[float, Key]]], weights: Mapping[str, float]
@@ -387,6 +405,17 @@ class HeldOut:
         """Questions in a test half over questions in a train half (for :func:`summarize`)."""
         train, test = self.split(0)
         return len(test) / max(len(train), 1)
+
+
+def _draw(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """How often each of ``n`` questions is drawn in each of ``n_boot`` bootstrap replicates."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) if n else np.zeros((n_boot, 0))
+
+
+def _replicate_means(draw: np.ndarray, values: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Each option's mean over the questions of each replicate (questions it was not measured on
+    left out): ``draw`` (replicates x questions), ``values`` and ``seen`` (questions x options)."""
+    return (draw @ values) / (draw @ seen.astype(float))
 
 
 def most_common(values: Sequence) -> tuple[object, int]:

@@ -30,6 +30,7 @@ from .lock import LOCK_FILE, remove_lock_file, run_lock
 from .storage import (
     RUN_FILE,
     ShardWriter,
+    add_strategies,
     check_model,
     check_same_run,
     command_line,
@@ -150,7 +151,8 @@ def profile(
     Raises
     ------
     ValueError for an unknown strategy/knob or a strategy the task cannot run;
-    :class:`~profiling.storage.RunMismatch` when ``out`` holds a different run;
+    :class:`~profiling.storage.RunMismatch` when ``out`` holds a different run (another task,
+    seed or token cap; new strategy configs are added to the run);
     :class:`~profiling.lock.RunLocked` when another process is writing ``out``;
     :class:`~profiling.executor.UnitsFailed` when jobs failed on every retry (the rest is saved).
     """
@@ -191,7 +193,9 @@ def profile(
         if meta is None:
             meta = fresh
         else:
-            check_same_run(meta, fresh, f"the run in {out}", "this command")
+            # a rerun may add strategy configs (e.g. a larger pool on the same questions)
+            check_same_run(meta, fresh, f"the run in {out}", "this command", new_strategies=True)
+            add_strategies(meta, fresh)
         selection = {"split": split, "per_level": per_level, "limit": limit if per_level is None else None}
         for key, value in (
             ("questions", selection),

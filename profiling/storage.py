@@ -21,8 +21,10 @@ Guarantees:
   config, dtype, device, library versions) and what makes runs comparable: the
   *signature* (task, seed, max new tokens, set of strategy configs). Its hash is the
   ``run_id`` column, so every worker of one sharded run writes the same ``run_id``.
-  A rerun into a folder with a different signature, or a model whose config changed, is
-  refused (:class:`RunMismatch`), as is merging such runs (:func:`merge_runs`).
+  A rerun into a folder with a different task, seed or token cap, or a model whose config
+  changed, is refused (:class:`RunMismatch`), as is merging runs whose signatures differ
+  (:func:`merge_runs`); a rerun may add strategy configs (:func:`add_strategies`: they join
+  the signature, the ``run_id`` stays).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ __all__ = [
     "read_run",
     "write_run",
     "check_same_run",
+    "add_strategies",
     "check_model",
     "write_shard",
     "shard_files",
@@ -180,11 +183,15 @@ def write_run(folder: str | Path, meta: dict) -> Path:
     return atomic_write(path, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def check_same_run(a: dict, b: dict, a_name: str, b_name: str) -> None:
+def check_same_run(a: dict, b: dict, a_name: str, b_name: str, *, new_strategies: bool = False) -> None:
     """Raise :class:`RunMismatch` naming the first field where two runs' signatures or shared
-    models differ; different *sets* of models are fine (a merge can combine models)."""
+    models differ; different *sets* of models are fine (a merge can combine models).
+    ``new_strategies``: ``b`` may profile strategy configs ``a`` has not (a rerun that adds
+    them, :func:`add_strategies`); the task, seed and token cap must still agree."""
     sa, sb = a["signature"], b["signature"]
     for key in _SIGNATURE_FIELDS:
+        if new_strategies and key == "strategies":
+            continue
         if sa.get(key) != sb.get(key):
             va, vb = sa.get(key), sb.get(key)
             if key == "strategies":
@@ -194,6 +201,25 @@ def check_same_run(a: dict, b: dict, a_name: str, b_name: str) -> None:
             raise RunMismatch(f"{b_name} differs from {a_name} in {key!r}: {vb} vs {va}")
     for name in sorted(set(a.get("models", {})) & set(b.get("models", {}))):
         check_model(a["models"][name], b["models"][name], f"{a_name} model {name!r}", f"{b_name}")
+
+
+def add_strategies(meta: dict, fresh: dict) -> list[str]:
+    """Add to run metadata ``meta`` the strategy configs of ``fresh`` (a rerun's metadata) it
+    lacks, in its signature and its ``strategies`` list; the ``run_id`` is kept, so the folder
+    stays one run. Each unit's samples are seeded by the run seed, the model, the strategy
+    config and the question (never by the other strategies), so adding a config changes no
+    sample already written. Returns the added configs as ``name:config``."""
+    have = {(n, c) for n, c in meta["signature"].get("strategies", [])}
+    added = [[n, c] for n, c in fresh["signature"].get("strategies", []) if (n, c) not in have]
+    if added:
+        meta["signature"]["strategies"] = sorted([*meta["signature"]["strategies"], *added])
+        new = {(n, c) for n, c in added}
+        meta["strategies"] = list(meta.get("strategies", [])) + [
+            s
+            for s in fresh.get("strategies", [])
+            if (s["name"], json.dumps(s["config"], sort_keys=True)) in new
+        ]
+    return [f"{n}:{c}" for n, c in added]
 
 
 def check_model(known: dict, new: dict, known_name: str, new_name: str) -> None:

@@ -13,6 +13,7 @@ import typer
 
 from ..constants import COST_KEYS
 from ..report.format import UNITS, format_budget, format_cost, format_serving, strict_json
+from ..report.what_to_measure import measure_next_lines
 from ._common import (
     BUDGET,
     INPUT,
@@ -225,6 +226,7 @@ def recommend(
     from planner.profile import load_profile
     from planner.recommend import plan
     from planner.request import PlanRequest
+    from planner.what_to_measure import measure_next
 
     folder = profile_folder(profile, profile_option, required=False)
     pairs = (("flops", budget_flops), ("effective_flops", budget_eflops), ("usd", budget_usd))
@@ -281,6 +283,7 @@ def recommend(
         require_lengths=request.models or True,
     )
     rec = plan(prof, request)
+    measure_next(prof, rec)
     if as_json:
         typer.echo(strict_json(rec.to_json(), indent=2))
         return
@@ -391,6 +394,8 @@ def _print(rec, wide: bool = False) -> None:
             ]
             pt.add_row(_choice_text(r["choice"]), _acc(r), r["source"], *costs)
         console.print(pt)
+    for line in measure_next_lines(d["measure_next"]) if "measure_next" in d else ():
+        console.print(line, highlight=False, soft_wrap=True)
     for n in rec.notes[:5]:
         console.print(f"note: {n}", style="dim", highlight=False)
     if len(rec.notes) > 5:

@@ -201,6 +201,21 @@ class CostModel:
             self._means[key] = QuestionMix.single(key[0], TokenLengths.constant(G))
         return self._means[key]
 
+    def gpu_seconds(self, arm: Arm, x, usage: Usage) -> np.ndarray:
+        """GPU-seconds one query of ``arm`` occupies at each knob value ``x`` on the hardware
+        (``tp`` times its share of a replica, :func:`~planner.costs.estimate_cost`), from the
+        same workload and questions as :meth:`__call__`; NaN without hardware."""
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        if self.hardware is None:
+            return np.full(len(x), math.nan)
+        out = []
+        for i, xi in enumerate(x):
+            spec, _ = _spec(arm, xi)
+            w = Workload.for_questions(spec, self._mix(arm, xi, usage, i), prefix_sharing=self.prefix_sharing)
+            est = self._estimate(self.spec(arm.model), w, self.tp)
+            out.append(est.gpu_seconds if est.gpu_seconds is not None else math.nan)
+        return np.array(out, dtype=float)
+
     def __call__(self, arm: Arm, x, usage: Usage, tp=None) -> dict[str, np.ndarray]:
         x = np.atleast_1d(np.asarray(x, dtype=float))
         tps = (

@@ -56,7 +56,14 @@ def test_recommend_json_is_the_design_object_and_respects_the_budget(profile_dir
     )
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
-    assert set(d) == DESIGN_KEYS | {"serving"}
+    assert set(d) == DESIGN_KEYS | {"serving", "measure_next"}
+    assert set(d["measure_next"]) == {
+        "p_best",
+        "expected_regret_points",
+        "p_best_beyond_reach",
+        "actions",
+        "method",
+    }
     assert d["serving"]["tp_source"] == "auto" and d["serving"]["concurrency"] == 64
     assert d["request"] == {"budget": {"flops": 2e13}, "difficulty": "2", "hardware": "h100"}
     assert set(d["choice"]) == {"model", "architecture", "strategy", "knobs"}

@@ -131,10 +131,34 @@ def test_rerun_with_another_seed_or_model_config_is_refused(tmp_path):
     profile([ScriptedBackend()], TinyChainTask(), STRATS, tmp_path, per_level=1)
     with pytest.raises(RunMismatch, match="differs from the run in .* in 'seed': 1 vs 0"):
         profile([ScriptedBackend()], TinyChainTask(), STRATS, tmp_path, per_level=1, seed=1)
-    with pytest.raises(RunMismatch, match="differs .* in 'strategies'.*only here: \\['greedy"):
-        profile([ScriptedBackend()], TinyChainTask(), ["pool:n=3"], tmp_path, per_level=1)
     with pytest.raises(RunMismatch, match="model 'scripted-model' has a different 'config'"):
         profile([ScriptedBackend(err=0.5)], TinyChainTask(), STRATS, tmp_path, per_level=1)
+
+
+def test_a_rerun_may_add_a_strategy_config_and_the_folder_stays_one_run(tmp_path):
+    """A larger pool on the same questions (what `ttc recommend` suggests measuring next) is
+    appended to the run: the earlier units are untouched and skipped, the run id is kept, the
+    signature lists both configs; merging folders whose strategy sets differ is still refused."""
+    first = profile([ScriptedBackend()], TinyChainTask(), STRATS, tmp_path / "a", per_level=1)
+    before = S.read_samples(tmp_path / "a")
+    more = profile([ScriptedBackend()], TinyChainTask(), ["pool:n=6"], tmp_path / "a", per_level=1)
+    assert more.run_id == first.run_id and more.units_run == 3 and more.units_skipped == 0
+    after = S.read_samples(tmp_path / "a")
+    assert len(after) == len(before) + 3 * 6 and set(after[S.RUN_ID]) == {first.run_id}
+    old = after[after[S.CONFIG].isin(set(before[S.CONFIG]))]
+    keys = [S.STRATEGY, S.CONFIG, S.QUESTION_ID, S.SAMPLE_IDX]
+    pd.testing.assert_frame_equal(
+        old.sort_values(keys).reset_index(drop=True)[before.columns],
+        before.sort_values(keys).reset_index(drop=True),
+    )
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert sorted(n for n, _ in meta["signature"]["strategies"]) == ["greedy", "pool", "pool"]
+    assert [s["name"] for s in meta["strategies"]] == ["greedy", "pool", "pool"]
+    again = profile([ScriptedBackend()], TinyChainTask(), ["pool:n=6"], tmp_path / "a", per_level=1)
+    assert again.units_run == 0 and again.units_skipped == 3
+    profile([ScriptedBackend()], TinyChainTask(), STRATS, tmp_path / "b", per_level=1)
+    with pytest.raises(RunMismatch, match="in 'strategies'"):
+        merge_runs(tmp_path / "m", [tmp_path / "a", tmp_path / "b"], allow_mixed=True)
 
 
 def test_several_models_are_profiled_in_turn_and_a_finished_model_is_not_even_loaded(tmp_path):
