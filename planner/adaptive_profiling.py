@@ -125,6 +125,7 @@ def profile_adaptive(
     budget_tokens: float | None = None,
     stop_regret: float = STOP_REGRET,
     block: int = DEFAULT_BLOCK,
+    pool_knobs: str = "",
     max_rounds: int = 50,
     n_boot: int = 100,
     seed: int = 0,
@@ -137,7 +138,8 @@ def profile_adaptive(
     ``request`` holds the planning settings (hardware, verifier, difficulty, assumed lengths,
     model specs, ...); ``budgets`` the target budgets (each a budget mapping; default: a
     geometric grid over the options after the seed round, recorded and then kept).
-    ``runner_kwargs`` go to :func:`profiling.runner.profile` (loader, executor, seed, ...).
+    ``runner_kwargs`` go to :func:`profiling.runner.profile` (loader, executor, ...);
+    ``pool_knobs`` (``",temperature=0.7"``) are the pool's other knobs.
     """
     if (budget_samples is None) == (budget_tokens is None):
         raise ValueError("adaptive profiling needs one budget: --budget-samples N or --budget-tokens T")
@@ -153,6 +155,7 @@ def profile_adaptive(
     settings = {
         "models": list(models),
         "block": int(block),
+        "pool_knobs": pool_knobs,
         "budget_samples": budget_samples,
         "budget_tokens": budget_tokens,
         "stop_regret": float(stop_regret),
@@ -167,7 +170,8 @@ def profile_adaptive(
 
     def execute(grow: dict[str, int], start: dict[str, int]) -> None:
         for model in sorted(grow):
-            specs = [f"pool:n={block},block={j}" for j in range(start.get(model, 0), grow[model])]
+            blocks = range(start.get(model, 0), grow[model])
+            specs = [f"pool:n={block},block={j}{pool_knobs}" for j in blocks]
             if specs:
                 runner([model], task, specs, out, seed=seed, **kwargs)
 
@@ -283,6 +287,8 @@ def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, 
     regret: dict[str, float] = {}
     targets: dict[str, float] = {}
     why = []
+    have = _merge_max(state["rounds"])
+    questions = _questions_per_model(out)
     for b in budgets:
         label = ",".join(f"{k}={v:.3g}" for k, v in b.items())
         try:
@@ -296,15 +302,34 @@ def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, 
         regret[label] = r
         if r <= state["settings"]["stop_regret"]:
             continue
-        for action in mn.get("actions", []):
-            want = _pool_wanted(action)
-            if want is None:
-                continue
-            model, size = want
+        best = _best_action(mn.get("actions", []), have, questions, state["settings"]["block"])
+        if best is not None:
+            model, size, action = best
             targets[model] = max(targets.get(model, 0.0), size)
-            why.append(f"{label}: {action['model']} {action.get('kind', '')} (regret {r:.2f})")
-            break
+            why.append(f"{label}: {model} {action.get('kind', '')} (regret {r:.2f})")
     return {"regret": regret, "targets": targets, "why": "; ".join(why)}
+
+
+def _best_action(actions: list[dict], have: dict[str, int], questions: dict[str, int], block: int):
+    """The pool action worth most per sample it makes this run draw (the pool grown to where its
+    candidate becomes choosable, at least doubled): (model, pool size, action), or None.
+
+    ``measure_next`` ranks by GPU-seconds on the target GPU; a profiling budget counts samples
+    (or tokens), so the run ranks its own way: a small model's cheap GPU-seconds do not make
+    its samples cheaper."""
+    best, best_rate = None, 0.0
+    for action in actions:
+        want = _pool_wanted(action)
+        if want is None:
+            continue
+        model, size = want
+        now = have.get(model, 0)
+        stop = max(2 * now, math.ceil(size / block), now + 1)
+        draws = (stop - now) * block * max(questions.get(model, 1), 1)
+        rate = float(action.get("expected_regret_reduction_points") or 0.0) / draws
+        if rate > best_rate:
+            best, best_rate = (model, size, action), rate
+    return best
 
 
 def _pool_wanted(action: dict) -> tuple[str, float] | None:
@@ -321,7 +346,9 @@ def _pool_wanted(action: dict) -> tuple[str, float] | None:
     return action["model"], n / MAX_EXTRAPOLATION
 
 
-def _grow(targets: dict[str, float], have: dict[str, int], block: int, left: float, budget_samples, out) -> dict:
+def _grow(
+    targets: dict[str, float], have: dict[str, int], block: int, left: float, budget_samples, out
+) -> dict:
     """Blocks each targeted model's pool grows to (at least doubling, up to its target), scaled
     down to what is left of the budget."""
     questions = _questions_per_model(out)
