@@ -68,7 +68,8 @@ def counts_from_samples(samples_df: pd.DataFrame) -> pd.DataFrame:
 def pooled_counts(counts_df: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, strategy, config, difficulty, question): rows of the same question
     from several runs are pooled (samples are interchangeable), their mean costs weighted by
-    ``n_samples``."""
+    ``n_samples``. A pool of more than :data:`fitting.schema.MAX_COUNT` samples is refused
+    (:class:`fitting.schema.SchemaError`)."""
     df = S.validate_counts(counts_df)
     keys = [*S.GROUP_KEYS, S.QUESTION_ID]
     n = df[S.N_SAMPLES].astype(float)
@@ -79,7 +80,15 @@ def pooled_counts(counts_df: pd.DataFrame) -> pd.DataFrame:
         v = df[c].astype(float)
         work[c] = (v * n).fillna(0.0)
         work[f"_{c}_n"] = n.where(v.notna(), 0.0)
+    work["_n_float"] = n  # the pooled size in float64 too: int64 sums wrap past 9.2e18
     out = work.groupby(keys, sort=True, dropna=False).sum().reset_index()
+    big = np.flatnonzero(out.pop("_n_float").to_numpy() > S.MAX_COUNT)
+    if len(big):
+        row = out.iloc[int(big[0])]
+        raise S.SchemaError(
+            f"question_id {row[S.QUESTION_ID]!r} of model {row[S.MODEL]!r} pools more than "
+            f"{S.MAX_COUNT:.0e} samples over its runs; at most {S.MAX_COUNT:.0e} are accepted"
+        )
     for c in S.COUNT_COST_COLUMNS:
         with np.errstate(invalid="ignore", divide="ignore"):
             out[c] = (out[c] / out[f"_{c}_n"]).where(out[f"_{c}_n"] > 0)

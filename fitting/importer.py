@@ -22,7 +22,11 @@ optional identity fields as above (``model``, ``strategy``, ``config``, ``diffic
 ``completion_tokens``, ``latency_s``, ``kv_bytes_peak``, ``flops`` (non-negative numbers).
 Stored compactly, one row per question (:data:`fitting.schema.COUNTS_SCHEMA`).
 
-In both forms unknown fields are reported and dropped.
+In both forms unknown fields are reported and dropped. A number's range is checked with the
+whole table by :func:`fitting.schema.validate_samples` / :func:`~fitting.schema.validate_counts`,
+the check every reader runs (``fitting/_values.py``: counts up to 1e15, no NaN-as-value, no
+infinity); NaN, like an empty cell, means "not measured". The first problem of a file, by line,
+is the one reported.
 """
 
 from __future__ import annotations
@@ -40,7 +44,16 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from . import _values as V
 from . import schema as S
+from ._import_shards import (
+    check_no_overlap,
+    content_sha256,
+    earlier_imports,
+    shard_names,
+    source_of,
+    with_record,
+)
 from .atomic import atomic_write
 from .blocks import merge_count_blocks, merge_sample_blocks
 
@@ -51,12 +64,8 @@ SAMPLE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 
 _STR_FIELDS = {S.RUN_ID, S.MODEL, S.BACKEND, S.TASK, S.STRATEGY, S.KV_SOURCE}
 _LABEL_FIELDS = {S.QUESTION_ID, S.DIFFICULTY, S.ANSWER, S.REFERENCE}  # strings; numbers allowed
-_COUNT_FIELDS = {S.SAMPLE_IDX, S.PROMPT_TOKENS, S.COMPLETION_TOKENS}
-_NONNEG_FIELDS = {S.LATENCY_S, S.TTFT_S, S.KV_BYTES_PEAK, S.FLOPS}
-_REAL_FIELDS = {S.LOGPROB, S.REWARD}
 KNOWN_FIELDS = set(S.SAMPLES_SCHEMA)
 KNOWN_COUNT_FIELDS = set(S.COUNTS_SCHEMA)
-_MEAN_FIELDS = set(S.COUNT_COST_COLUMNS)  # per-sample means in a counts record: any number >= 0
 
 
 @dataclass
@@ -74,7 +83,7 @@ class ImportResult:
     kind: str = "samples"
     #: what was noticed while reading, for people (an unusual CSV dialect, unlabelled questions)
     notes: list[str] = field(default_factory=list)
-    #: the shard of an earlier import of a file of the same name that this import replaced
+    #: the shards of an earlier import of the same file (its resolved path) that this import replaced
     replaced: list[Path] = field(default_factory=list)
 
     @property
@@ -127,33 +136,30 @@ def _check_field(name: str, value: object, where: str, from_csv: bool) -> object
             if isinstance(parsed, dict):
                 return json.dumps(parsed, sort_keys=True)
         raise S.SchemaError(f"{where}: field 'config' must be a JSON object, got {_fmt(value)}")
+    return _number_field(name, value, where, from_csv, S.SAMPLE_VALUES[name])
+
+
+def _number_field(name: str, value: object, where: str, from_csv: bool, kind: str) -> int | float | None:
+    """A number as given (an integer stays one; NaN is "not measured", like an empty cell), or
+    SchemaError when it is not a number. Its range is checked with the whole table, by
+    :func:`fitting.schema.validate_samples` / :func:`~fitting.schema.validate_counts`."""
     number = _to_number(value, from_csv)
-    if number is None or not math.isfinite(number):
-        kind = "a non-negative integer" if name in _COUNT_FIELDS else "a finite number"
-        raise S.SchemaError(f"{where}: field {name!r} must be {kind}, got {_fmt(value)}")
-    if name in _COUNT_FIELDS:
-        if number != int(number) or number < 0:
-            raise S.SchemaError(f"{where}: field {name!r} must be a non-negative integer, got {_fmt(value)}")
-        if number > S.MAX_COUNT:
-            raise S.SchemaError(
-                f"{where}: field {name!r} must be at most {S.MAX_COUNT:.0e}, got {_fmt(value)}"
-            )
-        return int(number)
-    if name in _NONNEG_FIELDS and number < 0:
-        raise S.SchemaError(f"{where}: field {name!r} must be >= 0, got {_fmt(value)}")
-    return float(number)
+    if number is None:
+        raise S.SchemaError(f"{where}: field {name!r} must be {V.EXPECTED[kind]}, got {_fmt(value)}")
+    return None if number != number else number
 
 
-def _to_number(value: object, from_csv: bool) -> float | None:
+def _to_number(value: object, from_csv: bool) -> int | float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return value
     if from_csv and isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
+        for convert in (int, float):
+            try:
+                return convert(value)
+            except ValueError:
+                pass
     return None
 
 
@@ -357,77 +363,109 @@ def _identity(row: dict) -> tuple:
 
 def _read_samples(path: Path, records, parquet: bool) -> ImportResult:
     rows: list[dict] = []
+    lines: list[int] = []
     unknown: set[str] = set()
     seen: dict[tuple, int] = {}
     next_idx: dict[tuple, int] = {}
+    duplicate = None
+    stopped: list[tuple[int, str]] = []
     checked = _checked(path, records, parquet, S.REQUIRED_SAMPLE_COLUMNS, KNOWN_FIELDS, _check_field, unknown)
-    for where, lineno, row in checked:
+    for where, lineno, row in _until_error(checked, stopped):
         group = _identity(row)
         if row.get(S.SAMPLE_IDX) is None:
             row[S.SAMPLE_IDX] = next_idx.get(group, 0)
         next_idx[group] = max(next_idx.get(group, 0), row[S.SAMPLE_IDX] + 1)
         key = group + (row[S.SAMPLE_IDX],)
-        if key in seen:
-            raise S.SchemaError(
-                f"{where}: duplicate (question_id, sample_idx) = ({row[S.QUESTION_ID]!r}, {row[S.SAMPLE_IDX]}); "
-                f"first seen on {'row' if parquet else 'line'} {seen[key]}"
+        if key in seen and duplicate is None:
+            duplicate = (
+                len(rows),
+                (
+                    f"{where}: duplicate (question_id, sample_idx) = ({row[S.QUESTION_ID]!r}, {row[S.SAMPLE_IDX]}); "
+                    f"first seen on {'row' if parquet else 'line'} {seen[key]}"
+                ),
             )
-        seen[key] = lineno
+        seen.setdefault(key, lineno)
         rows.append(row)
-    df = S.validate_samples(pd.DataFrame(rows), source=str(path))
+        lines.append(lineno)
+    df = _validated(path, rows, lines, parquet, S.validate_samples, duplicate or next(iter(stopped), None))
     return ImportResult(samples=df, source=str(path), unknown_fields=unknown)
+
+
+def _until_error(checked, stopped: list[tuple[int, str]]):
+    """What ``checked`` yields until a record is refused; then ``(its position, the message)``
+    goes to ``stopped`` and reading ends (the table check of the records before it decides
+    which problem comes first)."""
+    position = 0
+    try:
+        for item in checked:
+            yield item
+            position += 1
+    except S.SchemaError as exc:
+        stopped.append((position, str(exc)))
+
+
+def _validated(path: Path, rows: list[dict], lines: list[int], parquet: bool, validate, duplicate):
+    """The records as a table checked by ``validate`` (the one check every reader runs), or
+    SchemaError for the earliest problem: a bad value, named by its file line, or the
+    ``duplicate`` ``(position, message)``: a record refused, or a duplicate met, while reading."""
+    if not rows and duplicate is not None:
+        raise S.SchemaError(duplicate[1])
+    try:
+        df = validate(pd.DataFrame(rows), source=str(path))
+    except S.BadValue as exc:
+        if duplicate is None or exc.row < duplicate[0]:
+            where = _where_row(path, lines[exc.row], parquet)
+            value = rows[exc.row].get(exc.column, exc.value)
+            raise S.SchemaError(
+                f"{where}: field {exc.column!r} must be {exc.expected}, got {_fmt(value)}"
+            ) from None
+        raise S.SchemaError(duplicate[1]) from None
+    except S.DuplicateRows:
+        if duplicate is None:
+            raise
+        raise S.SchemaError(duplicate[1]) from None
+    if duplicate is not None:
+        raise S.SchemaError(duplicate[1])
+    return df
 
 
 def _read_counts(path: Path, records, parquet: bool) -> ImportResult:
     rows: list[dict] = []
+    lines: list[int] = []
     unknown: set[str] = set()
     seen: dict[tuple, int] = {}
+    duplicate = None
+    stopped: list[tuple[int, str]] = []
     checked = _checked(
         path, records, parquet, S.REQUIRED_COUNT_COLUMNS, KNOWN_COUNT_FIELDS, _check_count_field, unknown
     )
-    for where, lineno, row in checked:
-        if row[S.N_SAMPLES] < 1:
-            raise S.SchemaError(f"{where}: field 'n_samples' must be >= 1, got {row[S.N_SAMPLES]}")
-        if row[S.N_CORRECT] > row[S.N_SAMPLES]:
-            raise S.SchemaError(
-                f"{where}: field 'n_correct' must be <= n_samples = {row[S.N_SAMPLES]}, got {row[S.N_CORRECT]}"
-            )
+    for where, lineno, row in _until_error(checked, stopped):
         key = _identity(row)
-        if key in seen:
+        if key in seen and duplicate is None:
             unit = "row" if parquet else "line"
-            raise S.SchemaError(
-                f"{where}: duplicate counts for question_id {row[S.QUESTION_ID]!r} of model {key[1]!r}; "
-                f"first seen on {unit} {seen[key]}"
+            duplicate = (
+                len(rows),
+                (
+                    f"{where}: duplicate counts for question_id {row[S.QUESTION_ID]!r} of model {key[1]!r}; "
+                    f"first seen on {unit} {seen[key]}"
+                ),
             )
-        seen[key] = lineno
+        seen.setdefault(key, lineno)
         rows.append(row)
-    df = S.validate_counts(pd.DataFrame(rows), source=str(path))
+        lines.append(lineno)
+    df = _validated(path, rows, lines, parquet, S.validate_counts, duplicate or next(iter(stopped), None))
     return ImportResult(samples=None, source=str(path), unknown_fields=unknown, counts=df, kind="counts")
 
 
 def _check_count_field(name: str, value: object, where: str, from_csv: bool) -> object:
     """A counts record's field converted to its type, or SchemaError (see the module doc)."""
-    if from_csv and value == "":
-        value = None
-    if name in (S.N_SAMPLES, S.N_CORRECT):
-        number = None if value is None else _to_number(value, from_csv)
-        if number is None or not math.isfinite(number) or number != int(number) or number < 0:
-            raise S.SchemaError(f"{where}: field {name!r} must be a non-negative integer, got {_fmt(value)}")
-        if number > S.MAX_COUNT:
-            raise S.SchemaError(
-                f"{where}: field {name!r} must be at most {S.MAX_COUNT:.0e}, got {_fmt(value)}"
-            )
-        return int(number)
-    if name in _MEAN_FIELDS:
-        if value is None:
-            return None
-        number = _to_number(value, from_csv)
-        if number is None or not math.isfinite(number) or number < 0:
-            raise S.SchemaError(
-                f"{where}: field {name!r} (a per-sample mean) must be a number >= 0, got {_fmt(value)}"
-            )
-        return float(number)
-    return _check_field(name, value, where, from_csv)
+    if name not in S.COUNT_VALUES:
+        return _check_field(name, value, where, from_csv)
+    value = None if from_csv and value == "" else value
+    number = None if value is None else _number_field(name, value, where, from_csv, S.COUNT_VALUES[name])
+    if number is None and name in S.REQUIRED_COUNT_COLUMNS:
+        raise S.SchemaError(f"{where}: required field {name!r} is empty")
+    return number
 
 
 def write_shard(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
@@ -447,27 +485,29 @@ def _write_table(table, out_dir: str | Path, name: str) -> Path:
 def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Path]:
     """Read ``path`` and write it under ``out_dir`` as one Parquet shard.
 
-    Samples go to ``samples-import-<name>.parquet``, counts to ``counts-import-<name>.parquet``
-    (one row per question), ``<name>`` being the source file's name (:func:`import_key`).
-    Importing a file of the same name again (the same file, or an edited copy) REPLACES its
-    earlier import, whatever its kind, instead of adding a second copy of the data
-    (:attr:`ImportResult.replaced` lists what it replaced); files with other names are kept
-    side by side.
+    Samples go to ``samples-import-<name>-<id>.parquet``, counts to
+    ``counts-import-<name>-<id>.parquet`` (one row per question): ``<name>`` is the file's name
+    (:func:`import_key`), ``<id>`` a hash of its resolved path, and the shard's metadata records
+    that path and the SHA-256 of the content (:func:`fitting.schema.import_record`).
+    Importing the same file again (e.g. after correcting it) REPLACES its own earlier import,
+    whatever its kind (:attr:`ImportResult.replaced` lists what it replaced); a file at another
+    path is another source, kept beside it. Rows that another shard already holds (a copy of a
+    file imported before, the same questions of the same run and model) are refused naming
+    that shard and its source, before anything is written.
     """
     result = read_records(path)
     out_dir = Path(out_dir)
-    key = import_key(path)
-    names = {
-        "samples": f"{S.SAMPLES_PREFIX}import-{key}.parquet",
-        "counts": f"{S.COUNTS_PREFIX}import-{key}.parquet",
-    }
-    earlier = [out_dir / name for name in names.values() if (out_dir / name).exists()]
+    names = shard_names(path, import_key(path))
+    earlier = earlier_imports(out_dir, path, names)
+    record = {"source": source_of(path), "sha256": content_sha256(path), "kind": result.kind}
+    check_no_overlap(result.table, result.kind, out_dir, earlier, record)
     if result.kind == "counts":
-        shard = _write_table(S.counts_to_arrow(result.counts), out_dir, names["counts"])
+        table = S.counts_to_arrow(result.counts)
     else:
-        shard = write_shard(result.samples, out_dir, names["samples"])
+        table = S.to_arrow(result.samples)
+    shard = _write_table(with_record(table, record), out_dir, names[result.kind])
     for other in earlier:
-        if other != shard:  # the earlier import of this name was of the other kind
+        if other != shard:  # the earlier import of this source was of the other kind
             other.unlink(missing_ok=True)
     result.replaced = earlier
     return result, shard

@@ -17,10 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import _values as V
 
 __all__ = [
     "SchemaError",
+    "BadValue",
+    "DuplicateRows",
     "DuplicateSamples",
+    "DuplicateCounts",
     "SAMPLES_SCHEMA",
     "REQUIRED_SAMPLE_COLUMNS",
     "COUNTS_SCHEMA",
@@ -82,6 +88,20 @@ SAMPLES_SCHEMA: dict[str, pa.DataType] = {
     REWARD: pa.float64(),
 }
 REQUIRED_SAMPLE_COLUMNS = (QUESTION_ID, CORRECT)
+#: what each numeric column of the samples table may hold (see fitting/_values.py)
+SAMPLE_VALUES = {
+    SAMPLE_IDX: V.COUNT,
+    PROMPT_TOKENS: V.COUNT,
+    COMPLETION_TOKENS: V.COUNT,
+    LATENCY_S: V.NONNEG,
+    TTFT_S: V.NONNEG,
+    KV_BYTES_PEAK: V.NONNEG,
+    FLOPS: V.NONNEG,
+    LOGPROB: V.REAL,
+    REWARD: V.REAL,
+}
+#: the columns that identify a sample: no two rows of a table share them
+SAMPLE_KEYS = (RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID, SAMPLE_IDX)
 
 # Defaults for identifying columns that an imported file may omit.
 IDENTITY_DEFAULTS = {
@@ -113,12 +133,20 @@ COUNTS_SCHEMA: dict[str, pa.DataType] = {
     **{c: pa.float64() for c in COUNT_COST_COLUMNS},
 }
 REQUIRED_COUNT_COLUMNS = (QUESTION_ID, N_SAMPLES, N_CORRECT)
-#: largest count accepted (exact in float64, far above any real pool)
-MAX_COUNT = 10**15
+#: what each numeric column of the counts table may hold (see fitting/_values.py)
+COUNT_VALUES = {N_SAMPLES: V.COUNT, N_CORRECT: V.COUNT, **{c: V.MEAN for c in COUNT_COST_COLUMNS}}
+#: the columns that identify a counts row: no two rows of a table share them
+COUNT_KEYS = (RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID)
+#: largest count accepted (fitting/_values.py says why)
+MAX_COUNT = V.MAX_COUNT
 #: file-name prefix of counts shards
 COUNTS_PREFIX = "counts-"
 #: file-name prefix of samples shards (``ttc profile``, ``ttc import``, ``ttc merge`` write them)
 SAMPLES_PREFIX = "samples-"
+#: the run metadata file of a folder written by ``ttc profile`` or ``ttc merge``
+RUN_FILE = "run.json"
+#: key of the Parquet metadata in which ``ttc import`` records a shard's source (path, SHA-256)
+IMPORT_META_KEY = b"ttc.import"
 
 # A curve is one (model, strategy, config, difficulty) group of the samples table.
 GROUP_KEYS = (MODEL, STRATEGY, CONFIG, DIFFICULTY)
@@ -152,13 +180,35 @@ class SchemaError(ValueError):
     """
 
 
-class DuplicateSamples(SchemaError):
-    """Two rows share ``(run, model, strategy, config, question_id, sample_idx)``; ``rows`` are
-    the positions (in the validated input) of every row with the first such key."""
+class BadValue(SchemaError):
+    """A cell that its column may not hold: ``row`` (0-based position in the validated input),
+    ``column``, what was ``expected`` and the ``value`` found (quoted as given)."""
+
+    def __init__(self, where: str, problem: V.Problem) -> None:
+        super().__init__(
+            f"{where}row {problem.row + 1}: column {problem.column!r} must be {problem.expected}, "
+            f"got {problem.value!r}"
+        )
+        self.row, self.column, self.expected, self.value = (
+            problem.row, problem.column, problem.expected, problem.value
+        )  # fmt: skip
+
+
+class DuplicateRows(SchemaError):
+    """Two rows share their identifying columns; ``rows`` are the positions (in the validated
+    input) of every row with the first such key."""
 
     def __init__(self, message: str, rows: list[int]) -> None:
         super().__init__(message)
         self.rows = rows
+
+
+class DuplicateSamples(DuplicateRows):
+    """Two rows share :data:`SAMPLE_KEYS` ``(run, model, strategy, config, question_id, sample_idx)``."""
+
+
+class DuplicateCounts(DuplicateRows):
+    """Two counts rows share :data:`COUNT_KEYS` ``(run, model, strategy, config, question_id)``."""
 
 
 def _where(source: str | None) -> str:
@@ -191,20 +241,14 @@ def validate_samples(df: pd.DataFrame, source: str | None = None) -> pd.DataFram
         missing = out[SAMPLE_IDX].isna()
         numbered = out.loc[missing].assign(**{CONFIG: out.loc[missing, CONFIG].astype(str)})
         out.loc[missing, SAMPLE_IDX] = numbered.groupby(keys, sort=False, dropna=False).cumcount()
-    for col, typ in SAMPLES_SCHEMA.items():
-        if col not in out.columns:
-            out[col] = pd.Series([None] * len(out), dtype=_pandas_dtype(typ), index=out.index)
-            continue
-        out[col] = _coerce(out[col], typ, col, where)
-    keys = [RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID, SAMPLE_IDX]
-    dup = out.duplicated(keys, keep=False).to_numpy()
-    if dup.any():
-        first = out.iloc[int(np.flatnonzero(dup)[0])]
-        same = (out[keys] == first[keys]).all(axis=1).to_numpy()
+    _raise_earliest(_coerce_columns(out, SAMPLES_SCHEMA, SAMPLE_VALUES, where), where)
+    same = _first_duplicate(out, SAMPLE_KEYS)
+    if same is not None:
+        first = out.iloc[same[0]]
         raise DuplicateSamples(
             f"{where}duplicate (question_id, sample_idx) = ({first[QUESTION_ID]!r}, {first[SAMPLE_IDX]}) "
             f"for the same run, model, strategy and config",
-            np.flatnonzero(same).tolist(),
+            same,
         )
     extra = [c for c in out.columns if c not in SAMPLES_SCHEMA]
     return out[list(SAMPLES_SCHEMA) + extra].reset_index(drop=True)
@@ -274,6 +318,38 @@ def _pandas_dtype(typ: pa.DataType):
     return "string"
 
 
+def _first_duplicate(df: pd.DataFrame, keys) -> list[int] | None:
+    """Positions of every row sharing the first duplicated key of ``df``, or None."""
+    dup = df.duplicated(list(keys), keep=False).to_numpy()
+    if not dup.any():
+        return None
+    first = df.iloc[int(np.flatnonzero(dup)[0])]
+    return np.flatnonzero((df[list(keys)] == first[list(keys)]).all(axis=1).to_numpy()).tolist()
+
+
+def _coerce_columns(out: pd.DataFrame, schema: dict, values: dict, where: str) -> list[V.Problem | None]:
+    """Convert ``out``'s columns to ``schema`` in place (absent ones added as null) and return
+    the first problem of each numeric column, checked against its kind in ``values`` (a column
+    with a problem is left as float64 numbers, for the caller's checks between columns)."""
+    problems = []
+    for col, typ in schema.items():
+        if col not in out.columns:
+            out[col] = pd.Series([None] * len(out), dtype=_pandas_dtype(typ), index=out.index)
+        elif col in values:
+            num, problem = V.numeric(out[col], col, values[col])
+            problems.append(problem or V.first_problem(num, col, values[col]))
+            out[col] = num if problems[-1] is not None else num.astype(_pandas_dtype(typ))
+        else:
+            out[col] = _coerce(out[col], typ, col, where)
+    return problems
+
+
+def _raise_earliest(problems: list[V.Problem | None], where: str) -> None:
+    first = V.earliest(problems)
+    if first is not None:
+        raise BadValue(where, first)
+
+
 def _coerce(col: pd.Series, typ: pa.DataType, name: str, where: str) -> pd.Series:
     dtype = _pandas_dtype(typ)
     if dtype == "boolean":
@@ -285,17 +361,6 @@ def _coerce(col: pd.Series, typ: pa.DataType, name: str, where: str) -> pd.Serie
         if len(bad):
             raise SchemaError(f"{where}column {name!r} must be true/false, got {bad.iloc[0]!r}")
         return col.astype("boolean")
-    if dtype in ("Int64", "float64"):
-        try:
-            num = pd.to_numeric(col, errors="raise")
-        except (ValueError, TypeError) as exc:
-            raise SchemaError(f"{where}column {name!r} must be numeric: {exc}") from None
-        if dtype == "Int64":
-            nonnull = num.dropna()
-            if len(nonnull) and not np.all(np.equal(np.mod(nonnull.astype(float), 1), 0)):
-                raise SchemaError(f"{where}column {name!r} must hold integers, got {nonnull.iloc[0]!r}")
-            return num.astype("Int64")
-        return num.astype("float64")
     if name == CONFIG:
         return col.map(_config_to_json).astype("string")
     return col.astype("string")
@@ -401,40 +466,30 @@ def validate_counts(df: pd.DataFrame, source: str | None = None) -> pd.DataFrame
     """
     where = _where(source)
     out = _with_identity(df, REQUIRED_COUNT_COLUMNS, where)
-    for col in (N_SAMPLES, N_CORRECT):
-        big = (pd.to_numeric(out[col], errors="coerce").abs() > MAX_COUNT).to_numpy(bool)
-        if big.any():
-            i = int(np.flatnonzero(big)[0])
-            raise SchemaError(
-                f"{where}row {i + 1}: column {col!r} must be at most {MAX_COUNT:.0e}, got {out[col].iloc[i]!r}"
-            )
-    for col, typ in COUNTS_SCHEMA.items():
-        if col not in out.columns:
-            out[col] = pd.Series([None] * len(out), dtype=_pandas_dtype(typ), index=out.index)
-            continue
-        out[col] = _coerce(out[col], typ, col, where)
-    n, c = out[N_SAMPLES], out[N_CORRECT]
-    for name, bad in (
-        (N_SAMPLES, n.isna() | (n < 1)),
-        (N_CORRECT, c.isna() | (c < 0) | (c > n.fillna(0))),
-        *((col, out[col] < 0) for col in COUNT_COST_COLUMNS),
-    ):
-        bad = bad.fillna(False).to_numpy(bool)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            expected = {
-                N_SAMPLES: "an integer >= 1",
-                N_CORRECT: f"an integer in [0, n_samples = {n.iloc[i]}]",
-            }
-            raise SchemaError(
-                f"{where}row {i + 1}: column {name!r} must be {expected.get(name, '>= 0')}, got {out[name].iloc[i]!r}"
-            )
-    dup = out.duplicated([RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID], keep=False)
-    if dup.any():
-        first = out.loc[dup, [MODEL, QUESTION_ID]].iloc[0]
-        raise SchemaError(
+    problems = _coerce_columns(out, COUNTS_SCHEMA, COUNT_VALUES, where)
+    n = out[N_SAMPLES].to_numpy(dtype=float, na_value=np.nan)
+    c = out[N_CORRECT].to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        few = np.flatnonzero(~(n >= 1))  # NaN (null) too
+        over = np.flatnonzero(np.isnan(c) | (c > n))
+    if len(few):
+        problems.append(
+            V.Problem(int(few[0]), N_SAMPLES, "an integer >= 1", V.plain(out[N_SAMPLES].iloc[few[0]]))
+        )
+    if len(over):
+        i = int(over[0])
+        expected = (
+            V.EXPECTED[V.COUNT] if np.isnan(c[i]) else f"<= n_samples = {V.plain(out[N_SAMPLES].iloc[i])}"
+        )
+        problems.append(V.Problem(i, N_CORRECT, expected, V.plain(out[N_CORRECT].iloc[i])))
+    _raise_earliest(problems, where)
+    same = _first_duplicate(out, COUNT_KEYS)
+    if same is not None:
+        first = out.iloc[same[0]]
+        raise DuplicateCounts(
             f"{where}duplicate counts for question_id {first[QUESTION_ID]!r} of model {first[MODEL]!r} "
-            "(same run, strategy and config)"
+            "(same run, strategy and config)",
+            same,
         )
     extra = [c for c in out.columns if c not in COUNTS_SCHEMA]
     return out[list(COUNTS_SCHEMA) + extra].reset_index(drop=True)
@@ -449,54 +504,85 @@ def counts_to_arrow(df: pd.DataFrame) -> pa.Table:
 def read_counts(folder: str | Path) -> pd.DataFrame:
     """Read every counts shard (``counts-*.parquet``) of a folder into one validated DataFrame.
 
-    Raises :class:`SchemaError` when the folder holds no counts shards.
+    Raises :class:`SchemaError` when the folder holds no counts shards, naming the shard at
+    fault (both shards, and where each was imported from, for a row held twice).
     """
     paths = counts_paths(folder)
     if not paths:
         raise SchemaError(f"{folder}: no counts shards found (expected files like counts-*.parquet)")
-    frames = []
-    for path in paths:
-        try:
-            frames.append(pd.read_parquet(path))
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise SchemaError(f"{path}: cannot read Parquet shard: {exc}") from None
-    try:
-        return validate_counts(pd.concat(frames, ignore_index=True), source=str(folder))
-    except SchemaError:
-        _raise_for_shard(validate_counts, frames, paths)
-        raise
+    return _read_shards(folder, paths, validate_counts)
 
 
 def read_samples(folder: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
     """Read every Parquet shard of a samples folder into one validated DataFrame.
 
+    Raises :class:`SchemaError` naming the shard at fault (both shards, and where each came
+    from, for a sample held twice).
+
     Examples
     --------
     >>> df = read_samples("examples/samples")  # doctest: +SKIP
     """
+    return _read_shards(folder, shard_paths(folder), validate_samples, columns)
+
+
+def _read_shards(folder, paths: list[Path], validate, columns: Iterable[str] | None = None) -> pd.DataFrame:
     frames = []
-    paths = shard_paths(folder)
     for path in paths:
         try:
             frames.append(pd.read_parquet(path, columns=list(columns) if columns else None))
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise SchemaError(f"{path}: cannot read Parquet shard: {exc}") from None
-    df = pd.concat(frames, ignore_index=True)
     try:
-        return validate_samples(df, source=str(folder))
-    except DuplicateSamples as exc:
-        _raise_for_shard(validate_samples, frames, paths)  # a duplicate within one shard
+        return validate(pd.concat(frames, ignore_index=True), source=str(folder))
+    except DuplicateRows as exc:
+        _raise_for_shard(validate, frames, paths)  # a duplicate within one shard
         ends = np.cumsum([len(f) for f in frames])
-        held = {paths[int(np.searchsorted(ends, i, side="right"))] for i in exc.rows}
-        shards = sorted(str(p.relative_to(folder)) for p in held)
-        raise DuplicateSamples(
-            f"{exc} in shards {', '.join(shards)} (two profilers wrote this folder at once?); "
-            f"`ttc merge NEW {folder} --dedupe` writes one copy of each unit to NEW",
-            exc.rows,
+        held = sorted({paths[int(np.searchsorted(ends, i, side="right"))] for i in exc.rows})
+        raise type(exc)(
+            f"{exc} in shards {describe_shards(held)}; {_duplicate_advice(folder)}", exc.rows
         ) from None
     except SchemaError:
-        _raise_for_shard(validate_samples, frames, paths)
+        _raise_for_shard(validate, frames, paths)
         raise
+
+
+def _duplicate_advice(folder) -> str:
+    if (Path(folder) / RUN_FILE).exists():
+        return (
+            f"two profilers wrote this folder at once? `ttc merge NEW {folder} --dedupe` writes one copy of "
+            "each unit to NEW"
+        )
+    return "each holds a copy of these rows: remove the shard you do not want"
+
+
+def import_record(path: str | Path) -> dict | None:
+    """What ``ttc import`` recorded in a shard's Parquet metadata (``source``: the file's
+    resolved path, ``sha256``: its content's hash, ``kind``), or None (a shard written by
+    ``ttc profile``, ``ttc merge`` or an older ``ttc import``)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        record = json.loads(meta[IMPORT_META_KEY]) if IMPORT_META_KEY in meta else None
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def describe_shards(paths: Iterable[Path]) -> str:
+    """Shard names, each with the file it was imported from where ``ttc import`` recorded it.
+
+    Examples
+    --------
+    >>> describe_shards([Path("no/such/samples-w0of1-1.parquet")])
+    'samples-w0of1-1.parquet'
+    """
+    out = []
+    for p in paths:
+        record = import_record(p)
+        out.append(
+            f"{p.name} (imported from {record['source']})" if record and "source" in record else p.name
+        )
+    return ", ".join(out)
 
 
 def _raise_for_shard(validate, frames: list[pd.DataFrame], paths: list[Path]) -> None:

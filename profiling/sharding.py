@@ -22,7 +22,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 
-__all__ = ["parse_shard", "shard_of", "shard_from_scheduler"]
+__all__ = ["parse_shard", "shard_of", "shard_from_scheduler", "partition_problem"]
 
 #: (scheduler, id, first, count or None, last or None, step) environment variable names
 _ARRAYS = (
@@ -118,3 +118,56 @@ def shard_of(question_id: str, count: int) -> int:
     """
     digest = hashlib.sha256(str(question_id).encode()).digest()
     return int.from_bytes(digest[:8], "big") % count
+
+
+def partition_problem(recorded: list[tuple[str, list[str]]]) -> str | None:
+    """What keeps run folders from being the workers of one ``--shard i/n`` run, in one line, or
+    None. ``recorded``: each folder's name and the ``i/n`` its ``run.json`` records (``shards``).
+
+    The workers of one run split the questions the same way (one ``n``), each ``i`` once, and
+    all ``n`` of them are there. Folders that record no shard are not checked.
+
+    Examples
+    --------
+    >>> partition_problem([("w0", ["0/2"]), ("w1", ["1/2"])]) is None
+    True
+    >>> partition_problem([("w3", ["3/4"]), ("w1", ["1/3"])])
+    'w1 is worker 1/3 but w3 is worker 3/4: the workers of one run split the questions the same way (one n); these are parts of different runs'
+    >>> partition_problem([("a", ["5/1000000"]), ("b", ["7/1000000"])])
+    'workers 0/1000000, 1/1000000, 2/1000000 and 999995 more of 1000000 are missing (have 5/1000000 from a, 7/1000000 from b): merge once every worker has finished, or add --allow-mixed to merge part of a run on purpose'
+    """
+    owner: dict[tuple[int, int], str] = {}
+    for folder, shards in recorded:
+        for text in shards:
+            try:
+                i, n = parse_shard(text, env={})
+            except ValueError:
+                return f"{folder}: run.json records shard {text!r}, not i/n with 0 <= i < n"
+            first = next(iter(owner.items()), None)
+            if first is not None and first[0][1] != n:
+                (i0, n0), other = first
+                return (
+                    f"{folder} is worker {i}/{n} but {other} is worker {i0}/{n0}: the workers of one run split "
+                    "the questions the same way (one n); these are parts of different runs"
+                )
+            if (i, n) in owner and owner[(i, n)] != folder:
+                return (
+                    f"worker {i}/{n} is in both {owner[(i, n)]} and {folder}: merge one copy of each worker"
+                )
+            owner[(i, n)] = folder
+    if not owner:
+        return None
+    n = next(iter(owner))[1]
+    have = {i for i, _ in owner}
+    missing = [i for i in range(min(n, len(have) + 3)) if i not in have][:3]
+    count = n - len(have)
+    if not count:
+        return None
+    shown = ", ".join(f"{i}/{n}" for i in missing) + (
+        f" and {count - len(missing)} more" if count > len(missing) else ""
+    )
+    found = ", ".join(f"{i}/{n} from {owner[(i, n)]}" for i, _ in sorted(owner)[:4])
+    return (
+        f"worker{'s' if count > 1 else ''} {shown} of {n} {'are' if count > 1 else 'is'} missing (have {found}): merge "
+        "once every worker has finished, or add --allow-mixed to merge part of a run on purpose"
+    )

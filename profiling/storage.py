@@ -52,7 +52,7 @@ from fitting import schema as S
 from fitting.atomic import atomic_write
 
 from .lock import read_lock
-from .sharding import parse_shard, shard_of  # re-exported: their home before sharding.py
+from .sharding import parse_shard, partition_problem, shard_of  # the first two re-exported
 
 __all__ = [
     "UNIT_KEYS",
@@ -84,7 +84,7 @@ __all__ = [
 
 #: the columns that identify a unit (written once, skipped on rerun)
 UNIT_KEYS = (S.MODEL, S.TASK, S.STRATEGY, S.CONFIG, S.QUESTION_ID)
-RUN_FILE = "run.json"
+RUN_FILE = S.RUN_FILE
 RUN_FORMAT = "ttc-profile-run/1"
 #: model metadata fields that must agree between a rerun / merged runs of the same model name
 MODEL_IDENTITY = ("backend", "config", "dtype")
@@ -456,7 +456,10 @@ def merge_runs(
     backend; an input that a ``ttc profile`` is still writing (:class:`~profiling.lock.RunLocked`);
     and an ``out`` that already has shards. Inputs that profiled different models or a different
     question selection (``--questions``) are refused too (the workers of one sharded run agree
-    on both), unless ``allow_mixed`` (combining, on purpose, runs of other models or questions).
+    on both), and so are several inputs whose recorded ``--shard i/n`` are not one whole
+    partition (:func:`~profiling.sharding.partition_problem`: one ``n``, each ``i`` once, none
+    missing), unless ``allow_mixed`` (combining, on purpose, runs of other models or questions,
+    or part of a run).
     A unit found in two shards (the same questions
     profiled twice, by overlapping inputs or by two profilers that wrote one folder at once)
     is refused naming the shards, unless ``dedupe``: then the first copy (inputs in order,
@@ -472,11 +475,17 @@ def merge_runs(
         for folder in map(Path, inputs):
             meta = read_run(folder)
             if meta is None:
-                raise RunMismatch(f"{folder}: no {RUN_FILE}; not a ttc profile output folder")
+                raise RunMismatch(
+                    f"{folder}: no {RUN_FILE}; not a ttc profile output folder (`ttc import` more files into "
+                    "one folder instead of merging imported folders)"
+                )
             stack.enter_context(read_lock(folder))
             metas.append((folder, meta))
         if not allow_mixed:
             _check_same_selection(metas)
+            problem = partition_problem([(str(f), list(m.get("shards", []))) for f, m in metas])
+            if len(metas) > 1 and problem is not None:
+                raise RunMismatch(problem)
         return _merge(out, metas, rows_per_shard, dedupe)
 
 

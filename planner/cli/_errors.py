@@ -14,6 +14,10 @@ what a user can cause into one line on stderr and exit status 2:
 Anything else is a bug: its traceback is shown (exit 1). ``--debug`` (anywhere on the
 command line) or ``TTC_DEBUG=1`` shows the traceback of a known error too.
 
+A warning raised while a command runs (a ``DataWarning`` about the data, say) is one line on
+stderr, ``warning: ...``, not Python's ``file.py:198: DataWarning`` and source line (shown
+with ``--debug``).
+
 On any failure, the outputs a command claimed with :func:`claim_output` and that did not
 exist before it ran are removed, so a failed command leaves nothing a user did not ask for
 (``ttc profile`` keeps a run folder that holds finished units, for the rerun to resume; its
@@ -27,12 +31,14 @@ import os
 import shutil
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
-from ._common import fail, one_line
+from ._common import err_console, fail, one_line
 
 #: the command-line flag (accepted anywhere before ``--``) and the variable that show tracebacks
 DEBUG_FLAG = "--debug"
@@ -161,6 +167,11 @@ class ErrorBoundary(TyperGroup):
             raise
 
     def invoke(self, ctx):
+        with warnings.catch_warnings():  # restores Python's printer when the command ends
+            warnings.showwarning = _show_warning
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except SystemExit as exc:
@@ -183,6 +194,16 @@ class ErrorBoundary(TyperGroup):
             if debug_enabled():
                 traceback.print_exc()
             fail(message)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr (``warning: ...``); Python's own form with ``--debug``."""
+    if debug_enabled():
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+        return
+    err_console.print(
+        f"[yellow]warning:[/] {escape(one_line(str(message)))}", highlight=False, soft_wrap=True
+    )
 
 
 def _click_kind(exc: BaseException) -> str | None:

@@ -31,9 +31,16 @@ def import_samples(
     CSV: comma, semicolon, tab or `|` delimiters, a UTF-8 byte-order mark (Excel) and spaces
     after delimiters are detected (and said when unusual); a column given twice is refused.
 
-    The shard is named after the file: importing a file of the same name again (e.g. a
-    corrected copy) replaces its earlier import. Bad input stops with the file, line (row)
-    and field; unknown fields are reported and dropped; nothing half-written is left behind.
+    The shard is keyed on the file's full path (its metadata records the path and a hash of
+    the content): importing the same file again (e.g. after correcting it) replaces its own
+    earlier import and nothing else; a file elsewhere, even of the same name, is kept beside
+    it. Rows another shard already holds (a copy of a file imported before) are refused,
+    naming that shard and its source. Bad input stops with the file, line (row) and field;
+    unknown fields are reported and dropped; nothing half-written is left behind.
+
+    Counts up to 1e15 per row are accepted (sums over rows are exact at any size). Without
+    token lengths, pricing the data (recommend, evaluate, report, costs) needs
+    `--assume-prompt-tokens N --assume-completion-tokens N`; the summary says so.
 
     Examples:
 
@@ -52,18 +59,42 @@ def import_samples(
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     if result.replaced:
         console.print(
-            f"replaced the earlier import of a file named {file.name} ({', '.join(p.name for p in result.replaced)})",
+            f"replaced the earlier import of {file.resolve()} ({', '.join(p.name for p in result.replaced)})",
             highlight=False,
         )
     if result.unknown_fields:
         console.print(f"[yellow]ignored unknown field(s):[/] {', '.join(sorted(result.unknown_fields))}")
     if result.kind == "counts":
-        what = f"counts of {len(df)} (model, question) pairs, {int(df['n_samples'].sum())} samples in all,"
+        total = sum(map(int, df["n_samples"]))  # Python ints: 9,300 rows of 1e15 pass int64
+        what = f"counts of {len(df)} (model, question) pairs, {total:,} samples in all,"
     else:
         what = f"{len(df)} samples"
     console.print(
         f"imported {what} of {df['question_id'].nunique()} questions "
         f"({df['model'].nunique()} model(s), {df['strategy'].nunique()} strategy(ies)) -> {shard}"
+        f"{_lengths_note(df)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _lengths_note(df) -> str:
+    """What pricing these rows will need when some have no token lengths ("" when all have)."""
+    lengths = ["prompt_tokens", "completion_tokens"]
+    missing = df[lengths].isna().any(axis=1)
+    if not missing.any():
+        return ""
+    none = df[lengths].isna().all(axis=None)
+    which = (
+        "no rows have token lengths"
+        if none
+        else f"{int(missing.sum())} of {len(df)} rows lack a token length"
+    )
+    means = " as per-sample means" if "n_samples" in df.columns else ""
+    return (
+        f"; {which}: costs (recommend, evaluate, report, costs) will need "
+        "--assume-prompt-tokens N --assume-completion-tokens N, or give prompt_tokens and "
+        f"completion_tokens columns{means} in the file"
     )
 
 

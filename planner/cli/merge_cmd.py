@@ -23,15 +23,17 @@ def merge_command(
     allow_mixed: bool = typer.Option(
         False,
         "--allow-mixed",
-        help="Merge runs of different models or question selections on purpose (refused otherwise).",
+        help="Merge runs of different models or question selections, or part of a sharded run, on purpose "
+        "(refused otherwise).",
     ),
 ) -> None:
     """Combine run folders written by `ttc profile` (e.g. the workers of `--shard i/n`).
 
     Refuses runs that differ in task, seed, max new tokens, strategy set, the models profiled
     (unless --allow-mixed), the question selection (unless --allow-mixed) or a shared model's
-    config, a folder that a `ttc profile` is still writing, and a unit held twice (naming
-    both shards) unless --dedupe. With one input and --dedupe it repairs a folder that two
+    config; workers that are not one whole `--shard i/n` partition (one n, each i once, none
+    missing; unless --allow-mixed); a folder that a `ttc profile` is still writing; and a unit
+    held twice (naming both shards) unless --dedupe. With one input and --dedupe it repairs a folder that two
     profilers wrote at once (versions before the run-folder lock) into a new folder.
 
     Example:

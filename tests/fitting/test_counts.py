@@ -88,11 +88,11 @@ def test_counts_formats_read_alike_with_token_means(tmp_path, fmt):
     [
         ('{"question_id": "a", "n_samples": 4, "n_correct": 5}\n', "line 1: field 'n_correct' must be <= n_samples = 4, got 5"),
         ('{"question_id": "a", "n_samples": 4, "n_correct": 1}\n{"question_id": "b", "n_samples": 0, "n_correct": 0}\n',
-         "line 2: field 'n_samples' must be >= 1, got 0"),
+         "line 2: field 'n_samples' must be an integer >= 1, got 0"),
         ('{"question_id": "a", "n_samples": 4.5, "n_correct": 1}\n', "line 1: field 'n_samples' must be a non-negative integer, got 4.5"),
         ('{"question_id": "a", "n_samples": 4, "n_correct": "x"}\n', "line 1: field 'n_correct' must be a non-negative integer"),
         ('{"question_id": "a", "n_samples": 4, "n_correct": 1, "completion_tokens": -2}\n',
-         "line 1: field 'completion_tokens' (a per-sample mean) must be a number >= 0, got -2"),
+         "line 1: field 'completion_tokens' must be a finite number >= 0 (a per-sample mean), got -2"),
         ('{"question_id": "a", "n_samples": 4, "n_correct": 1}\n{"question_id": "a", "n_samples": 4, "n_correct": 2}\n',
          "line 2: duplicate counts for question_id 'a' of model 'unknown'; first seen on line 1"),
     ],

@@ -58,7 +58,7 @@ def test_csv_accepts_true_false_and_empty_optionals(tmp_path):
         ('{"question_id": "a"}\n', "line 1: missing required field 'correct'"),
         ('{"question_id": "a", "correct": true, "sample_idx": 0}\n{"question_id": "a", "correct": false, "sample_idx": 0}\n',
          "line 2: duplicate (question_id, sample_idx) = ('a', 0); first seen on line 1"),
-        ('{"question_id": "a", "correct": true, "latency_s": -1}\n', "line 1: field 'latency_s' must be >= 0"),
+        ('{"question_id": "a", "correct": true, "latency_s": -1}\n', "line 1: field 'latency_s' must be a finite number >= 0, got -1"),
         ('{"question_id": "a", "correct": true, "prompt_tokens": 1.5}\n', "field 'prompt_tokens' must be a non-negative integer"),
         ('{"question_id": "a", "correct": true, "config": [1]}\n', "field 'config' must be a JSON object"),
         ('{"question_id": "a", "correct": true}\n{oops\n', "line 2: not valid JSON"),

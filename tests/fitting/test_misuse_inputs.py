@@ -116,7 +116,7 @@ def test_reimporting_an_edited_file_replaces_its_earlier_import(tmp_path, kind):
         path.write_text("question_id,n_samples,n_correct\nq1,10,3\nq2,10,0\n")
         edited = "question_id,n_samples,n_correct\nq1,10,4\nq2,10,0\n"
     first, shard = import_file(path, tmp_path / "out")
-    assert not first.replaced and shard.name == f"{kind}-import-results.parquet"
+    assert not first.replaced and shard.name.startswith(f"{kind}-import-results-")  # + a hash of the path
     path.write_text(edited)  # the corrected file, same name
     second, shard2 = import_file(path, tmp_path / "out")
     assert shard2 == shard and second.replaced == [shard]
@@ -124,8 +124,12 @@ def test_reimporting_an_edited_file_replaces_its_earlier_import(tmp_path, kind):
     table = S.read_samples(tmp_path / "out") if kind == "samples" else S.read_counts(tmp_path / "out")
     assert len(table) == (3 if kind == "samples" else 2)
     assert (table[S.CORRECT].sum() == 3) if kind == "samples" else (table[S.N_CORRECT].sum() == 4)
-    # another file name is kept beside it
+    # another file (other questions) is kept beside it; the same rows under another name are
+    # refused (every reader would refuse the folder afterwards)
     path.rename(tmp_path / "more.csv")
+    with pytest.raises(S.SchemaError, match="already in"):
+        import_file(tmp_path / "more.csv", tmp_path / "out")
+    (tmp_path / "more.csv").write_text(edited.replace("\nq", "\nother-q"))
     import_file(tmp_path / "more.csv", tmp_path / "out")
     assert len(list((tmp_path / "out").iterdir())) == 2
 
@@ -136,7 +140,7 @@ def test_a_samples_import_replaces_a_counts_import_of_the_same_name(tmp_path):
     import_file(path, tmp_path / "out")
     path.write_text("question_id,correct\nq1,1\n")
     result, shard = import_file(path, tmp_path / "out")
-    assert [p.name for p in result.replaced] == ["counts-import-r.parquet"]
+    assert [p.name.split("-")[:3] for p in result.replaced] == [["counts", "import", "r"]]
     assert [p.name for p in (tmp_path / "out").iterdir()] == [shard.name]
 
 

@@ -296,6 +296,8 @@ def test_merge_refuses_mismatched_or_overlapping_runs(tmp_path):
         merge_runs(tmp_path / "out", [tmp_path / "a", tmp_path / "c"])
     with pytest.raises(RunMismatch, match="model 'scripted-model' has a different 'config'"):
         merge_runs(tmp_path / "out", [tmp_path / "a", tmp_path / "d"])
-    with pytest.raises(RunMismatch, match="is in both .* the inputs overlap"):
+    with pytest.raises(RunMismatch, match="e is worker 0/1 but .*a is worker 0/2"):
         merge_runs(tmp_path / "out", [tmp_path / "a", tmp_path / "e"])
+    with pytest.raises(RunMismatch, match="is in both .* the inputs overlap"):
+        merge_runs(tmp_path / "out", [tmp_path / "a", tmp_path / "e"], allow_mixed=True)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
