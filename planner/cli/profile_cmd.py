@@ -19,7 +19,7 @@ from ._options import (
     BudgetSamples,
     StopRegret,
 )
-from .adaptive_cmd import AdaptiveOptions, run_adaptive
+from .adaptive_cmd import AdaptiveOptions, pool_knobs, run_adaptive
 
 PROFILE_HELP = """Measure test-time compute strategies on models and write the samples table.
 
@@ -280,6 +280,8 @@ def profile_command(
     try:
         shard_spec = parse_shard(shard)
         strategies = expand_specs(strategy)
+        if adaptive:
+            pool_knobs(strategies)  # one pool strategy, checked before any work
         loader = None
         if backend is not None or source is not None:
             model, task_obj, loader = _replay(backend, source, model, task, strategies, device)
