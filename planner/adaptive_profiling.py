@@ -106,8 +106,15 @@ def _write_state(folder: Path, state: dict) -> None:
     atomic_write(folder / STATE_FILE, lambda fh: fh.write(text.encode()))
 
 
+#: settings a resumed run may change: a larger budget continues a finished run
+_MAY_CHANGE = ("budget_samples", "budget_tokens")
+
+
 def _check_settings(state: dict, settings: dict, folder: Path) -> None:
-    if state and state.get("settings") != settings:
+    def fixed(s: dict) -> dict:
+        return {k: v for k, v in s.items() if k not in _MAY_CHANGE}
+
+    if state and fixed(state.get("settings", {})) != fixed(settings):
         theirs = json.dumps(state.get("settings"), sort_keys=True)
         raise ValueError(
             f"{folder} holds an adaptive run with other settings ({theirs}); use another --out or the same flags"
@@ -166,6 +173,8 @@ def profile_adaptive(
     state = _read_state(out)
     _check_settings(state, settings, out)
     state = state or {"settings": settings, "rounds": []}
+    state["settings"] = settings  # the budget may have grown (a resumed run keeps going)
+    state.pop("stopped", None)
     result = AdaptiveResult(out)
 
     def execute(grow: dict[str, int], start: dict[str, int]) -> None:
@@ -189,10 +198,6 @@ def profile_adaptive(
             execute(r["grow"], _merge_max(rounds[:i]))
             r["done"] = True
             _write_state(out, state)
-    if state.get("stopped"):
-        result.rounds, result.stopped = rounds, state["stopped"]
-        budget_left()
-        return result
     if not rounds:
         first = {"round": 0, "grow": dict.fromkeys(models, 1), "why": f"seed: {block} samples per question"}
         _start_round(out, state, first)

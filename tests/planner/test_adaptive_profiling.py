@@ -146,7 +146,12 @@ def test_other_settings_into_the_same_folder_are_refused(recording, tmp_path):
     kw = dict(budgets=[{"flops": 1e14}], stop_regret=100.0, block=2, runner_kwargs={"loader": src.load})
     profile_adaptive(list(MODELS), src.task(), tmp_path / "c", _request(), budget_samples=1000, **kw)
     with pytest.raises(ValueError, match="other settings"):
-        profile_adaptive(list(MODELS), src.task(), tmp_path / "c", _request(), budget_samples=2000, **kw)
+        profile_adaptive(
+            list(MODELS), src.task(), tmp_path / "c", _request(), budget_samples=1000, **{**kw, "block": 3}
+        )
+    # a larger budget continues the same run
+    more = profile_adaptive(list(MODELS), src.task(), tmp_path / "c", _request(), budget_samples=2000, **kw)
+    assert more.rounds[0]["round"] == 0 and more.stopped
 
 
 def test_the_beta_binomial_fit_is_unbiased_on_adaptively_stopped_pools():
