@@ -106,8 +106,9 @@ def run_adaptive(
     )
     regret = ", ".join(f"{k}: {v:.2f}" for k, v in result.regret.items())
     console.print(
-        f"adaptive profile: {len(result.rounds)} round(s), {result.samples:,} samples, "
-        f"{result.tokens:,.0f} generated tokens in {out}; stopped: {result.stopped}"
+        f"adaptive profile: {len(result.rounds)} round(s), {result.samples:,} samples"
+        + (f", {result.tokens:,.0f} generated tokens" if result.tokens > 0 else "")
+        + f" in {out}; stopped: {result.stopped}"
         + (f"; expected regret (points) {regret}" if regret else ""),
         highlight=False,
     )
