@@ -61,6 +61,8 @@ STATE_FILE = "adaptive.json"
 DEFAULT_BLOCK = 4
 #: stop when the expected regret at every target budget is at most this (points)
 STOP_REGRET = 0.5
+#: the seed round spends at most 1/SEED_SHARE of a sample budget
+SEED_SHARE = 8
 #: budgets planned for when none is given (geometric between the cheapest and dearest option)
 DEFAULT_BUDGETS = 5
 
@@ -197,12 +199,19 @@ def profile_adaptive(
         if not r.get("done"):
             execute(r["grow"], _merge_max(rounds[:i]))
             r["done"] = True
+            _cap_used_up(out, state, r["grow"], block)
             _write_state(out, state)
     if not rounds:
-        first = {"round": 0, "grow": dict.fromkeys(models, 1), "why": f"seed: {block} samples per question"}
+        seed_blocks = _seed_blocks(block, budget_samples, len(models), task, kwargs)
+        first = {
+            "round": 0,
+            "grow": dict.fromkeys(models, seed_blocks),
+            "why": f"seed: {seed_blocks * block} samples per question",
+        }
         _start_round(out, state, first)
         execute(first["grow"], {})
         first["done"] = True
+        _cap_used_up(out, state, first["grow"], block)
         _write_state(out, state)
         _notify(on_round, first)
     while True:
@@ -236,8 +245,50 @@ def profile_adaptive(
         _start_round(out, state, r)
         execute(grow, start)
         r["done"] = True
+        _cap_used_up(out, state, grow, block)
         _write_state(out, state)
         _notify(on_round, r)
+
+
+def _seed_blocks(block: int, budget_samples: int | None, n_models: int, task: Any, kwargs: dict) -> int:
+    """Blocks of the seed round: the most (a power of two) whose samples stay within 1/8 of a
+    sample budget, at least one; one with a token budget (lengths are not known yet)."""
+    if budget_samples is None:
+        return 1
+    try:
+        chosen = task.problems(
+            split=kwargs.get("split", "eval"), per_level=kwargs.get("per_level"), limit=kwargs.get("limit")
+        )
+        questions = max(len(list(chosen)), 1)
+    except Exception:  # a task that cannot list its questions up front: one block
+        return 1
+    blocks = 1
+    while 2 * blocks * block * n_models * questions <= budget_samples / SEED_SHARE:
+        blocks *= 2
+    return blocks
+
+
+def _cap_used_up(out: Path, state: dict, grow: dict[str, int], block: int) -> None:
+    """Record the models whose pools did not grow as asked (a replayed recording used up, units
+    the engine could not finish): no later round asks them for more."""
+    sizes = _pool_sizes(out)
+    capped = state.setdefault("capped", [])
+    for model, blocks in grow.items():
+        if sizes.get(model, 0) < blocks * block and model not in capped:
+            capped.append(model)
+
+
+def _pool_sizes(out: Path) -> dict[str, int]:
+    """Model -> the largest pool of any of its questions."""
+    samples, counts = read_input(out)
+    sizes: dict[str, int] = {}
+    if samples is not None:
+        per_q = samples.groupby([S.MODEL, S.QUESTION_ID]).size()
+        sizes.update(per_q.groupby(level=0).max().astype(int).to_dict())
+    if counts is not None:
+        per_q = counts.groupby([S.MODEL, S.QUESTION_ID])[S.N_SAMPLES].sum()
+        sizes.update(per_q.groupby(level=0).max().astype(int).to_dict())
+    return sizes
 
 
 def _merge_max(rounds: list[dict]) -> dict[str, int]:
@@ -307,7 +358,8 @@ def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, 
         regret[label] = r
         if r <= state["settings"]["stop_regret"]:
             continue
-        best = _best_action(mn.get("actions", []), have, questions, state["settings"]["block"])
+        actions = [a for a in mn.get("actions", []) if a.get("model") not in state.get("capped", [])]
+        best = _best_action(actions, have, questions, state["settings"]["block"])
         if best is not None:
             model, size, action = best
             targets[model] = max(targets.get(model, 0.0), size)
