@@ -55,6 +55,7 @@ from ._import_shards import (
     with_record,
 )
 from .atomic import atomic_write
+from .blocks import merge_count_blocks, merge_sample_blocks
 
 __all__ = ["ImportResult", "read_records", "read_input", "import_file", "write_shard", "SAMPLE_SUFFIXES"]
 
@@ -547,8 +548,9 @@ def read_input(path: str | Path) -> tuple[pd.DataFrame | None, pd.DataFrame | No
         return result.samples, result.counts
     if not p.is_dir():
         raise S.SchemaError(f"{p}: no such samples folder or file")
-    samples = S.read_samples(p) if S.has_samples(p) else None
-    counts = S.read_counts(p) if S.counts_paths(p) else None
+    # the blocks of a pool grown a block at a time are one pool (fitting.blocks)
+    samples = merge_sample_blocks(S.read_samples(p)) if S.has_samples(p) else None
+    counts = merge_count_blocks(S.read_counts(p)) if S.counts_paths(p) else None
     if samples is None and counts is None:
         raise S.SchemaError(f"{p}: no Parquet shards found (expected samples-*.parquet or counts-*.parquet)")
     return samples, counts

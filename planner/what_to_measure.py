@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from fitting import schema as S
+from fitting.blocks import BLOCK
 from profiling.strategy_spec import StrategySpec, parse_strategy_spec
 
 from .alternatives import json_number
@@ -335,11 +336,12 @@ def _not_runnable(profile: Profile, model: str) -> str | None:
 def _strategy(profile: Profile, arm, x: float, config: str | None) -> StrategySpec:
     """The ``--strategy`` of ``arm`` at knob ``x``: the run's own spec of the profiled config
     (run.json) with the compute knob set, else the arm's profiled knobs."""
-    knobs = arm.profiled_knobs(x)
+    knobs = {k: v for k, v in arm.profiled_knobs(x).items() if k != BLOCK}  # blocks are the profiler's
     for s in (profile.run or {}).get("strategies", []):
         if s.get("name") == arm.profiled_strategy and json.dumps(s.get("config"), sort_keys=True) == config:
             spec = parse_strategy_spec(str(s.get("spec", s["name"])))
             given = {k: (s["config"].get(k, v) if "|" in str(v) else v) for k, v in spec.knobs.items()}
+            given = {k: v for k, v in given.items() if k != BLOCK}
             return StrategySpec(spec.name, {**given, arm.knob: knobs[arm.knob]})
     return StrategySpec(arm.profiled_strategy, knobs)
 
@@ -366,8 +368,15 @@ def _command(profile: Profile, arm, x: float, q: dict[str, int], more: bool, con
     else:
         n = scale * max(q.values())
         runs = {d: n - v for d, v in q.items()} if more else dict.fromkeys(q, n)
-    args = ["ttc", "profile", "--model", specs.get(arm.model, arm.model), "--task", str(task_spec),
-            "--strategy", str(strategy), "--questions", str(n)]  # fmt: skip
+    questions = {"overall": n} if overall else {"per_level": n}
+    if "adaptive" in run:  # an adaptive run grows its pools itself: give it more budget
+        return _more_adaptive(run, n * x), dict(strategy.knobs), questions, runs
+    replay = (run.get("models", {}).get(arm.model) or {}).get("replay")
+    if replay:  # a replayed recording: draw more of it
+        engine = ["--backend", "replay", "--source", str(replay.get("source")), "--model", arm.model]
+    else:
+        engine = ["--model", specs.get(arm.model, arm.model), "--task", str(task_spec)]
+    args = ["ttc", "profile", *engine, "--strategy", str(strategy), "--questions", str(n)]
     if overall:
         args.append("--questions-overall")
     sig = run.get("signature", {})
@@ -378,5 +387,19 @@ def _command(profile: Profile, arm, x: float, q: dict[str, int], more: bool, con
     if task.get("split") and task["split"] != "eval":
         args += ["--split", str(task["split"])]
     args += ["--out", str(profile.folder) if profile.folder is not None else "PROFILE_FOLDER"]
-    questions = {"overall": n} if overall else {"per_level": n}
     return shlex.join(args), dict(strategy.knobs), questions, runs
+
+
+def _more_adaptive(run: dict, samples: float) -> str:
+    """The adaptive run's own command with its sample budget raised by ``samples`` (a rerun
+    resumes it and keeps growing the pools where the decision needs them)."""
+    commands = [c for c in run.get("commands", []) if "--adaptive" in c]
+    args = ["ttc", *list(commands[-1])[1:]] if commands else ["ttc", "profile", "--adaptive"]
+    if args[1] != "profile":
+        args = (
+            ["ttc", *args[args.index("profile") :]] if "profile" in args else ["ttc", "profile", "--adaptive"]
+        )
+    budget = run.get("adaptive", {}).get("settings", {}).get("budget_samples")
+    if budget is not None and "--budget-samples" in args:
+        args[args.index("--budget-samples") + 1] = str(int(budget + math.ceil(samples)))
+    return shlex.join(args)

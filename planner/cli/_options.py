@@ -12,7 +12,15 @@ import typer
 
 from ._common import PRICING
 
-__all__ = ["AssumePromptTokens", "AssumeCompletionTokens"]
+__all__ = [
+    "AssumePromptTokens",
+    "AssumeCompletionTokens",
+    "ADAPTIVE",
+    "BudgetSamples",
+    "BudgetProfileTokens",
+    "StopRegret",
+    "Block",
+]
 
 _ASSUMED = "only for questions whose data has no lengths (measured ones are kept); the output says so"
 
@@ -36,5 +44,49 @@ AssumeCompletionTokens = Annotated[
         help=f"ASSUME N generated tokens per sample, {_ASSUMED}.",
         rich_help_panel=PRICING,
         show_default=False,
+    ),
+]
+
+ADAPTIVE = "Adaptive profiling (--adaptive)"
+
+BudgetSamples = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--budget-samples",
+        min=1,
+        metavar="N",
+        help="--adaptive: samples to spend in all (every model and question of the run).",
+        rich_help_panel=ADAPTIVE,
+        show_default=False,
+    ),
+]
+BudgetProfileTokens = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option(
+        "--budget-tokens",
+        metavar="T",
+        help="--adaptive: generated tokens to spend in all (instead of --budget-samples).",
+        rich_help_panel=ADAPTIVE,
+        show_default=False,
+    ),
+]
+StopRegret = Annotated[
+    float,
+    typer.Option(
+        "--stop-regret",
+        min=0.0,
+        metavar="POINTS",
+        help="--adaptive: stop once the expected regret at every target budget is at most this.",
+        rich_help_panel=ADAPTIVE,
+    ),
+]
+Block = Annotated[
+    int,
+    typer.Option(
+        "--block",
+        min=1,
+        metavar="N",
+        help="--adaptive: samples per question in one block of a pool (pools grow a block at a time).",
+        rich_help_panel=ADAPTIVE,
     ),
 ]

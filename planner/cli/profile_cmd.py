@@ -10,6 +10,16 @@ from pathlib import Path
 import typer
 
 from ._common import INPUT, MODELS, OUTPUT, RUN, STRATEGIES, console, err_console, fail
+from ._options import (
+    ADAPTIVE,
+    AssumeCompletionTokens,
+    AssumePromptTokens,
+    Block,
+    BudgetProfileTokens,
+    BudgetSamples,
+    StopRegret,
+)
+from .adaptive_cmd import AdaptiveOptions, pool_knobs, run_adaptive
 
 PROFILE_HELP = """Measure test-time compute strategies on models and write the samples table.
 
@@ -212,6 +222,49 @@ def profile_command(
     progress: bool = typer.Option(
         True, "--progress/--no-progress", help="Progress bar on stderr.", rich_help_panel=OUTPUT
     ),
+    adaptive: bool = typer.Option(
+        False,
+        "--adaptive",
+        help="Profile in rounds where the decision needs it (with --strategy pool, --budget-samples or "
+        "--budget-tokens, and the budgets to plan for).",
+        rich_help_panel=ADAPTIVE,
+    ),
+    budget_samples: BudgetSamples = None,
+    budget_tokens: BudgetProfileTokens = None,
+    stop_regret: StopRegret = 0.5,
+    block: Block = 4,
+    budget_flops: list[float] = typer.Option(
+        [],
+        "--budget-flops",
+        help="--adaptive: a FLOPs-per-query budget to plan for (repeatable).",
+        rich_help_panel=ADAPTIVE,
+    ),
+    budget_usd: list[float] = typer.Option(
+        [],
+        "--budget-usd",
+        help="--adaptive: a US$-per-query budget to plan for (repeatable).",
+        rich_help_panel=ADAPTIVE,
+    ),
+    gpu: str | None = typer.Option(
+        None, "--gpu", help="--adaptive: the GPU to price on (default h100).", rich_help_panel=ADAPTIVE
+    ),
+    tp: int | None = typer.Option(
+        None, "--tp", min=1, help="--adaptive: GPUs per replica.", rich_help_panel=ADAPTIVE
+    ),
+    verifier: str = typer.Option(
+        "none", "--verifier", help="--adaptive: none or exact (an answer checker).", rich_help_panel=ADAPTIVE
+    ),
+    difficulty: str | None = typer.Option(
+        None, "--difficulty", "-d", help="--adaptive: the difficulty to plan for.", rich_help_panel=ADAPTIVE
+    ),
+    model_spec: list[str] = typer.Option(
+        [],
+        "--model-spec",
+        help="--adaptive: NAME=CATALOG_NAME_OR_CONFIG for models without a config (repeatable).",
+        rich_help_panel=ADAPTIVE,
+    ),
+    assume_prompt_tokens: AssumePromptTokens = None,
+    assume_completion_tokens: AssumeCompletionTokens = None,
 ) -> None:
     # Idle OpenMP threads sleep instead of spinning: on shared or busy CPUs spinning threads
     # slow torch down many times over. Must be set before torch loads; the environment wins.
@@ -227,6 +280,8 @@ def profile_command(
     try:
         shard_spec = parse_shard(shard)
         strategies = expand_specs(strategy)
+        if adaptive:
+            pool_knobs(strategies)  # one pool strategy, checked before any work
         loader = None
         if backend is not None or source is not None:
             model, task_obj, loader = _replay(backend, source, model, task, strategies, device)
@@ -238,6 +293,17 @@ def profile_command(
     except ImportError as exc:  # a registered module that cannot be imported (broken install)
         fail(f"cannot load {task!r}: {exc}")
     runner = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)
+    opts = AdaptiveOptions(budget_samples, budget_tokens, stop_regret, block, budget_flops, budget_usd, gpu, tp,
+                           verifier, difficulty, model_spec, assume_prompt_tokens, assume_completion_tokens)  # fmt: skip
+    if adaptive:
+        runner_kwargs = {"per_level": None if questions_overall else questions, "split": split,
+                         "limit": questions if questions_overall else None, "max_new_tokens": max_new_tokens,
+                         "batch_size": batch_size, "shard": shard_spec, "device": device, "loader": loader,
+                         "executor": runner, "progress": progress}  # fmt: skip
+        run_adaptive(model, task_obj, strategies, out, opts, runner_kwargs, seed)
+        return
+    if opts.given():
+        raise ValueError(f"{opts.given()[0]} applies to --adaptive runs only")
     # SIGTERM (a scheduler's preemption, `kill`) ends the run like Ctrl-C: finished units are
     # flushed, and a run that wrote nothing removes what it created
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)

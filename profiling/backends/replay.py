@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from fitting import schema as S
+from fitting.blocks import BLOCK
 from fitting.counts import pooled_counts
 from fitting.importer import read_input
 
@@ -106,7 +107,7 @@ def prefix_successes(stop: int, size: int, good: int, seed: int) -> int:
 def _knobs(strategy: Strategy) -> dict[str, Any]:
     """The strategy's knobs that identify its pool: all but the compute knob."""
     compute = strategy.descriptor.compute_knob
-    return {k: v for k, v in strategy.params.items() if k != compute}
+    return {k: v for k, v in strategy.params.items() if k not in (compute, BLOCK)}
 
 
 def pool_id(strategy: Strategy) -> str:
@@ -142,6 +143,17 @@ def pool_offsets(strategies: Sequence[Strategy]) -> list[int]:
     for i, s in enumerate(strategies):
         by_pool.setdefault(pool_id(s), []).append(i)
     for members in by_pool.values():
+        if any(strategies[i].params.get(BLOCK, 0) for i in members):
+            # a pool grown in blocks (fitting.blocks): block j of n samples starts at j * n
+            sizes = {draws(strategies[i]) for i in members}
+            if len(sizes) > 1:
+                raise ValueError(
+                    f"the blocks of one pool need one n; got n = {', '.join(map(str, sorted(sizes)))} "
+                    f"for {strategies[members[0]].name}"
+                )
+            for i in members:
+                offsets[i] = strategies[i].params.get(BLOCK, 0) * draws(strategies[i])
+            continue
         start = 0
         for i in sorted(members, key=lambda i: (draws(strategies[i]), strategies[i].config_json())):
             offsets[i], start = start, start + draws(strategies[i])
@@ -362,7 +374,8 @@ class ReplayBackend(Backend):
             means = {c: pool[c] for c in S.COUNT_COST_COLUMNS}
             return [{**ident, S.N_SAMPLES: count, S.N_CORRECT: hits, **means}]
         order = np.random.default_rng(order_seed).permutation(size)[start : start + count]
-        return [{**pool[i], **ident, S.SAMPLE_IDX: k} for k, i in enumerate(order)]
+        first = start if BLOCK in json.loads(identity.get(S.CONFIG, "{}")) else 0  # blocks number across
+        return [{**pool[i], **ident, S.SAMPLE_IDX: first + k} for k, i in enumerate(order)]
 
     def run_job(self, setup: Any, job: Any) -> list[list[dict] | ExhaustedUnit]:
         """The units of one job (:class:`profiling.executor.Job` of a

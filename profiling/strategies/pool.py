@@ -21,6 +21,8 @@ rows add back up to the request's totals and k rows cost k/n of them.
 
 from __future__ import annotations
 
+from fitting.blocks import BLOCK
+
 from ..backends import Backend, GenerationRequest
 from ..tasks import Problem, Task
 from ._base import Cost, Knob, Outcome, RunContext, Strategy, StrategyDescriptor, WorkloadShape, concurrent_kv
@@ -36,6 +38,14 @@ DESCRIPTOR = StrategyDescriptor(
         "temperature": Knob(1.0, float, "sampling temperature", lambda v: v >= 0, "a number >= 0"),
         "top_p": Knob(1.0, float, "nucleus sampling mass", lambda v: 0 < v <= 1, "a number in (0, 1]"),
         "cot": Knob(True, bool, "chain-of-thought prompt (false: direct answer)"),
+        "block": Knob(
+            0,
+            int,
+            "which block of n samples of the question's pool: samples block*n .. block*n+n-1 "
+            "(adaptive profiling grows a pool a block at a time; blocks read back as one pool)",
+            lambda v: v >= 0,
+            "an integer >= 0",
+        ),
         "reward": Knob(
             "none",
             str,
@@ -52,6 +62,15 @@ DESCRIPTOR = StrategyDescriptor(
 
 class Pool(Strategy):
     descriptor = DESCRIPTOR
+
+    @property
+    def config(self) -> dict[str, object]:
+        """Every knob plus labels, without ``block`` when it is 0 (a pool in one block keeps
+        the config it always had)."""
+        config = super().config
+        if config.get(BLOCK) == 0:
+            config.pop(BLOCK)
+        return config
 
     def labels(self) -> dict[str, object]:
         reward = get_reward(self.params["reward"], task=None)
@@ -87,7 +106,8 @@ class Pool(Strategy):
                     raise ValueError(
                         f"pool:reward={self.params['reward']} needs a step checker, which task {task.name!r} lacks"
                     )
+                sample_idx = self.params[BLOCK] * n + idx
                 out.append(
-                    self.outcome(task, problem, idx, completion.text, cost, completion.logprob, reward)
+                    self.outcome(task, problem, sample_idx, completion.text, cost, completion.logprob, reward)
                 )
         return out

@@ -1,0 +1,456 @@
+"""Adaptive profiling: spend a profiling budget where the decision needs it.
+
+``ttc profile ... --adaptive --budget-samples N`` (or ``--budget-tokens T``) runs rounds into
+one run folder:
+
+1. **seed round**: every model's pool strategy on every question, one block of ``block``
+   samples each (:mod:`fitting.blocks`: a pool grown a block at a time reads back as one pool);
+2. **decide**: load the folder as the planner does (:func:`planner.profile.load_profile`), plan
+   at every target budget (:func:`planner.recommend.plan`) and ask what to measure next
+   (:func:`planner.what_to_measure.measure_next`: the probability that the choice is best, its
+   expected regret, and the profiling actions with the largest expected regret reduction per
+   unit of profiling cost);
+3. **stop** when the expected regret is at most ``stop_regret`` points at every target budget,
+   when the budget is spent, or when no action is left; **else** grow the pools that the top
+   action of each target budget names (to where its candidate option becomes choosable: the
+   candidate's knob over the planner's extrapolation factor, at least doubling, within what is
+   left of the budget) and go to 2.
+
+Dominated models are never grown (no action points at them); a model whose choice is settled
+stops early. Every round's plan is written to ``adaptive.json`` in the folder **before** it
+runs, so a run killed at any point (Ctrl-C, kill -9) and started again finishes the recorded
+round first (the profiler resumes its finished units) and then decides from exactly the data an
+uninterrupted run would have had: it ends with the same samples. ``run.json`` gets the rounds
+and why the run stopped under the key ``adaptive``.
+
+Estimators stay valid on the uneven pools this produces: a block's samples are drawn
+independently of the others and the choice of which pool grows looks only at samples already
+seen, so each question's likelihood is that of a fixed pool of the same size (see
+:mod:`fitting.blocks`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fitting import schema as S
+from fitting.atomic import atomic_write
+from fitting.importer import read_input
+from profiling.runner import profile as run_profile
+from profiling.storage import read_run, write_run
+
+from .catalog import get_hardware
+from .profile import load_profile
+from .recommend import PlanError, build_space, plan
+from .request import PlanRequest
+from .space import MAX_EXTRAPOLATION, CostModel
+from .what_to_measure import measure_next
+
+__all__ = ["AdaptiveResult", "profile_adaptive", "spent", "STATE_FILE", "DEFAULT_BLOCK", "STOP_REGRET"]
+
+#: the adaptive run's rounds, written before each round runs
+STATE_FILE = "adaptive.json"
+#: samples per block (per question) when none is given
+DEFAULT_BLOCK = 4
+#: stop when the expected regret at every target budget is at most this (points)
+STOP_REGRET = 0.5
+#: the seed round spends at most 1/SEED_SHARE of a sample budget
+SEED_SHARE = 8
+#: budgets planned for when none is given (geometric between the cheapest and dearest option)
+DEFAULT_BUDGETS = 5
+
+
+@dataclass
+class AdaptiveResult:
+    """What an adaptive run did: its rounds, the samples and tokens spent, and why it stopped."""
+
+    out: Path
+    rounds: list[dict] = field(default_factory=list)
+    samples: int = 0
+    tokens: float = 0.0
+    stopped: str = ""
+    regret: dict[str, float] = field(default_factory=dict)
+
+
+def spent(folder: str | Path) -> tuple[int, float]:
+    """Samples and generated tokens in a run folder (0, 0 when it holds nothing yet)."""
+    folder = Path(folder)
+    if not folder.is_dir() or not (S.counts_paths(folder) or S.has_samples(folder)):
+        return 0, 0.0
+    samples, counts = read_input(folder)
+    n, tokens = 0, 0.0
+    if samples is not None:
+        n += len(samples)
+        tokens += float(np.nansum(samples[S.COMPLETION_TOKENS].to_numpy(float)))
+    if counts is not None:
+        size = counts[S.N_SAMPLES].to_numpy(float)
+        n += int(size.sum())
+        tokens += float(np.nansum(size * counts[S.COMPLETION_TOKENS].to_numpy(float)))
+    return n, tokens
+
+
+def _read_state(folder: Path) -> dict:
+    path = folder / STATE_FILE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def _write_state(folder: Path, state: dict) -> None:
+    text = json.dumps(state, indent=1, sort_keys=True, allow_nan=False)
+    atomic_write(folder / STATE_FILE, lambda fh: fh.write(text.encode()))
+
+
+#: settings a resumed run may change: a larger budget continues a finished run
+_MAY_CHANGE = ("budget_samples", "budget_tokens")
+
+
+def _check_settings(state: dict, settings: dict, folder: Path) -> None:
+    def fixed(s: dict) -> dict:
+        return {k: v for k, v in s.items() if k not in _MAY_CHANGE}
+
+    if state and fixed(state.get("settings", {})) != fixed(settings):
+        theirs = json.dumps(state.get("settings"), sort_keys=True)
+        raise ValueError(
+            f"{folder} holds an adaptive run with other settings ({theirs}); use another --out or the same flags"
+        )
+
+
+def profile_adaptive(
+    models: Sequence[str],
+    task: Any,
+    out: str | Path,
+    request: PlanRequest,
+    *,
+    budgets: Sequence[dict[str, float]] | None = None,
+    budget_samples: int | None = None,
+    budget_tokens: float | None = None,
+    stop_regret: float = STOP_REGRET,
+    block: int = DEFAULT_BLOCK,
+    pool_knobs: str = "",
+    max_rounds: int = 50,
+    n_boot: int = 100,
+    seed: int = 0,
+    runner: Callable[..., Any] = run_profile,
+    runner_kwargs: dict | None = None,
+    on_round: Callable[[dict], Any] | None = None,
+) -> AdaptiveResult:
+    """Profile ``models`` on ``task`` into ``out`` adaptively (module docstring).
+
+    ``request`` holds the planning settings (hardware, verifier, difficulty, assumed lengths,
+    model specs, ...); ``budgets`` the target budgets (each a budget mapping; default: a
+    geometric grid over the options after the seed round, recorded and then kept).
+    ``runner_kwargs`` go to :func:`profiling.runner.profile` (loader, executor, ...);
+    ``pool_knobs`` (``",temperature=0.7"``) are the pool's other knobs.
+    """
+    if (budget_samples is None) == (budget_tokens is None):
+        raise ValueError("adaptive profiling needs one budget: --budget-samples N or --budget-tokens T")
+    for name, value in (("--budget-samples", budget_samples), ("--budget-tokens", budget_tokens)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if not (math.isfinite(stop_regret) and stop_regret >= 0):
+        raise ValueError(f"--stop-regret must be a finite number >= 0, got {stop_regret!r}")
+    if block < 1:
+        raise ValueError(f"--block must be an integer >= 1, got {block!r}")
+    out = Path(out)
+    kwargs = dict(runner_kwargs or {})
+    settings = {
+        "models": list(models),
+        "block": int(block),
+        "pool_knobs": pool_knobs,
+        "budget_samples": budget_samples,
+        "budget_tokens": budget_tokens,
+        "stop_regret": float(stop_regret),
+        "request": request.to_json(),
+        "budgets": [dict(b) for b in budgets] if budgets else None,
+        "seed": int(seed),
+    }
+    state = _read_state(out)
+    _check_settings(state, settings, out)
+    state = state or {"settings": settings, "rounds": []}
+    state["settings"] = settings  # the budget may have grown (a resumed run keeps going)
+    state.pop("stopped", None)
+    result = AdaptiveResult(out)
+
+    def execute(grow: dict[str, int], start: dict[str, int]) -> None:
+        for model in sorted(grow):
+            blocks = range(start.get(model, 0), grow[model])
+            specs = [f"pool:n={block},block={j}{pool_knobs}" for j in blocks]
+            if specs:
+                runner([model], task, specs, out, seed=seed, **kwargs)
+
+    def budget_left() -> float:
+        n, tokens = spent(out)
+        result.samples, result.tokens = n, tokens
+        if budget_samples is not None:
+            return budget_samples - n
+        return budget_tokens - tokens
+
+    # finish a recorded round that a killed run left unfinished (the profiler resumes it)
+    rounds = state["rounds"]
+    for i, r in enumerate(rounds):
+        if not r.get("done"):
+            execute(r["grow"], _merge_max(rounds[:i]))
+            r["done"] = True
+            _cap_used_up(out, state, r["grow"], block)
+            _write_state(out, state)
+    if not rounds:
+        seed_blocks = _seed_blocks(block, budget_samples, len(models), task, kwargs)
+        first = {
+            "round": 0,
+            "grow": dict.fromkeys(models, seed_blocks),
+            "why": f"seed: {seed_blocks * block} samples per question",
+        }
+        _start_round(out, state, first)
+        execute(first["grow"], {})
+        first["done"] = True
+        _cap_used_up(out, state, first["grow"], block)
+        _write_state(out, state)
+        _notify(on_round, first)
+    while True:
+        left = budget_left()
+        decision = _decide(out, request, state, budgets, n_boot, seed)
+        result.regret = decision["regret"]
+        worst = max(decision["regret"].values(), default=0.0)
+        stop = None
+        if worst <= stop_regret:
+            stop = f"expected regret {worst:.2f} <= {stop_regret:g} points at every target budget"
+        elif left <= 0:
+            stop = "profiling budget spent"
+        elif not decision["targets"]:
+            stop = "no profiling action left that would reduce the regret"
+        elif len(rounds) >= max_rounds:
+            stop = f"{max_rounds} rounds"
+        if stop is None:
+            grow = _grow(decision["targets"], _merge_max(rounds), block, left, budget_samples, out)
+            if not grow:
+                stop = "the next profiling step does not fit in what is left of the budget"
+        if stop is not None:
+            state["stopped"] = stop
+            state["regret"] = decision["regret"]
+            _write_state(out, state)
+            _record_in_run(out, state)
+            result.rounds, result.stopped = rounds, stop
+            budget_left()
+            return result
+        r = {"round": len(rounds), "grow": grow, "why": decision["why"], "regret": decision["regret"]}
+        start = _merge_max(rounds)
+        _start_round(out, state, r)
+        execute(grow, start)
+        r["done"] = True
+        _cap_used_up(out, state, grow, block)
+        _write_state(out, state)
+        _notify(on_round, r)
+
+
+def _seed_blocks(block: int, budget_samples: int | None, n_models: int, task: Any, kwargs: dict) -> int:
+    """Blocks of the seed round: the most (a power of two) whose samples stay within 1/8 of a
+    sample budget, at least one; one with a token budget (lengths are not known yet)."""
+    if budget_samples is None:
+        return 1
+    try:
+        chosen = task.problems(
+            split=kwargs.get("split", "eval"), per_level=kwargs.get("per_level"), limit=kwargs.get("limit")
+        )
+        questions = max(len(list(chosen)), 1)
+    except Exception:  # a task that cannot list its questions up front: one block
+        return 1
+    blocks = 1
+    while 2 * blocks * block * n_models * questions <= budget_samples / SEED_SHARE:
+        blocks *= 2
+    return blocks
+
+
+def _cap_used_up(out: Path, state: dict, grow: dict[str, int], block: int) -> None:
+    """Record the models whose pools did not grow as asked (a replayed recording used up, units
+    the engine could not finish): no later round asks them for more."""
+    sizes = _pool_sizes(out)
+    capped = state.setdefault("capped", [])
+    for model, blocks in grow.items():
+        if sizes.get(model, 0) < blocks * block and model not in capped:
+            capped.append(model)
+
+
+def _pool_sizes(out: Path) -> dict[str, int]:
+    """Model -> the largest pool of any of its questions."""
+    samples, counts = read_input(out)
+    sizes: dict[str, int] = {}
+    if samples is not None:
+        per_q = samples.groupby([S.MODEL, S.QUESTION_ID]).size()
+        sizes.update(per_q.groupby(level=0).max().astype(int).to_dict())
+    if counts is not None:
+        per_q = counts.groupby([S.MODEL, S.QUESTION_ID])[S.N_SAMPLES].sum()
+        sizes.update(per_q.groupby(level=0).max().astype(int).to_dict())
+    return sizes
+
+
+def _merge_max(rounds: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rounds:
+        for model, stop in r["grow"].items():
+            out[model] = max(out.get(model, 0), int(stop))
+    return out
+
+
+def _start_round(out: Path, state: dict, r: dict) -> None:
+    r["done"] = False
+    state["rounds"].append(r)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_state(out, state)
+
+
+def _notify(on_round, r) -> None:
+    if on_round is not None:
+        on_round(r)
+
+
+def _record_in_run(out: Path, state: dict) -> None:
+    meta = read_run(out)
+    if meta is None:
+        return
+    meta["adaptive"] = {
+        "rounds": [{k: r[k] for k in ("round", "grow", "why") if k in r} for r in state["rounds"]],
+        "stopped": state.get("stopped"),
+        "settings": state["settings"],
+    }
+    write_run(out, meta)
+
+
+def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, seed: int) -> dict:
+    """Plan at every target budget from the folder's data; the expected regret of each choice and
+    the pool each budget's top action wants (model -> samples per question)."""
+    profile = load_profile(
+        out,
+        model_specs=dict(request.model_specs) or None,
+        n_boot=0,
+        seed=seed,
+        verifier=request.verifier,
+        assumed=request.assumed_lengths,
+        require_lengths=True,
+    )
+    if budgets is None:
+        budgets = state["settings"].get("budgets") or state.get("default_budgets")
+    if budgets is None:
+        budgets = _default_budgets(profile, request)
+        state["default_budgets"] = budgets
+    regret: dict[str, float] = {}
+    targets: dict[str, float] = {}
+    why = []
+    have = _merge_max(state["rounds"])
+    questions = _questions_per_model(out)
+    for b in budgets:
+        label = ",".join(f"{k}={v:.3g}" for k, v in b.items())
+        try:
+            rec = plan(profile, request.replace(budget=dict(b), n_boot=n_boot, method="exhaustive"))
+        except PlanError:
+            continue
+        mn = measure_next(profile, rec, n_boot=n_boot, seed=seed)
+        if mn is None:
+            continue
+        r = float(mn.get("expected_regret_points") or 0.0)
+        regret[label] = r
+        if r <= state["settings"]["stop_regret"]:
+            continue
+        actions = [a for a in mn.get("actions", []) if a.get("model") not in state.get("capped", [])]
+        best = _best_action(actions, have, questions, state["settings"]["block"])
+        if best is not None:
+            model, size, action = best
+            targets[model] = max(targets.get(model, 0.0), size)
+            why.append(f"{label}: {model} {action.get('kind', '')} (regret {r:.2f})")
+    return {"regret": regret, "targets": targets, "why": "; ".join(why)}
+
+
+def _best_action(actions: list[dict], have: dict[str, int], questions: dict[str, int], block: int):
+    """The pool action worth most per sample it makes this run draw (the pool grown to where its
+    candidate becomes choosable, at least doubled): (model, pool size, action), or None.
+
+    ``measure_next`` ranks by GPU-seconds on the target GPU; a profiling budget counts samples
+    (or tokens), so the run ranks its own way: a small model's cheap GPU-seconds do not make
+    its samples cheaper."""
+    best, best_rate = None, 0.0
+    for action in actions:
+        want = _pool_wanted(action)
+        if want is None:
+            continue
+        model, size = want
+        now = have.get(model, 0)
+        stop = max(2 * now, math.ceil(size / block), now + 1)
+        draws = (stop - now) * block * max(questions.get(model, 1), 1)
+        rate = float(action.get("expected_regret_reduction_points") or 0.0) / draws
+        if rate > best_rate:
+            best, best_rate = (model, size, action), rate
+    return best
+
+
+def _pool_wanted(action: dict) -> tuple[str, float] | None:
+    """(model, samples per question) a pool action asks for: its knob over the planner's
+    extrapolation factor for a candidate beyond the pool; None for a non-pool action."""
+    if action.get("strategy") != "pool":
+        return None
+    n = (action.get("knobs") or {}).get("n")
+    if n is None:
+        return None
+    n = float(n)
+    if action.get("kind") == "more questions":
+        return action["model"], 2 * n
+    return action["model"], n / MAX_EXTRAPOLATION
+
+
+def _grow(
+    targets: dict[str, float], have: dict[str, int], block: int, left: float, budget_samples, out
+) -> dict:
+    """Blocks each targeted model's pool grows to (at least doubling, up to its target), scaled
+    down to what is left of the budget."""
+    questions = _questions_per_model(out)
+    want: dict[str, int] = {}
+    for model, size in targets.items():
+        now = have.get(model, 0)
+        stop = max(2 * now, math.ceil(size / block), now + 1)
+        want[model] = stop
+    cost_per_block = {m: questions.get(m, 0) for m in want}
+    if budget_samples is None:
+        tokens = _tokens_per_sample(out)
+        cost_per_block = {m: q * tokens.get(m, 0.0) for m, q in cost_per_block.items()}
+    cost_per_block = {m: c * block for m, c in cost_per_block.items()}
+    total = sum((want[m] - have.get(m, 0)) * cost_per_block[m] for m in want)
+    if total > left and total > 0:
+        scale = left / total
+        want = {m: have.get(m, 0) + int(math.floor((want[m] - have.get(m, 0)) * scale)) for m in want}
+    return {m: v for m, v in want.items() if v > have.get(m, 0)}
+
+
+def _questions_per_model(out: Path) -> dict[str, int]:
+    samples, counts = read_input(out)
+    q: dict[str, int] = {}
+    for t in (samples, counts):
+        if t is not None:
+            q.update(t.groupby(S.MODEL)[S.QUESTION_ID].nunique().astype(int).to_dict())
+    return q
+
+
+def _tokens_per_sample(out: Path) -> dict[str, float]:
+    samples, counts = read_input(out)
+    out_: dict[str, float] = {}
+    if samples is not None:
+        out_.update(samples.groupby(S.MODEL)[S.COMPLETION_TOKENS].mean().fillna(0.0).to_dict())
+    if counts is not None:
+        out_.update(counts.groupby(S.MODEL)[S.COMPLETION_TOKENS].mean().fillna(0.0).to_dict())
+    return out_
+
+
+def _default_budgets(profile, request: PlanRequest) -> list[dict[str, float]]:
+    """A geometric grid of FLOPs budgets over the measured options (the demo's budget grid)."""
+    coster = CostModel(profile.specs, hardware=get_hardware(request.gpu or "h100"))
+    space = build_space(profile, coster, verifier=request.verifier, measured_only=True, fit_if_missing=False)
+    table = space.table(space.target(None))
+    vals = table[S.FLOPS].to_numpy(float)
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    lo, hi = float(vals.min()) * 1.05, float(vals.max()) * MAX_EXTRAPOLATION
+    return [{"flops": float(v)} for v in np.geomspace(lo, max(hi, lo), DEFAULT_BUDGETS)]

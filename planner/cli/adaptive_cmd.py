@@ -1,0 +1,115 @@
+"""``ttc profile --adaptive``: profile in rounds, each where the decision needs it
+(:mod:`planner.adaptive_profiling`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._common import console, err_console, parse_pairs
+
+
+@dataclass
+class AdaptiveOptions:
+    """The flags of ``ttc profile --adaptive`` (the profiling budget and what to plan for)."""
+
+    budget_samples: int | None = None
+    budget_tokens: float | None = None
+    stop_regret: float = 0.5
+    block: int = 4
+    budget_flops: list[float] = field(default_factory=list)
+    budget_usd: list[float] = field(default_factory=list)
+    gpu: str | None = None
+    tp: int | None = None
+    verifier: str = "none"
+    difficulty: str | None = None
+    model_spec: list[str] = field(default_factory=list)
+    assume_prompt_tokens: int | None = None
+    assume_completion_tokens: int | None = None
+
+    def given(self) -> list[str]:
+        """The adaptive-only flags given (refused without --adaptive)."""
+        flags = {
+            "--budget-samples": self.budget_samples is not None,
+            "--budget-tokens": self.budget_tokens is not None,
+            "--budget-flops": bool(self.budget_flops),
+            "--budget-usd": bool(self.budget_usd),
+            "--gpu": self.gpu is not None,
+            "--tp": self.tp is not None,
+            "--verifier": self.verifier != "none",
+            "--difficulty": self.difficulty is not None,
+            "--model-spec": bool(self.model_spec),
+            "--assume-prompt-tokens": self.assume_prompt_tokens is not None,
+            "--assume-completion-tokens": self.assume_completion_tokens is not None,
+        }
+        return [f for f, on in flags.items() if on]
+
+    def budgets(self) -> list[dict[str, float]] | None:
+        """The target budgets (one per value given), or None for the default grid."""
+        out = [{"flops": float(v)} for v in self.budget_flops] + [{"usd": float(v)} for v in self.budget_usd]
+        return out or None
+
+
+def pool_knobs(strategies: list) -> str:
+    """The knobs of the one ``pool`` strategy an adaptive run grows (``n`` and ``block`` are the
+    profiler's), as a spec suffix such as ``",temperature=0.7"``."""
+    if len(strategies) != 1 or strategies[0].name != "pool":
+        raise ValueError(
+            "--adaptive grows one pool per model: give --strategy pool (its n is left to the profiler), "
+            f"got {', '.join(str(s.spec) for s in strategies)}"
+        )
+    params = strategies[0].params
+    defaults = strategies[0].descriptor.knobs
+    kept = {k: v for k, v in params.items() if k not in ("n", "block") and v != defaults[k].default}
+    return "".join(f",{k}={v}" for k, v in sorted(kept.items()))
+
+
+def run_adaptive(
+    models, task, strategies, out: Path, opts: AdaptiveOptions, runner_kwargs: dict[str, Any], seed: int
+):
+    """Run the adaptive profile and print what it did."""
+    from ..adaptive_profiling import profile_adaptive
+    from ..request import PlanRequest
+
+    knobs = pool_knobs(strategies)
+    budgets = opts.budgets()
+    request = PlanRequest(
+        budgets[0] if budgets else {"flops": 1.0},
+        difficulty=opts.difficulty,
+        hardware=opts.gpu,
+        tp=opts.tp,
+        verifier=opts.verifier,
+        model_specs=parse_pairs(opts.model_spec, "--model-spec"),
+        assume_prompt_tokens=opts.assume_prompt_tokens,
+        assume_completion_tokens=opts.assume_completion_tokens,
+    )
+
+    def said(r: dict) -> None:
+        grown = ", ".join(f"{m} to {n * opts.block}" for m, n in sorted(r["grow"].items()))
+        err_console.print(f"round {r['round']}: pools of {grown} per question ({r['why']})", highlight=False)
+
+    result = profile_adaptive(
+        models,
+        task,
+        out,
+        request,
+        budgets=budgets,
+        budget_samples=opts.budget_samples,
+        budget_tokens=opts.budget_tokens,
+        stop_regret=opts.stop_regret,
+        block=opts.block,
+        seed=seed,
+        pool_knobs=knobs,
+        runner_kwargs=runner_kwargs,
+        on_round=said,
+    )
+    regret = ", ".join(f"{k}: {v:.2f}" for k, v in result.regret.items())
+    console.print(
+        f"adaptive profile: {len(result.rounds)} round(s), {result.samples:,} samples"
+        + (f", {result.tokens:,.0f} generated tokens" if result.tokens > 0 else "")
+        + f" in {out}; stopped: {result.stopped}"
+        + (f"; expected regret (points) {regret}" if regret else ""),
+        highlight=False,
+    )
+    console.print(f"next: ttc recommend {out} ...", highlight=False)

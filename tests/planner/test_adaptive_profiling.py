@@ -1,0 +1,209 @@
+"""Adaptive profiling: pools grown a block at a time, rounds that resume, stopping, the CLI."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import betaln
+from typer.testing import CliRunner
+
+from fitting import schema as S
+from fitting.betabinom import BetaBinomial
+from fitting.importer import import_file, read_input
+from planner.adaptive_profiling import STATE_FILE, profile_adaptive, spent
+from planner.cli import app
+from planner.request import PlanRequest
+from profiling.backends.replay import ReplaySource
+from profiling.runner import profile as run_profile
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+MODELS = {"Pythia_12B_300B": "pythia-12b", "Pythia_1B_300B": "pythia-1b"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> Path:
+    """The shared Pythia counts of two models (128 questions each), imported without lengths."""
+    d = tmp_path_factory.mktemp("rec")
+    df = pd.read_csv(DATA / "monkeys_gsm8k_pythia_counts_slice.csv")
+    df = df[df["model"].isin(MODELS)][["model", "question_id", "n_samples", "n_correct"]]
+    df.to_csv(d / "counts.csv", index=False)
+    import_file(d / "counts.csv", d / "imp")
+    return d / "imp"
+
+
+def _request() -> PlanRequest:
+    return PlanRequest({"flops": 1e14}, hardware="h100", verifier="exact", model_specs=MODELS,
+                       assume_prompt_tokens=256, assume_completion_tokens=256)  # fmt: skip
+
+
+def _counts(folder: Path) -> pd.DataFrame:
+    _, counts = read_input(folder)
+    cols = [S.MODEL, S.CONFIG, S.QUESTION_ID, S.N_SAMPLES, S.N_CORRECT]
+    return counts[cols].sort_values(cols[:3]).reset_index(drop=True)
+
+
+def test_blocks_of_a_pool_read_back_as_one_pool_equal_to_drawing_it_whole(recording, tmp_path):
+    src = ReplaySource.read(recording)
+    task = src.task()
+    model = "Pythia_12B_300B"
+    blocks = [f"pool:n=4,block={j}" for j in range(3)]
+    run_profile([model], task, blocks, tmp_path / "blocks", loader=src.load, seed=3)
+    run_profile([model], task, ["pool:n=12"], tmp_path / "whole", loader=src.load, seed=3)
+    got, whole = _counts(tmp_path / "blocks"), _counts(tmp_path / "whole")
+    from profiling.strategies import get_strategy
+
+    # the block key left the config: one pool, under the config of its first block
+    assert (got[S.CONFIG] == get_strategy("pool:n=4").config_json()).all()
+    assert (got[S.N_SAMPLES] == 12).all()
+    # blocks j of n take samples j*n .. j*n+n-1 of the same seeded order: the same draws
+    assert got[S.N_CORRECT].tolist() == whole[S.N_CORRECT].tolist()
+
+
+def test_pool_configs_keep_their_old_form_in_block_zero():
+    from profiling.strategies import get_strategy
+
+    assert get_strategy("pool:n=8").config_json() == get_strategy("pool:n=8,block=0").config_json()
+    assert '"block": 2' in get_strategy("pool:n=8,block=2").config_json()
+
+
+def test_a_high_stop_regret_stops_after_the_seed_round(recording, tmp_path):
+    src = ReplaySource.read(recording)
+    res = profile_adaptive(list(MODELS), src.task(), tmp_path / "a", _request(), budgets=[{"flops": 1e14}],
+                           budget_samples=10_000, stop_regret=100.0, block=2, runner_kwargs={"loader": src.load})  # fmt: skip
+    assert len(res.rounds) == 1 and res.stopped.startswith("expected regret")
+    assert res.samples == 2 * 128 * 2
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert meta["adaptive"]["stopped"] == res.stopped
+
+
+def test_the_budget_is_never_overspent_and_the_run_says_why_it_stopped(recording, tmp_path):
+    src = ReplaySource.read(recording)
+    budget = 2 * 128 * 10
+    res = profile_adaptive(list(MODELS), src.task(), tmp_path / "b", _request(), budgets=[{"flops": 1e14}, {"flops": 1e15}],
+                           budget_samples=budget, stop_regret=0.0, block=2, runner_kwargs={"loader": src.load})  # fmt: skip
+    assert res.samples <= budget
+    assert spent(tmp_path / "b")[0] == res.samples
+    assert len(res.rounds) >= 2  # grew past the seed round
+    assert res.stopped
+
+
+_KILLED = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    sys.path.insert(0, {root!r})
+    from profiling.backends.replay import ReplaySource
+    from profiling.runner import profile as run_profile
+    from planner.adaptive_profiling import profile_adaptive
+    from planner.request import PlanRequest
+    calls = []
+    def runner(*a, **k):
+        if len(calls) == {kill_at}:
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9, mid-run
+        calls.append(1)
+        return run_profile(*a, **k)
+    src = ReplaySource.read({rec!r})
+    req = PlanRequest({{"flops": 1e14}}, hardware="h100", verifier="exact", model_specs={models!r},
+                      assume_prompt_tokens=256, assume_completion_tokens=256)
+    profile_adaptive(list({models!r}), src.task(), Path({out!r}), req, budgets=[{{"flops": 1e14}}, {{"flops": 1e15}}],
+                     budget_samples={budget}, stop_regret=0.0, block=2, runner=runner,
+                     runner_kwargs={{"loader": src.load}})
+    """
+)
+
+
+def test_a_run_killed_with_kill_9_and_resumed_ends_with_the_same_samples(recording, tmp_path):
+    src = ReplaySource.read(recording)
+    budget = 2 * 128 * 8
+    kw = dict(budgets=[{"flops": 1e14}, {"flops": 1e15}], budget_samples=budget, stop_regret=0.0, block=2)
+    whole = profile_adaptive(list(MODELS), src.task(), tmp_path / "whole", _request(), **kw,
+                             runner_kwargs={"loader": src.load})  # fmt: skip
+    assert len(whole.rounds) >= 2
+    # the child is killed at its third profiler call: after the seed round, inside round 1
+    script = _KILLED.format(root=str(ROOT), kill_at=2, rec=str(recording), models=MODELS,
+                            out=str(tmp_path / "killed"), budget=budget)  # fmt: skip
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    state = json.loads((tmp_path / "killed" / STATE_FILE).read_text())
+    assert not state["rounds"][-1]["done"]  # killed inside a recorded round
+    resumed = profile_adaptive(list(MODELS), src.task(), tmp_path / "killed", _request(), **kw,
+                               runner_kwargs={"loader": src.load})  # fmt: skip
+    assert resumed.stopped == whole.stopped
+    pd.testing.assert_frame_equal(_counts(tmp_path / "killed"), _counts(tmp_path / "whole"))
+
+
+def test_other_settings_into_the_same_folder_are_refused(recording, tmp_path):
+    src = ReplaySource.read(recording)
+    kw = dict(budgets=[{"flops": 1e14}], stop_regret=100.0, block=2, runner_kwargs={"loader": src.load})
+    profile_adaptive(list(MODELS), src.task(), tmp_path / "c", _request(), budget_samples=1000, **kw)
+    with pytest.raises(ValueError, match="other settings"):
+        profile_adaptive(
+            list(MODELS), src.task(), tmp_path / "c", _request(), budget_samples=1000, **{**kw, "block": 3}
+        )
+    # a larger budget continues the same run
+    more = profile_adaptive(list(MODELS), src.task(), tmp_path / "c", _request(), budget_samples=2000, **kw)
+    assert more.rounds[0]["round"] == 0 and more.stopped
+
+
+def test_the_beta_binomial_fit_is_unbiased_on_adaptively_stopped_pools():
+    """Which questions get more samples depends only on samples already seen, so each
+    question's likelihood is that of a fixed pool (the binomial coefficient does not involve
+    the rates): the maximum-likelihood fit recovers the rates' distribution, while the naive
+    per-k average over the questions whose pool reaches k does not."""
+    rng = np.random.default_rng(7)
+    a, b, q = 0.3, 3.0, 4000
+    p = rng.beta(a, b, size=q)
+    first = rng.binomial(4, p)
+    more = first == 0  # hard questions first: only those without a success get 60 more
+    n = np.where(more, 64, 4)
+    c = first + np.where(more, rng.binomial(60, p), 0)
+    fit = BetaBinomial().fit(n, c)
+    assert abs(fit.params_["a"] - a) < 0.05 and abs(fit.params_["b"] - b) < 0.6
+    k = 64
+    truth = 1 - np.exp(betaln(a, b + k) - betaln(a, b))
+    assert abs(float(fit.predict(k)) - truth) < 0.02
+    naive = float(np.mean(c[n >= k] > 0))  # pass@64 of the questions sampled 64 times
+    assert abs(naive - truth) > 0.05  # the stopping rule biases what a per-k average sees
+
+
+def test_the_cli_runs_an_adaptive_replay_and_recommend_reads_its_folder(recording, tmp_path):
+    out = tmp_path / "cli"
+    specs = [x for m, c in MODELS.items() for x in ("--model-spec", f"{m}={c}")]
+    assumed = ["--assume-prompt-tokens", "256", "--assume-completion-tokens", "256"]
+    runner = CliRunner()
+    r = runner.invoke(app, ["profile", "--backend", "replay", "--source", str(recording), "-s", "pool", "--adaptive",
+                            "--budget-samples", "1500", "--budget-flops", "1e14", "--gpu", "h100", "--verifier", "exact",
+                            "--block", "2", "--out", str(out), "--no-progress", *specs, *assumed])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "adaptive profile:" in r.output and "stopped:" in r.output
+    assert spent(out)[0] <= 1500
+    rec = runner.invoke(app, ["recommend", str(out), "--budget-flops", "1e14", "--gpu", "h100", "--verifier", "exact",
+                              "--json", *specs, *assumed])  # fmt: skip
+    assert rec.exit_code == 0, rec.output
+    data = json.loads(rec.output[rec.output.index("{") :])
+    assert "measure_next" in data
+
+
+def test_adaptive_flags_without_adaptive_are_refused(tmp_path):
+    r = CliRunner().invoke(
+        app,
+        ["profile", "-m", "lab-s", "-t", "lab-arith", "--budget-samples", "10", "--out", str(tmp_path / "x")],
+    )
+    assert r.exit_code == 2
+    assert "--budget-samples applies to --adaptive runs only" in r.output
+
+
+def test_adaptive_needs_one_pool_strategy(recording, tmp_path):
+    r = CliRunner().invoke(app, ["profile", "--backend", "replay", "--source", str(recording), "-s", "greedy",
+                                 "--adaptive", "--budget-samples", "10", "--out", str(tmp_path / "y")])  # fmt: skip
+    assert r.exit_code == 2
+    assert "--adaptive grows one pool per model" in r.output
