@@ -75,9 +75,7 @@ def _check_model_spec(spec: str) -> None:
     or asks for sparse attention (``@attn_blocks=K``) badly or off the hf backend."""
     from profiling.backends import split_sparse_spec
 
-    spec, sparse = split_sparse_spec(spec)
-    if sparse is not None and spec.startswith(("openai:", "vllm:")):
-        raise ValueError(f"{spec}{sparse.suffix}: sparse attention (@attn_blocks) runs on hf models only")
+    spec, _ = split_sparse_spec(spec)
     if spec.startswith("openai:"):
         from profiling.backends import split_openai_spec
 

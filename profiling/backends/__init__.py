@@ -125,8 +125,6 @@ def load_backend(spec: str, **kwargs: Any) -> Backend:
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"backend spec must be a non-empty string, got {spec!r}")
     spec, sparse = split_sparse_spec(spec)
-    if sparse is not None and spec.startswith(("openai:", "vllm:")):
-        raise ValueError(f"{spec}{sparse.suffix}: sparse attention (@attn_blocks) runs on hf models only")
     if spec.startswith("openai:"):
         from .openai import OpenAIBackend
 

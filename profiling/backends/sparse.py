@@ -122,7 +122,8 @@ class SparseAttention:
 def split_sparse_spec(spec: str) -> tuple[str, SparseAttention | None]:
     """``"lab-m@attn_blocks=2"`` -> ``("lab-m", SparseAttention(2))``; a spec without the suffix
     (or with ``attn_blocks=all``) -> ``(spec, None)``. Raises a one-line ``ValueError`` naming
-    the spec for a malformed or out-of-range value.
+    the spec for a malformed or out-of-range value, or a sparse ``vllm:``/``openai:`` spec (the
+    setting runs on hf models only).
 
     Examples
     --------
@@ -152,4 +153,6 @@ def split_sparse_spec(spec: str) -> tuple[str, SparseAttention | None]:
         if not text.isdigit() or int(text) < 1:
             extra = " or all" if name == "attn_blocks" else ""
             raise ValueError(f"model spec {spec!r}: {name} must be an integer >= 1{extra}, got {text!r}")
+    if base.startswith(("openai:", "vllm:")):
+        raise ValueError(f"model spec {spec!r}: sparse attention (@attn_blocks) runs on hf models only")
     return base, SparseAttention(int(blocks), int(size))
