@@ -198,3 +198,39 @@ def test_the_planner_offers_the_dense_and_the_sparse_variant_of_a_profiled_model
     assert len(d) == len(s) > 1
     assert (s[S.FLOPS] < d[S.FLOPS]).all()
     np.testing.assert_allclose(s[MEMORY_BYTES], d[MEMORY_BYTES], rtol=1e-12)
+
+
+def test_the_report_says_where_the_sparse_variant_wins(tmp_path):
+    """The fixture's fix-m profiled twice with the same samples, once as fix-m@attn_blocks=1
+    (a 1.5B dense model, completions of ~100 tokens: far past 2 blocks of 16): equal measured
+    accuracy at a lower price, so within some budget the variant affords a better option and
+    within none is it worse."""
+    import report_fixtures as R
+
+    from planner.profile import load_profile
+    from planner.report.data import planning_context
+    from planner.report.sparse import sparse_frame
+    from profiling.storage import read_run, write_run, write_shard
+
+    folder = R.write_profile(tmp_path / "p", models=("fix-m",))
+    samples = S.read_samples(folder)
+    write_shard(folder, samples.assign(**{S.MODEL: "fix-m@attn_blocks=1"}))
+    meta = read_run(folder)
+    meta["models"]["fix-m@attn_blocks=1"] = {
+        **meta["models"]["fix-m"],
+        "sparse_attention": SparseAttention(1).to_dict(),
+    }
+    write_run(folder, meta)
+    profile = load_profile(folder, n_boot=0)
+    assert profile.specs["fix-m@attn_blocks=1"].attended_cap == 32 and profile.specs["fix-m"].sparse is None
+    ctx = planning_context(profile, gpu="h100", budget_key="usd")
+    usd = ctx.table(ctx.mix)
+    cheapest = {m: float(usd.loc[usd[MODEL] == m, "usd"].min()) for m in ("fix-m", "fix-m@attn_blocks=1")}
+    assert cheapest["fix-m@attn_blocks=1"] < cheapest["fix-m"]
+    budgets = [cheapest["fix-m@attn_blocks=1"]] + [cheapest["fix-m"] * f for f in (1.0, 2.0, 8.0, 100.0)]
+    table, summary = sparse_frame(ctx, budgets)
+    verdicts = list(table["sparse wins"])
+    assert len(verdicts) == 5 and not any(v.startswith("no:") for v in verdicts)
+    assert verdicts[0] == "yes: only the sparse variant fits"
+    assert all(v.startswith(("yes", "tie in accuracy")) for v in verdicts[1:])  # never worse, always cheaper
+    assert summary.startswith("fix-m@attn_blocks=1 beats fix-m on") and "B1" in summary
