@@ -14,7 +14,17 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ..constants import ACCURACY, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, SOURCE, within_budget
+from ..constants import (
+    ACCURACY,
+    ACCURACY_HI,
+    ACCURACY_LO,
+    ARM,
+    KNOB_VALUE,
+    MEMORY_BYTES,
+    MODEL,
+    SOURCE,
+    within_budget,
+)
 from .data import PlanContext
 from .format import format_budget, format_cost
 
@@ -22,6 +32,8 @@ __all__ = ["sparse_frame", "sparse_pairs"]
 
 #: accuracy differences below this are a tie (the planner's own ranking tolerance on accuracy)
 _TIE = 1e-9
+#: at equal accuracy, the variant wins only when it is at least this much cheaper (relative)
+_CHEAPER = 0.005
 
 
 def sparse_pairs(specs, models: Sequence[str]) -> list[tuple[str, str]]:
@@ -44,30 +56,35 @@ def _best(ctx: PlanContext, table: pd.DataFrame, model: str, budget: float) -> p
     return None if best.empty else best.iloc[0]
 
 
-def _verdict(ctx: PlanContext, dense: pd.Series | None, sparse: pd.Series | None) -> tuple[str, bool]:
-    """What the sparse variant does against the dense model within one budget, and whether it wins."""
+def _verdict(ctx: PlanContext, dense: pd.Series | None, sparse: pd.Series | None) -> tuple[str, bool, bool]:
+    """What the sparse variant does against the dense model within one budget: the text, whether
+    it wins, and whether that rests on an accuracy gap inside both options' intervals (noise)."""
     if dense is None and sparse is None:
-        return "nothing fits", False
-    if dense is None or sparse is None:
-        return (
-            ("yes: only the sparse variant fits", True) if dense is None else ("no: only dense fits", False)
-        )
+        return "nothing fits", False, False
+    if dense is None:
+        return "yes: only the sparse variant fits", True, False
+    if sparse is None:
+        return "no: only dense fits", False, False
     gap = float(sparse[ACCURACY]) - float(dense[ACCURACY])
+    overlap = (float(sparse[ACCURACY_LO]) <= float(dense[ACCURACY_HI])
+               and float(dense[ACCURACY_LO]) <= float(sparse[ACCURACY_HI]))  # fmt: skip
+    noise = " (within the accuracy intervals)" if overlap else ""
     if gap > _TIE:
-        return f"yes: +{100 * gap:.1f} points", True
+        return f"yes: +{100 * gap:.1f} points{noise}", True, overlap
     if gap < -_TIE:
-        return f"no: {100 * gap:.1f} points", False
+        return f"no: {100 * gap:.1f} points{noise}", False, overlap
     d, s = float(dense[ctx.budget_key]), float(sparse[ctx.budget_key])
-    if s < d:
-        return f"tie in accuracy, {100 * (1 - s / d):.0f}% cheaper", True
-    return "tie", False
+    if s < (1.0 - _CHEAPER) * d:
+        return f"tie in accuracy, {100 * (1 - s / d):.0f}% cheaper", True, False
+    return "tie", False, False
 
 
 def sparse_frame(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.DataFrame, str]:
     """Per (sparse variant, budget): the best option of the dense model and of the variant on
     the mix within the budget (and the GPU memory limit), and whether the variant wins
-    (higher expected accuracy, or the same at a lower cost). Returns ``(table, summary)``: the
-    summary is one line per variant naming the budgets where it wins, or why the table is empty."""
+    (higher expected accuracy, or the same at least 0.5% cheaper; a gap inside both options'
+    accuracy intervals is flagged). Returns ``(table, summary)``: the summary is one line per
+    variant naming the budgets where it wins, or why the table is empty."""
     pairs = sparse_pairs(ctx.profile.specs, ctx.profile.models)
     if not pairs:
         return pd.DataFrame(), (
@@ -77,12 +94,13 @@ def sparse_frame(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.DataFra
     table = ctx.table(ctx.mix)
     rows, lines = [], []
     for sparse, dense in pairs:
-        wins = []
+        wins, noisy = [], []
         for i, b in enumerate(budgets):
             best = {m: _best(ctx, table, m, b) for m in (dense, sparse)}
-            verdict, won = _verdict(ctx, best[dense], best[sparse])
+            verdict, won, overlap = _verdict(ctx, best[dense], best[sparse])
             tag = f"B{i + 1}"
             wins += [tag] if won else []
+            noisy += [tag] if won and overlap else []
             row = {"sparse variant": sparse, "budget": f"{tag}: {format_budget(ctx.budget_key, b)}"}
             for role, m in (("dense", dense), ("sparse", sparse)):
                 top = best[m]
@@ -96,6 +114,8 @@ def sparse_frame(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.DataFra
         where = (
             f"within {', '.join(wins)} of {len(budgets)} budgets" if wins else "within none of the budgets"
         )
+        if noisy:
+            where += f" ({', '.join(noisy)} by less than the accuracy intervals)"
         lines.append(
             f"{sparse} beats {dense} on {ctx.mix_label} {where} ({ctx.budget_key}; expected accuracy)"
         )
