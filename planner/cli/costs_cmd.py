@@ -91,7 +91,8 @@ def costs(
         "--model",
         "-m",
         help="Catalog name (e.g. llama-3.1-70b), a config.json folder/file, a lab checkpoint, "
-        "or given numbers NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128.",
+        "or given numbers NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128; NAME@attn_blocks=K "
+        "prices block top-k sparse attention at decode (K blocks of 16 tokens + the recent one).",
     ),
     model_spec: list[str] = typer.Option(
         None,
