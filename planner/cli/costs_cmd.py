@@ -91,7 +91,8 @@ def costs(
         "--model",
         "-m",
         help="Catalog name (e.g. llama-3.1-70b), a config.json folder/file, a lab checkpoint, "
-        "or given numbers NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128.",
+        "or given numbers NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128; NAME@attn_blocks=K "
+        "prices block top-k sparse attention at decode (K blocks of 16 tokens + the recent one).",
     ),
     model_spec: list[str] = typer.Option(
         None,
@@ -325,6 +326,12 @@ def _print_table(spec, work, est, hardware, plan) -> None:
     from rich.table import Table
 
     title = f"{spec.name} ({spec.architecture}, {spec.params_active / 1e9:.3g}B active of {spec.params_total / 1e9:.3g}B) · {work.describe()}"
+    if spec.sparse is None:
+        attended = "every cached token at each decode step"
+    else:
+        s = spec.sparse
+        attended = (f"at most {spec.attended_cap:,} tokens per decode step (top {s.attn_blocks} blocks of "
+                    f"{s.block_size} + the recent block); the KV held stays whole")  # fmt: skip
     table = Table(
         title=title, caption="predicted by the analytic cost model (planner.costs); nothing here is measured"
     )
@@ -337,6 +344,7 @@ def _print_table(spec, work, est, hardware, plan) -> None:
     table.add_row("tokens prefilled", f"{est.prefilled_tokens:,.0f}", sharing)
     table.add_row("prefill FLOPs", _si(est.prefill_flops, "FLOP"), "")
     table.add_row("decode FLOPs", _si(est.decode_flops, "FLOP"), "2 x active params per token + attention")
+    table.add_row("  of which attention", _si(est.decode_attention_flops, "FLOP"), attended)
     table.add_row("total FLOPs", _si(est.flops, "FLOP"), "")
     table.add_row(
         "KV cache at peak", _si(est.kv_bytes_peak, "B"), f"{spec.kv_bytes_per_token:,.0f} B per token"

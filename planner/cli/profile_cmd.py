@@ -81,7 +81,11 @@ def _lab_models() -> dict:
 
 
 def _check_model_spec(spec: str) -> None:
-    """Fail before any work when a model spec names no model (a typo in a lab name or a path)."""
+    """Fail before any work when a model spec names no model (a typo in a lab name or a path)
+    or asks for sparse attention (``@attn_blocks=K``) badly or off the hf backend."""
+    from profiling.backends import split_sparse_spec
+
+    spec, _ = split_sparse_spec(spec)
     if spec.startswith("openai:"):
         from profiling.backends import split_openai_spec
 
@@ -113,8 +117,9 @@ def profile_command(
         None,
         "--model",
         "-m",
-        help="Lab name (lab-s), checkpoint folder, or openai:URL/MODEL; with --backend replay, a model "
-        "of --source (default: all). Repeatable.",
+        help="Lab name (lab-s), checkpoint folder, or openai:URL/MODEL; NAME@attn_blocks=K decodes an hf "
+        "model with block top-k sparse attention (K blocks of 16 tokens + the recent one); with --backend "
+        "replay, a model of --source (default: all). Repeatable.",
         rich_help_panel=MODELS,
     ),
     task: str | None = typer.Option(

@@ -47,6 +47,7 @@ from .memory import (
     decode_step_bytes,
     effective_flops,
     experts_touched,
+    kv_attended_bytes,
     kv_cache_bytes,
     kv_read_bytes,
     weight_bytes_read,
@@ -82,6 +83,7 @@ __all__ = [
     "sum_capped",
     # memory
     "kv_cache_bytes",
+    "kv_attended_bytes",
     "kv_read_bytes",
     "experts_touched",
     "weight_bytes_read",

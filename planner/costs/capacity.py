@@ -87,7 +87,7 @@ def _replica(
     n = tl.sequences
     if memory_needed_bytes(spec, tl, n, tp) > avail:
         return None
-    per_seq = tl.kv_read_bytes_per_token * kv_replication(spec, tp)
+    per_seq = tl.kv_held_bytes_per_token * kv_replication(spec, tp)
     c_mem = int((avail - spec.weight_bytes) // per_seq) if per_seq > 0 else max_concurrency
     c_mem = max(c_mem, n)
     c_cap = max(n, min(c_mem, max_concurrency))

@@ -58,11 +58,12 @@ def auto_tp(
 def memory_needed_bytes(spec: ModelSpec, tl: Tally, concurrency: int, tp: int = 1) -> float:
     """GPU memory (all ``tp`` GPUs together) a replica decoding ``concurrency`` sequences needs:
     the weights plus the KV of the batch, the larger of one execution's peak and ``B`` sequences
-    holding the mean context of a decode token (the steady state of :mod:`planner.costs.latency`;
+    holding the mean context of a decode token (the whole cache even with sparse attention,
+    which reads fewer tokens but evicts none; the steady state of :mod:`planner.costs.latency`;
     shared prompts are counted per sequence, which errs on the side of more memory), times the
     KV copies the ``tp`` ranks keep (:func:`~planner.costs.serving.kv_replication`)."""
     batch = max(concurrency, tl.sequences)
-    kv = max(tl.kv_peak_bytes, batch * tl.kv_read_bytes_per_token)
+    kv = max(tl.kv_peak_bytes, batch * tl.kv_held_bytes_per_token)
     return spec.weight_bytes + kv * kv_replication(spec, tp)
 
 
@@ -113,6 +114,9 @@ class CostEstimate:
     memory_bytes_weights: float = 0.0
     memory_bytes_kv: float = 0.0
     decode_steps: float = 0.0
+    #: the attention part of ``decode_flops`` (what sparse attention cuts): decode FLOPs minus
+    #: the ``2 N`` matmul FLOPs of each decoded token
+    decode_attention_flops: float = 0.0
     executions_in_flight: float = 1.0
     gen_lengths: dict[str, Any] | None = None
     notes: tuple[str, ...] = ()
@@ -205,6 +209,7 @@ def estimate_cost(
         prefix_sharing=workload.prefix_sharing,
         concurrency=batch,
         decode_steps=tl.decode_steps,
+        decode_attention_flops=tl.decode_flops - 2.0 * spec.matmul_params_active * tl.decode_tokens,
         executions_in_flight=batch / tl.sequences,
         gen_lengths=_lengths_summary(workload),
         notes=tuple(notes),

@@ -46,6 +46,9 @@ class Tally:
     kv_peak_bytes: float
     sequences: int
     prefills: tuple[np.ndarray, ...]
+    #: KV bytes held summed over the decode steps (= ``kv_read_bytes`` unless attention is
+    #: sparse: a sparse step reads fewer tokens than its sequence keeps)
+    kv_held_bytes: float = 0.0
 
     @property
     def flops(self) -> float:
@@ -54,8 +57,14 @@ class Tally:
 
     @property
     def kv_read_bytes_per_token(self) -> float:
-        """Mean KV bytes one decode token reads (and, in steady state, holds for its sequence)."""
+        """Mean KV bytes one decode token reads."""
         return self.kv_read_bytes / self.decode_tokens if self.decode_tokens else 0.0
+
+    @property
+    def kv_held_bytes_per_token(self) -> float:
+        """Mean KV bytes the sequence of a decode token holds (the steady-state memory of one
+        sequence in a batch); equal to :attr:`kv_read_bytes_per_token` for dense attention."""
+        return self.kv_held_bytes / self.decode_tokens if self.decode_tokens else 0.0
 
     @property
     def flops_per_decode_token(self) -> float:
@@ -94,6 +103,7 @@ def tally(spec: ModelSpec, workload: Workload, *, mla: str = "absorbed", attenti
     pre_tok = float((np.where(has, c.prefill_chunks * c.prefill_tokens, 0.0)).sum(axis=0) @ w)
     dec_f = float((seqs * decode_flops(spec, c.context_tokens, c.gen_tokens, mla=mla)).sum(axis=0) @ w)
     kv_read = float((seqs * kv_read_bytes(spec, c.context_tokens, c.gen_tokens)).sum(axis=0) @ w)
+    kv_held = float((seqs * kv_read_bytes(spec, c.context_tokens, c.gen_tokens, held=True)).sum(axis=0) @ w)
     dec_tok = float((seqs * c.gen_tokens).sum(axis=0) @ w)
     prob = np.broadcast_to(w, has.shape)[has]
     prefills = (prob, c.prefill_chunks[has], c.prefill_tokens[has], chunk_f[has], c.context_tokens[has])
@@ -114,6 +124,7 @@ def tally(spec: ModelSpec, workload: Workload, *, mla: str = "absorbed", attenti
         kv_peak_bytes=kv_peak_bytes(spec, workload),
         sequences=workload.max_sequences,
         prefills=prefills,
+        kv_held_bytes=kv_held,
     )
 
 

@@ -20,7 +20,10 @@ One forward pass that appends ``n`` new tokens to a cache of ``p`` tokens costs
     ``K = n p + n (n + 1) / 2``: the work FlashAttention-style kernels do (masked blocks skipped);
   - ``attention="full"``: ``K = n (p + n)``, the whole score rectangle, which is what eager
     attention and ``torch.utils.flop_counter.FlopCounterMode`` count;
-  - a sliding-window layer caps each query's keys at its window.
+  - a sliding-window layer caps each query's keys at its window;
+  - block top-k sparse attention (:attr:`ModelSpec.sparse`) caps the keys of a forward with
+    ONE new token (a decode step: the attention function runs sparse only then) at
+    :attr:`ModelSpec.attended_cap` = ``(attn_blocks + 1) * block_size``; a prefill stays dense.
 
   Decode (``n = 1``) is the same under both. With MLA and ``mla="hf"`` (transformers >= 5 caches
   the latent and re-expands the keys and values of every cached token through ``kv_b_proj`` on
@@ -69,6 +72,10 @@ def _keys(spec: ModelSpec, new_tokens, past_tokens, attention: str):
         slid = n * np.minimum(p + n, spec.sliding_window) if spec.num_sliding_layers else 0.0
     else:
         raise ValueError(f"attention must be 'causal' or 'full', got {attention!r}")
+    if spec.sparse is not None:  # one new token is a decode step: sparse
+        cap, slid_cap = spec.decode_key_caps
+        full = np.where(n == 1, np.minimum(p + 1, cap), full)
+        slid = np.where(n == 1, np.minimum(p + 1, slid_cap), slid) if spec.num_sliding_layers else 0.0
     return full, slid
 
 
@@ -138,7 +145,9 @@ def decode_flops(spec: ModelSpec, context_tokens, gen_tokens, *, mla: str = "abs
           = 2 N_{mm} G + \\sum_l a_l \\, S_l(C, G)
 
     where step ``j`` attends to the ``C + j - 1`` cached tokens and itself, and ``S_l`` is
-    :func:`sum_capped`. With ``mla="hf"``, ``2 kv_b (C + j - 1)`` per step is added (the
+    :func:`sum_capped`. ``W_l`` is the layer's cap on the keys of a decode step
+    (:attr:`ModelSpec.decode_key_caps`: a sliding window, and with block top-k sparse
+    attention ``(attn_blocks + 1) * block_size``; none for a dense full-attention layer). With ``mla="hf"``, ``2 kv_b (C + j - 1)`` per step is added (the
     re-expansion of cached latents).
 
     Examples
@@ -154,8 +163,9 @@ def decode_flops(spec: ModelSpec, context_tokens, gen_tokens, *, mla: str = "abs
     linear = 2.0 * spec.matmul_params_active * g
     a = spec.attention_flops_per_key("expanded" if mla == "hf" else mla)
     n_slid = spec.num_sliding_layers
-    full = sum_capped(c, g, None)
-    slid = sum_capped(c, g, spec.sliding_window) if n_slid else 0.0
+    cap, slid_cap = spec.decode_key_caps
+    full = sum_capped(c, g, cap)
+    slid = sum_capped(c, g, slid_cap) if n_slid else 0.0
     attn = a * ((spec.num_layers - n_slid) * full + n_slid * slid)
     extra = 0.0
     if spec.attention == "MLA" and mla == "hf":

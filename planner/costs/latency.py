@@ -51,7 +51,7 @@ import numpy as np
 from ..catalog import HardwareSpec
 from .execution import Tally, tally
 from .flops import forward_flops
-from .memory import kv_cache_bytes, weight_bytes_read
+from .memory import kv_attended_bytes, kv_cache_bytes, weight_bytes_read
 from .serving import DEFAULT_CONCURRENCY, check_concurrency, kv_replication
 from .spec import ModelSpec
 from .workload import Workload
@@ -101,7 +101,8 @@ def workload_steps(
     (experts touched by all the prefill tokens) + the chunks' KV (read cached part, write new).
     Decode step ``j`` (0-based) of a phase: ``B = c * sequences`` sequences at context
     ``context + j``; FLOPs ``B * forward_flops(1, context + j)``; bytes = weights read once for
-    ``B`` tokens + ``B * KV(context + j + 1)``.
+    ``B`` tokens + ``B * KV(context + j + 1)`` (the attended tokens' KV with sparse attention,
+    :func:`~planner.costs.memory.kv_attended_bytes`).
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, (int, np.integer)) or concurrency < 1:
         raise ValueError(f"concurrency must be an integer >= 1, got {concurrency!r}")
@@ -124,7 +125,7 @@ def workload_steps(
             b = c * ph.sequences
             ctx = ph.context_tokens + np.arange(ph.gen_tokens, dtype=float)
             flops.append(b * forward_flops(spec, np.ones_like(ctx), ctx, mla=mla))
-            mem.append(weight_bytes_read(spec, b) + b * kv_cache_bytes(spec, ctx + 1))
+            mem.append(weight_bytes_read(spec, b) + b * kv_attended_bytes(spec, ctx + 1))
             pre.append(np.zeros(ph.gen_tokens, dtype=bool))
             seqs.append(np.full(ph.gen_tokens, b))
     if not flops:

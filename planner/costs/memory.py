@@ -16,7 +16,10 @@ are ``O(B h)`` per layer, tiny next to weights and KV at decode):
   parameter; of a MoE layer's ``E`` experts of ``X_l`` weights each, only those touched by
   the batch's ``B`` tokens are read, ``E_l(B)`` of :func:`experts_touched`;
 * each sequence reads its own KV cache (paged attention does not deduplicate shared
-  prefixes across sequences) and writes one token's worth.
+  prefixes across sequences) and writes one token's worth; with block top-k sparse attention
+  (:attr:`ModelSpec.sparse`) a decode step reads only the tokens it attends to,
+  :func:`kv_attended_bytes`, while the cache it HOLDS stays whole (:func:`kv_cache_bytes`:
+  nothing is evicted).
 
 Effective FLOPs in the sense of Kinetics (Sadhukhan et al. 2025, "Kinetics: Rethinking
 Test-Time Scaling Laws"): ``eFLOPs = FLOPs + bytes * I``, with ``I`` the hardware's FLOP/byte
@@ -33,6 +36,7 @@ from .spec import ModelSpec
 
 __all__ = [
     "kv_cache_bytes",
+    "kv_attended_bytes",
     "kv_read_bytes",
     "experts_touched",
     "weight_bytes_read",
@@ -64,18 +68,46 @@ def kv_cache_bytes(spec: ModelSpec, context_tokens):
     return float(out) if np.ndim(out) == 0 else out
 
 
-def kv_read_bytes(spec: ModelSpec, context_tokens, gen_tokens):
+def kv_attended_bytes(spec: ModelSpec, context_tokens):
+    """KV bytes one decode step reads when the sequence holds ``context_tokens`` tokens (the
+    new one included): :func:`kv_cache_bytes` with each layer's tokens capped at the keys the
+    step attends to (:attr:`ModelSpec.decode_key_caps`): the whole cache for dense attention,
+    at most ``(attn_blocks + 1) * block_size`` tokens with block top-k sparse attention.
+
+    .. math:: b \\big[ L_{full} \\min(T, A) + L_{slid} \\min(T, W, A) \\big]
+
+    Examples
+    --------
+    >>> from planner.costs import ModelSpec
+    >>> from profiling.backends.sparse import SparseAttention
+    >>> spec = ModelSpec.from_catalog("llama-3-70b")
+    >>> kv_attended_bytes(spec.with_sparse(SparseAttention(3)), 1000) == kv_cache_bytes(spec, 64)
+    True
+    """
+    t = np.asarray(context_tokens, dtype=float)
+    cap, slid_cap = spec.decode_key_caps
+    b = spec.kv_bytes_per_token_per_layer
+    n_slid = spec.num_sliding_layers
+    out = b * (spec.num_layers - n_slid) * (t if cap is None else np.minimum(t, cap))
+    if n_slid:
+        out = out + b * n_slid * np.minimum(t, slid_cap)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def kv_read_bytes(spec: ModelSpec, context_tokens, gen_tokens, *, held: bool = False):
     """KV-cache bytes one sequence reads and writes while it generates ``gen_tokens`` tokens
     after ``context_tokens`` of context: step ``j`` reads the ``C + j`` cached tokens and
     writes one, ``KV(C + j + 1)`` bytes.
 
     .. math:: \\sum_{j=1}^{G} \\mathrm{KV}(C + j)
-              = b \\big[ L_{full} S(C, G) + L_{slid} S_W(C, G) \\big]
+              = b \\big[ L_{full} S_A(C, G) + L_{slid} S_{\\min(W, A)}(C, G) \\big]
 
     with ``S`` = :func:`~planner.costs.flops.sum_capped` (closed form: memory and time do not
-    grow with ``G``) and ``b`` = :attr:`ModelSpec.kv_bytes_per_token_per_layer`. Sums of
-    :func:`kv_cache_bytes` over the steps (the loop :func:`decode_step_bytes` prices one
-    step of).
+    grow with ``G``), ``b`` = :attr:`ModelSpec.kv_bytes_per_token_per_layer` and ``A`` the
+    sparse-attention cap on the tokens a step reads (none when dense). Sums of
+    :func:`kv_attended_bytes` over the steps (the loop :func:`decode_step_bytes` prices one
+    step of). ``held=True`` sums the KV the sequence HOLDS instead (:func:`kv_cache_bytes`,
+    never capped by sparse attention): the mean a decode token keeps resident.
 
     Examples
     --------
@@ -86,9 +118,10 @@ def kv_read_bytes(spec: ModelSpec, context_tokens, gen_tokens):
     """
     b = spec.kv_bytes_per_token_per_layer
     n_slid = spec.num_sliding_layers
-    out = b * (spec.num_layers - n_slid) * sum_capped(context_tokens, gen_tokens, None)
+    cap, slid_cap = (None, spec.sliding_window) if held else spec.decode_key_caps
+    out = b * (spec.num_layers - n_slid) * sum_capped(context_tokens, gen_tokens, cap)
     if n_slid:
-        out = out + b * n_slid * sum_capped(context_tokens, gen_tokens, spec.sliding_window)
+        out = out + b * n_slid * sum_capped(context_tokens, gen_tokens, slid_cap)
     return float(out) if np.ndim(out) == 0 else out
 
 
@@ -134,7 +167,8 @@ def weight_bytes_read(spec: ModelSpec, batch_tokens):
 def decode_step_bytes(spec: ModelSpec, batch: int, context_tokens):
     """Bytes moved by one decode step of ``batch`` sequences, each with ``context_tokens`` tokens
     of context before the step (scalar: all equal; array: one entry per sequence): weights once,
-    plus each sequence's KV read (``KV(T)``) and one token written.
+    plus each sequence's KV read (``KV(T)``, the attended tokens with sparse attention:
+    :func:`kv_attended_bytes`) and one token written.
 
     Examples
     --------
@@ -146,7 +180,7 @@ def decode_step_bytes(spec: ModelSpec, batch: int, context_tokens):
     True
     """
     ctx = np.asarray(context_tokens, dtype=float)
-    per_seq = kv_cache_bytes(spec, ctx + 1)  # read T tokens, write the new one
+    per_seq = kv_attended_bytes(spec, ctx + 1)  # read T tokens (those attended), write the new one
     kv = per_seq * batch if np.ndim(ctx) == 0 else float(np.sum(per_seq))
     return weight_bytes_read(spec, batch) + kv
 

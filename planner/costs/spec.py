@@ -20,6 +20,12 @@ KV bytes per token (the layout serving engines store)::
 e.g. Llama-3-8B in BF16: 2 * 8 * 128 * 32 * 2 = 131,072 bytes; Llama-3-70B: 327,680 bytes.
 Sliding-window layers hold at most ``sliding_window`` tokens (see
 :func:`planner.costs.memory.kv_cache_bytes`).
+
+Block top-k sparse attention (``sparse``, :class:`profiling.backends.sparse.SparseAttention`;
+``NAME@attn_blocks=K`` in :meth:`ModelSpec.resolve`, ``sparse_attention`` in run metadata):
+each DECODE step attends to at most :attr:`ModelSpec.attended_cap` tokens, which prices its
+attention FLOPs and KV bytes read (:mod:`planner.costs.flops`, :mod:`planner.costs.memory`);
+the prefill stays dense and the KV held stays whole (nothing is evicted).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from profiling.backends.sparse import SparseAttention, split_sparse_spec
 
 __all__ = [
     "ModelSpec",
@@ -152,6 +160,7 @@ class ModelSpec:
     final_norm_params: int | None = None  # None: one RMSNorm of hidden_size weights
     max_context_tokens: int | None = None  # longest sequence the model takes (None: not stated)
     assumptions: tuple[str, ...] = ()  # what was assumed rather than read (given-number specs)
+    sparse: SparseAttention | None = None  # block top-k attention at decode (None: dense)
     source: str = ""
     config: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -249,6 +258,41 @@ class ModelSpec:
         """Layers with sliding-window attention (they hold at most ``sliding_window`` tokens)."""
         return sum(la.sliding for la in self.layers)
 
+    # ---- sparse attention ------------------------------------------------------------------------
+    @property
+    def attended_cap(self) -> int | None:
+        """Most tokens a decode step attends to under block top-k attention,
+        ``(attn_blocks + 1) * block_size`` (None: dense, every cached token)."""
+        return None if self.sparse is None else self.sparse.max_attended
+
+    @property
+    def decode_key_caps(self) -> tuple[int | None, int | None]:
+        """Most keys one decode step attends to in a full-attention layer and in a
+        sliding-window layer: the sparse cap, the window, the smaller of both, or None."""
+        cap, window = self.attended_cap, self.sliding_window
+        return cap, (window if cap is None else cap if window is None else min(cap, window))
+
+    @property
+    def attention_pattern(self) -> str:
+        """``"dense"``, or ``"sparse"`` with block top-k attention at decode."""
+        return "dense" if self.sparse is None else "sparse"
+
+    def with_sparse(self, sparse: SparseAttention | None, name: str | None = None) -> ModelSpec:
+        """This model decoding with ``sparse`` (None: dense), named ``name`` (default this name
+        plus the setting's suffix, ``lab-m@attn_blocks=2``). Raises a one-line ``ValueError``
+        when the blocks cover the model's whole context (:meth:`SparseAttention.check_context`).
+
+        Examples
+        --------
+        >>> spec = ModelSpec.from_catalog("llama-3.1-8b").with_sparse(SparseAttention(2))
+        >>> spec.name, spec.attended_cap
+        ('llama-3.1-8b@attn_blocks=2', 48)
+        """
+        if sparse is None:
+            return self if name is None else replace(self, name=name)
+        sparse.check_context(self.max_context_tokens, self.name)
+        return replace(self, sparse=sparse, name=name or f"{self.name}{sparse.suffix}")
+
     # ---- attention FLOPs coefficient ---------------------------------------------------------
     def attention_flops_per_key(self, mla: str = "absorbed") -> float:
         """FLOPs of one (query token, key token) pair in one layer: scores ``q.k`` plus the
@@ -293,6 +337,7 @@ class ModelSpec:
             "weight_bytes_per_param": self.weight_bytes_per_param,
             "sliding_window": self.sliding_window,
             "max_context_tokens": self.max_context_tokens,
+            "sparse_attention": None if self.sparse is None else self.sparse.to_dict(),
             "assumptions": list(self.assumptions),
             "source": self.source,
         }
@@ -341,7 +386,8 @@ class ModelSpec:
     @classmethod
     def from_run_metadata(cls, meta: Mapping[str, Any] | str | Path) -> ModelSpec:
         """Spec from the run metadata the profiler keeps beside its shards (a dict or a JSON
-        file): its ``config`` (``model.config.to_dict()``), ``dtype`` and ``model`` name. When the
+        file): its ``config`` (``model.config.to_dict()``), ``dtype``, ``model`` name and
+        ``sparse_attention`` setting (absent: dense). When the
         metadata holds the measured ``num_parameters`` and it differs from the computed count
         by more than 0.5%, a warning says so (an unsupported layer type would cause it)."""
         where = "run metadata"
@@ -355,12 +401,17 @@ class ModelSpec:
             raise SpecError(f"{where}: needs a 'config' object (the model's config.to_dict())")
         from ._hf_config import build_spec
 
+        try:
+            sparse = SparseAttention.from_dict(meta.get("sparse_attention"), where)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
         spec = build_spec(
             dict(meta["config"]),
             source=f"{where} ({meta.get('path', meta.get('model', ''))})",
             name=meta.get("model"),
             dtype=meta.get("dtype"),
         )
+        spec = spec.with_sparse(sparse, name=spec.name)
         measured = meta.get("num_parameters")
         if isinstance(measured, (int, float)) and measured > 0:
             if abs(spec.params_total - measured) > 0.005 * measured:
@@ -399,12 +450,27 @@ class ModelSpec:
     ) -> ModelSpec:
         """Spec for ``model``: given numbers (``NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128``
         or the same without ``NAME=``), a catalog name, a path to a config folder/file, or the name
-        of a lab checkpoint under ``profiling/lab/checkpoints/``. The one-line error names the
-        closest catalog names, not the whole catalog."""
+        of a lab checkpoint under ``profiling/lab/checkpoints/``, each optionally followed by a
+        sparse-attention setting ``@attn_blocks=K`` (:meth:`with_sparse`). The one-line error
+        names the closest catalog names, not the whole catalog."""
+        try:
+            text, sparse = split_sparse_spec(str(model))
+            if sparse is None:
+                return cls._resolve_dense(text, extra_file=extra_file, dtype=dtype, name=name)
+            base = cls._resolve_dense(text, extra_file=extra_file, dtype=dtype, name=None)
+            return base.with_sparse(sparse, name=name)
+        except SpecError:
+            raise
+        except ValueError as exc:  # a malformed setting, or blocks that cover the whole context
+            raise SpecError(str(exc)) from None
+
+    @classmethod
+    def _resolve_dense(
+        cls, text: str, *, extra_file: str | Path | None, dtype: str | None, name: str | None
+    ) -> ModelSpec:
         from ..catalog import CatalogError, load_catalog
         from .given import looks_like_numbers, parse_model_spec
 
-        text = str(model)
         if looks_like_numbers(text):
             return parse_model_spec(text, name=name, dtype=dtype)
         try:
@@ -412,7 +478,7 @@ class ModelSpec:
             return spec if name is None else replace(spec, name=name)
         except CatalogError:
             pass
-        path = Path(model)
+        path = Path(text)
         if path.exists():
             return cls.from_hf_config(path, dtype=dtype, name=name)
         for ckpt in lab_checkpoint_dirs():

@@ -34,6 +34,7 @@ from . import data as D
 from . import tradeoffs as T
 from .findings import Findings, findings_for_context, next_steps
 from .format import UNITS, format_budget
+from .sparse import sparse_frame
 from .style import Encoding
 
 __all__ = ["Section", "ReportContent", "compute_content", "write_html", "write_pngs", "write_markdown",
@@ -116,11 +117,12 @@ def compute_content(
     frames["pareto"] = pareto
     alloc_curves, alloc_table, alloc_note = T.allocation_frames(ctx, budgets)
     moe_fronts, moe_pairs, moe_best, moe_note = T.moe_frames(ctx, budgets)
+    sparse_best, sparse_note = sparse_frame(ctx, budgets)
     kv = M.kv_frame(ctx)
     cap = M.capacity_frame(ctx, grid, qps)
     fits = D.fit_notes_frame(ctx)
     frames.update(allocation=alloc_curves, allocation_table=alloc_table, moe=moe_fronts, moe_pairs=moe_pairs,
-                  moe_best=moe_best, kv=kv, capacity=cap, fits=fits)  # fmt: skip
+                  moe_best=moe_best, sparse_best=sparse_best, kv=kv, capacity=cap, fits=fits)  # fmt: skip
     t["other_frames"] = time.perf_counter() - t1
     panels = [label for label, _ in ctx.targets()]
     enc = Encoding.of(D.model_order(ctx), {a.strategy for a in ctx.space.curves})
@@ -185,6 +187,12 @@ def compute_content(
         sec.tables.append(("Pairs (parameters from the model specs)", moe_pairs))
         sec.tables.append((f"Best option of each model within each budget on {key} (accuracy source; costs predicted)",
                            moe_best))  # fmt: skip
+    sections.append(sec)
+    sec = Section("sparse", "Dense versus sparse attention", "Each block top-k sparse-attention variant "
+                  "(accuracy measured with sparse decoding, every option priced with fewer attention FLOPs and KV "
+                  "bytes read per token, the same KV held) against its dense model.", notes=[sparse_note])  # fmt: skip
+    if len(sparse_best):
+        sec.tables.append((f"Best option of each within each budget on {key} (accuracy source)", sparse_best))
     sections.append(sec)
     sec = Section(
         "kv", f"KV-cache memory and capacity on {hw}",

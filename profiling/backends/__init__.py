@@ -9,6 +9,8 @@ spec                                      backend
 ``path/to/checkpoint`` or ``hf:PATH``     :class:`HFBackend` on a local checkpoint folder
 ``vllm:PATH_OR_NAME``                     :class:`VLLMBackend` (a lab name, a path or a hub name)
 ``openai:URL/MODEL``                      :class:`OpenAIBackend`, e.g. ``openai:http://127.0.0.1:8000/v1/lab-s``
+``SPEC@attn_blocks=K`` (an hf spec)       :class:`HFBackend` decoding with block top-k sparse attention
+                                          (:mod:`profiling.backends.sparse`), named ``SPEC@attn_blocks=K``
 ========================================  ==========================================================
 
 A recorded data set is replayed by :class:`ReplayBackend` (:mod:`profiling.backends.replay`,
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ._base import UNFINISHED, Backend, Completion, ExhaustedUnit, GenerationRequest, GenerationResult
+from .sparse import SparseAttention, split_sparse_spec
 
 __all__ = [
     "UNFINISHED",
@@ -39,9 +42,11 @@ __all__ = [
     "VLLMBackend",
     "OpenAIBackend",
     "ReplayBackend",
+    "SparseAttention",
     "lab_checkpoint",
     "load_backend",
     "split_openai_spec",
+    "split_sparse_spec",
 ]
 
 _LAZY = {"HFBackend": ".hf", "VLLMBackend": ".vllm", "OpenAIBackend": ".openai", "ReplayBackend": ".replay"}
@@ -119,6 +124,7 @@ def load_backend(spec: str, **kwargs: Any) -> Backend:
     """
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"backend spec must be a non-empty string, got {spec!r}")
+    spec, sparse = split_sparse_spec(spec)
     if spec.startswith("openai:"):
         from .openai import OpenAIBackend
 
@@ -144,6 +150,9 @@ def load_backend(spec: str, **kwargs: Any) -> Backend:
 
         if lab_name is not None:
             kwargs.setdefault("model_name", lab_name)
+        if sparse is not None:
+            kwargs["model_name"] = kwargs.get("model_name", Path(location).name) + sparse.suffix
+            kwargs["sparse"] = sparse
         return HFBackend(location, **kwargs)
     raise ValueError(
         f"unknown backend spec {spec!r}: expected a lab model name, a local checkpoint folder, "

@@ -57,6 +57,8 @@ import numpy as np
 
 from ._base import Backend, Completion, GenerationRequest, GenerationResult
 from ._checks import check_request
+from ._sparse_attention import enable_sparse_attention
+from .sparse import SparseAttention
 
 __all__ = ["HFBackend", "available_memory_bytes", "cache_tensor_bytes", "pack_batches", "resolve_device"]
 
@@ -318,6 +320,8 @@ class HFBackend(Backend):
         Most rows (prompt copies) per ``generate`` call; requests are never split.
     model_name : str, optional
         Name written to the samples table; default the checkpoint folder's name.
+    sparse : SparseAttention, optional
+        Decode with block top-k attention (:mod:`profiling.backends.sparse`); default dense.
 
     Examples
     --------
@@ -338,6 +342,7 @@ class HFBackend(Backend):
         chat: bool = False,
         max_batch_rows: int = 64,
         model_name: str | None = None,
+        sparse: SparseAttention | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -370,6 +375,9 @@ class HFBackend(Backend):
         with _no_weight_loading_bar():
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype])
         self.model = model.to(self.device).eval()
+        self.sparse = sparse
+        if sparse is not None:
+            enable_sparse_attention(self.model, sparse, path.name)
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
@@ -398,6 +406,7 @@ class HFBackend(Backend):
             "chat_template_applied": self.chat,
             "max_batch_rows": self.max_batch_rows,
             "logprob": "mean log-softmax of raw logits (before temperature/top-p) of the drawn tokens",
+            **({"sparse_attention": self.sparse.to_dict()} if self.sparse is not None else {}),
         }
 
     def close(self) -> None:
