@@ -100,8 +100,10 @@ class WorkloadShape:
     each beam sampling ``expansions`` continuations per step over ``steps`` steps;
     ``rounds`` refinement rounds after the first attempt, each keeping a fraction ``keep``
     of the chain; thinking capped at ``budget_tokens`` (None: no cap) and then
-    ``answer_tokens`` forced answer tokens. :class:`planner.costs.Workload` turns it into
-    engine calls.
+    ``answer_tokens`` forced answer tokens; ``simulations`` tree-search simulations (mcts),
+    each expanding a node ``depth`` of the way down a chain of ``steps`` steps into
+    ``expansions`` one-step children and rolling one of them out to an answer.
+    :class:`planner.costs.Workload` turns it into engine calls.
     """
 
     samples: int = 1
@@ -111,6 +113,8 @@ class WorkloadShape:
     keep: float = 0.5
     budget_tokens: int | None = None
     answer_tokens: int = 0
+    simulations: int = 0
+    depth: float = 0.5
 
     @property
     def sequences(self) -> int:
@@ -120,8 +124,31 @@ class WorkloadShape:
     @property
     def calls(self) -> int:
         """Engine calls one execution makes one after another (beam steps, refinement rounds
-        after the first attempt, the forced answer); a multi-call strategy resends its context."""
+        after the first attempt, the forced answer, an expansion and a rollout per tree-search
+        simulation); a multi-call strategy resends its context."""
+        if self.simulations:
+            return 2 * self.simulations
         return self.steps * (1 + self.rounds) + (1 if self.answer_tokens else 0)
+
+    @property
+    def chain_factor(self) -> float:
+        """Generated tokens per token of one chain (answer tokens aside): every sequence's
+        chain and the regenerated ``1 - keep`` of it per round; for a tree search, each
+        simulation's ``expansions`` one-step children (a step is ``1 / steps`` of the chain)
+        and its rollout from below them to the end, the first from the root and the others
+        from ``depth`` down (:class:`planner.costs.Workload`'s ``mcts`` calls).
+
+        Examples
+        --------
+        >>> WorkloadShape(expansions=2, steps=4, simulations=3, depth=0.5).chain_factor
+        2.75
+        """
+        if self.simulations:
+            step = 1.0 / self.steps
+            first = self.expansions * step + (1.0 - step)
+            later = self.expansions * step + max(1.0 - self.depth - step, 0.0)
+            return first + (self.simulations - 1) * later
+        return self.sequences * (1 + self.rounds * (1 - self.keep))
 
     def generated_tokens(self, chain_tokens: float) -> float:
         """Tokens one execution generates when one chain (a sample, a beam's solution, an
@@ -133,13 +160,11 @@ class WorkloadShape:
         >>> WorkloadShape(samples=4, rounds=2, keep=0.5).generated_tokens(100)
         800.0
         """
-        return self.sequences * chain_tokens * (1 + self.rounds * (1 - self.keep)) + self.answer_tokens
+        return self.chain_factor * chain_tokens + self.answer_tokens
 
     def chain_tokens(self, generated_tokens: float) -> float:
         """The inverse of :meth:`generated_tokens`: the chain length behind a measured total."""
-        return (generated_tokens - self.answer_tokens) / (
-            self.sequences * (1 + self.rounds * (1 - self.keep))
-        )
+        return (generated_tokens - self.answer_tokens) / self.chain_factor
 
 
 @dataclass(frozen=True)
