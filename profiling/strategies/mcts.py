@@ -5,8 +5,9 @@ ending with :attr:`Task.step_delimiter`), and a child adds one step. One questio
 ``simulations`` simulations; all questions of a batch advance together (one backend call per
 phase of a simulation). Each simulation:
 
-1. **Selection.** From the root, while the node has children, move to the child with the
-   largest PUCT score (:func:`puct_score`; ties go to the first child)
+1. **Selection.** From the root, move to the child with the largest PUCT score
+   (:func:`puct_score`; ties go to the first child) until a node that has no children or is
+   due to be widened (below)
 
    .. math:: U(c) = Q(c) + c_\mathrm{puct}\, P(c)\, \frac{\sqrt{N(\mathrm{parent})}}{1 + N(c)},
       \qquad Q(c) = \frac{v_0(c) + W(c)}{1 + N(c)}
@@ -14,12 +15,15 @@ phase of a simulation). Each simulation:
    where :math:`v_0(c)` is the step scorer's score of the child's partial chain (``prm``: the
    same process rewards as beam search, :mod:`profiling.strategies.rewards`), counted as one
    prior visit, :math:`W(c)` the sum of the rewards backed up through it, :math:`N(c)` its
-   visits and :math:`P(c)` its prior: the share of the ``expansions`` samples that wrote its
-   step (the policy's own frequency; identical steps are one child).
-2. **Expansion.** A selected node that is not finished and is above ``max_steps`` gets its
+   visits and :math:`P(c)` its prior: the share of the node's samples that wrote its step
+   (the policy's own frequency; identical steps are one child).
+2. **Expansion.** A selected node that is not finished and is above ``max_steps`` gets
    children: one request samples ``expansions`` next steps (stop at the step delimiter). A
    child is *finished* when its step holds the answer marker, is empty, or ran out of tokens
-   (as in beam search).
+   (as in beam search). *Progressive widening*: a node is expanded again (``expansions`` more
+   samples) when :math:`(1 + N)^{\alpha}` reaches the number of expansions it has had plus
+   one (``widen`` = :math:`\alpha`; 0.5: at N = 0, 3, 8, 15, ...; 0: once), so a node whose
+   first children are all wrong is not stuck with them.
 3. **Rollout.** From the new child with the best (score, prior) (or from the selected node
    when it cannot be expanded) one sample continues to an answer (no stop string); the
    reward is the process reward of the whole rolled-out chain. A selected finished node is
@@ -32,8 +36,8 @@ states an answer first, then the highest reward, then the mean log-prob. If none
 answer, the best is forced to answer by appending :attr:`Task.answer_trigger` (greedy; those
 tokens count too).
 
-Knobs: ``simulations`` (the compute knob), ``expansions``, ``c_puct``, ``max_steps`` (the
-deepest node expanded), ``prm`` (``oracle``, ``noisy:P``: SIMULATED, or a callable reward
+Knobs: ``simulations`` (the compute knob), ``expansions``, ``c_puct``, ``widen``,
+``max_steps`` (the deepest node expanded), ``prm`` (``oracle``, ``noisy:P``: SIMULATED, or a callable reward
 model), ``temperature``, ``top_p``. The cost model (:class:`planner.costs.Workload`) prices
 a simulation as one expansion of ``expansions`` one-step sequences and one rollout, the first
 from the root and the others from a node ``depth`` of the way down the chain (``depth``: an
@@ -91,6 +95,13 @@ DESCRIPTOR = StrategyDescriptor(
             2, int, "next steps sampled per expanded node", lambda v: v >= 1, "an integer >= 1"
         ),
         "c_puct": Knob(1.0, float, "exploration weight of PUCT", lambda v: v >= 0, "a number >= 0"),
+        "widen": Knob(
+            0.5,
+            float,
+            "progressive widening exponent (0: expand once)",
+            lambda v: 0 <= v <= 1,
+            "a number in [0, 1]",
+        ),
         "max_steps": Knob(12, int, "deepest node expanded (steps)", lambda v: v >= 1, "an integer >= 1"),
         "prm": Knob(
             "oracle",
@@ -125,6 +136,8 @@ class Node:
     finished: bool = False
     visits: int = 0
     total: float = 0.0  # sum of the rewards backed up through this node
+    expansions: int = 0  # times this node was expanded
+    samples: int = 0  # next steps sampled from it over its expansions
     pieces: list[tuple[float | None, int]] = field(default_factory=list)  # (mean logprob, tokens) per step
     children: list[Node] = field(default_factory=list)
 
@@ -209,12 +222,18 @@ class MCTS(Strategy):
     # ---- the phases of one simulation --------------------------------------------------------
     def _select(self, root: Node) -> list[Node]:
         path = [root]
-        while path[-1].children:
+        while path[-1].children and not self._expandable(path[-1]):
             path.append(select_child(path[-1], self.params["c_puct"]))
         return path
 
     def _expandable(self, node: Node) -> bool:
-        return not node.finished and node.depth < self.params["max_steps"]
+        """Not finished, above ``max_steps``, and never expanded or due to be widened."""
+        if node.finished or node.depth >= self.params["max_steps"]:
+            return False
+        return node.expansions == 0 or (
+            self.params["widen"] > 0
+            and (1 + node.visits) ** self.params["widen"] >= node.expansions + 1 - 1e-9
+        )
 
     def _request(
         self, s: _Search, text: str, n: int, stop: tuple[str, ...], seed: int, ctx
@@ -250,10 +269,10 @@ class MCTS(Strategy):
         for s, result in zip(searches, backend.generate(requests), strict=True):
             s.cost.observe_call(result, sum(c.completion_tokens for c in result.completions))
             leaf = s.path[-1]
-            leaf.children = _children(leaf, result.completions, delim, task.answer_trigger.strip(), n)
-            for child in leaf.children:
+            new = _add_children(leaf, result.completions, delim, task.answer_trigger.strip())
+            for child in new:
                 child.value0 = _score(prm, s.problem, child.text, task)
-            s.path.append(max(leaf.children, key=lambda c: (c.value0, c.prior)))
+            s.path.append(max(new or leaf.children, key=lambda c: (c.value0, c.prior)))
 
     def _rollout(
         self,
@@ -315,23 +334,26 @@ class MCTS(Strategy):
         ]
 
 
-def _children(leaf: Node, completions: Sequence[Completion], delim: str, marker: str, n: int) -> list[Node]:
-    """The distinct next steps of ``leaf`` (first occurrence kept); prior = share of the samples."""
-    by_text: dict[str, Node] = {}
+def _add_children(leaf: Node, completions: Sequence[Completion], delim: str, marker: str) -> list[Node]:
+    """Add the sampled next steps to ``leaf``'s children (identical steps are one child) and
+    return the new ones; every child's prior becomes its share of all of ``leaf``'s samples."""
+    by_text = {c.text: c for c in leaf.children}
+    counts = {c.text: c.prior * leaf.samples for c in leaf.children}
+    new = []
     for c in completions:
         done = bool((marker and marker in c.text) or not c.text.strip() or c.finish_reason == "length")
         text = leaf.text + c.text + ("" if done else delim)
-        if text in by_text:
-            by_text[text].prior += 1.0 / n
-            continue
-        by_text[text] = Node(
-            text,
-            leaf.depth + 1,
-            1.0 / n,
-            finished=done,
-            pieces=[*leaf.pieces, (c.logprob, c.completion_tokens)],
-        )
-    return list(by_text.values())
+        if text not in by_text:
+            pieces = [*leaf.pieces, (c.logprob, c.completion_tokens)]
+            by_text[text] = Node(text, leaf.depth + 1, finished=done, pieces=pieces)
+            leaf.children.append(by_text[text])
+            new.append(by_text[text])
+        counts[text] = counts.get(text, 0.0) + 1.0
+    leaf.expansions += 1
+    leaf.samples += len(completions)
+    for child in leaf.children:
+        child.prior = counts[child.text] / leaf.samples
+    return new
 
 
 def _score(prm: ProcessReward, problem: Problem, text: str, task: Task) -> float:
