@@ -53,6 +53,7 @@ calls (at most ``2 * simulations``: a simulation that selects a finished node ma
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -205,6 +206,13 @@ class MCTS(Strategy):
 
     def labels(self) -> dict[str, object]:
         return {"prm_source": get_reward(self.params["prm"], task=None).source}
+
+    def unit_seed(self, ctx: RunContext, problem: Problem) -> int:
+        """The unit's seed without the compute knob: simulation ``i`` draws the same samples
+        whatever ``simulations`` is, so a search of N simulations is the first N of a longer
+        one (the accuracy and cost curves over ``simulations`` are measured on nested searches)."""
+        config = {k: v for k, v in self.config.items() if k != "simulations"}
+        return derive_seed(ctx.seed, ctx.model, self.name, json.dumps(config, sort_keys=True), problem.id)
 
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
         prm = get_reward(self.params["prm"], task, seed=ctx.seed)
