@@ -26,9 +26,18 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from ._base import UNFINISHED, Backend, Completion, ExhaustedUnit, GenerationRequest, GenerationResult
+from ._base import (
+    REASONING_EFFORTS,
+    UNFINISHED,
+    Backend,
+    Completion,
+    ExhaustedUnit,
+    GenerationRequest,
+    GenerationResult,
+)
 
 __all__ = [
+    "REASONING_EFFORTS",
     "UNFINISHED",
     "Backend",
     "Completion",

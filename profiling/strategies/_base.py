@@ -13,6 +13,13 @@ samples table) by talking only to the :class:`~profiling.backends._base.Backend`
 interface. The runner (:mod:`profiling.runner`) adds the identity columns (run, model,
 backend, task, strategy, config) and writes the rows.
 
+Request knobs: every strategy also accepts the knobs of :data:`REQUEST_KNOBS`
+(``reasoning_effort=low|medium|high``), which are not about the search but about each engine
+call: :meth:`Strategy.execute` sets them on every request the strategy makes, and refuses a
+backend that does not send them. Left at their defaults they are not written to ``config``,
+so configs profiled before they existed are unchanged; set, they are, so the planner sees
+each value as a different arm (one fixed knob more).
+
 Cost attribution rules shared by all strategies (each strategy's docstring says which
 apply):
 
@@ -40,12 +47,12 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backends import UNFINISHED, Backend, GenerationResult
+from ..backends import REASONING_EFFORTS, UNFINISHED, Backend, GenerationRequest, GenerationResult
 from ..strategy_spec import StrategySpec
 from ..tasks import Problem, Task
 
@@ -59,6 +66,7 @@ __all__ = [
     "Strategy",
     "derive_seed",
     "mean_logprob",
+    "REQUEST_KNOBS",
 ]
 
 
@@ -90,6 +98,21 @@ class Knob:
         if not ok:
             raise ValueError(f"strategy {strategy!r}: knob {name!r} must be {want}, got {value!r}")
         return value
+
+
+#: knobs every strategy accepts that set a field of each request (module docstring); ``none``
+#: sends nothing
+REQUEST_KNOBS: dict[str, Knob] = {
+    "reasoning_effort": Knob(
+        "none",
+        str,
+        "reasoning effort of every call: none (not sent)|"
+        + "|".join(REASONING_EFFORTS)
+        + " (openai backend)",
+        lambda v: v in ("none", *REASONING_EFFORTS),
+        "none, " + ", ".join(REASONING_EFFORTS),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -204,6 +227,10 @@ class StrategyDescriptor:
     assumptions: Mapping[str, Knob] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
     shape: Callable[[Mapping[str, Any]], WorkloadShape] = lambda knobs: WorkloadShape()
+
+    def __post_init__(self) -> None:
+        # the request knobs are every strategy's: declared once, here
+        object.__setattr__(self, "knobs", {**self.knobs, **REQUEST_KNOBS})
 
     def resolve(self, knobs: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         """Every knob and assumption, defaults filled in, aliases resolved, values checked.
@@ -390,8 +417,12 @@ class Strategy(ABC):
 
     @property
     def config(self) -> dict[str, Any]:
-        """Every knob (defaults filled in) plus :meth:`labels`: the ``config`` column's content."""
-        return {**self.params, **self.labels()}
+        """Every knob (defaults filled in; request knobs only when set) plus :meth:`labels`: the
+        ``config`` column's content."""
+        knobs = {
+            k: v for k, v in self.params.items() if k not in REQUEST_KNOBS or v != REQUEST_KNOBS[k].default
+        }
+        return {**knobs, **self.labels()}
 
     def config_json(self) -> str:
         """The canonical JSON string stored in the samples table's ``config`` column."""
@@ -421,6 +452,27 @@ class Strategy(ABC):
                 f"{self.name}:cot=false needs a direct-answer prompt, which task {task.name!r} does not have"
             )
 
+    def execute(
+        self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext
+    ) -> list[Outcome]:
+        """:meth:`run` with the request knobs set on every request (what the runner calls).
+
+        Raises ``ValueError`` before any call when a request knob is set and ``backend`` does
+        not send it (its :attr:`~profiling.backends.Backend.request_options`).
+        """
+        options = {
+            k: self.params[k] for k in REQUEST_KNOBS if self.params.get(k, REQUEST_KNOBS[k].default) != "none"
+        }
+        if not options:
+            return self.run(backend, task, problems, ctx)
+        missing = sorted(set(options) - set(backend.request_options))
+        if missing:
+            raise ValueError(
+                f"strategy {self.spec}: knob {missing[0]!r} needs a backend that sends it (openai); "
+                f"the {backend.name or type(backend).__name__} backend does not"
+            )
+        return self.run(_WithOptions(backend, options), task, problems, ctx)
+
     @abstractmethod
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
         """Run on a batch of problems; return every row of every problem.
@@ -444,6 +496,21 @@ class Strategy(ABC):
         return Outcome(
             problem, sample_idx, text, answer, bool(task.is_correct(answer, problem)), cost, logprob, reward
         )
+
+
+class _WithOptions(Backend):
+    """``backend`` with request fields set on every request (:meth:`Strategy.execute`)."""
+
+    def __init__(self, backend: Backend, options: Mapping[str, Any]) -> None:
+        self.backend, self.options = backend, dict(options)
+        self.name, self.model_name = backend.name, backend.model_name
+        self.request_options = backend.request_options
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        return self.backend.generate([replace(r, **self.options) for r in requests])
+
+    def count_tokens(self, text: str) -> int:
+        return self.backend.count_tokens(text)
 
 
 def _fmt(value: Any) -> str:
