@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,3 +98,37 @@ def test_the_planner_offers_mcts_only_with_simulated_scorers_allowed(profile):
     real = plan(profile, {"tokens": 1e6}, hardware="h100")
     assert real.to_json()["choice"]["strategy"] == "greedy"
     assert any("mcts" in n and "simulated" in n for n in real.notes)
+
+
+def test_the_report_compares_mcts_with_beam_and_best_of_n_at_equal_tokens():
+    """Two difficulty bins of 10 and 30 questions: over every question, mcts (8 simulations) is
+    right on (10 * 0.9 + 30 * 0.5) / 40 = 60% at (10 * 100 + 30 * 300) / 40 = 250 tokens; beam at
+    250 tokens lies between its points (100, 20%) and (400, 60%) at log(250 / 100) / log(4) of
+    the way: 20% + 40% * 0.661 = 46%; best-of-N was measured only up to 200 tokens: '-'."""
+    from planner.report.search import equal_token_table, search_table
+
+    def row(strategy, config, metric, k, d, n, acc, tokens):
+        return {S.MODEL: "m", S.STRATEGY: strategy, S.CONFIG: config, S.METRIC: metric, S.K: k,
+                S.DIFFICULTY: d, S.N_QUESTIONS: n, S.ACCURACY: acc, S.MEAN_COMPLETION_TOKENS: tokens}  # fmt: skip
+
+    mcts = get_strategy("mcts:simulations=8").config_json()
+    rows = [
+        row("mcts", mcts, "accuracy", 1, "1", 10, 0.9, 100.0),
+        row("mcts", mcts, "accuracy", 1, "2", 30, 0.5, 300.0),
+    ]
+    for d, n in (("1", 10), ("2", 30)):
+        rows += [row("beam", '{"width": 1}', "accuracy", 1, d, n, 0.2, 100.0),
+                 row("beam", '{"width": 4}', "accuracy", 1, d, n, 0.6, 400.0),
+                 row("pool", '{"reward": "none"}', "best_of@k", 1, d, n, 0.3, 50.0),
+                 row("pool", '{"reward": "none"}', "best_of@k", 4, d, n, 0.4, 200.0)]  # fmt: skip
+    (r,) = equal_token_table(pd.DataFrame(rows)).to_dict("records")
+    assert (r["simulations"], r["scorer"], r["generated_tokens"]) == (8, "oracle-step-checker", 250.0)
+    assert r["mcts"] == pytest.approx(0.6)
+    assert r["best_of"] is None or np.isnan(r["best_of"])
+    assert r["beam"] == pytest.approx(0.2 + 0.4 * np.log(2.5) / np.log(4), abs=1e-12)
+    shown = search_table(pd.DataFrame(rows)).iloc[0]
+    assert (shown["mcts accuracy"], shown["beam at equal tokens"], shown["best-of-N at equal tokens"]) == (
+        "60%",
+        "46%",
+        "-",
+    )
