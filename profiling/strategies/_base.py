@@ -419,10 +419,7 @@ class Strategy(ABC):
     def config(self) -> dict[str, Any]:
         """Every knob (defaults filled in; request knobs only when set) plus :meth:`labels`: the
         ``config`` column's content."""
-        knobs = {
-            k: v for k, v in self.params.items() if k not in REQUEST_KNOBS or v != REQUEST_KNOBS[k].default
-        }
-        return {**knobs, **self.labels()}
+        return {**self._set_knobs(), **self.labels()}
 
     def config_json(self) -> str:
         """The canonical JSON string stored in the samples table's ``config`` column."""
@@ -430,8 +427,14 @@ class Strategy(ABC):
 
     @property
     def spec(self) -> StrategySpec:
-        """The full spec (every knob) that reproduces this strategy."""
-        return StrategySpec(self.name, dict(self.params))
+        """The full spec (every knob; request knobs only when set) that reproduces this strategy."""
+        return StrategySpec(self.name, self._set_knobs())
+
+    def _set_knobs(self) -> dict[str, Any]:
+        """:attr:`params` without the request knobs left at their defaults (module docstring)."""
+        return {
+            k: v for k, v in self.params.items() if k not in REQUEST_KNOBS or v != REQUEST_KNOBS[k].default
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec})"
