@@ -76,6 +76,7 @@ PRESETS: dict[str, DemoPreset] = {
             "pool:n=64,temperature=1.0",
             "budget:tokens=8|16|24|32|48|64",
             "beam:width=2|4|8",
+            "mcts:simulations=2|4|8",
             "refine:rounds=1|2|4",
             "hybrid:n=8,rounds=2",
         ),

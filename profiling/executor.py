@@ -156,7 +156,7 @@ def run_job(backend: Backend, setup: RunSetup, job: Job) -> list[list[dict] | Ex
         return backend.run_job(setup, job)
     strategy = setup.strategies[job.strategy]
     ctx = RunContext(seed=setup.seed, max_new_tokens=setup.max_new_tokens, model=backend.model_name)
-    outcomes = strategy.run(backend, setup.task, list(job.problems), ctx)
+    outcomes = strategy.execute(backend, setup.task, list(job.problems), ctx)
     rows = outcome_rows(outcomes, run_id=setup.run_id, backend=backend, task=setup.task, strategy=strategy)
     by_question: dict[str, list[dict]] = {}
     for row in rows:

@@ -8,7 +8,9 @@ one prompt prefill plus its rows' decodes (``profiling.strategies.pool``).
 
 Multi-call strategies store summed prompts and completions per row; the calls per row are
 estimated from the strategy's knobs (``beam``: ``width * expansions * max_steps``, an upper
-bound as beams may finish early; ``refine``/``hybrid``: ``rounds + 1``; ``budget``: 2; else 1)
+bound as beams may finish early; ``mcts``: ``simulations * (expansions + 1)``, an upper bound
+as a simulation that selects a finished node makes no call; ``refine``/``hybrid``:
+``rounds + 1``; ``budget``: 2; else 1)
 and only change the attention term (:func:`~planner.costs.flops.token_flops`).
 """
 
@@ -37,6 +39,8 @@ def calls_per_row(strategy: str, config: str | dict) -> int:
     if strategy == "beam":
         steps = knobs.get("max_steps", knobs.get("steps", 12))
         return int(knobs.get("width", 4)) * int(knobs.get("expansions", 2)) * int(steps)
+    if strategy == "mcts":
+        return int(knobs.get("simulations", 8)) * (int(knobs.get("expansions", 2)) + 1)
     if strategy in ("refine", "hybrid"):
         return int(knobs.get("rounds", 2)) + 1
     if strategy == "budget":

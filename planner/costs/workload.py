@@ -20,6 +20,11 @@ strategy (knobs)              phases
 ``budget:tokens=T``           thinking capped at ``min(G, T)`` tokens, then a forced answer of
                               ``answer_tokens`` (default 32) tokens
 ``hybrid:n=,rounds=``         ``n`` chains from one prompt, each refined ``rounds`` times
+``mcts:simulations=N,``       ``N`` simulations of two calls: an expansion of ``E`` sequences of
+``expansions=E,max_steps=S``  one step ``g = ceil(G / S)`` and a rollout of one sequence to the
+                              end of the chain; the first expands the root, the others a node
+                              ``d = depth * G`` tokens down (``depth`` default 0.5, an
+                              ASSUMPTION: half-way), so their rollouts write ``G - d - g``
 ============================  =================================================================
 
 ``G`` (``gen_tokens``) is the length of one chain: a sample, a beam's full solution, one
@@ -135,6 +140,8 @@ class Workload:
     keep : fraction of a chain kept by each refinement round.
     budget_tokens : thinking-token cap of budget forcing (None: no cap).
     answer_tokens : tokens of the forced answer (budget forcing).
+    simulations : tree-search simulations ``N`` (mcts; 0 otherwise).
+    depth : fraction of a chain above the node a later simulation expands (mcts).
     prefix_sharing : the backend shares common prefixes (module docstring).
     lengths : the distribution of one chain's length (None: every chain has ``gen_tokens``).
     questions : the questions served (:class:`~planner.costs.QuestionMix`; None: one question
@@ -159,6 +166,8 @@ class Workload:
     keep: float = 0.5
     budget_tokens: int | None = None
     answer_tokens: int = 0
+    simulations: int = 0
+    depth: float = 0.5
     prefix_sharing: bool = True
     knobs: dict[str, Any] = field(default_factory=dict, compare=False)
     lengths: TokenLengths | None = field(default=None, compare=False)
@@ -167,7 +176,7 @@ class Workload:
     def __post_init__(self) -> None:
         if self.strategy not in DESCRIPTORS:
             raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(DESCRIPTORS)}")
-        for name in ("prompt_tokens", "answer_tokens", "rounds"):
+        for name in ("prompt_tokens", "answer_tokens", "rounds", "simulations"):
             _check_int(name, getattr(self, name), 0)
         g = self.gen_tokens
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not (0 <= g < math.inf):
@@ -176,8 +185,9 @@ class Workload:
             _check_int(name, getattr(self, name), 1)
         if self.budget_tokens is not None:
             _check_int("budget_tokens", self.budget_tokens, 0)
-        if not 0.0 <= self.keep < 1.0:
-            raise ValueError(f"keep must be in [0, 1), got {self.keep!r}")
+        for name in ("keep", "depth"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
 
     # ---- construction ----------------------------------------------------------------------
     @classmethod
@@ -227,6 +237,8 @@ class Workload:
                 keep=shape.keep,
                 budget_tokens=shape.budget_tokens,
                 answer_tokens=shape.answer_tokens,
+                simulations=shape.simulations,
+                depth=shape.depth,
                 prefix_sharing=prefix_sharing,
                 knobs={k: knobs[k] for k in desc.cost_knobs},
                 lengths=lengths,
@@ -328,6 +340,15 @@ class Workload:
             for s in range(1, self.steps):
                 held = p + self.samples * s * step  # prompt once + each kept beam's history
                 cont(n, p + s * step, step, held)
+        elif self.strategy == "mcts":
+            step = np.where(g > 0, np.ceil(g / self.steps - 1e-9), 0.0)
+            down = np.minimum(np.round(self.depth * g), g - step)  # context above a later expansion
+            first(self.expansions, step)
+            cont(1, p + step, g - step, p + step)
+            for _ in range(1, self.simulations):
+                # the expanded node's path is held; other branches are the prefix cache's to keep
+                cont(self.expansions, p + down, step, p + down)
+                cont(1, p + down + step, g - down - step, p + down + step)
         elif self.strategy == "budget":
             think = g if self.budget_tokens is None else np.minimum(g, self.budget_tokens)
             first(1, think)

@@ -34,6 +34,7 @@ from . import data as D
 from . import tradeoffs as T
 from .findings import Findings, findings_for_context, next_steps
 from .format import UNITS, format_budget
+from .search import SEARCH_TEXT, search_table
 from .sparse import sparse_frame
 from .style import Encoding
 
@@ -210,6 +211,10 @@ def compute_content(
     elif ctx.hardware is None:
         sec.notes.append("no GPU was given: capacity needs one (--gpu)")
     sections.append(sec)
+    search = search_table(ctx.profile.curves)
+    if len(search):
+        sections.append(Section("search", "Tree search versus beam search and best-of-N", SEARCH_TEXT,
+                                tables=[("At equal generated tokens per query (measured)", search)]))  # fmt: skip
     sections.append(_provenance(ctx, fits))
     t1 = time.perf_counter()
     findings = findings_for_context(ctx, budgets, n_splits=n_splits, seed=seed)

@@ -28,10 +28,19 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from ._base import UNFINISHED, Backend, Completion, ExhaustedUnit, GenerationRequest, GenerationResult
+from ._base import (
+    REASONING_EFFORTS,
+    UNFINISHED,
+    Backend,
+    Completion,
+    ExhaustedUnit,
+    GenerationRequest,
+    GenerationResult,
+)
 from .sparse import SparseAttention, split_sparse_spec
 
 __all__ = [
+    "REASONING_EFFORTS",
     "UNFINISHED",
     "Backend",
     "Completion",

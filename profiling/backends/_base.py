@@ -23,7 +23,18 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GenerationRequest", "Completion", "GenerationResult", "Backend", "UNFINISHED", "ExhaustedUnit"]
+__all__ = [
+    "GenerationRequest",
+    "Completion",
+    "GenerationResult",
+    "Backend",
+    "UNFINISHED",
+    "ExhaustedUnit",
+    "REASONING_EFFORTS",
+]
+
+#: the reasoning efforts a request may ask for (the OpenAI API's ``reasoning_effort`` values)
+REASONING_EFFORTS = ("low", "medium", "high")
 
 #: finish reasons of a sample the engine did not finish (vLLM: an aborted request, an engine
 #: error): its text is partial, so the runner never writes a unit that used one
@@ -50,6 +61,10 @@ class GenerationRequest:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()  # stop strings; the stop string itself is not part of the text
     seed: int | None = None
+    #: how long a reasoning model thinks (:data:`REASONING_EFFORTS`), sent as the API's
+    #: ``reasoning_effort``; None: not sent. Only backends that list it in
+    #: :attr:`Backend.request_options` honour it.
+    reasoning_effort: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,8 @@ class Backend(ABC):
     name: str = ""
     #: model name written to the samples table (lab name, checkpoint folder name, or served name)
     model_name: str = ""
+    #: optional request fields this backend sends to its engine (``reasoning_effort``: openai)
+    request_options: frozenset[str] = frozenset()
 
     @abstractmethod
     def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import GenerationRequest
+from ._base import REASONING_EFFORTS, GenerationRequest
 
 
 def check_request(request: GenerationRequest, index: int = 0) -> None:
@@ -27,3 +27,8 @@ def check_request(request: GenerationRequest, index: int = 0) -> None:
         raise ValueError(f"request {index}: top_p must be in (0, 1], got {request.top_p}")
     if isinstance(request.stop, str) or not all(isinstance(s, str) for s in request.stop):
         raise TypeError(f"request {index}: stop must be a tuple of strings, got {request.stop!r}")
+    if request.reasoning_effort is not None and request.reasoning_effort not in REASONING_EFFORTS:
+        raise ValueError(
+            f"request {index}: reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}, "
+            f"got {request.reasoning_effort!r}"
+        )

@@ -17,6 +17,19 @@ What is measured
   with text arrived (the earliest over the request's calls).
 * ``kv_bytes_peak`` is None with ``kv_source="unavailable-remote"``: servers do not expose the
   KV-cache bytes held per request.
+* Reasoning tokens: a reasoning model's hidden tokens, reported as
+  ``usage.completion_tokens_details.reasoning_tokens``, are generated tokens (and billed as
+  output): a completion counted from its logprobs (visible tokens only) gets its call's
+  reasoning tokens added (split evenly over the call's choices, the remainder to the first);
+  ``usage.completion_tokens`` already includes them. ``extra["reasoning_tokens"]`` sums them.
+
+Reasoning effort
+----------------
+``reasoning_effort=low|medium|high`` (the constructor's default for every request, or a
+request's own :attr:`GenerationRequest.reasoning_effort`, set by a strategy's
+``reasoning_effort`` knob) is sent as the request body's ``reasoning_effort`` field (OpenAI's
+chat completions and o-series models; servers that do not know it may refuse it: HTTP 400 is
+an :class:`OpenAIBackendError`, not retried).
 
 Samples per request (``n``)
 ---------------------------
@@ -52,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from ._base import Backend, Completion, GenerationRequest, GenerationResult
+from ._base import REASONING_EFFORTS, Backend, Completion, GenerationRequest, GenerationResult
 from ._checks import check_request
 
 __all__ = ["OpenAIBackend", "OpenAIBackendError", "derive_subseed", "backoff_delay_s"]
@@ -119,6 +132,16 @@ class _CallResult:
     ttft_s: float | None
     retries: int
     seed: int | None
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
+
+
+def _reasoning_share(call: _CallResult, choice: _Choice) -> int:
+    """The reasoning tokens of ``call`` attributed to ``choice``: an even split over the call's
+    choices, the remainder to the first ones (0 when the server reported none)."""
+    total = int(call.reasoning_tokens or 0)
+    k = len(call.choices)
+    i = next(j for j, c in enumerate(call.choices) if c is choice)
+    return total // k + (1 if i < total % k else 0)
 
 
 def _retry_after_s(headers: Any) -> float | None:
@@ -160,9 +183,12 @@ class OpenAIBackend(Backend):
         Seed of the backoff jitter generator.
     model_name : str, optional
         Name written to the samples table; default ``model``.
+    reasoning_effort : {"low", "medium", "high"}, optional
+        Sent with every request that does not set its own (module docstring); None: not sent.
     """
 
     name = "openai"
+    request_options = frozenset({"reasoning_effort"})
 
     def __init__(
         self,
@@ -183,6 +209,7 @@ class OpenAIBackend(Backend):
         extra_body: dict[str, Any] | None = None,
         seed: int = 0,
         model_name: str | None = None,
+        reasoning_effort: str | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -202,6 +229,11 @@ class OpenAIBackend(Backend):
         self.backoff_max_s = float(backoff_max_s)
         self.deadline_s = float(deadline_s)
         self.extra_body = dict(extra_body or {})
+        if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
+            raise ValueError(
+                f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}, got {reasoning_effort!r}"
+            )
+        self.reasoning_effort = reasoning_effort
         self._tokenizer_spec = tokenizer
         self._tokenizer: Any = None
         self._rng = np.random.default_rng(seed)
@@ -283,6 +315,9 @@ class OpenAIBackend(Backend):
             body["logprobs"] = True if self.chat else 1
         if self.stream:
             body["stream_options"] = {"include_usage": True}
+        effort = request.reasoning_effort or self.reasoning_effort
+        if effort is not None:
+            body["reasoning_effort"] = effort
         body.update(self.extra_body)
         return body
 
@@ -354,6 +389,7 @@ class OpenAIBackend(Backend):
             ttft_s=ttft,
             retries=retries,
             seed=seed,
+            reasoning_tokens=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
         )
 
     # ---- contract -------------------------------------------------------------------------
@@ -425,11 +461,11 @@ class OpenAIBackend(Backend):
                 if s and s in text:
                     text = text[: text.find(s)]
             if choice.tokens is not None:
-                tokens = choice.tokens
+                tokens = choice.tokens + _reasoning_share(call, choice)
             elif len(call.choices) == 1 and call.completion_tokens is not None:
-                tokens = int(call.completion_tokens)
+                tokens = int(call.completion_tokens)  # reasoning tokens included
             else:
-                tokens = self.count_tokens(text)
+                tokens = self.count_tokens(text) + _reasoning_share(call, choice)
             if choice.logprobs:
                 self.logprobs_returned = True
             elif self.logprobs and self.logprobs_returned is None:
@@ -456,6 +492,8 @@ class OpenAIBackend(Backend):
             "seeds": [c.seed for c in calls],
             "usage_completion_tokens": sum(int(c.completion_tokens or 0) for c in calls),
         }
+        if any(c.reasoning_tokens is not None for c in calls):
+            extra["reasoning_tokens"] = sum(int(c.reasoning_tokens or 0) for c in calls)
         if counted_locally:
             extra["token_counts"] = (
                 f"local tokenizer for {counted_locally} count(s) the server did not report"
@@ -520,6 +558,7 @@ class OpenAIBackend(Backend):
             "n_fallback": self.n_fallback_reason,
             "logprobs_returned": self.logprobs_returned,
             "stream": self.stream,
+            "reasoning_effort": self.reasoning_effort,
         }
         try:
             meta["server_models"] = [m.get("id") for m in self._get_json("/models").get("data", [])]

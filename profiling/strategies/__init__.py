@@ -8,6 +8,8 @@ pool      n samples in one batched request (``n``, ``temperature``, ``top_p``, `
           ``reward``): the input of pass@k, best-of-N, majority and weighted vote
 beam      step-level beam search with a process reward (``width``, ``expansions``,
           ``max_steps``, ``prm``)
+mcts      Monte Carlo tree search over steps: PUCT on process-reward values, rollouts to an
+          answer, backup (``simulations``, ``expansions``, ``c_puct``, ``max_steps``, ``prm``)
 refine    sequential self-refinement from the first rejected step (``rounds``, ``verifier``)
 budget    budget forcing of the scratchpad (``tokens``, ``answer_tokens``)
 hybrid    a pool of refined chains (``n``, ``rounds``)
@@ -29,6 +31,7 @@ from .beam import BeamSearch
 from .budget import BudgetForcing
 from .greedy import Greedy
 from .hybrid import Hybrid
+from .mcts import MCTS
 from .pool import Pool
 from .refine import Refine
 from .rewards import get_reward, register_reward
@@ -55,7 +58,7 @@ __all__ = [
 
 #: registry: strategy name -> class
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (Greedy, Pool, BeamSearch, Refine, BudgetForcing, Hybrid)
+    cls.name: cls for cls in (Greedy, Pool, BeamSearch, Refine, BudgetForcing, Hybrid, MCTS)
 }
 #: strategy name -> its descriptor (knobs, compute knob, workload shape): what the profiler,
 #: the cost model and the planner read

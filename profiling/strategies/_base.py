@@ -13,6 +13,13 @@ samples table) by talking only to the :class:`~profiling.backends._base.Backend`
 interface. The runner (:mod:`profiling.runner`) adds the identity columns (run, model,
 backend, task, strategy, config) and writes the rows.
 
+Request knobs: every strategy also accepts the knobs of :data:`REQUEST_KNOBS`
+(``reasoning_effort=low|medium|high``), which are not about the search but about each engine
+call: :meth:`Strategy.execute` sets them on every request the strategy makes, and refuses a
+backend that does not send them. Left at their defaults they are not written to ``config``,
+so configs profiled before they existed are unchanged; set, they are, so the planner sees
+each value as a different arm (one fixed knob more).
+
 Cost attribution rules shared by all strategies (each strategy's docstring says which
 apply):
 
@@ -40,12 +47,12 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backends import UNFINISHED, Backend, GenerationResult
+from ..backends import REASONING_EFFORTS, UNFINISHED, Backend, GenerationRequest, GenerationResult
 from ..strategy_spec import StrategySpec
 from ..tasks import Problem, Task
 
@@ -59,6 +66,7 @@ __all__ = [
     "Strategy",
     "derive_seed",
     "mean_logprob",
+    "REQUEST_KNOBS",
 ]
 
 
@@ -92,6 +100,21 @@ class Knob:
         return value
 
 
+#: knobs every strategy accepts that set a field of each request (module docstring); ``none``
+#: sends nothing
+REQUEST_KNOBS: dict[str, Knob] = {
+    "reasoning_effort": Knob(
+        "none",
+        str,
+        "reasoning effort of every call: none (not sent)|"
+        + "|".join(REASONING_EFFORTS)
+        + " (openai backend)",
+        lambda v: v in ("none", *REASONING_EFFORTS),
+        "none, " + ", ".join(REASONING_EFFORTS),
+    ),
+}
+
+
 @dataclass(frozen=True)
 class WorkloadShape:
     """What one execution of a strategy consists of, for the cost model.
@@ -100,8 +123,10 @@ class WorkloadShape:
     each beam sampling ``expansions`` continuations per step over ``steps`` steps;
     ``rounds`` refinement rounds after the first attempt, each keeping a fraction ``keep``
     of the chain; thinking capped at ``budget_tokens`` (None: no cap) and then
-    ``answer_tokens`` forced answer tokens. :class:`planner.costs.Workload` turns it into
-    engine calls.
+    ``answer_tokens`` forced answer tokens; ``simulations`` tree-search simulations (mcts),
+    each expanding a node ``depth`` of the way down a chain of ``steps`` steps into
+    ``expansions`` one-step children and rolling one of them out to an answer.
+    :class:`planner.costs.Workload` turns it into engine calls.
     """
 
     samples: int = 1
@@ -111,6 +136,8 @@ class WorkloadShape:
     keep: float = 0.5
     budget_tokens: int | None = None
     answer_tokens: int = 0
+    simulations: int = 0
+    depth: float = 0.5
 
     @property
     def sequences(self) -> int:
@@ -120,8 +147,31 @@ class WorkloadShape:
     @property
     def calls(self) -> int:
         """Engine calls one execution makes one after another (beam steps, refinement rounds
-        after the first attempt, the forced answer); a multi-call strategy resends its context."""
+        after the first attempt, the forced answer, an expansion and a rollout per tree-search
+        simulation); a multi-call strategy resends its context."""
+        if self.simulations:
+            return 2 * self.simulations
         return self.steps * (1 + self.rounds) + (1 if self.answer_tokens else 0)
+
+    @property
+    def chain_factor(self) -> float:
+        """Generated tokens per token of one chain (answer tokens aside): every sequence's
+        chain and the regenerated ``1 - keep`` of it per round; for a tree search, each
+        simulation's ``expansions`` one-step children (a step is ``1 / steps`` of the chain)
+        and its rollout from below them to the end, the first from the root and the others
+        from ``depth`` down (:class:`planner.costs.Workload`'s ``mcts`` calls).
+
+        Examples
+        --------
+        >>> WorkloadShape(expansions=2, steps=4, simulations=3, depth=0.5).chain_factor
+        2.75
+        """
+        if self.simulations:
+            step = 1.0 / self.steps
+            first = self.expansions * step + (1.0 - step)
+            later = self.expansions * step + max(1.0 - self.depth - step, 0.0)
+            return first + (self.simulations - 1) * later
+        return self.sequences * (1 + self.rounds * (1 - self.keep))
 
     def generated_tokens(self, chain_tokens: float) -> float:
         """Tokens one execution generates when one chain (a sample, a beam's solution, an
@@ -133,13 +183,11 @@ class WorkloadShape:
         >>> WorkloadShape(samples=4, rounds=2, keep=0.5).generated_tokens(100)
         800.0
         """
-        return self.sequences * chain_tokens * (1 + self.rounds * (1 - self.keep)) + self.answer_tokens
+        return self.chain_factor * chain_tokens + self.answer_tokens
 
     def chain_tokens(self, generated_tokens: float) -> float:
         """The inverse of :meth:`generated_tokens`: the chain length behind a measured total."""
-        return (generated_tokens - self.answer_tokens) / (
-            self.sequences * (1 + self.rounds * (1 - self.keep))
-        )
+        return (generated_tokens - self.answer_tokens) / self.chain_factor
 
 
 @dataclass(frozen=True)
@@ -179,6 +227,10 @@ class StrategyDescriptor:
     assumptions: Mapping[str, Knob] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
     shape: Callable[[Mapping[str, Any]], WorkloadShape] = lambda knobs: WorkloadShape()
+
+    def __post_init__(self) -> None:
+        # the request knobs are every strategy's: declared once, here
+        object.__setattr__(self, "knobs", {**self.knobs, **REQUEST_KNOBS})
 
     def resolve(self, knobs: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         """Every knob and assumption, defaults filled in, aliases resolved, values checked.
@@ -365,8 +417,9 @@ class Strategy(ABC):
 
     @property
     def config(self) -> dict[str, Any]:
-        """Every knob (defaults filled in) plus :meth:`labels`: the ``config`` column's content."""
-        return {**self.params, **self.labels()}
+        """Every knob (defaults filled in; request knobs only when set) plus :meth:`labels`: the
+        ``config`` column's content."""
+        return {**self._set_knobs(), **self.labels()}
 
     def config_json(self) -> str:
         """The canonical JSON string stored in the samples table's ``config`` column."""
@@ -374,8 +427,14 @@ class Strategy(ABC):
 
     @property
     def spec(self) -> StrategySpec:
-        """The full spec (every knob) that reproduces this strategy."""
-        return StrategySpec(self.name, dict(self.params))
+        """The full spec (every knob; request knobs only when set) that reproduces this strategy."""
+        return StrategySpec(self.name, self._set_knobs())
+
+    def _set_knobs(self) -> dict[str, Any]:
+        """:attr:`params` without the request knobs left at their defaults (module docstring)."""
+        return {
+            k: v for k, v in self.params.items() if k not in REQUEST_KNOBS or v != REQUEST_KNOBS[k].default
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec})"
@@ -395,6 +454,27 @@ class Strategy(ABC):
             raise ValueError(
                 f"{self.name}:cot=false needs a direct-answer prompt, which task {task.name!r} does not have"
             )
+
+    def execute(
+        self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext
+    ) -> list[Outcome]:
+        """:meth:`run` with the request knobs set on every request (what the runner calls).
+
+        Raises ``ValueError`` before any call when a request knob is set and ``backend`` does
+        not send it (its :attr:`~profiling.backends.Backend.request_options`).
+        """
+        options = {
+            k: self.params[k] for k in REQUEST_KNOBS if self.params.get(k, REQUEST_KNOBS[k].default) != "none"
+        }
+        if not options:
+            return self.run(backend, task, problems, ctx)
+        missing = sorted(set(options) - set(backend.request_options))
+        if missing:
+            raise ValueError(
+                f"strategy {self.spec}: knob {missing[0]!r} needs a backend that sends it (openai); "
+                f"the {backend.name or type(backend).__name__} backend does not"
+            )
+        return self.run(_WithOptions(backend, options), task, problems, ctx)
 
     @abstractmethod
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
@@ -419,6 +499,21 @@ class Strategy(ABC):
         return Outcome(
             problem, sample_idx, text, answer, bool(task.is_correct(answer, problem)), cost, logprob, reward
         )
+
+
+class _WithOptions(Backend):
+    """``backend`` with request fields set on every request (:meth:`Strategy.execute`)."""
+
+    def __init__(self, backend: Backend, options: Mapping[str, Any]) -> None:
+        self.backend, self.options = backend, dict(options)
+        self.name, self.model_name = backend.name, backend.model_name
+        self.request_options = backend.request_options
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        return self.backend.generate([replace(r, **self.options) for r in requests])
+
+    def count_tokens(self, text: str) -> int:
+        return self.backend.count_tokens(text)
 
 
 def _fmt(value: Any) -> str:

@@ -186,8 +186,8 @@ def test_sampling_knobs_are_ignored_and_unknown_knobs_are_errors():
     assert Workload.from_strategy("pool:n=4,temperature=0.7,reward=oracle", 10, 10).samples == 4
     with pytest.raises(ValueError, match=r"unknown knob 'widht'.*accepts"):
         Workload.from_strategy("beam:widht=4", 10, 10)
-    with pytest.raises(ValueError, match="unknown strategy 'mcts'"):
-        Workload.from_strategy("mcts:n=4", 10, 10)
+    with pytest.raises(ValueError, match="unknown strategy 'astar'"):
+        Workload.from_strategy("astar:n=4", 10, 10)
     with pytest.raises(ValueError, match="knob 'n' must be an integer >= 1, got 'two'"):
         Workload.from_strategy("pool:n=two", 10, 10)
     with pytest.raises(ValueError, match="knob 'n' must be an integer >= 1, got 0"):

@@ -117,6 +117,7 @@ SMALL = {
     "refine": "refine:rounds=2",
     "budget": "budget:tokens=8",
     "hybrid": "hybrid:n=3,rounds=1",
+    "mcts": "mcts:simulations=3,expansions=2",
 }
 
 
