@@ -33,7 +33,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -443,8 +443,13 @@ def _write_table(table, out_dir: str | Path, name: str) -> Path:
     return atomic_write(Path(out_dir) / name, lambda fh: pq.write_table(table, fh))
 
 
-def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Path]:
+def import_file(
+    path: str | Path, out_dir: str | Path, read: Callable[[Path], ImportResult] | None = None
+) -> tuple[ImportResult, Path]:
     """Read ``path`` and write it under ``out_dir`` as one Parquet shard.
+
+    ``read`` reads it (default :func:`read_records`; :func:`fitting.evallogs.reader` gives the
+    readers of lm-eval and Inspect AI logs, whose folder is named like a file here).
 
     Samples go to ``samples-import-<name>.parquet``, counts to ``counts-import-<name>.parquet``
     (one row per question), ``<name>`` being the source file's name (:func:`import_key`).
@@ -453,7 +458,7 @@ def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Pa
     (:attr:`ImportResult.replaced` lists what it replaced); files with other names are kept
     side by side.
     """
-    result = read_records(path)
+    result = (read or read_records)(Path(path))
     out_dir = Path(out_dir)
     key = import_key(path)
     names = {
