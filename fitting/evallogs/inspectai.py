@@ -28,6 +28,7 @@ readable Inspect log stops the import with one line naming it.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from .. import schema as S
@@ -88,10 +89,18 @@ def read_inspect(path: str | Path, *, scorer: str | None = None, threshold: floa
         try:
             log = read_eval_log(str(file))
         except Exception as exc:  # a truncated zip, corrupt JSON, a foreign file: many types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise S.SchemaError(f"{file}: not a readable Inspect AI log ({first})") from None
+            raise S.SchemaError(_unreadable(file, exc)) from None
         rows += _log_rows(log, file, scorer, threshold, notes)
     return samples_result(rows, path, notes)
+
+
+def _unreadable(file: Path, exc: Exception) -> str:
+    """One line for a log Inspect cannot read: its line where the JSON parser gave one."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    why = "; ".join(lines[:3]) or type(exc).__name__
+    at = re.search(r"at line (\d+) column \d+", why)
+    where = f"{file} line {at[1]}" if at else str(file)
+    return f"{where}: not a readable Inspect AI log, a truncated or corrupt file? ({why})"
 
 
 def _log_files(path: Path) -> list[Path]:
