@@ -283,16 +283,18 @@ def _rows(samples_file: Path, task: str, results: dict | None, extractor: Extrac
         S.TASK: task,
         S.STRATEGY: "pool",
     }
-    rows, seen = [], set()
+    rows, seen = [], {}
     for lineno, rec in json_lines(samples_file):
         where = f"{samples_file} line {lineno}"
         doc_id, responses, gen, context = _doc(rec, where)
         if responses is None:
             return None
-        if doc_id in seen:  # the same doc under another filter: the same responses
-            continue
-        seen.add(doc_id)
         targets = _targets(rec, where)
+        if doc_id in seen:  # the same doc under another filter: the same responses
+            if seen[doc_id][1] != responses:
+                raise S.SchemaError(f"{where}: doc {doc_id} has other responses than on line {seen[doc_id][0]}")
+            continue
+        seen[doc_id] = (lineno, responses)
         config = config_json(_knobs(gen, len(responses)))
         for i, text in enumerate(responses):
             answer = extractor.answer(text)
