@@ -1,6 +1,6 @@
 """The Inspect AI reader on a real Inspect log (tests/data/evallogs, see its README): rows per
 (sample, epoch), verdicts, answers, tokens and timing as the log has them, bad input in one line.
-Agreement with Inspect's own epoch reduction: tests/planner/test_import_evallogs.py."""
+Agreement with Inspect's own epoch reduction: tests/planner/test_import_inspect.py."""
 
 import json
 from pathlib import Path

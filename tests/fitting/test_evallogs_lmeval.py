@@ -1,6 +1,6 @@
 """The lm-evaluation-harness reader on real lm-eval output (tests/data/evallogs, see its README):
 rows per (doc, repeat), answers and verdicts as lm-eval's own filter and metric give them, bad
-input in one line. Agreement with lm-eval's per-doc metrics: tests/planner/test_import_evallogs.py."""
+input in one line. Agreement with lm-eval's per-doc metrics: tests/planner/test_import_lmeval.py."""
 
 import json
 import re
@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lm_eval.api.metrics import exact_match_hf_evaluate
-from lm_eval.filters.extraction import RegexFilter
 
 from fitting import schema as S
-from fitting.evallogs import Extractor, detect_format, read_lmeval
+from fitting.evallogs import detect_format, read_lmeval
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "evallogs"
 LMEVAL = DATA / "lm-eval"
@@ -51,42 +49,6 @@ def test_identity_and_config_come_from_the_results_file(table):
     assert set(table[S.TASK]) == {"lab_arith"} and set(table[S.STRATEGY]) == {"pool"}
     assert set(table[S.RUN_ID]) == {"lm-eval/" + RESULTS.stem.removeprefix("results_")}
     assert json.loads(table[S.CONFIG].iloc[0]) == {"n": 8, "temperature": 1.0, "max_gen_toks": 96}
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    text=st.text(alphabet=st.sampled_from(list("Answer: -0123456789\n#x")), max_size=40),
-    group=st.integers(-2, 1),
-)
-def test_answers_equal_lm_evals_regex_filter(text, group):
-    """The extraction is lm-eval's RegexFilter (findall, group_select, first non-empty group, strip,
-    fallback), checked against lm-eval itself on any text (no answer where it gives its fallback)."""
-    for pattern in (REGEX, r"(-?[0-9]+)|Answer: (x)", r"#### (\-?[0-9\.\,]+)"):
-        ours = Extractor(re.compile(pattern), group_select=group).answer(text)
-        try:
-            (theirs,) = RegexFilter(pattern, group_select=group).apply([[text]], [{}])[0]
-        except IndexError:  # lm-eval stops on a group_select beyond the matches: no log has one
-            assert ours is None
-            continue
-        if ours is None:
-            assert theirs == "[invalid]" or not re.findall(pattern, text)
-        else:
-            assert ours == theirs
-
-
-@settings(max_examples=200, deadline=None)
-@given(answer=st.text(max_size=8), target=st.text(max_size=8), case=st.booleans(), punct=st.booleans())
-def test_verdicts_equal_lm_evals_exact_match(answer, target, case, punct):
-    """exact_match with its options (regexes_to_ignore, ignore_case, ignore_punctuation), checked
-    against lm-eval's own metric function."""
-    ignore = (",", r"\$")
-    theirs = exact_match_hf_evaluate(
-        [answer], [target], regexes_to_ignore=list(ignore), ignore_case=case, ignore_punctuation=punct
-    )["exact_match"]
-    ours = Extractor(None, ignore=ignore, ignore_case=case, ignore_punctuation=punct).correct(
-        answer, [target]
-    )
-    assert ours == bool(theirs)
 
 
 def test_detects_the_folder_a_samples_file_and_a_results_file():

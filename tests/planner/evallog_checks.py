@@ -1,23 +1,61 @@
 """What an imported evaluation log must agree on with the tool that wrote it (lm-eval, Inspect AI):
 per-question verdicts against the tool's own per-doc metrics, token counts against the tokenizer.
-Used on the committed logs and on logs the tools write during the test (test_import_evallogs.py)."""
+Used on the committed logs and on logs the tools write during the test (test_import_lmeval.py, test_import_inspect.py, test_evaltools_round_trip.py)."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from tokenizers import Tokenizer
+from typer.testing import CliRunner
 
 from fitting import majority_at_k
 from fitting import schema as S
+from planner.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "evallogs"
 LAB_L = ROOT / "profiling" / "lab" / "checkpoints" / "lab-l"
+MAX_TOKENS = 96  # run_tools.sh: max_gen_toks (lm-eval) and --max-tokens (Inspect)
+
+
+def ttc(*args):
+    """A ttc command run from the repository root: the tools name the lab model by its path from
+    there (run_tools.sh runs them there), and so do the imported logs."""
+    here = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+    finally:
+        os.chdir(here)
+
+
+def one(folder: Path, pattern: str) -> Path:
+    (found,) = folder.glob(pattern)
+    return found
+
+
+def import_fit_forecast_recommend(log: Path, out: Path, *flags) -> None:
+    """The commands a user runs on a log: each exits 0 and gives strict JSON where asked."""
+    r = ttc("import", log, "--out", out, *flags)
+    assert r.exit_code == 0, r.output
+    r = ttc("fit", out, "--out", out / "fit")
+    assert r.exit_code == 0, r.output
+    r = ttc("forecast", out, "--at", "1000", "--json")
+    assert r.exit_code == 0, r.output
+    forecasts = json.loads(r.output, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert {f["metric"] for f in forecasts} == {"pass@k", "majority@k"}
+    assert all(f["at"] == 1000 and f["k_max"] == 8 for f in forecasts)
+    r = ttc("recommend", out, "--budget-tokens", "1000", "--json", "--n-boot", "30")
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.output, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert plan["choice"]["model"] == "profiling/lab/checkpoints/lab-l"
+    assert plan["cost"]["tokens"] <= 1000
 
 
 def _answers(group: pd.DataFrame) -> list[str | None]:
