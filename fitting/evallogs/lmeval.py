@@ -292,7 +292,9 @@ def _rows(samples_file: Path, task: str, results: dict | None, extractor: Extrac
         targets = _targets(rec, where)
         if doc_id in seen:  # the same doc under another filter: the same responses
             if seen[doc_id][1] != responses:
-                raise S.SchemaError(f"{where}: doc {doc_id} has other responses than on line {seen[doc_id][0]}")
+                raise S.SchemaError(
+                    f"{where}: doc {doc_id} has other responses than on line {seen[doc_id][0]}"
+                )
             continue
         seen[doc_id] = (lineno, responses)
         config = config_json(_knobs(gen, len(responses)))
