@@ -37,7 +37,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -482,8 +482,13 @@ def _write_table(table, out_dir: str | Path, name: str) -> Path:
     return atomic_write(Path(out_dir) / name, lambda fh: pq.write_table(table, fh))
 
 
-def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Path]:
+def import_file(
+    path: str | Path, out_dir: str | Path, read: Callable[[Path], ImportResult] | None = None
+) -> tuple[ImportResult, Path]:
     """Read ``path`` and write it under ``out_dir`` as one Parquet shard.
+
+    ``read`` reads it (default :func:`read_records`; :func:`fitting.evallogs.reader` gives the
+    readers of lm-eval and Inspect AI logs, whose folder is named like a file here).
 
     Samples go to ``samples-import-<name>-<id>.parquet``, counts to
     ``counts-import-<name>-<id>.parquet`` (one row per question): ``<name>`` is the file's name
@@ -495,7 +500,7 @@ def import_file(path: str | Path, out_dir: str | Path) -> tuple[ImportResult, Pa
     file imported before, the same questions of the same run and model) are refused naming
     that shard and its source, before anything is written.
     """
-    result = read_records(path)
+    result = (read or read_records)(Path(path))
     out_dir = Path(out_dir)
     names = shard_names(path, import_key(path))
     earlier = earlier_imports(out_dir, path, names)

@@ -1,4 +1,5 @@
-"""``ttc import``: per-sample results or per-question counts (JSONL/CSV/Parquet) -> a Parquet shard."""
+"""``ttc import``: per-sample results or per-question counts (JSONL/CSV/Parquet), or lm-eval and
+Inspect AI logs -> a Parquet shard."""
 
 from __future__ import annotations
 
@@ -6,15 +7,47 @@ from pathlib import Path
 
 import typer
 
-from ._common import OUTPUT, console
+from ._common import INPUT, OUTPUT, console
+
+EVAL_LOGS = "Evaluation logs (lm-eval, Inspect AI)"
 
 
 def import_samples(
     file: Path = typer.Argument(
-        ..., help="JSONL, CSV or Parquet file: one sample per line/row, or one question's counts per row."
+        ...,
+        help="JSONL, CSV or Parquet file (one sample per line/row, or one question's counts per row); "
+        "or lm-eval output (a results folder, a samples_*.jsonl or results_*.json file); or Inspect AI "
+        "logs (.eval/.json, or their folder).",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Folder to write (created if needed).", rich_help_panel=OUTPUT
+    ),
+    fmt: str = typer.Option(
+        "auto", "--format", help="auto (default) | table | lm-eval | inspect.", rich_help_panel=INPUT
+    ),
+    tokenizer: str = typer.Option(
+        None,
+        "--tokenizer",
+        help="lm-eval: count tokens with this tokenizer (name or folder).",
+        rich_help_panel=EVAL_LOGS,
+    ),
+    answer_regex: str = typer.Option(
+        None,
+        "--answer-regex",
+        help="lm-eval: extract answers with this regex instead of the task's filter.",
+        rich_help_panel=EVAL_LOGS,
+    ),
+    scorer: str = typer.Option(
+        None,
+        "--scorer",
+        help="Inspect: the scorer that decides correctness (default: the first).",
+        rich_help_panel=EVAL_LOGS,
+    ),
+    score_threshold: float = typer.Option(
+        None,
+        "--score-threshold",
+        help="Inspect: correct when the score (C=1, P=0.5, I=0) is >= this (default 1).",
+        rich_help_panel=EVAL_LOGS,
     ),
 ) -> None:
     """Import per-sample eval results, or per-question counts, into a folder for `ttc fit`.
@@ -30,6 +63,12 @@ def import_samples(
 
     CSV: comma, semicolon, tab or `|` delimiters, a UTF-8 byte-order mark (Excel) and spaces
     after delimiters are detected (and said when unusual); a column given twice is refused.
+
+    Evaluation logs: lm-eval output (`lm-eval run ... --log_samples`: one sample per doc and
+    repeat, every response scored again with the task's own answer filter; `--tokenizer` counts
+    its tokens) and Inspect AI logs (one sample per sample and epoch; `--scorer` picks the
+    verdict; tokens and latency from the log) are detected by their names and first bytes
+    (`--format` forces one). See docs/importing-data.md.
 
     The shard is keyed on the file's full path (its metadata records the path and a hash of
     the content): importing the same file again (e.g. after correcting it) replaces its own
@@ -47,13 +86,19 @@ def import_samples(
         ttc import results.jsonl --out runs/imported && ttc fit runs/imported --out out/fit
 
         ttc import monkeys_gsm8k_pythia_counts.csv --out runs/pythia && ttc forecast runs/pythia --at 10000
+
+        ttc import lm-eval-out/ --tokenizer meta-llama/Llama-3.1-8B --out runs/llama && ttc fit runs/llama
     """
     from fitting.importer import import_file
 
     from ._errors import claim_output
+    from ._evallogs import log_reader
 
+    read = log_reader(
+        file, fmt, tokenizer=tokenizer, answer_regex=answer_regex, scorer=scorer, threshold=score_threshold
+    )
     claim_output(out, "folder")
-    result, shard = import_file(file, out)
+    result, shard = import_file(file, out, read=read)
     df = result.table
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -99,6 +144,6 @@ def _lengths_note(df) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("import", short_help="Import per-sample results or per-question counts (JSONL/CSV/Parquet).")(
-        import_samples
-    )
+    app.command(
+        "import", short_help="Import per-sample results, per-question counts, or lm-eval / Inspect AI logs."
+    )(import_samples)
