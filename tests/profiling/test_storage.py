@@ -195,8 +195,9 @@ def start_worker(tmp_path, out, delay, every, pause_at=None):
 
 
 def wait_for_line(proc, prefix, timeout_s=120.0):
-    """The first stdout line of ``proc`` that starts with ``prefix`` (read by a thread, so a
-    silent worker fails the test after ``timeout_s`` instead of hanging it)."""
+    """The first stdout line of ``proc`` that starts with ``prefix``. A thread reads stdout to
+    its end (read nothing else from it), so a silent worker fails the test after ``timeout_s``
+    instead of hanging it."""
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     deadline = time.monotonic() + timeout_s
@@ -208,7 +209,8 @@ def wait_for_line(proc, prefix, timeout_s=120.0):
         if line.startswith(prefix):
             return line
     proc.kill()
-    raise AssertionError(f"no {prefix!r} line from the worker: {proc.communicate()}")
+    proc.wait()
+    raise AssertionError(f"no {prefix!r} line from the worker: {proc.stderr.read()[-2000:]}")
 
 
 def wait_for_shards(out, count, proc, timeout_s=60.0):
@@ -251,8 +253,8 @@ def test_ctrl_c_flushes_the_finished_units_it_buffered(tmp_path):
     assert wait_for_line(proc, "BUFFERED").split() == ["BUFFERED", "10"]
     assert not list(out.glob("samples-*.parquet"))
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "KeyboardInterrupt" in stderr
+    proc.wait(timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr.read()
     assert len(finished_units(out)) == 10
     assert_every_unit_once(out, 10)
 
