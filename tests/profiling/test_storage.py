@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from backend_helpers import wait_for_line
 from scripted_backend import ScriptedBackend, TinyChainTask
 
 from fitting import atomic
@@ -192,25 +191,6 @@ def start_worker(tmp_path, out, delay, every, pause_at=None):
     return subprocess.Popen(
         [sys.executable, str(script), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-
-
-def wait_for_line(proc, prefix, timeout_s=120.0):
-    """The first stdout line of ``proc`` that starts with ``prefix``. A thread reads stdout to
-    its end (read nothing else from it), so a silent worker fails the test after ``timeout_s``
-    instead of hanging it."""
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    deadline = time.monotonic() + timeout_s
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=left)
-        except queue.Empty:
-            break
-        if line.startswith(prefix):
-            return line
-    proc.kill()
-    proc.wait()
-    raise AssertionError(f"no {prefix!r} line from the worker: {proc.stderr.read()[-2000:]}")
 
 
 def wait_for_shards(out, count, proc, timeout_s=60.0):
