@@ -18,8 +18,14 @@ runs the same jobs as one process (:mod:`profiling.executor`), on Ray actors:
   ``workers * max_attempts`` replacements per model). A job's rows arrive whole or not at
   all, so no unit is lost or written twice. An exception raised by the strategy or the
   backend is a bug, not a fault: it stops the run (the units already back are saved).
-* **Ctrl-C** on the driver flushes the units that have arrived and kills the actors; a
-  rerun resumes.
+* **Ctrl-C** (or SIGTERM, which ``ray.init`` would turn into a bare exit: the handler in
+  place before it is restored) on the driver flushes the units that have arrived and kills
+  the actors; a rerun resumes.
+* **No waiting forever.** An address where no Ray cluster answers fails within
+  :data:`CONNECT_TIMEOUT_S` (a TCP probe, then one connection attempt instead of Ray's twenty),
+  and a cluster without room for the workers asked for (``--gpus-per-worker 1`` on a cluster
+  without GPUs) is refused before any actor is created, naming what it has: Ray would
+  otherwise keep the actors pending forever. (An autoscaling cluster must have grown first.)
 * **Same results.** A job holds the same questions as in a one-process run of the same
   command and every unit's seed derives from its identity, so the rows (answers, verdicts,
   token counts) are the same; timing and KV measurements are the actors'.
@@ -39,8 +45,12 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
+import signal
 import socket
+import threading
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -58,9 +68,14 @@ from .executor import (
 )
 from .storage import library_versions
 
-__all__ = ["RayExecutor", "INSTALL_HINT"]
+__all__ = ["RayExecutor", "INSTALL_HINT", "CONNECT_TIMEOUT_S"]
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'ttc-planner[ray]'"
+#: seconds the TCP probe of a cluster address waits for an answer
+CONNECT_TIMEOUT_S = 5.0
+#: Ray's own connection retries (its default is 20 attempts of ~40 s each against an address
+#: that accepts connections but is no Ray cluster); the variable is read by ``ray.init``
+_RAY_CONNECT_ATTEMPTS = ("RAY_gcs_server_port_wait_time_s", "1")
 
 
 def _ray() -> Any:
@@ -171,30 +186,27 @@ class RayExecutor(Executor):
     def start(self, setup: RunSetup, loader: Loader, device: str | None) -> None:
         super().start(setup, loader, device)
         ray = _ray()
-        if not ray.is_initialized():
+        # never join whatever cluster happens to run on this machine unless asked to:
+        # --ray-address (or RAY_ADDRESS), "auto" for the machine's own; else a new local one
+        address = self.address or os.environ.get("RAY_ADDRESS") or "local"
+        if ray.is_initialized():  # the cluster this process is connected to
+            address = self.address or getattr(ray.get_runtime_context(), "gcs_address", None) or address
+        else:
             kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
             kwargs.update(self.init_kwargs)
-            # never join whatever cluster happens to run on this machine unless asked to:
-            # --ray-address (or RAY_ADDRESS), "auto" for the machine's own; else a new local one
-            ray.init(address=self.address or os.environ.get("RAY_ADDRESS") or "local", **kwargs)
+            _connect(ray, address, kwargs)
             self._started_ray = True
         resources = ray.cluster_resources()
-        if self.workers is None:
-            if self.gpus_per_worker > 0:
-                self.workers = int(resources.get("GPU", 0) // self.gpus_per_worker)
-            else:
-                self.workers = int(resources.get("CPU", 1) // max(self.cpus_per_worker, 1e-9))
-            if self.workers < 1:
-                need = (
-                    f"{self.gpus_per_worker:g} GPU(s)"
-                    if self.gpus_per_worker
-                    else f"{self.cpus_per_worker:g} CPU(s)"
-                )
-                raise ValueError(f"the Ray cluster has no room for one worker of {need} (it has {resources})")
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        room = _room(nodes, self.gpus_per_worker, self.cpus_per_worker)
+        if self.workers is None:  # as many as fit (one per CPU when a worker asks for nothing)
+            self.workers = room if math.isfinite(room) else max(int(resources.get("CPU", 1)), 1)
+        if self.workers < 1 or self.workers > room:
+            raise ValueError(self._no_room(address, room, len(nodes), resources))
         self._cluster = {
             "ray": ray.__version__,
-            "address": self.address or os.environ.get("RAY_ADDRESS") or "local",
-            "nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+            "address": address,
+            "nodes": len(nodes),
             "cpus": resources.get("CPU", 0),
             "gpus": resources.get("GPU", 0),
         }
@@ -202,6 +214,17 @@ class RayExecutor(Executor):
             num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker, max_restarts=0, max_task_retries=0
         )(_Worker)
         self.actors = [self._new_actor() for _ in range(self.workers)]
+
+    def _no_room(self, address: str, room: float, nodes: int, resources: dict[str, float]) -> str:
+        """One line: what was asked, what the cluster has, what to change."""
+        asked = f"{self.workers} worker(s)" if self.workers else "a worker"
+        cluster = "the new local Ray cluster" if address == "local" else f"the Ray cluster at {address}"
+        return (
+            f"--executor ray: {asked} of {self.gpus_per_worker:g} GPU(s) and {self.cpus_per_worker:g} CPU(s) "
+            f"each do not fit {cluster}: it has {resources.get('GPU', 0):g} GPU(s) and "
+            f"{resources.get('CPU', 0):g} CPU(s) on {nodes} node(s), room for {int(room)} such worker(s); "
+            "lower --workers, --gpus-per-worker or --cpus-per-worker, or join a larger cluster (--ray-address)"
+        )
 
     def _new_actor(self) -> Any:
         return self._actor_class.remote(self.setup, self.loader, self.device, self.gpus_per_worker)
@@ -229,7 +252,10 @@ class RayExecutor(Executor):
         loaded: list[dict] = []
         budget = self.workers * self.max_attempts
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            # a timeout, so that Ctrl-C and SIGTERM are handled while a model loads
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.poll_s)
+            if not ready:
+                continue
             actor = pending.pop(ready[0])
             try:
                 loaded.append(_get(ray, ready[0]))
@@ -355,6 +381,76 @@ class RayExecutor(Executor):
             **self._cluster,
             "hosts": list(self._workers_seen),
         }
+
+
+def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
+    """``ray.init(address, **kwargs)`` that neither hangs nor takes over SIGTERM.
+
+    Raises :class:`ExecutorError` ("no Ray cluster at ADDRESS (why)") when nothing answers at
+    ``address`` within :data:`CONNECT_TIMEOUT_S` or Ray cannot connect there. ``ray.init``
+    installs a SIGTERM handler that exits at once (``sys.exit``); a handler the program had
+    installed (``ttc profile``'s, which raises KeyboardInterrupt so that finished units are
+    flushed and the command says so) is put back, and a SIGTERM during the connection raises
+    KeyboardInterrupt too. Without one, Ray's stays (it unwinds, so units are still flushed).
+    """
+    if address not in ("local", "auto"):
+        _probe(address)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    restore = previous not in (None, signal.SIG_DFL)
+    name, attempts = _RAY_CONNECT_ATTEMPTS
+    set_here = address != "local" and name not in os.environ
+    if set_here:
+        os.environ[name] = attempts
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as exc:
+        raise ExecutorError(f"no Ray cluster at {address} ({_first_line(exc)})") from None
+    except SystemExit as exc:  # Ray's SIGTERM handler ran during the connection
+        if restore and exc.code == signal.SIGTERM:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if set_here:
+            os.environ.pop(name, None)
+        if restore:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _probe(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when nothing accepts a TCP connection at a cluster ``address``
+    (``HOST:PORT`` or ``ray://HOST:PORT``; ports 6379 and 10001 when left out)."""
+    client = address.startswith("ray://")
+    try:
+        parts = urllib.parse.urlsplit("//" + address.split("://", 1)[-1])
+        host, port = parts.hostname, parts.port or (10001 if client else 6379)
+    except ValueError as exc:
+        host, port = None, str(exc)
+    if not host:
+        raise ValueError(f"--ray-address {address!r}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        why = f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError) else _first_line(exc)
+        raise ExecutorError(
+            f"no Ray cluster at {address} ({why}); start one there with `ray start --head` or fix --ray-address"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).strip()
+    return text.splitlines()[0].strip().rstrip(".").lower() if text else type(exc).__name__
+
+
+def _room(nodes: list[dict[str, float]], gpus: float, cpus: float) -> float:
+    """Workers of ``gpus`` GPUs and ``cpus`` CPUs that fit the nodes (an actor lives on one node);
+    infinite when a worker asks for nothing."""
+    need = {key: amount for key, amount in (("GPU", gpus), ("CPU", cpus)) if amount > 0}
+    if not need:
+        return math.inf
+    # the small epsilon keeps 1.0 // 0.1 (9.999...) from losing a worker to rounding
+    return sum(min(int(node.get(key, 0) / amount + 1e-9) for key, amount in need.items()) for node in nodes)
 
 
 def _get(ray: Any, ref: Any) -> Any:

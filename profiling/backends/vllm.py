@@ -70,7 +70,7 @@ from ._vllm_io import (  # noqa: F401 - re-exported: the backend's request/respo
 from ._vllm_kv import *  # noqa: F403  the KV layout arithmetic is part of this backend's public surface
 from ._vllm_kv import KVCacheLayout, kv_layout_from_vllm_config
 
-__all__ = ["VLLMBackend", "KV_SOURCE", *_vllm_io.__all__, *_vllm_kv.__all__]
+__all__ = ["VLLMBackend", "KV_SOURCE", "KV_SAMPLER_THREAD", *_vllm_io.__all__, *_vllm_kv.__all__]
 
 KV_SOURCE = (
     "vllm-kv-usage-gauge peak (polled; a lower bound: set once per engine step after finished "
@@ -78,6 +78,9 @@ KV_SOURCE = (
     "shared by tokens held"
 )
 INSTALL_HINT = "the vllm backend needs vLLM: pip install ttc-planner[vllm] (Linux with a CUDA GPU)"
+#: name of the thread that polls the KV usage gauge during ``generate`` (seen in stack dumps;
+#: engine stand-ins in the tests wait for it to read the gauge)
+KV_SAMPLER_THREAD = "ttc-vllm-kv-usage-sampler"
 
 
 class VLLMBackend(Backend):
@@ -226,7 +229,9 @@ class VLLMBackend(Backend):
         stop = threading.Event()
         sampler = None
         if self.kv_poll_s:
-            sampler = threading.Thread(target=self._sample_kv_peak, args=(stop, peak), daemon=True)
+            sampler = threading.Thread(
+                target=self._sample_kv_peak, args=(stop, peak), name=KV_SAMPLER_THREAD, daemon=True
+            )
             sampler.start()
         t0 = time.perf_counter()
         try:

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 from scipy.optimize import approx_fprime, least_squares
+from tolerance import close_to
 
 from fitting._batchfit import RefitTask, fit_laws, least_squares_batch, refit_laws, robust_loss
 from fitting._fitutil import bound_hits, inside_bounds
@@ -270,7 +271,7 @@ def test_rows_out_of_iterations_are_refitted_by_least_squares():
         assert not res.solved.any()
         (fast,) = fit_laws([(PowerLaw(max_nfev=2), K, y[0], None)])
         slow = PowerLaw(max_nfev=2).fit(K, y[0])
-    assert fast.params_ == slow.params_ and fast.converged_ == slow.converged_
+    assert fast.params_ == close_to(slow.params_) and fast.converged_ == slow.converged_  # two code paths
     assert fast.convergence_message_ == slow.convergence_message_
 
 

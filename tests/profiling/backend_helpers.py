@@ -1,5 +1,6 @@
-"""Helpers shared by the backend tests: a real ``transformers serve`` on loopback and a scripted
-stdlib HTTP server. Every wait is bounded in time and every loop in count."""
+"""Helpers shared by the backend tests: a real ``transformers serve`` on loopback, a scripted
+stdlib HTTP server, and waiting for a child process's line. Every wait is bounded in time and
+every loop in count."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import http.server
 import json
 import os
+import queue
 import shutil
 import socket
 import subprocess
@@ -25,6 +27,33 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for_line(proc: subprocess.Popen, prefix: str, timeout_s: float = 120.0) -> str:
+    """The first stdout line of ``proc`` that starts with ``prefix``. A thread reads stdout to
+    its end (read nothing else from it); a process that ends without the line, or stays silent
+    for ``timeout_s``, fails the test (killed, with its stderr) instead of hanging it."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)  # end of output
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        if line.startswith(prefix):
+            return line
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"no {prefix!r} line from the process: {proc.stderr.read()[-2000:]}")
 
 
 def serve_available() -> str | None:

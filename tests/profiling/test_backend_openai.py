@@ -3,6 +3,7 @@ stdlib servers for retries, backoff, concurrency, streaming and servers that hon
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -234,15 +235,19 @@ def test_api_key_from_environment(monkeypatch):
 
 
 def test_concurrency_is_limited():
+    """Each call waits until three are in the server at once (a barrier, not a sleep that a
+    busy machine might outlast): three at a time reach it, and never a fourth."""
+    three = threading.Barrier(3, timeout=60)
+
     def handler(body, headers):
-        time.sleep(0.1)
+        three.wait()
         return 200, {}, _completion(["x"], [1])
 
     with ScriptedServer(handler) as srv:
         b = OpenAIBackend(srv.base_url, "m", stream=False, max_concurrency=3)
         results = b.generate([GenerationRequest(f"p{i}", max_new_tokens=1) for i in range(9)])
-    assert len(results) == 9
-    assert srv.max_in_flight == 3  # 9 calls of 0.1 s, three at a time
+    assert len(results) == 9 and len(srv.requests) == 9  # no call failed and was retried
+    assert srv.max_in_flight == 3
 
 
 def test_stop_string_kept_by_a_server_is_cut_from_the_text():

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import doctest
 import sys
-import time
 import types
 from types import SimpleNamespace as NS
 
 import pytest
-from vllm_helpers import DEEPSEEK_V3, HYBRID_5_TO_1, LLAMA_70B, engine_config
+from vllm_helpers import DEEPSEEK_V3, HYBRID_5_TO_1, LLAMA_70B, HeldGauge, engine_config
 
 import profiling.backends._vllm_io as vio
 import profiling.backends.vllm as vb
@@ -151,9 +150,9 @@ def lab_tokenizer():
 
 class FakeLLM:
     """Stands in for ``vllm.LLM``: tokenizes text prompts as vLLM does, echoes RequestOutput-shaped
-    objects and moves the KV usage gauge to 0.5 while ``generate`` runs."""
+    objects and holds the KV usage gauge at 0.5 in ``generate`` until the sampling thread read it."""
 
-    usage = 0.0
+    gauge = HeldGauge()
     config = engine_config(LLAMA_70B)
     tokenizer = None
     finish_reason = "length"
@@ -169,7 +168,7 @@ class FakeLLM:
         return FakeLLM.tokenizer
 
     def get_metrics(self):
-        return [NS(name="vllm:kv_cache_usage_perc", value=FakeLLM.usage)]
+        return [NS(name="vllm:kv_cache_usage_perc", value=FakeLLM.gauge.read())]
 
     def reset_prefix_cache(self):
         self.resets += 1
@@ -185,9 +184,8 @@ class FakeLLM:
                 ids.append(list(prompt["prompt_token_ids"]))
             if not ids[-1]:
                 raise FakeValidationError("The decoder prompt cannot be empty")
-        FakeLLM.usage = 0.5
-        time.sleep(0.1)  # long enough for the sampling thread to see the gauge
-        FakeLLM.usage = 0.0
+        with FakeLLM.gauge.raised(0.5):  # until the sampling thread has seen it
+            pass
         return [
             NS(
                 prompt_token_ids=prompt_ids,
@@ -225,8 +223,9 @@ def fake_vllm(monkeypatch):
     return module
 
 
-def test_generate_attributes_kv_peak_by_tokens_and_latency_by_generated_tokens(fake_vllm):
-    b = vb.VLLMBackend("m", kv_poll_s=0.005)
+@pytest.mark.parametrize("poll_s", [0.005, 0.5])  # a slow poll, as a busy machine delays the thread
+def test_generate_attributes_kv_peak_by_tokens_and_latency_by_generated_tokens(fake_vllm, poll_s):
+    b = vb.VLLMBackend("m", kv_poll_s=poll_s)
     assert b.llm.kwargs["enable_prefix_caching"] is True and b.llm.kwargs["disable_log_stats"] is False
     spec = ModelSpec.from_hf_config(LLAMA_70B)
     usable_blocks = 1001 - 1  # one block is vLLM's null block

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
-from vllm_helpers import engine_config
+from vllm_helpers import HeldGauge, engine_config
 
 from profiling.lab import checkpoint_path
 
@@ -30,9 +30,9 @@ def gpu_check():
 
 class StandInLLM:
     """Answers like ``vllm.LLM``: seeded texts depend on the seed only; the KV gauge shows the
-    blocks of the last call's requests while it runs."""
+    blocks of the last call's requests while it runs, until the sampling thread read it."""
 
-    usage = 0.0
+    gauge = HeldGauge()
 
     def __init__(self, model, **kwargs):
         from transformers import AutoTokenizer
@@ -51,7 +51,7 @@ class StandInLLM:
         return self.tokenizer
 
     def get_metrics(self):
-        return [NS(name="vllm:kv_cache_usage_perc", value=StandInLLM.usage)]
+        return [NS(name="vllm:kv_cache_usage_perc", value=StandInLLM.gauge.read())]
 
     def reset_prefix_cache(self):
         return True
@@ -64,8 +64,6 @@ class StandInLLM:
         return [{"bytes": blocks * layout.block_bytes, "num_blocks": blocks}]
 
     def generate(self, prompts, params, use_tqdm=False):
-        import time
-
         outs = []
         for prompt, p in zip(prompts, params, strict=True):
             ids = prompt["prompt_token_ids"]
@@ -80,9 +78,8 @@ class StandInLLM:
                 for i in range(p.n)
             ]
             outs.append(NS(prompt_token_ids=ids, num_cached_tokens=0, metrics=None, outputs=samples))
-        StandInLLM.usage = 0.01
-        time.sleep(0.05)
-        StandInLLM.usage = 0.0
+        with StandInLLM.gauge.raised(0.01):  # until the sampling thread has seen it
+            pass
         return outs
 
 

@@ -63,16 +63,28 @@ def test_a_second_holder_is_refused_in_one_line_naming_the_first_and_gets_it_onc
 WORKER = textwrap.dedent(
     """
     import sys
+    from pathlib import Path
     sys.path[:0] = [{root!r}, {tests!r}]
     from scripted_backend import ScriptedBackend, TinyChainTask
     from profiling.lock import RunLocked
     from profiling.runner import profile
 
     out, per_level, delay, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "wait"
+    pause_at = int(sys.argv[5])
+
+    def on_unit(result):
+        if result.units_run == pause_at:  # say so, then hold the lock until the test writes a line
+            Path(out + ".holding").write_text(str(pause_at))
+            sys.stdin.readline()
+
+    def on_wait(line):
+        print("WAITING", line, flush=True)
+        Path(out + ".waiting").write_text(line)
+
     try:
         result = profile([ScriptedBackend(err=0.3, delay_s=delay)], TinyChainTask(per_level_available=20),
                          ["greedy", "pool:n=3"], out, per_level=per_level, batch_size=1, flush_every_units=2,
-                         wait_lock=wait, on_wait=lambda line: print("WAITING", line, flush=True))
+                         wait_lock=wait, on_wait=on_wait, on_unit=on_unit)
     except RunLocked as exc:
         print("LOCKED", exc)
         sys.exit(3)
@@ -81,14 +93,24 @@ WORKER = textwrap.dedent(
 )
 
 
-def start(tmp_path, out, per_level, delay, wait=False):
+def start(tmp_path, out, per_level, delay=0.0, wait=False, pause_at=0):
+    """A profiling process on ``out``; with ``pause_at`` it writes ``OUT.holding`` after that many
+    units and holds the lock until a line arrives on its stdin. A waiting one writes ``OUT.waiting``."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(root=str(ROOT), tests=str(ROOT / "tests" / "profiling")))
     argv = [sys.executable, str(script), str(out), str(per_level), str(delay), "wait" if wait else "no"]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv.append(str(pause_at))
+    return subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
-def wait_until(predicate, proc, timeout_s=60.0):
+def marker(out, what):
+    return Path(f"{out}.{what}")
+
+
+def wait_until(predicate, proc, timeout_s=120.0):
+    """Poll for an event (a file the worker writes), failing if the worker ends first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -105,14 +127,14 @@ def counts(stdout):
 
 def test_a_second_profiler_on_the_same_folder_stops_naming_the_first_and_resumes_cleanly_after(tmp_path):
     out = tmp_path / "run"
-    first = start(tmp_path, out, per_level=10, delay=0.15)  # 60 requests, ~9 s
-    wait_until(lambda: (lock_holder(out) or {}).get("pid") == first.pid, first)
-    second = start(tmp_path, out, per_level=10, delay=0.0)
+    first = start(tmp_path, out, per_level=10, pause_at=5)  # holds the lock after 5 of its 60 units
+    wait_until(marker(out, "holding").exists, first)
+    assert lock_holder(out)["pid"] == first.pid
+    second = start(tmp_path, out, per_level=10)
     stdout, _ = second.communicate(timeout=120)
     assert second.returncode == 3 and stdout.startswith("LOCKED")
     assert f"another ttc profile (pid {first.pid}" in stdout and len(stdout.strip().splitlines()) == 1
-    assert first.poll() is None, "the first profiler ended before the second tried; the test proves nothing"
-    stdout, stderr = first.communicate(timeout=120)
+    stdout, stderr = first.communicate(input="go\n", timeout=120)
     assert first.returncode == 0, stderr
     assert counts(stdout) == (60, 0)
     assert_every_unit_once(out, 60)  # 0 duplicate rows
@@ -124,10 +146,11 @@ def test_a_second_profiler_on_the_same_folder_stops_naming_the_first_and_resumes
 
 def test_a_profiler_that_waits_for_the_lock_then_runs_only_what_is_left(tmp_path):
     out = tmp_path / "run"
-    first = start(tmp_path, out, per_level=10, delay=0.15)
-    wait_until(lambda: (lock_holder(out) or {}).get("pid") == first.pid, first)
-    second = start(tmp_path, out, per_level=20, delay=0.0, wait=True)  # a superset of the first's units
-    first_out, stderr = first.communicate(timeout=120)
+    first = start(tmp_path, out, per_level=10, pause_at=5)
+    wait_until(marker(out, "holding").exists, first)
+    second = start(tmp_path, out, per_level=20, wait=True)  # a superset of the first's units
+    wait_until(marker(out, "waiting").exists, second)  # it found the lock held, and waits
+    first_out, stderr = first.communicate(input="go\n", timeout=120)
     assert first.returncode == 0, stderr
     second_out, stderr = second.communicate(timeout=120)
     assert second.returncode == 0, stderr
@@ -138,13 +161,15 @@ def test_a_profiler_that_waits_for_the_lock_then_runs_only_what_is_left(tmp_path
 
 def test_kill_9_of_the_lock_holder_never_blocks_the_next_run(tmp_path):
     out = tmp_path / "run"
-    holder = start(tmp_path, out, per_level=20, delay=0.05)
-    wait_until(lambda: len(shard_files(out)) >= 3, holder)
+    holder = start(tmp_path, out, per_level=20, pause_at=7)  # 3 shards of 2 units written, 1 unit buffered
+    wait_until(marker(out, "holding").exists, holder)
     holder.kill()
     holder.wait(timeout=30)
+    assert holder.returncode == -9
     assert lock_holder(out)["pid"] == holder.pid  # the stale record stays; the lock died with the process
     saved = len(finished_units(out))
-    rerun = start(tmp_path, out, per_level=20, delay=0.0)  # refusing, not waiting: a stale lock would fail it
+    assert (saved, len(shard_files(out))) == (6, 3)
+    rerun = start(tmp_path, out, per_level=20)  # refusing, not waiting: a stale lock would fail it
     stdout, stderr = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, stdout + stderr
     assert counts(stdout) == (120 - saved, saved)

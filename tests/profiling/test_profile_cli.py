@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -171,11 +171,13 @@ def test_ttc_profile_on_the_lab_end_to_end_and_resume(tmp_path):
     out = tmp_path / "lab-s"
     argv = ["profile", "--model", "lab-s", "--task", "lab-arith", "--questions", "2", "--out", str(out)]
     argv += [x for s in E2E_STRATEGIES for x in ("--strategy", s)] + ["--device", "cpu"]
-    t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = run_ttc(*argv)
-    elapsed_s = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert result.returncode == 0, result.stderr
-    assert elapsed_s < 120  # 10-20 s on 2 cores
+    # CPU seconds of the command (other load does not count): 10.2 s measured at load 8 on 2 cores
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert cpu_s < 120, cpu_s
     assert "60/60 units" in result.stderr  # the progress bar
     df = S.read_samples(out)
     rows_per_question = {"greedy": 1, "pool": 4, "beam": 1, "refine": 1, "budget": 1, "hybrid": 4}

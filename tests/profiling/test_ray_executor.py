@@ -1,8 +1,9 @@
 """``ttc profile --executor ray`` on a local Ray cluster (``ray.init(num_cpus=2)``): the same
 rows as one process, actors killed mid-run, bounded retries, and the command line.
 
-Skipped without Ray (``pip install 'ttc-planner[ray]'``); CI installs it. One cluster serves
-the whole module (it starts in ~4 s on an idle 2-core machine).
+Skipped without Ray (``pip install 'ttc-planner[ray]'``); CI installs it. One cluster (the
+``cluster`` fixture of conftest.py) serves the whole module (it starts in ~4 s on an idle 2-core
+machine).
 """
 
 from __future__ import annotations
@@ -29,25 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 #: columns that measure this run's timing and memory (they differ between any two runs)
 MEASURED = [S.LATENCY_S, S.TTFT_S, S.KV_BYTES_PEAK]
 STRATS = ["greedy", "pool:n=3"]
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """A local 2-CPU Ray cluster whose workers import this checkout and the test helpers."""
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), str(Path(__file__).parent)] + ([saved] if saved else [])
-    )
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    try:
-        context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    finally:  # the cluster's processes have the path; later tests get the environment back
-        if saved is None:
-            os.environ.pop("PYTHONPATH")
-        else:
-            os.environ["PYTHONPATH"] = saved
-    yield context.address_info["address"]
-    ray.shutdown()
 
 
 def same_rows(a_folder, b_folder, logprob_atol=0.0):

@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from backend_helpers import wait_for_line
 from scripted_backend import ScriptedBackend, TinyChainTask
 
 from fitting import atomic
@@ -180,49 +180,53 @@ def test_several_models_are_profiled_in_turn_and_a_finished_model_is_not_even_lo
 
 WORKER = textwrap.dedent(
     """
-    import sys
+    import signal, sys, time
     sys.path[:0] = [{root!r}, {tests!r}]
     from scripted_backend import ScriptedBackend, TinyChainTask
     from profiling.runner import profile
 
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal: a process started in the background of a
+    # non-interactive shell (a CI script) inherits SIGINT ignored, and Python keeps it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def on_unit(result):
+        if result.units_run == {pause_at}:  # tell the test, then wait for its signal
+            print("BUFFERED", result.units_run, flush=True)
+            time.sleep(300)
+
     backend = ScriptedBackend(err=0.3, delay_s={delay})
     result = profile([backend], TinyChainTask(per_level_available=20), ["greedy", "pool:n=3"], sys.argv[1],
-                     per_level=20, batch_size=1, flush_every_units={every}, flush_every_s=1000.0)
+                     per_level=20, batch_size=1, flush_every_units={every}, flush_every_s=1000.0,
+                     on_unit=on_unit)
     print("RUN", result.units_run, result.units_skipped)
     """
 )
 
 
-def start_worker(tmp_path, out, delay, every):
+def start_worker(tmp_path, out, delay, every, pause_at=None):
+    """A profiling process; with ``pause_at`` it prints ``BUFFERED n`` after its n-th unit and
+    waits there for a signal."""
     script = tmp_path / f"worker_{every}.py"
     helpers = ROOT / "tests" / "profiling"
-    script.write_text(WORKER.format(root=str(ROOT), tests=str(helpers), delay=delay, every=every))
+    script.write_text(
+        WORKER.format(root=str(ROOT), tests=str(helpers), delay=delay, every=every, pause_at=pause_at)
+    )
     return subprocess.Popen(
         [sys.executable, str(script), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
-def wait_for_shards(out, count, proc, timeout_s=60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if len(list(Path(out).glob("samples-*.parquet"))) >= count:
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"worker ended early: {proc.communicate()}")
-        time.sleep(0.02)
-    raise AssertionError("worker wrote no shards in time")
-
-
 def test_sigkill_mid_run_loses_only_units_in_flight_and_rerun_completes_exactly_once(tmp_path):
     out = tmp_path / "run"
     total = 2 * 60  # two strategies x 3 levels x 20 questions
-    proc = start_worker(tmp_path, out, delay=0.02, every=2)
-    wait_for_shards(out, 5, proc)
+    # killed after its 11th unit: 5 shards of 2 units written, the 11th still in its buffer
+    proc = start_worker(tmp_path, out, delay=0.0, every=2, pause_at=11)
+    assert wait_for_line(proc, "BUFFERED").split() == ["BUFFERED", "11"]
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     saved = len(finished_units(out))
-    assert 10 <= saved < total  # killed mid-run, shards intact and readable
+    assert saved == 10  # the shards are intact and readable; only the unit in flight is lost
     assert_every_unit_once(out, saved)
     rerun = start_worker(tmp_path, out, delay=0.0, every=2)
     stdout, stderr = rerun.communicate(timeout=120)
@@ -235,21 +239,17 @@ def test_sigkill_mid_run_loses_only_units_in_flight_and_rerun_completes_exactly_
 
 
 def test_ctrl_c_flushes_the_finished_units_it_buffered(tmp_path):
+    """The worker says when it holds 10 finished units, none flushed (it flushes every 1000);
+    Ctrl-C then must write exactly those 10 (a rerun resumes them: the SIGKILL test above)."""
     out = tmp_path / "run"
-    # 0.1 s per backend request: 120 units take ~12 s, so the worker is mid-run when interrupted
-    proc = start_worker(tmp_path, out, delay=0.1, every=1000)  # no flush until the end
-    deadline = time.monotonic() + 60
-    while not (out / "run.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(1.5)  # ~15 units done, none flushed
-    assert proc.poll() is None, "the worker finished before it could be interrupted"
+    proc = start_worker(tmp_path, out, delay=0.0, every=1000, pause_at=10)
+    assert wait_for_line(proc, "BUFFERED").split() == ["BUFFERED", "10"]
     assert not list(out.glob("samples-*.parquet"))
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode != 0 and "KeyboardInterrupt" in stderr
-    saved = len(finished_units(out))
-    assert saved >= 5
-    assert_every_unit_once(out, saved)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr.read()
+    assert len(finished_units(out)) == 10
+    assert_every_unit_once(out, 10)
 
 
 # ---- sharding and merge ---------------------------------------------------------------------------

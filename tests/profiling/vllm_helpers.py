@@ -1,4 +1,5 @@
-"""Engine configs shaped like vLLM's ``VllmConfig`` for the vllm backend's tests.
+"""Engine configs shaped like vLLM's ``VllmConfig`` for the vllm backend's tests, and a KV
+usage gauge that engine stand-ins hold up until the backend has read it.
 
 :func:`engine_config` builds the model, cache, parallel and scheduler configs that
 ``LLM.llm_engine.vllm_config`` exposes, from a Hugging Face config dict, following vLLM 0.33's
@@ -9,10 +10,14 @@ checks these rules against vLLM's real ``ModelConfig`` for the same configs.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from types import SimpleNamespace as NS
 from typing import Any
 
 from profiling.backends._vllm_kv import pp_partition
+from profiling.backends.vllm import KV_SAMPLER_THREAD
 
 # Hugging Face config dicts (config.json fields) of the cache layouts the tests cover
 LLAMA_70B = {
@@ -134,3 +139,31 @@ def engine_config(
         ),
         scheduler_config=NS(disable_hybrid_kv_cache_manager=not hybrid_manager),
     )
+
+
+class HeldGauge:
+    """The KV usage gauge of an engine stand-in: :meth:`raised` sets it for the duration of a
+    ``generate`` call and, while the backend's sampling thread runs, holds it until that thread
+    has read it (an event, not a sleep: a loaded machine may not run the thread for a while)."""
+
+    def __init__(self, timeout_s: float = 120.0) -> None:
+        self.value = 0.0
+        self.timeout_s = timeout_s
+        self._read = threading.Event()
+
+    def read(self) -> float:
+        value = self.value
+        if value > 0:
+            self._read.set()
+        return value
+
+    @contextlib.contextmanager
+    def raised(self, value: float) -> Iterator[None]:
+        self._read.clear()
+        self.value = value
+        try:
+            if any(t.name == KV_SAMPLER_THREAD for t in threading.enumerate()):
+                assert self._read.wait(self.timeout_s), "the KV sampling thread never read the gauge"
+            yield
+        finally:
+            self.value = 0.0
