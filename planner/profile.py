@@ -46,6 +46,11 @@ __all__ = [
     "check_disjoint",
 ]
 
+#: why a counts-only profile is planned only with an exact checker
+COUNTS_NEED_EXACT = (
+    "per-question counts give pass@k only, which a deployment can use only with an exact checker: "
+    "add --verifier exact (majority and weighted vote need each sample's answer)"
+)
 #: metrics the planner can deploy without an exact checker (pass@k needs one to pick the sample)
 DEPLOYABLE_METRICS = tuple(m for m, strategy in POOL_METRICS.items() if strategy is not None)
 #: uneven pools (``fitting.curves_from_samples``): each k is measured on the questions whose pool
@@ -230,6 +235,8 @@ def load_profile(
     raw = (samples, counts)
     filled, coverage = _fill(assumed or AssumedLengths(), raw)
     if require_lengths is not False:
+        if samples.empty and counts is not None and (verifier or "none") != "exact":
+            raise ValueError(f"{folder}: {COUNTS_NEED_EXACT}")  # the first thing to fix, before lengths
         try:
             coverage.check(() if require_lengths is True else require_lengths)
         except MissingLengths as exc:

@@ -49,7 +49,7 @@ from .constants import (
     STRATEGY,
 )
 from .costs import ModelSpec
-from .profile import Profile
+from .profile import COUNTS_NEED_EXACT, Profile
 from .request import PlanRequest
 from .search import (
     ADAPTIVE_COST_KEYS,
@@ -283,10 +283,7 @@ def plan(
     if profile.is_counts:
         where = f"{profile.folder}: " if profile.folder else ""
         if req.verifier != "exact":
-            raise PlanError(
-                f"{where}per-question counts give pass@k only, which a deployment can use only with an "
-                "exact checker: add --verifier exact (majority and weighted vote need each sample's answer)"
-            )
+            raise PlanError(f"{where}{COUNTS_NEED_EXACT}")
         if req.difficulty == "auto":
             raise PlanError(f"{where}--difficulty auto replays each sample's answer; counts have none")
     counted = sorted(set(req.models) & set(profile.counts_models))

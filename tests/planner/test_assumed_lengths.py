@@ -125,7 +125,12 @@ def test_missing_lengths_stop_plan_before_any_search_and_optuna_prints_nothing(s
     assert capfd.readouterr().err == ""
     with pytest.raises(MissingLengths, match="Pythia_410M_300B \\(128 of 128 questions\\)"):
         load_profile(
-            subset, model_specs=SPECS, n_boot=0, use_cache=False, require_lengths=["Pythia_410M_300B"]
+            subset,
+            model_specs=SPECS,
+            n_boot=0,
+            use_cache=False,
+            verifier="exact",
+            require_lengths=["Pythia_410M_300B"],
         )
 
 
