@@ -97,11 +97,40 @@ def estimate_params(config: dict) -> int:
     return layers * (attention + mlp) + embeddings
 
 
+@dataclass
+class _Layer:
+    """One decoder layer's weights as the step uses them (views of the model's parameters,
+    except the fused q/k/v and gate/up weights, which are copies made once)."""
+
+    module: Any  # the model's decoder layer (its MoE block is called as a module)
+    norm1: tuple[Any, float]  # input RMSNorm (weight, eps)
+    qkv: tuple[Any, Any]  # fused q/k/v projection (weight, bias or None)
+    scale: float  # attention scaling (head_dim ** -0.5)
+    out: tuple[Any, Any]  # o_proj (weight, bias or None)
+    norm2: tuple[Any, float]  # post-attention RMSNorm
+    gate_up: tuple[Any, Any] | None  # dense SwiGLU: fused gate/up projection; None for an MoE block
+    down: tuple[Any, Any] | None
+    act: Any
+
+
+def _norm(module: Any) -> tuple[Any, float]:
+    return module.weight, float(getattr(module, "variance_epsilon", getattr(module, "eps", 1e-6)))
+
+
+def _fuse(*linears: Any) -> tuple[Any, Any]:
+    import torch
+
+    weight = torch.cat([m.weight for m in linears])
+    bias = None if any(m.bias is None for m in linears) else torch.cat([m.bias for m in linears])
+    return weight, bias
+
+
 class Decoder:
     """A loaded ``LlamaForCausalLM``/``MixtralForCausalLM`` arranged for cached decoding.
 
-    Holds references to the model's modules plus one fused q/k/v weight per layer (a copy
-    of the three projections, made once) and a table of rotary cosines and sines.
+    Uses the model's parameters (a dense MLP's gate and up projections, and the q/k/v
+    projections, fused into one matmul each: copies made once), its MoE blocks as modules, and
+    a table of rotary cosines and sines from its rotary embedding.
     """
 
     def __init__(self, model: Any) -> None:
@@ -112,35 +141,48 @@ class Decoder:
         self.heads = int(cfg.num_attention_heads)
         self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
         self.head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads)
-        self.layers = []
+        self.layers: list[_Layer] = []
         with torch.no_grad():
             for layer in model.model.layers:
-                a = layer.self_attn
-                weight = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])
-                biases = [a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]
-                bias = None if any(b is None for b in biases) else torch.cat(biases)
-                self.layers.append((layer, weight, bias, float(a.scaling)))
+                a, mlp = layer.self_attn, layer.mlp
+                dense = all(hasattr(mlp, name) for name in ("gate_proj", "up_proj", "down_proj"))
+                self.layers.append(
+                    _Layer(
+                        module=layer,
+                        norm1=_norm(layer.input_layernorm),
+                        qkv=_fuse(a.q_proj, a.k_proj, a.v_proj),
+                        scale=float(a.scaling),
+                        out=(a.o_proj.weight, a.o_proj.bias),
+                        norm2=_norm(layer.post_attention_layernorm),
+                        gate_up=_fuse(mlp.gate_proj, mlp.up_proj) if dense else None,
+                        down=(mlp.down_proj.weight, mlp.down_proj.bias) if dense else None,
+                        act=mlp.act_fn if dense else None,
+                    )
+                )
+        self.final_norm = _norm(model.model.norm)
+        self.head = (model.lm_head.weight, model.lm_head.bias)
         self._cos = self._sin = None
 
     @property
     def dtype(self) -> Any:
-        return self.layers[0][1].dtype
+        return self.layers[0].qkv[0].dtype
 
     @property
     def device(self) -> Any:
-        return self.layers[0][1].device
+        return self.layers[0].qkv[0].device
 
-    def rotary(self, positions: Any) -> tuple[Any, Any]:
-        """Cosines and sines (rows x head_dim) at ``positions``, from the model's rotary embedding."""
+    def prepare_rotary(self, positions: int) -> None:
+        """Make the rotary table cover positions ``0..positions-1`` (from the model's rotary
+        embedding; the sines are stored with the sign of ``rotate_half`` folded in)."""
         import torch
 
-        need = int(positions.max()) + 1
-        if self._cos is None or self._cos.shape[0] < need:
-            size = max(need, int(getattr(self.model.config, "max_position_embeddings", 0) or 0))
-            ids = torch.arange(size, device=self.device)[None]
-            cos, sin = self.model.model.rotary_emb(torch.zeros(1, dtype=self.dtype, device=self.device), ids)
-            self._cos, self._sin = cos[0], sin[0]
-        return self._cos[positions], self._sin[positions]
+        if self._cos is not None and self._cos.shape[0] >= positions:
+            return
+        size = max(positions, int(getattr(self.model.config, "max_position_embeddings", 0) or 0))
+        ids = torch.arange(size, device=self.device)[None]
+        cos, sin = self.model.model.rotary_emb(torch.zeros(1, dtype=self.dtype, device=self.device), ids)
+        half = self.head_dim // 2
+        self._cos, self._sin = cos[0], torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)
 
     def prefill(self, ids: Any, mask: Any) -> tuple[list[Any], list[Any], Any]:
         """The model's own forward over left-padded prompts: per layer keys and values
@@ -161,41 +203,39 @@ class Decoder:
 
     def step(self, tokens: Any, positions: Any, cache: KVCache, column: int) -> Any:
         """Logits (rows x vocab) of one new token per row at ``positions``; its keys and values
-        are written to ``cache`` column ``column``, and it attends to columns ``0..column``."""
+        are written to ``cache`` column ``column``, and it attends to columns ``0..column``
+        (:meth:`prepare_rotary` must cover ``positions``)."""
         import torch
+        from torch.nn.functional import linear, rms_norm
 
-        model = self.model.model
-        rows, hkv, hd = tokens.shape[0], self.kv_heads, self.head_dim
-        q_width, groups = self.heads * hd, self.heads // hkv
-        cos, sin = self.rotary(positions)
-        cos, sin = cos[:, None], sin[:, None]
-        length = column + 1
+        rows, heads, hkv, hd = tokens.shape[0], self.heads, self.kv_heads, self.head_dim
+        width, length = self.model.config.hidden_size, column + 1
+        # rotary on q and k at once: x * cos + rotate_half(x) * sin, rotate_half as a flip of
+        # the two halves with the sign folded into the stored sines
+        cos, sin = self._cos[positions][:, None], self._sin[positions][:, None]
         bias = cache.bias[:, :, :length]
-        h = model.embed_tokens(tokens)
-        for i, (layer, weight, qkv_bias, scale) in enumerate(self.layers):
-            qkv = torch.nn.functional.linear(layer.input_layernorm(h), weight, qkv_bias)
-            q = qkv[:, :q_width].view(rows, self.heads, hd)
-            k = qkv[:, q_width : q_width + hkv * hd].view(rows, hkv, hd)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
-            cache.keys[i][:, :, column] = k
-            cache.values[i][:, :, column] = qkv[:, q_width + hkv * hd :].view(rows, hkv, hd)
+        h = self.model.model.embed_tokens(tokens)
+        for i, layer in enumerate(self.layers):
+            qkv = linear(rms_norm(h, (width,), *layer.norm1), *layer.qkv)
+            qk = qkv[:, : (heads + hkv) * hd].view(rows, heads + hkv, 2, hd // 2)
+            qk = qk.view(rows, heads + hkv, hd) * cos + qk.flip(2).view(rows, heads + hkv, hd) * sin
+            cache.keys[i][:, :, column] = qk[:, heads:]
+            cache.values[i][:, :, column] = qkv[:, (heads + hkv) * hd :].view(rows, hkv, hd)
             keys = cache.keys[i].view(rows * hkv, cache.capacity, hd)[:, :length]
             values = cache.values[i].view(rows * hkv, cache.capacity, hd)[:, :length]
-            scores = torch.baddbmm(bias, q.reshape(rows * hkv, groups, hd), keys.transpose(1, 2), alpha=scale)
-            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-            attended = torch.bmm(probs, values).view(rows, q_width)
-            h = h + layer.self_attn.o_proj(attended)
-            mlp = layer.mlp(layer.post_attention_layernorm(h)[:, None])
-            h = h + (mlp[0] if isinstance(mlp, tuple) else mlp)[:, 0]
-        return self.model.lm_head(model.norm(h))
-
-
-def _rotate_half(x: Any) -> Any:
-    import torch
-
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+            q = qk[:, :heads].reshape(rows * hkv, heads // hkv, hd)
+            scores = torch.baddbmm(bias, q, keys.transpose(1, 2), alpha=layer.scale)
+            # softmax in float32 (as transformers' eager attention), back to the model's dtype
+            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(scores.dtype)
+            h = h + linear(torch.bmm(probs, values).view(rows, heads * hd), *layer.out)
+            x = rms_norm(h, (width,), *layer.norm2)
+            if layer.gate_up is not None:
+                gate, up = linear(x, *layer.gate_up).chunk(2, dim=-1)
+                h = h + linear(layer.act(gate) * up, *layer.down)
+            else:
+                moe = layer.module.mlp(x[:, None])
+                h = h + (moe[0] if isinstance(moe, tuple) else moe)[:, 0]
+        return linear(rms_norm(h, (width,), *self.final_norm), *self.head)
 
 
 class KVCache:
@@ -271,6 +311,7 @@ def decode(
     device = ids.device
     width, rows, steps_max = int(ids.shape[1]), int(counts.sum()), max(max_new)
     keys, values, logits = decoder.prefill(ids, mask)
+    decoder.prepare_rotary(int(mask.sum(dim=1).max()) + steps_max)
     cache = KVCache(decoder, rows, width + steps_max - 1)
     cache.fill_prompts(keys, values, mask, counts)
     del keys, values

@@ -9,6 +9,12 @@ prefilled once and its KV copied into its ``n`` rows, a preallocated cache, fini
 dropped from the batch). Every request of a call runs in ONE batch (``max_batch_rows``
 defaults to 4,096 rows, under the hf backend's memory check).
 
+Threads: the loop runs with ONE torch thread by default (``threads=1``, set for each call and
+restored after). A lab model's matmuls are too small to split: measured on a shared 2-core
+machine, two threads made the same calls 10-100x slower in wall time and 3-10x in CPU time
+than one (idle OpenMP threads are woken for every small op; when another job holds the other
+core, every op waits for it). ``threads=None`` keeps torch's setting.
+
 How its samples compare with the hf backend's
 ---------------------------------------------
 Both engines draw with the same per-request generators consumed the same way, from logits
@@ -35,6 +41,8 @@ work), with ``kv_source="fast-cache-filled-slots"``; the cache allocated up fron
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +60,8 @@ class FastLabBackend(HFBackend):
     """A Llama or Mixtral checkpoint with the fast decode loop (module docstring).
 
     Takes :class:`~profiling.backends.hf.HFBackend`'s parameters; ``max_batch_rows`` defaults
-    to 4,096 so that a strategy call is one batch. Raises ``ValueError`` naming the reason for
+    to 4,096 so that a strategy call is one batch; ``threads`` is the number of torch threads
+    each call runs with (default 1, None: torch's setting; module docstring). Raises ``ValueError`` naming the reason for
     a checkpoint the loop does not run (:func:`profiling.backends._decode.unsupported_reason`).
 
     Examples
@@ -63,12 +72,27 @@ class FastLabBackend(HFBackend):
 
     engine = "fast"
 
-    def __init__(self, path: str | Path, *, max_batch_rows: int = 4096, **kwargs: Any) -> None:
+    def __init__(
+        self, path: str | Path, *, max_batch_rows: int = 4096, threads: int | None = 1, **kwargs: Any
+    ) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {threads}")
         super().__init__(path, max_batch_rows=max_batch_rows, **kwargs)
+        self.threads = threads
         reason = unsupported_reason(self.model.config.to_dict())
         if reason is not None:
             raise ValueError(f"{path}: the fast engine does not run {reason}; use the hf engine")
         self.decoder = Decoder(self.model)
+
+    def metadata(self) -> dict[str, Any]:
+        """The hf backend's metadata and the torch threads of each call."""
+        return {**super().metadata(), "torch_threads": self.threads}
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        """The hf backend's :meth:`~profiling.backends.hf.HFBackend.generate`, with ``threads``
+        torch threads."""
+        with _torch_threads(self.threads):
+            return super().generate(requests)
 
     def close(self) -> None:
         """Drop the model and the decoder's references to it."""
@@ -143,3 +167,19 @@ class FastLabBackend(HFBackend):
         kv_total = slot * len(max_new) * (width + out.steps - 1)
         return self._results(requests, groups, completions, prompt_tokens, wall_s=wall_s, ttft_s=ttft_s,
                              kv=(kv_total, KV_SOURCE), extra=extra, alloc_peak=alloc_peak)  # fmt: skip
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` (None: unchanged) for the block, then restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
