@@ -297,6 +297,10 @@ def _coerce(col: pd.Series, typ: pa.DataType, name: str, where: str) -> pd.Serie
             return num.astype("Int64")
         return num.astype("float64")
     if name == CONFIG:
+        if pd.api.types.infer_dtype(col, skipna=False) == "string":  # texts only: each distinct one once
+            codes, uniques = pd.factorize(col, use_na_sentinel=False)
+            canonical = np.array([_config_to_json(u) for u in uniques], dtype=object)
+            return pd.Series(canonical[codes], index=col.index).astype("string")
         return col.map(_config_to_json).astype("string")
     return col.astype("string")
 

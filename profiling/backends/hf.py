@@ -46,6 +46,7 @@ What is measured
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -465,7 +466,7 @@ class HFBackend(Backend):
         """One row's completion: its first ``length`` tokens decoded and cut at a stop string,
         their mean log-prob."""
         text = _truncate_at_stop(self.tokenizer.decode(ids[:length], skip_special_tokens=True), stops)
-        mean_lp = float(np.mean(logprobs[:length])) if length else None
+        mean_lp = math.fsum(logprobs[:length]) / length if length else None
         return Completion(text, int(length), mean_lp, reason)
 
     def _results(

@@ -30,3 +30,24 @@ def test_parquet_roundtrip(tmp_path):
     back = S.read_samples(tmp_path)
     assert back[S.CORRECT].tolist() == [True, False]
     assert back[S.LATENCY_S].tolist() == [0.1, 0.2]
+
+
+def test_config_is_canonical_json_for_texts_dicts_and_missing_values():
+    """Each distinct config text is parsed once (the usual case: a shard's rows share a few
+    configs) and written with sorted keys; dicts and missing values take the per-row path."""
+    texts = ['{"n": 16, "temperature": 1.0}', '{"temperature": 1.0, "n": 16}', '{"cot": false}'] * 3
+    df = S.validate_samples(
+        pd.DataFrame({"question_id": list("abcdefghi"), "correct": [True] * 9, "config": texts})
+    )
+    assert (
+        df[S.CONFIG].tolist()
+        == ['{"n": 16, "temperature": 1.0}'] * 2
+        + ['{"cot": false}']
+        + (['{"n": 16, "temperature": 1.0}'] * 2 + ['{"cot": false}']) * 2
+    )
+    mixed = pd.DataFrame(
+        {"question_id": ["a", "b", "c"], "correct": [True] * 3, "config": [{"b": 1, "a": 2}, None, "{}"]}
+    )
+    assert S.validate_samples(mixed)[S.CONFIG].tolist() == ['{"a": 2, "b": 1}', "{}", "{}"]
+    with pytest.raises(S.SchemaError, match="must be a JSON object, got '\\[1\\]'"):
+        S.validate_samples(pd.DataFrame({"question_id": ["a"], "correct": [True], "config": ["[1]"]}))
