@@ -1,6 +1,6 @@
 """What does the profiler cost on top of the model? ``pool`` through ``ttc profile`` vs bare ``generate``.
 
-All three sides run the same work on the same model in the same process: the first
+All sides run the same work on the same model in the same process: the first
 ``--questions`` prompts of the task in batches of ``--batch-size`` questions, ``--n`` samples
 each, ``--max-new-tokens``, temperature 1.
 
@@ -10,12 +10,18 @@ each, ``--max-new-tokens``, temperature 1.
   sampling, log-probs, per-row stopping, measured tokens, latency and KV) — the very requests
   the profiler sends, same seeds, so these two sides draw identical samples and their
   difference is the profiler's own cost.
-* **profiler**: one :func:`profiling.runner.profile` run with ``pool:n=N`` into a fresh folder
+* **profiler hf**: one :func:`profiling.runner.profile` run with ``pool:n=N`` into a fresh folder
   — everything ``ttc profile`` does: run.json, request building, the hf backend, answer
   extraction, rows, schema validation, atomic fsync-ed Parquet shards.
+* **fast backend** and **profiler fast**: the same two with the fast engine
+  (:class:`profiling.backends.fastlab.FastLabBackend`, what ``ttc profile`` runs the lab on).
+
+The profiler's own cost is profiler / backend of the same engine (the goal: at most 1.05 in
+wall and CPU time); profiler / bare is the whole pipeline against plain ``generate``.
 
 The hf backend is loaded with ``max_batch_rows = batch_size * n`` so every side makes ONE
-``generate`` call per batch. After ``--warmup`` untimed rounds, the sides alternate for
+``generate`` call per batch. Every side runs with ``--threads`` torch threads (default 1: on a
+shared 2-core machine two threads made every side many times slower and its times erratic). After ``--warmup`` untimed rounds, the sides alternate for
 ``--reps`` rounds (machine-load drifts hit all alike); the script prints median wall times
 and their ratios to bare (the headline), the same for CPU time (``time.process_time``, all
 threads of this process: steadier than wall time on a shared machine, where other
@@ -173,12 +179,17 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of every side")
     args = parser.parse_args()
+
+    import torch
 
     from profiling.backends import load_backend
     from profiling.tasks import get_task
 
-    backend = load_backend(args.model, device=args.device, max_batch_rows=args.batch_size * args.n)
+    torch.set_num_threads(args.threads)
+    backend = load_backend(f"hf:{args.model}", device=args.device, max_batch_rows=args.batch_size * args.n)
+    fast = load_backend(f"fast:{args.model}", device=args.device, threads=args.threads)
     task = get_task(args.task)
     problems = list(task.problems(limit=args.questions))
     prompts = [task.format_prompt(p, cot=True) for p in problems]
@@ -186,12 +197,15 @@ def main() -> None:
     print(
         f"model {backend.model_name} ({backend.metadata().get('num_parameters', '?')} params) on {args.device}; "
         f"{len(prompts)} questions in {len(batches)} batches x n={args.n}, max_new_tokens={args.max_new_tokens}; "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, {args.threads} torch thread(s), "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     sides = {
         "bare generate": lambda seed: bare_generate(backend, batches, args.n, args.max_new_tokens, seed),
         "hf backend": lambda seed: backend_generate(backend, task, problems, args, seed),
-        "profiler pool": lambda seed: profiler_pool(backend, task, args, seed),
+        "profiler hf": lambda seed: profiler_pool(backend, task, args, seed),
+        "fast backend": lambda seed: backend_generate(fast, task, problems, args, seed),
+        "profiler fast": lambda seed: profiler_pool(fast, task, args, seed),
     }
     for i in range(args.warmup):
         for run in sides.values():
@@ -214,13 +228,16 @@ def main() -> None:
             f"{name:16}{med(name, 0):9.4f}{med(name, 1):9.4f}{med(name, 2):7.0f}{med(name, 3):8.0f}"
             f"{med(name, 0) / med(bare, 0):11.3f}{med(name, 1) / med(bare, 1):10.3f}{per_step:11.3f}"
         )
-    prof, hf = "profiler pool", "hf backend"
-    print(
-        f"profiler overhead ratio, profiler / bare: wall {med(prof, 0) / med(bare, 0):.3f}, "
-        f"CPU {med(prof, 1) / med(bare, 1):.3f} (target < 1.10); of which hf backend / bare: wall "
-        f"{med(hf, 0) / med(bare, 0):.3f}, CPU {med(hf, 1) / med(bare, 1):.3f}; profiler / hf backend: wall "
-        f"{med(prof, 0) / med(hf, 0):.3f}, CPU {med(prof, 1) / med(hf, 1):.3f}; medians of {args.reps} reps"
-    )
+    ratios = []
+    for engine in ("hf", "fast"):
+        prof, gen = f"profiler {engine}", f"{engine} backend"
+        ratios.append(
+            f"{engine}: profiler / backend wall {med(prof, 0) / med(gen, 0):.3f}, CPU {med(prof, 1) / med(gen, 1):.3f}"
+            f" (profiler / bare wall {med(prof, 0) / med(bare, 0):.3f}, CPU {med(prof, 1) / med(bare, 1):.3f})"
+        )
+    print(f"profiler overhead (target <= 1.05): {'; '.join(ratios)}; medians of {args.reps} reps")
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+    fast.close()
     backend.close()
 
 

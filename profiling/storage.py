@@ -257,8 +257,10 @@ def write_shard(
     exists only when complete. Returns its path.
     """
     folder = Path(folder)
-    df = S.validate_samples(pd.DataFrame(rows) if isinstance(rows, list) else rows, source=str(folder))
-    table = S.to_arrow(df)
+    if isinstance(rows, list):
+        table = S.samples_table(rows, source=str(folder))
+    else:
+        table = S.to_arrow(S.validate_samples(rows, source=str(folder)))
     target = target or new_shard_path(folder, tag)
     return atomic_write(target, lambda fh: pq.write_table(table, fh), tmp_prefix=f"_tmp-{tag}-")
 

@@ -93,7 +93,7 @@ def _check_model_spec(spec: str) -> None:
         return
     if spec.startswith("vllm:"):
         return
-    location = spec.removeprefix("hf:")
+    location = spec.removeprefix("hf:").removeprefix("fast:")
     if Path(location).expanduser().exists():
         return
     lab = _lab_models()
@@ -168,6 +168,13 @@ def profile_command(
     ),
     seed: int = typer.Option(
         0, "--seed", help="Run seed; each unit's sampling seed derives from it.", rich_help_panel=RUN
+    ),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="Local checkpoints: fast (the fast decode loop of small Llama/Mixtral models), hf "
+        "(transformers' generate) or auto (fast where it runs and the model is small).",
+        rich_help_panel=MODELS,
     ),
     device: str | None = typer.Option(
         None, "--device", help="hf models: cpu, cuda, cuda:1 (default: cuda if any).", rich_help_panel=MODELS
@@ -274,6 +281,7 @@ def profile_command(
     # Idle OpenMP threads sleep instead of spinning: on shared or busy CPUs spinning threads
     # slow torch down many times over. Must be set before torch loads; the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from profiling.backends import with_engine
     from profiling.runner import profile
     from profiling.sharding import parse_shard
     from profiling.strategies import expand_specs
@@ -291,6 +299,7 @@ def profile_command(
         if backend is not None or source is not None:
             model, task_obj, loader = _replay(backend, source, model, task, strategies, device)
         else:
+            model = [with_engine(spec, engine) for spec in model] if model else model
             model, task_obj = _generating(model, task, device), get_task(task)
             questions = 20 if questions is None else questions
         for s in strategies:

@@ -46,6 +46,7 @@ What is measured
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -57,6 +58,7 @@ import numpy as np
 
 from ._base import Backend, Completion, GenerationRequest, GenerationResult
 from ._checks import check_request
+from ._sampling import RowSettings, draw_uniforms, row_settings, sample_rows
 from ._sparse_attention import enable_sparse_attention
 from .sparse import SparseAttention
 
@@ -112,7 +114,8 @@ def cache_tensor_bytes(cache: Any) -> int | None:
 
 
 class _RowSampler:
-    """Logits processor that samples each row with its request's settings and generator.
+    """Logits processor that samples each row with its request's settings and generator
+    (:mod:`profiling.backends._sampling`, shared with the fast lab engine).
 
     ``groups`` holds one ``(start, stop, temperature, top_p, generator)`` per request. Called
     once per step with the raw logits ``scores`` (rows x vocab); returns a mask that leaves
@@ -124,51 +127,16 @@ class _RowSampler:
         self.sync = sync
         self.step_logprobs: list[Any] = []
         self.first_token_time: float | None = None
-        self._rows: dict[str, Any] | None = None  # per-row settings as tensors, built on the first step
-
-    def _row_settings(self, scores: Any) -> dict[str, Any]:
-        import torch
-
-        rows = scores.shape[0]
-        temperature = torch.ones(rows, 1, device=scores.device)
-        top_p = torch.ones(rows, 1, device=scores.device)
-        sampled = torch.zeros(rows, dtype=torch.bool, device=scores.device)
-        for start, stop, t, p, _ in self.groups:
-            if t > 0.0:
-                temperature[start:stop], top_p[start:stop], sampled[start:stop] = t, p, True
-        hot = [(start, stop, g) for start, stop, t, _, g in self.groups if t > 0.0]
-        return {"temperature": temperature, "top_p": top_p, "sampled": sampled, "hot": hot,
-                "any_top_p": bool((top_p < 1.0).any())}  # fmt: skip
+        self._rows: RowSettings | None = None  # per-row settings as tensors, built on the first step
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        scores = scores.float()
+        rows = scores.shape[0]
         if self._rows is None:
-            self._rows = self._row_settings(scores)
-        rs = self._rows
-        chosen = scores.argmax(dim=-1)
-        if rs["hot"]:
-            # every sampled row at once: softmax at the row's temperature, top-p mask, then the
-            # inverse CDF at one uniform per row drawn from that row's request generator (so a
-            # seeded request samples the same whatever it is batched with)
-            probs = torch.softmax(scores / rs["temperature"], dim=-1)
-            if rs["any_top_p"]:
-                sorted_p, order = probs.sort(dim=-1, descending=True)
-                # drop a token when the mass before it already reaches top_p (the first always stays)
-                drop_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) >= rs["top_p"]
-                probs = probs.masked_fill(torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted), 0.0)
-            u = torch.zeros(scores.shape[0], 1, device=scores.device)
-            for start, stop, generator in rs["hot"]:
-                u[start:stop, 0] = torch.rand(stop - start, generator=generator, device=scores.device)
-            cdf = probs.cumsum(dim=-1)
-            drawn = (
-                torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
-                .squeeze(1)
-                .clamp_(max=scores.shape[1] - 1)
-            )
-            chosen = torch.where(rs["sampled"], drawn, chosen)
-        logprobs = torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)
+            self._rows = row_settings(self.groups, rows, scores.device)
+        u = draw_uniforms(self._rows, rows, scores.device) if self._rows.hot else None
+        chosen, logprobs = sample_rows(scores, self._rows, u)
         self.step_logprobs.append(logprobs)
         if self.first_token_time is None:
             if self.sync is not None:
@@ -332,6 +300,8 @@ class HFBackend(Backend):
     """
 
     name = "hf"
+    #: the generation loop: "hf" (transformers' ``generate``) or "fast" (:mod:`profiling.backends.fastlab`)
+    engine = "hf"
 
     def __init__(
         self,
@@ -397,6 +367,7 @@ class HFBackend(Backend):
         return {
             **super().metadata(),
             "path": str(self.path),
+            "engine": self.engine,
             "config": self.model.config.to_dict(),
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "device": str(self.device),
@@ -474,6 +445,81 @@ class HFBackend(Backend):
 
             torch.cuda.synchronize(self.device)
 
+    def _encode(self, requests: list[GenerationRequest]) -> tuple[Any, list[int]]:
+        """The batch's prompts tokenized and left-padded, and each prompt's own token count."""
+        texts = [self._prompt_text(r.prompt) for r in requests]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not self.chat)
+        prompt_tokens = [int(x) for x in enc["attention_mask"].sum(dim=1)]
+        for i, count in enumerate(prompt_tokens):
+            if count == 0:
+                raise ValueError(f"request prompt {requests[i].prompt!r} tokenizes to no tokens")
+        return enc, prompt_tokens
+
+    def _row_groups(self, requests: list[GenerationRequest]) -> tuple[list[tuple], list[int]]:
+        """One ``(start, stop, temperature, top_p, generator)`` per request (its rows and its
+        generator, seeded with its seed or a fresh one) and the seeds used."""
+        import torch
+
+        groups, seeds, start = [], [], 0
+        for r in requests:
+            seed = r.seed if r.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+            generator = torch.Generator(device=self.device).manual_seed(int(seed))
+            groups.append((start, start + r.n, float(r.temperature), float(r.top_p), generator))
+            seeds.append(int(seed))
+            start += r.n
+        return groups, seeds
+
+    def _completion(
+        self, ids: list[int], length: int, reason: str, logprobs: list[float], stops
+    ) -> Completion:
+        """One row's completion: its first ``length`` tokens decoded and cut at a stop string,
+        their mean log-prob."""
+        text = _truncate_at_stop(self.tokenizer.decode(ids[:length], skip_special_tokens=True), stops)
+        mean_lp = math.fsum(logprobs[:length]) / length if length else None
+        return Completion(text, int(length), mean_lp, reason)
+
+    def _results(
+        self,
+        requests: list[GenerationRequest],
+        groups: list[tuple],
+        completions: list[Completion],
+        prompt_tokens: list[int],
+        *,
+        wall_s: float,
+        ttft_s: float | None,
+        kv: tuple[float | None, str],
+        extra: dict[str, Any],
+        alloc_peak: float | None = None,
+    ) -> list[GenerationResult]:
+        """One result per request of a batch: latency shared by generated tokens, KV bytes
+        ``kv = (batch bytes, source)`` and the allocator peak shared by rows (module docstring)."""
+        rows = groups[-1][1] if groups else 0
+        generated = [sum(c.completion_tokens for c in completions[g[0] : g[1]]) for g in groups]
+        total_generated = sum(generated)
+        kv_total, kv_source = kv
+        results = []
+        for i, (r, g) in enumerate(zip(requests, groups, strict=True)):
+            token_share = generated[i] / total_generated if total_generated else r.n / rows
+            row_share = r.n / rows
+            info: dict[str, Any] = {"seed": extra["seeds"][i], "batch_latency_s": wall_s,
+                                    "batch_requests": len(requests), "batch_rows": rows}  # fmt: skip
+            info.update({k: v for k, v in extra.items() if k != "seeds"})
+            if alloc_peak is not None:
+                info["cuda_alloc_peak_delta_bytes"] = alloc_peak * row_share
+                info["batch_cuda_alloc_peak_delta_bytes"] = alloc_peak
+            results.append(
+                GenerationResult(
+                    completions=completions[g[0] : g[1]],
+                    prompt_tokens=prompt_tokens[i],
+                    latency_s=wall_s * token_share,
+                    ttft_s=ttft_s,
+                    kv_bytes_peak=None if kv_total is None else kv_total * row_share,
+                    kv_source=kv_source,
+                    extra=info,
+                )
+            )
+        return results
+
     def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
@@ -484,26 +530,15 @@ class HFBackend(Backend):
             alloc_before = torch.cuda.memory_allocated(self.device)
         t0 = time.perf_counter()
 
-        texts = [self._prompt_text(r.prompt) for r in requests]
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not self.chat)
-        prompt_tokens = [int(x) for x in enc["attention_mask"].sum(dim=1)]
-        for i, count in enumerate(prompt_tokens):
-            if count == 0:
-                raise ValueError(f"request prompt {requests[i].prompt!r} tokenizes to no tokens")
+        enc, prompt_tokens = self._encode(requests)
         counts = torch.tensor([r.n for r in requests])
         input_ids = enc["input_ids"].repeat_interleave(counts, dim=0).to(self.device)
         attention_mask = enc["attention_mask"].repeat_interleave(counts, dim=0).to(self.device)
         prompt_len = int(input_ids.shape[1])
         self._check_memory(int(input_ids.shape[0]), prompt_len, max(r.max_new_tokens for r in requests))
 
-        groups, seeds, start = [], [], 0
-        for r in requests:
-            seed = r.seed if r.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-            generator = torch.Generator(device=self.device).manual_seed(int(seed))
-            groups.append((start, start + r.n, float(r.temperature), float(r.top_p), generator))
-            seeds.append(int(seed))
-            start += r.n
-        rows = start
+        groups, seeds = self._row_groups(requests)
+        rows = groups[-1][1]
         sampler = _RowSampler(groups, self._sync if self._cuda else None)
         stopper = _RowStopper(
             self.tokenizer,
@@ -539,44 +574,19 @@ class HFBackend(Backend):
         sequences = out.sequences[:, prompt_len:].tolist()
         steps = len(sampler.step_logprobs)
         logprobs = torch.stack(sampler.step_logprobs).T.tolist() if steps else [[] for _ in range(rows)]
-        completions: list[Completion] = []
-        for row, ids in enumerate(sequences):
-            length = stopper.finish_len[row] if stopper.finish_len[row] >= 0 else len(ids)
-            text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
-            text = _truncate_at_stop(text, stopper.stops[row])
-            mean_lp = float(np.mean(logprobs[row][:length])) if length else None
-            completions.append(Completion(text, int(length), mean_lp, stopper.finish_reason[row]))
+        completions = [
+            self._completion(
+                ids,
+                stopper.finish_len[row] if stopper.finish_len[row] >= 0 else len(ids),
+                stopper.finish_reason[row],
+                logprobs[row],
+                stopper.stops[row],
+            )
+            for row, ids in enumerate(sequences)
+        ]
         wall_s = time.perf_counter() - t0
         ttft_s = sampler.first_token_time - t0 if sampler.first_token_time is not None else None
-
-        generated = [sum(c.completion_tokens for c in completions[g[0] : g[1]]) for g in groups]
-        total_generated = sum(generated)
-        results = []
-        for i, (r, g) in enumerate(zip(requests, groups, strict=True)):
-            token_share = generated[i] / total_generated if total_generated else r.n / rows
-            row_share = r.n / rows
-            extra: dict[str, Any] = {
-                "seed": seeds[i],
-                "batch_latency_s": wall_s,
-                "batch_requests": len(requests),
-                "batch_rows": rows,
-                "padded_prompt_tokens": prompt_len,
-                "generation_steps": steps,
-            }
-            if alloc_peak is not None:
-                extra["cuda_alloc_peak_delta_bytes"] = alloc_peak * row_share
-                extra["batch_cuda_alloc_peak_delta_bytes"] = alloc_peak
-            results.append(
-                GenerationResult(
-                    completions=completions[g[0] : g[1]],
-                    prompt_tokens=prompt_tokens[i],
-                    latency_s=wall_s * token_share,
-                    ttft_s=ttft_s,
-                    kv_bytes_peak=None if kv_total is None else kv_total * row_share,
-                    kv_source=KV_SOURCE
-                    if kv_total is not None
-                    else "unavailable: cache tensors not readable",
-                    extra=extra,
-                )
-            )
-        return results
+        kv_source = KV_SOURCE if kv_total is not None else "unavailable: cache tensors not readable"
+        extra = {"seeds": seeds, "padded_prompt_tokens": prompt_len, "generation_steps": steps}
+        return self._results(requests, groups, completions, prompt_tokens, wall_s=wall_s, ttft_s=ttft_s,
+                             kv=(kv_total, kv_source), extra=extra, alloc_peak=alloc_peak)  # fmt: skip

@@ -279,9 +279,17 @@ class Cost:
     unfinished_calls: int = 0
     _kv_known: bool = True
 
-    def add_call(self, result: GenerationResult, completion_tokens: int, share: float = 1.0) -> None:
+    def add_call(
+        self,
+        result: GenerationResult,
+        completion_tokens: int,
+        share: float = 1.0,
+        unfinished: bool | None = None,
+    ) -> None:
         """Count one call: its prompt, ``completion_tokens`` of its output and ``share`` of its time.
 
+        ``unfinished``: whether the call holds a sample the engine did not finish, when the
+        caller already knows (a pool's n rows share one call); None: look at its completions.
         The call's KV is not observed here (see :meth:`observe_kv`) because whether calls add
         up or overlap depends on the strategy.
         """
@@ -291,7 +299,9 @@ class Cost:
         if self.calls == 0 and result.ttft_s is not None:
             self.ttft_s = float(result.ttft_s)
         self.calls += 1
-        if any(c.finish_reason in UNFINISHED for c in result.completions):
+        if unfinished is None:
+            unfinished = any(c.finish_reason in UNFINISHED for c in result.completions)
+        if unfinished:
             self.unfinished_calls += 1
 
     def observe_kv(self, kv_bytes: float | None, source: str | None) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from fitting.blocks import BLOCK
 
-from ..backends import Backend, GenerationRequest
+from ..backends import UNFINISHED, Backend, GenerationRequest
 from ..tasks import Problem, Task
 from ._base import Cost, Knob, Outcome, RunContext, Strategy, StrategyDescriptor, WorkloadShape, concurrent_kv
 from .rewards import get_reward, is_valid_reward_spec
@@ -97,9 +97,10 @@ class Pool(Strategy):
                     f"backend {backend.name!r} returned {len(result.completions)} completions for a request of n={n}"
                 )
             kv_share = concurrent_kv([result], 1.0 / n)
+            unfinished = any(c.finish_reason in UNFINISHED for c in result.completions)
             for idx, completion in enumerate(result.completions):
                 cost = Cost()
-                cost.add_call(result, completion.completion_tokens, share=1.0 / n)
+                cost.add_call(result, completion.completion_tokens, share=1.0 / n, unfinished=unfinished)
                 cost.observe_kv(kv_share, result.kv_source)
                 reward = None if scorer is None else scorer.score(problem, completion.text)
                 if scorer is not None and reward is None:

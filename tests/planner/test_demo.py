@@ -47,7 +47,7 @@ def test_demo_writes_profile_fits_report_and_prints_three_findings(demo_run):
     assert len(findings) == 3
     samples = S.read_samples(out / "profile")
     assert set(samples[S.MODEL]) == {"lab-s", "lab-l", "lab-moe"}
-    assert samples[S.KV_SOURCE].eq("hf-cache-tensors").all()
+    assert samples[S.KV_SOURCE].eq("fast-cache-filled-slots").all()  # the demo runs the fast engine
 
 
 def _findings(out) -> list[str]:

@@ -29,7 +29,7 @@ def test_report_on_a_real_lab_profile(tmp_path):
     parser = F.SpecParser()
     parser.feed(page)
     assert {t.removeprefix("chart-") for t, _ in parser.specs} == F.CHART_KEYS - {"moe"}
-    assert "hf-cache-tensors" in page  # the measured KV points come from the hf backend's cache tensors
+    assert "fast-cache-filled-slots" in page  # the measured KV points come from the fast engine's cache
     assert "model lab-s" in page and "backend=hf" in page  # provenance from run.json
     assert "At this scale the table says little" in page  # a 0.09M-parameter model leaves the GPU idle
     pngs = sorted((tmp_path / "report-charts").glob("*.png"))

@@ -1,5 +1,5 @@
 """One contract, every backend: each available backend runs the same checks on the same tiny
-checkpoint (hf in process, openai through a real ``transformers serve``, vllm where installed)."""
+checkpoint (hf and its fast engine in process, openai through a real ``transformers serve``, vllm where installed)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,16 @@ def ckpt(tmp_path_factory):
     return make_tiny_checkpoint(tmp_path_factory.mktemp("conformance") / "ckpt")
 
 
-@pytest.fixture(scope="module", params=["hf", "openai", "vllm"])
+@pytest.fixture(scope="module", params=["hf", "fast", "openai", "vllm"])
 def backend(request, ckpt, tmp_path_factory):
     if request.param == "hf":
         from profiling.backends.hf import HFBackend
 
         yield HFBackend(ckpt, device="cpu")
+    elif request.param == "fast":
+        from profiling.backends.fastlab import FastLabBackend
+
+        yield FastLabBackend(ckpt, device="cpu")
     elif request.param == "openai":
         reason = serve_available()
         if reason:

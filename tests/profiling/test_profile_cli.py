@@ -185,15 +185,17 @@ def test_ttc_profile_on_the_lab_end_to_end_and_resume(tmp_path):
     assert sorted(df[S.DIFFICULTY].unique()) == ["1", "2", "3", "4", "5"]
     for col in (S.PROMPT_TOKENS, S.COMPLETION_TOKENS, S.LATENCY_S, S.KV_BYTES_PEAK):
         assert df[col].notna().all() and (df[col] > 0).all(), col
-    assert (df[S.KV_SOURCE] == "hf-cache-tensors").all() and (df[S.MODEL] == "lab-s").all()
+    # the default engine (auto) runs the lab on the fast decode loop
+    assert (df[S.KV_SOURCE] == "fast-cache-filled-slots").all() and (df[S.MODEL] == "lab-s").all()
     assert df[S.REFERENCE].notna().all() and df[S.LOGPROB].notna().all()
     meta = json.loads((out / "run.json").read_text())
     assert (
         meta["models"]["lab-s"]["config"]["model_type"] == "llama"
         and meta["models"]["lab-s"]["device"] == "cpu"
+        and meta["models"]["lab-s"]["engine"] == "fast"
     )
     assert meta["commands"][0][:3] == ["ttc", "profile", "--model"]
-    again = run_ttc(*argv)
+    again = run_ttc(*argv, "--engine", "hf")  # the other engine resumes the same run
     assert again.returncode == 0 and "profiled 0 unit(s) (60 already done)" in flat(again.stdout)
     assert "profiling: all 60 units already measured" in again.stderr and "0/0" not in again.stderr
     assert len(S.read_samples(out)) == len(df)
