@@ -28,7 +28,6 @@ __all__ = [
     "DuplicateSamples",
     "DuplicateCounts",
     "SAMPLES_SCHEMA",
-    "samples_table",
     "REQUIRED_SAMPLE_COLUMNS",
     "COUNTS_SCHEMA",
     "REQUIRED_COUNT_COLUMNS",
@@ -103,7 +102,6 @@ SAMPLE_VALUES = {
 }
 #: the columns that identify a sample: no two rows of a table share them
 SAMPLE_KEYS = (RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID, SAMPLE_IDX)
-_ARROW_SCHEMA = pa.schema([pa.field(c, t) for c, t in SAMPLES_SCHEMA.items()])
 
 # Defaults for identifying columns that an imported file may omit.
 IDENTITY_DEFAULTS = {
@@ -385,50 +383,6 @@ def _config_to_json(value) -> str:
     if not isinstance(parsed, dict):
         raise SchemaError(f"column 'config' must be a JSON object, got {text!r}")
     return json.dumps(parsed, sort_keys=True)
-
-
-def samples_table(rows: list[dict], source: str | None = None) -> pa.Table:
-    """Rows (dicts) validated into the canonical Arrow table: the table
-    ``to_arrow(validate_samples(pd.DataFrame(rows), source))`` returns, and the same errors.
-
-    Rows that hold exactly the schema's columns with their types (as the profiler writes them)
-    go straight to Arrow and are checked there: every verdict, identity label and sample index
-    present, no NaN, configs already canonical JSON, difficulty labels already in their one
-    spelling, no duplicate sample. Any other rows take the DataFrame path, which normalizes
-    what it can and words every error.
-    """
-    table = _direct_table(rows) if rows else None
-    return table if table is not None else to_arrow(validate_samples(pd.DataFrame(rows), source=source))
-
-
-def _direct_table(rows: list[dict]) -> pa.Table | None:
-    """The table of rows that need no normalization, or None (then the DataFrame path decides)."""
-    import pyarrow.compute as pc
-
-    if any(r.keys() != SAMPLES_SCHEMA.keys() for r in rows):
-        return None
-    try:
-        table = pa.Table.from_pylist(rows, schema=_ARROW_SCHEMA)
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        return None
-    needed = [CORRECT, SAMPLE_IDX, *IDENTITY_DEFAULTS, QUESTION_ID]
-    if any(table.column(c).null_count for c in needed):
-        return None
-    floats = [c for c, t in SAMPLES_SCHEMA.items() if pa.types.is_floating(t)]
-    if any(pc.any(pc.is_nan(table.column(c))).as_py() for c in floats):
-        return None
-    configs = pc.unique(table.column(CONFIG)).to_pylist()
-    labels = pc.unique(table.column(DIFFICULTY)).to_pylist()
-    try:
-        canonical = all(_config_to_json(c) == c for c in configs)
-    except SchemaError:
-        return None
-    if not canonical or difficulty_labels(pd.Series(labels, dtype=object)).tolist() != labels:
-        return None
-    key_columns = (RUN_ID, MODEL, STRATEGY, CONFIG, QUESTION_ID, SAMPLE_IDX)
-    if len(set(zip(*(table.column(c).to_pylist() for c in key_columns), strict=True))) != len(rows):
-        return None
-    return table
 
 
 def to_arrow(df: pd.DataFrame) -> pa.Table:

@@ -49,6 +49,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from fitting import schema as S
+from fitting.arrow_rows import samples_table
 from fitting.atomic import atomic_write
 
 from .lock import read_lock
@@ -258,7 +259,7 @@ def write_shard(
     """
     folder = Path(folder)
     if isinstance(rows, list):
-        table = S.samples_table(rows, source=str(folder))
+        table = samples_table(rows, source=str(folder))
     else:
         table = S.to_arrow(S.validate_samples(rows, source=str(folder)))
     target = target or new_shard_path(folder, tag)

@@ -4,6 +4,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fitting import schema as S
+from fitting.arrow_rows import samples_table
 
 
 def test_validate_numbers_samples_within_question_and_fills_defaults():
@@ -109,7 +110,7 @@ def test_samples_table_equals_the_dataframe_path(edits, drop):
             return type(exc), str(exc)
 
     want = outcome(lambda: S.to_arrow(S.validate_samples(pd.DataFrame(rows), source="x")))
-    got = outcome(lambda: S.samples_table(rows, source="x"))
+    got = outcome(lambda: samples_table(rows, source="x"))
     if isinstance(want, tuple):
         assert got == want
     else:
@@ -119,4 +120,4 @@ def test_samples_table_equals_the_dataframe_path(edits, drop):
 def test_samples_table_takes_the_direct_path_for_clean_rows(monkeypatch):
     rows = [{**_ROW, S.SAMPLE_IDX: i} for i in range(3)]
     monkeypatch.setattr(S, "validate_samples", lambda *a, **k: pytest.fail("took the DataFrame path"))
-    assert S.samples_table(rows).column(S.SAMPLE_IDX).to_pylist() == [0, 1, 2]
+    assert samples_table(rows).column(S.SAMPLE_IDX).to_pylist() == [0, 1, 2]
