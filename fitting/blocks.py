@@ -69,34 +69,34 @@ def without_block(config: str) -> str:
     return json.dumps(parsed, sort_keys=True)
 
 
-def _stripped(configs: pd.Series) -> pd.Series:
+def _stripped(configs: pd.Series) -> pd.Series | None:
+    """The configs without their block keys, or None when none has one."""
     text = configs.astype(str)
-    unique = text.unique()
-    mapping = {c: without_block(c) for c in unique}
+    mapping = {c: without_block(c) for c in text.unique()}
     if all(k == v for k, v in mapping.items()):
-        return configs
-    return text.map(mapping)
+        return None
+    return text.map(mapping).astype(configs.dtype)
 
 
 def merge_sample_blocks(df: pd.DataFrame) -> pd.DataFrame:
     """Samples with the blocks of each pool merged: ``block`` leaves ``config`` (the rows keep
-    their ``sample_idx``, which the writers number across blocks)."""
+    their ``sample_idx``, which the writers number across blocks); ``df`` itself when no row
+    has a block."""
     if S.CONFIG not in df.columns or df.empty:
         return df
     stripped = _stripped(df[S.CONFIG])
-    if stripped is df[S.CONFIG]:
-        return df
-    return df.assign(**{S.CONFIG: stripped})
+    return df if stripped is None else df.assign(**{S.CONFIG: stripped})
 
 
 def merge_count_blocks(df: pd.DataFrame) -> pd.DataFrame:
     """Counts with the blocks of each pool merged: one row per (run, model, task, strategy,
     config without block, difficulty, question), ``n_samples`` and ``n_correct`` summed, the
-    per-sample cost means weighted by ``n_samples`` (NaN where no block measured one)."""
+    per-sample cost means weighted by ``n_samples`` (NaN where no block measured one); ``df``
+    itself when no row has a block. The result is validated again (its dtypes are the schema's)."""
     if S.CONFIG not in df.columns or df.empty:
         return df
     stripped = _stripped(df[S.CONFIG])
-    if stripped is df[S.CONFIG]:
+    if stripped is None:
         return df
     work = df.assign(**{S.CONFIG: stripped})
     keys = [c for c in work.columns if c not in (S.N_SAMPLES, S.N_CORRECT, *S.COUNT_COST_COLUMNS)]
@@ -112,4 +112,4 @@ def merge_count_blocks(df: pd.DataFrame) -> pd.DataFrame:
         with np.errstate(invalid="ignore", divide="ignore"):
             out[c] = (out[c] / out[f"_{c}_n"]).where(out[f"_{c}_n"] > 0)
         out = out.drop(columns=f"_{c}_n")
-    return out[list(df.columns)]
+    return S.validate_counts(out[list(df.columns)])

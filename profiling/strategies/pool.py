@@ -21,14 +21,16 @@ rows add back up to the request's totals and k rows cost k/n of them.
 
 from __future__ import annotations
 
-from fitting.blocks import BLOCK
-
 from ..backends import UNFINISHED, Backend, GenerationRequest
 from ..tasks import Problem, Task
 from ._base import Cost, Knob, Outcome, RunContext, Strategy, StrategyDescriptor, WorkloadShape, concurrent_kv
 from .rewards import get_reward, is_valid_reward_spec
 
-__all__ = ["Pool", "DESCRIPTOR"]
+__all__ = ["Pool", "DESCRIPTOR", "BLOCK"]
+
+#: the knob of a pool's block (the key :mod:`fitting.blocks` merges on; spelled here so that
+#: listing the strategies, as `ttc --help` does, does not import fitting)
+BLOCK = "block"
 
 DESCRIPTOR = StrategyDescriptor(
     name="pool",
