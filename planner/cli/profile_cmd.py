@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from profiling.backends.sparse import attention_groups
+
 from ._common import INPUT, MODELS, OUTPUT, RUN, STRATEGIES, console, err_console, fail
 from ._options import (
     ADAPTIVE,
@@ -292,7 +294,14 @@ def profile_command(
     claim_output(out, "folder", remove_on_failure=False)
     try:
         shard_spec = parse_shard(shard)
-        strategies = expand_specs(strategy)
+        # `greedy:attn_blocks=2` is the model variant lab-m@attn_blocks=2 (profiling.backends.sparse)
+        groups = attention_groups(strategy)
+        strategies = expand_specs(list(dict.fromkeys(s for _, specs in groups for s in specs)))
+        if len(groups) > 1 or groups[0][0]:
+            if adaptive or backend is not None or source is not None:
+                raise ValueError(
+                    "attn_blocks in a --strategy applies to generating runs (not --adaptive or replay)"
+                )
         if adaptive:
             pool_knobs(strategies)  # one pool strategy, checked before any work
         loader = None
@@ -321,32 +330,40 @@ def profile_command(
     # SIGTERM (a scheduler's preemption, `kill`) ends the run like Ctrl-C: finished units are
     # flushed, and a run that wrote nothing removes what it created
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    results = []
     try:
-        result = profile(
-            model,
-            task_obj,
-            strategies,
-            out,
-            per_level=None if questions_overall else questions,
-            limit=questions if questions_overall else None,
-            split=split,
-            seed=seed,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            shard=shard_spec,
-            device=device,
-            progress=progress,
-            loader=loader,
-            command=["ttc", *sys.argv[1:]],
-            executor=runner,
-            wait_lock=wait_lock,
-            on_wait=lambda line: err_console.print(f"[yellow]{line}[/]", highlight=False),
-        )
+        for suffix, specs in groups:
+            results.append(_run(profile, [m + suffix for m in model], task_obj, expand_specs(specs), out,
+                                per_level=None if questions_overall else questions,
+                                limit=questions if questions_overall else None, split=split, seed=seed,
+                                max_new_tokens=max_new_tokens, batch_size=batch_size, shard=shard_spec,
+                                device=device, progress=progress, loader=loader, executor=runner,
+                                wait_lock=wait_lock))  # fmt: skip
     except KeyboardInterrupt:
         saved = "finished units are saved" if out.is_dir() else "nothing was written"
         fail(f"interrupted; {saved} in {out}; rerun the same command to resume", code=130)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    for result in results:
+        _report(result, out)
+    console.print(f"next: ttc fit {out}", highlight=False)
+
+
+def _run(profile, models, task, strategies, out, **kwargs):
+    """One ``profiling.runner.profile`` call of the command."""
+    return profile(
+        models,
+        task,
+        strategies,
+        out,
+        command=["ttc", *sys.argv[1:]],
+        on_wait=lambda line: err_console.print(f"[yellow]{line}[/]", highlight=False),
+        **kwargs,
+    )
+
+
+def _report(result, out: Path) -> None:
+    """The warnings and the summary line of one profiler call."""
     if result.duplicates:
         err_console.print(f"[yellow]warning:[/] {result.duplicates}", highlight=False)
     if result.unfinished:
@@ -369,7 +386,6 @@ def profile_command(
         f"{result.completion_tokens:,} tokens in {result.elapsed_s:.1f} s ({rate:,.0f} tok/s); "
         f"run {result.run_id} in {out}"
     )
-    console.print(f"next: ttc fit {out}", highlight=False)
 
 
 def _generating(models: list[str] | None, task: str | None, device: str | None) -> list[str]:

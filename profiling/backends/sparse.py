@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BLOCK_SIZE", "SparseAttention", "split_sparse_spec"]
+__all__ = ["BLOCK_SIZE", "SparseAttention", "split_sparse_spec", "attention_groups"]
 
 #: tokens per KV block (the default; ``@attn_blocks=K,block_size=B`` sets another)
 BLOCK_SIZE = 16
@@ -156,3 +156,35 @@ def split_sparse_spec(spec: str) -> tuple[str, SparseAttention | None]:
     if base.startswith(("openai:", "vllm:")):
         raise ValueError(f"model spec {spec!r}: sparse attention (@attn_blocks) runs on hf models only")
     return base, SparseAttention(int(blocks), int(size))
+
+
+def attention_groups(strategies: list[str]) -> list[tuple[str, list[str]]]:
+    """Strategy specs that spell the setting as a knob (``greedy:attn_blocks=2``, sweeps
+    ``attn_blocks=2|all``) grouped by the model-spec suffix each value means: ``[(suffix,
+    specs without the knob), ...]``, the dense group (suffix ``""``) first. The setting belongs
+    to the model (module docstring), so ``ttc profile`` runs each group on its models with the
+    suffix: ``--model lab-m --strategy greedy:attn_blocks=2`` profiles ``lab-m@attn_blocks=2``.
+
+    Examples
+    --------
+    >>> attention_groups(["mcts:simulations=8", "greedy:attn_blocks=2"])
+    [('', ['mcts:simulations=8']), ('@attn_blocks=2', ['greedy'])]
+    >>> attention_groups(["greedy:attn_blocks=2|all,cot=false"])
+    [('', ['greedy:cot=false']), ('@attn_blocks=2', ['greedy:cot=false'])]
+    """
+    groups: dict[str, list[str]] = {}
+    for spec in strategies:
+        name, _, rest = spec.partition(":")
+        knobs = [kv for kv in rest.split(",") if kv.strip()] if rest else []
+        mine = [kv for kv in knobs if kv.split("=", 1)[0].strip() == "attn_blocks"]
+        others = [kv for kv in knobs if kv not in mine]
+        plain = name + (":" + ",".join(others) if others else "")
+        if len(mine) > 1:
+            raise ValueError(f"strategy {spec!r}: attn_blocks is given {len(mine)} times; give it once")
+        if not mine:
+            groups.setdefault("", []).append(plain)
+            continue
+        for value in mine[-1].split("=", 1)[1].split("|"):
+            _, setting = split_sparse_spec(f"{name}{_MARK}{value.strip()}")
+            groups.setdefault(setting.suffix if setting is not None else "", []).append(plain)
+    return sorted(groups.items(), key=lambda kv: (kv[0] != "", kv[0]))
