@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _values as V
 from . import schema as S
 
 __all__ = ["samples_table"]
@@ -35,6 +36,8 @@ def _direct_table(rows: list[dict]) -> pa.Table | None:
     """The table of rows that need no normalization, or None (then the DataFrame path decides)."""
     if any(r.keys() != S.SAMPLES_SCHEMA.keys() for r in rows):
         return None
+    if not all(_plain_types(r) for r in rows):  # Arrow would convert (1.5 -> 1): let pandas word it
+        return None
     try:
         table = pa.Table.from_pylist(rows, schema=_ARROW_SCHEMA)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
@@ -45,6 +48,9 @@ def _direct_table(rows: list[dict]) -> pa.Table | None:
     floats = [c for c, t in S.SAMPLES_SCHEMA.items() if pa.types.is_floating(t)]
     if any(pc.any(pc.is_nan(table.column(c))).as_py() for c in floats):
         return None
+    for name, kind in S.SAMPLE_VALUES.items():  # a value out of range: the DataFrame path words it
+        if V.first_problem(table.column(name).to_pandas(), name, kind) is not None:
+            return None
     configs = pc.unique(table.column(S.CONFIG)).to_pylist()
     labels = pc.unique(table.column(S.DIFFICULTY)).to_pylist()
     try:
@@ -57,3 +63,24 @@ def _direct_table(rows: list[dict]) -> pa.Table | None:
     if len(set(zip(*(table.column(c).to_pylist() for c in key_columns), strict=True))) != len(rows):
         return None
     return table
+
+
+_INTS = [c for c, t in S.SAMPLES_SCHEMA.items() if pa.types.is_integer(t)]
+_BOOLS = [c for c, t in S.SAMPLES_SCHEMA.items() if pa.types.is_boolean(t)]
+_FLOATS = [c for c, t in S.SAMPLES_SCHEMA.items() if pa.types.is_floating(t)]
+
+
+def _plain_types(row: dict) -> bool:
+    """Whether each value of a row already has its column's Python type (None for missing)."""
+    for c in _INTS:
+        v = row[c]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            return False
+    for c in _BOOLS:
+        if row[c] is not None and not isinstance(row[c], bool):
+            return False
+    for c in _FLOATS:
+        v = row[c]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return False
+    return True
