@@ -65,20 +65,44 @@ def regrets(prof, full, options, budgets, caps, gpu) -> pd.DataFrame:
         got = realized(full, best[MODEL], best[KNOB_VALUE])
         any_ok = options[b.feasible(options)]
         top = float(any_ok[ACCURACY].max())
-        rows.append({"budget_flops": float(budget), "choice": f"{best[MODEL]} n={best[KNOB_VALUE]:g}",
-                     "regret": 100 * (top - got)})  # fmt: skip
+        rows.append(
+            {
+                "budget_flops": float(budget),
+                "choice": f"{best[MODEL]} n={best[KNOB_VALUE]:g}",
+                "regret": 100 * (top - got),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def adaptive_run(source: ReplaySource, folder: Path, budget_samples: int, budgets, specs, args, seed: int):
-    req = PlanRequest({"flops": float(budgets[0])}, hardware=args.gpu, verifier="exact", model_specs=specs,
-                      assume_prompt_tokens=args.prompt_tokens, assume_completion_tokens=args.gen_tokens)  # fmt: skip
+    req = PlanRequest(
+        {"flops": float(budgets[0])},
+        hardware=args.gpu,
+        verifier="exact",
+        model_specs=specs,
+        assume_prompt_tokens=args.prompt_tokens,
+        assume_completion_tokens=args.gen_tokens,
+    )
     res = profile_adaptive(
-        source.models, source.task(), folder, req, budgets=[{"flops": float(b)} for b in budgets],
-        budget_samples=budget_samples, block=args.block, seed=seed, runner_kwargs={"loader": source.load},
-    )  # fmt: skip
-    prof = load_profile(folder, model_specs=specs, n_boot=0, use_cache=False, verifier="exact",
-                        assumed=AssumedLengths(args.prompt_tokens, args.gen_tokens))  # fmt: skip
+        source.models,
+        source.task(),
+        folder,
+        req,
+        budgets=[{"flops": float(b)} for b in budgets],
+        budget_samples=budget_samples,
+        block=args.block,
+        seed=seed,
+        runner_kwargs={"loader": source.load},
+    )
+    prof = load_profile(
+        folder,
+        model_specs=specs,
+        n_boot=0,
+        use_cache=False,
+        verifier="exact",
+        assumed=AssumedLengths(args.prompt_tokens, args.gen_tokens),
+    )
     return res, prof
 
 
@@ -86,8 +110,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--fraction", type=float, default=1 / 8, help="the uniform pools' fraction")
-    ap.add_argument("--adaptive", type=float, nargs="+", default=[1 / 8, 1 / 32],
-                    help="adaptive runs at the sample budgets of these uniform fractions")  # fmt: skip
+    ap.add_argument(
+        "--adaptive",
+        type=float,
+        nargs="+",
+        default=[1 / 8, 1 / 32],
+        help="adaptive runs at the sample budgets of these uniform fractions",
+    )
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budgets", type=int, default=12)
     ap.add_argument("--block", type=int, default=4)
@@ -97,7 +126,10 @@ def main() -> None:
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     df = load_counts(args.data)
-    full = {m: (g["n_samples"].to_numpy(np.int64), g["n_correct"].to_numpy(np.int64)) for m, g in df.groupby("model")}
+    full = {
+        m: (g["n_samples"].to_numpy(np.int64), g["n_correct"].to_numpy(np.int64))
+        for m, g in df.groupby("model")
+    }
     caps = {m: int(v[0].min()) for m, v in full.items()}
     specs = dict(zip(df["model"], df["catalog"], strict=True))
     t0 = time.perf_counter()
@@ -107,7 +139,9 @@ def main() -> None:
         full_prof, _ = as_profile(df, tmp / "full", args.prompt_tokens, args.gen_tokens, 0)
         options = full_options(df, planner_space(full_prof, args.gpu)[1], full_prof)
         big = options[options[MODEL] == df["model"].iloc[-1]]
-        budgets = np.geomspace(float(options["flops"].min()) * 1.05, float(options["flops"].max()), args.budgets)
+        budgets = np.geomspace(
+            float(options["flops"].min()) * 1.05, float(options["flops"].max()), args.budgets
+        )
         del big
         src_file = tmp / "source.csv"
         df[["model", "question_id", "n_samples", "n_correct"]].to_csv(src_file, index=False)
@@ -118,15 +152,26 @@ def main() -> None:
             sub = subsample(df, args.fraction, rng)
             prof, _ = as_profile(sub, tmp / f"uniform{seed}", args.prompt_tokens, args.gen_tokens, 0)
             r = regrets(prof, full, options, budgets, caps, args.gpu)
-            rows.append(r.assign(seed=seed, run=f"uniform {args.fraction:.4g}", samples=int(sub["n_samples"].sum())))
+            rows.append(
+                r.assign(seed=seed, run=f"uniform {args.fraction:.4g}", samples=int(sub["n_samples"].sum()))
+            )
             for f in args.adaptive:
                 budget_samples = int(np.maximum(np.round(df["n_samples"].to_numpy() * f), 1).sum())
                 t1 = time.perf_counter()
-                res, aprof = adaptive_run(source, tmp / f"adaptive{seed}-{f}", budget_samples, budgets, specs, args, seed)
+                res, aprof = adaptive_run(
+                    source, tmp / f"adaptive{seed}-{f}", budget_samples, budgets, specs, args, seed
+                )
                 r = regrets(aprof, full, options, budgets, caps, args.gpu)
-                rows.append(r.assign(seed=seed, run=f"adaptive {f:.4g}", samples=res.samples,
-                                     rounds=len(res.rounds), stopped=res.stopped,
-                                     seconds=time.perf_counter() - t1))  # fmt: skip
+                rows.append(
+                    r.assign(
+                        seed=seed,
+                        run=f"adaptive {f:.4g}",
+                        samples=res.samples,
+                        rounds=len(res.rounds),
+                        stopped=res.stopped,
+                        seconds=time.perf_counter() - t1,
+                    )
+                )
             print(f"seed {seed} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     res = pd.concat(rows, ignore_index=True)
     pd.set_option("display.width", 200)
@@ -136,11 +181,16 @@ def main() -> None:
         f"tokens per sample; {args.budgets} budgets x {args.seeds} seeds; regret in points vs the hindsight-best option"
     )
     summary = res.groupby("run").agg(
-        samples=("samples", "mean"), regret_mean=("regret", "mean"), regret_max=("regret", "max"),
-    )  # fmt: skip
+        samples=("samples", "mean"),
+        regret_mean=("regret", "mean"),
+        regret_max=("regret", "max"),
+    )
     print(summary.to_string(float_format=lambda v: f"{v:.2f}"))
-    extra = res[res["run"].str.startswith("adaptive")].groupby(["run", "seed"]).agg(
-        rounds=("rounds", "first"), seconds=("seconds", "first"), stopped=("stopped", "first"))
+    extra = (
+        res[res["run"].str.startswith("adaptive")]
+        .groupby(["run", "seed"])
+        .agg(rounds=("rounds", "first"), seconds=("seconds", "first"), stopped=("stopped", "first"))
+    )
     print(extra.to_string(float_format=lambda v: f"{v:.0f}"))
     print(f"({time.perf_counter() - t0:.0f} s)")
 

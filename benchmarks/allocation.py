@@ -97,8 +97,12 @@ def main() -> None:
     space = build_space(
         prof, coster, include_simulated=args.allow_simulated, measured_only=not args.predicted
     )
-    print("options:", "profiled knob values only (measured accuracies)" if not args.predicted
-          else "fitted and extrapolated knob values too (model predictions)")  # fmt: skip
+    print(
+        "options:",
+        "profiled knob values only (measured accuracies)"
+        if not args.predicted
+        else "fitted and extrapolated knob values too (model predictions)",
+    )
     weights = space.target(None)
     print("bins and weights:", {b: round(w, 3) for b, w in weights.items()})
     tables = bin_tables(space, weights)
@@ -116,18 +120,36 @@ def main() -> None:
             continue
         lag = allocate_lagrangian(tables, weights, B)
         tpe = allocate_optuna(tables, weights, B, n_trials=args.trials, seed=args.seed)
-        rows.append({"budget_flops": B, "exact_acc": ex.accuracy, "exact_s": t_ex, "dp_states": ex.evaluations,
-                     "lagrange_acc": lag.accuracy, "lp_bound": lag.bound, "lagrange_s": lag.seconds,
-                     "optuna_acc": tpe.accuracy, "optuna_gap_pts": 100 * (ex.accuracy - tpe.accuracy),
-                     "optuna_s": tpe.seconds})  # fmt: skip
+        rows.append(
+            {
+                "budget_flops": B,
+                "exact_acc": ex.accuracy,
+                "exact_s": t_ex,
+                "dp_states": ex.evaluations,
+                "lagrange_acc": lag.accuracy,
+                "lp_bound": lag.bound,
+                "lagrange_s": lag.seconds,
+                "optuna_acc": tpe.accuracy,
+                "optuna_gap_pts": 100 * (ex.accuracy - tpe.accuracy),
+                "optuna_s": tpe.seconds,
+            }
+        )
         any_ = compare_with_single(tables, weights, B)
         maj = compare_with_single(tables, weights, B, strategies=("majority",))
         bon = compare_with_single(tables, weights, B, strategies=("best_of",))
-        gains.append({"budget_flops": B, "allocation_acc": any_["allocation_accuracy"],
-                      "single_any": any_["single_option"], "single_any_acc": any_["single_accuracy"],
-                      "ratio_vs_any": any_["compute_ratio"], "single_majority_acc": maj["single_accuracy"],
-                      "ratio_vs_majority": maj["compute_ratio"], "single_best_of_acc": bon["single_accuracy"],
-                      "ratio_vs_best_of": bon["compute_ratio"]})  # fmt: skip
+        gains.append(
+            {
+                "budget_flops": B,
+                "allocation_acc": any_["allocation_accuracy"],
+                "single_any": any_["single_option"],
+                "single_any_acc": any_["single_accuracy"],
+                "ratio_vs_any": any_["compute_ratio"],
+                "single_majority_acc": maj["single_accuracy"],
+                "ratio_vs_majority": maj["compute_ratio"],
+                "single_best_of_acc": bon["single_accuracy"],
+                "ratio_vs_best_of": bon["compute_ratio"],
+            }
+        )
     fmt = {"float_format": lambda v: f"{v:.4g}"}
     with pd.option_context("display.width", 220, "display.max_columns", 30, "display.max_colwidth", 60):
         print("\n1. solvers (average FLOPs per query)")

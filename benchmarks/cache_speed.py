@@ -103,9 +103,11 @@ def main() -> None:
                     shutil.copy2(p, folder / p.name)
         demo, fit = scratch / "demo", scratch / ("fit" if args.cold_fit else "demo")
         samples = S.read_samples(demo)
-        print(f"profile {args.profile}: {len(samples)} samples, "
-              f"{samples.groupby(list(S.GROUP_KEYS)).ngroups} curve groups; n_boot {args.n_boot}; "
-              f"{os.cpu_count()} CPUs, load average {load()} before")  # fmt: skip
+        print(
+            f"profile {args.profile}: {len(samples)} samples, "
+            f"{samples.groupby(list(S.GROUP_KEYS)).ngroups} curve groups; n_boot {args.n_boot}; "
+            f"{os.cpu_count()} CPUs, load average {load()} before"
+        )
         rows = []
         first = demo_fit_step(demo, scratch / "out-demo", args.n_boot)
         again = demo_fit_step(demo, scratch / "out-demo", args.n_boot)
@@ -122,8 +124,10 @@ def main() -> None:
             cache = f"{ca} -> {cb}" if ca else ""
             print(f"{name:44} {a:9.1f}s {b:7.2f}s {a / b:6.0f}x   {cache}")
         print(f"\none shard rewritten ({changed}):")
-        print(f"{'ttc demo fit step':44} {first[0]:9.1f}s {third[0]:7.2f}s {first[0] / third[0]:6.0f}x   "
-              f"{third[1]}")  # fmt: skip
+        print(
+            f"{'ttc demo fit step':44} {first[0]:9.1f}s {third[0]:7.2f}s {first[0] / third[0]:6.0f}x   "
+            f"{third[1]}"
+        )
         print(f"\nload average {load()} after")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -100,8 +100,13 @@ def from_samples(folder: str, fraction: int, strategy: str) -> pd.DataFrame:
             print(f"skip {key}: pool size {n} < {2 * fraction}", file=sys.stderr)
             continue
         correct = np.stack([g[CORRECT].to_numpy(bool)[:n] for _, g in group.groupby(QUESTION_ID, sort=True)])
-        rows.append({"pool": " / ".join(map(str, key)) + f" (n={n}, q={len(correct)})", "seed": 0,
-                     **score(correct, fraction)})  # fmt: skip
+        rows.append(
+            {
+                "pool": " / ".join(map(str, key)) + f" (n={n}, q={len(correct)})",
+                "seed": 0,
+                **score(correct, fraction),
+            }
+        )
     if not rows:
         raise SystemExit(f"{folder}: no {strategy!r} group with at least {2 * fraction} samples per question")
     return pd.DataFrame(rows)

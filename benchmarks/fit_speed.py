@@ -227,8 +227,10 @@ def main() -> None:
             f"     intervals (per-replicate vs batched): {ci}; {sat}; failed {rs.n_failed} vs {rb.n_failed}"
         )
     if len(chosen) > 1:
-        print(f"   {'all curves':<52} {total['scipy']:>12.2f}s {total['batched']:>8.3f}s "
-              f"{total['scipy'] / total['batched']:>6.0f}x")  # fmt: skip
+        print(
+            f"   {'all curves':<52} {total['scipy']:>12.2f}s {total['batched']:>8.3f}s "
+            f"{total['scipy'] / total['batched']:>6.0f}x"
+        )
 
     print(f"\n2. the whole fit (fit_samples, n_boot={args.n_boot}, default metrics and laws)")
     targets = [("examples/samples.jsonl", lab)]

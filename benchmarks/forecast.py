@@ -92,8 +92,12 @@ METHODS = [*LAW_METHODS, "betabinom", *POPULATION, "posterior_pooled", *ORACLES]
 
 def choose(df: pd.DataFrame, min_pool: int, every: bool) -> list[str]:
     """The latest checkpoint per size with every pool >= min_pool (or all such checkpoints)."""
-    info = df.groupby("model").agg(size=("size", "first"), tokens=("pretrain_tokens", "first"),
-                                   n_min=("n_samples", "min"), solved=("n_correct", "sum"))  # fmt: skip
+    info = df.groupby("model").agg(
+        size=("size", "first"),
+        tokens=("pretrain_tokens", "first"),
+        n_min=("n_samples", "min"),
+        solved=("n_correct", "sum"),
+    )
     ok = info[(info["n_min"] >= min_pool) & (info["solved"] > 0)]
     if every:
         return sorted(
@@ -142,8 +146,13 @@ def score(n, c, m, sub, methods, oracles=None, tail_prior=None) -> dict:
     for the per-question methods also whether their 90% interval held the measurement."""
     measured = float(np.mean(c > 0))
     sd = floor_sd(n, c, m, sub)
-    out = {"measured": measured, "m": int(m.min()), "solved_sub": int(np.count_nonzero(sub)),
-           "floor": sd * np.sqrt(2.0 / np.pi), "floor_sd": sd}  # fmt: skip
+    out = {
+        "measured": measured,
+        "m": int(m.min()),
+        "solved_sub": int(np.count_nonzero(sub)),
+        "floor": sd * np.sqrt(2.0 / np.pi),
+        "floor_sd": sd,
+    }
     if sub.sum() == 0:  # no correct sample in the subsample: no method can say anything
         return out | {name: np.nan for name in methods}
     with warnings.catch_warnings():
@@ -156,12 +165,18 @@ def score(n, c, m, sub, methods, oracles=None, tail_prior=None) -> dict:
         for name, make in POPULATION.items():
             if name in methods:
                 f = make().fit(m, sub).forecast(n)
-                out |= {name: f.estimate - measured, f"{name}:in": f.lo <= measured <= f.hi,
-                        f"{name}:width": f.hi - f.lo}  # fmt: skip
+                out |= {
+                    name: f.estimate - measured,
+                    f"{name}:in": f.lo <= measured <= f.hi,
+                    f"{name}:width": f.hi - f.lo,
+                }
         if tail_prior is not None and "posterior_pooled" in methods:
             f = BetaBinomialPosterior(log_a_prior=tail_prior).fit(m, sub).forecast(n)
-            out |= {"posterior_pooled": f.estimate - measured, "posterior_pooled:in": f.lo <= measured <= f.hi,
-                    "posterior_pooled:width": f.hi - f.lo}  # fmt: skip
+            out |= {
+                "posterior_pooled": f.estimate - measured,
+                "posterior_pooled:in": f.lo <= measured <= f.hi,
+                "posterior_pooled:width": f.hi - f.lo,
+            }
         if oracles is not None and "oracle_beta" in methods:  # the beta fitted to the whole pools
             a, b = oracles["oracle_beta"]
             q = -np.expm1(betaln(a + sub, b + m - sub + n) - betaln(a + sub, b + m - sub))
@@ -174,8 +189,11 @@ def score(n, c, m, sub, methods, oracles=None, tail_prior=None) -> dict:
             f = oracle.with_counts(m, sub).forecast(n)
             # how much better than the true-ish population does the best flexible fit explain the subsample?
             out["ll_gap"] = GModel(c0=0.1).fit(m, sub).loglik(m, sub) - oracle.loglik(m, sub)
-            out |= {"oracle_g": f.estimate - measured, "oracle_g:in": f.lo <= measured <= f.hi,
-                    "oracle_g:width": f.hi - f.lo}  # fmt: skip
+            out |= {
+                "oracle_g": f.estimate - measured,
+                "oracle_g:in": f.lo <= measured <= f.hi,
+                "oracle_g:width": f.hi - f.lo,
+            }
     return out
 
 
@@ -251,8 +269,10 @@ def print_tables(res: pd.DataFrame, fraction: float, methods: list[str]) -> None
             done = res[res[f"{k}:in"].notna()]
             inside = done[f"{k}:in"].astype(bool)
             missed = done[~inside].groupby("seed")["model"].nunique().reindex(sorted(res["seed"].unique()))
-            print(f"  {k:<20}{int(inside.sum()):>4} of {len(done):<4} missed per seed "
-                  f"{missed.fillna(0).astype(int).tolist()}, mean width {100 * done[f'{k}:width'].mean():.1f} points")  # fmt: skip
+            print(
+                f"  {k:<20}{int(inside.sum()):>4} of {len(done):<4} missed per seed "
+                f"{missed.fillna(0).astype(int).tolist()}, mean width {100 * done[f'{k}:width'].mean():.1f} points"
+            )
     if "select:law" in res:
         print(f"fit_curve (far-end scoring) picked: {res['select:law'].value_counts().to_dict()}")
     print(
@@ -326,9 +346,11 @@ def fit_time(path: Path) -> None:
         warnings.simplefilter("ignore")
         out = fit_counts(counts, n_boot=200)
     total = time.perf_counter() - start
-    print(f"\nttc fit on the whole file ({len(counts)} rows, {counts['model'].nunique()} models, pools up to "
-          f"{int(counts['n_samples'].max())}): read {read_s:.1f} s, total {total:.1f} s, {len(out.fits)} fits, "
-          f"{sum(f['converged'] for f in out.fits)} converged")  # fmt: skip
+    print(
+        f"\nttc fit on the whole file ({len(counts)} rows, {counts['model'].nunique()} models, pools up to "
+        f"{int(counts['n_samples'].max())}): read {read_s:.1f} s, total {total:.1f} s, {len(out.fits)} fits, "
+        f"{sum(f['converged'] for f in out.fits)} converged"
+    )
 
 
 def main(argv=None) -> None:
@@ -339,10 +361,21 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=5, help="subsamples per checkpoint")
     ap.add_argument("--all", action="store_true", help="every checkpoint with such pools, not one per size")
     ap.add_argument("--fit-time", action="store_true", help="also time fit_counts on the whole file")
-    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, metavar="METHOD",
-                    help=f"methods to score (default all: {' '.join(METHODS)})")  # fmt: skip
-    ap.add_argument("--synthetic", type=int, default=0, metavar="REPS",
-                    help="also check calibration on known synthetic populations (REPS draws each)")  # fmt: skip
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=METHODS,
+        choices=METHODS,
+        metavar="METHOD",
+        help=f"methods to score (default all: {' '.join(METHODS)})",
+    )
+    ap.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="REPS",
+        help="also check calibration on known synthetic populations (REPS draws each)",
+    )
     args = ap.parse_args(argv)
     if args.synthetic:
         synthetic(args.synthetic, args.methods, args.fraction)

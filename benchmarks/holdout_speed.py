@@ -26,8 +26,9 @@ from planner.splits import HeldOut, split_seeds
 def recompute(profile, coster, targets, questions) -> None:
     part = profile.samples[profile.samples[S.QUESTION_ID].astype(str).isin(questions)]
     curves = curves_from_samples(part, metrics=DEPLOYABLE_METRICS, n_boot=0)
-    space = OptionSpace.from_curves(curves, coster, architectures=profile.architectures, measured_only=True,
-                                    fit_if_missing=False)  # fmt: skip
+    space = OptionSpace.from_curves(
+        curves, coster, architectures=profile.architectures, measured_only=True, fit_if_missing=False
+    )
     for t in targets.values():
         space.table(t)
 
@@ -41,8 +42,9 @@ def main() -> None:
     coster = CostModel(profile.specs)
 
     t0 = time.perf_counter()
-    space = OptionSpace.from_curves(profile.curves, coster, architectures=profile.architectures, measured_only=True,
-                                    fit_if_missing=False)  # fmt: skip
+    space = OptionSpace.from_curves(
+        profile.curves, coster, architectures=profile.architectures, measured_only=True, fit_if_missing=False
+    )
     mix = space.target(None)
     targets = {"mix": mix, **{b: {b: 1.0} for b in mix}}
     held = HeldOut(space, profile.curves, profile.samples, targets)

@@ -70,10 +70,12 @@ def workloads(task, args) -> dict[str, list[list]]:
 
     def requests(n: int, temperature: float) -> list[list]:
         return [
-            [GenerationRequest(p, n=n, max_new_tokens=args.max_new_tokens, temperature=temperature, seed=i)
-             for i, p in enumerate(call)]
+            [
+                GenerationRequest(p, n=n, max_new_tokens=args.max_new_tokens, temperature=temperature, seed=i)
+                for i, p in enumerate(call)
+            ]
             for call in calls
-        ]  # fmt: skip
+        ]
 
     return {f"pool n={args.n}": requests(args.n, 1.0), "greedy": requests(1, 0.0)}
 
@@ -129,8 +131,15 @@ def bench_model(name: str, task, args) -> list[dict]:
         fpt = flops_per_token(sides["fast"], calls, tokens)
         peak_wall = statistics.median(m[0] for m in machine)
         peak_cpu = statistics.median(m[1] for m in machine)
-        row = {"model": name, "workload": work, "tokens": tokens, "same": same, "flops_per_token": fpt,
-               "roofline_tok_s": peak_wall / fpt, "roofline_tok_cpu_s": peak_cpu / fpt}  # fmt: skip
+        row = {
+            "model": name,
+            "workload": work,
+            "tokens": tokens,
+            "same": same,
+            "flops_per_token": fpt,
+            "roofline_tok_s": peak_wall / fpt,
+            "roofline_tok_cpu_s": peak_cpu / fpt,
+        }
         for side in sides:
             row[f"{side}_tok_s"] = statistics.median(t / w for w, _, t, _ in measured[side])
             row[f"{side}_tok_cpu_s"] = statistics.median(t / c for _, c, t, _ in measured[side])

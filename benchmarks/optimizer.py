@@ -80,17 +80,37 @@ def synthetic_curves(
             for t in temps:
                 skill = -0.5 + 0.45 * i - 0.4 * (t - 0.9) ** 2
                 p = expit(skill - 1.1 * d + 1.5 + z)
-                cfg = json.dumps({"cot": True, "n": pool, "reward": "none", "temperature": round(float(t), 3),
-                                  "top_p": 1.0}, sort_keys=True)  # fmt: skip
+                cfg = json.dumps(
+                    {
+                        "cot": True,
+                        "n": pool,
+                        "reward": "none",
+                        "temperature": round(float(t), 3),
+                        "top_p": 1.0,
+                    },
+                    sort_keys=True,
+                )
                 per_sample = (40 + 30 * d) * (1 + 0.2 * (t - 1))
                 for k in range(1, pool + 1):
                     acc = majority_exact(p, k)
                     half = 1.645 * acc.std(ddof=1) / np.sqrt(n_questions)
                     m = float(acc.mean())
-                    rows.append({S.MODEL: f"m{i}", S.STRATEGY: "pool", S.CONFIG: cfg, S.DIFFICULTY: str(d),
-                                 S.METRIC: "majority@k", S.K: k, S.ACCURACY: m, S.ACCURACY_LO: m - half,
-                                 S.ACCURACY_HI: m + half, S.N_QUESTIONS: n_questions,
-                                 S.MEAN_PROMPT_TOKENS: 60.0, S.MEAN_COMPLETION_TOKENS: k * per_sample})  # fmt: skip
+                    rows.append(
+                        {
+                            S.MODEL: f"m{i}",
+                            S.STRATEGY: "pool",
+                            S.CONFIG: cfg,
+                            S.DIFFICULTY: str(d),
+                            S.METRIC: "majority@k",
+                            S.K: k,
+                            S.ACCURACY: m,
+                            S.ACCURACY_LO: m - half,
+                            S.ACCURACY_HI: m + half,
+                            S.N_QUESTIONS: n_questions,
+                            S.MEAN_PROMPT_TOKENS: 60.0,
+                            S.MEAN_COMPLETION_TOKENS: k * per_sample,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -116,11 +136,16 @@ def measure(name: str, space: OptionSpace, coster: CostModel, budgets, seeds, tr
             )
     gaps = np.array(gaps)
     return {
-        "space": name, "options": size, "exhaustive_evals": len(table), "exhaustive_s": t_table,
-        "optuna_evals": float(np.mean(evals)), "optuna_s": float(np.mean(t_opt)),
-        "gap_mean_pts": float(gaps.mean()), "gap_max_pts": float(gaps.max()),
+        "space": name,
+        "options": size,
+        "exhaustive_evals": len(table),
+        "exhaustive_s": t_table,
+        "optuna_evals": float(np.mean(evals)),
+        "optuna_s": float(np.mean(t_opt)),
+        "gap_mean_pts": float(gaps.mean()),
+        "gap_max_pts": float(gaps.max()),
         "within_0.5_pts": f"{int((gaps <= 0.5).sum())}/{len(gaps)}",
-    }  # fmt: skip
+    }
 
 
 def budgets_for(space: OptionSpace, n: int) -> np.ndarray:

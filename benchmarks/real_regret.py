@@ -107,8 +107,14 @@ def as_profile(df: pd.DataFrame, folder: Path, prompt: int, gen: int, n_boot: in
     table.to_csv(path, index=False)
     import_file(path, folder)
     specs = dict(zip(df["model"], df["catalog"], strict=True))
-    prof = load_profile(folder, model_specs=specs, n_boot=n_boot, use_cache=False, verifier="exact",
-                        assumed=AssumedLengths(prompt, gen))  # fmt: skip
+    prof = load_profile(
+        folder,
+        model_specs=specs,
+        n_boot=n_boot,
+        use_cache=False,
+        verifier="exact",
+        assumed=AssumedLengths(prompt, gen),
+    )
     return prof, specs
 
 
@@ -162,8 +168,15 @@ def run_seed(df, full, options, seed: int, args, tmp: Path) -> pd.DataFrame:
             continue
         default = args.max_factor == MAX_EXTRAPOLATION and args.density == "coarse"
         if i == len(args.budget_values) // 2 and default:
-            rec = plan(prof, {"flops": float(budget)}, verifier="exact", hardware=args.gpu, method="exhaustive",
-                       assume_prompt_tokens=args.prompt_tokens, assume_completion_tokens=args.gen_tokens)  # fmt: skip
+            rec = plan(
+                prof,
+                {"flops": float(budget)},
+                verifier="exact",
+                hardware=args.gpu,
+                method="exhaustive",
+                assume_prompt_tokens=args.prompt_tokens,
+                assume_completion_tokens=args.gen_tokens,
+            )
             c = rec.to_json()["choice"]
             if (c["model"], float(c["knobs"]["n"])) != (best[MODEL], float(best[KNOB_VALUE])):
                 raise SystemExit(f"seed {seed}: plan() chose {c} but the direct search {best[ARM]}")
@@ -172,17 +185,22 @@ def run_seed(df, full, options, seed: int, args, tmp: Path) -> pd.DataFrame:
         considered = float(table.loc[ok, "_real"].max())
         any_ok = options[b.feasible(options)]
         top = any_ok.loc[any_ok[ACCURACY].idxmax()]
-        rows.append({
-            "seed": seed, "budget_flops": float(budget),
-            "choice": f"{best[MODEL].removeprefix('Pythia_').removesuffix('_300B')} n={best[KNOB_VALUE]:g}",
-            "source": best[SOURCE], "predicted": float(best[ACCURACY]), "realized": got,
-            "best_full": f"{top[MODEL].removeprefix('Pythia_').removesuffix('_300B')} n={top[KNOB_VALUE]:g}",
-            "best_full_accuracy": float(top[ACCURACY]),
-            "regret": 100 * (float(top[ACCURACY]) - got),
-            "reach": 100 * (float(top[ACCURACY]) - considered),
-            "choice_regret": 100 * (considered - got),
-            "forecast": 100 * (float(best[ACCURACY]) - got),
-        })  # fmt: skip
+        rows.append(
+            {
+                "seed": seed,
+                "budget_flops": float(budget),
+                "choice": f"{best[MODEL].removeprefix('Pythia_').removesuffix('_300B')} n={best[KNOB_VALUE]:g}",
+                "source": best[SOURCE],
+                "predicted": float(best[ACCURACY]),
+                "realized": got,
+                "best_full": f"{top[MODEL].removeprefix('Pythia_').removesuffix('_300B')} n={top[KNOB_VALUE]:g}",
+                "best_full_accuracy": float(top[ACCURACY]),
+                "regret": 100 * (float(top[ACCURACY]) - got),
+                "reach": 100 * (float(top[ACCURACY]) - considered),
+                "choice_regret": 100 * (considered - got),
+                "forecast": 100 * (float(best[ACCURACY]) - got),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -196,10 +214,18 @@ def main() -> None:
     ap.add_argument("--gen-tokens", type=int, default=256)
     ap.add_argument("--gpu", default="h100")
     ap.add_argument("--n-boot", type=int, default=100)
-    ap.add_argument("--max-factor", type=float, default=MAX_EXTRAPOLATION,
-                    help="the planner's extrapolation limit (default: the planner's own)")  # fmt: skip
-    ap.add_argument("--density", choices=("coarse", "fine"), default="coarse",
-                    help="the planner's knob grid (default: the planner's own, coarse)")  # fmt: skip
+    ap.add_argument(
+        "--max-factor",
+        type=float,
+        default=MAX_EXTRAPOLATION,
+        help="the planner's extrapolation limit (default: the planner's own)",
+    )
+    ap.add_argument(
+        "--density",
+        choices=("coarse", "fine"),
+        default="coarse",
+        help="the planner's knob grid (default: the planner's own, coarse)",
+    )
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # uneven-pool and convergence warnings are summarized by the planner
     df = load_counts(args.data)
@@ -227,8 +253,19 @@ def main() -> None:
         f"verified (exact checker); FLOPs budgets on {args.gpu}; ASSUMED {args.prompt_tokens:g} prompt + "
         f"{args.gen_tokens:g} generated tokens per sample; accuracy and regrets in points"
     )
-    cols = ["budget_flops", "choice", "source", "predicted", "realized", "best_full", "best_full_accuracy",
-            "regret", "reach", "choice_regret", "forecast"]  # fmt: skip
+    cols = [
+        "budget_flops",
+        "choice",
+        "source",
+        "predicted",
+        "realized",
+        "best_full",
+        "best_full_accuracy",
+        "regret",
+        "reach",
+        "choice_regret",
+        "forecast",
+    ]
     shown = res[res["seed"] == 0][cols].copy()
     for c in ("predicted", "realized", "best_full_accuracy"):
         shown[c] = 100 * shown[c]
@@ -236,10 +273,13 @@ def main() -> None:
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) >= 1e6 else f"{v:.2f}"))
     print("\nper seed (points):")
     per = res.groupby("seed").agg(
-        regret_mean=("regret", "mean"), regret_max=("regret", "max"), reach_mean=("reach", "mean"),
-        choice_mean=("choice_regret", "mean"), choice_max=("choice_regret", "max"),
+        regret_mean=("regret", "mean"),
+        regret_max=("regret", "max"),
+        reach_mean=("reach", "mean"),
+        choice_mean=("choice_regret", "mean"),
+        choice_max=("choice_regret", "max"),
         forecast_mean_abs=("forecast", lambda v: float(np.mean(np.abs(v)))),
-    )  # fmt: skip
+    )
     print(per.to_string(float_format=lambda v: f"{v:.2f}"))
     print(
         f"\nall {args.seeds} seeds x {len(args.budget_values)} budgets ({len(res)} plans): regret vs the hindsight-best "

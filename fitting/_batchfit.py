@@ -194,8 +194,18 @@ def least_squares_batch(
         lo_finite, hi_finite = np.isfinite(lo), np.isfinite(hi)
         lo_on = np.where(lo_finite, lo + 1e-10 * np.maximum(1.0, np.abs(lo)), lo)
         hi_on = np.where(hi_finite, hi - 1e-10 * np.maximum(1.0, np.abs(hi)), hi)
-        every = {"u": u, "y": y, "sw": sw, "fs2": fs2, "lo": lo, "hi": hi, "lo_on": lo_on, "hi_on": hi_on,
-                 "lo_finite": lo_finite, "hi_finite": hi_finite}  # fmt: skip
+        every = {
+            "u": u,
+            "y": y,
+            "sw": sw,
+            "fs2": fs2,
+            "lo": lo,
+            "hi": hi,
+            "lo_on": lo_on,
+            "hi_on": hi_on,
+            "lo_finite": lo_finite,
+            "hi_finite": hi_finite,
+        }
         fun = residuals(theta, every)
         cost = cost_of(fun, every)
         status = np.where(np.isfinite(cost), 0, -1)  # 0 running, 1 converged, -1 failed
@@ -413,10 +423,19 @@ def _stack(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _solve(law, stack, idx, loss, max_iter, bound_steps, full=False):
     res = least_squares_batch(
-        law.formula, law.jacobian, stack["u"][idx], stack["y"][idx], stack["sw"][idx], stack["theta0"][idx],
-        stack["lo"][idx], stack["hi"][idx], loss=loss, f_scale=stack["f_scale"][idx], max_iter=max_iter,
+        law.formula,
+        law.jacobian,
+        stack["u"][idx],
+        stack["y"][idx],
+        stack["sw"][idx],
+        stack["theta0"][idx],
+        stack["lo"][idx],
+        stack["hi"][idx],
+        loss=loss,
+        f_scale=stack["f_scale"][idx],
+        max_iter=max_iter,
         bound_steps=bound_steps,
-    )  # fmt: skip
+    )
     users = np.asarray(stack["user"], dtype=object)[idx]
     bad = np.zeros(len(res.theta), dtype=bool)
     for user in {frozenset(u) for u in users}:  # user bounds are legitimate stops; usually one set
@@ -474,9 +493,22 @@ def fit_laws(problems: Sequence[tuple[Any, Any, Any, Any]]) -> list[Any]:
             f_scale = 1.0 if law.f_scale is None else float(law.f_scale)
         starts = np.stack([inside_bounds(np.asarray(s, dtype=float), lo, hi) for s in starts])
         setups.append(
-            {"law": law, "x": x, "y": y, "w": w, "x_ref": x_ref, "u": u, "bounds": bounds, "lo": lo, "hi": hi,
-             "starts": starts, "f_scale": float(f_scale), "loss": first_loss, "two_stage": two_stage}
-        )  # fmt: skip
+            {
+                "law": law,
+                "x": x,
+                "y": y,
+                "w": w,
+                "x_ref": x_ref,
+                "u": u,
+                "bounds": bounds,
+                "lo": lo,
+                "hi": hi,
+                "starts": starts,
+                "f_scale": float(f_scale),
+                "loss": first_loss,
+                "two_stage": two_stage,
+            }
+        )
 
     def solve(members, starts_of):
         """One batched fit per (law class, loss) of the given problems from the given starts."""
@@ -500,13 +532,17 @@ def fit_laws(problems: Sequence[tuple[Any, Any, Any, Any]]) -> list[Any]:
 
             sw = rows("w", 0.0)
             stack = {
-                "u": rows("u", 1.0), "sw": np.sqrt(sw), "y": rows("y", 0.0),
+                "u": rows("u", 1.0),
+                "sw": np.sqrt(sw),
+                "y": rows("y", 0.0),
                 "theta0": np.concatenate([starts_of(i) for i in idx]),
                 "lo": np.concatenate([np.tile(s["lo"], (c, 1)) for s, c in zip(st, counts, strict=True)]),
                 "hi": np.concatenate([np.tile(s["hi"], (c, 1)) for s, c in zip(st, counts, strict=True)]),
                 "f_scale": np.repeat([s["f_scale"] for s in st], counts),
-                "user": [set(s["law"].bounds or {}) for s, c in zip(st, counts, strict=True) for _ in range(c)],
-            }  # fmt: skip
+                "user": [
+                    set(s["law"].bounds or {}) for s, c in zip(st, counts, strict=True) for _ in range(c)
+                ],
+            }
             law = st[0]["law"]
             th, cost, conv, bad, fun, nit = _solve(
                 law, stack, slice(None), loss, max_iter, "project", full=True

@@ -261,9 +261,16 @@ class Law(FittedEstimator):
             theta0 = inside_bounds(np.asarray(theta0, dtype=float), lo, hi)
             with np.errstate(all="ignore"):
                 return least_squares(
-                    resid, theta0, jac=jac, bounds=(lo, hi), loss=loss, f_scale=f_scale,
-                    method="trf", x_scale="jac", max_nfev=self.max_nfev,
-                )  # fmt: skip
+                    resid,
+                    theta0,
+                    jac=jac,
+                    bounds=(lo, hi),
+                    loss=loss,
+                    f_scale=f_scale,
+                    method="trf",
+                    x_scale="jac",
+                    max_nfev=self.max_nfev,
+                )
 
         previous = getattr(self, "params_", None)
         if self.warm_start and previous is not None:

@@ -102,8 +102,14 @@ class BetaBinomial(FittedEstimator):
         inner = max(var - mean * (1 - mean) * float(np.mean(1.0 / n)), 1e-4)
         total = float(np.clip(mean * (1 - mean) / inner - 1.0, 1e-2, 1e3))
         theta0 = np.clip(np.log([mean * total, (1 - mean) * total]), *_LOG_BOUNDS)
-        res = minimize(nll, theta0, jac=True, method="L-BFGS-B", bounds=[_LOG_BOUNDS] * 2,
-                       options={"maxiter": self.max_iter})  # fmt: skip
+        res = minimize(
+            nll,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[_LOG_BOUNDS] * 2,
+            options={"maxiter": self.max_iter},
+        )
         a, b = np.exp(res.x)
         self.params_ = {"a": float(a), "b": float(b)}
         self.loglik_ = float(-res.fun)

@@ -347,8 +347,15 @@ def _estimates(samples, cache, *, n_boot, level, seed, pool_policy, progress) ->
             k = digest("curves", code_version(), settings, list(map(str, key)), head, content)
             est = _load_group(cache.get("curves", k))
             if est is None:
-                est = estimate_group(key, group, metrics=METRICS, n_boot=n_boot, level=level, seed=seed,
-                                     pool_policy=pool_policy)  # fmt: skip
+                est = estimate_group(
+                    key,
+                    group,
+                    metrics=METRICS,
+                    n_boot=n_boot,
+                    level=level,
+                    seed=seed,
+                    pool_policy=pool_policy,
+                )
                 cache.put("curves", k, _dump_group(est))
             else:
                 hits += 1
@@ -404,8 +411,14 @@ def fit_curves_cached(
     """
     curves = curves.reset_index(drop=True)
     units = curve_units(curves)
-    settings = {"laws": _law_ids(laws), "n_boot": n_boot, "level": level, "seed": seed,
-                "epsilon": DEFAULT_EPSILON, "min_points": MIN_POINTS}  # fmt: skip
+    settings = {
+        "laws": _law_ids(laws),
+        "n_boot": n_boot,
+        "level": level,
+        "seed": seed,
+        "epsilon": DEFAULT_EPSILON,
+        "min_points": MIN_POINTS,
+    }
     head = json.dumps([[str(c), str(t)] for c, t in curves.dtypes.items()])
     row_hashes = _row_hashes(curves)  # once for the table; a unit's rows keep their positions
     keys, records = [], []
@@ -473,8 +486,9 @@ def fit_samples_cached(
     per_question: dict[tuple[str, ...], pd.DataFrame] = {}
     notes = Notes()
     n_groups = 0
-    for est in _estimates(samples, cache, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy,
-                          progress=progress):  # fmt: skip
+    for est in _estimates(
+        samples, cache, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy, progress=progress
+    ):
         n_groups += 1
         rows += [r for r in est.rows if r[S.METRIC] in wanted]
         per_question.update({(*est.key, m): f for m, f in est.per_question.items() if m in wanted})
@@ -483,8 +497,9 @@ def fit_samples_cached(
         notes.add(est.notes)
     notes.emit(n_groups)
     curves = curves_frame(rows)
-    fits = fit_curves_cached(curves, per_question, cache, laws=laws, n_boot=n_boot, level=level, seed=seed,
-                             progress=progress)  # fmt: skip
+    fits = fit_curves_cached(
+        curves, per_question, cache, laws=laws, n_boot=n_boot, level=level, seed=seed, progress=progress
+    )
     return CachedFit(curves=curves, fits=fits, per_question=per_question, cache=cache)
 
 
@@ -504,6 +519,7 @@ def fit_counts_cached(
     cache = cache if cache is not None else FitCache(None)
     curves = curves_from_counts(counts, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy)
     per_q = per_question_pass(counts, pool_policy=pool_policy) if n_boot > 0 else None
-    fits = fit_curves_cached(curves, per_q, cache, laws=laws, n_boot=n_boot, level=level, seed=seed,
-                             progress=progress)  # fmt: skip
+    fits = fit_curves_cached(
+        curves, per_q, cache, laws=laws, n_boot=n_boot, level=level, seed=seed, progress=progress
+    )
     return FitOutput(curves=curves, fits=fits)

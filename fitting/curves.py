@@ -161,9 +161,15 @@ def curves_from_samples(
 ['majority@k', 2, 0.5], ['majority@k', 3, 0.5]]
     """
     return curves_and_per_question(
-        samples_df, metrics=metrics, n_boot=n_boot, level=level, seed=seed, weighted_draws=weighted_draws,
-        pool_policy=pool_policy, per_question=False,
-    )[0]  # fmt: skip
+        samples_df,
+        metrics=metrics,
+        n_boot=n_boot,
+        level=level,
+        seed=seed,
+        weighted_draws=weighted_draws,
+        pool_policy=pool_policy,
+        per_question=False,
+    )[0]
 
 
 def curves_and_per_question(
@@ -197,8 +203,16 @@ def curves_and_per_question(
     notes = Notes()
     groups = sample_groups(samples_df)
     for key, group in groups:
-        est = estimate_group(key, group, metrics=metrics, n_boot=n_boot, level=level, seed=seed,
-                             weighted_draws=weighted_draws, pool_policy=pool_policy)  # fmt: skip
+        est = estimate_group(
+            key,
+            group,
+            metrics=metrics,
+            n_boot=n_boot,
+            level=level,
+            seed=seed,
+            weighted_draws=weighted_draws,
+            pool_policy=pool_policy,
+        )
         rows += est.rows
         notes.add(est.notes)
         if out is not None:
@@ -230,8 +244,15 @@ def per_question_curves(
     check_args(metrics, pool_policy)
     out = {}
     for key, group in sample_groups(samples_df):
-        est = estimate_group(key, group, metrics=metrics, n_boot=0, seed=seed, weighted_draws=weighted_draws,
-                             pool_policy=pool_policy)  # fmt: skip
+        est = estimate_group(
+            key,
+            group,
+            metrics=metrics,
+            n_boot=0,
+            seed=seed,
+            weighted_draws=weighted_draws,
+            pool_policy=pool_policy,
+        )
         out.update({(*est.key, metric): frame for metric, frame in est.per_question.items()})
     return out
 
@@ -301,9 +322,7 @@ def _validated(samples_df: pd.DataFrame) -> pd.DataFrame:
 # ---- one group ---------------------------------------------------------------------------------
 
 
-def _group_curves(
-    group: pd.DataFrame, base: dict, metrics, gseed, weighted_draws, policy: str, notes: Notes
-):
+def _group_curves(group: pd.DataFrame, base: dict, metrics, gseed, weighted_draws, policy: str, notes: Notes):
     """Yield (metric, per-question matrix (Q, K), ks, extra) for one group."""
     strategy = str(base[S.STRATEGY])
     by_q = group.groupby(S.QUESTION_ID, sort=True).indices

@@ -86,9 +86,25 @@ _NUMPY_HYPERGEOMETRIC = 1_000_000_000  # numpy's hypergeometric takes fewer good
 #: keys of every forecast record (``target``, ``k_needed``, ``k_needed_lo``, ``k_needed_hi``,
 #: ``k_needed_note`` added with a target)
 RECORD_KEYS = (
-    S.MODEL, S.STRATEGY, S.CONFIG, S.METRIC, S.DIFFICULTY, "at", "estimate", "lo", "hi", "level", "method",
-    "k_max", "n_max", "ratio", "n_questions", "extrapolation_error", "backtest_ratio", "note",
-)  # fmt: skip
+    S.MODEL,
+    S.STRATEGY,
+    S.CONFIG,
+    S.METRIC,
+    S.DIFFICULTY,
+    "at",
+    "estimate",
+    "lo",
+    "hi",
+    "level",
+    "method",
+    "k_max",
+    "n_max",
+    "ratio",
+    "n_questions",
+    "extrapolation_error",
+    "backtest_ratio",
+    "note",
+)
 _FIT_DENSE_K, _FIT_PER_DECADE = 64, 48  # as fitting.pipeline: log-balanced fit points
 
 
@@ -318,8 +334,18 @@ def _subsample(rng: np.random.Generator, n: np.ndarray, c: np.ndarray, m: np.nda
 
 
 def _empty(base: dict, k: float, note: str) -> dict:
-    return {**base, "at": k, "estimate": None, "lo": None, "hi": None, "method": None,
-            "ratio": k / base["k_max"], "extrapolation_error": None, "backtest_ratio": None, "note": note}  # fmt: skip
+    return {
+        **base,
+        "at": k,
+        "estimate": None,
+        "lo": None,
+        "hi": None,
+        "method": None,
+        "ratio": k / base["k_max"],
+        "extrapolation_error": None,
+        "backtest_ratio": None,
+        "note": note,
+    }
 
 
 # ---- any curve: the selected law ----------------------------------------------------------------
@@ -420,10 +446,17 @@ def _law_bootstrap(law, matrix, x, nq, at, target, level, n_boot, seed, shift=0.
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UnreachableTargetWarning)
         boot = bootstrap_questions(
-            law, m.to_numpy(float), m.columns.to_numpy(float), n_boot=n_boot, level=level, grid=np.asarray(at),
-            sample_weight=binomial_weights(m.mean(axis=0).to_numpy(float), nq), epsilon=None,
-            targets=[own] if own is not None else (), rng=seed,
-        )  # fmt: skip
+            law,
+            m.to_numpy(float),
+            m.columns.to_numpy(float),
+            n_boot=n_boot,
+            level=level,
+            grid=np.asarray(at),
+            sample_weight=binomial_weights(m.mean(axis=0).to_numpy(float), nq),
+            epsilon=None,
+            targets=[own] if own is not None else (),
+            rng=seed,
+        )
     pred = boot.prediction.set_index("x")
     lo_hi = [(float(pred.loc[k, "lo"]), float(pred.loc[k, "hi"])) for k in at]
     if target is not None and boot.to_target is not None:

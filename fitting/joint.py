@@ -176,9 +176,14 @@ class JointPowerLaw(FittedEstimator):
         for theta0 in starts:
             with np.errstate(all="ignore"):
                 res = minimize(
-                    joint_objective, theta0, args=(l1, l2, target, w, self.space, self.loss, self.delta), jac=True, method="L-BFGS-B",
-                    bounds=bounds, options={"maxiter": self.max_iter, "ftol": 1e-15, "gtol": 1e-12},
-                )  # fmt: skip
+                    joint_objective,
+                    theta0,
+                    args=(l1, l2, target, w, self.space, self.loss, self.delta),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    options={"maxiter": self.max_iter, "ftol": 1e-15, "gtol": 1e-12},
+                )
             if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
                 best = res
         a, b, e, alpha, beta = best.x

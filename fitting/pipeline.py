@@ -274,9 +274,14 @@ def fit_samples(
     >>> out.curves.head(); out.fits[0]["law"]  # doctest: +SKIP
     """
     curves, per_q = curves_and_per_question(
-        samples, metrics=metrics, n_boot=n_boot, level=level, seed=seed, pool_policy=pool_policy,
+        samples,
+        metrics=metrics,
+        n_boot=n_boot,
+        level=level,
+        seed=seed,
+        pool_policy=pool_policy,
         per_question=n_boot > 0,
-    )  # fmt: skip
+    )
     fits = fit_curves(curves, per_q, laws=laws, n_boot=n_boot, level=level, seed=seed, method=method)
     return FitOutput(curves=curves, fits=fits)
 

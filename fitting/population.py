@@ -122,8 +122,14 @@ class _GridPopulation(FittedEstimator):
         self.theta_ = expit(self.u_)
         self._set_counts(n, c)
         self._prepare(n)
-        res = minimize(self._objective, self._start(), jac=True, method="L-BFGS-B", bounds=self._bounds(),
-                       options={"maxiter": 1000})  # fmt: skip
+        res = minimize(
+            self._objective,
+            self._start(),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=self._bounds(),
+            options={"maxiter": 1000},
+        )
         self.x_ = res.x
         self.loglik_ = float(self._loglik(self._log_g(res.x)))
         self.g_ = np.exp(self._log_g(res.x))
@@ -354,8 +360,17 @@ class GModel(_GridPopulation):
         "pass@K = mean_i sum_j w_ij [1 - (1 - theta_j)^K], g = exp(spline(logit theta)), penalized ML"
     )
 
-    def __init__(self, *, df: int = 5, c0: float = 1.0, penalty: str = "curvature", carrier: str = "flat", grid_size: int = _GRID,
-                 draws: int = _DRAWS, seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        df: int = 5,
+        c0: float = 1.0,
+        penalty: str = "curvature",
+        carrier: str = "flat",
+        grid_size: int = _GRID,
+        draws: int = _DRAWS,
+        seed: int = 0,
+    ) -> None:
         super().__init__(grid_size=grid_size, draws=draws, seed=seed)
         self.df = df
         self.c0 = c0

@@ -190,8 +190,11 @@ class BadValue(SchemaError):
             f"got {problem.value!r}"
         )
         self.row, self.column, self.expected, self.value = (
-            problem.row, problem.column, problem.expected, problem.value
-        )  # fmt: skip
+            problem.row,
+            problem.column,
+            problem.expected,
+            problem.value,
+        )
 
 
 class DuplicateRows(SchemaError):

@@ -205,9 +205,19 @@ def _choose(x, y, splits, entries, holdout_frac: float, tie_tol: float) -> tuple
     rows, fitted = [], []
     for law, lows, reason in entries:
         if lows is None:
-            rows.append({"law": law.name, "params": {}, "rmse": math.nan, "aic": math.nan,
-                         "extrapolation_error": math.nan, "extrapolation_ratio": math.nan, "converged": False,
-                         "holdout_converged": None, "message": reason})  # fmt: skip
+            rows.append(
+                {
+                    "law": law.name,
+                    "params": {},
+                    "rmse": math.nan,
+                    "aic": math.nan,
+                    "extrapolation_error": math.nan,
+                    "extrapolation_ratio": math.nan,
+                    "converged": False,
+                    "holdout_converged": None,
+                    "message": reason,
+                }
+            )
             fitted.append(None)
             continue
         extrap, ratio, hold_ok, notes = _score(lows, x, y, splits)

@@ -360,8 +360,14 @@ def bootstrap_questions_many(
         tasks = [RefitTask(p.point, p.x, p.y_boot, p.weights, p.start, p.f_scale) for p in prepared]
         fits = [(r.params, r.ok, np.flatnonzero(~r.solved)) for r in refit_laws(tasks)]
     else:
-        fits = [(np.empty((len(p.y_boot), len(p.start))), np.zeros(len(p.y_boot), dtype=bool),
-                 np.arange(len(p.y_boot))) for p in prepared]  # fmt: skip
+        fits = [
+            (
+                np.empty((len(p.y_boot), len(p.start))),
+                np.zeros(len(p.y_boot), dtype=bool),
+                np.arange(len(p.y_boot)),
+            )
+            for p in prepared
+        ]
     for p, (theta, ok, redo) in zip(prepared, fits, strict=True):
         for i in redo:
             rep = _refit_one(p.point, p.x, p.y_boot[i], p.weights)
@@ -420,9 +426,18 @@ class _Prepared:
 
 
 def _prepare(
-    law, per_question, x=None, *, n_boot=200, level=0.9, grid=None, sample_weight="auto",
-    epsilon=DEFAULT_EPSILON, targets=(), rng=0,
-) -> _Prepared:  # fmt: skip
+    law,
+    per_question,
+    x=None,
+    *,
+    n_boot=200,
+    level=0.9,
+    grid=None,
+    sample_weight="auto",
+    epsilon=DEFAULT_EPSILON,
+    targets=(),
+    rng=0,
+) -> _Prepared:
     """Check the inputs and draw the replicates (one matrix product); the point fit comes later."""
     if isinstance(per_question, pd.DataFrame):
         if x is None:

@@ -151,8 +151,10 @@ def calls_note(space: OptionSpace, row) -> list[str]:
     calls = _calls(space, row)
     if calls <= 1:
         return []
-    return [f"the choice makes {calls} engine calls per query: its tokens count the context re-sent to each call "
-            "(as an API bills them), its FLOPs do not recompute the cached prefix"]  # fmt: skip
+    return [
+        f"the choice makes {calls} engine calls per query: its tokens count the context re-sent to each call "
+        "(as an API bills them), its FLOPs do not recompute the cached prefix"
+    ]
 
 
 def runners_up(

@@ -128,9 +128,15 @@ def run_demo(
     )
     # 128 new tokens: a level-5 scratchpad and answer take ~60; longer is a model that lost the format
     profile(
-        list(p.models), "lab-arith", list(p.strategies), prof_dir, per_level=p.per_level, progress=progress,
-        max_new_tokens=128, batch_size=p.batch_size,
-    )  # fmt: skip
+        list(p.models),
+        "lab-arith",
+        list(p.strategies),
+        prof_dir,
+        per_level=p.per_level,
+        progress=progress,
+        max_new_tokens=128,
+        batch_size=p.batch_size,
+    )
     seconds["profile"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -141,9 +147,18 @@ def run_demo(
     seconds["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    log(f"[3/3] planning over budgets and difficulties, headline findings on {p.n_splits} held-out splits, report")
-    files = build_report(prof_dir, out / "report.html", gpu=gpu, n_boot=p.n_boot, n_splits=p.n_splits,
-                         use_cache=use_cache, progress=progress)  # fmt: skip
+    log(
+        f"[3/3] planning over budgets and difficulties, headline findings on {p.n_splits} held-out splits, report"
+    )
+    files = build_report(
+        prof_dir,
+        out / "report.html",
+        gpu=gpu,
+        n_boot=p.n_boot,
+        n_splits=p.n_splits,
+        use_cache=use_cache,
+        progress=progress,
+    )
     seconds["plan and report"] = time.perf_counter() - t0
     content = files.content
     findings = content.findings
@@ -151,5 +166,11 @@ def run_demo(
     text += f"\n\n_{findings.method()}._\n\n## Next steps\n\n"
     text += "\n".join(f"{i}. `{cmd}`: {why}" for i, (cmd, why) in enumerate(content.next_steps, 1)) + "\n"
     atomic_write(out / "findings.md", text)
-    return DemoResult(out=out, report=Path(files.html), findings=findings.texts, seconds=seconds,
-                      method=findings.method(), next_steps=content.next_steps)  # fmt: skip
+    return DemoResult(
+        out=out,
+        report=Path(files.html),
+        findings=findings.texts,
+        seconds=seconds,
+        method=findings.method(),
+        next_steps=content.next_steps,
+    )

@@ -59,18 +59,29 @@ class Evaluation:
         rows = []
         for _, r in self.table.iterrows():
             b = float(r["budget"])
-            rows.append({
-                "budget": {self.cost_key: b}, "choice": r["choice"], "choice_share": r["choice_share"],
-                "predicted_accuracy": _num(r["predicted_accuracy"]),
-                **{k: s.to_json() for k, s in self.stats.get(b, {}).items()},
-                "hindsight_best": r["hindsight_best"],
-                "baseline_models": {name: r[f"{name} model"] for name in self.baselines},
-            })  # fmt: skip
-        return {"method": "repeated random half splits, stratified by difficulty; plan on one half, measure on the other",
-                "interval": f"{LEVEL:.0%} corrected resampled t (Nadeau & Bengio 2003)",
-                "n_splits": self.n_splits, "questions": {"train": self.n_train, "test": self.n_test},
-                "cost_key": self.cost_key, "baselines": self.baselines, "serving": self.serving, "budgets": rows,
-                "notes": self.notes, **({"assumptions": self.assumptions} if self.assumptions else {})}  # fmt: skip
+            rows.append(
+                {
+                    "budget": {self.cost_key: b},
+                    "choice": r["choice"],
+                    "choice_share": r["choice_share"],
+                    "predicted_accuracy": _num(r["predicted_accuracy"]),
+                    **{k: s.to_json() for k, s in self.stats.get(b, {}).items()},
+                    "hindsight_best": r["hindsight_best"],
+                    "baseline_models": {name: r[f"{name} model"] for name in self.baselines},
+                }
+            )
+        return {
+            "method": "repeated random half splits, stratified by difficulty; plan on one half, measure on the other",
+            "interval": f"{LEVEL:.0%} corrected resampled t (Nadeau & Bengio 2003)",
+            "n_splits": self.n_splits,
+            "questions": {"train": self.n_train, "test": self.n_test},
+            "cost_key": self.cost_key,
+            "baselines": self.baselines,
+            "serving": self.serving,
+            "budgets": rows,
+            "notes": self.notes,
+            **({"assumptions": self.assumptions} if self.assumptions else {}),
+        }
 
 
 def _num(v) -> float | None:
@@ -153,15 +164,35 @@ def evaluate_profile(
             "checker: add --verifier exact"
         )
     profile.lengths.check()  # one line naming the flags, before anything is priced
-    coster = CostModel(profile.specs, hardware=hw, api=price, concurrency=concurrency, tp=tp,
-                       checker_cost=dict(checker_cost or {}))  # fmt: skip
-    space = OptionSpace.from_curves(profile.curves, coster, architectures=profile.architectures, measured_only=True,
-                                    fit_if_missing=False, include_simulated=include_simulated,
-                                    questions=profile.questions, verifier=verifier)  # fmt: skip
+    coster = CostModel(
+        profile.specs,
+        hardware=hw,
+        api=price,
+        concurrency=concurrency,
+        tp=tp,
+        checker_cost=dict(checker_cost or {}),
+    )
+    space = OptionSpace.from_curves(
+        profile.curves,
+        coster,
+        architectures=profile.architectures,
+        measured_only=True,
+        fit_if_missing=False,
+        include_simulated=include_simulated,
+        questions=profile.questions,
+        verifier=verifier,
+    )
     mix = space.target(None)
     targets = {"mix": mix, **{b: {b: 1.0} for b in mix}}
-    held = HeldOut(space, profile.curves, profile.samples, targets, counts=profile.counts,
-                   verifier=verifier, per_question=profile.per_question)  # fmt: skip
+    held = HeldOut(
+        space,
+        profile.curves,
+        profile.samples,
+        targets,
+        counts=profile.counts,
+        verifier=verifier,
+        per_question=profile.per_question,
+    )
     full = held.full["mix"]
     if full.empty:
         raise ValueError("no measured option covers every difficulty of the profile: nothing to evaluate")
@@ -196,8 +227,23 @@ def evaluate_profile(
         if memory:
             bins_train = {b: t[t[MEMORY_BYTES] <= memory] for b, t in bins_train.items()}
         for B in budgets:
-            rec = _one_budget(held, space, train, test, mix, B, cost_key, extra, risk, baselines, bins_train,
-                              bins_test, acc_test, t_train, r)  # fmt: skip
+            rec = _one_budget(
+                held,
+                space,
+                train,
+                test,
+                mix,
+                B,
+                cost_key,
+                extra,
+                risk,
+                baselines,
+                bins_train,
+                bins_test,
+                acc_test,
+                t_train,
+                r,
+            )
             rec["split_seed"] = seeds[r]
             records.append(rec)
         if progress is not None:
@@ -210,18 +256,30 @@ def evaluate_profile(
         choice, count = most_common(part.get("choice", pd.Series(dtype=object)).tolist())
         hind, _ = most_common(part.get("hindsight_best", pd.Series(dtype=object)).tolist())
         st = {}
-        for c in ["realized_accuracy", "hindsight_accuracy", "regret", "allocation", *baselines,
-                  *(f"planner - {n}" for n in [*baselines, "allocation"])]:  # fmt: skip
+        for c in [
+            "realized_accuracy",
+            "hindsight_accuracy",
+            "regret",
+            "allocation",
+            *baselines,
+            *(f"planner - {n}" for n in [*baselines, "allocation"]),
+        ]:
             if c not in part:
                 continue
             diff = c == "regret" or c.startswith("planner - ")
             floor = float(np.nanmean(part[f"{c} floor"])) if part[f"{c} floor"].notna().any() else 0.0
             st[c] = summarize(part[c], ratio, bounds=(-1.0, 1.0) if diff else (0.0, 1.0), floor=floor)
         all_stats[B] = st
-        row = {"budget": B, "choice": choice or "nothing fits", "choice_share": f"{count}/{len(part)}",
-               "choice_cost": float(part["choice_cost"].mean()) if "choice_cost" in part else math.nan,
-               "predicted_accuracy": float(part["predicted_accuracy"].mean()) if "predicted_accuracy" in part else math.nan,
-               "hindsight_best": hind}  # fmt: skip
+        row = {
+            "budget": B,
+            "choice": choice or "nothing fits",
+            "choice_share": f"{count}/{len(part)}",
+            "choice_cost": float(part["choice_cost"].mean()) if "choice_cost" in part else math.nan,
+            "predicted_accuracy": float(part["predicted_accuracy"].mean())
+            if "predicted_accuracy" in part
+            else math.nan,
+            "hindsight_best": hind,
+        }
         for c, stat in st.items():
             row[c], row[f"{c}_lo"], row[f"{c}_hi"], row[f"{c}_se"] = stat.mean, stat.lo, stat.hi, stat.se
         for name in baselines:
@@ -233,8 +291,10 @@ def evaluate_profile(
         "hindsight best: the most accurate option of the held-out half within the budget (optimistic: the best of "
         "many noisy options), so regret is an upper estimate",
     ]
-    described = {name: f"{s} at {'any knob' if x is None else f'n={x:g}'}, model picked on the planning half"
-                 for name, (s, x) in baselines.items()}  # fmt: skip
+    described = {
+        name: f"{s} at {'any knob' if x is None else f'n={x:g}'}, model picked on the planning half"
+        for name, (s, x) in baselines.items()
+    }
     serving = coster.serving()
     if verifier == "exact":
         serving["checker_cost"] = dict(coster.checker_cost)  # empty: assumed free
@@ -247,8 +307,23 @@ def evaluate_profile(
     return ev
 
 
-def _one_budget(held, space, train, test, mix, B, cost_key, extra, risk, baselines, bins_train, bins_test, acc_test,
-                t_train, split) -> dict:  # fmt: skip
+def _one_budget(
+    held,
+    space,
+    train,
+    test,
+    mix,
+    B,
+    cost_key,
+    extra,
+    risk,
+    baselines,
+    bins_train,
+    bins_test,
+    acc_test,
+    t_train,
+    split,
+) -> dict:
     """One split at one budget: the planner's choice, the hindsight best, the baselines and the
     allocation, each measured on the test half, with the floor of each one's standard error
     (:meth:`HeldOut.full_se`)."""
@@ -265,8 +340,14 @@ def _one_budget(held, space, train, test, mix, B, cost_key, extra, risk, baselin
     if plan.best is not None:
         best = plan.best
         choice = (best[ARM], float(best[KNOB_VALUE]))
-        rec.update(choice=label_of(space, *choice), choice_arm=choice[0], choice_x=choice[1], choice_cost=float(best[cost_key]),
-                   predicted_accuracy=float(best[ACCURACY]), realized_accuracy=acc_test.get(choice, math.nan))  # fmt: skip
+        rec.update(
+            choice=label_of(space, *choice),
+            choice_arm=choice[0],
+            choice_x=choice[1],
+            choice_cost=float(best[cost_key]),
+            predicted_accuracy=float(best[ACCURACY]),
+            realized_accuracy=acc_test.get(choice, math.nan),
+        )
         rec["realized_accuracy floor"] = floor((1.0, choice))
     if hind.best is not None:
         h = (hind.best[ARM], float(hind.best[KNOB_VALUE]))

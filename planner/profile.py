@@ -272,12 +272,33 @@ def _assemble(tables, specs, folder, run, cache, coverage, raw, cfg, progress, l
         parts.append(_fit(samples, cfg["n_boot"], cfg["seed"], cache, progress, cfg["metrics"]))
         per_question = parts[-1].per_question
     if counts is not None:
-        parts.append(fit_counts_cached(counts, cache, n_boot=cfg["n_boot"], seed=cfg["seed"], progress=progress,
-                                       pool_policy=PLANNING_POOLS))  # fmt: skip
+        parts.append(
+            fit_counts_cached(
+                counts,
+                cache,
+                n_boot=cfg["n_boot"],
+                seed=cfg["seed"],
+                progress=progress,
+                pool_policy=PLANNING_POOLS,
+            )
+        )
     curves = pd.concat([p.curves for p in parts], ignore_index=True)
     fits = [f for p in parts for f in p.fits]
-    return Profile(samples, curves, dict(specs), folder, run, fits, laws, per_question, cache,
-                   counts=counts, lengths=coverage, _settings=cfg, _raw=raw)  # fmt: skip
+    return Profile(
+        samples,
+        curves,
+        dict(specs),
+        folder,
+        run,
+        fits,
+        laws,
+        per_question,
+        cache,
+        counts=counts,
+        lengths=coverage,
+        _settings=cfg,
+        _raw=raw,
+    )
 
 
 def check_disjoint(samples: pd.DataFrame, counts: pd.DataFrame, where: object) -> None:
@@ -294,12 +315,25 @@ def check_disjoint(samples: pd.DataFrame, counts: pd.DataFrame, where: object) -
         )
 
 
-def _fit(samples: pd.DataFrame, n_boot: int, seed: int, cache: FitCache, progress: bool = False,
-         metrics=DEPLOYABLE_METRICS):  # fmt: skip
+def _fit(
+    samples: pd.DataFrame,
+    n_boot: int,
+    seed: int,
+    cache: FitCache,
+    progress: bool = False,
+    metrics=DEPLOYABLE_METRICS,
+):
     """Curves and ``ttc fit`` records (laws with question-bootstrap bands) of the planning
     metrics (:func:`planning_metrics`; pass@k only with an exact checker)."""
-    return fit_samples_cached(samples, cache, n_boot=n_boot, seed=seed, metrics=metrics, progress=progress,
-                              pool_policy=PLANNING_POOLS)  # fmt: skip
+    return fit_samples_cached(
+        samples,
+        cache,
+        n_boot=n_boot,
+        seed=seed,
+        metrics=metrics,
+        progress=progress,
+        pool_policy=PLANNING_POOLS,
+    )
 
 
 def profile_from_tables(

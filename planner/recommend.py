@@ -345,8 +345,15 @@ def plan(
         },
         notes=calls_note(space, best) + list(space.notes),
     )
-    rec.context = {"space": space, "target": target, "budget": full, "coster": coster, "hardware": hw,
-                   "request": req, "best": best}  # fmt: skip
+    rec.context = {
+        "space": space,
+        "target": target,
+        "budget": full,
+        "coster": coster,
+        "hardware": hw,
+        "request": req,
+        "best": best,
+    }
     for key in ("serving", "assumptions"):
         if key in head:
             rec.mode[key] = head[key]
@@ -425,8 +432,12 @@ def _allocation(space: OptionSpace, target, budget: Budget, risk: str, seed: int
         se_single = _mix_se(single.choice, target)
         diff = float(exact.accuracy - single.accuracy)
         se = math.hypot(se_alloc, se_single)
-        out["difference"] = {"accuracy": json_number(diff), "se": json_number(se), "within_noise": bool(abs(diff) <= se),
-                             "se_from": "the options' 90% intervals, bins and options taken as independent"}  # fmt: skip
+        out["difference"] = {
+            "accuracy": json_number(diff),
+            "se": json_number(se),
+            "within_noise": bool(abs(diff) <= se),
+            "se_from": "the options' 90% intervals, bins and options taken as independent",
+        }
     return out
 
 
@@ -461,8 +472,12 @@ def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int
         acc = r["test_accuracy"]
         choice = dict(r["choice"])
         spec = specs.get(choice.get("model"))
-        choice = {"model": choice.get("model"), "architecture": getattr(spec, "architecture", None),
-                  "strategy": choice.get("strategy"), "knobs": choice.get("knobs") or {}}  # fmt: skip
+        choice = {
+            "model": choice.get("model"),
+            "architecture": getattr(spec, "architecture", None),
+            "strategy": choice.get("strategy"),
+            "knobs": choice.get("knobs") or {},
+        }
         return {
             "choice": choice,
             "expected_accuracy": json_number(acc),

@@ -78,8 +78,13 @@ class SplitStat:
         def num(v: float) -> float | None:
             return float(f"{v:.6g}") if math.isfinite(v) else None
 
-        return {"mean": num(self.mean), "se": num(self.se), "lo": num(self.lo), "hi": num(self.hi),
-                "n_splits": self.n_splits}  # fmt: skip
+        return {
+            "mean": num(self.mean),
+            "se": num(self.se),
+            "lo": num(self.lo),
+            "hi": num(self.hi),
+            "n_splits": self.n_splits,
+        }
 
 
 def summarize(
@@ -227,9 +232,18 @@ class HeldOut:
         empty): each question's pass@k (:func:`fitting.counts.per_question_pass`).
     """
 
-    def __init__(self, space, curves: pd.DataFrame, samples: pd.DataFrame,
-                 targets: Mapping[str, Mapping[str, float]], *, seed: int = 0, verifier: str | None = None,
-                 counts: pd.DataFrame | None = None, per_question: Mapping | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        space,
+        curves: pd.DataFrame,
+        samples: pd.DataFrame,
+        targets: Mapping[str, Mapping[str, float]],
+        *,
+        seed: int = 0,
+        verifier: str | None = None,
+        counts: pd.DataFrame | None = None,
+        per_question: Mapping | None = None,
+    ) -> None:
         metrics = planning_metrics(verifier)
         per_q: dict = {}
         tables = [t for t in (samples, counts) if t is not None and not t.empty]

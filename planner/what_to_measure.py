@@ -97,8 +97,14 @@ class _Beliefs:
     n_boot: int
 
 
-def measure_next(profile: Profile, rec, *, n_boot: int | None = None, seed: int | None = None,
-                 max_actions: int = MAX_ACTIONS) -> dict | None:  # fmt: skip
+def measure_next(
+    profile: Profile,
+    rec,
+    *,
+    n_boot: int | None = None,
+    seed: int | None = None,
+    max_actions: int = MAX_ACTIONS,
+) -> dict | None:
     """What to measure next for ``rec`` (module docstring); also stored as ``rec.measure_next``.
 
     None for a recommendation without one option to question (``--difficulty auto``, the
@@ -176,8 +182,16 @@ def _beliefs(profile: Profile, ctx: dict, B: int, seed: int) -> _Beliefs:
     limits = {a: _limit(space, a, target) for a in table[ARM].unique()}
     x = table[KNOB_VALUE].to_numpy(float)
     reachable = x <= table[ARM].map(limits).to_numpy(float) * (1 + 1e-9)
-    held = HeldOut(space, profile.curves, profile.samples, {"t": target}, seed=seed, verifier=req.verifier,
-                   counts=profile.counts if profile.is_counts else None, per_question=profile.per_question)  # fmt: skip
+    held = HeldOut(
+        space,
+        profile.curves,
+        profile.samples,
+        {"t": target},
+        seed=seed,
+        verifier=req.verifier,
+        counts=profile.counts if profile.is_counts else None,
+        per_question=profile.per_question,
+    )
     measured, M = held.replicates("t", B, seed)
     column = {
         (a, float(v)): j for j, (a, v) in enumerate(zip(measured[ARM], measured[KNOB_VALUE], strict=True))

@@ -26,10 +26,16 @@ __all__ = ["parse_shard", "shard_of", "shard_from_scheduler", "partition_problem
 
 #: (scheduler, id, first, count or None, last or None, step) environment variable names
 _ARRAYS = (
-    ("Slurm", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MAX",
-     "SLURM_ARRAY_TASK_STEP"),
+    (
+        "Slurm",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MAX",
+        "SLURM_ARRAY_TASK_STEP",
+    ),
     ("Grid Engine", "SGE_TASK_ID", "SGE_TASK_FIRST", None, "SGE_TASK_LAST", "SGE_TASK_STEPSIZE"),
-)  # fmt: skip
+)
 
 
 def parse_shard(text: str, env: Mapping[str, str] | None = None) -> tuple[int, int]:

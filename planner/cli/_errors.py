@@ -127,8 +127,16 @@ def user_message(exc: BaseException) -> str | None:
         return f"not enough memory ({exc or 'MemoryError'}); use a smaller input or a larger machine"
     if isinstance(exc, ModuleNotFoundError):
         return f"needs the package {exc.name!r}, which is not installed ({exc})"
-    known = (ValueError, ImportError, OverflowError, ConnectionError, RunLocked, ExecutorError,
-             OpenAIBackendError, TimeoutError)  # fmt: skip
+    known = (
+        ValueError,
+        ImportError,
+        OverflowError,
+        ConnectionError,
+        RunLocked,
+        ExecutorError,
+        OpenAIBackendError,
+        TimeoutError,
+    )
     if isinstance(exc, known) or type(exc).__name__ == "CatalogError":
         return one_line(str(exc) or type(exc).__name__)
     return None

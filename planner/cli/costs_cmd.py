@@ -59,13 +59,18 @@ def _parse_lengths(text: str):
                 )
             count = fields.get("count")
             return TokenLengths.from_moments(
-                float(fields["mean"]), float(fields["mean_sq"]), float(fields["max"]),
+                float(fields["mean"]),
+                float(fields["mean_sq"]),
+                float(fields["max"]),
                 count=int(float(count)) if count else None,
-            )  # fmt: skip
+            )
         values = [float(x) for x in raw.split(",") if x.strip()]
     except ValueError as exc:
-        fail(f"--gen-tokens {raw!r}: {exc}" if "could not convert" not in str(exc) else
-             f"--gen-tokens {raw!r}: expected a number, per-sample lengths 100,10000, @FILE or mean=..,mean_sq=..,max=..")  # fmt: skip
+        fail(
+            f"--gen-tokens {raw!r}: {exc}"
+            if "could not convert" not in str(exc)
+            else f"--gen-tokens {raw!r}: expected a number, per-sample lengths 100,10000, @FILE or mean=..,mean_sq=..,max=.."
+        )
     if not values:
         fail("--gen-tokens is empty; give a number of tokens per chain, e.g. --gen-tokens 2048")
     if len(values) == 1:
@@ -207,8 +212,11 @@ def costs(
         ("--tp-efficiency", tp_efficiency),
     ):
         finite_option(flag, value, positive=True)
-    for flag, value in (("--price-usd-per-hour", price_usd_per_hour), ("--input-usd-per-mtok", input_usd_per_mtok),
-                        ("--output-usd-per-mtok", output_usd_per_mtok)):  # fmt: skip
+    for flag, value in (
+        ("--price-usd-per-hour", price_usd_per_hour),
+        ("--input-usd-per-mtok", input_usd_per_mtok),
+        ("--output-usd-per-mtok", output_usd_per_mtok),
+    ):
         finite_option(flag, value)
     if latency_slo_s is not None and qps is None:
         fail("--latency-slo-s is the latency target of --qps; give --qps too")
@@ -330,8 +338,10 @@ def _print_table(spec, work, est, hardware, plan) -> None:
         attended = "every cached token at each decode step"
     else:
         s = spec.sparse
-        attended = (f"at most {spec.attended_cap:,} tokens per decode step (top {s.attn_blocks} blocks of "
-                    f"{s.block_size} + the recent block); the KV held stays whole")  # fmt: skip
+        attended = (
+            f"at most {spec.attended_cap:,} tokens per decode step (top {s.attn_blocks} blocks of "
+            f"{s.block_size} + the recent block); the KV held stays whole"
+        )
     table = Table(
         title=title, caption="predicted by the analytic cost model (planner.costs); nothing here is measured"
     )

@@ -113,14 +113,32 @@ def evaluate(
     if cost_key not in COST_KEYS:  # before the profile is loaded and fitted
         fail(f"--budget-key must be one of {', '.join(COST_KEYS)}; got {cost_key!r}")
     try:
-        prof = load_profile(folder, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
-                            use_cache=not no_cache, progress=True, verifier=verifier, require_lengths=True,
-                            assumed=AssumedLengths(assume_prompt_tokens, assume_completion_tokens))  # fmt: skip
+        prof = load_profile(
+            folder,
+            model_specs=parse_pairs(model_spec, "--model-spec"),
+            n_boot=n_boot,
+            use_cache=not no_cache,
+            progress=True,
+            verifier=verifier,
+            require_lengths=True,
+            assumed=AssumedLengths(assume_prompt_tokens, assume_completion_tokens),
+        )
         with Progress("held-out splits", splits, unit="splits") as bar:
-            ev = evaluate_profile(prof, values, cost_key=cost_key, hardware=gpu or (None if api else "h100"), api=api,
-                                  risk=risk, seed=seed, n_splits=splits, include_simulated=allow_simulated,
-                                  verifier=verifier, tp=tp, progress=bar,
-                                  **({"concurrency": concurrency} if concurrency is not None else {}))  # fmt: skip
+            ev = evaluate_profile(
+                prof,
+                values,
+                cost_key=cost_key,
+                hardware=gpu or (None if api else "h100"),
+                api=api,
+                risk=risk,
+                seed=seed,
+                n_splits=splits,
+                include_simulated=allow_simulated,
+                verifier=verifier,
+                tp=tp,
+                progress=bar,
+                **({"concurrency": concurrency} if concurrency is not None else {}),
+            )
     except ValueError as exc:
         fail(str(exc))
     if as_json:
@@ -162,8 +180,12 @@ def _print(ev) -> None:
         from planner.space.assumed import describe
 
         console.print(describe(ev.assumptions["lengths"]), highlight=False, soft_wrap=True)
-    t = Table(title="the planner against the hindsight best of the held-out half", box=box.SIMPLE_HEAD,
-              title_justify="left", pad_edge=False)  # fmt: skip
+    t = Table(
+        title="the planner against the hindsight best of the held-out half",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
     t.add_column(f"budget ({UNITS.get(key, key)})", no_wrap=True)
     t.add_column("choice (splits)", overflow="fold", ratio=2)
     t.add_column("held-out accuracy", no_wrap=True)
@@ -178,11 +200,20 @@ def _print(ev) -> None:
             verdict = "one split: no interval"
         else:
             verdict = "within noise" if abs(r["regret"]) <= se else f"above its SE ({100 * se:.1f})"
-        t.add_row(format_cost(key, r["budget"]), f"{r['choice']} ({r['choice_share']})", _acc(r, "realized_accuracy"),
-                  _pts(r, "regret"), verdict)  # fmt: skip
+        t.add_row(
+            format_cost(key, r["budget"]),
+            f"{r['choice']} ({r['choice_share']})",
+            _acc(r, "realized_accuracy"),
+            _pts(r, "regret"),
+            verdict,
+        )
     console.print(t)
-    b = Table(title="held-out accuracy of fixed baselines (model picked on the planning half)", box=box.SIMPLE_HEAD,
-              title_justify="left", pad_edge=False)  # fmt: skip
+    b = Table(
+        title="held-out accuracy of fixed baselines (model picked on the planning half)",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
     b.add_column(f"budget ({UNITS.get(key, key)})", no_wrap=True)
     b.add_column("planner", no_wrap=True)
     for name in [*ev.baselines, "allocation"]:

@@ -316,13 +316,34 @@ def profile_command(
     except ImportError as exc:  # a registered module that cannot be imported (broken install)
         fail(f"cannot load {task!r}: {exc}")
     runner = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)
-    opts = AdaptiveOptions(budget_samples, budget_tokens, stop_regret, block, budget_flops, budget_usd, gpu, tp,
-                           verifier, difficulty, model_spec, assume_prompt_tokens, assume_completion_tokens)  # fmt: skip
+    opts = AdaptiveOptions(
+        budget_samples,
+        budget_tokens,
+        stop_regret,
+        block,
+        budget_flops,
+        budget_usd,
+        gpu,
+        tp,
+        verifier,
+        difficulty,
+        model_spec,
+        assume_prompt_tokens,
+        assume_completion_tokens,
+    )
     if adaptive:
-        runner_kwargs = {"per_level": None if questions_overall else questions, "split": split,
-                         "limit": questions if questions_overall else None, "max_new_tokens": max_new_tokens,
-                         "batch_size": batch_size, "shard": shard_spec, "device": device, "loader": loader,
-                         "executor": runner, "progress": progress}  # fmt: skip
+        runner_kwargs = {
+            "per_level": None if questions_overall else questions,
+            "split": split,
+            "limit": questions if questions_overall else None,
+            "max_new_tokens": max_new_tokens,
+            "batch_size": batch_size,
+            "shard": shard_spec,
+            "device": device,
+            "loader": loader,
+            "executor": runner,
+            "progress": progress,
+        }
         run_adaptive(model, task_obj, strategies, out, opts, runner_kwargs, seed)
         return
     if opts.given():
@@ -333,12 +354,27 @@ def profile_command(
     results = []
     try:
         for suffix, specs in groups:
-            results.append(_run(profile, [m + suffix for m in model], task_obj, expand_specs(specs), out,
-                                per_level=None if questions_overall else questions,
-                                limit=questions if questions_overall else None, split=split, seed=seed,
-                                max_new_tokens=max_new_tokens, batch_size=batch_size, shard=shard_spec,
-                                device=device, progress=progress, loader=loader, executor=runner,
-                                wait_lock=wait_lock))  # fmt: skip
+            results.append(
+                _run(
+                    profile,
+                    [m + suffix for m in model],
+                    task_obj,
+                    expand_specs(specs),
+                    out,
+                    per_level=None if questions_overall else questions,
+                    limit=questions if questions_overall else None,
+                    split=split,
+                    seed=seed,
+                    max_new_tokens=max_new_tokens,
+                    batch_size=batch_size,
+                    shard=shard_spec,
+                    device=device,
+                    progress=progress,
+                    loader=loader,
+                    executor=runner,
+                    wait_lock=wait_lock,
+                )
+            )
     except KeyboardInterrupt:
         saved = "finished units are saved" if out.is_dir() else "nothing was written"
         fail(f"interrupted; {saved} in {out}; rerun the same command to resume", code=130)

@@ -363,8 +363,9 @@ def _print(rec, wide: bool = False) -> None:
     tokens = "measured and ASSUMED tokens" if "lengths" in assumed else "measured tokens"
     grid.add_row("cost per query", _costs_text(d["cost"]) + f" (cost model, from {tokens})")
     binding = d["binding_constraint"]
-    why = {"none": "none: the most accurate option fits the budget",
-           "infeasible": "infeasible"}.get(binding, f"{binding}: a more accurate option needs more {binding}")  # fmt: skip
+    why = {"none": "none: the most accurate option fits the budget", "infeasible": "infeasible"}.get(
+        binding, f"{binding}: a more accurate option needs more {binding}"
+    )
     grid.add_row("binding", why)
     if "serving" in d:
         grid.add_row("served", format_serving(d["serving"]))
@@ -374,8 +375,11 @@ def _print(rec, wide: bool = False) -> None:
 
     if rec.search:
         s = rec.search
-        grid.add_row("search", f"{s['method']}, {s['evaluations']} evaluations of {s['space_size']} options, "
-                               f"{s['seconds']:.2f} s")  # fmt: skip
+        grid.add_row(
+            "search",
+            f"{s['method']}, {s['evaluations']} evaluations of {s['space_size']} options, "
+            f"{s['seconds']:.2f} s",
+        )
     console.print(grid)
     if d["runners_up"]:
         console.print(_runners_table(d["runners_up"], key, wide))
@@ -422,8 +426,13 @@ def _runners_table(runners: list[dict], key: str, wide: bool, title: str = "runn
         t.add_column(UNITS.get(k, k), justify="right", no_wrap=True)
     t.add_column("why not", overflow="fold", ratio=3)
     for r in runners:
-        t.add_row(_choice_text(r["choice"]), _acc(r), r["source"], *(format_cost(k, r["cost"].get(k)) for k in keys),
-                  r.get("why_not", ""))  # fmt: skip
+        t.add_row(
+            _choice_text(r["choice"]),
+            _acc(r),
+            r["source"],
+            *(format_cost(k, r["cost"].get(k)) for k in keys),
+            r.get("why_not", ""),
+        )
     return t
 
 
@@ -441,8 +450,11 @@ def _print_policy(d: dict, key: str) -> None:
     if "versus_fixed" in p:
         v = p["versus_fixed"]
         noise = "within noise" if v["within_noise"] else "more than one standard error"
-        grid.add_row("vs fixed", f"{100 * v['difference']:+.1f} points against the best fixed option ({v['fixed']}): "
-                                 f"{noise} (SE {100 * v['se']:.1f} points)")  # fmt: skip
+        grid.add_row(
+            "vs fixed",
+            f"{100 * v['difference']:+.1f} points against the best fixed option ({v['fixed']}): "
+            f"{noise} (SE {100 * v['se']:.1f} points)",
+        )
     console.print(grid)
     if d["runners_up"]:
         console.print(_runners_table(d["runners_up"], key, False, "other policies"))
@@ -452,13 +464,22 @@ def _print_allocation(a: dict) -> None:
     from rich.table import Table
 
     key = a["budget_key"]
-    at = Table(title=f"per-difficulty allocation (average {key} <= {format_budget(key, a['average_budget'])})",
-               box=_box(), title_justify="left")  # fmt: skip
+    at = Table(
+        title=f"per-difficulty allocation (average {key} <= {format_budget(key, a['average_budget'])})",
+        box=_box(),
+        title_justify="left",
+    )
     for c in ("difficulty", "weight", "option", "accuracy", "source", UNITS.get(key, key)):
         at.add_column(c, overflow="fold" if c == "option" else "ellipsis", no_wrap=c != "option")
     for b in a["bins"]:
-        at.add_row(b["difficulty"], f"{b['weight']:.2f}", _choice_text(b["choice"]), f"{b['expected_accuracy']:.3f}",
-                   b["source"], format_cost(key, b["cost"].get(key)))  # fmt: skip
+        at.add_row(
+            b["difficulty"],
+            f"{b['weight']:.2f}",
+            _choice_text(b["choice"]),
+            f"{b['expected_accuracy']:.3f}",
+            b["source"],
+            format_cost(key, b["cost"].get(key)),
+        )
     console.print(at)
     text = (
         f"One option per difficulty (exact DP) reaches {a['expected_accuracy']:.3f} expected accuracy at "

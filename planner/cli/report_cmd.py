@@ -118,11 +118,26 @@ def report(
     except ValueError:
         fail(f"--budgets must be comma-separated numbers, got {budgets!r}")
     files = build_report(
-        profile, out, gpu=gpu, budgets=values, budget_key=budget_key, mix=mix, qps=qps, concurrency=concurrency,
-        tp=tp, verifier=verifier, risk=risk, include_simulated=allow_simulated, model_specs=parse_pairs(model_spec, "--model-spec"), n_boot=n_boot,
-        use_cache=not no_cache, png=not no_png, n_splits=splits, progress=True,
+        profile,
+        out,
+        gpu=gpu,
+        budgets=values,
+        budget_key=budget_key,
+        mix=mix,
+        qps=qps,
+        concurrency=concurrency,
+        tp=tp,
+        verifier=verifier,
+        risk=risk,
+        include_simulated=allow_simulated,
+        model_specs=parse_pairs(model_spec, "--model-spec"),
+        n_boot=n_boot,
+        use_cache=not no_cache,
+        png=not no_png,
+        n_splits=splits,
+        progress=True,
         assumed=AssumedLengths(assume_prompt_tokens, assume_completion_tokens),
-    )  # fmt: skip
+    )
     console.print(f"report: {files.html}", highlight=False)
     if files.markdown:
         console.print(f"summary: {files.markdown}", highlight=False)

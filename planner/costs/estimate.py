@@ -50,9 +50,13 @@ def auto_tp(
         return spec.weight_bytes + concurrency * kv_bytes * kv_replication(spec, tp)
 
     return choose_tp(
-        spec, need, hardware, memory_utilization=memory_utilization, max_gpus=max_gpus,
+        spec,
+        need,
+        hardware,
+        memory_utilization=memory_utilization,
+        max_gpus=max_gpus,
         what=f"weights + KV of {concurrency} executions",
-    )  # fmt: skip
+    )
 
 
 def memory_needed_bytes(spec: ModelSpec, tl: Tally, concurrency: int, tp: int = 1) -> float:

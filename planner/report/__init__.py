@@ -113,6 +113,7 @@ def build_report(
     from planner.profile import load_profile
 
     from . import build as B
+    from . import render as R
     from .data import planning_context
 
     check_choice("budget_key", budget_key, BUDGET_KEYS)
@@ -125,8 +126,15 @@ def build_report(
         raise ValueError(f"budgets must be positive numbers, got {list(budgets)}")
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    profile = load_profile(profile_dir, model_specs=model_specs, n_boot=n_boot, use_cache=use_cache,
-                           progress=progress, verifier=verifier, assumed=assumed)  # fmt: skip
+    profile = load_profile(
+        profile_dir,
+        model_specs=model_specs,
+        n_boot=n_boot,
+        use_cache=use_cache,
+        progress=progress,
+        verifier=verifier,
+        assumed=assumed,
+    )
     if profile.is_counts:
         raise ValueError(
             f"{profile_dir}: holds per-question counts; the report needs per-sample results (tokens, KV, "
@@ -140,9 +148,18 @@ def build_report(
     t1 = time.perf_counter()
     with Progress("report", 4, unit="steps", enabled=progress) as bar:  # the step running in the note
         bar.update(note="pricing the options")
-        ctx = planning_context(profile, gpu=gpu, concurrency=concurrency, tp=tp, mix=mix, budget_key=budget_key,
-                               risk=risk, include_simulated=include_simulated, catalog_file=catalog_file,
-                               verifier=verifier)  # fmt: skip
+        ctx = planning_context(
+            profile,
+            gpu=gpu,
+            concurrency=concurrency,
+            tp=tp,
+            mix=mix,
+            budget_key=budget_key,
+            risk=risk,
+            include_simulated=include_simulated,
+            catalog_file=catalog_file,
+            verifier=verifier,
+        )
         seconds["option_space"] = time.perf_counter() - t1
         bar.advance(note=f"tables, charts and findings on {n_splits} held-out splits")
         content = B.compute_content(ctx, budgets, qps=qps, n_splits=n_splits, gpu=gpu)
@@ -150,13 +167,13 @@ def build_report(
         out = Path(out_path)
         t1 = time.perf_counter()
         bar.advance(note="PNGs" if png else "HTML")
-        pngs = B.write_pngs(content, out.parent / f"{out.stem}-charts") if png else {}
+        pngs = R.write_pngs(content, out.parent / f"{out.stem}-charts") if png else {}
         seconds["pngs"] = time.perf_counter() - t1
         t1 = time.perf_counter()
         bar.advance(note="HTML and Markdown")
-        B.write_html(content, out)
+        R.write_html(content, out)
         seconds["html"] = time.perf_counter() - t1
-        md = B.write_markdown(content, out.with_suffix(".md"), pngs) if markdown else None
+        md = R.write_markdown(content, out.with_suffix(".md"), pngs) if markdown else None
         bar.advance(note="")
     seconds["total"] = time.perf_counter() - t0
     return ReportFiles(out, md, pngs, content, seconds)

@@ -1,30 +1,18 @@
-"""Assemble the report: compute the frames, draw the charts, write HTML, PNGs and Markdown.
-
-The HTML page is self-contained and opens offline: the Vega, Vega-Lite and vega-embed
-libraries are inlined once from vl-convert's bundle (:func:`vl_convert.javascript_bundle`),
-each chart's Vega-Lite spec is embedded as JSON (``<script type="application/json">``) with
-its data inline, and nothing is loaded from a URL (no ``src=`` or ``href=`` to the network;
-vega-embed's action menu, which links to the online editor, is off). PNGs are rendered by
-vl-convert with external data requests forbidden (``allowed_base_urls=[]``).
-"""
+"""Assemble the report: compute the frames and draw the charts (:mod:`.render` writes them)."""
 
 from __future__ import annotations
 
-import functools
-import html
 import json
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
 from fitting import schema as S
-from fitting.atomic import atomic_write
 
 from ..costs.estimate import SOURCE as COST_SOURCE
 from ..space.assumed import describe
@@ -38,8 +26,11 @@ from .search import SEARCH_TEXT, search_table
 from .sparse import sparse_frame
 from .style import Encoding
 
-__all__ = ["Section", "ReportContent", "compute_content", "write_html", "write_pngs", "write_markdown",
-           "vega_lite_version"]  # fmt: skip
+__all__ = [
+    "Section",
+    "ReportContent",
+    "compute_content",
+]
 
 
 @dataclass
@@ -75,14 +66,6 @@ class ReportContent:
         if self._specs is None:
             self._specs = {k: c.to_dict() for k, c in self.charts().items()}
         return self._specs
-
-
-def vega_lite_version() -> str | None:
-    """The vl-convert Vega-Lite version matching Altair's schema (``"6.4"``), or None (latest)."""
-    import vl_convert
-
-    want = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
-    return want if want in vl_convert.get_vegalite_versions() else None
 
 
 # ---- content ------------------------------------------------------------------------------------------
@@ -122,8 +105,17 @@ def compute_content(
     kv = M.kv_frame(ctx)
     cap = M.capacity_frame(ctx, grid, qps)
     fits = D.fit_notes_frame(ctx)
-    frames.update(allocation=alloc_curves, allocation_table=alloc_table, moe=moe_fronts, moe_pairs=moe_pairs,
-                  moe_best=moe_best, sparse_best=sparse_best, kv=kv, capacity=cap, fits=fits)  # fmt: skip
+    frames.update(
+        allocation=alloc_curves,
+        allocation_table=alloc_table,
+        moe=moe_fronts,
+        moe_pairs=moe_pairs,
+        moe_best=moe_best,
+        sparse_best=sparse_best,
+        kv=kv,
+        capacity=cap,
+        fits=fits,
+    )
     t["other_frames"] = time.perf_counter() - t1
     panels = [label for label, _ in ctx.targets()]
     enc = Encoding.of(D.model_order(ctx), {a.strategy for a in ctx.space.curves})
@@ -136,37 +128,51 @@ def compute_content(
         f"[{_pct(r[S.ACCURACY_LO])}, {_pct(r[S.ACCURACY_HI])}] ({r[D.SOURCE] or 'infeasible'})"
         for _, r in mix_rows.iterrows()
     ]
-    sections.append(Section(
-        "budget_map", "Best option per budget and difficulty",
-        f"The planner's choice for every difficulty and for {ctx.mix_label}, at {len(budgets)} per-query budgets on "
-        f"{key} (priced on {hw}; the GPU memory limit applies as in `ttc recommend`). Accuracies are measured at "
-        "profiled knob values, fitted between them and extrapolated beyond (the source is in each cell); costs are "
-        "predicted by the cost model from measured tokens.",
-        C.plot_budget_map(grid, panels, enc=enc),
-        [("Choices (accuracy source per row; costs predicted)", _grid_table(grid, key))],
-    ))  # fmt: skip
-    sections.append(Section(
-        "accuracy", "Accuracy versus compute",
-        "Each panel is one difficulty (the last one the mix). Points are measured; lines and bands are the "
-        "planner's predictions from each curve's law (see the provenance section for the laws and their "
-        "parameters).",
-        C.plot_accuracy_vs_compute(acc, panels, enc=enc) if len(acc) else None,
-        [("Saturation points N* (knob units; interval from the ttc fit bootstrap where available)",
-          _saturation_table(acc))],
-    ))  # fmt: skip
-    sections.append(Section(
-        "pareto", "Pareto front of accuracy versus cost",
-        f"Every option for {ctx.mix_label}; the front is what no cheaper option beats; the recommended options are "
-        "ringed with their budget tags.",
-        C.plot_pareto(pareto, key, enc=enc) if len(pareto) else None,
-        [("Pareto-optimal options", _front_table(pareto, key))],
-    ))  # fmt: skip
+    sections.append(
+        Section(
+            "budget_map",
+            "Best option per budget and difficulty",
+            f"The planner's choice for every difficulty and for {ctx.mix_label}, at {len(budgets)} per-query budgets on "
+            f"{key} (priced on {hw}; the GPU memory limit applies as in `ttc recommend`). Accuracies are measured at "
+            "profiled knob values, fitted between them and extrapolated beyond (the source is in each cell); costs are "
+            "predicted by the cost model from measured tokens.",
+            C.plot_budget_map(grid, panels, enc=enc),
+            [("Choices (accuracy source per row; costs predicted)", _grid_table(grid, key))],
+        )
+    )
+    sections.append(
+        Section(
+            "accuracy",
+            "Accuracy versus compute",
+            "Each panel is one difficulty (the last one the mix). Points are measured; lines and bands are the "
+            "planner's predictions from each curve's law (see the provenance section for the laws and their "
+            "parameters).",
+            C.plot_accuracy_vs_compute(acc, panels, enc=enc) if len(acc) else None,
+            [
+                (
+                    "Saturation points N* (knob units; interval from the ttc fit bootstrap where available)",
+                    _saturation_table(acc),
+                )
+            ],
+        )
+    )
+    sections.append(
+        Section(
+            "pareto",
+            "Pareto front of accuracy versus cost",
+            f"Every option for {ctx.mix_label}; the front is what no cheaper option beats; the recommended options are "
+            "ringed with their budget tags.",
+            C.plot_pareto(pareto, key, enc=enc) if len(pareto) else None,
+            [("Pareto-optimal options", _front_table(pareto, key))],
+        )
+    )
     sec = Section(
-        "allocation", "Per-difficulty allocation versus the best single option",
+        "allocation",
+        "Per-difficulty allocation versus the best single option",
         "Choosing one option per difficulty (exact dynamic programme over the bins' option tables) against one "
         f"option for every question, at the same average {D.COST_LABELS.get(key, key)}. The compute ratio is the single option's "
         "cost over the least average cost at which an allocation matches its accuracy.",
-    )  # fmt: skip
+    )
     if alloc_note:
         sec.notes.append(alloc_note)
     else:
@@ -186,25 +192,36 @@ def compute_content(
     else:
         sec.chart = C.plot_moe(moe_fronts, enc=enc)
         sec.tables.append(("Pairs (parameters from the model specs)", moe_pairs))
-        sec.tables.append((f"Best option of each model within each budget on {key} (accuracy source; costs predicted)",
-                           moe_best))  # fmt: skip
+        sec.tables.append(
+            (
+                f"Best option of each model within each budget on {key} (accuracy source; costs predicted)",
+                moe_best,
+            )
+        )
     sections.append(sec)
-    sec = Section("sparse", "Dense versus sparse attention", "Each block top-k sparse-attention variant "
-                  "(accuracy measured with sparse decoding, every option priced with fewer attention FLOPs and KV "
-                  "bytes read per token, the same KV held) against its dense model.", notes=[sparse_note])  # fmt: skip
+    sec = Section(
+        "sparse",
+        "Dense versus sparse attention",
+        "Each block top-k sparse-attention variant "
+        "(accuracy measured with sparse decoding, every option priced with fewer attention FLOPs and KV "
+        "bytes read per token, the same KV held) against its dense model.",
+        notes=[sparse_note],
+    )
     if len(sparse_best):
         sec.tables.append((f"Best option of each within each budget on {key} (accuracy source)", sparse_best))
     sections.append(sec)
     sec = Section(
-        "kv", f"KV-cache memory and capacity on {hw}",
+        "kv",
+        f"KV-cache memory and capacity on {hw}",
         "KV bytes of one query grow with the samples it runs in parallel and their context; prefix sharing holds "
         "the prompt once. The capacity table gives the GPUs needed to serve the target load with each recommended "
         "option (roofline model, KV memory and tensor parallelism).",
         C.plot_kv_cache(kv, D.model_order(ctx), enc=enc) if len(kv) else None,
-    )  # fmt: skip
+    )
     if len(cap):
-        sec.tables.append((f"Capacity for {qps:g} queries per second ({_first(cap, 'cost_source')})",
-                           _capacity_table(cap)))  # fmt: skip
+        sec.tables.append(
+            (f"Capacity for {qps:g} queries per second ({_first(cap, 'cost_source')})", _capacity_table(cap))
+        )
         note = _capacity_note(cap, ctx)
         if note:
             sec.notes.append(note)
@@ -213,8 +230,14 @@ def compute_content(
     sections.append(sec)
     search = search_table(ctx.profile.curves)
     if len(search):
-        sections.append(Section("search", "Tree search versus beam search and best-of-N", SEARCH_TEXT,
-                                tables=[("At equal generated tokens per query (measured)", search)]))  # fmt: skip
+        sections.append(
+            Section(
+                "search",
+                "Tree search versus beam search and best-of-N",
+                SEARCH_TEXT,
+                tables=[("At equal generated tokens per query (measured)", search)],
+            )
+        )
     sections.append(_provenance(ctx, fits))
     t1 = time.perf_counter()
     findings = findings_for_context(ctx, budgets, n_splits=n_splits, seed=seed)
@@ -226,8 +249,13 @@ def compute_content(
     t["findings"] = time.perf_counter() - t1
     folder = str(ctx.profile.folder) if ctx.profile.folder else None
     hardest = ctx.difficulties[-1] if ctx.difficulties else None
-    steps = next_steps(folder, budget=budgets[(len(budgets) - 1) // 2], budget_key=key, difficulty=hardest,
-                       gpu=gpu or (ctx.hardware.name if ctx.hardware is not None else None))  # fmt: skip
+    steps = next_steps(
+        folder,
+        budget=budgets[(len(budgets) - 1) // 2],
+        budget_key=key,
+        difficulty=hardest,
+        gpu=gpu or (ctx.hardware.name if ctx.hardware is not None else None),
+    )
     title = f"Capacity-planning report: {', '.join(ctx.profile.models)} on {hw}"
     t["total"] = time.perf_counter() - t0
     return ReportContent(title, headline, sections, frames, t, findings, steps)
@@ -257,14 +285,23 @@ def _first(df: pd.DataFrame, col: str) -> str:
 
 
 def _grid_table(grid: pd.DataFrame, key: str) -> pd.DataFrame:
-    out = pd.DataFrame({
-        "difficulty": grid[D.TARGET], "budget": grid[D.BUDGET_LABEL], "option": grid[D.OPTION],
-        "expected accuracy": grid[S.ACCURACY].map(_pct),
-        "interval": [f"[{_pct(a)}, {_pct(b)}]" for a, b in zip(grid[S.ACCURACY_LO], grid[S.ACCURACY_HI], strict=True)],
-        "accuracy source": grid[D.SOURCE],
-        f"{UNITS.get(key, key)} (predicted)": grid[key].map(lambda v: D.format_cost(key, v)) if key in grid else "-",
-        "binding": grid["binding"],
-    })  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "difficulty": grid[D.TARGET],
+            "budget": grid[D.BUDGET_LABEL],
+            "option": grid[D.OPTION],
+            "expected accuracy": grid[S.ACCURACY].map(_pct),
+            "interval": [
+                f"[{_pct(a)}, {_pct(b)}]"
+                for a, b in zip(grid[S.ACCURACY_LO], grid[S.ACCURACY_HI], strict=True)
+            ],
+            "accuracy source": grid[D.SOURCE],
+            f"{UNITS.get(key, key)} (predicted)": grid[key].map(lambda v: D.format_cost(key, v))
+            if key in grid
+            else "-",
+            "binding": grid["binding"],
+        }
+    )
     return out
 
 
@@ -272,14 +309,20 @@ def _saturation_table(acc: pd.DataFrame) -> pd.DataFrame:
     sat = acc[acc[D.KIND] == "saturation"] if len(acc) else acc
     if sat is None or sat.empty:
         return pd.DataFrame({"note": ["no law saturates within its predicted range"]})
-    return pd.DataFrame({
-        "difficulty": sat[D.PANEL], "option": sat[D.OPTION], "law": sat[D.LAW],
-        "N* (knob)": sat[D.KNOB_VALUE].map(lambda v: f"{v:.3g}"),
-        "N* interval": [f"[{_g(a)}, {_g(b)}]" if a is not None and pd.notna(a) else "point estimate only"
-                        for a, b in zip(sat["saturation_lo"], sat["saturation_hi"], strict=True)],
-        "accuracy at N* (predicted)": sat[S.ACCURACY].map(_pct),
-        "FLOPs/query at N* (predicted)": sat[S.FLOPS].map(lambda v: f"{v:.3g}"),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "difficulty": sat[D.PANEL],
+            "option": sat[D.OPTION],
+            "law": sat[D.LAW],
+            "N* (knob)": sat[D.KNOB_VALUE].map(lambda v: f"{v:.3g}"),
+            "N* interval": [
+                f"[{_g(a)}, {_g(b)}]" if a is not None and pd.notna(a) else "point estimate only"
+                for a, b in zip(sat["saturation_lo"], sat["saturation_hi"], strict=True)
+            ],
+            "accuracy at N* (predicted)": sat[S.ACCURACY].map(_pct),
+            "FLOPs/query at N* (predicted)": sat[S.FLOPS].map(lambda v: f"{v:.3g}"),
+        }
+    )
 
 
 def _g(v) -> str:
@@ -290,12 +333,18 @@ def _front_table(pareto: pd.DataFrame, key: str) -> pd.DataFrame:
     f = pareto[pareto["on_front"]].sort_values(D.COST) if len(pareto) else pareto
     if f.empty:
         return pd.DataFrame()
-    return pd.DataFrame({
-        "option": f[D.OPTION], "expected accuracy": f[S.ACCURACY].map(_pct),
-        "interval": [f"[{_pct(a)}, {_pct(b)}]" for a, b in zip(f[S.ACCURACY_LO], f[S.ACCURACY_HI], strict=True)],
-        "accuracy source": f[D.SOURCE], f"{UNITS.get(key, key)} (predicted)": f[D.COST].map(lambda v: D.format_cost(key, v)),
-        "recommended at": f["recommended"],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "option": f[D.OPTION],
+            "expected accuracy": f[S.ACCURACY].map(_pct),
+            "interval": [
+                f"[{_pct(a)}, {_pct(b)}]" for a, b in zip(f[S.ACCURACY_LO], f[S.ACCURACY_HI], strict=True)
+            ],
+            "accuracy source": f[D.SOURCE],
+            f"{UNITS.get(key, key)} (predicted)": f[D.COST].map(lambda v: D.format_cost(key, v)),
+            "recommended at": f["recommended"],
+        }
+    )
 
 
 def _alloc_table(t: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -308,31 +357,49 @@ def _alloc_table(t: pd.DataFrame, key: str) -> pd.DataFrame:
                 {"budget": f"{r['budget_tag']}: {format_budget(key, r[D.BUDGET])}", "note": r["note"]}
             )
             continue
-        rows.append({
-            "budget": f"{r['budget_tag']}: {format_budget(key, r[D.BUDGET])}",
-            "allocation accuracy": _pct(r["allocation_accuracy"]),
-            f"allocation {UNITS.get(key, key)}": D.format_cost(key, r["allocation_cost"]),
-            "allocation (per difficulty)": r["allocation"],
-            "best single option": r["single_option"] or "none fits",
-            "single accuracy": _pct(r["single_accuracy"]),
-            f"single {UNITS.get(key, key)}": D.format_cost(key, r["single_cost"]),
-            "compute ratio at equal accuracy": _g(r["compute_ratio"]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "budget": f"{r['budget_tag']}: {format_budget(key, r[D.BUDGET])}",
+                "allocation accuracy": _pct(r["allocation_accuracy"]),
+                f"allocation {UNITS.get(key, key)}": D.format_cost(key, r["allocation_cost"]),
+                "allocation (per difficulty)": r["allocation"],
+                "best single option": r["single_option"] or "none fits",
+                "single accuracy": _pct(r["single_accuracy"]),
+                f"single {UNITS.get(key, key)}": D.format_cost(key, r["single_cost"]),
+                "compute ratio at equal accuracy": _g(r["compute_ratio"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _capacity_table(cap: pd.DataFrame) -> pd.DataFrame:
-    cols = {"budgets": "budgets", D.OPTION: "option", S.ACCURACY: "expected accuracy", "accuracy_source": "accuracy source",
-            "gpus": "GPUs", "tp": "tp", "replicas": "replicas", "concurrency": "queries in flight per replica",
-            "latency_s": "latency (s)", "usd_per_1k_queries": "US$ per 1k queries at this load",
-            "utilization": "utilization", "max_qps_per_gpu": "max queries/s per GPU",
-            "usd_per_1k_queries_full_load": "US$ per 1k queries at full load", "binding": "binding",
-            "note": "why"}  # fmt: skip
+    cols = {
+        "budgets": "budgets",
+        D.OPTION: "option",
+        S.ACCURACY: "expected accuracy",
+        "accuracy_source": "accuracy source",
+        "gpus": "GPUs",
+        "tp": "tp",
+        "replicas": "replicas",
+        "concurrency": "queries in flight per replica",
+        "latency_s": "latency (s)",
+        "usd_per_1k_queries": "US$ per 1k queries at this load",
+        "utilization": "utilization",
+        "max_qps_per_gpu": "max queries/s per GPU",
+        "usd_per_1k_queries_full_load": "US$ per 1k queries at full load",
+        "binding": "binding",
+        "note": "why",
+    }
     out = cap[[c for c in cols if c in cap]].rename(columns=cols)
     usd = lambda v: f"${float(v):.3g}"  # noqa: E731
-    for c, f in (("expected accuracy", _pct), ("latency (s)", _g), ("US$ per 1k queries at this load", usd),
-                 ("US$ per 1k queries at full load", usd), ("utilization", lambda v: f"{100 * float(v):.2g}%"),
-                 ("max queries/s per GPU", _g)):  # fmt: skip
+    for c, f in (
+        ("expected accuracy", _pct),
+        ("latency (s)", _g),
+        ("US$ per 1k queries at this load", usd),
+        ("US$ per 1k queries at full load", usd),
+        ("utilization", lambda v: f"{100 * float(v):.2g}%"),
+        ("max queries/s per GPU", _g),
+    ):
         if c in out:
             out[c] = out[c].map(lambda v, f=f: "-" if v is None or pd.isna(v) else f(v))
     return out
@@ -361,33 +428,57 @@ def _provenance(ctx: D.PlanContext, fits: pd.DataFrame) -> Section:
     measured.append(("questions", f"{samples[S.QUESTION_ID].nunique():,}"))
     kv_src = samples[S.KV_SOURCE].dropna().unique().tolist()
     measured.append(("KV bytes measured by", ", ".join(map(str, kv_src)) or "not measured"))
-    counts = (samples.groupby([S.MODEL, S.STRATEGY, S.DIFFICULTY]).agg(questions=(S.QUESTION_ID, "nunique"),
-              rows=(S.QUESTION_ID, "size")).reset_index())  # fmt: skip
+    counts = (
+        samples.groupby([S.MODEL, S.STRATEGY, S.DIFFICULTY])
+        .agg(questions=(S.QUESTION_ID, "nunique"), rows=(S.QUESTION_ID, "size"))
+        .reset_index()
+    )
     predicted = [("costs (FLOPs, latency, US$, KV, capacity)", COST_SOURCE)]
     if ctx.hardware is not None:
         hw = ctx.hardware
-        predicted.append((f"GPU {hw.name}", f"{hw.peak_flops:.4g} FLOP/s, {hw.memory_bandwidth_bytes_per_s:.4g} B/s, "
-                          f"{hw.memory_bytes / 1e9:.4g} GB ({hw.spec_source or 'catalog'}); "
-                          f"US$ {hw.usd_per_gpu_hour:g}/GPU-hour ({hw.price_source or 'catalog'} {hw.price_date})"))  # fmt: skip
+        predicted.append(
+            (
+                f"GPU {hw.name}",
+                f"{hw.peak_flops:.4g} FLOP/s, {hw.memory_bandwidth_bytes_per_s:.4g} B/s, "
+                f"{hw.memory_bytes / 1e9:.4g} GB ({hw.spec_source or 'catalog'}); "
+                f"US$ {hw.usd_per_gpu_hour:g}/GPU-hour ({hw.price_source or 'catalog'} {hw.price_date})",
+            )
+        )
     for m, spec in sorted(prof.specs.items()):
-        predicted.append((f"spec {m}", f"{spec.architecture}, {spec.params_total:,} parameters "
-                          f"({spec.params_active:,} active), {spec.kv_bytes_per_token:g} KV bytes/token, "
-                          f"{spec.source}"))  # fmt: skip
+        predicted.append(
+            (
+                f"spec {m}",
+                f"{spec.architecture}, {spec.params_total:,} parameters "
+                f"({spec.params_active:,} active), {spec.kv_bytes_per_token:g} KV bytes/token, "
+                f"{spec.source}",
+            )
+        )
     if prof.lengths.used():
-        predicted.append(("token lengths ASSUMED (questions whose samples have none; measured ones kept)",
-                          describe(prof.lengths.to_json())))  # fmt: skip
-    predicted.append(("accuracy between and beyond profiled knob values",
-                      "each curve's law (table below): ttc fit records (question-bootstrap band) or a law selected "
-                      "by the planner; extrapolation stops at 4x the largest profiled value"))  # fmt: skip
+        predicted.append(
+            (
+                "token lengths ASSUMED (questions whose samples have none; measured ones kept)",
+                describe(prof.lengths.to_json()),
+            )
+        )
+    predicted.append(
+        (
+            "accuracy between and beyond profiled knob values",
+            "each curve's law (table below): ttc fit records (question-bootstrap band) or a law selected "
+            "by the planner; extrapolation stops at 4x the largest profiled value",
+        )
+    )
     sec = Section(
-        "provenance", "Provenance: what was measured, what is predicted",
+        "provenance",
+        "Provenance: what was measured, what is predicted",
         "Measured numbers come from the profile (run.json and the samples); predicted numbers from the named "
         "law or cost model.",
-        tables=[("Measured (run.json and the samples table)", pd.DataFrame(measured, columns=["what", "value"])),
-                ("Samples per model, strategy and difficulty (measured)", counts),
-                ("Predicted by", pd.DataFrame(predicted, columns=["what", "model"])),
-                ("Laws behind each curve", _fits_display(fits))],
-    )  # fmt: skip
+        tables=[
+            ("Measured (run.json and the samples table)", pd.DataFrame(measured, columns=["what", "value"])),
+            ("Samples per model, strategy and difficulty (measured)", counts),
+            ("Predicted by", pd.DataFrame(predicted, columns=["what", "model"])),
+            ("Laws behind each curve", _fits_display(fits)),
+        ],
+    )
     sec.notes += [f"planner: {n}" for n in ctx.space.notes]
     return sec
 
@@ -399,191 +490,3 @@ def _fits_display(fits: pd.DataFrame) -> pd.DataFrame:
     out["extrapolation_error"] = out["extrapolation_error"].map(_g)
     out["predicts_up_to"] = out["predicts_up_to"].map(_g)
     return out
-
-
-# ---- writers ---------------------------------------------------------------------------------------------
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1320px;color:#222;
-line-height:1.45;padding:0 16px}
-h1{font-size:26px;margin-bottom:4px}h2{margin-top:42px;border-bottom:1px solid #ddd;padding-bottom:4px}
-.meta{color:#555}.note{color:#7a4b00;background:#fff6e0;padding:6px 10px;border-left:3px solid #e0a800;margin:8px 0}
-table{border-collapse:collapse;margin:10px 0 18px;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;
-text-align:left;vertical-align:top}th{background:#f3f3f3}.caption,summary{font-weight:600;margin:14px 0 2px}
-summary{cursor:pointer}.chart{margin:12px 0;overflow-x:auto}nav a{margin-right:14px}ul.summary li{margin:2px 0}
-.legend-src{font-size:13px;color:#444}
-"""
-
-_RENDER_JS = """
-(function () {
-  var opts = {actions: false, renderer: "svg"};
-  document.querySelectorAll("script.vl-spec").forEach(function (node) {
-    var target = document.getElementById(node.dataset.target);
-    var spec = JSON.parse(node.textContent);
-    vegaEmbed(target, spec, opts).then(function () {
-      target.dataset.rendered = "true";
-    }).catch(function (err) {
-      target.dataset.rendered = "error";
-      target.textContent = "chart failed to render: " + err;
-      console.error("chart " + node.dataset.target + " failed: " + err);
-    });
-  });
-})();
-"""
-
-
-def _spec_json(spec: dict) -> str:
-    """A Vega-Lite spec as JSON safe inside a <script> element."""
-    text = json.dumps(spec, allow_nan=False, separators=(",", ":"))
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
-
-
-#: tables longer than this are folded (<details>) so that the charts stay close together
-_FOLD_ROWS = 12
-
-
-def _table_html(caption: str, df: pd.DataFrame) -> str:
-    if df is None or df.empty:
-        return f"<p class='meta'>{html.escape(caption)}: none</p>"
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-        for row in df.itertuples(index=False)
-    )
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    if len(df) > _FOLD_ROWS:
-        return f"<details><summary>{html.escape(caption)} ({len(df)} rows)</summary>{table}</details>"
-    return f"<p class='caption'>{html.escape(caption)}</p>{table}"
-
-
-def _cell(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
-
-
-@functools.lru_cache(maxsize=2)
-def _js_bundle(version: str | None) -> str:
-    """vega-embed, Vega-Lite and Vega as one script (~0.9 MB; built once per process, ~1 s)."""
-    import vl_convert
-
-    return vl_convert.javascript_bundle(vl_version=version)
-
-
-_SUMMARY = "The planner's choice for every question at each budget (in sample: planned and scored on the same questions)."
-
-
-def _nav(content: ReportContent) -> list[tuple[str, str]]:
-    """(anchor, title) of every part of the page, in order."""
-    out = [("findings", "Headline findings")] if content.findings is not None else []
-    out += [(s.key, s.title) for s in content.sections]
-    return out + ([("next", "Next steps")] if content.next_steps else [])
-
-
-def write_html(content: ReportContent, path: Path) -> Path:
-    """Write the self-contained page (module docstring)."""
-    bundle = _js_bundle(vega_lite_version())
-    if "</script" in bundle.lower():  # never expected; a bare one would end the element early
-        raise RuntimeError("vl-convert's JavaScript bundle contains '</script': cannot inline it safely")
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(content.title)}</title><style>{_CSS}</style>",
-        f"<script>{bundle}</script></head><body>",
-        f"<h1>{html.escape(content.title)}</h1>",
-        "<p class='meta'>Every number says where it comes from: <b>measured</b> (the profile), <b>fitted</b> or "
-        "<b>extrapolated</b> (a fitted law), or <b>predicted</b> (the analytic cost model, from measured tokens).</p>",
-        "<nav>" + "".join(f"<a href='#{k}'>{html.escape(t)}</a>" for k, t in _nav(content)) + "</nav>",
-        f"<h2>Summary</h2><p class='meta'>{html.escape(_SUMMARY)}</p><ul class='summary'>" + "".join(f"<li>{html.escape(x)}</li>" for x in content.summary) + "</ul>",
-    ]  # fmt: skip
-    if content.findings is not None:
-        f = content.findings
-        parts += ["<section id='findings'><h2>Headline findings, checked on held-out questions</h2><ol class='findings'>",
-                  *(f"<li>{html.escape(x)}</li>" for x in f.texts), "</ol>",
-                  f"<p class='meta'>{html.escape(f.method())}.</p>",
-                  _table_html("Every number of the findings", f.table()), "</section>"]  # fmt: skip
-    for s in content.sections:
-        parts.append(f"<section id='{s.key}'><h2>{html.escape(s.title)}</h2><p>{html.escape(s.text)}</p>")
-        parts += [f"<p class='note'>{html.escape(n)}</p>" for n in s.notes]
-        if s.chart is not None:
-            parts.append(f"<div class='chart' id='chart-{s.key}' data-chart='{s.key}'></div>")
-            parts.append(f"<script type='application/json' class='vl-spec' data-target='chart-{s.key}'>"
-                         f"{_spec_json(content.specs()[s.key])}</script>")  # fmt: skip
-        parts += [_table_html(cap, df) for cap, df in s.tables]
-        parts.append("</section>")
-    if content.next_steps:
-        parts.append("<section id='next'><h2>Next steps</h2><ol>")
-        parts += [
-            f"<li><code>{html.escape(cmd)}</code>: {html.escape(why)}</li>" for cmd, why in content.next_steps
-        ]
-        parts.append("</ol></section>")
-    parts.append(f"<script>{_RENDER_JS}</script></body></html>")
-    return atomic_write(path, "".join(parts))
-
-
-def write_pngs(content: ReportContent, folder: Path, scale: float = 2.0) -> dict[str, Path]:
-    """One PNG per chart (vl-convert; no external data requests), at ``scale`` pixels per CSS
-    pixel (2: sharp on high-density screens and readable when zoomed)."""
-    import vl_convert
-
-    folder = Path(folder)
-    out = {}
-    version = vega_lite_version()
-    for key, spec in content.specs().items():
-        png = vl_convert.vegalite_to_png(spec, vl_version=version, scale=scale, allowed_base_urls=[])
-        out[key] = atomic_write(folder / f"{key}.png", png)
-    return out
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    if df is None or df.empty:
-        return "_none_\n"
-
-    def esc(v) -> str:
-        return _cell(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(esc(c) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def write_markdown(content: ReportContent, path: Path, pngs: dict[str, Path] | None = None) -> Path:
-    """The Markdown summary: the same sections and tables, charts as PNG links."""
-    path = Path(path)
-    lines = [f"# {content.title}", "",
-             "Every number says where it comes from: **measured** (the profile), **fitted** or **extrapolated** "
-             "(a fitted law), or **predicted** (the analytic cost model, from measured tokens).", "",
-             "## Summary", "", _SUMMARY, ""] + [f"- {x}" for x in content.summary] + [""]  # fmt: skip
-    if content.findings is not None:
-        f = content.findings
-        lines += ["## Headline findings, checked on held-out questions", ""]
-        lines += [f"{i}. {x}" for i, x in enumerate(f.texts, 1)] + ["", f"_{f.method()}._", ""]
-        lines += ["**Every number of the findings**", "", _md_table(f.table())]
-    for s in content.sections:
-        lines += [f"## {s.title}", "", s.text, ""]
-        lines += [f"> note: {n}" for n in s.notes]
-        if s.notes:
-            lines.append("")
-        if pngs and s.key in pngs:
-            rel = (
-                Path(pngs[s.key]).resolve().relative_to(path.parent.resolve())
-                if _under(pngs[s.key], path.parent)
-                else pngs[s.key]
-            )
-            lines += [f"![{s.title}]({Path(rel).as_posix()})", ""]
-        for cap, df in s.tables:
-            lines += [f"**{cap}**", "", _md_table(df)]
-    if content.next_steps:
-        lines += ["## Next steps", ""] + [
-            f"{i}. `{cmd}`: {why}" for i, (cmd, why) in enumerate(content.next_steps, 1)
-        ]
-        lines.append("")
-    return atomic_write(path, "\n".join(lines))
-
-
-def _under(p: Path, folder: Path) -> bool:
-    try:
-        Path(p).resolve().relative_to(Path(folder).resolve())
-        return True
-    except ValueError:
-        return False

@@ -53,29 +53,57 @@ def kv_frame(ctx: PlanContext, models: Sequence[str] | None = None) -> pd.DataFr
             per_sample = float(rows_m[S.COMPLETION_TOKENS].astype(float).mean()) if len(rows_m) else 256.0
         prompt = max(int(round(prompt)), 1)
         profiled = prompt + max(int(round(per_sample)), 1)
-        lines = [(profiled, True, "profiled context per sample, prompt shared (vLLM, SGLang)"),
-                 (profiled, False, "profiled context per sample, prompt per sample (HF generate)")]  # fmt: skip
+        lines = [
+            (profiled, True, "profiled context per sample, prompt shared (vLLM, SGLang)"),
+            (profiled, False, "profiled context per sample, prompt per sample (HF generate)"),
+        ]
         lines += [(c, True, f"{c:,} tokens per sample, prompt shared") for c in KV_CONTEXTS if c > profiled]
         for context, sharing, label in lines:
             p = min(prompt, context - 1)
             for n in KV_SAMPLES:
                 w = Workload.from_strategy(f"pool:n={n}", p, context - p, prefix_sharing=sharing)
-                rows.append({S.MODEL: m, KIND: "predicted", "samples": n, "context_tokens": context,
-                             "prefix_sharing": sharing, SERIES: label, S.KV_BYTES_PEAK: kv_peak_bytes(spec, w),
-                             SOURCE: "predicted: planner.costs.kv_peak_bytes"})  # fmt: skip
+                rows.append(
+                    {
+                        S.MODEL: m,
+                        KIND: "predicted",
+                        "samples": n,
+                        "context_tokens": context,
+                        "prefix_sharing": sharing,
+                        SERIES: label,
+                        S.KV_BYTES_PEAK: kv_peak_bytes(spec, w),
+                        SOURCE: "predicted: planner.costs.kv_peak_bytes",
+                    }
+                )
         meas = pool[pool[S.MEAN_KV_BYTES].notna()]
         src = samples.loc[samples[S.MODEL] == m, S.KV_SOURCE].dropna().unique()
         for _, r in meas.iterrows():
             ctx_tokens = r[S.MEAN_PROMPT_TOKENS] + r[S.MEAN_COMPLETION_TOKENS] / r[S.K]
-            rows.append({S.MODEL: m, KIND: "measured", "samples": int(r[S.K]), "context_tokens": float(ctx_tokens),
-                         "prefix_sharing": None, SERIES: f"measured ({', '.join(src) or 'unknown'})",
-                         S.KV_BYTES_PEAK: float(r[S.MEAN_KV_BYTES]), S.DIFFICULTY: r[S.DIFFICULTY],
-                         SOURCE: f"measured ({', '.join(src) or 'kv_source unknown'})"})  # fmt: skip
+            rows.append(
+                {
+                    S.MODEL: m,
+                    KIND: "measured",
+                    "samples": int(r[S.K]),
+                    "context_tokens": float(ctx_tokens),
+                    "prefix_sharing": None,
+                    SERIES: f"measured ({', '.join(src) or 'unknown'})",
+                    S.KV_BYTES_PEAK: float(r[S.MEAN_KV_BYTES]),
+                    S.DIFFICULTY: r[S.DIFFICULTY],
+                    SOURCE: f"measured ({', '.join(src) or 'kv_source unknown'})",
+                }
+            )
         if ctx.hardware is not None:
             tp = ctx.coster.tp or 1
             avail = tp * ctx.hardware.memory_bytes * GPU_MEMORY_USABLE - float(spec.weight_bytes)
-            rows.append({S.MODEL: m, KIND: "capacity", "samples": None, SERIES: f"{ctx.hardware.name} x{tp}: KV room",
-                         S.KV_BYTES_PEAK: avail, SOURCE: "catalog memory x 90% - weight bytes"})  # fmt: skip
+            rows.append(
+                {
+                    S.MODEL: m,
+                    KIND: "capacity",
+                    "samples": None,
+                    SERIES: f"{ctx.hardware.name} x{tp}: KV room",
+                    S.KV_BYTES_PEAK: avail,
+                    SOURCE: "catalog memory x 90% - weight bytes",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -107,10 +135,19 @@ def capacity_frame(ctx: PlanContext, grid: pd.DataFrame, qps: float = 10.0) -> p
             u = ctx.space.curves[arm][d].usage([r[KNOB_VALUE]])
             prompt += w * float(u.base_prompt_tokens[0])
             completion += w * float(u.completion_tokens[0])
-        row = {"budgets": ",".join(mine.loc[(mine[ARM] == key[0]) & (mine[KNOB_VALUE] == key[1]), "budget_index"]
-                                   .map(lambda i: f"B{i}")),
-               OPTION: r[OPTION], "accuracy_source": r[SOURCE], S.ACCURACY: r[S.ACCURACY], "qps": float(qps),
-               "prompt_tokens": prompt, "completion_tokens": completion}  # fmt: skip
+        row = {
+            "budgets": ",".join(
+                mine.loc[(mine[ARM] == key[0]) & (mine[KNOB_VALUE] == key[1]), "budget_index"].map(
+                    lambda i: f"B{i}"
+                )
+            ),
+            OPTION: r[OPTION],
+            "accuracy_source": r[SOURCE],
+            S.ACCURACY: r[S.ACCURACY],
+            "qps": float(qps),
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+        }
         try:
             work = workload_for(arm, key[1], prompt, completion, prefix_sharing=ctx.coster.prefix_sharing)
             plan = plan_capacity(ctx.coster.spec(arm.model), work, ctx.hardware, qps)
@@ -121,11 +158,21 @@ def capacity_frame(ctx: PlanContext, grid: pd.DataFrame, qps: float = 10.0) -> p
         full_load = (
             1000.0 * plan.tp * ctx.hardware.usd_per_gpu_hour / 3600.0 / plan.throughput_qps_per_replica
         )
-        row.update(gpus=plan.gpus, tp=plan.tp, replicas=plan.replicas, concurrency=plan.concurrency,
-                   latency_s=plan.latency_s, usd_per_1k_queries=plan.usd_per_1k_queries, binding=plan.binding,
-                   utilization=plan.utilization, max_qps_per_gpu=plan.throughput_qps_per_replica / plan.tp,
-                   usd_per_1k_queries_full_load=full_load,
-                   kv_bytes_per_query=plan.kv_bytes_per_query, hardware=plan.hardware, note=plan.reason,
-                   cost_source=plan.source)  # fmt: skip
+        row.update(
+            gpus=plan.gpus,
+            tp=plan.tp,
+            replicas=plan.replicas,
+            concurrency=plan.concurrency,
+            latency_s=plan.latency_s,
+            usd_per_1k_queries=plan.usd_per_1k_queries,
+            binding=plan.binding,
+            utilization=plan.utilization,
+            max_qps_per_gpu=plan.throughput_qps_per_replica / plan.tp,
+            usd_per_1k_queries_full_load=full_load,
+            kv_bytes_per_query=plan.kv_bytes_per_query,
+            hardware=plan.hardware,
+            note=plan.reason,
+            cost_source=plan.source,
+        )
         rows.append(row)
     return pd.DataFrame(rows)

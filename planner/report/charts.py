@@ -152,13 +152,24 @@ def plot_accuracy_vs_compute(
     )
     shown = "datum.featured || every_band"
     base = alt.Chart().encode(
-        x=alt.X(f"{S.FLOPS}:Q", scale=alt.Scale(type="log"), axis=_SI, title="FLOPs per query (predicted from measured tokens)"),
+        x=alt.X(
+            f"{S.FLOPS}:Q",
+            scale=alt.Scale(type="log"),
+            axis=_SI,
+            title="FLOPs per query (predicted from measured tokens)",
+        ),
         color=enc.color(),
-    )  # fmt: skip
-    tip_common = [alt.Tooltip(f"{OPTION}:N", title="option"), alt.Tooltip(f"{KNOB_VALUE}:Q", title="knob", format=".3g"),
-                  alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"), alt.Tooltip(f"{S.ACCURACY_LO}:Q", format=".3f"),
-                  alt.Tooltip(f"{S.ACCURACY_HI}:Q", format=".3f"), alt.Tooltip(f"{S.FLOPS}:Q", format=".3g"),
-                  alt.Tooltip(f"{SOURCE}:N"), alt.Tooltip(f"{LAW}:N")]  # fmt: skip
+    )
+    tip_common = [
+        alt.Tooltip(f"{OPTION}:N", title="option"),
+        alt.Tooltip(f"{KNOB_VALUE}:Q", title="knob", format=".3g"),
+        alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"),
+        alt.Tooltip(f"{S.ACCURACY_LO}:Q", format=".3f"),
+        alt.Tooltip(f"{S.ACCURACY_HI}:Q", format=".3f"),
+        alt.Tooltip(f"{S.FLOPS}:Q", format=".3g"),
+        alt.Tooltip(f"{SOURCE}:N"),
+        alt.Tooltip(f"{LAW}:N"),
+    ]
     law = base.transform_filter(_is("law"))
     band = (
         law.transform_filter(f"({shown}) && datum.{SOURCE} === 'fitted'")
@@ -171,12 +182,16 @@ def plot_accuracy_vs_compute(
     )
     line = law.mark_line(strokeWidth=1.8).encode(
         y=_acc_axis(),
-        strokeDash=alt.StrokeDash(f"{SOURCE}:N", title="line: predicted by the law", sort=["fitted", "extrapolated"],
-                                  scale=alt.Scale(domain=["fitted", "extrapolated"], range=[[1, 0], [2, 3]]),
-                                  legend=alt.Legend(symbolStrokeColor="#555555", orient="right")),
+        strokeDash=alt.StrokeDash(
+            f"{SOURCE}:N",
+            title="line: predicted by the law",
+            sort=["fitted", "extrapolated"],
+            scale=alt.Scale(domain=["fitted", "extrapolated"], range=[[1, 0], [2, 3]]),
+            legend=alt.Legend(symbolStrokeColor="#555555", orient="right"),
+        ),
         detail=alt.Detail(f"{ARM}:N"),
         tooltip=tip_common,
-    )  # fmt: skip
+    )
     measured = base.transform_filter(_is("measured"))
     errors = (
         measured.transform_filter(f"({shown}) && datum.no_law")
@@ -198,7 +213,7 @@ def plot_accuracy_vs_compute(
                 alt.Tooltip("saturation_hi:Q", title="N* interval hi", format=".3g"),
                 alt.Tooltip(f"{S.ACCURACY}:Q", title="accuracy at N*", format=".3f"),
                 alt.Tooltip(f"{LAW}:N"),
-            ],  # fmt: skip
+            ],
         )
     )
     layered = alt.layer(band, line, errors, points, sat, data=_data(df)).properties(width=width, height=260)
@@ -230,13 +245,23 @@ def plot_pareto(
     key = cost_key or (str(frame["cost_key"].iloc[0]) if len(frame) else S.FLOPS)
     enc = _encoding(enc, frame)
     base = alt.Chart(_data(frame)).encode(
-        x=alt.X(f"{COST}:Q", scale=alt.Scale(type="log"), axis=_axis(key), title=f"{COST_LABELS.get(key, key)} (predicted)"),
+        x=alt.X(
+            f"{COST}:Q",
+            scale=alt.Scale(type="log"),
+            axis=_axis(key),
+            title=f"{COST_LABELS.get(key, key)} (predicted)",
+        ),
         y=_acc_axis("accuracy (measured, fitted or extrapolated)"),
-    )  # fmt: skip
-    tip = [alt.Tooltip(f"{OPTION}:N", title="option"), alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"),
-           alt.Tooltip(f"{S.ACCURACY_LO}:Q", format=".3f"), alt.Tooltip(f"{S.ACCURACY_HI}:Q", format=".3f"),
-           alt.Tooltip(f"{COST}:Q", title=key, format=".3g"), alt.Tooltip(f"{SOURCE}:N"),
-           alt.Tooltip("recommended:N", title="recommended at")]  # fmt: skip
+    )
+    tip = [
+        alt.Tooltip(f"{OPTION}:N", title="option"),
+        alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"),
+        alt.Tooltip(f"{S.ACCURACY_LO}:Q", format=".3f"),
+        alt.Tooltip(f"{S.ACCURACY_HI}:Q", format=".3f"),
+        alt.Tooltip(f"{COST}:Q", title=key, format=".3g"),
+        alt.Tooltip(f"{SOURCE}:N"),
+        alt.Tooltip("recommended:N", title="recommended at"),
+    ]
     others = (
         base.transform_filter("!datum.on_front")
         .mark_circle(size=22, color="#bbbbbb", opacity=0.6)
@@ -246,9 +271,15 @@ def plot_pareto(
     step = (
         front.transform_calculate(line="'Pareto front'")
         .mark_line(interpolate="step-after", color="black", strokeWidth=1.2)
-        .encode(strokeDash=alt.StrokeDash("line:N", title=None, scale=alt.Scale(range=[[1, 0]]),
-                                          legend=alt.Legend(orient="right", symbolStrokeColor="black")))
-    )  # fmt: skip
+        .encode(
+            strokeDash=alt.StrokeDash(
+                "line:N",
+                title=None,
+                scale=alt.Scale(range=[[1, 0]]),
+                legend=alt.Legend(orient="right", symbolStrokeColor="black"),
+            )
+        )
+    )
     dots = front.mark_point(filled=True, size=80).encode(
         color=enc.color(), shape=enc.shape(), opacity=enc.opacity(), tooltip=tip
     )
@@ -287,13 +318,22 @@ def plot_budget_map(
     order = list(targets) if targets is not None else list(dict.fromkeys(df[TARGET]))
     budgets = list(df.sort_values("budget_index")[BUDGET_LABEL].drop_duplicates())
     base = alt.Chart(_data(df)).encode(
-        x=alt.X(f"{BUDGET_LABEL}:O", sort=budgets, title="per-query budget", axis=alt.Axis(labelAngle=0, orient="top",
-                                                                                        labelLimit=220)),
+        x=alt.X(
+            f"{BUDGET_LABEL}:O",
+            sort=budgets,
+            title="per-query budget",
+            axis=alt.Axis(labelAngle=0, orient="top", labelLimit=220),
+        ),
         y=alt.Y(f"{TARGET}:O", sort=order, title="difficulty"),
-    )  # fmt: skip
-    tip = [alt.Tooltip(f"{OPTION}:N", title="option"), alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"),
-           alt.Tooltip(f"{S.ACCURACY_LO}:Q", format=".3f"), alt.Tooltip(f"{S.ACCURACY_HI}:Q", format=".3f"),
-           alt.Tooltip(f"{SOURCE}:N"), alt.Tooltip("binding:N", title="binding constraint")]  # fmt: skip
+    )
+    tip = [
+        alt.Tooltip(f"{OPTION}:N", title="option"),
+        alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"),
+        alt.Tooltip(f"{S.ACCURACY_LO}:Q", format=".3f"),
+        alt.Tooltip(f"{S.ACCURACY_HI}:Q", format=".3f"),
+        alt.Tooltip(f"{SOURCE}:N"),
+        alt.Tooltip("binding:N", title="binding constraint"),
+    ]
     empty = base.transform_filter(f"!isValid(datum.{S.MODEL})").mark_rect(
         color="#eeeeee", stroke="white", strokeWidth=2
     )
@@ -322,9 +362,13 @@ def plot_budget_map(
 
 def _cell_opacity() -> alt.Opacity:
     """Source as the opacity of a filled cell (fainter than for points, so that text stays readable)."""
-    return alt.Opacity(f"{SOURCE}:N", title="accuracy source", sort=list(SOURCES),
-                       scale=alt.Scale(domain=list(SOURCES), range=[0.6, 0.35, 0.15]),
-                       legend=alt.Legend(symbolType="square", symbolFillColor="#555555", orient="right"))  # fmt: skip
+    return alt.Opacity(
+        f"{SOURCE}:N",
+        title="accuracy source",
+        sort=list(SOURCES),
+        scale=alt.Scale(domain=list(SOURCES), range=[0.6, 0.35, 0.15]),
+        legend=alt.Legend(symbolType="square", symbolFillColor="#555555", orient="right"),
+    )
 
 
 def plot_allocation(curves: pd.DataFrame, cost_key: str) -> alt.LayerChart:
@@ -343,28 +387,43 @@ def plot_allocation(curves: pd.DataFrame, cost_key: str) -> alt.LayerChart:
         )
     series = sorted(df.loc[df[KIND] == "frontier", SERIES].dropna().unique(), reverse=True) if len(df) else []
     base = alt.Chart(_data(df)).encode(
-        x=alt.X(f"{COST}:Q", scale=alt.Scale(type="log"), axis=_axis(cost_key),
-                title=f"average {COST_LABELS.get(cost_key, cost_key)} (predicted)"),
+        x=alt.X(
+            f"{COST}:Q",
+            scale=alt.Scale(type="log"),
+            axis=_axis(cost_key),
+            title=f"average {COST_LABELS.get(cost_key, cost_key)} (predicted)",
+        ),
         y=_acc_axis("expected accuracy over the mix (predicted)"),
-    )  # fmt: skip
+    )
     lines = (
         base.transform_filter(_is("frontier"))
         .mark_line(interpolate="step-after", point=True, strokeWidth=2)
         .encode(
-            color=alt.Color(f"{SERIES}:N", title=None, sort=series, scale=alt.Scale(domain=series, range=list(NEUTRAL)),
-                            legend=alt.Legend(orient="top-left", direction="vertical", labelLimit=400,
-                                              fillColor="white", padding=6)),
-            tooltip=[alt.Tooltip(f"{SERIES}:N"), alt.Tooltip(f"{COST}:Q", format=".3g"),
-                     alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f")],
+            color=alt.Color(
+                f"{SERIES}:N",
+                title=None,
+                sort=series,
+                scale=alt.Scale(domain=series, range=list(NEUTRAL)),
+                legend=alt.Legend(
+                    orient="top-left", direction="vertical", labelLimit=400, fillColor="white", padding=6
+                ),
+            ),
+            tooltip=[
+                alt.Tooltip(f"{SERIES}:N"),
+                alt.Tooltip(f"{COST}:Q", format=".3g"),
+                alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"),
+            ],
         )
-    )  # fmt: skip
+    )
     saving = base.transform_filter(_is("saving"))
     rules = saving.mark_rule(strokeWidth=8, color="#2ca02c", opacity=0.55).encode(
         x2=alt.X2("cost2:Q"),
-        tooltip=[alt.Tooltip("label:N", title="budget: single cost / allocation cost"),
-                 alt.Tooltip(f"{COST}:Q", title="allocation cost at equal accuracy", format=".3g"),
-                 alt.Tooltip("cost2:Q", title="single option cost", format=".3g")],
-    )  # fmt: skip
+        tooltip=[
+            alt.Tooltip("label:N", title="budget: single cost / allocation cost"),
+            alt.Tooltip(f"{COST}:Q", title="allocation cost at equal accuracy", format=".3g"),
+            alt.Tooltip("cost2:Q", title="single option cost", format=".3g"),
+        ],
+    )
     labels = saving.mark_text(color="#1b7a1b", fontSize=_FONT, fontWeight="bold").encode(
         x=alt.X("cost_mid:Q"), y=alt.Y("label_y:Q"), text="label:N"
     )
@@ -400,20 +459,29 @@ def plot_moe(fronts: pd.DataFrame, *, enc: Encoding | None = None) -> alt.VConca
             if df.empty:
                 continue
             base = alt.Chart(_data(df)).encode(
-                x=alt.X(f"{COST}:Q", scale=alt.Scale(type="log"), axis=_axis(key),
-                        title=f"{COST_LABELS.get(key, key)} (predicted)"),
+                x=alt.X(
+                    f"{COST}:Q",
+                    scale=alt.Scale(type="log"),
+                    axis=_axis(key),
+                    title=f"{COST_LABELS.get(key, key)} (predicted)",
+                ),
                 y=_acc_axis("best accuracy of the model"),
                 color=enc.color(),
-            )  # fmt: skip
+            )
             lines = base.mark_line(interpolate="step-after", strokeWidth=1.8).encode(
                 detail=alt.Detail(f"{S.MODEL}:N")
             )
             points = base.mark_point(filled=True, size=55).encode(
-                shape=enc.shape(), opacity=enc.opacity(),
-                tooltip=[alt.Tooltip(f"{SERIES}:N", title="role"), alt.Tooltip(f"{OPTION}:N", title="option"),
-                         alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"), alt.Tooltip(f"{COST}:Q", title=key, format=".3g"),
-                         alt.Tooltip(f"{SOURCE}:N")],
-            )  # fmt: skip
+                shape=enc.shape(),
+                opacity=enc.opacity(),
+                tooltip=[
+                    alt.Tooltip(f"{SERIES}:N", title="role"),
+                    alt.Tooltip(f"{OPTION}:N", title="option"),
+                    alt.Tooltip(f"{S.ACCURACY}:Q", format=".3f"),
+                    alt.Tooltip(f"{COST}:Q", title=key, format=".3g"),
+                    alt.Tooltip(f"{SOURCE}:N"),
+                ],
+            )
             panels.append(alt.layer(lines, points).properties(width=400, height=280))
         rows.append(
             alt.hconcat(*panels).properties(title=alt.TitleParams(roles, anchor="start", fontSize=_FONT))
@@ -445,22 +513,38 @@ def plot_kv_cache(
     dashes = [[1, 0], [6, 3], [2, 2], [8, 3, 2, 3], [1, 4], [10, 2]]
     base = alt.Chart().encode(
         x=alt.X("samples:Q", scale=alt.Scale(type="log", base=2), title="parallel samples per query (n)"),
-        y=alt.Y(f"{S.KV_BYTES_PEAK}:Q", scale=alt.Scale(type="log"), axis=_SI, title="KV-cache bytes at the peak"),
-    )  # fmt: skip
-    tip = [alt.Tooltip(f"{SERIES}:N"), alt.Tooltip("samples:Q"), alt.Tooltip("context_tokens:Q", format=",.0f"),
-           alt.Tooltip(f"{S.KV_BYTES_PEAK}:Q", format=".3s"), alt.Tooltip(f"{SOURCE}:N")]  # fmt: skip
+        y=alt.Y(
+            f"{S.KV_BYTES_PEAK}:Q", scale=alt.Scale(type="log"), axis=_SI, title="KV-cache bytes at the peak"
+        ),
+    )
+    tip = [
+        alt.Tooltip(f"{SERIES}:N"),
+        alt.Tooltip("samples:Q"),
+        alt.Tooltip("context_tokens:Q", format=",.0f"),
+        alt.Tooltip(f"{S.KV_BYTES_PEAK}:Q", format=".3s"),
+        alt.Tooltip(f"{SOURCE}:N"),
+    ]
     lines = (
         base.transform_filter(_is("predicted"))
         .mark_line(strokeWidth=1.6)
         .encode(
             color=enc.color(),
-            strokeDash=alt.StrokeDash(f"{SERIES}:N", title="predicted (cost model), context per sample", sort=series,
-                                      scale=alt.Scale(domain=series, range=[dashes[i % len(dashes)] for i in range(len(series))]),
-                                      legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=500, titleLimit=500,
-                                                        symbolStrokeColor="#555555")),
+            strokeDash=alt.StrokeDash(
+                f"{SERIES}:N",
+                title="predicted (cost model), context per sample",
+                sort=series,
+                scale=alt.Scale(domain=series, range=[dashes[i % len(dashes)] for i in range(len(series))]),
+                legend=alt.Legend(
+                    orient="bottom",
+                    direction="vertical",
+                    labelLimit=500,
+                    titleLimit=500,
+                    symbolStrokeColor="#555555",
+                ),
+            ),
             tooltip=tip,
         )
-    )  # fmt: skip
+    )
     measured = (
         base.transform_filter(_is("measured"))
         .mark_point(shape="diamond", filled=True, size=100, stroke="black", strokeWidth=1)

@@ -237,9 +237,17 @@ def _saturation(ctx: PlanContext, arm, d: str) -> dict | None:
         return None
     lo = hi = None
     for rec in ctx.profile.fits or ():
-        if (rec.get(S.MODEL), rec.get(S.STRATEGY), rec.get(S.METRIC), str(rec.get(S.DIFFICULTY))) != (
-            arm.model, arm.profiled_strategy, arm.metric, d,
-        ) or rec.get("law") != law.name or not rec.get("saturation"):  # fmt: skip
+        if (
+            (rec.get(S.MODEL), rec.get(S.STRATEGY), rec.get(S.METRIC), str(rec.get(S.DIFFICULTY)))
+            != (
+                arm.model,
+                arm.profiled_strategy,
+                arm.metric,
+                d,
+            )
+            or rec.get("law") != law.name
+            or not rec.get("saturation")
+        ):
             continue
         params = rec.get("params") or {}
         if all(
@@ -276,12 +284,22 @@ def accuracy_compute_frame(ctx: PlanContext) -> pd.DataFrame:
             measured = xs[0]
             for other in xs[1:]:
                 measured = np.intersect1d(measured, other)
-            laws = sorted({c.predictor.law.name if getattr(c.predictor, "law", None) else "interpolation"
-                           for c in curves})  # fmt: skip
+            laws = sorted(
+                {
+                    c.predictor.law.name if getattr(c.predictor, "law", None) else "interpolation"
+                    for c in curves
+                }
+            )
             limit = min(float(c.predictor.x_limit) for c in curves)
             x_min = max(float(x.min()) for x in xs)
-            common = {PANEL: panel, ARM: arm.key, S.MODEL: arm.model, S.STRATEGY: arm.strategy,
-                      "architecture": arm.architecture, LAW: "+".join(laws)}  # fmt: skip
+            common = {
+                PANEL: panel,
+                ARM: arm.key,
+                S.MODEL: arm.model,
+                S.STRATEGY: arm.strategy,
+                "architecture": arm.architecture,
+                LAW: "+".join(laws),
+            }
             parts = [("measured", measured), ("law", _grid_between(x_min, limit, measured))]
             for kind, values in parts:
                 if len(values) == 0:
@@ -290,20 +308,50 @@ def accuracy_compute_frame(ctx: PlanContext) -> pd.DataFrame:
                     ev = space.evaluate_values(arm, values, target)
                 except ExtrapolationRefused:
                     continue
-                df = pd.DataFrame({KNOB_VALUE: ev[KNOB_VALUE], S.ACCURACY: ev[ACCURACY], S.ACCURACY_LO: ev[ACCURACY_LO],
-                                   S.ACCURACY_HI: ev[ACCURACY_HI], SOURCE: ev[SOURCE], S.FLOPS: ev[S.FLOPS]})  # fmt: skip
+                df = pd.DataFrame(
+                    {
+                        KNOB_VALUE: ev[KNOB_VALUE],
+                        S.ACCURACY: ev[ACCURACY],
+                        S.ACCURACY_LO: ev[ACCURACY_LO],
+                        S.ACCURACY_HI: ev[ACCURACY_HI],
+                        SOURCE: ev[SOURCE],
+                        S.FLOPS: ev[S.FLOPS],
+                    }
+                )
                 rows.append(df.assign(**common, **{KIND: kind}))
             if len(target) == 1:
                 sat = _saturation(ctx, arm, next(iter(target)))
                 if sat and x_min <= sat["n_star"] <= limit:
                     ev = space.evaluate_values(arm, [sat["n_star"]], target)
-                    df = pd.DataFrame({KNOB_VALUE: ev[KNOB_VALUE], S.ACCURACY: ev[ACCURACY], S.ACCURACY_LO: ev[ACCURACY_LO],
-                                       S.ACCURACY_HI: ev[ACCURACY_HI], SOURCE: ev[SOURCE], S.FLOPS: ev[S.FLOPS]})  # fmt: skip
+                    df = pd.DataFrame(
+                        {
+                            KNOB_VALUE: ev[KNOB_VALUE],
+                            S.ACCURACY: ev[ACCURACY],
+                            S.ACCURACY_LO: ev[ACCURACY_LO],
+                            S.ACCURACY_HI: ev[ACCURACY_HI],
+                            SOURCE: ev[SOURCE],
+                            S.FLOPS: ev[S.FLOPS],
+                        }
+                    )
                     df["saturation_lo"], df["saturation_hi"] = sat["lo"], sat["hi"]
                     rows.append(df.assign(**common, **{KIND: "saturation"}))
     if not rows:
-        return pd.DataFrame(columns=[PANEL, ARM, S.MODEL, S.STRATEGY, KIND, KNOB_VALUE, S.FLOPS, S.ACCURACY,
-                                     S.ACCURACY_LO, S.ACCURACY_HI, SOURCE, LAW])  # fmt: skip
+        return pd.DataFrame(
+            columns=[
+                PANEL,
+                ARM,
+                S.MODEL,
+                S.STRATEGY,
+                KIND,
+                KNOB_VALUE,
+                S.FLOPS,
+                S.ACCURACY,
+                S.ACCURACY_LO,
+                S.ACCURACY_HI,
+                SOURCE,
+                LAW,
+            ]
+        )
     out = pd.concat(rows, ignore_index=True)
     out[OPTION] = out[S.MODEL] + " " + out[S.STRATEGY]
     return out
@@ -336,18 +384,41 @@ def budget_grid_frame(ctx: PlanContext, budgets: Sequence[float]) -> pd.DataFram
     for target_label, target in ctx.targets():
         for i, b in enumerate(budgets):
             res = search_exhaustive(ctx, target, ctx.budget(b), ctx.risk)
-            row = {TARGET: target_label, BUDGET: float(b), BUDGET_LABEL: f"B{i + 1}: {format_budget(key, b)}",
-                   "budget_index": i + 1}  # fmt: skip
+            row = {
+                TARGET: target_label,
+                BUDGET: float(b),
+                BUDGET_LABEL: f"B{i + 1}: {format_budget(key, b)}",
+                "budget_index": i + 1,
+            }
             best = res.best
             if best is None:
-                row.update({OPTION: "no option fits", FAMILY: "no option fits", S.ACCURACY: math.nan,
-                            S.ACCURACY_LO: math.nan, S.ACCURACY_HI: math.nan, SOURCE: "", "binding": "infeasible"})  # fmt: skip
+                row.update(
+                    {
+                        OPTION: "no option fits",
+                        FAMILY: "no option fits",
+                        S.ACCURACY: math.nan,
+                        S.ACCURACY_LO: math.nan,
+                        S.ACCURACY_HI: math.nan,
+                        SOURCE: "",
+                        "binding": "infeasible",
+                    }
+                )
             else:
-                row.update({OPTION: ctx.label(best[ARM], best[KNOB_VALUE]), ARM: best[ARM],
-                            KNOB_VALUE: float(best[KNOB_VALUE]), S.MODEL: best[MODEL], S.STRATEGY: best[STRATEGY],
-                            FAMILY: f"{best[MODEL]} · {best[STRATEGY]}", S.ACCURACY: float(best[ACCURACY]),
-                            S.ACCURACY_LO: float(best[ACCURACY_LO]), S.ACCURACY_HI: float(best[ACCURACY_HI]),
-                            SOURCE: str(best[SOURCE]), "binding": res.binding})  # fmt: skip
+                row.update(
+                    {
+                        OPTION: ctx.label(best[ARM], best[KNOB_VALUE]),
+                        ARM: best[ARM],
+                        KNOB_VALUE: float(best[KNOB_VALUE]),
+                        S.MODEL: best[MODEL],
+                        S.STRATEGY: best[STRATEGY],
+                        FAMILY: f"{best[MODEL]} · {best[STRATEGY]}",
+                        S.ACCURACY: float(best[ACCURACY]),
+                        S.ACCURACY_LO: float(best[ACCURACY_LO]),
+                        S.ACCURACY_HI: float(best[ACCURACY_HI]),
+                        SOURCE: str(best[SOURCE]),
+                        "binding": res.binding,
+                    }
+                )
                 for k in COST_KEYS:
                     row[k] = float(best[k]) if k in best and pd.notna(best[k]) else math.nan
             rows.append(row)
@@ -404,12 +475,20 @@ def fit_notes_frame(ctx: PlanContext) -> pd.DataFrame:
         for d, c in per.items():
             law = getattr(c.predictor, "law", None)
             xs = c.points[KNOB_VALUE].to_numpy(float)
-            rows.append({"arm": ctx.arm_label(arm),
-                         S.DIFFICULTY: d, LAW: law.name if law is not None else "interpolation only",
-                         "params": ", ".join(f"{k}={v:.3g}" for k, v in law.params_.items()) if law is not None else "",
-                         "extrapolation_error": getattr(c.predictor, "extrapolation_error", math.nan),
-                         "profiled_knob_values": ", ".join(f"{x:g}" for x in xs),
-                         "predicts_up_to": float(c.predictor.x_limit), "note": c.fit_note})  # fmt: skip
+            rows.append(
+                {
+                    "arm": ctx.arm_label(arm),
+                    S.DIFFICULTY: d,
+                    LAW: law.name if law is not None else "interpolation only",
+                    "params": ", ".join(f"{k}={v:.3g}" for k, v in law.params_.items())
+                    if law is not None
+                    else "",
+                    "extrapolation_error": getattr(c.predictor, "extrapolation_error", math.nan),
+                    "profiled_knob_values": ", ".join(f"{x:g}" for x in xs),
+                    "predicts_up_to": float(c.predictor.x_limit),
+                    "note": c.fit_note,
+                }
+            )
     out = pd.DataFrame(rows)
     if len(out):
         order = {d: i for i, d in enumerate(ctx.difficulties)}

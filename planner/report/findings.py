@@ -149,8 +149,14 @@ class _Context:
         return "-" if key is None else self.label(*key)
 
 
-def _row(what: str, option: str, share: str, stat: SplitStat | None, flops: float = math.nan,
-         diff: SplitStat | None = None) -> dict[str, str]:  # fmt: skip
+def _row(
+    what: str,
+    option: str,
+    share: str,
+    stat: SplitStat | None,
+    flops: float = math.nan,
+    diff: SplitStat | None = None,
+) -> dict[str, str]:
     out = {"what": what, "option (most often picked)": option, "picked in": share}
     if stat is not None:
         out["held-out accuracy"] = format_pct(stat.mean)
@@ -204,8 +210,10 @@ def small_vs_large(c: _Context, level: str) -> Finding:
     ref_stat = c.stat(df, "ref_acc")
     ref_flops = c.flops(level, ref)
     share = f"{n_ref}/{len(df)}"
-    head = (f"Level {level}: {c.name(ref)} answers {_acc_text(ref_stat)} of held-out questions at "
-            f"{format_flops(ref_flops)}.")  # fmt: skip
+    head = (
+        f"Level {level}: {c.name(ref)} answers {_acc_text(ref_stat)} of held-out questions at "
+        f"{format_flops(ref_flops)}."
+    )
     rows = [_row(f"level {level}: largest dense model, best greedy", c.name(ref), share, ref_stat, ref_flops)]
     match, n_match = most_common([r["match"] for r in recs])
     if match is None:
@@ -223,8 +231,16 @@ def small_vs_large(c: _Context, level: str) -> Finding:
         f"{c.name(match)}, picked in {m_share} splits{none}) answers {_acc_text(m_stat)} at "
         f"{format_flops(m_flops)}, {fewer} FLOPs (cost model): {_diff_text(d_stat)}."
     )
-    rows.append(_row(f"level {level}: cheapest smaller model that matched on the planning half", c.name(match),
-                     m_share, m_stat, m_flops, d_stat))  # fmt: skip
+    rows.append(
+        _row(
+            f"level {level}: cheapest smaller model that matched on the planning half",
+            c.name(match),
+            m_share,
+            m_stat,
+            m_flops,
+            d_stat,
+        )
+    )
     rows[-1]["FLOPs ratio (largest / smaller)"] = f"{ratio:.3g}x"
     rows[-1]["no match in"] = f"{missing}/{len(recs)}"
     return Finding("size", text, rows)
@@ -250,8 +266,11 @@ def allocation_vs_single(
             continue
         single = best_single(tables, mix, budget, cost_key)
         picks = {b: _key(alloc.choice[b]) for b in mix}
-        rec = {"alloc_acc": sum(w * acc[b].get(picks[b], math.nan) for b, w in mix.items()), "single": None,
-               "alloc_acc floor": c.floor(mix, (1.0, picks))}  # fmt: skip
+        rec = {
+            "alloc_acc": sum(w * acc[b].get(picks[b], math.nan) for b, w in mix.items()),
+            "single": None,
+            "alloc_acc floor": c.floor(mix, (1.0, picks)),
+        }
         if single is not None:
             key = _key(next(iter(single.choice.values())))
             rec.update(single=key, single_acc=sum(w * acc[b].get(key, math.nan) for b, w in mix.items()))
@@ -274,16 +293,30 @@ def allocation_vs_single(
         return Finding("allocation", f"{where}: no allocation fits the budget.")
     df = pd.DataFrame(recs)
     a_stat = c.stat(df, "alloc_acc")
-    rows = [_row(f"{budget_tag}: one option per difficulty (exact DP)", "per level (see the allocation section)",
-                 f"{len(df)}/{len(df)}", a_stat)]  # fmt: skip
+    rows = [
+        _row(
+            f"{budget_tag}: one option per difficulty (exact DP)",
+            "per level (see the allocation section)",
+            f"{len(df)}/{len(df)}",
+            a_stat,
+        )
+    ]
     head = f"{where}: choosing one option per difficulty level on the planning half answers {_acc_text(a_stat)} of held-out questions"
     single, n_single = most_common([r["single"] for r in recs])
     if single is None:
         return Finding("allocation", f"{head}; no single option fits the budget at every level.", rows)
     s_stat, d_stat = c.stat(df, "single_acc"), c.stat(df, "diff", difference=True)
     share = f"{n_single}/{len(df)}"
-    rows.append(_row(f"{budget_tag}: best single option", c.name(single), share, s_stat,
-                     c.flops(mix_label, single), d_stat))  # fmt: skip
+    rows.append(
+        _row(
+            f"{budget_tag}: best single option",
+            c.name(single),
+            share,
+            s_stat,
+            c.flops(mix_label, single),
+            d_stat,
+        )
+    )
     text = (
         f"{head}; the best single option chosen the same way (most often {c.name(single)}, {share} splits) "
         f"answers {_acc_text(s_stat)}: {_diff_text(d_stat)}."
@@ -398,16 +431,37 @@ def findings_for_context(
     targets = {d: {d: 1.0} for d in ctx.difficulties}
     targets[ctx.mix_label] = dict(ctx.mix)
     profile = ctx.profile
-    held = HeldOut(ctx, profile.curves, profile.samples, targets, verifier=ctx.verifier,
-                   per_question=profile.per_question)  # fmt: skip
+    held = HeldOut(
+        ctx,
+        profile.curves,
+        profile.samples,
+        targets,
+        verifier=ctx.verifier,
+        per_question=profile.per_question,
+    )
     i = (len(budgets) - 1) // 2
-    return compute_findings(held, label=ctx.label, specs=ctx.profile.specs, mix_label=ctx.mix_label,
-                            budget=float(budgets[i]), budget_tag=f"B{i + 1}", n_splits=n_splits, seed=seed,
-                            memory_limit_bytes=ctx.memory_limit_bytes, cost_key=ctx.budget_key)  # fmt: skip
+    return compute_findings(
+        held,
+        label=ctx.label,
+        specs=ctx.profile.specs,
+        mix_label=ctx.mix_label,
+        budget=float(budgets[i]),
+        budget_tag=f"B{i + 1}",
+        n_splits=n_splits,
+        seed=seed,
+        memory_limit_bytes=ctx.memory_limit_bytes,
+        cost_key=ctx.budget_key,
+    )
 
 
-def next_steps(profile_dir: str | None, *, budget: float, budget_key: str = "flops", difficulty: str | None = None,
-               gpu: str | None = "h100") -> list[tuple[str, str]]:  # fmt: skip
+def next_steps(
+    profile_dir: str | None,
+    *,
+    budget: float,
+    budget_key: str = "flops",
+    difficulty: str | None = None,
+    gpu: str | None = "h100",
+) -> list[tuple[str, str]]:
     """The two or three commands a user runs next, as ``(command, what it does)``: a
     recommendation and a held-out check on this profile, then the same on their own data."""
     flag = {
@@ -421,9 +475,17 @@ def next_steps(profile_dir: str | None, *, budget: float, budget_key: str = "flo
     folder = profile_dir or "PROFILE"
     budget_flag = f"{flag.get(budget_key, '--budget-flops')} {budget:.2g}"
     return [
-        (f"ttc recommend {folder} {budget_flag}{level}{where}", "what to run for one budget, with runner-ups"),
-        (f"ttc evaluate {folder}{where}", "is the planner right? plan on half the questions, measure on the other half"),
-        ("ttc profile --model YOUR_MODEL --task YOUR_QUESTIONS.jsonl --strategy greedy --strategy pool:n=16 "
-         "--out runs/mine && ttc report runs/mine",
-         "the same on your own model and questions (or import results: ttc import results.jsonl --out runs/mine)"),
-    ]  # fmt: skip
+        (
+            f"ttc recommend {folder} {budget_flag}{level}{where}",
+            "what to run for one budget, with runner-ups",
+        ),
+        (
+            f"ttc evaluate {folder}{where}",
+            "is the planner right? plan on half the questions, measure on the other half",
+        ),
+        (
+            "ttc profile --model YOUR_MODEL --task YOUR_QUESTIONS.jsonl --strategy greedy --strategy pool:n=16 "
+            "--out runs/mine && ttc report runs/mine",
+            "the same on your own model and questions (or import results: ttc import results.jsonl --out runs/mine)",
+        ),
+    ]

@@ -8,12 +8,31 @@ import math
 
 from ..constants import MEMORY_BYTES
 
-__all__ = ["format_cost", "format_pct", "format_pct_interval", "format_points", "format_points_interval",
-           "format_flops", "format_params", "format_budget", "format_serving", "strict_json", "NULL_REASONS", "UNITS"]  # fmt: skip
+__all__ = [
+    "format_cost",
+    "format_pct",
+    "format_pct_interval",
+    "format_points",
+    "format_points_interval",
+    "format_flops",
+    "format_params",
+    "format_budget",
+    "format_serving",
+    "strict_json",
+    "NULL_REASONS",
+    "UNITS",
+]
 
 #: the unit of each cost key, as column headers say it
-UNITS = {"flops": "FLOPs/query", "effective_flops": "eFLOPs/query", "tokens": "tokens/query", "usd": "US$/query", "latency_s": "s/query",
-         "kv_bytes": "KV MB", MEMORY_BYTES: "memory MB"}  # fmt: skip
+UNITS = {
+    "flops": "FLOPs/query",
+    "effective_flops": "eFLOPs/query",
+    "tokens": "tokens/query",
+    "usd": "US$/query",
+    "latency_s": "s/query",
+    "kv_bytes": "KV MB",
+    MEMORY_BYTES: "memory MB",
+}
 
 
 def _finite(value) -> bool:

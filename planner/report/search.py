@@ -101,13 +101,19 @@ def equal_token_table(curves: pd.DataFrame) -> pd.DataFrame:
         mcts = g[(g[S.STRATEGY] == "mcts") & (g[S.METRIC] == "accuracy")]
         for _, r in mcts.sort_values(S.MEAN_COMPLETION_TOKENS).iterrows():
             tokens = float(r[S.MEAN_COMPLETION_TOKENS])
-            rows.append({
-                "model": model, "simulations": int(json.loads(r[S.CONFIG]).get("simulations", 0)),
-                "scorer": _scorer(r[S.CONFIG], "accuracy"), "generated_tokens": tokens,
-                "mcts": float(r[S.ACCURACY]), "beam": _at(beam, tokens),
-                "beam_scorer": _scorer(beam_src.iloc[0], "accuracy") if len(beam_src) else None,
-                "best_of": _at(best, tokens), "best_of_scorer": best_src,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "model": model,
+                    "simulations": int(json.loads(r[S.CONFIG]).get("simulations", 0)),
+                    "scorer": _scorer(r[S.CONFIG], "accuracy"),
+                    "generated_tokens": tokens,
+                    "mcts": float(r[S.ACCURACY]),
+                    "beam": _at(beam, tokens),
+                    "beam_scorer": _scorer(beam_src.iloc[0], "accuracy") if len(beam_src) else None,
+                    "best_of": _at(best, tokens),
+                    "best_of_scorer": best_src,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -116,12 +122,16 @@ def search_table(curves: pd.DataFrame) -> pd.DataFrame:
     t = equal_token_table(curves)
     if t.empty:
         return t
-    return pd.DataFrame({
-        "model": t["model"], "mcts simulations": t["simulations"], "mcts scorer": t["scorer"],
-        "generated tokens / query": t["generated_tokens"].map(lambda v: f"{v:,.0f}"),
-        "mcts accuracy": t["mcts"].map(format_pct),
-        "beam at equal tokens": t["beam"].map(format_pct),
-        "beam scorer": t["beam_scorer"].fillna("-"),
-        "best-of-N at equal tokens": t["best_of"].map(format_pct),
-        "best-of-N scorer": t["best_of_scorer"].fillna("-"),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "model": t["model"],
+            "mcts simulations": t["simulations"],
+            "mcts scorer": t["scorer"],
+            "generated tokens / query": t["generated_tokens"].map(lambda v: f"{v:,.0f}"),
+            "mcts accuracy": t["mcts"].map(format_pct),
+            "beam at equal tokens": t["beam"].map(format_pct),
+            "beam scorer": t["beam_scorer"].fillna("-"),
+            "best-of-N at equal tokens": t["best_of"].map(format_pct),
+            "best-of-N scorer": t["best_of_scorer"].fillna("-"),
+        }
+    )

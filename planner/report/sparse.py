@@ -66,8 +66,9 @@ def _verdict(ctx: PlanContext, dense: pd.Series | None, sparse: pd.Series | None
     if sparse is None:
         return "no: only dense fits", False, False
     gap = float(sparse[ACCURACY]) - float(dense[ACCURACY])
-    overlap = (float(sparse[ACCURACY_LO]) <= float(dense[ACCURACY_HI])
-               and float(dense[ACCURACY_LO]) <= float(sparse[ACCURACY_HI]))  # fmt: skip
+    overlap = float(sparse[ACCURACY_LO]) <= float(dense[ACCURACY_HI]) and float(dense[ACCURACY_LO]) <= float(
+        sparse[ACCURACY_HI]
+    )
     noise = " (within the accuracy intervals)" if overlap else ""
     if gap > _TIE:
         return f"yes: +{100 * gap:.1f} points{noise}", True, overlap
@@ -105,10 +106,11 @@ def sparse_frame(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.DataFra
             for role, m in (("dense", dense), ("sparse", sparse)):
                 top = best[m]
                 row[f"{role} best"] = (
-                    "nothing fits" if top is None else
-                    f"{float(top[ACCURACY]):.3f} ({top[SOURCE]}, {ctx.label(top[ARM], top[KNOB_VALUE])}, "
+                    "nothing fits"
+                    if top is None
+                    else f"{float(top[ACCURACY]):.3f} ({top[SOURCE]}, {ctx.label(top[ARM], top[KNOB_VALUE])}, "
                     f"{format_cost(ctx.budget_key, float(top[ctx.budget_key]))})"
-                )  # fmt: skip
+                )
             row["sparse wins"] = verdict
             rows.append(row)
         where = (

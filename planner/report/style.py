@@ -33,8 +33,17 @@ MODEL_PALETTE = (
     "#bab0ac",
 )
 #: strategy shapes in sorted strategy order (the diamond is kept for saturation points and KV measurements)
-STRATEGY_SHAPES = ("circle", "square", "triangle-up", "cross", "triangle-down", "triangle-right", "triangle-left",
-                   "wedge", "arrow")  # fmt: skip
+STRATEGY_SHAPES = (
+    "circle",
+    "square",
+    "triangle-up",
+    "cross",
+    "triangle-down",
+    "triangle-right",
+    "triangle-left",
+    "wedge",
+    "arrow",
+)
 #: opacity of a mark by the source of its accuracy: measured solid, predicted fainter
 SOURCE_OPACITY = {"measured": 1.0, "fitted": 0.55, "extrapolated": 0.25}
 #: the report's recommendations and limits
@@ -62,8 +71,10 @@ class Encoding:
         return Encoding(ms, ss)
 
     def color(self, field: str = S.MODEL, title: str | None = "model", legend: bool = True) -> alt.Color:
-        scale = alt.Scale(domain=list(self.models), range=[MODEL_PALETTE[i % len(MODEL_PALETTE)]
-                                                           for i in range(len(self.models))])  # fmt: skip
+        scale = alt.Scale(
+            domain=list(self.models),
+            range=[MODEL_PALETTE[i % len(MODEL_PALETTE)] for i in range(len(self.models))],
+        )
         lg = (
             alt.Legend(symbolOpacity=1, symbolType="circle", symbolSize=90, orient="right")
             if legend
@@ -74,8 +85,10 @@ class Encoding:
     def shape(
         self, field: str = S.STRATEGY, title: str | None = "strategy", legend: bool = True
     ) -> alt.Shape:
-        scale = alt.Scale(domain=list(self.strategies), range=[STRATEGY_SHAPES[i % len(STRATEGY_SHAPES)]
-                                                               for i in range(len(self.strategies))])  # fmt: skip
+        scale = alt.Scale(
+            domain=list(self.strategies),
+            range=[STRATEGY_SHAPES[i % len(STRATEGY_SHAPES)] for i in range(len(self.strategies))],
+        )
         lg = (
             alt.Legend(symbolFillColor="#555555", symbolStrokeColor="#555555", orient="right")
             if legend

@@ -67,11 +67,23 @@ def allocation_frames(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.Da
     single = single[single["on_front"]].sort_values(COST)
     obj = ACCURACY if ctx.risk == "expected" else ACCURACY_LO
     curves = [
-        pd.DataFrame({SERIES: "per-difficulty allocation (exact DP)", COST: frontier["cost"],
-                      S.ACCURACY: frontier[ACCURACY], KIND: "frontier"}),
-        pd.DataFrame({SERIES: "best single option for every difficulty", COST: single[COST],
-                      S.ACCURACY: single[obj], KIND: "frontier"}),
-    ]  # fmt: skip
+        pd.DataFrame(
+            {
+                SERIES: "per-difficulty allocation (exact DP)",
+                COST: frontier["cost"],
+                S.ACCURACY: frontier[ACCURACY],
+                KIND: "frontier",
+            }
+        ),
+        pd.DataFrame(
+            {
+                SERIES: "best single option for every difficulty",
+                COST: single[COST],
+                S.ACCURACY: single[obj],
+                KIND: "frontier",
+            }
+        ),
+    ]
     rows, savings = [], []
     for i, b in enumerate(budgets):
         tag = f"B{i + 1}"
@@ -87,10 +99,17 @@ def allocation_frames(ctx: PlanContext, budgets: Sequence[float]) -> tuple[pd.Da
             cmp["single_option"] = ctx.label(arm, float(x))
         rows.append({"budget_tag": tag, BUDGET: float(b), **cmp, "allocation": picks, "note": ""})
         if cmp["single_accuracy"] is not None and math.isfinite(cmp["cost_to_match"] or math.nan):
-            savings.append({SERIES: "compute saved at equal accuracy", KIND: "saving", COST: cmp["cost_to_match"],
-                            "cost2": cmp["single_cost"], S.ACCURACY: cmp["single_accuracy"],
-                            "cost_mid": math.sqrt(cmp["cost_to_match"] * cmp["single_cost"]),
-                            "label": f"{tag}: {cmp['compute_ratio']:.2f}x"})  # fmt: skip
+            savings.append(
+                {
+                    SERIES: "compute saved at equal accuracy",
+                    KIND: "saving",
+                    COST: cmp["cost_to_match"],
+                    "cost2": cmp["single_cost"],
+                    S.ACCURACY: cmp["single_accuracy"],
+                    "cost_mid": math.sqrt(cmp["cost_to_match"] * cmp["single_cost"]),
+                    "label": f"{tag}: {cmp['compute_ratio']:.2f}x",
+                }
+            )
     saving = pd.DataFrame(savings, columns=[SERIES, KIND, COST, "cost2", "cost_mid", S.ACCURACY, "label"])
     if len(saving):  # budgets that share a segment share its label: "B1,B2: 1.08x"
         saving["tag"] = saving["label"].str.split(":").str[0]
@@ -152,13 +171,27 @@ def moe_frames(
                     limits[MEMORY_BYTES] = float(ctx.memory_limit_bytes)
                 res = pareto_exhaustive(_Fixed(t), ctx.mix, Budget(limits), cost_key=cost_key, risk=ctx.risk)
                 f = res.pareto
-                fronts.append(pd.DataFrame({"moe": moe, SERIES: role, S.MODEL: m, "cost_key": cost_key,
-                                            COST: f[cost_key].to_numpy(float), S.ACCURACY: f[ACCURACY].to_numpy(float),
-                                            SOURCE: f[SOURCE].to_numpy(str), S.STRATEGY: f[STRATEGY].to_numpy(str),
-                                            OPTION: [ctx.label(a, x) for a, x in zip(f[ARM], f[KNOB_VALUE], strict=True)]}))  # fmt: skip
-        pair = {"MoE": moe, "MoE parameters (active / total)": f"{format_params(s.params_active)} / {format_params(s.params_total)}",
-                "dense, equal active": f"{eq_active} ({format_params(specs[eq_active].params_total)})",
-                "dense, equal total": f"{eq_total} ({format_params(specs[eq_total].params_total)})"}  # fmt: skip
+                fronts.append(
+                    pd.DataFrame(
+                        {
+                            "moe": moe,
+                            SERIES: role,
+                            S.MODEL: m,
+                            "cost_key": cost_key,
+                            COST: f[cost_key].to_numpy(float),
+                            S.ACCURACY: f[ACCURACY].to_numpy(float),
+                            SOURCE: f[SOURCE].to_numpy(str),
+                            S.STRATEGY: f[STRATEGY].to_numpy(str),
+                            OPTION: [ctx.label(a, x) for a, x in zip(f[ARM], f[KNOB_VALUE], strict=True)],
+                        }
+                    )
+                )
+        pair = {
+            "MoE": moe,
+            "MoE parameters (active / total)": f"{format_params(s.params_active)} / {format_params(s.params_total)}",
+            "dense, equal active": f"{eq_active} ({format_params(specs[eq_active].params_total)})",
+            "dense, equal total": f"{eq_total} ({format_params(specs[eq_total].params_total)})",
+        }
         for i, b in enumerate(budgets):
             row = {"MoE": moe, "budget": f"B{i + 1}: {format_budget(ctx.budget_key, b)}"}
             for m, role in roles.items():

@@ -233,8 +233,10 @@ def describe_policy(choice: Mapping[str, object]) -> str:
             f"{model}: {'one sample' if n == 1 else f'majority vote of {n} samples'}, whatever the question"
         )
     if strategy == "early_stop":
-        return (f"{model}: sample one answer at a time, stop when one answer has {k.get('stop_at_votes')} votes "
-                f"(at most {k.get('n_max')} samples), answer by majority")  # fmt: skip
+        return (
+            f"{model}: sample one answer at a time, stop when one answer has {k.get('stop_at_votes')} votes "
+            f"(at most {k.get('n_max')} samples), answer by majority"
+        )
     if strategy == "probe":
         steps = []
         for votes, then in sorted((k.get("route") or {}).items(), key=lambda kv: int(kv[0])):
@@ -245,8 +247,10 @@ def describe_policy(choice: Mapping[str, object]) -> str:
             else:
                 what = f"switch to {then['model']}, {_samples(then['n'])}"
             steps.append(f"{votes} vote{'' if str(votes) == '1' else 's'}: {what}")
-        return (f"draw {k.get('probe_samples')} samples from {model}; the votes of their leading answer "
-                f"estimate the difficulty: " + "; ".join(steps))  # fmt: skip
+        return (
+            f"draw {k.get('probe_samples')} samples from {model}; the votes of their leading answer "
+            f"estimate the difficulty: " + "; ".join(steps)
+        )
     if strategy == "oracle_bins":
         plan = ", ".join(
             f"level {b} -> {v['model']} n={v['n']}" for b, v in (k.get("by_difficulty") or {}).items()
@@ -258,10 +262,17 @@ def describe_policy(choice: Mapping[str, object]) -> str:
 def _summ(name: str, params: str, train: np.ndarray, test: np.ndarray, cost_key: str, choice: dict) -> dict:
     col = {"tokens": 1, "flops": 2}[cost_key]
     se = test[:, 0].std(ddof=1) / np.sqrt(len(test)) if len(test) > 1 else np.nan
-    return {"policy": name, "params": params, "choice": choice, "train_accuracy": float(train[:, 0].mean()),
-            "train_cost": float(train[:, col].mean()), "test_accuracy": float(test[:, 0].mean()),
-            "test_accuracy_se": float(se), "test_tokens": float(test[:, 1].mean()),
-            "test_flops": float(test[:, 2].mean())}  # fmt: skip
+    return {
+        "policy": name,
+        "params": params,
+        "choice": choice,
+        "train_accuracy": float(train[:, 0].mean()),
+        "train_cost": float(train[:, col].mean()),
+        "test_accuracy": float(test[:, 0].mean()),
+        "test_accuracy_se": float(se),
+        "test_tokens": float(test[:, 1].mean()),
+        "test_flops": float(test[:, 2].mean()),
+    }
 
 
 def adaptive_policies(
@@ -351,9 +362,13 @@ def adaptive_policies(
         ]
         desc = f"probe {probe} x{size}; " + ", ".join(steps)
         tr = replay.probe_route(train, probe, size, route)
-        knobs = {"probe_samples": int(size), "route": {
-            str(lv): "stop" if mo == probe and n <= size else {"model": mo, "n": int(n)} for lv, (mo, n) in sorted(route.items())
-        }}  # fmt: skip
+        knobs = {
+            "probe_samples": int(size),
+            "route": {
+                str(lv): "stop" if mo == probe and n <= size else {"model": mo, "n": int(n)}
+                for lv, (mo, n) in sorted(route.items())
+            },
+        }
         choice = {"model": probe, "strategy": "probe", "knobs": knobs}
         rows.append(_summ("probe", desc, tr, replay.probe_route(test, probe, size, route), cost_key, choice))
 

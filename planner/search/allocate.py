@@ -386,10 +386,16 @@ def compare_with_single(
     alloc = allocate_exact(tables, weights, budget, cost_key, risk)
     single = best_single(tables, weights, budget, cost_key, risk, strategies)
     out: dict[str, float | str | None] = {
-        "budget": budget, "allocation_accuracy": alloc.accuracy, "allocation_cost": alloc.cost,
-        "single_option": None, "single_accuracy": None, "single_cost": None,
-        "cost_to_match": None, "compute_ratio": None, "accuracy_gain": None,
-    }  # fmt: skip
+        "budget": budget,
+        "allocation_accuracy": alloc.accuracy,
+        "allocation_cost": alloc.cost,
+        "single_option": None,
+        "single_accuracy": None,
+        "single_cost": None,
+        "cost_to_match": None,
+        "compute_ratio": None,
+        "accuracy_gain": None,
+    }
     if single is None:
         return out
     front = allocation_frontier(tables, weights, cost_key, risk)
@@ -397,8 +403,11 @@ def compare_with_single(
     match = float(reach["cost"].min()) if len(reach) else math.nan
     first = next(iter(single.choice.values()))
     out.update(
-        single_option=f"{first[ARM]} x={first[KNOB_VALUE]:g}", single_accuracy=single.accuracy, single_cost=single.cost,
-        cost_to_match=match, compute_ratio=single.cost / match if match > 0 else math.nan,
+        single_option=f"{first[ARM]} x={first[KNOB_VALUE]:g}",
+        single_accuracy=single.accuracy,
+        single_cost=single.cost,
+        cost_to_match=match,
+        compute_ratio=single.cost / match if match > 0 else math.nan,
         accuracy_gain=alloc.accuracy - single.accuracy,
-    )  # fmt: skip
+    )
     return out

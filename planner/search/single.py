@@ -143,8 +143,12 @@ def search_optuna(
         seed=seed, multivariate=True, group=True, n_startup_trials=min(10, n_trials)
     )
     study = optuna.create_study(
-        study_name=name, storage=open_storage(storage), sampler=sampler, direction="maximize", load_if_exists=True
-    )  # fmt: skip
+        study_name=name,
+        storage=open_storage(storage),
+        sampler=sampler,
+        direction="maximize",
+        load_if_exists=True,
+    )
 
     def run(trial) -> float:
         key = ev.suggest_arm(trial)

@@ -190,8 +190,9 @@ class Decoder:
         Positions count real tokens only (padding gets position 1), as ``generate`` does."""
         positions = mask.long().cumsum(-1) - 1
         positions.masked_fill_(mask == 0, 1)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         logits_to_keep=1)  # fmt: skip
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
         cache = getattr(out, "cache", None)
         if cache is None:  # transformers 4 names it past_key_values
             cache = out.past_key_values
@@ -339,8 +340,15 @@ def decode(
             break
         scores = decoder.step(chosen, positions, cache, width + step)
         positions = positions + 1
-    return DecodeOutput(state.tokens.tolist(), state.finish_len, state.reason, state.logprobs.tolist(), step + 1,
-                        first_token_time, compactions)  # fmt: skip
+    return DecodeOutput(
+        state.tokens.tolist(),
+        state.finish_len,
+        state.reason,
+        state.logprobs.tolist(),
+        step + 1,
+        first_token_time,
+        compactions,
+    )
 
 
 class _Rows:

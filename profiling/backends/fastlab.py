@@ -165,8 +165,17 @@ class FastLabBackend(HFBackend):
             "compactions": out.compactions,
         }
         kv_total = slot * len(max_new) * (width + out.steps - 1)
-        return self._results(requests, groups, completions, prompt_tokens, wall_s=wall_s, ttft_s=ttft_s,
-                             kv=(kv_total, KV_SOURCE), extra=extra, alloc_peak=alloc_peak)  # fmt: skip
+        return self._results(
+            requests,
+            groups,
+            completions,
+            prompt_tokens,
+            wall_s=wall_s,
+            ttft_s=ttft_s,
+            kv=(kv_total, KV_SOURCE),
+            extra=extra,
+            alloc_peak=alloc_peak,
+        )
 
 
 @contextmanager

@@ -93,8 +93,13 @@ class SparseAttention:
 
     def to_dict(self) -> dict[str, Any]:
         """What ``run.json`` records (``sparse_attention``) and the planner reads back."""
-        return {"attn_blocks": int(self.attn_blocks), "block_size": int(self.block_size), "score": "max",
-                "recent_blocks": 1, "phase": "decode"}  # fmt: skip
+        return {
+            "attn_blocks": int(self.attn_blocks),
+            "block_size": int(self.block_size),
+            "score": "max",
+            "recent_blocks": 1,
+            "phase": "decode",
+        }
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "run metadata") -> SparseAttention | None:

@@ -50,7 +50,9 @@ class Task(ABC):
     supports_direct: bool = False
 
     @abstractmethod
-    def problems(self, split: str = "eval", per_level: int | None = None, limit: int | None = None) -> Iterator[Problem]:
+    def problems(
+        self, split: str = "eval", per_level: int | None = None, limit: int | None = None
+    ) -> Iterator[Problem]:
         """Yield problems of ``split``: the first ``per_level`` of each difficulty level
         (in level order), or the first ``limit`` overall, deterministically."""
 

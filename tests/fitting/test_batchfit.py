@@ -70,10 +70,18 @@ def test_each_problem_of_a_batch_reaches_the_least_squares_optimum(cls, loss):
     assert res.converged.all()
     for b in range(len(y)):
         ref = least_squares(
-            lambda t, b=b: sw * (cls.formula(u, *t) - y[b]), start[b], jac=lambda t: sw[:, None] * cls.jacobian(u, *t),
-            bounds=(lo, hi), loss=loss, f_scale=f_scale, method="trf", x_scale="jac", ftol=1e-12, xtol=1e-12,
+            lambda t, b=b: sw * (cls.formula(u, *t) - y[b]),
+            start[b],
+            jac=lambda t: sw[:, None] * cls.jacobian(u, *t),
+            bounds=(lo, hi),
+            loss=loss,
+            f_scale=f_scale,
+            method="trf",
+            x_scale="jac",
+            ftol=1e-12,
+            xtol=1e-12,
             gtol=1e-12,
-        )  # fmt: skip
+        )
         assert res.cost[b] <= ref.cost * (1 + 1e-6) + 1e-15, (b, res.theta[b], ref.x)
         np.testing.assert_allclose(res.theta[b], ref.x, rtol=2e-3, atol=1e-5)
         np.testing.assert_allclose(res.fun[b], ref.fun, atol=1e-6)
@@ -195,10 +203,46 @@ def test_law_solver_setting_selects_the_batched_fit_and_survives_cloning():
 # a search bound) while least_squares, staying inside the box, finds an interior optimum with a
 # 17 % lower cost.
 REPLICATE_X = np.arange(1.0, 17.0)
-REPLICATE_Y = np.array([0.2875, 0.2875, 0.331131, 0.347019, 0.35223, 0.353122, 0.349473, 0.343512, 0.337448,
-                        0.331827, 0.326401, 0.320371, 0.313178, 0.305556, 0.3, 0.3])  # fmt: skip
-REPLICATE_W = np.array([75.851852, 75.3615, 69.864955, 67.50174, 66.052091, 65.024486, 64.481827, 64.213356,
-                        64.04003, 63.938404, 63.844196, 63.679386, 63.435137, 63.228179, 62.993848, 62.5])  # fmt: skip
+REPLICATE_Y = np.array(
+    [
+        0.2875,
+        0.2875,
+        0.331131,
+        0.347019,
+        0.35223,
+        0.353122,
+        0.349473,
+        0.343512,
+        0.337448,
+        0.331827,
+        0.326401,
+        0.320371,
+        0.313178,
+        0.305556,
+        0.3,
+        0.3,
+    ]
+)
+REPLICATE_W = np.array(
+    [
+        75.851852,
+        75.3615,
+        69.864955,
+        67.50174,
+        66.052091,
+        65.024486,
+        64.481827,
+        64.213356,
+        64.04003,
+        63.938404,
+        63.844196,
+        63.679386,
+        63.435137,
+        63.228179,
+        62.993848,
+        62.5,
+    ]
+)
 REPLICATE_START = np.array([0.239609, 0.084683, 0.268542])  # the point fit (ceiling, scale, alpha)
 REPLICATE_F_SCALE = 0.00208413
 
@@ -214,11 +258,21 @@ def test_a_row_left_on_a_bound_by_projected_steps_finds_the_interior_optimum_lea
     sw = np.sqrt(REPLICATE_W / REPLICATE_W.mean())
     runs = {
         steps: least_squares_batch(
-            PowerLaw.formula, PowerLaw.jacobian, u, REPLICATE_Y, sw, start[None], lo, hi, loss="soft_l1",
-            f_scale=REPLICATE_F_SCALE, max_iter=2000, bound_steps=steps,
+            PowerLaw.formula,
+            PowerLaw.jacobian,
+            u,
+            REPLICATE_Y,
+            sw,
+            start[None],
+            lo,
+            hi,
+            loss="soft_l1",
+            f_scale=REPLICATE_F_SCALE,
+            max_iter=2000,
+            bound_steps=steps,
         )
         for steps in ("project", "interior")
-    }  # fmt: skip
+    }
     assert runs["project"].theta[0, 2] == 0.0  # alpha on its lower bound
     assert runs["interior"].cost[0] < 0.9 * runs["project"].cost[0]
     assert np.all(runs["interior"].theta > lo) and np.all(runs["interior"].theta < hi)
@@ -226,8 +280,9 @@ def test_a_row_left_on_a_bound_by_projected_steps_finds_the_interior_optimum_lea
     point = PowerLaw().set_params(warm_start=True)
     point.params_ = dict(zip(law.param_names, REPLICATE_START, strict=True))
     point.f_scale_ = REPLICATE_F_SCALE
-    (res,) = refit_laws([RefitTask(point, REPLICATE_X, REPLICATE_Y[None], REPLICATE_W, REPLICATE_START,
-                                   REPLICATE_F_SCALE)])  # fmt: skip
+    (res,) = refit_laws(
+        [RefitTask(point, REPLICATE_X, REPLICATE_Y[None], REPLICATE_W, REPLICATE_START, REPLICATE_F_SCALE)]
+    )
     ref = point.fit(REPLICATE_X, REPLICATE_Y, REPLICATE_W)  # least_squares from the same start
     assert res.ok[0] and ref.converged_
     np.testing.assert_allclose(res.params[0], [ref.params_[p] for p in law.param_names], rtol=1e-3)
@@ -238,22 +293,41 @@ def test_interior_steps_stay_strictly_inside_the_bounds():
     u = K / 8.0
     y = np.stack([0.9 - 0.05 * np.log(K), 0.2 + 0.05 * np.log(K)])  # the first one's optimum is on a bound
     lo, hi = np.array([0.0, 0.0, 0.0]), np.array([1.0, np.inf, 10.0])
-    res = least_squares_batch(PowerLaw.formula, PowerLaw.jacobian, u, y, np.ones(len(u)), np.full((2, 3), 0.5), lo,
-                              hi, bound_steps="interior", max_iter=500)  # fmt: skip
+    res = least_squares_batch(
+        PowerLaw.formula,
+        PowerLaw.jacobian,
+        u,
+        y,
+        np.ones(len(u)),
+        np.full((2, 3), 0.5),
+        lo,
+        hi,
+        bound_steps="interior",
+        max_iter=500,
+    )
     assert np.all(res.theta > lo) and np.all(res.theta < hi)
     # it approaches the flat law (the bound) and gets within a hair of its cost
     flat = 0.5 * np.sum((y[0] - y[0].mean()) ** 2)
     assert res.cost[0] <= flat * (1 + 1e-3)
     with pytest.raises(ValueError, match="bound_steps must be one of"):
-        least_squares_batch(PowerLaw.formula, PowerLaw.jacobian, u, y, 1.0, np.full((2, 3), 0.5), lo, hi,
-                            bound_steps="clip")  # fmt: skip
+        least_squares_batch(
+            PowerLaw.formula, PowerLaw.jacobian, u, y, 1.0, np.full((2, 3), 0.5), lo, hi, bound_steps="clip"
+        )
 
 
 def test_a_problem_that_cannot_start_is_reported_not_converged():
     u = K / 8.0
     y = np.stack([PowerLaw.formula(u, 0.9, 0.5, 0.4), np.full(len(u), np.nan)])
-    res = least_squares_batch(PowerLaw.formula, PowerLaw.jacobian, u, y, 1.0, np.full((2, 3), 0.5),
-                              np.zeros(3), np.array([1.0, np.inf, 10.0]))  # fmt: skip
+    res = least_squares_batch(
+        PowerLaw.formula,
+        PowerLaw.jacobian,
+        u,
+        y,
+        1.0,
+        np.full((2, 3), 0.5),
+        np.zeros(3),
+        np.array([1.0, np.inf, 10.0]),
+    )
     assert res.converged.tolist() == [True, False]
     np.testing.assert_allclose(res.theta[0], [0.9, 0.5, 0.4], rtol=1e-6)
 

@@ -38,13 +38,32 @@ def samples(seed: int = 0, n_questions: int = 8, pool: int = 6, levels=("2",)) -
                 qid = f"q{level}-{qi}"
                 for s in range(pool):
                     ok = bool(rng.random() < p)
-                    rows.append({S.MODEL: model, S.DIFFICULTY: level, S.QUESTION_ID: qid, S.SAMPLE_IDX: s,
-                                 S.CORRECT: ok, S.ANSWER: "7" if ok else str(rng.integers(0, 3)), S.REFERENCE: "7",
-                                 S.LOGPROB: -float(rng.random()), S.COMPLETION_TOKENS: 20, S.PROMPT_TOKENS: 10})  # fmt: skip
+                    rows.append(
+                        {
+                            S.MODEL: model,
+                            S.DIFFICULTY: level,
+                            S.QUESTION_ID: qid,
+                            S.SAMPLE_IDX: s,
+                            S.CORRECT: ok,
+                            S.ANSWER: "7" if ok else str(rng.integers(0, 3)),
+                            S.REFERENCE: "7",
+                            S.LOGPROB: -float(rng.random()),
+                            S.COMPLETION_TOKENS: 20,
+                            S.PROMPT_TOKENS: 10,
+                        }
+                    )
                 for t in (4, 8, 16, 32):
-                    rows.append({S.MODEL: model, S.DIFFICULTY: level, S.QUESTION_ID: qid, S.SAMPLE_IDX: 0,
-                                 S.STRATEGY: "budget", S.CONFIG: json.dumps({"tokens": t}),
-                                 S.CORRECT: bool(rng.random() < p * (1 - 2 / t))})  # fmt: skip
+                    rows.append(
+                        {
+                            S.MODEL: model,
+                            S.DIFFICULTY: level,
+                            S.QUESTION_ID: qid,
+                            S.SAMPLE_IDX: 0,
+                            S.STRATEGY: "budget",
+                            S.CONFIG: json.dumps({"tokens": t}),
+                            S.CORRECT: bool(rng.random() < p * (1 - 2 / t)),
+                        }
+                    )
     return S.validate_samples(pd.DataFrame(rows))
 
 
@@ -213,8 +232,9 @@ def test_a_disabled_or_unwritable_cache_computes_everything(warm, tmp_path, coun
 
 def test_counts_fits_are_cached_too(tmp_path, counted):
     rng = np.random.default_rng(3)
-    counts = pd.DataFrame({S.QUESTION_ID: [f"q{i}" for i in range(30)], S.N_SAMPLES: 64,
-                           S.N_CORRECT: rng.integers(0, 20, 30)})  # fmt: skip
+    counts = pd.DataFrame(
+        {S.QUESTION_ID: [f"q{i}" for i in range(30)], S.N_SAMPLES: 64, S.N_CORRECT: rng.integers(0, 20, 30)}
+    )
     ref = fit_counts(counts, **FAST)
     first = fit_counts_cached(counts, FitCache(tmp_path), **FAST)
     counted["reset"]()

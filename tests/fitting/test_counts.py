@@ -22,7 +22,9 @@ from fitting.importer import import_file, read_input, read_records
 from fitting.pipeline import fit_counts
 from planner.cli import app
 
-REAL = Path(__file__).parents[1] / "data" / "monkeys_gsm8k_pythia_counts_slice.csv"  # see tests/data/README.md
+REAL = (
+    Path(__file__).parents[1] / "data" / "monkeys_gsm8k_pythia_counts_slice.csv"
+)  # see tests/data/README.md
 
 
 def write(tmp_path, name, text):
@@ -86,17 +88,32 @@ def test_counts_formats_read_alike_with_token_means(tmp_path, fmt):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"question_id": "a", "n_samples": 4, "n_correct": 5}\n', "line 1: field 'n_correct' must be <= n_samples = 4, got 5"),
-        ('{"question_id": "a", "n_samples": 4, "n_correct": 1}\n{"question_id": "b", "n_samples": 0, "n_correct": 0}\n',
-         "line 2: field 'n_samples' must be an integer >= 1, got 0"),
-        ('{"question_id": "a", "n_samples": 4.5, "n_correct": 1}\n', "line 1: field 'n_samples' must be a non-negative integer, got 4.5"),
-        ('{"question_id": "a", "n_samples": 4, "n_correct": "x"}\n', "line 1: field 'n_correct' must be a non-negative integer"),
-        ('{"question_id": "a", "n_samples": 4, "n_correct": 1, "completion_tokens": -2}\n',
-         "line 1: field 'completion_tokens' must be a finite number >= 0 (a per-sample mean), got -2"),
-        ('{"question_id": "a", "n_samples": 4, "n_correct": 1}\n{"question_id": "a", "n_samples": 4, "n_correct": 2}\n',
-         "line 2: duplicate counts for question_id 'a' of model 'unknown'; first seen on line 1"),
+        (
+            '{"question_id": "a", "n_samples": 4, "n_correct": 5}\n',
+            "line 1: field 'n_correct' must be <= n_samples = 4, got 5",
+        ),
+        (
+            '{"question_id": "a", "n_samples": 4, "n_correct": 1}\n{"question_id": "b", "n_samples": 0, "n_correct": 0}\n',
+            "line 2: field 'n_samples' must be an integer >= 1, got 0",
+        ),
+        (
+            '{"question_id": "a", "n_samples": 4.5, "n_correct": 1}\n',
+            "line 1: field 'n_samples' must be a non-negative integer, got 4.5",
+        ),
+        (
+            '{"question_id": "a", "n_samples": 4, "n_correct": "x"}\n',
+            "line 1: field 'n_correct' must be a non-negative integer",
+        ),
+        (
+            '{"question_id": "a", "n_samples": 4, "n_correct": 1, "completion_tokens": -2}\n',
+            "line 1: field 'completion_tokens' must be a finite number >= 0 (a per-sample mean), got -2",
+        ),
+        (
+            '{"question_id": "a", "n_samples": 4, "n_correct": 1}\n{"question_id": "a", "n_samples": 4, "n_correct": 2}\n',
+            "line 2: duplicate counts for question_id 'a' of model 'unknown'; first seen on line 1",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_counts_name_file_line_and_field(tmp_path, text, message):
     path = write(tmp_path, "c.jsonl", text)
     with pytest.raises(S.SchemaError) as err:
@@ -266,11 +283,26 @@ def test_read_input_tells_counts_from_samples(tmp_path):
 def test_ttc_recommend_on_a_counts_folder_says_what_it_needs_in_one_line(tmp_path):
     import_file(REAL, tmp_path / "run")
     # counts plan only best-of-n with an exact checker (pass@n needs one): without --verifier exact, one line says so
-    specs = ["Pythia_1.4B_60B=pythia-1.4b", "Pythia_12B_300B=pythia-12b", "Pythia_14M_2M=pythia-14m",
-             "Pythia_1B_300B=pythia-1b"]  # fmt: skip
+    specs = [
+        "Pythia_1.4B_60B=pythia-1.4b",
+        "Pythia_12B_300B=pythia-12b",
+        "Pythia_14M_2M=pythia-14m",
+        "Pythia_1B_300B=pythia-1b",
+    ]
     result = CliRunner().invoke(
-        app, ["recommend", "--profile", str(tmp_path / "run"), "--budget-flops", "1e12", "--gpu", "h100",
-              "--n-boot", "0", *sum((["--model-spec", s] for s in specs), [])]  # fmt: skip
+        app,
+        [
+            "recommend",
+            "--profile",
+            str(tmp_path / "run"),
+            "--budget-flops",
+            "1e12",
+            "--gpu",
+            "h100",
+            "--n-boot",
+            "0",
+            *sum((["--model-spec", s] for s in specs), []),
+        ],
     )
     assert result.exit_code == 2
     assert "per-question counts give pass@k only" in result.output and "--verifier exact" in result.output

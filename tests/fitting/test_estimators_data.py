@@ -118,10 +118,16 @@ def test_a_pool_of_3000_answered_samples_gets_every_curve_without_a_ceiling():
     for q in range(3):
         ans = rng.choice(["r", "a", "b", "c"], size=n, p=[0.4, 0.3, 0.2, 0.1])
         rows += [
-            {"question_id": f"q{q}", "sample_idx": i, "answer": a, "reference": "r", "correct": a == "r",
-             "logprob": float(rng.normal())}
+            {
+                "question_id": f"q{q}",
+                "sample_idx": i,
+                "answer": a,
+                "reference": "r",
+                "correct": a == "r",
+                "logprob": float(rng.normal()),
+            }
             for i, a in enumerate(ans)
-        ]  # fmt: skip
+        ]
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)
         curves = curves_from_samples(pd.DataFrame(rows), n_boot=0)

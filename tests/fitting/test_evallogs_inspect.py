@@ -62,10 +62,24 @@ def test_a_scorer_not_in_the_log_is_refused_naming_the_scorers_it_has():
 
 @pytest.mark.parametrize(
     "value, expected",
-    [("C", 1.0), ("I", 0.0), ("P", 0.5), ("N", 0.0), (True, 1.0), (False, 0.0), (0.75, 0.75), (2, 2.0),
-     ("yes", 1.0), ("False", 0.0), ("0.25", 0.25), ("maybe", None), ([1, 0], None), ({"a": "C"}, None),
-     (float("nan"), None)],
-)  # fmt: skip
+    [
+        ("C", 1.0),
+        ("I", 0.0),
+        ("P", 0.5),
+        ("N", 0.0),
+        (True, 1.0),
+        (False, 0.0),
+        (0.75, 0.75),
+        (2, 2.0),
+        ("yes", 1.0),
+        ("False", 0.0),
+        ("0.25", 0.25),
+        ("maybe", None),
+        ([1, 0], None),
+        ({"a": "C"}, None),
+        (float("nan"), None),
+    ],
+)
 def test_score_values_map_as_inspects_value_to_float(value, expected):
     assert score_to_float(value) == expected
 

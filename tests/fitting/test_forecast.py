@@ -17,7 +17,9 @@ from fitting.coverage import BetaBinomialPosterior
 from fitting.forecast import RECORD_KEYS, forecast
 from planner.cli import app
 
-REAL = Path(__file__).parents[1] / "data" / "monkeys_gsm8k_pythia_counts_slice.csv"  # see tests/data/README.md
+REAL = (
+    Path(__file__).parents[1] / "data" / "monkeys_gsm8k_pythia_counts_slice.csv"
+)  # see tests/data/README.md
 
 
 def beta_pools(a, b, questions, n, seed):
@@ -104,8 +106,15 @@ def test_law_forecasts_for_majority_from_samples():
         p = rng.beta(2, 2)
         for i in range(32):
             ok = bool(rng.random() < p)
-            rows.append({"question_id": f"q{q}", "sample_idx": i, "correct": ok, "reference": "7",
-                         "answer": "7" if ok else str(rng.integers(0, 4))})  # fmt: skip
+            rows.append(
+                {
+                    "question_id": f"q{q}",
+                    "sample_idx": i,
+                    "correct": ok,
+                    "reference": "7",
+                    "answer": "7" if ok else str(rng.integers(0, 4)),
+                }
+            )
     recs = forecast(pd.DataFrame(rows), at=[16, 256], metrics=["majority@k"], n_boot=30)
     inside, far = recs
     assert inside["metric"] == "majority@k" and inside["method"] == "measured"

@@ -53,16 +53,26 @@ def test_csv_accepts_true_false_and_empty_optionals(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('{"question_id": "a", "correct": true}\n{"question_id": "b", "correct": "yes"}\n',
-         "line 2: field 'correct' must be true/false, got \"yes\""),
+        (
+            '{"question_id": "a", "correct": true}\n{"question_id": "b", "correct": "yes"}\n',
+            "line 2: field 'correct' must be true/false, got \"yes\"",
+        ),
         ('{"question_id": "a"}\n', "line 1: missing required field 'correct'"),
-        ('{"question_id": "a", "correct": true, "sample_idx": 0}\n{"question_id": "a", "correct": false, "sample_idx": 0}\n',
-         "line 2: duplicate (question_id, sample_idx) = ('a', 0); first seen on line 1"),
-        ('{"question_id": "a", "correct": true, "latency_s": -1}\n', "line 1: field 'latency_s' must be a finite number >= 0, got -1"),
-        ('{"question_id": "a", "correct": true, "prompt_tokens": 1.5}\n', "field 'prompt_tokens' must be a non-negative integer"),
+        (
+            '{"question_id": "a", "correct": true, "sample_idx": 0}\n{"question_id": "a", "correct": false, "sample_idx": 0}\n',
+            "line 2: duplicate (question_id, sample_idx) = ('a', 0); first seen on line 1",
+        ),
+        (
+            '{"question_id": "a", "correct": true, "latency_s": -1}\n',
+            "line 1: field 'latency_s' must be a finite number >= 0, got -1",
+        ),
+        (
+            '{"question_id": "a", "correct": true, "prompt_tokens": 1.5}\n',
+            "field 'prompt_tokens' must be a non-negative integer",
+        ),
         ('{"question_id": "a", "correct": true, "config": [1]}\n', "field 'config' must be a JSON object"),
         ('{"question_id": "a", "correct": true}\n{oops\n', "line 2: not valid JSON"),
-        ('[1, 2]\n', "line 1: expected a JSON object, got list"),
+        ("[1, 2]\n", "line 1: expected a JSON object, got list"),
         ("\n\n", "no records found"),
     ],
 )
@@ -76,12 +86,16 @@ def test_bad_jsonl_names_file_line_and_field(tmp_path, text, message):
 
 def test_bad_csv_names_line(tmp_path):
     p = write(tmp_path, "bad.csv", "question_id,correct\nq1,true\nq2,maybe\n")
-    with pytest.raises(S.SchemaError, match=r"bad.csv line 3: field 'correct' must be true/false, got \"maybe\""):
+    with pytest.raises(
+        S.SchemaError, match=r"bad.csv line 3: field 'correct' must be true/false, got \"maybe\""
+    ):
         read_records(p)
 
 
 def test_cli_import_error_exits_nonzero_and_writes_nothing(tmp_path):
-    p = write(tmp_path, "bad.jsonl", '{"question_id": "a", "correct": true}\n{"question_id": "a", "correct": 3}\n')
+    p = write(
+        tmp_path, "bad.jsonl", '{"question_id": "a", "correct": true}\n{"question_id": "a", "correct": 3}\n'
+    )
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["import", str(p), "--out", str(out)])
     assert result.exit_code == 2

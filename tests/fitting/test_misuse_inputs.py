@@ -181,11 +181,19 @@ def test_counts_csv_dialects_read_like_a_plain_csv(tmp_path):
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("d.csv", "question_id,correct,correct\nq1,1,0\n", "line 1: column 'correct' appears twice in the header (columns 2 and 3)"),
+        (
+            "d.csv",
+            "question_id,correct,correct\nq1,1,0\n",
+            "line 1: column 'correct' appears twice in the header (columns 2 and 3)",
+        ),
         ("d.csv", "question_id; correct;question_id\nq1;1;q2\n", "column 'question_id' appears twice"),
-        ("d.jsonl", '{"question_id": "q1", "correct": true, "correct": false}\n', "line 1: field 'correct' appears twice"),
+        (
+            "d.jsonl",
+            '{"question_id": "q1", "correct": true, "correct": false}\n',
+            "line 1: field 'correct' appears twice",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_column_given_twice_is_refused(tmp_path, name, text, message):
     path = tmp_path / name
     path.write_text(text)

@@ -26,7 +26,9 @@ def test_validate_rejects_non_boolean_correct():
 
 
 def test_parquet_roundtrip(tmp_path):
-    df = S.validate_samples(pd.DataFrame({"question_id": ["a", "b"], "correct": [True, False], "latency_s": [0.1, 0.2]}))
+    df = S.validate_samples(
+        pd.DataFrame({"question_id": ["a", "b"], "correct": [True, False], "latency_s": [0.1, 0.2]})
+    )
     import pyarrow.parquet as pq
 
     pq.write_table(S.to_arrow(df), tmp_path / "samples-0.parquet")

@@ -38,9 +38,17 @@ def test_table_reports_extrapolation_error_as_held_out_rmse():
     y = PowerLaw.formula(K, 0.9, 0.5, 0.4) + np.random.default_rng(0).normal(0, 0.003, len(K))
     law, table = fit_curve(K, y, holdout_frac=0.3, cuts=None)  # cuts=None: the top-30% holdout scheme
     assert list(table.columns) == [
-        "law", "params", "rmse", "aic", "extrapolation_error", "extrapolation_ratio", "converged",
-        "holdout_converged", "selected", "message",
-    ]  # fmt: skip
+        "law",
+        "params",
+        "rmse",
+        "aic",
+        "extrapolation_error",
+        "extrapolation_ratio",
+        "converged",
+        "holdout_converged",
+        "selected",
+        "message",
+    ]
     assert set(table["law"]) == set(DEFAULT_LAWS)
     assert table["extrapolation_error"].notna().all()
     # recompute one candidate's extrapolation error by hand: fit on the 7 lowest k, RMSE on the top 3
@@ -132,6 +140,8 @@ def test_selection_with_the_batched_solver_picks_the_same_laws_with_the_same_sco
         assert table_b["converged"].tolist() == table_a["converged"].tolist()
         scored = table_a["converged"].to_numpy(bool)
         np.testing.assert_allclose(
-            table_b.loc[scored, "extrapolation_error"], table_a.loc[scored, "extrapolation_error"], rtol=1e-2,
+            table_b.loc[scored, "extrapolation_error"],
+            table_a.loc[scored, "extrapolation_error"],
+            rtol=1e-2,
             atol=1e-5,
-        )  # fmt: skip
+        )

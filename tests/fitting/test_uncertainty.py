@@ -199,8 +199,10 @@ def test_saturation_points_of_many_laws_equal_one_at_a_time():
         theta = np.array(list(truth.values())) * rng.uniform(0.7, 1.3, (25, len(truth)))
         theta[:, 0] = np.minimum(theta[:, 0], 0.99) if cls is not ExpPowerLaw else theta[:, 0]
         many = saturation_points(cls(), theta, 0.005, 1.0)
-        one = [saturation_point(cls().with_params(dict(zip(cls.param_names, row, strict=True))), 0.005, 1.0)
-               for row in theta]  # fmt: skip
+        one = [
+            saturation_point(cls().with_params(dict(zip(cls.param_names, row, strict=True))), 0.005, 1.0)
+            for row in theta
+        ]
         np.testing.assert_allclose(many, one, rtol=1e-10)
         law = cls().with_params(dict(zip(cls.param_names, theta[0], strict=True)))
         assert many[0] == pytest.approx(_brute_force_saturation(law, 0.005, 1.0), rel=1e-4)

@@ -20,8 +20,12 @@ from scipy.stats import binom
 
 from fitting import schema as S
 
-MODELS = {"lab-s": (1e6, -0.3, "dense"), "lab-m": (4e6, 0.8, "dense"), "lab-l": (16e6, 1.6, "dense"),
-          "lab-moe": (4e6, 1.1, "moe")}  # fmt: skip
+MODELS = {
+    "lab-s": (1e6, -0.3, "dense"),
+    "lab-m": (4e6, 0.8, "dense"),
+    "lab-l": (16e6, 1.6, "dense"),
+    "lab-moe": (4e6, 1.1, "moe"),
+}
 PARAMS = {m: v[0] for m, v in MODELS.items()}
 ARCH = {m: v[2] for m, v in MODELS.items()}
 POOL_CONFIG = json.dumps(
@@ -90,11 +94,23 @@ def curves_table(
         def add(strategy, config, metric, k, per_q, completion, m=m, d=d, prompt=prompt):
             acc = float(per_q.mean())
             half = 1.645 * per_q.std(ddof=1) / np.sqrt(len(per_q))
-            rows.append({S.MODEL: m, S.STRATEGY: strategy, S.CONFIG: config, S.DIFFICULTY: d, S.METRIC: metric,
-                         S.K: int(k), S.ACCURACY: acc, S.ACCURACY_LO: max(acc - half, 0.0),
-                         S.ACCURACY_HI: min(acc + half, 1.0), S.N_QUESTIONS: len(per_q),
-                         S.MEAN_PROMPT_TOKENS: prompt, S.MEAN_COMPLETION_TOKENS: completion,
-                         S.MEAN_TOKENS: prompt + completion})  # fmt: skip
+            rows.append(
+                {
+                    S.MODEL: m,
+                    S.STRATEGY: strategy,
+                    S.CONFIG: config,
+                    S.DIFFICULTY: d,
+                    S.METRIC: metric,
+                    S.K: int(k),
+                    S.ACCURACY: acc,
+                    S.ACCURACY_LO: max(acc - half, 0.0),
+                    S.ACCURACY_HI: min(acc + half, 1.0),
+                    S.N_QUESTIONS: len(per_q),
+                    S.MEAN_PROMPT_TOKENS: prompt,
+                    S.MEAN_COMPLETION_TOKENS: completion,
+                    S.MEAN_TOKENS: prompt + completion,
+                }
+            )
 
         for k in ks:
             maj = majority_exact(p, int(k))
@@ -142,11 +158,21 @@ def samples_table(
         wrong = rng.integers(0, 2, pool)
         toks = rng.poisson(10.0 + 5.0 * d, pool)
         for i in range(pool):
-            rows.append({S.MODEL: getattr(r, S.MODEL), S.STRATEGY: "pool", S.CONFIG: POOL_CONFIG,
-                         S.QUESTION_ID: getattr(r, S.QUESTION_ID), S.DIFFICULTY: getattr(r, S.DIFFICULTY),
-                         S.SAMPLE_IDX: i, S.ANSWER: "A" if correct[i] else f"W{wrong[i]}", S.REFERENCE: "A",
-                         S.CORRECT: bool(correct[i]), S.PROMPT_TOKENS: int(20 + 2 * d),
-                         S.COMPLETION_TOKENS: int(toks[i])})  # fmt: skip
+            rows.append(
+                {
+                    S.MODEL: getattr(r, S.MODEL),
+                    S.STRATEGY: "pool",
+                    S.CONFIG: POOL_CONFIG,
+                    S.QUESTION_ID: getattr(r, S.QUESTION_ID),
+                    S.DIFFICULTY: getattr(r, S.DIFFICULTY),
+                    S.SAMPLE_IDX: i,
+                    S.ANSWER: "A" if correct[i] else f"W{wrong[i]}",
+                    S.REFERENCE: "A",
+                    S.CORRECT: bool(correct[i]),
+                    S.PROMPT_TOKENS: int(20 + 2 * d),
+                    S.COMPLETION_TOKENS: int(toks[i]),
+                }
+            )
     return S.validate_samples(pd.DataFrame(rows))
 
 

@@ -67,27 +67,64 @@ def samples_table(models=tuple(MODELS), n_questions: int = 8, seed: int = 0) -> 
                 q = f"q{d}-{i}"
                 p = float(expit(skill - 1.2 * int(d) + 1.5 + z[d][i]))
                 prompt = 30 + 5 * int(d)
-                base = {S.MODEL: m, S.QUESTION_ID: q, S.DIFFICULTY: d, S.REFERENCE: "A", S.PROMPT_TOKENS: prompt,
-                        S.KV_SOURCE: KV_SOURCE, S.TASK: "fixture", S.BACKEND: "fixture"}  # fmt: skip
+                base = {
+                    S.MODEL: m,
+                    S.QUESTION_ID: q,
+                    S.DIFFICULTY: d,
+                    S.REFERENCE: "A",
+                    S.PROMPT_TOKENS: prompt,
+                    S.KV_SOURCE: KV_SOURCE,
+                    S.TASK: "fixture",
+                    S.BACKEND: "fixture",
+                }
                 ok = rng.random(POOL_N) < p
                 wrong = rng.integers(0, 3, POOL_N)
                 toks = rng.poisson(40 + 20 * int(d), POOL_N)
                 request_kv = kv_tok * float(np.sum(prompt + toks))
                 for j in range(POOL_N):
-                    rows.append({**base, S.STRATEGY: "pool", S.CONFIG: POOL_CONFIG, S.SAMPLE_IDX: j,
-                                 S.ANSWER: "A" if ok[j] else f"W{wrong[j]}", S.CORRECT: bool(ok[j]),
-                                 S.COMPLETION_TOKENS: int(toks[j]), S.LATENCY_S: 1e-3 * toks[j],
-                                 S.KV_BYTES_PEAK: request_kv / POOL_N})  # fmt: skip
+                    rows.append(
+                        {
+                            **base,
+                            S.STRATEGY: "pool",
+                            S.CONFIG: POOL_CONFIG,
+                            S.SAMPLE_IDX: j,
+                            S.ANSWER: "A" if ok[j] else f"W{wrong[j]}",
+                            S.CORRECT: bool(ok[j]),
+                            S.COMPLETION_TOKENS: int(toks[j]),
+                            S.LATENCY_S: 1e-3 * toks[j],
+                            S.KV_BYTES_PEAK: request_kv / POOL_N,
+                        }
+                    )
                 g = int(rng.poisson(40 + 20 * int(d)))
-                rows.append({**base, S.STRATEGY: "greedy", S.CONFIG: GREEDY_CONFIG, S.SAMPLE_IDX: 0,
-                             S.ANSWER: "A" if p > 0.4 else "W0", S.CORRECT: p > 0.4, S.COMPLETION_TOKENS: g,
-                             S.LATENCY_S: 1e-3 * g, S.KV_BYTES_PEAK: kv_tok * (prompt + g)})  # fmt: skip
+                rows.append(
+                    {
+                        **base,
+                        S.STRATEGY: "greedy",
+                        S.CONFIG: GREEDY_CONFIG,
+                        S.SAMPLE_IDX: 0,
+                        S.ANSWER: "A" if p > 0.4 else "W0",
+                        S.CORRECT: p > 0.4,
+                        S.COMPLETION_TOKENS: g,
+                        S.LATENCY_S: 1e-3 * g,
+                        S.KV_BYTES_PEAK: kv_tok * (prompt + g),
+                    }
+                )
                 for t in BUDGET_TOKENS:
                     right = bool(rng.random() < p * min(1.0, t / 48))
                     c = min(t, int(rng.poisson(40 + 20 * int(d)))) + 8
-                    rows.append({**base, S.STRATEGY: "budget", S.CONFIG: budget_config(t), S.SAMPLE_IDX: 0,
-                                 S.ANSWER: "A" if right else "W1", S.CORRECT: right, S.COMPLETION_TOKENS: c,
-                                 S.LATENCY_S: 1e-3 * c, S.KV_BYTES_PEAK: kv_tok * (prompt + c)})  # fmt: skip
+                    rows.append(
+                        {
+                            **base,
+                            S.STRATEGY: "budget",
+                            S.CONFIG: budget_config(t),
+                            S.SAMPLE_IDX: 0,
+                            S.ANSWER: "A" if right else "W1",
+                            S.CORRECT: right,
+                            S.COMPLETION_TOKENS: c,
+                            S.LATENCY_S: 1e-3 * c,
+                            S.KV_BYTES_PEAK: kv_tok * (prompt + c),
+                        }
+                    )
     return S.validate_samples(pd.DataFrame(rows))
 
 
@@ -109,8 +146,11 @@ def write_profile(
         run_signature("fixture", seed, 128, strategies), device="synthetic (no model was run)"
     )
     for m in models:
-        meta["models"][m] = {"config": dict(get_model_entry(MODELS[m][0]).config), "dtype": "bfloat16",
-                             "backend": "fixture"}  # fmt: skip
+        meta["models"][m] = {
+            "config": dict(get_model_entry(MODELS[m][0]).config),
+            "dtype": "bfloat16",
+            "backend": "fixture",
+        }
     write_run(folder, meta)
     return folder
 

@@ -41,8 +41,14 @@ def recording(tmp_path_factory) -> Path:
 
 
 def _request() -> PlanRequest:
-    return PlanRequest({"flops": 1e14}, hardware="h100", verifier="exact", model_specs=MODELS,
-                       assume_prompt_tokens=256, assume_completion_tokens=256)  # fmt: skip
+    return PlanRequest(
+        {"flops": 1e14},
+        hardware="h100",
+        verifier="exact",
+        model_specs=MODELS,
+        assume_prompt_tokens=256,
+        assume_completion_tokens=256,
+    )
 
 
 def _counts(folder: Path) -> pd.DataFrame:
@@ -81,8 +87,17 @@ def test_pool_configs_keep_their_old_form_in_block_zero():
 
 def test_a_high_stop_regret_stops_after_the_seed_round(recording, tmp_path):
     src = ReplaySource.read(recording)
-    res = profile_adaptive(list(MODELS), src.task(), tmp_path / "a", _request(), budgets=[{"flops": 1e14}],
-                           budget_samples=10_000, stop_regret=100.0, block=2, runner_kwargs={"loader": src.load})  # fmt: skip
+    res = profile_adaptive(
+        list(MODELS),
+        src.task(),
+        tmp_path / "a",
+        _request(),
+        budgets=[{"flops": 1e14}],
+        budget_samples=10_000,
+        stop_regret=100.0,
+        block=2,
+        runner_kwargs={"loader": src.load},
+    )
     assert len(res.rounds) == 1 and res.stopped.startswith("expected regret")
     assert res.samples == 2 * 128 * 2 * res.rounds[0]["grow"]["Pythia_12B_300B"]
     meta = json.loads((tmp_path / "a" / "run.json").read_text())
@@ -92,8 +107,17 @@ def test_a_high_stop_regret_stops_after_the_seed_round(recording, tmp_path):
 def test_the_budget_is_never_overspent_and_the_run_says_why_it_stopped(recording, tmp_path):
     src = ReplaySource.read(recording)
     budget = 2 * 128 * 10
-    res = profile_adaptive(list(MODELS), src.task(), tmp_path / "b", _request(), budgets=[{"flops": 1e14}, {"flops": 1e15}],
-                           budget_samples=budget, stop_regret=0.0, block=2, runner_kwargs={"loader": src.load})  # fmt: skip
+    res = profile_adaptive(
+        list(MODELS),
+        src.task(),
+        tmp_path / "b",
+        _request(),
+        budgets=[{"flops": 1e14}, {"flops": 1e15}],
+        budget_samples=budget,
+        stop_regret=0.0,
+        block=2,
+        runner_kwargs={"loader": src.load},
+    )
     assert res.samples <= budget
     assert spent(tmp_path / "b")[0] == res.samples
     assert len(res.rounds) >= 2  # grew past the seed round
@@ -129,18 +153,26 @@ def test_a_run_killed_with_kill_9_and_resumed_ends_with_the_same_samples(recordi
     src = ReplaySource.read(recording)
     budget = 2 * 128 * 8
     kw = dict(budgets=[{"flops": 1e14}, {"flops": 1e15}], budget_samples=budget, stop_regret=0.0, block=2)
-    whole = profile_adaptive(list(MODELS), src.task(), tmp_path / "whole", _request(), **kw,
-                             runner_kwargs={"loader": src.load})  # fmt: skip
+    whole = profile_adaptive(
+        list(MODELS), src.task(), tmp_path / "whole", _request(), **kw, runner_kwargs={"loader": src.load}
+    )
     assert len(whole.rounds) >= 2
     # the child is killed at its third profiler call: after the seed round, inside round 1
-    script = _KILLED.format(root=str(ROOT), kill_at=2, rec=str(recording), models=MODELS,
-                            out=str(tmp_path / "killed"), budget=budget)  # fmt: skip
+    script = _KILLED.format(
+        root=str(ROOT),
+        kill_at=2,
+        rec=str(recording),
+        models=MODELS,
+        out=str(tmp_path / "killed"),
+        budget=budget,
+    )
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert child.returncode == -signal.SIGKILL, child.stderr
     state = json.loads((tmp_path / "killed" / STATE_FILE).read_text())
     assert not state["rounds"][-1]["done"]  # killed inside a recorded round
-    resumed = profile_adaptive(list(MODELS), src.task(), tmp_path / "killed", _request(), **kw,
-                               runner_kwargs={"loader": src.load})  # fmt: skip
+    resumed = profile_adaptive(
+        list(MODELS), src.task(), tmp_path / "killed", _request(), **kw, runner_kwargs={"loader": src.load}
+    )
     assert resumed.stopped == whole.stopped
     pd.testing.assert_frame_equal(_counts(tmp_path / "killed"), _counts(tmp_path / "whole"))
 
@@ -184,14 +216,53 @@ def test_the_cli_runs_an_adaptive_replay_and_recommend_reads_its_folder(recordin
     specs = [x for m, c in MODELS.items() for x in ("--model-spec", f"{m}={c}")]
     assumed = ["--assume-prompt-tokens", "256", "--assume-completion-tokens", "256"]
     runner = CliRunner()
-    r = runner.invoke(app, ["profile", "--backend", "replay", "--source", str(recording), "-s", "pool", "--adaptive",
-                            "--budget-samples", "1500", "--budget-flops", "1e14", "--gpu", "h100", "--verifier", "exact",
-                            "--block", "2", "--out", str(out), "--no-progress", *specs, *assumed])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "profile",
+            "--backend",
+            "replay",
+            "--source",
+            str(recording),
+            "-s",
+            "pool",
+            "--adaptive",
+            "--budget-samples",
+            "1500",
+            "--budget-flops",
+            "1e14",
+            "--gpu",
+            "h100",
+            "--verifier",
+            "exact",
+            "--block",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+            *specs,
+            *assumed,
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "adaptive profile:" in r.output and "stopped:" in r.output
     assert spent(out)[0] <= 1500
-    rec = runner.invoke(app, ["recommend", str(out), "--budget-flops", "1e14", "--gpu", "h100", "--verifier", "exact",
-                              "--json", *specs, *assumed])  # fmt: skip
+    rec = runner.invoke(
+        app,
+        [
+            "recommend",
+            str(out),
+            "--budget-flops",
+            "1e14",
+            "--gpu",
+            "h100",
+            "--verifier",
+            "exact",
+            "--json",
+            *specs,
+            *assumed,
+        ],
+    )
     assert rec.exit_code == 0, rec.output
     data = json.loads(rec.output[rec.output.index("{") :])
     assert "measure_next" in data
@@ -207,7 +278,22 @@ def test_adaptive_flags_without_adaptive_are_refused(tmp_path):
 
 
 def test_adaptive_needs_one_pool_strategy(recording, tmp_path):
-    r = CliRunner().invoke(app, ["profile", "--backend", "replay", "--source", str(recording), "-s", "greedy",
-                                 "--adaptive", "--budget-samples", "10", "--out", str(tmp_path / "y")])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--backend",
+            "replay",
+            "--source",
+            str(recording),
+            "-s",
+            "greedy",
+            "--adaptive",
+            "--budget-samples",
+            "10",
+            "--out",
+            str(tmp_path / "y"),
+        ],
+    )
     assert r.exit_code == 2
     assert "--adaptive grows one pool per model" in r.output

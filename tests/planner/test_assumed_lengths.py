@@ -155,8 +155,10 @@ def test_mixed_measured_and_assumed_questions(counts, tmp_path):
     a file with the same lengths written out, and its tokens per query are the known mean."""
     rows = counts[counts["model"] == "Pythia_410M_300B"].reset_index(drop=True)
     measured = rows.index < 64
-    mixed = rows.assign(prompt_tokens=pd.Series(100.0, index=rows.index).where(measured),
-                        completion_tokens=pd.Series(300.0, index=rows.index).where(measured))  # fmt: skip
+    mixed = rows.assign(
+        prompt_tokens=pd.Series(100.0, index=rows.index).where(measured),
+        completion_tokens=pd.Series(300.0, index=rows.index).where(measured),
+    )
     explicit = mixed.fillna({"prompt_tokens": 256.0, "completion_tokens": 256.0})
     recs = {}
     for name, table in (("mixed", mixed), ("explicit", explicit)):
@@ -180,9 +182,12 @@ def test_mixed_measured_and_assumed_questions(counts, tmp_path):
                 and c.loc[~measured, "prompt_tokens"].eq(256).all()
             )
             assert prof.lengths.counts("Pythia_410M_300B") == {
-                "questions": 128, "prompt_measured": 64, "prompt_assumed": 64,
-                "completion_measured": 64, "completion_assumed": 64,
-            }  # fmt: skip
+                "questions": 128,
+                "prompt_measured": 64,
+                "prompt_assumed": 64,
+                "completion_measured": 64,
+                "completion_assumed": 64,
+            }
     mixed_rec, explicit_rec = recs["mixed"], recs["explicit"]
     assert "assumptions" not in explicit_rec or "lengths" not in explicit_rec["assumptions"]
     lengths = mixed_rec["assumptions"]["lengths"]
@@ -197,9 +202,17 @@ def test_mixed_measured_and_assumed_questions(counts, tmp_path):
 def test_fill_never_overrides_a_measured_length_within_a_question():
     """A samples question with one measured row keeps its other rows unmeasured (their mean is the
     measured one); only questions with no measured row are assumed."""
-    t = pd.DataFrame({"model": "m", "strategy": "pool", "config": "{}", "difficulty": "all",
-                      "question_id": ["a", "a", "b"], "prompt_tokens": [10.0, None, None],
-                      "completion_tokens": [50.0, None, None]})  # fmt: skip
+    t = pd.DataFrame(
+        {
+            "model": "m",
+            "strategy": "pool",
+            "config": "{}",
+            "difficulty": "all",
+            "question_id": ["a", "a", "b"],
+            "prompt_tokens": [10.0, None, None],
+            "completion_tokens": [50.0, None, None],
+        }
+    )
     out, cov = AssumedLengths(7, 9).fill(t)
     assert out.loc[0, "completion_tokens"] == 50 and pd.isna(out.loc[1, "completion_tokens"])
     assert out.loc[2, "completion_tokens"] == 9 and out.loc[2, "prompt_tokens"] == 7
@@ -228,10 +241,17 @@ def test_report_of_samples_without_lengths_states_the_assumption_in_its_provenan
     """Per-sample results without token counts (two catalog models, pools of 8): the report is
     priced from the assumed lengths and its provenance section says so."""
     rows = [
-        {"model": m, "question_id": f"q{q}", "correct": (q + s) % (3 if m == "pythia-1b" else 4) == 0,
-         "answer": str((q + s) % 3), "reference": "0"}
-        for m in ("pythia-410m", "pythia-1b") for q in range(12) for s in range(8)
-    ]  # fmt: skip
+        {
+            "model": m,
+            "question_id": f"q{q}",
+            "correct": (q + s) % (3 if m == "pythia-1b" else 4) == 0,
+            "answer": str((q + s) % 3),
+            "reference": "0",
+        }
+        for m in ("pythia-410m", "pythia-1b")
+        for q in range(12)
+        for s in range(8)
+    ]
     (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     import_file(tmp_path / "s.jsonl", tmp_path / "S")
     out = tmp_path / "r.html"

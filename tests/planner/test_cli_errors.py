@@ -85,34 +85,71 @@ BAD = [
     ("forecast-missing", "forecast nowhere --at 10", "nowhere: no such samples folder or file"),
     # ttc costs
     ("costs-tp-heads", "costs --model llama-3.1-8b --gpu h100 --gen-tokens 100 --tp 3", "does not divide"),
-    ("costs-tp-1000", "costs --model llama-3.1-8b --gpu h100 --gen-tokens 100 --tp 1000", "--tp 1000 exceeds"),
-    ("costs-slo-negative", "costs --model llama-3.1-8b --gpu h100 --gen-tokens 100 --qps 1 --latency-slo-s -1",
-     "--latency-slo-s must be > 0 seconds"),
-    ("costs-slo-without-qps", "costs --model llama-3.1-8b --gpu h100 --gen-tokens 100 --latency-slo-s 5", "give --qps too"),
+    (
+        "costs-tp-1000",
+        "costs --model llama-3.1-8b --gpu h100 --gen-tokens 100 --tp 1000",
+        "--tp 1000 exceeds",
+    ),
+    (
+        "costs-slo-negative",
+        "costs --model llama-3.1-8b --gpu h100 --gen-tokens 100 --qps 1 --latency-slo-s -1",
+        "--latency-slo-s must be > 0 seconds",
+    ),
+    (
+        "costs-slo-without-qps",
+        "costs --model llama-3.1-8b --gpu h100 --gen-tokens 100 --latency-slo-s 5",
+        "give --qps too",
+    ),
     ("costs-unknown-model", "costs --model llama-9b --gpu h100 --gen-tokens 100", "llama-9b"),
     ("costs-gen-tokens", "costs --model llama-3.1-8b --gen-tokens abc", "--gen-tokens"),
     ("costs-unknown-gpu", "costs --model llama-3.1-8b --gpu h1000 --gen-tokens 100", "h1000"),
     # ttc profile
-    ("profile-device-tpu", "profile -m lab-s -t lab-arith --device tpu --out O", "device 'tpu': not a device name"),
+    (
+        "profile-device-tpu",
+        "profile -m lab-s -t lab-arith --device tpu --out O",
+        "device 'tpu': not a device name",
+    ),
     ("profile-device-cuda", "profile -m lab-s -t lab-arith --device cuda:7 --out O", "device 'cuda:7'"),
     ("profile-unknown-model", "profile -m lab-xl -t lab-arith --out O", "unknown model 'lab-xl'"),
     ("profile-unknown-strategy", "profile -m lab-s -t lab-arith -s poll:n=4 --out O", "poll"),
     ("profile-bad-knob", "profile -m lab-s -t lab-arith -s pool:n=0 --out O", "pool"),
     ("profile-shard", "profile -m lab-s -t lab-arith --shard 3/2 --out O", "3/2"),
-    ("profile-out-is-file", "profile -m lab-s -t lab-arith --out afile", "afile: is a file; expected a folder"),
-    ("profile-executor", "profile -m lab-s -t lab-arith --executor slurm --out O", "--executor must be local or ray"),
+    (
+        "profile-out-is-file",
+        "profile -m lab-s -t lab-arith --out afile",
+        "afile: is a file; expected a folder",
+    ),
+    (
+        "profile-executor",
+        "profile -m lab-s -t lab-arith --executor slurm --out O",
+        "--executor must be local or ray",
+    ),
     ("profile-task-missing", "profile -m lab-s -t nope.jsonl --out O", "nope.jsonl"),
     # ttc merge
     ("merge-mixed-models", "merge O R1 R2", "profiled model(s) ['fix-m'] but R1 profiled ['fix-s']"),
     ("merge-out-is-file", "merge afile R1", "afile: is a file; expected a folder"),
     ("merge-not-a-run", "merge O NORUN", "NORUN: no run.json"),
     # ttc recommend
-    ("recommend-storage-url", "recommend P --budget-flops 1e12 --storage notaurl://x", "storage 'notaurl://x': cannot open it"),
-    ("recommend-storage-missing-dir", "recommend P --budget-flops 1e12 --storage journal:nodir/x.log",
-     "No such file or directory"),
-    ("recommend-storage-sqlite-dir", "recommend P --budget-flops 1e12 --storage sqlite:///nodir/x.db", "cannot open it"),
-    ("recommend-storage-unreachable", "recommend P --budget-flops 1e12 --storage postgresql://u@127.0.0.1:9/db",
-     "storage 'postgresql://u@127.0.0.1:9/db': cannot open it"),
+    (
+        "recommend-storage-url",
+        "recommend P --budget-flops 1e12 --storage notaurl://x",
+        "storage 'notaurl://x': cannot open it",
+    ),
+    (
+        "recommend-storage-missing-dir",
+        "recommend P --budget-flops 1e12 --storage journal:nodir/x.log",
+        "No such file or directory",
+    ),
+    (
+        "recommend-storage-sqlite-dir",
+        "recommend P --budget-flops 1e12 --storage sqlite:///nodir/x.db",
+        "cannot open it",
+    ),
+    (
+        "recommend-storage-unreachable",
+        "recommend P --budget-flops 1e12 --storage postgresql://u@127.0.0.1:9/db",
+        "storage 'postgresql://u@127.0.0.1:9/db': cannot open it",
+    ),
     ("recommend-no-budget", "recommend P", "give at least one budget"),
     ("recommend-difficulty-and-mix", "recommend P --budget-flops 1e12 --difficulty 1 --mix 1:1", "not both"),
     # ttc evaluate
@@ -129,7 +166,7 @@ BAD = [
     ("usage-missing-option", "fit S", "Missing option '--out'"),
     ("usage-unknown-command", "fitt S", "No such command 'fitt'"),
     ("usage-bad-number", "fit S --out O --level high", "Invalid value for '--level'"),
-]  # fmt: skip
+]
 
 
 def snapshot(folder: Path) -> set[str]:
@@ -173,9 +210,11 @@ def test_bad_input_exits_2_with_one_line_and_leaves_nothing(base, monkeypatch, a
 
 def test_debug_flag_or_environment_shows_the_traceback_of_a_known_error(base, monkeypatch):
     monkeypatch.chdir(base)
-    for args, env in ((["import", "big.jsonl", "--out", "O", "--debug"], None),
-                      (["--debug", "import", "big.jsonl", "--out", "O"], None),
-                      (["import", "big.jsonl", "--out", "O"], {"TTC_DEBUG": "1"})):  # fmt: skip
+    for args, env in (
+        (["import", "big.jsonl", "--out", "O", "--debug"], None),
+        (["--debug", "import", "big.jsonl", "--out", "O"], None),
+        (["import", "big.jsonl", "--out", "O"], {"TTC_DEBUG": "1"}),
+    ):
         r = ttc(args, env)
         assert r.exit_code == 2 and "Traceback" in r.stderr, r.stderr
         assert r.stderr.strip().splitlines()[-1].startswith("error: ")
@@ -207,8 +246,11 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_partial_output(base,
     monkeypatch.chdir(base)
 
     def failing(path, data, **kw):
-        raise OSError(code, {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file system"}[code],
-                      str(path))  # fmt: skip
+        raise OSError(
+            code,
+            {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file system"}[code],
+            str(path),
+        )
 
     monkeypatch.setattr(importer, "atomic_write", failing)
     before = snapshot(base)

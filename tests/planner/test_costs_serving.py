@@ -28,10 +28,41 @@ H100, B200 = get_hardware("h100"), get_hardware("b200")
 QWEN3 = ["qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b"]
 # Qwen3-0.6B's 32 generated lengths on AIME24 problem 0 (Kinetics repository, see benchmarks/kinetics_check.py)
 AIME_LENGTHS = TokenLengths.from_samples(
-    [13063, 22187, 16921, 9094, 11544, 10371, 14211, 24453, 10036, 12559, 20283, 6202, 9079, 10744,
-     30767, 7852, 12486, 17052, 14432, 11699, 3822, 16273, 14984, 20838, 6687, 12773, 11685, 12518,
-     6197, 8365, 7970, 22637]
-)  # fmt: skip
+    [
+        13063,
+        22187,
+        16921,
+        9094,
+        11544,
+        10371,
+        14211,
+        24453,
+        10036,
+        12559,
+        20283,
+        6202,
+        9079,
+        10744,
+        30767,
+        7852,
+        12486,
+        17052,
+        14432,
+        11699,
+        3822,
+        16273,
+        14984,
+        20838,
+        6687,
+        12773,
+        11685,
+        12518,
+        6197,
+        8365,
+        7970,
+        22637,
+    ]
+)
 
 
 # ---- the batch ---------------------------------------------------------------------------------
@@ -140,7 +171,9 @@ def test_kv_copies_under_tp_follow_vllm_layout(model, tp, copies):
     w = Workload.from_strategy("pool:n=8", 236, AIME_LENGTHS)
     tl = tally(spec, w)
     kv = memory_needed_bytes(spec, tl, DEFAULT_CONCURRENCY, 1) - spec.weight_bytes
-    assert memory_needed_bytes(spec, tl, DEFAULT_CONCURRENCY, tp) - spec.weight_bytes == pytest.approx(copies * kv)
+    assert memory_needed_bytes(spec, tl, DEFAULT_CONCURRENCY, tp) - spec.weight_bytes == pytest.approx(
+        copies * kv
+    )
 
 
 def test_auto_tp_counts_the_mla_latent_on_every_rank():
@@ -150,7 +183,9 @@ def test_auto_tp_counts_the_mla_latent_on_every_rank():
     w = Workload.from_strategy("pool:n=8", 236, AIME_LENGTHS)
     est = estimate_cost(spec, w, H100)
     tl = tally(spec, w)
-    assert est.memory_needed_bytes == pytest.approx(memory_needed_bytes(spec, tl, DEFAULT_CONCURRENCY, est.tp))
+    assert est.memory_needed_bytes == pytest.approx(
+        memory_needed_bytes(spec, tl, DEFAULT_CONCURRENCY, est.tp)
+    )
     assert est.fits_in_memory
     for t in tp_degrees(spec):
         if t < est.tp:

@@ -134,8 +134,12 @@ def test_the_spec_is_resolved_from_a_suffix_and_from_run_metadata():
     assert spec.attention_pattern == "sparse" and DENSE.attention_pattern == "dense"
     assert ModelSpec.resolve("llama-3.1-8b@attn_blocks=all") == DENSE
     lab = ModelSpec.resolve("lab-m")
-    meta = {"model": "lab-m@attn_blocks=2", "config": dict(lab.config), "dtype": lab.dtype,
-            "sparse_attention": SparseAttention(2).to_dict()}  # fmt: skip
+    meta = {
+        "model": "lab-m@attn_blocks=2",
+        "config": dict(lab.config),
+        "dtype": lab.dtype,
+        "sparse_attention": SparseAttention(2).to_dict(),
+    }
     from_run = ModelSpec.from_run_metadata(meta)
     assert from_run.name == "lab-m@attn_blocks=2" and from_run.sparse == SparseAttention(2)
     assert json.loads(json.dumps(from_run.summary()))["sparse_attention"]["attn_blocks"] == 2

@@ -117,8 +117,9 @@ def test_recommend_evaluate_and_report_reuse_the_fits(tmp_path, counted):
 def ttc(*args, env=None):
     """``ttc ARGS`` in a fresh process with stderr to a pipe (as in a log file)."""
     code = "from planner.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600,
-                          env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600, env=env
+    )
 
 
 def test_ttc_fit_rerun_fits_nothing_and_a_pipe_gets_progress_lines(tmp_path):
@@ -140,8 +141,16 @@ def test_ttc_fit_rerun_fits_nothing_and_a_pipe_gets_progress_lines(tmp_path):
         again.stdout.split()
     )
     assert (tmp_path / "fit" / "fits.json").read_text() == fits
-    off = ttc("fit", str(folder), "--out", str(tmp_path / "fit2"), "--n-boot", "10", "--no-cache",
-              env={**env, "TTC_PROGRESS": "0"})  # fmt: skip
+    off = ttc(
+        "fit",
+        str(folder),
+        "--out",
+        str(tmp_path / "fit2"),
+        "--n-boot",
+        "10",
+        "--no-cache",
+        env={**env, "TTC_PROGRESS": "0"},
+    )
     assert off.returncode == 0 and "(no cache)" in off.stdout and off.stderr.count("fitting laws") == 0
     assert (tmp_path / "fit2" / "fits.json").read_text() == fits
 

@@ -35,8 +35,9 @@ def profile(tmp_path_factory):
 @pytest.fixture(scope="module")
 def space(profile):
     coster = CostModel(profile.specs)
-    return OptionSpace.from_curves(profile.curves, coster, architectures=profile.architectures,
-                                   measured_only=True, fit_if_missing=False)  # fmt: skip
+    return OptionSpace.from_curves(
+        profile.curves, coster, architectures=profile.architectures, measured_only=True, fit_if_missing=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,11 @@ def _subset_accuracy(samples: pd.DataFrame, questions) -> dict[tuple[str, str, f
     part = samples[samples[S.QUESTION_ID].astype(str).isin(set(questions))]
     curves = curves_from_samples(part, metrics=DEPLOYABLE_METRICS, n_boot=0)
     sources, _ = arms_from_curves(curves, include_simulated=True)
-    return {(s.arm.key, s.difficulty, float(x)): float(a)
-            for s in sources for x, a in zip(s.points[KNOB_VALUE], s.points[ACCURACY], strict=True)}  # fmt: skip
+    return {
+        (s.arm.key, s.difficulty, float(x)): float(a)
+        for s in sources
+        for x, a in zip(s.points[KNOB_VALUE], s.points[ACCURACY], strict=True)
+    }
 
 
 # ---- summarize -----------------------------------------------------------------------------------------------

@@ -93,14 +93,26 @@ def _mixed_folder(tmp_path, overlap: bool = False):
     samples) imported into one folder."""
     rng = np.random.default_rng(0)
     ok = rng.random((8, 8)) < 0.4
-    samples = pd.DataFrame({
-        "question_id": np.repeat([f"q{i}" for i in range(8)], 8), "correct": ok.ravel().astype(int),
-        "answer": np.where(ok.ravel(), "A", "B"), "model": "m1", "prompt_tokens": 100.0, "completion_tokens": 200.0,
-    })  # fmt: skip
-    counts = pd.DataFrame({
-        "question_id": ["q1", "q2", "q3", "q4"], "n_samples": 100, "n_correct": [3, 0, 50, 1],
-        "prompt_tokens": 100.0, "completion_tokens": 200.0, "model": "m1" if overlap else "mA",
-    })  # fmt: skip
+    samples = pd.DataFrame(
+        {
+            "question_id": np.repeat([f"q{i}" for i in range(8)], 8),
+            "correct": ok.ravel().astype(int),
+            "answer": np.where(ok.ravel(), "A", "B"),
+            "model": "m1",
+            "prompt_tokens": 100.0,
+            "completion_tokens": 200.0,
+        }
+    )
+    counts = pd.DataFrame(
+        {
+            "question_id": ["q1", "q2", "q3", "q4"],
+            "n_samples": 100,
+            "n_correct": [3, 0, 50, 1],
+            "prompt_tokens": 100.0,
+            "completion_tokens": 200.0,
+            "model": "m1" if overlap else "mA",
+        }
+    )
     samples.to_csv(tmp_path / "s.csv", index=False)
     counts.to_csv(tmp_path / "c.csv", index=False)
     for name in ("s.csv", "c.csv"):
@@ -123,10 +135,23 @@ def test_samples_and_counts_in_one_folder_plan_and_evaluate_both_models(tmp_path
     with pytest.raises(PlanError, match="mA: per-question counts give pass@k only.*--verifier exact"):
         plan(prof, {"flops": 7e13}, models=("mA",))
 
-    space = OptionSpace.from_curves(prof.curves, CostModel(prof.specs), measured_only=True, fit_if_missing=False,
-                                    questions=prof.questions, verifier="exact")  # fmt: skip
-    held = HeldOut(space, prof.curves, prof.samples, {"mix": space.target(None)}, counts=prof.counts,
-                   verifier="exact", per_question=prof.per_question)  # fmt: skip
+    space = OptionSpace.from_curves(
+        prof.curves,
+        CostModel(prof.specs),
+        measured_only=True,
+        fit_if_missing=False,
+        questions=prof.questions,
+        verifier="exact",
+    )
+    held = HeldOut(
+        space,
+        prof.curves,
+        prof.samples,
+        {"mix": space.target(None)},
+        counts=prof.counts,
+        verifier="exact",
+        per_question=prof.per_question,
+    )
     arms = set(held.full["mix"]["arm"])
     assert {"mA|verified", "m1|verified", "m1|majority"} <= arms  # evaluate keeps the counts model
 
@@ -141,13 +166,29 @@ def test_evaluate_counts_whose_smallest_pool_is_one_sample(tmp_path):
     """A counts pool curve starting at one sample is a pool in the held-out engine too (it was
     read as a one-execution strategy: "pool config {} has no compute knob 'n'")."""
     rng = np.random.default_rng(1)
-    table = pd.DataFrame({"model": "mA", "question_id": [f"q{i}" for i in range(30)],
-                          "n_samples": [1] + [8] * 29})  # fmt: skip
+    table = pd.DataFrame(
+        {"model": "mA", "question_id": [f"q{i}" for i in range(30)], "n_samples": [1] + [8] * 29}
+    )
     table["n_correct"] = rng.binomial(table["n_samples"], 0.4)
     table.assign(prompt_tokens=200.0, completion_tokens=250.0).to_csv(tmp_path / "c.csv", index=False)
     import_file(tmp_path / "c.csv", tmp_path / "c")
-    r = CliRunner().invoke(app, ["evaluate", str(tmp_path / "c"), "--verifier", "exact", "--model-spec", f"mA={SPEC}",
-                                 "--splits", "3", "--n-boot", "0", "--no-cache", "--json"])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(tmp_path / "c"),
+            "--verifier",
+            "exact",
+            "--model-spec",
+            f"mA={SPEC}",
+            "--splits",
+            "3",
+            "--n-boot",
+            "0",
+            "--no-cache",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert _strict(r.stdout)["budgets"]
 
@@ -170,21 +211,39 @@ def test_costs_refuses_non_finite_or_empty_numbers_naming_the_flag(args, flag):
 
 
 def test_costs_refuses_an_infinite_api_price():
-    r = CliRunner().invoke(app, ["costs", "--api", "deepseek-r1", "--gen-tokens", "100",
-                                 "--output-usd-per-mtok", "inf"])  # fmt: skip
+    r = CliRunner().invoke(
+        app, ["costs", "--api", "deepseek-r1", "--gen-tokens", "100", "--output-usd-per-mtok", "inf"]
+    )
     _one_line_error(r, "--output-usd-per-mtok")
 
 
 @pytest.mark.parametrize("pair", ["usd=nan", "latency_s=inf", "flops=nan", "flops=-1", "tokens=x"])
 def test_recommend_refuses_a_non_finite_checker_cost_naming_the_flag(tmp_path, pair):
-    r = CliRunner().invoke(app, ["recommend", str(tmp_path), "--budget-flops", "1e13", "--verifier", "exact",
-                                 "--checker-cost", pair])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        ["recommend", str(tmp_path), "--budget-flops", "1e13", "--verifier", "exact", "--checker-cost", pair],
+    )
     _one_line_error(r, f"--checker-cost {pair}", "finite number")
 
 
 def test_costs_json_is_strict():
-    r = CliRunner().invoke(app, ["costs", "--model", f"m={SPEC}", "--gpu", "h100", "--strategy", "pool:n=4",
-                                 "--gen-tokens", "100,300", "--qps", "2", "--json"])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "costs",
+            "--model",
+            f"m={SPEC}",
+            "--gpu",
+            "h100",
+            "--strategy",
+            "pool:n=4",
+            "--gen-tokens",
+            "100,300",
+            "--qps",
+            "2",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert _strict(r.stdout)["estimate"]["flops"] > 0
 
@@ -238,8 +297,9 @@ def test_a_difficulty_spelled_1_0_is_the_label_1(tmp_path):
         {"question_id": np.repeat([f"q{i}" for i in range(6)], 4), "difficulty": np.repeat([1, 2] * 3, 4)}
     )
     df["correct"] = (rng.random(len(df)) < 0.5).astype(int)
-    df.assign(answer=np.where(df["correct"] == 1, "A", "B"), model="m1", prompt_tokens=10.0,
-              completion_tokens=30.0).to_csv(tmp_path / "s.csv", index=False)  # fmt: skip
+    df.assign(
+        answer=np.where(df["correct"] == 1, "A", "B"), model="m1", prompt_tokens=10.0, completion_tokens=30.0
+    ).to_csv(tmp_path / "s.csv", index=False)
     import_file(tmp_path / "s.csv", tmp_path / "p")
     prof = load_profile(tmp_path / "p", model_specs={"m1": SPEC}, n_boot=0, use_cache=False)
     one = plan(prof, {"flops": 1e13}, difficulty="1", method="exhaustive").to_json()

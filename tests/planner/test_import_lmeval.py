@@ -59,8 +59,10 @@ def test_reading_inspect_logs_without_inspect_ai_says_what_to_install(tmp_path):
     )
     r = subprocess.run(
         [sys.executable, "-c", code, "import", str(DATA / "lm-eval"), "--out", str(tmp_path / "lm")],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
 
 

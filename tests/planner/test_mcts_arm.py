@@ -37,12 +37,24 @@ def mcts_tokens(sims: int) -> int:
 
 def _rows(strategy: str, config: str, tokens: int, right_every: int, n: int = 16) -> list[dict]:
     return [
-        {S.MODEL: MODEL, S.STRATEGY: strategy, S.CONFIG: config, S.QUESTION_ID: f"q{i}", S.DIFFICULTY: "1",
-         S.SAMPLE_IDX: 0, S.REFERENCE: "A", S.ANSWER: "A" if i % 4 < right_every else "W",
-         S.CORRECT: i % 4 < right_every, S.PROMPT_TOKENS: PROMPT, S.COMPLETION_TOKENS: tokens,
-         S.LATENCY_S: 1e-3 * tokens, S.TASK: "fixture", S.BACKEND: "fixture"}
+        {
+            S.MODEL: MODEL,
+            S.STRATEGY: strategy,
+            S.CONFIG: config,
+            S.QUESTION_ID: f"q{i}",
+            S.DIFFICULTY: "1",
+            S.SAMPLE_IDX: 0,
+            S.REFERENCE: "A",
+            S.ANSWER: "A" if i % 4 < right_every else "W",
+            S.CORRECT: i % 4 < right_every,
+            S.PROMPT_TOKENS: PROMPT,
+            S.COMPLETION_TOKENS: tokens,
+            S.LATENCY_S: 1e-3 * tokens,
+            S.TASK: "fixture",
+            S.BACKEND: "fixture",
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +120,17 @@ def test_the_report_compares_mcts_with_beam_and_best_of_n_at_equal_tokens():
     from planner.report.search import equal_token_table, search_table
 
     def row(strategy, config, metric, k, d, n, acc, tokens):
-        return {S.MODEL: "m", S.STRATEGY: strategy, S.CONFIG: config, S.METRIC: metric, S.K: k,
-                S.DIFFICULTY: d, S.N_QUESTIONS: n, S.ACCURACY: acc, S.MEAN_COMPLETION_TOKENS: tokens}  # fmt: skip
+        return {
+            S.MODEL: "m",
+            S.STRATEGY: strategy,
+            S.CONFIG: config,
+            S.METRIC: metric,
+            S.K: k,
+            S.DIFFICULTY: d,
+            S.N_QUESTIONS: n,
+            S.ACCURACY: acc,
+            S.MEAN_COMPLETION_TOKENS: tokens,
+        }
 
     mcts = get_strategy("mcts:simulations=8").config_json()
     rows = [
@@ -117,10 +138,12 @@ def test_the_report_compares_mcts_with_beam_and_best_of_n_at_equal_tokens():
         row("mcts", mcts, "accuracy", 1, "2", 30, 0.5, 300.0),
     ]
     for d, n in (("1", 10), ("2", 30)):
-        rows += [row("beam", '{"width": 1}', "accuracy", 1, d, n, 0.2, 100.0),
-                 row("beam", '{"width": 4}', "accuracy", 1, d, n, 0.6, 400.0),
-                 row("pool", '{"reward": "none"}', "best_of@k", 1, d, n, 0.3, 50.0),
-                 row("pool", '{"reward": "none"}', "best_of@k", 4, d, n, 0.4, 200.0)]  # fmt: skip
+        rows += [
+            row("beam", '{"width": 1}', "accuracy", 1, d, n, 0.2, 100.0),
+            row("beam", '{"width": 4}', "accuracy", 1, d, n, 0.6, 400.0),
+            row("pool", '{"reward": "none"}', "best_of@k", 1, d, n, 0.3, 50.0),
+            row("pool", '{"reward": "none"}', "best_of@k", 4, d, n, 0.4, 200.0),
+        ]
     (r,) = equal_token_table(pd.DataFrame(rows)).to_dict("records")
     assert (r["simulations"], r["scorer"], r["generated_tokens"]) == (8, "oracle-step-checker", 250.0)
     assert r["mcts"] == pytest.approx(0.6)

@@ -70,8 +70,9 @@ def test_preposterior_value_is_zero_for_an_option_that_cannot_change_the_choice_
         [A[b].max() - A[b, 1 if mu[1] + shift[b] > mu[0] else 0] for b in range(B)]
     )
     assert value[1] == pytest.approx(brute, abs=1e-12)
-    noisy = preposterior_value(A, mu, A[:, 1], 0.05**2, updated=np.arange(3) == 1, before=everyone,
-                               eps=rng.standard_normal(B))  # fmt: skip
+    noisy = preposterior_value(
+        A, mu, A[:, 1], 0.05**2, updated=np.arange(3) == 1, before=everyone, eps=rng.standard_normal(B)
+    )
     assert 0 < noisy < value[1]  # a noisy look is worth less than a perfect one
 
 
@@ -80,8 +81,15 @@ def test_a_measurement_that_brings_an_option_in_reach_is_worth_its_lead():
     a noiseless look is worth the whole expected regret."""
     A = np.array([[0.5, 0.9], [0.6, 0.8], [0.55, 0.7]])
     mu = A.mean(axis=0)
-    v = preposterior_value(A, mu, A[:, 1], 0.0, updated=np.array([False, True]), before=np.array([True, False]),
-                           after=np.array([True, True]))  # fmt: skip
+    v = preposterior_value(
+        A,
+        mu,
+        A[:, 1],
+        0.0,
+        updated=np.array([False, True]),
+        before=np.array([True, False]),
+        after=np.array([True, True]),
+    )
     assert v == pytest.approx(expected_regret(A, 0), abs=1e-12)
 
 
@@ -99,10 +107,22 @@ def _samples(n_questions: int = 60, pool: int = 8, seed: int = 0) -> pd.DataFram
         for i, zi in enumerate(z):
             ok = rng.random(pool) < expit(skill + zi)
             wrong, toks = rng.integers(0, 3, pool), rng.poisson(60, pool)
-            rows += [{S.MODEL: m, S.STRATEGY: "pool", S.CONFIG: POOL, S.QUESTION_ID: f"q{i}", S.DIFFICULTY: "all",
-                      S.SAMPLE_IDX: j, S.ANSWER: "A" if ok[j] else f"W{wrong[j]}", S.REFERENCE: "A",
-                      S.CORRECT: bool(ok[j]), S.PROMPT_TOKENS: 40, S.COMPLETION_TOKENS: int(toks[j])}
-                     for j in range(pool)]  # fmt: skip
+            rows += [
+                {
+                    S.MODEL: m,
+                    S.STRATEGY: "pool",
+                    S.CONFIG: POOL,
+                    S.QUESTION_ID: f"q{i}",
+                    S.DIFFICULTY: "all",
+                    S.SAMPLE_IDX: j,
+                    S.ANSWER: "A" if ok[j] else f"W{wrong[j]}",
+                    S.REFERENCE: "A",
+                    S.CORRECT: bool(ok[j]),
+                    S.PROMPT_TOKENS: 40,
+                    S.COMPLETION_TOKENS: int(toks[j]),
+                }
+                for j in range(pool)
+            ]
     return S.validate_samples(pd.DataFrame(rows))
 
 
@@ -166,12 +186,38 @@ def test_when_the_best_option_lies_beyond_reach_the_top_action_brings_it_in_reac
 def test_a_measure_next_command_runs_as_printed_and_appends_to_the_profile(tmp_path):
     out = tmp_path / "lab"
     runner = CliRunner()
-    args = ["profile", "--model", "lab-s", "--task", "lab-arith", "--strategy", "pool:n=8", "--questions", "2",
-            "--out", str(out), "--no-progress"]  # fmt: skip
+    args = [
+        "profile",
+        "--model",
+        "lab-s",
+        "--task",
+        "lab-arith",
+        "--strategy",
+        "pool:n=8",
+        "--questions",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert runner.invoke(app, args).exit_code == 0
     before = S.read_samples(out)
-    r = runner.invoke(app, ["recommend", str(out), "--budget-tokens", "3000", "--verifier", "exact",
-                            "--difficulty", "4", "--n-boot", "20", "--json"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "recommend",
+            str(out),
+            "--budget-tokens",
+            "3000",
+            "--verifier",
+            "exact",
+            "--difficulty",
+            "4",
+            "--n-boot",
+            "20",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     block = json.loads(r.output[r.output.index("{") :])["measure_next"]
     assert block["actions"], block

@@ -17,8 +17,16 @@ from planner.recommend import build_space
 from planner.space import CostModel
 from profiling.storage import new_run_metadata, run_signature, write_run, write_shard
 
-DESIGN_KEYS = {"request", "choice", "expected_accuracy", "accuracy_interval", "source", "cost",
-               "binding_constraint", "runners_up"}  # fmt: skip
+DESIGN_KEYS = {
+    "request",
+    "choice",
+    "expected_accuracy",
+    "accuracy_interval",
+    "source",
+    "cost",
+    "binding_constraint",
+    "runners_up",
+}
 CONFIGS = {
     "lab-s": "qwen2.5-0.5b",
     "lab-m": "qwen2.5-1.5b",
@@ -100,8 +108,11 @@ def test_runner_ups_fit_the_budget_but_at_most_one_with_its_overrun(profile_dir)
 
 
 def test_recommend_fits_100_columns_and_explains_itself(profile_dir):
-    r = CliRunner().invoke(app, ["recommend", str(profile_dir), "--budget-flops", "2e13", "--latency-s", "5",
-                                 "--n-boot", "30"], env={"COLUMNS": "100"})  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        ["recommend", str(profile_dir), "--budget-flops", "2e13", "--latency-s", "5", "--n-boot", "30"],
+        env={"COLUMNS": "100"},
+    )
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert max(len(line) for line in lines) <= 100, max(lines, key=len)
@@ -164,8 +175,20 @@ def test_mix_adds_an_allocation_with_one_option_per_bin(profile_dir):
     diff = a["difference"]
     assert diff["accuracy"] == pytest.approx(a["expected_accuracy"] - a["best_single_accuracy"], abs=2e-6)
     assert diff["within_noise"] == (abs(diff["accuracy"]) <= diff["se"])
-    r = CliRunner().invoke(app, ["recommend", str(profile_dir), "--budget-flops", "2e13", "--mix", "1:0.2,2:0.5,3:0.3",
-                                 "--n-boot", "30"], env={"COLUMNS": "100"})  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "recommend",
+            str(profile_dir),
+            "--budget-flops",
+            "2e13",
+            "--mix",
+            "1:0.2,2:0.5,3:0.3",
+            "--n-boot",
+            "30",
+        ],
+        env={"COLUMNS": "100"},
+    )
     flat = " ".join(r.output.split())
     assert "|" not in flat.split("per-difficulty allocation")[1]  # no internal arm keys
     assert ("within noise" in flat) == diff["within_noise"] and "SE " in flat
@@ -185,8 +208,11 @@ def test_auto_difficulty_recommends_an_adaptive_policy(profile_dir):
     assert {row["policy"] for row in d["policy"]["table"]} >= {"fixed", "early_stop"}
     for r in d["runners_up"]:
         assert "on the planning half" in r["why_not"] and "SE " in r["why_not"]
-    r = CliRunner().invoke(app, ["recommend", str(profile_dir), "--budget-tokens", "300", "--difficulty", "auto",
-                                 "--n-boot", "30"], env={"COLUMNS": "100"})  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        ["recommend", str(profile_dir), "--budget-tokens", "300", "--difficulty", "auto", "--n-boot", "30"],
+        env={"COLUMNS": "100"},
+    )
     flat = " ".join(r.output.split())
     assert "policy" in flat and "held-out" in flat and "training accuracy" not in flat
     assert max(len(line) for line in r.output.splitlines()) <= 100
@@ -237,8 +263,9 @@ def test_evaluate_reports_realized_accuracy_and_regret_with_intervals(profile_di
         acc, regret = row["realized_accuracy"], row["regret"]
         assert 0 <= acc["lo"] <= acc["mean"] <= acc["hi"] <= 1
         assert regret["lo"] <= regret["mean"] <= regret["hi"] and regret["n_splits"] == 5
-    r = CliRunner().invoke(app, ["evaluate", str(profile_dir), "--splits", "5", "--n-boot", "30"],
-                           env={"COLUMNS": "100"})  # fmt: skip
+    r = CliRunner().invoke(
+        app, ["evaluate", str(profile_dir), "--splits", "5", "--n-boot", "30"], env={"COLUMNS": "100"}
+    )
     assert r.exit_code == 0, r.output
     assert max(len(line) for line in r.output.splitlines()) <= 100
     assert "…" not in r.output
@@ -273,8 +300,16 @@ def test_extra_model_of_a_profiled_family_is_predicted_and_labelled_extrapolated
     from planner.recommend import build_space
     from planner.space import CostModel, ExtraModel
 
-    r = run("recommend", "--profile", str(profile_dir), "--budget-flops", "5e14", "--extra-model",
-            "lab-xl=qwen2.5-14b", "--json")  # fmt: skip
+    r = run(
+        "recommend",
+        "--profile",
+        str(profile_dir),
+        "--budget-flops",
+        "5e14",
+        "--extra-model",
+        "lab-xl=qwen2.5-14b",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     prof = load_profile(profile_dir, n_boot=30)
     spec = ModelSpec.from_catalog("qwen2.5-14b")

@@ -67,8 +67,18 @@ def test_what_counts_cannot_support_is_one_line(profile, counts_dir):
         plan(profile, {"flops": 3e13})
     with pytest.raises(PlanError, match="--difficulty auto replays each sample's answer; counts have none"):
         plan(profile, {"flops": 3e13}, verifier="exact", difficulty="auto")
-    r = CliRunner().invoke(app, ["report", str(counts_dir), "--n-boot", "0", "--out", str(counts_dir / "r.html"),
-                                 *sum((["--model-spec", s] for s in SPECS), [])])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "report",
+            str(counts_dir),
+            "--n-boot",
+            "0",
+            "--out",
+            str(counts_dir / "r.html"),
+            *sum((["--model-spec", s] for s in SPECS), []),
+        ],
+    )
     assert r.exit_code == 2 and "holds per-question counts; the report needs per-sample results" in r.output
     assert len(r.output.strip().splitlines()) <= 3  # one message (wrapped at most)
 
@@ -76,8 +86,20 @@ def test_what_counts_cannot_support_is_one_line(profile, counts_dir):
 def test_recommend_and_evaluate_counts_on_the_command_line(counts_dir):
     specs = sum((["--model-spec", s] for s in SPECS), [])
     r = CliRunner().invoke(
-        app, ["recommend", str(counts_dir), "--budget-flops", "1e14", "--verifier", "exact", "--json", "--n-boot", "0", *specs]
-    )  # fmt: skip
+        app,
+        [
+            "recommend",
+            str(counts_dir),
+            "--budget-flops",
+            "1e14",
+            "--verifier",
+            "exact",
+            "--json",
+            "--n-boot",
+            "0",
+            *specs,
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["choice"]["strategy"] == "verified"
     e = CliRunner().invoke(
@@ -98,8 +120,14 @@ def test_held_out_engine_on_counts_is_pass_at_n_of_each_half(profile, counts):
     from planner.splits import HeldOut
 
     coster = CostModel(profile.specs)
-    space = OptionSpace.from_curves(profile.curves, coster, measured_only=True, fit_if_missing=False,
-                                    questions=profile.questions, verifier="exact")  # fmt: skip
+    space = OptionSpace.from_curves(
+        profile.curves,
+        coster,
+        measured_only=True,
+        fit_if_missing=False,
+        questions=profile.questions,
+        verifier="exact",
+    )
     mix = space.target(None)
     held = HeldOut(
         space, profile.curves, profile.samples, {"mix": mix}, counts=profile.counts, verifier="exact"
@@ -145,12 +173,20 @@ def test_counts_whose_smallest_pool_is_one_sample_still_plan(tmp_path):
     pass@k curve stops at k = 1 (the common-pool policy): it is still a pool arm (x = n = 1), not
     a one-execution strategy without its compute knob (the crash benchmarks/real_regret.py hit)."""
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"model": "Pythia_12B_300B", "question_id": [f"q{i}" for i in range(30)],
-                          "n_samples": [1] + [8] * 29, "n_correct": 0})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "model": "Pythia_12B_300B",
+            "question_id": [f"q{i}" for i in range(30)],
+            "n_samples": [1] + [8] * 29,
+            "n_correct": 0,
+        }
+    )
     table["n_correct"] = rng.binomial(table["n_samples"], 0.4)
     table = table.assign(prompt_tokens=200.0, completion_tokens=250.0)
     table.to_csv(tmp_path / "in.csv", index=False)
     import_file(tmp_path / "in.csv", tmp_path / "c")
-    prof = load_profile(tmp_path / "c", model_specs={"Pythia_12B_300B": "pythia-12b"}, n_boot=0, use_cache=False)
+    prof = load_profile(
+        tmp_path / "c", model_specs={"Pythia_12B_300B": "pythia-12b"}, n_boot=0, use_cache=False
+    )
     rec = plan(prof, {"flops": 1e15}, verifier="exact", method="exhaustive").to_json()
     assert rec["choice"]["strategy"] == "verified" and rec["choice"]["knobs"]["n"] >= 1

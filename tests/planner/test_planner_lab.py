@@ -21,8 +21,23 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def lab_profile(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab")
-    args = ["profile", "--model", "lab-s", "--task", "lab-arith", "--strategy", "greedy",
-            "--strategy", "pool:n=6", "--strategy", "budget:tokens=8|16", "--questions", "1", "--out", str(out)]  # fmt: skip
+    args = [
+        "profile",
+        "--model",
+        "lab-s",
+        "--task",
+        "lab-arith",
+        "--strategy",
+        "greedy",
+        "--strategy",
+        "pool:n=6",
+        "--strategy",
+        "budget:tokens=8|16",
+        "--questions",
+        "1",
+        "--out",
+        str(out),
+    ]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     return out

@@ -126,10 +126,14 @@ def test_space_adds_an_unprofiled_family_member_labelled_extrapolated(curves):
     fams = {"lab-s": "lab", "lab-m": "lab", "lab-l": "lab", "lab-moe": "lab-moe"}
     params = {**F.PARAMS, "lab-xl": 3e7}
     sp = OptionSpace.from_curves(
-        curves[curves[S.STRATEGY] == "pool"], F.toy_coster(params), architectures=F.ARCH,
-        extra_models=[ExtraModel("lab-xl", "lab", 3e7)], model_params=F.PARAMS, families=fams,
+        curves[curves[S.STRATEGY] == "pool"],
+        F.toy_coster(params),
+        architectures=F.ARCH,
+        extra_models=[ExtraModel("lab-xl", "lab", 3e7)],
+        model_params=F.PARAMS,
+        families=fams,
         fit_if_missing=False,
-    )  # fmt: skip
+    )
     tab = sp.table(sp.target("2"))
     xl = tab[tab["model"] == "lab-xl"]
     assert len(xl) and set(xl["source"]) == {"extrapolated"}

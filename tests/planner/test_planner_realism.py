@@ -45,10 +45,21 @@ def spread_samples(n_questions: int = 12, pool: int = 16, seed: int = 0, mean_to
             ok = rng.random(pool) < p
             toks = np.maximum(rng.lognormal(np.log(mean_tokens) - 0.5, 1.0, pool).round(), 1)
             for j in range(pool):
-                rows.append({S.MODEL: m, S.STRATEGY: "pool", S.CONFIG: F.POOL_CONFIG, S.QUESTION_ID: f"q{q}",
-                             S.DIFFICULTY: "all", S.SAMPLE_IDX: j, S.ANSWER: "A" if ok[j] else f"W{j % 3}",
-                             S.REFERENCE: "A", S.CORRECT: bool(ok[j]), S.PROMPT_TOKENS: int(prompts[q]),
-                             S.COMPLETION_TOKENS: int(toks[j])})  # fmt: skip
+                rows.append(
+                    {
+                        S.MODEL: m,
+                        S.STRATEGY: "pool",
+                        S.CONFIG: F.POOL_CONFIG,
+                        S.QUESTION_ID: f"q{q}",
+                        S.DIFFICULTY: "all",
+                        S.SAMPLE_IDX: j,
+                        S.ANSWER: "A" if ok[j] else f"W{j % 3}",
+                        S.REFERENCE: "A",
+                        S.CORRECT: bool(ok[j]),
+                        S.PROMPT_TOKENS: int(prompts[q]),
+                        S.COMPLETION_TOKENS: int(toks[j]),
+                    }
+                )
     return S.validate_samples(pd.DataFrame(rows))
 
 
@@ -73,8 +84,12 @@ def realized(samples: pd.DataFrame, model: str, n: int, spec: ModelSpec, tp: int
 @pytest.fixture(scope="module")
 def vote_profile():
     samples = F.samples_table(n_questions=12, pool=16)
-    specs = {"lab-s": _specs()["q-s"], "lab-m": _specs()["q-m"], "lab-l": _specs()["q-l"],
-             "lab-moe": ModelSpec.from_catalog("qwen3-30b-a3b")}  # fmt: skip
+    specs = {
+        "lab-s": _specs()["q-s"],
+        "lab-m": _specs()["q-m"],
+        "lab-l": _specs()["q-l"],
+        "lab-moe": ModelSpec.from_catalog("qwen3-30b-a3b"),
+    }
     return profile_from_tables(samples, specs, n_boot=0, verifier="exact")
 
 
@@ -105,9 +120,10 @@ def test_verifier_exact_offers_best_of_n_with_the_checker_at_pass_at_n(vote_prof
 def test_the_checker_cost_is_paid_per_checked_sample(vote_profile):
     free = build_space(vote_profile, CostModel(vote_profile.specs, hardware=H100), verifier="exact")
     paid = build_space(
-        vote_profile, CostModel(vote_profile.specs, hardware=H100, checker_cost={"flops": 1e9, "latency_s": 0.5}),
+        vote_profile,
+        CostModel(vote_profile.specs, hardware=H100, checker_cost={"flops": 1e9, "latency_s": 0.5}),
         verifier="exact",
-    )  # fmt: skip
+    )
     arm = next(a for a in free.arms({"2": 1.0}) if a.strategy == "verified")
     a, b = free.evaluate_values(arm, [4, 8], {"2": 1.0}), paid.evaluate_values(arm, [4, 8], {"2": 1.0})
     np.testing.assert_allclose(b["flops"] - a["flops"], [4e9, 8e9])
@@ -129,9 +145,20 @@ def _two_lengths_profile(lengths, prompt=0):
     rows = []
     for q in range(4):
         for j, t in enumerate(lengths):
-            rows.append({S.MODEL: "m", S.STRATEGY: "pool", S.CONFIG: F.POOL_CONFIG, S.QUESTION_ID: f"q{q}",
-                         S.SAMPLE_IDX: j, S.ANSWER: "A" if (q + j) % 2 else "B", S.REFERENCE: "A",
-                         S.CORRECT: bool((q + j) % 2), S.PROMPT_TOKENS: prompt, S.COMPLETION_TOKENS: t})  # fmt: skip
+            rows.append(
+                {
+                    S.MODEL: "m",
+                    S.STRATEGY: "pool",
+                    S.CONFIG: F.POOL_CONFIG,
+                    S.QUESTION_ID: f"q{q}",
+                    S.SAMPLE_IDX: j,
+                    S.ANSWER: "A" if (q + j) % 2 else "B",
+                    S.REFERENCE: "A",
+                    S.CORRECT: bool((q + j) % 2),
+                    S.PROMPT_TOKENS: prompt,
+                    S.COMPLETION_TOKENS: t,
+                }
+            )
     return profile_from_tables(pd.DataFrame(rows), {"m": ModelSpec.from_catalog("llama-3.1-8b")}, n_boot=0)
 
 

@@ -30,12 +30,24 @@ def profile(tmp_path_factory):
         config = get_strategy(f"greedy:reasoning_effort={effort}").config_json()
         configs.append(("greedy", config))
         rows += [
-            {S.MODEL: MODEL, S.STRATEGY: "greedy", S.CONFIG: config, S.QUESTION_ID: f"q{i}", S.DIFFICULTY: "1",
-             S.SAMPLE_IDX: 0, S.REFERENCE: "A", S.ANSWER: "A" if i % 4 < right else "W", S.CORRECT: i % 4 < right,
-             S.PROMPT_TOKENS: PROMPT, S.COMPLETION_TOKENS: tokens, S.LATENCY_S: 1e-3 * tokens,
-             S.TASK: "fixture", S.BACKEND: "openai"}
+            {
+                S.MODEL: MODEL,
+                S.STRATEGY: "greedy",
+                S.CONFIG: config,
+                S.QUESTION_ID: f"q{i}",
+                S.DIFFICULTY: "1",
+                S.SAMPLE_IDX: 0,
+                S.REFERENCE: "A",
+                S.ANSWER: "A" if i % 4 < right else "W",
+                S.CORRECT: i % 4 < right,
+                S.PROMPT_TOKENS: PROMPT,
+                S.COMPLETION_TOKENS: tokens,
+                S.LATENCY_S: 1e-3 * tokens,
+                S.TASK: "fixture",
+                S.BACKEND: "openai",
+            }
             for i in range(16)
-        ]  # fmt: skip
+        ]
     write_shard(folder, S.validate_samples(pd.DataFrame(rows)))
     meta = new_run_metadata(run_signature("fixture", 0, 512, configs), device="synthetic (no model was run)")
     meta["models"][MODEL] = {"config": dict(get_model_entry("qwen2.5-1.5b").config), "dtype": "bfloat16"}

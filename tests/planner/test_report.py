@@ -180,8 +180,12 @@ def test_measured_points_are_the_curves_table(built, ctx):
     acc = built.content.frames["accuracy"]
     curves = ctx.profile.curves
     for model in ("fix-s", "fix-l"):
-        rows = acc[(acc[D.KIND] == "measured") & (acc[D.PANEL] == "2") & (acc[S.MODEL] == model)
-                   & (acc[S.STRATEGY] == "majority")]  # fmt: skip
+        rows = acc[
+            (acc[D.KIND] == "measured")
+            & (acc[D.PANEL] == "2")
+            & (acc[S.MODEL] == model)
+            & (acc[S.STRATEGY] == "majority")
+        ]
         ref = curves[
             (curves[S.MODEL] == model) & (curves[S.DIFFICULTY] == "2") & (curves[S.METRIC] == "majority@k")
         ]
@@ -509,12 +513,29 @@ def test_a_profile_without_moe_or_difficulty_bins_omits_those_sections_with_a_no
 def test_cli_writes_the_report_and_rejects_bad_requests(profile_dir, tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli" / "r.html"
-    r = runner.invoke(app, ["report", str(profile_dir), "--out", str(out), "--no-png", "--n-boot", str(N_BOOT),
-                            "--budgets", "1e11,1e12", "--qps", "5"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "report",
+            str(profile_dir),
+            "--out",
+            str(out),
+            "--no-png",
+            "--n-boot",
+            str(N_BOOT),
+            "--budgets",
+            "1e11,1e12",
+            "--qps",
+            "5",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert out.exists() and out.with_suffix(".md").exists() and not (tmp_path / "cli" / "r-charts").exists()
     assert "B2: 1e+12 FLOPs/query" in out.read_text()
     r = runner.invoke(app, ["report", str(profile_dir), "--budget-key", "bananas", "--out", str(out)])
-    assert r.exit_code == 2 and "budget_key must be one of flops, effective_flops, tokens, usd, latency_s" in r.output
+    assert (
+        r.exit_code == 2
+        and "budget_key must be one of flops, effective_flops, tokens, usd, latency_s" in r.output
+    )
     r = runner.invoke(app, ["report", str(tmp_path / "missing"), "--out", str(out)])
     assert r.exit_code == 2 and "no such samples folder" in r.output

@@ -33,10 +33,24 @@ def chromium(url: str, profile_dir: Path, *extra: str, timeout_s: float = 120.0)
     fails to render and says so on the console; the virtual time budget lets asynchronous
     rendering finish before the DOM is dumped or the screenshot taken.
     """
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile_dir}", "--enable-logging=stderr", "--v=0",
-           "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=20000", *extra, url]  # fmt: skip
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile_dir}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--virtual-time-budget=20000",
+        *extra,
+        url,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
@@ -71,8 +85,13 @@ def test_every_chart_renders_to_svg_without_console_messages(report, tmp_path):
 
 def test_screenshot(report, tmp_path):
     shot = tmp_path / "report.png"
-    _, console = chromium(report.as_uri(), tmp_path / "ud", f"--screenshot={shot}", "--window-size=1400,4000",
-                          "--hide-scrollbars")  # fmt: skip
+    _, console = chromium(
+        report.as_uri(),
+        tmp_path / "ud",
+        f"--screenshot={shot}",
+        "--window-size=1400,4000",
+        "--hide-scrollbars",
+    )
     assert console == [], "\n".join(console)
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 100_000  # a blank page compresses to a few kB

@@ -18,8 +18,23 @@ from planner.costs import lab_checkpoint_dirs
 def test_report_on_a_real_lab_profile(tmp_path):
     runner = CliRunner()
     prof = tmp_path / "lab"
-    args = ["profile", "--model", "lab-s", "--task", "lab-arith", "--strategy", "greedy", "--strategy", "pool:n=6",
-            "--strategy", "budget:tokens=8|16", "--questions", "1", "--out", str(prof)]  # fmt: skip
+    args = [
+        "profile",
+        "--model",
+        "lab-s",
+        "--task",
+        "lab-arith",
+        "--strategy",
+        "greedy",
+        "--strategy",
+        "pool:n=6",
+        "--strategy",
+        "budget:tokens=8|16",
+        "--questions",
+        "1",
+        "--out",
+        str(prof),
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     out = tmp_path / "report.html"

@@ -47,14 +47,38 @@ def ttc(*args):
 
 
 BAD_TABLES = [
-    ("counts", {"flops": [1e9, math.inf, 1e9, 1e9]}, "row 2: column 'flops' must be a finite number >= 0 (a per-sample mean), got inf"),
-    ("counts", {"latency_s": [0.1, 0.1, -0.5, 0.1]}, "row 3: column 'latency_s' must be a finite number >= 0 (a per-sample mean), got -0.5"),
-    ("counts", {"n_correct": [3.0, 2.5, 1.0, 0.0]}, "row 2: column 'n_correct' must be a non-negative integer, got 2.5"),
+    (
+        "counts",
+        {"flops": [1e9, math.inf, 1e9, 1e9]},
+        "row 2: column 'flops' must be a finite number >= 0 (a per-sample mean), got inf",
+    ),
+    (
+        "counts",
+        {"latency_s": [0.1, 0.1, -0.5, 0.1]},
+        "row 3: column 'latency_s' must be a finite number >= 0 (a per-sample mean), got -0.5",
+    ),
+    (
+        "counts",
+        {"n_correct": [3.0, 2.5, 1.0, 0.0]},
+        "row 2: column 'n_correct' must be a non-negative integer, got 2.5",
+    ),
     ("counts", {"n_samples": [100, 100, 1e16, 100]}, "row 3: column 'n_samples' must be at most 1e+15"),
-    ("samples", {"latency_s": [0.1, math.inf, 0.1, 0.1]}, "row 2: column 'latency_s' must be a finite number >= 0, got inf"),
-    ("samples", {"flops": [1e9, 1e9, 1e9, -math.inf]}, "row 4: column 'flops' must be a finite number >= 0, got -inf"),
-    ("samples", {"reward": [0.5, 0.5, math.inf, 0.5]}, "row 3: column 'reward' must be a finite number, got inf"),
-]  # fmt: skip
+    (
+        "samples",
+        {"latency_s": [0.1, math.inf, 0.1, 0.1]},
+        "row 2: column 'latency_s' must be a finite number >= 0, got inf",
+    ),
+    (
+        "samples",
+        {"flops": [1e9, 1e9, 1e9, -math.inf]},
+        "row 4: column 'flops' must be a finite number >= 0, got -inf",
+    ),
+    (
+        "samples",
+        {"reward": [0.5, 0.5, math.inf, 0.5]},
+        "row 3: column 'reward' must be a finite number, got inf",
+    ),
+]
 
 
 @pytest.mark.parametrize(("kind", "column", "message"), BAD_TABLES)

@@ -19,9 +19,25 @@ def test_a_knob_given_twice_is_refused():
 
 def test_the_strategy_spelling_profiles_the_sparse_model_variant(tmp_path):
     out = tmp_path / "run"
-    r = CliRunner().invoke(app, ["profile", "--model", "lab-s", "--task", "lab-arith", "--strategy", "greedy",
-                                 "--strategy", "greedy:attn_blocks=1", "--questions", "1", "--out", str(out),
-                                 "--no-progress"])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--model",
+            "lab-s",
+            "--task",
+            "lab-arith",
+            "--strategy",
+            "greedy",
+            "--strategy",
+            "greedy:attn_blocks=1",
+            "--questions",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = S.read_samples(out)
     got = rows.groupby([S.MODEL, S.STRATEGY]).size().to_dict()
@@ -31,7 +47,19 @@ def test_the_strategy_spelling_profiles_the_sparse_model_variant(tmp_path):
 
 
 def test_the_knob_is_refused_where_nothing_is_generated(tmp_path):
-    r = CliRunner().invoke(app, ["profile", "--backend", "replay", "--source", str(tmp_path), "--strategy",
-                                 "greedy:attn_blocks=2", "--out", str(tmp_path / "o")])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "profile",
+            "--backend",
+            "replay",
+            "--source",
+            str(tmp_path),
+            "--strategy",
+            "greedy:attn_blocks=2",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert r.exit_code == 2
     assert "attn_blocks in a --strategy applies to generating runs" in r.output

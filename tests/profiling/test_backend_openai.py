@@ -206,13 +206,17 @@ def test_n_choices_without_logprobs_fall_back_to_separate_calls():
 def test_streamed_choices_are_assembled_by_index_with_usage_from_the_last_chunk():
     def handler(body, headers):
         lp = {"tokens": ["a"], "token_logprobs": [-1.0]}
-        return 200, {}, [
-            {"choices": [{"index": 1, "text": "B", "logprobs": lp}]},
-            {"choices": [{"index": 0, "text": "A", "logprobs": lp}]},
-            {"choices": [{"index": 0, "text": "a", "logprobs": lp, "finish_reason": "stop"}]},
-            {"choices": [{"index": 1, "text": "", "finish_reason": "length"}]},
-            {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}},
-        ]  # fmt: skip
+        return (
+            200,
+            {},
+            [
+                {"choices": [{"index": 1, "text": "B", "logprobs": lp}]},
+                {"choices": [{"index": 0, "text": "A", "logprobs": lp}]},
+                {"choices": [{"index": 0, "text": "a", "logprobs": lp, "finish_reason": "stop"}]},
+                {"choices": [{"index": 1, "text": "", "finish_reason": "length"}]},
+                {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}},
+            ],
+        )
 
     with ScriptedServer(handler) as srv:
         b = OpenAIBackend(srv.base_url, "m", api_key="sk-test")
@@ -261,11 +265,19 @@ def test_stop_string_kept_by_a_server_is_cut_from_the_text():
 def test_chat_endpoint_sends_messages_and_reads_deltas_and_logprobs():
     def handler(body, headers):
         lp = {"content": [{"token": "h", "logprob": -0.25}, {"token": "i", "logprob": -0.75}]}
-        return 200, {}, [
-            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
-            {"choices": [{"index": 0, "delta": {"content": "hi"}, "logprobs": lp, "finish_reason": "stop"}]},
-            {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
-        ]  # fmt: skip
+        return (
+            200,
+            {},
+            [
+                {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+                {
+                    "choices": [
+                        {"index": 0, "delta": {"content": "hi"}, "logprobs": lp, "finish_reason": "stop"}
+                    ]
+                },
+                {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
+            ],
+        )
 
     with ScriptedServer(handler) as srv:
         b = OpenAIBackend(srv.base_url, "m", chat=True)

@@ -57,8 +57,11 @@ def test_is_a_backend_with_a_name(backend):
 def test_n_completions_per_request_in_order(backend):
     prompts = ["1+1=", "123*45=", "(9)="]
     results = backend.generate(
-        [GenerationRequest(p, n=n, max_new_tokens=5, temperature=1.0, seed=i) for i, (p, n) in enumerate(zip(prompts, [3, 1, 2], strict=True))]
-    )  # fmt: skip
+        [
+            GenerationRequest(p, n=n, max_new_tokens=5, temperature=1.0, seed=i)
+            for i, (p, n) in enumerate(zip(prompts, [3, 1, 2], strict=True))
+        ]
+    )
     assert [len(r.completions) for r in results] == [3, 1, 2]
     assert [r.prompt_tokens for r in results] == [backend.count_tokens(p) for p in prompts] == [4, 7, 4]
 

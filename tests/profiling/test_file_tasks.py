@@ -224,15 +224,30 @@ def test_direct_prompts(tmp_path):
     [
         ([{"question": "q", "answer": "#### 1"}, "{not json"], r"t\.jsonl line 2: invalid JSON"),
         ([[1, 2]], r"t\.jsonl line 1: expected a JSON object, got list"),
-        ([{"question": "q", "answer": "about five"}], r"line 1: field 'answer' must end with '#### <answer>'"),
-        ([{"question": "q", "answer": "#### 1"}, {"question": 3, "answer": "#### 2"}], r"line 2: field 'question' must be a non-empty string, got int"),
-        ([{"question": "q", "answer": "#### 1"}, {"answer": "#### 2"}], r"line 2: field 'question' must be a non-empty string, got missing"),
+        (
+            [{"question": "q", "answer": "about five"}],
+            r"line 1: field 'answer' must end with '#### <answer>'",
+        ),
+        (
+            [{"question": "q", "answer": "#### 1"}, {"question": 3, "answer": "#### 2"}],
+            r"line 2: field 'question' must be a non-empty string, got int",
+        ),
+        (
+            [{"question": "q", "answer": "#### 1"}, {"answer": "#### 2"}],
+            r"line 2: field 'question' must be a non-empty string, got missing",
+        ),
         ([{"problem": "p", "solution": "no box here"}], r"line 1: no reference answer"),
-        ([{"problem": "p", "answer": "1", "level": "hard"}], r"line 1: field 'level' must be an integer or 'Level N'"),
-        ([{"prompt": "p", "target": "1"}], r"line 1: cannot tell the task kind from fields \[prompt, target\]"),
+        (
+            [{"problem": "p", "answer": "1", "level": "hard"}],
+            r"line 1: field 'level' must be an integer or 'Level N'",
+        ),
+        (
+            [{"prompt": "p", "target": "1"}],
+            r"line 1: cannot tell the task kind from fields \[prompt, target\]",
+        ),
         (["", "   "], r"t\.jsonl: no problems"),
     ],
-)  # fmt: skip
+)
 def test_malformed_files_name_file_line_and_field(tmp_path, lines, message):
     with pytest.raises(TaskFileError, match=message):
         load_jsonl_task(write(tmp_path, lines))

@@ -34,6 +34,8 @@ def test_served_lab_model_samples_at_temperature_one_and_is_greedy_at_zero(lab_s
     problem = next(task.problems("eval", per_level=1))
     prompt = task.format_prompt(problem, cot=True)
     hot = lab_server.generate([GenerationRequest(prompt, n=6, max_new_tokens=40, temperature=1.0, seed=3)])[0]
-    cold = lab_server.generate([GenerationRequest(prompt, n=3, max_new_tokens=40, temperature=0.0, seed=3)])[0]
+    cold = lab_server.generate([GenerationRequest(prompt, n=3, max_new_tokens=40, temperature=0.0, seed=3)])[
+        0
+    ]
     assert len({c.text for c in hot.completions}) >= 2
     assert len({c.text for c in cold.completions}) == 1

@@ -76,9 +76,15 @@ def test_actors_killed_mid_run_lose_no_unit_and_write_none_twice(cluster, tmp_pa
 
     backend = ScriptedBackend(err=0.3, delay_s=0.05)
     run = profile(
-        [backend], task, ["greedy", "pool:n=3"], tmp_path / "ray", per_level=20, batch_size=4,
-        executor=executor, on_unit=kill_every_actor,
-    )  # fmt: skip
+        [backend],
+        task,
+        ["greedy", "pool:n=3"],
+        tmp_path / "ray",
+        per_level=20,
+        batch_size=4,
+        executor=executor,
+        on_unit=kill_every_actor,
+    )
     assert len(killed) == 2 and executor.replaced == 2 and executor.retried >= 1
     assert run.units_run == 120
     profile(
@@ -142,9 +148,17 @@ def test_ctrl_c_on_the_driver_keeps_every_unit_that_arrived_and_a_rerun_finishes
 
     with pytest.raises(KeyboardInterrupt):
         profile(
-            [ScriptedBackend(err=0.3, delay_s=0.02)], task, STRATS, out, per_level=10, batch_size=4,
-            flush_every_units=1000, flush_every_s=1000.0, executor=executor, on_unit=ctrl_c,
-        )  # fmt: skip
+            [ScriptedBackend(err=0.3, delay_s=0.02)],
+            task,
+            STRATS,
+            out,
+            per_level=10,
+            batch_size=4,
+            flush_every_units=1000,
+            flush_every_s=1000.0,
+            executor=executor,
+            on_unit=ctrl_c,
+        )
     assert executor.workers == 2 and executor.actors == []  # the actors were killed on the way out
     assert len(storage.finished_units(out)) == 12  # nothing was flushed before: the exit flush saved them
     rerun = profile([ScriptedBackend(err=0.3)], task, STRATS, out, per_level=10, batch_size=4)

@@ -39,8 +39,11 @@ def stub(body, headers):
     lp = {"tokens": list(ANSWER), "token_logprobs": [-0.1] * len(ANSWER)}
     choices = [{"index": i, "text": ANSWER, "finish_reason": "stop", "logprobs": lp} for i in range(n)]
     r = REASONING[effort] * n
-    usage = {"prompt_tokens": 7, "completion_tokens": n * len(ANSWER) + r,
-             "completion_tokens_details": {"reasoning_tokens": r}}  # fmt: skip
+    usage = {
+        "prompt_tokens": 7,
+        "completion_tokens": n * len(ANSWER) + r,
+        "completion_tokens_details": {"reasoning_tokens": r},
+    }
     if body.get("stream"):  # the choices, then the usage in a last chunk
         return 200, {}, [{"choices": choices}, {"choices": [], "usage": usage}]
     return 200, {}, {"choices": choices, "usage": usage}
@@ -133,15 +136,37 @@ def test_ttc_profile_records_reasoning_tokens_per_effort(tmp_path):
         out = tmp_path / "run"
         result = runner.invoke(
             app,
-            ["profile", "--model", f"openai:{srv.base_url}/m", "--task", "lab-arith", "--questions", "1",
-             "--strategy", "greedy:reasoning_effort=low|high", "--out", str(out)],
-        )  # fmt: skip
+            [
+                "profile",
+                "--model",
+                f"openai:{srv.base_url}/m",
+                "--task",
+                "lab-arith",
+                "--questions",
+                "1",
+                "--strategy",
+                "greedy:reasoning_effort=low|high",
+                "--out",
+                str(out),
+            ],
+        )
         assert result.exit_code == 0, result.output
         bad = runner.invoke(
             app,
-            ["profile", "--model", "lab-s", "--task", "lab-arith", "--questions", "1",
-             "--strategy", "greedy:reasoning_effort=low", "--out", str(tmp_path / "hf")],
-        )  # fmt: skip
+            [
+                "profile",
+                "--model",
+                "lab-s",
+                "--task",
+                "lab-arith",
+                "--questions",
+                "1",
+                "--strategy",
+                "greedy:reasoning_effort=low",
+                "--out",
+                str(tmp_path / "hf"),
+            ],
+        )
     df = pd.concat(pd.read_parquet(f) for f in out.rglob("*.parquet"))
     effort = df[S.CONFIG].map(lambda c: json.loads(c)["reasoning_effort"])
     tokens = {e: sorted(set(g)) for e, g in df.groupby(effort)[S.COMPLETION_TOKENS]}

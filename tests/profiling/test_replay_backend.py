@@ -30,8 +30,17 @@ COUNTS = ROOT / "tests" / "data" / "monkeys_gsm8k_pythia_counts_slice.csv"
 MODELS = ("m-a", "m-b")
 QUESTIONS = [f"q{i}" for i in range(6)]
 #: what identifies a recorded sample: every recorded column a replayed row keeps
-RECORDED = [S.MODEL, S.QUESTION_ID, S.ANSWER, S.REFERENCE, S.CORRECT, S.PROMPT_TOKENS, S.COMPLETION_TOKENS,
-            S.LATENCY_S, S.LOGPROB]  # fmt: skip
+RECORDED = [
+    S.MODEL,
+    S.QUESTION_ID,
+    S.ANSWER,
+    S.REFERENCE,
+    S.CORRECT,
+    S.PROMPT_TOKENS,
+    S.COMPLETION_TOKENS,
+    S.LATENCY_S,
+    S.LOGPROB,
+]
 runner = CliRunner()
 
 
@@ -47,18 +56,41 @@ def write_source(path: Path) -> Path:
                 for i in range(n):
                     ok = bool(rng.random() < 0.4)
                     lines.append(
-                        {"run_id": run, "model": m, "task": "toy", "strategy": "pool",
-                         "config": {"n": n, "temperature": 1.0}, "question_id": q, "difficulty": q[-1],
-                         "sample_idx": i, "answer": f"{m}/{q}/{run}/{i}", "reference": f"ref-{q}", "correct": ok,
-                         "prompt_tokens": 12, "completion_tokens": int(rng.integers(5, 500)),
-                         "latency_s": float(rng.random()), "logprob": -float(rng.random())}
-                    )  # fmt: skip
+                        {
+                            "run_id": run,
+                            "model": m,
+                            "task": "toy",
+                            "strategy": "pool",
+                            "config": {"n": n, "temperature": 1.0},
+                            "question_id": q,
+                            "difficulty": q[-1],
+                            "sample_idx": i,
+                            "answer": f"{m}/{q}/{run}/{i}",
+                            "reference": f"ref-{q}",
+                            "correct": ok,
+                            "prompt_tokens": 12,
+                            "completion_tokens": int(rng.integers(5, 500)),
+                            "latency_s": float(rng.random()),
+                            "logprob": -float(rng.random()),
+                        }
+                    )
             if m == "m-a":
                 lines.append(
-                    {"model": m, "task": "toy", "strategy": "greedy", "config": {"cot": True}, "question_id": q,
-                     "difficulty": q[-1], "answer": f"greedy/{q}", "reference": f"ref-{q}", "correct": True,
-                     "prompt_tokens": 12, "completion_tokens": 7, "latency_s": 0.25}
-                )  # fmt: skip
+                    {
+                        "model": m,
+                        "task": "toy",
+                        "strategy": "greedy",
+                        "config": {"cot": True},
+                        "question_id": q,
+                        "difficulty": q[-1],
+                        "answer": f"greedy/{q}",
+                        "reference": f"ref-{q}",
+                        "correct": True,
+                        "prompt_tokens": 12,
+                        "completion_tokens": 7,
+                        "latency_s": 0.25,
+                    }
+                )
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     return path
 
@@ -144,8 +176,20 @@ def test_an_exhausted_pool_is_refused_per_unit_recorded_and_never_invented(sourc
     listed = json.loads((out / "run.json").read_text())["exhausted"]
     assert len(listed) == 12 and {e["question"] for e in listed} == set(QUESTIONS)
     assert listed[0]["reason"] == "needs 6 sample(s) after the first 3, but the recorded pool holds 8"
-    cli = ttc("profile", "--backend", "replay", "--source", source.path, "-s", "pool:n=3", "-s", "pool:n=6",
-              "--out", str(tmp_path / "cli"), "--no-progress")  # fmt: skip
+    cli = ttc(
+        "profile",
+        "--backend",
+        "replay",
+        "--source",
+        source.path,
+        "-s",
+        "pool:n=3",
+        "-s",
+        "pool:n=6",
+        "--out",
+        str(tmp_path / "cli"),
+        "--no-progress",
+    )
     assert cli.exit_code == 0 and "warning: 12 unit(s) not written: their recorded pool is used up" in flat(
         cli.output
     )
@@ -295,8 +339,16 @@ def test_counts_replay_is_the_same_on_ray_as_in_one_process(tmp_path):
 
 # ---- end to end -----------------------------------------------------------------------------------
 #: a small Llama config, as ``ttc profile`` records a model in run.json
-LLAMA = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-         "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 64, "tie_word_embeddings": True}  # fmt: skip
+LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 64,
+    "tie_word_embeddings": True,
+}
 
 
 def test_replay_output_feeds_ttc_fit_and_ttc_recommend(tmp_path):
@@ -309,8 +361,24 @@ def test_replay_output_feeds_ttc_fit_and_ttc_recommend(tmp_path):
     meta = {"m-a": {"backend": "hf", "model": "m-a", "config": LLAMA, "dtype": "float32"}}
     storage.write_run(folder, storage.new_run_metadata(signature, models=meta))
     out = tmp_path / "replayed"
-    prof = ttc("profile", "--backend", "replay", "--source", str(folder), "-s", "greedy", "-s", "pool:n=4",
-               "-m", "m-a", "--seed", "7", "--out", str(out), "--no-progress")  # fmt: skip
+    prof = ttc(
+        "profile",
+        "--backend",
+        "replay",
+        "--source",
+        str(folder),
+        "-s",
+        "greedy",
+        "-s",
+        "pool:n=4",
+        "-m",
+        "m-a",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert prof.exit_code == 0, prof.output
     assert "profiled 12 unit(s)" in flat(prof.output) and "next: ttc fit" in flat(prof.output)
     model = json.loads((out / "run.json").read_text())["models"]["m-a"]
@@ -327,8 +395,20 @@ def test_replay_output_feeds_ttc_fit_and_ttc_recommend(tmp_path):
 def test_a_counts_replay_feeds_ttc_fit(tmp_path):
     """A replay of counts is a counts folder: ttc fit gives its pass@k curves up to the drawn n."""
     out = tmp_path / "replayed"
-    prof = ttc("profile", "--backend", "replay", "--source", str(COUNTS), "-s", "pool:n=16",
-               "-m", "Pythia_12B_300B", "--out", str(out), "--no-progress")  # fmt: skip
+    prof = ttc(
+        "profile",
+        "--backend",
+        "replay",
+        "--source",
+        str(COUNTS),
+        "-s",
+        "pool:n=16",
+        "-m",
+        "Pythia_12B_300B",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert prof.exit_code == 0, prof.output
     fit = ttc("fit", str(out), "--out", str(tmp_path / "fit"), "--n-boot", "20")
     assert fit.exit_code == 0, fit.output

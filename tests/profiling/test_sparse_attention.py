@@ -64,9 +64,13 @@ def test_blocks_are_chosen_by_max_score_plus_the_recent_block():
     it scores. k=2 keeps blocks 1 and 3. Head 1 has block 0 = [4, -4] (max 4, mean 0) against
     block 2 = [1, 1] (max 1, mean 1): the max rule keeps block 0, with block 1's 2."""
     scores = torch.tensor(
-        [[[0.0, 1.0, 5.0, 0.0, 0.0, 0.0, 3.0, -1.0, -9.0, -9.0],
-          [4.0, -4.0, 2.0, 0.0, 1.0, 1.0, 0.0, 0.0, -9.0, -9.0]]]
-    )  # fmt: skip
+        [
+            [
+                [0.0, 1.0, 5.0, 0.0, 0.0, 0.0, 3.0, -1.0, -9.0, -9.0],
+                [4.0, -4.0, 2.0, 0.0, 1.0, 1.0, 0.0, 0.0, -9.0, -9.0],
+            ]
+        ]
+    )
     real = torch.ones(1, 10, dtype=torch.bool)
     keep = select_blocks(scores, real, attn_blocks=2, block_size=2)
     assert keep[0, 0].nonzero().flatten().tolist() == [2, 3, 6, 7, 8, 9]
@@ -162,8 +166,13 @@ def test_sparse_decoding_is_seeded_and_recorded_in_the_metadata(lab_pair):
     assert [c.text for c in first.completions] == [c.text for c in again.completions]
     assert all(c.completion_tokens > 0 for c in first.completions)
     meta = sparse.metadata()
-    assert meta["sparse_attention"] == {"attn_blocks": 1, "block_size": 16, "score": "max",
-                                        "recent_blocks": 1, "phase": "decode"}  # fmt: skip
+    assert meta["sparse_attention"] == {
+        "attn_blocks": 1,
+        "block_size": 16,
+        "score": "max",
+        "recent_blocks": 1,
+        "phase": "decode",
+    }
     assert "sparse_attention" not in lab_pair[0].metadata()
 
 
@@ -202,8 +211,22 @@ def test_ttc_profile_refuses_bad_settings_in_one_line(tmp_path, model, message):
 
 def test_ttc_profile_runs_a_sparse_variant_beside_the_dense_model(tmp_path):
     out = tmp_path / "run"
-    argv = ["profile", "-m", "lab-s", "-m", "lab-s@attn_blocks=2", "-t", "lab-arith", "-q", "1",
-            "-s", "greedy", "--out", str(out), "--no-progress"]  # fmt: skip
+    argv = [
+        "profile",
+        "-m",
+        "lab-s",
+        "-m",
+        "lab-s@attn_blocks=2",
+        "-t",
+        "lab-arith",
+        "-q",
+        "1",
+        "-s",
+        "greedy",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     df = S.read_samples(out)
