@@ -20,6 +20,7 @@ __all__ = [
     "BudgetProfileTokens",
     "StopRegret",
     "Block",
+    "ForecastAt",
 ]
 
 _ASSUMED = "only for questions whose data has no lengths (measured ones are kept); the output says so"
@@ -88,5 +89,17 @@ Block = Annotated[
         metavar="N",
         help="--adaptive: samples per question in one block of a pool (pools grow a block at a time).",
         rich_help_panel=ADAPTIVE,
+    ),
+]
+ForecastAt = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--forecast-at",
+        min=1,
+        metavar="K",
+        help="--adaptive: spend --budget-samples to narrow each model's pass@K forecast interval "
+        "(samples go to the questions that narrow it most) instead of planning.",
+        rich_help_panel=ADAPTIVE,
+        show_default=False,
     ),
 ]

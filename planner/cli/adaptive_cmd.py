@@ -27,6 +27,7 @@ class AdaptiveOptions:
     model_spec: list[str] = field(default_factory=list)
     assume_prompt_tokens: int | None = None
     assume_completion_tokens: int | None = None
+    forecast_at: int | None = None
 
     def given(self) -> list[str]:
         """The adaptive-only flags given (refused without --adaptive)."""
@@ -42,6 +43,7 @@ class AdaptiveOptions:
             "--model-spec": bool(self.model_spec),
             "--assume-prompt-tokens": self.assume_prompt_tokens is not None,
             "--assume-completion-tokens": self.assume_completion_tokens is not None,
+            "--forecast-at": self.forecast_at is not None,
         }
         return [f for f, on in flags.items() if on]
 
@@ -73,6 +75,8 @@ def run_adaptive(
     from ..request import PlanRequest
 
     knobs = pool_knobs(strategies)
+    if opts.forecast_at is not None:
+        return run_forecast(models, task, out, opts, knobs, runner_kwargs, seed)
     budgets = opts.budgets()
     request = PlanRequest(
         budgets[0] if budgets else {"flops": 1.0},
@@ -113,3 +117,35 @@ def run_adaptive(
         highlight=False,
     )
     console.print(f"next: ttc recommend {out} ...", highlight=False)
+
+
+def run_forecast(models, task, out: Path, opts: AdaptiveOptions, knobs: str, runner_kwargs, seed: int):
+    """``--adaptive --forecast-at K``: grow the pools that narrow each model's pass@K interval
+    (:mod:`planner.adaptive_forecast`) and print what it did."""
+    from ..adaptive_forecast import profile_forecast
+
+    if opts.budget_samples is None:
+        raise ValueError(
+            "--forecast-at spends a sample budget: give --budget-samples N (not --budget-tokens)"
+        )
+    result = profile_forecast(
+        models,
+        task,
+        out,
+        forecast_at=opts.forecast_at,
+        budget_samples=opts.budget_samples,
+        block=opts.block,
+        seed=seed,
+        pool_knobs=knobs,
+        runner_kwargs=runner_kwargs,
+        on_round=lambda r: err_console.print(f"round {r['round']}: {r['why']}", highlight=False),
+    )
+    k = opts.forecast_at
+    for model, est in sorted(result.estimates.items()):
+        console.print(f"{model}: pass@{k} {est:.3f} (90% interval width {result.widths[model]:.3f})")
+    console.print(
+        f"adaptive profile: {len(result.rounds)} round(s), {result.samples:,} samples in {out}; "
+        f"stopped: {result.stopped}",
+        highlight=False,
+    )
+    console.print(f"next: ttc forecast {out} --at {k}", highlight=False)

@@ -19,6 +19,7 @@ from ._options import (
     Block,
     BudgetProfileTokens,
     BudgetSamples,
+    ForecastAt,
     StopRegret,
 )
 from .adaptive_cmd import AdaptiveOptions, pool_knobs, run_adaptive
@@ -247,6 +248,7 @@ def profile_command(
     budget_tokens: BudgetProfileTokens = None,
     stop_regret: StopRegret = 0.5,
     block: Block = 4,
+    forecast_at: ForecastAt = None,
     budget_flops: list[float] = typer.Option(
         [],
         "--budget-flops",
@@ -330,6 +332,7 @@ def profile_command(
         model_spec,
         assume_prompt_tokens,
         assume_completion_tokens,
+        forecast_at=forecast_at,
     )
     if adaptive:
         runner_kwargs = {
