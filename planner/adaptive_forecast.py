@@ -74,7 +74,16 @@ from profiling.tasks import Problem, Task
 
 from .adaptive_profiling import _check_settings, _read_state, _start_round, _write_state, spent
 
-__all__ = ["ForecastResult", "allocate", "block_gain", "profile_forecast", "SEED_SHARE", "ROUNDS"]
+__all__ = [
+    "ForecastResult",
+    "allocate",
+    "block_gain",
+    "profile_forecast",
+    "round_samples",
+    "seed_blocks",
+    "SEED_SHARE",
+    "ROUNDS",
+]
 
 #: the seed round spends about 1/SEED_SHARE of the budget, the same blocks for every question
 SEED_SHARE = 4
@@ -147,6 +156,18 @@ def allocate(n, c, k: float, block: int, samples: int, limit=None) -> np.ndarray
     order = np.argsort(-gains, kind="stable")[:total]
     chosen = order[gains[order] > 0]
     return np.bincount(chosen % len(n), minlength=len(n)).astype(np.int64)
+
+
+def seed_blocks(share: float, block: int, questions: int) -> int:
+    """Blocks per question of the seed round: about 1/:data:`SEED_SHARE` of a model's
+    ``share`` of the budget, at least one."""
+    return max(1, int(share // (SEED_SHARE * block * max(questions, 1))))
+
+
+def round_samples(share: float, left: float, block: int) -> int:
+    """Samples a later round gives a model: about 1/:data:`ROUNDS` of its ``share``, at least
+    one block, at most what is ``left``."""
+    return int(min(left, max(block, share / ROUNDS)))
 
 
 class _Subset(Task):
@@ -235,7 +256,7 @@ def profile_forecast(
         if not r.get("done"):
             run.execute(r, _have(rounds[:i]), state)
     if not rounds:
-        per_q = max(1, budget_samples // (SEED_SHARE * block * len(ids) * len(models)))
+        per_q = seed_blocks(budget_samples / len(models), block, len(ids))
         first = {"round": 0, "grow": {m: dict.fromkeys(ids, per_q) for m in models}}
         first["why"] = f"seed: {per_q * block} samples per question"
         run.execute(first, {}, state, start=True)
@@ -353,7 +374,7 @@ def _next_round(counts: dict, models, state: dict, share: float, k: int, block: 
         funded = True
         capped = set(state.get("capped", {}).get(model, []))
         limit = np.where(table.index.isin(list(capped)), table["n"], np.iinfo(np.int64).max)
-        spend = int(min(left, max(block, share / ROUNDS)))
+        spend = round_samples(share, left, block)
         extra = allocate(table["n"], table["c"], k, block, spend, limit)
         mine = have.get(model, {})
         grown = {q: mine.get(q, 0) + int(e) for q, e in zip(table.index, extra, strict=True) if e > 0}
