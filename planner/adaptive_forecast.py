@@ -51,6 +51,7 @@ biased. ``tests/planner/test_adaptive_forecast.py`` checks this on known rates.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -62,8 +63,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, gammaln
 
+from fitting import ConvergenceWarning
 from fitting import schema as S
-from fitting._laws_base import ConvergenceWarning
+from fitting.atomic import atomic_write
 from fitting.counts import counts_from_samples
 from fitting.coverage import BetaBinomialPosterior
 from fitting.importer import read_input
@@ -72,7 +74,7 @@ from profiling.runner import select_problems
 from profiling.storage import read_run, write_run
 from profiling.tasks import Problem, Task
 
-from .adaptive_profiling import _check_settings, _read_state, _start_round, _write_state, spent
+from .adaptive_profiling import STATE_FILE, spent
 
 __all__ = [
     "ForecastResult",
@@ -168,6 +170,34 @@ def round_samples(share: float, left: float, block: int) -> int:
     """Samples a later round gives a model: about 1/:data:`ROUNDS` of its ``share``, at least
     one block, at most what is ``left``."""
     return int(min(left, max(block, share / ROUNDS)))
+
+
+def _read_state(folder: Path) -> dict:
+    path = folder / STATE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_state(folder: Path, state: dict) -> None:
+    text = json.dumps(state, indent=1, sort_keys=True, allow_nan=False)
+    atomic_write(folder / STATE_FILE, lambda fh: fh.write(text.encode()))
+
+
+def _start_round(out: Path, state: dict, r: dict) -> None:
+    """Record a round (not done yet) before it runs, so a killed run finishes it first."""
+    r["done"] = False
+    state["rounds"].append(r)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_state(out, state)
+
+
+def _check_settings(state: dict, settings: dict, folder: Path) -> None:
+    """Refuse a folder holding an adaptive run with other settings (a larger budget continues)."""
+    old = {k: v for k, v in state.get("settings", {}).items() if k != "budget_samples"}
+    if state and old != {k: v for k, v in settings.items() if k != "budget_samples"}:
+        theirs = json.dumps(state.get("settings"), sort_keys=True)
+        raise ValueError(
+            f"{folder} holds an adaptive run with other settings ({theirs}); use another --out or the same flags"
+        )
 
 
 class _Subset(Task):
