@@ -98,6 +98,7 @@ Model = Annotated[
     typer.Option(
         "--model",
         "-m",
+        metavar="MODEL",
         help="A model: to profile (lab name such as lab-s, checkpoint folder, vllm:PATH, "
         "openai:URL/MODEL; NAME@attn_blocks=K decodes with block top-k sparse attention, K blocks of "
         "16 tokens + the recent one; replay: a model of --source, default all), to price in `ttc costs` "
@@ -111,6 +112,7 @@ ModelSpec = Annotated[
     Optional[list[str]],
     typer.Option(
         "--model-spec",
+        metavar="NAME=SPEC",
         help="Spec of a model without a config (imported samples, or a model no catalog knows): "
         "NAME=CATALOG_NAME_OR_CONFIG, or its numbers NAME=params:8e9,layers:32,kv_heads:8,head_dim:128 "
         "(optional: active_params, experts, experts_per_token, heads, hidden, context, dtype). Repeatable.",
@@ -141,6 +143,7 @@ Strategy = Annotated[
     typer.Option(
         "--strategy",
         "-s",
+        metavar="NAME:KNOBS",
         help="NAME:key=value,... e.g. pool:n=16, beam:width=4,expansions=2,steps=8 "
         "(`ttc profile`: repeatable, see the list above; `ttc costs`: one).",
         rich_help_panel=STRATEGIES,
@@ -153,6 +156,7 @@ BudgetFlops = Annotated[
     Optional[list[float]],
     typer.Option(
         "--budget-flops",
+        metavar="FLOPS",
         help="FLOPs per query (`ttc profile --adaptive`: a budget to plan for, repeatable).",
         rich_help_panel=BUDGET,
         show_default=False,
@@ -162,6 +166,7 @@ BudgetUsd = Annotated[
     Optional[list[float]],
     typer.Option(
         "--budget-usd",
+        metavar="USD",
         help="US$ per query: GPU time on --gpu, or the --api bill (`ttc profile --adaptive`: a budget "
         "to plan for, repeatable).",
         rich_help_panel=BUDGET,

@@ -135,6 +135,7 @@ At = Annotated[
     list[float],
     typer.Option(
         "--at",
+        metavar="K",
         help="Samples per question to forecast at, a whole number (repeat for several).",
         rich_help_panel=TARGET,
         show_default=False,
@@ -153,6 +154,7 @@ Metric = Annotated[
     list[str],
     typer.Option(
         "--metric",
+        metavar="METRIC",
         help="Only these metrics (pass@k, majority@k, best_of@k, weighted@k); default all.",
         rich_help_panel=TARGET,
         show_default=False,
@@ -279,6 +281,7 @@ ExtraModel = Annotated[
     Optional[list[str]],
     typer.Option(
         "--extra-model",
+        metavar="NAME=SPEC",
         help="Unprofiled model of a profiled family: NAME=CATALOG_NAME_OR_CONFIG (repeat).",
         rich_help_panel=MODELS,
         show_default=False,
@@ -288,6 +291,7 @@ CheckerCost = Annotated[
     Optional[list[str]],
     typer.Option(
         "--checker-cost",
+        metavar="KEY=VALUE",
         help="Cost of the exact checker per checked sample, KEY=VALUE (flops, usd, latency_s...; "
         "repeat). Default: free, stated as an assumption.",
         rich_help_panel=MODELS,
