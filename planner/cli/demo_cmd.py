@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ._common import console, fail, not_none
 from ._options import Gpu, NoCache, Out
 from ._options_profile import Full, Preset
 
@@ -15,7 +15,7 @@ def demo(
     out: Out = Path("ttc-demo"),
     full: Full = False,
     preset: Preset = None,
-    gpu: Gpu = "h100",
+    gpu: Gpu = None,
     no_cache: NoCache = False,
 ) -> None:
     """Run the whole pipeline on the built-in lab and print the headline findings.
@@ -43,7 +43,7 @@ def demo(
     from ._errors import claim_output
 
     claim_output(out, "folder", remove_on_failure=False)  # its measurements serve a rerun
-    result = run_demo(out, preset=name, gpu=gpu, log=console.print, use_cache=not no_cache)
+    result = run_demo(out, preset=name, log=console.print, use_cache=not no_cache, **not_none(gpu=gpu))
     total = sum(result.seconds.values())
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     console.print(

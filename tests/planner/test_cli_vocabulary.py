@@ -141,3 +141,12 @@ def test_n_boot_and_level_are_checked_alike_in_every_command(tmp_path, command):
         r = CliRunner().invoke(app, [*command, flag, value])
         assert r.exit_code == 2, r.output
         assert message in r.output
+
+
+def test_the_adaptive_profiling_token_budget_has_its_own_flag(tmp_path):
+    """--budget-tokens is a per-query budget (ttc recommend); the generated tokens an adaptive
+    profile may spend in all are --budget-profile-tokens, refused without --adaptive."""
+    argv = ["profile", "-m", "lab-s", "-t", "lab-arith", "--budget-profile-tokens", "100"]
+    r = CliRunner().invoke(app, [*argv, "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2, r.output
+    assert "--budget-profile-tokens applies to --adaptive runs only" in r.output
