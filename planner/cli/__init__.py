@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperOption
 
 from ._errors import ErrorBoundary
+from ._options import Version
 
 _display_type_rich = TyperOption.display_type_rich
 
@@ -39,8 +40,8 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
-    """Keeps `ttc` a command group even while only one subcommand is registered."""
+def _root(version: Version = False) -> None:
+    """Keeps `ttc` a command group even while only one subcommand is registered; takes `--version`."""
 
 
 # Subcommand modules: each defines register(app). Keep this list in the order of the workflow.

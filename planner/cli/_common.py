@@ -43,6 +43,10 @@ SEARCH = "Search"
 FITTING = "Curves and laws"
 STRATEGIES = "Strategies"
 RUN = "Run"
+SCALE = "Beyond one machine"
+ADAPTIVE = "Adaptive profiling (--adaptive)"
+WORKLOAD = "Workload"
+EVAL_LOGS = "Evaluation logs (lm-eval, Inspect AI)"
 OUTPUT = "Output"
 
 
@@ -94,12 +98,51 @@ def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
-def profile_folder(positional: Path | None, option: Path | None, required: bool = True) -> Path | None:
-    """The samples folder: the positional argument, or the ``--profile`` spelling of earlier
-    versions (kept as a hidden alias); both given must agree."""
-    if positional is not None and option is not None and Path(positional) != Path(option):
-        fail(f"give the samples folder once (got {positional} and --profile {option})")
-    folder = positional if positional is not None else option
-    if folder is None and required:
+def samples_folder(
+    positional: Path | None, samples: Path | None, profile: Path | None = None, required: bool = True
+) -> Path | None:
+    """The samples folder: the positional argument, ``--samples``, or ``--profile`` (the
+    spelling of earlier versions, kept as a hidden alias); all that are given must agree."""
+    given = {"argument": positional, "--samples": samples, "--profile": profile}
+    given = {k: Path(v) for k, v in given.items() if v is not None}
+    if len(set(given.values())) > 1:
+        got = " and ".join(f"{k} {v}" for k, v in given.items())
+        fail(f"give the samples folder once (got {got})")
+    if not given and required:
         fail("missing the samples folder (the output of `ttc profile` or `ttc import`)")
-    return folder
+    return next(iter(given.values()), None)
+
+
+def parse_budgets(text: str | None) -> list[float] | None:
+    """``--budgets 1e12,1e13`` as numbers (None when not given); one line naming the flag otherwise.
+
+    Examples
+    --------
+    >>> parse_budgets("1e12, 2e12"), parse_budgets(None)
+    ([1000000000000.0, 2000000000000.0], None)
+    """
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        fail(f"--budgets must be comma-separated numbers, got {text!r}")
+
+
+def one_value(flag: str, values: list | None):
+    """The one value of an option that other commands repeat (None when not given); given
+    twice, one line naming ``flag``."""
+    if values and len(values) > 1:
+        fail(f"give {flag} once here, got {len(values)} values")
+    return values[0] if values else None
+
+
+def not_none(**kwargs) -> dict:
+    """The keyword arguments that were given (not None), so the callee's own defaults apply.
+
+    Examples
+    --------
+    >>> not_none(risk=None, seed=0)
+    {'seed': 0}
+    """
+    return {k: v for k, v in kwargs.items() if v is not None}

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._common import console, err_console, parse_pairs
+from ._common import console, err_console, not_none, parse_pairs
 
 
 @dataclass
@@ -15,16 +15,16 @@ class AdaptiveOptions:
     """The flags of ``ttc profile --adaptive`` (the profiling budget and what to plan for)."""
 
     budget_samples: int | None = None
-    budget_tokens: float | None = None
+    budget_profile_tokens: float | None = None
     stop_regret: float = 0.5
     block: int = 4
-    budget_flops: list[float] = field(default_factory=list)
-    budget_usd: list[float] = field(default_factory=list)
+    budget_flops: list[float] | None = None
+    budget_usd: list[float] | None = None
     gpu: str | None = None
     tp: int | None = None
-    verifier: str = "none"
+    verifier: str | None = None
     difficulty: str | None = None
-    model_spec: list[str] = field(default_factory=list)
+    model_spec: list[str] | None = None
     assume_prompt_tokens: int | None = None
     assume_completion_tokens: int | None = None
     forecast_at: int | None = None
@@ -33,12 +33,12 @@ class AdaptiveOptions:
         """The adaptive-only flags given (refused without --adaptive)."""
         flags = {
             "--budget-samples": self.budget_samples is not None,
-            "--budget-tokens": self.budget_tokens is not None,
+            "--budget-profile-tokens": self.budget_profile_tokens is not None,
             "--budget-flops": bool(self.budget_flops),
             "--budget-usd": bool(self.budget_usd),
             "--gpu": self.gpu is not None,
             "--tp": self.tp is not None,
-            "--verifier": self.verifier != "none",
+            "--verifier": self.verifier is not None,
             "--difficulty": self.difficulty is not None,
             "--model-spec": bool(self.model_spec),
             "--assume-prompt-tokens": self.assume_prompt_tokens is not None,
@@ -49,7 +49,8 @@ class AdaptiveOptions:
 
     def budgets(self) -> list[dict[str, float]] | None:
         """The target budgets (one per value given), or None for the default grid."""
-        out = [{"flops": float(v)} for v in self.budget_flops] + [{"usd": float(v)} for v in self.budget_usd]
+        out = [{"flops": float(v)} for v in self.budget_flops or []]
+        out += [{"usd": float(v)} for v in self.budget_usd or []]
         return out or None
 
 
@@ -83,7 +84,7 @@ def run_adaptive(
         difficulty=opts.difficulty,
         hardware=opts.gpu,
         tp=opts.tp,
-        verifier=opts.verifier,
+        **not_none(verifier=opts.verifier),
         model_specs=parse_pairs(opts.model_spec, "--model-spec"),
         assume_prompt_tokens=opts.assume_prompt_tokens,
         assume_completion_tokens=opts.assume_completion_tokens,
@@ -100,7 +101,7 @@ def run_adaptive(
         request,
         budgets=budgets,
         budget_samples=opts.budget_samples,
-        budget_tokens=opts.budget_tokens,
+        budget_tokens=opts.budget_profile_tokens,
         stop_regret=opts.stop_regret,
         block=opts.block,
         seed=seed,
@@ -126,7 +127,7 @@ def run_forecast(models, task, out: Path, opts: AdaptiveOptions, knobs: str, run
 
     if opts.budget_samples is None:
         raise ValueError(
-            "--forecast-at spends a sample budget: give --budget-samples N (not --budget-tokens)"
+            "--forecast-at spends a sample budget: give --budget-samples N (not --budget-profile-tokens)"
         )
     result = profile_forecast(
         models,

@@ -8,7 +8,20 @@ from pathlib import Path
 import typer
 
 from ..report.format import strict_json
-from ._common import console, fail, finite_option
+from ._common import console, fail, finite_option, one_value
+from ._options import Api, CatalogFile, Concurrency, Gpu, Json, Model, ModelSpec, Qps, Strategy, Tp
+from ._options_cmd import (
+    Dtype,
+    GenTokens,
+    InputUsdPerMtok,
+    LatencySloS,
+    MaxGpus,
+    OutputUsdPerMtok,
+    PrefixSharing,
+    PriceUsdPerHour,
+    PromptTokens,
+    TpEfficiency,
+)
 
 _EXAMPLE = (
     "ttc costs --model llama-3.1-70b --gpu h100 --strategy pool:n=16 --prompt-tokens 512 --gen-tokens 2048"
@@ -91,88 +104,26 @@ def _sample_lengths(values: list[float], raw: str):
 
 
 def costs(
-    model: str = typer.Option(
-        None,
-        "--model",
-        "-m",
-        help="Catalog name (e.g. llama-3.1-70b), a config.json folder/file, a lab checkpoint, "
-        "or given numbers NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128; NAME@attn_blocks=K "
-        "prices block top-k sparse attention at decode (K blocks of 16 tokens + the recent one).",
-    ),
-    model_spec: list[str] = typer.Option(
-        None,
-        "--model-spec",
-        help="Price a model no catalog knows: NAME=params:8.0e9,layers:32,kv_heads:8,head_dim:128 "
-        "(optional: active_params, experts, experts_per_token, heads, hidden, context, dtype). "
-        "Repeatable; --model NAME picks one.",
-    ),
-    gpu: str = typer.Option(
-        None, "--gpu", "-g", help="Accelerator from the catalog (h100, a100, h200, l4, mi300x, b200, cpu)."
-    ),
-    strategy: str = typer.Option(
-        "greedy",
-        "--strategy",
-        "-s",
-        help="NAME:key=value,... e.g. pool:n=16, beam:width=4,expansions=2,steps=8.",
-    ),
-    prompt_tokens: int = typer.Option(
-        0, "--prompt-tokens", "-p", min=0, help="Prompt tokens P (default 0: the generated tokens only)."
-    ),
-    gen_tokens: str = typer.Option(
-        ...,
-        "--gen-tokens",
-        "-n",
-        help="Generated tokens per chain G (sample, beam solution, attempt): a number (1e6 works), "
-        "per-sample lengths 100,10000, @FILE (one per line), or mean=..,mean_sq=..,max=..",
-    ),
-    concurrency: int = typer.Option(
-        None,
-        "--concurrency",
-        "-c",
-        min=1,
-        help="Sequences one replica decodes per step (default 64; a pool of n fills n of them). "
-        "Weights are read once per step for all of them, KV per sequence.",
-    ),
-    tp: int = typer.Option(
-        None, "--tp", min=1, help="Tensor-parallel degree (default: the smallest that fits in memory)."
-    ),
-    max_gpus: int = typer.Option(
-        None, "--max-gpus", min=1, help="Most GPUs one replica may span (default 64)."
-    ),
-    tp_efficiency: float = typer.Option(
-        1.0, "--tp-efficiency", help="ASSUMED efficiency of tensor parallelism, (0, 1]."
-    ),
-    prefix_sharing: bool = typer.Option(
-        True,
-        "--prefix-sharing/--no-prefix-sharing",
-        help="The backend shares common prefixes (vLLM/SGLang) or not (HF generate).",
-    ),
-    price_usd_per_hour: float = typer.Option(
-        None, "--price-usd-per-hour", min=0.0, help="Override the GPU's $/GPU-hour."
-    ),
-    api: str = typer.Option(
-        None, "--api", help="Also price on a hosted API (deepseek-r1, o1, o3, o3-mini, o4-mini)."
-    ),
-    input_usd_per_mtok: float = typer.Option(
-        None,
-        "--input-usd-per-mtok",
-        min=0.0,
-        help="Override the API's input price ($/M tokens); alone: a custom API.",
-    ),
-    output_usd_per_mtok: float = typer.Option(
-        None, "--output-usd-per-mtok", min=0.0, help="Override the API's output price ($/M tokens)."
-    ),
-    qps: float = typer.Option(
-        None, "--qps", help="Also plan capacity: GPUs for this many executions per second."
-    ),
-    latency_slo_s: float = typer.Option(
-        None, "--latency-slo-s", help="Latency target per execution for --qps."
-    ),
-    dtype: str = typer.Option(None, "--dtype", help="Override weight and KV dtype (bf16, fp16, fp8, fp32)."),
-    catalog_file: Path = typer.Option(
-        None, "--catalog-file", help="User TOML catalog ([hardware.X], [api.X], [models.X])."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    model: Model = None,
+    model_spec: ModelSpec = None,
+    gpu: Gpu = None,
+    strategy: Strategy = ["greedy"],  # noqa: B006 - typer copies the default
+    prompt_tokens: PromptTokens = 0,
+    gen_tokens: GenTokens = ...,
+    concurrency: Concurrency = None,
+    tp: Tp = None,
+    max_gpus: MaxGpus = None,
+    tp_efficiency: TpEfficiency = 1.0,
+    prefix_sharing: PrefixSharing = True,
+    price_usd_per_hour: PriceUsdPerHour = None,
+    api: Api = None,
+    input_usd_per_mtok: InputUsdPerMtok = None,
+    output_usd_per_mtok: OutputUsdPerMtok = None,
+    qps: Qps = None,
+    latency_slo_s: LatencySloS = None,
+    dtype: Dtype = None,
+    catalog_file: CatalogFile = None,
+    as_json: Json = False,
 ) -> None:
     """Predict what one execution of a strategy costs: FLOPs, KV-cache bytes, memory traffic,
     effective FLOPs, roofline latency and dollars (self-hosted GPU time, or API tokens with `--api`).
@@ -192,18 +143,40 @@ def costs(
 
         ttc costs --api deepseek-r1 --strategy pool:n=8 --prompt-tokens 300 --gen-tokens 4000 --json
     """
-    from planner.catalog import CatalogError, load_catalog
-    from planner.costs import (
-        DEFAULT_CONCURRENCY,
-        DEFAULT_MAX_GPUS,
-        ModelSpec,
-        SpecError,
-        Workload,
-        estimate_cost,
-        parse_model_spec,
-        plan_capacity,
+    _check_numbers(
+        qps, latency_slo_s, tp_efficiency, price_usd_per_hour, input_usd_per_mtok, output_usd_per_mtok
     )
+    lengths = _parse_lengths(gen_tokens)
+    given, hardware, price = _pricing(model_spec, dtype, catalog_file, api, gpu)
+    if input_usd_per_mtok is not None or output_usd_per_mtok is not None:
+        price = _override_api(price, input_usd_per_mtok, output_usd_per_mtok)
+    if hardware is not None and price_usd_per_hour is not None:
+        hardware = hardware.with_price(price_usd_per_hour)
+    name = _model_name(one_value("--model", model), given, price)
+    spec = _spec(name, given, catalog_file, dtype)
+    work, est, plan = _estimate(
+        spec,
+        one_value("--strategy", strategy),
+        prompt_tokens,
+        lengths,
+        hardware,
+        price,
+        prefix_sharing=prefix_sharing,
+        concurrency=concurrency,
+        tp=tp,
+        max_gpus=max_gpus,
+        tp_efficiency=tp_efficiency,
+        qps=qps,
+        latency_slo_s=latency_slo_s,
+    )
+    if as_json:
+        typer.echo(strict_json(_json(spec, work, est, hardware, plan), indent=2, sort_keys=True))
+        return
+    _print_table(spec, work, est, hardware, plan)
 
+
+def _check_numbers(qps, latency_slo_s, tp_efficiency, price_usd_per_hour, input_usd, output_usd) -> None:
+    """The numeric flags, refused in one line naming the flag before any work."""
     if latency_slo_s is not None and not latency_slo_s > 0:
         fail(f"--latency-slo-s must be > 0 seconds, got {latency_slo_s:g}")
     for flag, value in (
@@ -214,15 +187,21 @@ def costs(
         finite_option(flag, value, positive=True)
     for flag, value in (
         ("--price-usd-per-hour", price_usd_per_hour),
-        ("--input-usd-per-mtok", input_usd_per_mtok),
-        ("--output-usd-per-mtok", output_usd_per_mtok),
+        ("--input-usd-per-mtok", input_usd),
+        ("--output-usd-per-mtok", output_usd),
     ):
         finite_option(flag, value)
     if latency_slo_s is not None and qps is None:
         fail("--latency-slo-s is the latency target of --qps; give --qps too")
-    lengths = _parse_lengths(gen_tokens)
-    given = {}
+
+
+def _pricing(model_spec, dtype, catalog_file, api, gpu):
+    """The ``--model-spec`` models by name, the GPU and the API price of the catalog."""
+    from planner.catalog import CatalogError, load_catalog
+    from planner.costs import SpecError, parse_model_spec
+
     try:
+        given = {}
         for text in model_spec or []:
             spec_given = parse_model_spec(text, dtype=dtype)
             given[spec_given.name] = spec_given
@@ -231,10 +210,11 @@ def costs(
         hardware = catalog.gpu(gpu) if gpu else None
     except (CatalogError, SpecError) as exc:
         fail(str(exc))
-    if input_usd_per_mtok is not None or output_usd_per_mtok is not None:
-        price = _override_api(price, input_usd_per_mtok, output_usd_per_mtok)
-    if hardware is not None and price_usd_per_hour is not None:
-        hardware = hardware.with_price(price_usd_per_hour)
+    return given, hardware, price
+
+
+def _model_name(model: str | None, given: dict, price) -> str:
+    """The model to price: ``--model``, else the one ``--model-spec``, else the API's open model."""
     if model is None and len(given) == 1:
         model = next(iter(given))
     if model is None and price is not None and price.model:
@@ -244,58 +224,67 @@ def costs(
             "--model is required (or one --model-spec, or --api naming an API whose open model is in the catalog); e.g.\n  "
             + _EXAMPLE
         )
-    concurrency = DEFAULT_CONCURRENCY if concurrency is None else concurrency
-    max_gpus = DEFAULT_MAX_GPUS if max_gpus is None else max_gpus
+    return model
+
+
+def _spec(name: str, given: dict, catalog_file, dtype):
+    from planner.catalog import CatalogError
+    from planner.costs import ModelSpec, SpecError
+
     try:
-        spec = (
-            given[model] if model in given else ModelSpec.resolve(model, extra_file=catalog_file, dtype=dtype)
-        )
-        work = Workload.from_strategy(strategy, prompt_tokens, lengths, prefix_sharing=prefix_sharing)
-        est = estimate_cost(
-            spec,
-            work,
-            hardware,
-            concurrency=concurrency,
-            tp=tp,
-            max_gpus=max_gpus,
-            tp_efficiency=tp_efficiency,
-            api=price,
-        )
-        plan = None
-        if qps is not None:
-            if hardware is None:
-                fail("--qps needs --gpu")
-            plan = plan_capacity(
-                spec,
-                work,
-                hardware,
-                qps,
-                tp=tp,
-                max_gpus=max_gpus,
-                latency_slo_s=latency_slo_s,
-                tp_efficiency=tp_efficiency,
-            )
-    except (SpecError, CatalogError, ValueError) as exc:
+        return given[name] if name in given else ModelSpec.resolve(name, extra_file=catalog_file, dtype=dtype)
+    except (SpecError, CatalogError) as exc:
         fail(str(exc))
 
-    if as_json:
-        out = {"estimate": est.to_dict(), "model_spec": spec.summary(), "workload": _workload_dict(work)}
-        if hardware is not None:
-            out["hardware"] = {
-                "name": hardware.name,
-                "peak_flops": hardware.peak_flops,
-                "memory_bandwidth_bytes_per_s": hardware.memory_bandwidth_bytes_per_s,
-                "memory_bytes": hardware.memory_bytes,
-                "usd_per_gpu_hour": hardware.usd_per_gpu_hour,
-                "price_date": hardware.price_date,
-                "price_source": hardware.price_source,
-                "measured": hardware.measured,
-            }
-        if plan is not None:
-            out["capacity"] = plan.to_dict()
-        typer.echo(strict_json(out, indent=2, sort_keys=True))
-        return
-    _print_table(spec, work, est, hardware, plan)
+
+def _estimate(
+    spec, strategy, prompt_tokens, lengths, hardware, price, *, prefix_sharing, qps, latency_slo_s, **serving
+):
+    """The workload, its cost estimate and (``--qps``) the capacity plan; ``serving`` holds
+    concurrency, tp, max_gpus and tp_efficiency (None: the cost model's defaults)."""
+    from planner.catalog import CatalogError
+    from planner.costs import (
+        DEFAULT_CONCURRENCY,
+        DEFAULT_MAX_GPUS,
+        SpecError,
+        Workload,
+        estimate_cost,
+        plan_capacity,
+    )
+
+    serving["concurrency"] = serving["concurrency"] or DEFAULT_CONCURRENCY
+    serving["max_gpus"] = serving["max_gpus"] or DEFAULT_MAX_GPUS
+    try:
+        work = Workload.from_strategy(strategy, prompt_tokens, lengths, prefix_sharing=prefix_sharing)
+        est = estimate_cost(spec, work, hardware, api=price, **serving)
+        if qps is None:
+            return work, est, None
+        if hardware is None:
+            fail("--qps needs --gpu")
+        serving.pop("concurrency")
+        plan = plan_capacity(spec, work, hardware, qps, latency_slo_s=latency_slo_s, **serving)
+    except (SpecError, CatalogError, ValueError) as exc:
+        fail(str(exc))
+    return work, est, plan
+
+
+def _json(spec, work, est, hardware, plan) -> dict:
+    """What ``--json`` prints: the estimate, the model, the workload, the GPU and the capacity plan."""
+    out = {"estimate": est.to_dict(), "model_spec": spec.summary(), "workload": _workload_dict(work)}
+    if hardware is not None:
+        out["hardware"] = {
+            "name": hardware.name,
+            "peak_flops": hardware.peak_flops,
+            "memory_bandwidth_bytes_per_s": hardware.memory_bandwidth_bytes_per_s,
+            "memory_bytes": hardware.memory_bytes,
+            "usd_per_gpu_hour": hardware.usd_per_gpu_hour,
+            "price_date": hardware.price_date,
+            "price_source": hardware.price_source,
+            "measured": hardware.measured,
+        }
+    if plan is not None:
+        out["capacity"] = plan.to_dict()
+    return out
 
 
 def _override_api(price, input_usd: float | None, output_usd: float | None):
@@ -348,6 +337,23 @@ def _print_table(spec, work, est, hardware, plan) -> None:
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_column("notes")
+    _model_rows(table, spec, work, est, attended)
+    if hardware is not None:
+        table.add_section()
+        _hardware_rows(table, est, hardware)
+    if est.api is not None:
+        table.add_section()
+        _api_rows(table, est.api)
+    for note in est.notes:
+        table.add_row("note", "", note)
+    if plan is not None:
+        table.add_section()
+        _capacity_rows(table, plan)
+    console.print(table)
+
+
+def _model_rows(table, spec, work, est, attended: str) -> None:
+    """Tokens, FLOPs, KV and memory traffic: what the model does, whatever the hardware."""
     sharing = "shared prefix" if work.prefix_sharing else "no prefix sharing"
     g_text = work.lengths.describe() if work.lengths is not None else f"{work.gen_tokens:,}"
     table.add_row("tokens generated", f"{est.generated_tokens:,.0f}", f"P={work.prompt_tokens:,}, G={g_text}")
@@ -369,69 +375,69 @@ def _print_table(spec, work, est, hardware, plan) -> None:
     table.add_row(
         "decode steps", f"{est.decode_steps:,.0f}", "of the longest chain(s): what latency waits for"
     )
-    if hardware is not None:
-        table.add_section()
-        hw_note = "measured on this machine" if hardware.measured else "datasheet"
-        how = "smallest that fits" if est.tp_source == "auto" else "given"
-        table.add_row("hardware", f"{est.tp} x {hardware.name}", f"tensor parallel ({how}); {hw_note}")
-        table.add_row(
-            "concurrency",
-            f"{est.concurrency} sequences",
-            f"{est.executions_in_flight:.3g} executions in flight per replica (an assumption: --concurrency)",
-        )
-        table.add_row(
-            "effective FLOPs",
-            _si(est.effective_flops, "FLOP"),
-            f"FLOPs + bytes x {hardware.flops_per_byte:.0f} FLOP/B (Kinetics)",
-        )
-        table.add_row("prefill latency", f"{est.prefill_s:.4g} s", "")
-        table.add_row(
-            "decode latency", f"{est.decode_s:.4g} s", f"{est.decode_steps:,.0f} steps of the full batch"
-        )
-        table.add_row(
-            "latency", f"{est.latency_s:.4g} s", f"{est.compute_bound_fraction:.0%} of the time compute-bound"
-        )
-        table.add_row(
-            "GPU-seconds", f"{est.gpu_seconds:.4g}", "tp x this execution's share of the replica's time"
-        )
-        fits = "fits" if est.fits_in_memory else "DOES NOT FIT"
-        table.add_row(
-            "memory needed",
-            _si(est.memory_needed_bytes, "B"),
-            f"{fits} in {_si(est.memory_available_bytes, 'B')} usable",
-        )
-        table.add_row(
-            "cost (self-hosted)",
-            _usd(est.cost_usd),
-            f"at ${hardware.usd_per_gpu_hour:g}/GPU-h ({hardware.price_date or 'undated'})",
-        )
-    if est.api is not None:
-        table.add_section()
-        a = est.api
-        table.add_row(
-            f"API input tokens ({a.api})",
-            f"{a.input_tokens:,.0f}",
-            f"{a.cached_input_tokens:,.0f} at the cached price",
-        )
-        table.add_row("API output tokens", f"{a.output_tokens:,.0f}", "reasoning tokens bill as output")
-        table.add_row("cost (API)", _usd(a.usd), f"prices of {a.price_date}")
-    for note in est.notes:
-        table.add_row("note", "", note)
-    if plan is not None:
-        table.add_section()
-        table.add_row(
-            "capacity", f"{plan.gpus} GPUs", f"{plan.replicas} replica(s) x tp {plan.tp} for {plan.qps:g} QPS"
-        )
-        table.add_row("binding constraint", plan.binding, plan.reason)
-        table.add_row(
-            "per replica",
-            f"{plan.throughput_qps_per_replica:.3g} QPS",
-            f"{plan.concurrency} sequences, latency {plan.latency_s:.3g} s",
-        )
-        table.add_row(
-            "$ per 1k queries", _usd(plan.usd_per_1k_queries), f"{plan.utilization:.0%} utilization"
-        )
-    console.print(table)
+
+
+def _hardware_rows(table, est, hardware) -> None:
+    """Effective FLOPs, latency, memory and dollars on the GPU."""
+    hw_note = "measured on this machine" if hardware.measured else "datasheet"
+    how = "smallest that fits" if est.tp_source == "auto" else "given"
+    table.add_row("hardware", f"{est.tp} x {hardware.name}", f"tensor parallel ({how}); {hw_note}")
+    table.add_row(
+        "concurrency",
+        f"{est.concurrency} sequences",
+        f"{est.executions_in_flight:.3g} executions in flight per replica (an assumption: --concurrency)",
+    )
+    table.add_row(
+        "effective FLOPs",
+        _si(est.effective_flops, "FLOP"),
+        f"FLOPs + bytes x {hardware.flops_per_byte:.0f} FLOP/B (Kinetics)",
+    )
+    table.add_row("prefill latency", f"{est.prefill_s:.4g} s", "")
+    table.add_row(
+        "decode latency", f"{est.decode_s:.4g} s", f"{est.decode_steps:,.0f} steps of the full batch"
+    )
+    table.add_row(
+        "latency", f"{est.latency_s:.4g} s", f"{est.compute_bound_fraction:.0%} of the time compute-bound"
+    )
+    table.add_row(
+        "GPU-seconds", f"{est.gpu_seconds:.4g}", "tp x this execution's share of the replica's time"
+    )
+    fits = "fits" if est.fits_in_memory else "DOES NOT FIT"
+    table.add_row(
+        "memory needed",
+        _si(est.memory_needed_bytes, "B"),
+        f"{fits} in {_si(est.memory_available_bytes, 'B')} usable",
+    )
+    table.add_row(
+        "cost (self-hosted)",
+        _usd(est.cost_usd),
+        f"at ${hardware.usd_per_gpu_hour:g}/GPU-h ({hardware.price_date or 'undated'})",
+    )
+
+
+def _api_rows(table, a) -> None:
+    """Tokens and dollars of the hosted API."""
+    table.add_row(
+        f"API input tokens ({a.api})",
+        f"{a.input_tokens:,.0f}",
+        f"{a.cached_input_tokens:,.0f} at the cached price",
+    )
+    table.add_row("API output tokens", f"{a.output_tokens:,.0f}", "reasoning tokens bill as output")
+    table.add_row("cost (API)", _usd(a.usd), f"prices of {a.price_date}")
+
+
+def _capacity_rows(table, plan) -> None:
+    """GPUs, replicas and dollars per 1k queries of ``--qps``."""
+    table.add_row(
+        "capacity", f"{plan.gpus} GPUs", f"{plan.replicas} replica(s) x tp {plan.tp} for {plan.qps:g} QPS"
+    )
+    table.add_row("binding constraint", plan.binding, plan.reason)
+    table.add_row(
+        "per replica",
+        f"{plan.throughput_qps_per_replica:.3g} QPS",
+        f"{plan.concurrency} sequences, latency {plan.latency_s:.3g} s",
+    )
+    table.add_row("$ per 1k queries", _usd(plan.usd_per_1k_queries), f"{plan.utilization:.0%} utilization")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,42 +6,17 @@ from pathlib import Path
 
 import typer
 
-from ._common import OUTPUT, PRICING, RUN, console, fail
+from ._common import console, fail, not_none
+from ._options import Gpu, NoCache, Out
+from ._options_profile import Full, Preset
 
 
 def demo(
-    out: Path = typer.Option(
-        Path("ttc-demo"),
-        "--out",
-        "-o",
-        help="Folder for the profile, fits and report.",
-        rich_help_panel=OUTPUT,
-    ),
-    full: bool = typer.Option(
-        False,
-        "--full",
-        help="The thorough version: more questions, bigger pools, all strategies.",
-        rich_help_panel=RUN,
-    ),
-    preset: str = typer.Option(
-        None,
-        "--preset",
-        help="quick (default), full (same as --full) or tiny (a few questions: a smoke test).",
-        rich_help_panel=RUN,
-    ),
-    gpu: str = typer.Option(
-        "h100",
-        "--gpu",
-        "-g",
-        help="Accelerator from the catalog to price options on.",
-        rich_help_panel=PRICING,
-    ),
-    no_cache: bool = typer.Option(
-        False,
-        "--no-cache",
-        help="Recompute curves and laws (do not read or write OUT/profile/.ttc-cache).",
-        rich_help_panel=RUN,
-    ),
+    out: Out = Path("ttc-demo"),
+    full: Full = False,
+    preset: Preset = None,
+    gpu: Gpu = None,
+    no_cache: NoCache = False,
 ) -> None:
     """Run the whole pipeline on the built-in lab and print the headline findings.
 
@@ -68,7 +43,7 @@ def demo(
     from ._errors import claim_output
 
     claim_output(out, "folder", remove_on_failure=False)  # its measurements serve a rerun
-    result = run_demo(out, preset=name, gpu=gpu, log=console.print, use_cache=not no_cache)
+    result = run_demo(out, preset=name, log=console.print, use_cache=not no_cache, **not_none(gpu=gpu))
     total = sum(result.seconds.values())
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     console.print(

@@ -4,7 +4,6 @@ over repeated random splits."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import typer
 
@@ -17,74 +16,52 @@ from ..report.format import (
     format_serving,
     strict_json,
 )
-from ._common import INPUT, OUTPUT, PRICING, SEARCH, TARGET, console, fail, parse_pairs, profile_folder
-from ._options import AssumeCompletionTokens, AssumePromptTokens
+from ._common import console, fail, not_none, parse_budgets, parse_pairs, samples_folder
+from ._options import (
+    AllowSimulated,
+    Api,
+    AssumeCompletionTokens,
+    AssumePromptTokens,
+    BudgetKey,
+    Budgets,
+    Concurrency,
+    Gpu,
+    Json,
+    ModelSpec,
+    NBoot,
+    NoCache,
+    ProfileAlias,
+    Risk,
+    Samples,
+    SamplesArg,
+    Seed,
+    Splits,
+    Tp,
+    Verifier,
+)
 
 
 def evaluate(
-    profile: Path = typer.Argument(None, help="Samples folder.", show_default=False),
-    profile_option: Path = typer.Option(None, "--profile", "-p", hidden=True, help="Same as the argument."),
-    model_spec: list[str] = typer.Option(
-        None, "--model-spec", help="NAME=CATALOG_NAME_OR_CONFIG (imported samples).", rich_help_panel=INPUT
-    ),
-    cost_key: str = typer.Option(
-        "flops",
-        "--budget-key",
-        help="Budgeted cost: flops, effective_flops, tokens, usd, latency_s.",
-        rich_help_panel=TARGET,
-    ),
-    budgets: str = typer.Option(
-        None,
-        "--budgets",
-        help="Comma-separated budgets (default: six from cheap to dear).",
-        rich_help_panel=TARGET,
-    ),
-    risk: str = typer.Option("expected", "--risk", help="expected | conservative.", rich_help_panel=TARGET),
-    gpu: str = typer.Option(
-        None, "--gpu", "-g", help="Accelerator (default h100 unless --api).", rich_help_panel=PRICING
-    ),
-    api: str = typer.Option(None, "--api", help="Hosted API prices instead.", rich_help_panel=PRICING),
-    concurrency: int = typer.Option(
-        None,
-        "--concurrency",
-        "-c",
-        min=1,
-        help="Sequences one replica decodes per step, as in `ttc costs` (default 64).",
-        rich_help_panel=PRICING,
-    ),
-    tp: int = typer.Option(
-        None, "--tp", min=1, help="GPUs per replica (default: the fewest that fit).", rich_help_panel=PRICING
-    ),
+    samples_arg: SamplesArg = None,
+    samples: Samples = None,
+    profile: ProfileAlias = None,
+    model_spec: ModelSpec = None,
+    budget_key: BudgetKey = "flops",
+    budgets: Budgets = None,
+    risk: Risk = None,
+    gpu: Gpu = None,
+    api: Api = None,
+    concurrency: Concurrency = None,
+    tp: Tp = None,
     assume_prompt_tokens: AssumePromptTokens = None,
     assume_completion_tokens: AssumeCompletionTokens = None,
-    verifier: str = typer.Option(
-        "none",
-        "--verifier",
-        help="exact: the deployment checks answers exactly (best-of-n `verified` is offered).",
-        rich_help_panel=SEARCH,
-    ),
-    allow_simulated: bool = typer.Option(
-        False, "--allow-simulated", help="Let the planner use simulated scorers.", rich_help_panel=SEARCH
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the question splits.", rich_help_panel=SEARCH),
-    splits: int = typer.Option(
-        20, "--splits", min=1, help="Random half splits to average over.", rich_help_panel=SEARCH
-    ),
-    n_boot: int = typer.Option(
-        200, "--n-boot", min=0, help="Question-bootstrap replicates of the curves.", rich_help_panel=SEARCH
-    ),
-    no_cache: bool = typer.Option(
-        False,
-        "--no-cache",
-        help="Recompute curves and laws (do not read or write the cache).",
-        rich_help_panel=SEARCH,
-    ),
-    as_json: bool = typer.Option(
-        False,
-        "--json",
-        help="Print the evaluation as JSON (per budget: means and intervals).",
-        rich_help_panel=OUTPUT,
-    ),
+    verifier: Verifier = None,
+    allow_simulated: AllowSimulated = False,
+    seed: Seed = 0,
+    splits: Splits = 20,
+    n_boot: NBoot = 200,
+    no_cache: NoCache = False,
+    as_json: Json = False,
 ) -> None:
     """Check the planner on held-out questions: over repeated random splits, plan on one half
     of the questions, measure the recommendations' accuracy on the other half, and report the
@@ -101,17 +78,15 @@ def evaluate(
     from planner.constants import COST_KEYS
     from planner.holdout import evaluate_profile
     from planner.profile import load_profile
+    from planner.request import DEFAULT_HARDWARE
     from planner.space.assumed import AssumedLengths
 
-    folder = profile_folder(profile, profile_option)
-    try:
-        values = [float(v) for v in budgets.split(",")] if budgets else None
-    except ValueError:
-        fail(f"--budgets must be comma-separated numbers, got {budgets!r}")
+    folder = samples_folder(samples_arg, samples, profile)
+    values = parse_budgets(budgets)
     if gpu and api:
         fail("give --gpu or --api, not both")
-    if cost_key not in COST_KEYS:  # before the profile is loaded and fitted
-        fail(f"--budget-key must be one of {', '.join(COST_KEYS)}; got {cost_key!r}")
+    if budget_key not in COST_KEYS:  # before the profile is loaded and fitted
+        fail(f"--budget-key must be one of {', '.join(COST_KEYS)}; got {budget_key!r}")
     try:
         prof = load_profile(
             folder,
@@ -127,17 +102,16 @@ def evaluate(
             ev = evaluate_profile(
                 prof,
                 values,
-                cost_key=cost_key,
-                hardware=gpu or (None if api else "h100"),
+                cost_key=budget_key,
+                hardware=gpu or (None if api else DEFAULT_HARDWARE),
                 api=api,
-                risk=risk,
                 seed=seed,
                 n_splits=splits,
                 include_simulated=allow_simulated,
                 verifier=verifier,
                 tp=tp,
                 progress=bar,
-                **({"concurrency": concurrency} if concurrency is not None else {}),
+                **not_none(risk=risk, concurrency=concurrency),
             )
     except ValueError as exc:
         fail(str(exc))

@@ -2,55 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from ._common import FITTING, OUTPUT, console, err_console, fail
+from ._common import console, err_console, fail, samples_folder
+from ._options import Level, NBoot, NoCache, Out, Samples, SamplesArg, Seed
+from ._options_cmd import Bins, Pools
 
 
 def fit(
-    samples: Path = typer.Argument(
-        ...,
-        help="Samples or counts folder (Parquet shards) or a JSONL/CSV/Parquet file of samples or counts.",
-    ),
-    out: Path = typer.Option(
-        ...,
-        "--out",
-        "-o",
-        help="Folder for curves.parquet, curves.csv and fits.json.",
-        rich_help_panel=OUTPUT,
-    ),
-    n_boot: int = typer.Option(
-        200,
-        "--n-boot",
-        help="Bootstrap replicates over questions (0: no intervals).",
-        rich_help_panel=FITTING,
-    ),
-    level: float = typer.Option(0.9, "--level", help="Coverage of the intervals.", rich_help_panel=FITTING),
-    seed: int = typer.Option(
-        0, "--seed", help="Seed of the bootstrap and of Monte Carlo estimates.", rich_help_panel=FITTING
-    ),
-    by_pass_rate: int = typer.Option(
-        0,
-        "--bins",
-        help="Replace difficulty labels by N quantile bins of per-question pass rate (0: keep labels).",
-        rich_help_panel=FITTING,
-    ),
-    pools: str = typer.Option(
-        "common",
-        "--pools",
-        help="Uneven pool sizes: `common` stops curves at the smallest pool (every question at every k); "
-        "`available` runs to the largest pool, each k averaged over the questions with that many samples.",
-        rich_help_panel=FITTING,
-    ),
-    no_cache: bool = typer.Option(
-        False,
-        "--no-cache",
-        help="Recompute every curve and fit (do not read or write the cache: .ttc-cache/ in the samples "
-        "folder, or in --out for a file; $TTC_CACHE_DIR/fits when set).",
-        rich_help_panel=OUTPUT,
-    ),
+    samples_arg: SamplesArg = None,
+    samples: Samples = None,
+    out: Out = ...,
+    n_boot: NBoot = 200,
+    level: Level = 0.9,
+    seed: Seed = 0,
+    bins: Bins = 0,
+    pools: Pools = "common",
+    no_cache: NoCache = False,
 ) -> None:
     """Turn samples into accuracy-vs-compute curves and fitted scaling laws.
 
@@ -84,17 +52,14 @@ def fit(
 
     if pools not in ("common", "available"):
         fail(f"--pools must be common or available, got {pools!r}")
-    if not 0 < level < 1:
-        fail(f"--level must be a coverage in (0, 1), e.g. 0.9, got {level:g}")
-    if n_boot < 0:
-        fail(f"--n-boot must be >= 0 (0: no intervals), got {n_boot}")
-    if by_pass_rate < 0:
-        fail(f"--bins must be >= 0 (0: keep the difficulty labels), got {by_pass_rate}")
+    if bins < 0:
+        fail(f"--bins must be >= 0 (0: keep the difficulty labels), got {bins}")
+    samples = samples_folder(samples_arg, samples)
     claim_output(out, "folder")
     df, counts = read_input(samples)
-    if by_pass_rate and df is not None:
-        df = assign_difficulty(df, difficulty_bins(df, n_bins=by_pass_rate, method="pass_rate"))
-    if by_pass_rate and counts is not None:
+    if bins and df is not None:
+        df = assign_difficulty(df, difficulty_bins(df, n_bins=bins, method="pass_rate"))
+    if bins and counts is not None:
         fail("--bins needs per-sample rows; for counts, give a difficulty column when importing")
     if df is not None and counts is not None:
         try:

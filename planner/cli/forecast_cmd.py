@@ -3,42 +3,26 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
-from ._common import console, fail
+from ._common import console, fail, samples_folder
+from ._options import Json, Level, Method, NBoot, Samples, SamplesArg, Seed
+from ._options_cmd import At, BacktestReps, Metric, Target
 
 
 def forecast(
-    samples: Path = typer.Argument(
-        ...,
-        help="Samples or counts folder (Parquet shards) or a JSONL/CSV/Parquet file of samples or counts.",
-    ),
-    at: list[float] = typer.Option(
-        ..., "--at", help="Samples per question to forecast at, a whole number (repeat for several)."
-    ),
-    target: float | None = typer.Option(
-        None, "--target", help="Also report the k needed to reach this accuracy (e.g. 0.9)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of records instead of a table."),
-    level: float = typer.Option(0.9, "--level", help="Coverage of the intervals."),
-    method: str = typer.Option(
-        "auto",
-        "--method",
-        help="`auto` (= `pooled`): pass@k from per-question counts with a beta-binomial posterior whose tail "
-        "exponent has a prior learned from the other curves in the data, other metrics from their fitted law; "
-        "`posterior`: the same without sharing; `gmodel` (Efron's g-modeling) or `logitnormal`: that model "
-        "of the per-question success rates instead; `law`: every curve from its fitted law.",
-    ),
-    metric: list[str] = typer.Option(
-        [], "--metric", help="Only these metrics (pass@k, majority@k, best_of@k, weighted@k); default all."
-    ),
-    backtest_reps: int = typer.Option(
-        5, "--backtest-reps", help="Subsamples averaged in the per-question backtest (0: none)."
-    ),
-    n_boot: int = typer.Option(200, "--n-boot", help="Question-bootstrap replicates of law forecasts."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the backtest subsamples and the bootstrap."),
+    samples_arg: SamplesArg = None,
+    samples: Samples = None,
+    at: At = ...,
+    target: Target = None,
+    as_json: Json = False,
+    level: Level = 0.9,
+    method: Method = "auto",
+    metric: Metric = [],  # noqa: B006 - typer copies the default
+    backtest_reps: BacktestReps = 5,
+    n_boot: NBoot = 200,
+    seed: Seed = 0,
 ) -> None:
     """Forecast pass@K (and majority/best-of where the data allow) far beyond the profiled k.
 
@@ -76,16 +60,12 @@ def forecast(
     fractional = [k for k in at if k != int(k)]
     if fractional:
         fail(f"--at must be a whole number of samples per question, got {fractional[0]:g}")
-    if n_boot < 0:
-        fail(f"--n-boot must be >= 0 (0: no bootstrap interval for law forecasts), got {n_boot}")
     if backtest_reps < 0:
         fail(f"--backtest-reps must be >= 0 (0: no backtest), got {backtest_reps}")
     if target is not None and not 0 < target < 1:
         fail(f"--target must be an accuracy in (0, 1), got {target:g}")
-    if not 0 < level < 1:
-        fail(f"--level must be in (0, 1), got {level:g}")
     try:
-        df, counts = read_input(samples)
+        df, counts = read_input(samples_folder(samples_arg, samples))
     except SchemaError as exc:
         fail(str(exc))
     with warnings.catch_warnings(record=True) as caught:

@@ -3,52 +3,21 @@ Inspect AI logs -> a Parquet shard."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from ._common import INPUT, OUTPUT, console
-
-EVAL_LOGS = "Evaluation logs (lm-eval, Inspect AI)"
+from ._common import console
+from ._options import Out
+from ._options_cmd import AnswerRegex, Format, ImportFile, Scorer, ScoreThreshold, Tokenizer
 
 
 def import_samples(
-    file: Path = typer.Argument(
-        ...,
-        help="JSONL, CSV or Parquet file (one sample per line/row, or one question's counts per row); "
-        "or lm-eval output (a results folder, a samples_*.jsonl or results_*.json file); or Inspect AI "
-        "logs (.eval/.json, or their folder).",
-    ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Folder to write (created if needed).", rich_help_panel=OUTPUT
-    ),
-    fmt: str = typer.Option(
-        "auto", "--format", help="auto (default) | table | lm-eval | inspect.", rich_help_panel=INPUT
-    ),
-    tokenizer: str = typer.Option(
-        None,
-        "--tokenizer",
-        help="lm-eval: count tokens with this tokenizer (name or folder).",
-        rich_help_panel=EVAL_LOGS,
-    ),
-    answer_regex: str = typer.Option(
-        None,
-        "--answer-regex",
-        help="lm-eval: extract answers with this regex instead of the task's filter.",
-        rich_help_panel=EVAL_LOGS,
-    ),
-    scorer: str = typer.Option(
-        None,
-        "--scorer",
-        help="Inspect: the scorer that decides correctness (default: the first).",
-        rich_help_panel=EVAL_LOGS,
-    ),
-    score_threshold: float = typer.Option(
-        None,
-        "--score-threshold",
-        help="Inspect: correct when the score (C=1, P=0.5, I=0) is >= this (default 1).",
-        rich_help_panel=EVAL_LOGS,
-    ),
+    file: ImportFile,
+    out: Out,
+    fmt: Format = "auto",
+    tokenizer: Tokenizer = None,
+    answer_regex: AnswerRegex = None,
+    scorer: Scorer = None,
+    score_threshold: ScoreThreshold = None,
 ) -> None:
     """Import per-sample eval results, or per-question counts, into a folder for `ttc fit`.
 

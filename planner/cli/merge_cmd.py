@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from ._common import console
+from ._options_profile import AllowMixed, Dedupe, MergeInputs, MergeOut
 
 
 def merge_command(
-    out: Path = typer.Argument(..., help="New folder for the merged run."),
-    inputs: list[Path] = typer.Argument(
-        ..., help="Run folders to combine (e.g. the workers of --shard i/n)."
-    ),
-    dedupe: bool = typer.Option(
-        False,
-        "--dedupe",
-        help="Keep the first copy of a unit found in more than one shard (a folder written by two "
-        "profilers at once) instead of refusing.",
-    ),
-    allow_mixed: bool = typer.Option(
-        False,
-        "--allow-mixed",
-        help="Merge runs of different models or question selections, or part of a sharded run, on purpose "
-        "(refused otherwise).",
-    ),
+    out: MergeOut,
+    inputs: MergeInputs,
+    dedupe: Dedupe = False,
+    allow_mixed: AllowMixed = False,
 ) -> None:
     """Combine run folders written by `ttc profile` (e.g. the workers of `--shard i/n`).
 

@@ -11,16 +11,47 @@ import typer
 
 from profiling.backends.sparse import attention_groups
 
-from ._common import INPUT, MODELS, OUTPUT, RUN, STRATEGIES, console, err_console, fail
+from ._common import console, err_console, fail
 from ._options import (
-    ADAPTIVE,
     AssumeCompletionTokens,
     AssumePromptTokens,
+    BudgetFlops,
+    BudgetUsd,
+    Difficulty,
+    Gpu,
+    Model,
+    ModelSpec,
+    Out,
+    Seed,
+    Strategy,
+    Tp,
+    Verifier,
+)
+from ._options_profile import (
+    Adaptive,
+    Backend,
+    BatchSize,
     Block,
     BudgetProfileTokens,
     BudgetSamples,
+    CpusPerWorker,
+    Device,
+    Engine,
+    Executor,
     ForecastAt,
+    GpusPerWorker,
+    MaxNewTokens,
+    Questions,
+    QuestionsOverall,
+    RayAddress,
+    Shard,
+    ShowProgress,
+    Source,
+    Split,
     StopRegret,
+    Task,
+    WaitLock,
+    Workers,
 )
 from .adaptive_cmd import AdaptiveOptions, pool_knobs, run_adaptive
 
@@ -64,7 +95,8 @@ questions whose id hashes to worker i of n; give each worker its own --out and c
 with `ttc merge`.
 """
 
-SCALE = "Beyond one machine"
+#: questions per difficulty level of a generating run without --questions
+_DEFAULT_QUESTIONS = 20
 
 
 def _strategies_help() -> str:
@@ -116,211 +148,74 @@ def _check_model_spec(spec: str) -> None:
 
 
 def profile_command(
-    model: list[str] | None = typer.Option(
-        None,
-        "--model",
-        "-m",
-        help="Lab name (lab-s), checkpoint folder, or openai:URL/MODEL; NAME@attn_blocks=K decodes an hf "
-        "model with block top-k sparse attention (K blocks of 16 tokens + the recent one); with --backend "
-        "replay, a model of --source (default: all). Repeatable.",
-        rich_help_panel=MODELS,
-    ),
-    task: str | None = typer.Option(
-        None,
-        "--task",
-        "-t",
-        help="Built-in task (lab-arith) or a JSONL file path; with --backend replay, the recording's own.",
-        rich_help_panel=INPUT,
-    ),
-    backend: str | None = typer.Option(
-        None,
-        "--backend",
-        help="replay: draw recorded samples from --source instead of generating (default: the --model "
-        "spec picks the engine).",
-        rich_help_panel=MODELS,
-    ),
-    source: Path | None = typer.Option(
-        None,
-        "--source",
-        help="--backend replay: a samples or counts folder, or a file `ttc import` reads.",
-        rich_help_panel=INPUT,
-    ),
-    strategy: list[str] = typer.Option(
-        ["greedy"],
-        "--strategy",
-        "-s",
-        help="NAME:key=value,... (repeatable); see the list above.",
-        rich_help_panel=STRATEGIES,
-    ),
-    questions: int | None = typer.Option(
-        None,
-        "--questions",
-        "-q",
-        min=1,
-        help="First N questions per difficulty level (default 20; --backend replay: all).",
-        rich_help_panel=INPUT,
-    ),
-    questions_overall: bool = typer.Option(
-        False,
-        "--questions-overall",
-        help="Take the first --questions questions overall, not per level.",
-        rich_help_panel=INPUT,
-    ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Run folder (created; rerun to resume).", rich_help_panel=OUTPUT
-    ),
-    seed: int = typer.Option(
-        0, "--seed", help="Run seed; each unit's sampling seed derives from it.", rich_help_panel=RUN
-    ),
-    engine: str = typer.Option(
-        "auto",
-        "--engine",
-        help="Local checkpoints: fast (the fast decode loop of small Llama/Mixtral models), hf "
-        "(transformers' generate) or auto (fast where it runs and the model is small).",
-        rich_help_panel=MODELS,
-    ),
-    device: str | None = typer.Option(
-        None, "--device", help="hf models: cpu, cuda, cuda:1 (default: cuda if any).", rich_help_panel=MODELS
-    ),
-    max_new_tokens: int = typer.Option(
-        256, "--max-new-tokens", min=1, help="Token cap of each generation call.", rich_help_panel=RUN
-    ),
-    shard: str = typer.Option(
-        "0/1",
-        "--shard",
-        help="i/n: profile only the questions of worker i of n; auto: i/n of this Slurm or Grid Engine array task.",
-        rich_help_panel=SCALE,
-    ),
-    executor: str = typer.Option(
-        "local", "--executor", help="local (this process) or ray (a Ray cluster).", rich_help_panel=SCALE
-    ),
-    ray_address: str | None = typer.Option(
-        None,
-        "--ray-address",
-        help="Ray cluster to join (HOST:6379, ray://HOST:10001, auto: this machine's `ray start` cluster); "
-        "default: RAY_ADDRESS, else a new local cluster.",
-        rich_help_panel=SCALE,
-    ),
-    workers: int | None = typer.Option(
-        None,
-        "--workers",
-        min=1,
-        help="Ray actors (model replicas); default: as many as the cluster's GPUs or CPUs hold.",
-        rich_help_panel=SCALE,
-    ),
-    gpus_per_worker: float = typer.Option(
-        0.0,
-        "--gpus-per-worker",
-        min=0.0,
-        help="GPUs of each Ray actor (vllm: its tensor-parallel size).",
-        rich_help_panel=SCALE,
-    ),
-    cpus_per_worker: float = typer.Option(
-        1.0,
-        "--cpus-per-worker",
-        min=0.0,
-        help="CPUs of each Ray actor (torch threads).",
-        rich_help_panel=SCALE,
-    ),
-    wait_lock: bool = typer.Option(
-        False,
-        "--wait-lock",
-        help="If another ttc profile is writing --out, wait for it to finish (then resume) instead of stopping.",
-        rich_help_panel=RUN,
-    ),
-    batch_size: int = typer.Option(
-        8, "--batch-size", min=1, help="Questions per strategy call (batched requests).", rich_help_panel=RUN
-    ),
-    split: str = typer.Option(
-        "eval", "--split", help="Task split to draw questions from.", rich_help_panel=INPUT
-    ),
-    progress: bool = typer.Option(
-        True, "--progress/--no-progress", help="Progress bar on stderr.", rich_help_panel=OUTPUT
-    ),
-    adaptive: bool = typer.Option(
-        False,
-        "--adaptive",
-        help="Profile in rounds where the decision needs it (with --strategy pool, --budget-samples or "
-        "--budget-tokens, and the budgets to plan for).",
-        rich_help_panel=ADAPTIVE,
-    ),
+    model: Model = None,
+    task: Task = None,
+    backend: Backend = None,
+    source: Source = None,
+    strategy: Strategy = ["greedy"],  # noqa: B006 - typer copies the default
+    questions: Questions = None,
+    questions_overall: QuestionsOverall = False,
+    out: Out = ...,
+    seed: Seed = 0,
+    engine: Engine = "auto",
+    device: Device = None,
+    max_new_tokens: MaxNewTokens = 256,
+    shard: Shard = "0/1",
+    executor: Executor = "local",
+    ray_address: RayAddress = None,
+    workers: Workers = None,
+    gpus_per_worker: GpusPerWorker = 0.0,
+    cpus_per_worker: CpusPerWorker = 1.0,
+    wait_lock: WaitLock = False,
+    batch_size: BatchSize = 8,
+    split: Split = "eval",
+    progress: ShowProgress = True,
+    adaptive: Adaptive = False,
     budget_samples: BudgetSamples = None,
-    budget_tokens: BudgetProfileTokens = None,
+    budget_profile_tokens: BudgetProfileTokens = None,
     stop_regret: StopRegret = 0.5,
     block: Block = 4,
     forecast_at: ForecastAt = None,
-    budget_flops: list[float] = typer.Option(
-        [],
-        "--budget-flops",
-        help="--adaptive: a FLOPs-per-query budget to plan for (repeatable).",
-        rich_help_panel=ADAPTIVE,
-    ),
-    budget_usd: list[float] = typer.Option(
-        [],
-        "--budget-usd",
-        help="--adaptive: a US$-per-query budget to plan for (repeatable).",
-        rich_help_panel=ADAPTIVE,
-    ),
-    gpu: str | None = typer.Option(
-        None, "--gpu", help="--adaptive: the GPU to price on (default h100).", rich_help_panel=ADAPTIVE
-    ),
-    tp: int | None = typer.Option(
-        None, "--tp", min=1, help="--adaptive: GPUs per replica.", rich_help_panel=ADAPTIVE
-    ),
-    verifier: str = typer.Option(
-        "none", "--verifier", help="--adaptive: none or exact (an answer checker).", rich_help_panel=ADAPTIVE
-    ),
-    difficulty: str | None = typer.Option(
-        None, "--difficulty", "-d", help="--adaptive: the difficulty to plan for.", rich_help_panel=ADAPTIVE
-    ),
-    model_spec: list[str] = typer.Option(
-        [],
-        "--model-spec",
-        help="--adaptive: NAME=CATALOG_NAME_OR_CONFIG for models without a config (repeatable).",
-        rich_help_panel=ADAPTIVE,
-    ),
+    budget_flops: BudgetFlops = None,
+    budget_usd: BudgetUsd = None,
+    gpu: Gpu = None,
+    tp: Tp = None,
+    verifier: Verifier = None,
+    difficulty: Difficulty = None,
+    model_spec: ModelSpec = None,
     assume_prompt_tokens: AssumePromptTokens = None,
     assume_completion_tokens: AssumeCompletionTokens = None,
 ) -> None:
     # Idle OpenMP threads sleep instead of spinning: on shared or busy CPUs spinning threads
     # slow torch down many times over. Must be set before torch loads; the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from profiling.backends import with_engine
-    from profiling.runner import profile
     from profiling.sharding import parse_shard
-    from profiling.strategies import expand_specs
-    from profiling.tasks import get_task
 
     from ._errors import claim_output
 
     claim_output(out, "folder", remove_on_failure=False)
-    try:
-        shard_spec = parse_shard(shard)
-        # `greedy:attn_blocks=2` is the model variant lab-m@attn_blocks=2 (profiling.backends.sparse)
-        groups = attention_groups(strategy)
-        strategies = expand_specs(list(dict.fromkeys(s for _, specs in groups for s in specs)))
-        if len(groups) > 1 or groups[0][0]:
-            if adaptive or backend is not None or source is not None:
-                raise ValueError(
-                    "attn_blocks in a --strategy applies to generating runs (not --adaptive or replay)"
-                )
-        if adaptive:
-            pool_knobs(strategies)  # one pool strategy, checked before any work
-        loader = None
-        if backend is not None or source is not None:
-            model, task_obj, loader = _replay(backend, source, model, task, strategies, device)
-        else:
-            model = [with_engine(spec, engine) for spec in model] if model else model
-            model, task_obj = _generating(model, task, device), get_task(task)
-            questions = 20 if questions is None else questions
-        for s in strategies:
-            s.check_task(task_obj)
-    except ImportError as exc:  # a registered module that cannot be imported (broken install)
-        fail(f"cannot load {task!r}: {exc}")
-    runner = _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker)
+    shard_spec = parse_shard(shard)
+    groups, strategies = _strategies(strategy, adaptive or backend is not None or source is not None)
+    if adaptive:
+        pool_knobs(strategies)  # one pool strategy, checked before any work
+    models, task_obj, loader, questions = _inputs(
+        model, task, backend, source, strategies, device, engine, questions
+    )
+    run_kwargs = {
+        "per_level": None if questions_overall else questions,
+        "limit": questions if questions_overall else None,
+        "split": split,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "shard": shard_spec,
+        "device": device,
+        "progress": progress,
+        "loader": loader,
+        "executor": _executor(executor, ray_address, workers, gpus_per_worker, cpus_per_worker),
+    }
     opts = AdaptiveOptions(
         budget_samples,
-        budget_tokens,
+        budget_profile_tokens,
         stop_regret,
         block,
         budget_flops,
@@ -335,57 +230,68 @@ def profile_command(
         forecast_at=forecast_at,
     )
     if adaptive:
-        runner_kwargs = {
-            "per_level": None if questions_overall else questions,
-            "split": split,
-            "limit": questions if questions_overall else None,
-            "max_new_tokens": max_new_tokens,
-            "batch_size": batch_size,
-            "shard": shard_spec,
-            "device": device,
-            "loader": loader,
-            "executor": runner,
-            "progress": progress,
-        }
-        run_adaptive(model, task_obj, strategies, out, opts, runner_kwargs, seed)
+        run_adaptive(models, task_obj, strategies, out, opts, run_kwargs, seed)
         return
     if opts.given():
         raise ValueError(f"{opts.given()[0]} applies to --adaptive runs only")
-    # SIGTERM (a scheduler's preemption, `kill`) ends the run like Ctrl-C: finished units are
-    # flushed, and a run that wrote nothing removes what it created
+    for result in _run_groups(groups, models, task_obj, out, seed=seed, wait_lock=wait_lock, **run_kwargs):
+        _report(result, out)
+    console.print(f"next: ttc fit {out}", highlight=False)
+
+
+def _strategies(specs: list[str], not_generating: bool):
+    """The ``--strategy`` specs as attention groups and expanded strategies; ``attn_blocks`` in a
+    spec (the model variant ``lab-m@attn_blocks=2``, :mod:`profiling.backends.sparse`) applies
+    to generating runs only."""
+    from profiling.strategies import expand_specs
+
+    groups = attention_groups(specs)
+    strategies = expand_specs(list(dict.fromkeys(s for _, group in groups for s in group)))
+    if (len(groups) > 1 or groups[0][0]) and not_generating:
+        raise ValueError("attn_blocks in a --strategy applies to generating runs (not --adaptive or replay)")
+    return groups, strategies
+
+
+def _inputs(models, task, backend, source, strategies, device, engine, questions):
+    """Models, task, loader (replay) and question count of the run, checked before any work."""
+    from profiling.backends import with_engine
+    from profiling.tasks import get_task
+
+    try:
+        loader = None
+        if backend is not None or source is not None:
+            models, task_obj, loader = _replay(backend, source, models, task, strategies, device)
+        else:
+            models = [with_engine(spec, engine) for spec in models] if models else models
+            models, task_obj = _generating(models, task, device), get_task(task)
+            questions = _DEFAULT_QUESTIONS if questions is None else questions
+        for s in strategies:
+            s.check_task(task_obj)
+    except ImportError as exc:  # a registered module that cannot be imported (broken install)
+        fail(f"cannot load {task!r}: {exc}")
+    return models, task_obj, loader, questions
+
+
+def _run_groups(groups, models, task, out: Path, **kwargs) -> list:
+    """One profiler call per attention group; SIGTERM (a scheduler's preemption, `kill`) ends
+    the run like Ctrl-C: finished units are flushed, and a run that wrote nothing removes what
+    it created."""
+    from profiling.runner import profile
+    from profiling.strategies import expand_specs
+
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     results = []
     try:
         for suffix, specs in groups:
             results.append(
-                _run(
-                    profile,
-                    [m + suffix for m in model],
-                    task_obj,
-                    expand_specs(specs),
-                    out,
-                    per_level=None if questions_overall else questions,
-                    limit=questions if questions_overall else None,
-                    split=split,
-                    seed=seed,
-                    max_new_tokens=max_new_tokens,
-                    batch_size=batch_size,
-                    shard=shard_spec,
-                    device=device,
-                    progress=progress,
-                    loader=loader,
-                    executor=runner,
-                    wait_lock=wait_lock,
-                )
+                _run(profile, [m + suffix for m in models], task, expand_specs(specs), out, **kwargs)
             )
     except KeyboardInterrupt:
         saved = "finished units are saved" if out.is_dir() else "nothing was written"
         fail(f"interrupted; {saved} in {out}; rerun the same command to resume", code=130)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    for result in results:
-        _report(result, out)
-    console.print(f"next: ttc fit {out}", highlight=False)
+    return results
 
 
 def _run(profile, models, task, strategies, out, **kwargs):

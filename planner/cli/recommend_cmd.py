@@ -14,20 +14,46 @@ import typer
 from ..constants import COST_KEYS
 from ..report.format import UNITS, format_budget, format_cost, format_serving, strict_json
 from ..report.what_to_measure import measure_next_lines
-from ._common import (
-    BUDGET,
-    INPUT,
-    MODELS,
-    OUTPUT,
-    PRICING,
-    SEARCH,
-    TARGET,
-    console,
-    fail,
-    parse_pairs,
-    profile_folder,
+from ._common import console, fail, not_none, one_value, parse_pairs, samples_folder
+from ._options import (
+    AllowSimulated,
+    Api,
+    AssumeCompletionTokens,
+    AssumePromptTokens,
+    BudgetFlops,
+    BudgetUsd,
+    CatalogFile,
+    Concurrency,
+    Difficulty,
+    Gpu,
+    Json,
+    Method,
+    Mix,
+    Model,
+    ModelSpec,
+    NBoot,
+    NoCache,
+    ProfileAlias,
+    Risk,
+    Samples,
+    SamplesArg,
+    Seed,
+    Tp,
+    Verifier,
 )
-from ._options import AssumeCompletionTokens, AssumePromptTokens
+from ._options_cmd import (
+    BudgetEflops,
+    BudgetKvBytes,
+    BudgetTokens,
+    CheckerCost,
+    Config,
+    ExtraModel,
+    LatencyS,
+    Objective,
+    Storage,
+    Trials,
+    Wide,
+)
 
 _EXAMPLE = "ttc recommend runs/lab --budget-flops 1e13 --difficulty 4 --gpu h100"
 
@@ -47,165 +73,41 @@ def _choice_text(choice: dict) -> str:
 
 
 def recommend(
-    profile: Path = typer.Argument(
-        None, help="Samples folder (from `ttc profile` or `ttc import`).", show_default=False
-    ),
-    profile_option: Path = typer.Option(None, "--profile", "-p", hidden=True, help="Same as the argument."),
-    config: Path = typer.Option(
-        None, "--config", help="A plan request in TOML (flags override it).", rich_help_panel=INPUT
-    ),
-    budget_flops: float = typer.Option(
-        None, "--budget-flops", help="FLOPs per query.", rich_help_panel=BUDGET
-    ),
-    budget_eflops: float = typer.Option(
-        None,
-        "--budget-eflops",
-        help="Effective FLOPs per query (Kinetics: FLOPs + bytes moved x the GPU's FLOP/byte; needs --gpu).",
-        rich_help_panel=BUDGET,
-    ),
-    budget_usd: float = typer.Option(
-        None, "--budget-usd", help="US$ per query (GPU time on --gpu, or --api bill).", rich_help_panel=BUDGET
-    ),
-    budget_tokens: float = typer.Option(
-        None, "--budget-tokens", help="Prompt + generated tokens per query.", rich_help_panel=BUDGET
-    ),
-    latency_s: float = typer.Option(
-        None, "--latency-s", help="Roofline latency per query on --gpu, seconds.", rich_help_panel=BUDGET
-    ),
-    budget_kv_bytes: float = typer.Option(
-        None, "--budget-kv-bytes", help="Peak KV-cache bytes of one query.", rich_help_panel=BUDGET
-    ),
-    difficulty: str = typer.Option(
-        None,
-        "--difficulty",
-        "-d",
-        help="A difficulty label, `all` (default) or `auto` (unknown: adaptive policy).",
-        rich_help_panel=TARGET,
-    ),
-    mix: str = typer.Option(
-        None,
-        "--mix",
-        help="Difficulty mix LABEL:WEIGHT,... (adds a per-difficulty allocation).",
-        rich_help_panel=TARGET,
-    ),
-    risk: str = typer.Option(
-        None,
-        "--risk",
-        help="expected (default) | conservative (maximize the interval's lower end).",
-        rich_help_panel=TARGET,
-    ),
-    objective: str = typer.Option(
-        None,
-        "--objective",
-        help="accuracy (default) | pareto (the accuracy-cost front).",
-        rich_help_panel=TARGET,
-    ),
-    gpu: str = typer.Option(
-        None,
-        "--gpu",
-        "-g",
-        help="Accelerator from the catalog (default h100 unless --api).",
-        rich_help_panel=PRICING,
-    ),
-    api: str = typer.Option(
-        None, "--api", help="Price on a hosted API instead (deepseek-r1, o1, o3...).", rich_help_panel=PRICING
-    ),
-    concurrency: int = typer.Option(
-        None,
-        "--concurrency",
-        "-c",
-        min=1,
-        help="Sequences one replica decodes per step, as in `ttc costs` (default 64; a pool of n fills n).",
-        rich_help_panel=PRICING,
-    ),
-    tp: int = typer.Option(
-        None,
-        "--tp",
-        min=1,
-        help="GPUs per replica (default: the fewest that hold each option's weights and KV).",
-        rich_help_panel=PRICING,
-    ),
-    catalog_file: Path = typer.Option(
-        None, "--catalog-file", help="User TOML catalog.", rich_help_panel=PRICING
-    ),
+    samples_arg: SamplesArg = None,
+    samples: Samples = None,
+    profile: ProfileAlias = None,
+    config: Config = None,
+    budget_flops: BudgetFlops = None,
+    budget_eflops: BudgetEflops = None,
+    budget_usd: BudgetUsd = None,
+    budget_tokens: BudgetTokens = None,
+    latency_s: LatencyS = None,
+    budget_kv_bytes: BudgetKvBytes = None,
+    difficulty: Difficulty = None,
+    mix: Mix = None,
+    risk: Risk = None,
+    objective: Objective = None,
+    gpu: Gpu = None,
+    api: Api = None,
+    concurrency: Concurrency = None,
+    tp: Tp = None,
+    catalog_file: CatalogFile = None,
     assume_prompt_tokens: AssumePromptTokens = None,
     assume_completion_tokens: AssumeCompletionTokens = None,
-    model: list[str] = typer.Option(
-        None, "--model", "-m", help="Consider only this model (repeatable).", rich_help_panel=MODELS
-    ),
-    extra_model: list[str] = typer.Option(
-        None,
-        "--extra-model",
-        help="Unprofiled model of a profiled family: NAME=CATALOG_NAME_OR_CONFIG (repeat).",
-        rich_help_panel=MODELS,
-    ),
-    model_spec: list[str] = typer.Option(
-        None,
-        "--model-spec",
-        help="Spec of a profiled model: NAME=CATALOG_NAME_OR_CONFIG, or its numbers "
-        "NAME=params:8e9,layers:32,kv_heads:8,head_dim:128 (imported samples).",
-        rich_help_panel=MODELS,
-    ),
-    allow_simulated: bool = typer.Option(
-        False,
-        "--allow-simulated",
-        help="Also consider strategies scored by an oracle or simulated verifier.",
-        rich_help_panel=MODELS,
-    ),
-    verifier: str = typer.Option(
-        None,
-        "--verifier",
-        help="exact: the deployment checks answers exactly (answer checker, unit tests), so best-of-n "
-        "`verified` (accuracy pass@n) is offered. none (default): best-of-n ranks by reward or log-prob.",
-        rich_help_panel=MODELS,
-    ),
-    checker_cost: list[str] = typer.Option(
-        None,
-        "--checker-cost",
-        help="Cost of the exact checker per checked sample, KEY=VALUE (flops, usd, latency_s...; "
-        "repeat). Default: free, stated as an assumption.",
-        rich_help_panel=MODELS,
-    ),
-    method: str = typer.Option(
-        None, "--method", help="auto (default) | exhaustive | optuna.", rich_help_panel=SEARCH
-    ),
-    storage: str = typer.Option(
-        None,
-        "--storage",
-        help="Optuna storage shared by workers: sqlite:///x.db, postgresql://..., journal:PATH.",
-        rich_help_panel=SEARCH,
-    ),
-    trials: int = typer.Option(
-        None, "--trials", min=1, help="Optuna trials per worker (default 60).", rich_help_panel=SEARCH
-    ),
-    seed: int = typer.Option(
-        None,
-        "--seed",
-        help="Seed of samplers and splits (give workers different seeds).",
-        rich_help_panel=SEARCH,
-    ),
-    n_boot: int = typer.Option(
-        None,
-        "--n-boot",
-        min=0,
-        help="Question-bootstrap replicates of curves and laws (default 200).",
-        rich_help_panel=SEARCH,
-    ),
-    no_cache: bool = typer.Option(
-        False,
-        "--no-cache",
-        help="Recompute curves and laws (do not read or write the cache).",
-        rich_help_panel=SEARCH,
-    ),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print the recommendation JSON (docs/design.md).", rich_help_panel=OUTPUT
-    ),
-    wide: bool = typer.Option(
-        False,
-        "--wide",
-        help="Every cost column in the tables (wider than 100 columns).",
-        rich_help_panel=OUTPUT,
-    ),
+    model: Model = None,
+    extra_model: ExtraModel = None,
+    model_spec: ModelSpec = None,
+    allow_simulated: AllowSimulated = False,
+    verifier: Verifier = None,
+    checker_cost: CheckerCost = None,
+    method: Method = None,
+    storage: Storage = None,
+    trials: Trials = None,
+    seed: Seed = None,
+    n_boot: NBoot = None,
+    no_cache: NoCache = False,
+    as_json: Json = False,
+    wide: Wide = False,
 ) -> None:
     """Recommend a model, strategy and knobs for a per-query budget and a kind of problem:
     the expected accuracy with its interval (measured, fitted or extrapolated), the cost, the
@@ -223,15 +125,8 @@ def recommend(
 
         ttc recommend --config plan.toml --risk conservative
     """
-    from planner.profile import load_profile
-    from planner.recommend import plan
-    from planner.request import PlanRequest
-    from planner.what_to_measure import measure_next
-
-    folder = profile_folder(profile, profile_option, required=False)
-    pairs = (("flops", budget_flops), ("effective_flops", budget_eflops), ("usd", budget_usd))
-    pairs += (("tokens", budget_tokens), ("latency_s", latency_s), ("kv_bytes", budget_kv_bytes))
-    budget = {k: v for k, v in pairs if v is not None}
+    folder = samples_folder(samples_arg, samples, profile, required=False)
+    budget = _budget(budget_flops, budget_eflops, budget_usd, budget_tokens, latency_s, budget_kv_bytes)
     if not budget and config is None:
         fail(
             "give at least one budget (--budget-flops, --budget-eflops, --budget-usd, --budget-tokens, "
@@ -265,12 +160,46 @@ def recommend(
         "assume_prompt_tokens": assume_prompt_tokens,
         "assume_completion_tokens": assume_completion_tokens,
     }
+    rec = _plan(_request(config, flags))
+    if as_json:
+        typer.echo(strict_json(rec.to_json(), indent=2))
+        return
+    _print(rec, wide)
+
+
+def _budget(flops, eflops, usd, tokens, latency_s, kv_bytes) -> dict[str, float]:
+    """The per-query budget of the flags given (``--budget-flops`` and ``--budget-usd`` once each:
+    other commands repeat them)."""
+    pairs = {
+        "flops": one_value("--budget-flops", flops),
+        "effective_flops": eflops,
+        "usd": one_value("--budget-usd", usd),
+        "tokens": tokens,
+        "latency_s": latency_s,
+        "kv_bytes": kv_bytes,
+    }
+    return not_none(**pairs)
+
+
+def _request(config: Path | None, flags: dict):
+    """The plan request: ``--config`` (if given) with the flags given on top of it."""
+    from planner.request import PlanRequest
+
     if config is not None:
         request = PlanRequest.from_toml(config).replace(**flags)
     else:
-        request = PlanRequest(**{k: v for k, v in flags.items() if v is not None})
+        request = PlanRequest(**not_none(**flags))
     if not request.profile:
         fail(f"missing the samples folder (the output of `ttc profile` or `ttc import`); e.g. {_EXAMPLE}")
+    return request
+
+
+def _plan(request):
+    """Load the request's samples folder, plan, and say what to measure next."""
+    from planner.profile import load_profile
+    from planner.recommend import plan
+    from planner.what_to_measure import measure_next
+
     _check_storage(request.storage)
     prof = load_profile(
         request.profile,
@@ -284,10 +213,7 @@ def recommend(
     )
     rec = plan(prof, request)
     measure_next(prof, rec)
-    if as_json:
-        typer.echo(strict_json(rec.to_json(), indent=2))
-        return
-    _print(rec, wide)
+    return rec
 
 
 def _checker_cost(values: list[str] | None) -> dict[str, float] | None:

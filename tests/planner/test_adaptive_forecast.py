@@ -137,7 +137,7 @@ def test_the_cli_grows_uneven_pools_within_the_budget_resumes_and_forecast_reads
 def test_forecast_at_needs_a_sample_budget(recording, tmp_path):
     args = ["profile", "--backend", "replay", "--source", str(recording), "-s", "pool", "--adaptive"]
     r = CliRunner().invoke(
-        app, [*args, "--forecast-at", "100", "--budget-tokens", "1e6", "--out", str(tmp_path / "o")]
+        app, [*args, "--forecast-at", "100", "--budget-profile-tokens", "1e6", "--out", str(tmp_path / "o")]
     )
     assert r.exit_code == 2 and "--budget-samples" in r.output
     assert "Traceback" not in r.output
