@@ -138,7 +138,7 @@ class FastLabBackend(HFBackend):
                 stop_hit=self._stop_check(stops),
                 sync=self._sync if self._cuda else None,
             )
-        self._generated(clock)
+        self._generated(clock, out.first_token_time)
         completions = [
             self._completion(
                 out.tokens[r], out.finish_len[r], out.finish_reason[r], out.logprobs[r], stops[r]
@@ -157,14 +157,7 @@ class FastLabBackend(HFBackend):
         }
         kv_total = slot * len(max_new) * (width + out.steps - 1)
         return self._results(
-            requests,
-            groups,
-            completions,
-            prompt_tokens,
-            clock,
-            first_token_time=out.first_token_time,
-            kv=(kv_total, KV_SOURCE),
-            extra=extra,
+            requests, groups, completions, prompt_tokens, clock, (kv_total, KV_SOURCE), extra
         )
 
 

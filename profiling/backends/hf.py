@@ -116,12 +116,14 @@ def cache_tensor_bytes(cache: Any) -> int | None:
 
 @dataclass
 class BatchClock:
-    """A batch's measurement: its start (``perf_counter``) and, on CUDA, the bytes allocated
-    before it and the allocator's peak above them once it is done."""
+    """A batch's measurement: its start and its first token (``perf_counter``; None: not seen)
+    and, on CUDA, the bytes allocated before it and the allocator's peak above them once it is
+    done."""
 
     t0: float
     alloc_before: int | None = None
     alloc_peak: float | None = None
+    first_token: float | None = None
 
 
 def _truncate_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -414,9 +416,11 @@ class HFBackend(Backend):
             alloc_before = torch.cuda.memory_allocated(self.device)
         return BatchClock(time.perf_counter(), alloc_before)
 
-    def _generated(self, clock: BatchClock) -> None:
-        """Wait for the device to finish the batch's generation and read the allocator's peak."""
+    def _generated(self, clock: BatchClock, first_token: float | None) -> None:
+        """Wait for the device to finish the batch's generation, note when its first token was
+        drawn and read the allocator's peak."""
         self._sync()
+        clock.first_token = first_token
         if clock.alloc_before is not None:
             import torch
 
@@ -429,8 +433,6 @@ class HFBackend(Backend):
         completions: list[Completion],
         prompt_tokens: list[int],
         clock: BatchClock,
-        *,
-        first_token_time: float | None,
         kv: tuple[float | None, str],
         extra: dict[str, Any],
     ) -> list[GenerationResult]:
@@ -438,7 +440,7 @@ class HFBackend(Backend):
         shared by generated tokens, KV bytes ``kv = (batch bytes, source)`` and the allocator peak
         shared by rows (module docstring)."""
         wall_s = time.perf_counter() - clock.t0
-        ttft_s = first_token_time - clock.t0 if first_token_time is not None else None
+        ttft_s = clock.first_token - clock.t0 if clock.first_token is not None else None
         alloc_peak = clock.alloc_peak
         rows = groups[-1][1] if groups else 0
         generated = [sum(c.completion_tokens for c in completions[g[0] : g[1]]) for g in groups]
@@ -514,7 +516,7 @@ class HFBackend(Backend):
             cache = getattr(out, "past_key_values", None)
         kv_total = cache_tensor_bytes(cache) if cache is not None else None
         del cache
-        self._generated(clock)
+        self._generated(clock, sampler.first_token_time)
 
         sequences = out.sequences[:, prompt_len:].tolist()
         steps = len(sampler.step_logprobs)
@@ -532,12 +534,5 @@ class HFBackend(Backend):
         kv_source = KV_SOURCE if kv_total is not None else "unavailable: cache tensors not readable"
         extra = {"seeds": seeds, "padded_prompt_tokens": prompt_len, "generation_steps": steps}
         return self._results(
-            requests,
-            groups,
-            completions,
-            prompt_tokens,
-            clock,
-            first_token_time=sampler.first_token_time,
-            kv=(kv_total, kv_source),
-            extra=extra,
+            requests, groups, completions, prompt_tokens, clock, (kv_total, kv_source), extra
         )

@@ -105,19 +105,9 @@ def test_results_time_a_batch_by_its_clock_and_share_the_allocator_peak_by_rows(
     groups = [(0, 1, 0.0, 1.0, None), (1, 4, 0.0, 1.0, None)]
     completions = [Completion("x", 1), Completion("yy", 2), Completion("", 0), Completion("z", 1)]
     t0 = time.perf_counter() - 2.0
-    clock = BatchClock(t0, alloc_before=10, alloc_peak=400.0)
+    clock = BatchClock(t0, alloc_before=10, alloc_peak=400.0, first_token=t0 + 0.5)
     extra = {"seeds": [7, 8], "engine": "test"}
-    results = HFBackend._results(
-        None,
-        reqs,
-        groups,
-        completions,
-        [5, 6],
-        clock,
-        first_token_time=t0 + 0.5,
-        kv=(800.0, "src"),
-        extra=extra,
-    )
+    results = HFBackend._results(None, reqs, groups, completions, [5, 6], clock, (800.0, "src"), extra)
     wall = results[0].extra["batch_latency_s"]
     assert 2.0 <= wall < 60.0
     assert [r.latency_s for r in results] == pytest.approx([wall / 4, wall * 3 / 4])
