@@ -12,6 +12,9 @@ Kinds of value (null, or NaN, is "not measured" except in a required column):
 * ``nonneg``: a finite number >= 0 (latency, KV bytes, FLOPs);
 * ``mean``: a finite number >= 0, the per-sample mean of a counts row;
 * ``real``: a finite number (log-probability, reward).
+
+The per-question count models (beta-binomial, its posterior, the g-models) take their
+``(n, c)`` arrays through :func:`question_counts`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from ._fitutil import as_1d
 
 COUNT, NONNEG, MEAN, REAL = "count", "nonneg", "mean", "real"
 
@@ -103,3 +108,23 @@ def earliest(problems: list[Problem | None]) -> Problem | None:
     """The problem of the earliest row (the first column given among equals), or None."""
     found = [p for p in problems if p is not None]
     return min(found, key=lambda p: p.row) if found else None
+
+
+def count_arrays(n, c) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, c)`` as one-dimensional finite float arrays of one length (a scalar ``n`` is the
+    pool size of every question)."""
+    c = as_1d("c", c)
+    return as_1d("n", np.broadcast_to(np.asarray(n, dtype=float), c.shape).copy(), len(c)), c
+
+
+def question_counts(model: str, n, c) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, c)`` of a per-question count model as float arrays (``n`` may be one pool size for
+    every question): ``c[i]`` correct samples out of ``n[i]``, at least 2 questions, each ``n``
+    a positive integer and each ``c`` an integer in ``[0, n]``; a ``ValueError`` naming
+    ``model`` otherwise."""
+    n, c = count_arrays(n, c)
+    if len(c) < 2:
+        raise ValueError(f"{model} needs counts for at least 2 questions")
+    if np.any(n < 1) or np.any(n != np.round(n)) or np.any(c != np.round(c)) or np.any((c < 0) | (c > n)):
+        raise ValueError(f"{model}: n must be positive integers and 0 <= c <= n (integers)")
+    return n, c

@@ -26,7 +26,7 @@ from scipy.special import betaln, digamma
 from scipy.stats import betabinom
 
 from ._estimator import FittedEstimator, UnreachableTargetWarning
-from ._fitutil import as_1d
+from ._values import question_counts
 
 __all__ = ["BetaBinomial", "beta_pass_at_k"]
 
@@ -81,12 +81,7 @@ class BetaBinomial(FittedEstimator):
 
     def fit(self, n, c) -> BetaBinomial:
         """Fit to ``c[i]`` correct samples out of ``n[i]`` for each question i (returns self)."""
-        c = as_1d("c", c)
-        n = as_1d("n", np.broadcast_to(np.asarray(n, dtype=float), c.shape).copy(), len(c))
-        if len(c) < 2:
-            raise ValueError("BetaBinomial needs counts for at least 2 questions")
-        if np.any(n < 1) or np.any(n != np.round(n)) or np.any(c != np.round(c)) or np.any((c < 0) | (c > n)):
-            raise ValueError("BetaBinomial: n must be positive integers and 0 <= c <= n (integers)")
+        n, c = question_counts("BetaBinomial", n, c)
 
         def nll(theta):
             a, b = np.exp(theta)

@@ -34,9 +34,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, expit, logit, ndtr
 
-from ._fitutil import as_1d, json_safe
+from ._fitutil import json_safe
 from ._laws_base import NotFittedError
 from ._pool_pass import count_groups, pool_pass, smallest_k
+from ._values import question_counts
 
 __all__ = [
     "BetaBinomialPosterior",
@@ -113,12 +114,7 @@ class BetaBinomialPosterior:
     # ---- fitting ---------------------------------------------------------------------------
     def fit(self, n, c) -> BetaBinomialPosterior:
         """Condition on ``c[i]`` correct samples out of ``n[i]`` for each question i (returns self)."""
-        c = as_1d("c", c)
-        n = as_1d("n", np.broadcast_to(np.asarray(n, dtype=float), c.shape).copy(), len(c))
-        if len(c) < 2:
-            raise ValueError("BetaBinomialPosterior needs counts for at least 2 questions")
-        if np.any(n < 1) or np.any(n != np.round(n)) or np.any(c != np.round(c)) or np.any((c < 0) | (c > n)):
-            raise ValueError("BetaBinomialPosterior: n must be positive integers and 0 <= c <= n (integers)")
+        n, c = question_counts("BetaBinomialPosterior", n, c)
         self.n_, self.c_ = n, c
         pairs = pd.DataFrame({"n": n, "c": c}).value_counts().reset_index()
         un, uc, uw = (pairs[col].to_numpy(float) for col in ("n", "c", "count"))

@@ -47,8 +47,8 @@ from scipy.optimize import minimize
 from scipy.special import expit, logit, logsumexp, ndtr, xlogy
 
 from ._estimator import FittedEstimator
-from ._fitutil import as_1d
 from ._pool_pass import count_groups, pool_pass, smallest_k
+from ._values import count_arrays, question_counts
 from .coverage import CoverageForecast
 
 __all__ = ["GModel", "LogitNormal", "LOGIT_BOUNDS", "natural_spline_basis"]
@@ -111,13 +111,7 @@ class _GridPopulation(FittedEstimator):
     # ---- fitting ----------------------------------------------------------------------------
     def fit(self, n, c) -> _GridPopulation:
         """Fit to ``c[i]`` correct samples out of ``n[i]`` for each question i (returns self)."""
-        c = as_1d("c", c)
-        n = as_1d("n", np.broadcast_to(np.asarray(n, dtype=float), c.shape).copy(), len(c))
-        label = type(self).__name__
-        if len(c) < 2:
-            raise ValueError(f"{label} needs counts for at least 2 questions")
-        if np.any(n < 1) or np.any(n != np.round(n)) or np.any(c != np.round(c)) or np.any((c < 0) | (c > n)):
-            raise ValueError(f"{label}: n must be positive integers and 0 <= c <= n (integers)")
+        n, c = question_counts(type(self).__name__, n, c)
         self.u_ = np.linspace(*LOGIT_BOUNDS, self.grid_size)
         self.theta_ = expit(self.u_)
         self._set_counts(n, c)
@@ -203,8 +197,7 @@ class _GridPopulation(FittedEstimator):
         """The same fitted population, conditioned on other questions' counts (for oracles and
         for forecasting new questions from a population fitted elsewhere)."""
         self._check_fitted()
-        c = as_1d("c", c)
-        n = as_1d("n", np.broadcast_to(np.asarray(n, dtype=float), c.shape).copy(), len(c))
+        n, c = count_arrays(n, c)
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
         other._set_counts(n, c)

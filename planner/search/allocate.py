@@ -136,6 +136,18 @@ def _cheapest(data) -> float:
     return float(sum(c.min() for _, _, c, _ in data))
 
 
+def _prepare_within(tables, weights, budget: float, cost_key: str, objective: str):
+    """:func:`_prepare`'s bins and fronts and the cheapest allocation's cost, or
+    :class:`InfeasibleBudget` when even that exceeds ``budget``."""
+    bins, data = _prepare(tables, weights, cost_key, objective)
+    cheapest = _cheapest(data)
+    if not within_budget(cheapest, budget):
+        raise InfeasibleBudget(
+            f"average {cost_key} budget {budget:.3g} is below the cheapest allocation ({cheapest:.3g} per query)"
+        )
+    return bins, data, cheapest
+
+
 def _merge_fronts(data, budget: float | None):
     """Pareto DP. Returns final (cost, acc) arrays and per-stage back-pointers."""
     rem_min = np.cumsum([c.min() for _, _, c, _ in data][::-1])[::-1].tolist() + [0.0]
@@ -176,12 +188,7 @@ def allocate_exact(
     """The optimal allocation (Pareto-front dynamic programme; exact, no discretization)."""
     objective = objective_column(risk)
     t0 = time.perf_counter()
-    bins, data = _prepare(tables, weights, cost_key, objective)
-    cheapest = _cheapest(data)
-    if not within_budget(cheapest, budget):
-        raise InfeasibleBudget(
-            f"average {cost_key} budget {budget:.3g} is below the cheapest allocation ({cheapest:.3g} per query)"
-        )
+    bins, data, cheapest = _prepare_within(tables, weights, budget, cost_key, objective)
     fc, fa, backs = _merge_fronts(data, budget)
     j = int(np.argmax(fa))  # fronts are sorted by cost, so ties go to the cheaper allocation
     picks = _backtrack(backs, data, j)
@@ -231,12 +238,7 @@ def allocate_lagrangian(
     """
     objective = objective_column(risk)
     t0 = time.perf_counter()
-    bins, data = _prepare(tables, weights, cost_key, objective)
-    cheapest = _cheapest(data)
-    if not within_budget(cheapest, budget):
-        raise InfeasibleBudget(
-            f"average {cost_key} budget {budget:.3g} is below the cheapest allocation ({cheapest:.3g} per query)"
-        )
+    bins, data, cheapest = _prepare_within(tables, weights, budget, cost_key, objective)
     hulls = [_upper_hull(c, a) for _, _, c, a in data]
     pos = [0] * len(bins)
     edges = []

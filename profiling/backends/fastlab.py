@@ -40,7 +40,6 @@ work), with ``kv_source="fast-cache-filled-slots"``; the cache allocated up fron
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,12 +118,7 @@ class FastLabBackend(HFBackend):
     def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         import torch
 
-        self._sync()
-        if self._cuda:
-            torch.cuda.reset_peak_memory_stats(self.device)
-            alloc_before = torch.cuda.memory_allocated(self.device)
-        t0 = time.perf_counter()
-
+        clock = self._start_batch()
         enc, prompt_tokens = self._encode(requests)
         ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
         counts = torch.tensor([r.n for r in requests], device=self.device)
@@ -144,16 +138,13 @@ class FastLabBackend(HFBackend):
                 stop_hit=self._stop_check(stops),
                 sync=self._sync if self._cuda else None,
             )
-        self._sync()
-        alloc_peak = torch.cuda.max_memory_allocated(self.device) - alloc_before if self._cuda else None
+        self._generated(clock, out.first_token_time)
         completions = [
             self._completion(
                 out.tokens[r], out.finish_len[r], out.finish_reason[r], out.logprobs[r], stops[r]
             )
             for r in range(len(max_new))
         ]
-        wall_s = time.perf_counter() - t0
-        ttft_s = out.first_token_time - t0 if out.first_token_time is not None else None
         slot = 2 * len(self.decoder.layers) * self.decoder.kv_heads * self.decoder.head_dim
         slot *= self.decoder.dtype.itemsize
         extra = {
@@ -166,15 +157,7 @@ class FastLabBackend(HFBackend):
         }
         kv_total = slot * len(max_new) * (width + out.steps - 1)
         return self._results(
-            requests,
-            groups,
-            completions,
-            prompt_tokens,
-            wall_s=wall_s,
-            ttft_s=ttft_s,
-            kv=(kv_total, KV_SOURCE),
-            extra=extra,
-            alloc_peak=alloc_peak,
+            requests, groups, completions, prompt_tokens, clock, (kv_total, KV_SOURCE), extra
         )
 
 

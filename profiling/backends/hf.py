@@ -51,6 +51,7 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,18 @@ def cache_tensor_bytes(cache: Any) -> int | None:
     if not tensors:
         return None
     return int(sum(t.numel() * t.element_size() for t in tensors))
+
+
+@dataclass
+class BatchClock:
+    """A batch's measurement: its start and its first token (``perf_counter``; None: not seen)
+    and, on CUDA, the bytes allocated before it and the allocator's peak above them once it is
+    done."""
+
+    t0: float
+    alloc_before: int | None = None
+    alloc_peak: float | None = None
+    first_token: float | None = None
 
 
 def _truncate_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -392,21 +405,43 @@ class HFBackend(Backend):
         mean_lp = math.fsum(logprobs[:length]) / length if length else None
         return Completion(text, int(length), mean_lp, reason)
 
+    def _start_batch(self) -> BatchClock:
+        """Wait for the device, reset its allocator peak (CUDA) and start a batch's clock."""
+        self._sync()
+        alloc_before = None
+        if self._cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(self.device)
+            alloc_before = torch.cuda.memory_allocated(self.device)
+        return BatchClock(time.perf_counter(), alloc_before)
+
+    def _generated(self, clock: BatchClock, first_token: float | None) -> None:
+        """Wait for the device to finish the batch's generation, note when its first token was
+        drawn and read the allocator's peak."""
+        self._sync()
+        clock.first_token = first_token
+        if clock.alloc_before is not None:
+            import torch
+
+            clock.alloc_peak = torch.cuda.max_memory_allocated(self.device) - clock.alloc_before
+
     def _results(
         self,
         requests: list[GenerationRequest],
         groups: list[tuple],
         completions: list[Completion],
         prompt_tokens: list[int],
-        *,
-        wall_s: float,
-        ttft_s: float | None,
+        clock: BatchClock,
         kv: tuple[float | None, str],
         extra: dict[str, Any],
-        alloc_peak: float | None = None,
     ) -> list[GenerationResult]:
-        """One result per request of a batch: latency shared by generated tokens, KV bytes
-        ``kv = (batch bytes, source)`` and the allocator peak shared by rows (module docstring)."""
+        """One result per request of a batch timed by ``clock`` (its wall time ends now): latency
+        shared by generated tokens, KV bytes ``kv = (batch bytes, source)`` and the allocator peak
+        shared by rows (module docstring)."""
+        wall_s = time.perf_counter() - clock.t0
+        ttft_s = clock.first_token - clock.t0 if clock.first_token is not None else None
+        alloc_peak = clock.alloc_peak
         rows = groups[-1][1] if groups else 0
         generated = [sum(c.completion_tokens for c in completions[g[0] : g[1]]) for g in groups]
         total_generated = sum(generated)
@@ -442,12 +477,7 @@ class HFBackend(Backend):
         import torch
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
-        self._sync()
-        if self._cuda:
-            torch.cuda.reset_peak_memory_stats(self.device)
-            alloc_before = torch.cuda.memory_allocated(self.device)
-        t0 = time.perf_counter()
-
+        clock = self._start_batch()
         enc, prompt_tokens = self._encode(requests)
         counts = torch.tensor([r.n for r in requests])
         input_ids = enc["input_ids"].repeat_interleave(counts, dim=0).to(self.device)
@@ -486,8 +516,7 @@ class HFBackend(Backend):
             cache = getattr(out, "past_key_values", None)
         kv_total = cache_tensor_bytes(cache) if cache is not None else None
         del cache
-        self._sync()
-        alloc_peak = torch.cuda.max_memory_allocated(self.device) - alloc_before if self._cuda else None
+        self._generated(clock, sampler.first_token_time)
 
         sequences = out.sequences[:, prompt_len:].tolist()
         steps = len(sampler.step_logprobs)
@@ -502,18 +531,8 @@ class HFBackend(Backend):
             )
             for row, ids in enumerate(sequences)
         ]
-        wall_s = time.perf_counter() - t0
-        ttft_s = sampler.first_token_time - t0 if sampler.first_token_time is not None else None
         kv_source = KV_SOURCE if kv_total is not None else "unavailable: cache tensors not readable"
         extra = {"seeds": seeds, "padded_prompt_tokens": prompt_len, "generation_steps": steps}
         return self._results(
-            requests,
-            groups,
-            completions,
-            prompt_tokens,
-            wall_s=wall_s,
-            ttft_s=ttft_s,
-            kv=(kv_total, kv_source),
-            extra=extra,
-            alloc_peak=alloc_peak,
+            requests, groups, completions, prompt_tokens, clock, (kv_total, kv_source), extra
         )

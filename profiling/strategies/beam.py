@@ -30,10 +30,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backends import Backend, GenerationRequest, GenerationResult
+from ..backends import Backend, GenerationResult
 from ..tasks import Problem, Task
 from ._base import (
-    Cost,
     Knob,
     Outcome,
     RunContext,
@@ -44,7 +43,17 @@ from ._base import (
     derive_seed,
     mean_logprob,
 )
-from .rewards import ProcessReward, get_reward, is_required_reward_spec
+from ._steps import (
+    Piece,
+    Unit,
+    force_answers,
+    next_step,
+    reward_knob,
+    sample_request,
+    sampling_knobs,
+    step_score,
+)
+from .rewards import ProcessReward, get_reward
 
 __all__ = ["BeamSearch", "DESCRIPTOR"]
 
@@ -59,17 +68,8 @@ DESCRIPTOR = StrategyDescriptor(
         "max_steps": Knob(
             12, int, "steps before the best beam is forced to answer", lambda v: v >= 1, "an integer >= 1"
         ),
-        "prm": Knob(
-            "oracle",
-            str,
-            "process reward: oracle|noisy:P|module:function",
-            is_required_reward_spec,
-            "oracle, noisy:P, a registered name or module:function",
-        ),
-        "temperature": Knob(
-            1.0, float, "sampling temperature of each step", lambda v: v >= 0, "a number >= 0"
-        ),
-        "top_p": Knob(1.0, float, "nucleus sampling mass", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        "prm": reward_knob("process reward"),
+        **sampling_knobs("each step"),
     },
     compute_knob="width",
     cost_knobs=("width", "expansions", "max_steps"),
@@ -81,7 +81,7 @@ DESCRIPTOR = StrategyDescriptor(
 @dataclass
 class _Chain:
     text: str = ""
-    pieces: list[tuple[float | None, int]] = field(default_factory=list)  # (mean logprob, tokens) per step
+    pieces: list[Piece] = field(default_factory=list)  # (mean logprob, tokens) per step
     finished: bool = False
     score: float | None = None  # PRM score, set once per chain (scores are deterministic)
 
@@ -98,12 +98,8 @@ class _Chain:
 
 
 @dataclass
-class _Search:
-    problem: Problem
-    prompt: str
-    seed: int
-    beams: list[_Chain]
-    cost: Cost = field(default_factory=Cost)
+class _Search(Unit):
+    beams: list[_Chain] = field(default_factory=lambda: [_Chain()])
 
     @property
     def active(self) -> bool:
@@ -120,9 +116,7 @@ class BeamSearch(Strategy):
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
         width, expand = self.params["width"], self.params["expansions"]
         prm = get_reward(self.params["prm"], task, seed=ctx.seed)
-        searches = [
-            _Search(p, task.format_prompt(p, cot=True), self.unit_seed(ctx, p), [_Chain()]) for p in problems
-        ]
+        searches = [_Search(p, task.format_prompt(p, cot=True), self.unit_seed(ctx, p)) for p in problems]
         delim = task.step_delimiter
         marker = task.answer_trigger.strip()
         for step in range(self.params["max_steps"]):
@@ -131,17 +125,9 @@ class BeamSearch(Strategy):
                 for bi, beam in enumerate(s.beams):
                     if beam.finished:
                         continue
-                    requests.append(
-                        GenerationRequest(
-                            s.prompt + beam.text,
-                            n=width * expand if step == 0 else expand,
-                            max_new_tokens=ctx.max_new_tokens,
-                            temperature=self.params["temperature"],
-                            top_p=self.params["top_p"],
-                            stop=(delim,),
-                            seed=derive_seed(s.seed, step, bi),
-                        )
-                    )
+                    n = width * expand if step == 0 else expand
+                    seed = derive_seed(s.seed, step, bi)
+                    requests.append(sample_request(self.params, ctx, s.prompt + beam.text, n, seed, (delim,)))
                     owners.append((si, bi))
             if not requests:
                 break
@@ -154,19 +140,15 @@ class BeamSearch(Strategy):
                 candidates = [b for b in s.beams if b.finished]
                 for beam, result in pairs:
                     s.cost.add_call(result, sum(c.completion_tokens for c in result.completions))
-                    for c in result.completions:
-                        done = (
-                            (marker and marker in c.text) or not c.text.strip() or c.finish_reason == "length"
-                        )
-                        text = beam.text + c.text + ("" if done else delim)
-                        candidates.append(
-                            _Chain(text, [*beam.pieces, (c.logprob, c.completion_tokens)], bool(done))
-                        )
+                    candidates += [
+                        _Chain(*next_step(beam.text, beam.pieces, c, delim, marker))
+                        for c in result.completions
+                    ]
                 s.cost.observe_kv(concurrent_kv([r for _, r in pairs]), pairs[0][1].kv_source)
                 candidates = _distinct(candidates)
                 for cand in candidates:
                     if cand.score is None:
-                        cand.score = _score(prm, s.problem, cand.text, task)
+                        cand.score = step_score(self.name, prm, s.problem, cand.text, task)
                 s.beams = sorted(candidates, key=_Chain.rank_key, reverse=True)[:width]
         return self._finish(backend, task, searches, ctx, prm)
 
@@ -180,28 +162,11 @@ class BeamSearch(Strategy):
             best.append(max(done or s.beams, key=_Chain.rank_key))
             if not done:
                 forced.append(si)
-        if forced:
-            trigger = task.answer_trigger
-            requests = []
-            for si in forced:
-                text = best[si].text.rstrip() if trigger[:1].isspace() else best[si].text
-                best[si] = _Chain(text + trigger, list(best[si].pieces), True, best[si].score)
-                requests.append(
-                    GenerationRequest(
-                        searches[si].prompt + best[si].text,
-                        n=1,
-                        max_new_tokens=ctx.max_new_tokens,
-                        temperature=0.0,
-                        stop=(task.step_delimiter,),
-                        seed=derive_seed(searches[si].seed, "answer"),
-                    )
-                )
-            for si, result in zip(forced, backend.generate(requests), strict=True):
-                (c,) = result.completions
-                searches[si].cost.observe_call(result, c.completion_tokens)
-                best[si].text += c.text
-                best[si].pieces.append((c.logprob, c.completion_tokens))
-                best[si].score = _score(prm, searches[si].problem, best[si].text, task)
+        units = [searches[si] for si in forced]
+        answers = force_answers(backend, task, units, [best[si].text for si in forced], ctx.max_new_tokens)
+        for si, (text, answer) in zip(forced, answers, strict=True):
+            score = step_score(self.name, prm, searches[si].problem, text, task)
+            best[si] = _Chain(text, [*best[si].pieces, answer], True, score)
         return [
             self.outcome(task, s.problem, 0, b.text, s.cost, b.logprob, b.score)
             for s, b in zip(searches, best, strict=True)
@@ -217,13 +182,3 @@ def _distinct(chains: list[_Chain]) -> list[_Chain]:
             seen.add(c.text)
             out.append(c)
     return out
-
-
-def _score(prm: ProcessReward, problem: Problem, text: str, task: Task) -> float:
-    value = prm.score(problem, text)
-    if value is None:
-        raise ValueError(
-            f"beam:prm={prm.source} needs a step checker, which task {task.name!r} lacks; "
-            "pass prm=module:function with a reward model"
-        )
-    return value

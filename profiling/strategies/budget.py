@@ -23,16 +23,15 @@ from __future__ import annotations
 from ..backends import Backend, GenerationRequest
 from ..tasks import Problem, Task
 from ._base import (
-    Cost,
     Knob,
     Outcome,
     RunContext,
     Strategy,
     StrategyDescriptor,
     WorkloadShape,
-    derive_seed,
     mean_logprob,
 )
+from ._steps import Unit, force_answers, piece
 
 __all__ = ["BudgetForcing", "DESCRIPTOR"]
 
@@ -57,50 +56,31 @@ class BudgetForcing(Strategy):
 
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
         marker = task.answer_trigger.strip()
-        trigger = task.answer_trigger
-        seeds = [self.unit_seed(ctx, p) for p in problems]
-        prompts = [task.format_prompt(p, cot=True) for p in problems]
+        units = [Unit(p, task.format_prompt(p, cot=True), self.unit_seed(ctx, p)) for p in problems]
         think = [
             GenerationRequest(
-                prompt,
+                u.prompt,
                 n=1,
                 max_new_tokens=self.params["tokens"],
                 temperature=self.params["temperature"],
                 stop=(marker,) if marker else (),
-                seed=seed,
+                seed=u.seed,
             )
-            for prompt, seed in zip(prompts, seeds, strict=True)
+            for u in units
         ]
-        costs, scratch, pieces = [], [], []
-        for result in backend.generate(think) if self.params["tokens"] > 0 else [None] * len(problems):
-            cost = Cost()
+        thoughts = backend.generate(think) if self.params["tokens"] > 0 else [None] * len(units)
+        scratch, pieces = [], []
+        for u, result in zip(units, thoughts, strict=True):
             if result is None:  # T = 0: no thinking call at all
-                text, piece = "", (None, 0)
+                text, first = "", (None, 0)
             else:
                 (c,) = result.completions
-                cost.observe_call(result, c.completion_tokens)
-                text, piece = c.text, (c.logprob, c.completion_tokens)
-            if trigger[:1].isspace():
-                text = text.rstrip()
-            costs.append(cost)
-            scratch.append(text + trigger)
-            pieces.append([piece])
-        answer_requests = [
-            GenerationRequest(
-                prompt + pad,
-                n=1,
-                max_new_tokens=self.params["answer_tokens"],
-                temperature=0.0,
-                stop=(task.step_delimiter,),
-                seed=derive_seed(seed, "answer"),
-            )
-            for prompt, pad, seed in zip(prompts, scratch, seeds, strict=True)
+                u.cost.observe_call(result, c.completion_tokens)
+                text, first = c.text, piece(c)
+            scratch.append(text)
+            pieces.append(first)
+        answers = force_answers(backend, task, units, scratch, self.params["answer_tokens"])
+        return [
+            self.outcome(task, u.problem, 0, text, u.cost, mean_logprob([first, answer]))
+            for u, first, (text, answer) in zip(units, pieces, answers, strict=True)
         ]
-        out = []
-        for i, result in enumerate(backend.generate(answer_requests)):
-            (c,) = result.completions
-            costs[i].observe_call(result, c.completion_tokens)
-            pieces[i].append((c.logprob, c.completion_tokens))
-            text = scratch[i] + c.text
-            out.append(self.outcome(task, problems[i], 0, text, costs[i], mean_logprob(pieces[i])))
-        return out

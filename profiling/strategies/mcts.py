@@ -58,10 +58,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..backends import Backend, Completion, GenerationRequest
+from ..backends import Backend, Completion, GenerationResult
 from ..tasks import Problem, Task
 from ._base import (
-    Cost,
     Knob,
     Outcome,
     RunContext,
@@ -71,7 +70,18 @@ from ._base import (
     derive_seed,
     mean_logprob,
 )
-from .rewards import ProcessReward, get_reward, is_required_reward_spec
+from ._steps import (
+    Piece,
+    Unit,
+    force_answers,
+    next_step,
+    piece,
+    reward_knob,
+    sample_request,
+    sampling_knobs,
+    step_score,
+)
+from .rewards import ProcessReward, get_reward
 
 __all__ = ["MCTS", "DESCRIPTOR", "Node", "puct_score", "select_child", "backup"]
 
@@ -104,17 +114,8 @@ DESCRIPTOR = StrategyDescriptor(
             "a number in [0, 1]",
         ),
         "max_steps": Knob(12, int, "deepest node expanded (steps)", lambda v: v >= 1, "an integer >= 1"),
-        "prm": Knob(
-            "oracle",
-            str,
-            "process reward: oracle|noisy:P|module:function",
-            is_required_reward_spec,
-            "oracle, noisy:P, a registered name or module:function",
-        ),
-        "temperature": Knob(
-            1.0, float, "sampling temperature of every call", lambda v: v >= 0, "a number >= 0"
-        ),
-        "top_p": Knob(1.0, float, "nucleus sampling mass", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        "prm": reward_knob("process reward"),
+        **sampling_knobs("every call"),
     },
     compute_knob="simulations",
     cost_knobs=("simulations", "expansions", "max_steps", "depth"),
@@ -139,7 +140,7 @@ class Node:
     total: float = 0.0  # sum of the rewards backed up through this node
     expansions: int = 0  # times this node was expanded
     samples: int = 0  # next steps sampled from it over its expansions
-    pieces: list[tuple[float | None, int]] = field(default_factory=list)  # (mean logprob, tokens) per step
+    pieces: list[Piece] = field(default_factory=list)  # (mean logprob, tokens) per step
     children: list[Node] = field(default_factory=list)
 
     @property
@@ -177,7 +178,7 @@ class _Chain:
     """A complete (rolled-out or finished) chain: a candidate answer."""
 
     text: str
-    pieces: list[tuple[float | None, int]]
+    pieces: list[Piece]
     reward: float
     has_answer: bool
 
@@ -191,14 +192,24 @@ class _Chain:
 
 
 @dataclass
-class _Search:
-    problem: Problem
-    prompt: str
-    seed: int
-    root: Node
-    cost: Cost = field(default_factory=Cost)
+class _Search(Unit):
+    root: Node = field(default_factory=Node)
     chains: list[_Chain] = field(default_factory=list)
     path: list[Node] = field(default_factory=list)  # this simulation's path, root first
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every phase of a batch's searches needs: the engine, the task, the scorer, the run."""
+
+    backend: Backend
+    task: Task
+    prm: ProcessReward
+    ctx: RunContext
+
+    def score(self, s: _Search, text: str) -> float:
+        """The process reward of ``text`` as a chain of ``s``'s question."""
+        return step_score(DESCRIPTOR.name, self.prm, s.problem, text, self.task)
 
 
 class MCTS(Strategy):
@@ -215,17 +226,16 @@ class MCTS(Strategy):
         return derive_seed(ctx.seed, ctx.model, self.name, json.dumps(config, sort_keys=True), problem.id)
 
     def run(self, backend: Backend, task: Task, problems: list[Problem], ctx: RunContext) -> list[Outcome]:
-        prm = get_reward(self.params["prm"], task, seed=ctx.seed)
-        searches = []
-        for p in problems:
-            root = Node(value0=_score(prm, p, "", task))
-            searches.append(_Search(p, task.format_prompt(p, cot=True), self.unit_seed(ctx, p), root))
+        env = _Run(backend, task, get_reward(self.params["prm"], task, seed=ctx.seed), ctx)
+        searches = [_Search(p, task.format_prompt(p, cot=True), self.unit_seed(ctx, p)) for p in problems]
+        for s in searches:
+            s.root.value0 = env.score(s, "")
         for sim in range(self.params["simulations"]):
             for s in searches:
                 s.path = self._select(s.root)
-            self._expand(backend, task, prm, [s for s in searches if self._expandable(s.path[-1])], sim, ctx)
-            self._rollout(backend, task, prm, searches, sim, ctx)
-        return self._finish(backend, task, prm, searches, ctx)
+            self._expand(env, [s for s in searches if self._expandable(s.path[-1])], sim)
+            self._rollout(env, searches, sim)
+        return self._finish(env, searches)
 
     # ---- the phases of one simulation --------------------------------------------------------
     def _select(self, root: Node) -> list[Node]:
@@ -243,60 +253,37 @@ class MCTS(Strategy):
             and (1 + node.visits) ** self.params["widen"] >= node.expansions + 1 - 1e-9
         )
 
-    def _request(
-        self, s: _Search, text: str, n: int, stop: tuple[str, ...], seed: int, ctx
-    ) -> GenerationRequest:
-        return GenerationRequest(
-            s.prompt + text,
-            n=n,
-            max_new_tokens=ctx.max_new_tokens,
-            temperature=self.params["temperature"],
-            top_p=self.params["top_p"],
-            stop=stop,
-            seed=seed,
-        )
-
-    def _expand(
-        self,
-        backend: Backend,
-        task: Task,
-        prm: ProcessReward,
-        searches: list[_Search],
-        sim: int,
-        ctx: RunContext,
-    ) -> None:
-        """Sample ``expansions`` next steps of each search's selected node; the best child
-        (score, then prior) joins the path and is where the rollout starts."""
-        if not searches:
-            return
-        delim, n = task.step_delimiter, self.params["expansions"]
+    def _sample(
+        self, env: _Run, searches: list[_Search], sim: int, phase: str, n: int, stop: tuple[str, ...]
+    ) -> list[GenerationResult]:
+        """One call of ``n`` samples from each search's last node (seeded by simulation and
+        phase), each request counted in its search's cost."""
         requests = [
-            self._request(s, s.path[-1].text, n, (delim,), derive_seed(s.seed, sim, "expand"), ctx)
+            sample_request(
+                self.params, env.ctx, s.prompt + s.path[-1].text, n, derive_seed(s.seed, sim, phase), stop
+            )
             for s in searches
         ]
-        for s, result in zip(searches, backend.generate(requests), strict=True):
+        results = env.backend.generate(requests) if requests else []
+        for s, result in zip(searches, results, strict=True):
             s.cost.observe_call(result, sum(c.completion_tokens for c in result.completions))
+        return results
+
+    def _expand(self, env: _Run, searches: list[_Search], sim: int) -> None:
+        """Sample ``expansions`` next steps of each search's selected node; the best child
+        (score, then prior) joins the path and is where the rollout starts."""
+        delim, n = env.task.step_delimiter, self.params["expansions"]
+        for s, result in zip(searches, self._sample(env, searches, sim, "expand", n, (delim,)), strict=True):
             leaf = s.path[-1]
-            new = _add_children(leaf, result.completions, delim, task.answer_trigger.strip())
+            new = _add_children(leaf, result.completions, delim, env.task.answer_trigger.strip())
             for child in new:
-                child.value0 = _score(prm, s.problem, child.text, task)
+                child.value0 = env.score(s, child.text)
             s.path.append(max(new or leaf.children, key=lambda c: (c.value0, c.prior)))
 
-    def _rollout(
-        self,
-        backend: Backend,
-        task: Task,
-        prm: ProcessReward,
-        searches: list[_Search],
-        sim: int,
-        ctx: RunContext,
-    ) -> None:
+    def _rollout(self, env: _Run, searches: list[_Search], sim: int) -> None:
         """Roll each search's last node out to an answer, keep the chain and back its reward up."""
         open_ = [s for s in searches if not s.path[-1].finished]
-        requests = [
-            self._request(s, s.path[-1].text, 1, (), derive_seed(s.seed, sim, "rollout"), ctx) for s in open_
-        ]
-        rolled = dict(zip(map(id, open_), backend.generate(requests) if requests else [], strict=True))
+        rolled = dict(zip(map(id, open_), self._sample(env, open_, sim, "rollout", 1, ()), strict=True))
         for s in searches:
             node = s.path[-1]
             result = rolled.get(id(s))
@@ -304,40 +291,22 @@ class MCTS(Strategy):
                 text, pieces = node.text, node.pieces
             else:
                 (c,) = result.completions
-                s.cost.observe_call(result, c.completion_tokens)
-                text, pieces = node.text + c.text, [*node.pieces, (c.logprob, c.completion_tokens)]
-            reward = _score(prm, s.problem, text, task)
-            s.chains.append(_Chain(text, pieces, reward, task.extract_answer(text) is not None))
+                text, pieces = node.text + c.text, [*node.pieces, piece(c)]
+            reward = env.score(s, text)
+            s.chains.append(_Chain(text, pieces, reward, env.task.extract_answer(text) is not None))
             backup(s.path, reward)
 
-    def _finish(
-        self, backend: Backend, task: Task, prm: ProcessReward, searches: list[_Search], ctx: RunContext
-    ) -> list[Outcome]:
+    def _finish(self, env: _Run, searches: list[_Search]) -> list[Outcome]:
         best = [max(s.chains, key=_Chain.rank_key) for s in searches]
         forced = [i for i, b in enumerate(best) if not b.has_answer]
-        trigger = task.answer_trigger
-        requests = []
-        for i in forced:
-            text = best[i].text.rstrip() if trigger[:1].isspace() else best[i].text
-            best[i] = _Chain(text + trigger, list(best[i].pieces), best[i].reward, True)
-            requests.append(
-                GenerationRequest(
-                    searches[i].prompt + best[i].text,
-                    n=1,
-                    max_new_tokens=ctx.max_new_tokens,
-                    temperature=0.0,
-                    stop=(task.step_delimiter,),
-                    seed=derive_seed(searches[i].seed, "answer"),
-                )
-            )
-        for i, result in zip(forced, backend.generate(requests) if requests else [], strict=True):
-            (c,) = result.completions
-            searches[i].cost.observe_call(result, c.completion_tokens)
-            best[i].text += c.text
-            best[i].pieces.append((c.logprob, c.completion_tokens))
-            best[i].reward = _score(prm, searches[i].problem, best[i].text, task)
+        units = [searches[i] for i in forced]
+        answers = force_answers(
+            env.backend, env.task, units, [best[i].text for i in forced], env.ctx.max_new_tokens
+        )
+        for i, (text, answer) in zip(forced, answers, strict=True):
+            best[i] = _Chain(text, [*best[i].pieces, answer], env.score(searches[i], text), True)
         return [
-            self.outcome(task, s.problem, 0, b.text, s.cost, b.logprob, b.reward)
+            self.outcome(env.task, s.problem, 0, b.text, s.cost, b.logprob, b.reward)
             for s, b in zip(searches, best, strict=True)
         ]
 
@@ -349,10 +318,8 @@ def _add_children(leaf: Node, completions: Sequence[Completion], delim: str, mar
     counts = {c.text: c.prior * leaf.samples for c in leaf.children}
     new = []
     for c in completions:
-        done = bool((marker and marker in c.text) or not c.text.strip() or c.finish_reason == "length")
-        text = leaf.text + c.text + ("" if done else delim)
+        text, pieces, done = next_step(leaf.text, leaf.pieces, c, delim, marker)
         if text not in by_text:
-            pieces = [*leaf.pieces, (c.logprob, c.completion_tokens)]
             by_text[text] = Node(text, leaf.depth + 1, finished=done, pieces=pieces)
             leaf.children.append(by_text[text])
             new.append(by_text[text])
@@ -362,13 +329,3 @@ def _add_children(leaf: Node, completions: Sequence[Completion], delim: str, mar
     for child in leaf.children:
         child.prior = counts[child.text] / leaf.samples
     return new
-
-
-def _score(prm: ProcessReward, problem: Problem, text: str, task: Task) -> float:
-    value = prm.score(problem, text)
-    if value is None:
-        raise ValueError(
-            f"mcts:prm={prm.source} needs a step checker, which task {task.name!r} lacks; "
-            "pass prm=module:function with a reward model"
-        )
-    return value

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backends import Backend, GenerationRequest
+from ..backends import Backend
 from ..tasks import Problem, Task
 from ._base import (
     Cost,
@@ -42,7 +42,8 @@ from ._base import (
     mean_logprob,
     split_steps,
 )
-from .rewards import ProcessReward, get_reward, is_required_reward_spec
+from ._steps import Piece, piece, reward_knob, sample_request, sampling_knobs
+from .rewards import ProcessReward, get_reward
 
 __all__ = ["Refine", "DESCRIPTOR", "refine_chains", "CRITIQUE_PROMPT", "ACCEPT_THRESHOLD"]
 
@@ -61,28 +62,9 @@ class _Chain:
     prompt: str
     seed: int
     text: str = ""
-    pieces: list[tuple[float | None, int]] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=list)
     cost: Cost = field(default_factory=Cost)
     accepted: bool = False
-
-
-def _verifier_knob() -> Knob:
-    return Knob(
-        "oracle",
-        str,
-        "step verifier: oracle|noisy:P|module:function",
-        is_required_reward_spec,
-        "oracle, noisy:P, a registered name or module:function",
-    )
-
-
-def _sampling_knobs() -> dict[str, Knob]:
-    return {
-        "temperature": Knob(
-            1.0, float, "sampling temperature of every call", lambda v: v >= 0, "a number >= 0"
-        ),
-        "top_p": Knob(1.0, float, "nucleus sampling mass", lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    }
 
 
 #: the cost model's ASSUMPTION for refinement: the first rejected step is on average half-way,
@@ -98,8 +80,8 @@ DESCRIPTOR = StrategyDescriptor(
         "rounds": Knob(
             2, int, "revision rounds after the first attempt", lambda v: v >= 0, "an integer >= 0"
         ),
-        "verifier": _verifier_knob(),
-        **_sampling_knobs(),
+        "verifier": reward_knob("step verifier"),
+        **sampling_knobs("every call"),
     },
     compute_knob="rounds",
     knob_offset=1.0,  # attempts = rounds + 1 on the planner's (log) axis
@@ -139,28 +121,16 @@ def refine_chains(
     equally over the n chains); each later round is one request per chain still being
     refined, all chains of the batch in one backend call.
     """
-    rounds = strategy.params["rounds"]
-    temperature, top_p = strategy.params["temperature"], strategy.params["top_p"]
-    first = []
-    for p in problems:
-        seed = strategy.unit_seed(ctx, p)
-        first.append(
-            GenerationRequest(
-                task.format_prompt(p, cot=True),
-                n=n,
-                max_new_tokens=ctx.max_new_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                seed=seed,
-            )
-        )
+    rounds, params = strategy.params["rounds"], strategy.params
+    first = [
+        sample_request(params, ctx, task.format_prompt(p, cot=True), n, strategy.unit_seed(ctx, p))
+        for p in problems
+    ]
     chains: list[_Chain] = []
     for p, req, result in zip(problems, first, backend.generate(first), strict=True):
         kv = concurrent_kv([result], 1.0 / n)
         for i, c in enumerate(result.completions):
-            chain = _Chain(
-                p, req.prompt, derive_seed(req.seed, "chain", i), c.text, [(c.logprob, c.completion_tokens)]
-            )
+            chain = _Chain(p, req.prompt, derive_seed(req.seed, "chain", i), c.text, [piece(c)])
             chain.cost.add_call(result, c.completion_tokens, share=1.0 / n)
             chain.cost.observe_kv(kv, result.kv_source)
             chains.append(chain)
@@ -175,23 +145,14 @@ def refine_chains(
                 continue
             todo.append(chain)
             keep.append(kept)
-            requests.append(
-                GenerationRequest(
-                    prompt,
-                    n=1,
-                    max_new_tokens=ctx.max_new_tokens,
-                    temperature=temperature,
-                    top_p=top_p,
-                    seed=derive_seed(chain.seed, "round", r),
-                )
-            )
+            requests.append(sample_request(params, ctx, prompt, 1, derive_seed(chain.seed, "round", r)))
         if not requests:
             break
         for chain, kept, result in zip(todo, keep, backend.generate(requests), strict=True):
             (c,) = result.completions
             chain.cost.observe_call(result, c.completion_tokens)
             chain.text = kept + c.text
-            chain.pieces.append((c.logprob, c.completion_tokens))
+            chain.pieces.append(piece(c))
     by_problem: dict[str, int] = {}
     out = []
     for chain in chains:

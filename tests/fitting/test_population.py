@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import betaln, expit
 
 from fitting import NotFittedError, pass_at_k
+from fitting._values import question_counts
+from fitting.betabinom import BetaBinomial
 from fitting.coverage import TAIL_GRID, BetaBinomialPosterior, shared_tail_prior, tail_evidence
 from fitting.forecast import forecast
 from fitting.population import GModel, LogitNormal, natural_spline_basis
@@ -128,6 +132,46 @@ def test_bad_counts_and_unfitted_use_raise_clear_errors():
         GModel(carrier="gamma").fit([10, 10], [1, 2])
     with pytest.raises(NotFittedError, match="fit\\(n, c\\)"):
         GModel().forecast(10)
+
+
+COUNT_MODELS = [BetaBinomial, BetaBinomialPosterior, GModel, LogitNormal]
+
+
+@pytest.mark.parametrize("model", COUNT_MODELS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    ("n", "c", "message"),
+    [
+        ([10, 10], [11, 2], ": n must be positive integers and 0 <= c <= n (integers)"),
+        ([10, 10], [-1, 2], ": n must be positive integers and 0 <= c <= n (integers)"),
+        ([10, 10], [1.5, 2], ": n must be positive integers and 0 <= c <= n (integers)"),
+        ([0, 10], [0, 2], ": n must be positive integers and 0 <= c <= n (integers)"),
+        (10, [1], " needs counts for at least 2 questions"),
+    ],
+)
+def test_every_count_model_checks_its_counts_with_the_same_message(model, n, c, message):
+    """BetaBinomial, its posterior and the g-models take (n, c) through one check; its message
+    names the model."""
+    with pytest.raises(ValueError) as err:
+        model().fit(n, c)
+    assert str(err.value) == model.__name__ + message
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2, 40), st.integers(-3, 45)), min_size=1, max_size=8))
+def test_question_counts_accepts_exactly_integer_c_in_0_to_n_for_2_or_more_questions(pairs):
+    n, c = (np.array(v, dtype=float) for v in zip(*pairs, strict=True))
+    valid = len(pairs) >= 2 and all(1 <= ni and 0 <= ci <= ni for ni, ci in pairs)
+    if valid:
+        got = question_counts("M", n, c)
+        assert all(np.array_equal(a, b) for a, b in zip(got, (n, c), strict=True))
+    else:
+        with pytest.raises(ValueError, match="^M"):
+            question_counts("M", n, c)
+
+
+def test_one_pool_size_stands_for_every_question():
+    n, c = question_counts("M", 16, [0, 3, 16])
+    assert n.tolist() == [16.0, 16.0, 16.0] and c.tolist() == [0.0, 3.0, 16.0]
 
 
 def test_summary_and_report_name_the_model():

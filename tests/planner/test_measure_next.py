@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from lab_runs import profile_args
 from scipy.special import expit
 from typer.testing import CliRunner
 
@@ -186,21 +187,7 @@ def test_when_the_best_option_lies_beyond_reach_the_top_action_brings_it_in_reac
 def test_a_measure_next_command_runs_as_printed_and_appends_to_the_profile(tmp_path):
     out = tmp_path / "lab"
     runner = CliRunner()
-    args = [
-        "profile",
-        "--model",
-        "lab-s",
-        "--task",
-        "lab-arith",
-        "--strategy",
-        "pool:n=8",
-        "--questions",
-        "2",
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
-    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, [*profile_args(out, "pool:n=8", questions=2), "--no-progress"]).exit_code == 0
     before = S.read_samples(out)
     r = runner.invoke(
         app,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from lab_runs import profile_args
 from typer.testing import CliRunner
 
 from fitting import schema as S
@@ -21,24 +22,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def lab_profile(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab")
-    args = [
-        "profile",
-        "--model",
-        "lab-s",
-        "--task",
-        "lab-arith",
-        "--strategy",
-        "greedy",
-        "--strategy",
-        "pool:n=6",
-        "--strategy",
-        "budget:tokens=8|16",
-        "--questions",
-        "1",
-        "--out",
-        str(out),
-    ]
-    r = CliRunner().invoke(app, args)
+    r = CliRunner().invoke(app, profile_args(out, "greedy", "pool:n=6", "budget:tokens=8|16"))
     assert r.exit_code == 0, r.output
     return out
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import report_fixtures as F
+from lab_runs import profile_args
 from typer.testing import CliRunner
 
 from planner.cli import app
@@ -18,24 +19,7 @@ from planner.costs import lab_checkpoint_dirs
 def test_report_on_a_real_lab_profile(tmp_path):
     runner = CliRunner()
     prof = tmp_path / "lab"
-    args = [
-        "profile",
-        "--model",
-        "lab-s",
-        "--task",
-        "lab-arith",
-        "--strategy",
-        "greedy",
-        "--strategy",
-        "pool:n=6",
-        "--strategy",
-        "budget:tokens=8|16",
-        "--questions",
-        "1",
-        "--out",
-        str(prof),
-    ]
-    r = runner.invoke(app, args)
+    r = runner.invoke(app, profile_args(prof, "greedy", "pool:n=6", "budget:tokens=8|16"))
     assert r.exit_code == 0, r.output
     out = tmp_path / "report.html"
     r = runner.invoke(app, ["report", str(prof), "--out", str(out), "--n-boot", "5"], env={"COLUMNS": "200"})

@@ -75,6 +75,15 @@ class TinyChainTask(Task):
         return verdicts
 
 
+def right_chain(problem: Problem) -> str:
+    """The correct completion of a tiny-chain problem."""
+    terms, lines, running = problem.meta["terms"], [], problem.meta["terms"][0]
+    for t in terms[1:]:
+        lines.append(f"{running}+{t}={running + t}")
+        running += t
+    return "\n".join(lines + [f"Answer: {running}"])
+
+
 def parse_prompt(prompt: str) -> tuple[list[int], list[str], bool]:
     """Terms, the lines already written after the question, and whether the prompt is direct."""
     head, _, rest = prompt.partition("\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from lab_runs import profile_args
 from typer.testing import CliRunner
 
 from fitting import schema as S
@@ -21,22 +22,7 @@ def test_the_strategy_spelling_profiles_the_sparse_model_variant(tmp_path):
     out = tmp_path / "run"
     r = CliRunner().invoke(
         app,
-        [
-            "profile",
-            "--model",
-            "lab-s",
-            "--task",
-            "lab-arith",
-            "--strategy",
-            "greedy",
-            "--strategy",
-            "greedy:attn_blocks=1",
-            "--questions",
-            "1",
-            "--out",
-            str(out),
-            "--no-progress",
-        ],
+        [*profile_args(out, "greedy", "greedy:attn_blocks=1"), "--no-progress"],
     )
     assert r.exit_code == 0, r.output
     rows = S.read_samples(out)

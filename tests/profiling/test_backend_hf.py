@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from profiling.backends import GenerationRequest, load_backend
-from profiling.backends.hf import HFBackend, cache_tensor_bytes, pack_batches
+from profiling.backends import Completion, GenerationRequest, load_backend
+from profiling.backends.hf import BatchClock, HFBackend, cache_tensor_bytes, pack_batches
 from profiling.backends.tiny import make_tiny_checkpoint
 
 LAYERS, HEADS, KV_HEADS, HIDDEN = 2, 4, 2, 64
@@ -93,6 +95,32 @@ def test_batched_requests_split_kv_by_rows_and_latency_by_generated_tokens(backe
     tokens = [sum(c.completion_tokens for c in r.completions) for r in results]
     assert results[0].latency_s / results[1].latency_s == pytest.approx(tokens[0] / tokens[1])
     assert all(0 < r.ttft_s <= wall for r in results)
+
+
+def test_results_time_a_batch_by_its_clock_and_share_the_allocator_peak_by_rows():
+    """The result building both engines (hf, fast) share, on known numbers: the wall time and
+    TTFT run from the clock's start, latency is shared by generated tokens (1 and 3), the KV
+    bytes and the CUDA allocator's peak by rows (1 and 3 of 4)."""
+    reqs = [GenerationRequest("a", n=1), GenerationRequest("b", n=3)]
+    groups = [(0, 1, 0.0, 1.0, None), (1, 4, 0.0, 1.0, None)]
+    completions = [Completion("x", 1), Completion("yy", 2), Completion("", 0), Completion("z", 1)]
+    t0 = time.perf_counter() - 2.0
+    clock = BatchClock(t0, alloc_before=10, alloc_peak=400.0, first_token=t0 + 0.5)
+    extra = {"seeds": [7, 8], "engine": "test"}
+    results = HFBackend._results(None, reqs, groups, completions, [5, 6], clock, (800.0, "src"), extra)
+    wall = results[0].extra["batch_latency_s"]
+    assert 2.0 <= wall < 60.0
+    assert [r.latency_s for r in results] == pytest.approx([wall / 4, wall * 3 / 4])
+    assert [r.ttft_s for r in results] == pytest.approx([0.5, 0.5])
+    assert [r.kv_bytes_peak for r in results] == pytest.approx([200.0, 600.0])
+    assert [r.extra["cuda_alloc_peak_delta_bytes"] for r in results] == pytest.approx([100.0, 300.0])
+    assert [
+        (r.extra["seed"], r.extra["batch_cuda_alloc_peak_delta_bytes"], r.extra["engine"]) for r in results
+    ] == [
+        (7, 400.0, "test"),
+        (8, 400.0, "test"),
+    ]
+    assert [r.prompt_tokens for r in results] == [5, 6] and [len(r.completions) for r in results] == [1, 3]
 
 
 def test_greedy_in_a_left_padded_batch_equals_greedy_alone(backend):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from scripted_backend import ScriptedBackend, TinyChainTask
+from scripted_backend import ScriptedBackend, TinyChainTask, right_chain
 
 from profiling.strategies import RunContext, get_descriptor, get_strategy
 from profiling.strategies.mcts import Node, backup, puct_score, select_child
@@ -16,14 +16,6 @@ TASK = TinyChainTask()
 
 def problems(level: str | None = None, per_level: int = 3):
     return [p for p in TASK.problems(per_level=per_level) if level is None or p.difficulty == level]
-
-
-def right_chain(problem) -> str:
-    terms, lines, running = problem.meta["terms"], [], problem.meta["terms"][0]
-    for t in terms[1:]:
-        lines.append(f"{running}+{t}={running + t}")
-        running += t
-    return "\n".join(lines + [f"Answer: {running}"])
 
 
 # ---- the tree's arithmetic ------------------------------------------------------------------------

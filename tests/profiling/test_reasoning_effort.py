@@ -10,6 +10,7 @@ import json
 import pandas as pd
 import pytest
 from backend_helpers import ScriptedServer
+from lab_runs import profile_args
 from scripted_backend import ScriptedBackend, TinyChainTask
 from typer.testing import CliRunner
 
@@ -153,19 +154,7 @@ def test_ttc_profile_records_reasoning_tokens_per_effort(tmp_path):
         assert result.exit_code == 0, result.output
         bad = runner.invoke(
             app,
-            [
-                "profile",
-                "--model",
-                "lab-s",
-                "--task",
-                "lab-arith",
-                "--questions",
-                "1",
-                "--strategy",
-                "greedy:reasoning_effort=low",
-                "--out",
-                str(tmp_path / "hf"),
-            ],
+            profile_args(tmp_path / "hf", "greedy:reasoning_effort=low"),
         )
     df = pd.concat(pd.read_parquet(f) for f in out.rglob("*.parquet"))
     effort = df[S.CONFIG].map(lambda c: json.loads(c)["reasoning_effort"])

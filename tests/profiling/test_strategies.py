@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 from scripted_backend import ScriptedBackend, TinyChainTask
+from scripted_backend import right_chain as chain
 
 from fitting import schema as S
 from profiling.runner import outcome_rows
@@ -29,15 +30,6 @@ TASK = TinyChainTask()
 def problems(per_level: int = 2, level: str | None = None):
     ps = list(TASK.problems(per_level=per_level))
     return [p for p in ps if level is None or p.difficulty == level]
-
-
-def chain(problem) -> str:
-    """The correct completion of a tiny-chain problem."""
-    terms, lines, running = problem.meta["terms"], [], problem.meta["terms"][0]
-    for t in terms[1:]:
-        lines.append(f"{running}+{t}={running + t}")
-        running += t
-    return "\n".join(lines + [f"Answer: {running}"])
 
 
 # ---- registry --------------------------------------------------------------------------------------
