@@ -131,9 +131,9 @@ def held_out_difference(full, adaptive, budgets, n_splits: int) -> pd.DataFrame:
     own = dict.fromkeys(budgets, 0)
     for s in split_seeds(0, n_splits):
         train, test = fh.split(s)
-        ft, fx = fh.tables(train).table(fmix), fh.tables(test).table(fmix)
-        at, ax = ah.tables(train).table(amix), ah.tables(test).table(amix)
-        truth, fallback = _by_key(fs, fx), _by_key(as_, ax)
+        ft, at = fh.tables(train), ah.tables(train)
+        truth = _by_key(fs, fh.tables(test).table(fmix))
+        fallback = _by_key(as_, ah.tables(test).table(amix))
         for b in budgets:
             budget = Budget({"flops": float(b), "memory_bytes": float(limit)})
             f, a = search_exhaustive(ft, fmix, budget).best, search_exhaustive(at, amix, budget).best
