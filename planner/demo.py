@@ -3,7 +3,8 @@
 profile (lab models x main strategies x every difficulty level) -> fit (curves and laws) ->
 plan (budget x difficulty grid, allocation, MoE vs dense) -> report (HTML + PNG + Markdown),
 then print the report's path, three headline findings checked on held-out questions (plan on
-one half, measure on the other, over repeated random splits, with intervals) and the commands
+one half, measure on the other, over repeated random splits, with intervals), what to measure
+next at the middle report budget (the block ``ttc recommend`` prints there) and the commands
 to run next.
 
 Everything is written under one output folder::
@@ -32,6 +33,7 @@ from fitting.pipeline import FitOutput
 
 from .profile import load_profile
 from .report import build_report
+from .report.what_to_measure import measure_next_lines
 
 __all__ = ["DemoPreset", "PRESETS", "DemoResult", "run_demo"]
 
@@ -96,6 +98,20 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
     method: str = ""
     next_steps: list[tuple[str, str]] = field(default_factory=list)
+    #: what to measure next at the middle report budget, as ``ttc recommend`` prints it
+    measure_next: list[str] = field(default_factory=list)
+
+
+def measure_next_block(content) -> list[str]:
+    """The report's "what to measure next" block at its middle budget (the budget of the next
+    steps' ``ttc recommend``), headed by that budget; empty when nothing fits there."""
+    if not content.measure_next:
+        return []
+    budget, block = content.measure_next[(len(content.measure_next) - 1) // 2]
+    if block is None:
+        return []
+    lines = measure_next_lines(block)
+    return [f"{lines[0]} (the choice for every question at {budget})", *lines[1:]]
 
 
 def run_demo(
@@ -163,7 +179,11 @@ def run_demo(
     content = files.content
     findings = content.findings
     text = "# Headline findings\n\n" + "\n".join(f"{i}. {f}" for i, f in enumerate(findings.texts, 1))
-    text += f"\n\n_{findings.method()}._\n\n## Next steps\n\n"
+    measure = measure_next_block(content)
+    text += f"\n\n_{findings.method()}._\n\n"
+    if measure:
+        text += f"## {measure[0]}\n\n```\n" + "\n".join(measure[1:]) + "\n```\n\n"
+    text += "## Next steps\n\n"
     text += "\n".join(f"{i}. `{cmd}`: {why}" for i, (cmd, why) in enumerate(content.next_steps, 1)) + "\n"
     atomic_write(out / "findings.md", text)
     return DemoResult(
@@ -173,4 +193,5 @@ def run_demo(
         seconds=seconds,
         method=findings.method(),
         next_steps=content.next_steps,
+        measure_next=measure,
     )

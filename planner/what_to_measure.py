@@ -356,7 +356,8 @@ def _strategy(profile: Profile, arm, x: float, config: str | None) -> StrategySp
             spec = parse_strategy_spec(str(s.get("spec", s["name"])))
             given = {k: (s["config"].get(k, v) if "|" in str(v) else v) for k, v in spec.knobs.items()}
             given = {k: v for k, v in given.items() if k != BLOCK}
-            return StrategySpec(spec.name, {**given, arm.knob: knobs[arm.knob]})
+            compute = {arm.knob: knobs[arm.knob]} if arm.knob in knobs else {}  # greedy has none
+            return StrategySpec(spec.name, {**given, **compute})
     return StrategySpec(arm.profiled_strategy, knobs)
 
 

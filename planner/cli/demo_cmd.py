@@ -55,6 +55,8 @@ def demo(
     for i, finding in enumerate(result.findings, 1):
         console.print(f"  {i}. {finding}", soft_wrap=True, highlight=False)
     console.print(f"  ({result.method})", style="dim", soft_wrap=True, highlight=False)
+    for line in result.measure_next:  # the block `ttc recommend` prints, at the middle budget
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
     console.print("[bold]next steps[/]:")
     for i, (cmd, why) in enumerate(result.next_steps, 1):
         console.print(f"  {i}. {cmd}", soft_wrap=True, highlight=False, markup=False)

@@ -162,7 +162,7 @@ def build_report(
         )
         seconds["option_space"] = time.perf_counter() - t1
         bar.advance(note=f"tables, charts and findings on {n_splits} held-out splits")
-        content = B.compute_content(ctx, budgets, qps=qps, n_splits=n_splits, gpu=gpu)
+        content = B.compute_content(ctx, budgets, qps=qps, n_splits=n_splits, gpu=gpu, n_boot=n_boot)
         seconds.update({f"content.{k}": v for k, v in content.seconds.items()})
         out = Path(out_path)
         t1 = time.perf_counter()

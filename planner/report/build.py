@@ -22,6 +22,7 @@ from . import data as D
 from . import tradeoffs as T
 from .findings import Findings, findings_for_context, next_steps
 from .format import UNITS, format_budget
+from .measure import MEASURE_TEXT, measure_next_blocks, measure_next_tables
 from .search import SEARCH_TEXT, search_table
 from .sparse import sparse_frame
 from .style import Encoding
@@ -56,6 +57,9 @@ class ReportContent:
     seconds: dict[str, float] = field(default_factory=dict)
     findings: Findings | None = None
     next_steps: list[tuple[str, str]] = field(default_factory=list)
+    #: (a budget with its unit, the ``measure_next`` block of the mix's choice there; None where
+    #: nothing fits), one per report budget
+    measure_next: list[tuple[str, dict | None]] = field(default_factory=list)
     _specs: dict[str, dict] | None = field(default=None, repr=False)
 
     def charts(self) -> dict[str, alt.TopLevelMixin]:
@@ -81,9 +85,11 @@ def compute_content(
     n_splits: int = 20,
     seed: int = 0,
     gpu: str | None = None,
+    n_boot: int = 200,
 ) -> ReportContent:
-    """All frames, charts and tables of the report for one planning context, and the headline
-    findings checked on ``n_splits`` random held-out splits (:mod:`planner.report.findings`)."""
+    """All frames, charts and tables of the report for one planning context, the headline
+    findings checked on ``n_splits`` random held-out splits (:mod:`planner.report.findings`)
+    and what to measure next at each budget (``n_boot`` bootstrap replicates, as ``ttc recommend``)."""
     t = {}
     t0 = time.perf_counter()
     key = ctx.budget_key
@@ -238,6 +244,10 @@ def compute_content(
                 tables=[("At equal generated tokens per query (measured)", search)],
             )
         )
+    t1 = time.perf_counter()
+    blocks = measure_next_blocks(ctx, budgets, seed=seed, n_boot=n_boot)
+    sections.append(_measure_section(ctx, budgets, grid, blocks, frames))
+    t["measure_next"] = time.perf_counter() - t1
     sections.append(_provenance(ctx, fits))
     t1 = time.perf_counter()
     findings = findings_for_context(ctx, budgets, n_splits=n_splits, seed=seed)
@@ -258,7 +268,28 @@ def compute_content(
     )
     title = f"Capacity-planning report: {', '.join(ctx.profile.models)} on {hw}"
     t["total"] = time.perf_counter() - t0
-    return ReportContent(title, headline, sections, frames, t, findings, steps)
+    content = ReportContent(title, headline, sections, frames, t, findings, steps)
+    content.measure_next = [(format_budget(key, b), m) for b, m in zip(budgets, blocks, strict=True)]
+    return content
+
+
+def _measure_section(ctx, budgets, grid, blocks, frames: dict) -> Section:
+    """What to measure next for the mix's choice at every budget (:mod:`.measure`)."""
+    sure, actions = measure_next_tables(ctx, budgets, blocks, grid)
+    frames.update(measure_next=sure, measure_next_actions=actions)
+    sec = Section(
+        "measure_next",
+        f"What to measure next ({ctx.mix_label})",
+        MEASURE_TEXT,
+        tables=[("How sure each choice is", sure)],
+    )
+    if len(actions):
+        sec.tables.append(("Profiling runs that would settle it (commands run as printed)", actions))
+    else:
+        sec.notes.append("nothing to measure: no profiling is expected to lower a regret by 0.01 point")
+    methods = {b["method"] for b in blocks if b is not None}
+    sec.notes += sorted(methods)
+    return sec
 
 
 def _capacity_note(cap: pd.DataFrame, ctx: D.PlanContext) -> str:

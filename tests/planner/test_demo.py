@@ -93,6 +93,18 @@ def test_the_demo_ends_with_the_next_commands(demo_run):
     assert "## Next steps" in (out / "findings.md").read_text()
 
 
+def test_the_demo_prints_what_to_measure_next_after_the_findings(demo_run):
+    """The block `ttc recommend` prints (P(best), expected regret, the profiling runs), for the
+    report's middle budget, between the findings and the next steps, and in findings.md."""
+    out, result = demo_run
+    text = result.output
+    at = text.index("What to measure next (the choice for every question at ")
+    assert text.index("headline findings") < at < text.index("next steps")
+    assert "P(choice is the best feasible option)" in text[at:]
+    md = (out / "findings.md").read_text()
+    assert md.index("## What to measure next") < md.index("## Next steps")
+
+
 def test_rerun_reuses_every_measurement_and_fit_and_says_the_same(demo_run):
     """A rerun measures nothing, estimates no curve group and fits no law (counted through the
     one cache module, fitting.cache), and prints the same findings."""
