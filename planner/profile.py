@@ -33,7 +33,7 @@ from .constants import VERIFIERS, check_choice
 from .costs import ModelSpec, SpecError
 from .space.arms import POOL_METRICS
 from .space.assumed import AssumedLengths, LengthCoverage, MissingLengths
-from .space.questions import QuestionTable
+from .space.question_table import QuestionTable
 
 __all__ = [
     "Profile",
@@ -105,7 +105,7 @@ class Profile:
     @property
     def questions(self) -> QuestionTable:
         """Each question's measured tokens and correct counts
-        (:class:`~planner.space.questions.QuestionTable`), read once from the samples and the
+        (:class:`~planner.space.question_table.QuestionTable`), read once from the samples and the
         counts: what options are priced and forecast from."""
         if self._questions is None:
             parts = [QuestionTable.from_samples(self.samples)]

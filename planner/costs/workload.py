@@ -59,7 +59,7 @@ from profiling.strategies import DESCRIPTORS, get_descriptor
 from profiling.strategy_spec import StrategySpec, parse_strategy_spec
 
 from .lengths import TokenLengths
-from .questions import Atoms, QuestionMix
+from .question_mix import Atoms, QuestionMix
 
 __all__ = ["Phase", "Calls", "Workload"]
 
@@ -252,7 +252,7 @@ class Workload:
     ) -> Workload:
         """The workload of a strategy serving a :class:`~planner.costs.QuestionMix`: its costs
         are per query, the question-weighted mean over the questions, each at its own prompt
-        and chain lengths (:mod:`planner.costs.questions`). ``prompt_tokens`` and
+        and chain lengths (:mod:`planner.costs.question_mix`). ``prompt_tokens`` and
         ``gen_tokens`` hold the mix's means (rounded prompt), for display.
 
         Examples

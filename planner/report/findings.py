@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..constants import ACCURACY, ACCURACY_TOL, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, STRATEGY
 from ..search import InfeasibleBudget, allocate_exact, best_single
-from ..splits import HeldOut, Key, SplitStat, SplitTables, most_common, summarize
+from ..split_engine import HeldOut, Key, SplitStat, SplitTables, most_common, summarize
 from .data import PlanContext, default_budgets, planning_context
 from .format import (
     format_cost,
@@ -140,7 +140,7 @@ class _Context:
         )
 
     def floor(self, weights: Mapping[str, float], *terms: tuple[float, Key | Mapping[str, Key]]) -> float:
-        """:meth:`planner.splits.HeldOut.full_se` of ``sum(coef * option)`` (an option per bin
+        """:meth:`planner.split_engine.HeldOut.full_se` of ``sum(coef * option)`` (an option per bin
         when given as a mapping)."""
         by_bin = {b: [(c, k[b] if isinstance(k, Mapping) else k) for c, k in terms] for b in weights}
         return self.held.full_se(by_bin, weights)
