@@ -30,6 +30,7 @@ from pathlib import Path
 from fitting.atomic import atomic_write
 from fitting.pipeline import FitOutput
 
+from .constants import DEFAULT_HARDWARE
 from .profile import load_profile
 from .report import build_report
 
@@ -102,7 +103,7 @@ def run_demo(
     out: str | Path,
     *,
     preset: str = "quick",
-    gpu: str = "h100",
+    gpu: str = DEFAULT_HARDWARE,
     progress: bool = True,
     log: Callable[[str], None] = print,
     use_cache: bool = True,

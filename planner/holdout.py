@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .catalog import load_catalog
-from .constants import ACCURACY, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, STRATEGY
+from .constants import ACCURACY, ARM, DEFAULT_HARDWARE, KNOB_VALUE, MEMORY_BYTES, MODEL, STRATEGY
 from .costs import DEFAULT_CONCURRENCY
 from .profile import Profile
 from .search import Budget, InfeasibleBudget, allocate_exact, search_exhaustive
@@ -113,7 +113,7 @@ def evaluate_profile(
     budgets: Sequence[float] | None = None,
     *,
     cost_key: str = "flops",
-    hardware: str | None = "h100",
+    hardware: str | None = DEFAULT_HARDWARE,
     api: str | None = None,
     risk: str = "expected",
     seed: int = 0,

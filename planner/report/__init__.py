@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..constants import RISKS, check_choice
+from ..constants import DEFAULT_HARDWARE, RISKS, check_choice
 
 if TYPE_CHECKING:  # the report's work is imported inside build_report: `ttc --help` stays fast
     from ..space.assumed import AssumedLengths
@@ -51,7 +51,7 @@ def build_report(
     profile_dir: str | Path,
     out_path: str | Path = "report.html",
     *,
-    gpu: str | None = "h100",
+    gpu: str | None = DEFAULT_HARDWARE,
     budgets: Sequence[float] | None = None,
     budget_key: str = "flops",
     mix: str | Mapping[str, float] | None = None,

@@ -42,6 +42,7 @@ from ..constants import (
     ACCURACY_LO,
     ARM,
     COST_KEYS,
+    DEFAULT_HARDWARE,
     KNOB_VALUE,
     MEMORY_BYTES,
     MODEL,
@@ -183,7 +184,7 @@ class PlanContext:
 def planning_context(
     profile: Profile,
     *,
-    gpu: str | None = "h100",
+    gpu: str | None = DEFAULT_HARDWARE,
     concurrency: int = DEFAULT_CONCURRENCY,
     tp: int | None = None,
     mix: str | Mapping[str, float] | None = None,
