@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from common.atomic import atomic_write
 from fitting import schema as S
-from fitting.atomic import atomic_write
 from fitting.importer import read_input
 from profiling.runner import profile as run_profile
 from profiling.storage import read_run, write_run

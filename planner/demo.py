@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fitting.atomic import atomic_write
+from common.atomic import atomic_write
 from fitting.pipeline import FitOutput
 
 from .constants import DEFAULT_HARDWARE

@@ -206,7 +206,7 @@ def load_profile(
     """Read a samples folder, its curves and fits (through the cache) and its models' specs.
 
     ``use_cache=False`` neither reads nor writes the cache; ``progress`` shows a count and an
-    ETA for the estimation and fitting stages (:class:`fitting.progress.Progress`).
+    ETA for the estimation and fitting stages (:class:`common.progress.Progress`).
     ``verifier="exact"`` also computes the pass@k curves (:func:`planning_metrics`). A folder
     of per-question counts (``ttc import`` of counts: ``counts-*.parquet``) gives pass@k curves
     only (:func:`fitting.pipeline.fit_counts`): its options are best-of-n with an exact checker,

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.progress import Progress
 from fitting import schema as S
-from fitting.progress import Progress
 
 from .backends import Backend, ExhaustedUnit, load_backend
 from .executor import Executor, Job, LoadedModel, LocalExecutor, RunSetup, outcome_rows
@@ -485,7 +485,7 @@ def _register_model(
 
 
 class _Progress:
-    """Units run of the units left to run, tokens/s and ETA (:class:`fitting.progress.Progress`:
+    """Units run of the units left to run, tokens/s and ETA (:class:`common.progress.Progress`:
     a bar on a terminal, a line every 10 s or 10% in a log).
 
     Units found already done are taken off the total rather than counted as progress, so the
