@@ -13,7 +13,7 @@ models, 64 questions per difficulty level, 128 new tokens, the fast lab engine):
 At each report budget (:func:`planner.report.data.default_budgets` of the full profile, every
 question weighted by its count as the report's "all" row): each profile's choice as the report
 makes it (the exhaustive search over the planner's option space), and the held-out check of
-``ttc evaluate`` (:class:`planner.splits.HeldOut`): on each of ``--splits`` random half splits,
+``ttc evaluate`` (:class:`planner.split_engine.HeldOut`): on each of ``--splits`` random half splits,
 each profile plans on its train half (measured options only) and both choices are measured on
 the FULL profile's test half (the adaptive choice on its own test half where the full profile
 did not measure it: a pool larger than 16; the table says so). The difference is adaptive minus
@@ -47,7 +47,7 @@ from planner.profile import load_profile
 from planner.report.data import default_budgets, planning_context
 from planner.search import Budget, search_exhaustive
 from planner.space import OptionSpace
-from planner.splits import HeldOut, split_seeds
+from planner.split_engine import HeldOut, split_seeds
 from profiling.runner import profile as run_profile
 
 GPU = "h100"

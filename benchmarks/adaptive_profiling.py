@@ -40,7 +40,7 @@ from real_regret import DATA, as_profile, full_options, load_counts, planner_spa
 
 from fitting.importer import import_file  # noqa: E402
 from planner.adaptive_profiling import profile_adaptive  # noqa: E402
-from planner.constants import ACCURACY, KNOB_VALUE, MEMORY_BYTES, MODEL  # noqa: E402
+from planner.constants import ACCURACY, DEFAULT_HARDWARE, KNOB_VALUE, MEMORY_BYTES, MODEL  # noqa: E402
 from planner.profile import load_profile  # noqa: E402
 from planner.request import PlanRequest  # noqa: E402
 from planner.search import Budget  # noqa: E402
@@ -122,7 +122,7 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=4)
     ap.add_argument("--prompt-tokens", type=int, default=256)
     ap.add_argument("--gen-tokens", type=int, default=256)
-    ap.add_argument("--gpu", default="h100")
+    ap.add_argument("--gpu", default=DEFAULT_HARDWARE)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     df = load_counts(args.data)

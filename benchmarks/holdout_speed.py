@@ -1,4 +1,4 @@
-"""Held-out splits: the split engine (planner.splits.HeldOut) against recomputing the curves of each
+"""Held-out splits: the split engine (planner.split_engine.HeldOut) against recomputing the curves of each
 half, side by side in one run on one profile.
 
     python benchmarks/holdout_speed.py ttc-demo/profile [--splits 5]
@@ -20,7 +20,7 @@ from fitting import schema as S
 from fitting.curves import curves_from_samples
 from planner.profile import DEPLOYABLE_METRICS, load_profile
 from planner.space import CostModel, OptionSpace
-from planner.splits import HeldOut, split_seeds
+from planner.split_engine import HeldOut, split_seeds
 
 
 def recompute(profile, coster, targets, questions) -> None:

@@ -59,7 +59,7 @@ import pandas as pd
 from fitting.estimators import pass_at_k
 from fitting.importer import import_file
 from planner.catalog import get_hardware
-from planner.constants import ACCURACY, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, SOURCE
+from planner.constants import ACCURACY, ARM, DEFAULT_HARDWARE, KNOB_VALUE, MEMORY_BYTES, MODEL, SOURCE
 from planner.profile import load_profile
 from planner.recommend import build_space, plan
 from planner.search import Budget, search_exhaustive
@@ -212,7 +212,7 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, default=12)
     ap.add_argument("--prompt-tokens", type=int, default=256)
     ap.add_argument("--gen-tokens", type=int, default=256)
-    ap.add_argument("--gpu", default="h100")
+    ap.add_argument("--gpu", default=DEFAULT_HARDWARE)
     ap.add_argument("--n-boot", type=int, default=100)
     ap.add_argument(
         "--max-factor",

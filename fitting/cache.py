@@ -19,7 +19,7 @@ the code that computes it and the versions of numpy, scipy and pandas, so result
 are never read back.
 
 **Storage**: one JSON file per entry, ``ROOT/KIND/KEY.json``, written with
-:func:`fitting.atomic.atomic_write`. An entry that cannot be read, is not JSON, or names another
+:func:`common.atomic.atomic_write`. An entry that cannot be read, is not JSON, or names another
 key, kind or format is ignored (counted in ``stats["corrupt"]``) and rewritten. A root that
 cannot be written is not written (the cache is optional); nothing in it is ever required.
 
@@ -43,15 +43,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.atomic import atomic_write
+from common.progress import Progress
+
 from . import schema as S
 from ._curve_rows import ACCURACY_METRIC, MAJORITY, METRICS, WEIGHTED, check_args, curves_frame
 from ._pools import Notes
-from .atomic import atomic_write
 from .counts import curves_from_counts, per_question_pass
 from .curves import GroupEstimate, estimate_group, sample_groups
 from .laws import get_law
 from .pipeline import MIN_POINTS, FitOutput, curve_units, fit_curves
-from .progress import Progress
 from .select import DEFAULT_LAWS
 from .uncertainty import DEFAULT_EPSILON
 
@@ -470,7 +471,7 @@ def fit_samples_cached(
 
     Equal to ``fit_samples`` with the same arguments (the same curves table, warnings and fit
     records), whether the entries are read or computed; ``progress`` shows a count and an
-    ETA per stage (:class:`fitting.progress.Progress`).
+    ETA per stage (:class:`common.progress.Progress`).
 
     Examples
     --------

@@ -44,6 +44,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from common.atomic import atomic_write
+
 from . import _values as V
 from . import schema as S
 from ._import_shards import (
@@ -54,7 +56,6 @@ from ._import_shards import (
     source_of,
     with_record,
 )
-from .atomic import atomic_write
 from .blocks import merge_count_blocks, merge_sample_blocks
 
 __all__ = ["ImportResult", "read_records", "read_input", "import_file", "write_shard", "SAMPLE_SUFFIXES"]
@@ -471,14 +472,14 @@ def _check_count_field(name: str, value: object, where: str, from_csv: bool) -> 
 def write_shard(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
     """Write a validated samples DataFrame as one Parquet shard, atomically.
 
-    Written with :func:`fitting.atomic.atomic_write`, so a crash leaves either the whole
+    Written with :func:`common.atomic.atomic_write`, so a crash leaves either the whole
     shard or nothing.
     """
     return _write_table(S.to_arrow(df), out_dir, name)
 
 
 def _write_table(table, out_dir: str | Path, name: str) -> Path:
-    """Write a pyarrow Table as ``out_dir/name`` with :func:`fitting.atomic.atomic_write`."""
+    """Write a pyarrow Table as ``out_dir/name`` with :func:`common.atomic.atomic_write`."""
     return atomic_write(Path(out_dir) / name, lambda fh: pq.write_table(table, fh))
 
 

@@ -36,10 +36,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.atomic import atomic_write
+
 from . import schema as S
 from ._fitutil import json_safe
 from ._laws_base import ConvergenceWarning
-from .atomic import atomic_write
 from .counts import curves_from_counts, per_question_pass
 from .curves import ACCURACY_METRIC, METRICS, curves_and_per_question, k_grid
 from .laws import binomial_weights, get_law

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from fitting.atomic import atomic_write
+from common.atomic import atomic_write
 
 HERE = Path(__file__).resolve().parent
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -490,7 +490,9 @@ NOTEBOOKS = {
 
 def render(name: str) -> str:
     """The committed JSON text of notebook ``name`` (no outputs, stable cell ids)."""
-    nb = new_notebook(cells=NOTEBOOKS[name], metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
+    nb = new_notebook(
+        cells=NOTEBOOKS[name], metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}}
+    )
     for i, cell in enumerate(nb.cells):  # stable ids: a rebuild changes only what changed
         cell.id = f"{name[:2]}-{i:02d}"
     nbformat.validate(nb)

@@ -63,9 +63,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, gammaln
 
+from common.atomic import atomic_write
 from fitting import ConvergenceWarning
 from fitting import schema as S
-from fitting.atomic import atomic_write
 from fitting.counts import counts_from_samples
 from fitting.coverage import BetaBinomialPosterior
 from fitting.importer import read_input

@@ -40,13 +40,14 @@ from typing import Any
 
 import numpy as np
 
+from common.atomic import atomic_write
 from fitting import schema as S
-from fitting.atomic import atomic_write
 from fitting.importer import read_input
 from profiling.runner import profile as run_profile
 from profiling.storage import read_run, write_run
 
 from .catalog import get_hardware
+from .constants import DEFAULT_HARDWARE
 from .profile import load_profile
 from .recommend import PlanError, build_space, plan
 from .request import PlanRequest
@@ -447,7 +448,7 @@ def _tokens_per_sample(out: Path) -> dict[str, float]:
 
 def _default_budgets(profile, request: PlanRequest) -> list[dict[str, float]]:
     """A geometric grid of FLOPs budgets over the measured options (the demo's budget grid)."""
-    coster = CostModel(profile.specs, hardware=get_hardware(request.gpu or "h100"))
+    coster = CostModel(profile.specs, hardware=get_hardware(request.gpu or DEFAULT_HARDWARE))
     space = build_space(profile, coster, verifier=request.verifier, measured_only=True, fit_if_missing=False)
     table = space.table(space.target(None))
     vals = table[S.FLOPS].to_numpy(float)

@@ -37,6 +37,7 @@ __all__ = [
     "OBJECTIVES",
     "METHODS",
     "VERIFIERS",
+    "DEFAULT_HARDWARE",
     "BUDGET_RTOL",
     "ACCURACY_TOL",
     "within_budget",
@@ -82,6 +83,8 @@ METHODS = ("auto", "exhaustive", "optuna")
 #: what a deployment checks answers with: ``none`` (best-of-n ranks by a reward model or log-prob,
 #: as profiled) or ``exact`` (an exact checker: pass@k curves become ``verified`` options)
 VERIFIERS = ("none", "exact")
+#: the catalog accelerator options are priced on when neither a GPU nor an API is named
+DEFAULT_HARDWARE = "h100"
 
 # ---- tolerances -------------------------------------------------------------------------------
 #: a cost within this relative distance above its limit is within budget (floating-point sums)

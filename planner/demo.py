@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fitting.atomic import atomic_write
+from common.atomic import atomic_write
 from fitting.pipeline import FitOutput
 
+from .constants import DEFAULT_HARDWARE
 from .profile import load_profile
 from .report import build_report
 from .report.what_to_measure import measure_next_lines
@@ -118,7 +119,7 @@ def run_demo(
     out: str | Path,
     *,
     preset: str = "quick",
-    gpu: str = "h100",
+    gpu: str = DEFAULT_HARDWARE,
     progress: bool = True,
     log: Callable[[str], None] = print,
     use_cache: bool = True,

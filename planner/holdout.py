@@ -1,11 +1,11 @@
 """``ttc evaluate``: is the planner right? Plan on one half of the questions, measure on the other,
-over repeated random splits (:mod:`planner.splits`), at several budgets.
+over repeated random splits (:mod:`planner.split_engine`), at several budgets.
 
 For each budget and split: the planner's choice on the train half (measured options only: an
 interpolated knob value has no held-out measurement to check it against), its accuracy on the
 test half, the best option of the test half within the budget (hindsight) and the regret
 between them, fixed baselines and the per-difficulty allocation; then means over the splits
-with intervals (:func:`planner.splits.summarize`).
+with intervals (:func:`planner.split_engine.summarize`).
 
 A counts folder (per-question correct counts, ``ttc import`` of counts) is split by question
 like samples; its options are best-of-n with an exact checker (``verifier="exact"``).
@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 
 from .catalog import load_catalog
-from .constants import ACCURACY, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, STRATEGY
+from .constants import ACCURACY, ARM, DEFAULT_HARDWARE, KNOB_VALUE, MEMORY_BYTES, MODEL, STRATEGY
 from .costs import DEFAULT_CONCURRENCY
 from .profile import Profile
 from .search import Budget, InfeasibleBudget, allocate_exact, search_exhaustive
 from .space import CostModel, OptionSpace
-from .splits import LEVEL, HeldOut, Key, SplitStat, most_common, split_seeds, summarize
+from .split_engine import LEVEL, HeldOut, Key, SplitStat, most_common, split_seeds, summarize
 
 __all__ = ["Evaluation", "evaluate_profile", "label_of"]
 
@@ -113,7 +113,7 @@ def evaluate_profile(
     budgets: Sequence[float] | None = None,
     *,
     cost_key: str = "flops",
-    hardware: str | None = "h100",
+    hardware: str | None = DEFAULT_HARDWARE,
     api: str | None = None,
     risk: str = "expected",
     seed: int = 0,
@@ -138,7 +138,7 @@ def evaluate_profile(
     the model the train half finds most accurate within the budget) and the per-difficulty
     allocation. Costs are the cost model's on the whole profile's measured tokens, each question
     priced at its own per-sample lengths (:mod:`planner.space.pricing`; the split checks
-    accuracy: :mod:`planner.splits` says why the whole profile's tokens are used).
+    accuracy: :mod:`planner.split_engine` says why the whole profile's tokens are used).
 
     ``verifier``, ``concurrency``, ``tp`` and ``checker_cost`` are as for
     :class:`~planner.request.PlanRequest`: ``verifier="exact"`` offers best-of-n with an exact

@@ -33,7 +33,7 @@ from .constants import VERIFIERS, check_choice
 from .costs import ModelSpec, SpecError
 from .space.arms import POOL_METRICS
 from .space.assumed import AssumedLengths, LengthCoverage, MissingLengths
-from .space.questions import QuestionTable
+from .space.question_table import QuestionTable
 
 __all__ = [
     "Profile",
@@ -105,7 +105,7 @@ class Profile:
     @property
     def questions(self) -> QuestionTable:
         """Each question's measured tokens and correct counts
-        (:class:`~planner.space.questions.QuestionTable`), read once from the samples and the
+        (:class:`~planner.space.question_table.QuestionTable`), read once from the samples and the
         counts: what options are priced and forecast from."""
         if self._questions is None:
             parts = [QuestionTable.from_samples(self.samples)]
@@ -206,7 +206,7 @@ def load_profile(
     """Read a samples folder, its curves and fits (through the cache) and its models' specs.
 
     ``use_cache=False`` neither reads nor writes the cache; ``progress`` shows a count and an
-    ETA for the estimation and fitting stages (:class:`fitting.progress.Progress`).
+    ETA for the estimation and fitting stages (:class:`common.progress.Progress`).
     ``verifier="exact"`` also computes the pass@k curves (:func:`planning_metrics`). A folder
     of per-question counts (``ttc import`` of counts: ``counts-*.parquet``) gives pass@k curves
     only (:func:`fitting.pipeline.fit_counts`): its options are best-of-n with an exact checker,

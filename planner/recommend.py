@@ -245,41 +245,83 @@ def plan(
     >>> rec = plan(profile, {"flops": 2e8}, difficulty="5", hardware="h100")  # doctest: +SKIP
     >>> rec.to_json()["choice"]  # doctest: +SKIP
     """
-    if isinstance(request, PlanRequest):
-        req = request.replace(**settings)
-    else:
-        budget = request.as_dict() if isinstance(request, Budget) else dict(request)
-        req = PlanRequest(budget, **settings)
+    req = _request(request, settings)
     profile = _with_lengths(profile, req)
-    if req.extra_models and not extra_models:
-        try:
-            extra_models, extra_specs = resolve_extra_models(req.extra_models, profile, req.catalog_file)
-        except ValueError as exc:
-            raise PlanError(str(exc)) from None
+    extra_models, extra_specs = _extras(req, profile, extra_models, extra_specs)
+    hw, price = _pricing(req)
+    specs = {**profile.specs, **(extra_specs or {})}
+    coster = CostModel(
+        specs, hardware=hw, api=price, concurrency=req.concurrency, tp=req.tp, checker_cost=req.checker_cost
+    )
+    full = _full_budget(req, coster, hw)
+    _check_counts(profile, req)
+    if req.difficulty == "auto":
+        return _stated(_plan_auto(profile, specs, req.budget_limits(), req.to_json(), req.seed), profile, req)
+    space, target = _space(profile, coster, req, extra_models)
+    res, best, binding = _search(space, target, full, req)
+    rec = _recommendation(space, target, full, coster, req, res, best, binding)
+    rec.context = {
+        "space": space,
+        "target": target,
+        "budget": full,
+        "coster": coster,
+        "hardware": hw,
+        "request": req,
+        "best": best,
+    }
+    _stated(rec, profile, req)
+    _add_modes(rec, space, target, full, coster, req, res)
+    return rec
+
+
+def _request(request: PlanRequest | Mapping[str, float] | Budget, settings: Mapping) -> PlanRequest:
+    """The request: a :class:`PlanRequest` with ``settings`` overriding its fields, or one
+    built from a budget (mapping or :class:`Budget`) and ``settings``."""
+    if isinstance(request, PlanRequest):
+        return request.replace(**settings)
+    budget = request.as_dict() if isinstance(request, Budget) else dict(request)
+    return PlanRequest(budget, **settings)
+
+
+def _extras(
+    req: PlanRequest,
+    profile: Profile,
+    extra_models: Sequence[ExtraModel],
+    extra_specs: Mapping[str, ModelSpec] | None,
+) -> tuple[Sequence[ExtraModel], Mapping[str, ModelSpec] | None]:
+    """The unprofiled family members: those given, else the request's references resolved."""
+    if not req.extra_models or extra_models:
+        return extra_models, extra_specs
+    try:
+        return resolve_extra_models(req.extra_models, profile, req.catalog_file)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+
+
+def _pricing(req: PlanRequest):
+    """The catalog GPU and API price the request names (either may be None)."""
     try:
         catalog = load_catalog(req.catalog_file)
         hw = catalog.gpu(req.gpu) if req.gpu else None
         price = catalog.api_price(req.api) if req.api else None
     except CatalogError as exc:
         raise PlanError(str(exc)) from None
-    specs = {**profile.specs, **(extra_specs or {})}
-    coster = CostModel(
-        specs,
-        hardware=hw,
-        api=price,
-        concurrency=req.concurrency,
-        tp=req.tp,
-        checker_cost=req.checker_cost,
-    )
-    b = req.budget_limits()
-    if "effective_flops" in b.limits and hw is None:
+    return hw, price
+
+
+def _full_budget(req: PlanRequest, coster: CostModel, hw) -> Budget:
+    """The request's limits plus, on a GPU, its memory (weights plus KV at the concurrency)."""
+    limits = dict(req.budget_limits().limits)
+    if "effective_flops" in limits and hw is None:
         raise PlanError("a budget on effective_flops (Kinetics) needs a GPU to price on (--gpu)")
-    limits = dict(b.limits)
     if hw is not None and MEMORY_BYTES not in limits:
         limits[MEMORY_BYTES] = coster.memory_limit_bytes()
-    full = Budget(limits)
-    request_json = req.to_json()
+    return Budget(limits)
 
+
+def _check_counts(profile: Profile, req: PlanRequest) -> None:
+    """Refuse what per-question counts cannot answer: anything but an exact-checker
+    deployment (counts give pass@k only) and ``--difficulty auto`` (no answers to replay)."""
     if profile.is_counts:
         where = f"{profile.folder}: " if profile.folder else ""
         if req.verifier != "exact":
@@ -292,9 +334,10 @@ def plan(
             f"{', '.join(counted)}: per-question counts give pass@k only, which a deployment can use only "
             "with an exact checker: add --verifier exact"
         )
-    if req.difficulty == "auto":
-        return _stated(_plan_auto(profile, specs, b, request_json, req.seed), profile, req)
 
+
+def _space(profile: Profile, coster: CostModel, req: PlanRequest, extra_models: Sequence[ExtraModel]):
+    """The option space (restricted to the request's models) and the difficulty target."""
     space = build_space(
         profile,
         coster,
@@ -305,9 +348,14 @@ def plan(
     try:
         if req.models:
             space.restrict(req.models)
-        target = space.target(req.difficulty)
+        return space, space.target(req.difficulty)
     except ValueError as exc:
         raise PlanError(str(exc)) from None
+
+
+def _search(space: OptionSpace, target, full: Budget, req: PlanRequest):
+    """Run the request's search: the result, its best row and the binding constraint;
+    PlanError naming the cheapest option when nothing fits."""
     if req.objective == "pareto":
         if req.method == "optuna" or req.storage is not None:
             res = pareto_optuna(space, target, full, risk=req.risk, seed=req.seed, storage=req.storage)
@@ -327,9 +375,17 @@ def plan(
     binding = res.binding
     if req.objective == "pareto":
         binding = binding_constraint(res.evaluated, best, full, res.objective)
+    return res, best, binding
+
+
+def _recommendation(
+    space, target, full: Budget, coster, req: PlanRequest, res, best, binding
+) -> Recommendation:
+    """The chosen row as a :class:`Recommendation`: choice, accuracy, cost, runners-up, search
+    and serving (and the checker's assumptions, when a checker is used)."""
     head = option_item(space, best, coster)
     rec = Recommendation(
-        request=request_json,
+        request=req.to_json(),
         choice=head["choice"],
         expected_accuracy=float(best[ACCURACY]),
         accuracy_interval=[float(best[ACCURACY_LO]), float(best[ACCURACY_HI])],
@@ -345,24 +401,18 @@ def plan(
         },
         notes=calls_note(space, best) + list(space.notes),
     )
-    rec.context = {
-        "space": space,
-        "target": target,
-        "budget": full,
-        "coster": coster,
-        "hardware": hw,
-        "request": req,
-        "best": best,
-    }
     for key in ("serving", "assumptions"):
         if key in head:
             rec.mode[key] = head[key]
-    _stated(rec, profile, req)
+    return rec
+
+
+def _add_modes(rec: Recommendation, space, target, full: Budget, coster, req: PlanRequest, res) -> None:
+    """The mode keys: the Pareto front (``objective="pareto"``), the allocation (a mix)."""
     if req.objective == "pareto":
         rec.mode["pareto"] = [option_item(space, r, coster) for _, r in res.pareto.iterrows()]
     if ":" in (req.difficulty or "") and len(target) > 1:  # an explicit mix
         rec.mode["allocation"] = _allocation(space, target, full, req.risk, req.seed)
-    return rec
 
 
 def _with_lengths(profile: Profile, req: PlanRequest) -> Profile:
@@ -467,38 +517,11 @@ def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int
     table = table.sort_values("train_accuracy", ascending=False).reset_index(drop=True)
     best = table.iloc[0]
 
-    def item(r) -> dict:
-        half = Z90 * float(r["test_accuracy_se"])
-        acc = r["test_accuracy"]
-        choice = dict(r["choice"])
-        spec = specs.get(choice.get("model"))
-        choice = {
-            "model": choice.get("model"),
-            "architecture": getattr(spec, "architecture", None),
-            "strategy": choice.get("strategy"),
-            "knobs": choice.get("knobs") or {},
-        }
-        return {
-            "choice": choice,
-            "expected_accuracy": json_number(acc),
-            "accuracy_interval": [json_number(max(acc - half, 0)), json_number(min(acc + half, 1))],
-            "source": "measured",
-            "cost": {"flops": json_number(r["test_flops"]), "tokens": json_number(r["test_tokens"])},
-            "description": describe_policy(r["choice"]),
-        }
-
-    def versus(r, ref) -> dict:
-        """Held-out accuracy difference of ``ref`` minus ``r``, its standard error (from the two
-        accuracies' standard errors) and whether it is within noise."""
-        diff = float(ref["test_accuracy"] - r["test_accuracy"])
-        se = math.hypot(float(ref["test_accuracy_se"]), float(r["test_accuracy_se"]))
-        return {"difference": json_number(diff), "se": json_number(se), "within_noise": bool(abs(diff) <= se)}
-
-    head = item(best)
+    head = _policy_item(best, specs)
     runners = []
     for _, r in table.iloc[1:3].iterrows():
-        it = item(r)
-        v = versus(r, best)
+        it = _policy_item(r, specs)
+        v = _versus(r, best)
         noise = "within noise" if v["within_noise"] else "beyond one standard error"
         it["why_not"] = (
             f"less accurate on the planning half ({100 * r['train_accuracy']:.1f}% vs "
@@ -516,7 +539,7 @@ def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int
     if best["policy"] != "fixed" and len(fixed):
         policy["versus_fixed"] = {
             "fixed": describe_policy(fixed.iloc[0]["choice"]),
-            **versus(fixed.iloc[0], best),
+            **_versus(fixed.iloc[0], best),
         }
     for r in runners:
         r.pop("description", None)
@@ -531,3 +554,34 @@ def _plan_auto(profile: Profile, specs, budget: Budget, request: dict, seed: int
         runners_up=runners,
         mode={"policy": policy},
     )
+
+
+def _policy_item(r, specs) -> dict:
+    """An adaptive policy's row as a choice with its held-out accuracy (90% interval), cost
+    and description."""
+    half = Z90 * float(r["test_accuracy_se"])
+    acc = r["test_accuracy"]
+    choice = dict(r["choice"])
+    spec = specs.get(choice.get("model"))
+    choice = {
+        "model": choice.get("model"),
+        "architecture": getattr(spec, "architecture", None),
+        "strategy": choice.get("strategy"),
+        "knobs": choice.get("knobs") or {},
+    }
+    return {
+        "choice": choice,
+        "expected_accuracy": json_number(acc),
+        "accuracy_interval": [json_number(max(acc - half, 0)), json_number(min(acc + half, 1))],
+        "source": "measured",
+        "cost": {"flops": json_number(r["test_flops"]), "tokens": json_number(r["test_tokens"])},
+        "description": describe_policy(r["choice"]),
+    }
+
+
+def _versus(r, ref) -> dict:
+    """Held-out accuracy difference of ``ref`` minus ``r``, its standard error (from the two
+    accuracies' standard errors) and whether it is within noise."""
+    diff = float(ref["test_accuracy"] - r["test_accuracy"])
+    se = math.hypot(float(ref["test_accuracy_se"]), float(r["test_accuracy_se"]))
+    return {"difference": json_number(diff), "se": json_number(se), "within_noise": bool(abs(diff) <= se)}

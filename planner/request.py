@@ -36,7 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .constants import BUDGET_KEYS, COST_KEYS, METHODS, OBJECTIVES, RISKS, VERIFIERS, check_choice
+from .constants import (
+    BUDGET_KEYS,
+    COST_KEYS,
+    DEFAULT_HARDWARE,
+    METHODS,
+    OBJECTIVES,
+    RISKS,
+    VERIFIERS,
+    check_choice,
+)
 from .costs.serving import DEFAULT_CONCURRENCY
 from .search.budget import Budget
 from .space.assumed import AssumedLengths
@@ -47,9 +56,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = ["PlanRequest", "DEFAULT_HARDWARE"]
-
-#: the accelerator options are priced on when neither a GPU nor an API is named
-DEFAULT_HARDWARE = "h100"
 
 #: TOML / command-line names that differ from the field names
 _ALIASES = {

@@ -16,7 +16,7 @@ planner's limit (each arm's predictor allowed that much more reach: the same law
 widened with every doubling), gets ``B`` replicate accuracies:
 
 * a measured option: its accuracy in replicate ``b`` of the joint question bootstrap
-  (:meth:`planner.splits.HeldOut.replicates`: questions drawn with replacement once per
+  (:meth:`planner.split_engine.HeldOut.replicates`: questions drawn with replacement once per
   replicate and shared by every option, the draw of ``ttc evaluate``'s intervals);
 * a predicted option (fitted, extrapolated, beyond reach): its prediction plus a normal
   deviation whose standard deviation ``s`` is its 90% interval's half-width over
@@ -69,7 +69,7 @@ from .space import MAX_EXTRAPOLATION, CostModel
 from .space.arms import arms_from_curves
 from .space.curve import ArmCurve
 from .space.predict import Z90
-from .splits import HeldOut
+from .split_engine import HeldOut
 
 __all__ = ["measure_next", "MAX_ACTIONS", "MIN_VALUE_POINTS"]
 

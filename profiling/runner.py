@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.progress import Progress
 from fitting import schema as S
-from fitting.progress import Progress
 
 from .backends import Backend, ExhaustedUnit, load_backend
 from .executor import Executor, Job, LoadedModel, LocalExecutor, RunSetup, outcome_rows
@@ -48,7 +48,15 @@ from .storage import (
 from .strategies import Strategy, expand_specs
 from .tasks import Problem, Task, get_task
 
-__all__ = ["profile", "ProfileResult", "outcome_rows", "select_problems"]
+__all__ = [
+    "profile",
+    "run_profile",
+    "RunSettings",
+    "RunHooks",
+    "ProfileResult",
+    "outcome_rows",
+    "select_problems",
+]
 
 
 @dataclass
@@ -99,6 +107,45 @@ def select_problems(
     return [p for p in problems if shard_of(p.id, count) == index]
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run measures and how it stores it: the settings of one :func:`profile` call
+    (see its parameters) that are neither the models, task, strategies nor the callbacks."""
+
+    per_level: int | None = None
+    limit: int | None = None
+    split: str = "eval"
+    seed: int = 0
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    shard: tuple[int, int] = (0, 1)
+    device: str | None = None
+    command: list[str] | None = None
+    flush_every_s: float = 5.0
+    flush_every_units: int = 512
+    wait_lock: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    def selection(self) -> dict:
+        """The question selection as ``run.json`` records it (``limit`` only without ``per_level``)."""
+        limit = self.limit if self.per_level is None else None
+        return {"split": self.split, "per_level": self.per_level, "limit": limit}
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """Where a run's calls go: the model loader, the executor and the callbacks."""
+
+    loader: Callable[[str, str | None], Backend] | None = None
+    on_unit: Callable[[ProfileResult], Any] | None = None
+    executor: Executor | None = None
+    on_wait: Callable[[str], Any] | None = None
+    progress: bool = False
+
+
 def profile(
     models: Sequence[str | Backend],
     task: str | Task,
@@ -124,6 +171,9 @@ def profile(
     on_wait: Callable[[str], Any] | None = None,
 ) -> ProfileResult:
     """Profile ``models`` x ``strategies`` on ``task`` into the run folder ``out`` (resumable).
+
+    The keyword arguments are those of :class:`RunSettings` and :class:`RunHooks`;
+    :func:`run_profile` takes them grouped.
 
     Parameters
     ----------
@@ -156,135 +206,216 @@ def profile(
     :class:`~profiling.lock.RunLocked` when another process is writing ``out``;
     :class:`~profiling.executor.UnitsFailed` when jobs failed on every retry (the rest is saved).
     """
+    settings = RunSettings(
+        per_level=per_level,
+        limit=limit,
+        split=split,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        shard=shard,
+        device=device,
+        command=command,
+        flush_every_s=flush_every_s,
+        flush_every_units=flush_every_units,
+        wait_lock=wait_lock,
+    )
+    hooks = RunHooks(loader=loader, on_unit=on_unit, executor=executor, on_wait=on_wait, progress=progress)
+    return run_profile(models, task, strategies, out, settings, hooks)
+
+
+def run_profile(
+    models: Sequence[str | Backend],
+    task: str | Task,
+    strategies: Sequence[str | Strategy],
+    out: str | Path,
+    settings: RunSettings = RunSettings(),
+    hooks: RunHooks = RunHooks(),
+) -> ProfileResult:
+    """:func:`profile` with its settings and hooks grouped: check the strategies, pick the
+    questions, then measure every unit not yet in ``out`` under the run folder's lock."""
     t_start = time.perf_counter()
     task_obj, task_spec = _load_task(task)
+    strats = _check_strategies(strategies, task_obj)
+    problems = select_problems(
+        task_obj,
+        per_level=settings.per_level,
+        limit=settings.limit,
+        split=settings.split,
+        shard=settings.shard,
+    )
+    out = Path(out)
+    executor = hooks.executor or LocalExecutor()
+    with contextlib.ExitStack() as stack:
+        # unwinds in reverse: flush the last shard, stop the bar, unlock, close the workers
+        stack.callback(executor.close)
+        existed = {p.name for p in out.iterdir()} if out.is_dir() else None
+        lock = run_lock(out, wait=settings.wait_lock, on_wait=hooks.on_wait, command=settings.command)
+        stack.enter_context(lock)
+        # a run that fails before writing a unit leaves nothing behind (unwinds after the
+        # writer's last flush, while the lock is still held)
+        stack.push(lambda exc_type, *_: exc_type is not None and _remove_failed_run(out, existed))
+        # the folder is read only once this process holds its lock
+        meta = _open_run(out, task_obj, task_spec, strats, settings)
+        run = _Run(out, meta, task_obj, strats, problems, executor, hooks.on_unit)
+        run.start(len(models), settings, hooks.progress)
+        stack.callback(_finish, run.result, run.writer, run.bar, t_start)
+        stack.enter_context(run.writer)
+        setup = RunSetup(task_obj, tuple(strats), settings.seed, settings.max_new_tokens, meta["run_id"])
+        executor.start(setup, hooks.loader or _default_loader, settings.device)
+        registered = [name for model in models if (name := run.measure(model, settings.batch_size))]
+        run.record_exhausted(registered)
+    return run.result
+
+
+def _check_strategies(strategies: Sequence[str | Strategy], task: Task) -> list[Strategy]:
+    """The strategies of the run (specs expanded), each checked against the task."""
     strats = [s for s in strategies if isinstance(s, Strategy)]
     strats += expand_specs([s for s in strategies if not isinstance(s, Strategy)])
     if not strats:
         raise ValueError("no strategy given; e.g. greedy or pool:n=16")
     for s in strats:
-        s.check_task(task_obj)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    problems = select_problems(task_obj, per_level=per_level, limit=limit, split=split, shard=shard)
-    out = Path(out)
-    executor = executor or LocalExecutor()
-    with contextlib.ExitStack() as stack:
-        # unwinds in reverse: flush the last shard, stop the bar, unlock, close the workers
-        stack.callback(executor.close)
-        existed = {p.name for p in out.iterdir()} if out.is_dir() else None
-        stack.enter_context(run_lock(out, wait=wait_lock, on_wait=on_wait, command=command))
-        # a run that fails before writing a unit leaves nothing behind (unwinds after the
-        # writer's last flush, while the lock is still held)
-        stack.push(lambda exc_type, *_: exc_type is not None and _remove_failed_run(out, existed))
-        # the folder is read only once this process holds its lock
-        signature = run_signature(
-            task_obj.name, seed, max_new_tokens, [(s.name, s.config_json()) for s in strats]
-        )
-        fresh = new_run_metadata(
-            signature,
-            task={"name": task_obj.name, "spec": task_spec, "split": split},
-            strategies=[{"name": s.name, "spec": str(s.spec), "config": s.config} for s in strats],
-            seed=seed,
-            max_new_tokens=max_new_tokens,
-            device=device,
-        )
-        meta = read_run(out)
-        if meta is None:
-            meta = fresh
-        else:
-            # a rerun may add strategy configs (e.g. a larger pool on the same questions)
-            check_same_run(meta, fresh, f"the run in {out}", "this command", new_strategies=True)
-            add_strategies(meta, fresh)
-        selection = {"split": split, "per_level": per_level, "limit": limit if per_level is None else None}
-        for key, value in (
-            ("questions", selection),
-            ("shards", f"{shard[0]}/{shard[1]}"),
-            ("commands", command or command_line()),
-        ):
-            if value not in meta.setdefault(key, []):
-                meta[key].append(value)
-        meta.setdefault("batch_sizes", [])
-        if batch_size not in meta["batch_sizes"]:
-            meta["batch_sizes"].append(batch_size)
-        # run.json is written when each model registers (before its first shard) or, when every
-        # model is skipped as done, once at the end
-        registered: list[str] = []
+        s.check_task(task)
+    return strats
 
-        run_id = meta["run_id"]
-        held = unit_shards(out)
-        done = set(held)
-        result = ProfileResult(out, run_id, units_total=len(models) * len(strats) * len(problems))
-        dups = duplicate_units(held)
-        if dups:
-            result.duplicates = describe_duplicates(dups, out)
-        writer = ShardWriter(
-            out, f"w{shard[0]}of{shard[1]}", every_s=flush_every_s, every_units=flush_every_units
+
+def _open_run(out: Path, task: Task, task_spec: str, strats: list[Strategy], settings: RunSettings) -> dict:
+    """The run's ``run.json`` metadata: the folder's own (checked to be the same run, new
+    strategy configs added) or a fresh one; this call's selection, shard, command and batch
+    size appended to the lists it keeps."""
+    signature = run_signature(
+        task.name, settings.seed, settings.max_new_tokens, [(s.name, s.config_json()) for s in strats]
+    )
+    fresh = new_run_metadata(
+        signature,
+        task={"name": task.name, "spec": task_spec, "split": settings.split},
+        strategies=[{"name": s.name, "spec": str(s.spec), "config": s.config} for s in strats],
+        seed=settings.seed,
+        max_new_tokens=settings.max_new_tokens,
+        device=settings.device,
+    )
+    meta = read_run(out)
+    if meta is None:
+        meta = fresh
+    else:
+        # a rerun may add strategy configs (e.g. a larger pool on the same questions)
+        check_same_run(meta, fresh, f"the run in {out}", "this command", new_strategies=True)
+        add_strategies(meta, fresh)
+    index, count = settings.shard
+    for key, value in (
+        ("questions", settings.selection()),
+        ("shards", f"{index}/{count}"),
+        ("commands", settings.command or command_line()),
+        ("batch_sizes", settings.batch_size),
+    ):
+        if value not in meta.setdefault(key, []):
+            meta[key].append(value)
+    return meta
+
+
+@dataclass
+class _Run:
+    """One run in progress: what it measures, what the folder already holds, the writer of
+    its shards and the running :class:`ProfileResult`."""
+
+    out: Path
+    meta: dict
+    task: Task
+    strats: list[Strategy]
+    problems: list[Problem]
+    executor: Executor
+    on_unit: Callable[[ProfileResult], Any] | None
+    done: set = field(default_factory=set)
+    result: ProfileResult | None = None
+    writer: ShardWriter | None = None
+    bar: _Progress | None = None
+
+    def start(self, n_models: int, settings: RunSettings, progress: bool) -> None:
+        """Read the units the folder holds (naming duplicates), open the writer and the bar."""
+        held = unit_shards(self.out)
+        self.done = set(held)
+        total = n_models * len(self.strats) * len(self.problems)
+        self.result = ProfileResult(self.out, self.meta["run_id"], units_total=total)
+        if dups := duplicate_units(held):
+            self.result.duplicates = describe_duplicates(dups, self.out)
+        index, count = settings.shard
+        self.writer = ShardWriter(
+            self.out,
+            f"w{index}of{count}",
+            every_s=settings.flush_every_s,
+            every_units=settings.flush_every_units,
         )
-        bar = _Progress(result) if progress else None
-        stack.callback(_finish, result, writer, bar, t_start)
-        stack.enter_context(writer)
-        executor.start(
-            RunSetup(task_obj, tuple(strats), seed, max_new_tokens, run_id), loader or _default_loader, device
+        self.bar = _Progress(self.result) if progress else None
+
+    def measure(self, model: str | Backend, batch_size: int) -> str | None:
+        """Run every unit of ``model`` not yet done; the loaded model's name, or None when
+        the model was skipped without loading (all its units done)."""
+        if isinstance(model, str) and self._all_done(model):
+            _skip(self.result, len(self.strats) * len(self.problems), self.bar)
+            return None
+        loaded = self.executor.load(model)
+        try:
+            _register_model(self.out, self.meta, model, loaded, self.executor)
+            last, gap = time.perf_counter(), 0.0
+            for item in self.executor.run(self._jobs(loaded.name, batch_size)):
+                if item is not None:
+                    self._collect(loaded.name, *item)
+                    now = time.perf_counter()
+                    last, gap = now, now - last
+                # flush now if the buffer would be too old by the time the next job is in
+                self.writer.maybe_flush(wait_s=gap)
+        finally:
+            self.executor.unload()
+        return loaded.name
+
+    def _all_done(self, spec: str) -> bool:
+        """Whether the model of ``spec`` (as an earlier run named it) has every unit done."""
+        name = self.meta.get("model_specs", {}).get(spec)
+        return name is not None and all(
+            (name, self.task.name, s.name, s.config_json(), p.id) in self.done
+            for s in self.strats
+            for p in self.problems
         )
-        for model in models:
-            if isinstance(model, str):  # skip loading a model whose units are all done
-                name = meta.get("model_specs", {}).get(model)
-                if name is not None and all(
-                    (name, task_obj.name, s.name, s.config_json(), p.id) in done
-                    for s in strats
-                    for p in problems
-                ):
-                    _skip(result, len(strats) * len(problems), bar)
-                    continue
-            loaded = executor.load(model)
-            try:
-                _register_model(out, meta, model, loaded, executor)
-                registered.append(loaded.name)
-                jobs = []
-                for index, strategy in enumerate(strats):
-                    key = (loaded.name, task_obj.name, strategy.name, strategy.config_json())
-                    todo = [p for p in problems if (*key, p.id) not in done]
-                    _skip(result, len(problems) - len(todo), bar)
-                    jobs += [
-                        Job(index, tuple(todo[start : start + batch_size]))
-                        for start in range(0, len(todo), batch_size)
-                    ]
-                last, gap = time.perf_counter(), 0.0
-                for item in executor.run(jobs):
-                    if item is not None:
-                        job, units = item
-                        for problem, unit in zip(job.problems, units, strict=True):
-                            if isinstance(unit, ExhaustedUnit):
-                                result.exhausted.append(
-                                    _exhausted(loaded.name, strats[job.strategy], problem, unit)
-                                )
-                                continue
-                            if not unit:  # a sample did not finish (executor.run_job): not written
-                                s = strats[job.strategy]
-                                result.unfinished.append(
-                                    f"{loaded.name} {s.name} {s.config_json()} {problem.id}"
-                                )
-                                continue
-                            writer.add_unit(unit)
-                            result.units_run += 1
-                            result.completion_tokens += _unit_tokens(unit)
-                            if on_unit is not None:
-                                on_unit(result)
-                        if bar is not None:
-                            bar.update()
-                        now = time.perf_counter()
-                        last, gap = now, now - last
-                    # flush now if the buffer would be too old by the time the next job is in
-                    writer.maybe_flush(wait_s=gap)
-            finally:
-                executor.unload()
-        if result.exhausted:
-            known = meta.setdefault("exhausted", [])
-            known += [e for e in result.exhausted if e not in known]
-        if not registered or result.exhausted:
-            write_run(out, meta)
-    return result
+
+    def _jobs(self, model: str, batch_size: int) -> list[Job]:
+        """The jobs of the units of ``model`` not yet done, ``batch_size`` questions each."""
+        jobs = []
+        for index, strategy in enumerate(self.strats):
+            key = (model, self.task.name, strategy.name, strategy.config_json())
+            todo = [p for p in self.problems if (*key, p.id) not in self.done]
+            _skip(self.result, len(self.problems) - len(todo), self.bar)
+            jobs += [
+                Job(index, tuple(todo[start : start + batch_size]))
+                for start in range(0, len(todo), batch_size)
+            ]
+        return jobs
+
+    def _collect(self, model: str, job: Job, units: list) -> None:
+        """Write a finished job's units; note those refused (exhausted) or unfinished."""
+        result, strategy = self.result, self.strats[job.strategy]
+        for problem, unit in zip(job.problems, units, strict=True):
+            if isinstance(unit, ExhaustedUnit):
+                result.exhausted.append(_exhausted(model, strategy, problem, unit))
+                continue
+            if not unit:  # a sample did not finish (executor.run_job): not written
+                result.unfinished.append(f"{model} {strategy.name} {strategy.config_json()} {problem.id}")
+                continue
+            self.writer.add_unit(unit)
+            result.units_run += 1
+            result.completion_tokens += _unit_tokens(unit)
+            if self.on_unit is not None:
+                self.on_unit(result)
+        if self.bar is not None:
+            self.bar.update()
+
+    def record_exhausted(self, registered: list[str]) -> None:
+        """Add the units refused as exhausted to ``run.json``; write it when no model
+        registered (every model skipped as done) or some unit was refused."""
+        if self.result.exhausted:
+            known = self.meta.setdefault("exhausted", [])
+            known += [e for e in self.result.exhausted if e not in known]
+        if not registered or self.result.exhausted:
+            write_run(self.out, self.meta)
 
 
 def _exhausted(model: str, strategy: Strategy, problem: Problem, unit: ExhaustedUnit) -> dict:
@@ -354,7 +485,7 @@ def _register_model(
 
 
 class _Progress:
-    """Units run of the units left to run, tokens/s and ETA (:class:`fitting.progress.Progress`:
+    """Units run of the units left to run, tokens/s and ETA (:class:`common.progress.Progress`:
     a bar on a terminal, a line every 10 s or 10% in a log).
 
     Units found already done are taken off the total rather than counted as progress, so the

@@ -48,9 +48,9 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from common.atomic import atomic_write
 from fitting import schema as S
 from fitting.arrow_rows import samples_table
-from fitting.atomic import atomic_write
 
 from .lock import read_lock
 from .sharding import parse_shard, partition_problem, shard_of  # the first two re-exported
@@ -254,7 +254,7 @@ def write_shard(
     """Validate ``rows`` against the samples schema and write them as one new shard, atomically.
 
     The shard goes to ``target`` (default :func:`new_shard_path`): a temp file in the same
-    folder is written, fsync-ed and renamed (:func:`fitting.atomic.atomic_write`), so ``target``
+    folder is written, fsync-ed and renamed (:func:`common.atomic.atomic_write`), so ``target``
     exists only when complete. Returns its path.
     """
     folder = Path(folder)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fitting.atomic import atomic_write
+from common.atomic import atomic_write
 
 __all__ = ["calibrate_cpu", "default_cache_path"]
 

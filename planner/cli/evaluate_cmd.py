@@ -74,7 +74,7 @@ def evaluate(
 
         ttc evaluate runs/math --verifier exact --budget-key effective_flops --gpu h100
     """
-    from fitting.progress import Progress
+    from common.progress import Progress
     from planner.constants import COST_KEYS
     from planner.holdout import evaluate_profile
     from planner.profile import load_profile

@@ -12,7 +12,7 @@ the docstring of the module that implements it:
 * :mod:`.flops` — forward FLOPs
 * :mod:`.memory` — KV bytes, weight and KV traffic, effective FLOPs
 * :mod:`.lengths` — per-sample generated lengths (:class:`TokenLengths`)
-* :mod:`.questions` — the questions a workload serves, each with its own lengths (:class:`QuestionMix`)
+* :mod:`.question_mix` — the questions a workload serves, each with its own lengths (:class:`QuestionMix`)
 * :mod:`.workload` — the execution shape of each strategy (:class:`Workload`, :class:`Phase`)
 * :mod:`.execution` — one execution's expected FLOPs, tokens, KV reads, steps and peak KV
 * :mod:`.serving` — the serving assumptions: concurrency, tensor parallelism
@@ -52,7 +52,7 @@ from .memory import (
     kv_read_bytes,
     weight_bytes_read,
 )
-from .questions import Atoms, QuestionMix
+from .question_mix import Atoms, QuestionMix
 from .samples import price_samples
 from .serving import (
     DEFAULT_CONCURRENCY,

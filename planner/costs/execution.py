@@ -181,7 +181,7 @@ def kv_peak_bytes(spec: ModelSpec, workload: Workload) -> float:
     n_slid = spec.num_sliding_layers
     n_full = spec.num_layers - n_slid
     p, t = at.prompt, at.length
-    alive = workload.samples * at.survival()
+    alive = workload.shape.samples * at.survival()
     prompt_held = p if workload.prefix_sharing else alive * p
     held = b * n_full * (prompt_held + alive * t)
     if n_slid:

@@ -55,11 +55,11 @@ from typing import Any
 
 import numpy as np
 
-from profiling.strategies import DESCRIPTORS, get_descriptor
+from profiling.strategies import DESCRIPTORS, WorkloadShape, get_descriptor
 from profiling.strategy_spec import StrategySpec, parse_strategy_spec
 
 from .lengths import TokenLengths
-from .questions import Atoms, QuestionMix
+from .question_mix import Atoms, QuestionMix
 
 __all__ = ["Phase", "Calls", "Workload"]
 
@@ -133,15 +133,11 @@ class Workload:
     strategy : strategy family (``greedy``, ``pool``, ``beam``, ``refine``, ``budget``, ``hybrid``).
     prompt_tokens : tokens of the prompt ``P`` (0 when unknown: only the generated tokens are priced).
     gen_tokens : tokens of one chain ``G`` (module docstring); the mean of ``lengths`` when given.
-    samples : parallel sequences: ``n`` for pool/hybrid, beam width ``W`` for beam, else 1.
-    expansions : beam continuations per beam and step ``E``.
-    steps : beam steps ``S``.
-    rounds : refinement rounds after the first attempt ``R``.
-    keep : fraction of a chain kept by each refinement round.
-    budget_tokens : thinking-token cap of budget forcing (None: no cap).
-    answer_tokens : tokens of the forced answer (budget forcing).
-    simulations : tree-search simulations ``N`` (mcts; 0 otherwise).
-    depth : fraction of a chain above the node a later simulation expands (mcts).
+    shape : what one execution consists of (:class:`profiling.strategies.WorkloadShape`, from the
+        strategy's descriptor: parallel ``samples`` (``n`` for pool/hybrid, beam width ``W``),
+        beam ``expansions`` ``E`` and ``steps`` ``S``, refinement ``rounds`` ``R`` keeping a
+        fraction ``keep``, the thinking cap ``budget_tokens`` and forced ``answer_tokens``,
+        tree-search ``simulations`` ``N`` expanding ``depth`` of the way down).
     prefix_sharing : the backend shares common prefixes (module docstring).
     lengths : the distribution of one chain's length (None: every chain has ``gen_tokens``).
     questions : the questions served (:class:`~planner.costs.QuestionMix`; None: one question
@@ -159,15 +155,7 @@ class Workload:
     strategy: str
     prompt_tokens: int
     gen_tokens: float
-    samples: int = 1
-    expansions: int = 1
-    steps: int = 1
-    rounds: int = 0
-    keep: float = 0.5
-    budget_tokens: int | None = None
-    answer_tokens: int = 0
-    simulations: int = 0
-    depth: float = 0.5
+    shape: WorkloadShape = field(default_factory=WorkloadShape)
     prefix_sharing: bool = True
     knobs: dict[str, Any] = field(default_factory=dict, compare=False)
     lengths: TokenLengths | None = field(default=None, compare=False)
@@ -176,18 +164,19 @@ class Workload:
     def __post_init__(self) -> None:
         if self.strategy not in DESCRIPTORS:
             raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(DESCRIPTORS)}")
-        for name in ("prompt_tokens", "answer_tokens", "rounds", "simulations"):
-            _check_int(name, getattr(self, name), 0)
+        _check_int("prompt_tokens", self.prompt_tokens, 0)
+        for name in ("answer_tokens", "rounds", "simulations"):
+            _check_int(name, getattr(self.shape, name), 0)
         g = self.gen_tokens
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not (0 <= g < math.inf):
             raise ValueError(f"gen_tokens must be a number >= 0, got {g!r}")
         for name in ("samples", "expansions", "steps"):
-            _check_int(name, getattr(self, name), 1)
-        if self.budget_tokens is not None:
-            _check_int("budget_tokens", self.budget_tokens, 0)
+            _check_int(name, getattr(self.shape, name), 1)
+        if self.shape.budget_tokens is not None:
+            _check_int("budget_tokens", self.shape.budget_tokens, 0)
         for name in ("keep", "depth"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+            if not 0.0 <= getattr(self.shape, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self.shape, name)!r}")
 
     # ---- construction ----------------------------------------------------------------------
     @classmethod
@@ -230,15 +219,7 @@ class Workload:
                 strategy=spec.name,
                 prompt_tokens=prompt_tokens,
                 gen_tokens=gen_tokens,
-                samples=shape.samples,
-                expansions=shape.expansions,
-                steps=shape.steps,
-                rounds=shape.rounds,
-                keep=shape.keep,
-                budget_tokens=shape.budget_tokens,
-                answer_tokens=shape.answer_tokens,
-                simulations=shape.simulations,
-                depth=shape.depth,
+                shape=shape,
                 prefix_sharing=prefix_sharing,
                 knobs={k: knobs[k] for k in desc.cost_knobs},
                 lengths=lengths,
@@ -252,7 +233,7 @@ class Workload:
     ) -> Workload:
         """The workload of a strategy serving a :class:`~planner.costs.QuestionMix`: its costs
         are per query, the question-weighted mean over the questions, each at its own prompt
-        and chain lengths (:mod:`planner.costs.questions`). ``prompt_tokens`` and
+        and chain lengths (:mod:`planner.costs.question_mix`). ``prompt_tokens`` and
         ``gen_tokens`` hold the mix's means (rounded prompt), for display.
 
         Examples
@@ -281,7 +262,7 @@ class Workload:
         """Chains of one execution whose lengths are drawn independently: ``n`` for pool and
         hybrid (each sample has its own length), 1 otherwise (a beam's candidates and a
         refinement's attempts share one length per execution)."""
-        return self.samples if self.strategy in ("pool", "hybrid") else 1
+        return self.shape.samples if self.strategy in ("pool", "hybrid") else 1
 
     def at_length(self, gen_tokens: float) -> Workload:
         """This workload with every chain ``gen_tokens`` long (no distribution, one question)."""
@@ -334,31 +315,31 @@ class Workload:
                 rows.append((n, context, gen, n * (context > 0).astype(float), context, n * context))
 
         if self.strategy == "beam":
-            n = self.samples * self.expansions
-            step = np.where(g > 0, np.ceil(g / self.steps - 1e-9), 0.0)
+            n = self.shape.samples * self.shape.expansions
+            step = np.where(g > 0, np.ceil(g / self.shape.steps - 1e-9), 0.0)
             first(n, step)
-            for s in range(1, self.steps):
-                held = p + self.samples * s * step  # prompt once + each kept beam's history
+            for s in range(1, self.shape.steps):
+                held = p + self.shape.samples * s * step  # prompt once + each kept beam's history
                 cont(n, p + s * step, step, held)
         elif self.strategy == "mcts":
-            step = np.where(g > 0, np.ceil(g / self.steps - 1e-9), 0.0)
-            down = np.minimum(np.round(self.depth * g), g - step)  # context above a later expansion
-            first(self.expansions, step)
+            step = np.where(g > 0, np.ceil(g / self.shape.steps - 1e-9), 0.0)
+            down = np.minimum(np.round(self.shape.depth * g), g - step)  # context above a later expansion
+            first(self.shape.expansions, step)
             cont(1, p + step, g - step, p + step)
-            for _ in range(1, self.simulations):
+            for _ in range(1, self.shape.simulations):
                 # the expanded node's path is held; other branches are the prefix cache's to keep
-                cont(self.expansions, p + down, step, p + down)
+                cont(self.shape.expansions, p + down, step, p + down)
                 cont(1, p + down + step, g - down - step, p + down + step)
         elif self.strategy == "budget":
-            think = g if self.budget_tokens is None else np.minimum(g, self.budget_tokens)
+            think = g if self.shape.budget_tokens is None else np.minimum(g, self.shape.budget_tokens)
             first(1, think)
-            if self.answer_tokens:
-                cont(1, p + think, np.full_like(p, self.answer_tokens), p + think)
+            if self.shape.answer_tokens:
+                cont(1, p + think, np.full_like(p, self.shape.answer_tokens), p + think)
         else:
-            n = self.samples
+            n = self.shape.samples
             first(n, g)
-            kept = np.round(self.keep * g)
-            for _ in range(self.rounds):
+            kept = np.round(self.shape.keep * g)
+            for _ in range(self.shape.rounds):
                 cont(n, p + kept, g - kept, p + n * kept)
         cols = list(zip(*rows, strict=True))
         return Calls(np.array(cols[0], dtype=int), *(np.stack(c).astype(float) for c in cols[1:]))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..constants import RISKS, check_choice
+from ..constants import DEFAULT_HARDWARE, RISKS, check_choice
 
 if TYPE_CHECKING:  # the report's work is imported inside build_report: `ttc --help` stays fast
     from ..space.assumed import AssumedLengths
@@ -51,7 +51,7 @@ def build_report(
     profile_dir: str | Path,
     out_path: str | Path = "report.html",
     *,
-    gpu: str | None = "h100",
+    gpu: str | None = DEFAULT_HARDWARE,
     budgets: Sequence[float] | None = None,
     budget_key: str = "flops",
     mix: str | Mapping[str, float] | None = None,
@@ -97,7 +97,7 @@ def build_report(
     n_splits : int
         Random half splits of the questions the headline findings are checked on.
     progress : bool
-        Show a count and an ETA for each stage on stderr (:class:`fitting.progress.Progress`).
+        Show a count and an ETA for each stage on stderr (:class:`common.progress.Progress`).
     assumed : :class:`~planner.space.assumed.AssumedLengths` or None
         Token lengths ASSUMED for questions whose samples have none (measured ones are kept);
         the provenance section says which questions were priced from them.
@@ -109,7 +109,7 @@ def build_report(
     """
     # imported here: this package's __init__ stays cheap for `ttc --help` (the CLI formats costs
     # with planner.report.format), while the report pulls in Altair, the fits and the planner
-    from fitting.progress import Progress
+    from common.progress import Progress
     from planner.profile import load_profile
 
     from . import build as B

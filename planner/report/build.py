@@ -16,9 +16,9 @@ from fitting import schema as S
 
 from ..costs.estimate import SOURCE as COST_SOURCE
 from ..space.assumed import describe
-from . import capacity as M
 from . import charts as C
 from . import data as D
+from . import serving_frames as M
 from . import tradeoffs as T
 from .findings import Findings, findings_for_context, next_steps
 from .format import UNITS, format_budget

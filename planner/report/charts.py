@@ -504,7 +504,7 @@ def plot_kv_cache(
     legend in context order), MEASURED points from the profile (diamonds), and the GPU memory
     left for KV after the weights (red rule).
 
-    ``frame`` is :func:`planner.report.capacity.kv_frame`; ``models`` orders the panels.
+    ``frame`` is :func:`planner.report.serving_frames.kv_frame`; ``models`` orders the panels.
     """
     models = list(models) if models is not None else list(dict.fromkeys(frame[S.MODEL]))
     enc = _encoding(enc, frame)

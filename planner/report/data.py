@@ -13,7 +13,7 @@ Everything here is computed with the planner's own public API, so the report sho
   (:func:`planner.costs.plan_capacity`).
 
 The trade-off frames (allocation, dense vs MoE) are in :mod:`planner.report.tradeoffs`, the
-KV-cache and capacity frames in :mod:`planner.report.capacity`.
+KV-cache and capacity frames in :mod:`planner.report.serving_frames`.
 
 Every frame says where its numbers come from in a :data:`SOURCE` column: ``measured``
 (profiled points: accuracy with its question-bootstrap interval; measured KV bytes),
@@ -42,6 +42,7 @@ from ..constants import (
     ACCURACY_LO,
     ARM,
     COST_KEYS,
+    DEFAULT_HARDWARE,
     KNOB_VALUE,
     MEMORY_BYTES,
     MODEL,
@@ -183,7 +184,7 @@ class PlanContext:
 def planning_context(
     profile: Profile,
     *,
-    gpu: str | None = "h100",
+    gpu: str | None = DEFAULT_HARDWARE,
     concurrency: int = DEFAULT_CONCURRENCY,
     tp: int | None = None,
     mix: str | Mapping[str, float] | None = None,

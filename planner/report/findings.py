@@ -21,9 +21,18 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..constants import ACCURACY, ACCURACY_TOL, ARM, KNOB_VALUE, MEMORY_BYTES, MODEL, STRATEGY
+from ..constants import (
+    ACCURACY,
+    ACCURACY_TOL,
+    ARM,
+    DEFAULT_HARDWARE,
+    KNOB_VALUE,
+    MEMORY_BYTES,
+    MODEL,
+    STRATEGY,
+)
 from ..search import InfeasibleBudget, allocate_exact, best_single
-from ..splits import HeldOut, Key, SplitStat, SplitTables, most_common, summarize
+from ..split_engine import HeldOut, Key, SplitStat, SplitTables, most_common, summarize
 from .data import PlanContext, default_budgets, planning_context
 from .format import (
     format_cost,
@@ -140,7 +149,7 @@ class _Context:
         )
 
     def floor(self, weights: Mapping[str, float], *terms: tuple[float, Key | Mapping[str, Key]]) -> float:
-        """:meth:`planner.splits.HeldOut.full_se` of ``sum(coef * option)`` (an option per bin
+        """:meth:`planner.split_engine.HeldOut.full_se` of ``sum(coef * option)`` (an option per bin
         when given as a mapping)."""
         by_bin = {b: [(c, k[b] if isinstance(k, Mapping) else k) for c, k in terms] for b in weights}
         return self.held.full_se(by_bin, weights)
@@ -416,7 +425,7 @@ def compute_findings(
     return Findings(items, n_splits, len(train), len(test))
 
 
-def headline_findings(profile, *, gpu: str = "h100", n_splits: int = 20) -> list[str]:
+def headline_findings(profile, *, gpu: str = DEFAULT_HARDWARE, n_splits: int = 20) -> list[str]:
     """The findings' sentences for a loaded profile (what ``ttc demo`` prints; the report
     computes them once with the rest of its content)."""
     ctx = planning_context(profile, gpu=gpu)
@@ -460,7 +469,7 @@ def next_steps(
     budget: float,
     budget_key: str = "flops",
     difficulty: str | None = None,
-    gpu: str | None = "h100",
+    gpu: str | None = DEFAULT_HARDWARE,
 ) -> list[tuple[str, str]]:
     """The two or three commands a user runs next, as ``(command, what it does)``: a
     recommendation and a held-out check on this profile, then the same on their own data."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
-from fitting.atomic import atomic_write
+from common.atomic import atomic_write
 
 from .build import ReportContent
 

@@ -22,8 +22,8 @@ from .allocate import (
 )
 from .budget import Budget, binding_constraint, objective_column, pareto_front, pareto_indices, rank
 from .pareto import hypervolume_2d, pareto_exhaustive, pareto_optuna
+from .question_split import split_questions
 from .single import ENUMERATE_MAX_OPTIONS, SearchResult, search, search_exhaustive, search_optuna
-from .split import split_questions
 
 __all__ = [
     "ADAPTIVE_COST_KEYS",

@@ -38,7 +38,7 @@ from fitting import schema as S
 from ..constants import ACCURACY, ARM, KNOB_VALUE, MODEL
 from ..costs import price_samples
 from .allocate import InfeasibleBudget, allocate_exact
-from .split import split_questions
+from .question_split import split_questions
 
 __all__ = ["PoolReplay", "adaptive_policies", "describe_policy", "ADAPTIVE_COST_KEYS"]
 

@@ -1,7 +1,7 @@
 r"""How sure is a choice, and what is one more measurement worth? (value of information)
 
 Everything here reads one matrix ``A`` of shape (B, O): replicate ``b`` of the joint question
-bootstrap (:meth:`planner.splits.HeldOut.replicates`: the questions resampled once per
+bootstrap (:meth:`planner.split_engine.HeldOut.replicates`: the questions resampled once per
 replicate and shared by every option, so correlations between options are kept) gives each
 of the ``O`` feasible options an accuracy ``A[b, o]``. Taking each replicate as a possible
 truth:

@@ -7,7 +7,7 @@ Mean usage between profiled knob values is interpolated linearly and extrapolate
 beyond them (exact for a pool, whose cost is linear in n).
 
 Each question's own tokens (:attr:`Usage.mixes`, a :class:`~planner.costs.QuestionMix` per
-knob value, from :mod:`planner.space.questions`) are what options are priced from. A pool's
+knob value, from :mod:`planner.space.question_table`) are what options are priced from. A pool's
 samples do not depend on n, so every n is priced on the same questions and chains (a pool
 of n draws n of a question's samples). A one-execution arm (greedy, beam, refine, budget)
 has one mix per profiled knob value; between and beyond them the nearest profiled value's

@@ -51,7 +51,7 @@ from .predict import (
     mix_predictions,
     predictor_for_points,
 )
-from .questions import QuestionTable, chain_lengths
+from .question_table import QuestionTable, chain_lengths
 
 __all__ = ["OptionSpace", "ExtraModel", "parse_target", "ALL"]
 
@@ -279,7 +279,7 @@ class OptionSpace:
         measured_only : bool
             Knob grids hold only profiled values (no interpolation or extrapolation): what
             an honest held-out evaluation can check.
-        questions : :class:`~planner.space.questions.QuestionTable` or None
+        questions : :class:`~planner.space.question_table.QuestionTable` or None
             Each question's measured tokens (from the samples table): options are priced
             question by question from them; without it, from the curves' mean tokens.
         verifier : {"none", "exact"} or None

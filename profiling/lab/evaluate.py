@@ -32,7 +32,7 @@ from scipy.special import comb
 # see profiling.lab.train: passive OpenMP waiting keeps a shared CPU from slowing ~10x
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from fitting.atomic import atomic_write
+from common.atomic import atomic_write
 
 from .models import LAB_MODELS, checkpoint_path
 from .task import LEVELS, MAX_VALUE, LabArithTask

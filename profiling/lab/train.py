@@ -39,7 +39,7 @@ import numpy as np
 # Must be set before torch is first imported; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from fitting.atomic import atomic_write
+from common.atomic import atomic_write
 
 from .models import LAB_MODELS, build_config, build_tokenizer, checkpoint_path, param_counts
 from .task import LEVELS, LabArithTask

@@ -4,6 +4,7 @@ roofline latency, dollars and capacity with hand-computed answers."""
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,7 @@ from planner.costs import (
     weight_bytes_read,
     workload_steps,
 )
-from profiling.strategies import DESCRIPTORS, get_descriptor, get_strategy
+from profiling.strategies import DESCRIPTORS, WorkloadShape, get_descriptor, get_strategy
 from profiling.strategy_spec import StrategySpec
 
 LLAMA8 = ModelSpec.from_catalog("llama-3.1-8b")
@@ -183,7 +184,7 @@ def test_refine_hybrid_and_budget_shapes():
 
 
 def test_sampling_knobs_are_ignored_and_unknown_knobs_are_errors():
-    assert Workload.from_strategy("pool:n=4,temperature=0.7,reward=oracle", 10, 10).samples == 4
+    assert Workload.from_strategy("pool:n=4,temperature=0.7,reward=oracle", 10, 10).shape.samples == 4
     with pytest.raises(ValueError, match=r"unknown knob 'widht'.*accepts"):
         Workload.from_strategy("beam:widht=4", 10, 10)
     with pytest.raises(ValueError, match="unknown strategy 'astar'"):
@@ -366,3 +367,13 @@ def test_price_samples_fills_missing_flops_and_keeps_imported_ones():
     assert np.isnan(out[S.FLOPS].iloc[1])  # no completion count: nothing derived
     assert out[S.FLOPS].iloc[2] == 123.0  # imported FLOPs are kept
     assert out["prefill_flops"].iloc[2] == pytest.approx(token_flops(LLAMA8, 300, 80, calls=2)[0])
+
+
+def test_the_workload_shape_is_declared_once():
+    """Workload holds the descriptor's WorkloadShape instead of redeclaring its fields and
+    defaults, so a new shape field or default reaches the cost model unchanged."""
+    shape_fields = {f.name for f in fields(WorkloadShape)}
+    assert not shape_fields & {f.name for f in fields(Workload)}
+    w = Workload.from_strategy("beam:width=3,expansions=2,max_steps=4", 10, 40)
+    assert w.shape == WorkloadShape(samples=3, expansions=2, steps=4)
+    assert Workload("greedy", 10, 40).shape == WorkloadShape()

@@ -12,7 +12,7 @@ from fitting import schema as S
 from planner import demo
 from planner.cli import app
 from planner.search import split_questions
-from planner.splits import split_seeds
+from planner.split_engine import split_seeds
 from profiling.lab import LAB_MODELS, checkpoint_path
 
 pytestmark = pytest.mark.skipif(

@@ -1,4 +1,4 @@
-"""Held-out checks (planner.splits, planner.holdout): the split engine against brute force (curves
+"""Held-out checks (planner.split_engine, planner.holdout): the split engine against brute force (curves
 recomputed from the samples of each half), the interval formula, and `ttc evaluate`'s records
 against their definitions. Data: the synthetic profile of tests/planner/report_fixtures.py (known
 per-question probabilities; no model is run)."""
@@ -21,7 +21,7 @@ from planner.profile import DEPLOYABLE_METRICS, load_profile
 from planner.search import rank, split_questions
 from planner.space import CostModel, OptionSpace
 from planner.space.arms import arms_from_curves
-from planner.splits import HeldOut, split_seeds, summarize
+from planner.split_engine import HeldOut, split_seeds, summarize
 
 N_BOOT = 10
 

@@ -24,7 +24,7 @@ from planner.profile import load_profile
 from planner.recommend import PlanError, build_space, plan
 from planner.report.format import NULL_REASONS, strict_json
 from planner.space import CostModel, OptionSpace
-from planner.splits import HeldOut
+from planner.split_engine import HeldOut
 
 SPEC = "params:1e9,layers:16,kv_heads:8,head_dim:64"
 PROMPT, COMPLETION = 20.0, 50.0  # tokens of every sample: n samples cost PROMPT + n * COMPLETION

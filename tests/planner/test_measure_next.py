@@ -31,7 +31,7 @@ from planner.costs import ModelSpec, lab_checkpoint_dirs
 from planner.profile import load_profile, profile_from_tables
 from planner.recommend import plan
 from planner.search.value import expected_regret, p_best, preposterior_value
-from planner.splits import HeldOut
+from planner.split_engine import HeldOut
 
 SLICE = Path(__file__).resolve().parents[1] / "data" / "monkeys_gsm8k_pythia_counts_slice.csv"
 

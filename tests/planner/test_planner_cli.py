@@ -357,7 +357,7 @@ def test_one_choice_check_gives_one_message_in_every_command(profile_dir, tmp_pa
 def test_the_planner_cache_is_written_atomically_and_durably(profile_dir, tmp_path, monkeypatch):
     import shutil
 
-    from fitting import atomic
+    from common import atomic
 
     synced = []
     monkeypatch.setattr(atomic, "_fsync_dir", lambda folder: synced.append(folder))

@@ -117,7 +117,7 @@ def test_held_out_engine_on_counts_is_pass_at_n_of_each_half(profile, counts):
     # the split engine reads a counts folder question by question: an option's accuracy on a
     # half is the mean unbiased pass@n of that half's questions (brute force from the counts)
     from planner.space import CostModel, OptionSpace
-    from planner.splits import HeldOut
+    from planner.split_engine import HeldOut
 
     coster = CostModel(profile.specs)
     space = OptionSpace.from_curves(

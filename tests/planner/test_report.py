@@ -29,7 +29,7 @@ from planner.report import charts as C
 from planner.report import data as D
 from planner.report.format import format_pct
 from planner.search import split_questions
-from planner.splits import split_seeds
+from planner.split_engine import split_seeds
 
 N_BOOT = 10  # fewer bootstrap replicates than the default: these tests check the report, not intervals
 CHARTS = F.CHART_KEYS

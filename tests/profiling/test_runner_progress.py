@@ -1,4 +1,4 @@
-"""The profile runner's progress (fitting.progress.Progress): counts in a log, and a fully reused
+"""The profile runner's progress (common.progress.Progress): counts in a log, and a fully reused
 run says "all N units already measured" instead of an empty bar."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pytest
 from backend_helpers import wait_for_line
 from scripted_backend import ScriptedBackend, TinyChainTask
 
-from fitting import atomic
+from common import atomic
 from fitting import schema as S
 from profiling import storage
 from profiling.runner import profile

@@ -1,4 +1,4 @@
-"""The one progress helper (fitting/progress.py): periodic lines with counts and an ETA in a log,
+"""The one progress helper (common/progress.py): periodic lines with counts and an ETA in a log,
 a bar on a terminal, nothing with TTC_PROGRESS=0. Time comes from a fake clock."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from fitting.progress import Progress
+from common.progress import Progress
 
 
 class Clock:

@@ -3,7 +3,7 @@
 The curves table keeps means over questions, but the costs that grow faster than linearly
 in a chain's length (attention FLOPs, KV reads and memory) and the wait of a pool for its
 longest sample depend on each question's own per-sample lengths
-(:mod:`planner.costs.questions`), and a forecast of coverage far beyond the sampled k
+(:mod:`planner.costs.question_mix`), and a forecast of coverage far beyond the sampled k
 depends on each question's own correct count. :class:`QuestionTable` reads them once from
 the samples table, one :class:`GroupQuestions` per curve group (model, strategy, config,
 difficulty), and :meth:`GroupQuestions.mix` turns a group into the

@@ -62,6 +62,9 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """A count and an ETA for one step: a bar on a terminal, periodic lines in a log.
 
+    Use it as a context manager, call :meth:`advance` per unit (or :meth:`update` with a
+    count), or pass the object where a ``progress(done, total)`` callback is expected.
+
     Parameters
     ----------
     label : str
@@ -81,9 +84,6 @@ class Progress:
         Force the bar (True) or the lines (False); default: whether ``stream`` is a terminal.
     clock : callable
         Seconds, monotonic (tests pass a fake clock).
-
-    Use it as a context manager, call :meth:`advance` per unit (or :meth:`update` with a
-    count), or pass the object where a ``progress(done, total)`` callback is expected.
     """
 
     def __init__(

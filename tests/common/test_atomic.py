@@ -1,4 +1,4 @@
-"""The one atomic writer (fitting.atomic): all or nothing, durable, no temporary file left behind."""
+"""The one atomic writer (common.atomic): all or nothing, durable, no temporary file left behind."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fitting import atomic
-from fitting.atomic import atomic_write
+from common import atomic
+from common.atomic import atomic_write
 
 
 @settings(max_examples=30, deadline=None)
