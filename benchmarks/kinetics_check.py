@@ -19,48 +19,11 @@ from __future__ import annotations
 
 from planner.catalog import get_hardware
 from planner.costs import ModelSpec, TokenLengths, Workload, estimate_cost
-from planner.costs.kinetics import KINETICS_INTENSITY, kinetics_cost
+from planner.costs.kinetics import KINETICS_AIME24_LENGTHS, KINETICS_INTENSITY, kinetics_cost
 
 MODELS = ["qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b"]
 PROMPT = 236
-# Qwen3-0.6B's 32 generated lengths on AIME24 problem 0 (Kinetics repository,
-# cost_model/aime24/dense/aime24_qwen3-0-6b_dense_numTrials_tradeoff.csv, column generation_length)
-LENGTHS = TokenLengths.from_samples(
-    [
-        13063,
-        22187,
-        16921,
-        9094,
-        11544,
-        10371,
-        14211,
-        24453,
-        10036,
-        12559,
-        20283,
-        6202,
-        9079,
-        10744,
-        30767,
-        7852,
-        12486,
-        17052,
-        14432,
-        11699,
-        3822,
-        16273,
-        14984,
-        20838,
-        6687,
-        12773,
-        11685,
-        12518,
-        6197,
-        8365,
-        7970,
-        22637,
-    ]
-)
+LENGTHS = TokenLengths.from_samples(KINETICS_AIME24_LENGTHS)
 
 
 def ours(model: str, strategy: str, gpu: str, concurrency: int) -> tuple[float, float]:

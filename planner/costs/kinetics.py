@@ -30,9 +30,24 @@ from dataclasses import dataclass
 from .lengths import TokenLengths
 from .spec import ModelSpec
 
-__all__ = ["KineticsCost", "kinetics_cost", "KINETICS_INTENSITY", "KINETICS_QWEN3_PARAMS"]
+__all__ = [
+    "KineticsCost",
+    "kinetics_cost",
+    "KINETICS_INTENSITY",
+    "KINETICS_QWEN3_PARAMS",
+    "KINETICS_AIME24_LENGTHS",
+]
 
 KINETICS_INTENSITY = 562.5  # FLOP per byte, their B200 figure
+#: Qwen3-0.6B's 32 generated lengths on AIME24 problem 0 (Kinetics repository,
+#: cost_model/aime24/dense/aime24_qwen3-0-6b_dense_numTrials_tradeoff.csv, column generation_length)
+KINETICS_AIME24_LENGTHS = tuple(
+    int(x)
+    for x in """
+    13063 22187 16921 9094 11544 10371 14211 24453 10036 12559 20283 6202 9079 10744 30767 7852
+    12486 17052 14432 11699 3822 16273 14984 20838 6687 12773 11685 12518 6197 8365 7970 22637
+    """.split()
+)
 #: the parameter counts their released cost model uses for Qwen3 (billions)
 KINETICS_QWEN3_PARAMS = {
     "qwen3-0.6b": 0.752e9,

@@ -260,6 +260,13 @@ def _saturation(ctx: PlanContext, arm, d: str) -> dict | None:
     return {"n_star": n_star, "lo": lo, "hi": hi, "epsilon": DEFAULT_EPSILON}
 
 
+def _curve_points(ev) -> pd.DataFrame:
+    """The columns of the curve chart from :meth:`OptionSpace.evaluate_values`' frame."""
+    cols = {KNOB_VALUE: KNOB_VALUE, S.ACCURACY: ACCURACY, S.ACCURACY_LO: ACCURACY_LO}
+    cols |= {S.ACCURACY_HI: ACCURACY_HI, SOURCE: SOURCE, S.FLOPS: S.FLOPS}
+    return pd.DataFrame({out: ev[col] for out, col in cols.items()})
+
+
 def accuracy_compute_frame(ctx: PlanContext) -> pd.DataFrame:
     """Accuracy against predicted FLOPs per query, per arm (model, strategy) and panel.
 
@@ -309,31 +316,13 @@ def accuracy_compute_frame(ctx: PlanContext) -> pd.DataFrame:
                     ev = space.evaluate_values(arm, values, target)
                 except ExtrapolationRefused:
                     continue
-                df = pd.DataFrame(
-                    {
-                        KNOB_VALUE: ev[KNOB_VALUE],
-                        S.ACCURACY: ev[ACCURACY],
-                        S.ACCURACY_LO: ev[ACCURACY_LO],
-                        S.ACCURACY_HI: ev[ACCURACY_HI],
-                        SOURCE: ev[SOURCE],
-                        S.FLOPS: ev[S.FLOPS],
-                    }
-                )
+                df = _curve_points(ev)
                 rows.append(df.assign(**common, **{KIND: kind}))
             if len(target) == 1:
                 sat = _saturation(ctx, arm, next(iter(target)))
                 if sat and x_min <= sat["n_star"] <= limit:
                     ev = space.evaluate_values(arm, [sat["n_star"]], target)
-                    df = pd.DataFrame(
-                        {
-                            KNOB_VALUE: ev[KNOB_VALUE],
-                            S.ACCURACY: ev[ACCURACY],
-                            S.ACCURACY_LO: ev[ACCURACY_LO],
-                            S.ACCURACY_HI: ev[ACCURACY_HI],
-                            SOURCE: ev[SOURCE],
-                            S.FLOPS: ev[S.FLOPS],
-                        }
-                    )
+                    df = _curve_points(ev)
                     df["saturation_lo"], df["saturation_hi"] = sat["lo"], sat["hi"]
                     rows.append(df.assign(**common, **{KIND: "saturation"}))
     if not rows:

@@ -22,47 +22,11 @@ from planner.costs import (
     tp_degrees,
     weight_bytes_read,
 )
-from planner.costs.kinetics import kinetics_cost
+from planner.costs.kinetics import KINETICS_AIME24_LENGTHS, kinetics_cost
 
 H100, B200 = get_hardware("h100"), get_hardware("b200")
 QWEN3 = ["qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b"]
-# Qwen3-0.6B's 32 generated lengths on AIME24 problem 0 (Kinetics repository, see benchmarks/kinetics_check.py)
-AIME_LENGTHS = TokenLengths.from_samples(
-    [
-        13063,
-        22187,
-        16921,
-        9094,
-        11544,
-        10371,
-        14211,
-        24453,
-        10036,
-        12559,
-        20283,
-        6202,
-        9079,
-        10744,
-        30767,
-        7852,
-        12486,
-        17052,
-        14432,
-        11699,
-        3822,
-        16273,
-        14984,
-        20838,
-        6687,
-        12773,
-        11685,
-        12518,
-        6197,
-        8365,
-        7970,
-        22637,
-    ]
-)
+AIME_LENGTHS = TokenLengths.from_samples(KINETICS_AIME24_LENGTHS)
 
 
 # ---- the batch ---------------------------------------------------------------------------------

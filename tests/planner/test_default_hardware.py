@@ -18,6 +18,8 @@ from planner.report.data import planning_context
 from planner.report.findings import headline_findings, next_steps
 
 ROOT = Path(planner.__file__).parent
+
+
 def _literals(path: Path, value: str) -> list[int]:
     """Lines of ``path`` where ``value`` is a string literal in code (docstrings not counted)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
