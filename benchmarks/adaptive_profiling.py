@@ -38,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_regret import DATA, as_profile, full_options, load_counts, planner_space, realized, subsample  # noqa: E402
 
-from fitting.importer import import_file  # noqa: E402
+from fitting import schema as S  # noqa: E402
+from fitting.importer import import_file, read_input  # noqa: E402
 from planner.adaptive_profiling import profile_adaptive  # noqa: E402
-from planner.constants import ACCURACY, KNOB_VALUE, MEMORY_BYTES, MODEL  # noqa: E402
+from planner.constants import ACCURACY, KNOB_VALUE, MEMORY_BYTES, MODEL, SOURCE  # noqa: E402
 from planner.profile import load_profile  # noqa: E402
 from planner.request import PlanRequest  # noqa: E402
 from planner.search import Budget  # noqa: E402
@@ -50,10 +51,15 @@ from profiling.backends.replay import ReplaySource  # noqa: E402
 
 def regrets(prof, full, options, budgets, caps, gpu) -> pd.DataFrame:
     """Plan from ``prof`` at each budget among options with n <= the model's recorded pool;
-    measure the choice on the full pools."""
+    measure the choice on the full pools. ``reach`` is the regret of the best option the
+    planner could consider (measured on the full pools) against the hindsight best: the part
+    no choice among the considered options could have removed."""
     space, coster = planner_space(prof, gpu)
     table = space.table(space.target(None))
     table = table[[x <= caps.get(m, 0) for m, x in zip(table[MODEL], table[KNOB_VALUE], strict=True)]]
+    table = table.assign(
+        _real=[realized(full, m, x) for m, x in zip(table[MODEL], table[KNOB_VALUE], strict=True)]
+    )
     limit = coster.memory_limit_bytes()
     rows = []
     for budget in budgets:
@@ -64,15 +70,33 @@ def regrets(prof, full, options, budgets, caps, gpu) -> pd.DataFrame:
         best = ok.loc[ok[ACCURACY].idxmax()]
         got = realized(full, best[MODEL], best[KNOB_VALUE])
         any_ok = options[b.feasible(options)]
-        top = float(any_ok[ACCURACY].max())
+        top = any_ok.loc[any_ok[ACCURACY].idxmax()]
         rows.append(
             {
                 "budget_flops": float(budget),
-                "choice": f"{best[MODEL]} n={best[KNOB_VALUE]:g}",
-                "regret": 100 * (top - got),
+                "choice": f"{_short(best[MODEL])} n={best[KNOB_VALUE]:g}",
+                "source": best[SOURCE],
+                "predicted": 100 * float(best[ACCURACY]),
+                "best": f"{_short(top[MODEL])} n={top[KNOB_VALUE]:g}",
+                "regret": 100 * (float(top[ACCURACY]) - got),
+                "reach": 100 * (float(top[ACCURACY]) - float(ok["_real"].max())),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _short(model: str) -> str:
+    return model.removeprefix("Pythia_").removesuffix("_300B")
+
+
+def pools(folder: Path) -> str:
+    """Each model's per-question pool sizes in a run folder: smallest/median/largest."""
+    _, counts = read_input(folder)
+    per_q = counts.groupby([S.MODEL, S.QUESTION_ID])[S.N_SAMPLES].sum()
+    parts = []
+    for model, n in per_q.groupby(level=0):
+        parts.append(f"{_short(model)} {int(n.min())}/{int(n.median())}/{int(n.max())}")
+    return ", ".join(parts)
 
 
 def adaptive_run(source: ReplaySource, folder: Path, budget_samples: int, budgets, specs, args, seed: int):
@@ -123,6 +147,11 @@ def main() -> None:
     ap.add_argument("--prompt-tokens", type=int, default=256)
     ap.add_argument("--gen-tokens", type=int, default=256)
     ap.add_argument("--gpu", default="h100")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="every other budget of the grid (for iterating; report the full run)",
+    )
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     df = load_counts(args.data)
@@ -133,7 +162,7 @@ def main() -> None:
     caps = {m: int(v[0].min()) for m, v in full.items()}
     specs = dict(zip(df["model"], df["catalog"], strict=True))
     t0 = time.perf_counter()
-    rows = []
+    rows, grown = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         full_prof, _ = as_profile(df, tmp / "full", args.prompt_tokens, args.gen_tokens, 0)
@@ -143,6 +172,8 @@ def main() -> None:
             float(options["flops"].min()) * 1.05, float(options["flops"].max()), args.budgets
         )
         del big
+        if args.quick:
+            budgets = budgets[::2]
         src_file = tmp / "source.csv"
         df[["model", "question_id", "n_samples", "n_correct"]].to_csv(src_file, index=False)
         import_file(src_file, tmp / "source")
@@ -162,6 +193,7 @@ def main() -> None:
                     source, tmp / f"adaptive{seed}-{f}", budget_samples, budgets, specs, args, seed
                 )
                 r = regrets(aprof, full, options, budgets, caps, args.gpu)
+                grown[f"adaptive {f:.4g} seed {seed}"] = pools(tmp / f"adaptive{seed}-{f}")
                 rows.append(
                     r.assign(
                         seed=seed,
@@ -192,6 +224,17 @@ def main() -> None:
         .agg(rounds=("rounds", "first"), seconds=("seconds", "first"), stopped=("stopped", "first"))
     )
     print(extra.to_string(float_format=lambda v: f"{v:.0f}"))
+    cols = ["budget_flops", "choice", "source", "predicted", "best", "regret", "reach"]
+    for (run, seed), r in res.groupby(["run", "seed"]):
+        if seed == 0:
+            print(f"\n{run}, seed 0 (reach: the best option it could consider, against the hindsight best):")
+            print(
+                r[cols].to_string(
+                    index=False, float_format=lambda v: f"{v:.3g}" if abs(v) >= 1e6 else f"{v:.2f}"
+                )
+            )
+    for run, text in grown.items():
+        print(f"pools of {run} (smallest/median/largest per question): {text}")
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

@@ -47,11 +47,13 @@ from profiling.runner import profile as run_profile
 from profiling.storage import read_run, write_run
 
 from .catalog import get_hardware
+from .constants import MEMORY_BYTES
 from .profile import load_profile
 from .recommend import PlanError, build_space, plan
 from .request import PlanRequest
+from .search import Budget, objective_column, rank
 from .space import MAX_EXTRAPOLATION, CostModel
-from .what_to_measure import measure_next
+from .what_to_measure import measure_next_in
 
 __all__ = ["AdaptiveResult", "profile_adaptive", "spent", "STATE_FILE", "DEFAULT_BLOCK", "STOP_REGRET"]
 
@@ -214,9 +216,10 @@ def profile_adaptive(
         _cap_used_up(out, state, first["grow"], block)
         _write_state(out, state)
         _notify(on_round, first)
+    coverage: dict = {}  # coverage forecasts keyed by their data: a model not grown is not refitted
     while True:
         left = budget_left()
-        decision = _decide(out, request, state, budgets, n_boot, seed)
+        decision = _decide(out, request, state, budgets, n_boot, seed, coverage)
         result.regret = decision["regret"]
         worst = max(decision["regret"].values(), default=0.0)
         stop = None
@@ -323,7 +326,9 @@ def _record_in_run(out: Path, state: dict) -> None:
     write_run(out, meta)
 
 
-def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, seed: int) -> dict:
+def _decide(
+    out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, seed: int, coverage: dict
+) -> dict:
     """Plan at every target budget from the folder's data; the expected regret of each choice and
     the pool each budget's top action wants (model -> samples per question)."""
     profile = load_profile(
@@ -335,6 +340,7 @@ def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, 
         assumed=request.assumed_lengths,
         require_lengths=True,
     )
+    profile.coverage_cache = coverage
     if budgets is None:
         budgets = state["settings"].get("budgets") or state.get("default_budgets")
     if budgets is None:
@@ -345,13 +351,9 @@ def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, 
     why = []
     have = _merge_max(state["rounds"])
     questions = _questions_per_model(out)
-    for b in budgets:
-        label = ",".join(f"{k}={v:.3g}" for k, v in b.items())
-        try:
-            rec = plan(profile, request.replace(budget=dict(b), n_boot=n_boot, method="exhaustive"))
-        except PlanError:
-            continue
-        mn = measure_next(profile, rec, n_boot=n_boot, seed=seed)
+    shared: dict = {}  # the replicates of the round's space, drawn once for every budget
+    for label, ctx in _contexts(profile, request, budgets, n_boot):
+        mn = measure_next_in(profile, ctx, n_boot=n_boot, seed=seed, beliefs=shared)
         if mn is None:
             continue
         r = float(mn.get("expected_regret_points") or 0.0)
@@ -365,6 +367,31 @@ def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, 
             targets[model] = max(targets.get(model, 0.0), size)
             why.append(f"{label}: {model} {action.get('kind', '')} (regret {r:.2f})")
     return {"regret": regret, "targets": targets, "why": "; ".join(why)}
+
+
+def _contexts(profile, request: PlanRequest, budgets, n_boot: int):
+    """(label, plan context) at every budget that some option fits: :func:`planner.plan`'s
+    exhaustive search, its option space built and priced once for all budgets (the first
+    budget that plans gives the space, the cost model and the memory limit)."""
+    first = None
+    for b in budgets:
+        label = ",".join(f"{k}={v:.3g}" for k, v in b.items())
+        req = request.replace(budget=dict(b), n_boot=n_boot, method="exhaustive")
+        if first is None:
+            try:
+                first = plan(profile, req).context
+            except PlanError:
+                continue
+            table = first["space"].table(first["target"])
+            yield label, first
+            continue
+        limits = dict(req.budget_limits().limits)
+        if first["hardware"] is not None and MEMORY_BYTES not in limits:
+            limits[MEMORY_BYTES] = first["coster"].memory_limit_bytes()
+        full = Budget(limits)
+        ranked = rank(table[full.feasible(table)], objective_column(req.risk), full.primary())
+        if not ranked.empty:
+            yield label, {**first, "budget": full, "request": req, "best": ranked.iloc[0]}
 
 
 def _best_action(actions: list[dict], have: dict[str, int], questions: dict[str, int], block: int):
