@@ -46,6 +46,7 @@ from fitting.importer import read_input
 from profiling.runner import profile as run_profile
 from profiling.storage import read_run, write_run
 
+from ._pool_allocation import QuestionSubset, allocate_blocks, question_pools
 from .catalog import get_hardware
 from .constants import MEMORY_BYTES
 from .profile import load_profile
@@ -181,12 +182,17 @@ def profile_adaptive(
     state.pop("stopped", None)
     result = AdaptiveResult(out)
 
-    def execute(grow: dict[str, int], start: dict[str, int]) -> None:
-        for model in sorted(grow):
-            blocks = range(start.get(model, 0), grow[model])
-            specs = [f"pool:n={block},block={j}{pool_knobs}" for j in blocks]
-            if specs:
-                runner([model], task, specs, out, seed=seed, **kwargs)
+    def execute(r: dict, start: dict[str, int]) -> None:
+        per_question = r.get("questions")
+        for model in sorted(r["grow"]):
+            if per_question is None:  # every question to the same pool (the seed round)
+                groups = [(start.get(model, 0), r["grow"][model], task)]
+            else:
+                groups = _question_groups(per_question.get(model, {}), task)
+            for first, stop, chosen in groups:
+                specs = [f"pool:n={block},block={j}{pool_knobs}" for j in range(first, stop)]
+                if specs:
+                    runner([model], chosen, specs, out, seed=seed, **kwargs)
 
     def budget_left() -> float:
         n, tokens = spent(out)
@@ -199,9 +205,9 @@ def profile_adaptive(
     rounds = state["rounds"]
     for i, r in enumerate(rounds):
         if not r.get("done"):
-            execute(r["grow"], _merge_max(rounds[:i]))
+            execute(r, _merge_max(rounds[:i]))
             r["done"] = True
-            _cap_used_up(out, state, r["grow"], block)
+            _cap_used_up(out, state, r, block)
             _write_state(out, state)
     if not rounds:
         seed_blocks = _seed_blocks(block, budget_samples, len(models), task, kwargs)
@@ -211,9 +217,9 @@ def profile_adaptive(
             "why": f"seed: {seed_blocks * block} samples per question",
         }
         _start_round(out, state, first)
-        execute(first["grow"], {})
+        execute(first, {})
         first["done"] = True
-        _cap_used_up(out, state, first["grow"], block)
+        _cap_used_up(out, state, first, block)
         _write_state(out, state)
         _notify(on_round, first)
     coverage: dict = {}  # coverage forecasts keyed by their data: a model not grown is not refitted
@@ -232,7 +238,7 @@ def profile_adaptive(
         elif len(rounds) >= max_rounds:
             stop = f"{max_rounds} rounds"
         if stop is None:
-            grow = _grow(decision["targets"], _merge_max(rounds), block, left, budget_samples, out)
+            grow, per_question = _grow(decision, state, block, left, budget_samples, out)
             if not grow:
                 stop = "the next profiling step does not fit in what is left of the budget"
         if stop is not None:
@@ -244,11 +250,11 @@ def profile_adaptive(
             budget_left()
             return result
         r = {"round": len(rounds), "grow": grow, "why": decision["why"], "regret": decision["regret"]}
-        start = _merge_max(rounds)
+        r["questions"] = per_question
         _start_round(out, state, r)
-        execute(grow, start)
+        execute(r, {})
         r["done"] = True
-        _cap_used_up(out, state, grow, block)
+        _cap_used_up(out, state, r, block)
         _write_state(out, state)
         _notify(on_round, r)
 
@@ -271,27 +277,37 @@ def _seed_blocks(block: int, budget_samples: int | None, n_models: int, task: An
     return blocks
 
 
-def _cap_used_up(out: Path, state: dict, grow: dict[str, int], block: int) -> None:
-    """Record the models whose pools did not grow as asked (a replayed recording used up, units
-    the engine could not finish): no later round asks them for more."""
-    sizes = _pool_sizes(out)
+def _cap_used_up(out: Path, state: dict, r: dict, block: int) -> None:
+    """Record the questions whose pools did not grow as asked (a replayed recording used up,
+    units the engine could not finish): no later round asks them for more; a model none of
+    whose asked questions grew is capped whole."""
+    pools = question_pools(out)
     capped = state.setdefault("capped", [])
-    for model, blocks in grow.items():
-        if sizes.get(model, 0) < blocks * block and model not in capped:
+    for model, blocks in r["grow"].items():
+        have = pools.get(model)
+        sizes = {} if have is None else dict(zip(have.index.astype(str), have["n"], strict=True))
+        if r.get("questions") is None:  # the seed round: every question to the same pool
+            asked = {q: [0, blocks] for q in sizes}
+        else:
+            asked = r["questions"].get(model, {})
+        short = [q for q, (_, stop) in asked.items() if sizes.get(q, 0) < stop * block]
+        if short:
+            known = state.setdefault("capped_questions", {}).setdefault(model, [])
+            known += sorted(set(short) - set(known))
+        if (not sizes or len(short) == len(asked)) and model not in capped:
             capped.append(model)
 
 
-def _pool_sizes(out: Path) -> dict[str, int]:
-    """Model -> the largest pool of any of its questions."""
-    samples, counts = read_input(out)
-    sizes: dict[str, int] = {}
-    if samples is not None:
-        per_q = samples.groupby([S.MODEL, S.QUESTION_ID]).size()
-        sizes.update(per_q.groupby(level=0).max().astype(int).to_dict())
-    if counts is not None:
-        per_q = counts.groupby([S.MODEL, S.QUESTION_ID])[S.N_SAMPLES].sum()
-        sizes.update(per_q.groupby(level=0).max().astype(int).to_dict())
-    return sizes
+def _question_groups(questions: dict[str, list[int]], task: Any) -> list[tuple[int, int, Any]]:
+    """The profiler calls of one model's round: the questions growing to the same pool share
+    one (blocks from the smallest start; blocks a question already holds are skipped)."""
+    by_stop: dict[int, list[str]] = {}
+    for q, (_, stop) in questions.items():
+        by_stop.setdefault(int(stop), []).append(q)
+    return [
+        (min(questions[q][0] for q in qs), stop, QuestionSubset(task, qs))
+        for stop, qs in sorted(by_stop.items())
+    ]
 
 
 def _merge_max(rounds: list[dict]) -> dict[str, int]:
@@ -349,8 +365,10 @@ def _decide(
     regret: dict[str, float] = {}
     targets: dict[str, float] = {}
     why = []
-    have = _merge_max(state["rounds"])
-    questions = _questions_per_model(out)
+    pools = question_pools(out)
+    have = {m: float(t["n"].sum()) / (len(t) * state["settings"]["block"]) for m, t in pools.items()}
+    questions = {m: len(t) for m, t in pools.items()}
+    knobs: dict[str, float] = {}
     shared: dict = {}  # the replicates of the round's space, drawn once for every budget
     for label, ctx in _contexts(profile, request, budgets, n_boot):
         mn = measure_next_in(profile, ctx, n_boot=n_boot, seed=seed, beliefs=shared)
@@ -365,8 +383,9 @@ def _decide(
         if best is not None:
             model, size, action = best
             targets[model] = max(targets.get(model, 0.0), size)
+            knobs[model] = max(knobs.get(model, 0.0), float(action["knobs"]["n"]))
             why.append(f"{label}: {model} {action.get('kind', '')} (regret {r:.2f})")
-    return {"regret": regret, "targets": targets, "why": "; ".join(why)}
+    return {"regret": regret, "targets": targets, "knobs": knobs, "why": "; ".join(why)}
 
 
 def _contexts(profile, request: PlanRequest, budgets, n_boot: int):
@@ -394,9 +413,10 @@ def _contexts(profile, request: PlanRequest, budgets, n_boot: int):
             yield label, {**first, "budget": full, "request": req, "best": ranked.iloc[0]}
 
 
-def _best_action(actions: list[dict], have: dict[str, int], questions: dict[str, int], block: int):
-    """The pool action worth most per sample it makes this run draw (the pool grown to where its
-    candidate becomes choosable, at least doubled): (model, pool size, action), or None.
+def _best_action(actions: list[dict], have: dict[str, float], questions: dict[str, int], block: int):
+    """The pool action worth most per sample it makes this run draw (the model's samples grown
+    to where its candidate becomes choosable, at least doubled; ``have``: its mean pool, in
+    blocks): (model, pool size, action), or None.
 
     ``measure_next`` ranks by GPU-seconds on the target GPU; a profiling budget counts samples
     (or tokens), so the run ranks its own way: a small model's cheap GPU-seconds do not make
@@ -430,36 +450,41 @@ def _pool_wanted(action: dict) -> tuple[str, float] | None:
     return action["model"], n / MAX_EXTRAPOLATION
 
 
-def _grow(
-    targets: dict[str, float], have: dict[str, int], block: int, left: float, budget_samples, out
-) -> dict:
-    """Blocks each targeted model's pool grows to (at least doubling, up to its target), scaled
-    down to what is left of the budget."""
-    questions = _questions_per_model(out)
-    want: dict[str, int] = {}
-    for model, size in targets.items():
-        now = have.get(model, 0)
-        stop = max(2 * now, math.ceil(size / block), now + 1)
-        want[model] = stop
-    cost_per_block = {m: questions.get(m, 0) for m in want}
+def _grow(decision: dict, state: dict, block: int, left: float, budget_samples, out: Path):
+    """The round's growth: blocks each targeted model adds (its samples at least doubled, up to
+    its target pool on average, scaled down to what is left of the budget), spread over its
+    questions by :func:`planner._pool_allocation.allocate_blocks` at the knob its decision asks
+    about. Returns (model -> its largest pool in blocks, model -> {question: [from, to]})."""
+    pools = question_pools(out)
+    add: dict[str, float] = {}
+    for model, size in decision["targets"].items():
+        q = len(pools[model])
+        now = float(pools[model]["n"].sum()) / (q * block)
+        add[model] = (max(2 * now, math.ceil(size / block), now + 1) - now) * q
+    cost = dict.fromkeys(add, float(block))
     if budget_samples is None:
         tokens = _tokens_per_sample(out)
-        cost_per_block = {m: q * tokens.get(m, 0.0) for m, q in cost_per_block.items()}
-    cost_per_block = {m: c * block for m, c in cost_per_block.items()}
-    total = sum((want[m] - have.get(m, 0)) * cost_per_block[m] for m in want)
-    if total > left and total > 0:
-        scale = left / total
-        want = {m: have.get(m, 0) + int(math.floor((want[m] - have.get(m, 0)) * scale)) for m in want}
-    return {m: v for m, v in want.items() if v > have.get(m, 0)}
-
-
-def _questions_per_model(out: Path) -> dict[str, int]:
-    samples, counts = read_input(out)
-    q: dict[str, int] = {}
-    for t in (samples, counts):
-        if t is not None:
-            q.update(t.groupby(S.MODEL)[S.QUESTION_ID].nunique().astype(int).to_dict())
-    return q
+        cost = {m: block * tokens.get(m, 0.0) for m in add}
+    total = sum(add[m] * cost[m] for m in add)
+    scale = min(1.0, left / total) if total > 0 else 0.0
+    grow, per_question = {}, {}
+    for model in sorted(add):
+        t = pools[model]
+        ids = t.index.astype(str)
+        capped = set(state.get("capped_questions", {}).get(model, []))
+        stop = allocate_blocks(
+            t["n"],
+            t["c"],
+            int(math.floor(add[model] * scale)),
+            block,
+            decision["knobs"][model],
+            ~ids.isin(capped),
+        )
+        have = (t["n"].to_numpy() // block).astype(int)
+        moved = {q: [int(h), int(s)] for q, h, s in zip(ids, have, stop, strict=True) if s > h}
+        if moved:
+            grow[model], per_question[model] = int(stop.max()), moved
+    return grow, per_question
 
 
 def _tokens_per_sample(out: Path) -> dict[str, float]:
