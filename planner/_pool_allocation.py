@@ -77,7 +77,7 @@ def allocate_blocks(n, c, add: int, block: int, k: float, open_=None) -> np.ndar
     """Blocks each question's pool grows to (never fewer than it has), adding at most ``add``
     blocks in all: Theorem 1's shares at pool size ``k``, water-filled over the current pools
     and rounded down onto the grid, then questions raised a grid step at a time (furthest
-    below their share first) while the blocks last. ``open_`` (bool per question, default
+    below their share first) while the blocks last, and the last blocks one each. ``open_`` (bool per question, default
     all): the questions that may grow (a replayed pool that ran out may not).
 
     Examples
@@ -110,6 +110,9 @@ def allocate_blocks(n, c, add: int, block: int, k: float, open_=None) -> np.ndar
         if step - stop[i] <= left:
             left -= step - stop[i]
             stop[i] = step
+    for i in np.argsort(-(share - stop), kind="stable")[: max(left, 0)]:  # the last blocks, one each
+        if open_[i] and share[i] > stop[i]:
+            stop[i] += 1
     return stop
 
 
