@@ -34,7 +34,7 @@ from fitting.betabinom import BetaBinomial
 from fitting.importer import read_input
 from profiling.tasks import Problem, Task
 
-__all__ = ["question_pools", "allocate_blocks", "QuestionSubset", "GRID_RATIO"]
+__all__ = ["question_pools", "allocate_blocks", "samples_to_reach", "QuestionSubset", "GRID_RATIO"]
 
 #: pool sizes (in blocks) a round grows a question to: a geometric grid of this ratio
 GRID_RATIO = 1.25
@@ -64,6 +64,19 @@ def _weights(n: np.ndarray, c: np.ndarray, k: float) -> np.ndarray:
     p = (a + c) / (a + b + n)
     log_w = 0.5 * (np.log(p) + (2 * max(k, 1.0) - 1) * np.log1p(-p))
     return np.exp(log_w - log_w.max())
+
+
+def samples_to_reach(n, c, size: float, k: float) -> float:
+    """Samples the allocation adds before the largest pool holds ``size`` (the pools water-filled
+    with Theorem 1's shares at pool size ``k`` until the largest share is ``size``): what
+    bringing the model's candidates within the planner's extrapolation limit costs.
+
+    >>> samples_to_reach([8, 8], [0, 8], size=32, k=64)
+    24.0
+    """
+    n, c = np.asarray(n, dtype=float), np.asarray(c, dtype=float)
+    w = _weights(n, c, k)
+    return float(np.maximum(n, size * w).sum() - n.sum())
 
 
 def _grid(lo: float, hi: float) -> np.ndarray:

@@ -46,7 +46,7 @@ from fitting.importer import read_input
 from profiling.runner import profile as run_profile
 from profiling.storage import read_run, write_run
 
-from ._pool_allocation import QuestionSubset, allocate_blocks, question_pools
+from ._pool_allocation import QuestionSubset, allocate_blocks, question_pools, samples_to_reach
 from .catalog import get_hardware
 from .constants import MEMORY_BYTES
 from .profile import load_profile
@@ -68,6 +68,10 @@ STOP_REGRET = 0.5
 SEED_SHARE = 8
 #: budgets planned for when none is given (geometric between the cheapest and dearest option)
 DEFAULT_BUDGETS = 5
+#: how many times further than the planner's extrapolation limit a round values options: pools
+#: grown a few questions at a time reach far cheaply, so the best option at a large budget (a
+#: small model at a pool many times its seed) must be in view before it is in reach
+BELIEF_REACH = MAX_EXTRAPOLATION**3
 
 
 @dataclass
@@ -366,12 +370,10 @@ def _decide(
     targets: dict[str, float] = {}
     why = []
     pools = question_pools(out)
-    have = {m: float(t["n"].sum()) / (len(t) * state["settings"]["block"]) for m, t in pools.items()}
-    questions = {m: len(t) for m, t in pools.items()}
     knobs: dict[str, float] = {}
     shared: dict = {}  # the replicates of the round's space, drawn once for every budget
     for label, ctx in _contexts(profile, request, budgets, n_boot):
-        mn = measure_next_in(profile, ctx, n_boot=n_boot, seed=seed, beliefs=shared)
+        mn = measure_next_in(profile, ctx, n_boot=n_boot, seed=seed, beliefs=shared, reach=BELIEF_REACH)
         if mn is None:
             continue
         r = float(mn.get("expected_regret_points") or 0.0)
@@ -379,7 +381,7 @@ def _decide(
         if r <= state["settings"]["stop_regret"]:
             continue
         actions = [a for a in mn.get("actions", []) if a.get("model") not in state.get("capped", [])]
-        best = _best_action(actions, have, questions, state["settings"]["block"])
+        best = _best_action(actions, pools, state["settings"]["block"])
         if best is not None:
             model, size, action = best
             targets[model] = max(targets.get(model, 0.0), size)
@@ -413,10 +415,9 @@ def _contexts(profile, request: PlanRequest, budgets, n_boot: int):
             yield label, {**first, "budget": full, "request": req, "best": ranked.iloc[0]}
 
 
-def _best_action(actions: list[dict], have: dict[str, float], questions: dict[str, int], block: int):
-    """The pool action worth most per sample it makes this run draw (the model's samples grown
-    to where its candidate becomes choosable, at least doubled; ``have``: its mean pool, in
-    blocks): (model, pool size, action), or None.
+def _best_action(actions: list[dict], pools: dict, block: int):
+    """The pool action worth most per sample it makes this run draw (:func:`_samples_to_add`):
+    (model, pool size, action), or None.
 
     ``measure_next`` ranks by GPU-seconds on the target GPU; a profiling budget counts samples
     (or tokens), so the run ranks its own way: a small model's cheap GPU-seconds do not make
@@ -424,16 +425,21 @@ def _best_action(actions: list[dict], have: dict[str, float], questions: dict[st
     best, best_rate = None, 0.0
     for action in actions:
         want = _pool_wanted(action)
-        if want is None:
+        if want is None or want[0] not in pools:
             continue
         model, size = want
-        now = have.get(model, 0)
-        stop = max(2 * now, math.ceil(size / block), now + 1)
-        draws = (stop - now) * block * max(questions.get(model, 1), 1)
+        draws = _samples_to_add(pools[model], size, float(action["knobs"]["n"]), block)
         rate = float(action.get("expected_regret_reduction_points") or 0.0) / draws
         if rate > best_rate:
             best, best_rate = (model, size, action), rate
     return best
+
+
+def _samples_to_add(pool, size: float, knob: float, block: int) -> float:
+    """Samples a model's round draws: its largest pool brought to ``size`` (where its candidate
+    at ``knob`` becomes choosable) under the allocation, and at least doubling its samples."""
+    n, c = pool["n"].to_numpy(float), pool["c"].to_numpy(float)
+    return max(samples_to_reach(n, c, size, knob), float(n.sum()), float(block))
 
 
 def _pool_wanted(action: dict) -> tuple[str, float] | None:
@@ -451,16 +457,15 @@ def _pool_wanted(action: dict) -> tuple[str, float] | None:
 
 
 def _grow(decision: dict, state: dict, block: int, left: float, budget_samples, out: Path):
-    """The round's growth: blocks each targeted model adds (its samples at least doubled, up to
-    its target pool on average, scaled down to what is left of the budget), spread over its
+    """The round's growth: blocks each targeted model adds (:func:`_samples_to_add`, scaled down
+    to what is left of the budget), spread over its
     questions by :func:`planner._pool_allocation.allocate_blocks` at the knob its decision asks
     about. Returns (model -> its largest pool in blocks, model -> {question: [from, to]})."""
     pools = question_pools(out)
-    add: dict[str, float] = {}
-    for model, size in decision["targets"].items():
-        q = len(pools[model])
-        now = float(pools[model]["n"].sum()) / (q * block)
-        add[model] = (max(2 * now, math.ceil(size / block), now + 1) - now) * q
+    add = {
+        m: _samples_to_add(pools[m], size, decision["knobs"][m], block) / block
+        for m, size in decision["targets"].items()
+    }
     cost = dict.fromkeys(add, float(block))
     if budget_samples is None:
         tokens = _tokens_per_sample(out)

@@ -124,22 +124,25 @@ def measure_next_in(
     seed: int | None = None,
     max_actions: int = MAX_ACTIONS,
     beliefs: dict | None = None,
+    reach: float = MAX_EXTRAPOLATION,
 ) -> dict | None:
     """:func:`measure_next` of a plan's context (``space``, ``target``, ``budget``, ``coster``,
     ``hardware``, ``request``, ``best``: what :func:`planner.plan` keeps in ``rec.context``).
 
     ``beliefs`` is a dict shared by the calls that plan on the same space and target at other
     budgets: the replicates do not depend on the budget, so they are drawn once (the same
-    draws as a call of its own) and only feasibility is redone."""
+    draws as a call of its own) and only feasibility is redone. ``reach``: how many times
+    further than the planner's extrapolation limit the options valued go (the same laws, their
+    intervals widened with every doubling)."""
     req = ctx.get("request") if ctx else None
     if req is None or req.objective == "pareto" or ctx.get("best") is None:
         return None
     seed = req.seed if seed is None else seed
     B = int(np.clip(req.n_boot if n_boot is None else n_boot, MIN_BOOT, MAX_BOOT))
-    key = (id(ctx["space"]), tuple(sorted(ctx["target"].items())), B, seed)
+    key = (id(ctx["space"]), tuple(sorted(ctx["target"].items())), B, seed, reach)
     held = beliefs.get(key) if beliefs is not None else None
     if held is None:
-        held = _beliefs(profile, ctx, B, seed)
+        held = _beliefs(profile, ctx, B, seed, reach)
         if beliefs is not None:
             beliefs[key] = held
     beliefs_now = dataclasses.replace(held, feasible=ctx["budget"].feasible(held.table))
@@ -199,9 +202,9 @@ def _limit(space, arm_key: str, target) -> float:
     return min(float(space.curves[arm][d].predictor.x_limit) for d in target)
 
 
-def _beliefs(profile: Profile, ctx: dict, B: int, seed: int) -> _Beliefs:
+def _beliefs(profile: Profile, ctx: dict, B: int, seed: int, reach: float = MAX_EXTRAPOLATION) -> _Beliefs:
     space, target, req = ctx["space"], ctx["target"], ctx["request"]
-    table = _reach_space(space, MAX_EXTRAPOLATION).table(target)
+    table = _reach_space(space, reach).table(target)
     table = table[np.isfinite(table[ACCURACY].to_numpy(float))].reset_index(drop=True)
     limits = {a: _limit(space, a, target) for a in table[ARM].unique()}
     x = table[KNOB_VALUE].to_numpy(float)

@@ -12,7 +12,7 @@ from scipy.special import betaln
 
 from fitting.betabinom import BetaBinomial
 from fitting.importer import import_file
-from planner._pool_allocation import QuestionSubset, allocate_blocks, question_pools
+from planner._pool_allocation import QuestionSubset, allocate_blocks, question_pools, samples_to_reach
 from profiling.backends.replay import ReplaySource
 from profiling.runner import profile as run_profile
 
@@ -100,3 +100,17 @@ def test_a_question_subset_grows_only_its_questions(tmp_path):
     pools = question_pools(out)["Pythia_1B_300B"]
     grown = pools.index.astype(str).isin([str(i) for i in ids])
     assert (pools.loc[grown, "n"] == 12).all() and (pools.loc[~grown, "n"] == 4).all()
+
+
+def test_the_samples_to_reach_a_pool_bring_the_largest_pool_there():
+    """samples_to_reach prices what allocate_blocks does: given that many samples, the largest
+    pool reaches the size (within one grid step, 25%) and no more samples are drawn."""
+    rng = np.random.default_rng(3)
+    p = rng.beta(0.3, 3.0, 128)
+    n = np.full(128, 16)
+    c = rng.binomial(n, p)
+    for size in (64, 256, 1024):
+        need = samples_to_reach(n, c, size, 4 * size)
+        stop = allocate_blocks(n, c, int(np.ceil(need / 4)), 4, 4 * size)
+        assert size <= 4 * stop.max() <= 1.25 * size
+        assert (4 * stop - n).sum() <= need + 4
