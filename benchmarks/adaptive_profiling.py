@@ -15,9 +15,12 @@ Per seed, side by side:
 
 Each folder is then planned from at every budget as ``real_regret.py`` plans (the exhaustive
 search over the planner's option space), and the choice is measured on the FULL pools; regret
-is against the hindsight-best full-data option within the same budget. Options beyond a
-model's recorded pool cannot be measured in hindsight, so every plan here (uniform and
-adaptive alike) chooses among options with n up to the model's smallest recorded pool.
+is against the hindsight-best option within the same budget, measured the same way. Options
+beyond a model's smallest recorded pool cannot be measured in hindsight, so every plan here
+(uniform and adaptive alike) chooses among options with n up to it, and the hindsight is taken
+over the same options (:func:`measurable`; the full data's forecasts past it, e.g. Pythia-1B
+at n = 10,112 where only some questions were sampled that often, are neither measured nor
+choosable).
 
 Run: ``python benchmarks/adaptive_profiling.py --seeds 3`` (a few minutes per seed on 2 cores).
 """
@@ -70,7 +73,7 @@ def regrets(prof, full, options, budgets, caps, gpu) -> pd.DataFrame:
         best = ok.loc[ok[ACCURACY].idxmax()]
         got = realized(full, best[MODEL], best[KNOB_VALUE])
         any_ok = options[b.feasible(options)]
-        top = any_ok.loc[any_ok[ACCURACY].idxmax()]
+        top = any_ok.loc[any_ok["_real"].idxmax()]
         rows.append(
             {
                 "budget_flops": float(budget),
@@ -78,11 +81,21 @@ def regrets(prof, full, options, budgets, caps, gpu) -> pd.DataFrame:
                 "source": best[SOURCE],
                 "predicted": 100 * float(best[ACCURACY]),
                 "best": f"{_short(top[MODEL])} n={top[KNOB_VALUE]:g}",
-                "regret": 100 * (float(top[ACCURACY]) - got),
-                "reach": 100 * (float(top[ACCURACY]) - float(ok["_real"].max())),
+                "regret": 100 * (float(top["_real"]) - got),
+                "reach": 100 * (float(top["_real"]) - float(ok["_real"].max())),
             }
         )
     return pd.DataFrame(rows)
+
+
+def measurable(options: pd.DataFrame, full: dict, caps: dict) -> pd.DataFrame:
+    """The options the hindsight is taken over: n up to the model's smallest recorded pool (the
+    options every plan here may choose), each with its pass@n on the full pools (``_real``).
+    Options past it are forecasts of the full data (the recording's larger pools cover only
+    some questions), not measurements, and no plan may choose them."""
+    ok = options[[x <= caps.get(m, 0) for m, x in zip(options[MODEL], options[KNOB_VALUE], strict=True)]]
+    real = [realized(full, m, x) for m, x in zip(ok[MODEL], ok[KNOB_VALUE], strict=True)]
+    return ok.assign(_real=real).reset_index(drop=True)
 
 
 def _short(model: str) -> str:
@@ -167,11 +180,11 @@ def main() -> None:
         tmp = Path(tmp)
         full_prof, _ = as_profile(df, tmp / "full", args.prompt_tokens, args.gen_tokens, 0)
         options = full_options(df, planner_space(full_prof, args.gpu)[1], full_prof)
-        big = options[options[MODEL] == df["model"].iloc[-1]]
+        # the budget grid spans every option of the full data (the grid of earlier runs)
         budgets = np.geomspace(
             float(options["flops"].min()) * 1.05, float(options["flops"].max()), args.budgets
         )
-        del big
+        options = measurable(options, full, caps)
         if args.quick:
             budgets = budgets[::2]
         src_file = tmp / "source.csv"
@@ -194,6 +207,11 @@ def main() -> None:
                 )
                 r = regrets(aprof, full, options, budgets, caps, args.gpu)
                 grown[f"adaptive {f:.4g} seed {seed}"] = pools(tmp / f"adaptive{seed}-{f}")
+                for r in res.rounds:  # what each round grew and why (the decision's own words)
+                    print(
+                        f"  {f:.4g} seed {seed} round {r['round']}: {r['grow']} <- {r['why']}",
+                        file=sys.stderr,
+                    )
                 rows.append(
                     r.assign(
                         seed=seed,

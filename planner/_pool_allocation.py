@@ -34,7 +34,14 @@ from fitting.betabinom import BetaBinomial
 from fitting.importer import read_input
 from profiling.tasks import Problem, Task
 
-__all__ = ["question_pools", "allocate_blocks", "samples_to_reach", "QuestionSubset", "GRID_RATIO"]
+__all__ = [
+    "question_pools",
+    "allocate_blocks",
+    "samples_to_reach",
+    "open_share",
+    "QuestionSubset",
+    "GRID_RATIO",
+]
 
 #: pool sizes (in blocks) a round grows a question to: a geometric grid of this ratio
 GRID_RATIO = 1.25
@@ -77,6 +84,13 @@ def samples_to_reach(n, c, size: float, k: float) -> float:
     n, c = np.asarray(n, dtype=float), np.asarray(c, dtype=float)
     w = _weights(n, c, k)
     return float(np.maximum(n, size * w).sum() - n.sum())
+
+
+def open_share(n, c, k: float, open_) -> float:
+    """The share of Theorem 1's weight at pool size ``k`` held by the questions that may still
+    grow: near 0 when the questions that decide pass@k there can take no more samples."""
+    w = _weights(np.asarray(n, dtype=float), np.asarray(c, dtype=float), k)
+    return float(w[np.asarray(open_, bool)].sum() / w.sum())
 
 
 def _grid(lo: float, hi: float) -> np.ndarray:

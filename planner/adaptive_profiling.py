@@ -11,10 +11,19 @@ one run folder:
    expected regret, and the profiling actions with the largest expected regret reduction per
    unit of profiling cost);
 3. **stop** when the expected regret is at most ``stop_regret`` points at every target budget,
-   when the budget is spent, or when no action is left; **else** grow the pools that the top
-   action of each target budget names (to where its candidate option becomes choosable: the
-   candidate's knob over the planner's extrapolation factor, at least doubling, within what is
-   left of the budget) and go to 2.
+   when the budget is spent, or when no action is left; **else** grow the model that the top
+   action of each target budget names (ranked by regret reduction per sample drawn), and go
+   to 2. Options are valued up to :data:`BELIEF_REACH` times past the planner's extrapolation
+   limit, so a small model whose best pool is far beyond its seed is in view early.
+
+**Allocation inside a pool** (:mod:`planner._pool_allocation`): a grown model's new samples go
+to its questions in proportion to Kazdan et al. 2025's Theorem 1 shares at the candidate's
+pool size (the rarely solved questions, where pass@k far out is decided; a question solved
+several times already gets nothing), water-filled over the current pools. A round draws the
+samples that bring the model's largest pool to the candidate's knob over the extrapolation
+factor (where the candidate becomes choosable) under that allocation, at least doubling the
+model's samples, within what is left of the budget; each round records every question's pool
+before it runs.
 
 Dominated models are never grown (no action points at them); a model whose choice is settled
 stops early. Every round's plan is written to ``adaptive.json`` in the folder **before** it
@@ -46,7 +55,7 @@ from fitting.importer import read_input
 from profiling.runner import profile as run_profile
 from profiling.storage import read_run, write_run
 
-from ._pool_allocation import QuestionSubset, allocate_blocks, question_pools, samples_to_reach
+from ._pool_allocation import QuestionSubset, allocate_blocks, open_share, question_pools, samples_to_reach
 from .catalog import get_hardware
 from .constants import MEMORY_BYTES
 from .profile import load_profile
@@ -72,6 +81,9 @@ DEFAULT_BUDGETS = 5
 #: grown a few questions at a time reach far cheaply, so the best option at a large budget (a
 #: small model at a pool many times its seed) must be in view before it is in reach
 BELIEF_REACH = MAX_EXTRAPOLATION**3
+#: a model is grown for a candidate only while its open questions (not run out) hold at least
+#: this share of the allocation's weight at the candidate's knob
+MIN_OPEN_SHARE = 0.5
 
 
 @dataclass
@@ -381,7 +393,7 @@ def _decide(
         if r <= state["settings"]["stop_regret"]:
             continue
         actions = [a for a in mn.get("actions", []) if a.get("model") not in state.get("capped", [])]
-        best = _best_action(actions, pools, state["settings"]["block"])
+        best = _best_action(actions, pools, state["settings"]["block"], state.get("capped_questions", {}))
         if best is not None:
             model, size, action = best
             targets[model] = max(targets.get(model, 0.0), size)
@@ -415,9 +427,11 @@ def _contexts(profile, request: PlanRequest, budgets, n_boot: int):
             yield label, {**first, "budget": full, "request": req, "best": ranked.iloc[0]}
 
 
-def _best_action(actions: list[dict], pools: dict, block: int):
+def _best_action(actions: list[dict], pools: dict, block: int, capped: dict):
     """The pool action worth most per sample it makes this run draw (:func:`_samples_to_add`):
-    (model, pool size, action), or None.
+    (model, pool size, action), or None. A model whose questions that decide pass@k at the
+    candidate's knob can take no more samples (less than :data:`MIN_OPEN_SHARE` of the
+    allocation's weight on questions still open) is not grown for it.
 
     ``measure_next`` ranks by GPU-seconds on the target GPU; a profiling budget counts samples
     (or tokens), so the run ranks its own way: a small model's cheap GPU-seconds do not make
@@ -428,7 +442,13 @@ def _best_action(actions: list[dict], pools: dict, block: int):
         if want is None or want[0] not in pools:
             continue
         model, size = want
-        draws = _samples_to_add(pools[model], size, float(action["knobs"]["n"]), block)
+        knob, pool = float(action["knobs"]["n"]), pools[model]
+        if (
+            open_share(pool["n"], pool["c"], knob, ~pool.index.astype(str).isin(capped.get(model, [])))
+            < MIN_OPEN_SHARE
+        ):
+            continue
+        draws = _samples_to_add(pool, size, knob, block)
         rate = float(action.get("expected_regret_reduction_points") or 0.0) / draws
         if rate > best_rate:
             best, best_rate = (model, size, action), rate
