@@ -10,10 +10,14 @@ question i a share proportional to
 
 .. math:: \sqrt{p_i (1 - p_i)^{2k - 1}}
 
-(their Theorem 1). :func:`allocate_blocks` uses it with :math:`p_i` each question's posterior
-mean under the beta-binomial fitted to the model's counts, :math:`(a + c_i) / (a + b + n_i)`
-(so an unsolved question has a small, not zero, rate), and ``k`` the pool size the round's
-decision asks about. Pools never shrink: the shares are water-filled over the current pools.
+(their Theorem 1). :func:`allocate_blocks` averages :math:`p_i (1 - p_i)^{2k - 1}` over each
+question's posterior under the beta-binomial fitted to the model's counts,
+:math:`\mathrm{Beta}(a + c_i, b + n_i - c_i)`, before the square root, with ``k`` the pool size
+the round's decision asks about. A point estimate would not do far out: at large k every
+plugged-in rate but the smallest makes the share vanish, and all samples would go to the one
+unsolved question with the largest pool; averaged, the shares fall with each question's
+successes first (the fewest successes first, as Kazdan et al. advise) and then with its
+pool, so the unsolved questions with the smallest pools come first. Pools never shrink: the shares are water-filled over the current pools.
 
 Only samples already seen decide which question grows, so each question's likelihood stays
 that of a pool of its size fixed in advance and the beta-binomial fit of the grown pools is
@@ -28,6 +32,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
+from scipy.special import betaln
 
 from fitting import schema as S
 from fitting.betabinom import BetaBinomial
@@ -63,13 +68,14 @@ def question_pools(folder) -> dict[str, pd.DataFrame]:
 
 
 def _weights(n: np.ndarray, c: np.ndarray, k: float) -> np.ndarray:
-    """Theorem 1's shares sqrt(p (1-p)^(2k-1)) at the posterior mean rates, scaled to max 1."""
+    """Theorem 1's shares, sqrt of p (1-p)^(2k-1) averaged over each question's posterior
+    Beta(a + c, b + n - c) (a ratio of Beta functions), scaled to max 1."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = BetaBinomial().fit(n, c) if c.sum() > 0 and len(n) > 1 else None
     a, b = (fit.params_["a"], fit.params_["b"]) if fit is not None and fit.converged_ else (0.5, 0.5)
-    p = (a + c) / (a + b + n)
-    log_w = 0.5 * (np.log(p) + (2 * max(k, 1.0) - 1) * np.log1p(-p))
+    alpha, beta = a + c, b + n - c
+    log_w = 0.5 * (betaln(alpha + 1, beta + 2 * max(k, 1.0) - 1) - betaln(alpha, beta))
     return np.exp(log_w - log_w.max())
 
 

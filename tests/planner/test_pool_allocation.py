@@ -12,7 +12,13 @@ from scipy.special import betaln
 
 from fitting.betabinom import BetaBinomial
 from fitting.importer import import_file
-from planner._pool_allocation import QuestionSubset, allocate_blocks, question_pools, samples_to_reach
+from planner._pool_allocation import (
+    QuestionSubset,
+    allocate_blocks,
+    open_share,
+    question_pools,
+    samples_to_reach,
+)
 from profiling.backends.replay import ReplaySource
 from profiling.runner import profile as run_profile
 
@@ -114,3 +120,13 @@ def test_the_samples_to_reach_a_pool_bring_the_largest_pool_there():
         stop = allocate_blocks(n, c, int(np.ceil(need / 4)), 4, 4 * size)
         assert size <= 4 * stop.max() <= 1.25 * size
         assert (4 * stop - n).sum() <= need + 4
+
+
+def test_a_model_whose_deciding_questions_ran_out_holds_little_open_weight():
+    """Far out the unsolved questions decide; once they can take no more samples (a replayed
+    recording used up) the questions still open hold almost none of the weight."""
+    n = np.full(6, 256)
+    c = np.array([0, 0, 0, 40, 90, 200])
+    unsolved_closed = np.array([False, False, False, True, True, True])
+    assert open_share(n, c, 1024, unsolved_closed) < 0.01
+    assert open_share(n, c, 1024, ~unsolved_closed) > 0.99
