@@ -155,6 +155,7 @@ def main() -> None:
         help="adaptive runs at the sample budgets of these uniform fractions",
     )
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--budgets", type=int, default=12)
     ap.add_argument("--block", type=int, default=4)
     ap.add_argument("--prompt-tokens", type=int, default=256)
@@ -191,7 +192,7 @@ def main() -> None:
         df[["model", "question_id", "n_samples", "n_correct"]].to_csv(src_file, index=False)
         import_file(src_file, tmp / "source")
         source = ReplaySource.read(tmp / "source")
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             rng = np.random.default_rng(seed)
             sub = subsample(df, args.fraction, rng)
             prof, _ = as_profile(sub, tmp / f"uniform{seed}", args.prompt_tokens, args.gen_tokens, 0)
@@ -207,9 +208,9 @@ def main() -> None:
                 )
                 r = regrets(aprof, full, options, budgets, caps, args.gpu)
                 grown[f"adaptive {f:.4g} seed {seed}"] = pools(tmp / f"adaptive{seed}-{f}")
-                for r in res.rounds:  # what each round grew and why (the decision's own words)
+                for step in res.rounds:  # what each round grew and why (the decision's own words)
                     print(
-                        f"  {f:.4g} seed {seed} round {r['round']}: {r['grow']} <- {r['why']}",
+                        f"  {f:.4g} seed {seed} round {step['round']}: {step['grow']} <- {step['why']}",
                         file=sys.stderr,
                     )
                 rows.append(
@@ -244,8 +245,10 @@ def main() -> None:
     print(extra.to_string(float_format=lambda v: f"{v:.0f}"))
     cols = ["budget_flops", "choice", "source", "predicted", "best", "regret", "reach"]
     for (run, seed), r in res.groupby(["run", "seed"]):
-        if seed == 0:
-            print(f"\n{run}, seed 0 (reach: the best option it could consider, against the hindsight best):")
+        if seed == args.first_seed:
+            print(
+                f"\n{run}, seed {seed} (reach: the best option it could consider, against the hindsight best):"
+            )
             print(
                 r[cols].to_string(
                     index=False, float_format=lambda v: f"{v:.3g}" if abs(v) >= 1e6 else f"{v:.2f}"
