@@ -1,6 +1,6 @@
 """Adaptive profiling: spend a profiling budget where the decision needs it.
 
-``ttc profile ... --adaptive --budget-samples N`` (or ``--budget-tokens T``) runs rounds into
+``ttc profile ... --adaptive --budget-samples N`` (or ``--budget-profile-tokens T``) runs rounds into
 one run folder:
 
 1. **seed round**: every model's pool strategy on every question, one block of ``block``
@@ -11,10 +11,19 @@ one run folder:
    expected regret, and the profiling actions with the largest expected regret reduction per
    unit of profiling cost);
 3. **stop** when the expected regret is at most ``stop_regret`` points at every target budget,
-   when the budget is spent, or when no action is left; **else** grow the pools that the top
-   action of each target budget names (to where its candidate option becomes choosable: the
-   candidate's knob over the planner's extrapolation factor, at least doubling, within what is
-   left of the budget) and go to 2.
+   when the budget is spent, or when no action is left; **else** grow the model that the top
+   action of each target budget names (ranked by regret reduction per sample drawn), and go
+   to 2. Options are valued up to :data:`BELIEF_REACH` times past the planner's extrapolation
+   limit, so a small model whose best pool is far beyond its seed is in view early.
+
+**Allocation inside a pool** (:mod:`planner._pool_allocation`): a grown model's new samples go
+to its questions in proportion to Kazdan et al. 2025's Theorem 1 shares at the candidate's
+pool size (the rarely solved questions, where pass@k far out is decided; a question solved
+several times already gets nothing), water-filled over the current pools. A round draws the
+samples that bring the model's largest pool to the candidate's knob over the extrapolation
+factor (where the candidate becomes choosable) under that allocation, at least doubling the
+model's samples, within what is left of the budget; each round records every question's pool
+before it runs.
 
 Dominated models are never grown (no action points at them); a model whose choice is settled
 stops early. Every round's plan is written to ``adaptive.json`` in the folder **before** it
@@ -46,13 +55,15 @@ from fitting.importer import read_input
 from profiling.runner import profile as run_profile
 from profiling.storage import read_run, write_run
 
+from ._pool_allocation import QuestionSubset, allocate_blocks, open_share, question_pools, samples_to_reach
 from .catalog import get_hardware
-from .constants import DEFAULT_HARDWARE
+from .constants import DEFAULT_HARDWARE, MEMORY_BYTES
 from .profile import load_profile
 from .recommend import PlanError, build_space, plan
 from .request import PlanRequest
+from .search import Budget, objective_column, rank
 from .space import MAX_EXTRAPOLATION, CostModel
-from .what_to_measure import measure_next
+from .what_to_measure import measure_next_in
 
 __all__ = ["AdaptiveResult", "profile_adaptive", "spent", "STATE_FILE", "DEFAULT_BLOCK", "STOP_REGRET"]
 
@@ -66,6 +77,13 @@ STOP_REGRET = 0.5
 SEED_SHARE = 8
 #: budgets planned for when none is given (geometric between the cheapest and dearest option)
 DEFAULT_BUDGETS = 5
+#: how many times further than the planner's extrapolation limit a round values options: pools
+#: grown a few questions at a time reach far cheaply, so the best option at a large budget (a
+#: small model at a pool many times its seed) must be in view before it is in reach
+BELIEF_REACH = MAX_EXTRAPOLATION**3
+#: a model is grown for a candidate only while its open questions (not run out) hold at least
+#: this share of the allocation's weight at the candidate's knob
+MIN_OPEN_SHARE = 0.5
 
 
 @dataclass
@@ -152,8 +170,10 @@ def profile_adaptive(
     ``pool_knobs`` (``",temperature=0.7"``) are the pool's other knobs.
     """
     if (budget_samples is None) == (budget_tokens is None):
-        raise ValueError("adaptive profiling needs one budget: --budget-samples N or --budget-tokens T")
-    for name, value in (("--budget-samples", budget_samples), ("--budget-tokens", budget_tokens)):
+        raise ValueError(
+            "adaptive profiling needs one budget: --budget-samples N or --budget-profile-tokens T"
+        )
+    for name, value in (("--budget-samples", budget_samples), ("--budget-profile-tokens", budget_tokens)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     if not (math.isfinite(stop_regret) and stop_regret >= 0):
@@ -180,12 +200,17 @@ def profile_adaptive(
     state.pop("stopped", None)
     result = AdaptiveResult(out)
 
-    def execute(grow: dict[str, int], start: dict[str, int]) -> None:
-        for model in sorted(grow):
-            blocks = range(start.get(model, 0), grow[model])
-            specs = [f"pool:n={block},block={j}{pool_knobs}" for j in blocks]
-            if specs:
-                runner([model], task, specs, out, seed=seed, **kwargs)
+    def execute(r: dict, start: dict[str, int]) -> None:
+        per_question = r.get("questions")
+        for model in sorted(r["grow"]):
+            if per_question is None:  # every question to the same pool (the seed round)
+                groups = [(start.get(model, 0), r["grow"][model], task)]
+            else:
+                groups = _question_groups(per_question.get(model, {}), task)
+            for first, stop, chosen in groups:
+                specs = [f"pool:n={block},block={j}{pool_knobs}" for j in range(first, stop)]
+                if specs:
+                    runner([model], chosen, specs, out, seed=seed, **kwargs)
 
     def budget_left() -> float:
         n, tokens = spent(out)
@@ -198,9 +223,9 @@ def profile_adaptive(
     rounds = state["rounds"]
     for i, r in enumerate(rounds):
         if not r.get("done"):
-            execute(r["grow"], _merge_max(rounds[:i]))
+            execute(r, _merge_max(rounds[:i]))
             r["done"] = True
-            _cap_used_up(out, state, r["grow"], block)
+            _cap_used_up(out, state, r, block)
             _write_state(out, state)
     if not rounds:
         seed_blocks = _seed_blocks(block, budget_samples, len(models), task, kwargs)
@@ -210,14 +235,15 @@ def profile_adaptive(
             "why": f"seed: {seed_blocks * block} samples per question",
         }
         _start_round(out, state, first)
-        execute(first["grow"], {})
+        execute(first, {})
         first["done"] = True
-        _cap_used_up(out, state, first["grow"], block)
+        _cap_used_up(out, state, first, block)
         _write_state(out, state)
         _notify(on_round, first)
+    coverage: dict = {}  # coverage forecasts keyed by their data: a model not grown is not refitted
     while True:
         left = budget_left()
-        decision = _decide(out, request, state, budgets, n_boot, seed)
+        decision = _decide(out, request, state, budgets, n_boot, seed, coverage)
         result.regret = decision["regret"]
         worst = max(decision["regret"].values(), default=0.0)
         stop = None
@@ -230,7 +256,7 @@ def profile_adaptive(
         elif len(rounds) >= max_rounds:
             stop = f"{max_rounds} rounds"
         if stop is None:
-            grow = _grow(decision["targets"], _merge_max(rounds), block, left, budget_samples, out)
+            grow, per_question = _grow(decision, state, block, left, budget_samples, out)
             if not grow:
                 stop = "the next profiling step does not fit in what is left of the budget"
         if stop is not None:
@@ -242,11 +268,11 @@ def profile_adaptive(
             budget_left()
             return result
         r = {"round": len(rounds), "grow": grow, "why": decision["why"], "regret": decision["regret"]}
-        start = _merge_max(rounds)
+        r["questions"] = per_question
         _start_round(out, state, r)
-        execute(grow, start)
+        execute(r, {})
         r["done"] = True
-        _cap_used_up(out, state, grow, block)
+        _cap_used_up(out, state, r, block)
         _write_state(out, state)
         _notify(on_round, r)
 
@@ -269,27 +295,37 @@ def _seed_blocks(block: int, budget_samples: int | None, n_models: int, task: An
     return blocks
 
 
-def _cap_used_up(out: Path, state: dict, grow: dict[str, int], block: int) -> None:
-    """Record the models whose pools did not grow as asked (a replayed recording used up, units
-    the engine could not finish): no later round asks them for more."""
-    sizes = _pool_sizes(out)
+def _cap_used_up(out: Path, state: dict, r: dict, block: int) -> None:
+    """Record the questions whose pools did not grow as asked (a replayed recording used up,
+    units the engine could not finish): no later round asks them for more; a model none of
+    whose asked questions grew is capped whole."""
+    pools = question_pools(out)
     capped = state.setdefault("capped", [])
-    for model, blocks in grow.items():
-        if sizes.get(model, 0) < blocks * block and model not in capped:
+    for model, blocks in r["grow"].items():
+        have = pools.get(model)
+        sizes = {} if have is None else dict(zip(have.index.astype(str), have["n"], strict=True))
+        if r.get("questions") is None:  # the seed round: every question to the same pool
+            asked = {q: [0, blocks] for q in sizes}
+        else:
+            asked = r["questions"].get(model, {})
+        short = [q for q, (_, stop) in asked.items() if sizes.get(q, 0) < stop * block]
+        if short:
+            known = state.setdefault("capped_questions", {}).setdefault(model, [])
+            known += sorted(set(short) - set(known))
+        if (not sizes or len(short) == len(asked)) and model not in capped:
             capped.append(model)
 
 
-def _pool_sizes(out: Path) -> dict[str, int]:
-    """Model -> the largest pool of any of its questions."""
-    samples, counts = read_input(out)
-    sizes: dict[str, int] = {}
-    if samples is not None:
-        per_q = samples.groupby([S.MODEL, S.QUESTION_ID]).size()
-        sizes.update(per_q.groupby(level=0).max().astype(int).to_dict())
-    if counts is not None:
-        per_q = counts.groupby([S.MODEL, S.QUESTION_ID])[S.N_SAMPLES].sum()
-        sizes.update(per_q.groupby(level=0).max().astype(int).to_dict())
-    return sizes
+def _question_groups(questions: dict[str, list[int]], task: Any) -> list[tuple[int, int, Any]]:
+    """The profiler calls of one model's round: the questions growing to the same pool share
+    one (blocks from the smallest start; blocks a question already holds are skipped)."""
+    by_stop: dict[int, list[str]] = {}
+    for q, (_, stop) in questions.items():
+        by_stop.setdefault(int(stop), []).append(q)
+    return [
+        (min(questions[q][0] for q in qs), stop, QuestionSubset(task, qs))
+        for stop, qs in sorted(by_stop.items())
+    ]
 
 
 def _merge_max(rounds: list[dict]) -> dict[str, int]:
@@ -324,7 +360,9 @@ def _record_in_run(out: Path, state: dict) -> None:
     write_run(out, meta)
 
 
-def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, seed: int) -> dict:
+def _decide(
+    out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, seed: int, coverage: dict
+) -> dict:
     """Plan at every target budget from the folder's data; the expected regret of each choice and
     the pool each budget's top action wants (model -> samples per question)."""
     profile = load_profile(
@@ -336,6 +374,7 @@ def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, 
         assumed=request.assumed_lengths,
         require_lengths=True,
     )
+    profile.coverage_cache = coverage
     if budgets is None:
         budgets = state["settings"].get("budgets") or state.get("default_budgets")
     if budgets is None:
@@ -344,15 +383,11 @@ def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, 
     regret: dict[str, float] = {}
     targets: dict[str, float] = {}
     why = []
-    have = _merge_max(state["rounds"])
-    questions = _questions_per_model(out)
-    for b in budgets:
-        label = ",".join(f"{k}={v:.3g}" for k, v in b.items())
-        try:
-            rec = plan(profile, request.replace(budget=dict(b), n_boot=n_boot, method="exhaustive"))
-        except PlanError:
-            continue
-        mn = measure_next(profile, rec, n_boot=n_boot, seed=seed)
+    pools = question_pools(out)
+    knobs: dict[str, float] = {}
+    shared: dict = {}  # the replicates of the round's space, drawn once for every budget
+    for label, ctx in _contexts(profile, request, budgets, n_boot):
+        mn = measure_next_in(profile, ctx, n_boot=n_boot, seed=seed, beliefs=shared, reach=BELIEF_REACH)
         if mn is None:
             continue
         r = float(mn.get("expected_regret_points") or 0.0)
@@ -360,17 +395,45 @@ def _decide(out: Path, request: PlanRequest, state: dict, budgets, n_boot: int, 
         if r <= state["settings"]["stop_regret"]:
             continue
         actions = [a for a in mn.get("actions", []) if a.get("model") not in state.get("capped", [])]
-        best = _best_action(actions, have, questions, state["settings"]["block"])
+        best = _best_action(actions, pools, state["settings"]["block"], state.get("capped_questions", {}))
         if best is not None:
             model, size, action = best
             targets[model] = max(targets.get(model, 0.0), size)
+            knobs[model] = max(knobs.get(model, 0.0), float(action["knobs"]["n"]))
             why.append(f"{label}: {model} {action.get('kind', '')} (regret {r:.2f})")
-    return {"regret": regret, "targets": targets, "why": "; ".join(why)}
+    return {"regret": regret, "targets": targets, "knobs": knobs, "why": "; ".join(why)}
 
 
-def _best_action(actions: list[dict], have: dict[str, int], questions: dict[str, int], block: int):
-    """The pool action worth most per sample it makes this run draw (the pool grown to where its
-    candidate becomes choosable, at least doubled): (model, pool size, action), or None.
+def _contexts(profile, request: PlanRequest, budgets, n_boot: int):
+    """(label, plan context) at every budget that some option fits: :func:`planner.plan`'s
+    exhaustive search, its option space built and priced once for all budgets (the first
+    budget that plans gives the space, the cost model and the memory limit)."""
+    first = None
+    for b in budgets:
+        label = ",".join(f"{k}={v:.3g}" for k, v in b.items())
+        req = request.replace(budget=dict(b), n_boot=n_boot, method="exhaustive")
+        if first is None:
+            try:
+                first = plan(profile, req).context
+            except PlanError:
+                continue
+            table = first["space"].table(first["target"])
+            yield label, first
+            continue
+        limits = dict(req.budget_limits().limits)
+        if first["hardware"] is not None and MEMORY_BYTES not in limits:
+            limits[MEMORY_BYTES] = first["coster"].memory_limit_bytes()
+        full = Budget(limits)
+        ranked = rank(table[full.feasible(table)], objective_column(req.risk), full.primary())
+        if not ranked.empty:
+            yield label, {**first, "budget": full, "request": req, "best": ranked.iloc[0]}
+
+
+def _best_action(actions: list[dict], pools: dict, block: int, capped: dict):
+    """The pool action worth most per sample it makes this run draw (:func:`_samples_to_add`):
+    (model, pool size, action), or None. A model whose questions that decide pass@k at the
+    candidate's knob can take no more samples (less than :data:`MIN_OPEN_SHARE` of the
+    allocation's weight on questions still open) is not grown for it.
 
     ``measure_next`` ranks by GPU-seconds on the target GPU; a profiling budget counts samples
     (or tokens), so the run ranks its own way: a small model's cheap GPU-seconds do not make
@@ -378,16 +441,27 @@ def _best_action(actions: list[dict], have: dict[str, int], questions: dict[str,
     best, best_rate = None, 0.0
     for action in actions:
         want = _pool_wanted(action)
-        if want is None:
+        if want is None or want[0] not in pools:
             continue
         model, size = want
-        now = have.get(model, 0)
-        stop = max(2 * now, math.ceil(size / block), now + 1)
-        draws = (stop - now) * block * max(questions.get(model, 1), 1)
+        knob, pool = float(action["knobs"]["n"]), pools[model]
+        if (
+            open_share(pool["n"], pool["c"], knob, ~pool.index.astype(str).isin(capped.get(model, [])))
+            < MIN_OPEN_SHARE
+        ):
+            continue
+        draws = _samples_to_add(pool, size, knob, block)
         rate = float(action.get("expected_regret_reduction_points") or 0.0) / draws
         if rate > best_rate:
             best, best_rate = (model, size, action), rate
     return best
+
+
+def _samples_to_add(pool, size: float, knob: float, block: int) -> float:
+    """Samples a model's round draws: its largest pool brought to ``size`` (where its candidate
+    at ``knob`` becomes choosable) under the allocation, and at least doubling its samples."""
+    n, c = pool["n"].to_numpy(float), pool["c"].to_numpy(float)
+    return max(samples_to_reach(n, c, size, knob), float(n.sum()), float(block))
 
 
 def _pool_wanted(action: dict) -> tuple[str, float] | None:
@@ -404,36 +478,40 @@ def _pool_wanted(action: dict) -> tuple[str, float] | None:
     return action["model"], n / MAX_EXTRAPOLATION
 
 
-def _grow(
-    targets: dict[str, float], have: dict[str, int], block: int, left: float, budget_samples, out
-) -> dict:
-    """Blocks each targeted model's pool grows to (at least doubling, up to its target), scaled
-    down to what is left of the budget."""
-    questions = _questions_per_model(out)
-    want: dict[str, int] = {}
-    for model, size in targets.items():
-        now = have.get(model, 0)
-        stop = max(2 * now, math.ceil(size / block), now + 1)
-        want[model] = stop
-    cost_per_block = {m: questions.get(m, 0) for m in want}
+def _grow(decision: dict, state: dict, block: int, left: float, budget_samples, out: Path):
+    """The round's growth: blocks each targeted model adds (:func:`_samples_to_add`, scaled down
+    to what is left of the budget), spread over its
+    questions by :func:`planner._pool_allocation.allocate_blocks` at the knob its decision asks
+    about. Returns (model -> its largest pool in blocks, model -> {question: [from, to]})."""
+    pools = question_pools(out)
+    add = {
+        m: _samples_to_add(pools[m], size, decision["knobs"][m], block) / block
+        for m, size in decision["targets"].items()
+    }
+    cost = dict.fromkeys(add, float(block))
     if budget_samples is None:
         tokens = _tokens_per_sample(out)
-        cost_per_block = {m: q * tokens.get(m, 0.0) for m, q in cost_per_block.items()}
-    cost_per_block = {m: c * block for m, c in cost_per_block.items()}
-    total = sum((want[m] - have.get(m, 0)) * cost_per_block[m] for m in want)
-    if total > left and total > 0:
-        scale = left / total
-        want = {m: have.get(m, 0) + int(math.floor((want[m] - have.get(m, 0)) * scale)) for m in want}
-    return {m: v for m, v in want.items() if v > have.get(m, 0)}
-
-
-def _questions_per_model(out: Path) -> dict[str, int]:
-    samples, counts = read_input(out)
-    q: dict[str, int] = {}
-    for t in (samples, counts):
-        if t is not None:
-            q.update(t.groupby(S.MODEL)[S.QUESTION_ID].nunique().astype(int).to_dict())
-    return q
+        cost = {m: block * tokens.get(m, 0.0) for m in add}
+    total = sum(add[m] * cost[m] for m in add)
+    scale = min(1.0, left / total) if total > 0 else 0.0
+    grow, per_question = {}, {}
+    for model in sorted(add):
+        t = pools[model]
+        ids = t.index.astype(str)
+        capped = set(state.get("capped_questions", {}).get(model, []))
+        stop = allocate_blocks(
+            t["n"],
+            t["c"],
+            int(math.floor(add[model] * scale)),
+            block,
+            decision["knobs"][model],
+            ~ids.isin(capped),
+        )
+        have = (t["n"].to_numpy() // block).astype(int)
+        moved = {q: [int(h), int(s)] for q, h, s in zip(ids, have, stop, strict=True) if s > h}
+        if moved:
+            grow[model], per_question[model] = int(stop.max()), moved
+    return grow, per_question
 
 
 def _tokens_per_sample(out: Path) -> dict[str, float]:

@@ -71,7 +71,7 @@ from .space.curve import ArmCurve
 from .space.predict import Z90
 from .split_engine import HeldOut
 
-__all__ = ["measure_next", "MAX_ACTIONS", "MIN_VALUE_POINTS"]
+__all__ = ["measure_next", "measure_next_in", "MAX_ACTIONS", "MIN_VALUE_POINTS"]
 
 #: actions reported
 MAX_ACTIONS = 3
@@ -110,14 +110,43 @@ def measure_next(
     None for a recommendation without one option to question (``--difficulty auto``, the
     Pareto objective) or made without :func:`planner.plan`'s context.
     """
-    ctx = rec.context
-    req = ctx.get("request")
-    if not ctx or req is None or req.objective == "pareto" or ctx.get("best") is None:
+    out = measure_next_in(profile, rec.context, n_boot=n_boot, seed=seed, max_actions=max_actions)
+    if out is not None:
+        rec.measure_next = out
+    return out
+
+
+def measure_next_in(
+    profile: Profile,
+    ctx: dict,
+    *,
+    n_boot: int | None = None,
+    seed: int | None = None,
+    max_actions: int = MAX_ACTIONS,
+    beliefs: dict | None = None,
+    reach: float = MAX_EXTRAPOLATION,
+) -> dict | None:
+    """:func:`measure_next` of a plan's context (``space``, ``target``, ``budget``, ``coster``,
+    ``hardware``, ``request``, ``best``: what :func:`planner.plan` keeps in ``rec.context``).
+
+    ``beliefs`` is a dict shared by the calls that plan on the same space and target at other
+    budgets: the replicates do not depend on the budget, so they are drawn once (the same
+    draws as a call of its own) and only feasibility is redone. ``reach``: how many times
+    further than the planner's extrapolation limit the options valued go (the same laws, their
+    intervals widened with every doubling)."""
+    req = ctx.get("request") if ctx else None
+    if req is None or req.objective == "pareto" or ctx.get("best") is None:
         return None
     seed = req.seed if seed is None else seed
     B = int(np.clip(req.n_boot if n_boot is None else n_boot, MIN_BOOT, MAX_BOOT))
-    beliefs = _beliefs(profile, ctx, B, seed)
-    t, F = beliefs.table, beliefs.feasible
+    key = (id(ctx["space"]), tuple(sorted(ctx["target"].items())), B, seed, reach)
+    held = beliefs.get(key) if beliefs is not None else None
+    if held is None:
+        held = _beliefs(profile, ctx, B, seed, reach)
+        if beliefs is not None:
+            beliefs[key] = held
+    beliefs_now = dataclasses.replace(held, feasible=ctx["budget"].feasible(held.table))
+    t, F = beliefs_now.table, beliefs_now.feasible
     best = ctx["best"]
     choice = np.flatnonzero(
         F
@@ -126,18 +155,16 @@ def measure_next(
     )
     if len(choice) == 0:
         return None
-    Af = beliefs.A[:, F]
+    Af = beliefs_now.A[:, F]
     c = int(np.searchsorted(np.flatnonzero(F), choice[0]))
     top = np.argmax(Af, axis=1)
-    out = {
+    return {
         "p_best": json_number(p_best(Af, c)),
         "expected_regret_points": json_number(100 * expected_regret(Af, c)),
-        "p_best_beyond_reach": json_number(float(np.mean(~beliefs.reachable[F][top]))),
-        "actions": _actions(profile, ctx, beliefs, seed)[:max_actions],
+        "p_best_beyond_reach": json_number(float(np.mean(~beliefs_now.reachable[F][top]))),
+        "actions": _actions(profile, ctx, beliefs_now, seed)[:max_actions],
         "method": _method(B, ctx.get("hardware")),
     }
-    rec.measure_next = out
-    return out
 
 
 def _method(B: int, hardware) -> str:
@@ -175,9 +202,9 @@ def _limit(space, arm_key: str, target) -> float:
     return min(float(space.curves[arm][d].predictor.x_limit) for d in target)
 
 
-def _beliefs(profile: Profile, ctx: dict, B: int, seed: int) -> _Beliefs:
+def _beliefs(profile: Profile, ctx: dict, B: int, seed: int, reach: float = MAX_EXTRAPOLATION) -> _Beliefs:
     space, target, req = ctx["space"], ctx["target"], ctx["request"]
-    table = _reach_space(space, MAX_EXTRAPOLATION).table(target)
+    table = _reach_space(space, reach).table(target)
     table = table[np.isfinite(table[ACCURACY].to_numpy(float))].reset_index(drop=True)
     limits = {a: _limit(space, a, target) for a in table[ARM].unique()}
     x = table[KNOB_VALUE].to_numpy(float)

@@ -297,3 +297,76 @@ def test_adaptive_needs_one_pool_strategy(recording, tmp_path):
     )
     assert r.exit_code == 2
     assert "--adaptive grows one pool per model" in r.output
+
+
+def test_one_space_for_every_budget_plans_and_values_as_plan_does(recording, tmp_path):
+    """A round plans every target budget on one option space (priced once) and draws the
+    replicates once: the choices and what-to-measure answers equal plan() + measure_next
+    called budget by budget."""
+    from planner.adaptive_profiling import _contexts
+    from planner.profile import load_profile
+    from planner.recommend import plan
+    from planner.what_to_measure import measure_next, measure_next_in
+
+    src = ReplaySource.read(recording)
+    out = tmp_path / "one"
+    run_profile(list(MODELS), src.task(), ["pool:n=8"], out, loader=src.load, seed=0)
+    req = _request()
+    prof = load_profile(out, model_specs=MODELS, n_boot=0, verifier="exact", assumed=req.assumed_lengths)
+    budgets = [{"flops": v} for v in (1e12, 3e13, 1e14, 1e15)]
+    shared: dict = {}
+    got = list(_contexts(prof, req, budgets, 100))
+    assert len(got) >= 3
+    for label, ctx in got:
+        b = {"flops": float(label.split("=")[1])}
+        rec = plan(prof, req.replace(budget=b, n_boot=100, method="exhaustive"))
+        assert (ctx["best"]["arm"], ctx["best"]["knob_value"]) == (
+            rec.context["best"]["arm"],
+            rec.context["best"]["knob_value"],
+        )
+        assert measure_next_in(prof, ctx, n_boot=100, seed=0, beliefs=shared) == measure_next(
+            prof, rec, n_boot=100, seed=0
+        )
+    assert len(shared) == 1  # one draw of the replicates for every budget
+
+
+def test_a_round_grows_the_rarely_solved_questions_of_a_model(recording, tmp_path):
+    """A grown model's new samples go first to the questions with the fewest successes so far
+    (the allocation inside a pool): in some round the least solved questions get more blocks on
+    average than the most solved ones, and the grown models' pools end uneven."""
+    from planner._pool_allocation import QuestionSubset, question_pools
+
+    src = ReplaySource.read(recording)
+    out = tmp_path / "q"
+    now, before = {"round": 1}, {}
+
+    def runner(models, task, specs, folder, **kw):
+        if isinstance(task, QuestionSubset) and now["round"] not in before:
+            before[now["round"]] = question_pools(folder)  # what the round was planned from
+        return run_profile(models, task, specs, folder, **kw)
+
+    res = profile_adaptive(
+        list(MODELS),
+        src.task(),
+        out,
+        _request(),
+        budgets=[{"flops": 1e14}, {"flops": 1e15}],
+        budget_samples=2 * 128 * 24,
+        stop_regret=0.0,
+        block=2,
+        runner=runner,
+        runner_kwargs={"loader": src.load},
+        on_round=lambda r: now.update(round=r["round"] + 1),
+    )
+    grown = [r for r in res.rounds if r.get("questions")]
+    assert grown and before, res.stopped
+    strict = False
+    for r in grown:
+        for model, questions in r["questions"].items():
+            seen = before[r["round"]][model]
+            blocks = {q: b - a for q, (a, b) in questions.items()}
+            added = pd.Series(blocks).reindex(seen.index.astype(str)).fillna(0).to_numpy()
+            c = seen["c"].to_numpy()
+            strict |= bool(c.min() < c.max() and added[c == c.min()].mean() > added[c == c.max()].mean())
+            assert question_pools(out)[model]["n"].nunique() > 1
+    assert strict
