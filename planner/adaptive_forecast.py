@@ -51,7 +51,6 @@ biased. ``tests/planner/test_adaptive_forecast.py`` checks this on known rates.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -63,7 +62,6 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, gammaln
 
-from common.atomic import atomic_write
 from fitting import ConvergenceWarning
 from fitting import schema as S
 from fitting.counts import counts_from_samples
@@ -74,7 +72,8 @@ from profiling.runner import select_problems
 from profiling.storage import read_run, write_run
 from profiling.tasks import Problem, Task
 
-from .adaptive_profiling import STATE_FILE, spent
+from ._adaptive_state import notify, open_state, start_round, write_state
+from .adaptive_profiling import spent
 
 __all__ = [
     "ForecastResult",
@@ -172,34 +171,6 @@ def round_samples(share: float, left: float, block: int) -> int:
     return int(min(left, max(block, share / ROUNDS)))
 
 
-def _read_state(folder: Path) -> dict:
-    path = folder / STATE_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _write_state(folder: Path, state: dict) -> None:
-    text = json.dumps(state, indent=1, sort_keys=True, allow_nan=False)
-    atomic_write(folder / STATE_FILE, lambda fh: fh.write(text.encode()))
-
-
-def _start_round(out: Path, state: dict, r: dict) -> None:
-    """Record a round (not done yet) before it runs, so a killed run finishes it first."""
-    r["done"] = False
-    state["rounds"].append(r)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_state(out, state)
-
-
-def _check_settings(state: dict, settings: dict, folder: Path) -> None:
-    """Refuse a folder holding an adaptive run with other settings (a larger budget continues)."""
-    old = {k: v for k, v in state.get("settings", {}).items() if k != "budget_samples"}
-    if state and old != {k: v for k, v in settings.items() if k != "budget_samples"}:
-        theirs = json.dumps(state.get("settings"), sort_keys=True)
-        raise ValueError(
-            f"{folder} holds an adaptive run with other settings ({theirs}); use another --out or the same flags"
-        )
-
-
 class _Subset(Task):
     """``task`` restricted to the questions ``ids`` (the rest of it unchanged)."""
 
@@ -275,11 +246,7 @@ def profile_forecast(
         "budget_samples": int(budget_samples),
         "seed": int(seed),
     }
-    state = _read_state(out)
-    _check_settings(state, settings, out)
-    state = state or {"settings": settings, "rounds": []}
-    state["settings"] = settings  # the budget may have grown (a resumed run keeps going)
-    state.pop("stopped", None)
+    state = open_state(out, settings, may_change=("budget_samples",))
     rounds = state["rounds"]
     run = _Rounds(out, task, ids, block, pool_knobs, seed, runner, kwargs)
     for i, r in enumerate(rounds):  # finish a round a killed run left unfinished
@@ -290,7 +257,7 @@ def profile_forecast(
         first = {"round": 0, "grow": {m: dict.fromkeys(ids, per_q) for m in models}}
         first["why"] = f"seed: {per_q * block} samples per question"
         run.execute(first, {}, state, start=True)
-        _notify(on_round, first)
+        notify(on_round, first)
     share = budget_samples / len(models)
     result = ForecastResult(out)
     while True:
@@ -306,7 +273,7 @@ def profile_forecast(
             stop = why
         if stop is not None:
             state["stopped"], state["widths"] = stop, result.widths
-            _write_state(out, state)
+            write_state(out, state)
             _record_in_run(out, state)
             result.rounds, result.stopped, result.samples = rounds, stop, spent(out)[0]
             return result
@@ -317,7 +284,7 @@ def profile_forecast(
             "why": why + (f"; interval widths {widths}" if widths else ""),
         }
         run.execute(r, _have(rounds), state, start=True)
-        _notify(on_round, r)
+        notify(on_round, r)
 
 
 class _Rounds:
@@ -331,7 +298,7 @@ class _Rounds:
 
     def execute(self, r: dict, have: dict, state: dict, *, start: bool = False) -> None:
         if start:
-            _start_round(self.out, state, r)
+            start_round(self.out, state, r)
         for model, want in sorted(r["grow"].items()):
             now = have.get(model, {})
             stops = range(min((now.get(q, 0) for q in want), default=0), max(want.values(), default=0))
@@ -349,7 +316,7 @@ class _Rounds:
             n = counts[model]["n"] if model in counts else {}
             short = [q for q, stop in want.items() if n.get(q, 0) < stop * self.block]
             capped[model] = sorted(set(capped.get(model, [])) | set(short))
-        _write_state(self.out, state)
+        write_state(self.out, state)
 
 
 def _have(rounds: list[dict]) -> dict[str, dict[str, int]]:
@@ -433,8 +400,3 @@ def _record_in_run(out: Path, state: dict) -> None:
         rounds.append({"round": r["round"], "why": r.get("why", ""), "samples": added})
     meta["adaptive"] = {"rounds": rounds, "stopped": state.get("stopped"), "settings": state["settings"]}
     write_run(out, meta)
-
-
-def _notify(on_round, r) -> None:
-    if on_round is not None:
-        on_round(r)

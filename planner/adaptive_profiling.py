@@ -40,7 +40,6 @@ seen, so each question's likelihood is that of a fixed pool of the same size (se
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,12 +48,12 @@ from typing import Any
 
 import numpy as np
 
-from common.atomic import atomic_write
 from fitting import schema as S
 from fitting.importer import read_input
 from profiling.runner import profile as run_profile
 from profiling.storage import read_run, write_run
 
+from ._adaptive_state import STATE_FILE, notify, open_state, start_round, write_state
 from ._pool_allocation import QuestionSubset, allocate_blocks, open_share, question_pools, samples_to_reach
 from .catalog import get_hardware
 from .constants import DEFAULT_HARDWARE, MEMORY_BYTES
@@ -68,7 +67,6 @@ from .what_to_measure import measure_next_in
 __all__ = ["AdaptiveResult", "profile_adaptive", "spent", "STATE_FILE", "DEFAULT_BLOCK", "STOP_REGRET"]
 
 #: the adaptive run's rounds, written before each round runs
-STATE_FILE = "adaptive.json"
 #: samples per block (per question) when none is given
 DEFAULT_BLOCK = 4
 #: stop when the expected regret at every target budget is at most this (points)
@@ -113,33 +111,6 @@ def spent(folder: str | Path) -> tuple[int, float]:
         n += int(size.sum())
         tokens += float(np.nansum(size * counts[S.COMPLETION_TOKENS].to_numpy(float)))
     return n, tokens
-
-
-def _read_state(folder: Path) -> dict:
-    path = folder / STATE_FILE
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text())
-
-
-def _write_state(folder: Path, state: dict) -> None:
-    text = json.dumps(state, indent=1, sort_keys=True, allow_nan=False)
-    atomic_write(folder / STATE_FILE, lambda fh: fh.write(text.encode()))
-
-
-#: settings a resumed run may change: a larger budget continues a finished run
-_MAY_CHANGE = ("budget_samples", "budget_tokens")
-
-
-def _check_settings(state: dict, settings: dict, folder: Path) -> None:
-    def fixed(s: dict) -> dict:
-        return {k: v for k, v in s.items() if k not in _MAY_CHANGE}
-
-    if state and fixed(state.get("settings", {})) != fixed(settings):
-        theirs = json.dumps(state.get("settings"), sort_keys=True)
-        raise ValueError(
-            f"{folder} holds an adaptive run with other settings ({theirs}); use another --out or the same flags"
-        )
 
 
 def profile_adaptive(
@@ -193,11 +164,7 @@ def profile_adaptive(
         "budgets": [dict(b) for b in budgets] if budgets else None,
         "seed": int(seed),
     }
-    state = _read_state(out)
-    _check_settings(state, settings, out)
-    state = state or {"settings": settings, "rounds": []}
-    state["settings"] = settings  # the budget may have grown (a resumed run keeps going)
-    state.pop("stopped", None)
+    state = open_state(out, settings)
     result = AdaptiveResult(out)
 
     def execute(r: dict, start: dict[str, int]) -> None:
@@ -226,7 +193,7 @@ def profile_adaptive(
             execute(r, _merge_max(rounds[:i]))
             r["done"] = True
             _cap_used_up(out, state, r, block)
-            _write_state(out, state)
+            write_state(out, state)
     if not rounds:
         seed_blocks = _seed_blocks(block, budget_samples, len(models), task, kwargs)
         first = {
@@ -234,12 +201,12 @@ def profile_adaptive(
             "grow": dict.fromkeys(models, seed_blocks),
             "why": f"seed: {seed_blocks * block} samples per question",
         }
-        _start_round(out, state, first)
+        start_round(out, state, first)
         execute(first, {})
         first["done"] = True
         _cap_used_up(out, state, first, block)
-        _write_state(out, state)
-        _notify(on_round, first)
+        write_state(out, state)
+        notify(on_round, first)
     coverage: dict = {}  # coverage forecasts keyed by their data: a model not grown is not refitted
     while True:
         left = budget_left()
@@ -262,19 +229,19 @@ def profile_adaptive(
         if stop is not None:
             state["stopped"] = stop
             state["regret"] = decision["regret"]
-            _write_state(out, state)
+            write_state(out, state)
             _record_in_run(out, state)
             result.rounds, result.stopped = rounds, stop
             budget_left()
             return result
         r = {"round": len(rounds), "grow": grow, "why": decision["why"], "regret": decision["regret"]}
         r["questions"] = per_question
-        _start_round(out, state, r)
+        start_round(out, state, r)
         execute(r, {})
         r["done"] = True
         _cap_used_up(out, state, r, block)
-        _write_state(out, state)
-        _notify(on_round, r)
+        write_state(out, state)
+        notify(on_round, r)
 
 
 def _seed_blocks(block: int, budget_samples: int | None, n_models: int, task: Any, kwargs: dict) -> int:
@@ -334,18 +301,6 @@ def _merge_max(rounds: list[dict]) -> dict[str, int]:
         for model, stop in r["grow"].items():
             out[model] = max(out.get(model, 0), int(stop))
     return out
-
-
-def _start_round(out: Path, state: dict, r: dict) -> None:
-    r["done"] = False
-    state["rounds"].append(r)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_state(out, state)
-
-
-def _notify(on_round, r) -> None:
-    if on_round is not None:
-        on_round(r)
 
 
 def _record_in_run(out: Path, state: dict) -> None:
