@@ -5,7 +5,9 @@ models, 64 questions per difficulty level, 128 new tokens, the fast lab engine):
 
 * **full**: the demo's profile (greedy, direct answers, pools of 16, token budgets), run here or
   reused (``--full DIR``, e.g. ``ttc-demo/profile``);
-* **adaptive**: ``ttc profile ... --strategy pool:temperature=1.0 --adaptive --budget-profile-tokens T``
+* **adaptive**: ``ttc profile ... --strategy pool:temperature=1.0 --strategy greedy --strategy
+  greedy:cot=false --strategy budget:tokens=8|16|32|64 --adaptive --budget-profile-tokens T`` (the
+  demo's strategies: its pool grown adaptively, the others on every question in the seed round)
   on the same models and questions, T = ``--share`` (30%) of the full profile's generated
   tokens, planning for the full profile's report budgets (``--budget-flops``, priced on the H100
   as the report is).
@@ -73,7 +75,11 @@ def adaptive_command(folder: Path, tokens: float, budgets) -> list[str]:
     args = [sys.executable, "-c", "from planner.cli import main; main()", "profile"]
     for m in p.models:
         args += ["--model", m]
-    args += ["--task", "lab-arith", "--strategy", "pool:temperature=1.0", "--questions", str(p.per_level)]
+    args += ["--task", "lab-arith", "--strategy", "pool:temperature=1.0"]
+    for s in p.strategies:  # the demo's single-sample strategies, profiled in the seed round
+        if not s.startswith("pool"):
+            args += ["--strategy", s]
+    args += ["--questions", str(p.per_level)]
     args += ["--max-new-tokens", "128", "--batch-size", str(p.batch_size), "--adaptive"]
     args += ["--budget-profile-tokens", f"{tokens:.0f}", "--gpu", GPU]
     for b in budgets:
