@@ -251,6 +251,9 @@ def profile_adaptive(
             if not grow:
                 stop = "the next profiling step does not fit in what is left of the budget"
         if stop is not None:
+            if left < 0:  # a round (the seed's block on every question) is never cut short: say so
+                unit = "samples" if budget_samples is not None else "generated tokens"
+                stop += f"; {-left:,.0f} {unit} over the budget"
             state["stopped"] = stop
             state["regret"] = decision["regret"]
             write_state(out, state)

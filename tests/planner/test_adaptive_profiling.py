@@ -448,3 +448,23 @@ def test_forecast_mode_refuses_strategies_it_would_not_profile(tmp_path):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2
     assert "--forecast-at grows pools only: drop --strategy greedy:cot=true" in r.output
+
+
+def test_a_seed_round_over_the_budget_says_by_how_much(recording, tmp_path):
+    """The seed round is one block on every question of every model and is never cut short: a
+    budget below it (2 models x 128 questions x 2 samples = 512 > 300) is overspent, and the
+    stop reason says by how much instead of hiding it."""
+    src = ReplaySource.read(recording)
+    res = profile_adaptive(
+        list(MODELS),
+        src.task(),
+        tmp_path / "o",
+        _request(),
+        budgets=[{"flops": 1e14}],
+        budget_samples=300,
+        stop_regret=0.0,
+        block=2,
+        runner_kwargs={"loader": src.load},
+    )
+    assert res.samples == 512 and len(res.rounds) == 1
+    assert res.stopped.endswith("; 212 samples over the budget")
