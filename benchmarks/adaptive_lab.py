@@ -5,7 +5,9 @@ models, 64 questions per difficulty level, 128 new tokens, the fast lab engine):
 
 * **full**: the demo's profile (greedy, direct answers, pools of 16, token budgets), run here or
   reused (``--full DIR``, e.g. ``ttc-demo/profile``);
-* **adaptive**: ``ttc profile ... --strategy pool:temperature=1.0 --adaptive --budget-profile-tokens T``
+* **adaptive**: ``ttc profile ... --strategy pool:temperature=1.0 --strategy greedy --strategy
+  greedy:cot=false --strategy budget:tokens=8|16|32|64 --adaptive --budget-profile-tokens T`` (the
+  demo's strategies: its pool grown adaptively, the others on every question in the seed round)
   on the same models and questions, T = ``--share`` (30%) of the full profile's generated
   tokens, planning for the full profile's report budgets (``--budget-flops``, priced on the H100
   as the report is).
@@ -68,14 +70,18 @@ def full_profile(folder: Path) -> None:
     )
 
 
-def adaptive_command(folder: Path, tokens: float, budgets) -> list[str]:
+def adaptive_command(folder: Path, tokens: float, budgets, block: int) -> list[str]:
     p = PRESETS["quick"]
     args = [sys.executable, "-c", "from planner.cli import main; main()", "profile"]
     for m in p.models:
         args += ["--model", m]
-    args += ["--task", "lab-arith", "--strategy", "pool:temperature=1.0", "--questions", str(p.per_level)]
+    args += ["--task", "lab-arith", "--strategy", "pool:temperature=1.0"]
+    for s in p.strategies:  # the demo's single-sample strategies, profiled in the seed round
+        if not s.startswith("pool"):
+            args += ["--strategy", s]
+    args += ["--questions", str(p.per_level)]
     args += ["--max-new-tokens", "128", "--batch-size", str(p.batch_size), "--adaptive"]
-    args += ["--budget-profile-tokens", f"{tokens:.0f}", "--gpu", GPU]
+    args += ["--budget-profile-tokens", f"{tokens:.0f}", "--gpu", GPU, "--block", str(block)]
     for b in budgets:
         args += ["--budget-flops", f"{b:.6g}"]
     return [*args, "--out", str(folder)]
@@ -162,6 +168,7 @@ def main() -> None:
     ap.add_argument("--full", type=Path, help="reuse this demo profile folder instead of profiling")
     ap.add_argument("--share", type=float, default=0.3, help="adaptive token budget / full profile's tokens")
     ap.add_argument("--splits", type=int, default=20)
+    ap.add_argument("--block", type=int, default=4, help="the adaptive run's --block (its seed pool size)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
@@ -172,7 +179,7 @@ def main() -> None:
     full = load_profile(full_dir, n_boot=PRESETS["quick"].n_boot)
     budgets = default_budgets(planning_context(full, gpu=GPU))
     full_tokens = spent(full_dir)[1]
-    cmd = adaptive_command(args.out / "adaptive", args.share * full_tokens, budgets)
+    cmd = adaptive_command(args.out / "adaptive", args.share * full_tokens, budgets, args.block)
     print("adaptive:", " ".join(cmd[3:]), flush=True)
     t1 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

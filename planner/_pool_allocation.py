@@ -48,13 +48,19 @@ __all__ = [
     "GRID_RATIO",
 ]
 
+#: the strategy whose pools an adaptive run grows
+POOL = "pool"
 #: pool sizes (in blocks) a round grows a question to: a geometric grid of this ratio
 GRID_RATIO = 1.25
 
 
-def question_pools(folder) -> dict[str, pd.DataFrame]:
-    """Model -> its questions' pools (``n``, ``c``: samples and correct ones), indexed by question id."""
+def question_pools(folder, strategy: str = POOL) -> dict[str, pd.DataFrame]:
+    """Model -> its questions' pools (``n``, ``c``: samples and correct ones), indexed by question id.
+
+    Only rows of ``strategy`` count (the grown pools; a run's single-sample strategies beside
+    them, such as greedy, are other options and no part of a pool)."""
     samples, counts = read_input(folder)
+    samples, counts = (_of_strategy(t, strategy) for t in (samples, counts))
     out: dict[str, pd.DataFrame] = {}
     if samples is not None:
         g = samples.assign(_c=samples[S.CORRECT].astype(float)).groupby([S.MODEL, S.QUESTION_ID])["_c"]
@@ -65,6 +71,14 @@ def question_pools(folder) -> dict[str, pd.DataFrame]:
         table = pd.DataFrame({"n": g[S.N_SAMPLES].sum(), "c": g[S.N_CORRECT].sum()})
         out.update({m: t.droplevel(0) for m, t in table.groupby(level=0)})
     return out
+
+
+def _of_strategy(table: pd.DataFrame | None, strategy: str) -> pd.DataFrame | None:
+    """The rows of ``strategy`` (a table without a strategy column is taken whole); None when none."""
+    if table is None or S.STRATEGY not in table:
+        return table
+    kept = table[table[S.STRATEGY].astype(str) == strategy]
+    return kept if len(kept) else None
 
 
 def _weights(n: np.ndarray, c: np.ndarray, k: float) -> np.ndarray:

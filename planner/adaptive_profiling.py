@@ -4,7 +4,13 @@
 one run folder:
 
 1. **seed round**: every model's pool strategy on every question, one block of ``block``
-   samples each (:mod:`fitting.blocks`: a pool grown a block at a time reads back as one pool);
+   samples each (:mod:`fitting.blocks`: a pool grown a block at a time reads back as one pool),
+   and the run's other strategies (``--strategy greedy --strategy greedy:cot=false`` beside the
+   pool: the cheap single-sample options a small budget picks) on every question of every model,
+   so their options enter the plan and the expected regret. They are on every question of the
+   run from the start, so later rounds grow only pools; while one of them has no measurement
+   (an engine that returned none) the run does not stop on the regret: it profiles it once
+   more, and stops saying which one is missing if it still has none;
 2. **decide**: load the folder as the planner does (:func:`planner.profile.load_profile`), plan
    at every target budget (:func:`planner.recommend.plan`) and ask what to measure next
    (:func:`planner.what_to_measure.measure_next`: the probability that the choice is best, its
@@ -52,9 +58,17 @@ from fitting import schema as S
 from fitting.importer import read_input
 from profiling.runner import profile as run_profile
 from profiling.storage import read_run, write_run
+from profiling.strategies import expand_specs
 
 from ._adaptive_state import STATE_FILE, notify, open_state, start_round, write_state
-from ._pool_allocation import QuestionSubset, allocate_blocks, open_share, question_pools, samples_to_reach
+from ._pool_allocation import (
+    POOL,
+    QuestionSubset,
+    allocate_blocks,
+    open_share,
+    question_pools,
+    samples_to_reach,
+)
 from .catalog import get_hardware
 from .constants import DEFAULT_HARDWARE, MEMORY_BYTES
 from .profile import load_profile
@@ -94,6 +108,8 @@ class AdaptiveResult:
     tokens: float = 0.0
     stopped: str = ""
     regret: dict[str, float] = field(default_factory=dict)
+    #: "model strategy" pairs of the run's strategies with no measurement when it stopped
+    unmeasured: list[str] = field(default_factory=list)
 
 
 def spent(folder: str | Path) -> tuple[int, float]:
@@ -125,6 +141,7 @@ def profile_adaptive(
     stop_regret: float = STOP_REGRET,
     block: int = DEFAULT_BLOCK,
     pool_knobs: str = "",
+    strategies: Sequence[str] = (),
     max_rounds: int = 50,
     n_boot: int = 100,
     seed: int = 0,
@@ -138,7 +155,10 @@ def profile_adaptive(
     model specs, ...); ``budgets`` the target budgets (each a budget mapping; default: a
     geometric grid over the options after the seed round, recorded and then kept).
     ``runner_kwargs`` go to :func:`profiling.runner.profile` (loader, executor, ...);
-    ``pool_knobs`` (``",temperature=0.7"``) are the pool's other knobs.
+    ``pool_knobs`` (``",temperature=0.7"``) are the pool's other knobs; ``strategies`` the run's
+    other (single-sample) strategies, full specs (``"greedy:cot=false"``), profiled on every
+    question of every model in the seed round (:func:`_unmeasured` keeps the run going while
+    one of them has no measurement).
     """
     if (budget_samples is None) == (budget_tokens is None):
         raise ValueError(
@@ -164,10 +184,15 @@ def profile_adaptive(
         "budgets": [dict(b) for b in budgets] if budgets else None,
         "seed": int(seed),
     }
+    others = list(dict.fromkeys(strategies))
+    if others:  # recorded only when given: a run without them keeps its state file as before
+        settings["strategies"] = others
     state = open_state(out, settings)
     result = AdaptiveResult(out)
 
     def execute(r: dict, start: dict[str, int]) -> None:
+        for model, specs in sorted(r.get("strategies", {}).items()):  # one sample per question each
+            runner([model], task, specs, out, seed=seed, **kwargs)
         per_question = r.get("questions")
         for model in sorted(r["grow"]):
             if per_question is None:  # every question to the same pool (the seed round)
@@ -201,6 +226,9 @@ def profile_adaptive(
             "grow": dict.fromkeys(models, seed_blocks),
             "why": f"seed: {seed_blocks * block} samples per question",
         }
+        if others:
+            first["strategies"] = dict.fromkeys(models, others)
+            first["why"] += f" and {', '.join(others)}"
         start_round(out, state, first)
         execute(first, {})
         first["done"] = True
@@ -213,35 +241,82 @@ def profile_adaptive(
         decision = _decide(out, request, state, budgets, n_boot, seed, coverage)
         result.regret = decision["regret"]
         worst = max(decision["regret"].values(), default=0.0)
-        stop = None
-        if worst <= stop_regret:
-            stop = f"expected regret {worst:.2f} <= {stop_regret:g} points at every target budget"
-        elif left <= 0:
-            stop = "profiling budget spent"
-        elif not decision["targets"]:
-            stop = "no profiling action left that would reduce the regret"
-        elif len(rounds) >= max_rounds:
-            stop = f"{max_rounds} rounds"
-        if stop is None:
+        missing = _unmeasured(out, models, others)
+        if missing:
+            stop, measure = _measure_missing(missing, rounds, left)
+        else:
+            stop = _stop_reason(worst, stop_regret, left, decision, len(rounds), max_rounds)
+        if stop is None and not missing:
             grow, per_question = _grow(decision, state, block, left, budget_samples, out)
             if not grow:
                 stop = "the next profiling step does not fit in what is left of the budget"
         if stop is not None:
+            if left < 0:  # a round (the seed's block on every question) is never cut short: say so
+                unit = "samples" if budget_samples is not None else "generated tokens"
+                stop += f"; {-left:,.0f} {unit} over the budget"
             state["stopped"] = stop
             state["regret"] = decision["regret"]
             write_state(out, state)
             _record_in_run(out, state)
             result.rounds, result.stopped = rounds, stop
+            result.unmeasured = [f"{m} {spec}" for m, specs in sorted(missing.items()) for spec in specs]
             budget_left()
             return result
-        r = {"round": len(rounds), "grow": grow, "why": decision["why"], "regret": decision["regret"]}
-        r["questions"] = per_question
+        if missing:
+            r = {"round": len(rounds), "grow": {}, "strategies": measure, "why": "no measurement yet"}
+            r["regret"], r["questions"] = decision["regret"], {}
+        else:
+            r = {"round": len(rounds), "grow": grow, "why": decision["why"], "regret": decision["regret"]}
+            r["questions"] = per_question
         start_round(out, state, r)
         execute(r, {})
         r["done"] = True
         _cap_used_up(out, state, r, block)
         write_state(out, state)
         notify(on_round, r)
+
+
+def _stop_reason(
+    worst: float, stop_regret: float, left: float, decision: dict, n_rounds: int, max_rounds: int
+) -> str | None:
+    """Why a run whose strategies all have measurements stops now (None: it goes on)."""
+    if worst <= stop_regret:
+        return f"expected regret {worst:.2f} <= {stop_regret:g} points at every target budget"
+    if left <= 0:
+        return "profiling budget spent"
+    if not decision["targets"]:
+        return "no profiling action left that would reduce the regret"
+    if n_rounds >= max_rounds:
+        return f"{max_rounds} rounds"
+    return None
+
+
+def _unmeasured(out: Path, models: Sequence[str], specs: Sequence[str]) -> dict[str, list[str]]:
+    """Model -> the run's other strategies (full specs) with no row in ``out`` for it: the plan
+    and its expected regret know nothing of them, so the run may not stop on the regret."""
+    if not specs:
+        return {}
+    samples, counts = read_input(out)
+    have = set()
+    for table in (samples, counts):
+        if table is not None:
+            have |= set(zip(table[S.MODEL], table[S.STRATEGY], table[S.CONFIG], strict=True))
+    keys = {spec: (s.name, s.config_json()) for spec, s in zip(specs, expand_specs(list(specs)), strict=True)}
+    missing = {m: [spec for spec, (name, cfg) in keys.items() if (m, name, cfg) not in have] for m in models}
+    return {m: specs for m, specs in missing.items() if specs}
+
+
+def _measure_missing(missing: dict[str, list[str]], rounds: list[dict], left: float):
+    """(why the run stops, None) or (None, model -> specs to profile in a round of their own):
+    an unmeasured strategy is profiled once more (the profiler resumes what it finished); one
+    still without a measurement after that, or with no budget left, stops the run saying so."""
+    names = "; ".join(f"{m}: {', '.join(specs)}" for m, specs in sorted(missing.items()))
+    tried = any(r.get("strategies") and not r.get("grow") for r in rounds)
+    if tried:
+        return f"no measurement of {names} after profiling it twice (the engine returned none)", None
+    if left <= 0:
+        return f"profiling budget spent before {names} had a measurement", None
+    return None, missing
 
 
 def _seed_blocks(block: int, budget_samples: int | None, n_models: int, task: Any, kwargs: dict) -> int:
@@ -308,7 +383,9 @@ def _record_in_run(out: Path, state: dict) -> None:
     if meta is None:
         return
     meta["adaptive"] = {
-        "rounds": [{k: r[k] for k in ("round", "grow", "why") if k in r} for r in state["rounds"]],
+        "rounds": [
+            {k: r[k] for k in ("round", "grow", "strategies", "why") if k in r} for r in state["rounds"]
+        ],
         "stopped": state.get("stopped"),
         "settings": state["settings"],
     }
@@ -470,7 +547,9 @@ def _grow(decision: dict, state: dict, block: int, left: float, budget_samples, 
 
 
 def _tokens_per_sample(out: Path) -> dict[str, float]:
+    """Model -> mean generated tokens of one pool sample (the grown strategy's rows only)."""
     samples, counts = read_input(out)
+    samples, counts = (t if t is None else t[t[S.STRATEGY].astype(str) == POOL] for t in (samples, counts))
     out_: dict[str, float] = {}
     if samples is not None:
         out_.update(samples.groupby(S.MODEL)[S.COMPLETION_TOKENS].mean().fillna(0.0).to_dict())

@@ -164,7 +164,8 @@ Adaptive = Annotated[
     bool,
     typer.Option(
         "--adaptive",
-        help="Profile in rounds where the decision needs it (with --strategy pool, --budget-samples or "
+        help="Profile in rounds where the decision needs it (with one --strategy pool, grown in rounds, any "
+        "other --strategy profiled on every question in the first round, --budget-samples or "
         "--budget-profile-tokens, and the budgets to plan for).",
         rich_help_panel=ADAPTIVE,
     ),

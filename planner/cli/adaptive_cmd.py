@@ -54,18 +54,21 @@ class AdaptiveOptions:
         return out or None
 
 
-def pool_knobs(strategies: list) -> str:
+def pool_knobs(strategies: list) -> tuple[str, list[str]]:
     """The knobs of the one ``pool`` strategy an adaptive run grows (``n`` and ``block`` are the
-    profiler's), as a spec suffix such as ``",temperature=0.7"``."""
-    if len(strategies) != 1 or strategies[0].name != "pool":
+    profiler's), as a spec suffix such as ``",temperature=0.7"``, and the full specs of the run's
+    other strategies (profiled on every question in the seed round)."""
+    pools = [s for s in strategies if s.name == "pool"]
+    if len(pools) != 1:
         raise ValueError(
-            "--adaptive grows one pool per model: give --strategy pool (its n is left to the profiler), "
+            "--adaptive grows one pool per model: give one --strategy pool (its n is left to the profiler), "
             f"got {', '.join(str(s.spec) for s in strategies)}"
         )
-    params = strategies[0].params
-    defaults = strategies[0].descriptor.knobs
+    params = pools[0].params
+    defaults = pools[0].descriptor.knobs
     kept = {k: v for k, v in params.items() if k not in ("n", "block") and v != defaults[k].default}
-    return "".join(f",{k}={v}" for k, v in sorted(kept.items()))
+    others = [str(s.spec) for s in strategies if s.name != "pool"]
+    return "".join(f",{k}={v}" for k, v in sorted(kept.items())), others
 
 
 def run_adaptive(
@@ -75,8 +78,13 @@ def run_adaptive(
     from ..adaptive_profiling import profile_adaptive
     from ..request import PlanRequest
 
-    knobs = pool_knobs(strategies)
+    knobs, others = pool_knobs(strategies)
     if opts.forecast_at is not None:
+        if others:  # refused, not dropped: the forecast narrows pass@K of the pools only
+            raise ValueError(
+                f"--forecast-at grows pools only: drop --strategy {' --strategy '.join(others)} "
+                "(or leave out --forecast-at to plan with them)"
+            )
         return run_forecast(models, task, out, opts, knobs, runner_kwargs, seed)
     budgets = opts.budgets()
     request = PlanRequest(
@@ -92,7 +100,8 @@ def run_adaptive(
 
     def said(r: dict) -> None:
         grown = ", ".join(f"{m} to {n * opts.block}" for m, n in sorted(r["grow"].items()))
-        err_console.print(f"round {r['round']}: pools of {grown} per question ({r['why']})", highlight=False)
+        grown = f"pools of {grown} per question" if grown else "no pool grown"
+        err_console.print(f"round {r['round']}: {grown} ({r['why']})", highlight=False)
 
     result = profile_adaptive(
         models,
@@ -106,6 +115,7 @@ def run_adaptive(
         block=opts.block,
         seed=seed,
         pool_knobs=knobs,
+        strategies=others,
         runner_kwargs=runner_kwargs,
         on_round=said,
     )
@@ -117,6 +127,11 @@ def run_adaptive(
         + (f"; expected regret (points) {regret}" if regret else ""),
         highlight=False,
     )
+    if result.unmeasured:
+        err_console.print(
+            f"warning: no measurement of {', '.join(result.unmeasured)}: the plan cannot choose it",
+            highlight=False,
+        )
     console.print(f"next: ttc recommend {out} ...", highlight=False)
 
 

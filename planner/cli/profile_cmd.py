@@ -197,7 +197,7 @@ def profile_command(
     shard_spec = parse_shard(shard)
     groups, strategies = _strategies(strategy, adaptive or backend is not None or source is not None)
     if adaptive:
-        pool_knobs(strategies)  # one pool strategy, checked before any work
+        pool_knobs(strategies)  # one pool strategy (and any others), checked before any work
     models, task_obj, loader, questions = _inputs(
         model, task, backend, source, strategies, device, engine, questions
     )

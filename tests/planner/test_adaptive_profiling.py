@@ -20,6 +20,10 @@ from fitting.betabinom import BetaBinomial
 from fitting.importer import import_file, read_input
 from planner.adaptive_profiling import STATE_FILE, profile_adaptive, spent
 from planner.cli import app
+from planner.costs import lab_checkpoint_dirs
+from planner.profile import load_profile
+from planner.recommend import plan
+from planner.report.data import default_budgets, planning_context
 from planner.request import PlanRequest
 from profiling.backends.replay import ReplaySource
 from profiling.runner import profile as run_profile
@@ -370,3 +374,97 @@ def test_a_round_grows_the_rarely_solved_questions_of_a_model(recording, tmp_pat
             strict |= bool(c.min() < c.max() and added[c == c.min()].mean() > added[c == c.max()].mean())
             assert question_pools(out)[model]["n"].nunique() > 1
     assert strict
+
+
+@pytest.mark.skipif(
+    not {"lab-s", "lab-l"} <= {p.name for p in lab_checkpoint_dirs()}, reason="lab checkpoints missing"
+)
+def test_a_greedy_strategy_beside_the_pool_is_profiled_in_the_seed_round_and_planned_with(tmp_path):
+    """The run's other strategies are the cheap options a small budget picks: the seed round
+    profiles greedy on every question of every model (one sample each), and the plan at a
+    budget only greedy fits chooses it."""
+    out = tmp_path / "lab"
+    res = profile_adaptive(
+        ["lab-s", "lab-l"],
+        "lab-arith",
+        out,
+        PlanRequest({"flops": 1e9}, hardware="h100"),
+        budgets=[{"flops": 1e9}],
+        budget_samples=10_000,
+        stop_regret=100.0,
+        strategies=["greedy:cot=true"],
+        runner_kwargs={"per_level": 2, "max_new_tokens": 128, "batch_size": 32, "progress": False},
+    )
+    assert res.rounds[0]["strategies"] == {"lab-s": ["greedy:cot=true"], "lab-l": ["greedy:cot=true"]}
+    assert res.unmeasured == [] and res.stopped.startswith("expected regret")
+    samples, _ = read_input(out)
+    greedy = samples[samples[S.STRATEGY] == "greedy"]
+    pools = samples[samples[S.STRATEGY] == "pool"]
+    for model in ("lab-s", "lab-l"):
+        ids = set(pools.loc[pools[S.MODEL] == model, S.QUESTION_ID])
+        mine = greedy[greedy[S.MODEL] == model]
+        assert len(mine) == len(ids) and set(mine[S.QUESTION_ID]) == ids  # one sample per question
+    prof = load_profile(out, n_boot=20)
+    cheapest = default_budgets(planning_context(prof, gpu="h100"), 8)[0]  # greedy is all that fits
+    assert plan(prof, {"flops": cheapest}, hardware="h100", n_boot=20).choice["strategy"] == "greedy"
+
+
+def test_a_requested_strategy_with_no_measurement_keeps_the_run_from_stopping(recording, tmp_path):
+    """An engine that returns nothing for greedy: the seed round's regret alone would stop the
+    run (stop_regret 100), but the plan knows nothing of greedy, so the run profiles it once
+    more and then stops saying which strategy of which model has no measurement."""
+    src = ReplaySource.read(recording)
+    asked = []
+
+    def runner(models, task, specs, folder, **kw):
+        if not specs[0].startswith("pool"):
+            asked.append((models[0], list(specs)))
+            return None  # the engine returned nothing
+        return run_profile(models, task, specs, folder, **kw)
+
+    res = profile_adaptive(
+        list(MODELS),
+        src.task(),
+        tmp_path / "m",
+        _request(),
+        budgets=[{"flops": 1e14}],
+        budget_samples=10_000,
+        stop_regret=100.0,
+        block=2,
+        strategies=["greedy:cot=false"],
+        runner=runner,
+        runner_kwargs={"loader": src.load},
+    )
+    assert len(res.rounds) == 2 and res.rounds[1]["grow"] == {}
+    assert sorted(asked) == sorted([(m, ["greedy:cot=false"]) for m in MODELS] * 2)
+    assert res.stopped.startswith("no measurement of") and "greedy:cot=false" in res.stopped
+    assert res.unmeasured == sorted(f"{m} greedy:cot=false" for m in MODELS)
+
+
+def test_forecast_mode_refuses_strategies_it_would_not_profile(tmp_path):
+    """--forecast-at grows pools only: a greedy strategy beside it is refused, not dropped."""
+    args = ["profile", "-m", "lab-s", "-t", "lab-arith", "-s", "pool", "-s", "greedy"]
+    args += ["--adaptive", "--budget-samples", "100", "--forecast-at", "8", "--out", str(tmp_path / "f")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2
+    assert "--forecast-at grows pools only: drop --strategy greedy:cot=true" in r.output
+
+
+def test_a_seed_round_over_the_budget_says_by_how_much(recording, tmp_path):
+    """The seed round is one block on every question of every model and is never cut short: a
+    budget below it (2 models x 128 questions x 2 samples = 512 > 300) is overspent, and the
+    stop reason says by how much instead of hiding it."""
+    src = ReplaySource.read(recording)
+    res = profile_adaptive(
+        list(MODELS),
+        src.task(),
+        tmp_path / "o",
+        _request(),
+        budgets=[{"flops": 1e14}],
+        budget_samples=300,
+        stop_regret=0.0,
+        block=2,
+        runner_kwargs={"loader": src.load},
+    )
+    assert res.samples == 512 and len(res.rounds) == 1
+    assert res.stopped.endswith("; 212 samples over the budget")
