@@ -11,6 +11,7 @@ import pytest
 import report_fixtures as F
 import typer
 
+from planner import what_to_measure as W
 from planner.cli import app
 from planner.profile import load_profile
 from planner.recommend import plan
@@ -72,23 +73,29 @@ def test_every_action_is_a_ttc_profile_command_line_that_parses(built):
     assert set(actions["command"]) == every  # one row per distinct command over the budgets
 
 
-def test_the_bootstrap_is_drawn_once_for_every_budget(built, monkeypatch):
+def test_the_bootstrap_and_configs_are_computed_once_for_every_budget(built, monkeypatch):
     """The report's budgets share one option space and target, so the joint question bootstrap
-    (the section's cost) is drawn once, not once per budget, and the blocks are the report's."""
+    and the arms' profiled configs (the section's cost, neither depends on the budget) are
+    computed once, not once per budget, and the blocks are the report's."""
     profile_dir, files = built
     ctx = planning_context(load_profile(profile_dir, n_boot=N_BOOT), gpu="h100")
     budgets = default_budgets(ctx)
-    draws = []
-    replicates = HeldOut.replicates
+    calls = {"replicates": 0, "arms_from_curves": 0}
 
-    def counted(self, *args, **kwargs):
-        draws.append(args)
-        return replicates(self, *args, **kwargs)
+    def counted(owner, name):
+        real = getattr(owner, name)
 
-    monkeypatch.setattr(HeldOut, "replicates", counted)
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, call)
+
+    counted(HeldOut, "replicates")  # the joint question bootstrap
+    counted(W, "arms_from_curves")  # the arms' profiled configs (the commands)
     blocks = measure_next_blocks(ctx, budgets, n_boot=N_BOOT)
     assert sum(b is not None for b in blocks) >= 2  # sharing is exercised
-    assert len(draws) == 1
+    assert calls == {"replicates": 1, "arms_from_curves": 1}
     for got, (_, want) in zip(blocks, files.content.measure_next, strict=True):
         assert (got is None) == (want is None)
         if got is not None:
