@@ -12,11 +12,12 @@ order, after one untimed warm-up build that fills the fit cache:
   :func:`planner.what_to_measure.measure_next` does when called once per budget, as the report
   did before it shared them);
 * ``shared``: the section as built now (:func:`planner.report.measure.measure_next_blocks`: one
-  draw for every budget).
+  draw of the replicates and one look-up of the arms' profiled configs for every budget).
 
-It prints each build's wall-clock seconds, the section's own seconds (the report's timing of
-it), the ratio of each to ``without``, and checks that the two section variants give the same
-P(best), regret (to 1e-9) and commands at every budget. Times are wall-clock on this machine;
+It prints each build's wall-clock seconds (min and median of the repeats), the section's own
+seconds (the report's timing of it), the builds' ratios to ``without``, the section's ratio per
+budget / shared, and checks that the two section variants give the same P(best), regret (to
+1e-9) and commands at every budget. Times are wall-clock on this machine;
 the load average is printed before and after. Set OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1
 on shared cores.
 """
@@ -27,6 +28,7 @@ import argparse
 import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -99,11 +101,13 @@ def main() -> None:
                 print(f"  {name}: {s:.1f} s", flush=True)
     base = min(seconds["without"])
     for name in variants:
-        best = min(seconds[name])
+        best, mid = min(seconds[name]), statistics.median(seconds[name])
         print(
-            f"{name:>10}: build {best:6.1f} s (min of {args.repeats}), section {min(section[name]):6.2f} s, "
-            f"ratio to without {best / base:.3f}"
+            f"{name:>10}: build min {best:5.1f} s, median {mid:5.1f} s of {args.repeats}; "
+            f"section min {min(section[name]):5.2f} s; build ratio to without (min) {best / base:.3f}"
         )
+    ratio = min(section["per budget"]) / min(section["shared"])
+    print(f"section per budget / shared (min): {ratio:.2f}x")
     print(f"per budget and shared give the same blocks: {_same(blocks['per budget'], blocks['shared'])}")
     print(f"load average after: {os.getloadavg()}")
 
