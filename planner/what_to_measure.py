@@ -86,7 +86,9 @@ TARGETS_PER_ARM = 6
 @dataclass
 class _Beliefs:
     """Every option (feasible or not) with its replicates: ``A`` (truth), ``same`` (what
-    profiling the same questions further would show), the estimate ``mu`` and masks."""
+    profiling the same questions further would show), the estimate ``mu`` and masks, and the
+    profiled config of each arm (:func:`_profiled_configs`; like the replicates, it does not
+    depend on the budget)."""
 
     table: pd.DataFrame
     A: np.ndarray
@@ -95,6 +97,7 @@ class _Beliefs:
     feasible: np.ndarray
     reachable: np.ndarray
     n_boot: int
+    configs: dict[str, str]
 
 
 def measure_next(
@@ -244,7 +247,7 @@ def _beliefs(profile: Profile, ctx: dict, B: int, seed: int, reach: float = MAX_
             A[:, i] = np.clip(mu[i] + s * rho * z + law, 0.0, 1.0)
             same[:, i] = np.clip(mu[i] + law, 0.0, 1.0)
     feasible = ctx["budget"].feasible(table)
-    return _Beliefs(table, A, same, mu, feasible, reachable, B)
+    return _Beliefs(table, A, same, mu, feasible, reachable, B, _profiled_configs(profile, ctx))
 
 
 # ---- the actions ------------------------------------------------------------------------------
@@ -278,7 +281,7 @@ def _actions(profile: Profile, ctx: dict, b: _Beliefs, seed: int) -> list[dict]:
     eps = np.random.default_rng([seed, 2]).standard_normal(b.n_boot)
     t = b.table
     xs, arms = t[KNOB_VALUE].to_numpy(float), t[ARM].to_numpy()
-    configs = _profiled_configs(profile, ctx)
+    configs = b.configs
     found: dict[str, dict] = {}
     for arm in space.arms(target):
         if not all(isinstance(space.curves[arm][d], ArmCurve) for d in target) or arm.descriptor is None:

@@ -5,13 +5,12 @@ the block ``ttc recommend`` prints), as two tables over the budgets."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import pandas as pd
 
 from ..request import PlanRequest
 from ..search import search_exhaustive
-from ..what_to_measure import measure_next
+from ..what_to_measure import measure_next_in
 from . import data as D
 from .format import format_budget, format_cost
 
@@ -24,15 +23,6 @@ MEASURE_TEXT = (
     "intervals of the predicted ones; each command resumes the profile folder and adds what it names. "
     "Costs of the runs are predicted from the measured tokens per query."
 )
-
-
-@dataclass
-class _Choice:
-    """What :func:`measure_next` reads of a recommendation: the plan's context (and it writes
-    ``measure_next``); the report's option space is reused instead of planning again."""
-
-    context: dict = field(default_factory=dict)
-    measure_next: dict | None = None
 
 
 def _request(ctx: D.PlanContext, budget: float, seed: int, n_boot: int) -> PlanRequest:
@@ -53,7 +43,12 @@ def measure_next_blocks(
     ctx: D.PlanContext, budgets: Sequence[float], *, seed: int = 0, n_boot: int = 200
 ) -> list[dict | None]:
     """The ``measure_next`` block of the mix's choice at each budget (None where nothing fits),
-    from the report's own option space and search (the choice of the budget map)."""
+    from the report's own option space and search (the choice of the budget map).
+
+    The budgets share one option space and target, so the bootstrap replicates are drawn once
+    (:func:`~planner.what_to_measure.measure_next_in`'s ``beliefs``: the same draw a call of
+    its own makes) and only feasibility, the choice and the actions are redone per budget."""
+    beliefs: dict = {}
     out = []
     for b in budgets:
         budget = ctx.budget(b)
@@ -61,18 +56,16 @@ def measure_next_blocks(
         if best is None:
             out.append(None)
             continue
-        choice = _Choice(
-            {
-                "space": ctx.space,
-                "target": dict(ctx.mix),
-                "budget": budget,
-                "coster": ctx.coster,
-                "hardware": ctx.hardware,
-                "request": _request(ctx, b, seed, n_boot),
-                "best": best,
-            }
-        )
-        out.append(measure_next(ctx.profile, choice))
+        plan_ctx = {
+            "space": ctx.space,
+            "target": dict(ctx.mix),
+            "budget": budget,
+            "coster": ctx.coster,
+            "hardware": ctx.hardware,
+            "request": _request(ctx, b, seed, n_boot),
+            "best": best,
+        }
+        out.append(measure_next_in(ctx.profile, plan_ctx, beliefs=beliefs))
     return out
 
 

@@ -11,10 +11,14 @@ import pytest
 import report_fixtures as F
 import typer
 
+from planner import what_to_measure as W
 from planner.cli import app
 from planner.profile import load_profile
 from planner.recommend import plan
 from planner.report import build_report
+from planner.report.data import default_budgets, planning_context
+from planner.report.measure import measure_next_blocks
+from planner.split_engine import HeldOut
 from planner.what_to_measure import measure_next
 
 N_BOOT = 10  # the fixture's fits; measure_next raises it to its own floor of replicates
@@ -67,3 +71,33 @@ def test_every_action_is_a_ttc_profile_command_line_that_parses(built):
         assert ctx.params["strategy"] and ctx.params["out"] is not None
     every = {a["command"] for _, b in files.content.measure_next if b for a in b["actions"]}
     assert set(actions["command"]) == every  # one row per distinct command over the budgets
+
+
+def test_the_bootstrap_and_configs_are_computed_once_for_every_budget(built, monkeypatch):
+    """The report's budgets share one option space and target, so the joint question bootstrap
+    and the arms' profiled configs (the section's cost, neither depends on the budget) are
+    computed once, not once per budget, and the blocks are the report's."""
+    profile_dir, files = built
+    ctx = planning_context(load_profile(profile_dir, n_boot=N_BOOT), gpu="h100")
+    budgets = default_budgets(ctx)
+    calls = {"replicates": 0, "arms_from_curves": 0}
+
+    def counted(owner, name):
+        real = getattr(owner, name)
+
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, call)
+
+    counted(HeldOut, "replicates")  # the joint question bootstrap
+    counted(W, "arms_from_curves")  # the arms' profiled configs (the commands)
+    blocks = measure_next_blocks(ctx, budgets, n_boot=N_BOOT)
+    assert sum(b is not None for b in blocks) >= 2  # sharing is exercised
+    assert calls == {"replicates": 1, "arms_from_curves": 1}
+    for got, (_, want) in zip(blocks, files.content.measure_next, strict=True):
+        assert (got is None) == (want is None)
+        if got is not None:
+            assert got["p_best"] == pytest.approx(want["p_best"], abs=1e-9)
+            assert [a["command"] for a in got["actions"]] == [a["command"] for a in want["actions"]]
