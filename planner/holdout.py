@@ -26,7 +26,7 @@ from .costs import DEFAULT_CONCURRENCY
 from .profile import Profile
 from .search import Budget, InfeasibleBudget, allocate_exact, search_exhaustive
 from .space import CostModel, OptionSpace
-from .split_engine import LEVEL, HeldOut, Key, SplitStat, most_common, split_seeds, summarize
+from .split_engine import LEVEL, HeldOut, Key, SplitStat, SplitTables, most_common, split_seeds, summarize
 
 __all__ = ["Evaluation", "evaluate_profile", "label_of"]
 
@@ -216,34 +216,14 @@ def evaluate_profile(
     records = []
     n_train = n_test = 0
     seeds = split_seeds(seed, n_splits)
+    setting = _Setting(held, space, mix, cost_key, extra, risk, baselines)
     for r, (train, test) in enumerate(
         held.splits(n_splits, seed, n_boot=n_boot if risk == "conservative" else 0)
     ):
         n_train, n_test = len(train.questions), len(test.questions)
-        t_train, t_test = train.table(mix), test.table(mix)
-        acc_test = _by_option(t_test)
-        bins_train = {b: train.table({b: 1.0}) for b in mix}
-        bins_test = {b: _by_option(test.table({b: 1.0})) for b in mix}
-        if memory:
-            bins_train = {b: t[t[MEMORY_BYTES] <= memory] for b, t in bins_train.items()}
+        halves = _Halves.of(train, test, mix, memory, r)
         for B in budgets:
-            rec = _one_budget(
-                held,
-                space,
-                train,
-                test,
-                mix,
-                B,
-                cost_key,
-                extra,
-                risk,
-                baselines,
-                bins_train,
-                bins_test,
-                acc_test,
-                t_train,
-                r,
-            )
+            rec = _one_budget(setting, halves, B)
             rec["split_seed"] = seeds[r]
             records.append(rec)
         if progress is not None:
@@ -307,30 +287,58 @@ def evaluate_profile(
     return ev
 
 
-def _one_budget(
-    held,
-    space,
-    train,
-    test,
-    mix,
-    B,
-    cost_key,
-    extra,
-    risk,
-    baselines,
-    bins_train,
-    bins_test,
-    acc_test,
-    t_train,
-    split,
-) -> dict:
+@dataclass(frozen=True)
+class _Setting:
+    """What every split and budget of one evaluation shares."""
+
+    held: HeldOut
+    space: OptionSpace
+    mix: dict[str, float]
+    cost_key: str
+    extra: dict[str, float]
+    risk: str
+    baselines: dict[str, tuple[str, float | None]]
+
+
+@dataclass(frozen=True)
+class _Halves:
+    """One split's two halves and the option tables every budget reads from them."""
+
+    train: SplitTables
+    test: SplitTables
+    t_train: pd.DataFrame
+    acc_test: dict
+    bins_train: dict[str, pd.DataFrame]
+    bins_test: dict[str, dict]
+    split: int
+
+    @classmethod
+    def of(cls, train, test, mix, memory, split: int) -> _Halves:
+        """The planning half's tables (per bin: within the GPU's memory when there is one) and
+        the held-out half's accuracy per option."""
+        bins_train = {b: train.table({b: 1.0}) for b in mix}
+        if memory:
+            bins_train = {b: t[t[MEMORY_BYTES] <= memory] for b, t in bins_train.items()}
+        bins_test = {b: _by_option(test.table({b: 1.0})) for b in mix}
+        return cls(train, test, train.table(mix), _by_option(test.table(mix)), bins_train, bins_test, split)
+
+
+def _one_budget(setting: _Setting, halves: _Halves, B: float) -> dict:
     """One split at one budget: the planner's choice, the hindsight best, the baselines and the
     allocation, each measured on the test half, with the floor of each one's standard error
     (:meth:`HeldOut.full_se`)."""
-    budget = Budget({cost_key: B, **extra})
-    rec: dict[str, object] = {"split": split, "budget": B}
-    plan = search_exhaustive(train, mix, budget, risk)
-    hind = search_exhaustive(test, mix, budget, "expected")
+    held, space, mix, cost_key, risk = (
+        setting.held,
+        setting.space,
+        setting.mix,
+        setting.cost_key,
+        setting.risk,
+    )
+    acc_test, t_train, bins_test = halves.acc_test, halves.t_train, halves.bins_test
+    budget = Budget({cost_key: B, **setting.extra})
+    rec: dict[str, object] = {"split": halves.split, "budget": B}
+    plan = search_exhaustive(halves.train, mix, budget, risk)
+    hind = search_exhaustive(halves.test, mix, budget, "expected")
 
     def floor(*terms: tuple[float, Key | Mapping[str, Key]]) -> float:
         by_bin = {b: [(c, k[b] if isinstance(k, Mapping) else k) for c, k in terms] for b in mix}
@@ -356,7 +364,7 @@ def _one_budget(
         rec["regret"] = rec["hindsight_accuracy"] - rec.get("realized_accuracy", math.nan)
         rec["regret floor"] = floor((1.0, h), (-1.0, choice)) if choice else math.nan
     ok = budget.feasible(t_train)
-    for name, (strategy, x) in baselines.items():
+    for name, (strategy, x) in setting.baselines.items():
         cand = t_train[ok & (t_train[STRATEGY] == strategy).to_numpy()]
         if x is not None:
             cand = cand[np.isclose(cand[KNOB_VALUE], x)]
@@ -373,7 +381,7 @@ def _one_budget(
             rec[f"planner - {name}"] = rec.get("realized_accuracy", math.nan) - rec[name]
             rec[f"planner - {name} floor"] = floor((1.0, choice), (-1.0, key))
     try:
-        alloc = allocate_exact(bins_train, mix, B, cost_key, risk)
+        alloc = allocate_exact(halves.bins_train, mix, B, cost_key, risk)
     except InfeasibleBudget:
         return rec
     picks = {b: (row[ARM], float(row[KNOB_VALUE])) for b, row in alloc.choice.items()}

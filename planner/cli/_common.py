@@ -113,6 +113,29 @@ def samples_folder(
     return next(iter(given.values()), None)
 
 
+def profile_loading(
+    model_spec: list[str] | None,
+    n_boot: int,
+    no_cache: bool,
+    verifier: str | None,
+    assume_prompt_tokens: float | None,
+    assume_completion_tokens: float | None,
+) -> dict:
+    """The keyword arguments of :func:`planner.profile.load_profile` (which ``build_report``
+    takes too) that ``--model-spec``, ``--n-boot``, ``--no-cache``, ``--verifier`` and the
+    ``--assume-*-tokens`` flags give, with the fit stages' progress shown."""
+    from planner.space.assumed import AssumedLengths
+
+    return {
+        "model_specs": parse_pairs(model_spec, "--model-spec"),
+        "n_boot": n_boot,
+        "use_cache": not no_cache,
+        "progress": True,
+        "verifier": verifier,
+        "assumed": AssumedLengths(assume_prompt_tokens, assume_completion_tokens),
+    }
+
+
 def parse_budgets(text: str | None) -> list[float] | None:
     """``--budgets 1e12,1e13`` as numbers (None when not given); one line naming the flag otherwise.
 

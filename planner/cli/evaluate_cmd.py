@@ -16,7 +16,7 @@ from ..report.format import (
     format_serving,
     strict_json,
 )
-from ._common import console, fail, not_none, parse_budgets, parse_pairs, samples_folder
+from ._common import console, fail, not_none, parse_budgets, profile_loading, samples_folder
 from ._options import (
     AllowSimulated,
     Api,
@@ -79,7 +79,6 @@ def evaluate(
     from planner.holdout import evaluate_profile
     from planner.profile import load_profile
     from planner.request import DEFAULT_HARDWARE
-    from planner.space.assumed import AssumedLengths
 
     folder = samples_folder(samples_arg, samples, profile)
     values = parse_budgets(budgets)
@@ -88,16 +87,10 @@ def evaluate(
     if budget_key not in COST_KEYS:  # before the profile is loaded and fitted
         fail(f"--budget-key must be one of {', '.join(COST_KEYS)}; got {budget_key!r}")
     try:
-        prof = load_profile(
-            folder,
-            model_specs=parse_pairs(model_spec, "--model-spec"),
-            n_boot=n_boot,
-            use_cache=not no_cache,
-            progress=True,
-            verifier=verifier,
-            require_lengths=True,
-            assumed=AssumedLengths(assume_prompt_tokens, assume_completion_tokens),
+        loading = profile_loading(
+            model_spec, n_boot, no_cache, verifier, assume_prompt_tokens, assume_completion_tokens
         )
+        prof = load_profile(folder, require_lengths=True, **loading)
         with Progress("held-out splits", splits, unit="splits") as bar:
             ev = evaluate_profile(
                 prof,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, fail, not_none, parse_budgets, parse_pairs, samples_folder
+from ._common import console, fail, not_none, parse_budgets, profile_loading, samples_folder
 from ._options import (
     AllowSimulated,
     AssumeCompletionTokens,
@@ -68,7 +68,6 @@ def report(
         ttc report runs/lab --budget-key usd --budgets 1e-6,1e-5,1e-4
     """
     from planner.report import build_report
-    from planner.space.assumed import AssumedLengths
 
     from ._errors import claim_output
 
@@ -85,16 +84,13 @@ def report(
         budget_key=budget_key,
         mix=mix,
         tp=tp,
-        verifier=verifier,
         **not_none(gpu=gpu, qps=qps, risk=risk, concurrency=concurrency),
         include_simulated=allow_simulated,
-        model_specs=parse_pairs(model_spec, "--model-spec"),
-        n_boot=n_boot,
-        use_cache=not no_cache,
         png=not no_png,
         n_splits=splits,
-        progress=True,
-        assumed=AssumedLengths(assume_prompt_tokens, assume_completion_tokens),
+        **profile_loading(
+            model_spec, n_boot, no_cache, verifier, assume_prompt_tokens, assume_completion_tokens
+        ),
     )
     console.print(f"report: {files.html}", highlight=False)
     if files.markdown:

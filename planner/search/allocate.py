@@ -57,6 +57,12 @@ __all__ = [
 ]
 
 
+Tables = Mapping[str, pd.DataFrame]
+"""Each difficulty bin's option table."""
+Weights = Mapping[str, float]
+"""Each difficulty bin's share of the queries."""
+
+
 class InfeasibleBudget(ValueError):
     """No allocation fits the budget; the message gives the cheapest one's cost."""
 
@@ -96,7 +102,7 @@ class Allocation:
 
 
 def bin_tables(
-    space: OptionSpace, weights: Mapping[str, float], per_query: Budget | None = None
+    space: OptionSpace, weights: Weights, per_query: Budget | None = None
 ) -> dict[str, pd.DataFrame]:
     """Each bin's option table (every option of the space for that bin), with options over a
     per-query limit (latency, memory, ...) removed."""
@@ -179,11 +185,7 @@ def _backtrack(backs, data, j: int) -> list[int]:
 
 
 def allocate_exact(
-    tables: Mapping[str, pd.DataFrame],
-    weights: Mapping[str, float],
-    budget: float,
-    cost_key: str = "flops",
-    risk: str = "expected",
+    tables: Tables, weights: Weights, budget: float, cost_key: str = "flops", risk: str = "expected"
 ) -> Allocation:
     """The optimal allocation (Pareto-front dynamic programme; exact, no discretization)."""
     objective = objective_column(risk)
@@ -197,8 +199,8 @@ def allocate_exact(
 
 
 def allocation_frontier(
-    tables: Mapping[str, pd.DataFrame],
-    weights: Mapping[str, float],
+    tables: Tables,
+    weights: Weights,
     cost_key: str = "flops",
     risk: str = "expected",
 ) -> pd.DataFrame:
@@ -225,11 +227,7 @@ def _upper_hull(c: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def allocate_lagrangian(
-    tables: Mapping[str, pd.DataFrame],
-    weights: Mapping[str, float],
-    budget: float,
-    cost_key: str = "flops",
-    risk: str = "expected",
+    tables: Tables, weights: Weights, budget: float, cost_key: str = "flops", risk: str = "expected"
 ) -> Allocation:
     """Greedy on the bins' upper convex hulls (the Lagrangian / LP relaxation).
 
@@ -269,8 +267,8 @@ def allocate_lagrangian(
 
 
 def allocate_optuna(
-    tables: Mapping[str, pd.DataFrame],
-    weights: Mapping[str, float],
+    tables: Tables,
+    weights: Weights,
     budget: float,
     cost_key: str = "flops",
     risk: str = "expected",
@@ -308,11 +306,7 @@ def allocate_optuna(
 
 
 def allocate_brute_force(
-    tables: Mapping[str, pd.DataFrame],
-    weights: Mapping[str, float],
-    budget: float,
-    cost_key: str = "flops",
-    risk: str = "expected",
+    tables: Tables, weights: Weights, budget: float, cost_key: str = "flops", risk: str = "expected"
 ) -> Allocation:
     """Every combination of options (for tests on small instances)."""
     objective = objective_column(risk)
@@ -334,8 +328,8 @@ def allocate_brute_force(
 
 
 def best_single(
-    tables: Mapping[str, pd.DataFrame],
-    weights: Mapping[str, float],
+    tables: Tables,
+    weights: Weights,
     budget: float,
     cost_key: str = "flops",
     risk: str = "expected",
@@ -371,8 +365,8 @@ def best_single(
 
 
 def compare_with_single(
-    tables: Mapping[str, pd.DataFrame],
-    weights: Mapping[str, float],
+    tables: Tables,
+    weights: Weights,
     budget: float,
     cost_key: str = "flops",
     risk: str = "expected",

@@ -37,18 +37,15 @@ def test_selection_picks_the_true_family_on_clean_data(cls, params):
 def test_table_reports_extrapolation_error_as_held_out_rmse():
     y = PowerLaw.formula(K, 0.9, 0.5, 0.4) + np.random.default_rng(0).normal(0, 0.003, len(K))
     law, table = fit_curve(K, y, holdout_frac=0.3, cuts=None)  # cuts=None: the top-30% holdout scheme
-    assert list(table.columns) == [
-        "law",
-        "params",
-        "rmse",
-        "aic",
-        "extrapolation_error",
-        "extrapolation_ratio",
-        "converged",
-        "holdout_converged",
-        "selected",
-        "message",
-    ]
+    # the winner's row, from its predictions by hand: rmse, AIC (unit weights), verdicts
+    winner = table.loc[0]
+    resid = law.predict(K) - y
+    assert winner["law"] == law.name and winner["selected"] and winner["message"] == "ok"
+    assert winner["rmse"] == pytest.approx(math.sqrt(np.mean(resid**2)), rel=1e-6)
+    assert winner["aic"] == pytest.approx(
+        len(K) * math.log(np.mean(resid**2)) + 2 * len(winner["params"]), rel=1e-6
+    )
+    assert winner["converged"] and winner["holdout_converged"]
     assert set(table["law"]) == set(DEFAULT_LAWS)
     assert table["extrapolation_error"].notna().all()
     # recompute one candidate's extrapolation error by hand: fit on the 7 lowest k, RMSE on the top 3

@@ -44,6 +44,20 @@ def recording(tmp_path_factory) -> Path:
     return d / "imp"
 
 
+def _adaptive(src: ReplaySource, out: Path, budgets=({"flops": 1e14},), **kw):
+    """An adaptive run of the recording's two models with the shared request, blocks of 2."""
+    return profile_adaptive(
+        list(MODELS),
+        src.task(),
+        out,
+        _request(),
+        budgets=list(budgets),
+        block=2,
+        runner_kwargs={"loader": src.load},
+        **kw,
+    )
+
+
 def _request() -> PlanRequest:
     return PlanRequest(
         {"flops": 1e14},
@@ -91,17 +105,7 @@ def test_pool_configs_keep_their_old_form_in_block_zero():
 
 def test_a_high_stop_regret_stops_after_the_seed_round(recording, tmp_path):
     src = ReplaySource.read(recording)
-    res = profile_adaptive(
-        list(MODELS),
-        src.task(),
-        tmp_path / "a",
-        _request(),
-        budgets=[{"flops": 1e14}],
-        budget_samples=10_000,
-        stop_regret=100.0,
-        block=2,
-        runner_kwargs={"loader": src.load},
-    )
+    res = _adaptive(src, tmp_path / "a", budget_samples=10_000, stop_regret=100.0)
     assert len(res.rounds) == 1 and res.stopped.startswith("expected regret")
     assert res.samples == 2 * 128 * 2 * res.rounds[0]["grow"]["Pythia_12B_300B"]
     meta = json.loads((tmp_path / "a" / "run.json").read_text())
@@ -111,16 +115,12 @@ def test_a_high_stop_regret_stops_after_the_seed_round(recording, tmp_path):
 def test_the_budget_is_never_overspent_and_the_run_says_why_it_stopped(recording, tmp_path):
     src = ReplaySource.read(recording)
     budget = 2 * 128 * 10
-    res = profile_adaptive(
-        list(MODELS),
-        src.task(),
+    res = _adaptive(
+        src,
         tmp_path / "b",
-        _request(),
         budgets=[{"flops": 1e14}, {"flops": 1e15}],
         budget_samples=budget,
         stop_regret=0.0,
-        block=2,
-        runner_kwargs={"loader": src.load},
     )
     assert res.samples <= budget
     assert spent(tmp_path / "b")[0] == res.samples
@@ -422,18 +422,13 @@ def test_a_requested_strategy_with_no_measurement_keeps_the_run_from_stopping(re
             return None  # the engine returned nothing
         return run_profile(models, task, specs, folder, **kw)
 
-    res = profile_adaptive(
-        list(MODELS),
-        src.task(),
+    res = _adaptive(
+        src,
         tmp_path / "m",
-        _request(),
-        budgets=[{"flops": 1e14}],
         budget_samples=10_000,
         stop_regret=100.0,
-        block=2,
         strategies=["greedy:cot=false"],
         runner=runner,
-        runner_kwargs={"loader": src.load},
     )
     assert len(res.rounds) == 2 and res.rounds[1]["grow"] == {}
     assert sorted(asked) == sorted([(m, ["greedy:cot=false"]) for m in MODELS] * 2)
@@ -455,16 +450,6 @@ def test_a_seed_round_over_the_budget_says_by_how_much(recording, tmp_path):
     budget below it (2 models x 128 questions x 2 samples = 512 > 300) is overspent, and the
     stop reason says by how much instead of hiding it."""
     src = ReplaySource.read(recording)
-    res = profile_adaptive(
-        list(MODELS),
-        src.task(),
-        tmp_path / "o",
-        _request(),
-        budgets=[{"flops": 1e14}],
-        budget_samples=300,
-        stop_regret=0.0,
-        block=2,
-        runner_kwargs={"loader": src.load},
-    )
+    res = _adaptive(src, tmp_path / "o", budget_samples=300, stop_regret=0.0)
     assert res.samples == 512 and len(res.rounds) == 1
     assert res.stopped.endswith("; 212 samples over the budget")

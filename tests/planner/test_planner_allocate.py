@@ -8,18 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.search import (
-    Budget,
-    InfeasibleBudget,
-    allocate_brute_force,
-    allocate_exact,
-    allocate_lagrangian,
-    allocate_optuna,
-    allocation_frontier,
-    best_single,
-    bin_tables,
-    compare_with_single,
-)
+from planner.search import Budget, InfeasibleBudget
+from planner.search import allocate as alloc
 
 
 def _random_tables(rng, n_bins, n_opts):
@@ -47,15 +37,15 @@ def test_exact_dp_matches_brute_force_on_random_instances(seed):
     tables, weights = _random_tables(rng, n_bins=int(rng.integers(2, 5)), n_opts=int(rng.integers(2, 7)))
     for budget in (10.0, 30.0, 60.0, 120.0):
         try:
-            brute = allocate_brute_force(tables, weights, budget)
+            brute = alloc.allocate_brute_force(tables, weights, budget)
         except InfeasibleBudget:
             with pytest.raises(InfeasibleBudget, match="cheapest allocation"):
-                allocate_exact(tables, weights, budget)
+                alloc.allocate_exact(tables, weights, budget)
             continue
-        exact = allocate_exact(tables, weights, budget)
+        exact = alloc.allocate_exact(tables, weights, budget)
         assert exact.accuracy == pytest.approx(brute.accuracy, abs=1e-12)
         assert exact.cost <= budget * (1 + 1e-12)
-        lag = allocate_lagrangian(tables, weights, budget)
+        lag = alloc.allocate_lagrangian(tables, weights, budget)
         assert lag.cost <= budget * (1 + 1e-12)
         assert lag.accuracy <= exact.accuracy + 1e-12 <= lag.bound + 2e-12
 
@@ -63,16 +53,16 @@ def test_exact_dp_matches_brute_force_on_random_instances(seed):
 def test_exact_frontier_points_are_achievable_and_monotone():
     rng = np.random.default_rng(5)
     tables, weights = _random_tables(rng, 3, 5)
-    front = allocation_frontier(tables, weights)
+    front = alloc.allocation_frontier(tables, weights)
     assert np.all(np.diff(front["cost"]) > 0) and np.all(np.diff(front["accuracy"]) > 0)
     for c, a in front.sample(5, random_state=0).itertuples(index=False):
-        assert allocate_brute_force(tables, weights, c * (1 + 1e-9)).accuracy == pytest.approx(a)
+        assert alloc.allocate_brute_force(tables, weights, c * (1 + 1e-9)).accuracy == pytest.approx(a)
 
 
 @pytest.fixture(scope="module")
 def lab(space):
     weights = {"1": 0.2, "2": 0.5, "3": 0.3}
-    return space, weights, bin_tables(space, weights, Budget({"latency_s": 1.0}))
+    return space, weights, alloc.bin_tables(space, weights, Budget({"latency_s": 1.0}))
 
 
 def test_per_query_limits_filter_every_bin(lab):
@@ -83,8 +73,8 @@ def test_per_query_limits_filter_every_bin(lab):
 def test_optuna_allocation_is_close_to_the_exact_optimum_and_reports_its_gap(lab):
     _, weights, tables = lab
     for budget in (8e8, 3e9):
-        exact = allocate_exact(tables, weights, budget)
-        tpe = allocate_optuna(tables, weights, budget, n_trials=250, seed=0)
+        exact = alloc.allocate_exact(tables, weights, budget)
+        tpe = alloc.allocate_optuna(tables, weights, budget, n_trials=250, seed=0)
         assert tpe.cost <= budget * (1 + 1e-9)
         assert 0 <= exact.accuracy - tpe.accuracy <= 0.01
 
@@ -92,11 +82,11 @@ def test_optuna_allocation_is_close_to_the_exact_optimum_and_reports_its_gap(lab
 def test_allocation_never_loses_to_the_best_single_option(lab):
     _, weights, tables = lab
     for budget in (5e8, 2e9, 8e9):
-        cmp = compare_with_single(tables, weights, budget)
+        cmp = alloc.compare_with_single(tables, weights, budget)
         assert cmp["allocation_accuracy"] >= cmp["single_accuracy"] - 1e-12
         assert cmp["cost_to_match"] <= cmp["single_cost"] * (1 + 1e-12)
         assert cmp["compute_ratio"] >= 1.0
-    single = best_single(tables, weights, 2e9, strategies=("majority",))
+    single = alloc.best_single(tables, weights, 2e9, strategies=("majority",))
     assert {r["strategy"] for r in single.choice.values()} == {"majority"}
     assert len({(r["arm"], r["knob_value"]) for r in single.choice.values()}) == 1
 
@@ -104,7 +94,7 @@ def test_allocation_never_loses_to_the_best_single_option(lab):
 def test_infeasible_budget_names_the_cheapest_allocation(lab):
     _, weights, tables = lab
     with pytest.raises(InfeasibleBudget, match=r"below the cheapest allocation \(\d"):
-        allocate_exact(tables, weights, 1.0)
+        alloc.allocate_exact(tables, weights, 1.0)
 
 
 def test_one_tolerance_and_one_pareto_filter_for_every_search():
@@ -124,8 +114,13 @@ def test_one_tolerance_and_one_pareto_filter_for_every_search():
         }
     )
     assert pareto_front(t, "accuracy", "flops")["arm"].tolist() == ["a", "c"]
-    assert allocation_frontier({"1": t}, {"1": 1.0}, "flops")["cost"].tolist() == [1.0, 3.0]
+    assert alloc.allocation_frontier({"1": t}, {"1": 1.0}, "flops")["cost"].tolist() == [1.0, 3.0]
     limit = 3.0 / (1 + 5e-13)  # the dearest option is over it only by floating-point noise
     assert Budget({"flops": limit}).feasible(t).all()
-    for solver in (allocate_exact, allocate_lagrangian, allocate_brute_force, best_single):
+    for solver in (
+        alloc.allocate_exact,
+        alloc.allocate_lagrangian,
+        alloc.allocate_brute_force,
+        alloc.best_single,
+    ):
         assert solver({"1": t}, {"1": 1.0}, limit, "flops").accuracy == 0.6, solver.__name__
