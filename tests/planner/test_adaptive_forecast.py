@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fitting.betabinom import BetaBinomial
 from fitting.coverage import BetaBinomialPosterior
-from fitting.importer import import_file, read_input
+from fitting.importer import read_input
 from planner.adaptive_forecast import allocate, block_gain, round_samples, seed_blocks
 from planner.adaptive_profiling import STATE_FILE, spent
 from planner.cli import app
@@ -87,17 +87,6 @@ def test_fits_on_adaptively_grown_pools_recover_known_rates_as_well_as_uniform_p
     for arm in errors:
         assert np.mean(errors[arm]) < 0.03, (arm, errors)
         assert abs(np.mean(fitted_a[arm]) - a) < 0.25 * a, (arm, fitted_a)
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory) -> Path:
-    """Two Pythia checkpoints' real counts (128 GSM8K questions, pools of 128 and 640)."""
-    d = tmp_path_factory.mktemp("rec")
-    df = pd.read_csv(DATA / "monkeys_gsm8k_pythia_counts_slice.csv")
-    df = df[df["model"].isin(MODELS)][["model", "question_id", "n_samples", "n_correct"]]
-    df.to_csv(d / "counts.csv", index=False)
-    import_file(d / "counts.csv", d / "imp")
-    return d / "imp"
 
 
 def _profile(recording: Path, out: Path, budget: int):

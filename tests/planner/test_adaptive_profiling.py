@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from fitting import schema as S
 from fitting.betabinom import BetaBinomial
-from fitting.importer import import_file, read_input
+from fitting.importer import read_input
 from planner.adaptive_profiling import STATE_FILE, profile_adaptive, spent
 from planner.cli import app
 from planner.costs import lab_checkpoint_dirs
@@ -31,17 +31,6 @@ from profiling.runner import profile as run_profile
 DATA = Path(__file__).resolve().parents[1] / "data"
 MODELS = {"Pythia_12B_300B": "pythia-12b", "Pythia_1B_300B": "pythia-1b"}
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory) -> Path:
-    """The shared Pythia counts of two models (128 questions each), imported without lengths."""
-    d = tmp_path_factory.mktemp("rec")
-    df = pd.read_csv(DATA / "monkeys_gsm8k_pythia_counts_slice.csv")
-    df = df[df["model"].isin(MODELS)][["model", "question_id", "n_samples", "n_correct"]]
-    df.to_csv(d / "counts.csv", index=False)
-    import_file(d / "counts.csv", d / "imp")
-    return d / "imp"
 
 
 def _adaptive(src: ReplaySource, out: Path, budgets=({"flops": 1e14},), **kw):
