@@ -19,6 +19,8 @@ from scipy.special import expit
 from scipy.stats import binom
 
 from fitting import schema as S
+from planner.catalog import get_model_entry
+from profiling.storage import new_run_metadata, run_signature, write_run
 
 MODELS = {
     "lab-s": (1e6, -0.3, "dense"),
@@ -179,3 +181,16 @@ def samples_table(
 def binomial_majority(p: float, k: int) -> float:
     """Majority of k with a single wrong answer (closed form), for cross-checks."""
     return float(binom.sf(k // 2, k, p) + (0.5 * binom.pmf(k // 2, k, p) if k % 2 == 0 else 0.0))
+
+
+def write_fixture_run(folder, configs: dict[str, str]) -> None:
+    """``run.json`` of a synthetic pool profile whose models stand for the catalog entries
+    ``configs`` (model -> catalog name: their architectures price the options)."""
+    meta = new_run_metadata(run_signature("fixture", 0, 64, [("pool", POOL_CONFIG)]))
+    for model, entry in configs.items():
+        meta["models"][model] = {
+            "config": dict(get_model_entry(entry).config),
+            "dtype": "bfloat16",
+            "backend": "hf",
+        }
+    write_run(folder, meta)

@@ -17,10 +17,9 @@ from typer.testing import CliRunner
 
 import fitting.cache as C
 from fitting import schema as S
-from planner.catalog import get_model_entry
 from planner.cli import app
 from planner.profile import CACHE_DIR, load_profile
-from profiling.storage import new_run_metadata, run_signature, write_run, write_shard
+from profiling.storage import write_shard
 
 CONFIGS = {"lab-s": "qwen2.5-0.5b", "lab-l": "qwen2.5-7b"}
 
@@ -31,14 +30,7 @@ def make_profile(folder):
     shards = {
         m: write_shard(folder, part) for m, part in df[df[S.MODEL].isin(list(CONFIGS))].groupby(S.MODEL)
     }
-    meta = new_run_metadata(run_signature("fixture", 0, 64, [("pool", F.POOL_CONFIG)]))
-    for model, entry in CONFIGS.items():
-        meta["models"][model] = {
-            "config": dict(get_model_entry(entry).config),
-            "dtype": "bfloat16",
-            "backend": "hf",
-        }
-    write_run(folder, meta)
+    F.write_fixture_run(folder, CONFIGS)
     return shards
 
 

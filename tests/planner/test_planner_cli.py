@@ -10,12 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fitting import schema as S
-from planner.catalog import get_model_entry
 from planner.cli import app
 from planner.profile import CACHE_DIR, load_profile
 from planner.recommend import build_space
 from planner.space import CostModel
-from profiling.storage import new_run_metadata, run_signature, write_run, write_shard
+from profiling.storage import write_shard
 
 DESIGN_KEYS = {
     "request",
@@ -40,14 +39,7 @@ def profile_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("profile")
     samples = F.samples_table(n_questions=24, pool=16)
     write_shard(folder, samples)
-    meta = new_run_metadata(run_signature("fixture", 0, 64, [("pool", F.POOL_CONFIG)]))
-    for model, entry in CONFIGS.items():
-        meta["models"][model] = {
-            "config": dict(get_model_entry(entry).config),
-            "dtype": "bfloat16",
-            "backend": "hf",
-        }
-    write_run(folder, meta)
+    F.write_fixture_run(folder, CONFIGS)
     return folder
 
 
