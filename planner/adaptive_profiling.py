@@ -204,6 +204,19 @@ def profile_adaptive(
                 if specs:
                     runner([model], chosen, specs, out, seed=seed, **kwargs)
 
+    def finish(r: dict, start: dict[str, int]) -> None:
+        """Run a recorded round, mark it done and cap the questions it used up."""
+        execute(r, start)
+        r["done"] = True
+        _cap_used_up(out, state, r, block)
+        write_state(out, state)
+
+    def run_round(r: dict) -> None:
+        """Record a new round before it runs (a killed run finishes it first), run it, say so."""
+        start_round(out, state, r)
+        finish(r, {})
+        notify(on_round, r)
+
     def budget_left() -> float:
         n, tokens = spent(out)
         result.samples, result.tokens = n, tokens
@@ -215,10 +228,7 @@ def profile_adaptive(
     rounds = state["rounds"]
     for i, r in enumerate(rounds):
         if not r.get("done"):
-            execute(r, _merge_max(rounds[:i]))
-            r["done"] = True
-            _cap_used_up(out, state, r, block)
-            write_state(out, state)
+            finish(r, _merge_max(rounds[:i]))
     if not rounds:
         seed_blocks = _seed_blocks(block, budget_samples, len(models), task, kwargs)
         first = {
@@ -229,12 +239,7 @@ def profile_adaptive(
         if others:
             first["strategies"] = dict.fromkeys(models, others)
             first["why"] += f" and {', '.join(others)}"
-        start_round(out, state, first)
-        execute(first, {})
-        first["done"] = True
-        _cap_used_up(out, state, first, block)
-        write_state(out, state)
-        notify(on_round, first)
+        run_round(first)
     coverage: dict = {}  # coverage forecasts keyed by their data: a model not grown is not refitted
     while True:
         left = budget_left()
@@ -268,12 +273,7 @@ def profile_adaptive(
         else:
             r = {"round": len(rounds), "grow": grow, "why": decision["why"], "regret": decision["regret"]}
             r["questions"] = per_question
-        start_round(out, state, r)
-        execute(r, {})
-        r["done"] = True
-        _cap_used_up(out, state, r, block)
-        write_state(out, state)
-        notify(on_round, r)
+        run_round(r)
 
 
 def _stop_reason(
